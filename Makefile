@@ -1,0 +1,28 @@
+# Gimbal's two entry points. `make demo` installs what is missing, builds and runs the default
+# scenario; `make test` installs, builds and runs every test, including a sanitizer build.
+JOBS ?= $(shell nproc)
+GIMBAL := build/release/src/cli/gimbal
+
+.PHONY: deps build demo test test-release test-asan bench lint clean
+
+deps:
+	bash scripts/install-deps.sh
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+demo: build
+	$(GIMBAL) demo
+
+test: deps
+	bash scripts/run-tests.sh
+
+bench: build
+	bash bench/run-all.sh
+
+lint:
+	bash scripts/lint.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,286 @@
+#include "core/yaml_reader.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace gimbal {
+
+Result<YamlReader> YamlReader::FromFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound(fmt::format("{}: cannot open file", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return FromString(ss.str(), path);
+}
+
+Result<YamlReader> YamlReader::FromString(const std::string& text, const std::string& name) {
+  try {
+    YAML::Node n = YAML::Load(text);
+    return YamlReader(name, n, "");
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(fmt::format("{}:{}:{}: malformed YAML: {}", name, e.mark.line + 1,
+                                       e.mark.column + 1, e.msg));
+  }
+}
+
+YamlReader::YamlReader(std::string file, YAML::Node node, std::string path)
+    : YamlReader(std::move(file), std::move(node), std::move(path), std::make_shared<Status>()) {}
+
+YamlReader::YamlReader(std::string file, YAML::Node node, std::string path,
+                       std::shared_ptr<Status> err)
+    : file_(std::move(file)), node_(std::move(node)), path_(std::move(path)), error_(std::move(err)) {}
+
+std::string YamlReader::KeyPath(const std::string& key) const {
+  if (key.empty()) return path_.empty() ? "(top level)" : path_;
+  return path_.empty() ? key : path_ + "." + key;
+}
+
+std::string YamlReader::Where(const YAML::Node& n, const std::string& key) const {
+  const YAML::Mark m = n.Mark();
+  if (m.line >= 0) return fmt::format("{}:{}:{}: '{}'", file_, m.line + 1, m.column + 1, KeyPath(key));
+  return fmt::format("{}: '{}'", file_, KeyPath(key));
+}
+
+void YamlReader::Fail(const std::string& what, const std::string& key) const {
+  if (!error_->ok()) return;
+  YAML::Node at = node_;
+  if (!key.empty() && node_.IsMap() && node_[key]) at = node_[key];
+  *error_ = InvalidArgument(Where(at, key) + ": " + what);
+}
+
+bool YamlReader::Has(const std::string& key) const {
+  return node_.IsMap() && node_[key] && !node_[key].IsNull();
+}
+
+YamlReader YamlReader::Child(const std::string& key, bool optional) const {
+  if (!Has(key)) {
+    if (!optional) Fail("required key is missing", key);
+    return YamlReader(file_, YAML::Node(), KeyPath(key), error_);
+  }
+  return YamlReader(file_, node_[key], KeyPath(key), error_);
+}
+
+YamlReader YamlReader::At(size_t i) const {
+  return YamlReader(file_, node_[i], fmt::format("{}[{}]", path_, i), error_);
+}
+
+std::vector<YamlReader> YamlReader::Items(const std::string& key, bool optional) const {
+  std::vector<YamlReader> out;
+  if (!Has(key)) {
+    if (!optional) Fail("required list is missing", key);
+    return out;
+  }
+  YamlReader c = Child(key);
+  if (!c.node_.IsSequence()) {
+    Fail("expected a list", key);
+    return out;
+  }
+  for (size_t i = 0; i < c.node_.size(); ++i) out.push_back(c.At(i));
+  return out;
+}
+
+std::vector<std::string> YamlReader::Keys() const {
+  std::vector<std::string> out;
+  if (!node_.IsMap()) return out;
+  for (const auto& kv : node_) out.push_back(kv.first.as<std::string>());
+  return out;
+}
+
+std::string YamlReader::Scalar() const {
+  if (!node_.IsScalar()) {
+    Fail("expected a single value");
+    return "";
+  }
+  return node_.Scalar();
+}
+
+namespace {
+std::string Range(double lo, double hi) {
+  if (std::isinf(lo) && std::isinf(hi)) return "";
+  if (std::isinf(hi)) return fmt::format(" >= {}", lo);
+  if (std::isinf(lo)) return fmt::format(" <= {}", hi);
+  return fmt::format(" in [{}, {}]", lo, hi);
+}
+}  // namespace
+
+double YamlReader::Double(const std::string& key, std::optional<double> def, double lo,
+                          double hi) const {
+  if (!Has(key)) {
+    if (!def) Fail("required number is missing", key);
+    return def.value_or(0);
+  }
+  const YAML::Node n = node_[key];
+  double v = 0;
+  bool good = n.IsScalar();
+  if (good) {
+    const std::string& s = n.Scalar();
+    char* end = nullptr;
+    v = std::strtod(s.c_str(), &end);
+    good = !s.empty() && end && *end == '\0' && std::isfinite(v);
+  }
+  if (!good || v < lo || v > hi) {
+    Fail(fmt::format("expected a number{}, got '{}'", Range(lo, hi),
+                     n.IsScalar() ? n.Scalar() : std::string("a non-scalar")),
+         key);
+    return def.value_or(0);
+  }
+  return v;
+}
+
+int64_t YamlReader::Int(const std::string& key, std::optional<int64_t> def, int64_t lo,
+                        int64_t hi) const {
+  if (!Has(key)) {
+    if (!def) Fail("required integer is missing", key);
+    return def.value_or(0);
+  }
+  const YAML::Node n = node_[key];
+  long long v = 0;
+  bool good = n.IsScalar();
+  if (good) {
+    const std::string& s = n.Scalar();
+    char* end = nullptr;
+    errno = 0;
+    v = std::strtoll(s.c_str(), &end, 10);
+    good = !s.empty() && end && *end == '\0' && errno == 0;
+  }
+  if (!good || v < lo || v > hi) {
+    std::string range;
+    if (lo != std::numeric_limits<int64_t>::min() && hi != std::numeric_limits<int64_t>::max()) {
+      range = fmt::format(" in [{}, {}]", lo, hi);
+    } else if (lo != std::numeric_limits<int64_t>::min()) {
+      range = fmt::format(" >= {}", lo);
+    }
+    Fail(fmt::format("expected an integer{}, got '{}'", range,
+                     n.IsScalar() ? n.Scalar() : std::string("a non-scalar")),
+         key);
+    return def.value_or(0);
+  }
+  return v;
+}
+
+bool YamlReader::Bool(const std::string& key, std::optional<bool> def) const {
+  if (!Has(key)) {
+    if (!def) Fail("required true/false is missing", key);
+    return def.value_or(false);
+  }
+  const YAML::Node n = node_[key];
+  const std::string s = n.IsScalar() ? n.Scalar() : "";
+  if (s == "true" || s == "yes" || s == "on") return true;
+  if (s == "false" || s == "no" || s == "off") return false;
+  Fail(fmt::format("expected true or false, got '{}'", s), key);
+  return def.value_or(false);
+}
+
+std::string YamlReader::String(const std::string& key, std::optional<std::string> def) const {
+  if (!Has(key)) {
+    if (!def) Fail("required value is missing", key);
+    return def.value_or("");
+  }
+  const YAML::Node n = node_[key];
+  if (!n.IsScalar()) {
+    Fail("expected a single value", key);
+    return def.value_or("");
+  }
+  return n.Scalar();
+}
+
+std::string YamlReader::Enum(const std::string& key, std::optional<std::string> def,
+                             const std::vector<std::string>& allowed) const {
+  std::string v = String(key, def);
+  if (!ok()) return v;
+  for (const auto& a : allowed) {
+    if (a == v) return v;
+  }
+  Fail(fmt::format("'{}' is not one of: {}", v, fmt::join(allowed, ", ")), key);
+  return def.value_or("");
+}
+
+std::vector<double> YamlReader::Doubles(const std::string& key, bool optional) const {
+  std::vector<double> out;
+  for (const auto& item : Items(key, optional)) {
+    const std::string s = item.Scalar();
+    char* end = nullptr;
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end != '\0' || !std::isfinite(v)) {
+      item.Fail(fmt::format("expected a number, got '{}'", s));
+      return out;
+    }
+    out.push_back(v);
+  }
+  return out;
+}
+
+void YamlReader::CheckKeys(const std::vector<std::string>& known) const {
+  if (!node_.IsMap()) return;
+  for (const auto& kv : node_) {
+    const std::string k = kv.first.as<std::string>();
+    bool found = false;
+    for (const auto& a : known) found = found || a == k;
+    if (!found) {
+      Fail(fmt::format("unknown key (known here: {})", fmt::join(known, ", ")), k);
+      return;
+    }
+  }
+}
+
+Status ApplyOverride(YAML::Node& root, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return InvalidArgument(fmt::format("override '{}': expected key.path=value", assignment));
+  }
+  const std::string path = assignment.substr(0, eq);
+  const std::string value = assignment.substr(eq + 1);
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  for (std::string p; std::getline(ss, p, '.');) {
+    if (p.empty()) return InvalidArgument(fmt::format("override '{}': empty key in path", assignment));
+    parts.push_back(p);
+  }
+  YAML::Node parsed;
+  try {
+    parsed = YAML::Load(value);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(fmt::format("override '{}': value is not valid YAML: {}", assignment, e.msg));
+  }
+  // yaml-cpp nodes are handles: walking by assignment re-binds, so collect the chain first.
+  std::vector<YAML::Node> chain{root};
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node cur = chain.back();
+    const std::string& p = parts[i];
+    const bool is_index = !p.empty() && p.find_first_not_of("0123456789") == std::string::npos;
+    if (cur.IsSequence()) {
+      if (!is_index || std::stoul(p) >= cur.size()) {
+        return InvalidArgument(fmt::format("override '{}': '{}' is a list of {} items; '{}' is not an index in it",
+                                           assignment, fmt::join(parts.begin(), parts.begin() + static_cast<long>(i), "."),
+                                           cur.size(), p));
+      }
+      chain.push_back(cur[std::stoul(p)]);
+    } else {
+      if (cur.IsScalar()) {
+        return InvalidArgument(fmt::format("override '{}': '{}' is a value, not a map", assignment, p));
+      }
+      if (!cur[p] || cur[p].IsNull()) cur[p] = YAML::Node(YAML::NodeType::Map);
+      chain.push_back(cur[p]);
+    }
+  }
+  YAML::Node last = chain.back();
+  const std::string& key = parts.back();
+  if (last.IsSequence()) {
+    const bool is_index = key.find_first_not_of("0123456789") == std::string::npos;
+    if (!is_index || std::stoul(key) >= last.size()) {
+      return InvalidArgument(fmt::format("override '{}': '{}' is not an index of the list", assignment, key));
+    }
+    last[std::stoul(key)] = parsed;
+  } else if (last.IsScalar()) {
+    return InvalidArgument(fmt::format("override '{}': '{}' is a value, not a map", assignment,
+                                       fmt::join(parts.begin(), parts.end() - 1, ".")));
+  } else {
+    last[key] = parsed;
+  }
+  return Status::Ok();
+}
+
+}  // namespace gimbal

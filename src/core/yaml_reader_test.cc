@@ -1,0 +1,72 @@
+#include "core/yaml_reader.h"
+
+#include <gtest/gtest.h>
+
+namespace gimbal {
+namespace {
+
+TEST(YamlReaderTest, ReadsTypedValues) {
+  auto r = YamlReader::FromString("a: 1.5\nb: 3\nc: true\nd: hi\ne: [1, 2]\n", "t.yaml");
+  ASSERT_TRUE(r.ok());
+  EXPECT_DOUBLE_EQ(r->Double("a", std::nullopt), 1.5);
+  EXPECT_EQ(r->Int("b", std::nullopt), 3);
+  EXPECT_TRUE(r->Bool("c", std::nullopt));
+  EXPECT_EQ(r->String("d", std::nullopt), "hi");
+  EXPECT_EQ(r->Doubles("e"), (std::vector<double>{1, 2}));
+  EXPECT_EQ(r->Int("missing", 9), 9);
+  EXPECT_TRUE(r->ok());
+}
+
+TEST(YamlReaderTest, ErrorNamesFileLineKeyAndExpectation) {
+  auto r = YamlReader::FromString("workload:\n  rate: fast\n", "s.yaml");
+  ASSERT_TRUE(r.ok());
+  r->Child("workload").Double("rate", std::nullopt, 0);
+  ASSERT_FALSE(r->ok());
+  EXPECT_EQ(r->status().message(), "s.yaml:2:9: 'workload.rate': expected a number >= 0, got 'fast'");
+}
+
+TEST(YamlReaderTest, FirstErrorWinsAndMissingRequiredIsReported) {
+  auto r = YamlReader::FromString("x: 1\n", "m.yaml");
+  r->Int("y", std::nullopt);
+  r->Int("x", std::nullopt, 5);
+  EXPECT_NE(r->status().message().find("'y': required integer is missing"), std::string::npos);
+}
+
+TEST(YamlReaderTest, RangeAndEnumChecks) {
+  auto r = YamlReader::FromString("n: 0\np: lifo\n", "r.yaml");
+  r->Int("n", std::nullopt, 1);
+  EXPECT_NE(r->status().message().find("expected an integer >= 1, got '0'"), std::string::npos);
+  auto r2 = YamlReader::FromString("p: lifo\n", "r.yaml");
+  r2->Enum("p", std::nullopt, {"fcfs", "gimbal"});
+  EXPECT_NE(r2->status().message().find("'lifo' is not one of: fcfs, gimbal"), std::string::npos);
+}
+
+TEST(YamlReaderTest, UnknownKeysAreRejected) {
+  auto r = YamlReader::FromString("rate: 1\nrat: 2\n", "k.yaml");
+  r->CheckKeys({"rate"});
+  ASSERT_FALSE(r->ok());
+  EXPECT_NE(r->status().message().find("'rat': unknown key"), std::string::npos);
+}
+
+TEST(YamlReaderTest, MalformedYamlGivesLine) {
+  auto r = YamlReader::FromString("a: [1, 2\nb: 3\n", "bad.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("bad.yaml:"), std::string::npos);
+  EXPECT_NE(r.status().message().find("malformed YAML"), std::string::npos);
+}
+
+TEST(ApplyOverrideTest, SetsNestedKeysAndListItems) {
+  YAML::Node root = YAML::Load("a: {b: 1}\nstacks: [{name: x}, {name: y}]\n");
+  ASSERT_TRUE(ApplyOverride(root, "a.b=2").ok());
+  ASSERT_TRUE(ApplyOverride(root, "a.c.d=hello").ok());
+  ASSERT_TRUE(ApplyOverride(root, "stacks.1.name=z").ok());
+  EXPECT_EQ(root["a"]["b"].as<int>(), 2);
+  EXPECT_EQ(root["a"]["c"]["d"].as<std::string>(), "hello");
+  EXPECT_EQ(root["stacks"][1]["name"].as<std::string>(), "z");
+  EXPECT_FALSE(ApplyOverride(root, "stacks.5.name=q").ok());
+  EXPECT_FALSE(ApplyOverride(root, "noequals").ok());
+  EXPECT_FALSE(ApplyOverride(root, "a.b.c=1").ok());  // a.b is a value
+}
+
+}  // namespace
+}  // namespace gimbal

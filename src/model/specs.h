@@ -1,0 +1,97 @@
+// Model, GPU and topology specifications, loaded from the data files under data/.
+//
+// Every number in a data file carries its source in a `source:` field beside it. These structs
+// are plain values; the cost model (cost_model.h) turns them into step times, and KvCapacity
+// into KV-cache sizes. Units: bytes, FLOP/s, bytes/s, seconds.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+
+namespace gimbal {
+
+enum class AttentionKind { kGqa, kMla };
+
+struct ModelSpec {
+  std::string name;
+  int hidden = 0;
+  int layers = 0;        // decoder layers
+  int dense_layers = 0;  // leading layers with a dense FFN instead of MoE
+  int dense_ffn = 0;     // intermediate size of those dense FFNs
+  int experts = 0;       // routed experts per MoE layer
+  int top_k = 0;
+  int shared_experts = 0;
+  int expert_ffn = 0;  // intermediate size of one routed (and shared) expert
+  int vocab = 0;
+  AttentionKind attention = AttentionKind::kGqa;
+  int q_heads = 0;
+  int kv_heads = 0;   // GQA
+  int head_dim = 0;   // GQA head dim; MLA: qk_nope_head_dim
+  int v_head_dim = 0;  // MLA
+  int q_lora_rank = 0;  // MLA (0: no low-rank query)
+  int kv_lora_rank = 0;  // MLA
+  int rope_head_dim = 0;  // MLA qk_rope_head_dim
+  double weight_bytes = 2;  // bytes per parameter as served (bf16 2, fp8 1)
+  double kv_bytes = 2;      // bytes per KV element
+  double dispatch_bytes = 2;  // bytes per hidden element sent in the all-to-all dispatch
+  double combine_bytes = 2;   // ... and in the combine
+
+  int moe_layers() const { return layers - dense_layers; }
+  // Attention projection parameters of one layer.
+  double AttentionParamsPerLayer() const;
+  // Parameters of one routed expert (gate, up, down).
+  double ExpertParams() const { return 3.0 * hidden * expert_ffn; }
+  // KV-cache bytes one token occupies in one layer.
+  double KvBytesPerTokenLayer() const;
+  double KvBytesPerToken() const { return KvBytesPerTokenLayer() * layers; }
+  // FLOPs of the attention score and value products per (query token × context token), one layer.
+  double AttentionScoreFlops() const;
+  // Parameters every rank holds: attention, dense FFNs, shared experts, embeddings, head, norms.
+  double ReplicatedParams() const;
+  double TotalParams() const { return ReplicatedParams() + ExpertParams() * experts * moe_layers(); }
+};
+
+struct GpuSpec {
+  std::string name;
+  double memory_bytes = 0;
+  double peak_flops = 0;      // dense bf16 FLOP/s
+  double hbm_bandwidth = 0;   // bytes/s
+  double nvlink_bandwidth = 0;  // bytes/s per direction per GPU
+  double nic_bandwidth = 0;     // bytes/s per direction per GPU (InfiniBand / RoCE)
+};
+
+// How the GPUs are wired and how efficiently kernels run. Efficiencies are fractions of peak.
+struct HardwareSpec {
+  GpuSpec gpu;
+  int gpus_per_node = 8;
+  double nvlink_latency = 0;  // seconds per all-to-all phase within a node
+  double nic_latency = 0;     // seconds per all-to-all phase across nodes
+  double mfu_dense = 0.5;     // attention projections, dense FFN, head
+  double mfu_attention = 0.4;  // attention score/value products
+  double mfu_expert = 0.45;   // grouped expert GEMMs
+  double hbm_efficiency = 0.8;
+  double link_efficiency = 0.7;  // achieved fraction of link bandwidth in all-to-all
+  double step_overhead = 0.002;  // CPU scheduling, sampling and launch per step, seconds
+  double per_seq_overhead = 5e-6;  // added CPU time per sequence in the batch, seconds
+};
+
+// vLLM-style engine settings.
+struct EngineConfig {
+  int64_t max_num_batched_tokens = 8192;
+  int64_t max_num_seqs = 1024;
+  int block_size = 16;
+  double gpu_memory_utilization = 0.9;
+  double activation_reserve_bytes = 4e9;  // activations, CUDA graphs, non-torch memory
+  int64_t kv_capacity_tokens = 0;  // when > 0, overrides the memory-derived capacity
+};
+
+// Parameters held on one GPU when it hosts `slots_per_gpu` expert slots per MoE layer.
+double WeightsPerGpuBytes(const ModelSpec& m, int slots_per_gpu);
+// KV capacity in tokens of one rank (rounded down to whole blocks); an error when the weights and
+// reserve do not fit in the usable memory.
+Result<int64_t> KvCapacityTokens(const ModelSpec& m, const GpuSpec& g, const EngineConfig& e,
+                                 int slots_per_gpu);
+
+}  // namespace gimbal
