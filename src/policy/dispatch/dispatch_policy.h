@@ -1,0 +1,68 @@
+// DispatchPolicy: chooses the DP engine for each incoming request.
+//
+// A dispatch policy is a pure decider: it sees the request and one EngineView per engine (the
+// engine's last snapshot, its age, the front end's exact accounting and the MoE pressure of its
+// GPU) and returns an engine index. It performs no I/O, reads no clock (time comes in the request)
+// and keeps no state between calls: what a baseline needs to remember (vLLM's local increment per
+// pick, a round-robin cursor) is kept by the caller and handed in through EngineView and
+// DispatchRequest. The same objects run in the simulator, the emulator and the live router.
+//
+// Policies are created by name from a registry (MakeDispatchPolicy), with parameters from the
+// config; unknown names list the valid ones and unknown parameters are rejected.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/engine_state.h"
+#include "core/params.h"
+#include "core/random.h"
+#include "core/request.h"
+#include "core/status.h"
+
+namespace gimbal {
+
+class CostModel;
+
+struct DispatchRequest {
+  RequestId id = 0;
+  double now = 0;  // the caller's clock, seconds
+  int64_t prompt_tokens = 0;
+  int64_t max_output_tokens = 0;  // the request's output limit when known, else 0
+  uint64_t affinity_key = 0;      // 0: none
+  uint64_t sequence = 0;          // the front end's count of dispatches before this one
+};
+
+class DispatchPolicy {
+ public:
+  virtual ~DispatchPolicy() = default;
+  // Index of the chosen engine, never one with healthy == false; -1 when no engine is healthy.
+  // `rng` breaks ties; the result is a pure function of the arguments and the rng state.
+  virtual int Pick(const DispatchRequest& req, std::span<const EngineView> engines,
+                   Rng& rng) const = 0;
+  virtual std::string name() const = 0;
+};
+
+// What some policies need besides parameters. Pointers may be null when not available.
+struct DispatchDeps {
+  const CostModel* cost_model = nullptr;  // predictive policies
+  int64_t max_num_batched_tokens = 8192;  // per-engine token budget
+};
+
+using DispatchFactory = std::function<Result<std::unique_ptr<DispatchPolicy>>(
+    const Params& params, const DispatchDeps& deps)>;
+
+// Registers a factory under `name` (called from static initialisers in each policy's .cc).
+bool RegisterDispatchPolicy(const std::string& name, DispatchFactory factory);
+// Builds the named policy; an unknown name gives an error listing DispatchPolicyNames(); unknown
+// or malformed parameters give an error naming them.
+Result<std::unique_ptr<DispatchPolicy>> MakeDispatchPolicy(const std::string& name,
+                                                           const Params& params,
+                                                           const DispatchDeps& deps = {});
+std::vector<std::string> DispatchPolicyNames();
+
+}  // namespace gimbal

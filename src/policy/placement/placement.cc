@@ -1,0 +1,91 @@
+#include "policy/placement/placement.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace gimbal {
+
+Placement Placement::Contiguous(int layers, int experts, int gpus, int redundant_per_gpu) {
+  GIMBAL_CHECK(gpus > 0 && experts % gpus == 0, "experts must divide evenly over GPUs");
+  Placement p;
+  p.layers = layers;
+  p.experts = experts;
+  p.gpus = gpus;
+  const int base = experts / gpus;
+  p.slots_per_gpu = base + redundant_per_gpu;
+  p.phy2log.resize(static_cast<size_t>(layers) * p.slots());
+  for (int l = 0; l < layers; ++l) {
+    int extra = 0;
+    for (int g = 0; g < gpus; ++g) {
+      for (int i = 0; i < p.slots_per_gpu; ++i) {
+        const int32_t x = i < base ? g * base + i : (extra++) % experts;
+        p.phy2log[static_cast<size_t>(l) * p.slots() + g * p.slots_per_gpu + i] = x;
+      }
+    }
+  }
+  return p;
+}
+
+Status Placement::Validate() const {
+  if (layers <= 0 || experts <= 0 || gpus <= 0 || slots_per_gpu <= 0) {
+    return InvalidArgument(fmt::format(
+        "placement: layers, experts, gpus and slots_per_gpu must be positive (got {}, {}, {}, {})",
+        layers, experts, gpus, slots_per_gpu));
+  }
+  if (phy2log.size() != static_cast<size_t>(layers) * slots()) {
+    return InvalidArgument(fmt::format("placement: phy2log has {} entries, expected {} layers x {} slots",
+                                       phy2log.size(), layers, slots()));
+  }
+  for (int l = 0; l < layers; ++l) {
+    std::vector<int> count(experts, 0);
+    for (int s = 0; s < slots(); ++s) {
+      const int32_t x = Expert(l, s);
+      if (x < 0 || x >= experts) {
+        return InvalidArgument(fmt::format("placement: layer {} slot {} holds expert {}, outside [0, {})",
+                                           l, s, x, experts));
+      }
+      count[x]++;
+    }
+    for (int x = 0; x < experts; ++x) {
+      if (count[x] == 0) {
+        return InvalidArgument(fmt::format("placement: layer {} has no slot for expert {}", l, x));
+      }
+    }
+  }
+  if (!source_routes.empty()) {
+    const size_t want = static_cast<size_t>(layers) * sources * experts;
+    if (sources <= 0 || source_routes.size() != want) {
+      return InvalidArgument(fmt::format("placement: source_routes has {} entries, expected {}",
+                                         source_routes.size(), want));
+    }
+    for (size_t i = 0; i < want; ++i) {
+      const int l = static_cast<int>(i / (static_cast<size_t>(sources) * experts));
+      const int x = static_cast<int>(i % experts);
+      double sum = 0;
+      for (const SlotShare& sh : source_routes[i]) {
+        if (sh.slot < 0 || sh.slot >= slots() || Expert(l, sh.slot) != x || !(sh.weight >= 0)) {
+          return InvalidArgument(fmt::format(
+              "placement: route of layer {} expert {} names slot {} that does not hold it", l, x,
+              sh.slot));
+        }
+        sum += sh.weight;
+      }
+      if (std::abs(sum - 1.0) > 1e-3) {
+        return InvalidArgument(fmt::format("placement: route of layer {} expert {} sums to {}, not 1",
+                                           l, x, sum));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+std::vector<std::vector<std::vector<int32_t>>> Placement::Log2Phy() const {
+  std::vector<std::vector<std::vector<int32_t>>> out(layers, std::vector<std::vector<int32_t>>(experts));
+  for (int l = 0; l < layers; ++l) {
+    for (int s = 0; s < slots(); ++s) out[l][Expert(l, s)].push_back(s);
+  }
+  return out;
+}
+
+}  // namespace gimbal
