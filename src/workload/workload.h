@@ -1,12 +1,13 @@
 // Workloads: the requests a scenario replays, synthetic or from a trace.
 //
-// A WorkloadSpec is parsed from a scenario's `workload:` map (schema in docs/scenarios.md) and
+// A WorkloadSpec is parsed from a scenario's `workload:` map (schema in docs/workloads.md) and
 // turned into requests sorted by arrival, with ids 0..n-1 in that order. Synthetic arrivals follow
 // `vllm bench serve`: inter-arrival gaps are Gamma(shape = burstiness, scale = 1 / (rate ·
 // burstiness)), so burstiness 1 is Poisson, < 1 burstier, > 1 more regular; an infinite rate sends
 // everything at t = 0. A rate schedule makes the rate piecewise constant in time. Every request is
 // given a traffic class drawn by the class weights passed in (trace readers may derive it instead,
-// see each reader). Generation is deterministic for a given Rng.
+// see each reader). Generation is deterministic for a given Rng: BuildWorkload draws one number
+// from it and derives independent streams for arrivals, lengths, classes and sessions.
 #pragma once
 
 #include <cstdint>
@@ -45,8 +46,8 @@ struct WorkloadSpec {
   Kind kind = Kind::kSynthetic;
   // Synthetic.
   int64_t num_requests = 1000;
-  double rate = 10;        // requests per second; +inf (YAML .inf or "inf") for all at once
-  double burstiness = 1;   // Gamma shape
+  double rate = 10;       // requests per second; +inf (YAML .inf or "inf") for all at once
+  double burstiness = 1;  // Gamma shape
   std::vector<RatePhase> schedule;  // overrides `rate` when non-empty; phases sorted by start
   LengthDist prompt;
   LengthDist output;
@@ -58,20 +59,53 @@ struct WorkloadSpec {
   double start_offset = 0;   // skip requests before this many seconds into the trace
 };
 
-// Reads a `workload:` map. `base_dir` resolves relative trace paths.
+const char* WorkloadKindName(WorkloadSpec::Kind kind);  // "synthetic", "azure", ...
+const char* LengthDistKindName(LengthDist::Kind kind);  // "fixed", "uniform", ...
+
+// Reads a `workload:` map. `base_dir` resolves relative trace paths. Errors name the file, line
+// and key; unknown keys and keys that do not apply to the chosen kind or dist are rejected.
 Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string& base_dir);
 
+// Checks the ranges a spec built in code must respect (ParseWorkloadSpec already enforces them):
+// rate > 0, burstiness > 0, schedule starting at 0 and strictly increasing, 1 <= min <= max, ...
+Status ValidateWorkloadSpec(const WorkloadSpec& spec);
+
+// Arrival times in seconds for `n` requests under `spec`'s rate (or schedule) and burstiness:
+// the first at 0, then one Gamma gap after each, drawn with the rate of the phase containing the
+// current time. An infinite rate gives gaps of 0. Non-decreasing.
+std::vector<double> SyntheticArrivals(const WorkloadSpec& spec, int64_t n, Rng& rng);
+
 // Builds the requests. `class_weights` (non-empty, >= 0, not all 0) gives the traffic-class mix.
+// Trace kinds read `spec.path`.
 Result<std::vector<Request>> BuildWorkload(const WorkloadSpec& spec,
                                            const std::vector<double>& class_weights, Rng& rng);
 
-// Trace readers. Each returns requests sorted by arrival, arrival relative to the first row,
-// classes drawn from `class_weights` unless the reader says otherwise. Errors name file and line.
+// Trace readers. Each returns requests sorted by arrival (stable), with ids 0..n-1, arrival in
+// seconds relative to the earliest row (the first, in a time-ordered trace). Rows earlier than
+// spec.start_offset are skipped and the rest shifted by it; arrivals are then multiplied by
+// spec.time_scale and at most spec.max_requests (0 = all) are kept. Token counts are clamped to
+// >= 1. Classes are drawn from `class_weights` unless the reader says otherwise. A missing file
+// is NotFound; a malformed row, a wrong header or an empty trace is InvalidArgument naming
+// file:line, the column and what was expected.
+//
+// Azure LLM inference CSV: header TIMESTAMP,ContextTokens,GeneratedTokens (any order, extra
+// columns ignored); TIMESTAMP is "YYYY-MM-DD HH:MM:SS[.fraction]" (UTC).
 Result<std::vector<Request>> ReadAzureTrace(const std::string& path, const WorkloadSpec& spec,
                                             const std::vector<double>& class_weights, Rng& rng);
+// Mooncake JSONL: one object per line, {"timestamp": ms, "input_length": n, "output_length": n,
+// "hash_ids": [...]} (hash_ids optional). prefix_hashes = hash_ids; affinity_key = first hash id
+// + 1; the class is a deterministic function of the first hash id that follows `class_weights`
+// over distinct prefixes (MooncakeClassForHash), so requests sharing a prefix share a class.
+// Without hash_ids the class is drawn by weight and affinity_key is 0.
 Result<std::vector<Request>> ReadMooncakeTrace(const std::string& path, const WorkloadSpec& spec,
                                                const std::vector<double>& class_weights, Rng& rng);
+// BurstGPT CSV: header Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type;
+// Timestamp in seconds. Rows with 0 response tokens are failed requests and are skipped.
 Result<std::vector<Request>> ReadBurstGptTrace(const std::string& path, const WorkloadSpec& spec,
                                                const std::vector<double>& class_weights, Rng& rng);
+
+// The traffic class of a prefix whose first block hash is `hash`: a hash of it mapped through
+// the cumulative class weights. `weights` as for BuildWorkload.
+int32_t MooncakeClassForHash(uint64_t hash, const std::vector<double>& weights);
 
 }  // namespace gimbal

@@ -1,0 +1,169 @@
+// BuildWorkload, spec validation and names.
+#include "workload/workload.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "workload/workload_internal.h"
+
+namespace gimbal {
+namespace {
+
+Status CheckLengthDist(const LengthDist& d, const char* name) {
+  auto bad = [&](const std::string& what) {
+    return InvalidArgument(
+        fmt::format("workload.{}: {} distribution: {}", name, LengthDistKindName(d.kind), what));
+  };
+  if (d.min < 1) return bad(fmt::format("min must be >= 1, got {}", d.min));
+  if (d.min > d.max) return bad(fmt::format("min {} is greater than max {}", d.min, d.max));
+  switch (d.kind) {
+    case LengthDist::Kind::kFixed:
+      if (!(d.mean >= 1) || !std::isfinite(d.mean))
+        return bad(fmt::format("value must be >= 1, got {}", d.mean));
+      break;
+    case LengthDist::Kind::kUniform:
+      if (!(d.low >= 0) || !std::isfinite(d.high) || !(d.low <= d.high)) {
+        return bad(fmt::format("expected 0 <= low <= high, got low {} and high {}", d.low, d.high));
+      }
+      if (d.high > 0x1.0p62) return bad(fmt::format("high {} is too large", d.high));
+      break;
+    case LengthDist::Kind::kNormal:
+      if (!(d.mean > 0) || !std::isfinite(d.mean))
+        return bad(fmt::format("mean must be > 0, got {}", d.mean));
+      if (!(d.stddev >= 0) || !std::isfinite(d.stddev))
+        return bad(fmt::format("stddev must be >= 0, got {}", d.stddev));
+      break;
+    case LengthDist::Kind::kLogNormal:
+      if (!(d.mean > 0) || !std::isfinite(d.mean))
+        return bad(fmt::format("mean must be > 0, got {}", d.mean));
+      if (!(d.sigma >= 0) || !(d.sigma <= 10))
+        return bad(fmt::format("sigma must be in [0, 10], got {}", d.sigma));
+      break;
+    case LengthDist::Kind::kPareto:
+      if (!(d.mean > 0) || !std::isfinite(d.mean))
+        return bad(fmt::format("mean must be > 0, got {}", d.mean));
+      if (!(d.alpha > 1) || !std::isfinite(d.alpha)) {
+        return bad(fmt::format("alpha must be > 1 (a finite mean), got {}", d.alpha));
+      }
+      break;
+  }
+  return Status::Ok();
+}
+
+bool PositiveRate(double r) {
+  return r > 0;
+}  // +inf allowed, NaN not
+
+}  // namespace
+
+const char* WorkloadKindName(WorkloadSpec::Kind kind) {
+  switch (kind) {
+    case WorkloadSpec::Kind::kSynthetic:
+      return "synthetic";
+    case WorkloadSpec::Kind::kAzure:
+      return "azure";
+    case WorkloadSpec::Kind::kMooncake:
+      return "mooncake";
+    case WorkloadSpec::Kind::kBurstGpt:
+      return "burstgpt";
+  }
+  return "?";
+}
+
+const char* LengthDistKindName(LengthDist::Kind kind) {
+  switch (kind) {
+    case LengthDist::Kind::kFixed:
+      return "fixed";
+    case LengthDist::Kind::kUniform:
+      return "uniform";
+    case LengthDist::Kind::kNormal:
+      return "normal";
+    case LengthDist::Kind::kLogNormal:
+      return "lognormal";
+    case LengthDist::Kind::kPareto:
+      return "pareto";
+  }
+  return "?";
+}
+
+Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
+  if (spec.kind == WorkloadSpec::Kind::kSynthetic) {
+    if (spec.num_requests < 0) {
+      return InvalidArgument(fmt::format("workload.num_requests: expected an integer >= 0, got {}",
+                                         spec.num_requests));
+    }
+    if (!PositiveRate(spec.rate)) {
+      return InvalidArgument(
+          fmt::format("workload.rate: expected a positive number or inf, got {}", spec.rate));
+    }
+    if (!(spec.burstiness > 0) || !std::isfinite(spec.burstiness)) {
+      return InvalidArgument(
+          fmt::format("workload.burstiness: expected a positive number, got {}", spec.burstiness));
+    }
+    for (size_t i = 0; i < spec.schedule.size(); ++i) {
+      const RatePhase& p = spec.schedule[i];
+      if (!PositiveRate(p.rate)) {
+        return InvalidArgument(fmt::format(
+            "workload.schedule[{}].rate: expected a positive number or inf, got {}", i, p.rate));
+      }
+      if (i == 0 && p.start != 0) {
+        return InvalidArgument(fmt::format(
+            "workload.schedule[0].start: the first phase must start at 0, got {}", p.start));
+      }
+      if (i > 0 && !(p.start > spec.schedule[i - 1].start)) {
+        return InvalidArgument(
+            fmt::format("workload.schedule[{}].start: phases must be sorted by strictly increasing "
+                        "start, got {} after {}",
+                        i, p.start, spec.schedule[i - 1].start));
+      }
+      if (!std::isfinite(p.start)) {
+        return InvalidArgument(fmt::format(
+            "workload.schedule[{}].start: expected a finite number, got {}", i, p.start));
+      }
+    }
+    GIMBAL_RETURN_IF_ERROR(CheckLengthDist(spec.prompt, "prompt"));
+    GIMBAL_RETURN_IF_ERROR(CheckLengthDist(spec.output, "output"));
+    if (spec.sessions < 0) {
+      return InvalidArgument(
+          fmt::format("workload.sessions: expected an integer >= 0, got {}", spec.sessions));
+    }
+    return Status::Ok();
+  }
+  if (spec.path.empty()) {
+    return InvalidArgument(
+        fmt::format("workload.path: required for kind {}", WorkloadKindName(spec.kind)));
+  }
+  if (!(spec.time_scale > 0) || !std::isfinite(spec.time_scale)) {
+    return InvalidArgument(
+        fmt::format("workload.time_scale: expected a positive number, got {}", spec.time_scale));
+  }
+  if (!(spec.start_offset >= 0) || !std::isfinite(spec.start_offset)) {
+    return InvalidArgument(
+        fmt::format("workload.start_offset: expected a number >= 0, got {}", spec.start_offset));
+  }
+  if (spec.max_requests < 0) {
+    return InvalidArgument(
+        fmt::format("workload.max_requests: expected an integer >= 0, got {}", spec.max_requests));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Request>> BuildWorkload(const WorkloadSpec& spec,
+                                           const std::vector<double>& class_weights, Rng& rng) {
+  GIMBAL_RETURN_IF_ERROR(ValidateWorkloadSpec(spec));
+  GIMBAL_RETURN_IF_ERROR(internal::CheckClassWeights(class_weights));
+  switch (spec.kind) {
+    case WorkloadSpec::Kind::kSynthetic:
+      return internal::BuildSynthetic(spec, class_weights, rng);
+    case WorkloadSpec::Kind::kAzure:
+      return ReadAzureTrace(spec.path, spec, class_weights, rng);
+    case WorkloadSpec::Kind::kMooncake:
+      return ReadMooncakeTrace(spec.path, spec, class_weights, rng);
+    case WorkloadSpec::Kind::kBurstGpt:
+      return ReadBurstGptTrace(spec.path, spec, class_weights, rng);
+  }
+  return Internal("unknown workload kind");
+}
+
+}  // namespace gimbal

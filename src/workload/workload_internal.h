@@ -1,0 +1,17 @@
+// Pieces shared between the files of src/workload; not part of the public interface.
+#pragma once
+
+#include <vector>
+
+#include "workload/workload.h"
+
+namespace gimbal::internal {
+
+// InvalidArgument unless `weights` is non-empty, finite, >= 0 and not all zero.
+Status CheckClassWeights(const std::vector<double>& weights);
+
+// The synthetic generator behind BuildWorkload (spec already validated).
+Result<std::vector<Request>> BuildSynthetic(const WorkloadSpec& spec,
+                                            const std::vector<double>& class_weights, Rng& rng);
+
+}  // namespace gimbal::internal

@@ -1,0 +1,181 @@
+// ParseWorkloadSpec: the `workload:` map of a scenario (schema in docs/workloads.md).
+#include <fmt/format.h>
+
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <limits>
+
+#include "workload/workload.h"
+
+namespace gimbal {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+const std::vector<std::string> kSyntheticKeys = {"num_requests", "rate",   "burstiness", "schedule",
+                                                 "prompt",       "output", "sessions"};
+const std::vector<std::string> kTraceKeys = {"path", "time_scale", "max_requests", "start_offset"};
+
+// A rate: a positive number or inf (`inf`, `.inf`, `infinity`, any case).
+double ReadRate(const YamlReader& r, const std::string& key, std::optional<double> def) {
+  if (!r.Has(key)) return r.Double(key, def);  // reports a missing required key
+  const YAML::Node n = r.node()[key];
+  const std::string s = n.IsScalar() ? n.Scalar() : std::string();
+  std::string lower;
+  for (char c : s) lower.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (lower == "inf" || lower == ".inf" || lower == "+inf" || lower == "+.inf" ||
+      lower == "infinity") {
+    return kInf;
+  }
+  char* end = nullptr;
+  const double v = s.empty() ? 0 : std::strtod(s.c_str(), &end);
+  if (s.empty() || *end != '\0' || !std::isfinite(v) || !(v > 0)) {
+    r.Fail(fmt::format("expected a positive number or inf, got '{}'",
+                       n.IsScalar() ? s : std::string("a non-scalar")),
+           key);
+    return def.value_or(1);
+  }
+  return v;
+}
+
+// A number > 0 (Double checks >= lo only).
+double Positive(const YamlReader& r, const std::string& key, std::optional<double> def) {
+  const double v = r.Double(key, def, 0);
+  if (r.ok() && r.Has(key) && !(v > 0)) {
+    r.Fail(fmt::format("expected a number > 0, got '{}'", r.node()[key].Scalar()), key);
+  }
+  return v;
+}
+
+LengthDist ReadLength(const YamlReader& parent, const std::string& key, const LengthDist& def) {
+  LengthDist d = def;
+  if (!parent.Has(key)) return d;
+  const YamlReader c = parent.Child(key);
+  if (c.node().IsScalar()) {  // `prompt: 512` is a fixed length
+    d = LengthDist{};
+    d.kind = LengthDist::Kind::kFixed;
+    d.mean = parent.Double(key, std::nullopt, 1);
+    return d;
+  }
+  if (!c.IsMap()) {
+    c.Fail("expected a token count or a map with 'dist'");
+    return d;
+  }
+  d = LengthDist{};
+  const std::string dist =
+      c.Enum("dist", "fixed", {"fixed", "uniform", "normal", "lognormal", "pareto"});
+  if (!c.ok()) return d;
+  if (dist == "fixed") {
+    c.CheckKeys({"dist", "mean", "min", "max"});
+    d.kind = LengthDist::Kind::kFixed;
+    d.mean = c.Double("mean", std::nullopt, 1);
+  } else if (dist == "uniform") {
+    c.CheckKeys({"dist", "low", "high", "min", "max"});
+    d.kind = LengthDist::Kind::kUniform;
+    d.low = c.Double("low", std::nullopt, 0);
+    d.high = c.Double("high", std::nullopt, 0, 0x1.0p62);
+    if (c.ok() && d.low > d.high) {
+      c.Fail(fmt::format("low {} is greater than high {}", d.low, d.high), "low");
+    }
+  } else if (dist == "normal") {
+    c.CheckKeys({"dist", "mean", "stddev", "min", "max"});
+    d.kind = LengthDist::Kind::kNormal;
+    d.mean = Positive(c, "mean", std::nullopt);
+    d.stddev = c.Double("stddev", std::nullopt, 0);
+  } else if (dist == "lognormal") {
+    c.CheckKeys({"dist", "mean", "sigma", "min", "max"});
+    d.kind = LengthDist::Kind::kLogNormal;
+    d.mean = Positive(c, "mean", std::nullopt);
+    d.sigma = c.Double("sigma", 1.0, 0, 10);
+  } else {
+    c.CheckKeys({"dist", "mean", "alpha", "min", "max"});
+    d.kind = LengthDist::Kind::kPareto;
+    d.mean = Positive(c, "mean", std::nullopt);
+    d.alpha = c.Double("alpha", 2.0, 0);
+    if (c.ok() && !(d.alpha > 1)) {
+      c.Fail(fmt::format("expected a number > 1 (a finite mean), got '{}'", d.alpha), "alpha");
+    }
+  }
+  d.min = c.Int("min", 1, 1);
+  d.max = c.Int("max", LengthDist{}.max, 1);
+  if (c.ok() && d.min > d.max) {
+    c.Fail(fmt::format("min {} is greater than max {}", d.min, d.max), "min");
+  }
+  return d;
+}
+
+}  // namespace
+
+Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string& base_dir) {
+  WorkloadSpec s;
+  if (!node.IsMap()) {
+    node.Fail("expected a map (kind, rate, ... or kind, path, ...)");
+    return node.status();
+  }
+  std::vector<std::string> known = {"kind"};
+  known.insert(known.end(), kSyntheticKeys.begin(), kSyntheticKeys.end());
+  known.insert(known.end(), kTraceKeys.begin(), kTraceKeys.end());
+  node.CheckKeys(known);
+  const std::string kind =
+      node.Enum("kind", "synthetic", {"synthetic", "azure", "mooncake", "burstgpt"});
+  if (!node.ok()) return node.status();
+
+  if (kind == "synthetic") {
+    for (const auto& k : kTraceKeys) {
+      if (node.Has(k))
+        node.Fail("applies only to trace workloads (kind azure, mooncake or burstgpt)", k);
+    }
+    s.kind = WorkloadSpec::Kind::kSynthetic;
+    s.num_requests = node.Int("num_requests", s.num_requests, 1);
+    if (node.Has("rate") && node.Has("schedule")) {
+      node.Fail("give either rate or schedule, not both", "schedule");
+    }
+    s.rate = ReadRate(node, "rate", s.rate);
+    s.burstiness = Positive(node, "burstiness", s.burstiness);
+    for (const YamlReader& item : node.Items("schedule", /*optional=*/true)) {
+      if (!item.IsMap()) {
+        item.Fail("expected a map {start: seconds, rate: requests per second}");
+        break;
+      }
+      item.CheckKeys({"start", "rate"});
+      RatePhase p;
+      p.start = item.Double("start", std::nullopt, 0);
+      p.rate = ReadRate(item, "rate", std::nullopt);
+      if (!node.ok()) break;
+      if (s.schedule.empty() && p.start != 0) {
+        item.Fail(fmt::format("the first phase must start at 0, got {}", p.start), "start");
+      } else if (!s.schedule.empty() && !(p.start > s.schedule.back().start)) {
+        item.Fail(fmt::format("phases must be sorted by strictly increasing start, got {} after {}",
+                              p.start, s.schedule.back().start),
+                  "start");
+      }
+      s.schedule.push_back(p);
+    }
+    s.prompt = ReadLength(node, "prompt", s.prompt);
+    s.output = ReadLength(node, "output", s.output);
+    s.sessions = node.Int("sessions", 0, 0);
+  } else {
+    for (const auto& k : kSyntheticKeys) {
+      if (node.Has(k)) node.Fail(fmt::format("applies only to kind synthetic, not {}", kind), k);
+    }
+    s.kind = kind == "azure"      ? WorkloadSpec::Kind::kAzure
+             : kind == "mooncake" ? WorkloadSpec::Kind::kMooncake
+                                  : WorkloadSpec::Kind::kBurstGpt;
+    const std::string path = node.String("path", std::nullopt);
+    if (node.ok() && path.empty()) node.Fail("expected a file path, got ''", "path");
+    std::filesystem::path p(path);
+    if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
+    s.path = p.lexically_normal().string();
+    s.time_scale = Positive(node, "time_scale", 1.0);
+    s.max_requests = node.Int("max_requests", 0, 0);
+    s.start_offset = node.Double("start_offset", 0.0, 0);
+  }
+  if (!node.ok()) return node.status();
+  Status valid = ValidateWorkloadSpec(s);
+  if (!valid.ok()) return valid.WithContext(node.file());
+  return s;
+}
+
+}  // namespace gimbal

@@ -1,0 +1,154 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "workload/workload.h"
+
+namespace gimbal {
+namespace {
+
+Result<WorkloadSpec> Parse(const std::string& yaml, const std::string& base_dir = "/scenarios") {
+  auto doc = YamlReader::FromString(yaml, "s.yaml");
+  if (!doc.ok()) return doc.status();
+  return ParseWorkloadSpec(doc->Child("workload"), base_dir);
+}
+
+// Parsing fails and the message has every piece of `parts`.
+void ExpectError(const std::string& yaml, const std::vector<std::string>& parts) {
+  auto r = Parse(yaml);
+  ASSERT_FALSE(r.ok()) << yaml;
+  EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+  for (const auto& p : parts) {
+    EXPECT_NE(r.status().message().find(p), std::string::npos)
+        << "'" << p << "' not in: " << r.status().message();
+  }
+}
+
+TEST(ParseWorkloadSpec, ReadsASyntheticWorkload) {
+  auto r = Parse(R"(
+workload:
+  kind: synthetic
+  num_requests: 500
+  rate: 12.5
+  burstiness: 0.5
+  prompt: {dist: lognormal, mean: 2000, sigma: 0.9, max: 16000}
+  output: {dist: uniform, low: 10, high: 300}
+  sessions: 32
+)");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->kind, WorkloadSpec::Kind::kSynthetic);
+  EXPECT_EQ(r->num_requests, 500);
+  EXPECT_EQ(r->rate, 12.5);
+  EXPECT_EQ(r->burstiness, 0.5);
+  EXPECT_EQ(r->prompt.kind, LengthDist::Kind::kLogNormal);
+  EXPECT_EQ(r->prompt.mean, 2000);
+  EXPECT_EQ(r->prompt.sigma, 0.9);
+  EXPECT_EQ(r->prompt.max, 16000);
+  EXPECT_EQ(r->prompt.min, 1);
+  EXPECT_EQ(r->output.kind, LengthDist::Kind::kUniform);
+  EXPECT_EQ(r->output.low, 10);
+  EXPECT_EQ(r->output.high, 300);
+  EXPECT_EQ(r->sessions, 32);
+}
+
+TEST(ParseWorkloadSpec, DefaultsShorthandInfinityAndSchedule) {
+  auto r = Parse("workload:\n  rate: inf\n  prompt: 128\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(std::isinf(r->rate));
+  EXPECT_EQ(r->prompt.kind, LengthDist::Kind::kFixed);
+  EXPECT_EQ(r->prompt.mean, 128);
+  EXPECT_EQ(r->num_requests, 1000);
+  EXPECT_TRUE(std::isinf(Parse("workload: {rate: .inf}")->rate));
+  auto s = Parse(R"(
+workload:
+  schedule:
+    - {start: 0, rate: 5}
+    - {start: 60, rate: 20}
+    - {start: 120, rate: inf}
+  output: {dist: pareto, mean: 300, alpha: 2.5, min: 4, max: 4096}
+)");
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->schedule.size(), 3u);
+  EXPECT_EQ(s->schedule[1].start, 60);
+  EXPECT_EQ(s->schedule[1].rate, 20);
+  EXPECT_TRUE(std::isinf(s->schedule[2].rate));
+  EXPECT_EQ(s->output.kind, LengthDist::Kind::kPareto);
+  EXPECT_EQ(s->output.alpha, 2.5);
+  EXPECT_EQ(s->output.min, 4);
+}
+
+TEST(ParseWorkloadSpec, ReadsTracesAndResolvesRelativePaths) {
+  auto r = Parse(R"(
+workload:
+  kind: mooncake
+  path: ../traces/m.jsonl
+  time_scale: 0.5
+  max_requests: 100
+  start_offset: 30
+)");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->kind, WorkloadSpec::Kind::kMooncake);
+  EXPECT_EQ(r->path, "/traces/m.jsonl");
+  EXPECT_EQ(r->time_scale, 0.5);
+  EXPECT_EQ(r->max_requests, 100);
+  EXPECT_EQ(r->start_offset, 30);
+  EXPECT_EQ(Parse("workload: {kind: azure, path: /abs/a.csv}")->path, "/abs/a.csv");
+  EXPECT_EQ(Parse("workload: {kind: burstgpt, path: b.csv}", "")->path, "b.csv");
+}
+
+TEST(ParseWorkloadSpec, ErrorsNameTheKey) {
+  ExpectError("workload:\n  rate: fast\n",
+              {"s.yaml:2:", "'workload.rate'", "positive number or inf", "'fast'"});
+  ExpectError("workload:\n  rate: 0\n", {"'workload.rate'"});
+  ExpectError("workload:\n  rat: 3\n", {"'workload.rat'", "unknown key"});
+  ExpectError("workload:\n  burstiness: 0\n", {"'workload.burstiness'", "> 0"});
+  ExpectError("workload:\n  num_requests: 0\n", {"'workload.num_requests'"});
+  ExpectError("workload:\n  kind: replay\n",
+              {"'workload.kind'", "synthetic, azure, mooncake, burstgpt"});
+  ExpectError("workload:\n  sessions: -1\n", {"'workload.sessions'"});
+  ExpectError("workload:\n  schedule: [{start: 5, rate: 1}]\n",
+              {"'workload.schedule[0].start'", "start at 0"});
+  ExpectError("workload:\n  schedule: [{start: 0, rate: 1}, {start: 0, rate: 2}]\n",
+              {"'workload.schedule[1].start'", "increasing"});
+  ExpectError("workload:\n  schedule: [{start: 0, rate: -1}]\n", {"'workload.schedule[0].rate'"});
+  ExpectError("workload:\n  schedule: [{start: 0, rat: 1}]\n",
+              {"'workload.schedule[0].rat'", "unknown key"});
+  ExpectError("workload:\n  rate: 1\n  schedule: [{start: 0, rate: 1}]\n",
+              {"'workload.schedule'", "not both"});
+  ExpectError("workload:\n  prompt: {dist: normal, mean: 10}\n",
+              {"'workload.prompt.stddev'", "missing"});
+  ExpectError("workload:\n  prompt: {dist: lognormal, mean: 10, stddev: 3}\n",
+              {"'workload.prompt.stddev'", "unknown key", "sigma"});
+  ExpectError("workload:\n  prompt: {dist: gauss}\n", {"'workload.prompt.dist'"});
+  ExpectError("workload:\n  output: {dist: fixed, mean: 10, min: 20, max: 5}\n",
+              {"'workload.output.min'", "greater than max"});
+  ExpectError("workload:\n  output: {dist: pareto, mean: 10, alpha: 1}\n",
+              {"'workload.output.alpha'", "> 1"});
+  ExpectError("workload:\n  output: {dist: uniform, low: 10, high: 5}\n",
+              {"'workload.output.low'"});
+  ExpectError("workload:\n  output: [1, 2]\n", {"'workload.output'"});
+  ExpectError("workload:\n  kind: azure\n", {"'workload.path'", "missing"});
+  ExpectError("workload:\n  kind: azure\n  path: a.csv\n  rate: 3\n",
+              {"'workload.rate'", "only to kind synthetic"});
+  ExpectError("workload:\n  path: a.csv\n", {"'workload.path'", "only to trace workloads"});
+  ExpectError("workload:\n  kind: azure\n  path: a.csv\n  time_scale: 0\n",
+              {"'workload.time_scale'"});
+  ExpectError("workload:\n  kind: azure\n  path: a.csv\n  max_requests: -2\n",
+              {"'workload.max_requests'"});
+  ExpectError("workload: 5\n", {"'workload'", "expected a map"});
+}
+
+TEST(ParseWorkloadSpec, SpecDrivesBuildWorkloadEndToEnd) {
+  const std::string dir = std::string(GIMBAL_SOURCE_DIR) + "/examples";
+  auto doc = YamlReader::FromString(
+      "workload: {kind: burstgpt, path: traces/burstgpt_sample.csv, max_requests: 50}", "s.yaml");
+  auto spec = ParseWorkloadSpec(doc->Child("workload"), dir);
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  Rng rng(1);
+  auto reqs = BuildWorkload(*spec, {1}, rng);
+  ASSERT_TRUE(reqs.ok()) << reqs.status().ToString();
+  EXPECT_EQ(reqs->size(), 50u);
+}
+
+}  // namespace
+}  // namespace gimbal
