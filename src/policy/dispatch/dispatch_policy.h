@@ -42,6 +42,7 @@ class DispatchPolicy {
   virtual ~DispatchPolicy() = default;
   // Index of the chosen engine, never one with healthy == false; -1 when no engine is healthy.
   // `rng` breaks ties; the result is a pure function of the arguments and the rng state.
+  // Thread-safe: Pick is const and policies hold no mutable state (give each thread its own rng).
   virtual int Pick(const DispatchRequest& req, std::span<const EngineView> engines,
                    Rng& rng) const = 0;
   virtual std::string name() const = 0;
@@ -56,7 +57,9 @@ struct DispatchDeps {
 using DispatchFactory = std::function<Result<std::unique_ptr<DispatchPolicy>>(
     const Params& params, const DispatchDeps& deps)>;
 
-// Registers a factory under `name` (called from static initialisers in each policy's .cc).
+// Registers a factory under `name`; false when the name is taken or empty. The built-in policies
+// are registered by the registry itself on first use (see builtin_policies.h), so this is only
+// for additional policies.
 bool RegisterDispatchPolicy(const std::string& name, DispatchFactory factory);
 // Builds the named policy; an unknown name gives an error listing DispatchPolicyNames(); unknown
 // or malformed parameters give an error naming them.

@@ -62,6 +62,7 @@ Status Placement::Validate() const {
     for (size_t i = 0; i < want; ++i) {
       const int l = static_cast<int>(i / (static_cast<size_t>(sources) * experts));
       const int x = static_cast<int>(i % experts);
+      if (source_routes[i].empty()) continue;  // the even split
       double sum = 0;
       for (const SlotShare& sh : source_routes[i]) {
         if (sh.slot < 0 || sh.slot >= slots() || Expert(l, sh.slot) != x || !(sh.weight >= 0)) {
@@ -85,6 +86,19 @@ std::vector<std::vector<std::vector<int32_t>>> Placement::Log2Phy() const {
   for (int l = 0; l < layers; ++l) {
     for (int s = 0; s < slots(); ++s) out[l][Expert(l, s)].push_back(s);
   }
+  return out;
+}
+
+std::vector<SlotShare> Placement::Route(int layer, int source, int expert) const {
+  if (!source_routes.empty()) {
+    const auto& r = source_routes[(static_cast<size_t>(layer) * sources + source) * experts + expert];
+    if (!r.empty()) return r;
+  }
+  std::vector<SlotShare> out;
+  for (int s = 0; s < slots(); ++s) {
+    if (Expert(layer, s) == expert) out.push_back({s, 0});
+  }
+  for (SlotShare& sh : out) sh.weight = 1.0f / static_cast<float>(out.size());
   return out;
 }
 

@@ -6,7 +6,8 @@
 // phy2log [layers × physical slots]. Token splitting: when `source_routes` is empty, a token goes to
 // each replica of its expert with equal probability (vLLM's behaviour); otherwise
 // source_routes[(layer * sources + s) * experts + x] lists (slot, weight) pairs summing to 1 for
-// tokens of source s routed to logical expert x.
+// tokens of source s routed to logical expert x; an empty list means the even split (planners leave
+// the routes of single-replica experts empty: there is nothing to choose).
 #pragma once
 
 #include <cstdint>
@@ -43,11 +44,15 @@ struct Placement {
 
   // Every slot holds an expert in range, every expert has at least one slot in every layer, and
   // source_routes (when present) has the right shape, points at replicas of the right expert and
-  // sums to 1. The message names the layer, slot or expert at fault.
+  // sums to 1 (or is empty). The message names the layer, slot or expert at fault.
   Status Validate() const;
 
   // replicas[layer][expert] = slots holding it, ascending.
   std::vector<std::vector<std::vector<int32_t>>> Log2Phy() const;
+
+  // The route of source s for expert x in `layer`: source_routes' entry, or the even split over
+  // the expert's slots when there are no routes or the entry is empty.
+  std::vector<SlotShare> Route(int layer, int source, int expert) const;
 };
 
 }  // namespace gimbal

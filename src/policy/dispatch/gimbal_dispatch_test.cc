@@ -1,0 +1,207 @@
+// The `gimbal` dispatch policy: KV limit, uniform near-ties, monotonicity in every signal,
+// switching signals off, freshness and soft affinity.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <functional>
+
+#include "policy/dispatch/dispatch_test_util.h"
+
+namespace gimbal {
+namespace {
+
+using dispatch_test::IdleEngines;
+using dispatch_test::MustMake;
+using dispatch_test::P;
+using dispatch_test::Shares;
+using dispatch_test::SmallRequest;
+
+// Sets one signal on an engine to a level; the levels are increasing in `level`.
+struct Signal {
+  const char* name;
+  const char* weight;  // the parameter that switches it off
+  std::function<void(EngineView&, int level)> raise;
+};
+
+std::vector<Signal> AllSignals() {
+  return {
+      {"kv", "w_kv", [](EngineView& e, int l) { e.snapshot.kv_usage = 0.1 + 0.02 * l; }},
+      {"reserved_prefill", "w_pf", [](EngineView& e, int l) { e.reserved_prefill = 40 * l; }},
+      {"waiting", "w_q", [](EngineView& e, int l) { e.snapshot.waiting = l; }},
+      {"picks_since_snapshot", "w_q", [](EngineView& e, int l) { e.picks_since_snapshot = l; }},
+      {"running", "rho", [](EngineView& e, int l) { e.snapshot.running = 2 * l; }},
+      {"moe_pressure", "w_moe", [](EngineView& e, int l) { e.moe_pressure = 1.0 + 0.005 * l; }},
+  };
+}
+
+double KvAfter(const EngineView& e, const DispatchRequest& r) {
+  const double cap = static_cast<double>(e.snapshot.kv_capacity_tokens);
+  return std::max(e.snapshot.kv_usage, static_cast<double>(e.reserved_kv_tokens) / cap) +
+         static_cast<double>(r.prompt_tokens + std::min<int64_t>(r.max_output_tokens, 512)) / cap;
+}
+
+TEST(GimbalDispatch, NeverPicksPastKvLimitWhileAnotherEngineHasRoom) {
+  auto p = MustMake("gimbal");
+  ASSERT_NE(p, nullptr);
+  Rng world(17);
+  Rng rng(1);
+  int checked = 0;
+  for (int i = 0; i < 5000; ++i) {
+    auto engines = IdleEngines(6, 100'000);
+    for (auto& e : engines) {
+      e.snapshot.kv_usage = 0.7 + 0.3 * world.Uniform();
+      e.reserved_kv_tokens = static_cast<int64_t>(world.UniformInt(100'000));
+      e.snapshot.waiting = static_cast<int64_t>(world.UniformInt(5));  // full engines look idle
+      e.moe_pressure = 0.8 + 0.4 * world.Uniform();
+    }
+    DispatchRequest req = SmallRequest();
+    req.prompt_tokens = 1 + static_cast<int64_t>(world.UniformInt(4000));
+    const int e = p->Pick(req, engines, rng);
+    ASSERT_GE(e, 0);
+    const bool room = std::any_of(engines.begin(), engines.end(),
+                                  [&](const EngineView& v) { return KvAfter(v, req) <= 0.95; });
+    if (room) {
+      ++checked;
+      EXPECT_LE(KvAfter(engines[static_cast<size_t>(e)], req), 0.95);
+    }
+  }
+  EXPECT_GT(checked, 500);  // the case was exercised
+}
+
+TEST(GimbalDispatch, WhenEveryEngineIsPastKvLimitStillPicksTheLeastFull) {
+  auto p = MustMake("gimbal");
+  ASSERT_NE(p, nullptr);
+  auto engines = IdleEngines(3, 100'000);
+  engines[0].snapshot.kv_usage = 0.99;
+  engines[1].snapshot.kv_usage = 0.97;
+  engines[2].snapshot.kv_usage = 0.999;
+  Rng rng(1);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 1);
+}
+
+TEST(GimbalDispatch, FreshReservationsOverrideAStaleKvSnapshot) {
+  auto p = MustMake("gimbal");
+  ASSERT_NE(p, nullptr);
+  auto engines = IdleEngines(2, 100'000);
+  // Engine 0 reported 10% a while ago, but the front end has since reserved 96% of it.
+  engines[0].snapshot.kv_usage = 0.1;
+  engines[0].reserved_kv_tokens = 96'000;
+  engines[1].snapshot.kv_usage = 0.5;
+  engines[1].snapshot.waiting = 20;
+  Rng rng(1);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 1);
+}
+
+TEST(GimbalDispatch, EqualSnapshotsGiveUniformPicks) {
+  // Statistical: 100,000 picks over 8 identical engines, each share within ±1% absolute of 12.5%
+  // (the standard deviation of one share is about 0.1%).
+  auto p = MustMake("gimbal");
+  ASSERT_NE(p, nullptr);
+  auto engines = IdleEngines(8);
+  for (auto& e : engines) {
+    e.snapshot.waiting = 3;
+    e.snapshot.running = 40;
+    e.snapshot.kv_usage = 0.4;
+    e.reserved_prefill = 2000;
+    e.moe_pressure = 1.1;
+  }
+  const auto share = Shares(*p, SmallRequest(), engines, 100'000);
+  for (double s : share) EXPECT_NEAR(s, 0.125, 0.01);
+}
+
+TEST(GimbalDispatch, StrictlyWorseOnOneSignalIsNeverChosen) {
+  // With exact tie-breaking (tie_epsilon 0), an engine equal to the others on every signal but
+  // one, and strictly worse on that one, never wins.
+  auto p = MustMake("gimbal", P({{"tie_epsilon", "0"}}));
+  ASSERT_NE(p, nullptr);
+  for (const Signal& sig : AllSignals()) {
+    auto engines = IdleEngines(4);
+    for (auto& e : engines) sig.raise(e, 1);
+    sig.raise(engines[2], 2);
+    const auto share = Shares(*p, SmallRequest(), engines, 4000);
+    EXPECT_EQ(share[2], 0.0) << sig.name;
+    for (size_t i : {0u, 1u, 3u}) EXPECT_NEAR(share[i], 1.0 / 3, 0.05) << sig.name;
+  }
+}
+
+TEST(GimbalDispatch, RaisingAnySignalNeverMakesAnEngineMoreLikely) {
+  // Statistical, default parameters (near-ties randomised): along a ladder of increasing levels
+  // of one signal on engine 0, its pick frequency over 20,000 picks never rises by more than the
+  // tolerance 0.015 (about 5 standard deviations of a share near 0.25).
+  auto p = MustMake("gimbal");
+  ASSERT_NE(p, nullptr);
+  for (const Signal& sig : AllSignals()) {
+    double previous = 1.0;
+    for (int level = 0; level <= 12; ++level) {
+      auto engines = IdleEngines(4);
+      for (auto& e : engines) sig.raise(e, 1);
+      sig.raise(engines[0], level);
+      const double share = Shares(*p, SmallRequest(), engines, 20'000, 100 + level)[0];
+      EXPECT_LE(share, previous + 0.015) << sig.name << " level " << level;
+      previous = std::min(previous, share);
+    }
+    EXPECT_LT(previous, 0.01) << sig.name << ": the top level should lose every pick";
+  }
+}
+
+TEST(GimbalDispatch, ASignalWithWeightZeroIsIgnored) {
+  // Engine 0 is far worse on one signal (not past the KV limit); with that signal's weight at 0
+  // the picks stay uniform: each share within 0.015 of 0.25 over 40,000 picks.
+  for (const Signal& sig : AllSignals()) {
+    auto p = MustMake("gimbal", P({{sig.weight, "0"}}));
+    ASSERT_NE(p, nullptr);
+    auto engines = IdleEngines(4);
+    for (auto& e : engines) sig.raise(e, 1);
+    sig.raise(engines[0], 30);
+    const auto share = Shares(*p, SmallRequest(), engines, 40'000);
+    for (double s : share) EXPECT_NEAR(s, 0.25, 0.015) << sig.name;
+    // And with the default weight the same engine loses.
+    auto d = MustMake("gimbal");
+    EXPECT_LT(Shares(*d, SmallRequest(), engines, 4000)[0], 0.01) << sig.name;
+  }
+}
+
+TEST(GimbalDispatch, SoftAffinityKeepsAKeyOnOneEngineWithinSlack) {
+  auto p = MustMake("gimbal", P({{"w_affinity", "1"}, {"affinity_slack", "0.1"}}));
+  ASSERT_NE(p, nullptr);
+  auto engines = IdleEngines(8);
+  DispatchRequest req = SmallRequest();
+  Rng rng(5);
+  std::set<int> targets;
+  for (uint64_t key = 1; key <= 64; ++key) {
+    req.affinity_key = key;
+    const int t = p->Pick(req, engines, rng);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(p->Pick(req, engines, rng), t);
+    targets.insert(t);
+    // A little more load keeps the key in place ...
+    auto busier = engines;
+    busier[static_cast<size_t>(t)].snapshot.waiting = 2;  // +2/32 = 0.0625 < slack
+    EXPECT_EQ(p->Pick(req, busier, rng), t);
+    // ... too much releases it.
+    busier[static_cast<size_t>(t)].snapshot.waiting = 8;  // +0.25 > slack
+    EXPECT_NE(p->Pick(req, busier, rng), t);
+  }
+  EXPECT_GE(targets.size(), 6u);  // keys spread over the engines
+}
+
+TEST(GimbalDispatch, AffinityIsOffByDefault) {
+  auto p = MustMake("gimbal");
+  ASSERT_NE(p, nullptr);
+  DispatchRequest req = SmallRequest();
+  req.affinity_key = 12345;
+  const auto share = Shares(*p, req, IdleEngines(4), 20'000);
+  for (double s : share) EXPECT_NEAR(s, 0.25, 0.015);
+}
+
+TEST(GimbalDispatch, SnapshotPrefillIsUsedWhenLargerThanReservations) {
+  auto p = MustMake("gimbal", P({{"tie_epsilon", "0"}}));
+  ASSERT_NE(p, nullptr);
+  auto engines = IdleEngines(2);
+  engines[0].snapshot.prefill_pending_tokens = 16'000;  // another front end's traffic
+  engines[1].reserved_prefill = 8'000;
+  Rng rng(1);
+  EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 1);
+}
+
+}  // namespace
+}  // namespace gimbal

@@ -1,0 +1,173 @@
+#include "policy/placement/gimbal_placement.h"
+
+#include <gtest/gtest.h>
+
+#include "policy/placement/placement_policy.h"
+#include "policy/placement/synthetic_stats.h"
+#include "policy/placement/test_instances.h"
+
+namespace gimbal {
+namespace {
+
+struct Instance {
+  SourceExpertCounts stats;
+  Placement current;
+  PlacementTopology topology;
+};
+
+Instance MakeInstance(uint64_t seed, int layers, int experts, int gpus, int gpus_per_node,
+                      int slots_per_gpu, int sources) {
+  Rng rng(seed);
+  SyntheticStatsOptions o;
+  o.layers = layers;
+  o.sources = sources;
+  o.experts = experts;
+  o.classes = std::max(1, gpus / std::max(1, gpus_per_node));
+  o.seed = seed;
+  Instance in;
+  in.stats = SyntheticStats(o).Next();
+  in.current = RandomPlacement(rng, layers, experts, gpus, slots_per_gpu);
+  in.topology.gpus = gpus;
+  in.topology.gpus_per_node = gpus_per_node;
+  return in;
+}
+
+// Slot counts, every expert placed, maps consistent, routes valid.
+void ExpectFeasible(const Placement& plan, const Instance& in) {
+  ASSERT_TRUE(plan.Validate().ok()) << plan.Validate().message();
+  EXPECT_EQ(plan.layers, in.current.layers);
+  EXPECT_EQ(plan.gpus, in.current.gpus);
+  EXPECT_EQ(plan.slots_per_gpu, in.current.slots_per_gpu);
+  EXPECT_EQ(plan.phy2log.size(), in.current.phy2log.size());
+  const auto l2p = plan.Log2Phy();
+  for (int l = 0; l < plan.layers; ++l) {
+    int total = 0;
+    for (int x = 0; x < plan.experts; ++x) {
+      EXPECT_FALSE(l2p[l][x].empty());
+      for (int32_t s : l2p[l][x]) EXPECT_EQ(plan.Expert(l, s), x);
+      total += static_cast<int>(l2p[l][x].size());
+    }
+    EXPECT_EQ(total, plan.slots());
+  }
+}
+
+TEST(GimbalPlacement, EveryPlanIsFeasible) {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    const int gpus = seed % 2 ? 4 : 8;
+    Instance in = MakeInstance(seed, 2, 32, gpus, 2, 32 / gpus + 1 + static_cast<int>(seed % 3),
+                               gpus * (1 + static_cast<int>(seed % 2)));
+    for (const char* name : {"gimbal", "eplb"}) {
+      auto policy = MakePlacementPolicy(name, Params());
+      ASSERT_TRUE(policy.ok());
+      Result<Placement> plan = (*policy)->Plan(in.stats, in.current, in.topology);
+      ASSERT_TRUE(plan.ok()) << plan.status().message();
+      ExpectFeasible(*plan, in);
+    }
+  }
+}
+
+TEST(GimbalPlacement, NeverWorseThanTheCurrentPlacementByItsOwnObjective) {
+  GimbalPlacementConfig cfg;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    Instance in = MakeInstance(seed, 1, 16, 4, 2, 5, 8);
+    cfg.max_moves_per_layer = static_cast<int>(seed % 5) - 1;  // -1 (unlimited) .. 3
+    const LayerProblem p = MakeLayerProblem(in.stats, 0, in.current, in.topology, cfg.weights);
+    const LayerPlan plan = PlanLayerGimbal(p, cfg);
+    EXPECT_LE(plan.eval.objective, plan.current_eval.objective + 1e-9) << "seed " << seed;
+    // The reported objective is the objective of the returned routes.
+    const LayerEval again = EvaluateRoutes(p, plan.phy2log, plan.routes);
+    EXPECT_NEAR(again.objective, plan.eval.objective, 1e-5);
+  }
+}
+
+TEST(GimbalPlacement, MigrationBudgetHolds) {
+  for (int budget : {0, 1, 2, 5, 10}) {
+    GimbalPlacementConfig cfg;
+    cfg.max_moves_per_layer = budget;
+    cfg.min_gain = 0;
+    Instance in = MakeInstance(100 + budget, 3, 64, 8, 4, 10, 8);
+    Result<Placement> plan = PlanGimbal(in.stats, in.current, in.topology, cfg);
+    ASSERT_TRUE(plan.ok());
+    Result<PlacementQuality> q =
+        EvaluatePlacement(in.stats, *plan, in.current, in.topology, cfg.weights);
+    ASSERT_TRUE(q.ok());
+    for (const LayerEval& e : q->layers) EXPECT_LE(e.experts_moved, budget);
+    if (budget == 0) {
+      EXPECT_EQ(plan->phy2log, in.current.phy2log);
+    }
+  }
+}
+
+TEST(GimbalPlacement, MovesAnExpertNextToItsOnlySource) {
+  // 2 GPUs on 2 nodes, one slot each... two experts, each used only by the source on the other GPU.
+  PlacementTopology topo;
+  topo.gpus = 2;
+  topo.gpus_per_node = 1;
+  SourceExpertCounts stats = SourceExpertCounts::Zeros(1, 2, 2);
+  stats.At(0, 0, 1) = 100;  // source 0 (GPU 0) uses expert 1, held by GPU 1
+  stats.At(0, 1, 0) = 100;
+  Placement current = Placement::Contiguous(1, 2, 2);
+  GimbalPlacementConfig cfg;
+  Result<Placement> plan = PlanGimbal(stats, current, topo, cfg);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->phy2log, (std::vector<int32_t>{1, 0}));
+  Result<PlacementQuality> q = EvaluatePlacement(stats, *plan, current, topo, cfg.weights);
+  ASSERT_TRUE(q.ok());
+  EXPECT_DOUBLE_EQ(q->cross_node_fraction, 0);
+  EXPECT_EQ(q->experts_moved, 2);
+}
+
+TEST(GimbalPlacement, HysteresisKeepsTheCurrentPlanWhenTheGainIsSmall) {
+  Instance in = MakeInstance(5, 1, 16, 4, 2, 5, 8);
+  GimbalPlacementConfig cfg;
+  cfg.min_gain = 10;  // demand a 1000% gain: nothing qualifies
+  Result<Placement> plan = PlanGimbal(in.stats, in.current, in.topology, cfg);
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->phy2log, in.current.phy2log);
+  EXPECT_FALSE(plan->source_routes.empty());  // fresh routes for the kept placement
+}
+
+TEST(GimbalPlacement, RoutesPreferTheLocalReplica) {
+  // Expert 0 has a replica on each GPU; each source's tokens stay on its own GPU.
+  PlacementTopology topo;
+  topo.gpus = 2;
+  topo.gpus_per_node = 1;
+  SourceExpertCounts stats = SourceExpertCounts::Zeros(1, 2, 2);
+  stats.At(0, 0, 0) = 50;
+  stats.At(0, 1, 0) = 50;
+  stats.At(0, 0, 1) = 1;
+  Placement current;
+  current.layers = 1;
+  current.experts = 2;
+  current.gpus = 2;
+  current.slots_per_gpu = 2;
+  current.phy2log = {0, 1, 0, 1};
+  GimbalPlacementConfig cfg;
+  Result<Placement> plan = PlanGimbal(stats, current, topo, cfg);
+  ASSERT_TRUE(plan.ok());
+  ASSERT_EQ(plan->sources, 2);
+  const auto& r0 = plan->source_routes[0 * 2 + 0];
+  const auto& r1 = plan->source_routes[1 * 2 + 0];
+  ASSERT_EQ(r0.size(), 1u);
+  ASSERT_EQ(r1.size(), 1u);
+  EXPECT_EQ(plan->GpuOfSlot(r0[0].slot), 0);
+  EXPECT_EQ(plan->GpuOfSlot(r1[0].slot), 1);
+}
+
+TEST(GimbalPlacement, ConfigComesFromParamsAndRejectsUnknownKeys) {
+  Params p;
+  p.Set("traffic_weight", "0.5");
+  p.Set("max_moves_per_layer", "4");
+  Result<GimbalPlacementConfig> c = GimbalPlacementConfig::FromParams(p);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->weights.traffic, 0.5);
+  EXPECT_EQ(c->max_moves_per_layer, 4);
+  p.Set("trafic_weight", "1");
+  EXPECT_FALSE(GimbalPlacementConfig::FromParams(p).ok());
+  Result<std::unique_ptr<PlacementPolicy>> bad = MakePlacementPolicy("nope", Params());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("known: eplb, exact, gimbal"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gimbal

@@ -1,0 +1,84 @@
+#include "policy/placement/place_tool.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace gimbal {
+namespace {
+
+std::string Example(const std::string& file) {
+  return std::string(GIMBAL_SOURCE_DIR) + "/examples/placement/" + file;
+}
+
+PlaceOptions ExampleOptions(const std::string& policy) {
+  PlaceOptions o;
+  o.stats_path = Example("stats.json");
+  o.current_path = Example("current.json");
+  o.topology_path = Example("topology.yaml");
+  o.policy = policy;
+  return o;
+}
+
+TEST(PlaceTool, RunsOnTheExamplesWithEveryPolicy) {
+  for (const char* policy : {"gimbal", "eplb"}) {
+    Result<PlaceReport> r = RunPlace(ExampleOptions(policy));
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_TRUE(r->plan.Validate().ok());
+    EXPECT_EQ(r->quality.layers.size(), 2u);
+    const std::string table = FormatPlaceReport(*r);
+    EXPECT_NE(table.find("policy " + std::string(policy)), std::string::npos) << table;
+    nlohmann::json j = nlohmann::json::parse(PlaceReportToJson(*r));
+    EXPECT_EQ(j["placement"]["phy2log"].size(), 2u);
+    EXPECT_TRUE(j["quality"].contains("cross_node_fraction"));
+    // The written placement reads back as the same phy2log.
+    Result<Placement> back = ParsePlacementJson(j["placement"].dump(), "plan");
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->phy2log, r->plan.phy2log);
+  }
+}
+
+TEST(PlaceTool, GimbalBeatsEplbOnCrossNodeTrafficOfTheExample) {
+  Result<PlaceReport> g = RunPlace(ExampleOptions("gimbal"));
+  Result<PlaceReport> e = RunPlace(ExampleOptions("eplb"));
+  ASSERT_TRUE(g.ok() && e.ok());
+  EXPECT_LT(g->quality.cross_node_fraction, e->quality.cross_node_fraction);
+  EXPECT_LT(g->quality.experts_moved, e->quality.experts_moved);
+}
+
+TEST(PlaceTool, DefaultsToTheContiguousPlacementAndAppliesSettings) {
+  PlaceOptions o = ExampleOptions("gimbal");
+  o.current_path.clear();
+  o.sets = {"max_moves_per_layer=0"};
+  Result<PlaceReport> r = RunPlace(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->plan.phy2log, r->current.phy2log);
+  EXPECT_EQ(r->quality.experts_moved, 0);
+  o.sets = {"no_such_key=1"};
+  Result<PlaceReport> bad = RunPlace(o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("no_such_key"), std::string::npos);
+  o.sets = {"novalue"};
+  EXPECT_FALSE(RunPlace(o).ok());
+}
+
+TEST(PlaceTool, ReportsBadInputFiles) {
+  PlaceOptions o = ExampleOptions("gimbal");
+  o.stats_path = Example("missing.json");
+  EXPECT_EQ(RunPlace(o).status().code(), ErrorCode::kNotFound);
+  o = ExampleOptions("eplb");
+  o.current_path = Example("topology.yaml");
+  EXPECT_FALSE(RunPlace(o).ok());
+  o = ExampleOptions("wrong");
+  EXPECT_NE(RunPlace(o).status().message().find("unknown placement policy 'wrong'"),
+            std::string::npos);
+  Result<Placement> p = ParsePlacementJson(
+      R"({"layers":1,"experts":2,"gpus":1,"slots_per_gpu":2,"phy2log":[[0,0]]})", "p.json");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("layer 0 has no slot for expert 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gimbal

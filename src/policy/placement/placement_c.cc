@@ -1,0 +1,158 @@
+// The C API of include/gimbal/placement_c.h over PlacementPolicy.
+#include "gimbal/placement_c.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "policy/placement/placement_policy.h"
+
+struct gimbal_planner {
+  std::unique_ptr<gimbal::PlacementPolicy> policy;
+  std::string error;
+  bool planned = false;
+  gimbal::Placement plan;
+  gimbal::PlacementQuality quality;
+};
+
+namespace {
+
+void CopyError(const std::string& msg, char* err, size_t err_len) {
+  if (err == nullptr || err_len == 0) return;
+  const size_t n = std::min(msg.size(), err_len - 1);
+  std::memcpy(err, msg.data(), n);
+  err[n] = '\0';
+}
+
+int Fail(gimbal_planner* p, const std::string& msg) {
+  p->error = msg;
+  p->planned = false;
+  return -1;
+}
+
+}  // namespace
+
+extern "C" {
+
+gimbal_planner* gimbal_planner_create(const char* policy, const char* params, char* err,
+                                      size_t err_len) {
+  if (policy == nullptr) {
+    CopyError("gimbal_planner_create: policy is NULL", err, err_len);
+    return nullptr;
+  }
+  gimbal::Params p;
+  if (params != nullptr) {
+    std::string all(params);
+    size_t start = 0;
+    while (start <= all.size()) {
+      size_t end = all.find(';', start);
+      if (end == std::string::npos) end = all.size();
+      const std::string kv = all.substr(start, end - start);
+      if (!kv.empty()) {
+        const size_t eq = kv.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          CopyError(fmt::format("gimbal_planner_create: parameter '{}' is not key=value", kv), err,
+                    err_len);
+          return nullptr;
+        }
+        p.Set(kv.substr(0, eq), kv.substr(eq + 1));
+      }
+      start = end + 1;
+    }
+  }
+  gimbal::Result<std::unique_ptr<gimbal::PlacementPolicy>> made =
+      gimbal::MakePlacementPolicy(policy, p);
+  if (!made.ok()) {
+    CopyError(made.status().ToString(), err, err_len);
+    return nullptr;
+  }
+  auto* planner = new gimbal_planner;
+  planner->policy = std::move(made).value();
+  return planner;
+}
+
+void gimbal_planner_destroy(gimbal_planner* planner) { delete planner; }
+
+int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology, int layers,
+                        int sources, int experts, int slots_per_gpu, const double* counts,
+                        const int32_t* current_phy2log, int32_t* out_phy2log) {
+  if (planner == nullptr) return -1;
+  if (topology == nullptr || counts == nullptr || out_phy2log == nullptr) {
+    return Fail(planner, "gimbal_planner_plan: topology, counts and out_phy2log must not be NULL");
+  }
+  if (layers <= 0 || sources <= 0 || experts <= 0 || slots_per_gpu <= 0 || topology->gpus <= 0) {
+    return Fail(planner, fmt::format("gimbal_planner_plan: layers ({}), sources ({}), experts ({}), "
+                                     "slots_per_gpu ({}) and gpus ({}) must be positive",
+                                     layers, sources, experts, slots_per_gpu, topology->gpus));
+  }
+  gimbal::PlacementTopology topo;
+  topo.gpus = topology->gpus;
+  topo.gpus_per_node = topology->gpus_per_node;
+  topo.alpha = topology->alpha;
+  topo.beta = topology->beta;
+  topo.expert_groups = topology->expert_groups > 0 ? topology->expert_groups : 1;
+  topo.expert_bytes = topology->expert_bytes > 0 ? topology->expert_bytes : 1.0;
+  topo.slots_per_gpu = slots_per_gpu;
+  gimbal::SourceExpertCounts stats = gimbal::SourceExpertCounts::Zeros(layers, sources, experts);
+  std::memcpy(stats.counts.data(), counts, stats.counts.size() * sizeof(double));
+  gimbal::Placement current;
+  const size_t n_slots = static_cast<size_t>(layers) * topo.gpus * slots_per_gpu;
+  if (current_phy2log == nullptr) {
+    gimbal::Result<gimbal::Placement> def = gimbal::DefaultCurrentPlacement(stats, topo);
+    if (!def.ok()) return Fail(planner, def.status().ToString());
+    current = std::move(def).value();
+  } else {
+    current.layers = layers;
+    current.experts = experts;
+    current.gpus = topo.gpus;
+    current.slots_per_gpu = slots_per_gpu;
+    current.phy2log.assign(current_phy2log, current_phy2log + n_slots);
+  }
+  gimbal::Result<gimbal::Placement> plan = planner->policy->Plan(stats, current, topo);
+  if (!plan.ok()) return Fail(planner, plan.status().ToString());
+  gimbal::Result<gimbal::PlacementQuality> q =
+      gimbal::EvaluatePlacement(stats, *plan, current, topo, planner->policy->weights());
+  if (!q.ok()) return Fail(planner, q.status().ToString());
+  planner->plan = std::move(plan).value();
+  planner->quality = *q;
+  planner->planned = true;
+  planner->error.clear();
+  std::memcpy(out_phy2log, planner->plan.phy2log.data(), n_slots * sizeof(int32_t));
+  return 0;
+}
+
+int gimbal_planner_route(const gimbal_planner* planner, int layer, int source, int expert,
+                         int32_t* slots, float* weights, int capacity) {
+  if (planner == nullptr || !planner->planned) return -1;
+  const gimbal::Placement& p = planner->plan;
+  if (layer < 0 || layer >= p.layers || expert < 0 || expert >= p.experts || source < 0 ||
+      capacity < 0) {
+    return -1;
+  }
+  if (!p.source_routes.empty() && source >= p.sources) return -1;
+  const std::vector<gimbal::SlotShare> route = p.Route(layer, source, expert);
+  const int n = static_cast<int>(route.size());
+  for (int i = 0; i < n && i < capacity; ++i) {
+    if (slots) slots[i] = route[i].slot;
+    if (weights) weights[i] = route[i].weight;
+  }
+  return n;
+}
+
+int gimbal_planner_quality(const gimbal_planner* planner, gimbal_quality* out) {
+  if (planner == nullptr || out == nullptr || !planner->planned) return -1;
+  out->mean_max_over_mean = planner->quality.mean_max_over_mean;
+  out->cross_gpu_fraction = planner->quality.cross_gpu_fraction;
+  out->cross_node_fraction = planner->quality.cross_node_fraction;
+  out->experts_moved = planner->quality.experts_moved;
+  out->objective = planner->quality.objective;
+  return 0;
+}
+
+const char* gimbal_planner_last_error(const gimbal_planner* planner) {
+  return planner == nullptr ? "planner is NULL" : planner->error.c_str();
+}
+
+}  // extern "C"

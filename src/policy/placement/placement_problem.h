@@ -1,0 +1,139 @@
+// The placement problem of DESIGN §2.3, one MoE layer at a time: topology, objective, token
+// routing for a fixed placement, and the quality metrics of §6.
+//
+// Objective of a layer (as in the design, with the weights scaled by per-layer constants so that
+// defaults do not depend on how many tokens the statistics window holds):
+//   λ1 · max_g load(g) / L̄  +  λ2 · Σ c(s,g)·f[s][x][g] / T  +  λ3 · Σ bytes(x)·moved(x,g) / B
+// T = tokens of the layer, L̄ = T / gpus (mean GPU load), B = bytes of one expert. So λ1 weighs
+// max/mean load, λ2 the cost-weighted fraction of tokens leaving their GPU, λ3 each expert copied.
+// c(s,g) = 0 when source s runs on GPU g, alpha within a node, beta across nodes. Source s runs on
+// GPU s·gpus/sources (with as many sources as GPUs, source s on GPU s). moved(x,g) counts replicas
+// of x on g beyond those g held in the current placement.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/params.h"
+#include "core/status.h"
+#include "policy/placement/placement.h"
+#include "policy/placement/routing_stats.h"
+
+namespace gimbal {
+
+struct PlacementTopology {
+  int gpus = 0;
+  int gpus_per_node = 0;     // 0: all GPUs on one node
+  double alpha = 0.2;        // per-token cost of a hop between GPUs of one node
+  double beta = 1.0;         // per-token cost of a hop across nodes
+  int slots_per_gpu = 0;     // 0: taken from the current placement, else experts / gpus
+  int expert_groups = 1;     // DeepSeek expert groups (EPLB's hierarchical mode)
+  double expert_bytes = 1;   // bytes of one expert's weights in one layer
+
+  int nodes() const { return gpus_per_node > 0 ? gpus / gpus_per_node : 1; }
+  int NodeOf(int gpu) const { return gpus_per_node > 0 ? gpu / gpus_per_node : 0; }
+  double Cost(int from_gpu, int to_gpu) const {
+    if (from_gpu == to_gpu) return 0;
+    return NodeOf(from_gpu) == NodeOf(to_gpu) ? alpha : beta;
+  }
+  Status Validate() const;
+};
+
+// YAML or JSON: {gpus, gpus_per_node, alpha, beta, slots_per_gpu, expert_groups, expert_bytes}.
+Result<PlacementTopology> ParseTopology(const std::string& text, const std::string& name);
+Result<PlacementTopology> LoadTopology(const std::string& path);
+
+inline int SourceGpu(int source, int sources, int gpus) {
+  return static_cast<int>(static_cast<int64_t>(source) * gpus / sources);
+}
+
+struct ObjectiveWeights {
+  double load = 1.0;        // λ1
+  double traffic = 0.25;    // λ2
+  double migration = 0.002; // λ3 (per expert copied)
+};
+
+// One layer, ready to evaluate: counts, costs, the current placement's replica counts.
+struct LayerProblem {
+  int sources = 0, experts = 0, gpus = 0, slots_per_gpu = 0;
+  std::vector<double> counts;     // sources x experts
+  std::vector<double> totals;     // per expert
+  double total = 0;               // T
+  std::vector<double> cost;       // sources x gpus: c(s, g)
+  std::vector<int> source_gpu;    // per source
+  std::vector<int> node_of_gpu;   // per gpu
+  int nodes = 1;
+  double alpha = 0, beta = 0;     // the topology's costs (c(s,g) takes the values 0, alpha, beta)
+  std::vector<int32_t> current;   // gpus * slots_per_gpu (phy2log of the current placement)
+  std::vector<int> current_count; // experts x gpus: replicas of x on g now
+  double expert_bytes = 1;
+  ObjectiveWeights weights;
+
+  int slots() const { return gpus * slots_per_gpu; }
+  double A(int s, int x) const { return counts[static_cast<size_t>(s) * experts + x]; }
+  double C(int s, int g) const { return cost[static_cast<size_t>(s) * gpus + g]; }
+  double load_coef() const { return total > 0 ? weights.load * gpus / total : 0; }
+  double traffic_coef() const { return total > 0 ? weights.traffic / total : 0; }
+  double move_coef() const { return weights.migration; }
+};
+
+// `current` must have the stats' experts, the topology's gpus, and a valid phy2log.
+LayerProblem MakeLayerProblem(const SourceExpertCounts& stats, int layer, const Placement& current,
+                              const PlacementTopology& topology, const ObjectiveWeights& weights);
+
+// How one layer's plan scores. Loads and token counts are in tokens.
+struct LayerEval {
+  double max_load = 0, mean_load = 0;
+  double cross_gpu_tokens = 0, cross_node_tokens = 0, total_tokens = 0;
+  double traffic_cost = 0;  // Σ c·f
+  int experts_moved = 0;
+  double objective = 0;
+  double max_over_mean() const { return mean_load > 0 ? max_load / mean_load : 1.0; }
+};
+
+// Replicas of x on g beyond the current placement's (a copy each).
+int CountMoves(const LayerProblem& p, std::span<const int32_t> phy2log);
+
+// Token routing of one layer: routes[s * experts + x] = (slot, weight) pairs summing to 1.
+using LayerRoutes = std::vector<std::vector<SlotShare>>;
+
+// Nearest-replica routing below a load cap: each source's tokens for an expert go to its nearest
+// replica while that GPU's load stays under `cap`, spilling to the next nearest, and to the
+// least-loaded replica when all are full. Tries several caps and keeps the routing with the best
+// objective. Fills `routes` when not null.
+LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2log,
+                           LayerRoutes* routes);
+
+// Evaluates given routes; empty routes mean vLLM's even split over an expert's replicas.
+LayerEval EvaluateRoutes(const LayerProblem& p, std::span<const int32_t> phy2log,
+                         const LayerRoutes& routes);
+
+// Quality of a whole placement (its source_routes, or the even split when it has none) for the
+// stats, against `current`.
+struct PlacementQuality {
+  std::vector<LayerEval> layers;
+  // Summaries: mean over layers of max/mean, token-weighted crossing fractions, totals.
+  double mean_max_over_mean = 0, worst_max_over_mean = 0;
+  double cross_gpu_fraction = 0, cross_node_fraction = 0;
+  int64_t experts_moved = 0;
+  double bytes_moved = 0;
+  double objective = 0;  // sum over layers
+};
+
+Result<PlacementQuality> EvaluatePlacement(const SourceExpertCounts& stats, const Placement& plan,
+                                           const Placement& current,
+                                           const PlacementTopology& topology,
+                                           const ObjectiveWeights& weights);
+
+// Checks the stats, the current placement and the topology fit together.
+Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& current,
+                            const PlacementTopology& topology);
+
+// The current placement to assume when none is given: Placement::Contiguous with the topology's
+// slots per GPU (experts must divide over GPUs; slots_per_gpu >= experts / gpus).
+Result<Placement> DefaultCurrentPlacement(const SourceExpertCounts& stats,
+                                          const PlacementTopology& topology);
+
+}  // namespace gimbal
