@@ -1,0 +1,222 @@
+#include "config/scenario.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/yaml_reader.h"
+#include "model/catalog.h"
+#include "policy/dispatch/dispatch_policy.h"
+#include "policy/queue/queue_policy.h"
+
+namespace gimbal {
+namespace {
+
+constexpr double kGb = 1e9;
+
+// A policy given as a name or as a map {policy: NAME, <params>}: fills name and params; keys in
+// `reserved` are read by the caller and not passed as parameters.
+void ReadPolicy(const YamlReader& stack, const std::string& key, const std::string& def,
+                std::string* name, Params* params, const std::vector<std::string>& reserved) {
+  if (!stack.Has(key)) {
+    *name = def;
+    return;
+  }
+  const YamlReader node = stack.Child(key);
+  if (node.node().IsScalar()) {
+    *name = node.Scalar();
+    return;
+  }
+  if (!node.IsMap()) {
+    stack.Fail("expected a policy name or a map with 'policy'", key);
+    return;
+  }
+  *name = node.String("policy", std::nullopt);
+  for (const std::string& k : node.Keys()) {
+    if (k == "policy") continue;
+    bool skip = false;
+    for (const auto& r : reserved) skip = skip || r == k;
+    if (skip) continue;
+    const YAML::Node v = node.node()[k];
+    if (!v.IsScalar()) {
+      node.Fail("policy parameters must be single values", k);
+      return;
+    }
+    params->Set(k, v.Scalar());
+  }
+}
+
+void ReadHardwareOverrides(const YamlReader& h, HardwareSpec* hw) {
+  h.CheckKeys({"mfu_dense", "mfu_attention", "mfu_expert", "hbm_efficiency", "link_efficiency",
+               "step_overhead_ms", "per_seq_overhead_us", "nvlink_latency_us", "nic_latency_us",
+               "gpus_per_node"});
+  hw->mfu_dense = h.Double("mfu_dense", hw->mfu_dense, 1e-3, 1);
+  hw->mfu_attention = h.Double("mfu_attention", hw->mfu_attention, 1e-3, 1);
+  hw->mfu_expert = h.Double("mfu_expert", hw->mfu_expert, 1e-3, 1);
+  hw->hbm_efficiency = h.Double("hbm_efficiency", hw->hbm_efficiency, 1e-3, 1);
+  hw->link_efficiency = h.Double("link_efficiency", hw->link_efficiency, 1e-3, 1);
+  hw->step_overhead = h.Double("step_overhead_ms", hw->step_overhead * 1e3, 0) / 1e3;
+  hw->per_seq_overhead = h.Double("per_seq_overhead_us", hw->per_seq_overhead * 1e6, 0) / 1e6;
+  hw->nvlink_latency = h.Double("nvlink_latency_us", hw->nvlink_latency * 1e6, 0) / 1e6;
+  hw->nic_latency = h.Double("nic_latency_us", hw->nic_latency * 1e6, 0) / 1e6;
+  hw->gpus_per_node = static_cast<int>(h.Int("gpus_per_node", hw->gpus_per_node, 1, 1024));
+}
+
+Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
+  Scenario s;
+  s.file = root.file();
+  root.CheckKeys({"name", "description", "seed", "model", "gpu", "topology", "cluster", "engine",
+                  "hardware", "routing", "traffic_classes", "workload", "slo", "max_time_s",
+                  "stacks"});
+  s.name = root.String("name", std::filesystem::path(root.file()).stem().string());
+  s.description = root.String("description", "");
+  s.seed = static_cast<uint64_t>(root.Int("seed", 1, 0));
+  s.model_name = root.String("model", std::nullopt);
+  s.gpu_name = root.String("gpu", std::nullopt);
+  s.topology_name = root.String("topology", "hgx-8gpu");
+  if (!root.ok()) return root.status();
+
+  auto model = LoadModel(s.model_name);
+  if (!model.ok()) return model.status().WithContext(fmt::format("{}: 'model'", root.file()));
+  auto gpu = LoadGpu(s.gpu_name);
+  if (!gpu.ok()) return gpu.status().WithContext(fmt::format("{}: 'gpu'", root.file()));
+  auto hw = LoadTopology(s.topology_name, *gpu);
+  if (!hw.ok()) return hw.status().WithContext(fmt::format("{}: 'topology'", root.file()));
+  sim::ClusterSpec& c = s.cluster;
+  c.model = *model;
+  c.hardware = *hw;
+  c.hardware.gpu = *gpu;
+
+  const YamlReader cl = root.Child("cluster");
+  cl.CheckKeys({"dp", "redundant_slots_per_gpu"});
+  c.dp = static_cast<int>(cl.Int("dp", std::nullopt, 1, 4096));
+  c.redundant_slots_per_gpu = static_cast<int>(cl.Int("redundant_slots_per_gpu", 0, 0, 1024));
+
+  // vLLM's defaults depend on GPU memory: 8192 tokens / 1024 sequences at >= 70 GiB, else
+  // 2048 / 256 (vllm/engine/arg_utils.py, usage context OPENAI_API_SERVER).
+  const bool big = gpu->memory_bytes >= 70.0 * 1024 * 1024 * 1024;
+  EngineConfig& e = c.engine;
+  e.max_num_batched_tokens = big ? 8192 : 2048;
+  e.max_num_seqs = big ? 1024 : 256;
+  const YamlReader en = root.Child("engine", true);
+  en.CheckKeys({"max_num_batched_tokens", "max_num_seqs", "block_size", "gpu_memory_utilization",
+                "activation_reserve_gb", "kv_capacity_tokens"});
+  e.max_num_batched_tokens = en.Int("max_num_batched_tokens", e.max_num_batched_tokens, 1);
+  e.max_num_seqs = en.Int("max_num_seqs", e.max_num_seqs, 1);
+  e.block_size = static_cast<int>(en.Int("block_size", 16, 1, 1024));
+  e.gpu_memory_utilization = en.Double("gpu_memory_utilization", 0.9, 0.05, 1.0);
+  e.activation_reserve_bytes = en.Double("activation_reserve_gb", 4, 0) * kGb;
+  e.kv_capacity_tokens = en.Int("kv_capacity_tokens", 0, 0);
+
+  ReadHardwareOverrides(root.Child("hardware", true), &c.hardware);
+
+  const YamlReader ro = root.Child("routing", true);
+  ro.CheckKeys({"overlap", "seed"});
+  c.class_overlap = ro.Double("overlap", 0.3, 0, 1);
+  c.routing_seed = static_cast<uint64_t>(ro.Int("seed", 7, 0));
+
+  c.classes.clear();
+  for (const YamlReader& tc : root.Items("traffic_classes", true)) {
+    tc.CheckKeys({"name", "weight", "zipf"});
+    c.classes.push_back({tc.String("name", std::nullopt), tc.Double("weight", 1, 0),
+                         tc.Double("zipf", 1.0, 0, 10)});
+  }
+  if (c.classes.empty()) c.classes.push_back({"default", 1, 1.0});
+  double wsum = 0;
+  for (const auto& tc : c.classes) wsum += tc.weight;
+  if (root.ok() && wsum <= 0) root.Fail("class weights must not all be zero", "traffic_classes");
+
+  const YamlReader slo = root.Child("slo", true);
+  slo.CheckKeys({"ttft_ms", "tpot_ms", "e2el_ms"});
+  s.options.slo.ttft_ms = slo.Double("ttft_ms", 0, 0);
+  s.options.slo.tpot_ms = slo.Double("tpot_ms", 0, 0);
+  s.options.slo.e2el_ms = slo.Double("e2el_ms", 0, 0);
+  s.options.max_time = root.Double("max_time_s", 0, 0);
+  s.options.seed = s.seed;
+
+  for (const YamlReader& st : root.Items("stacks")) {
+    st.CheckKeys({"name", "dispatch", "queue"});
+    sim::StackSpec spec;
+    spec.name = st.String("name", std::nullopt);
+    ReadPolicy(st, "dispatch", "vllm", &spec.dispatch, &spec.dispatch_params,
+               {"snapshot_interval_ms"});
+    if (st.Has("dispatch") && st.Child("dispatch").IsMap()) {
+      spec.snapshot_interval = st.Child("dispatch").Double("snapshot_interval_ms", 100, 0) / 1e3;
+    }
+    ReadPolicy(st, "queue", "fcfs", &spec.queue, &spec.queue_params, {});
+    for (const auto& other : s.stacks) {
+      if (other.name == spec.name) st.Fail(fmt::format("duplicate stack name '{}'", spec.name), "name");
+    }
+    s.stacks.push_back(std::move(spec));
+  }
+  if (root.ok() && s.stacks.empty()) root.Fail("at least one stack is needed", "stacks");
+  // Check policy names and parameters now, so the error points into the file.
+  const auto items = root.Items("stacks");
+  const CostModel cost_model(c.model, c.hardware);
+  DispatchDeps deps;
+  deps.cost_model = &cost_model;
+  deps.max_num_batched_tokens = e.max_num_batched_tokens;
+  for (size_t i = 0; root.ok() && i < s.stacks.size(); ++i) {
+    auto q = MakeQueuePolicy(s.stacks[i].queue, s.stacks[i].queue_params);
+    if (!q.ok()) items[i].Fail(q.status().message(), "queue");
+    auto d = MakeDispatchPolicy(s.stacks[i].dispatch, s.stacks[i].dispatch_params, deps);
+    if (root.ok() && !d.ok()) items[i].Fail(d.status().message(), "dispatch");
+  }
+  if (!root.ok()) return root.status();
+
+  auto wl = ParseWorkloadSpec(root.Child("workload"), base_dir);
+  if (!root.ok()) return root.status();
+  if (!wl.ok()) return wl.status();
+  s.workload = *wl;
+
+  if (c.model.experts % c.dp != 0) {
+    root.Child("cluster").Fail(fmt::format("{} experts of {} do not divide over dp = {} GPUs",
+                                           c.model.experts, c.model.name, c.dp),
+                               "dp");
+    return root.status();
+  }
+  return s;
+}
+
+}  // namespace
+
+std::vector<double> Scenario::class_weights() const {
+  std::vector<double> w;
+  for (const auto& c : cluster.classes) w.push_back(c.weight);
+  return w;
+}
+
+Result<Scenario> ParseScenario(const std::string& text, const std::string& name,
+                               const std::string& base_dir,
+                               const std::vector<std::string>& overrides) {
+  auto doc = YamlReader::FromString(text, name);
+  if (!doc.ok()) return doc.status();
+  if (!overrides.empty()) {
+    YAML::Node root = doc->node();
+    if (!root.IsMap()) return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
+    for (const auto& o : overrides) {
+      Status st = ApplyOverride(root, o);
+      if (!st.ok()) return st.WithContext("--set");
+    }
+    // Re-serialise so line numbers in later messages refer to the overridden document.
+    std::stringstream ss;
+    ss << root;
+    doc = YamlReader::FromString(ss.str(), name + " (with --set overrides)");
+    if (!doc.ok()) return doc.status();
+  }
+  if (!doc->IsMap()) return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
+  return Build(*doc, base_dir);
+}
+
+Result<Scenario> LoadScenario(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) return NotFound(fmt::format("{}: cannot open scenario file", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  return ParseScenario(ss.str(), path, dir.empty() ? "." : dir, overrides);
+}
+
+}  // namespace gimbal

@@ -1,0 +1,107 @@
+#include "config/scenario.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+namespace gimbal {
+namespace {
+
+const char* kGood = R"(
+name: t
+seed: 3
+model: qwen3-30b-a3b
+gpu: h200
+cluster: {dp: 8}
+traffic_classes:
+  - {name: code, weight: 1, zipf: 1.2}
+  - {name: chat, weight: 3}
+workload:
+  kind: synthetic
+  num_requests: 10
+  rate: 5
+stacks:
+  - name: base
+    dispatch: {policy: vllm, snapshot_interval_ms: 100}
+    queue: fcfs
+  - name: rr
+    dispatch: round_robin
+slo: {ttft_ms: 500}
+)";
+
+TEST(ScenarioTest, ParsesAGoodScenarioWithDefaults) {
+  auto s = ParseScenario(kGood, "good.yaml", ".");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->cluster.dp, 8);
+  EXPECT_EQ(s->cluster.model.experts, 128);
+  EXPECT_EQ(s->cluster.engine.max_num_batched_tokens, 8192);  // H200 >= 70 GiB
+  EXPECT_EQ(s->cluster.engine.max_num_seqs, 1024);
+  ASSERT_EQ(s->stacks.size(), 2u);
+  EXPECT_DOUBLE_EQ(s->stacks[0].snapshot_interval, 0.1);
+  EXPECT_EQ(s->stacks[1].dispatch, "round_robin");
+  EXPECT_EQ(s->class_weights(), (std::vector<double>{1, 3}));
+  EXPECT_DOUBLE_EQ(s->options.slo.ttft_ms, 500);
+  EXPECT_EQ(s->seed, 3u);
+}
+
+TEST(ScenarioTest, OverridesApplyBeforeValidation) {
+  auto s = ParseScenario(kGood, "good.yaml", ".", {"cluster.dp=4", "stacks.1.queue=spf"});
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(s->cluster.dp, 4);
+  EXPECT_EQ(s->stacks[1].queue, "spf");
+  auto bad = ParseScenario(kGood, "good.yaml", ".", {"stacks.7.queue=spf"});
+  EXPECT_FALSE(bad.ok());
+}
+
+struct BadCase {
+  std::string override_or_text;
+  std::string expect;
+};
+
+TEST(ScenarioTest, BadInputNamesTheKey) {
+  const std::vector<BadCase> cases{
+      {"cluster.dp=zero", "'cluster.dp': expected an integer"},
+      {"cluster.dp=3", "do not divide"},
+      {"stacks.0.dispatch.policy=nope", "round_robin"},  // lists valid names
+      {"stacks.0.dispatch.w_typo=1", "w_typo"},
+      {"model=no-such-model", "qwen3-30b-a3b"},
+      {"engine.block_size=-1", "'engine.block_size'"},
+      {"bogus=1", "'bogus': unknown key"},
+      {"stacks.1.name=base", "duplicate stack name"},
+  };
+  for (const auto& c : cases) {
+    auto s = ParseScenario(kGood, "good.yaml", ".", {c.override_or_text});
+    ASSERT_FALSE(s.ok()) << c.override_or_text;
+    EXPECT_NE(s.status().message().find(c.expect), std::string::npos)
+        << c.override_or_text << " -> " << s.status().message();
+  }
+}
+
+TEST(ScenarioTest, ErrorsCarryFileAndLine) {
+  std::string text = kGood;
+  text.replace(text.find("dp: 8"), 5, "dp: x");
+  auto s = ParseScenario(text, "lines.yaml", ".");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("lines.yaml:6:"), std::string::npos) << s.status().message();
+}
+
+TEST(ScenarioTest, ShippedScenariosAllLoad) {
+  const std::filesystem::path dir = std::filesystem::path(GIMBAL_SOURCE_DIR) / "configs/scenarios";
+  int n = 0;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    if (f.path().extension() != ".yaml") continue;
+    auto s = LoadScenario(f.path().string());
+    EXPECT_TRUE(s.ok()) << f.path() << ": " << s.status().message();
+    n++;
+  }
+  EXPECT_GT(n, 0);
+}
+
+TEST(ScenarioTest, MissingFileIsNotFound) {
+  auto s = LoadScenario("/nonexistent/x.yaml");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), ErrorCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace gimbal

@@ -1,0 +1,214 @@
+#include "sim/cluster.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace gimbal::sim {
+
+Result<std::unique_ptr<Cluster>> Cluster::Create(const ClusterSpec& spec, const QueuePolicy* queue) {
+  const ModelSpec& m = spec.model;
+  if (spec.dp <= 0) return InvalidArgument("cluster.dp must be positive");
+  if (m.experts % spec.dp != 0) {
+    return InvalidArgument(fmt::format("model {} has {} experts, which do not divide over {} GPUs",
+                                       m.name, m.experts, spec.dp));
+  }
+  if (spec.classes.empty()) return InvalidArgument("at least one traffic class is needed");
+  const int slots = m.experts / spec.dp + spec.redundant_slots_per_gpu;
+  auto kv = KvCapacityTokens(m, spec.hardware.gpu, spec.engine, slots);
+  if (!kv.ok()) return kv.status();
+  const int64_t blocks = *kv / spec.engine.block_size;
+  if (blocks <= 0) return InvalidArgument("no KV-cache blocks fit on the GPU");
+  std::unique_ptr<Cluster> c(new Cluster(spec, CostModel(m, spec.hardware), queue, blocks));
+  c->kv_capacity_tokens_ = blocks * spec.engine.block_size;
+  GIMBAL_RETURN_IF_ERROR(c->SetPlacement(
+      Placement::Contiguous(m.moe_layers(), m.experts, spec.dp, spec.redundant_slots_per_gpu)));
+  return c;
+}
+
+Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int64_t kv_blocks)
+    : spec_(std::move(spec)), cost_(std::move(cost)) {
+  EngineLimits limits;
+  limits.max_num_batched_tokens = spec_.engine.max_num_batched_tokens;
+  limits.max_num_seqs = spec_.engine.max_num_seqs;
+  limits.block_size = spec_.engine.block_size;
+  limits.kv_blocks = kv_blocks;
+  for (int r = 0; r < spec_.dp; ++r) engines_.emplace_back(limits, queue);
+  const ModelSpec& m = spec_.model;
+  popularity_ = std::make_unique<ExpertPopularity>(spec_.classes, m.moe_layers(), m.experts,
+                                                   m.top_k, spec_.class_overlap, spec_.routing_seed);
+  rank_times_.resize(spec_.dp);
+  moe_pressure_.assign(spec_.dp, 1.0);
+  gpu_load_ema_.assign(spec_.dp, 0.0);
+  layer_max_.assign(m.moe_layers(), 0.0);
+  layer_mean_.assign(m.moe_layers(), 0.0);
+  const size_t C = spec_.classes.size();
+  class_tokens_.assign(spec_.dp * C, 0.0);
+  class_total_.assign(C, 0.0);
+  for (auto* v : {&gpu_pairs_, &gpu_active_, &out_intra_, &out_inter_, &in_intra_, &in_inter_,
+                  &gpu_expert_time_}) {
+    v->assign(spec_.dp, 0.0);
+  }
+}
+
+Status Cluster::SetPlacement(Placement p) {
+  GIMBAL_RETURN_IF_ERROR(p.Validate());
+  if (p.gpus != spec_.dp || p.layers != spec_.model.moe_layers() || p.experts != spec_.model.experts) {
+    return InvalidArgument(fmt::format(
+        "placement shape {} layers x {} experts on {} GPUs does not match the cluster ({} x {} on {})",
+        p.layers, p.experts, p.gpus, spec_.model.moe_layers(), spec_.model.experts, spec_.dp));
+  }
+  placement_ = std::move(p);
+  tables_ = std::make_unique<RoutingTables>(*popularity_, placement_, spec_.dp);
+  return Status::Ok();
+}
+
+bool Cluster::HasWork() const {
+  for (const auto& e : engines_) {
+    if (e.HasWork()) return true;
+  }
+  return false;
+}
+
+std::vector<StepPlan> Cluster::Plan() {
+  std::vector<StepPlan> plans;
+  plans.reserve(engines_.size());
+  for (auto& e : engines_) plans.push_back(e.Schedule());
+  return plans;
+}
+
+StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
+  const ModelSpec& m = spec_.model;
+  const int R = spec_.dp;
+  const int C = static_cast<int>(spec_.classes.size());
+  const int G = R;
+  const int k = m.top_k;
+  const int gpn = spec_.hardware.gpus_per_node;
+
+  // Per-rank attention and dense parts; idle ranks run a one-token dummy batch.
+  std::fill(class_tokens_.begin(), class_tokens_.end(), 0.0);
+  std::fill(class_total_.begin(), class_total_.end(), 0.0);
+  double max_attn_dense = 0, max_attn_moe = 0, max_head = 0;
+  int64_t max_seqs = 0;
+  std::vector<double> attn(R), dense(R), shared(R), head(R);
+  for (int r = 0; r < R; ++r) {
+    RankBatch b = plans[r].batch;
+    if (plans[r].empty()) {
+      b.tokens = 1;
+      b.kv_read_tokens = 1;
+      b.attn_pairs = 1;
+    }
+    attn[r] = cost_.AttentionTime(b);
+    dense[r] = cost_.DenseFfnTime(b.tokens);
+    shared[r] = cost_.SharedExpertTime(b.tokens);
+    head[r] = cost_.HeadTime(b);
+    max_attn_dense = std::max(max_attn_dense, attn[r] + dense[r]);
+    max_attn_moe = std::max(max_attn_moe, attn[r] + shared[r]);
+    max_head = std::max(max_head, head[r]);
+    max_seqs = std::max(max_seqs, plans[r].batch.sequences);
+    for (const ScheduledSeq& s : plans[r].seqs) {
+      const int c = std::clamp<int>(s.traffic_class, 0, C - 1);
+      class_tokens_[static_cast<size_t>(r) * C + c] += static_cast<double>(s.new_tokens);
+      class_total_[c] += static_cast<double>(s.new_tokens);
+    }
+  }
+
+  StepCost cost;
+  cost.attn_dense = m.dense_layers * max_attn_dense + m.moe_layers() * max_attn_moe + max_head;
+  const double dbytes = cost_.DispatchBytesPerToken();
+  const double cbytes = cost_.CombineBytesPerToken();
+  const int slots_per_gpu = tables_->slots_per_gpu();
+  std::vector<double> own_expert(R, 0.0), own_a2a(R, 0.0);
+
+  for (int l = 0; l < m.moe_layers(); ++l) {
+    std::fill(gpu_pairs_.begin(), gpu_pairs_.end(), 0.0);
+    std::fill(out_intra_.begin(), out_intra_.end(), 0.0);
+    std::fill(out_inter_.begin(), out_inter_.end(), 0.0);
+    std::fill(in_intra_.begin(), in_intra_.end(), 0.0);
+    std::fill(in_inter_.begin(), in_inter_.end(), 0.0);
+    for (int r = 0; r < R; ++r) {
+      for (int c = 0; c < C; ++c) {
+        const double t = class_tokens_[static_cast<size_t>(r) * C + c];
+        if (t <= 0) continue;
+        const auto share = tables_->Share(r, c, l);
+        const auto reach = tables_->Reach(r, c, l);
+        for (int g = 0; g < G; ++g) {
+          gpu_pairs_[g] += t * k * share[g];
+          const double sent = t * reach[g];
+          tok_total_ += sent;
+          if (g == r) continue;
+          if (g / gpn == r / gpn) {
+            out_intra_[r] += sent;
+            in_intra_[g] += sent;
+            tok_intra_ += sent;
+          } else {
+            out_inter_[r] += sent;
+            in_inter_[g] += sent;
+            tok_inter_ += sent;
+          }
+        }
+      }
+    }
+    // Expected active replicas per GPU: a slot with expected n tokens is idle with prob e^-n.
+    double max_expert = 0, sum_pairs = 0, max_pairs = 0;
+    for (int g = 0; g < G; ++g) {
+      double active = 0;
+      for (int i = 0; i < slots_per_gpu; ++i) {
+        const int slot = g * slots_per_gpu + i;
+        double n = 0;
+        for (int c = 0; c < C; ++c) n += class_total_[c] * tables_->SlotLoad(c, l)[slot];
+        active += n > 30 ? 1.0 : 1.0 - std::exp(-n);
+      }
+      gpu_expert_time_[g] = cost_.ExpertTime(gpu_pairs_[g], active);
+      own_expert[g] += gpu_expert_time_[g];
+      max_expert = std::max(max_expert, gpu_expert_time_[g]);
+      sum_pairs += gpu_pairs_[g];
+      max_pairs = std::max(max_pairs, gpu_pairs_[g]);
+      gpu_load_ema_[g] = 0.98 * gpu_load_ema_[g] + 0.02 * gpu_expert_time_[g];
+    }
+    layer_max_[l] += max_pairs;
+    layer_mean_[l] += sum_pairs / G;
+    double intra = 0, inter = 0;
+    for (int g = 0; g < G; ++g) {
+      intra = std::max({intra, out_intra_[g], in_intra_[g]});
+      inter = std::max({inter, out_inter_[g], in_inter_[g]});
+    }
+    const double a2a = cost_.AllToAllTime(intra * dbytes, inter * dbytes) +
+                       cost_.AllToAllTime(intra * cbytes, inter * cbytes);
+    cost.experts += max_expert;
+    cost.all_to_all += a2a;
+  }
+  cost.overhead = cost_.StepOverhead(max_seqs);
+  cost.duration = cost.attn_dense + cost.experts + cost.all_to_all + cost.overhead;
+
+  // Breakdown per rank and smoothed MoE pressure.
+  double ema_mean = 0;
+  for (double v : gpu_load_ema_) ema_mean += v / G;
+  for (int r = 0; r < R; ++r) {
+    RankTimes& t = rank_times_[r];
+    const double own_attn = m.dense_layers * (attn[r] + dense[r]) +
+                            m.moe_layers() * (attn[r] + shared[r]) + head[r];
+    const double busy = own_attn + own_expert[r] + cost.overhead;
+    t.attn_dense += own_attn;
+    t.experts += own_expert[r];
+    t.all_to_all += cost.all_to_all;
+    t.busy += busy;
+    t.straggler_wait += std::max(0.0, cost.duration - busy - cost.all_to_all);
+    t.steps += 1;
+    if (plans[r].empty()) t.dummy_steps += 1;
+    const double kv = static_cast<double>(engines_[r].used_blocks()) /
+                      static_cast<double>(engines_[r].limits().kv_blocks);
+    t.peak_kv_usage = std::max(t.peak_kv_usage, kv);
+    moe_pressure_[r] = ema_mean > 0 ? gpu_load_ema_[r] / ema_mean : 1.0;
+  }
+  return cost;
+}
+
+std::vector<std::vector<TokenEvent>> Cluster::Complete(const std::vector<StepPlan>& plans) {
+  std::vector<std::vector<TokenEvent>> out(engines_.size());
+  for (size_t r = 0; r < engines_.size(); ++r) out[r] = engines_[r].Complete(plans[r]);
+  return out;
+}
+
+}  // namespace gimbal::sim

@@ -1,0 +1,119 @@
+#include "sim/expert_routing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/random.h"
+#include "core/status.h"
+
+namespace gimbal::sim {
+namespace {
+
+std::vector<int> Permutation(int n, Rng& rng) {
+  std::vector<int> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  for (int i = n - 1; i > 0; --i) {
+    std::swap(perm[i], perm[rng.UniformInt(static_cast<uint64_t>(i) + 1)]);
+  }
+  return perm;
+}
+
+// Caps entries at `cap` and redistributes the excess over the rest, keeping the sum at 1.
+void CapAndNormalise(std::span<double> p, double cap) {
+  for (int iter = 0; iter < 64; ++iter) {
+    double excess = 0;
+    double free_mass = 0;
+    for (double v : p) {
+      if (v > cap) excess += v - cap;
+      else free_mass += v;
+    }
+    if (excess <= 1e-15) break;
+    for (double& v : p) {
+      if (v >= cap) v = cap;
+      else v += excess * (free_mass > 0 ? v / free_mass : 1.0 / static_cast<double>(p.size()));
+    }
+  }
+}
+
+}  // namespace
+
+ExpertPopularity::ExpertPopularity(const std::vector<TrafficClassSpec>& classes, int moe_layers,
+                                   int experts, int top_k, double overlap, uint64_t seed)
+    : classes_(static_cast<int>(classes.size())), layers_(moe_layers), experts_(experts), top_k_(top_k) {
+  GIMBAL_CHECK(classes_ > 0 && layers_ > 0 && experts_ > 0 && top_k_ > 0 && top_k_ <= experts_,
+               "ExpertPopularity needs classes, layers, experts and 0 < top_k <= experts");
+  p_.assign(static_cast<size_t>(classes_) * layers_ * experts_, 0);
+  Rng base(seed);
+  Rng shared_rng = base.Fork(0x5eed);
+  std::vector<std::vector<double>> shared(layers_);
+  for (int l = 0; l < layers_; ++l) {
+    const auto w = ZipfWeights(experts_, 1.0);
+    const auto perm = Permutation(experts_, shared_rng);
+    shared[l].resize(experts_);
+    for (int i = 0; i < experts_; ++i) shared[l][perm[i]] = w[i];
+  }
+  const double cap = 1.0 / top_k_;
+  for (int c = 0; c < classes_; ++c) {
+    Rng rng = base.Fork(static_cast<uint64_t>(c) + 1);
+    const auto w = ZipfWeights(experts_, classes[c].zipf);
+    for (int l = 0; l < layers_; ++l) {
+      const auto perm = Permutation(experts_, rng);
+      std::span<double> row(p_.data() + (static_cast<size_t>(c) * layers_ + l) * experts_,
+                            static_cast<size_t>(experts_));
+      for (int i = 0; i < experts_; ++i) row[perm[i]] = (1 - overlap) * w[i];
+      for (int x = 0; x < experts_; ++x) row[x] += overlap * shared[l][x];
+      CapAndNormalise(row, cap);
+    }
+  }
+}
+
+RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& placement, int sources)
+    : classes_(pop.classes()),
+      layers_(pop.layers()),
+      gpus_(placement.gpus),
+      slots_(placement.slots()),
+      slots_per_gpu_(placement.slots_per_gpu) {
+  GIMBAL_CHECK(placement.layers == pop.layers() && placement.experts == pop.experts(),
+               "placement shape does not match the model");
+  const auto l2p = placement.Log2Phy();
+  const int experts = pop.experts();
+  const int k = pop.top_k();
+  share_.assign(static_cast<size_t>(sources) * classes_ * layers_ * gpus_, 0);
+  reach_.assign(share_.size(), 0);
+  slot_load_.assign(static_cast<size_t>(classes_) * layers_ * slots_, 0);
+  const bool routed = !placement.source_routes.empty();
+  std::vector<double> per_gpu(gpus_);
+  for (int c = 0; c < classes_; ++c) {
+    for (int l = 0; l < layers_; ++l) {
+      const auto p = pop.Row(c, l);
+      double* slot_load = slot_load_.data() + (static_cast<size_t>(c) * layers_ + l) * slots_;
+      for (int r = 0; r < sources; ++r) {
+        std::fill(per_gpu.begin(), per_gpu.end(), 0.0);
+        for (int x = 0; x < experts; ++x) {
+          const auto& replicas = l2p[l][x];
+          if (routed && r < placement.sources) {
+            for (const SlotShare& sh : placement.source_routes[(static_cast<size_t>(l) * placement.sources + r) * experts + x]) {
+              per_gpu[placement.GpuOfSlot(sh.slot)] += p[x] * sh.weight;
+              slot_load[sh.slot] += k * p[x] * sh.weight / sources;
+            }
+          } else {
+            const double each = p[x] / static_cast<double>(replicas.size());
+            for (int32_t slot : replicas) {
+              per_gpu[placement.GpuOfSlot(slot)] += each;
+              slot_load[slot] += k * each / sources;
+            }
+          }
+        }
+        const size_t base = ((static_cast<size_t>(r) * classes_ + c) * layers_ + l) * gpus_;
+        for (int g = 0; g < gpus_; ++g) {
+          share_[base + g] = per_gpu[g];
+          // A token's k experts are distinct; treat picks as independent draws of GPUs.
+          reach_[base + g] = 1.0 - std::pow(std::max(0.0, 1.0 - per_gpu[g]), k);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace gimbal::sim

@@ -1,0 +1,74 @@
+// Expert routing model: how each traffic class's tokens spread over experts, and where they land.
+//
+// Each traffic class c has, in every MoE layer l, a popularity p_c[l][x] over logical experts: a
+// Zipf(s_c) profile laid over experts by a permutation drawn per (class, layer), mixed with a
+// profile shared by all classes (`overlap`), so classes have distinct but overlapping hot experts.
+// A token picks top_k distinct experts; in expectation expert x receives top_k · p_c[l][x] of each
+// class-c token (p is capped so no expert exceeds probability 1 per token).
+//
+// RoutingTables joins popularity with a Placement: for source rank r, class c, layer l and GPU g,
+// share = expected fraction of r's class-c token-expert pairs served on g, and reach = expected
+// fraction of r's class-c tokens that must be sent to g (at least one of their experts is there),
+// the quantity all-to-all traffic is made of. Tables are rebuilt when the placement changes.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "policy/placement/placement.h"
+
+namespace gimbal::sim {
+
+struct TrafficClassSpec {
+  std::string name;
+  double weight = 1;  // share of requests
+  double zipf = 1.0;  // skew of its expert popularity
+};
+
+class ExpertPopularity {
+ public:
+  ExpertPopularity(const std::vector<TrafficClassSpec>& classes, int moe_layers, int experts,
+                   int top_k, double overlap, uint64_t seed);
+  int classes() const { return classes_; }
+  int layers() const { return layers_; }
+  int experts() const { return experts_; }
+  int top_k() const { return top_k_; }
+  // p_c[l][·], summing to 1.
+  std::span<const double> Row(int c, int l) const {
+    return {p_.data() + (static_cast<size_t>(c) * layers_ + l) * experts_,
+            static_cast<size_t>(experts_)};
+  }
+
+ private:
+  int classes_, layers_, experts_, top_k_;
+  std::vector<double> p_;
+};
+
+class RoutingTables {
+ public:
+  RoutingTables(const ExpertPopularity& pop, const Placement& placement, int sources);
+  int gpus() const { return gpus_; }
+  // share and reach for (source, class, layer), one entry per GPU.
+  std::span<const double> Share(int r, int c, int l) const { return Span(share_, r, c, l); }
+  std::span<const double> Reach(int r, int c, int l) const { return Span(reach_, r, c, l); }
+  // Per-slot popularity for class c in layer l (token-expert pairs per class-c token, all sources
+  // together), used to estimate how many expert replicas are active in a step.
+  std::span<const double> SlotLoad(int c, int l) const {
+    return {slot_load_.data() + (static_cast<size_t>(c) * layers_ + l) * slots_,
+            static_cast<size_t>(slots_)};
+  }
+  int slots() const { return slots_; }
+  int slots_per_gpu() const { return slots_per_gpu_; }
+
+ private:
+  std::span<const double> Span(const std::vector<double>& v, int r, int c, int l) const {
+    return {v.data() + ((static_cast<size_t>(r) * classes_ + c) * layers_ + l) * gpus_,
+            static_cast<size_t>(gpus_)};
+  }
+  int classes_, layers_, gpus_, slots_, slots_per_gpu_;
+  std::vector<double> share_, reach_, slot_load_;
+};
+
+}  // namespace gimbal::sim

@@ -1,0 +1,271 @@
+#include "sim/simulator.h"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "policy/dispatch/dispatch_policy.h"
+#include "policy/queue/queue_policy.h"
+#include "sim/event_queue.h"
+
+namespace gimbal::sim {
+namespace {
+
+enum EventKind { kArrival = 0, kStepStart = 1, kStepEnd = 2, kSnapshot = 3 };
+
+struct Accounting {
+  int64_t inflight = 0;
+  int64_t reserved_prefill = 0;
+  int64_t reserved_kv = 0;
+  int64_t picks_since_snapshot = 0;
+  int64_t dispatched = 0;
+};
+
+class Run {
+ public:
+  Run(Cluster& cluster, const DispatchPolicy& dispatch, const StackSpec& stack,
+      const std::vector<Request>& requests, const SimOptions& options)
+      : cluster_(cluster),
+        dispatch_(dispatch),
+        stack_(stack),
+        requests_(requests),
+        options_(options),
+        rng_(Rng(options.seed).Fork(0xd15)),
+        acct_(cluster.ranks()),
+        snapshots_(cluster.ranks()),
+        records_(requests.size()),
+        last_token_(requests.size(), 0.0) {}
+
+  RunResult Go() {
+    for (size_t i = 0; i < requests_.size(); ++i) {
+      const Request& r = requests_[i];
+      records_[i].id = r.id;
+      records_[i].arrival = r.arrival;
+      records_[i].prompt_tokens = r.prompt_tokens;
+      records_[i].traffic_class = r.traffic_class;
+      events_.Push(r.arrival, kArrival, static_cast<int64_t>(i));
+    }
+    TakeSnapshots(0);
+    if (stack_.snapshot_interval > 0) events_.Push(stack_.snapshot_interval, kSnapshot);
+    while (!events_.empty() && finished_ < static_cast<int64_t>(requests_.size())) {
+      const Event e = events_.Pop();
+      if (options_.max_time > 0 && e.time > options_.max_time) break;
+      switch (e.kind) {
+        case kArrival: OnArrival(static_cast<size_t>(e.arg)); break;
+        case kStepStart: OnStepStart(); break;
+        case kStepEnd: OnStepEnd(); break;
+        case kSnapshot:
+          TakeSnapshots(e.time);
+          if (finished_ < static_cast<int64_t>(requests_.size())) {
+            events_.Push(e.time + stack_.snapshot_interval, kSnapshot);
+          }
+          break;
+        default: GIMBAL_CHECK(false, "unknown event kind");
+      }
+    }
+    return Finish();
+  }
+
+ private:
+  double now() const { return events_.now(); }
+
+  void TakeSnapshots(double t) {
+    for (int r = 0; r < cluster_.ranks(); ++r) {
+      snapshots_[r] = cluster_.engine(r).Snapshot(t);
+      acct_[r].picks_since_snapshot = 0;
+    }
+  }
+
+  void OnArrival(size_t i) {
+    const Request& req = requests_[i];
+    std::vector<EngineView> views(cluster_.ranks());
+    for (int r = 0; r < cluster_.ranks(); ++r) {
+      EngineView& v = views[r];
+      v.snapshot = snapshots_[r];
+      v.snapshot_age = now() - snapshots_[r].taken_at;
+      v.inflight = acct_[r].inflight;
+      v.reserved_prefill = acct_[r].reserved_prefill;
+      v.reserved_kv_tokens = acct_[r].reserved_kv;
+      v.picks_since_snapshot = acct_[r].picks_since_snapshot;
+      v.moe_pressure = cluster_.moe_pressure()[r];
+    }
+    DispatchRequest dr;
+    dr.id = req.id;
+    dr.now = now();
+    dr.prompt_tokens = req.prompt_tokens;
+    dr.max_output_tokens = req.output_tokens;
+    dr.affinity_key = req.affinity_key;
+    dr.sequence = sequence_++;
+    const int e = dispatch_.Pick(dr, views, rng_);
+    GIMBAL_CHECK(e >= 0 && e < cluster_.ranks(), "dispatch policy returned no engine");
+    records_[i].engine = e;
+    if (req.prompt_tokens + req.output_tokens > cluster_.kv_capacity_tokens()) {
+      // Longer than the whole KV cache of a rank: rejected, as vLLM rejects over-long requests.
+      finished_++;
+      return;
+    }
+    Accounting& a = acct_[e];
+    a.inflight++;
+    a.reserved_prefill += req.prompt_tokens;
+    a.reserved_kv += req.prompt_tokens + req.output_tokens;
+    a.picks_since_snapshot++;
+    a.dispatched++;
+    Request copy = req;
+    copy.id = static_cast<RequestId>(i);  // engines key by index into the workload
+    cluster_.engine(e).Add(copy, now());
+    if (!stepping_) {
+      stepping_ = true;
+      events_.Push(now(), kStepStart);
+    }
+  }
+
+  void OnStepStart() {
+    plans_ = cluster_.Plan();
+    bool any = false;
+    for (const auto& p : plans_) any = any || !p.empty();
+    if (!any) {
+      stepping_ = false;  // idle until the next arrival (nothing runnable can appear otherwise)
+      return;
+    }
+    const StepCost cost = cluster_.Cost(plans_);
+    num_steps_++;
+    if (options_.keep_steps) {
+      StepRecord s;
+      s.start = now();
+      s.cost = cost;
+      for (const auto& p : plans_) {
+        s.tokens += p.batch.tokens;
+        s.sequences += p.batch.sequences;
+        s.preemptions += static_cast<int64_t>(p.preempted.size());
+      }
+      steps_.push_back(s);
+    }
+    events_.Push(now() + cost.duration, kStepEnd);
+  }
+
+  void OnStepEnd() {
+    const auto events = cluster_.Complete(plans_);
+    for (size_t r = 0; r < events.size(); ++r) {
+      for (const TokenEvent& t : events[r]) {
+        const auto i = static_cast<size_t>(t.id);
+        RequestRecord& rec = records_[i];
+        if (t.generated == 1 && rec.first_token < 0) {
+          rec.first_token = now();
+          acct_[r].reserved_prefill -= requests_[i].prompt_tokens;
+        } else {
+          itl_.Add(now() - last_token_[i]);
+        }
+        last_token_[i] = now();
+        if (t.finished) {
+          rec.finish = now();
+          rec.output_tokens = t.generated;
+          rec.preemptions = t.preemptions;
+          acct_[r].inflight--;
+          acct_[r].reserved_kv -= requests_[i].prompt_tokens + requests_[i].output_tokens;
+          finished_++;
+        }
+      }
+    }
+    if (stack_.snapshot_interval <= 0) TakeSnapshots(now());
+    events_.Push(now(), kStepStart);
+  }
+
+  RunResult Finish() {
+    RunResult out;
+    out.stack = stack_.name;
+    out.num_steps = num_steps_;
+    nlohmann::ordered_json& s = out.summary;
+    s["stack"] = stack_.name;
+    s["dispatch"] = stack_.dispatch;
+    s["queue"] = stack_.queue;
+    s["num_requests"] = requests_.size();
+    Summarise(records_, itl_, options_.slo, s);
+    s["simulated_seconds"] = now();
+    s["steps"] = num_steps_;
+    nlohmann::ordered_json engines = nlohmann::ordered_json::array();
+    const auto& times = cluster_.rank_times();
+    for (int r = 0; r < cluster_.ranks(); ++r) {
+      const RankTimes& t = times[r];
+      engines.push_back({{"engine", r},
+                         {"dispatched", acct_[r].dispatched},
+                         {"busy_s", t.busy},
+                         {"attn_dense_s", t.attn_dense},
+                         {"experts_s", t.experts},
+                         {"all_to_all_s", t.all_to_all},
+                         {"straggler_wait_s", t.straggler_wait},
+                         {"dummy_steps", t.dummy_steps},
+                         {"preemptions", cluster_.engine(r).total_preemptions()},
+                         {"peak_kv_usage", t.peak_kv_usage}});
+    }
+    s["engines"] = engines;
+    nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+    double sum_max = 0, sum_mean = 0;
+    for (size_t l = 0; l < cluster_.layer_max_load().size(); ++l) {
+      const double mx = cluster_.layer_max_load()[l];
+      const double mn = cluster_.layer_mean_load()[l];
+      sum_max += mx;
+      sum_mean += mn;
+      layers.push_back(mn > 0 ? mx / mn : 1.0);
+    }
+    s["expert_load_max_over_mean"] = sum_mean > 0 ? sum_max / sum_mean : 1.0;
+    s["expert_load_max_over_mean_per_layer"] = layers;
+    const double tot = cluster_.tokens_total();
+    s["a2a_cross_gpu_fraction"] =
+        tot > 0 ? (cluster_.tokens_intra_node() + cluster_.tokens_inter_node()) / tot : 0.0;
+    s["a2a_cross_node_fraction"] = tot > 0 ? cluster_.tokens_inter_node() / tot : 0.0;
+    s["kv_capacity_tokens_per_rank"] = cluster_.kv_capacity_tokens();
+    if (options_.keep_requests) out.requests = records_;
+    out.steps = std::move(steps_);
+    return out;
+  }
+
+  Cluster& cluster_;
+  const DispatchPolicy& dispatch_;
+  const StackSpec& stack_;
+  const std::vector<Request>& requests_;
+  const SimOptions& options_;
+  Rng rng_;
+  EventQueue events_;
+  std::vector<Accounting> acct_;
+  std::vector<EngineSnapshot> snapshots_;
+  std::vector<RequestRecord> records_;
+  std::vector<double> last_token_;
+  std::vector<StepPlan> plans_;
+  std::vector<StepRecord> steps_;
+  LogHistogram itl_;
+  bool stepping_ = false;
+  int64_t finished_ = 0;
+  int64_t num_steps_ = 0;
+  uint64_t sequence_ = 0;
+};
+
+}  // namespace
+
+Result<RunResult> Simulate(const ClusterSpec& cluster_spec, const StackSpec& stack,
+                           const std::vector<Request>& requests, const SimOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  auto queue = MakeQueuePolicy(stack.queue, stack.queue_params);
+  if (!queue.ok()) return queue.status().WithContext(fmt::format("stack '{}'", stack.name));
+  auto cluster = Cluster::Create(cluster_spec, queue->get());
+  if (!cluster.ok()) return cluster.status();
+  DispatchDeps deps;
+  deps.cost_model = &(*cluster)->cost_model();
+  deps.max_num_batched_tokens = cluster_spec.engine.max_num_batched_tokens;
+  auto dispatch = MakeDispatchPolicy(stack.dispatch, stack.dispatch_params, deps);
+  if (!dispatch.ok()) return dispatch.status().WithContext(fmt::format("stack '{}'", stack.name));
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (i > 0 && requests[i].arrival < requests[i - 1].arrival) {
+      return InvalidArgument(fmt::format("requests must be sorted by arrival (request {})", i));
+    }
+    if (requests[i].prompt_tokens < 1 || requests[i].output_tokens < 1) {
+      return InvalidArgument(fmt::format("request {} needs prompt and output of at least 1 token", i));
+    }
+  }
+  Run run(**cluster, **dispatch, stack, requests, options);
+  RunResult result = run.Go();
+  result.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace gimbal::sim

@@ -1,0 +1,61 @@
+// Simulator: replays a workload through one policy stack on a simulated DP+EP cluster.
+//
+// A stack is a front end (a dispatch policy and how fresh its engine snapshots are) plus the
+// engines' queue policy. The front end sees each engine through an EngineView: the engine's last
+// snapshot (taken every `snapshot_interval` seconds, or after every step when 0) and the front
+// end's own exact accounting, updated at dispatch, first token and finish, as a proxying router
+// would. The run is a pure function of (cluster spec, stack, requests, seed): events are ordered
+// by (time, sequence) and every random draw comes from streams forked off the seed.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "core/params.h"
+#include "core/request.h"
+#include "sim/cluster.h"
+#include "sim/metrics.h"
+
+namespace gimbal::sim {
+
+struct StackSpec {
+  std::string name = "vllm";
+  std::string dispatch = "vllm";
+  Params dispatch_params;
+  double snapshot_interval = 0.1;  // seconds; 0 = fresh after every step
+  std::string queue = "fcfs";
+  Params queue_params;
+};
+
+struct SimOptions {
+  uint64_t seed = 1;
+  double max_time = 0;  // simulated seconds after which unfinished requests count as failed; 0 = none
+  Slo slo;
+  bool keep_requests = false;  // keep per-request records in the result
+  bool keep_steps = false;     // keep per-step records in the result
+};
+
+struct StepRecord {
+  double start = 0;
+  StepCost cost;
+  int64_t tokens = 0;
+  int64_t sequences = 0;
+  int64_t preemptions = 0;
+};
+
+struct RunResult {
+  std::string stack;
+  nlohmann::ordered_json summary;  // vllm bench keys + cluster figures (see ToJson)
+  std::vector<RequestRecord> requests;  // when keep_requests
+  std::vector<StepRecord> steps;        // when keep_steps
+  int64_t num_steps = 0;
+  double wall_seconds = 0;  // host time the run took
+};
+
+// Runs the stack; errors for unknown policies, bad parameters or a cluster that does not fit.
+Result<RunResult> Simulate(const ClusterSpec& cluster, const StackSpec& stack,
+                           const std::vector<Request>& requests, const SimOptions& options);
+
+}  // namespace gimbal::sim
