@@ -6,6 +6,28 @@
 #include <cmath>
 
 namespace gimbal::sim {
+namespace {
+
+// 1 - e^-n by table lookup with linear interpolation on [0, 30] (error < 1e-5); 1 beyond.
+constexpr int kActiveTableSize = 4096;
+constexpr double kActiveTableMax = 30.0;
+const std::vector<double> kActiveTable = [] {
+  std::vector<double> t(kActiveTableSize + 2);
+  for (int i = 0; i <= kActiveTableSize + 1; ++i) {
+    t[i] = 1.0 - std::exp(-kActiveTableMax * i / kActiveTableSize);
+  }
+  return t;
+}();
+
+double ActiveProbability(double n) {
+  if (n >= kActiveTableMax) return 1.0;
+  if (n <= 0) return 0.0;
+  const double x = n * (kActiveTableSize / kActiveTableMax);
+  const auto i = static_cast<int>(x);
+  return kActiveTable[i] + (kActiveTable[i + 1] - kActiveTable[i]) * (x - i);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Cluster>> Cluster::Create(const ClusterSpec& spec, const QueuePolicy* queue) {
   const ModelSpec& m = spec.model;
@@ -46,7 +68,9 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   const size_t C = spec_.classes.size();
   class_tokens_.assign(spec_.dp * C, 0.0);
   class_total_.assign(C, 0.0);
-  for (auto* v : {&gpu_pairs_, &gpu_active_, &out_intra_, &out_inter_, &in_intra_, &in_inter_,
+  slot_tokens_.assign(static_cast<size_t>(spec_.dp) * (m.experts / spec_.dp + spec_.redundant_slots_per_gpu), 0.0);
+  for (int g = 0; g < spec_.dp; ++g) node_of_.push_back(g / spec_.hardware.gpus_per_node);
+  for (auto* v : {&gpu_pairs_, &sent_, &out_intra_, &out_inter_, &in_intra_, &in_inter_,
                   &gpu_expert_time_}) {
     v->assign(spec_.dp, 0.0);
   }
@@ -127,39 +151,54 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
     std::fill(out_inter_.begin(), out_inter_.end(), 0.0);
     std::fill(in_intra_.begin(), in_intra_.end(), 0.0);
     std::fill(in_inter_.begin(), in_inter_.end(), 0.0);
+    double sent_total = 0, sent_intra = 0, sent_inter = 0;
     for (int r = 0; r < R; ++r) {
+      bool any = false;
+      std::fill(sent_.begin(), sent_.end(), 0.0);
       for (int c = 0; c < C; ++c) {
         const double t = class_tokens_[static_cast<size_t>(r) * C + c];
         if (t <= 0) continue;
-        const auto share = tables_->Share(r, c, l);
-        const auto reach = tables_->Reach(r, c, l);
+        any = true;
+        const double* share = tables_->Share(r, c, l).data();
+        const double* reach = tables_->Reach(r, c, l).data();
+        const double tk = t * k;
         for (int g = 0; g < G; ++g) {
-          gpu_pairs_[g] += t * k * share[g];
-          const double sent = t * reach[g];
-          tok_total_ += sent;
-          if (g == r) continue;
-          if (g / gpn == r / gpn) {
-            out_intra_[r] += sent;
-            in_intra_[g] += sent;
-            tok_intra_ += sent;
-          } else {
-            out_inter_[r] += sent;
-            in_inter_[g] += sent;
-            tok_inter_ += sent;
-          }
+          gpu_pairs_[g] += tk * share[g];
+          sent_[g] += t * reach[g];
+        }
+      }
+      if (!any) continue;
+      const int node_r = r / gpn;
+      for (int g = 0; g < G; ++g) {
+        const double sent = sent_[g];
+        sent_total += sent;
+        if (g == r) continue;
+        if (node_of_[g] == node_r) {
+          out_intra_[r] += sent;
+          in_intra_[g] += sent;
+          sent_intra += sent;
+        } else {
+          out_inter_[r] += sent;
+          in_inter_[g] += sent;
+          sent_inter += sent;
         }
       }
     }
-    // Expected active replicas per GPU: a slot with expected n tokens is idle with prob e^-n.
+    tok_total_ += sent_total;
+    tok_intra_ += sent_intra;
+    tok_inter_ += sent_inter;
+    // Expected active replicas per GPU: a slot expecting n tokens is idle with probability e^-n.
+    std::fill(slot_tokens_.begin(), slot_tokens_.end(), 0.0);
+    for (int c = 0; c < C; ++c) {
+      const double t = class_total_[c];
+      if (t <= 0) continue;
+      const double* load = tables_->SlotLoad(c, l).data();
+      for (size_t s = 0; s < slot_tokens_.size(); ++s) slot_tokens_[s] += t * load[s];
+    }
     double max_expert = 0, sum_pairs = 0, max_pairs = 0;
     for (int g = 0; g < G; ++g) {
       double active = 0;
-      for (int i = 0; i < slots_per_gpu; ++i) {
-        const int slot = g * slots_per_gpu + i;
-        double n = 0;
-        for (int c = 0; c < C; ++c) n += class_total_[c] * tables_->SlotLoad(c, l)[slot];
-        active += n > 30 ? 1.0 : 1.0 - std::exp(-n);
-      }
+      for (int i = 0; i < slots_per_gpu; ++i) active += ActiveProbability(slot_tokens_[g * slots_per_gpu + i]);
       gpu_expert_time_[g] = cost_.ExpertTime(gpu_pairs_[g], active);
       own_expert[g] += gpu_expert_time_[g];
       max_expert = std::max(max_expert, gpu_expert_time_[g]);

@@ -107,7 +107,8 @@ class Cluster {
   double tok_intra_ = 0, tok_inter_ = 0, tok_total_ = 0;
   // Scratch buffers reused across steps.
   std::vector<double> class_tokens_;  // [rank * classes + class]
-  std::vector<double> class_total_, gpu_pairs_, gpu_active_, out_intra_, out_inter_, in_intra_,
+  std::vector<int> node_of_;
+  std::vector<double> class_total_, slot_tokens_, gpu_pairs_, sent_, out_intra_, out_inter_, in_intra_,
       in_inter_, gpu_expert_time_;
 };
 

@@ -73,7 +73,8 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
       layers_(pop.layers()),
       gpus_(placement.gpus),
       slots_(placement.slots()),
-      slots_per_gpu_(placement.slots_per_gpu) {
+      slots_per_gpu_(placement.slots_per_gpu),
+      sources_(sources) {
   GIMBAL_CHECK(placement.layers == pop.layers() && placement.experts == pop.experts(),
                "placement shape does not match the model");
   const auto l2p = placement.Log2Phy();
@@ -105,7 +106,7 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
             }
           }
         }
-        const size_t base = ((static_cast<size_t>(r) * classes_ + c) * layers_ + l) * gpus_;
+        const size_t base = Index(r, c, l);
         for (int g = 0; g < gpus_; ++g) {
           share_[base + g] = per_gpu[g];
           // A token's k experts are distinct; treat picks as independent draws of GPUs.

@@ -64,10 +64,13 @@ class RoutingTables {
 
  private:
   std::span<const double> Span(const std::vector<double>& v, int r, int c, int l) const {
-    return {v.data() + ((static_cast<size_t>(r) * classes_ + c) * layers_ + l) * gpus_,
-            static_cast<size_t>(gpus_)};
+    return {v.data() + Index(r, c, l), static_cast<size_t>(gpus_)};
   }
-  int classes_, layers_, gpus_, slots_, slots_per_gpu_;
+  // Layer-major layout: one step walks one layer's (source, class) rows contiguously.
+  size_t Index(int r, int c, int l) const {
+    return ((static_cast<size_t>(l) * sources_ + r) * classes_ + c) * gpus_;
+  }
+  int classes_, layers_, gpus_, slots_, slots_per_gpu_, sources_;
   std::vector<double> share_, reach_, slot_load_;
 };
 
