@@ -13,8 +13,8 @@ int main(int argc, char** argv) {
   const std::string n = argc > 1 ? argv[1] : "100000";
   const std::string rate = argc > 2 ? argv[2] : "40";
   const std::string path = std::string(GIMBAL_SOURCE_DIR) + "/configs/scenarios/default.yaml";
-  auto sc = gimbal::LoadScenario(path, {"workload.num_requests=" + n, "workload.schedule=[]",
-                                        "workload.rate=" + rate});
+  auto sc = gimbal::LoadScenario(path, {"workload.num_requests=" + n,
+                                        "workload.schedule=[{start: 0, rate: " + rate + "}]"});
   if (!sc.ok()) {
     fmt::print(stderr, "{}\n", sc.status().message());
     return 1;

@@ -94,7 +94,7 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
         for (int x = 0; x < experts; ++x) {
           const auto& replicas = l2p[l][x];
           if (routed && r < placement.sources) {
-            for (const SlotShare& sh : placement.source_routes[(static_cast<size_t>(l) * placement.sources + r) * experts + x]) {
+            for (const SlotShare& sh : placement.Route(l, r, x)) {
               per_gpu[placement.GpuOfSlot(sh.slot)] += p[x] * sh.weight;
               slot_load[sh.slot] += k * p[x] * sh.weight / sources;
             }

@@ -289,15 +289,11 @@ void LocalSearch(const LayerProblem& p, const GimbalPlacementConfig& cfg, Search
         if (best_n < 0 || dn[n] > dn[best_n]) best_n = n;
       }
       if (best_g < 0) continue;
+      // The GPU with the most demand, and every GPU of the node with the most demand.
       targets.assign(1, best_g);
-      int light = -1;
       for (int g = 0; g < p.gpus; ++g) {
-        if (p.node_of_gpu[g] == best_n && g != best_g && st.count(x, g) == 0 &&
-            (light < 0 || st.gpu_load(g) < st.gpu_load(light))) {
-          light = g;
-        }
+        if (p.node_of_gpu[g] == best_n && g != best_g && st.count(x, g) == 0) targets.push_back(g);
       }
-      if (light >= 0) targets.push_back(light);
       for (int a = 0; a < p.slots(); ++a) {
         if (st.map()[a] != x) continue;
         if (BestSwap(p, budget, st, a, targets, evals)) {
