@@ -51,7 +51,8 @@ void ReadPolicy(const YamlReader& stack, const std::string& key, const std::stri
 void ReadHardwareOverrides(const YamlReader& h, HardwareSpec* hw) {
   h.CheckKeys({"mfu_dense", "mfu_attention", "mfu_expert", "hbm_efficiency", "link_efficiency",
                "step_overhead_ms", "per_seq_overhead_us", "nvlink_latency_us", "nic_latency_us",
-               "gpus_per_node"});
+               "gpus_per_node", "comm_overlap"});
+  hw->comm_overlap = h.Double("comm_overlap", hw->comm_overlap, 0, 1);
   hw->mfu_dense = h.Double("mfu_dense", hw->mfu_dense, 1e-3, 1);
   hw->mfu_attention = h.Double("mfu_attention", hw->mfu_attention, 1e-3, 1);
   hw->mfu_expert = h.Double("mfu_expert", hw->mfu_expert, 1e-3, 1);

@@ -73,6 +73,7 @@ struct HardwareSpec {
   double mfu_expert = 0.45;   // grouped expert GEMMs
   double hbm_efficiency = 0.8;
   double link_efficiency = 0.7;  // achieved fraction of link bandwidth in all-to-all
+  double comm_overlap = 0;  // fraction of min(compute, all-to-all) hidden by micro-batch overlap
   double step_overhead = 0.002;  // CPU scheduling, sampling and launch per step, seconds
   double per_seq_overhead = 5e-6;  // added CPU time per sequence in the batch, seconds
 };

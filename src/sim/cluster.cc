@@ -70,6 +70,7 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   class_total_.assign(C, 0.0);
   slot_tokens_.assign(static_cast<size_t>(spec_.dp) * (m.experts / spec_.dp + spec_.redundant_slots_per_gpu), 0.0);
   for (int g = 0; g < spec_.dp; ++g) node_of_.push_back(g / spec_.hardware.gpus_per_node);
+  node_sent_.assign(static_cast<size_t>(spec_.nodes()), 0.0);
   for (auto* v : {&gpu_pairs_, &sent_, &out_intra_, &out_inter_, &in_intra_, &in_inter_,
                   &gpu_expert_time_}) {
     v->assign(spec_.dp, 0.0);
@@ -84,7 +85,8 @@ Status Cluster::SetPlacement(Placement p) {
         p.layers, p.experts, p.gpus, spec_.model.moe_layers(), spec_.model.experts, spec_.dp));
   }
   placement_ = std::move(p);
-  tables_ = std::make_unique<RoutingTables>(*popularity_, placement_, spec_.dp);
+  tables_ = std::make_unique<RoutingTables>(*popularity_, placement_, spec_.dp,
+                                            spec_.hardware.gpus_per_node);
   return Status::Ok();
 }
 
@@ -151,10 +153,14 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
     std::fill(out_inter_.begin(), out_inter_.end(), 0.0);
     std::fill(in_intra_.begin(), in_intra_.end(), 0.0);
     std::fill(in_inter_.begin(), in_inter_.end(), 0.0);
+    // Within a node a token goes to each GPU holding one of its experts; across nodes it goes
+    // once per destination node and is forwarded there over NVLink (DeepEP's normal kernels).
     double sent_total = 0, sent_intra = 0, sent_inter = 0;
+    const int nodes = tables_->nodes();
     for (int r = 0; r < R; ++r) {
       bool any = false;
       std::fill(sent_.begin(), sent_.end(), 0.0);
+      std::fill(node_sent_.begin(), node_sent_.end(), 0.0);
       for (int c = 0; c < C; ++c) {
         const double t = class_tokens_[static_cast<size_t>(r) * C + c];
         if (t <= 0) continue;
@@ -166,22 +172,30 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
           gpu_pairs_[g] += tk * share[g];
           sent_[g] += t * reach[g];
         }
+        if (nodes > 1) {
+          const double* reach_node = tables_->ReachNode(r, c, l).data();
+          for (int n = 0; n < nodes; ++n) node_sent_[n] += t * reach_node[n];
+        }
       }
       if (!any) continue;
-      const int node_r = r / gpn;
+      const int node_r = node_of_[r];
       for (int g = 0; g < G; ++g) {
-        const double sent = sent_[g];
-        sent_total += sent;
+        if (node_of_[g] != node_r) continue;
+        sent_total += sent_[g];
         if (g == r) continue;
-        if (node_of_[g] == node_r) {
-          out_intra_[r] += sent;
-          in_intra_[g] += sent;
-          sent_intra += sent;
-        } else {
-          out_inter_[r] += sent;
-          in_inter_[g] += sent;
-          sent_inter += sent;
-        }
+        out_intra_[r] += sent_[g];
+        in_intra_[g] += sent_[g];
+        sent_intra += sent_[g];
+      }
+      for (int n = 0; n < nodes; ++n) {
+        if (n == node_r) continue;
+        const double sent = node_sent_[n];
+        sent_total += sent;
+        sent_inter += sent;
+        out_inter_[r] += sent;
+        const int first = n * gpn;
+        const int last = std::min(G, first + gpn);
+        for (int g = first; g < last; ++g) in_inter_[g] += sent / (last - first);
       }
     }
     tok_total_ += sent_total;
@@ -213,8 +227,12 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
       intra = std::max({intra, out_intra_[g], in_intra_[g]});
       inter = std::max({inter, out_inter_[g], in_inter_[g]});
     }
-    const double a2a = cost_.AllToAllTime(intra * dbytes, inter * dbytes) +
-                       cost_.AllToAllTime(intra * cbytes, inter * cbytes);
+    const double comm = cost_.AllToAllTime(intra * dbytes, inter * dbytes) +
+                        cost_.AllToAllTime(intra * cbytes, inter * cbytes);
+    // With micro-batch overlap (DeepSeek's dual-batch overlap, vLLM's DBO) communication hides
+    // behind compute: `comm_overlap` is the fraction of the shorter of the two that is hidden.
+    const double compute = max_attn_moe + max_expert;
+    const double a2a = comm - spec_.hardware.comm_overlap * std::min(compute, comm);
     cost.experts += max_expert;
     cost.all_to_all += a2a;
   }

@@ -108,6 +108,7 @@ class Cluster {
   // Scratch buffers reused across steps.
   std::vector<double> class_tokens_;  // [rank * classes + class]
   std::vector<int> node_of_;
+  std::vector<double> node_sent_;
   std::vector<double> class_total_, slot_tokens_, gpu_pairs_, sent_, out_intra_, out_inter_, in_intra_,
       in_inter_, gpu_expert_time_;
 };

@@ -68,13 +68,16 @@ ExpertPopularity::ExpertPopularity(const std::vector<TrafficClassSpec>& classes,
   }
 }
 
-RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& placement, int sources)
+RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& placement, int sources,
+                             int gpus_per_node)
     : classes_(pop.classes()),
       layers_(pop.layers()),
       gpus_(placement.gpus),
       slots_(placement.slots()),
       slots_per_gpu_(placement.slots_per_gpu),
-      sources_(sources) {
+      sources_(sources),
+      gpus_per_node_(gpus_per_node > 0 ? gpus_per_node : placement.gpus),
+      nodes_((placement.gpus + gpus_per_node_ - 1) / gpus_per_node_) {
   GIMBAL_CHECK(placement.layers == pop.layers() && placement.experts == pop.experts(),
                "placement shape does not match the model");
   const auto l2p = placement.Log2Phy();
@@ -82,6 +85,7 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
   const int k = pop.top_k();
   share_.assign(static_cast<size_t>(sources) * classes_ * layers_ * gpus_, 0);
   reach_.assign(share_.size(), 0);
+  reach_node_.assign(share_.size() / gpus_ * nodes_, 0);
   slot_load_.assign(static_cast<size_t>(classes_) * layers_ * slots_, 0);
   const bool routed = !placement.source_routes.empty();
   std::vector<double> per_gpu(gpus_);
@@ -111,6 +115,13 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
           share_[base + g] = per_gpu[g];
           // A token's k experts are distinct; treat picks as independent draws of GPUs.
           reach_[base + g] = 1.0 - std::pow(std::max(0.0, 1.0 - per_gpu[g]), k);
+        }
+        for (int n = 0; n < nodes_; ++n) {
+          double node_share = 0;
+          for (int g = n * gpus_per_node_; g < std::min(gpus_, (n + 1) * gpus_per_node_); ++g) {
+            node_share += per_gpu[g];
+          }
+          reach_node_[base / gpus_ * nodes_ + n] = 1.0 - std::pow(std::max(0.0, 1.0 - node_share), k);
         }
       }
     }

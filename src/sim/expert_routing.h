@@ -48,11 +48,20 @@ class ExpertPopularity {
 
 class RoutingTables {
  public:
-  RoutingTables(const ExpertPopularity& pop, const Placement& placement, int sources);
+  // `gpus_per_node` groups GPUs into nodes (0: all GPUs in one node).
+  RoutingTables(const ExpertPopularity& pop, const Placement& placement, int sources,
+                int gpus_per_node = 0);
   int gpus() const { return gpus_; }
   // share and reach for (source, class, layer), one entry per GPU.
   std::span<const double> Share(int r, int c, int l) const { return Span(share_, r, c, l); }
   std::span<const double> Reach(int r, int c, int l) const { return Span(reach_, r, c, l); }
+  // Expected fraction of r's class-c tokens that must reach each node (at least one of their
+  // experts is there): DeepEP sends a token over the network once per destination node and
+  // forwards it inside the node over NVLink.
+  std::span<const double> ReachNode(int r, int c, int l) const {
+    return {reach_node_.data() + Index(r, c, l) / gpus_ * nodes_, static_cast<size_t>(nodes_)};
+  }
+  int nodes() const { return nodes_; }
   // Per-slot popularity for class c in layer l (token-expert pairs per class-c token, all sources
   // together), used to estimate how many expert replicas are active in a step.
   std::span<const double> SlotLoad(int c, int l) const {
@@ -70,8 +79,8 @@ class RoutingTables {
   size_t Index(int r, int c, int l) const {
     return ((static_cast<size_t>(l) * sources_ + r) * classes_ + c) * gpus_;
   }
-  int classes_, layers_, gpus_, slots_, slots_per_gpu_, sources_;
-  std::vector<double> share_, reach_, slot_load_;
+  int classes_, layers_, gpus_, slots_, slots_per_gpu_, sources_, gpus_per_node_, nodes_;
+  std::vector<double> share_, reach_, reach_node_, slot_load_;
 };
 
 }  // namespace gimbal::sim
