@@ -1,0 +1,95 @@
+// HttpServer: an asynchronous HTTP/1.1 server on a shared IoRuntime.
+//
+// Each connection is one coroutine on its own strand: it reads a request (header, then body under
+// a size limit), hands it to the HttpHandler, and loops while both sides keep the connection
+// alive. The handler is itself a coroutine; it answers through a ResponseWriter either with one
+// whole response or with a chunked stream (server-sent events) written piece by piece, nothing
+// buffered. Timeouts: `idle_timeout_s` until a request's header has arrived, `read_timeout_s` for
+// its body, `write_timeout_s` for each write (a client that stops reading is cut off).
+//
+// The server answers protocol errors itself with `error_response` (400 malformed, 408 timeout,
+// 413 body too large). Drain() stops accepting, closes idle keep-alive connections and waits for
+// in-flight requests to finish.
+#pragma once
+
+#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
+
+#include <boost/asio/awaitable.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+#include "net/http_types.h"
+#include "net/io_runtime.h"
+
+namespace gimbal::net {
+
+// How a handler answers one request. Used only from the handler's coroutine.
+class ResponseWriter {
+ public:
+  virtual ~ResponseWriter() = default;
+  // Sends a whole response (Content-Length framing). At most once, and not after BeginStream.
+  virtual boost::asio::awaitable<Status> Send(HttpResponse response) = 0;
+  // Sends the status line and headers of a chunked response.
+  virtual boost::asio::awaitable<Status> BeginStream(int status, Headers headers) = 0;
+  // Sends one chunk (empty data is skipped). Error when the client is gone or too slow.
+  virtual boost::asio::awaitable<Status> WriteChunk(std::string_view data) = 0;
+  // Sends the last chunk.
+  virtual boost::asio::awaitable<Status> EndStream() = 0;
+  // True once any byte of the response was handed to the socket.
+  virtual bool started() const = 0;
+  // Closes the connection at once, mid-response if need be (the client sees it broken off).
+  virtual void Abort() = 0;
+};
+
+class HttpHandler {
+ public:
+  virtual ~HttpHandler() = default;
+  // Answers `request` through `writer`. If it returns without answering, the server sends 500.
+  virtual boost::asio::awaitable<void> Handle(HttpRequest& request, ResponseWriter& writer) = 0;
+};
+
+struct HttpServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;                // 0: an ephemeral port, see HttpServer::port()
+  size_t body_limit = 4 << 20;      // bytes; larger bodies get 413
+  size_t header_limit = 64 << 10;   // bytes
+  double idle_timeout_s = 60;       // wait for the next request's header
+  double read_timeout_s = 30;       // read one request's body
+  double write_timeout_s = 30;      // each write to the client
+  // Builds the body of errors the server answers itself; default: plain text.
+  std::function<HttpResponse(int status, std::string_view message)> error_response;
+};
+
+class HttpServer {
+ public:
+  HttpServer(IoRuntime& io, HttpServerOptions options, std::shared_ptr<HttpHandler> handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and starts accepting (the runtime's threads do the work). Error when the address or
+  // port cannot be bound.
+  Status Start();
+  // The bound port (after Start).
+  uint16_t port() const;
+  // Stops accepting, closes idle connections, lets in-flight requests finish (connections close
+  // after their response) and waits up to `timeout_s` for every connection to end. True when all
+  // ended in time. Must not be called from the runtime's threads.
+  bool Drain(double timeout_s);
+  // Requests being handled now.
+  int64_t active_requests() const;
+  int64_t open_connections() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace gimbal::net

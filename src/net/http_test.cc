@@ -1,0 +1,195 @@
+// HttpServer and HttpClient end to end on loopback.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "net/blocking.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+
+namespace gimbal::net {
+namespace {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+asio::awaitable<void> Sleep(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(asio::use_awaitable);
+}
+
+// /echo answers the body; /stream?n sends n chunks 5 ms apart; /slow waits 300 ms.
+class TestHandler : public HttpHandler {
+ public:
+  asio::awaitable<void> Handle(HttpRequest& req, ResponseWriter& w) override {
+    if (req.path() == "/echo") {
+      co_await w.Send(MakeResponse(200, "text/plain", req.method + " " + req.body));
+    } else if (req.path() == "/stream") {
+      Headers h;
+      h.Set("Content-Type", "text/event-stream");
+      co_await w.BeginStream(200, h);
+      for (int i = 0; i < 5; ++i) {
+        co_await Sleep(5ms);
+        if (!(co_await w.WriteChunk("data: " + std::to_string(i) + "\n\n")).ok()) co_return;
+      }
+      co_await w.EndStream();
+    } else if (req.path() == "/slow") {
+      co_await Sleep(300ms);
+      co_await w.Send(MakeResponse(200, "text/plain", "done"));
+    } else {
+      co_await w.Send(MakeResponse(404, "text/plain", "no"));
+    }
+  }
+};
+
+class HttpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    HttpServerOptions o;
+    o.body_limit = 1024;
+    o.read_timeout_s = 0.3;
+    o.idle_timeout_s = 0.5;
+    server_ = std::make_unique<HttpServer>(io_, o, std::make_shared<TestHandler>());
+    ASSERT_TRUE(server_->Start().ok());
+    io_.Start();
+    client_ = std::make_unique<HttpClient>(io_.context());
+  }
+  void TearDown() override {
+    client_.reset();
+    server_->Drain(2);
+    server_.reset();
+    io_.Stop();
+  }
+  ClientRequest Req(std::string method, std::string target, std::string body = "") {
+    ClientRequest r;
+    r.method = std::move(method);
+    r.host = "127.0.0.1";
+    r.port = server_->port();
+    r.target = std::move(target);
+    r.body = std::move(body);
+    return r;
+  }
+  // Sends raw bytes on a fresh connection and returns everything read until the server closes.
+  std::string Raw(const std::string& bytes, std::chrono::milliseconds pause = 0ms,
+                  const std::string& more = "") {
+    asio::io_context ctx;
+    asio::ip::tcp::socket s(ctx);
+    s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    asio::write(s, asio::buffer(bytes));
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+    boost::system::error_code ec;
+    if (!more.empty()) asio::write(s, asio::buffer(more), ec);
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      size_t n = s.read_some(asio::buffer(buf), ec);
+      out.append(buf, n);
+      if (ec) break;
+    }
+    return out;
+  }
+
+  IoRuntime io_{4};
+  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<HttpClient> client_;
+};
+
+TEST_F(HttpTest, WholeResponsesReuseKeepAliveConnections) {
+  for (int i = 0; i < 3; ++i) {
+    auto r = RunBlocking(io_.context(), client_->Send(Req("POST", "/echo", "hi")));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, "POST hi");
+    EXPECT_EQ(client_->idle_connections(), 1u);
+  }
+  EXPECT_EQ(server_->open_connections(), 1);
+}
+
+TEST_F(HttpTest, StreamsChunksInOrder) {
+  auto body = RunBlocking(io_.context(), [&]() -> asio::awaitable<std::vector<std::string>> {
+    std::vector<std::string> pieces;
+    auto s = co_await client_->Open(Req("GET", "/stream"));
+    if (!s.ok()) co_return pieces;
+    for (;;) {
+      auto p = co_await s.value()->Next();
+      if (!p.ok() || !p.value()) break;
+      pieces.push_back(*p.value());
+    }
+    co_return pieces;
+  }());
+  std::string joined;
+  for (const auto& p : body) joined += p;
+  EXPECT_EQ(joined, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n");
+  EXPECT_GE(body.size(), 2u);  // delivered as it was produced, not in one piece
+}
+
+TEST_F(HttpTest, ManyConcurrentRequests) {
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&] {
+      for (int i = 0; i < 25; ++i) {
+        auto r = RunBlocking(io_.context(), client_->Send(Req("POST", "/echo", "x")));
+        ok += r.ok() && r->body == "POST x";
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), 100);
+}
+
+TEST_F(HttpTest, OversizedBodyGets413) {
+  auto r = RunBlocking(io_.context(), client_->Send(Req("POST", "/echo", std::string(5000, 'x'))));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 413);
+}
+
+TEST_F(HttpTest, SlowBodyGets408) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::string out = Raw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc");
+  EXPECT_NE(out.find("HTTP/1.1 408"), std::string::npos) << out;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+}
+
+TEST_F(HttpTest, MalformedRequestGets400) {
+  std::string out = Raw("GARBAGE\x01 / HTTP/9\r\n\r\n");
+  EXPECT_NE(out.find("HTTP/1.1 400"), std::string::npos) << out;
+}
+
+TEST_F(HttpTest, IdleConnectionIsClosed) {
+  auto t0 = std::chrono::steady_clock::now();
+  std::string out = Raw("GET /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(out.find("200 OK"), std::string::npos);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);  // closed by the idle timeout
+}
+
+TEST_F(HttpTest, DrainFinishesInFlightRequests) {
+  std::thread t([&] {
+    auto r = RunBlocking(io_.context(), client_->Send(Req("GET", "/slow")));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->body, "done");
+  });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(server_->Drain(3));
+  t.join();
+  auto r = RunBlocking(io_.context(), client_->Send(Req("GET", "/echo")));
+  EXPECT_FALSE(r.ok());  // no longer accepting
+}
+
+TEST_F(HttpTest, ClientReportsUnreachableHost) {
+  ClientRequest r = Req("GET", "/");
+  r.port = 1;
+  auto res = RunBlocking(io_.context(), client_->Send(r));
+  EXPECT_FALSE(res.ok());
+  EXPECT_EQ(res.status().code(), ErrorCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace gimbal::net

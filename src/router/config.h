@@ -1,0 +1,74 @@
+// RouterConfig: everything `gimbal serve` reads from router.yaml (schema in docs/router.md).
+//
+// LoadRouterConfig validates the whole file and names the first bad key with its line; unknown
+// keys are errors. Flags of `gimbal serve` override fields after loading.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/params.h"
+#include "core/status.h"
+#include "net/http_types.h"
+
+namespace gimbal::router {
+
+struct BackendConfig {
+  std::string name;   // unique; default "e<index>"
+  std::string url;    // http://host:port[/prefix]
+  net::Url parsed;
+  std::string model;  // the model name the backend serves
+  int64_t max_inflight = 0;  // 0: the router-wide default
+};
+
+struct RouterConfig {
+  // listen
+  std::string address = "127.0.0.1";
+  uint16_t port = 8000;
+  int threads = 4;
+  // limits
+  size_t body_limit_bytes = 4 << 20;
+  double idle_timeout_s = 60;
+  double read_timeout_s = 30;
+  double write_timeout_s = 30;
+  double upstream_connect_timeout_s = 5;
+  double upstream_header_timeout_s = 600;
+  double upstream_read_timeout_s = 120;
+  int64_t max_inflight_per_engine = 256;
+  int retry_after_s = 1;
+  int max_attempts = 3;  // engines tried per request before giving up (never after a byte was sent)
+  double drain_timeout_s = 30;
+  // backends
+  std::vector<BackendConfig> backends;
+  // dispatch
+  std::string dispatch_policy = "gimbal";
+  Params dispatch_params;
+  // queue ordering through vLLM's `priority` field; empty policy: leave requests untouched
+  std::string queue_policy;
+  Params queue_params;
+  // engine state
+  double scrape_interval_s = 0.1;
+  double scrape_timeout_s = 1;
+  double chars_per_token = 4;
+  bool adapt_chars_per_token = true;  // learn the ratio from responses' `usage`
+  // health
+  double health_interval_s = 1;
+  double health_timeout_s = 1;
+  int failures_to_eject = 3;
+  int successes_to_readmit = 2;
+  // admin
+  std::string admin_token;  // empty: admin endpoints disabled
+  uint64_t seed = 1;
+};
+
+// Reads and validates a router config file.
+Result<RouterConfig> LoadRouterConfig(const std::string& path);
+// Same from YAML text; `name` labels messages.
+Result<RouterConfig> ParseRouterConfig(const std::string& yaml, const std::string& name);
+// Adds a backend given as "URL" or "URL=model"; the model defaults to `default_model`.
+Status AddBackend(RouterConfig& config, const std::string& spec, const std::string& default_model);
+// Checks cross-field rules (unique names, parsed URLs, at least one backend).
+Status ValidateRouterConfig(RouterConfig& config);
+
+}  // namespace gimbal::router

@@ -1,0 +1,86 @@
+#include "router/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "router/errors.h"
+
+namespace gimbal::router {
+namespace {
+
+TEST(RouterConfig, ParsesEveryBlock) {
+  auto c = ParseRouterConfig(R"(
+listen: {address: 0.0.0.0, port: 9000, threads: 2}
+limits: {body_limit_bytes: 1000, max_inflight_per_engine: 8, retry_after_s: 3}
+backends:
+  - {url: "http://127.0.0.1:8001", model: m}
+  - {name: big, url: "http://127.0.0.1:8002/", model: m, max_inflight: 2}
+dispatch: {policy: vllm, params: {}}
+queue: {policy: gimbal, params: {beta: 0.001}}
+state: {scrape_interval_s: 0.2, chars_per_token: 3.5}
+health: {interval_s: 2, failures_to_eject: 4}
+admin: {token: t0k}
+)", "router.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->port, 9000);
+  EXPECT_EQ(c->dispatch_policy, "vllm");
+  EXPECT_EQ(c->queue_params.GetDouble("beta", 0), 0.001);
+  ASSERT_TRUE(ValidateRouterConfig(c.value()).ok());
+  EXPECT_EQ(c->backends[0].name, "e0");
+  EXPECT_EQ(c->backends[0].max_inflight, 8);
+  EXPECT_EQ(c->backends[1].max_inflight, 2);
+  EXPECT_EQ(c->backends[1].parsed.port, 8002);
+}
+
+TEST(RouterConfig, RejectsTyposAndBadValues) {
+  EXPECT_FALSE(ParseRouterConfig("listen: {prot: 1}\n", "x").ok());
+  EXPECT_FALSE(ParseRouterConfig("limits: {max_attempts: 0}\n", "x").ok());
+  auto c = ParseRouterConfig("backends: [{url: 'ftp://x', model: m}]\n", "x");
+  ASSERT_TRUE(c.ok());
+  Status st = ValidateRouterConfig(c.value());
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("http://"), std::string::npos);
+  RouterConfig empty;
+  EXPECT_FALSE(ValidateRouterConfig(empty).ok());
+}
+
+TEST(RouterConfig, BackendFlagSyntax) {
+  RouterConfig c;
+  EXPECT_TRUE(AddBackend(c, "http://h:1=model-a", "").ok());
+  EXPECT_TRUE(AddBackend(c, "http://h:2", "model-b").ok());
+  EXPECT_FALSE(AddBackend(c, "http://h:3", "").ok());
+  ASSERT_EQ(c.backends.size(), 2u);
+  EXPECT_EQ(c.backends[0].model, "model-a");
+  EXPECT_EQ(c.backends[1].model, "model-b");
+}
+
+TEST(Errors, OneMappingToHttpStatus) {
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kInvalidArgument), 400);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kNotFound), 404);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kUnavailable), 503);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kResourceExhausted), 429);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kInternal), 500);
+  auto r = OpenAiError(Status(ErrorCode::kNotFound, "no \"x\""));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.body, R"({"error":{"code":404,"message":"no \"x\"","type":"not_found_error"}})");
+}
+
+}  // namespace
+}  // namespace gimbal::router
+
+namespace gimbal::router {
+namespace {
+
+TEST(RouterConfig, CheckedInConfigsLoad) {
+  setenv("GIMBAL_ADMIN_TOKEN", "test-token", 1);
+  for (const char* name : {"router.yaml", "vllm_baseline.yaml"}) {
+    auto c = LoadRouterConfig(std::string(GIMBAL_SOURCE_DIR) + "/configs/router/" + name);
+    ASSERT_TRUE(c.ok()) << name << ": " << c.status().ToString();
+    EXPECT_TRUE(ValidateRouterConfig(c.value()).ok()) << name;
+    EXPECT_EQ(c->backends.size(), 2u);
+  }
+}
+
+}  // namespace
+}  // namespace gimbal::router

@@ -1,0 +1,131 @@
+#include "router/engine_table.h"
+
+#include <algorithm>
+
+namespace gimbal::router {
+
+EngineTable::EngineTable(std::vector<EngineInfo> engines, int failures_to_eject,
+                         int successes_to_readmit, uint64_t seed)
+    : infos_(std::move(engines)), failures_to_eject_(failures_to_eject),
+      successes_to_readmit_(successes_to_readmit), states_(infos_.size()), rng_(seed) {}
+
+Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequest req,
+                                      const std::string& model, const std::vector<int>& exclude) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<EngineView> views(states_.size());
+  bool any_healthy = false;
+  bool any_open = false;
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const State& s = states_[i];
+    views[i] = s.view;
+    views[i].snapshot_age = s.has_snapshot ? std::max(0.0, req.now - s.view.snapshot.taken_at) : 0;
+    bool eligible = s.view.healthy && infos_[i].model == model &&
+                    std::find(exclude.begin(), exclude.end(), static_cast<int>(i)) == exclude.end();
+    any_healthy |= eligible;
+    if (eligible && s.view.inflight >= infos_[i].max_inflight) eligible = false;
+    any_open |= eligible;
+    views[i].healthy = eligible;
+  }
+  if (!any_healthy) {
+    return Status(ErrorCode::kUnavailable, "no healthy engine serves model '" + model + "'");
+  }
+  if (!any_open) {
+    return Status(ErrorCode::kResourceExhausted,
+                  "every engine serving '" + model + "' is at its in-flight limit");
+  }
+  req.sequence = sequence_;
+  int e = policy.Pick(req, views, rng_);
+  if (e < 0 || static_cast<size_t>(e) >= views.size() || !views[static_cast<size_t>(e)].healthy) {
+    return Status(ErrorCode::kInternal,
+                  "dispatch policy '" + policy.name() + "' chose an ineligible engine");
+  }
+  ++sequence_;
+  State& s = states_[static_cast<size_t>(e)];
+  Reservation r;
+  r.engine = e;
+  r.prompt_tokens = req.prompt_tokens;
+  r.kv_tokens = req.prompt_tokens + req.max_output_tokens;
+  s.view.inflight += 1;
+  s.view.reserved_prefill += r.prompt_tokens;
+  s.view.reserved_kv_tokens += r.kv_tokens;
+  s.view.picks_since_snapshot += 1;
+  s.dispatched += 1;
+  return r;
+}
+
+void EngineTable::SettlePrefill(Reservation& r) {
+  if (r.engine < 0 || r.prefill_settled) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  states_[static_cast<size_t>(r.engine)].view.reserved_prefill -= r.prompt_tokens;
+  r.prefill_settled = true;
+}
+
+void EngineTable::Release(Reservation& r) {
+  if (r.engine < 0 || r.released) return;
+  SettlePrefill(r);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& v = states_[static_cast<size_t>(r.engine)].view;
+  v.inflight -= 1;
+  v.reserved_kv_tokens -= r.kv_tokens;
+  r.released = true;
+}
+
+void EngineTable::ApplySnapshot(int e, const EngineSnapshot& snap) {
+  std::lock_guard<std::mutex> lock(mu_);
+  State& s = states_[static_cast<size_t>(e)];
+  s.view.snapshot = snap;
+  s.view.picks_since_snapshot = 0;
+  s.has_snapshot = true;
+}
+
+bool EngineTable::ReportHealth(int e, bool ok) {
+  std::lock_guard<std::mutex> lock(mu_);
+  State& s = states_[static_cast<size_t>(e)];
+  if (ok) {
+    s.failures = 0;
+    ++s.successes;
+    if (!s.view.healthy && s.successes >= successes_to_readmit_) {
+      s.view.healthy = true;
+      return true;
+    }
+    return false;
+  }
+  s.successes = 0;
+  ++s.failures;
+  if (s.view.healthy && s.failures >= failures_to_eject_) {
+    s.view.healthy = false;
+    ++s.ejections;
+    return true;
+  }
+  return false;
+}
+
+bool EngineTable::healthy(int e) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return states_[static_cast<size_t>(e)].view.healthy;
+}
+
+bool EngineTable::AnyHealthy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::any_of(states_.begin(), states_.end(), [](const State& s) { return s.view.healthy; });
+}
+
+std::vector<EngineRow> EngineTable::Rows(double now) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<EngineRow> rows;
+  for (size_t i = 0; i < states_.size(); ++i) {
+    const State& s = states_[i];
+    EngineRow row;
+    row.info = infos_[i];
+    row.view = s.view;
+    row.view.snapshot_age = s.has_snapshot ? std::max(0.0, now - s.view.snapshot.taken_at) : -1;
+    row.has_snapshot = s.has_snapshot;
+    row.consecutive_failures = s.failures;
+    row.dispatched_total = s.dispatched;
+    row.ejections = s.ejections;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace gimbal::router

@@ -1,0 +1,96 @@
+// EngineTable: what the router knows about each engine, and the dispatch decision over it.
+//
+// Per engine it joins the last scraped snapshot (with its age), health (ejected after
+// `failures_to_eject` consecutive failures, readmitted after `successes_to_readmit` consecutive
+// successes) and the router's own exact accounting: requests in flight, prompt tokens dispatched
+// whose first token has not arrived (reserved prefill), an upper bound of their KV tokens, and
+// picks since the last snapshot. Pick() builds one EngineView per engine, hides engines that are
+// unhealthy, saturated (inflight >= max_inflight), excluded or serving another model, asks the
+// pure DispatchPolicy, and records the reservation — all under one mutex, so concurrent picks
+// see each other. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/engine_state.h"
+#include "core/random.h"
+#include "core/status.h"
+#include "policy/dispatch/dispatch_policy.h"
+
+namespace gimbal::router {
+
+struct EngineInfo {
+  std::string name;
+  std::string model;
+  int64_t max_inflight = 256;
+};
+
+// What the router holds for one dispatched request until Release().
+struct Reservation {
+  int engine = -1;
+  int64_t prompt_tokens = 0;
+  int64_t kv_tokens = 0;
+  bool prefill_settled = false;
+  bool released = false;
+};
+
+struct EngineRow {
+  EngineInfo info;
+  EngineView view;
+  bool has_snapshot = false;
+  int consecutive_failures = 0;
+  int64_t dispatched_total = 0;
+  int64_t ejections = 0;
+};
+
+class EngineTable {
+ public:
+  EngineTable(std::vector<EngineInfo> engines, int failures_to_eject, int successes_to_readmit,
+              uint64_t seed);
+
+  size_t size() const { return infos_.size(); }
+  const EngineInfo& info(int e) const { return infos_[static_cast<size_t>(e)]; }
+
+  // Chooses an engine serving `model` outside `exclude` and reserves it. kUnavailable when no
+  // such engine is healthy, kResourceExhausted when all healthy ones are saturated.
+  Result<Reservation> Pick(const DispatchPolicy& policy, DispatchRequest req,
+                           const std::string& model, const std::vector<int>& exclude);
+  // The first token arrived: the prompt is prefilled. Idempotent.
+  void SettlePrefill(Reservation& r);
+  // The request finished (any outcome). Idempotent; settles the prefill too.
+  void Release(Reservation& r);
+
+  // A fresh snapshot scraped from engine `e` (taken_at on the router's clock).
+  void ApplySnapshot(int e, const EngineSnapshot& s);
+  // A health probe or a request's connection result. Returns true when the engine's health
+  // changed (ejected or readmitted).
+  bool ReportHealth(int e, bool ok);
+
+  bool healthy(int e) const;
+  bool AnyHealthy() const;
+  // One row per engine with its view as of `now`.
+  std::vector<EngineRow> Rows(double now) const;
+
+ private:
+  struct State {
+    EngineView view;
+    bool has_snapshot = false;
+    int failures = 0;
+    int successes = 0;
+    int64_t dispatched = 0;
+    int64_t ejections = 0;
+  };
+
+  std::vector<EngineInfo> infos_;
+  int failures_to_eject_;
+  int successes_to_readmit_;
+  mutable std::mutex mu_;
+  std::vector<State> states_;  // GUARDED_BY(mu_)
+  Rng rng_;                    // GUARDED_BY(mu_)
+  uint64_t sequence_ = 0;      // GUARDED_BY(mu_)
+};
+
+}  // namespace gimbal::router

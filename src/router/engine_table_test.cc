@@ -1,0 +1,72 @@
+#include "router/engine_table.h"
+
+#include <gtest/gtest.h>
+
+namespace gimbal::router {
+namespace {
+
+class FirstEligible : public DispatchPolicy {
+ public:
+  int Pick(const DispatchRequest&, std::span<const EngineView> e, Rng&) const override {
+    for (int i = 0; i < static_cast<int>(e.size()); ++i) {
+      if (e[i].healthy) return i;
+    }
+    return -1;
+  }
+  std::string name() const override { return "first"; }
+};
+
+EngineTable Table() { return EngineTable({{"a", "m", 2}, {"b", "m", 2}, {"c", "other", 2}}, 2, 1, 1); }
+
+TEST(EngineTable, ReservesAndSettles) {
+  EngineTable t = Table();
+  FirstEligible p;
+  DispatchRequest req;
+  req.prompt_tokens = 100;
+  req.max_output_tokens = 10;
+  auto r = t.Pick(p, req, "m", {});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->engine, 0);
+  auto row = t.Rows(0)[0];
+  EXPECT_EQ(row.view.inflight, 1);
+  EXPECT_EQ(row.view.reserved_prefill, 100);
+  EXPECT_EQ(row.view.reserved_kv_tokens, 110);
+  EXPECT_EQ(row.view.picks_since_snapshot, 1);
+  t.SettlePrefill(r.value());
+  t.SettlePrefill(r.value());
+  EXPECT_EQ(t.Rows(0)[0].view.reserved_prefill, 0);
+  t.Release(r.value());
+  t.Release(r.value());
+  EXPECT_EQ(t.Rows(0)[0].view.inflight, 0);
+  EXPECT_EQ(t.Rows(0)[0].view.reserved_kv_tokens, 0);
+  t.ApplySnapshot(0, EngineSnapshot{.waiting = 3, .taken_at = 1});
+  EXPECT_EQ(t.Rows(1.5)[0].view.picks_since_snapshot, 0);
+  EXPECT_DOUBLE_EQ(t.Rows(1.5)[0].view.snapshot_age, 0.5);
+}
+
+TEST(EngineTable, SaturationExclusionModelAndHealth) {
+  EngineTable t = Table();
+  FirstEligible p;
+  DispatchRequest req;
+  std::vector<Reservation> held;
+  for (int i = 0; i < 4; ++i) {
+    auto r = t.Pick(p, req, "m", {});
+    ASSERT_TRUE(r.ok());
+    held.push_back(r.value());
+  }
+  auto full = t.Pick(p, req, "m", {});
+  EXPECT_EQ(full.status().code(), ErrorCode::kResourceExhausted);
+  for (auto& r : held) t.Release(r);
+  EXPECT_EQ(t.Pick(p, req, "m", {0})->engine, 1);
+  EXPECT_EQ(t.Pick(p, req, "other", {})->engine, 2);
+  EXPECT_EQ(t.Pick(p, req, "nope", {}).status().code(), ErrorCode::kUnavailable);
+  EXPECT_FALSE(t.ReportHealth(0, false));
+  EXPECT_TRUE(t.ReportHealth(0, false));  // ejected after 2 failures
+  EXPECT_FALSE(t.healthy(0));
+  EXPECT_EQ(t.Pick(p, req, "m", {1}).status().code(), ErrorCode::kUnavailable);
+  EXPECT_TRUE(t.ReportHealth(0, true));  // readmitted after 1 success
+  EXPECT_EQ(t.Rows(0)[0].ejections, 1);
+}
+
+}  // namespace
+}  // namespace gimbal::router

@@ -1,0 +1,274 @@
+// The completion path: validate, estimate, tag, dispatch, forward, pass the answer through.
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "net/sse.h"
+#include "router/errors.h"
+#include "router/router_impl.h"
+
+namespace gimbal::router {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+bool IsJsonContentType(std::string_view ct) {
+  constexpr std::string_view kJson = "application/json";
+  while (!ct.empty() && ct.front() == ' ') ct.remove_prefix(1);
+  if (ct.size() < kJson.size() || !net::EqualsIgnoreCase(ct.substr(0, kJson.size()), kJson)) {
+    return false;
+  }
+  return ct.size() == kJson.size() || ct[kJson.size()] == ';' || ct[kJson.size()] == ' ';
+}
+
+bool IsEventStream(std::string_view ct) {
+  constexpr std::string_view kSse = "text/event-stream";
+  return ct.size() >= kSse.size() && net::EqualsIgnoreCase(ct.substr(0, kSse.size()), kSse);
+}
+
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+uint64_t AffinityKey(const CompletionRequest& cr) {
+  auto it = cr.body.find("user");
+  if (it == cr.body.end() || !it->is_string()) return 0;
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : it->get_ref<const std::string&>()) h = (h ^ c) * 1099511628211ull;
+  return h == 0 ? 1 : h;
+}
+
+}  // namespace
+
+asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
+                                                     net::ResponseWriter& w, bool chat) {
+  const auto t0 = Clock::now();
+  auto refuse = [&](int status, const std::string& message, Outcome o) {
+    metrics.outcome(o).Inc();
+    net::HttpResponse r = OpenAiError(status, message);
+    if (status == 429) r.headers.Set("Retry-After", std::to_string(config.retry_after_s));
+    return w.Send(std::move(r));
+  };
+
+  if (!IsJsonContentType(req.headers.Get("Content-Type"))) {
+    co_await refuse(415, "Content-Type must be application/json", Outcome::kBadRequest);
+    co_return;
+  }
+  auto parsed = ParseCompletionRequest(req.body, chat);
+  if (!parsed.ok()) {
+    co_await refuse(400, parsed.status().message(), Outcome::kBadRequest);
+    co_return;
+  }
+  CompletionRequest& cr = parsed.value();
+  if (cr.model.empty()) {
+    if (models.size() != 1) {
+      co_await refuse(400, "'model' is required: this router serves several models",
+                      Outcome::kBadRequest);
+      co_return;
+    }
+    cr.model = *models.begin();
+  } else if (models.count(cr.model) == 0) {
+    co_await refuse(404, "The model `" + cr.model + "` does not exist.", Outcome::kBadRequest);
+    co_return;
+  }
+
+  const uint64_t id = next_id.fetch_add(1);
+  const double now = clock();
+  const int64_t prompt_tokens = ratio.Estimate(cr);
+  std::string body = std::move(req.body);
+  if (queue) {
+    QueueEntry e{static_cast<RequestId>(id), now, prompt_tokens, prompt_tokens, cr.priority};
+    cr.body["priority"] = VllmPriorityFromKey(queue->Key(e), 0.0);
+    body = cr.body.dump();
+  }
+  DispatchRequest dr;
+  dr.id = static_cast<RequestId>(id);
+  dr.now = now;
+  dr.prompt_tokens = prompt_tokens;
+  dr.max_output_tokens = cr.max_output_tokens;
+  dr.affinity_key = AffinityKey(cr);
+
+  net::Headers up_headers;
+  up_headers.Set("Content-Type", "application/json");
+  up_headers.Set("Accept", cr.stream ? "text/event-stream" : "application/json");
+  for (const char* h : {"Authorization", "X-Request-Id"}) {
+    if (req.headers.Has(h)) up_headers.Set(h, std::string(req.headers.Get(h)));
+  }
+
+  std::vector<int> tried;
+  Status last_error;
+  for (int attempt = 0; attempt < config.max_attempts; ++attempt) {
+    const auto td = Clock::now();
+    auto picked = table.Pick(*dispatch, dr, cr.model, tried);
+    metrics.decision.With().Observe(Since(td));
+    if (!picked.ok()) {
+      const Status& st = picked.status();
+      if (st.code() == ErrorCode::kResourceExhausted) {
+        co_await refuse(429, st.message(), Outcome::kRejected);
+      } else if (!last_error.ok()) {
+        co_await refuse(502, "every engine tried failed; last: " + last_error.message(),
+                        Outcome::kUnavailable);
+      } else {
+        co_await refuse(HttpStatusFor(st.code()), st.message(), Outcome::kUnavailable);
+      }
+      co_return;
+    }
+    Reservation rv = picked.value();
+    const int e = rv.engine;
+    const auto& backend = config.backends[static_cast<size_t>(e)];
+    metrics.dispatches.With({backend.name}).Inc();
+    // Any failure before a byte reached the client: release, note, try another engine.
+    auto engine_failed = [&](const Status& why) {
+      table.Release(rv);
+      if (table.ReportHealth(e, false)) spdlog::warn("engine {} ejected: {}", backend.name, why.message());
+      metrics.upstream_failures.With({backend.name}).Inc();
+      tried.push_back(e);
+      last_error = Status(why.code(), "engine " + backend.name + ": " + why.message());
+    };
+
+    net::ClientRequest up;
+    up.method = "POST";
+    up.host = backend.parsed.host;
+    up.port = backend.parsed.port;
+    up.target = backend.parsed.base_path + std::string(req.target);
+    up.headers = up_headers;
+    up.body = body;
+    auto opened = co_await upstream.Open(std::move(up));
+    if (!opened.ok()) {
+      engine_failed(opened.status());
+      continue;
+    }
+    net::ClientStream& us = *opened.value();
+    const int status = us.status();
+    if (status == 502 || status == 503 || status == 504) {
+      engine_failed(Status(ErrorCode::kUnavailable, "answered " + std::to_string(status)));
+      continue;
+    }
+
+    if (!cr.stream || status != 200 || !IsEventStream(us.headers().Get("Content-Type"))) {
+      // A whole answer: read it all (nothing has reached the client, so a break is retried).
+      std::string answer;
+      Status broken;
+      for (;;) {
+        auto piece = co_await us.Next();
+        if (!piece.ok()) {
+          broken = piece.status();
+          break;
+        }
+        if (!piece.value()) break;
+        answer += *piece.value();
+      }
+      if (!broken.ok()) {
+        engine_failed(broken);
+        continue;
+      }
+      table.ReportHealth(e, true);
+      Usage usage;
+      if (status == 200 && FindUsage(answer, &usage)) ratio.Observe(cr.prompt_chars, usage.prompt_tokens);
+      table.Release(rv);
+      net::HttpResponse r;
+      r.status = status;
+      std::string_view ct = us.headers().Get("Content-Type");
+      r.headers.Set("Content-Type", ct.empty() ? "application/json" : std::string(ct));
+      r.headers.Set("X-Gimbal-Engine", backend.name);
+      r.body = std::move(answer);
+      Status sent = co_await w.Send(std::move(r));
+      metrics.outcome(!sent.ok()          ? Outcome::kClientGone
+                      : status / 100 == 2 ? Outcome::kOk
+                                          : Outcome::kEngineError)
+          .Inc();
+      metrics.latency.With({"false"}).Observe(Since(t0));
+      co_return;
+    }
+
+    // A stream: pass complete events through as they arrive.
+    net::SseParser parser;
+    std::vector<net::SseEvent> events;
+    std::string out;
+    bool begun = false;
+    bool client_gone = false;
+    Status broken;
+    Usage usage;
+    for (;;) {
+      auto piece = co_await us.Next();
+      if (!piece.ok()) {
+        broken = piece.status();
+        break;
+      }
+      if (!piece.value()) break;
+      if (!parser.Feed(*piece.value(), events)) {
+        broken = Status(ErrorCode::kInvalidArgument, "stream event too large");
+        break;
+      }
+      if (events.empty()) continue;
+      out.clear();
+      for (const auto& ev : events) {
+        if (ev.has_data && !rv.prefill_settled) {
+          table.SettlePrefill(rv);
+          metrics.ttft.With().Observe(Since(t0));
+        }
+        if (ev.has_data) FindUsage(ev.data, &usage);
+        out += ev.raw;
+      }
+      events.clear();
+      if (!begun) {
+        net::Headers h;
+        h.Set("Content-Type", "text/event-stream");
+        h.Set("Cache-Control", "no-cache");
+        h.Set("X-Gimbal-Engine", backend.name);
+        begun = true;
+        if (!(co_await w.BeginStream(200, std::move(h))).ok()) {
+          client_gone = true;
+          break;
+        }
+      }
+      if (!(co_await w.WriteChunk(out)).ok()) {
+        client_gone = true;
+        break;
+      }
+    }
+    if (!begun && !broken.ok()) {
+      engine_failed(broken);
+      continue;
+    }
+    if (client_gone) {
+      // Dropping the upstream stream closes its connection: the engine aborts the request.
+      table.Release(rv);
+      metrics.outcome(Outcome::kClientGone).Inc();
+      metrics.latency.With({"true"}).Observe(Since(t0));
+      co_return;
+    }
+    if (!begun) {
+      net::Headers h;
+      h.Set("Content-Type", "text/event-stream");
+      h.Set("X-Gimbal-Engine", backend.name);
+      co_await w.BeginStream(200, std::move(h));
+    }
+    if (broken.ok()) {
+      table.ReportHealth(e, true);
+      if (!parser.pending().empty()) co_await w.WriteChunk(parser.pending());
+      if (usage.prompt_tokens > 0) ratio.Observe(cr.prompt_chars, usage.prompt_tokens);
+    } else {
+      if (table.ReportHealth(e, false)) spdlog::warn("engine {} ejected: {}", backend.name, broken.message());
+      metrics.upstream_failures.With({backend.name}).Inc();
+      std::string err = net::FormatSseEvent(OpenAiErrorJson(
+          502, "engine " + backend.name + " failed mid-stream: " + broken.message()));
+      err += "data: [DONE]\n\n";
+      co_await w.WriteChunk(err);
+    }
+    Status ended = co_await w.EndStream();
+    table.Release(rv);
+    metrics.outcome(!broken.ok()  ? Outcome::kStreamError
+                    : !ended.ok() ? Outcome::kClientGone
+                                  : Outcome::kOk)
+        .Inc();
+    metrics.latency.With({"true"}).Observe(Since(t0));
+    co_return;
+  }
+  co_await refuse(502, "every engine tried failed; last: " + last_error.message(),
+                  Outcome::kUnavailable);
+}
+
+}  // namespace gimbal::router

@@ -1,0 +1,301 @@
+// Router: construction, lifecycle and the small endpoints. Completions are in proxy.cc, the
+// scrapers and health checks in monitor.cc.
+#include "router/router.h"
+
+#include <chrono>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "router/errors.h"
+#include "router/router_impl.h"
+
+namespace gimbal::router {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+
+RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
+    : dispatches(reg.AddCounter("gimbal_router_dispatches_total",
+                                "Requests dispatched to each engine (retries included).",
+                                {"engine"})),
+      upstream_failures(reg.AddCounter(
+          "gimbal_router_upstream_failures_total",
+          "Requests an engine failed (connection refused, reset, timed out).", {"engine"})),
+      scrape_warnings(reg.AddCounter("gimbal_router_scrape_warnings_total",
+                                     "Malformed lines skipped in engines' /metrics pages.",
+                                     {"engine"})),
+      decision(reg.AddHistogram("gimbal_router_decision_seconds",
+                                "Time to choose an engine (policy and bookkeeping).", {},
+                                {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2})),
+      ttft(reg.AddHistogram("gimbal_router_ttft_seconds",
+                            "Time from a streamed request's arrival to its first data event.", {},
+                            net::LatencyBuckets())),
+      latency(reg.AddHistogram("gimbal_router_request_duration_seconds",
+                               "Time from a request's arrival to its last byte.", {"stream"},
+                               net::LatencyBuckets())) {
+  auto& fam = reg.AddCounter("gimbal_router_requests_total", "Requests by outcome.", {"outcome"});
+  for (const char* o : {"ok", "engine_error", "bad_request", "rejected", "unavailable",
+                        "stream_error", "client_gone"}) {
+    outcomes.push_back(&fam.With({o}));
+  }
+}
+
+Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& rt,
+                   std::shared_ptr<const DispatchPolicy> d, std::shared_ptr<const QueuePolicy> q,
+                   std::function<double()> clk)
+    : config(std::move(cfg)), io(rt), dispatch(std::move(d)), queue(std::move(q)),
+      clock(std::move(clk)),
+      table(
+          [&] {
+            std::vector<EngineInfo> infos;
+            for (const auto& b : config.backends) infos.push_back({b.name, b.model, b.max_inflight});
+            return infos;
+          }(),
+          config.failures_to_eject, config.successes_to_readmit, config.seed),
+      ratio(config.chars_per_token, config.adapt_chars_per_token), metrics(registry),
+      upstream(rt.context(),
+               net::HttpClientOptions{.connect_timeout_s = config.upstream_connect_timeout_s,
+                                      .write_timeout_s = config.write_timeout_s,
+                                      .header_timeout_s = config.upstream_header_timeout_s,
+                                      .read_timeout_s = config.upstream_read_timeout_s}),
+      probe(rt.context(),
+            net::HttpClientOptions{.connect_timeout_s = config.health_timeout_s,
+                                   .write_timeout_s = config.health_timeout_s,
+                                   .header_timeout_s = config.health_timeout_s,
+                                   .read_timeout_s = config.health_timeout_s,
+                                   .max_body_bytes = 16 << 20,
+                                   .max_idle_per_host = 4}) {
+  for (const auto& b : config.backends) models.insert(b.model);
+  registry.AddCallbackGauge(
+      "gimbal_router_snapshot_age_seconds", "Age of each engine's last scraped state.",
+      {"engine"}, [this] {
+        std::vector<std::pair<std::vector<std::string>, double>> out;
+        for (const auto& r : table.Rows(clock())) out.push_back({{r.info.name}, r.view.snapshot_age});
+        return out;
+      });
+  registry.AddCallbackGauge(
+      "gimbal_router_engine_inflight", "Requests the router has in flight on each engine.",
+      {"engine"}, [this] {
+        std::vector<std::pair<std::vector<std::string>, double>> out;
+        for (const auto& r : table.Rows(clock())) {
+          out.push_back({{r.info.name}, static_cast<double>(r.view.inflight)});
+        }
+        return out;
+      });
+  registry.AddCallbackGauge(
+      "gimbal_router_engine_reserved_prefill_tokens",
+      "Prompt tokens dispatched to each engine whose first token has not arrived.", {"engine"},
+      [this] {
+        std::vector<std::pair<std::vector<std::string>, double>> out;
+        for (const auto& r : table.Rows(clock())) {
+          out.push_back({{r.info.name}, static_cast<double>(r.view.reserved_prefill)});
+        }
+        return out;
+      });
+  registry.AddCallbackGauge("gimbal_router_engine_healthy", "1 when the engine is admitted.",
+                            {"engine"}, [this] {
+                              std::vector<std::pair<std::vector<std::string>, double>> out;
+                              for (const auto& r : table.Rows(clock())) {
+                                out.push_back({{r.info.name}, r.view.healthy ? 1.0 : 0.0});
+                              }
+                              return out;
+                            });
+  registry.AddCallbackGauge("gimbal_router_chars_per_token",
+                            "Prompt characters per token used to estimate prompt tokens.", {},
+                            [this] {
+                              return std::vector<std::pair<std::vector<std::string>, double>>{
+                                  {{}, ratio.get()}};
+                            });
+}
+
+bool Router::Impl::Authorized(const net::HttpRequest& req) const {
+  if (config.admin_token.empty()) return false;
+  std::string_view got = req.headers.Get("Authorization");
+  std::string want = "Bearer " + config.admin_token;
+  // Constant time in the token's length.
+  unsigned diff = got.size() == want.size() ? 0u : 1u;
+  for (size_t i = 0; i < want.size(); ++i) {
+    char g = i < got.size() ? got[i] : '\0';
+    diff |= static_cast<unsigned>(static_cast<unsigned char>(g) ^ static_cast<unsigned char>(want[i]));
+  }
+  return diff == 0;
+}
+
+std::string Router::Impl::EnginesJson() const {
+  json engines = json::array();
+  auto rows = table.Rows(clock());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    const auto& s = r.view.snapshot;
+    engines.push_back({
+        {"name", r.info.name},
+        {"url", config.backends[i].url},
+        {"model", r.info.model},
+        {"healthy", r.view.healthy},
+        {"max_inflight", r.info.max_inflight},
+        {"inflight", r.view.inflight},
+        {"reserved_prefill_tokens", r.view.reserved_prefill},
+        {"reserved_kv_tokens", r.view.reserved_kv_tokens},
+        {"picks_since_snapshot", r.view.picks_since_snapshot},
+        {"dispatched_total", r.dispatched_total},
+        {"ejections", r.ejections},
+        {"consecutive_failures", r.consecutive_failures},
+        {"snapshot",
+         r.has_snapshot ? json{{"waiting", s.waiting},
+                               {"running", s.running},
+                               {"kv_usage", s.kv_usage},
+                               {"kv_capacity_tokens", s.kv_capacity_tokens},
+                               {"prefill_pending_tokens", s.prefill_pending_tokens},
+                               {"age_s", r.view.snapshot_age}}
+                        : json(nullptr)},
+    });
+  }
+  json out = {{"dispatch_policy", dispatch->name()},
+              {"queue_policy", queue ? json(queue->name()) : json(nullptr)},
+              {"chars_per_token", ratio.get()},
+              {"engines", engines}};
+  return out.dump(2);
+}
+
+asio::awaitable<void> Router::Impl::Handle(net::HttpRequest& req, net::ResponseWriter& w) {
+  const std::string_view path = req.path();
+  if ((path == "/v1/completions" || path == "/v1/chat/completions") && req.method == "POST") {
+    co_await HandleCompletion(req, w, path == "/v1/chat/completions");
+    co_return;
+  }
+  net::HttpResponse r = Respond(req);
+  co_await w.Send(std::move(r));
+}
+
+net::HttpResponse Router::Impl::Respond(const net::HttpRequest& req) {
+  const std::string_view path = req.path();
+  const bool get = req.method == "GET", post = req.method == "POST";
+  if (path == "/v1/completions" || path == "/v1/chat/completions") {
+    metrics.outcome(Outcome::kBadRequest).Inc();
+    return OpenAiError(405, "use POST for " + std::string(path));
+  }
+  if (path == "/v1/models" && get) {
+    json data = json::array();
+    for (const auto& m : models) {
+      data.push_back({{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "gimbal"}});
+    }
+    return net::MakeResponse(200, "application/json",
+                             json{{"object", "list"}, {"data", data}}.dump());
+  }
+  if (path == "/health" && get) {
+    std::string status = draining ? "draining" : table.AnyHealthy() ? "ok" : "no healthy engine";
+    return net::MakeResponse(status == "ok" ? 200 : 503, "application/json",
+                             json{{"status", status}}.dump());
+  }
+  if (path == "/metrics" && get) {
+    return net::MakeResponse(200, "text/plain; version=0.0.4; charset=utf-8", registry.Render());
+  }
+  if (path == "/admin/engines" || path == "/admin/placement") {
+    if (config.admin_token.empty()) {
+      return OpenAiError(403, "admin endpoints are disabled: set admin.token in the config");
+    }
+    if (!Authorized(req)) {
+      net::HttpResponse r = OpenAiError(401, "missing or wrong bearer token");
+      r.headers.Set("WWW-Authenticate", "Bearer");
+      return r;
+    }
+    if (path == "/admin/engines" && get) {
+      return net::MakeResponse(200, "application/json", EnginesJson());
+    }
+    if (path == "/admin/placement" && post) {
+      json j = json::parse(req.body, nullptr, false);
+      if (j.is_discarded() || !j.is_object()) {
+        return OpenAiError(400, "placement must be a JSON object");
+      }
+      uint64_t version;
+      {
+        std::lock_guard<std::mutex> lock(placement_mu);
+        placement_json = j.dump();
+        version = ++placement_version;
+      }
+      return net::MakeResponse(202, "application/json",
+                               json{{"accepted", true}, {"version", version}}.dump());
+    }
+    if (path == "/admin/placement" && get) {
+      std::lock_guard<std::mutex> lock(placement_mu);
+      return net::MakeResponse(200, "application/json",
+                               placement_json.empty() ? "null" : placement_json);
+    }
+    return OpenAiError(405, "method not allowed");
+  }
+  return OpenAiError(404, "no route for " + req.method + " " + std::string(path));
+}
+
+Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, RouterDeps deps) {
+  GIMBAL_RETURN_IF_ERROR(ValidateRouterConfig(config));
+  if (!deps.dispatch_policy) {
+    auto p = MakeDispatchPolicy(config.dispatch_policy, config.dispatch_params);
+    if (!p.ok()) return p.status().WithContext("dispatch");
+    deps.dispatch_policy = std::move(p).value();
+  }
+  if (!deps.queue_policy && !config.queue_policy.empty()) {
+    auto q = MakeQueuePolicy(config.queue_policy, config.queue_params);
+    if (!q.ok()) return q.status().WithContext("queue");
+    deps.queue_policy = std::move(q).value();
+  }
+  if (!deps.clock) {
+    auto t0 = std::chrono::steady_clock::now();
+    deps.clock = [t0] {
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+  }
+  std::unique_ptr<Router> r(new Router());
+  r->io_ = std::make_unique<net::IoRuntime>(config.threads);
+  r->impl_ = std::make_shared<Impl>(std::move(config), *r->io_, std::move(deps.dispatch_policy),
+                                    std::move(deps.queue_policy), std::move(deps.clock));
+  return r;
+}
+
+Router::~Router() {
+  Drain();
+  if (impl_) impl_->server.reset();  // the server holds impl_ as its handler
+  impl_.reset();
+  io_.reset();
+}
+
+Status Router::Start() {
+  auto& impl = *impl_;
+  net::HttpServerOptions o;
+  o.address = impl.config.address;
+  o.port = impl.config.port;
+  o.body_limit = impl.config.body_limit_bytes;
+  o.idle_timeout_s = impl.config.idle_timeout_s;
+  o.read_timeout_s = impl.config.read_timeout_s;
+  o.write_timeout_s = impl.config.write_timeout_s;
+  o.error_response = [](int status, std::string_view message) {
+    return OpenAiError(status, std::string(message));
+  };
+  impl.server = std::make_unique<net::HttpServer>(*io_, o, impl_);
+  GIMBAL_RETURN_IF_ERROR(impl.server->Start());
+  io_->Start();
+  impl.StartMonitors();
+  spdlog::info("gimbal serve: listening on {}:{} with {} engines, dispatch '{}'", o.address,
+               impl.server->port(), impl.config.backends.size(), impl.dispatch->name());
+  return Status::Ok();
+}
+
+uint16_t Router::port() const { return impl_->server ? impl_->server->port() : 0; }
+
+bool Router::Drain() {
+  if (!impl_ || impl_->stopping.exchange(true)) return true;
+  impl_->draining = true;
+  bool ok = true;
+  if (impl_->server) ok = impl_->server->Drain(impl_->config.drain_timeout_s);
+  impl_->StopMonitors();
+  impl_->upstream.CloseIdle();
+  impl_->probe.CloseIdle();
+  io_->Stop();
+  return ok;
+}
+
+std::string Router::MetricsText() const { return impl_->registry.Render(); }
+std::string Router::EnginesJson() const { return impl_->EnginesJson(); }
+
+}  // namespace gimbal::router

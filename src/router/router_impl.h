@@ -1,0 +1,97 @@
+// Router::Impl (internal to router/): state shared by the request path (router.cc, proxy.cc)
+// and the background monitors (monitor.cc).
+#pragma once
+
+#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "net/io_runtime.h"
+#include "net/prometheus.h"
+#include "router/engine_table.h"
+#include "router/request_body.h"
+#include "router/router.h"
+
+namespace gimbal::router {
+
+// Outcomes counted in gimbal_router_requests_total{outcome}.
+enum class Outcome {
+  kOk,            // 2xx delivered whole
+  kEngineError,   // the engine's non-2xx answer passed through
+  kBadRequest,    // refused by the router (400, 401, 404, 405, 413, 415)
+  kRejected,      // 429: every engine saturated
+  kUnavailable,   // 503 no healthy engine, or 502 after every attempt failed
+  kStreamError,   // an engine broke off a stream already under way
+  kClientGone,    // the client left or was too slow
+};
+
+struct RouterMetrics {
+  explicit RouterMetrics(net::MetricsRegistry& reg);
+  net::Counter& outcome(Outcome o) { return *outcomes[static_cast<size_t>(o)]; }
+
+  std::vector<net::Counter*> outcomes;
+  net::CounterFamily& dispatches;        // {engine}
+  net::CounterFamily& upstream_failures; // {engine}
+  net::CounterFamily& scrape_warnings;   // {engine}
+  net::HistogramFamily& decision;        // seconds
+  net::HistogramFamily& ttft;            // seconds, streams only
+  net::HistogramFamily& latency;         // seconds, {stream}
+};
+
+class Router::Impl : public net::HttpHandler, public std::enable_shared_from_this<Router::Impl> {
+ public:
+  Impl(RouterConfig config, net::IoRuntime& io, std::shared_ptr<const DispatchPolicy> dispatch,
+       std::shared_ptr<const QueuePolicy> queue, std::function<double()> clock);
+
+  boost::asio::awaitable<void> Handle(net::HttpRequest& req, net::ResponseWriter& w) override;
+
+  // proxy.cc
+  boost::asio::awaitable<void> HandleCompletion(net::HttpRequest& req, net::ResponseWriter& w,
+                                                bool chat);
+  // monitor.cc
+  void StartMonitors();
+  void StopMonitors();
+  boost::asio::awaitable<void> ScrapeLoop(int engine);
+  boost::asio::awaitable<void> HealthLoop(int engine);
+  // Sleeps `seconds` unless stopping; false when stopping.
+  boost::asio::awaitable<bool> Pause(double seconds);
+
+  // Every endpoint but the completions, answered synchronously.
+  net::HttpResponse Respond(const net::HttpRequest& req);
+  std::string EnginesJson() const;
+  bool Authorized(const net::HttpRequest& req) const;
+
+  RouterConfig config;
+  net::IoRuntime& io;
+  std::shared_ptr<const DispatchPolicy> dispatch;
+  std::shared_ptr<const QueuePolicy> queue;
+  std::function<double()> clock;
+  EngineTable table;
+  TokenRatio ratio;
+  std::set<std::string> models;
+  net::MetricsRegistry registry;
+  RouterMetrics metrics;
+  net::HttpClient upstream;  // requests to engines
+  net::HttpClient probe;     // /metrics and /health, short timeouts
+  std::unique_ptr<net::HttpServer> server;
+  std::atomic<uint64_t> next_id{1};
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> draining{false};
+  std::atomic<int> monitors_running{0};
+  std::mutex timers_mu;
+  std::vector<std::shared_ptr<boost::asio::steady_timer>> timers;  // GUARDED_BY(timers_mu)
+  mutable std::mutex placement_mu;
+  std::string placement_json;  // GUARDED_BY(placement_mu)
+  uint64_t placement_version = 0;  // GUARDED_BY(placement_mu)
+};
+
+}  // namespace gimbal::router

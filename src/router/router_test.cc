@@ -1,0 +1,394 @@
+// The router end to end on loopback: fake vLLM backends, the router, and an HTTP client.
+// Every loop is bounded in count and time; only 127.0.0.1 is used.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <map>
+#include <thread>
+
+#include "net/blocking.h"
+#include "net/http_client.h"
+#include "net/prometheus_parser.h"
+#include "router/fake_vllm.h"
+#include "router/router.h"
+
+namespace gimbal::router {
+namespace {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+using testing::FakeVllm;
+using testing::FakeVllmOptions;
+using namespace std::chrono_literals;
+
+// Picks the healthy engine with the fewest router in-flight requests (lowest index on ties).
+class FewestInflight : public DispatchPolicy {
+ public:
+  int Pick(const DispatchRequest&, std::span<const EngineView> engines, Rng&) const override {
+    int best = -1;
+    for (int i = 0; i < static_cast<int>(engines.size()); ++i) {
+      if (!engines[i].healthy) continue;
+      if (best < 0 || engines[i].inflight < engines[best].inflight) best = i;
+    }
+    return best;
+  }
+  std::string name() const override { return "test_fewest_inflight"; }
+};
+
+// Key = arrival + 1 s per prompt token: long prompts get large priorities.
+class ByPromptLength : public QueuePolicy {
+ public:
+  double Key(const QueueEntry& e) const override {
+    return e.arrival + static_cast<double>(e.prompt_tokens);
+  }
+  std::string name() const override { return "test_by_prompt"; }
+};
+
+struct Reply {
+  int status = 0;
+  net::Headers headers;
+  std::string body;
+  std::vector<std::string> pieces;
+  bool ok = false;  // transport-level success
+};
+
+class RouterTest : public ::testing::Test {
+ protected:
+  void TearDown() override {
+    router_.reset();
+    client_.reset();
+    io_.Stop();
+    backends_.clear();
+  }
+
+  void AddBackends(int n, FakeVllmOptions o = {}) {
+    for (int i = 0; i < n; ++i) {
+      backends_.push_back(std::make_unique<FakeVllm>(o));
+      backends_.back()->Start();
+    }
+  }
+
+  RouterConfig BaseConfig() {
+    RouterConfig c;
+    c.address = "127.0.0.1";
+    c.port = 0;
+    c.threads = 4;
+    c.scrape_interval_s = 0.05;
+    c.health_interval_s = 0.05;
+    c.health_timeout_s = 0.5;
+    c.failures_to_eject = 2;
+    c.successes_to_readmit = 1;
+    c.body_limit_bytes = 8192;
+    c.read_timeout_s = 0.3;
+    c.admin_token = "sesame";
+    c.drain_timeout_s = 5;
+    for (const auto& b : backends_) AddBackend(c, b->url(), "test-model");
+    return c;
+  }
+
+  void StartRouter(RouterConfig c, RouterDeps deps = {}) {
+    if (!deps.dispatch_policy && c.dispatch_policy == "gimbal") {
+      deps.dispatch_policy = std::make_shared<FewestInflight>();
+    }
+    auto r = Router::Create(std::move(c), std::move(deps));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    router_ = std::move(r).value();
+    ASSERT_TRUE(router_->Start().ok());
+    io_.Start();
+    client_ = std::make_unique<net::HttpClient>(io_.context());
+  }
+
+  Reply Call(const std::string& method, const std::string& target, const std::string& body = "",
+             std::string content_type = "application/json",
+             std::map<std::string, std::string> headers = {}) {
+    net::ClientRequest req;
+    req.method = method;
+    req.host = "127.0.0.1";
+    req.port = router_->port();
+    req.target = target;
+    req.body = body;
+    if (!content_type.empty()) req.headers.Set("Content-Type", content_type);
+    for (auto& [k, v] : headers) req.headers.Set(k, v);
+    return net::RunBlocking(io_.context(), [&]() -> asio::awaitable<Reply> {
+      Reply out;
+      auto s = co_await client_->Open(std::move(req));
+      if (!s.ok()) co_return out;
+      out.status = s.value()->status();
+      out.headers = s.value()->headers();
+      for (;;) {
+        auto p = co_await s.value()->Next();
+        if (!p.ok()) co_return out;
+        if (!p.value()) break;
+        out.body += *p.value();
+        out.pieces.push_back(*p.value());
+      }
+      out.ok = true;
+      co_return out;
+    }());
+  }
+
+  Reply Complete(bool stream, const std::string& model = "test-model") {
+    json b = {{"model", model}, {"prompt", "Say hello to the world, please."}, {"max_tokens", 5},
+              {"stream", stream}};
+    return Call("POST", "/v1/completions", b.dump());
+  }
+
+  double Metric(const std::string& name, const std::string& label = "",
+                const std::string& value = "") {
+    auto page = net::ParsePrometheusText(router_->MetricsText());
+    double sum = 0;
+    for (const auto& s : page.samples) {
+      if (s.name == name && (label.empty() || s.Label(label) == value)) sum += s.value;
+    }
+    return sum;
+  }
+
+  // The metric once it equals `want`, or its value after a bounded wait: the router counts an
+  // outcome just after the last byte left, so the client can be a moment ahead.
+  double MetricSettled(double want, const std::string& name, const std::string& label = "",
+                       const std::string& value = "") {
+    double v = Metric(name, label, value);
+    for (int i = 0; i < 100 && v != want; ++i) {
+      std::this_thread::sleep_for(10ms);
+      v = Metric(name, label, value);
+    }
+    return v;
+  }
+
+  // Waits (bounded) until every engine has a snapshot.
+  void WaitForSnapshots() {
+    for (int i = 0; i < 100; ++i) {
+      json j = json::parse(router_->EnginesJson());
+      bool all = true;
+      for (const auto& e : j["engines"]) all &= !e["snapshot"].is_null();
+      if (all) return;
+      std::this_thread::sleep_for(10ms);
+    }
+    FAIL() << "engines were never scraped";
+  }
+
+  std::vector<std::unique_ptr<FakeVllm>> backends_;
+  net::IoRuntime io_{2};
+  std::unique_ptr<Router> router_;
+  std::unique_ptr<net::HttpClient> client_;
+};
+
+TEST_F(RouterTest, NonStreamingAnswerPassesThrough) {
+  AddBackends(2);
+  StartRouter(BaseConfig());
+  Reply r = Complete(false);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["usage"]["prompt_tokens"], 10);
+  EXPECT_FALSE(r.headers.Get("X-Gimbal-Engine").empty());
+  EXPECT_EQ(MetricSettled(1, "gimbal_router_requests_total", "outcome", "ok"), 1);
+}
+
+TEST_F(RouterTest, StreamChunksArriveInOrderAndUnmodified) {
+  FakeVllmOptions o;
+  o.chunks = 12;
+  o.chunk_delay_ms = 5;
+  AddBackends(2, o);
+  StartRouter(BaseConfig());
+  for (int i = 0; i < 4; ++i) {
+    Reply r = Complete(true);
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.headers.Get("Content-Type"), "text/event-stream");
+    EXPECT_EQ(r.body, FakeVllm::ExpectedStream(12));
+    EXPECT_GE(r.pieces.size(), 3u);  // passed through as produced, not buffered whole
+  }
+  EXPECT_EQ(MetricSettled(4, "gimbal_router_requests_total", "outcome", "ok"), 4);
+  EXPECT_EQ(Metric("gimbal_router_ttft_seconds_count"), 4);
+}
+
+TEST_F(RouterTest, ChatCompletionsAndModels) {
+  AddBackends(1);
+  StartRouter(BaseConfig());
+  json b = {{"model", "test-model"},
+            {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}};
+  Reply r = Call("POST", "/v1/chat/completions", b.dump());
+  EXPECT_EQ(r.status, 200);
+  Reply m = Call("GET", "/v1/models", "", "");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(json::parse(m.body)["data"][0]["id"], "test-model");
+  EXPECT_EQ(Call("GET", "/health", "", "").status, 200);
+}
+
+TEST_F(RouterTest, DispatchFollowsEngineState) {
+  AddBackends(2);
+  backends_[0]->SetLoad(/*waiting=*/60, /*running=*/8, 0.5);
+  backends_[1]->SetLoad(0, 1, 0.1);
+  RouterConfig c = BaseConfig();
+  c.dispatch_policy = "vllm";
+  StartRouter(c);
+  WaitForSnapshots();
+  std::map<std::string, int> by_engine;
+  for (int i = 0; i < 40; ++i) {
+    Reply r = Complete(false);
+    ASSERT_EQ(r.status, 200);
+    by_engine[std::string(r.headers.Get("X-Gimbal-Engine"))]++;
+  }
+  EXPECT_GE(by_engine["e1"], 36) << "busy e0 got " << by_engine["e0"];
+  EXPECT_EQ(Metric("gimbal_router_dispatches_total", "engine", "e1"), by_engine["e1"]);
+}
+
+TEST_F(RouterTest, KilledBackendStreamsEndWithErrorAndNewRequestsGoElsewhere) {
+  FakeVllmOptions o;
+  o.chunks = 40;
+  o.chunk_delay_ms = 10;
+  AddBackends(2, o);
+  StartRouter(BaseConfig());
+  constexpr int kStreams = 6;
+  std::vector<Reply> replies(kStreams);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kStreams; ++i) {
+    threads.emplace_back([&, i] { replies[i] = Complete(true); });
+  }
+  std::this_thread::sleep_for(120ms);
+  backends_[0]->Kill();
+  for (auto& t : threads) t.join();
+  int complete = 0, errored = 0;
+  for (const auto& r : replies) {
+    ASSERT_TRUE(r.ok);  // the router always ends the stream properly
+    ASSERT_EQ(r.status, 200);
+    if (r.body == FakeVllm::ExpectedStream(40)) {
+      ++complete;
+    } else {
+      ++errored;
+      EXPECT_NE(r.body.find("\"error\""), std::string::npos) << r.body;
+      EXPECT_NE(r.body.find("failed mid-stream"), std::string::npos);
+      EXPECT_EQ(r.body.substr(r.body.size() - 14), "data: [DONE]\n\n");
+    }
+  }
+  EXPECT_GE(errored, 1);  // FewestInflight spread the streams over both engines
+  EXPECT_GE(complete, 1);
+  // New requests right after the kill, before and after ejection: all answered by e1.
+  int answered = 0;
+  for (int i = 0; i < 8; ++i) {
+    Reply r = Complete(false);
+    answered += r.status == 200 && r.headers.Get("X-Gimbal-Engine") == "e1";
+  }
+  EXPECT_EQ(answered, 8);
+  // Nothing silently dropped: every request the router saw has exactly one outcome.
+  const int sent = kStreams + 8;
+  EXPECT_EQ(MetricSettled(sent, "gimbal_router_requests_total"), sent);
+  EXPECT_EQ(Metric("gimbal_router_requests_total", "outcome", "ok"), complete + answered);
+  EXPECT_EQ(Metric("gimbal_router_requests_total", "outcome", "stream_error"), errored);
+}
+
+TEST_F(RouterTest, BadRequestsGetTheRightStatusAndRouterKeepsServing) {
+  AddBackends(1);
+  StartRouter(BaseConfig());
+  auto error_of = [](const Reply& r) { return json::parse(r.body)["error"]; };
+  Reply bad_json = Call("POST", "/v1/completions", "{\"model\": ");
+  EXPECT_EQ(bad_json.status, 400);
+  EXPECT_EQ(error_of(bad_json)["type"], "invalid_request_error");
+  EXPECT_EQ(error_of(bad_json)["code"], 400);
+  EXPECT_EQ(Call("POST", "/v1/completions", "{}", "text/plain").status, 415);
+  Reply big = Call("POST", "/v1/completions", std::string(20000, 'x'));
+  EXPECT_EQ(big.status, 413);
+  EXPECT_EQ(error_of(big)["code"], 413);
+  Reply unknown = Complete(false, "no-such-model");
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_NE(error_of(unknown)["message"].get<std::string>().find("no-such-model"),
+            std::string::npos);
+  EXPECT_EQ(Call("GET", "/v1/completions").status, 405);
+  EXPECT_EQ(Call("GET", "/nowhere").status, 404);
+  // A slow client: header sent, body never completes.
+  {
+    asio::io_context ctx;
+    asio::ip::tcp::socket s(ctx);
+    s.connect({asio::ip::make_address("127.0.0.1"), router_->port()});
+    asio::write(s, asio::buffer(std::string(
+                       "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       "application/json\r\nContent-Length: 500\r\n\r\n{\"model\"")));
+    std::string got;
+    char buf[1024];
+    boost::system::error_code ec;
+    for (int i = 0; i < 100 && !ec; ++i) got.append(buf, s.read_some(asio::buffer(buf), ec));
+    EXPECT_NE(got.find("HTTP/1.1 408"), std::string::npos) << got;
+  }
+  EXPECT_EQ(Complete(false).status, 200);
+  EXPECT_EQ(Complete(true).status, 200);
+}
+
+TEST_F(RouterTest, AdminEndpointsNeedTheToken) {
+  AddBackends(1);
+  StartRouter(BaseConfig());
+  EXPECT_EQ(Call("GET", "/admin/engines", "", "").status, 401);
+  EXPECT_EQ(Call("GET", "/admin/engines", "", "", {{"Authorization", "Bearer wrong"}}).status, 401);
+  EXPECT_EQ(Call("GET", "/admin/engines", "", "", {{"Authorization", "sesame"}}).status, 401);
+  EXPECT_EQ(Call("POST", "/admin/placement", "{}", "application/json").status, 401);
+  Reply ok = Call("GET", "/admin/engines", "", "", {{"Authorization", "Bearer sesame"}});
+  ASSERT_EQ(ok.status, 200);
+  EXPECT_EQ(json::parse(ok.body)["engines"][0]["name"], "e0");
+  Reply placed = Call("POST", "/admin/placement", R"({"layers":[]})", "application/json",
+                      {{"Authorization", "Bearer sesame"}});
+  EXPECT_EQ(placed.status, 202);
+  EXPECT_EQ(Complete(false).status, 200);
+}
+
+TEST_F(RouterTest, SaturatedEnginesGet429WithRetryAfter) {
+  FakeVllmOptions o;
+  o.chunks = 30;
+  o.chunk_delay_ms = 10;
+  AddBackends(1, o);
+  RouterConfig c = BaseConfig();
+  c.max_inflight_per_engine = 1;
+  c.retry_after_s = 2;
+  StartRouter(c);
+  std::thread holder([&] { EXPECT_EQ(Complete(true).status, 200); });
+  std::this_thread::sleep_for(80ms);
+  Reply r = Complete(false);
+  EXPECT_EQ(r.status, 429);
+  EXPECT_EQ(r.headers.Get("Retry-After"), "2");
+  holder.join();
+  EXPECT_EQ(Complete(false).status, 200);
+}
+
+TEST_F(RouterTest, NoHealthyEngineGets503) {
+  AddBackends(1);
+  RouterConfig c = BaseConfig();
+  StartRouter(c);
+  backends_[0]->Kill();
+  for (int i = 0; i < 100 && Call("GET", "/health", "", "").status != 503; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  Reply r = Complete(false);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], 503);
+}
+
+TEST_F(RouterTest, PriorityTaggingFromQueuePolicy) {
+  AddBackends(1);
+  RouterDeps deps;
+  deps.queue_policy = std::make_shared<ByPromptLength>();
+  deps.clock = [] { return 100.0; };
+  StartRouter(BaseConfig(), deps);
+  ASSERT_EQ(Complete(false).status, 200);
+  json sent = json::parse(backends_[0]->last_body());
+  ASSERT_TRUE(sent.contains("priority"));
+  // 31 prompt characters at 4 per token: 8 tokens; key 100 + 8 s -> 108000 ms.
+  EXPECT_EQ(sent["priority"], 108000);
+}
+
+TEST_F(RouterTest, DrainFinishesStreamsInFlight) {
+  FakeVllmOptions o;
+  o.chunks = 20;
+  o.chunk_delay_ms = 10;
+  AddBackends(1, o);
+  StartRouter(BaseConfig());
+  Reply r;
+  std::thread t([&] { r = Complete(true); });
+  std::this_thread::sleep_for(60ms);
+  EXPECT_TRUE(router_->Drain());
+  t.join();
+  EXPECT_EQ(r.body, FakeVllm::ExpectedStream(20));
+}
+
+}  // namespace
+}  // namespace gimbal::router
