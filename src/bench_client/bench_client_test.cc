@@ -1,0 +1,88 @@
+// gimbal bench against the in-process emulator on loopback; bounded counts and time.
+#include "bench_client/bench_client.h"
+
+#include <gtest/gtest.h>
+
+#include "engine/engine_server.h"
+#include "workload/workload.h"
+
+namespace gimbal::bench {
+namespace {
+
+std::unique_ptr<engine::EngineService> StartEngine() {
+  auto spec = engine::ClusterFromCatalog("qwen3-30b-a3b", "h100-sxm", "hgx-8gpu", 2);
+  EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+  engine::EngineServiceOptions o;
+  o.emulator.cluster = *spec;
+  o.emulator.time_scale = 0.05;
+  o.port = 0;
+  o.threads = 2;
+  o.served_model = "bench-model";
+  auto svc = engine::EngineService::Start(o);
+  EXPECT_TRUE(svc.ok()) << svc.status().ToString();
+  return std::move(*svc);
+}
+
+std::vector<Request> Workload(int n, double rate) {
+  WorkloadSpec w;
+  w.num_requests = n;
+  w.rate = rate;
+  w.prompt.mean = 300;
+  w.output.mean = 12;
+  Rng rng(3);
+  auto reqs = BuildWorkload(w, {1.0}, rng);
+  EXPECT_TRUE(reqs.ok()) << reqs.status().ToString();
+  return *reqs;
+}
+
+TEST(BenchClientTest, CompletesEveryRequestWithVllmKeys) {
+  auto svc = StartEngine();
+  BenchOptions o;
+  o.base_url = svc->url(0);
+  o.model = "bench-model";
+  o.max_concurrency = 4;
+  constexpr int kN = 24;
+  auto r = RunBench(o, Workload(kN, 200));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  const auto& s = r->summary;
+  EXPECT_EQ(s["completed"], kN) << s.dump(2);
+  EXPECT_EQ(s["failed"], 0);
+  EXPECT_EQ(s["total_input_tokens"], kN * 300);
+  EXPECT_EQ(s["total_output_tokens"], kN * 12);
+  for (const char* k : {"mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms",
+                        "mean_itl_ms", "p99_itl_ms", "mean_e2el_ms", "request_throughput",
+                        "output_throughput", "duration"}) {
+    ASSERT_TRUE(s.contains(k)) << k;
+    EXPECT_GT(s[k].get<double>(), 0) << k;
+  }
+  EXPECT_GE(s["mean_e2el_ms"].get<double>(), s["mean_ttft_ms"].get<double>());
+  EXPECT_EQ(s["max_concurrency"], 4);
+  for (const auto& b : r->requests) EXPECT_EQ(b.itl.size(), 11u);
+  nlohmann::ordered_json details;
+  AddDetails(*r, details);
+  EXPECT_EQ(details["ttfts"].size(), static_cast<size_t>(kN));
+  EXPECT_NE(FormatSummary(s).find("Successful requests:"), std::string::npos);
+  svc->Shutdown(5);
+}
+
+TEST(BenchClientTest, ChatEndpointAndFailuresAreCounted) {
+  auto svc = StartEngine();
+  BenchOptions o;
+  o.base_url = svc->url(1);
+  o.endpoint = "/v1/chat/completions";
+  o.model = "bench-model";
+  auto ok = RunBench(o, Workload(6, 1000));
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->summary["completed"], 6);
+  EXPECT_EQ(ok->summary["total_input_tokens"], 6 * 300);  // 4 characters per token
+  o.model = "no-such-model";  // 404 from the engine
+  auto bad = RunBench(o, Workload(3, 1000));
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->summary["completed"], 0);
+  EXPECT_EQ(bad->summary["failed"], 3);
+  EXPECT_NE(bad->summary["error_samples"][0].get<std::string>().find("404"), std::string::npos);
+  svc->Shutdown(5);
+}
+
+}  // namespace
+}  // namespace gimbal::bench

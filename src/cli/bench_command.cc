@@ -1,0 +1,175 @@
+// `gimbal bench`: load an OpenAI-compatible server the way `vllm bench serve` does and report the
+// same keys. See docs/bench.md.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <fstream>
+#include <iostream>
+#include <limits>
+
+#include "bench_client/bench_client.h"
+#include "cli/command.h"
+#include "workload/workload.h"
+
+namespace gimbal::cli {
+namespace {
+
+struct BenchFlags {
+  bench::BenchOptions o;
+  std::string dataset = "synthetic";
+  std::string dataset_path;
+  int64_t num_prompts = 1000;
+  std::string request_rate = "inf";
+  double burstiness = 1;
+  int64_t input_len = 1024;
+  int64_t output_len = 128;
+  double range_ratio = 0;
+  int64_t seed = 0;
+  double trace_time_scale = 1;
+  std::string json_out;
+  bool save_detailed = false;
+  std::string prompt_format = "ids";
+};
+
+void Fail(const std::string& msg) {
+  std::cerr << "gimbal bench: " << msg << "\n";
+  throw CommandFailed(2);
+}
+
+LengthDist Lengths(int64_t len, double ratio) {
+  LengthDist d;
+  if (ratio > 0) {
+    d.kind = LengthDist::Kind::kUniform;
+    d.low = std::max(1.0, std::floor(static_cast<double>(len) * (1 - ratio)));
+    d.high = std::ceil(static_cast<double>(len) * (1 + ratio));
+  } else {
+    d.kind = LengthDist::Kind::kFixed;
+    d.mean = static_cast<double>(len);
+  }
+  return d;
+}
+
+void RunBenchCommand(BenchFlags& f) {
+  WorkloadSpec w;
+  if (f.dataset == "synthetic" || f.dataset == "random") {
+    w.kind = WorkloadSpec::Kind::kSynthetic;
+  } else if (f.dataset == "azure") {
+    w.kind = WorkloadSpec::Kind::kAzure;
+  } else if (f.dataset == "mooncake") {
+    w.kind = WorkloadSpec::Kind::kMooncake;
+  } else if (f.dataset == "burstgpt") {
+    w.kind = WorkloadSpec::Kind::kBurstGpt;
+  } else {
+    Fail(fmt::format("unknown --dataset '{}' (synthetic, azure, mooncake, burstgpt)", f.dataset));
+  }
+  if (f.input_len < 1 || f.output_len < 1) Fail("--random-input-len and --random-output-len must be >= 1");
+  if (f.range_ratio < 0 || f.range_ratio >= 1) Fail("--random-range-ratio must be in [0, 1)");
+  double rate = 0;
+  if (f.request_rate == "inf" || f.request_rate == "INF") {
+    rate = std::numeric_limits<double>::infinity();
+  } else {
+    try {
+      rate = std::stod(f.request_rate);
+    } catch (const std::exception&) {
+      Fail(fmt::format("--request-rate '{}' is not a number or inf", f.request_rate));
+    }
+  }
+  w.num_requests = f.num_prompts;
+  w.rate = rate;
+  w.burstiness = f.burstiness;
+  w.prompt = Lengths(f.input_len, f.range_ratio);
+  w.output = Lengths(f.output_len, f.range_ratio);
+  if (w.kind != WorkloadSpec::Kind::kSynthetic) {
+    if (f.dataset_path.empty()) Fail("--dataset-path is required for trace datasets");
+    w.path = f.dataset_path;
+    w.max_requests = f.num_prompts;
+    w.time_scale = f.trace_time_scale;
+  }
+  Status valid = ValidateWorkloadSpec(w);
+  if (!valid.ok()) Fail(valid.message());
+  Rng rng = Rng(static_cast<uint64_t>(f.seed)).Fork(0x3017);
+  auto reqs = BuildWorkload(w, {1.0}, rng);
+  if (!reqs.ok()) Fail(reqs.status().message());
+  if (f.prompt_format != "ids" && f.prompt_format != "text") Fail("--prompt-format is ids or text");
+  f.o.token_id_prompts = f.prompt_format == "ids";
+  f.o.seed = static_cast<uint64_t>(f.seed);
+
+  std::cout << fmt::format("gimbal bench: {} requests to {}{} ({}, rate {}, burstiness {})\n",
+                           reqs->size(), f.o.base_url, f.o.endpoint, f.dataset, f.request_rate,
+                           f.burstiness);
+  auto r = bench::RunBench(f.o, *reqs);
+  if (!r.ok()) Fail(r.status().message());
+  nlohmann::ordered_json out;
+  out["date"] = r->summary["date"];
+  out["backend"] = r->summary["backend"];
+  out["model_id"] = f.o.model;
+  out["dataset"] = f.dataset;
+  out["num_prompts"] = reqs->size();
+  out["request_rate"] = std::isinf(rate) ? nlohmann::ordered_json("inf") : nlohmann::ordered_json(rate);
+  out["burstiness"] = f.burstiness;
+  for (auto it = r->summary.begin(); it != r->summary.end(); ++it) {
+    if (!out.contains(it.key())) out[it.key()] = it.value();
+  }
+  if (f.save_detailed) bench::AddDetails(*r, out);
+  std::cout << bench::FormatSummary(out);
+  if (!r->summary["error_samples"].empty()) {
+    std::cout << "errors, first few:\n";
+    for (const auto& e : r->summary["error_samples"]) std::cout << "  " << e.get<std::string>() << "\n";
+  }
+  if (!f.json_out.empty()) {
+    std::ofstream file(f.json_out);
+    file << out.dump(2) << "\n";
+    if (!file) Fail(fmt::format("cannot write {}", f.json_out));
+  }
+  if (r->summary["completed"].get<int64_t>() == 0 && !reqs->empty()) throw CommandFailed(1);
+}
+
+void SetupBench(CLI::App& app) {
+  auto f = std::make_shared<BenchFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "bench", "Benchmark an OpenAI-compatible server like `vllm bench serve` (docs/bench.md)");
+  cmd->add_option("--base-url", f->o.base_url, "server URL")->capture_default_str();
+  cmd->add_option("--endpoint", f->o.endpoint, "/v1/completions or /v1/chat/completions")
+      ->capture_default_str();
+  cmd->add_option("--model", f->o.model, "the `model` of every request")->required();
+  cmd->add_option("--dataset,--dataset-name", f->dataset, "synthetic, azure, mooncake or burstgpt")
+      ->capture_default_str();
+  cmd->add_option("--dataset-path", f->dataset_path, "trace file for azure, mooncake, burstgpt");
+  cmd->add_option("--num-prompts", f->num_prompts, "requests to send")->capture_default_str();
+  cmd->add_option("--request-rate", f->request_rate, "requests per second, or inf")
+      ->capture_default_str();
+  cmd->add_option("--burstiness", f->burstiness,
+                  "Gamma shape of inter-arrival gaps (1 = Poisson, < 1 burstier)")
+      ->capture_default_str();
+  cmd->add_option("--max-concurrency", f->o.max_concurrency, "requests in flight at most (0: no limit)");
+  cmd->add_option("--random-input-len", f->input_len, "synthetic prompt tokens")->capture_default_str();
+  cmd->add_option("--random-output-len", f->output_len, "synthetic output tokens")->capture_default_str();
+  cmd->add_option("--random-range-ratio", f->range_ratio,
+                  "lengths uniform in [L(1-r), L(1+r)] (0: fixed)")
+      ->capture_default_str();
+  cmd->add_option("--trace-time-scale", f->trace_time_scale,
+                  "multiply trace arrival times by this (0.5 = twice the rate)")
+      ->capture_default_str();
+  cmd->add_option("--seed", f->seed, "workload and prompt seed")->capture_default_str();
+  cmd->add_option("--prompt-format", f->prompt_format,
+                  "ids: token-id lists (exact lengths; /v1/completions), text: 4 characters per token")
+      ->capture_default_str();
+  cmd->add_flag("--send-traffic-class", f->o.send_traffic_class,
+                "add gimbal_traffic_class to each request (read by gimbal engine)");
+  cmd->add_option("--goodput-ttft-ms", f->o.slo.ttft_ms, "TTFT SLO for request_goodput");
+  cmd->add_option("--goodput-tpot-ms", f->o.slo.tpot_ms, "TPOT SLO for request_goodput");
+  cmd->add_option("--goodput-e2el-ms", f->o.slo.e2el_ms, "E2E latency SLO for request_goodput");
+  cmd->add_option("--timeout", f->o.request_timeout_s, "seconds a request may stay silent")
+      ->capture_default_str();
+  cmd->add_option("--threads", f->o.threads, "client io threads")->capture_default_str();
+  cmd->add_option("--json,--result-file", f->json_out, "write the result JSON here");
+  cmd->add_flag("--save-detailed", f->save_detailed,
+                "add per-request input_lens, output_lens, ttfts, itls, errors to the JSON");
+  cmd->callback([f] { RunBenchCommand(*f); });
+}
+
+}  // namespace
+
+GIMBAL_REGISTER_COMMAND("bench", SetupBench);
+
+}  // namespace gimbal::cli

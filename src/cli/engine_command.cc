@@ -1,0 +1,151 @@
+// `gimbal engine`: N emulated DP engines over one lockstep DP+EP cluster model, each speaking
+// vLLM's OpenAI API on its own port. See docs/emulator.md.
+#include <csignal>
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "cli/command.h"
+#include "config/scenario.h"
+#include "engine/engine_server.h"
+
+namespace gimbal::cli {
+namespace {
+
+struct EngineFlags {
+  int dp = 0;
+  std::string model;
+  std::string served_model_name;
+  std::string gpu;
+  std::string topology = "hgx-8gpu";
+  std::string config;
+  std::string address = "127.0.0.1";
+  int port = 8001;
+  double time_scale = 1;
+  std::string queue_policy;
+  int threads = 4;
+  int64_t default_max_tokens = 16;
+  int64_t kv_capacity_tokens = 0;
+  int redundant_slots = -1;
+  std::string admin_token_env = "GIMBAL_ADMIN_TOKEN";
+  double drain_timeout_s = 30;
+};
+
+void Fail(const std::string& msg, int code = 2) {
+  std::cerr << "gimbal engine: " << msg << "\n";
+  throw CommandFailed(code);
+}
+
+void RunEngine(const EngineFlags& f) {
+  engine::EngineServiceOptions o;
+  engine::EmulatorOptions& e = o.emulator;
+  if (!f.config.empty()) {
+    auto sc = LoadScenario(f.config);
+    if (!sc.ok()) Fail(sc.status().message());
+    e.cluster = sc->cluster;
+    if (!sc->stacks.empty()) {
+      e.queue_policy = sc->stacks.front().queue;
+      e.queue_params = sc->stacks.front().queue_params;
+    }
+    if (f.dp > 0) e.cluster.dp = f.dp;
+    if (!f.model.empty() || !f.gpu.empty()) {
+      Fail("--model and --gpu come from the scenario when --config is given");
+    }
+    if (o.served_model.empty()) o.served_model = sc->model_name;
+  } else {
+    if (f.model.empty() || f.gpu.empty() || f.dp <= 0) {
+      Fail("--dp, --model and --gpu are required (or --config scenario.yaml)");
+    }
+    auto c = engine::ClusterFromCatalog(f.model, f.gpu, f.topology, f.dp);
+    if (!c.ok()) Fail(c.status().message());
+    e.cluster = *c;
+    o.served_model = f.model;
+  }
+  if (!f.served_model_name.empty()) o.served_model = f.served_model_name;
+  if (!f.queue_policy.empty()) {
+    e.queue_policy = f.queue_policy;
+    e.queue_params = {};
+  }
+  if (f.kv_capacity_tokens > 0) e.cluster.engine.kv_capacity_tokens = f.kv_capacity_tokens;
+  if (f.redundant_slots >= 0) e.cluster.redundant_slots_per_gpu = f.redundant_slots;
+  if (f.time_scale < 0) Fail("--time-scale must be >= 0");
+  e.time_scale = f.time_scale;
+  o.address = f.address;
+  if (f.port < 0 || f.port > 65535) Fail("--port must be in 0..65535");
+  o.port = static_cast<uint16_t>(f.port);
+  o.threads = f.threads;
+  o.default_max_tokens = f.default_max_tokens;
+  if (!f.admin_token_env.empty()) {
+    if (const char* t = std::getenv(f.admin_token_env.c_str())) o.admin_token = t;
+  }
+
+  // SIGTERM and SIGINT are taken by sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto svc = engine::EngineService::Start(std::move(o));
+  if (!svc.ok()) Fail(svc.status().ToString(), 1);
+  engine::EngineService& s = **svc;
+  const auto& spec = s.emulator().spec();
+  std::cerr << fmt::format(
+      "gimbal engine: {} on {} x {} (DP{}+EP{}), time scale {}, KV {} tokens per engine\n",
+      spec.model.name, spec.dp, spec.hardware.gpu.name, spec.dp, spec.dp, f.time_scale,
+      s.emulator().kv_capacity_tokens());
+  for (int i = 0; i < s.engines(); ++i) {
+    std::cerr << fmt::format("gimbal engine: engine {} on {}\n", i, s.url(i));
+  }
+  std::cerr << "gimbal engine: SIGTERM or Ctrl-C drains and exits\n";
+  int sig = 0;
+  sigwait(&signals, &sig);
+  std::cerr << "gimbal engine: draining\n";
+  if (!s.Shutdown(f.drain_timeout_s)) {
+    std::cerr << "gimbal engine: drain timed out; some requests were cut off\n";
+    throw CommandFailed(1);
+  }
+}
+
+void SetupEngine(CLI::App& app) {
+  auto f = std::make_shared<EngineFlags>();
+  CLI::App* cmd = app.add_subcommand(
+      "engine", "Run N emulated vLLM engines over one simulated DP+EP cluster, on the real clock");
+  cmd->add_option("--dp", f->dp, "DP engines (= EP size = GPUs); engine i listens on port + i");
+  cmd->add_option("--model", f->model, "model from the catalogue (data/models), e.g. qwen3-30b-a3b");
+  cmd->add_option("--served-model-name", f->served_model_name,
+                  "the `model` requests must name (default: --model, or the scenario's model)");
+  cmd->add_option("--gpu", f->gpu, "GPU from the catalogue (data/gpus), e.g. h100-sxm");
+  cmd->add_option("--topology", f->topology, "topology from the catalogue (data/topologies)")
+      ->capture_default_str();
+  cmd->add_option("--config,-c", f->config,
+                  "scenario YAML: cluster, engine limits, hardware, routing and traffic classes; "
+                  "the first stack's queue policy");
+  cmd->add_option("--address", f->address, "listen address")->capture_default_str();
+  cmd->add_option("--port", f->port, "port of engine 0 (0: ephemeral ports)")->capture_default_str();
+  cmd->add_option("--time-scale", f->time_scale,
+                  "modelled step durations are multiplied by this before sleeping (< 1: faster "
+                  "than real time; 0: no sleeping)")
+      ->capture_default_str();
+  cmd->add_option("--queue-policy", f->queue_policy, "engine queue policy (default fcfs)");
+  cmd->add_option("--threads", f->threads, "io threads")->capture_default_str();
+  cmd->add_option("--default-max-tokens", f->default_max_tokens,
+                  "output length of requests without max_tokens")
+      ->capture_default_str();
+  cmd->add_option("--kv-capacity-tokens", f->kv_capacity_tokens,
+                  "override the memory-derived KV capacity per engine");
+  cmd->add_option("--redundant-slots", f->redundant_slots, "redundant expert slots per GPU");
+  cmd->add_option("--admin-token-env", f->admin_token_env,
+                  "environment variable holding the bearer token POST /gimbal/placement needs "
+                  "(unset: no token needed)")
+      ->capture_default_str();
+  cmd->add_option("--drain-timeout", f->drain_timeout_s, "seconds to let requests finish on exit")
+      ->capture_default_str();
+  cmd->callback([f] { RunEngine(*f); });
+}
+
+}  // namespace
+
+GIMBAL_REGISTER_COMMAND("engine", SetupEngine);
+
+}  // namespace gimbal::cli
