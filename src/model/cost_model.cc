@@ -16,7 +16,8 @@ double CostModel::AttentionTime(const RankBatch& b) const {
   if (b.tokens <= 0 && b.kv_read_tokens <= 0) return 0;
   const double params = model_.AttentionParamsPerLayer();
   const double linear_flops = 2.0 * params * static_cast<double>(b.tokens);
-  const double score_flops = model_.AttentionScoreFlops() * b.attn_pairs;
+  const double score_flops = model_.AttentionScoreFlops(true) * b.decode_attn_pairs +
+                             model_.AttentionScoreFlops(false) * (b.attn_pairs - b.decode_attn_pairs);
   const double weight_bytes = params * model_.weight_bytes;
   const double kv_bytes = b.kv_read_tokens * model_.KvBytesPerTokenLayer();
   const double act_bytes = 2.0 * static_cast<double>(b.tokens) * model_.hidden * 2.0;

@@ -19,6 +19,7 @@ struct RankBatch {
   int64_t sequences = 0;  // sequences in the batch
   int64_t logits = 0;     // sequences that sample a token this step
   double attn_pairs = 0;  // query·key pairs: Σ new · (context_before + (new + 1) / 2)
+  double decode_attn_pairs = 0;  // the part of attn_pairs from one-token (decode) sequences
   double kv_read_tokens = 0;  // Σ (context_before + new) over sequences: KV entries read
 };
 

@@ -34,10 +34,16 @@ double ModelSpec::KvBytesPerTokenLayer() const {
   return 2.0 * kv_heads * head_dim * kv_bytes;
 }
 
-double ModelSpec::AttentionScoreFlops() const {
+double ModelSpec::AttentionScoreFlops(bool decode) const {
   // Two flops per multiply-add; one product for Q·K and one for P·V.
   if (attention == AttentionKind::kMla) {
-    // Absorbed form: queries meet the cached latent (+ rope key) directly, values are the latent.
+    if (!decode) {
+      // Prefill runs MLA unabsorbed (as vLLM and DeepSeek do): per-head keys of nope + rope
+      // dimensions and values of v_head_dim, up-projected from the latent.
+      return 2.0 * q_heads * (D(head_dim + rope_head_dim) + v_head_dim);
+    }
+    // Decode runs the absorbed form: queries meet the cached latent (+ rope key) directly, values
+    // are the latent.
     return 2.0 * q_heads * (D(kv_lora_rank + rope_head_dim) + kv_lora_rank);
   }
   return 2.0 * q_heads * head_dim * 2.0;

@@ -47,7 +47,8 @@ struct ModelSpec {
   double KvBytesPerTokenLayer() const;
   double KvBytesPerToken() const { return KvBytesPerTokenLayer() * layers; }
   // FLOPs of the attention score and value products per (query token × context token), one layer.
-  double AttentionScoreFlops() const;
+  // MLA uses the absorbed form in decode and the unabsorbed one in prefill; GQA is the same in both.
+  double AttentionScoreFlops(bool decode = true) const;
   // Parameters every rank holds: attention, dense FFNs, shared experts, embeddings, head, norms.
   double ReplicatedParams() const;
   double TotalParams() const { return ReplicatedParams() + ExpertParams() * experts * moe_layers(); }

@@ -123,7 +123,9 @@ StepPlan EngineScheduler::Schedule() {
     plan.batch.tokens += q.new_tokens;
     plan.batch.sequences += 1;
     if (q.context_before + q.new_tokens == s.num_tokens()) plan.batch.logits += 1;
-    plan.batch.attn_pairs += n * (static_cast<double>(q.context_before) + (n + 1) / 2);
+    const double pairs = n * (static_cast<double>(q.context_before) + (n + 1) / 2);
+    plan.batch.attn_pairs += pairs;
+    if (q.new_tokens == 1) plan.batch.decode_attn_pairs += pairs;
     plan.batch.kv_read_tokens += static_cast<double>(q.context_before + q.new_tokens);
   }
   return plan;

@@ -110,7 +110,8 @@ class PredictivePolicy final : public DispatchPolicy {
     b.logits = b.sequences;
     const double d = static_cast<double>(decodes);
     const double p = static_cast<double>(prefill);
-    b.attn_pairs = d * (ctx + 1.0) + p * (p + 1.0) / 2.0;
+    b.decode_attn_pairs = d * (ctx + 1.0);
+    b.attn_pairs = b.decode_attn_pairs + p * (p + 1.0) / 2.0;
     b.kv_read_tokens = d * (ctx + 1.0) + p;
 
     const double pairs =
