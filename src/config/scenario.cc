@@ -114,9 +114,15 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   ReadHardwareOverrides(root.Child("hardware", true), &c.hardware);
 
   const YamlReader ro = root.Child("routing", true);
-  ro.CheckKeys({"overlap", "seed"});
+  ro.CheckKeys({"overlap", "seed", "drift"});
   c.class_overlap = ro.Double("overlap", 0.3, 0, 1);
   c.routing_seed = static_cast<uint64_t>(ro.Int("seed", 7, 0));
+  if (ro.Has("drift")) {
+    const YamlReader dr = ro.Child("drift");
+    dr.CheckKeys({"period_s", "fraction"});
+    c.drift.period_s = dr.Double("period_s", std::nullopt, 1e-6);
+    c.drift.fraction = dr.Double("fraction", std::nullopt, 1e-9, 1);
+  }
 
   c.classes.clear();
   for (const YamlReader& tc : root.Items("traffic_classes", true)) {
@@ -138,7 +144,7 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   s.options.seed = s.seed;
 
   for (const YamlReader& st : root.Items("stacks")) {
-    st.CheckKeys({"name", "dispatch", "queue"});
+    st.CheckKeys({"name", "dispatch", "queue", "placement"});
     sim::StackSpec spec;
     spec.name = st.String("name", std::nullopt);
     ReadPolicy(st, "dispatch", "vllm", &spec.dispatch, &spec.dispatch_params,
@@ -147,6 +153,7 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
       spec.snapshot_interval = st.Child("dispatch").Double("snapshot_interval_ms", 100, 0) / 1e3;
     }
     ReadPolicy(st, "queue", "fcfs", &spec.queue, &spec.queue_params, {});
+    sim::ReadPlacementSpec(st, "placement", &spec.placement);
     for (const auto& other : s.stacks) {
       if (other.name == spec.name) st.Fail(fmt::format("duplicate stack name '{}'", spec.name), "name");
     }
@@ -164,6 +171,8 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
     if (!q.ok()) items[i].Fail(q.status().message(), "queue");
     auto d = MakeDispatchPolicy(s.stacks[i].dispatch, s.stacks[i].dispatch_params, deps);
     if (root.ok() && !d.ok()) items[i].Fail(d.status().message(), "dispatch");
+    const Status pl = sim::CheckPlacementSpec(s.stacks[i].placement);
+    if (root.ok() && !pl.ok()) items[i].Fail(pl.message(), "placement");
   }
   if (!root.ok()) return root.status();
 

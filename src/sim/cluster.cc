@@ -90,6 +90,12 @@ Status Cluster::SetPlacement(Placement p) {
   return Status::Ok();
 }
 
+void Cluster::DriftPopularity() {
+  popularity_->Drift(spec_.drift.fraction);
+  tables_ = std::make_unique<RoutingTables>(*popularity_, placement_, spec_.dp,
+                                            spec_.hardware.gpus_per_node);
+}
+
 bool Cluster::HasWork() const {
   for (const auto& e : engines_) {
     if (e.HasWork()) return true;
@@ -124,6 +130,7 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
       b.tokens = 1;
       b.kv_read_tokens = 1;
       b.attn_pairs = 1;
+      b.decode_attn_pairs = 1;
     }
     attn[r] = cost_.AttentionTime(b);
     dense[r] = cost_.DenseFfnTime(b.tokens);

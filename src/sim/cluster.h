@@ -30,6 +30,7 @@ struct ClusterSpec {
   std::vector<TrafficClassSpec> classes{{"default", 1.0, 1.0}};
   double class_overlap = 0.3;   // see ExpertPopularity
   uint64_t routing_seed = 7;    // expert popularity permutations
+  PopularityDrift drift;        // off by default
 
   int nodes() const { return (dp + hardware.gpus_per_node - 1) / hardware.gpus_per_node; }
 };
@@ -74,6 +75,11 @@ class Cluster {
   Status SetPlacement(Placement p);
   const Placement& placement() const { return placement_; }
   const ExpertPopularity& popularity() const { return *popularity_; }
+  // Moves expert popularity to its next drift epoch (spec().drift.fraction) and rebuilds the
+  // routing tables.
+  void DriftPopularity();
+  // Tokens each rank computed per traffic class in the last priced step: [rank * classes + class].
+  const std::vector<double>& class_tokens() const { return class_tokens_; }
   const CostModel& cost_model() const { return cost_; }
   const ClusterSpec& spec() const { return spec_; }
 

@@ -40,30 +40,68 @@ void CapAndNormalise(std::span<double> p, double cap) {
 
 ExpertPopularity::ExpertPopularity(const std::vector<TrafficClassSpec>& classes, int moe_layers,
                                    int experts, int top_k, double overlap, uint64_t seed)
-    : classes_(static_cast<int>(classes.size())), layers_(moe_layers), experts_(experts), top_k_(top_k) {
+    : classes_(static_cast<int>(classes.size())),
+      layers_(moe_layers),
+      experts_(experts),
+      top_k_(top_k),
+      overlap_(overlap),
+      seed_(seed) {
   GIMBAL_CHECK(classes_ > 0 && layers_ > 0 && experts_ > 0 && top_k_ > 0 && top_k_ <= experts_,
                "ExpertPopularity needs classes, layers, experts and 0 < top_k <= experts");
   p_.assign(static_cast<size_t>(classes_) * layers_ * experts_, 0);
+  perm_.assign(p_.size(), 0);
   Rng base(seed);
   Rng shared_rng = base.Fork(0x5eed);
-  std::vector<std::vector<double>> shared(layers_);
+  shared_.resize(layers_);
   for (int l = 0; l < layers_; ++l) {
     const auto w = ZipfWeights(experts_, 1.0);
     const auto perm = Permutation(experts_, shared_rng);
-    shared[l].resize(experts_);
-    for (int i = 0; i < experts_; ++i) shared[l][perm[i]] = w[i];
+    shared_[l].resize(experts_);
+    for (int i = 0; i < experts_; ++i) shared_[l][perm[i]] = w[i];
   }
-  const double cap = 1.0 / top_k_;
   for (int c = 0; c < classes_; ++c) {
     Rng rng = base.Fork(static_cast<uint64_t>(c) + 1);
-    const auto w = ZipfWeights(experts_, classes[c].zipf);
+    zipf_.push_back(ZipfWeights(experts_, classes[c].zipf));
     for (int l = 0; l < layers_; ++l) {
       const auto perm = Permutation(experts_, rng);
-      std::span<double> row(p_.data() + (static_cast<size_t>(c) * layers_ + l) * experts_,
-                            static_cast<size_t>(experts_));
-      for (int i = 0; i < experts_; ++i) row[perm[i]] = (1 - overlap) * w[i];
-      for (int x = 0; x < experts_; ++x) row[x] += overlap * shared[l][x];
-      CapAndNormalise(row, cap);
+      std::copy(perm.begin(), perm.end(),
+                perm_.begin() + static_cast<ptrdiff_t>((static_cast<size_t>(c) * layers_ + l) * experts_));
+      FillRow(c, l);
+    }
+  }
+}
+
+void ExpertPopularity::FillRow(int c, int l) {
+  const size_t base = (static_cast<size_t>(c) * layers_ + l) * experts_;
+  std::span<double> row(p_.data() + base, static_cast<size_t>(experts_));
+  const int* perm = perm_.data() + base;
+  const auto& w = zipf_[c];
+  for (int i = 0; i < experts_; ++i) row[perm[i]] = (1 - overlap_) * w[i];
+  for (int x = 0; x < experts_; ++x) row[x] += overlap_ * shared_[l][x];
+  CapAndNormalise(row, 1.0 / top_k_);
+}
+
+void ExpertPopularity::Drift(double fraction) {
+  GIMBAL_CHECK(fraction > 0 && fraction <= 1, "drift fraction must be in (0, 1]");
+  ++epoch_;
+  if (experts_ < 2) return;
+  Rng rng = Rng(seed_).Fork(0xd71f7).Fork(static_cast<uint64_t>(epoch_));
+  const int m = std::clamp(static_cast<int>(std::lround(fraction * experts_)), 2, experts_);
+  std::vector<int> pos(experts_), picked(m);
+  for (int c = 0; c < classes_; ++c) {
+    for (int l = 0; l < layers_; ++l) {
+      // Pick m distinct positions (partial Fisher-Yates), then shuffle their experts.
+      std::iota(pos.begin(), pos.end(), 0);
+      for (int i = 0; i < m; ++i) {
+        std::swap(pos[i], pos[i + rng.UniformInt(static_cast<uint64_t>(experts_ - i))]);
+      }
+      int* perm = perm_.data() + (static_cast<size_t>(c) * layers_ + l) * experts_;
+      for (int i = 0; i < m; ++i) picked[i] = perm[pos[i]];
+      for (int i = m - 1; i > 0; --i) {
+        std::swap(picked[i], picked[rng.UniformInt(static_cast<uint64_t>(i) + 1)]);
+      }
+      for (int i = 0; i < m; ++i) perm[pos[i]] = picked[i];
+      FillRow(c, l);
     }
   }
 }

@@ -27,6 +27,16 @@ struct TrafficClassSpec {
   double zipf = 1.0;  // skew of its expert popularity
 };
 
+// Popularity drift (off unless both are positive): every `period_s` simulated seconds, in every
+// (class, layer), `fraction` of the positions of the class's expert permutation are picked and the
+// experts at them shuffled among themselves, so hot experts move. Deterministic from the routing
+// seed and the epoch number.
+struct PopularityDrift {
+  double period_s = 0;
+  double fraction = 0;
+  bool enabled() const { return period_s > 0 && fraction > 0; }
+};
+
 class ExpertPopularity {
  public:
   ExpertPopularity(const std::vector<TrafficClassSpec>& classes, int moe_layers, int experts,
@@ -40,10 +50,24 @@ class ExpertPopularity {
     return {p_.data() + (static_cast<size_t>(c) * layers_ + l) * experts_,
             static_cast<size_t>(experts_)};
   }
+  // All rows, class-major then layer: classes * layers * experts.
+  const std::vector<double>& rows() const { return p_; }
+
+  // Moves to the next drift epoch: reshuffles `fraction` (in (0, 1]) of every class's per-layer
+  // permutation (see PopularityDrift) and recomputes the rows. Epoch 0 is the initial popularity.
+  void Drift(double fraction);
+  int64_t epoch() const { return epoch_; }
 
  private:
+  void FillRow(int c, int l);
+
   int classes_, layers_, experts_, top_k_;
+  double overlap_;
+  uint64_t seed_;
+  int64_t epoch_ = 0;
   std::vector<double> p_;
+  std::vector<std::vector<double>> shared_, zipf_;  // per layer; per class
+  std::vector<int> perm_;  // (class * layers + layer) * experts + rank -> expert
 };
 
 class RoutingTables {

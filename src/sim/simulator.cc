@@ -36,6 +36,9 @@ class Run {
         records_(requests.size()),
         last_token_(requests.size(), 0.0) {}
 
+  // Periodic placement (rebalancer.h); null for the static placement.
+  void set_rebalancer(Rebalancer* r) { rebalancer_ = r; }
+
   RunResult Go() {
     for (size_t i = 0; i < requests_.size(); ++i) {
       const Request& r = requests_[i];
@@ -68,6 +71,15 @@ class Run {
 
  private:
   double now() const { return events_.now(); }
+
+  // Applies the popularity drift epochs due by now (ClusterSpec::drift).
+  void DriftPopularity() {
+    const PopularityDrift& d = cluster_.spec().drift;
+    if (!d.enabled()) return;
+    while (now() >= (static_cast<double>(cluster_.popularity().epoch()) + 1) * d.period_s) {
+      cluster_.DriftPopularity();
+    }
+  }
 
   void TakeSnapshots(double t) {
     for (int r = 0; r < cluster_.ranks(); ++r) {
@@ -127,7 +139,9 @@ class Run {
       stepping_ = false;  // idle until the next arrival (nothing runnable can appear otherwise)
       return;
     }
-    const StepCost cost = cluster_.Cost(plans_);
+    DriftPopularity();
+    StepCost cost = cluster_.Cost(plans_);
+    if (rebalancer_ != nullptr) cost.duration += rebalancer_->AfterStep(cluster_, cost, now());
     num_steps_++;
     if (options_.keep_steps) {
       StepRecord s;
@@ -214,6 +228,8 @@ class Run {
         tot > 0 ? (cluster_.tokens_intra_node() + cluster_.tokens_inter_node()) / tot : 0.0;
     s["a2a_cross_node_fraction"] = tot > 0 ? cluster_.tokens_inter_node() / tot : 0.0;
     s["kv_capacity_tokens_per_rank"] = cluster_.kv_capacity_tokens();
+    if (rebalancer_ != nullptr) rebalancer_->Report(s);
+    if (cluster_.spec().drift.enabled()) s["popularity_drift_epochs"] = cluster_.popularity().epoch();
     if (options_.keep_requests) out.requests = records_;
     out.steps = std::move(steps_);
     return out;
@@ -224,6 +240,7 @@ class Run {
   const StackSpec& stack_;
   const std::vector<Request>& requests_;
   const SimOptions& options_;
+  Rebalancer* rebalancer_ = nullptr;
   Rng rng_;
   EventQueue events_;
   std::vector<Accounting> acct_;
@@ -261,7 +278,14 @@ Result<RunResult> Simulate(const ClusterSpec& cluster_spec, const StackSpec& sta
       return InvalidArgument(fmt::format("request {} needs prompt and output of at least 1 token", i));
     }
   }
+  std::unique_ptr<Rebalancer> rebalancer;
+  if (stack.placement.dynamic()) {
+    auto rb = Rebalancer::Create(stack.placement, **cluster);
+    if (!rb.ok()) return rb.status().WithContext(fmt::format("stack '{}': placement", stack.name));
+    rebalancer = std::move(*rb);
+  }
   Run run(**cluster, **dispatch, stack, requests, options);
+  run.set_rebalancer(rebalancer.get());
   RunResult result = run.Go();
   result.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

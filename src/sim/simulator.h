@@ -17,6 +17,7 @@
 #include "core/request.h"
 #include "sim/cluster.h"
 #include "sim/metrics.h"
+#include "sim/rebalancer.h"
 
 namespace gimbal::sim {
 
@@ -27,6 +28,7 @@ struct StackSpec {
   double snapshot_interval = 0.1;  // seconds; 0 = fresh after every step
   std::string queue = "fcfs";
   Params queue_params;
+  PlacementSpec placement;  // expert placement and rebalancing (default static)
 };
 
 struct SimOptions {
