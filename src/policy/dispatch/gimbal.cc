@@ -29,7 +29,7 @@ namespace {
 struct GimbalOptions {
   double w_kv = 1.0;
   double w_pf = 1.0;
-  double w_q = 1.0;
+  double w_q = 8.0;  // tuned on the suite's training scenarios (docs/policies.md)
   double w_moe = 1.0;
   double rho = 0.5;          // weight of a running request relative to a waiting one
   double queue_norm = 32.0;  // N

@@ -162,7 +162,8 @@ TEST(GimbalDispatch, ASignalWithWeightZeroIsIgnored) {
 }
 
 TEST(GimbalDispatch, SoftAffinityKeepsAKeyOnOneEngineWithinSlack) {
-  auto p = MustMake("gimbal", P({{"w_affinity", "1"}, {"affinity_slack", "0.1"}}));
+  // w_q pinned to 1 so the waiting counts below translate into the stated score gaps.
+  auto p = MustMake("gimbal", P({{"w_affinity", "1"}, {"affinity_slack", "0.1"}, {"w_q", "1"}}));
   ASSERT_NE(p, nullptr);
   auto engines = IdleEngines(8);
   DispatchRequest req = SmallRequest();

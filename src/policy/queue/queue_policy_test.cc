@@ -106,7 +106,7 @@ TEST(PriorityQueue, AdmitsByPriorityThenArrival) {
 TEST(GimbalQueue, KeyIsArrivalPlusBetaTimesRemainingPrefill) {
   auto def = MustMake("gimbal");
   ASSERT_NE(def, nullptr);
-  EXPECT_DOUBLE_EQ(def->Key(Entry(1, 10.0, 2000)), 11.0);  // default beta 0.0005 s/token
+  EXPECT_DOUBLE_EQ(def->Key(Entry(1, 10.0, 2000)), 12.0);  // default beta 0.001 s/token
   auto p = MustMake("gimbal", P({{"beta", "0.001"}}));
   ASSERT_NE(p, nullptr);
   QueueEntry e = Entry(1, 2.0, 4000);

@@ -1,0 +1,338 @@
+#!/usr/bin/env bash
+# Runs Gimbal's scenario suite (configs/scenarios/suite/*.yaml) and writes docs/results/suite.md:
+# per scenario, every stack against the vllm stack (mean TTFT, mean TPOT, p99 TTFT, request
+# throughput, goodput), a summary over the high-load scenarios with the issue's targets, the
+# per-rank step-time breakdown of vllm and gimbal at high load, and docs/results/analysis.md.
+#
+#   bench/suite.sh                  run the suite, two scenarios at a time, write suite.md
+#   bench/suite.sh --saturation     sweep the probes in configs/scenarios/suite/saturation/ and
+#                                   write docs/results/saturation.md (the suite's load levels)
+#   bench/suite.sh --only REGEX     run only scenarios whose name matches (report still written)
+#   bench/suite.sh --jobs N         scenarios at once (default 2)
+#   bench/suite.sh --no-report      run, keep the JSON, skip writing docs/results/
+#
+# Needs the gimbal binary ($GIMBAL, else build/suite/src/cli/gimbal, else build/release/...) and
+# Debian's /usr/bin/python3 (table formatting only). JSON results go to build/suite-results/.
+# docs/results/suite-design.md describes the suite, the stacks and the training/report split.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SUITE="$ROOT/configs/scenarios/suite"
+RESULTS="$ROOT/build/suite-results"
+DOCS="$ROOT/docs/results"
+PY=/usr/bin/python3
+JOBS=2
+ONLY=""
+MODE=suite
+REPORT=1
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --saturation) MODE=saturation ;;
+    --only) ONLY="$2"; shift ;;
+    --jobs) JOBS="$2"; shift ;;
+    --no-report) REPORT=0 ;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "bench/suite.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+GIMBAL="${GIMBAL:-}"
+if [[ -z "$GIMBAL" ]]; then
+  for c in "$ROOT/build/suite/src/cli/gimbal" "$ROOT/build/release/src/cli/gimbal"; do
+    if [[ -x "$c" ]]; then GIMBAL="$c"; break; fi
+  done
+fi
+if [[ -z "$GIMBAL" || ! -x "$GIMBAL" ]]; then
+  echo "bench/suite.sh: no gimbal binary; build one (cmake --preset release && cmake --build --preset release) or set GIMBAL" >&2
+  exit 2
+fi
+if [[ ! -x "$PY" ]]; then echo "bench/suite.sh: $PY not found" >&2; exit 2; fi
+export GIMBAL_DATA_DIR="${GIMBAL_DATA_DIR:-$ROOT/data}"
+mkdir -p "$RESULTS" "$DOCS"
+
+# ---------------------------------------------------------------------------------------------
+# Saturation: per probe, sweep workload.rate on the vllm stack. The saturation rate is the
+# largest offered rate whose p99 TTFT stays within 3x the p99 TTFT at the sweep's lowest rate
+# (the point where queueing takes over: beyond it p99 TTFT explodes by an order of magnitude).
+# A coarse geometric grid brackets the knee, then bisection narrows it to 5%.
+# ---------------------------------------------------------------------------------------------
+if [[ "$MODE" == saturation ]]; then
+  mkdir -p "$RESULTS/saturation"
+  probe() {  # probe FILE RATE -> prints "rate thr mean_ttft p99_ttft mean_tpot peak_kv"
+    local f="$1" r="$2" out
+    out="$RESULTS/saturation/$(basename "$f" .yaml)-$r.json"
+    "$GIMBAL" simulate -c "$f" --set "workload.rate=$r" --json "$out" >/dev/null
+    "$PY" - "$out" "$r" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))["runs"][0]
+kv = max(e["peak_kv_usage"] for e in d["engines"])
+print(sys.argv[2], d["request_throughput"], d["mean_ttft_ms"], d["p99_ttft_ms"], d["mean_tpot_ms"], kv)
+EOF
+  }
+  sweep() {  # sweep FILE START -> writes RESULTS/saturation/NAME.tsv
+    local f="$1" lo="$2" name base hi r line p99
+    name="$(basename "$f" .yaml)"
+    : > "$RESULTS/saturation/$name.tsv"
+    line="$(probe "$f" "$lo")"; echo "$line" >> "$RESULTS/saturation/$name.tsv"
+    base="$(echo "$line" | awk '{print $4}')"
+    r="$lo"; hi=""
+    for _ in 1 2 3 4 5 6 7 8; do
+      r="$(awk -v r="$r" 'BEGIN{printf "%.4g", r*1.5}')"
+      line="$(probe "$f" "$r")"; echo "$line" >> "$RESULTS/saturation/$name.tsv"
+      p99="$(echo "$line" | awk '{print $4}')"
+      if awk -v p="$p99" -v b="$base" 'BEGIN{exit !(p > 3*b)}'; then hi="$r"; break; fi
+      lo="$r"
+    done
+    [[ -z "$hi" ]] && { echo "$name: no knee below $r req/s" >&2; return; }
+    while awk -v lo="$lo" -v hi="$hi" 'BEGIN{exit !(hi > 1.05*lo)}'; do
+      r="$(awk -v lo="$lo" -v hi="$hi" 'BEGIN{printf "%.4g", (lo+hi)/2}')"
+      line="$(probe "$f" "$r")"; echo "$line" >> "$RESULTS/saturation/$name.tsv"
+      p99="$(echo "$line" | awk '{print $4}')"
+      if awk -v p="$p99" -v b="$base" 'BEGIN{exit !(p > 3*b)}'; then hi="$r"; else lo="$r"; fi
+    done
+    echo "sat $lo $hi" >> "$RESULTS/saturation/$name.tsv"
+    echo "$name: saturation ~ $lo req/s (knee below $hi)"
+  }
+  declare -A START=([saturation-a100x2]=2 [saturation-h200x8]=20 [saturation-h200x32]=4)
+  pids=()
+  for f in "$SUITE"/saturation/*.yaml; do
+    n="saturation-$(basename "$f" .yaml)"
+    sweep "$f" "${START[$n]:-2}" &
+    pids+=($!)
+    if (( ${#pids[@]} >= JOBS )); then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+  done
+  wait
+  "$PY" - "$RESULTS/saturation" "$DOCS/saturation.md" <<'EOF'
+import glob, os, sys
+src, out = sys.argv[1], sys.argv[2]
+lines = ["# Measured saturation of the suite's cluster shapes", "",
+         "Written by `bench/suite.sh --saturation`. Method: the vllm stack alone (vLLM's DP balancer, "
+         "FCFS engines, max_num_seqs 256) on Poisson arrivals with the suite's lognormal prompts "
+         "(mean 1,500) and outputs (mean 250); the offered rate is swept on a 1.5x geometric grid "
+         "and then bisected to 5%. **Saturation** is the largest offered rate whose p99 TTFT stays "
+         "within 3x the p99 TTFT at the lowest rate probed: beyond it requests queue (max_num_seqs "
+         "or KV capacity binds) and p99 TTFT grows by an order of magnitude. The suite's loads are "
+         "fractions of this rate (low 0.5, medium 0.8, high 1.1).", ""]
+for f in sorted(glob.glob(os.path.join(src, "*.tsv"))):
+    name = os.path.basename(f)[:-4]
+    rows, sat = [], None
+    for ln in open(f):
+        p = ln.split()
+        if p[0] == "sat":
+            sat = (float(p[1]), float(p[2]))
+        else:
+            rows.append([float(x) for x in p])
+    rows.sort()
+    lines += [f"## {name}", ""]
+    if sat:
+        lines += [f"Saturation: **{sat[0]:.3g} req/s** (p99 TTFT explodes by {sat[1]:.3g} req/s).", ""]
+    lines += ["| offered req/s | achieved req/s | mean TTFT ms | p99 TTFT ms | mean TPOT ms | peak KV usage |",
+              "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r[0]:.4g} | {r[1]:.2f} | {r[2]:.0f} | {r[3]:.0f} | {r[4]:.1f} | {r[5]:.2f} |")
+    lines.append("")
+open(out, "w").write("\n".join(lines))
+print("wrote", out)
+EOF
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Suite: every scenario, two at a time.
+# ---------------------------------------------------------------------------------------------
+start=$(date +%s)
+scenarios=()
+for f in "$SUITE"/*.yaml; do
+  n="$(basename "$f" .yaml)"
+  if [[ -n "$ONLY" && ! "$n" =~ $ONLY ]]; then continue; fi
+  scenarios+=("$f")
+done
+if (( ${#scenarios[@]} == 0 )); then echo "bench/suite.sh: no scenario selected" >&2; exit 2; fi
+# Largest first so the two lanes finish together.
+mapfile -t scenarios < <(for f in "${scenarios[@]}"; do
+  case "$f" in *h200x32*) echo "0 $f" ;; *h200x8*) echo "1 $f" ;; *) echo "2 $f" ;; esac
+done | sort | cut -d' ' -f2-)
+echo "bench/suite.sh: ${#scenarios[@]} scenarios, $JOBS at a time, with $GIMBAL"
+printf '%s\n' "${scenarios[@]}" | xargs -P "$JOBS" -I{} sh -c '
+  f="$1"; n="$(basename "$f" .yaml)"; t0=$(date +%s)
+  if "$2" simulate -c "$f" --json "$3/$n.json" > "$3/$n.txt" 2>&1; then
+    echo "  $n: $(( $(date +%s) - t0 )) s"
+  else
+    echo "  $n: FAILED (see $3/$n.txt)"; exit 1
+  fi' _ {} "$GIMBAL" "$RESULTS"
+echo "bench/suite.sh: simulations took $(( $(date +%s) - start )) s"
+(( REPORT )) || exit 0
+
+"$PY" - "$RESULTS" "$SUITE" "$DOCS" "$(( $(date +%s) - start ))" <<'EOF'
+import glob, json, math, os, sys
+results, suite, docs, wall = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+TRAIN = ["h200x8-medium-bursty", "h200x8-high-bursty"]   # docs/results/suite-design.md
+BASELINES = ["vllm", "vllm-kv", "round-robin", "least-requests", "power-of-two", "llmd", "sglang",
+             "dynamo"]
+TARGETS = {"mean_ttft_ms": -45.0, "mean_tpot_ms": -35.0, "p99_ttft_ms": -45.0,
+           "request_throughput": 3.0}
+KEYS = [("mean_ttft_ms", "TTFT mean"), ("mean_tpot_ms", "TPOT mean"), ("p99_ttft_ms", "TTFT p99"),
+        ("request_throughput", "req/s"), ("request_goodput", "goodput")]
+SHAPE_ORDER = {"a100x2": 0, "h200x8": 1, "h200x32": 2}
+LOAD_ORDER = {"low": 0, "medium": 1, "high": 2}
+
+def order(name):
+    p = name.split("-")
+    return (SHAPE_ORDER.get(p[0], 9), LOAD_ORDER.get(p[1], 9), name)
+
+data = {}
+for f in glob.glob(os.path.join(results, "*.json")):
+    n = os.path.basename(f)[:-5]
+    if os.path.exists(os.path.join(suite, n + ".yaml")):
+        data[n] = json.load(open(f))
+names = sorted(data, key=order)
+
+def pct(x, ref):
+    if ref == 0:
+        return float("nan") if x == 0 else math.copysign(float("inf"), x)
+    return 100.0 * (x / ref - 1.0)
+
+def fpct(v):
+    if v != v:
+        return "n/a"
+    return f"{v:+.1f}%"
+
+def runs(n):
+    return {r["stack"]: r for r in data[n]["runs"]}
+
+def slo_of(n):
+    import re
+    txt = open(os.path.join(suite, n + ".yaml")).read()
+    t = re.search(r"ttft_ms:\s*([0-9.]+)", txt)
+    p = re.search(r"tpot_ms:\s*([0-9.]+)", txt)
+    return (t.group(1) if t else "-", p.group(1) if p else "-")
+
+out = ["# Scenario suite results", "",
+       "Written by `bench/suite.sh` (do not edit by hand; the hand-written part is "
+       "[analysis.md](analysis.md), copied in at the end). The suite, the stacks, the load levels "
+       "and the training/report split are described in [suite-design.md](suite-design.md); the "
+       "measured saturation in [saturation.md](saturation.md). Every figure is the percentage "
+       "change of a stack against the **vllm** stack of the same scenario (same requests, same "
+       "seed): negative is better for TTFT and TPOT, positive is better for throughput and goodput. "
+       f"Training scenarios (used to tune Gimbal's defaults): {', '.join('`'+t+'`' for t in TRAIN)}; "
+       "all others are for reporting only.", "",
+       f"Simulation wall time for this run: {wall} s on two lanes.", ""]
+
+# --- summary over high-load scenarios ---
+high = [n for n in names if "-high-" in n]
+report_high = [n for n in high if n not in TRAIN]
+def geo(n_list, stack, key):
+    vals = []
+    for n in n_list:
+        rr = runs(n)
+        if stack in rr and rr["vllm"][key] > 0 and rr[stack][key] > 0:
+            vals.append(math.log(rr[stack][key] / rr["vllm"][key]))
+    return 100.0 * (math.exp(sum(vals) / len(vals)) - 1.0) if vals else float("nan")
+
+stacks_all = []
+for n in names:
+    for r in data[n]["runs"]:
+        if r["stack"] not in stacks_all:
+            stacks_all.append(r["stack"])
+
+out += ["## Summary over the high-load scenarios", "",
+        f"Geometric mean over the {len(high)} high-load scenarios of each stack's ratio to vllm, "
+        "as a percentage change (the per-scenario figures are below).", "",
+        "| stack | " + " | ".join(k[1] for k in KEYS) + " |", "|---" * (len(KEYS) + 1) + "|"]
+for s in stacks_all:
+    if s == "vllm":
+        continue
+    out.append(f"| {s} | " + " | ".join(fpct(geo(high, s, k)) for k, _ in KEYS) + " |")
+out.append("")
+
+out += ["### Targets (issue 3) for the gimbal stack, high-load scenarios", "",
+        "Targets against vllm: mean TTFT -45% or better, mean TPOT -35% or better, p99 TTFT -45% or "
+        "better, request throughput +3% or better; and ahead of every baseline router (vllm, "
+        "vllm-kv, round-robin, least-requests, power-of-two, llmd, sglang, dynamo) on mean and p99 "
+        "TTFT. `train` marks the training scenarios.", "",
+        "| scenario | TTFT mean | TPOT mean | TTFT p99 | req/s | best baseline mean TTFT | best baseline p99 TTFT | ahead of all on mean / p99 |",
+        "|---|---|---|---|---|---|---|---|"]
+def mark(v, key):
+    t = TARGETS[key]
+    ok = v <= t if t < 0 else v >= t
+    return f"{fpct(v)} {'met' if ok else 'missed'}"
+met_all = {k: 0 for k in TARGETS}
+ahead_count = [0, 0]
+for n in high:
+    rr = runs(n)
+    if "gimbal" not in rr:
+        continue
+    g, v = rr["gimbal"], rr["vllm"]
+    cells = [mark(pct(g[k], v[k]), k) for k in TARGETS]
+    for k in TARGETS:
+        t = TARGETS[k]
+        val = pct(g[k], v[k])
+        met_all[k] += (val <= t) if t < 0 else (val >= t)
+    bm = min((rr[b]["mean_ttft_ms"], b) for b in BASELINES if b in rr)
+    bp = min((rr[b]["p99_ttft_ms"], b) for b in BASELINES if b in rr)
+    am, ap = g["mean_ttft_ms"] < bm[0], g["p99_ttft_ms"] < bp[0]
+    ahead_count[0] += am
+    ahead_count[1] += ap
+    tag = " (train)" if n in TRAIN else ""
+    out.append(f"| {n}{tag} | " + " | ".join(cells) +
+               f" | {bm[1]} {bm[0]:.0f} ms (gimbal {g['mean_ttft_ms']:.0f}) | {bp[1]} {bp[0]:.0f} ms (gimbal {g['p99_ttft_ms']:.0f}) | {'yes' if am else 'no'} / {'yes' if ap else 'no'} |")
+out += ["", f"Met in {met_all['mean_ttft_ms']}/{len(high)} (mean TTFT), {met_all['mean_tpot_ms']}/{len(high)} "
+        f"(mean TPOT), {met_all['p99_ttft_ms']}/{len(high)} (p99 TTFT), {met_all['request_throughput']}/{len(high)} "
+        f"(throughput); ahead of every baseline router in {ahead_count[0]}/{len(high)} (mean TTFT) and "
+        f"{ahead_count[1]}/{len(high)} (p99 TTFT) high-load scenarios.", ""]
+
+# --- per scenario ---
+out += ["## Per scenario", ""]
+for n in names:
+    rr = runs(n)
+    v = rr["vllm"]
+    d = data[n]
+    ttft_slo, tpot_slo = slo_of(n)
+    tag = " (training)" if n in TRAIN else ""
+    out += [f"### {n}{tag}", "",
+            f"{d['model']} on {d['dp']} x {d['gpu']}, {v['num_requests']} requests, seed {d['seed']}; "
+            f"SLO TTFT {ttft_slo} ms, TPOT {tpot_slo} ms. vllm: mean TTFT {v['mean_ttft_ms']:.0f} ms, "
+            f"p99 TTFT {v['p99_ttft_ms']:.0f} ms, mean TPOT {v['mean_tpot_ms']:.1f} ms, "
+            f"{v['request_throughput']:.2f} req/s, goodput {v['request_goodput']:.2f} req/s.", "",
+            "| stack | " + " | ".join(k[1] for k in KEYS) + " |", "|---" * (len(KEYS) + 1) + "|"]
+    for r in d["runs"]:
+        if r["stack"] == "vllm":
+            continue
+        out.append(f"| {r['stack']} | " + " | ".join(fpct(pct(r[k], v[k])) for k, _ in KEYS) + " |")
+    out.append("")
+
+# --- step-time breakdown ---
+out += ["## Step-time breakdown at high load (vllm vs gimbal)", "",
+        "Per-rank seconds, averaged over ranks: own attention + dense/shared FFN (`attn/dense`), own "
+        "routed-expert compute (`experts`), all-to-all (`a2a`), and time spent waiting for the "
+        "slowest rank or GPU of each lockstep phase (`straggler`); `share` is straggler wait over "
+        "the simulated time. `EP max/mean` is the token-weighted max-over-mean expert load.", "",
+        "| scenario | stack | attn/dense s | experts s | a2a s | straggler s | simulated s | share | EP max/mean |",
+        "|---|---|---|---|---|---|---|---|---|"]
+for n in high:
+    rr = runs(n)
+    for s in ("vllm", "gimbal"):
+        if s not in rr:
+            continue
+        r = rr[s]
+        E = r["engines"]
+        m = lambda k: sum(e[k] for e in E) / len(E)
+        out.append(f"| {n} | {s} | {m('attn_dense_s'):.1f} | {m('experts_s'):.1f} | {m('all_to_all_s'):.1f} | "
+                   f"{m('straggler_wait_s'):.1f} | {r['simulated_seconds']:.1f} | "
+                   f"{100*m('straggler_wait_s')/max(r['simulated_seconds'],1e-9):.0f}% | {r['expert_load_max_over_mean']:.2f} |")
+out.append("")
+
+out += ["## Analysis", ""]
+ana = os.path.join(docs, "analysis.md")
+if os.path.exists(ana):
+    txt = open(ana).read().splitlines()
+    if txt and txt[0].startswith("# "):
+        txt = txt[1:]
+    out += [ln if not ln.startswith("#") else "#" + ln for ln in txt]
+else:
+    out.append("(docs/results/analysis.md is missing.)")
+open(os.path.join(docs, "suite.md"), "w").write("\n".join(out).rstrip() + "\n")
+print("wrote", os.path.join(docs, "suite.md"))
+EOF
