@@ -10,6 +10,8 @@ packages=(
   libboost-dev libboost-system-dev
   coinor-libcbc-dev coinor-cbc libglpk-dev glpk-utils
   python3 python3-matplotlib
+  nginx wrk
+  chromium
   clang-format clang-tidy
 )
 

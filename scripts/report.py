@@ -1,0 +1,478 @@
+#!/usr/bin/python3
+"""Plots and the HTML page of `gimbal report` (docs/experiments.md).
+
+Run by `gimbal report DIR`, which first writes headline.json (the changes against the baseline at the
+highest rate with t confidence intervals over seeds, computed in C++). Reads DIR/results.json, the
+per-point request CSVs under DIR/points/, and writes into --out:
+
+  index.html, plots.json (the list of plots), results.md (the README's results section), and per
+  scenario: latency_vs_rate, latency_cdf, throughput_latency, expert_load, step_breakdown,
+  step_time_series, ablation (each <kind>__<scenario>.png).
+
+Points carry a "source" ("sim" for `gimbal experiment`); points of other sources with the same
+keys (a live run) are drawn next to the simulated ones with dashed lines, and the headline table
+gets a row per source.
+"""
+import argparse
+import csv
+import html
+import json
+import math
+import os
+import sys
+from collections import OrderedDict, defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+METRIC_LABELS = OrderedDict([
+    ("mean_ttft_ms", "mean TTFT"),
+    ("mean_tpot_ms", "mean TPOT"),
+    ("p99_ttft_ms", "p99 TTFT"),
+    ("output_throughput", "output throughput"),
+])
+SOURCE_STYLE = {"sim": "-"}
+
+
+def safe(name):
+    out = "".join(c.lower() if c.isalnum() or c in "._-" else "-" for c in name)
+    return out or "-"
+
+
+def mean(xs):
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def style(source):
+    return SOURCE_STYLE.get(source, "--")
+
+
+class Report:
+    def __init__(self, results_path, headline_path, out):
+        with open(results_path) as f:
+            self.results = json.load(f)
+        with open(headline_path) as f:
+            self.headline = json.load(f)
+        self.dir = os.path.dirname(os.path.abspath(results_path))
+        self.out = out
+        self.points = self.results.get("points", [])
+        self.baseline = self.results.get("baseline", "")
+        self.head = self.results.get("headline", "")
+        self.stacks = list(self.results.get("stacks", []))
+        for p in self.points:
+            if p["stack"] not in self.stacks:
+                self.stacks.append(p["stack"])
+        self.scenarios = []
+        for p in self.points:
+            if p["scenario"] not in self.scenarios:
+                self.scenarios.append(p["scenario"])
+        self.sources = sorted({p.get("source", "sim") for p in self.points}, key=lambda s: s != "sim")
+        self.plots = []  # (scenario, kind, file, caption)
+        cmap = plt.get_cmap("tab10" if len(self.stacks) <= 10 else "tab20")
+        self.color = {s: cmap(i % cmap.N) for i, s in enumerate(self.stacks)}
+
+    # ---- helpers -------------------------------------------------------------------------
+    def pts(self, scenario, source=None, stack=None, rate=None):
+        out = []
+        for p in self.points:
+            if p["scenario"] != scenario:
+                continue
+            if source is not None and p.get("source", "sim") != source:
+                continue
+            if stack is not None and p["stack"] != stack:
+                continue
+            if rate is not None and p["rate"] != rate:
+                continue
+            out.append(p)
+        return out
+
+    def top_rate(self, scenario, source="sim"):
+        rates = [p["rate"] for p in self.pts(scenario, source)]
+        return max(rates) if rates else None
+
+    def by_rate(self, scenario, source, stack, key):
+        """rate -> list of per-seed values of summary[key]."""
+        d = defaultdict(list)
+        for p in self.pts(scenario, source, stack):
+            v = p["summary"].get(key)
+            if v is not None:
+                d[p["rate"]].append(v)
+        return OrderedDict(sorted(d.items()))
+
+    def save(self, fig, scenario, kind, caption):
+        name = "%s__%s.png" % (kind, safe(scenario))
+        fig.savefig(os.path.join(self.out, name), dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        self.plots.append((scenario, kind, name, caption))
+
+    def rate_label(self, scenario):
+        fr = [p for p in self.pts(scenario) if p.get("rate_fraction") is not None]
+        return "request rate (req/s)"
+
+    # ---- plots ---------------------------------------------------------------------------
+    def latency_vs_rate(self, scenario):
+        keys = [("mean_ttft_ms", "mean TTFT (ms)"), ("mean_tpot_ms", "mean TPOT (ms)"),
+                ("p99_ttft_ms", "p99 TTFT (ms)")]
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        for ax, (key, label) in zip(axes, keys):
+            for source in self.sources:
+                for stack in self.stacks:
+                    d = self.by_rate(scenario, source, stack, key)
+                    if not d:
+                        continue
+                    xs = list(d.keys())
+                    ys = [mean(v) for v in d.values()]
+                    lo = [min(v) for v in d.values()]
+                    hi = [max(v) for v in d.values()]
+                    lbl = stack if source == "sim" else "%s (%s)" % (stack, source)
+                    ax.plot(xs, ys, style(source), marker="o", ms=3, color=self.color[stack], label=lbl,
+                            lw=2.2 if stack in (self.baseline, self.head) else 1.2)
+                    ax.fill_between(xs, lo, hi, color=self.color[stack], alpha=0.12, lw=0)
+            ax.set_xlabel(self.rate_label(scenario))
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7, ncol=2)
+        fig.suptitle("%s: latency against request rate (mean over seeds; band: min-max)" % scenario)
+        self.save(fig, scenario, "latency_vs_rate", "Mean TTFT, mean TPOT and p99 TTFT against the "
+                  "request rate, per stack (mean over seeds; shaded: min to max over seeds).")
+
+    def read_requests(self, p):
+        name = p.get("requests_csv")
+        if not name:
+            return [], []
+        path = os.path.join(self.dir, "points", name)
+        ttft, e2e = [], []
+        if not os.path.exists(path):
+            return ttft, e2e
+        with open(path) as f:
+            for row in csv.DictReader(f):
+                if row.get("ttft_ms"):
+                    ttft.append(float(row["ttft_ms"]))
+                    e2e.append(float(row["e2el_ms"]))
+        return ttft, e2e
+
+    def latency_cdf(self, scenario):
+        rate = self.top_rate(scenario)
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+        drawn = False
+        for source in self.sources:
+            for stack in self.stacks:
+                ttft, e2e = [], []
+                for p in self.pts(scenario, source, stack, rate):
+                    a, b = self.read_requests(p)
+                    ttft += a
+                    e2e += b
+                for ax, vals in zip(axes, (ttft, e2e)):
+                    if not vals:
+                        continue
+                    vals.sort()
+                    n = len(vals)
+                    ax.plot(vals, [(i + 1) / n for i in range(n)], style(source), color=self.color[stack],
+                            label=stack if source == "sim" else "%s (%s)" % (stack, source))
+                    drawn = True
+        for ax, label in zip(axes, ("TTFT (ms)", "E2E latency (ms)")):
+            ax.set_xscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel("fraction of requests")
+            ax.grid(alpha=0.3, which="both")
+        if drawn:
+            axes[0].legend(fontsize=7)
+        fig.suptitle("%s: latency CDFs at %g req/s (all seeds pooled)" % (scenario, rate or 0))
+        self.save(fig, scenario, "latency_cdf", "CDFs of TTFT and end-to-end latency at the highest "
+                  "rate, every request of every seed.")
+
+    def throughput_latency(self, scenario):
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+        for ax, (key, label) in zip(axes, (("mean_ttft_ms", "mean TTFT (ms)"),
+                                           ("p99_e2el_ms", "p99 E2E latency (ms)"))):
+            for source in self.sources:
+                for stack in self.stacks:
+                    thr = self.by_rate(scenario, source, stack, "output_throughput")
+                    lat = self.by_rate(scenario, source, stack, key)
+                    rates = [r for r in thr if r in lat]
+                    if not rates:
+                        continue
+                    ax.plot([mean(thr[r]) for r in rates], [mean(lat[r]) for r in rates], style(source),
+                            marker="o", ms=3, color=self.color[stack],
+                            label=stack if source == "sim" else "%s (%s)" % (stack, source))
+            ax.set_xlabel("output throughput (tokens/s)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[0].legend(fontsize=7, ncol=2)
+        fig.suptitle("%s: throughput against latency (one marker per request rate)" % scenario)
+        self.save(fig, scenario, "throughput_latency", "Output throughput against mean TTFT and p99 "
+                  "end-to-end latency; each marker is one request rate (mean over seeds).")
+
+    def first_top_point(self, scenario, stack):
+        rate = self.top_rate(scenario)
+        pts = [p for p in self.pts(scenario, "sim", stack, rate) if p.get("first_seed")]
+        if not pts:
+            pts = sorted(self.pts(scenario, "sim", stack, rate), key=lambda p: p["seed"])
+        return pts[0] if pts else None
+
+    def expert_load(self, scenario):
+        shown = [s for s in [self.baseline, self.head] + [s for s in self.stacks if "placement" in s]
+                 if self.first_top_point(scenario, s)]
+        shown = list(OrderedDict.fromkeys(shown))
+        series = [(s, self.first_top_point(scenario, s)) for s in shown]
+        series = [(s, p) for s, p in series if p.get("expert_load")]
+        if series:
+            ncol = max(len(p["expert_load"]["placements"]) for _, p in series)
+            fig, axes = plt.subplots(len(series), ncol + 1, figsize=(5.2 * (ncol + 1), 4.4 * len(series)),
+                                     squeeze=False)
+            vals = [v for _, p in series for pl in p["expert_load"]["placements"] for row in pl["gpu_load"]
+                    for v in row]
+            spread = max(0.05, max(abs(v - 1.0) for v in vals)) if vals else 0.5
+            vmin, vmax = 1.0 - spread, 1.0 + spread  # centred on the mean load
+            for i, (stack, p) in enumerate(series):
+                el = p["expert_load"]
+                t = el["t_s"]
+                for j, pl in enumerate(el["placements"]):
+                    ax = axes[i][j]
+                    grid = list(map(list, zip(*pl["gpu_load"])))  # gpus x bins
+                    im = ax.imshow(grid, aspect="auto", origin="lower", cmap="coolwarm", vmin=vmin, vmax=vmax,
+                                   extent=[t[0], t[-1] + el["bin_s"], -0.5, el["gpus"] - 0.5])
+                    ax.set_title("%s, %s\nmax/mean %.3f" % (stack, pl["name"], pl["overall_max_over_mean"]),
+                                 fontsize=9)
+                    ax.set_xlabel("time (s)")
+                    ax.set_ylabel("GPU")
+                    fig.colorbar(im, ax=ax, label="expert load / GPU mean")
+                ax = axes[i][ncol]
+                for pl in el["placements"]:
+                    ax.plot(range(len(pl["layer_max_over_mean"])), pl["layer_max_over_mean"],
+                            label="derived, " + pl["name"])
+                measured = p["summary"].get("expert_load_max_over_mean_per_layer", [])
+                if measured:
+                    ax.plot(range(len(measured)), measured, "k:", label="simulated (run summary)")
+                ax.set_xlabel("MoE layer")
+                ax.set_ylabel("max / mean GPU expert load")
+                ax.set_title("%s: per layer" % stack, fontsize=9)
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=7)
+            caption = ("Per-GPU expert load over time (layer-averaged, relative to the GPU mean) at the "
+                       "highest rate, first seed, under the contiguous placement the simulator runs "
+                       "and the placement the placement policy plans from the same traffic "
+                       "(derived from request records; see docs/experiments.md), and the per-layer "
+                       "max/mean, derived and as the simulated run measured it (dotted). Stacks with "
+                       "a placement policy rebalance inside the simulation: their dotted line is "
+                       "the measured effect.")
+        else:
+            fig, ax = plt.subplots(figsize=(8, 4))
+            for stack in shown:
+                p = self.first_top_point(scenario, stack)
+                per_layer = p["summary"].get("expert_load_max_over_mean_per_layer", [])
+                ax.plot(range(len(per_layer)), per_layer, label=stack, color=self.color[stack])
+            ax.set_xlabel("MoE layer")
+            ax.set_ylabel("max / mean GPU expert load")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+            caption = "Per-layer expert-load imbalance from the simulator's summary (no time series)."
+        fig.suptitle("%s: expert load per GPU" % scenario)
+        fig.tight_layout()
+        self.save(fig, scenario, "expert_load", caption)
+
+    def step_breakdown(self, scenario):
+        shown = list(OrderedDict.fromkeys(s for s in (self.baseline, self.head)
+                                          if self.first_top_point(scenario, s)))
+        fig, axes = plt.subplots(1, max(1, len(shown)), figsize=(6.5 * max(1, len(shown)), 4.2),
+                                 squeeze=False, sharey=True)
+        parts = [("attn_dense_s", "attention + dense"), ("experts_s", "routed experts"),
+                 ("all_to_all_s", "all-to-all"), ("straggler_wait_s", "straggler wait")]
+        colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
+        for ax, stack in zip(axes[0], shown):
+            engines = self.first_top_point(scenario, stack)["summary"].get("engines", [])
+            ranks = [e["engine"] for e in engines]
+            bottom = [0.0] * len(engines)
+            for (key, label), c in zip(parts, colors):
+                vals = [e.get(key, 0.0) for e in engines]
+                ax.bar(ranks, vals, bottom=bottom, color=c, label=label)
+                bottom = [b + v for b, v in zip(bottom, vals)]
+            ax.set_title(stack)
+            ax.set_xlabel("DP rank")
+            ax.set_ylabel("seconds over the run")
+            ax.grid(alpha=0.3, axis="y")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle("%s: per-rank step time at %g req/s, first seed" % (scenario, self.top_rate(scenario)))
+        self.save(fig, scenario, "step_breakdown", "Where each DP rank's step time goes at the highest "
+                  "rate (first seed): attention and dense layers, routed experts, all-to-all, and "
+                  "waiting for the slowest rank.")
+
+    def step_time_series(self, scenario):
+        fig, ax = plt.subplots(figsize=(12, 3.8))
+        for stack in list(OrderedDict.fromkeys((self.baseline, self.head))):
+            p = self.first_top_point(scenario, stack)
+            if not p or not p.get("step_series"):
+                continue
+            s = p["step_series"]
+            ax.plot(s["t_s"], s["step_ms"], color=self.color[stack], label="%s step" % stack)
+            ax.plot(s["t_s"], s["experts_ms"], ":", color=self.color[stack], label="%s experts" % stack)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("mean step time (ms)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.suptitle("%s: step time over the run at %g req/s, first seed" % (scenario, self.top_rate(scenario)))
+        self.save(fig, scenario, "step_time_series", "Mean step time and its routed-expert part over "
+                  "time (downsampled), baseline against headline stack.")
+
+    def ablation(self, scenario):
+        rows = [r for r in self.headline.get("rows", []) if r["scenario"] == scenario and r["source"] == "sim"]
+        fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(rows) + 4), 4.4))
+        metrics = list(METRIC_LABELS.keys())
+        width = 0.8 / len(metrics)
+        mcolors = ["#4c72b0", "#dd8452", "#c44e52", "#55a868"]
+        for j, m in enumerate(metrics):
+            xs = [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(rows))]
+            vals = [r["metrics"][m]["mean_pct"] for r in rows]
+            err = [r["metrics"][m]["half_width_pct"] or 0 for r in rows]
+            ax.bar(xs, vals, width, yerr=err, capsize=2, color=mcolors[j], label=METRIC_LABELS[m])
+            for i, r in enumerate(rows):
+                if r["is_headline"]:
+                    ax.plot([xs[i]], [r["metrics"][m]["paper_pct"]], marker="_", ms=14, mew=2,
+                            color="black", label="paper" if j == 0 else None)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([r["stack"] for r in rows], rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("change against %s (%%)" % self.baseline)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7, ncol=5)
+        rate = rows[0]["rate"] if rows else 0
+        fig.suptitle("%s: every stack against %s at %g req/s (mean over seeds, 95%% CI)"
+                     % (scenario, self.baseline, rate))
+        self.save(fig, scenario, "ablation", "Change of each stack against the baseline at the highest "
+                  "rate: mean over seeds with 95% t intervals; black ticks are the paper's figures for "
+                  "the headline stack.")
+
+    # ---- table and page ------------------------------------------------------------------
+    def fmt_cell(self, m):
+        if m["n"] == 0:
+            return "n/a"
+        s = "%+.1f%%" % m["mean_pct"]
+        if m.get("ci_lo_pct") is not None:
+            s += " [%+.1f, %+.1f]" % (m["ci_lo_pct"], m["ci_hi_pct"])
+        return s
+
+    def table_rows(self, only_headline):
+        rows = self.headline.get("rows", [])
+        if only_headline:
+            rows = [r for r in rows if r["is_headline"]]
+        return rows
+
+    def html_table(self):
+        conf = int(round(self.headline.get("confidence", 0.95) * 100))
+        head = "".join("<th>%s<br><small>measured [%d%% CI] / paper</small></th>" % (html.escape(v), conf)
+                       for v in METRIC_LABELS.values())
+        out = ['<table id="headline-table"><thead><tr><th>source</th><th>scenario</th><th>rate (req/s)'
+               '</th><th>stack</th><th>seeds</th>%s</tr></thead><tbody>' % head]
+        for r in self.table_rows(False):
+            cls = ' class="headline"' if r["is_headline"] else ""
+            cells = "".join("<td>%s<br><small>paper %+.1f%%</small></td>" % (
+                html.escape(self.fmt_cell(r["metrics"][m])), r["metrics"][m]["paper_pct"])
+                if r["is_headline"] else "<td>%s</td>" % html.escape(self.fmt_cell(r["metrics"][m]))
+                for m in METRIC_LABELS)
+            out.append("<tr%s><td>%s</td><td>%s</td><td>%g</td><td>%s</td><td>%d</td>%s</tr>" % (
+                cls, html.escape(r["source"]), html.escape(r["scenario"]), r["rate"],
+                html.escape(r["stack"]), r["n_seeds"], cells))
+        out.append("</tbody></table>")
+        return "\n".join(out)
+
+    def markdown(self, report_rel):
+        conf = int(round(self.headline.get("confidence", 0.95) * 100))
+        lines = [
+            "Suite `%s` (%s); every change is against `%s` at each scenario's highest request rate, "
+            "mean over seeds with %d%% t confidence intervals; the paper's figures are in "
+            "parentheses. Regenerate with `bash scripts/update-readme-results.sh %s`." % (
+                self.results.get("suite", ""), self.results.get("suite_file", ""), self.baseline, conf,
+                os.path.relpath(self.dir)),
+            "",
+            "| source | scenario | rate (req/s) | stack | seeds | %s |" % " | ".join(METRIC_LABELS.values()),
+            "|---|---|---|---|---|%s" % ("---|" * len(METRIC_LABELS)),
+        ]
+        for r in self.table_rows(False):
+            cells = []
+            for m in METRIC_LABELS:
+                c = self.fmt_cell(r["metrics"][m])
+                if r["is_headline"]:
+                    c += " (paper %+.1f%%)" % r["metrics"][m]["paper_pct"]
+                cells.append(c)
+            stack = "**%s**" % r["stack"] if r["is_headline"] else r["stack"]
+            lines.append("| %s | %s | %g | %s | %d | %s |" % (r["source"], r["scenario"], r["rate"], stack,
+                                                           r["n_seeds"], " | ".join(cells)))
+        lines += ["", "Full report with plots: `%s`." % report_rel]
+        return "\n".join(lines) + "\n"
+
+    def page(self):
+        notes = self.results.get("notes", [])
+        parts = [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8"><title>Gimbal report: %s</title>' % html.escape(
+                self.results.get("suite", "")),
+            "<style>body{font-family:sans-serif;max-width:1300px;margin:auto;padding:1em}"
+            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:4px 6px;"
+            "text-align:right}tr.headline{background:#eef5ff;font-weight:bold}img{max-width:100%;"
+            "border:1px solid #ddd;margin:6px 0}figcaption{color:#444;font-size:13px}</style>",
+            "</head><body>",
+            "<h1>Gimbal experiment report: %s</h1>" % html.escape(self.results.get("suite", "")),
+            "<p>%s</p>" % html.escape(self.results.get("description", "")),
+            "<p>Suite file <code>%s</code>; %d points; stacks: %s; seeds: %s; baseline <b>%s</b>, "
+            "headline <b>%s</b>. Data: <a href=\"../results.csv\">results.csv</a>, "
+            "<a href=\"../results.json\">results.json</a>, <a href=\"headline.json\">headline.json</a>.</p>" % (
+                html.escape(self.results.get("suite_file", "")), len(self.points),
+                html.escape(", ".join(self.stacks)),
+                html.escape(", ".join(str(s) for s in self.results.get("seeds", []))),
+                html.escape(self.baseline), html.escape(self.head)),
+        ]
+        if notes:
+            parts.append("<p>Notes:</p><ul>%s</ul>" % "".join("<li>%s</li>" % html.escape(n) for n in notes))
+        parts += ["<h2>Headline changes against %s at the highest load</h2>" % html.escape(self.baseline),
+                  self.html_table()]
+        for scenario in self.scenarios:
+            parts.append("<h2>%s</h2>" % html.escape(scenario))
+            for sc, kind, name, caption in self.plots:
+                if sc != scenario:
+                    continue
+                parts.append('<figure><img src="%s" alt="%s"><figcaption>%s</figcaption></figure>' % (
+                    html.escape(name), html.escape(kind), html.escape(caption)))
+        # Reports, after load, whether every image decoded (read by the headless-browser test).
+        parts.append('<p id="image-status">checking images...</p><script>'
+                     'window.addEventListener("load",function(){var im=document.images,bad=[];'
+                     'for(var i=0;i<im.length;i++){if(!im[i].complete||im[i].naturalWidth===0)'
+                     'bad.push(im[i].getAttribute("src"));}'
+                     'document.getElementById("image-status").textContent=bad.length?'
+                     '"missing images: "+bad.join(", "):"all "+im.length+" images loaded";});</script>')
+        parts.append("</body></html>")
+        return "\n".join(parts) + "\n"
+
+    def run(self):
+        os.makedirs(self.out, exist_ok=True)
+        for scenario in self.scenarios:
+            self.latency_vs_rate(scenario)
+            self.latency_cdf(scenario)
+            self.throughput_latency(scenario)
+            self.expert_load(scenario)
+            self.step_breakdown(scenario)
+            self.step_time_series(scenario)
+            self.ablation(scenario)
+        index = os.path.join(self.out, "index.html")
+        with open(index, "w") as f:
+            f.write(self.page())
+        with open(os.path.join(self.out, "plots.json"), "w") as f:
+            json.dump([{"scenario": s, "kind": k, "file": n, "caption": c} for s, k, n, c in self.plots], f,
+                      indent=1)
+        with open(os.path.join(self.out, "results.md"), "w") as f:
+            f.write(self.markdown(os.path.relpath(index)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--headline", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    Report(a.results, a.headline, a.out).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+// gimbal report: plots and an HTML page from a `gimbal experiment` output folder.
+#include <iostream>
+
+#include "cli/command.h"
+#include "experiment/report.h"
+
+namespace gimbal::cli {
+namespace {
+
+struct ReportArgs {
+  std::string dir;
+  std::string out;
+};
+
+void RunReport(const ReportArgs& a) {
+  experiment::ReportOptions o;
+  o.results_dir = a.dir;
+  o.out_dir = a.out;
+  auto index = experiment::MakeReport(o);
+  if (!index.ok()) {
+    std::cerr << "gimbal report: " << index.status().message() << "\n";
+    throw CommandFailed(2);
+  }
+  std::cout << "report: " << *index << "\n";
+}
+
+void SetupReport(CLI::App& app) {
+  auto a = std::make_shared<ReportArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "report", "Write an HTML report with plots from a `gimbal experiment` folder (docs/experiments.md)");
+  cmd->add_option("dir", a->dir, "the folder `gimbal experiment --out` wrote")->required();
+  cmd->add_option("--out,-o", a->out, "report folder (default DIR/report)");
+  cmd->callback([a] { RunReport(*a); });
+}
+
+}  // namespace
+
+GIMBAL_REGISTER_COMMAND("report", SetupReport);
+
+}  // namespace gimbal::cli

@@ -1,0 +1,198 @@
+#include "experiment/report.h"
+
+#include <fmt/format.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+
+#include "experiment/runner.h"
+#include "experiment/stats.h"
+
+#ifndef GIMBAL_EXPERIMENT_SOURCE_DIR
+#define GIMBAL_EXPERIMENT_SOURCE_DIR ""
+#endif
+
+namespace gimbal::experiment {
+namespace fs = std::filesystem;
+namespace {
+
+// Runs argv[0] with argv, waits; returns the exit code (or 127 when it cannot start).
+int Run(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return 127;
+  if (pid == 0) {
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  if (::waitpid(pid, &status, 0) < 0) return 127;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+}  // namespace
+
+const std::vector<PaperHeadline>& PaperHeadlines() {
+  static const std::vector<PaperHeadline> h = {{"mean_ttft_ms", -42.9},
+                                               {"mean_tpot_ms", -33.3},
+                                               {"p99_ttft_ms", -44.3},
+                                               {"output_throughput", 3.0}};
+  return h;
+}
+
+Result<nlohmann::ordered_json> HeadlineTable(const nlohmann::ordered_json& results,
+                                             double confidence) {
+  if (!results.contains("points") || !results["points"].is_array()) {
+    return InvalidArgument("results have no 'points' list");
+  }
+  const std::string baseline = results.value("baseline", "");
+  const std::string headline = results.value("headline", "");
+  // (source, scenario) -> highest rate; and the points at it: stack -> seed -> summary.
+  std::map<std::pair<std::string, std::string>, double> top;
+  for (const auto& p : results["points"]) {
+    const auto key = std::make_pair(p.value("source", "sim"), p.value("scenario", ""));
+    const double r = p.value("rate", 0.0);
+    if (!top.count(key) || r > top[key]) top[key] = r;
+  }
+  nlohmann::ordered_json out;
+  out["confidence"] = confidence;
+  out["baseline"] = baseline;
+  out["headline"] = headline;
+  out["paper"] = nlohmann::ordered_json::object();
+  for (const auto& h : PaperHeadlines()) out["paper"][h.metric] = h.change_pct;
+  out["rows"] = nlohmann::ordered_json::array();
+  for (const auto& [key, rate] : top) {
+    std::map<std::string, std::map<uint64_t, const nlohmann::ordered_json*>> at;
+    std::vector<std::string> order;
+    for (const auto& p : results["points"]) {
+      if (p.value("source", "sim") != key.first || p.value("scenario", "") != key.second ||
+          p.value("rate", 0.0) != rate) {
+        continue;
+      }
+      const std::string st = p.value("stack", "");
+      if (!at.count(st)) order.push_back(st);
+      at[st][p.value("seed", uint64_t{0})] = &p["summary"];
+    }
+    if (!at.count(baseline)) continue;
+    for (const std::string& st : order) {
+      if (st == baseline) continue;
+      nlohmann::ordered_json row;
+      row["source"] = key.first;
+      row["scenario"] = key.second;
+      row["rate"] = rate;
+      row["stack"] = st;
+      row["is_headline"] = st == headline;
+      nlohmann::ordered_json metrics;
+      int n_seeds = 0;
+      for (const auto& h : PaperHeadlines()) {
+        std::vector<double> rel, base_v, stack_v;
+        for (const auto& [seed, summary] : at[st]) {
+          auto b = at[baseline].find(seed);
+          if (b == at[baseline].end()) continue;
+          const double bv = b->second->value(h.metric, 0.0);
+          const double sv = summary->value(h.metric, 0.0);
+          if (bv == 0) continue;
+          rel.push_back((sv - bv) / bv * 100.0);
+          base_v.push_back(bv);
+          stack_v.push_back(sv);
+        }
+        const Interval ci = TInterval(rel, confidence);
+        const Interval bm = TInterval(base_v, confidence), sm = TInterval(stack_v, confidence);
+        n_seeds = std::max(n_seeds, ci.n);
+        nlohmann::ordered_json m;
+        m["n"] = ci.n;
+        m["mean_pct"] = ci.mean;
+        m["ci_lo_pct"] = ci.has_interval() ? nlohmann::ordered_json(ci.lo) : nullptr;
+        m["ci_hi_pct"] = ci.has_interval() ? nlohmann::ordered_json(ci.hi) : nullptr;
+        m["half_width_pct"] = ci.has_interval() ? nlohmann::ordered_json(ci.half_width) : nullptr;
+        m["baseline_mean"] = bm.mean;
+        m["stack_mean"] = sm.mean;
+        m["samples_pct"] = rel;
+        m["paper_pct"] = h.change_pct;
+        metrics[h.metric] = m;
+      }
+      row["n_seeds"] = n_seeds;
+      row["metrics"] = metrics;
+      out["rows"].push_back(row);
+    }
+  }
+  return out;
+}
+
+std::string FindReportScript() {
+  if (const char* env = std::getenv("GIMBAL_REPORT_SCRIPT"); env != nullptr && *env != '\0') {
+    return fs::exists(env) ? std::string(env) : std::string();
+  }
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path installed = exe.parent_path() / ".." / "share" / "gimbal" / "report.py";
+    if (fs::exists(installed)) return installed.lexically_normal().string();
+    for (fs::path d = exe.parent_path(); !d.empty() && d != d.root_path(); d = d.parent_path()) {
+      const fs::path candidate = d / "scripts" / "report.py";
+      if (fs::exists(candidate)) return candidate.string();
+    }
+  }
+  const fs::path src = fs::path(GIMBAL_EXPERIMENT_SOURCE_DIR) / "scripts" / "report.py";
+  if (!std::string(GIMBAL_EXPERIMENT_SOURCE_DIR).empty() && fs::exists(src)) return src.string();
+  return "";
+}
+
+Result<std::string> MakeReport(const ReportOptions& options) {
+  const fs::path dir(options.results_dir);
+  const fs::path results_path = dir / "results.json";
+  std::ifstream in(results_path);
+  if (!in) {
+    return NotFound(fmt::format("{} not found (run `gimbal experiment --suite FILE --out {}` first)",
+                                results_path.string(), options.results_dir));
+  }
+  nlohmann::ordered_json results;
+  try {
+    results = nlohmann::ordered_json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgument(fmt::format("{}: {}", results_path.string(), e.what()));
+  }
+  const fs::path out = options.out_dir.empty() ? dir / "report" : fs::path(options.out_dir);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) return IoError(fmt::format("cannot create {}: {}", out.string(), ec.message()));
+
+  auto table = HeadlineTable(results);
+  if (!table.ok()) return table.status().WithContext(results_path.string());
+  const fs::path headline_path = out / "headline.json";
+  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(headline_path.string(), table->dump(1) + "\n"));
+
+  std::string python = options.python;
+  if (const char* env = std::getenv("GIMBAL_PYTHON"); env != nullptr && *env != '\0') python = env;
+  if (::access(python.c_str(), X_OK) != 0) {
+    return NotFound(fmt::format(
+        "{} not found: the report's plots need Debian's python3 with python3-matplotlib "
+        "(run scripts/install-deps.sh, or set GIMBAL_PYTHON to a python with matplotlib)",
+        python));
+  }
+  if (Run({python, "-c", "import matplotlib"}) != 0) {
+    return NotFound(fmt::format(
+        "{} cannot import matplotlib: install python3-matplotlib (scripts/install-deps.sh)", python));
+  }
+  const std::string script = FindReportScript();
+  if (script.empty()) {
+    return NotFound(
+        "scripts/report.py not found next to the gimbal binary or in its source tree (set "
+        "GIMBAL_REPORT_SCRIPT to its path)");
+  }
+  const int rc = Run({python, script, "--results", results_path.string(), "--headline",
+                      headline_path.string(), "--out", out.string()});
+  if (rc != 0) return Internal(fmt::format("{} {} failed with exit code {}", python, script, rc));
+  const fs::path index = out / "index.html";
+  if (!fs::exists(index)) return Internal(fmt::format("{} wrote no {}", script, index.string()));
+  return index.string();
+}
+
+}  // namespace gimbal::experiment

@@ -1,0 +1,43 @@
+// `gimbal report`: the headline table (changes against the baseline stack at the highest rate,
+// with t confidence intervals over seeds) and the call into scripts/report.py for the plots and
+// the HTML page.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace gimbal::experiment {
+
+// The paper's headline changes of Gimbal against vLLM at the highest load, in percent.
+struct PaperHeadline {
+  const char* metric;
+  double change_pct;
+};
+const std::vector<PaperHeadline>& PaperHeadlines();
+
+// From results.json: per (source, scenario) and every stack but the baseline, the per-seed relative
+// changes (stack − baseline) / baseline in percent at the scenario's highest rate, for the
+// PaperHeadlines() metrics, with their mean and `confidence` t interval. Seeds missing either
+// stack are left out.
+Result<nlohmann::ordered_json> HeadlineTable(const nlohmann::ordered_json& results,
+                                             double confidence = 0.95);
+
+// Finds scripts/report.py: $GIMBAL_REPORT_SCRIPT, then next to the executable
+// (../share/gimbal/report.py, or scripts/ in a parent of a build tree), then the source tree the
+// binary was built from. Empty when none exists.
+std::string FindReportScript();
+
+struct ReportOptions {
+  std::string results_dir;
+  std::string out_dir;  // default results_dir/report
+  std::string python = "/usr/bin/python3";  // $GIMBAL_PYTHON overrides
+};
+
+// Writes out_dir/headline.json and runs the script; returns the path of index.html.
+Result<std::string> MakeReport(const ReportOptions& options);
+
+}  // namespace gimbal::experiment

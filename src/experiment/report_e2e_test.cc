@@ -1,0 +1,199 @@
+// End to end: `gimbal experiment` on configs/experiments/tiny.yaml, resumption after losing a
+// point, `gimbal report`, and the page in Debian's headless chromium (screenshot written to
+// BUILD_DIR/report.png). Needs /usr/bin/python3 with matplotlib and chromium (scripts/install-deps.sh
+// installs both); fails, rather than skips, when they are missing.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include <sys/wait.h>
+
+namespace {
+namespace fs = std::filesystem;
+
+const std::string kGimbal = GIMBAL_BINARY;
+const std::string kSource = GIMBAL_SOURCE_DIR;
+const std::string kBuild = GIMBAL_BUILD_DIR;
+
+struct Output {
+  int rc = -1;
+  std::string text;
+};
+
+Output Sh(const std::string& cmd) {
+  Output o;
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return o;
+  std::array<char, 4096> buf{};
+  size_t n = 0;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) o.text.append(buf.data(), n);
+  const int st = ::pclose(p);
+  o.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return o;
+}
+
+std::string Read(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Quote(const std::string& s) { return "'" + s + "'"; }
+
+std::string FindChromium() {
+  for (const char* c : {"/usr/bin/chromium", "/usr/bin/chromium-browser"}) {
+    if (fs::exists(c)) return c;
+  }
+  return "";
+}
+
+const std::vector<std::string> kKinds = {"latency_vs_rate", "latency_cdf",      "throughput_latency",
+                                         "expert_load",     "step_breakdown",   "step_time_series",
+                                         "ablation"};
+
+TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
+  const fs::path out = fs::path(kBuild) / "experiment_e2e";
+  fs::remove_all(out);
+  const std::string suite = kSource + "/configs/experiments/tiny.yaml";
+  const std::string run = kGimbal + " experiment --suite " + Quote(suite) + " --out " +
+                          Quote(out.string()) + " --jobs 2";
+
+  // 1. The sweep: 2 rates x stacks x 2 seeds; the missing scenario is skipped with a note (and the
+  // placement-only stack too where the scenario loader has no stack placements).
+  Output dry = Sh(run + " --dry-run");
+  ASSERT_EQ(dry.rc, 0) << dry.text;
+  const std::regex count_re("\\n(\\d+) points\\n");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(dry.text, m, count_re)) << dry.text;
+  const int n = std::stoi(m[1].str());
+  ASSERT_TRUE(n == 16 || n == 20) << dry.text;
+  const int stacks = n / 4;
+  Output first = Sh(run);
+  ASSERT_EQ(first.rc, 0) << first.text;
+  EXPECT_NE(first.text.find("computed " + std::to_string(n) + " points, reused 0"), std::string::npos)
+      << first.text;
+  EXPECT_NE(first.text.find("note: skipped scenario"), std::string::npos) << first.text;
+  ASSERT_TRUE(fs::exists(out / "results.json"));
+  ASSERT_TRUE(fs::exists(out / "results.csv"));
+  const std::string csv = Read(out / "results.csv");
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), n + 1);  // header + a row per point
+  EXPECT_EQ(csv.rfind("scenario,rate,rate_fraction,stack,seed,", 0), 0u);
+  for (const char* col : {",mean_ttft_ms,", ",p99_ttft_ms,", ",mean_tpot_ms,", ",output_throughput,",
+                          ",rank_mean_straggler_wait_s,", ",step_experts_ms,"}) {
+    EXPECT_NE(csv.find(col), std::string::npos) << col;
+  }
+
+  // 2. Resumption: lose one point, rerun, only that point is computed; the others are untouched.
+  const std::string lost = "qwen3-8xh200__r20__gimbal__s2";
+  std::map<std::string, fs::file_time_type> mtimes;
+  for (const auto& e : fs::directory_iterator(out / "points")) {
+    if (e.path().extension() == ".json") mtimes[e.path().filename().string()] = e.last_write_time();
+  }
+  ASSERT_EQ(mtimes.size(), static_cast<size_t>(n));
+  ASSERT_TRUE(fs::remove(out / "points" / (lost + ".json")));
+  Output second = Sh(run);
+  ASSERT_EQ(second.rc, 0) << second.text;
+  EXPECT_NE(second.text.find("computed 1 points, reused " + std::to_string(n - 1)), std::string::npos)
+      << second.text;
+  const auto run_json = nlohmann::json::parse(Read(out / "run.json"));
+  EXPECT_EQ(run_json["computed_ids"], nlohmann::json::array({lost}));
+  for (const auto& [name, t] : mtimes) {
+    const fs::path p = out / "points" / name;
+    ASSERT_TRUE(fs::exists(p)) << name;
+    if (name != lost + ".json") {
+      EXPECT_EQ(fs::last_write_time(p), t) << name << " was rewritten";
+    }
+  }
+
+  // 3. The report: every plot, the table, the README section.
+  Output rep = Sh(kGimbal + " report " + Quote(out.string()));
+  ASSERT_EQ(rep.rc, 0) << rep.text;
+  const fs::path report = out / "report";
+  EXPECT_NE(rep.text.find((report / "index.html").string()), std::string::npos) << rep.text;
+  const std::string index = Read(report / "index.html");
+  std::set<std::string> expected;
+  for (const auto& kind : kKinds) {
+    const std::string png = kind + "__qwen3-8xh200.png";
+    expected.insert(png);
+    ASSERT_TRUE(fs::exists(report / png)) << png;
+    EXPECT_GT(fs::file_size(report / png), 1000u) << png;
+    EXPECT_EQ(Read(report / png).substr(1, 3), "PNG") << png;
+    EXPECT_NE(index.find("src=\"" + png + "\""), std::string::npos) << png;
+  }
+  EXPECT_NE(index.find("id=\"headline-table\""), std::string::npos);
+  const auto headline = nlohmann::json::parse(Read(report / "headline.json"));
+  ASSERT_EQ(headline["rows"].size(), static_cast<size_t>(stacks - 1));  // every stack against vllm
+  for (const auto& row : headline["rows"]) {
+    EXPECT_EQ(row["n_seeds"], 2);
+    EXPECT_TRUE(row["metrics"]["mean_ttft_ms"]["ci_lo_pct"].is_number());
+  }
+  const std::string md = Read(report / "results.md");
+  EXPECT_NE(md.find("| **gimbal** |"), std::string::npos) << md;
+  EXPECT_NE(md.find("(paper -42.9%)"), std::string::npos) << md;
+
+  // 4. The page in a real headless browser: a screenshot, and the DOM after load shows the table
+  // and that every image decoded (the page's own check fills #image-status).
+  const std::string chromium = FindChromium();
+  ASSERT_FALSE(chromium.empty())
+      << "chromium is not installed: run scripts/install-deps.sh (apt-get install chromium)";
+  const fs::path profile = fs::path(kBuild) / "experiment_e2e_chromium_profile";
+  fs::remove_all(profile);
+  const std::string flags =
+      " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
+      " --disable-background-networking --disable-component-update --disable-sync"
+      " --run-all-compositor-stages-before-draw --virtual-time-budget=10000 --user-data-dir=" +
+      Quote(profile.string());
+  const std::string url = "file://" + fs::absolute(report / "index.html").string();
+  const fs::path shot = fs::path(kBuild) / "report.png";
+  fs::remove(shot);
+  Output ss = Sh("timeout 90 " + chromium + flags + " --window-size=1400,2000 --screenshot=" +
+                 Quote(shot.string()) + " " + Quote(url));
+  ASSERT_TRUE(fs::exists(shot)) << ss.text;
+  EXPECT_GT(fs::file_size(shot), 10000u);
+  Output dom = Sh("timeout 90 " + chromium + flags + " --enable-logging=stderr --v=0 --dump-dom " +
+                  Quote(url));
+  ASSERT_EQ(dom.rc, 0) << dom.text;
+  EXPECT_NE(dom.text.find("id=\"headline-table\""), std::string::npos);
+  EXPECT_NE(dom.text.find("all 7 images loaded"), std::string::npos) << dom.text.substr(0, 4000);
+  EXPECT_EQ(dom.text.find("ERR_FILE_NOT_FOUND"), std::string::npos) << dom.text.substr(0, 4000);
+  const std::regex img("<img src=\"([^\"]+)\"");
+  int imgs = 0;
+  for (auto it = std::sregex_iterator(dom.text.begin(), dom.text.end(), img); it != std::sregex_iterator();
+       ++it) {
+    imgs++;
+    EXPECT_TRUE(fs::exists(report / (*it)[1].str())) << (*it)[1].str();
+    EXPECT_TRUE(expected.count((*it)[1].str())) << (*it)[1].str();
+  }
+  EXPECT_EQ(imgs, 7);
+  fs::remove_all(profile);
+}
+
+TEST(ExperimentReport, ClearErrors) {
+  const fs::path empty = fs::path(kBuild) / "experiment_e2e_empty";
+  fs::remove_all(empty);
+  fs::create_directories(empty);
+  Output r = Sh(kGimbal + " report " + Quote(empty.string()));
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.text.find("run `gimbal experiment"), std::string::npos) << r.text;
+  std::ofstream(empty / "results.json") << "{\"points\": []}\n";
+  Output p = Sh("GIMBAL_PYTHON=/nonexistent/python3 " + kGimbal + " report " + Quote(empty.string()));
+  EXPECT_EQ(p.rc, 2);
+  EXPECT_NE(p.text.find("python3-matplotlib"), std::string::npos) << p.text;
+  Output s = Sh(kGimbal + " experiment --suite /nonexistent.yaml --out " + Quote(empty.string()));
+  EXPECT_EQ(s.rc, 2);
+  EXPECT_NE(s.text.find("cannot open suite file"), std::string::npos) << s.text;
+  fs::remove_all(empty);
+}
+
+}  // namespace

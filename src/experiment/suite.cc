@@ -1,0 +1,358 @@
+#include "experiment/suite.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "core/yaml_reader.h"
+
+namespace gimbal::experiment {
+namespace fs = std::filesystem;
+namespace {
+
+std::vector<std::string> ReadStrings(const YamlReader& r, const std::string& key) {
+  std::vector<std::string> out;
+  for (const YamlReader& item : r.Items(key, true)) out.push_back(item.Scalar());
+  return out;
+}
+
+std::string Resolve(const std::string& base_dir, const std::string& p) {
+  if (p.empty() || fs::path(p).is_absolute()) return p;
+  return (fs::path(base_dir) / p).lexically_normal().string();
+}
+
+std::string FormatRate(double r) { return fmt::format("{:g}", r); }
+
+}  // namespace
+
+std::string SafeName(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || ch == '.' || ch == '-' || ch == '_') {
+      out += static_cast<char>(std::tolower(c));
+    } else {
+      out += '-';
+    }
+  }
+  return out.empty() ? "-" : out;
+}
+
+Result<Suite> ParseSuite(const std::string& text, const std::string& name,
+                         const std::string& base_dir, int seeds_override) {
+  auto doc = YamlReader::FromString(text, name);
+  if (!doc.ok()) return doc.status();
+  const YamlReader& root = *doc;
+  if (!root.IsMap()) return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
+  root.CheckKeys({"name", "description", "scenarios", "rates", "rate_unit", "duration_s",
+                  "min_requests", "max_requests", "seeds", "set", "stacks", "baseline", "headline",
+                  "series_bins", "expert_load"});
+  Suite s;
+  s.file = name;
+  s.name = root.String("name", fs::path(name).stem().string());
+  s.description = root.String("description", "");
+  s.rates = root.Doubles("rates", true);
+  s.rate_unit = root.Enum("rate_unit", "rps", {"rps", "saturation"});
+  s.duration_s = root.Double("duration_s", 0, 0);
+  s.min_requests = root.Int("min_requests", 1, 1);
+  s.max_requests = root.Int("max_requests", 0, 0);
+  s.overrides = ReadStrings(root, "set");
+  s.baseline = root.String("baseline", "");
+  s.headline = root.String("headline", "");
+  s.series_bins = static_cast<int>(root.Int("series_bins", 200, 1, 100000));
+  for (double r : s.rates) {
+    if (!(r > 0) || std::isinf(r)) root.Fail("rates must be positive and finite", "rates");
+  }
+  if (root.Has("seeds")) {
+    const YamlReader seeds = root.Child("seeds");
+    if (seeds.node().IsScalar()) {
+      const int64_t k = root.Int("seeds", std::nullopt, 1, 10000);
+      s.seeds.clear();
+      for (int64_t i = 1; i <= k; ++i) s.seeds.push_back(static_cast<uint64_t>(i));
+    } else {
+      s.seeds.clear();
+      std::set<uint64_t> seen;
+      for (double v : root.Doubles("seeds")) {
+        if (v < 0 || v != std::floor(v)) root.Fail("seeds must be non-negative integers", "seeds");
+        const auto seed = static_cast<uint64_t>(v);
+        if (!seen.insert(seed).second) root.Fail(fmt::format("seed {} is listed twice", seed), "seeds");
+        s.seeds.push_back(seed);
+      }
+      if (root.ok() && s.seeds.empty()) root.Fail("at least one seed is needed", "seeds");
+    }
+  }
+  if (seeds_override > 0) {
+    s.seeds.clear();
+    for (int i = 1; i <= seeds_override; ++i) s.seeds.push_back(static_cast<uint64_t>(i));
+  }
+  if (root.Has("expert_load")) {
+    const YamlReader el = root.Child("expert_load");
+    el.CheckKeys({"enabled", "bins", "policy"});
+    s.expert_load = el.Bool("enabled", true);
+    s.expert_load_bins = static_cast<int>(el.Int("bins", 60, 1, 10000));
+    s.expert_load_policy = el.String("policy", "gimbal");
+  }
+  for (const YamlReader& sc : root.Items("scenarios")) {
+    sc.CheckKeys({"path", "label", "saturation_rate", "optional", "set", "rates", "rate_unit"});
+    SuiteScenario e;
+    e.path = Resolve(base_dir, sc.String("path", std::nullopt));
+    e.label = sc.String("label", "");
+    e.saturation_rate = sc.Double("saturation_rate", 0, 0);
+    e.optional = sc.Bool("optional", false);
+    e.overrides = ReadStrings(sc, "set");
+    if (sc.Has("rates")) e.rates = sc.Doubles("rates");
+    if (sc.Has("rate_unit")) e.rate_unit = sc.Enum("rate_unit", "rps", {"rps", "saturation"});
+    const std::string unit = e.rate_unit.value_or(s.rate_unit);
+    const auto& rates = e.rates ? *e.rates : s.rates;
+    if (sc.ok() && unit == "saturation" && !rates.empty() && !(e.saturation_rate > 0)) {
+      sc.Fail("rates are fractions of the saturation rate, so 'saturation_rate' (requests/s) is needed",
+              "saturation_rate");
+    }
+    s.scenarios.push_back(std::move(e));
+  }
+  if (root.ok() && s.scenarios.empty()) root.Fail("at least one scenario is needed", "scenarios");
+  std::set<std::string> stack_names;
+  for (const YamlReader& st : root.Items("stacks", true)) {
+    SuiteStack e;
+    if (st.node().IsScalar()) {
+      e.name = st.Scalar();
+    } else if (st.IsMap()) {
+      e.name = st.String("name", std::nullopt);
+      e.optional = st.Bool("optional", false);
+      e.definition = YAML::Clone(st.node());
+      e.definition.remove("optional");
+    } else {
+      st.Fail("expected a stack name or a stack definition (a map with 'name')");
+    }
+    if (root.ok() && !stack_names.insert(e.name).second) {
+      st.Fail(fmt::format("stack '{}' is listed twice", e.name));
+    }
+    s.stacks.push_back(std::move(e));
+  }
+  if (!root.ok()) return root.status();
+  return s;
+}
+
+Result<Suite> LoadSuite(const std::string& path, int seeds_override) {
+  std::ifstream in(path);
+  if (!in) return NotFound(fmt::format("{}: cannot open suite file", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string dir = fs::path(path).parent_path().string();
+  return ParseSuite(ss.str(), path, dir.empty() ? "." : dir, seeds_override);
+}
+
+namespace {
+
+struct ScenarioDoc {
+  YAML::Node root;
+  std::string dir;
+};
+
+Result<ScenarioDoc> ReadScenarioDoc(const std::string& path) {
+  ScenarioDoc d;
+  try {
+    d.root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(fmt::format("{}: {}", path, e.what()));
+  }
+  if (!d.root.IsMap()) return InvalidArgument(fmt::format("{}: expected a map at the top level", path));
+  const std::string dir = fs::path(path).parent_path().string();
+  d.dir = dir.empty() ? "." : dir;
+  return d;
+}
+
+// The scenario document with `stacks` replaced and the workload set to `rate` (0: unchanged).
+Result<std::string> Rewrite(const ScenarioDoc& doc, const std::string& path, const YAML::Node& stacks,
+                            double rate, int64_t num_requests) {
+  YAML::Node root = YAML::Clone(doc.root);
+  root["stacks"] = stacks;
+  if (rate > 0) {
+    YAML::Node wl = root["workload"];
+    if (!wl.IsMap()) return InvalidArgument(fmt::format("{}: 'workload' is missing", path));
+    const std::string kind = wl["kind"] ? wl["kind"].as<std::string>() : "synthetic";
+    if (kind != "synthetic") {
+      return InvalidArgument(fmt::format(
+          "{}: a suite's rates need a synthetic workload, not '{}' (omit 'rates' to replay the trace, "
+          "or scale it with set: [workload.time_scale=...])",
+          path, kind));
+    }
+    wl.remove("schedule");
+    wl["rate"] = rate;
+    if (num_requests > 0) wl["num_requests"] = num_requests;
+  }
+  YAML::Emitter em;
+  em << root;
+  if (!em.good()) return Internal(fmt::format("{}: cannot re-serialise: {}", path, em.GetLastError()));
+  return std::string(em.c_str());
+}
+
+}  // namespace
+
+Result<SuitePlan> PlanSuite(const Suite& suite) {
+  SuitePlan plan;
+  const std::string where = suite.file;
+  // Stack names in suite order; filled from the first scenario when the suite lists none.
+  std::set<std::string> ids;
+  std::map<std::string, int> found_refs;  // stack referenced by name -> scenarios that have it
+  int loaded_scenarios = 0;     // with points
+  int attempted_scenarios = 0;  // found and read
+  for (const SuiteScenario& e : suite.scenarios) {
+    if (!fs::exists(e.path)) {
+      if (e.optional) {
+        plan.notes.push_back(fmt::format("skipped scenario {}: file not found", e.path));
+        continue;
+      }
+      return NotFound(fmt::format("{}: scenario file {} not found", where, e.path));
+    }
+    auto doc = ReadScenarioDoc(e.path);
+    if (!doc.ok()) return doc.status();
+    std::vector<std::string> overrides = suite.overrides;
+    overrides.insert(overrides.end(), e.overrides.begin(), e.overrides.end());
+    const std::string name = fmt::format("{} (from suite {})", e.path, where);
+
+    // Select the stacks.
+    YAML::Node stacks(YAML::NodeType::Sequence);
+    const YAML::Node own = doc->root["stacks"];
+    if (suite.stacks.empty()) {
+      if (own && own.IsSequence()) stacks = YAML::Clone(own);
+    }
+    for (const SuiteStack& st : suite.stacks) {
+      if (!st.definition.IsMap()) {
+        bool have = false;
+        if (own && own.IsSequence()) {
+          for (const auto& n : own) {
+            if (n.IsMap() && n["name"] && n["name"].as<std::string>() == st.name) {
+              stacks.push_back(YAML::Clone(n));
+              have = true;
+              break;
+            }
+          }
+        }
+        if (have) {
+          found_refs[st.name]++;
+        } else {
+          found_refs.emplace(st.name, 0);
+          plan.notes.push_back(fmt::format("skipped stack '{}' on {}: the scenario defines no such stack",
+                                           st.name, e.path));
+        }
+        continue;
+      }
+      if (st.optional) {
+        // Validate it alone: a definition the loader does not accept (yet) is skipped.
+        YAML::Node one(YAML::NodeType::Sequence);
+        one.push_back(YAML::Clone(st.definition));
+        auto text = Rewrite(*doc, e.path, one, 0, 0);
+        if (!text.ok()) return text.status();
+        auto trial = ParseScenario(*text, name, doc->dir, overrides);
+        if (!trial.ok()) {
+          plan.notes.push_back(fmt::format("skipped optional stack '{}' on {}: {}", st.name, e.path,
+                                           trial.status().message()));
+          continue;
+        }
+      }
+      stacks.push_back(YAML::Clone(st.definition));
+    }
+    if (stacks.size() == 0) {
+      plan.notes.push_back(fmt::format("skipped scenario {}: no stack to run", e.path));
+      attempted_scenarios++;
+      continue;
+    }
+
+    const auto& rates_in = e.rates ? *e.rates : suite.rates;
+    const std::string unit = e.rate_unit.value_or(suite.rate_unit);
+    std::vector<std::pair<double, std::optional<double>>> rates;  // absolute, fraction
+    for (double r : rates_in) {
+      if (unit == "saturation") {
+        rates.emplace_back(r * e.saturation_rate, r);
+      } else {
+        rates.emplace_back(r, std::nullopt);
+      }
+    }
+    if (rates.empty()) rates.emplace_back(0.0, std::nullopt);
+    double top = 0;
+    for (const auto& [r, f] : rates) top = std::max(top, r);
+
+    for (const auto& [rate, fraction] : rates) {
+      int64_t n = 0;
+      if (rate > 0 && suite.duration_s > 0) {
+        n = std::max<int64_t>(suite.min_requests, std::llround(rate * suite.duration_s));
+        if (suite.max_requests > 0) n = std::min(n, suite.max_requests);
+      }
+      auto text = Rewrite(*doc, e.path, stacks, rate, n);
+      if (!text.ok()) return text.status();
+      auto sc = ParseScenario(*text, name, doc->dir, overrides);
+      if (!sc.ok()) return sc.status();
+      const std::string label = e.label.empty() ? sc->name : e.label;
+      for (size_t k = 0; k < sc->stacks.size(); ++k) {
+        for (size_t si = 0; si < suite.seeds.size(); ++si) {
+          const uint64_t seed = suite.seeds[si];
+          auto spec = std::make_shared<Scenario>(*sc);
+          spec->seed = seed;
+          spec->options.seed = seed;
+          Point p;
+          p.scenario = label;
+          p.scenario_file = e.path;
+          p.rate = rate;
+          p.rate_fraction = fraction;
+          p.stack = sc->stacks[k].name;
+          p.stack_index = k;
+          p.seed = seed;
+          p.top_rate = rate == top;
+          p.first_seed = si == 0;
+          p.id = fmt::format("{}__r{}__{}__s{}", SafeName(label), rate > 0 ? FormatRate(rate) : "0",
+                             SafeName(p.stack), seed);
+          if (!ids.insert(p.id).second) {
+            return InvalidArgument(fmt::format(
+                "{}: two points would both be named '{}' (give the scenarios distinct labels)", where,
+                p.id));
+          }
+          p.spec = std::move(spec);
+          plan.points.push_back(std::move(p));
+        }
+      }
+      for (const auto& st : sc->stacks) {
+        if (std::find(plan.stacks.begin(), plan.stacks.end(), st.name) == plan.stacks.end()) {
+          plan.stacks.push_back(st.name);
+        }
+      }
+    }
+    loaded_scenarios++;
+    attempted_scenarios++;
+  }
+  for (const auto& [stack, count] : found_refs) {
+    if (count == 0 && attempted_scenarios > 0) {
+      return InvalidArgument(
+          fmt::format("{}: no scenario defines stack '{}' (check the name, or define it in the suite)",
+                      where, stack));
+    }
+  }
+  if (plan.points.empty()) {
+    return InvalidArgument(fmt::format("{}: nothing to run ({})", where,
+                                       plan.notes.empty() ? "no points" : plan.notes.back()));
+  }
+  plan.baseline = suite.baseline.empty() ? plan.stacks.front() : suite.baseline;
+  if (!suite.headline.empty()) {
+    plan.headline = suite.headline;
+  } else if (std::find(plan.stacks.begin(), plan.stacks.end(), "gimbal") != plan.stacks.end()) {
+    plan.headline = "gimbal";
+  } else {
+    plan.headline = plan.stacks.back();
+  }
+  for (const std::string* s : {&plan.baseline, &plan.headline}) {
+    if (std::find(plan.stacks.begin(), plan.stacks.end(), *s) == plan.stacks.end()) {
+      return InvalidArgument(fmt::format("{}: baseline/headline stack '{}' is not among the stacks run",
+                                         where, *s));
+    }
+  }
+  return plan;
+}
+
+}  // namespace gimbal::experiment
