@@ -11,7 +11,7 @@
 #   bench/suite.sh --jobs N         scenarios at once (default 2)
 #   bench/suite.sh --no-report      run, keep the JSON, skip writing docs/results/
 #
-# Needs the gimbal binary ($GIMBAL, else build/suite/src/cli/gimbal, else build/release/...) and
+# Needs the gimbal binary ($GIMBAL, else build/release/src/cli/gimbal from `make build`) and
 # Debian's /usr/bin/python3 (table formatting only). JSON results go to build/suite-results/.
 # docs/results/suite-design.md describes the suite, the stacks and the training/report split.
 set -euo pipefail
@@ -40,7 +40,7 @@ done
 
 GIMBAL="${GIMBAL:-}"
 if [[ -z "$GIMBAL" ]]; then
-  for c in "$ROOT/build/suite/src/cli/gimbal" "$ROOT/build/release/src/cli/gimbal"; do
+  for c in "$ROOT/build/release/src/cli/gimbal"; do
     if [[ -x "$c" ]]; then GIMBAL="$c"; break; fi
   done
 fi
