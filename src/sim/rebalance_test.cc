@@ -15,20 +15,7 @@ namespace gimbal::sim {
 namespace {
 
 std::vector<Request> Workload(int n, double rate, uint64_t seed, int classes = 2) {
-  Rng rng(seed);
-  std::vector<Request> out;
-  double t = 0;
-  for (int i = 0; i < n; ++i) {
-    t += rng.Exponential(rate);
-    Request r;
-    r.id = i;
-    r.arrival = t;
-    r.prompt_tokens = 50 + static_cast<int64_t>(rng.UniformInt(1000));
-    r.output_tokens = 20 + static_cast<int64_t>(rng.UniformInt(200));
-    r.traffic_class = static_cast<int32_t>(rng.UniformInt(static_cast<uint64_t>(classes)));
-    out.push_back(r);
-  }
-  return out;
+  return testing::PoissonWorkload(n, rate, seed, 50, 1000, 20, 200, classes);
 }
 
 ClusterSpec SkewedSpec() {

@@ -2,6 +2,10 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include "core/random.h"
+#include "core/request.h"
 
 #include "model/specs.h"
 #include "policy/queue/queue_policy.h"
@@ -51,6 +55,27 @@ inline ClusterSpec TinyCluster(int dp) {
   c.engine.max_num_seqs = 256;
   c.engine.activation_reserve_bytes = 1e9;
   return c;
+}
+
+// Poisson arrivals at `rate`; prompts uniform in [prompt_min, prompt_min + prompt_span), outputs
+// in [output_min, output_min + output_span), classes uniform over `classes`.
+inline std::vector<Request> PoissonWorkload(int n, double rate, uint64_t seed, int64_t prompt_min,
+                                            uint64_t prompt_span, int64_t output_min,
+                                            uint64_t output_span, int classes = 2) {
+  Rng rng(seed);
+  std::vector<Request> out;
+  double t = 0;
+  for (int i = 0; i < n; ++i) {
+    t += rng.Exponential(rate);
+    Request r;
+    r.id = i;
+    r.arrival = t;
+    r.prompt_tokens = prompt_min + static_cast<int64_t>(rng.UniformInt(prompt_span));
+    r.output_tokens = output_min + static_cast<int64_t>(rng.UniformInt(output_span));
+    r.traffic_class = static_cast<int32_t>(rng.UniformInt(static_cast<uint64_t>(classes)));
+    out.push_back(r);
+  }
+  return out;
 }
 
 class FcfsForTest : public QueuePolicy {

@@ -9,20 +9,7 @@ namespace gimbal::sim {
 namespace {
 
 std::vector<Request> Workload(int n, double rate, uint64_t seed) {
-  Rng rng(seed);
-  std::vector<Request> out;
-  double t = 0;
-  for (int i = 0; i < n; ++i) {
-    t += rng.Exponential(rate);
-    Request r;
-    r.id = i;
-    r.arrival = t;
-    r.prompt_tokens = 50 + static_cast<int64_t>(rng.UniformInt(2000));
-    r.output_tokens = 1 + static_cast<int64_t>(rng.UniformInt(200));
-    r.traffic_class = static_cast<int32_t>(rng.UniformInt(2));
-    out.push_back(r);
-  }
-  return out;
+  return testing::PoissonWorkload(n, rate, seed, 50, 2000, 1, 200);
 }
 
 ClusterSpec Spec() {

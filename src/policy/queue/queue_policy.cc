@@ -4,79 +4,41 @@
 
 #include <cmath>
 #include <limits>
-#include <map>
-#include <mutex>
 
+#include "core/name_registry.h"
 #include "policy/queue/builtin_queue_policies.h"
 
 namespace gimbal {
 namespace {
 
-struct Registry {
-  std::mutex mu;
-  std::map<std::string, QueueFactory> factories;  // GUARDED_BY(mu)
-};
-
-Registry& GetRegistry() {
-  static Registry* registry = new Registry();  // never destroyed: usable during static teardown
+NameRegistry<QueueFactory>& Registry() {
+  // Never destroyed: usable during static teardown.
+  static auto* registry =
+      new NameRegistry<QueueFactory>("queue policy", [](NameRegistry<QueueFactory>& r) {
+        using namespace queue_internal;  // NOLINT(google-build-using-namespace)
+        r.RegisterBuiltin("fcfs", NewFcfs);
+        r.RegisterBuiltin("gimbal", NewPrefillAging);
+        r.RegisterBuiltin("spf", NewShortestPrefillFirst);
+        r.RegisterBuiltin("priority", NewPriority);
+      });
   return *registry;
-}
-
-bool RegisterLocked(Registry& r, const std::string& name, QueueFactory factory) {
-  if (name.empty() || !factory) return false;
-  return r.factories.emplace(name, std::move(factory)).second;
-}
-
-void RegisterBuiltinQueuePolicies(Registry& r) {
-  using namespace queue_internal;  // NOLINT(google-build-using-namespace)
-  RegisterLocked(r, "fcfs", NewFcfs);
-  RegisterLocked(r, "gimbal", NewPrefillAging);
-  RegisterLocked(r, "spf", NewShortestPrefillFirst);
-  RegisterLocked(r, "priority", NewPriority);
-}
-
-std::unique_lock<std::mutex> LockRegistry(Registry& r) {
-  static std::once_flag once;
-  std::call_once(once, [&r] {
-    std::lock_guard<std::mutex> lock(r.mu);
-    RegisterBuiltinQueuePolicies(r);
-  });
-  return std::unique_lock<std::mutex>(r.mu);
 }
 
 }  // namespace
 
 bool RegisterQueuePolicy(const std::string& name, QueueFactory factory) {
-  Registry& r = GetRegistry();
-  auto lock = LockRegistry(r);
-  return RegisterLocked(r, name, std::move(factory));
+  return Registry().Register(name, std::move(factory));
 }
 
-std::vector<std::string> QueuePolicyNames() {
-  Registry& r = GetRegistry();
-  auto lock = LockRegistry(r);
-  std::vector<std::string> names;
-  for (const auto& [name, f] : r.factories) names.push_back(name);
-  return names;
-}
+std::vector<std::string> QueuePolicyNames() { return Registry().Names(); }
 
 Result<std::unique_ptr<QueuePolicy>> MakeQueuePolicy(const std::string& name,
                                                      const Params& params) {
-  QueueFactory factory;
-  {
-    Registry& r = GetRegistry();
-    auto lock = LockRegistry(r);
-    auto it = r.factories.find(name);
-    if (it == r.factories.end()) {
-      std::string known;
-      for (const auto& [n, f] : r.factories) known += (known.empty() ? "" : ", ") + n;
-      return NotFound("unknown queue policy '" + name + "' (known: " + known + ")");
-    }
-    factory = it->second;
-  }
+  Result<QueueFactory> factory = Registry().Find(name);
+  if (!factory.ok()) return factory.status();
   const Params local(params.values());
   const std::string what = "queue policy '" + name + "'";
-  Result<std::unique_ptr<QueuePolicy>> policy = factory(local);
+  Result<std::unique_ptr<QueuePolicy>> policy = (*factory)(local);
   GIMBAL_RETURN_IF_ERROR(local.Validate(what));
   if (!policy.ok()) return policy.status().WithContext(what);
   return policy;
