@@ -1,5 +1,6 @@
-# Gimbal's two entry points. `make demo` installs what is missing, builds and runs the default
-# scenario; `make test` installs, builds and runs every test, including a sanitizer build.
+# Gimbal's two entry points. `make demo` installs what is missing, builds, runs the default
+# scenario, then the live comparison on emulated engines (scripts/live-demo.sh); `make test`
+# installs, builds and runs every test, including a sanitizer build.
 JOBS ?= $(shell nproc)
 GIMBAL := build/release/src/cli/gimbal
 
@@ -13,7 +14,8 @@ build: deps
 	cmake --build --preset release -j $(JOBS)
 
 demo: build
-	$(GIMBAL) demo
+	$(GIMBAL) simulate --config configs/scenarios/default.yaml
+	GIMBAL=$(GIMBAL) bash scripts/live-demo.sh
 
 test: deps
 	bash scripts/run-tests.sh

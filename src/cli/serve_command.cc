@@ -1,5 +1,7 @@
 // `gimbal serve`: the OpenAI-compatible router in front of vLLM or emulated engines.
 // See docs/router.md.
+#include <malloc.h>
+
 #include <csignal>
 #include <iostream>
 
@@ -7,6 +9,7 @@
 
 #include "cli/command.h"
 #include "router/config.h"
+#include "router/embedded.h"
 #include "router/router.h"
 
 namespace gimbal::cli {
@@ -20,9 +23,15 @@ struct ServeFlags {
   std::string model;
   std::string policy;
   std::string queue_policy;
+  std::string state_source;
+  router::EmbeddedEngineOptions embedded;
 };
 
 int RunServe(const ServeFlags& f) {
+  // Every request allocates and frees buffers and coroutine frames of a few KiB; keep freed heap
+  // instead of returning it to the kernel after each burst (glibc trims above 128 KiB by default).
+  mallopt(M_TRIM_THRESHOLD, 64 << 20);
+  mallopt(M_TOP_PAD, 16 << 20);
   router::RouterConfig config;
   if (!f.config.empty()) {
     auto loaded = router::LoadRouterConfig(f.config);
@@ -36,6 +45,10 @@ int RunServe(const ServeFlags& f) {
   if (!f.address.empty()) config.address = f.address;
   if (!f.policy.empty()) config.dispatch_policy = f.policy;
   if (!f.queue_policy.empty()) config.queue_policy = f.queue_policy == "none" ? "" : f.queue_policy;
+  if (!f.state_source.empty() && !router::ParseStateSource(f.state_source, &config.state_source)) {
+    std::cerr << "gimbal serve: --state-source: expected auto, metrics or push\n";
+    return 2;
+  }
   for (const auto& b : f.backends) {
     Status st = router::AddBackend(config, b, f.model);
     if (!st.ok()) {
@@ -50,22 +63,53 @@ int RunServe(const ServeFlags& f) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto router = router::Router::Create(std::move(config));
+  // No backends: emulated engines in this process, so the router can be tried at once.
+  std::unique_ptr<engine::EngineService> engines;
+  if (config.backends.empty()) {
+    // The full Gimbal stack unless the flags or a config file chose the queue policy.
+    const bool chosen = !f.queue_policy.empty() || !f.config.empty();
+    auto started = router::StartEmbeddedEngines(f.embedded, config, chosen ? "" : "gimbal");
+    if (!started.ok()) {
+      std::cerr << "gimbal serve: " << started.status().ToString() << "\n";
+      return 2;
+    }
+    engines = std::move(started).value();
+    std::cerr << "gimbal serve: no backends configured; started " << engines->engines()
+              << " emulated engines (" << f.embedded.model << " on " << f.embedded.gpu
+              << ", time scale " << f.embedded.time_scale << ", engine queue "
+              << (f.embedded.queue_policy.empty()
+                      ? (config.queue_policy.empty() ? "fcfs" : "priority")
+                      : f.embedded.queue_policy)
+              << ")\n";
+  }
+  auto shutdown_engines = [&] { return engines ? engines->Shutdown(config.drain_timeout_s) : true; };
+
+  auto router = router::Router::Create(config);
   if (!router.ok()) {
     std::cerr << "gimbal serve: " << router.status().ToString() << "\n";
+    shutdown_engines();
     return 2;
   }
   Status st = router.value()->Start();
   if (!st.ok()) {
     std::cerr << "gimbal serve: " << st.ToString() << "\n";
+    router->reset();
+    shutdown_engines();
     return 1;
   }
   std::cerr << "gimbal serve: listening on port " << router.value()->port()
             << " (SIGTERM or Ctrl-C drains and exits)\n";
+  if (engines) {
+    std::cerr << "gimbal serve: try  curl http://" << config.address << ":"
+              << router.value()->port()
+              << "/v1/completions -H 'Content-Type: application/json' -d '{\"model\": \""
+              << f.embedded.model << "\", \"prompt\": \"Hello\", \"max_tokens\": 16}'\n";
+  }
   int sig = 0;
   sigwait(&signals, &sig);
   std::cerr << "gimbal serve: draining\n";
   bool clean = router.value()->Drain();
+  clean = shutdown_engines() && clean;
   if (!clean) std::cerr << "gimbal serve: drain timed out; some requests were cut off\n";
   return clean ? 0 : 1;
 }
@@ -82,6 +126,25 @@ void SetupServe(CLI::App& app) {
   cmd->add_option("--policy", flags->policy, "dispatch policy (overrides dispatch.policy)");
   cmd->add_option("--queue-policy", flags->queue_policy,
                   "queue policy whose key sets vLLM's `priority`, or 'none'");
+  cmd->add_option("--state-source", flags->state_source,
+                  "engine state besides the router's own: auto, metrics or push "
+                  "(overrides state.source)");
+  cmd->add_option("--engine-model", flags->embedded.model,
+                  "without backends: model of the embedded emulated engines (data/models)")
+      ->capture_default_str();
+  cmd->add_option("--engine-gpu", flags->embedded.gpu,
+                  "without backends: GPU of the embedded engines (data/gpus)")
+      ->capture_default_str();
+  cmd->add_option("--engine-dp", flags->embedded.dp,
+                  "without backends: number of embedded DP engines")
+      ->capture_default_str();
+  cmd->add_option("--engine-time-scale", flags->embedded.time_scale,
+                  "without backends: the embedded engines' time scale (1 real time, 0.1 ten "
+                  "times faster)")
+      ->capture_default_str();
+  cmd->add_option("--engine-queue-policy", flags->embedded.queue_policy,
+                  "without backends: queue policy inside the embedded engines (default: "
+                  "priority when the router tags requests, else fcfs)");
   cmd->callback([flags] {
     int rc = RunServe(*flags);
     if (rc != 0) throw CommandFailed(rc);

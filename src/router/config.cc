@@ -8,7 +8,29 @@
 #include "core/yaml_reader.h"
 
 namespace gimbal::router {
+
+const char* StateSourceName(StateSource s) {
+  switch (s) {
+    case StateSource::kAuto: return "auto";
+    case StateSource::kMetrics: return "metrics";
+    case StateSource::kPush: return "push";
+  }
+  return "auto";
+}
+
+bool ParseStateSource(const std::string& text, StateSource* out) {
+  for (StateSource s : {StateSource::kAuto, StateSource::kMetrics, StateSource::kPush}) {
+    if (text == StateSourceName(s)) {
+      *out = s;
+      return true;
+    }
+  }
+  return false;
+}
+
 namespace {
+
+constexpr const char* kStateSources = "expected auto, metrics or push";
 
 Params ReadParams(const YamlReader& r, const std::string& key) {
   Params p;
@@ -56,12 +78,20 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
     c.drain_timeout_s = l.Double("drain_timeout_s", c.drain_timeout_s, 0);
   }
   for (const auto& b : root.Items("backends", true)) {
-    b.CheckKeys({"name", "url", "model", "max_inflight"});
+    b.CheckKeys({"name", "url", "model", "max_inflight", "state"});
     BackendConfig bc;
     bc.name = b.String("name", "");
     bc.url = b.String("url", std::nullopt);
     bc.model = b.String("model", std::nullopt);
     bc.max_inflight = b.Int("max_inflight", 0, 0);
+    if (b.Has("state")) {
+      StateSource src;
+      if (ParseStateSource(b.String("state", ""), &src)) {
+        bc.state = src;
+      } else {
+        b.Fail(kStateSources, "state");
+      }
+    }
     c.backends.push_back(std::move(bc));
   }
   if (root.Has("dispatch")) {
@@ -79,11 +109,15 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
   if (root.Has("state")) {
     auto s = root.Child("state");
     s.CheckKeys({"scrape_interval_s", "scrape_timeout_s", "chars_per_token",
-                 "adapt_chars_per_token"});
+                 "adapt_chars_per_token", "source", "push_stale_s"});
     c.scrape_interval_s = s.Double("scrape_interval_s", c.scrape_interval_s, 0.001);
     c.scrape_timeout_s = s.Double("scrape_timeout_s", c.scrape_timeout_s, 0.001);
     c.chars_per_token = s.Double("chars_per_token", c.chars_per_token, 0.1, 100);
     c.adapt_chars_per_token = s.Bool("adapt_chars_per_token", c.adapt_chars_per_token);
+    if (s.Has("source") && !ParseStateSource(s.String("source", ""), &c.state_source)) {
+      s.Fail(kStateSources, "source");
+    }
+    c.push_stale_s = s.Double("push_stale_s", c.push_stale_s, 0.01);
   }
   if (root.Has("health")) {
     auto h = root.Child("health");

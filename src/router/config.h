@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,12 +15,23 @@
 
 namespace gimbal::router {
 
+// Where the router reads an engine's state besides its own reservations.
+//   kMetrics: scrape /metrics only (stock vLLM).
+//   kPush:    subscribe to the engine's /gimbal/state/stream (gimbal engine) and keep retrying it;
+//             /metrics is scraped only while no fresh pushed state is at hand.
+//   kAuto:    kPush when the engine offers the stream, else kMetrics (decided per engine at start:
+//             a 404 or a non-event-stream answer means it does not).
+enum class StateSource { kAuto, kMetrics, kPush };
+const char* StateSourceName(StateSource s);
+bool ParseStateSource(const std::string& text, StateSource* out);
+
 struct BackendConfig {
   std::string name;   // unique; default "e<index>"
   std::string url;    // http://host:port[/prefix]
   net::Url parsed;
   std::string model;  // the model name the backend serves
   int64_t max_inflight = 0;  // 0: the router-wide default
+  std::optional<StateSource> state;  // unset: RouterConfig::state_source
 };
 
 struct RouterConfig {
@@ -52,6 +64,10 @@ struct RouterConfig {
   double scrape_timeout_s = 1;
   double chars_per_token = 4;
   bool adapt_chars_per_token = true;  // learn the ratio from responses' `usage`
+  StateSource state_source = StateSource::kAuto;  // default for backends without `state`
+  // Pushed state older than this counts as stale: /metrics is scraped again, and a state stream
+  // silent this long is reconnected (gimbal engine pushes at least once a second).
+  double push_stale_s = 3;
   // health
   double health_interval_s = 1;
   double health_timeout_s = 1;

@@ -45,6 +45,25 @@ TEST(RouterConfig, RejectsTyposAndBadValues) {
   EXPECT_FALSE(ValidateRouterConfig(empty).ok());
 }
 
+TEST(RouterConfig, StateSourcePerRouterAndPerBackend) {
+  auto c = ParseRouterConfig(R"(
+backends:
+  - {url: "http://127.0.0.1:8001", model: m}
+  - {url: "http://127.0.0.1:8002", model: m, state: metrics}
+state: {source: push, push_stale_s: 1.5}
+)", "router.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->state_source, StateSource::kPush);
+  EXPECT_EQ(c->push_stale_s, 1.5);
+  EXPECT_FALSE(c->backends[0].state.has_value());
+  EXPECT_EQ(c->backends[1].state, StateSource::kMetrics);
+  EXPECT_EQ(RouterConfig{}.state_source, StateSource::kAuto);
+  auto bad = ParseRouterConfig("state: {source: pushed}\n", "x");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("auto, metrics or push"), std::string::npos);
+  EXPECT_FALSE(ParseRouterConfig("backends: [{url: 'http://h:1', model: m, state: x}]\n", "x").ok());
+}
+
 TEST(RouterConfig, BackendFlagSyntax) {
   RouterConfig c;
   EXPECT_TRUE(AddBackend(c, "http://h:1=model-a", "").ok());

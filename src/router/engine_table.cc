@@ -5,9 +5,10 @@
 namespace gimbal::router {
 
 EngineTable::EngineTable(std::vector<EngineInfo> engines, int failures_to_eject,
-                         int successes_to_readmit, uint64_t seed)
+                         int successes_to_readmit, uint64_t seed, double push_stale_s)
     : infos_(std::move(engines)), failures_to_eject_(failures_to_eject),
-      successes_to_readmit_(successes_to_readmit), states_(infos_.size()), rng_(seed) {}
+      successes_to_readmit_(successes_to_readmit), push_stale_s_(push_stale_s),
+      states_(infos_.size()), rng_(seed) {}
 
 Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequest req,
                                       const std::string& model, const std::vector<int>& exclude) {
@@ -70,12 +71,31 @@ void EngineTable::Release(Reservation& r) {
   r.released = true;
 }
 
-void EngineTable::ApplySnapshot(int e, const EngineSnapshot& snap) {
+bool EngineTable::ApplySnapshot(int e, const EngineSnapshot& snap) {
   std::lock_guard<std::mutex> lock(mu_);
   State& s = states_[static_cast<size_t>(e)];
+  if (snap.taken_at - s.pushed_at < push_stale_s_) return false;
   s.view.snapshot = snap;
   s.view.picks_since_snapshot = 0;
   s.has_snapshot = true;
+  s.pushed = false;
+  return true;
+}
+
+void EngineTable::ApplyPushedSnapshot(int e, const EngineSnapshot& snap, double moe_pressure) {
+  std::lock_guard<std::mutex> lock(mu_);
+  State& s = states_[static_cast<size_t>(e)];
+  s.view.snapshot = snap;
+  s.view.moe_pressure = moe_pressure;
+  s.view.picks_since_snapshot = 0;
+  s.has_snapshot = true;
+  s.pushed = true;
+  s.pushed_at = snap.taken_at;
+}
+
+bool EngineTable::PushFresh(int e, double now) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return now - states_[static_cast<size_t>(e)].pushed_at < push_stale_s_;
 }
 
 bool EngineTable::ReportHealth(int e, bool ok) {
@@ -120,6 +140,7 @@ std::vector<EngineRow> EngineTable::Rows(double now) const {
     row.view = s.view;
     row.view.snapshot_age = s.has_snapshot ? std::max(0.0, now - s.view.snapshot.taken_at) : -1;
     row.has_snapshot = s.has_snapshot;
+    row.pushed = s.pushed;
     row.consecutive_failures = s.failures;
     row.dispatched_total = s.dispatched;
     row.ejections = s.ejections;

@@ -41,6 +41,7 @@ struct EngineRow {
   EngineInfo info;
   EngineView view;
   bool has_snapshot = false;
+  bool pushed = false;  // the snapshot came from the engine's pushed state
   int consecutive_failures = 0;
   int64_t dispatched_total = 0;
   int64_t ejections = 0;
@@ -48,8 +49,9 @@ struct EngineRow {
 
 class EngineTable {
  public:
+  // A scraped snapshot is ignored while the last pushed one is younger than `push_stale_s`.
   EngineTable(std::vector<EngineInfo> engines, int failures_to_eject, int successes_to_readmit,
-              uint64_t seed);
+              uint64_t seed, double push_stale_s = 3);
 
   size_t size() const { return infos_.size(); }
   const EngineInfo& info(int e) const { return infos_[static_cast<size_t>(e)]; }
@@ -63,8 +65,13 @@ class EngineTable {
   // The request finished (any outcome). Idempotent; settles the prefill too.
   void Release(Reservation& r);
 
-  // A fresh snapshot scraped from engine `e` (taken_at on the router's clock).
-  void ApplySnapshot(int e, const EngineSnapshot& s);
+  // A fresh snapshot scraped from engine `e` (taken_at on the router's clock). Ignored (false)
+  // while a pushed snapshot younger than push_stale_s is at hand: pushed state is fresher.
+  bool ApplySnapshot(int e, const EngineSnapshot& s);
+  // A snapshot the engine pushed (taken_at on the router's clock), with its GPU's MoE pressure.
+  void ApplyPushedSnapshot(int e, const EngineSnapshot& s, double moe_pressure);
+  // True when engine `e`'s last pushed snapshot is younger than push_stale_s at `now`.
+  bool PushFresh(int e, double now) const;
   // A health probe or a request's connection result. Returns true when the engine's health
   // changed (ejected or readmitted).
   bool ReportHealth(int e, bool ok);
@@ -78,6 +85,8 @@ class EngineTable {
   struct State {
     EngineView view;
     bool has_snapshot = false;
+    bool pushed = false;
+    double pushed_at = -1e300;  // taken_at of the last pushed snapshot
     int failures = 0;
     int successes = 0;
     int64_t dispatched = 0;
@@ -87,6 +96,7 @@ class EngineTable {
   std::vector<EngineInfo> infos_;
   int failures_to_eject_;
   int successes_to_readmit_;
+  double push_stale_s_;
   mutable std::mutex mu_;
   std::vector<State> states_;  // GUARDED_BY(mu_)
   Rng rng_;                    // GUARDED_BY(mu_)

@@ -44,6 +44,27 @@ TEST(EngineTable, ReservesAndSettles) {
   EXPECT_DOUBLE_EQ(t.Rows(1.5)[0].view.snapshot_age, 0.5);
 }
 
+TEST(EngineTable, PushedSnapshotsWinOverScrapedOnesUntilStale) {
+  EngineTable t({{"a", "m", 2}}, 2, 1, 1, /*push_stale_s=*/3);
+  EXPECT_FALSE(t.PushFresh(0, 0));
+  EXPECT_TRUE(t.ApplySnapshot(0, EngineSnapshot{.waiting = 5, .taken_at = 1}));
+  t.ApplyPushedSnapshot(0, EngineSnapshot{.waiting = 1, .prefill_pending_tokens = 700,
+                                          .taken_at = 2},
+                        /*moe_pressure=*/1.4);
+  EXPECT_TRUE(t.PushFresh(0, 4.9));
+  EXPECT_FALSE(t.ApplySnapshot(0, EngineSnapshot{.waiting = 9, .taken_at = 4.9}));
+  auto row = t.Rows(4.9)[0];
+  EXPECT_TRUE(row.pushed);
+  EXPECT_EQ(row.view.snapshot.waiting, 1);
+  EXPECT_EQ(row.view.snapshot.prefill_pending_tokens, 700);
+  EXPECT_DOUBLE_EQ(row.view.moe_pressure, 1.4);
+  // Three seconds without a push: scraped state takes over.
+  EXPECT_FALSE(t.PushFresh(0, 5));
+  EXPECT_TRUE(t.ApplySnapshot(0, EngineSnapshot{.waiting = 9, .taken_at = 5}));
+  EXPECT_FALSE(t.Rows(5)[0].pushed);
+  EXPECT_EQ(t.Rows(5)[0].view.snapshot.waiting, 9);
+}
+
 TEST(EngineTable, SaturationExclusionModelAndHealth) {
   EngineTable t = Table();
   FirstEligible p;

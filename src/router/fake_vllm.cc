@@ -14,6 +14,7 @@ namespace asio = boost::asio;
 
 struct FakeVllm::State {
   std::atomic<bool> dead{false};
+  std::atomic<bool> stopping{false};
   mutable std::mutex mu;
   std::string last_body;
 };
@@ -46,6 +47,7 @@ class FakeHandler : public net::HttpHandler {
     if (path == "/health") {
       co_await w.Send(net::MakeResponse(200, "text/plain", ""));
     } else if (path == "/metrics") {
+      f_->metrics_scrapes_++;
       std::string m = "\"" + f_->opts_.model + "\"";
       std::string text =
           "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
@@ -59,6 +61,29 @@ class FakeHandler : public net::HttpHandler {
           "vllm:kv_cache_usage_perc{engine=\"0\",model_name=" + m + "} " +
           std::to_string(f_->kv_milli_.load() / 1000.0) + "\n";
       co_await w.Send(net::MakeResponse(200, "text/plain; version=0.0.4", text));
+    } else if (path == "/gimbal/state/stream" && f_->opts_.push_state && !f_->push_off_) {
+      f_->state_streams_++;
+      net::Headers h;
+      h.Set("Content-Type", "text/event-stream");
+      if (!(co_await w.BeginStream(200, h)).ok()) co_return;
+      while (!st_->dead && !st_->stopping && !f_->push_off_) {
+        const double unix_now = std::chrono::duration<double>(
+            std::chrono::system_clock::now().time_since_epoch()).count();
+        std::string ev = "data: {\"engine\":0,\"waiting\":" +
+                         std::to_string(f_->pushed_waiting_.load()) + ",\"running\":" +
+                         std::to_string(f_->pushed_running_.load()) +
+                         ",\"kv_usage\":0.1,\"kv_capacity_tokens\":100000,"
+                         "\"prefill_pending_tokens\":" +
+                         std::to_string(f_->pushed_pending_.load()) + ",\"taken_at\":" +
+                         std::to_string(unix_now) + ",\"moe_pressure\":1.0}\n\n";
+        if (!(co_await w.WriteChunk(ev)).ok()) co_return;
+        co_await SleepMs(f_->opts_.push_interval_ms);
+      }
+      if (st_->dead) {
+        w.Abort();
+        co_return;
+      }
+      co_await w.EndStream();
     } else if (path == "/v1/completions" || path == "/v1/chat/completions") {
       {
         std::lock_guard<std::mutex> lock(st_->mu);
@@ -111,6 +136,7 @@ FakeVllm::FakeVllm(FakeVllmOptions options)
       io_(std::make_unique<net::IoRuntime>(2)) {}
 
 FakeVllm::~FakeVllm() {
+  state_->stopping = true;
   if (server_) server_->Drain(0.5);
   io_->Stop();
   server_.reset();

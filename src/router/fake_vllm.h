@@ -21,6 +21,10 @@ struct FakeVllmOptions {
   int chunks = 5;
   int chunk_delay_ms = 2;
   int first_chunk_delay_ms = 0;
+  // Serve GET /gimbal/state/stream like gimbal engine (the values of SetPushedLoad every
+  // push_interval_ms); otherwise that path is 404, as on vLLM.
+  bool push_state = false;
+  int push_interval_ms = 20;
 };
 
 class FakeVllm {
@@ -36,8 +40,20 @@ class FakeVllm {
     running_ = running;
     kv_milli_ = static_cast<int>(kv * 1000);
   }
+  // The state /gimbal/state/stream reports (independent of what /metrics reports).
+  void SetPushedLoad(int waiting, int running, int prefill_pending_tokens) {
+    pushed_waiting_ = waiting;
+    pushed_running_ = running;
+    pushed_pending_ = prefill_pending_tokens;
+  }
+  // Ends open state streams; later ones get 404 (as if the engine stopped offering them).
+  void StopPushing() { push_off_ = true; }
   void Kill();
   int completions() const { return completions_.load(); }
+  // GET /metrics requests answered so far.
+  int metrics_scrapes() const { return metrics_scrapes_.load(); }
+  // /gimbal/state/stream requests answered so far.
+  int state_streams() const { return state_streams_.load(); }
   std::string last_body() const;
 
   // The exact bytes a stream for any request carries.
@@ -48,7 +64,11 @@ class FakeVllm {
  private:
   FakeVllmOptions opts_;
   std::atomic<int> waiting_{0}, running_{0}, kv_milli_{0};
+  std::atomic<int> pushed_waiting_{0}, pushed_running_{0}, pushed_pending_{0};
   std::atomic<int> completions_{0};
+  std::atomic<int> state_streams_{0};
+  std::atomic<int> metrics_scrapes_{0};
+  std::atomic<bool> push_off_{false};
   std::shared_ptr<State> state_;
   std::unique_ptr<net::IoRuntime> io_;
   std::unique_ptr<net::HttpServer> server_;

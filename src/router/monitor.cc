@@ -1,5 +1,6 @@
-// Background work per engine: scrape /metrics into snapshots, probe /health for ejection and
-// readmission. Neither blocks the request path: they only update the EngineTable.
+// Background work per engine: scrape /metrics into snapshots, read pushed state from
+// /gimbal/state/stream where the engine offers it, probe /health for ejection and readmission.
+// None blocks the request path: they only update the EngineTable.
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 
 #include <boost/asio/co_spawn.hpp>
@@ -10,12 +11,16 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <thread>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "net/prometheus_parser.h"
+#include "net/sse.h"
 #include "router/engine_metrics.h"
 #include "router/router_impl.h"
 
@@ -23,8 +28,17 @@ namespace gimbal::router {
 
 namespace asio = boost::asio;
 
+StateSource Router::Impl::SourceOf(int e) const {
+  return config.backends[static_cast<size_t>(e)].state.value_or(config.state_source);
+}
+
 void Router::Impl::StartMonitors() {
   for (size_t e = 0; e < config.backends.size(); ++e) {
+    if (SourceOf(static_cast<int>(e)) != StateSource::kMetrics) {
+      ++monitors_running;
+      asio::co_spawn(asio::make_strand(io.context()), PushLoop(static_cast<int>(e)),
+                     asio::detached);
+    }
     monitors_running += 2;
     asio::co_spawn(asio::make_strand(io.context()), ScrapeLoop(static_cast<int>(e)),
                    asio::detached);
@@ -36,8 +50,9 @@ void Router::Impl::StartMonitors() {
 void Router::Impl::StopMonitors() {
   stopping = true;
   auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::duration<double>(std::max(config.health_timeout_s,
-                                                         config.scrape_timeout_s) + 1.0);
+                  std::chrono::duration<double>(std::max({config.health_timeout_s,
+                                                          config.scrape_timeout_s,
+                                                          config.push_stale_s}) + 1.0);
   while (monitors_running.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     {
       std::lock_guard<std::mutex> lock(timers_mu);
@@ -71,23 +86,28 @@ asio::awaitable<void> Router::Impl::ScrapeLoop(int e) {
   auto self = shared_from_this();
   const auto& b = config.backends[static_cast<size_t>(e)];
   int failures_logged = 0;
+  // No `continue` in these loops: built with GCC 12, a `continue` in this do-while skipped its
+  // awaiting condition and the loop spun (RouterTest.FreshPushedStateStops...BusyLooping).
   do {
-    net::ClientRequest req;
-    req.host = b.parsed.host;
-    req.port = b.parsed.port;
-    req.target = b.parsed.base_path + "/metrics";
-    auto r = co_await probe.Send(req);
-    if (r.ok() && r->status == 200) {
-      auto page = net::ParsePrometheusText(r->body);
-      if (page.warnings > 0) {
-        metrics.scrape_warnings.With({b.name}).Inc(page.warnings);
-        if (failures_logged++ < 3) {
-          spdlog::warn("engine {}: {} malformed /metrics lines skipped (first: {})", b.name,
-                       page.warnings, page.messages.empty() ? "" : page.messages[0]);
+    // Pushed state is fresher than any scrape; read /metrics only while it is missing or stale.
+    if (!table.PushFresh(e, clock())) {
+      net::ClientRequest req;
+      req.host = b.parsed.host;
+      req.port = b.parsed.port;
+      req.target = b.parsed.base_path + "/metrics";
+      auto r = co_await probe.Send(req);
+      if (r.ok() && r->status == 200) {
+        auto page = net::ParsePrometheusText(r->body);
+        if (page.warnings > 0) {
+          metrics.scrape_warnings.With({b.name}).Inc(page.warnings);
+          if (failures_logged++ < 3) {
+            spdlog::warn("engine {}: {} malformed /metrics lines skipped (first: {})", b.name,
+                         page.warnings, page.messages.empty() ? "" : page.messages[0]);
+          }
         }
+        EngineSnapshot snap;
+        if (SnapshotFromMetrics(page, b.model, clock(), &snap)) table.ApplySnapshot(e, snap);
       }
-      EngineSnapshot snap;
-      if (SnapshotFromMetrics(page, b.model, clock(), &snap)) table.ApplySnapshot(e, snap);
     }
   } while (co_await Pause(config.scrape_interval_s));
   --monitors_running;
@@ -113,6 +133,102 @@ asio::awaitable<void> Router::Impl::HealthLoop(int e) {
       }
     }
   } while (co_await Pause(config.health_interval_s));
+  --monitors_running;
+}
+
+namespace {
+
+bool IsEventStream(std::string_view ct) {
+  constexpr std::string_view kSse = "text/event-stream";
+  return ct.size() >= kSse.size() && net::EqualsIgnoreCase(ct.substr(0, kSse.size()), kSse);
+}
+
+// gimbal engine's state JSON (docs/emulator.md) into a snapshot taken `now`: the engine sends it
+// right after each step and repeats it (at least once a second) while nothing changes, so a state
+// is current when it arrives; its own `taken_at` stamp is the time of the last change.
+bool SnapshotFromPushed(std::string_view data, double now, EngineSnapshot* out,
+                        double* moe_pressure) {
+  auto j = nlohmann::json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  auto num = [&](const char* key, double* v) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number()) return false;
+    *v = it->get<double>();
+    return std::isfinite(*v);
+  };
+  double waiting, running, kv, cap = 0, pending = -1, moe = 1;
+  if (!num("waiting", &waiting) || !num("running", &running) || !num("kv_usage", &kv)) {
+    return false;
+  }
+  num("kv_capacity_tokens", &cap);
+  num("prefill_pending_tokens", &pending);
+  num("moe_pressure", &moe);
+  EngineSnapshot s;
+  s.waiting = std::max<int64_t>(0, std::llround(waiting));
+  s.running = std::max<int64_t>(0, std::llround(running));
+  s.kv_usage = std::clamp(kv, 0.0, 1.0);
+  s.kv_capacity_tokens = std::max<int64_t>(0, std::llround(cap));
+  s.prefill_pending_tokens = pending < 0 ? -1 : std::llround(pending);
+  s.taken_at = now;
+  *out = s;
+  *moe_pressure = moe > 0 ? moe : 1.0;
+  return true;
+}
+
+}  // namespace
+
+asio::awaitable<bool> Router::Impl::ReadPushedState(int e, bool* warned) {
+  const auto& b = config.backends[static_cast<size_t>(e)];
+  net::ClientRequest req;
+  req.host = b.parsed.host;
+  req.port = b.parsed.port;
+  req.target = b.parsed.base_path + "/gimbal/state/stream";
+  req.headers.Set("Accept", "text/event-stream");
+  auto opened = co_await push.Open(req);
+  if (!opened.ok()) co_return true;  // not reachable (yet): the health checks report it
+  auto& stream = *opened.value();
+  if (stream.status() != 200 || !IsEventStream(stream.headers().Get("Content-Type"))) {
+    const std::string why =
+        "GET /gimbal/state/stream answered " + std::to_string(stream.status());
+    if (SourceOf(e) == StateSource::kAuto) {
+      spdlog::info("engine {}: no pushed state ({}); reading /metrics", b.name, why);
+      co_return false;
+    }
+    if (!*warned) spdlog::warn("engine {}: state.source is push but {}; retrying", b.name, why);
+    *warned = true;
+    co_return true;
+  }
+  spdlog::info("engine {}: reading pushed state from {}", b.name, req.target);
+  *warned = false;
+  net::SseParser parser;
+  std::vector<net::SseEvent> events;
+  while (!stopping) {
+    auto piece = co_await stream.Next();
+    if (!piece.ok() || !piece.value()) break;  // broken, silent too long, or ended
+    events.clear();
+    if (!parser.Feed(*piece.value(), events)) break;
+    // Several states may arrive in one read: the last one is the freshest.
+    for (auto it = events.rbegin(); it != events.rend(); ++it) {
+      if (!it->has_data) continue;
+      EngineSnapshot snap;
+      double moe = 1;
+      if (SnapshotFromPushed(it->data, clock(), &snap, &moe)) {
+        table.ApplyPushedSnapshot(e, snap, moe);
+        metrics.pushed_states.With({b.name}).Inc();
+      }
+      break;
+    }
+  }
+  co_return true;
+}
+
+asio::awaitable<void> Router::Impl::PushLoop(int e) {
+  auto self = shared_from_this();
+  bool warned = false;
+  bool again = true;
+  do {
+    again = co_await ReadPushedState(e, &warned);
+  } while (again && co_await Pause(config.health_interval_s));
   --monitors_running;
 }
 

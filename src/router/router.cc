@@ -26,6 +26,9 @@ RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
       scrape_warnings(reg.AddCounter("gimbal_router_scrape_warnings_total",
                                      "Malformed lines skipped in engines' /metrics pages.",
                                      {"engine"})),
+      pushed_states(reg.AddCounter("gimbal_router_pushed_states_total",
+                                   "Engine states read from engines' /gimbal/state/stream.",
+                                   {"engine"})),
       decision(reg.AddHistogram("gimbal_router_decision_seconds",
                                 "Time to choose an engine (policy and bookkeeping).", {},
                                 {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2})),
@@ -53,7 +56,8 @@ Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& rt,
             for (const auto& b : config.backends) infos.push_back({b.name, b.model, b.max_inflight});
             return infos;
           }(),
-          config.failures_to_eject, config.successes_to_readmit, config.seed),
+          config.failures_to_eject, config.successes_to_readmit, config.seed,
+          config.push_stale_s),
       ratio(config.chars_per_token, config.adapt_chars_per_token), metrics(registry),
       upstream(rt.context(),
                net::HttpClientOptions{.connect_timeout_s = config.upstream_connect_timeout_s,
@@ -66,7 +70,13 @@ Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& rt,
                                    .header_timeout_s = config.health_timeout_s,
                                    .read_timeout_s = config.health_timeout_s,
                                    .max_body_bytes = 16 << 20,
-                                   .max_idle_per_host = 4}) {
+                                   .max_idle_per_host = 4}),
+      push(rt.context(),
+           net::HttpClientOptions{.connect_timeout_s = config.health_timeout_s,
+                                  .write_timeout_s = config.health_timeout_s,
+                                  .header_timeout_s = config.health_timeout_s,
+                                  .read_timeout_s = config.push_stale_s,
+                                  .max_idle_per_host = 1}) {
   for (const auto& b : config.backends) models.insert(b.model);
   registry.AddCallbackGauge(
       "gimbal_router_snapshot_age_seconds", "Age of each engine's last scraped state.",
@@ -142,12 +152,15 @@ std::string Router::Impl::EnginesJson() const {
         {"dispatched_total", r.dispatched_total},
         {"ejections", r.ejections},
         {"consecutive_failures", r.consecutive_failures},
+        {"state_source", StateSourceName(SourceOf(static_cast<int>(i)))},
+        {"moe_pressure", r.view.moe_pressure},
         {"snapshot",
          r.has_snapshot ? json{{"waiting", s.waiting},
                                {"running", s.running},
                                {"kv_usage", s.kv_usage},
                                {"kv_capacity_tokens", s.kv_capacity_tokens},
                                {"prefill_pending_tokens", s.prefill_pending_tokens},
+                               {"pushed", r.pushed},
                                {"age_s", r.view.snapshot_age}}
                         : json(nullptr)},
     });
@@ -291,6 +304,7 @@ bool Router::Drain() {
   impl_->StopMonitors();
   impl_->upstream.CloseIdle();
   impl_->probe.CloseIdle();
+  impl_->push.CloseIdle();
   io_->Stop();
   return ok;
 }

@@ -42,6 +42,7 @@ struct RouterMetrics {
   net::CounterFamily& dispatches;        // {engine}
   net::CounterFamily& upstream_failures; // {engine}
   net::CounterFamily& scrape_warnings;   // {engine}
+  net::CounterFamily& pushed_states;     // {engine}
   net::HistogramFamily& decision;        // seconds
   net::HistogramFamily& ttft;            // seconds, streams only
   net::HistogramFamily& latency;         // seconds, {stream}
@@ -62,6 +63,12 @@ class Router::Impl : public net::HttpHandler, public std::enable_shared_from_thi
   void StopMonitors();
   boost::asio::awaitable<void> ScrapeLoop(int engine);
   boost::asio::awaitable<void> HealthLoop(int engine);
+  // Reads the engine's /gimbal/state/stream into the table while it offers one.
+  boost::asio::awaitable<void> PushLoop(int engine);
+  // One connection to the state stream, read until it ends. False when the engine does not offer
+  // one and the source is `auto` (stop trying).
+  boost::asio::awaitable<bool> ReadPushedState(int engine, bool* warned);
+  StateSource SourceOf(int engine) const;
   // Sleeps `seconds` unless stopping; false when stopping.
   boost::asio::awaitable<bool> Pause(double seconds);
 
@@ -82,6 +89,7 @@ class Router::Impl : public net::HttpHandler, public std::enable_shared_from_thi
   RouterMetrics metrics;
   net::HttpClient upstream;  // requests to engines
   net::HttpClient probe;     // /metrics and /health, short timeouts
+  net::HttpClient push;      // /gimbal/state/stream, read timeout push_stale_s
   std::unique_ptr<net::HttpServer> server;
   std::atomic<uint64_t> next_id{1};
   std::atomic<bool> stopping{false};

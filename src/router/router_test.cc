@@ -1,5 +1,7 @@
 // The router end to end on loopback: fake vLLM backends, the router, and an HTTP client.
 // Every loop is bounded in count and time; only 127.0.0.1 is used.
+#include <sys/resource.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
@@ -234,6 +236,117 @@ TEST_F(RouterTest, DispatchFollowsEngineState) {
   }
   EXPECT_GE(by_engine["e1"], 36) << "busy e0 got " << by_engine["e0"];
   EXPECT_EQ(Metric("gimbal_router_dispatches_total", "engine", "e1"), by_engine["e1"]);
+}
+
+// Waits (bounded) until every engine's snapshot is a pushed one.
+bool WaitForPushed(Router& r) {
+  for (int i = 0; i < 300; ++i) {
+    json j = json::parse(r.EnginesJson());
+    bool all = true;
+    for (const auto& e : j["engines"]) all &= !e["snapshot"].is_null() && e["snapshot"]["pushed"];
+    if (all) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+TEST_F(RouterTest, DispatchFollowsPushedStateOverScrapedMetrics) {
+  FakeVllmOptions o;
+  o.push_state = true;
+  AddBackends(2, o);
+  // /metrics says e1 is busy; the pushed state, which is fresher, says e0 is.
+  backends_[0]->SetLoad(0, 1, 0.1);
+  backends_[1]->SetLoad(60, 8, 0.5);
+  backends_[0]->SetPushedLoad(/*waiting=*/60, /*running=*/8, /*prefill_pending_tokens=*/50000);
+  backends_[1]->SetPushedLoad(0, 1, 0);
+  RouterConfig c = BaseConfig();
+  c.dispatch_policy = "vllm";
+  c.state_source = StateSource::kAuto;
+  StartRouter(c);
+  ASSERT_TRUE(WaitForPushed(*router_)) << router_->EnginesJson();
+  std::map<std::string, int> by_engine;
+  for (int i = 0; i < 40; ++i) {
+    Reply r = Complete(false);
+    ASSERT_EQ(r.status, 200);
+    by_engine[std::string(r.headers.Get("X-Gimbal-Engine"))]++;
+  }
+  EXPECT_GE(by_engine["e1"], 36) << "busy e0 got " << by_engine["e0"];
+  json j = json::parse(router_->EnginesJson());
+  EXPECT_EQ(j["engines"][0]["snapshot"]["prefill_pending_tokens"], 50000);
+  EXPECT_EQ(j["engines"][0]["snapshot"]["waiting"], 60);
+  EXPECT_GT(Metric("gimbal_router_pushed_states_total", "engine", "e0"), 0);
+}
+
+TEST_F(RouterTest, MetricsSourceIgnoresPushedStateAndVllmEnginesFallBackToScraping) {
+  FakeVllmOptions pushing;
+  pushing.push_state = true;
+  AddBackends(1, pushing);
+  AddBackends(1);  // a vLLM-like engine: /gimbal/state/stream is 404
+  backends_[0]->SetLoad(60, 8, 0.5);
+  backends_[0]->SetPushedLoad(0, 0, 0);
+  backends_[1]->SetLoad(0, 1, 0.1);
+  RouterConfig c = BaseConfig();
+  c.dispatch_policy = "vllm";
+  c.backends[0].state = StateSource::kMetrics;  // e0: scraped only, even though it pushes
+  StartRouter(c);
+  WaitForSnapshots();
+  std::map<std::string, int> by_engine;
+  for (int i = 0; i < 20; ++i) {
+    Reply r = Complete(false);
+    ASSERT_EQ(r.status, 200);
+    by_engine[std::string(r.headers.Get("X-Gimbal-Engine"))]++;
+  }
+  EXPECT_GE(by_engine["e1"], 18) << "e0 (busy by /metrics) got " << by_engine["e0"];
+  EXPECT_EQ(backends_[0]->state_streams(), 0);
+  json j = json::parse(router_->EnginesJson());
+  EXPECT_FALSE(j["engines"][0]["snapshot"]["pushed"]);
+  EXPECT_FALSE(j["engines"][1]["snapshot"]["pushed"]);
+  EXPECT_EQ(Metric("gimbal_router_pushed_states_total"), 0);
+}
+
+TEST_F(RouterTest, FreshPushedStateStopsScrapingWithoutBusyLooping) {
+  FakeVllmOptions o;
+  o.push_state = true;
+  AddBackends(2, o);
+  StartRouter(BaseConfig());
+  ASSERT_TRUE(WaitForPushed(*router_));
+  std::this_thread::sleep_for(100ms);  // a scrape begun before the first push has landed
+  const int scrapes = backends_[0]->metrics_scrapes() + backends_[1]->metrics_scrapes();
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  std::this_thread::sleep_for(500ms);
+  getrusage(RUSAGE_SELF, &after);
+  auto cpu = [](const rusage& r) {
+    return static_cast<double>(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+           static_cast<double>(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+  };
+  // Idle but for 2 x 50 pushes and health checks: far from a core (a skipped scrape that forgot
+  // to pause spins one).
+  EXPECT_LT(cpu(after) - cpu(before), 0.25);
+  EXPECT_EQ(backends_[0]->metrics_scrapes() + backends_[1]->metrics_scrapes(), scrapes);
+}
+
+TEST_F(RouterTest, ScrapingResumesWhenPushedStateStops) {
+  FakeVllmOptions o;
+  o.push_state = true;
+  AddBackends(1, o);
+  backends_[0]->SetLoad(7, 3, 0.2);
+  backends_[0]->SetPushedLoad(1, 1, 0);
+  RouterConfig c = BaseConfig();
+  c.push_stale_s = 0.2;
+  StartRouter(c);
+  ASSERT_TRUE(WaitForPushed(*router_));
+  EXPECT_EQ(json::parse(router_->EnginesJson())["engines"][0]["snapshot"]["waiting"], 1);
+  backends_[0]->StopPushing();
+  json snap;
+  for (int i = 0; i < 300; ++i) {
+    snap = json::parse(router_->EnginesJson())["engines"][0]["snapshot"];
+    if (!snap["pushed"]) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_FALSE(snap["pushed"]) << snap;
+  EXPECT_EQ(snap["waiting"], 7);
+  EXPECT_EQ(snap["running"], 3);
 }
 
 TEST_F(RouterTest, KilledBackendStreamsEndWithErrorAndNewRequestsGoElsewhere) {

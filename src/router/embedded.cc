@@ -1,0 +1,40 @@
+#include "router/embedded.h"
+
+#include <fmt/format.h>
+
+namespace gimbal::router {
+
+Result<std::unique_ptr<engine::EngineService>> StartEmbeddedEngines(
+    const EmbeddedEngineOptions& o, RouterConfig& config, const std::string& default_queue_policy) {
+  if (o.dp < 1) return InvalidArgument("embedded engines: dp must be >= 1");
+  if (!(o.time_scale >= 0)) return InvalidArgument("embedded engines: time scale must be >= 0");
+  auto cluster = engine::ClusterFromCatalog(o.model, o.gpu, o.topology, o.dp);
+  if (!cluster.ok()) return cluster.status().WithContext("embedded engines");
+  if (config.queue_policy.empty()) config.queue_policy = default_queue_policy;
+
+  engine::EngineServiceOptions so;
+  so.emulator.cluster = *cluster;
+  so.emulator.queue_policy = !o.queue_policy.empty()       ? o.queue_policy
+                             : config.queue_policy.empty() ? "fcfs"
+                                                           : "priority";
+  so.emulator.time_scale = o.time_scale;
+  so.address = "127.0.0.1";
+  so.port = 0;
+  so.threads = o.threads;
+  so.served_model = o.model;
+  auto svc = engine::EngineService::Start(std::move(so));
+  if (!svc.ok()) return svc.status().WithContext("embedded engines");
+
+  config.backends.clear();
+  for (int i = 0; i < (*svc)->engines(); ++i) {
+    BackendConfig b;
+    b.name = fmt::format("dp{}", i);
+    b.url = (*svc)->url(i);
+    b.model = o.model;
+    b.state = StateSource::kPush;
+    config.backends.push_back(std::move(b));
+  }
+  return svc;
+}
+
+}  // namespace gimbal::router

@@ -1,0 +1,36 @@
+// Embedded engines: what `gimbal serve` starts when no backend is configured, so that a newcomer
+// can curl the router at once. The engines are `gimbal engine`'s emulated vLLM DP engines
+// (engine::EngineService: one lockstep DP+EP cluster model on the real clock), in the router's
+// process, each on an ephemeral loopback port.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "engine/engine_server.h"
+#include "router/config.h"
+
+namespace gimbal::router {
+
+struct EmbeddedEngineOptions {
+  std::string model = "qwen3-30b-a3b";  // data/models
+  std::string gpu = "h200";             // data/gpus
+  std::string topology = "hgx-8gpu";    // data/topologies
+  int dp = 4;
+  double time_scale = 1;  // modelled step durations times this (docs/emulator.md)
+  // Queue policy inside the engines; empty: `priority` when the router tags requests with a
+  // queue key (so the engines honour it, like vLLM --scheduling-policy priority), else `fcfs`.
+  std::string queue_policy;
+  int threads = 2;  // io threads of the engines' servers
+};
+
+// Starts the engines and points `config` at them: replaces its backends with one per engine
+// (named dp<i>, model = the catalogue model name) and reads their pushed state. When
+// `config.queue_policy` is empty and `default_queue_policy` is not, sets it (the full Gimbal
+// stack by default). The service must outlive the router; shut the router down first.
+Result<std::unique_ptr<engine::EngineService>> StartEmbeddedEngines(
+    const EmbeddedEngineOptions& options, RouterConfig& config,
+    const std::string& default_queue_policy = "gimbal");
+
+}  // namespace gimbal::router
