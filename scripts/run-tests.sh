@@ -19,4 +19,5 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan
 echo "== thread sanitizer build, server tests"
 cmake --preset tsan >/dev/null
 cmake --build --preset tsan -j "$jobs" --target server_tests
-TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" ctest --preset tsan -L server
+TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp" \
+  ctest --preset tsan -L server
