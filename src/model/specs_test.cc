@@ -2,26 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include "model/test_specs.h"
+
 namespace gimbal {
 namespace {
 
 // The architectures are written out here so these tests check the formulas alone; the
 // catalogue tests check the data files give the same numbers.
-ModelSpec Qwen3_30B() {
-  ModelSpec m;
-  m.name = "qwen3-30b-a3b";
-  m.hidden = 2048;
-  m.layers = 48;
-  m.experts = 128;
-  m.top_k = 8;
-  m.expert_ffn = 768;
-  m.vocab = 151936;
-  m.attention = AttentionKind::kGqa;
-  m.q_heads = 32;
-  m.kv_heads = 4;
-  m.head_dim = 128;
-  return m;
-}
+ModelSpec Qwen3_30B() { return testing::HandQwen3_30B(); }
 
 ModelSpec DeepSeekV3() {
   ModelSpec m;

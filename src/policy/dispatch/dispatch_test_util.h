@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/cost_model.h"
+#include "model/test_specs.h"
 #include "policy/dispatch/dispatch_policy.h"
 
 namespace gimbal::dispatch_test {
@@ -17,18 +18,7 @@ namespace gimbal::dispatch_test {
 // data file.
 inline const CostModel& TestCostModel() {
   static const CostModel* model = [] {
-    ModelSpec m;
-    m.name = "test-moe";
-    m.hidden = 2048;
-    m.layers = 48;
-    m.experts = 128;
-    m.top_k = 8;
-    m.expert_ffn = 768;
-    m.vocab = 151936;
-    m.attention = AttentionKind::kGqa;
-    m.q_heads = 32;
-    m.kv_heads = 4;
-    m.head_dim = 128;
+    const ModelSpec m = gimbal::testing::HandQwen3_30B();
     HardwareSpec hw;
     hw.gpu.name = "test-gpu";
     hw.gpu.memory_bytes = 80e9;
