@@ -19,10 +19,9 @@ TEST(RngTest, SameSeedSameStream) {
 TEST(RngTest, KnownFirstValuesArePortable) {
   // Pinned values: a change here changes every simulation result for a given seed.
   Rng r(1);
-  const uint64_t first = r.NextU64();
-  Rng again(1);
-  EXPECT_EQ(first, again.NextU64());
-  EXPECT_NE(first, Rng(2).NextU64());
+  EXPECT_EQ(r.NextU64(), 12966619160104079557ULL);
+  EXPECT_EQ(r.NextU64(), 9600361134598540522ULL);
+  EXPECT_NE(Rng(1).NextU64(), Rng(2).NextU64());
 }
 
 TEST(RngTest, ForkIsIndependentAndDoesNotAdvance) {
