@@ -315,6 +315,8 @@ void Emulator::Loop() {
     cancels.swap(cancels_);
     cmds.swap(commands_);
     lock.unlock();
+    // A request admitted now cannot have been part of a step that began before it arrived.
+    const Clock::time_point admitted_at = Clock::now();
     const bool admitted = Admit(in, cancels, cmds);
     in.clear();
     cancels.clear();
@@ -340,7 +342,7 @@ void Emulator::Loop() {
     const Clock::time_point now = Clock::now();
     Clock::time_point start = now;
     if (continuous && now - prev_end < std::chrono::duration<double>(kMaxCatchUp)) {
-      start = prev_end;
+      start = admitted ? std::max(prev_end, admitted_at) : prev_end;
     }
     const auto end = start + std::chrono::duration_cast<Clock::duration>(
                                  std::chrono::duration<double>(cost.duration * options_.time_scale));
