@@ -23,6 +23,7 @@ struct EngineFlags {
   int port = 8001;
   double time_scale = 1;
   std::string queue_policy;
+  std::string step_policy;
   int threads = 4;
   int64_t default_max_tokens = 16;
   int64_t kv_capacity_tokens = 0;
@@ -46,6 +47,8 @@ void RunEngine(const EngineFlags& f) {
     if (!sc->stacks.empty()) {
       e.queue_policy = sc->stacks.front().queue;
       e.queue_params = sc->stacks.front().queue_params;
+      e.step_policy = sc->stacks.front().step;
+      e.step_params = sc->stacks.front().step_params;
     }
     if (f.dp > 0) e.cluster.dp = f.dp;
     if (!f.model.empty() || !f.gpu.empty()) {
@@ -65,6 +68,10 @@ void RunEngine(const EngineFlags& f) {
   if (!f.queue_policy.empty()) {
     e.queue_policy = f.queue_policy;
     e.queue_params = {};
+  }
+  if (!f.step_policy.empty()) {
+    e.step_policy = f.step_policy;
+    e.step_params = {};
   }
   if (f.kv_capacity_tokens > 0) e.cluster.engine.kv_capacity_tokens = f.kv_capacity_tokens;
   if (f.redundant_slots >= 0) e.cluster.redundant_slots_per_gpu = f.redundant_slots;
@@ -120,7 +127,7 @@ void SetupEngine(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--config,-c", f->config,
                   "scenario YAML: cluster, engine limits, hardware, routing and traffic classes; "
-                  "the first stack's queue policy");
+                  "the first stack's queue and step policies");
   cmd->add_option("--address", f->address, "listen address")->capture_default_str();
   cmd->add_option("--port", f->port, "port of engine 0 (0: ephemeral ports)")->capture_default_str();
   cmd->add_option("--time-scale", f->time_scale,
@@ -128,6 +135,9 @@ void SetupEngine(CLI::App& app) {
                   "than real time; 0: no sleeping)")
       ->capture_default_str();
   cmd->add_option("--queue-policy", f->queue_policy, "engine queue policy (default fcfs)");
+  cmd->add_option("--step-policy", f->step_policy,
+                  "per-step token budgets across the ranks: vllm (fixed) or gimbal "
+                  "(coordinated; default vllm)");
   cmd->add_option("--threads", f->threads, "io threads")->capture_default_str();
   cmd->add_option("--default-max-tokens", f->default_max_tokens,
                   "output length of requests without max_tokens")

@@ -10,6 +10,7 @@
 #include "model/catalog.h"
 #include "policy/dispatch/dispatch_policy.h"
 #include "policy/queue/queue_policy.h"
+#include "policy/step/step_policy.h"
 
 namespace gimbal {
 namespace {
@@ -95,12 +96,8 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   c.dp = static_cast<int>(cl.Int("dp", std::nullopt, 1, 4096));
   c.redundant_slots_per_gpu = static_cast<int>(cl.Int("redundant_slots_per_gpu", 0, 0, 1024));
 
-  // vLLM's defaults depend on GPU memory: 8192 tokens / 1024 sequences at >= 70 GiB, else
-  // 2048 / 256 (vllm/engine/arg_utils.py, usage context OPENAI_API_SERVER).
-  const bool big = gpu->memory_bytes >= 70.0 * 1024 * 1024 * 1024;
   EngineConfig& e = c.engine;
-  e.max_num_batched_tokens = big ? 8192 : 2048;
-  e.max_num_seqs = big ? 1024 : 256;
+  ApplyVllmServerDefaults(*gpu, e);  // vLLM's defaults depend on the GPU
   const YamlReader en = root.Child("engine", true);
   en.CheckKeys({"max_num_batched_tokens", "max_num_seqs", "block_size", "gpu_memory_utilization",
                 "activation_reserve_gb", "kv_capacity_tokens"});
@@ -144,7 +141,7 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   s.options.seed = s.seed;
 
   for (const YamlReader& st : root.Items("stacks")) {
-    st.CheckKeys({"name", "dispatch", "queue", "placement"});
+    st.CheckKeys({"name", "dispatch", "queue", "step", "placement"});
     sim::StackSpec spec;
     spec.name = st.String("name", std::nullopt);
     ReadPolicy(st, "dispatch", "vllm", &spec.dispatch, &spec.dispatch_params,
@@ -153,6 +150,7 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
       spec.snapshot_interval = st.Child("dispatch").Double("snapshot_interval_ms", 100, 0) / 1e3;
     }
     ReadPolicy(st, "queue", "fcfs", &spec.queue, &spec.queue_params, {});
+    ReadPolicy(st, "step", "vllm", &spec.step, &spec.step_params, {});
     sim::ReadPlacementSpec(st, "placement", &spec.placement);
     for (const auto& other : s.stacks) {
       if (other.name == spec.name) st.Fail(fmt::format("duplicate stack name '{}'", spec.name), "name");
@@ -171,6 +169,11 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
     if (!q.ok()) items[i].Fail(q.status().message(), "queue");
     auto d = MakeDispatchPolicy(s.stacks[i].dispatch, s.stacks[i].dispatch_params, deps);
     if (root.ok() && !d.ok()) items[i].Fail(d.status().message(), "dispatch");
+    StepDeps step_deps;
+    step_deps.cost_model = &cost_model;
+    step_deps.ranks = c.dp;
+    auto sp = MakeStepPolicy(s.stacks[i].step, s.stacks[i].step_params, step_deps);
+    if (root.ok() && !sp.ok()) items[i].Fail(sp.status().message(), "step");
     const Status pl = sim::CheckPlacementSpec(s.stacks[i].placement);
     if (root.ok() && !pl.ok()) items[i].Fail(pl.message(), "placement");
   }

@@ -7,7 +7,7 @@
 //   routing{overlap, seed}, traffic_classes[{name, weight, zipf}], workload{...},
 //   slo{ttft_ms, tpot_ms, e2el_ms}, max_time_s,
 //   stacks[{name, dispatch: NAME | {policy, snapshot_interval_ms, <params>},
-//                 queue: NAME | {policy, <params>}}]
+//                 queue: NAME | {policy, <params>}, step: NAME | {policy, <params>}}]
 // `--set key.path=value` overrides any key before validation (stacks.1.queue=fcfs). Every error
 // names the file, line and key. Policy names and parameters are checked against the registries.
 #pragma once

@@ -32,10 +32,7 @@ Result<sim::ClusterSpec> ClusterFromCatalog(const std::string& model, const std:
   c.hardware = *hw;
   c.hardware.gpu = *g;
   c.dp = dp;
-  // vLLM's defaults depend on GPU memory (as in config/scenario.cc).
-  const bool big = g->memory_bytes >= 70.0 * 1024 * 1024 * 1024;
-  c.engine.max_num_batched_tokens = big ? 8192 : 2048;
-  c.engine.max_num_seqs = big ? 1024 : 256;
+  ApplyVllmServerDefaults(*g, c.engine);
   return c;
 }
 
@@ -48,6 +45,13 @@ Result<std::unique_ptr<Emulator>> Emulator::Create(EmulatorOptions options) {
   auto cluster = sim::Cluster::Create(e->spec_, e->queue_.get());
   if (!cluster.ok()) return cluster.status();
   e->cluster_ = std::move(*cluster);
+  StepDeps step_deps;
+  step_deps.cost_model = &e->cluster_->cost_model();
+  step_deps.ranks = e->spec_.dp;
+  auto step = MakeStepPolicy(e->options_.step_policy, e->options_.step_params, step_deps);
+  if (!step.ok()) return step.status();
+  e->step_ = std::move(*step);
+  e->cluster_->SetStepPolicy(e->step_.get());
   e->kv_capacity_tokens_ = e->cluster_->kv_capacity_tokens();
   e->placement_ = e->cluster_->placement();
   e->class_tokens_.assign(static_cast<size_t>(e->spec_.dp) * e->spec_.classes.size(), 0.0);
@@ -355,6 +359,8 @@ void Emulator::Loop() {
     prev_end = end;
     continuous = true;
     const double t = Now();
+    // State first, so that whoever a token event wakes already sees the state after this step.
+    Publish(t);
     for (const auto& rank_events : events) {
       for (const sim::TokenEvent& ev : rank_events) {
         auto it = live_.find(static_cast<uint64_t>(ev.id));
@@ -370,7 +376,6 @@ void Emulator::Loop() {
         if (ev.finished) live_.erase(it);
       }
     }
-    Publish(t);
     lock.lock();
   }
 }

@@ -43,6 +43,8 @@ struct EmulatorOptions {
   sim::ClusterSpec cluster;
   std::string queue_policy = "fcfs";  // inside every engine (a registered queue policy)
   Params queue_params;
+  std::string step_policy = "vllm";  // token budgets of each lockstep step (policy/step)
+  Params step_params;
   // Modelled step durations are multiplied by this before sleeping: 1 is real time, 0.1 runs ten
   // times faster, 0 does not sleep at all.
   double time_scale = 1;
@@ -87,7 +89,8 @@ Result<sim::ClusterSpec> ClusterFromCatalog(const std::string& model, const std:
 
 class Emulator {
  public:
-  // Builds the cluster (fails when the model does not fit) and the queue policy. Not started.
+  // Builds the cluster (fails when the model does not fit) and the queue and step policies.
+  // Not started.
   static Result<std::unique_ptr<Emulator>> Create(EmulatorOptions options);
   ~Emulator();
   Emulator(const Emulator&) = delete;
@@ -160,6 +163,7 @@ class Emulator {
   EmulatorOptions options_;
   sim::ClusterSpec spec_;
   std::unique_ptr<QueuePolicy> queue_;
+  std::unique_ptr<StepPolicy> step_;
   std::unique_ptr<sim::Cluster> cluster_;  // driver thread only (after Start)
   int64_t kv_capacity_tokens_ = 0;
   double unix_at_zero_ = 0;

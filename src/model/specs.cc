@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <string>
 
 namespace gimbal {
 
@@ -101,6 +104,16 @@ Result<int64_t> KvCapacityTokens(const ModelSpec& m, const GpuSpec& g, const Eng
         g.memory_bytes / 1e9, e.gpu_memory_utilization, (block_bytes - free_bytes) / 1e9));
   }
   return static_cast<int64_t>(blocks) * e.block_size;
+}
+
+void ApplyVllmServerDefaults(const GpuSpec& gpu, EngineConfig& e) {
+  std::string name = gpu.name;
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const bool big =
+      gpu.memory_bytes >= 70.0 * 1024 * 1024 * 1024 && name.find("a100") == std::string::npos;
+  e.max_num_batched_tokens = big ? 8192 : 2048;
+  e.max_num_seqs = big ? 1024 : 256;
 }
 
 }  // namespace gimbal

@@ -89,6 +89,12 @@ struct EngineConfig {
   int64_t kv_capacity_tokens = 0;  // when > 0, overrides the memory-derived capacity
 };
 
+// vLLM's OpenAI-server scheduler defaults for `gpu`: 8192 batched tokens and 1024 sequences on
+// GPUs with at least 70 GiB that are not A100s, else 2048 and 256 (vllm/engine/arg_utils.py, as
+// asserted by vLLM's tests/engine/test_arg_utils.py::test_defaults_with_usage_context). Sets only
+// those two fields of `e`.
+void ApplyVllmServerDefaults(const GpuSpec& gpu, EngineConfig& e);
+
 // Parameters held on one GPU when it hosts `slots_per_gpu` expert slots per MoE layer.
 double WeightsPerGpuBytes(const ModelSpec& m, int slots_per_gpu);
 // KV capacity in tokens of one rank (rounded down to whole blocks); an error when the weights and

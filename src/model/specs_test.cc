@@ -134,3 +134,27 @@ TEST(KvCapacity, RejectsInvalidEngineSettings) {
 
 }  // namespace
 }  // namespace gimbal
+
+namespace gimbal {
+namespace {
+
+TEST(VllmServerDefaults, DependOnMemoryAndExcludeA100) {
+  auto defaults = [](const std::string& name, double gib) {
+    GpuSpec g;
+    g.name = name;
+    g.memory_bytes = gib * 1024 * 1024 * 1024;
+    EngineConfig e;
+    e.max_num_batched_tokens = -1;
+    e.max_num_seqs = -1;
+    ApplyVllmServerDefaults(g, e);
+    return std::pair<int64_t, int64_t>(e.max_num_batched_tokens, e.max_num_seqs);
+  };
+  using P = std::pair<int64_t, int64_t>;
+  EXPECT_EQ(defaults("h200", 141), (P{8192, 1024}));
+  EXPECT_EQ(defaults("h100-sxm", 80), (P{8192, 1024}));
+  EXPECT_EQ(defaults("A100-80GB", 80), (P{2048, 256}));  // vLLM excludes A100 by name
+  EXPECT_EQ(defaults("l40s", 48), (P{2048, 256}));
+}
+
+}  // namespace
+}  // namespace gimbal

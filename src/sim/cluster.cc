@@ -63,6 +63,7 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   rank_times_.resize(spec_.dp);
   moe_pressure_.assign(spec_.dp, 1.0);
   gpu_load_ema_.assign(spec_.dp, 0.0);
+  last_gpu_load_.assign(spec_.dp, 0.0);
   layer_max_.assign(m.moe_layers(), 0.0);
   layer_mean_.assign(m.moe_layers(), 0.0);
   const size_t C = spec_.classes.size();
@@ -106,7 +107,23 @@ bool Cluster::HasWork() const {
 std::vector<StepPlan> Cluster::Plan() {
   std::vector<StepPlan> plans;
   plans.reserve(engines_.size());
-  for (auto& e : engines_) plans.push_back(e.Schedule());
+  if (step_policy_ == nullptr) {
+    for (auto& e : engines_) plans.push_back(e.Schedule());
+    return plans;
+  }
+  work_.resize(engines_.size());
+  budgets_.resize(engines_.size());
+  for (size_t r = 0; r < engines_.size(); ++r) {
+    const EngineScheduler& e = engines_[r];
+    work_[r].running = static_cast<int64_t>(e.num_running());
+    work_[r].context_tokens = static_cast<double>(e.used_blocks() * e.limits().block_size);
+    work_[r].pending_prefill = e.pending_prefill_tokens();
+    const auto in_progress = e.prefill_in_progress();
+    work_[r].prefilling = in_progress.sequences;
+    work_[r].prefill_context_tokens = static_cast<double>(in_progress.context_tokens);
+  }
+  step_policy_->Budgets(work_, spec_.engine.max_num_batched_tokens, budgets_);
+  for (size_t r = 0; r < engines_.size(); ++r) plans.push_back(engines_[r].Schedule(budgets_[r]));
   return plans;
 }
 
@@ -153,6 +170,7 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
   const double cbytes = cost_.CombineBytesPerToken();
   const int slots_per_gpu = tables_->slots_per_gpu();
   std::vector<double> own_expert(R, 0.0), own_a2a(R, 0.0);
+  std::fill(last_gpu_load_.begin(), last_gpu_load_.end(), 0.0);
 
   for (int l = 0; l < m.moe_layers(); ++l) {
     std::fill(gpu_pairs_.begin(), gpu_pairs_.end(), 0.0);
@@ -224,6 +242,7 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
       own_expert[g] += gpu_expert_time_[g];
       max_expert = std::max(max_expert, gpu_expert_time_[g]);
       sum_pairs += gpu_pairs_[g];
+      last_gpu_load_[g] += gpu_pairs_[g];
       max_pairs = std::max(max_pairs, gpu_pairs_[g]);
       gpu_load_ema_[g] = 0.98 * gpu_load_ema_[g] + 0.02 * gpu_expert_time_[g];
     }

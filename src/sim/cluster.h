@@ -16,6 +16,7 @@
 
 #include "model/cost_model.h"
 #include "policy/placement/placement.h"
+#include "policy/step/step_policy.h"
 #include "sim/engine_scheduler.h"
 #include "sim/expert_routing.h"
 
@@ -64,8 +65,11 @@ class Cluster {
   const EngineScheduler& engine(int r) const { return engines_[r]; }
   bool HasWork() const;
 
-  // Plans one lockstep step on every rank.
+  // Plans one lockstep step on every rank, within the budgets of the step policy if one is set
+  // (otherwise every rank gets its full max_num_batched_tokens).
   std::vector<StepPlan> Plan();
+  // `policy` (may be null) must outlive the cluster.
+  void SetStepPolicy(const StepPolicy* policy) { step_policy_ = policy; }
   // Prices a planned step and accumulates the breakdowns.
   StepCost Cost(const std::vector<StepPlan>& plans);
   // Applies the step; returns each rank's token events.
@@ -85,6 +89,9 @@ class Cluster {
 
   // Expert load of each GPU relative to the mean (1 = average), smoothed over recent steps.
   const std::vector<double>& moe_pressure() const { return moe_pressure_; }
+  // Routed-expert load of each GPU in the last priced step: token-expert pairs it computed, summed
+  // over MoE layers (expectations under the routing model). Size ranks(); zeros before any step.
+  const std::vector<double>& last_gpu_load() const { return last_gpu_load_; }
   const std::vector<RankTimes>& rank_times() const { return rank_times_; }
   // Per MoE layer: Σ over steps of the max and of the mean GPU expert load (token pairs).
   const std::vector<double>& layer_max_load() const { return layer_max_; }
@@ -106,9 +113,13 @@ class Cluster {
   Placement placement_;
   std::unique_ptr<RoutingTables> tables_;
   int64_t kv_capacity_tokens_ = 0;
+  const StepPolicy* step_policy_ = nullptr;
+  std::vector<RankWork> work_;
+  std::vector<int64_t> budgets_;
 
   std::vector<RankTimes> rank_times_;
   std::vector<double> moe_pressure_, gpu_load_ema_;
+  std::vector<double> last_gpu_load_;  // see last_gpu_load()
   std::vector<double> layer_max_, layer_mean_;
   double tok_intra_ = 0, tok_inter_ = 0, tok_total_ = 0;
   // Scratch buffers reused across steps.

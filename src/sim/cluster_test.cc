@@ -124,6 +124,56 @@ TEST_F(ClusterTest, ExpertLoadFollowsTheClassDistribution) {
   }
 }
 
+TEST_F(ClusterTest, CoordinatedStepBudgetsChunkALonePrefillNextToDecodes) {
+  ClusterSpec spec = testing::TinyCluster(2);
+  spec.engine.max_num_batched_tokens = 8192;
+  spec.hardware.gpu.peak_flops = 2e13;  // a slow GPU, so that a long prefill dominates a step
+  auto fixed_cluster = Cluster::Create(spec, &fcfs_);
+  auto coordinated_cluster = Cluster::Create(spec, &fcfs_);
+  ASSERT_TRUE(fixed_cluster.ok() && coordinated_cluster.ok());
+  StepDeps deps;
+  deps.cost_model = &(*coordinated_cluster)->cost_model();
+  deps.ranks = spec.dp;
+  auto gimbal = MakeStepPolicy("gimbal", Params({{"stretch", "2"}, {"min_chunk", "0"}}), deps);
+  auto vllm = MakeStepPolicy("vllm", {}, deps);
+  ASSERT_TRUE(gimbal.ok() && vllm.ok()) << gimbal.status().ToString();
+  (*coordinated_cluster)->SetStepPolicy(gimbal->get());
+  (*fixed_cluster)->SetStepPolicy(vllm->get());
+  // Rank 1 decodes 64 sequences; then rank 0 receives an 8,000-token prompt.
+  double decode_step = 0, fixed_first_step = 0, coordinated_max_step = 0;
+  int64_t coordinated_steps_to_first_token = 0;
+  for (Cluster* c : {fixed_cluster->get(), coordinated_cluster->get()}) {
+    for (int i = 0; i < 64; ++i) c->engine(1).Add(Req(100 + i, 16, 1000), 0);
+    c->Complete(c->Plan());  // the 64 short prefills
+    const auto decode_plans = c->Plan();
+    decode_step = c->Cost(decode_plans).duration;  // same in both clusters
+    c->Complete(decode_plans);
+    c->engine(0).Add(Req(1, 8000, 5), 0);
+    const bool coordinated = c == coordinated_cluster->get();
+    for (int step = 0; step < 200; ++step) {
+      const auto plans = c->Plan();
+      const double d = c->Cost(plans).duration;
+      if (!coordinated) {
+        EXPECT_EQ(plans[0].batch.tokens, 8000);  // vLLM: the whole prompt in one step
+        fixed_first_step = d;
+        break;
+      }
+      coordinated_max_step = std::max(coordinated_max_step, d);
+      ++coordinated_steps_to_first_token;
+      EXPECT_EQ(plans[1].batch.tokens, 64);  // every decode keeps its token each step
+      const auto events = c->Complete(plans);
+      if (!events[0].empty()) break;  // rank 0's first token
+    }
+  }
+  // The prompt is cut into several chunks, each step held near stretch x the decode-only step
+  // (the policy's estimate leaves out the all-to-all, hence the margin), well below the fixed
+  // budget's single long step.
+  ASSERT_GT(fixed_first_step, 3 * decode_step);
+  EXPECT_GT(coordinated_steps_to_first_token, 2);
+  EXPECT_LT(coordinated_max_step, 2.3 * decode_step);
+  EXPECT_LT(coordinated_max_step, fixed_first_step);
+}
+
 TEST_F(ClusterTest, ModelThatDoesNotFitIsAnError) {
   ClusterSpec spec = testing::TinyCluster(2);
   spec.hardware.gpu.memory_bytes = 1e9;

@@ -61,9 +61,10 @@ void EngineScheduler::Preempt(RequestId victim) {
   preempted_.push_front(victim);
 }
 
-StepPlan EngineScheduler::Schedule() {
+StepPlan EngineScheduler::Schedule(int64_t token_budget) {
   StepPlan plan;
-  int64_t budget = limits_.max_num_batched_tokens;
+  int64_t budget = token_budget < 0 ? limits_.max_num_batched_tokens
+                                    : std::min(token_budget, limits_.max_num_batched_tokens);
   auto add = [&](SeqState& s, int64_t n) {
     plan.seqs.push_back({s.req.id, n, s.computed, s.req.traffic_class});
     budget -= n;
@@ -171,6 +172,18 @@ EngineSnapshot EngineScheduler::Snapshot(double now) const {
   s.prefill_pending_tokens = pending_prefill_;
   s.taken_at = now;
   return s;
+}
+
+EngineScheduler::PrefillInProgress EngineScheduler::prefill_in_progress() const {
+  PrefillInProgress p;
+  for (RequestId id : running_) {
+    const SeqState& s = seqs_.at(id);
+    if (PrefillRemaining(s) > 0) {
+      p.sequences++;
+      p.context_tokens += s.computed;
+    }
+  }
+  return p;
 }
 
 const SeqState* EngineScheduler::Find(RequestId id) const {

@@ -73,8 +73,9 @@ class EngineScheduler {
 
   // Accepts a new request at time `now`.
   void Add(const Request& r, double now);
-  // Plans the next step. Must be followed by Complete() before the next Schedule().
-  StepPlan Schedule();
+  // Plans the next step within `token_budget` tokens (clamped to [0, max_num_batched_tokens];
+  // negative = the full limit). Must be followed by Complete() before the next Schedule().
+  StepPlan Schedule(int64_t token_budget = -1);
   // Applies the last plan: advances computed tokens, samples tokens, frees finished requests.
   std::vector<TokenEvent> Complete(const StepPlan& plan);
 
@@ -89,6 +90,13 @@ class EngineScheduler {
   // Prompt and recompute tokens not yet computed, over waiting and running requests.
   int64_t pending_prefill_tokens() const { return pending_prefill_; }
   const SeqState* Find(RequestId id) const;
+  // Running requests whose prompt (or recompute) is not fully computed yet — chunked prefills in
+  // progress — and the KV tokens they already hold. O(running).
+  struct PrefillInProgress {
+    int64_t sequences = 0;
+    int64_t context_tokens = 0;
+  };
+  PrefillInProgress prefill_in_progress() const;
 
  private:
   int64_t BlocksFor(int64_t tokens) const;

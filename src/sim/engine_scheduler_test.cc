@@ -73,6 +73,21 @@ TEST_F(SchedulerTest, RunningFirstThenAdmissionWithinBudget) {
   EXPECT_EQ(p1.batch.logits, 2);
 }
 
+TEST_F(SchedulerTest, StepBudgetNarrowsTheLimitButNeverWidensIt) {
+  auto s = Make(10, 16, 100);
+  s.Add(Req(1, 6, 5), 0);
+  s.Add(Req(2, 6, 5), 1);
+  StepPlan p0 = s.Schedule(4);  // a step policy's budget below the engine limit
+  EXPECT_EQ(Rows(p0), (Row{{1, 4}}));
+  s.Complete(p0);
+  StepPlan p1 = s.Schedule(1000);  // above the limit: the limit (10) stands
+  EXPECT_EQ(Rows(p1), (Row{{1, 2}, {2, 6}}));
+  s.Complete(p1);
+  StepPlan p2 = s.Schedule(0);
+  EXPECT_TRUE(p2.empty());
+  s.Complete(p2);
+}
+
 TEST_F(SchedulerTest, MaxNumSeqsLimitsAdmission) {
   auto s = Make(100, 2, 100);
   for (int i = 0; i < 4; ++i) s.Add(Req(i, 3, 2), i);

@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include "policy/dispatch/dispatch_policy.h"
 #include "policy/queue/queue_policy.h"
+#include "policy/step/step_policy.h"
 #include "sim/event_queue.h"
 
 namespace gimbal::sim {
@@ -152,7 +154,17 @@ class Run {
         s.sequences += p.batch.sequences;
         s.preemptions += static_cast<int64_t>(p.preempted.size());
       }
-      steps_.push_back(s);
+      s.gpu_load = cluster_.last_gpu_load();
+      // The cluster accumulates per-layer max and mean loads over the run; this step's share is
+      // the difference to the previous step's totals.
+      double sum_max = 0, sum_mean = 0;
+      for (double v : cluster_.layer_max_load()) sum_max += v;
+      for (double v : cluster_.layer_mean_load()) sum_mean += v;
+      s.load_max = std::max(0.0, sum_max - load_max_total_);
+      s.load_mean = std::max(0.0, sum_mean - load_mean_total_);
+      load_max_total_ = sum_max;
+      load_mean_total_ = sum_mean;
+      steps_.push_back(std::move(s));
     }
     events_.Push(now() + cost.duration, kStepEnd);
   }
@@ -192,6 +204,7 @@ class Run {
     s["stack"] = stack_.name;
     s["dispatch"] = stack_.dispatch;
     s["queue"] = stack_.queue;
+    s["step"] = stack_.step;
     s["num_requests"] = requests_.size();
     Summarise(records_, itl_, options_.slo, s);
     s["simulated_seconds"] = now();
@@ -250,6 +263,7 @@ class Run {
   std::vector<StepPlan> plans_;
   std::vector<StepRecord> steps_;
   LogHistogram itl_;
+  double load_max_total_ = 0, load_mean_total_ = 0;  // cluster totals after the last kept step
   bool stepping_ = false;
   int64_t finished_ = 0;
   int64_t num_steps_ = 0;
@@ -270,6 +284,12 @@ Result<RunResult> Simulate(const ClusterSpec& cluster_spec, const StackSpec& sta
   deps.max_num_batched_tokens = cluster_spec.engine.max_num_batched_tokens;
   auto dispatch = MakeDispatchPolicy(stack.dispatch, stack.dispatch_params, deps);
   if (!dispatch.ok()) return dispatch.status().WithContext(fmt::format("stack '{}'", stack.name));
+  StepDeps step_deps;
+  step_deps.cost_model = &(*cluster)->cost_model();
+  step_deps.ranks = cluster_spec.dp;
+  auto step = MakeStepPolicy(stack.step, stack.step_params, step_deps);
+  if (!step.ok()) return step.status().WithContext(fmt::format("stack '{}'", stack.name));
+  (*cluster)->SetStepPolicy(step->get());
   for (size_t i = 0; i < requests.size(); ++i) {
     if (i > 0 && requests[i].arrival < requests[i - 1].arrival) {
       return InvalidArgument(fmt::format("requests must be sorted by arrival (request {})", i));

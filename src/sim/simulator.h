@@ -28,6 +28,8 @@ struct StackSpec {
   double snapshot_interval = 0.1;  // seconds; 0 = fresh after every step
   std::string queue = "fcfs";
   Params queue_params;
+  std::string step = "vllm";  // per-step token budgets across ranks (policy/step)
+  Params step_params;
   PlacementSpec placement;  // expert placement and rebalancing (default static)
 };
 
@@ -36,15 +38,23 @@ struct SimOptions {
   double max_time = 0;  // simulated seconds after which unfinished requests count as failed; 0 = none
   Slo slo;
   bool keep_requests = false;  // keep per-request records in the result
-  bool keep_steps = false;     // keep per-step records in the result
+  bool keep_steps = false;     // keep per-step records (with per-GPU expert load) in the result
 };
 
+// One priced step. The expert-load fields are token-expert pairs (expectations under the routing
+// model) summed over MoE layers: `gpu_load[g]` is what GPU g's routed experts computed;
+// `load_max` and `load_mean` are Σ_layers of the most loaded GPU's and of the mean GPU's pairs, so
+// Σ load_max ÷ Σ load_mean over any set of steps is the summary's expert_load_max_over_mean for
+// those steps.
 struct StepRecord {
   double start = 0;
   StepCost cost;
   int64_t tokens = 0;
   int64_t sequences = 0;
   int64_t preemptions = 0;
+  std::vector<double> gpu_load;  // size: GPUs (= DP ranks)
+  double load_max = 0;
+  double load_mean = 0;
 };
 
 struct RunResult {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/random.h"
 #include "sim/sim_test_util.h"
 
@@ -79,6 +81,68 @@ TEST(SimulatorTest, EveryRequestIsAccountedFor) {
     EXPECT_GE(rec.finish, rec.first_token);
     EXPECT_EQ(rec.output_tokens, reqs[static_cast<size_t>(rec.id)].output_tokens);
   }
+}
+
+TEST(SimulatorTest, StepRecordsCarryPerGpuExpertLoadThatAddsUpToTheSummary) {
+  const auto reqs = Workload(200, 100, 8);
+  StackSpec stack;
+  stack.dispatch = "vllm";
+  SimOptions opt;
+  opt.keep_steps = true;
+  auto r = Simulate(Spec(), stack, reqs, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_EQ(static_cast<int64_t>(r->steps.size()), r->num_steps);
+  double sum_max = 0, sum_mean = 0;
+  for (const StepRecord& s : r->steps) {
+    ASSERT_EQ(s.gpu_load.size(), 4u);
+    double total = 0, top = 0;
+    for (double v : s.gpu_load) {
+      EXPECT_GE(v, 0);
+      total += v;
+      top = std::max(top, v);
+    }
+    // The mean GPU's load summed over layers is the mean of the per-GPU sums; the per-layer maxima
+    // add up to at least the largest per-GPU sum.
+    EXPECT_NEAR(s.load_mean, total / 4, 1e-6 * std::max(1.0, total));
+    EXPECT_GE(s.load_max, top * (1 - 1e-9));
+    EXPECT_GE(s.load_max, s.load_mean * (1 - 1e-9));
+    sum_max += s.load_max;
+    sum_mean += s.load_mean;
+  }
+  ASSERT_GT(sum_mean, 0);
+  EXPECT_NEAR(sum_max / sum_mean, r->summary["expert_load_max_over_mean"].get<double>(), 1e-9);
+  // The class mix differs per engine, so some steps are imbalanced.
+  EXPECT_GT(sum_max / sum_mean, 1.0);
+}
+
+TEST(SimulatorTest, StepRecordsShowARebalanceLoweringThePeakGpuLoad) {
+  ClusterSpec spec = Spec();
+  spec.classes = {{"hot", 1, 2.0}};  // steep popularity: contiguous placement is imbalanced
+  const auto reqs = Workload(400, 100, 9);
+  StackSpec stack;
+  stack.dispatch = "round_robin";
+  stack.placement.policy = "eplb";
+  stack.placement.interval_steps = 50;
+  stack.placement.stats.window_steps = 50;
+  SimOptions opt;
+  opt.keep_steps = true;
+  auto r = Simulate(spec, stack, reqs, opt);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_GT(r->steps.size(), 100u);
+  ASSERT_GE(r->summary["rebalances"].get<int64_t>(), 1);
+  double max0 = 0, mean0 = 0, max1 = 0, mean1 = 0;
+  for (size_t i = 0; i < r->steps.size(); ++i) {
+    if (i < 50) {
+      max0 += r->steps[i].load_max;
+      mean0 += r->steps[i].load_mean;
+    } else {
+      max1 += r->steps[i].load_max;
+      mean1 += r->steps[i].load_mean;
+    }
+  }
+  ASSERT_GT(mean0, 0);
+  ASSERT_GT(mean1, 0);
+  EXPECT_LT(max1 / mean1, max0 / mean0) << "before " << max0 / mean0 << " after " << max1 / mean1;
 }
 
 TEST(SimulatorTest, BadInputIsRejectedWithAReason) {

@@ -1,0 +1,142 @@
+// gimbal: coordinated step budgets (DESIGN §2.2, "in-engine scheduling across ranks").
+//
+// In lockstep DP+EP every decoding sequence on every rank waits for the slowest rank's step, so
+// one rank's 8,192-token prefill chunk sets the inter-token latency of all the cluster's decodes.
+// Before each step this policy prices, with the cost model, the decode-only step of the busiest
+// rank (t_d: its running sequences, one token each, at their current context) and sets a target
+//
+//   tau = stretch · t_d          (and at most max_step_ms when that is set and above t_d)
+//
+// Each rank then gets the largest budget whose own predicted step time stays within tau — so the
+// ranks' steps are evened out in time, not in tokens — and at least its running sequences plus
+// `min_chunk` prompt tokens, so prefill always progresses. Prefill is thereby cut into chunks
+// sized to what the step can absorb: many small steps while sequences decode, the full budget
+// when nothing decodes (no rank runs anything) — the fixed budget's trade-off of throughput
+// against inter-token latency made per step, from the cluster's live state.
+//
+// The estimate of a rank's step (attention over its sequences' context, dense layers, shared and
+// routed experts for its own tokens with experts spread evenly over the GPUs, LM head, CPU
+// overhead) leaves out the all-to-all, which the budget moves little. Parameters: stretch
+// (default 2.5, >= 1; tuned on the suite's training scenarios, docs/policies.md), min_chunk
+// (tokens, default 256, >= 0), max_step_ms (default 0 = off), drain_steps (default 0 = off: when
+// set, a rank may always prefill pending/drain_steps tokens).
+#include <algorithm>
+#include <cmath>
+
+#include "model/cost_model.h"
+#include "policy/step/builtin_step_policies.h"
+
+namespace gimbal::step_internal {
+namespace {
+
+struct CoordinatedOptions {
+  double stretch = 2.5;
+  int64_t min_chunk = 256;
+  double max_step = 0;  // seconds; 0 = no absolute cap
+  int64_t drain_steps = 0;  // 0 = off; else a rank may prefill pending/drain_steps tokens per step
+};
+
+class CoordinatedBudgetPolicy final : public StepPolicy {
+ public:
+  CoordinatedBudgetPolicy(const CostModel* cost, int ranks, CoordinatedOptions o)
+      : cost_(cost), ranks_(std::max(1, ranks)), o_(o) {}
+
+  void Budgets(std::span<const RankWork> ranks, int64_t max_budget,
+               std::span<int64_t> budgets) const override {
+    bool any_running = false, any_prefill = false;
+    for (const RankWork& w : ranks) {
+      any_running = any_running || w.running > 0;
+      any_prefill = any_prefill || w.pending_prefill > 0;
+    }
+    if (!any_running || !any_prefill) {
+      std::fill(budgets.begin(), budgets.end(), max_budget);
+      return;
+    }
+    double decode_only = 0;
+    for (const RankWork& w : ranks) decode_only = std::max(decode_only, StepTime(w, 0));
+    double tau = o_.stretch * decode_only;
+    if (o_.max_step > 0) tau = std::min(tau, std::max(o_.max_step, decode_only));
+
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      const RankWork& w = ranks[r];
+      const int64_t floor_tokens = std::min(max_budget, w.running);
+      const int64_t room = std::max<int64_t>(0, max_budget - floor_tokens);
+      // Largest prefill p in [0, room] with StepTime(w, p) <= tau (monotone in p).
+      int64_t lo = 0, hi = room;
+      if (StepTime(w, hi) <= tau) {
+        lo = hi;
+      } else {
+        while (hi - lo > 16) {
+          const int64_t mid = lo + (hi - lo) / 2;
+          if (StepTime(w, mid) <= tau) {
+            lo = mid;
+          } else {
+            hi = mid;
+          }
+        }
+      }
+      int64_t floor_prefill = o_.min_chunk;
+      if (o_.drain_steps > 0) {
+        floor_prefill = std::max(floor_prefill,
+                                 (w.pending_prefill + o_.drain_steps - 1) / o_.drain_steps);
+      }
+      const int64_t prefill = std::min(room, std::max(lo, floor_prefill));
+      budgets[r] = floor_tokens + prefill;
+    }
+  }
+
+  std::string name() const override { return "gimbal"; }
+
+ private:
+  // Predicted step time of a rank running its sequences plus a `prefill`-token chunk.
+  double StepTime(const RankWork& w, int64_t prefill) const {
+    const ModelSpec& m = cost_->model();
+    // Running sequences decode one token each, except those mid-prefill, whose next chunk is part
+    // of `prefill` and attends to the context they already hold.
+    const int64_t prefilling = std::clamp<int64_t>(w.prefilling, 0, std::max<int64_t>(0, w.running));
+    const int64_t decodes = std::max<int64_t>(0, w.running - prefilling);
+    const double chunk_context = prefilling > 0 ? std::max(0.0, w.prefill_context_tokens) : 0.0;
+    const double decode_context = std::max(0.0, w.context_tokens - chunk_context);
+    const double d = static_cast<double>(decodes);
+    const double p = static_cast<double>(prefill);
+    RankBatch b;
+    b.tokens = std::max<int64_t>(1, decodes + prefill);
+    b.sequences = std::max<int64_t>(1, decodes + (prefill > 0 ? 1 : 0));
+    b.logits = b.sequences;
+    b.decode_attn_pairs = std::max(1.0, d + decode_context);
+    b.attn_pairs = b.decode_attn_pairs + p * (chunk_context + (p + 1.0) / 2.0);
+    b.kv_read_tokens = b.decode_attn_pairs + chunk_context + p;
+    const double pairs = static_cast<double>(b.tokens) * m.top_k;
+    const double local = std::ceil(static_cast<double>(m.experts) / ranks_);
+    const double active = local > 0 ? local * (1.0 - std::exp(-pairs / local)) : 0.0;
+    double t = cost_->AttentionTime(b) * m.layers;
+    t += cost_->DenseFfnTime(b.tokens) * m.dense_layers;
+    t += (cost_->SharedExpertTime(b.tokens) + cost_->ExpertTime(pairs, active)) * m.moe_layers();
+    t += cost_->HeadTime(b) + cost_->StepOverhead(b.sequences);
+    return t;
+  }
+
+  const CostModel* cost_;
+  double ranks_;
+  CoordinatedOptions o_;
+};
+
+}  // namespace
+
+FactoryResult NewCoordinatedBudget(const Params& p, const StepDeps& deps) {
+  CoordinatedOptions o;
+  o.stretch = p.GetDouble("stretch", o.stretch);
+  o.min_chunk = p.GetInt("min_chunk", o.min_chunk);
+  o.max_step = p.GetDouble("max_step_ms", 0) / 1000.0;
+  o.drain_steps = p.GetInt("drain_steps", o.drain_steps);
+  if (!(o.stretch >= 1)) return InvalidArgument("'stretch' must be >= 1");
+  if (o.min_chunk < 0) return InvalidArgument("'min_chunk' must be >= 0 (tokens)");
+  if (!(o.max_step >= 0)) return InvalidArgument("'max_step_ms' must be >= 0");
+  if (deps.cost_model == nullptr) {
+    return InvalidArgument("needs a cost model (StepDeps::cost_model is null)");
+  }
+  return std::unique_ptr<StepPolicy>(
+      std::make_unique<CoordinatedBudgetPolicy>(deps.cost_model, deps.ranks, o));
+}
+
+}  // namespace gimbal::step_internal

@@ -1,0 +1,129 @@
+// Step policies: the fixed vLLM budget and Gimbal's coordinated budgets, on a hand-made model.
+#include "policy/step/step_policy.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "policy/dispatch/dispatch_test_util.h"
+
+namespace gimbal {
+namespace {
+
+constexpr int64_t kMax = 8192;
+
+StepDeps Deps(int ranks = 4) {
+  StepDeps d;
+  d.cost_model = &dispatch_test::TestCostModel();
+  d.ranks = ranks;
+  return d;
+}
+
+std::unique_ptr<StepPolicy> Make(const std::string& name, const Params& p = {}) {
+  auto r = MakeStepPolicy(name, p, Deps());
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+std::vector<int64_t> Budgets(const StepPolicy& p, const std::vector<RankWork>& w,
+                             int64_t max_budget = kMax) {
+  std::vector<int64_t> b(w.size(), -1);
+  p.Budgets(w, max_budget, b);
+  return b;
+}
+
+RankWork Decoding(int64_t running, int64_t pending = 0, double context_each = 2000) {
+  RankWork w;
+  w.running = running;
+  w.context_tokens = static_cast<double>(running) * context_each;
+  w.pending_prefill = pending;
+  return w;
+}
+
+TEST(StepPolicy, RegistryNamesAndErrors) {
+  EXPECT_EQ(StepPolicyNames(), (std::vector<std::string>{"gimbal", "vllm"}));
+  auto unknown = MakeStepPolicy("nope", {}, Deps());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("gimbal, vllm"), std::string::npos);
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"stretch", "0.5"}, {"min_chunk", "-1"}, {"max_step_ms", "-2"}, {"stretch", "x"},
+           {"typo", "1"}}) {
+    auto r = MakeStepPolicy("gimbal", Params(std::map<std::string, std::string>{{key, value}}), Deps());
+    ASSERT_FALSE(r.ok()) << key << "=" << value;
+    EXPECT_NE(r.status().message().find(key), std::string::npos) << r.status().ToString();
+  }
+  auto no_model = MakeStepPolicy("gimbal", {}, StepDeps{});
+  ASSERT_FALSE(no_model.ok());
+  EXPECT_NE(no_model.status().message().find("cost model"), std::string::npos);
+}
+
+TEST(StepPolicy, VllmGivesEveryRankTheFullBudget) {
+  auto p = Make("vllm");
+  ASSERT_NE(p, nullptr);
+  const auto b = Budgets(*p, {Decoding(200, 9000), Decoding(0), Decoding(5, 100)});
+  EXPECT_EQ(b, (std::vector<int64_t>{kMax, kMax, kMax}));
+}
+
+TEST(StepPolicy, GimbalGivesTheFullBudgetWhenNothingDecodesOrNothingPrefills) {
+  auto p = Make("gimbal");
+  ASSERT_NE(p, nullptr);
+  // Nothing running anywhere: no decode to protect.
+  EXPECT_EQ(Budgets(*p, {Decoding(0, 9000), Decoding(0, 0)}), (std::vector<int64_t>{kMax, kMax}));
+  // Nothing to prefill: the budget does not matter; the engines' own limit stands.
+  EXPECT_EQ(Budgets(*p, {Decoding(100, 0), Decoding(3, 0)}), (std::vector<int64_t>{kMax, kMax}));
+}
+
+TEST(StepPolicy, GimbalCapsALonePrefillNextToDecodingRanks) {
+  auto p = Make("gimbal");
+  ASSERT_NE(p, nullptr);
+  const auto b = Budgets(*p, {Decoding(64, 20000), Decoding(64), Decoding(64), Decoding(64)});
+  EXPECT_LT(b[0], kMax);            // the chunk is cut to what the step can absorb
+  EXPECT_GE(b[0], 64 + 256);        // but prefill progresses by at least min_chunk
+  for (int64_t x : b) EXPECT_GE(x, 64);  // every running sequence gets its token
+}
+
+TEST(StepPolicy, GimbalBudgetsStayWithinBoundsOverManyStates) {
+  auto p = Make("gimbal", dispatch_test::P({{"min_chunk", "128"}}));
+  ASSERT_NE(p, nullptr);
+  for (int64_t running : {1, 16, 256, 9000}) {
+    for (int64_t pending : {0, 10, 5000}) {
+      const std::vector<RankWork> w = {Decoding(running, pending), Decoding(running / 2 + 1, 3000)};
+      const auto b = Budgets(*p, w);
+      for (size_t r = 0; r < w.size(); ++r) {
+        EXPECT_LE(b[r], kMax);
+        EXPECT_GE(b[r], std::min(kMax, w[r].running));
+        EXPECT_GE(b[r], std::min(kMax, w[r].running + 128));
+      }
+    }
+  }
+}
+
+TEST(StepPolicy, GimbalEvensStepTimeNotTokens) {
+  // A rank with fewer running sequences has a cheaper decode part, so it may take more prompt
+  // tokens for the same step time.
+  auto p = Make("gimbal");
+  ASSERT_NE(p, nullptr);
+  const auto b = Budgets(*p, {Decoding(200, 20000), Decoding(20, 20000)});
+  EXPECT_GT(b[1] - 20, b[0] - 200);
+}
+
+TEST(StepPolicy, GimbalBudgetsGrowWithStretchAndAbsoluteCapBinds) {
+  const std::vector<RankWork> w = {Decoding(128, 20000), Decoding(128, 20000)};
+  int64_t previous = 0;
+  for (const char* stretch : {"1", "1.5", "2", "4", "8"}) {
+    auto p = Make("gimbal", dispatch_test::P({{"stretch", stretch}, {"min_chunk", "0"}}));
+    ASSERT_NE(p, nullptr);
+    const auto b = Budgets(*p, w);
+    EXPECT_GE(b[0], previous) << "stretch " << stretch;
+    previous = b[0];
+  }
+  EXPECT_GT(previous, 128);  // a loose target admits a real chunk
+  auto capped = Make("gimbal", dispatch_test::P({{"stretch", "8"}, {"max_step_ms", "0.001"},
+                                       {"min_chunk", "0"}}));
+  ASSERT_NE(capped, nullptr);
+  // An absolute cap below the decode-only step leaves just the decodes.
+  EXPECT_EQ(Budgets(*capped, w)[0], 128 + 0);
+}
+
+}  // namespace
+}  // namespace gimbal
