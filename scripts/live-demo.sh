@@ -2,10 +2,21 @@
 # The live comparison: one emulated DP+EP cluster (`gimbal engine`), two routers in front of it
 # (`gimbal serve`) — the vLLM-baseline stack and the Gimbal stack — and the same workload driven
 # through each with `gimbal bench`, printed side by side. Loopback only, ephemeral ports, bounded
-# time; every process it starts is stopped on exit. Exit 0 when both runs completed every request.
+# time; every process it starts is stopped on exit. Then the simulator runs the same scenario and
+# workload (`gimbal experiment` on a suite written next to the live results) and `gimbal report`
+# puts simulated and live figures side by side, with the gap. Exit 0 when both live runs completed
+# every request and the report was written; the last line names the report.
 #
-#   scripts/live-demo.sh                 # about 15 s
-#   GIMBAL=path/to/gimbal NUM_PROMPTS=400 RATE=30 scripts/live-demo.sh
+#   scripts/live-demo.sh                 # about 20 s
+#   GIMBAL=path/to/gimbal NUM_PROMPTS=400 RATE=30 OUT=out/demo2 scripts/live-demo.sh
+#
+# Outputs, under OUT (default out/demo; emptied first, and refused unless it is empty or an earlier
+# demo's folder):
+#   OUT/live/live.json                 the manifest `gimbal report` reads (docs/experiments.md)
+#   OUT/live/<stack>.json              `gimbal bench --json --save-detailed` per stack
+#   OUT/live/scenario.yaml, suite.yaml the same cluster and workload for the simulator
+#   OUT/results.json, points/          the simulated points (`gimbal experiment`)
+#   OUT/report/index.html              the report; headline.json's "live" key has the table
 #
 # The stacks (docs/router.md, "Live comparison"):
 #   vllm-baseline: dispatch `vllm` (4·waiting + running from /metrics scraped every 100 ms, plus
@@ -31,12 +42,22 @@ OUTPUT_LEN="${OUTPUT_LEN:-128}"
 RANGE_RATIO="${RANGE_RATIO:-0.9}"
 SEED="${SEED:-1}"
 RUN_TIMEOUT="${RUN_TIMEOUT:-90}"   # seconds per bench run
+OUT="${OUT:-$ROOT/out/demo}"
 
 if [ ! -x "$GIMBAL" ]; then
   echo "live-demo: $GIMBAL not found; build first (make build)" >&2
   exit 2
 fi
 export GIMBAL_DATA_DIR="${GIMBAL_DATA_DIR:-$ROOT/data}"
+
+if [ -e "$OUT" ] && [ -n "$(ls -A "$OUT" 2>/dev/null)" ] && [ ! -f "$OUT/live/live.json" ]; then
+  echo "live-demo: $OUT is not empty and holds no earlier demo (live/live.json); set OUT" >&2
+  exit 2
+fi
+rm -rf "$OUT"
+mkdir -p "$OUT/live"
+OUT="$(cd "$OUT" && pwd)"
+LIVE="$OUT/live"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gimbal-live.XXXXXX")"
 PIDS=()
@@ -109,8 +130,8 @@ run_bench() {  # name, port
   timeout --signal=TERM "$RUN_TIMEOUT" "$GIMBAL" bench --base-url "http://127.0.0.1:$2" \
     --model "$MODEL" --num-prompts "$NUM_PROMPTS" --request-rate "$RATE" \
     --burstiness "$BURSTINESS" --random-input-len "$INPUT_LEN" --random-output-len "$OUTPUT_LEN" \
-    --random-range-ratio "$RANGE_RATIO" --seed "$SEED" --send-traffic-class \
-    --json "$WORK/$1.json" >"$WORK/$1.bench.log" 2>&1 || {
+    --random-range-ratio "$RANGE_RATIO" --seed "$SEED" --send-traffic-class --save-detailed \
+    --json "$LIVE/$1.json" >"$WORK/$1.bench.log" 2>&1 || {
       echo "live-demo: gimbal bench through $1 failed" >&2
       tail -n 20 "$WORK/$1.bench.log" >&2
       return 1
@@ -119,7 +140,7 @@ run_bench() {  # name, port
 run_bench vllm-baseline "$BASE_PORT"
 run_bench gimbal "$GIMBAL_PORT"
 
-python3 - "$WORK/vllm-baseline.json" "$WORK/gimbal.json" <<'EOF'
+python3 - "$LIVE/vllm-baseline.json" "$LIVE/gimbal.json" <<'EOF'
 import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
 rows = [("completed", "completed", "{:.0f}"), ("failed", "failed", "{:.0f}"),
@@ -138,3 +159,92 @@ if bad:
     print("live-demo: requests failed in " + ", ".join(bad), file=sys.stderr)
     sys.exit(1)
 EOF
+
+# The same scenario in the simulator: the emulated engines' cluster (`gimbal engine --dp --model
+# --gpu`: catalogue defaults, one traffic class) and `gimbal bench`'s workload (same generator,
+# seed and lengths), at the rate in model time (the emulator sleeps model time x TIME_SCALE).
+echo "== simulated: the same scenario and workload"
+lengths() {  # len, range ratio -> the length distribution `gimbal bench` draws from
+  awk -v l="$1" -v r="$2" 'BEGIN {
+    if (r > 0) {
+      lo = int(l * (1 - r)); if (lo < 1) lo = 1
+      hi = l * (1 + r); hi = (hi == int(hi)) ? hi : int(hi) + 1
+      printf "{dist: uniform, low: %d, high: %d}", lo, hi
+    } else printf "%d", l }'
+}
+SIM_RATE="$(awk -v r="$RATE" -v s="$TIME_SCALE" 'BEGIN { printf "%.10g", r * s }')"
+cat >"$LIVE/scenario.yaml" <<YAML
+# Written by scripts/live-demo.sh: the live demo's cluster and workload for the simulator.
+name: live-demo
+description: $MODEL on $DP x $GPU (DP$DP+EP$DP), $NUM_PROMPTS requests at $RATE req/s, burstiness $BURSTINESS
+seed: $SEED
+model: $MODEL
+gpu: $GPU
+topology: hgx-8gpu
+cluster: {dp: $DP}
+workload:
+  kind: synthetic
+  num_requests: $NUM_PROMPTS
+  rate: $SIM_RATE
+  burstiness: $BURSTINESS
+  prompt: $(lengths "$INPUT_LEN" "$RANGE_RATIO")
+  output: $(lengths "$OUTPUT_LEN" "$RANGE_RATIO")
+stacks:
+  # The routers' stacks: vLLM's balancer on 100 ms metrics scrapes with FCFS engines (untagged
+  # requests under the priority queue), and Gimbal's dispatch on pushed state with its queue order.
+  - name: vllm-baseline
+    dispatch: {policy: vllm, snapshot_interval_ms: 100}
+    queue: fcfs
+  - name: gimbal
+    dispatch: {policy: gimbal, snapshot_interval_ms: 0}
+    queue: gimbal
+YAML
+cat >"$LIVE/suite.yaml" <<YAML
+# Written by scripts/live-demo.sh: one point per stack, the live run's seed and rate.
+name: live-demo
+description: The live demo's scenario in the simulator, next to the live run (scripts/live-demo.sh)
+scenarios:
+  - path: scenario.yaml
+    label: live-demo
+rates: [$SIM_RATE]
+seeds: [$SEED]
+baseline: vllm-baseline
+headline: gimbal
+series_bins: 50
+expert_load: {bins: 30}
+YAML
+cat >"$LIVE/live.json" <<JSON
+{"format": "gimbal.live/1", "scenario": "live-demo", "rate": $SIM_RATE, "seed": $SEED,
+ "time_scale": $TIME_SCALE,
+ "description": "gimbal bench against gimbal serve over gimbal engine (scripts/live-demo.sh)",
+ "runs": [{"stack": "vllm-baseline", "bench_json": "vllm-baseline.json"},
+          {"stack": "gimbal", "bench_json": "gimbal.json"}]}
+JSON
+"$GIMBAL" experiment --suite "$LIVE/suite.yaml" --out "$OUT" --jobs 2 >"$WORK/experiment.log" 2>&1 || {
+  echo "live-demo: gimbal experiment failed" >&2
+  tail -n 20 "$WORK/experiment.log" >&2
+  exit 1
+}
+"$GIMBAL" report "$OUT" >"$WORK/report.log" 2>&1 || {
+  echo "live-demo: gimbal report failed" >&2
+  tail -n 20 "$WORK/report.log" >&2
+  exit 1
+}
+python3 - "$OUT/report/headline.json" <<'PY'
+import json, sys
+live = json.load(open(sys.argv[1])).get("live", {})
+names = [("mean_ttft_ms", "mean TTFT (ms)", "{:.1f}"), ("mean_tpot_ms", "mean TPOT (ms)", "{:.2f}"),
+         ("p99_ttft_ms", "p99 TTFT (ms)", "{:.1f}"), ("request_throughput", "throughput (req/s)", "{:.2f}")]
+print("{:<20} {:<15} {:>10} {:>10} {:>8}".format("", "stack", "simulated", "live", "gap"))
+for key, label, fmt in names:
+    for r in live.get("rows", []):
+        c = r["metrics"][key]
+        cell = lambda v: fmt.format(v) if v is not None else "-"
+        gap = "{:+.1f}%".format(c["gap_pct"]) if c["gap_pct"] is not None else "-"
+        print("{:<20} {:<15} {:>10} {:>10} {:>8}".format(label, r["stack"], cell(c["sim"]),
+                                                         cell(c["live"]), gap))
+if not live.get("rows"):
+    print("live-demo: the report matched no live run with a simulated point", file=sys.stderr)
+    sys.exit(1)
+PY
+echo "report: $OUT/report/index.html"

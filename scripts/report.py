@@ -9,9 +9,10 @@ per-point request CSVs under DIR/points/, and writes into --out:
   scenario: latency_vs_rate, latency_cdf, throughput_latency, expert_load, step_breakdown,
   step_time_series, ablation (each <kind>__<scenario>.png).
 
-Points carry a "source" ("sim" for `gimbal experiment`); points of other sources with the same
-keys (a live run) are drawn next to the simulated ones with dashed lines, and the headline table
-gets a row per source.
+Points carry a "source" ("sim" for `gimbal experiment`). With --live, the live points `gimbal
+report` wrote (a `gimbal bench` run per stack against `gimbal serve` over `gimbal engine`) join
+them: they are drawn dashed next to the simulated ones, the headline table gets a row per source,
+and headline.json's "live" key becomes the simulated-versus-live table with the gap in percent.
 """
 import argparse
 import csv
@@ -27,6 +28,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+LIVE_LABELS = OrderedDict([
+    ("mean_ttft_ms", ("mean TTFT", "ms", "%.1f")),
+    ("mean_tpot_ms", ("mean TPOT", "ms", "%.2f")),
+    ("p99_ttft_ms", ("p99 TTFT", "ms", "%.1f")),
+    ("request_throughput", ("throughput", "req/s", "%.2f")),
+    ("output_throughput", ("output throughput", "tok/s", "%.0f")),
+])
 METRIC_LABELS = OrderedDict([
     ("mean_ttft_ms", "mean TTFT"),
     ("mean_tpot_ms", "mean TPOT"),
@@ -50,14 +58,18 @@ def style(source):
 
 
 class Report:
-    def __init__(self, results_path, headline_path, out):
+    def __init__(self, results_path, headline_path, out, live_path=None):
         with open(results_path) as f:
             self.results = json.load(f)
         with open(headline_path) as f:
             self.headline = json.load(f)
         self.dir = os.path.dirname(os.path.abspath(results_path))
         self.out = out
-        self.points = self.results.get("points", [])
+        self.points = list(self.results.get("points", []))
+        if live_path:
+            with open(live_path) as f:
+                self.points += json.load(f)
+        self.live = self.headline.get("live")
         self.baseline = self.results.get("baseline", "")
         self.head = self.results.get("headline", "")
         self.stacks = list(self.results.get("stacks", []))
@@ -139,10 +151,12 @@ class Report:
                   "request rate, per stack (mean over seeds; shaded: min to max over seeds).")
 
     def read_requests(self, p):
-        name = p.get("requests_csv")
-        if not name:
+        if p.get("requests_path"):
+            path = p["requests_path"]
+        elif p.get("requests_csv"):
+            path = os.path.join(self.dir, "points", p["requests_csv"])
+        else:
             return [], []
-        path = os.path.join(self.dir, "points", name)
         ttft, e2e = [], []
         if not os.path.exists(path):
             return ttft, e2e
@@ -213,52 +227,16 @@ class Report:
         return pts[0] if pts else None
 
     def expert_load(self, scenario):
-        shown = [s for s in [self.baseline, self.head] + [s for s in self.stacks if "placement" in s]
-                 if self.first_top_point(scenario, s)]
-        shown = list(OrderedDict.fromkeys(shown))
+        """Measured per-GPU expert load over time: the static baseline against rebalancing stacks."""
+        rebalancing = [s for s in self.stacks
+                       if self.first_top_point(scenario, s)
+                       and "placement_policy" in self.first_top_point(scenario, s)["summary"]]
+        shown = [s for s in [self.baseline, self.head] + rebalancing if self.first_top_point(scenario, s)]
+        shown = list(OrderedDict.fromkeys(shown))[:4]
         series = [(s, self.first_top_point(scenario, s)) for s in shown]
-        series = [(s, p) for s, p in series if p.get("expert_load")]
-        if series:
-            ncol = max(len(p["expert_load"]["placements"]) for _, p in series)
-            fig, axes = plt.subplots(len(series), ncol + 1, figsize=(5.2 * (ncol + 1), 4.4 * len(series)),
-                                     squeeze=False)
-            vals = [v for _, p in series for pl in p["expert_load"]["placements"] for row in pl["gpu_load"]
-                    for v in row]
-            spread = max(0.05, max(abs(v - 1.0) for v in vals)) if vals else 0.5
-            vmin, vmax = 1.0 - spread, 1.0 + spread  # centred on the mean load
-            for i, (stack, p) in enumerate(series):
-                el = p["expert_load"]
-                t = el["t_s"]
-                for j, pl in enumerate(el["placements"]):
-                    ax = axes[i][j]
-                    grid = list(map(list, zip(*pl["gpu_load"])))  # gpus x bins
-                    im = ax.imshow(grid, aspect="auto", origin="lower", cmap="coolwarm", vmin=vmin, vmax=vmax,
-                                   extent=[t[0], t[-1] + el["bin_s"], -0.5, el["gpus"] - 0.5])
-                    ax.set_title("%s, %s\nmax/mean %.3f" % (stack, pl["name"], pl["overall_max_over_mean"]),
-                                 fontsize=9)
-                    ax.set_xlabel("time (s)")
-                    ax.set_ylabel("GPU")
-                    fig.colorbar(im, ax=ax, label="expert load / GPU mean")
-                ax = axes[i][ncol]
-                for pl in el["placements"]:
-                    ax.plot(range(len(pl["layer_max_over_mean"])), pl["layer_max_over_mean"],
-                            label="derived, " + pl["name"])
-                measured = p["summary"].get("expert_load_max_over_mean_per_layer", [])
-                if measured:
-                    ax.plot(range(len(measured)), measured, "k:", label="simulated (run summary)")
-                ax.set_xlabel("MoE layer")
-                ax.set_ylabel("max / mean GPU expert load")
-                ax.set_title("%s: per layer" % stack, fontsize=9)
-                ax.grid(alpha=0.3)
-                ax.legend(fontsize=7)
-            caption = ("Per-GPU expert load over time (layer-averaged, relative to the GPU mean) at the "
-                       "highest rate, first seed, under the contiguous placement the simulator runs "
-                       "and the placement the placement policy plans from the same traffic "
-                       "(derived from request records; see docs/experiments.md), and the per-layer "
-                       "max/mean, derived and as the simulated run measured it (dotted). Stacks with "
-                       "a placement policy rebalance inside the simulation: their dotted line is "
-                       "the measured effect.")
-        else:
+        series = [(s, p) for s, p in series
+                  if (p.get("expert_load") or {}).get("method") == "measured" and p["expert_load"]["t_s"]]
+        if not series:
             fig, ax = plt.subplots(figsize=(8, 4))
             for stack in shown:
                 p = self.first_top_point(scenario, stack)
@@ -268,9 +246,67 @@ class Report:
             ax.set_ylabel("max / mean GPU expert load")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
-            caption = "Per-layer expert-load imbalance from the simulator's summary (no time series)."
-        fig.suptitle("%s: expert load per GPU" % scenario)
+            fig.suptitle("%s: expert load per GPU" % scenario)
+            self.save(fig, scenario, "expert_load", "Per-layer expert-load imbalance from the "
+                      "simulator's summary (the points carry no per-step load record).")
+            return
+        nan = float("nan")
+
+        def num(v):
+            return nan if v is None else v
+
+        vals = [num(v) for _, p in series for row in p["expert_load"]["gpu_load"] for v in row]
+        vals = [v for v in vals if v == v]
+        spread = max(0.05, max(abs(v - 1.0) for v in vals)) if vals else 0.5
+        vmin, vmax = 1.0 - spread, 1.0 + spread  # centred on the mean load
+        cmap = plt.get_cmap("coolwarm").copy()
+        cmap.set_bad("#dddddd")
+        fig, axes = plt.subplots(len(series) + 1, 1, figsize=(12, 2.6 * len(series) + 3.2), squeeze=False,
+                                 gridspec_kw={"height_ratios": [1.0] * len(series) + [0.9]})
+        for i, (stack, p) in enumerate(series):
+            el = p["expert_load"]
+            t = el["t_s"]
+            ax = axes[i][0]
+            grid = [[num(v) for v in col] for col in zip(*el["gpu_load"])]  # gpus x bins
+            im = ax.imshow(grid, aspect="auto", origin="lower", cmap=cmap, vmin=vmin, vmax=vmax,
+                           interpolation="nearest", extent=[t[0], t[-1] + el["bin_s"], -0.5, el["gpus"] - 0.5])
+            for r in el.get("rebalances_s", []):
+                ax.axvline(r, color="black", ls="--", lw=0.8)
+            summ = p["summary"]
+            if el.get("rebalances_s"):
+                title = "%s: %s placement, %d rebalances; max/mean %.3f before the first, %.3f after" % (
+                    stack, summ.get("placement_policy", "?"), len(el["rebalances_s"]),
+                    num(el["before_first_rebalance"]), num(el["after_first_rebalance"]))
+            elif "placement_policy" in summ:
+                title = "%s: %s placement, no rebalance in the run; max/mean %.3f" % (
+                    stack, summ.get("placement_policy", "?"), num(el["overall_max_over_mean"]))
+            else:
+                title = "%s: static (contiguous) placement; max/mean %.3f" % (
+                    stack, num(el["overall_max_over_mean"]))
+            ax.set_title(title, fontsize=9)
+            ax.set_ylabel("GPU")
+            fig.colorbar(im, ax=ax, label="load / GPU mean", pad=0.01)
+        ax = axes[len(series)][0]
+        for stack, p in series:
+            el = p["expert_load"]
+            ax.step(el["t_s"], [num(v) for v in el["max_over_mean"]], where="post", color=self.color[stack],
+                    label=stack)
+            for r in el.get("rebalances_s", []):
+                ax.axvline(r, color=self.color[stack], ls="--", lw=0.7, alpha=0.6)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("max / mean GPU load")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.suptitle("%s: measured per-GPU expert load at %g req/s, first seed" % (
+            scenario, self.top_rate(scenario)))
         fig.tight_layout()
+        caption = ("Per-GPU routed-expert load over time as the simulator measured it: every step's "
+                   "token-expert pairs per GPU, summed over MoE layers, in equal time bins and divided "
+                   "by the bin's mean GPU load (highest rate, first seed). The baseline keeps the "
+                   "static contiguous placement; stacks with a placement policy rebalance inside the "
+                   "run (dashed lines), so before their first rebalance they run the same placement "
+                   "and after it their own. Bottom: max/mean GPU load per time bin (per-layer maxima "
+                   "over per-layer means, as the run summary's expert_load_max_over_mean).")
         self.save(fig, scenario, "expert_load", caption)
 
     def step_breakdown(self, scenario):
@@ -377,14 +413,79 @@ class Report:
         out.append("</tbody></table>")
         return "\n".join(out)
 
+    def live_rows(self):
+        return (self.live or {}).get("rows", [])
+
+    def live_gap_sentence(self):
+        rows = self.live_rows()
+        gaps = [(abs(r["metrics"][m]["gap_pct"]), r["metrics"][m]["gap_pct"], r["stack"], m)
+                for r in rows for m in LIVE_LABELS if r["metrics"].get(m, {}).get("gap_pct") is not None]
+        if not gaps:
+            return "No live run matched a simulated point."
+        _, worst, stack, m = max(gaps)
+        mean_abs = mean([g[0] for g in gaps])
+        return ("Gap = (live - simulated) / simulated. Mean absolute gap %.1f%% over %d figures; largest "
+                "%+.1f%% (%s, %s)." % (mean_abs, len(gaps), worst, LIVE_LABELS[m][0], stack))
+
+    def live_cells(self, r, m):
+        c = r["metrics"].get(m, {})
+        fmt = LIVE_LABELS[m][2]
+        sim = fmt % c["sim"] if c.get("sim") is not None else "n/a"
+        live = fmt % c["live"] if c.get("live") is not None else "n/a"
+        gap = "%+.1f%%" % c["gap_pct"] if c.get("gap_pct") is not None else "n/a"
+        return sim, live, gap
+
+    def live_intro(self):
+        first = self.live_rows()[0]
+        pts = [p for p in self.points if p.get("source") == "live"]
+        ts = pts[0].get("time_scale", 1) if pts else 1
+        return ("Scenario %s at %g req/s: the live run (`gimbal bench` against `gimbal serve` over "
+                "`gimbal engine`, results in %s%s) next to the simulator on the same workload, seed %s."
+                % (first["scenario"], first["rate"], self.live.get("dir", "?"),
+                   "" if ts == 1 else ", emulator time scale %g, converted to model time" % ts,
+                   ", ".join(str(x) for x in first["sim_seeds"])))
+
+    def html_live_table(self):
+        head = "".join("<th colspan=\"3\">%s (%s)</th>" % (html.escape(v[0]), html.escape(v[1]))
+                       for v in LIVE_LABELS.values())
+        sub = "".join("<th>sim</th><th>live</th><th>gap</th>" for _ in LIVE_LABELS)
+        out = ['<table id="live-table"><thead><tr><th rowspan="2">stack</th>%s</tr><tr>%s</tr></thead>'
+               '<tbody>' % (head, sub)]
+        for r in self.live_rows():
+            cells = "".join("<td>%s</td><td>%s</td><td>%s</td>" % tuple(html.escape(x) for x in self.live_cells(r, m))
+                            for m in LIVE_LABELS)
+            out.append("<tr><td>%s</td>%s</tr>" % (html.escape(r["stack"]), cells))
+        out.append("</tbody></table>")
+        unmatched = (self.live or {}).get("unmatched", [])
+        if unmatched:
+            out.append("<p>Live runs with no simulated point of the same scenario, stack and rate: %s.</p>"
+                       % html.escape(", ".join(unmatched)))
+        return "\n".join(out)
+
+    def markdown_live(self):
+        if not self.live_rows():
+            return []
+        lines = ["", "Simulated and live, side by side. " + self.live_intro() + " " + self.live_gap_sentence(),
+                 "",
+                 "| stack | %s |" % " | ".join("%s (%s): sim / live / gap" % (v[0], v[1]) for v in LIVE_LABELS.values()),
+                 "|---|%s" % ("---|" * len(LIVE_LABELS))]
+        for r in self.live_rows():
+            lines.append("| %s | %s |" % (r["stack"], " | ".join(" / ".join(self.live_cells(r, m))
+                                                                  for m in LIVE_LABELS)))
+        return lines
+
     def markdown(self, report_rel):
         conf = int(round(self.headline.get("confidence", 0.95) * 100))
+        suite_file = self.results.get("suite_file", "")
+        if os.path.isabs(suite_file):
+            suite_file = os.path.relpath(suite_file)
+        d = os.path.relpath(self.dir)
         lines = [
-            "Suite `%s` (%s); every change is against `%s` at each scenario's highest request rate, "
-            "mean over seeds with %d%% t confidence intervals; the paper's figures are in "
-            "parentheses. Regenerate with `bash scripts/update-readme-results.sh %s`." % (
-                self.results.get("suite", ""), self.results.get("suite_file", ""), self.baseline, conf,
-                os.path.relpath(self.dir)),
+            "Generated by `gimbal experiment --suite %s --out %s && gimbal report %s && "
+            "bash scripts/update-readme-results.sh %s`. Suite `%s`; every change is against `%s` at "
+            "each scenario's highest request rate, mean over seeds with %d%% t confidence intervals; "
+            "the paper's figures are in parentheses." % (
+                suite_file, d, d, d, self.results.get("suite", ""), self.baseline, conf),
             "",
             "| source | scenario | rate (req/s) | stack | seeds | %s |" % " | ".join(METRIC_LABELS.values()),
             "|---|---|---|---|---|%s" % ("---|" * len(METRIC_LABELS)),
@@ -399,6 +500,7 @@ class Report:
             stack = "**%s**" % r["stack"] if r["is_headline"] else r["stack"]
             lines.append("| %s | %s | %g | %s | %d | %s |" % (r["source"], r["scenario"], r["rate"], stack,
                                                            r["n_seeds"], " | ".join(cells)))
+        lines += self.markdown_live()
         lines += ["", "Full report with plots: `%s`." % report_rel]
         return "\n".join(lines) + "\n"
 
@@ -427,6 +529,11 @@ class Report:
             parts.append("<p>Notes:</p><ul>%s</ul>" % "".join("<li>%s</li>" % html.escape(n) for n in notes))
         parts += ["<h2>Headline changes against %s at the highest load</h2>" % html.escape(self.baseline),
                   self.html_table()]
+        if self.live_rows():
+            parts += ["<h2>Simulated and live</h2>",
+                      "<p>%s</p>" % html.escape(self.live_intro()),
+                      self.html_live_table(),
+                      '<p id="live-gap">%s</p>' % html.escape(self.live_gap_sentence())]
         for scenario in self.scenarios:
             parts.append("<h2>%s</h2>" % html.escape(scenario))
             for sc, kind, name, caption in self.plots:
@@ -469,8 +576,9 @@ def main():
     ap.add_argument("--results", required=True)
     ap.add_argument("--headline", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--live", help="live points written by `gimbal report` (live_points.json)")
     a = ap.parse_args()
-    Report(a.results, a.headline, a.out).run()
+    Report(a.results, a.headline, a.out, a.live).run()
     return 0
 
 

@@ -1,41 +1,35 @@
-// Per-GPU expert load over time, derived from a finished run's request records.
+// Per-GPU expert load over time, as the simulator measured it.
 //
-// The simulator reports expert-load balance only as run totals (expert_load_max_over_mean and its
-// per-layer list); it keeps no per-step, per-GPU loads. This module rebuilds an estimate from what
-// a run does expose: each request's engine (source rank), traffic class, token counts and times.
-// Prompt tokens are counted in the time bin of the request's first token (the step that ran its
-// prefill ended then); output tokens are spread evenly from the first token to the finish. The
-// tokens of each (bin, source rank, class) are routed with the same expert-routing model the
-// simulator uses (ExpertPopularity + RoutingTables) under two placements:
-//   "before": the contiguous placement every simulated run uses;
-//   "after":  the placement a placement policy (default "gimbal") plans from the run's own
-//             source × expert statistics, with the cluster's slots.
-// "After" is a what-if on the same traffic, not a simulated rebalance: dispatch does not react to
-// the new placement.
+// With SimOptions::keep_steps the simulator records, for every step, each GPU's routed-expert load
+// (token-expert pairs summed over MoE layers) and the step's Σ_layers max and mean GPU load
+// (sim::StepRecord). This module buckets those records into equal time bins so a point's output
+// stays small, and splits the run at the first rebalance of a stack with a placement policy:
+// before it every stack runs the contiguous placement; after it, the placement the policy planned.
 #pragma once
 
 #include <nlohmann/json.hpp>
-
-#include <string>
 #include <vector>
 
-#include "core/status.h"
-#include "sim/cluster.h"
-#include "sim/metrics.h"
+#include "sim/simulator.h"
 
 namespace gimbal::experiment {
 
 struct ExpertLoadOptions {
   int bins = 60;
-  std::string policy = "gimbal";  // placement policy for "after"; empty: "before" only
 };
 
-// {"method", "bin_s", "t_s": [bin starts], "gpus", "placements": [{"name", "gpu_load": [bins][gpus]
-//  (each GPU's expert load ÷ the GPU mean, averaged over MoE layers), "max_over_mean": [bins]
-//  (Σ_layers max ÷ Σ_layers mean), "layer_max_over_mean": [layers], "overall_max_over_mean"}],
-//  "plan_seconds"}.
-Result<nlohmann::ordered_json> DeriveExpertLoad(const sim::ClusterSpec& cluster,
-                                                const std::vector<sim::RequestRecord>& requests,
-                                                const ExpertLoadOptions& options);
+// From a run's step records and its summary (for `rebalance_history`):
+//   {"method": "measured", "bin_s", "t_s": [bin starts], "gpus", "steps": [steps per bin],
+//    "gpu_load": [bins][gpus]  each GPU's load in the bin ÷ the mean GPU's (null: no load),
+//    "max_over_mean": [bins]   Σ step max ÷ Σ step mean in the bin (null: no load),
+//    "overall_max_over_mean"   over the whole run (equals the summary's figure),
+//    "rebalances_s": [simulated times of the rebalances],
+//    "before_first_rebalance", "after_first_rebalance": max ÷ mean over the steps up to and
+//    including the step that triggered the first rebalance, and over the steps after it (null
+//    without a rebalance)}.
+// Values are rounded to 4 decimals. No steps: an empty object.
+nlohmann::ordered_json MeasuredExpertLoad(const std::vector<sim::StepRecord>& steps,
+                                          const nlohmann::ordered_json& summary,
+                                          const ExpertLoadOptions& options);
 
 }  // namespace gimbal::experiment

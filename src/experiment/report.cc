@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 
+#include "experiment/live.h"
 #include "experiment/runner.h"
 #include "experiment/stats.h"
 
@@ -164,8 +165,28 @@ Result<std::string> MakeReport(const ReportOptions& options) {
   fs::create_directories(out, ec);
   if (ec) return IoError(fmt::format("cannot create {}: {}", out.string(), ec.message()));
 
+  fs::path live_dir = options.live_dir;
+  if (live_dir.empty() && fs::exists(dir / "live" / "live.json")) live_dir = dir / "live";
+  nlohmann::ordered_json live_points = nlohmann::ordered_json::array();
+  if (!live_dir.empty()) {
+    auto lp = LoadLivePoints(live_dir.string(), (out / "live").string());
+    if (!lp.ok()) return lp.status();
+    live_points = std::move(*lp);
+    if (!results.contains("points") || !results["points"].is_array()) {
+      results["points"] = nlohmann::ordered_json::array();
+    }
+    for (const auto& p : live_points) results["points"].push_back(p);
+  }
   auto table = HeadlineTable(results);
   if (!table.ok()) return table.status().WithContext(results_path.string());
+  const fs::path live_path = out / "live_points.json";
+  if (!live_points.empty()) {
+    (*table)["live"] = LiveComparison(results["points"]);
+    (*table)["live"]["dir"] = fs::absolute(live_dir).lexically_normal().string();
+    GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(live_path.string(), live_points.dump(1) + "\n"));
+  } else {
+    fs::remove(live_path, ec);
+  }
   const fs::path headline_path = out / "headline.json";
   GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(headline_path.string(), table->dump(1) + "\n"));
 
@@ -187,8 +208,13 @@ Result<std::string> MakeReport(const ReportOptions& options) {
         "scripts/report.py not found next to the gimbal binary or in its source tree (set "
         "GIMBAL_REPORT_SCRIPT to its path)");
   }
-  const int rc = Run({python, script, "--results", results_path.string(), "--headline",
-                      headline_path.string(), "--out", out.string()});
+  std::vector<std::string> argv = {python, script, "--results", results_path.string(),
+                                   "--headline", headline_path.string(), "--out", out.string()};
+  if (!live_points.empty()) {
+    argv.push_back("--live");
+    argv.push_back(live_path.string());
+  }
+  const int rc = Run(argv);
   if (rc != 0) return Internal(fmt::format("{} {} failed with exit code {}", python, script, rc));
   const fs::path index = out / "index.html";
   if (!fs::exists(index)) return Internal(fmt::format("{} wrote no {}", script, index.string()));

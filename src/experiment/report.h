@@ -34,10 +34,15 @@ std::string FindReportScript();
 struct ReportOptions {
   std::string results_dir;
   std::string out_dir;  // default results_dir/report
+  // A live folder (live.h) whose runs join the report as source "live"; empty: results_dir/live
+  // when it holds a live.json, else none.
+  std::string live_dir;
   std::string python = "/usr/bin/python3";  // $GIMBAL_PYTHON overrides
 };
 
-// Writes out_dir/headline.json and runs the script; returns the path of index.html.
+// Writes out_dir/headline.json (with a "live" key holding LiveComparison when there are live
+// points, and the live points in out_dir/live_points.json) and runs the script; returns the path
+// of index.html.
 Result<std::string> MakeReport(const ReportOptions& options);
 
 }  // namespace gimbal::experiment

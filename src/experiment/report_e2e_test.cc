@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <sys/wait.h>
 
@@ -176,6 +177,89 @@ TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
     EXPECT_TRUE(expected.count((*it)[1].str())) << (*it)[1].str();
   }
   EXPECT_EQ(imgs, 7);
+  fs::remove_all(profile);
+}
+
+// The live demo end to end: emulated engines, two routers, `gimbal bench` through each, the same
+// scenario in the simulator, and the report with simulated and live figures side by side.
+TEST(ExperimentReport, LiveDemoReportShowsSimulatedAndLiveSideBySide) {
+  const fs::path out = fs::path(kBuild) / "live_demo_e2e";
+  fs::remove_all(out);
+  Output demo = Sh("GIMBAL=" + Quote(kGimbal) + " OUT=" + Quote(out.string()) +
+                   " NUM_PROMPTS=40 RATE=20 RUN_TIMEOUT=60 timeout 240 bash " +
+                   Quote(kSource + "/scripts/live-demo.sh"));
+  ASSERT_EQ(demo.rc, 0) << demo.text;
+  const fs::path report = out / "report";
+  const std::string last = "report: " + (report / "index.html").string() + "\n";
+  ASSERT_GE(demo.text.size(), last.size());
+  EXPECT_EQ(demo.text.substr(demo.text.size() - last.size()), last) << demo.text;
+  for (const char* f : {"live/live.json", "live/vllm-baseline.json", "live/gimbal.json",
+                        "live/scenario.yaml", "results.json", "report/live_points.json"}) {
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  }
+
+  // The table: one row per stack, simulated and live figures and the gap, on the same workload
+  // (the simulated point ran exactly the requests the live run sent).
+  const auto headline = nlohmann::json::parse(Read(report / "headline.json"));
+  ASSERT_TRUE(headline.contains("live")) << headline.dump();
+  const auto& rows = headline["live"]["rows"];
+  ASSERT_EQ(rows.size(), 2u) << headline["live"].dump();
+  std::set<std::string> stacks;
+  for (const auto& row : rows) {
+    stacks.insert(row["stack"].get<std::string>());
+    for (const char* m : {"mean_ttft_ms", "mean_tpot_ms", "p99_ttft_ms", "request_throughput"}) {
+      const auto& c = row["metrics"][m];
+      ASSERT_TRUE(c["sim"].is_number() && c["live"].is_number() && c["gap_pct"].is_number())
+          << m << " " << row.dump();
+      EXPECT_GT(c["live"].get<double>(), 0) << m;
+      const double gap = (c["live"].get<double>() - c["sim"].get<double>()) / c["sim"].get<double>();
+      EXPECT_NEAR(c["gap_pct"].get<double>(), gap * 100, 1e-6) << m;
+    }
+  }
+  EXPECT_EQ(stacks, (std::set<std::string>{"vllm-baseline", "gimbal"}));
+  const auto bench = nlohmann::json::parse(Read(out / "live" / "gimbal.json"));
+  const auto results = nlohmann::json::parse(Read(out / "results.json"));
+  ASSERT_EQ(results["points"].size(), 2u);
+  std::vector<int64_t> sim_prompts;
+  {
+    std::istringstream csv(Read(out / "points" / results["points"][0]["requests_csv"].get<std::string>()));
+    std::string line;
+    std::getline(csv, line);
+    while (std::getline(csv, line)) {
+      std::vector<std::string> f;
+      std::stringstream ls(line);
+      for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+      ASSERT_GE(f.size(), 7u) << line;
+      sim_prompts.push_back(std::stoll(f[6]));
+    }
+  }
+  EXPECT_EQ(nlohmann::json(sim_prompts), bench["input_lens"]);
+
+  // The page: the side-by-side table and the gap sentence, rendered by chromium.
+  const std::string index = Read(report / "index.html");
+  EXPECT_NE(index.find("id=\"live-table\""), std::string::npos);
+  EXPECT_NE(index.find("id=\"live-gap\""), std::string::npos);
+  const std::string md = Read(report / "results.md");
+  EXPECT_NE(md.find("sim / live / gap"), std::string::npos) << md;
+  EXPECT_NE(md.find("| live | live-demo |"), std::string::npos) << md;  // headline row per source
+  const std::string chromium = FindChromium();
+  ASSERT_FALSE(chromium.empty()) << "chromium is not installed: run scripts/install-deps.sh";
+  const fs::path profile = fs::path(kBuild) / "live_demo_e2e_chromium_profile";
+  fs::remove_all(profile);
+  const std::string url = "file://" + fs::absolute(report / "index.html").string();
+  Output dom = Sh("timeout 90 " + chromium +
+                  " --headless --no-sandbox --disable-gpu --no-first-run --disable-sync"
+                  " --disable-background-networking --disable-component-update"
+                  " --virtual-time-budget=10000 --user-data-dir=" +
+                  Quote(profile.string()) + " --dump-dom " + Quote(url));
+  ASSERT_EQ(dom.rc, 0) << dom.text;
+  const auto table_at = dom.text.find("id=\"live-table\"");
+  ASSERT_NE(table_at, std::string::npos) << dom.text.substr(0, 4000);
+  const std::string table = dom.text.substr(table_at, dom.text.find("</table>", table_at) - table_at);
+  EXPECT_NE(table.find("<td>vllm-baseline</td>"), std::string::npos) << table;
+  EXPECT_NE(table.find("<td>gimbal</td>"), std::string::npos) << table;
+  EXPECT_NE(table.find("%</td>"), std::string::npos) << table;  // the gap cells
+  EXPECT_NE(dom.text.find("all 7 images loaded"), std::string::npos) << dom.text.substr(0, 4000);
   fs::remove_all(profile);
 }
 

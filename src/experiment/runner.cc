@@ -140,6 +140,12 @@ bool ReadJson(const std::string& path, nlohmann::ordered_json* out) {
   return true;
 }
 
+// The "id" of a point's JSON; empty when it has none.
+std::string PointId(const nlohmann::ordered_json& j) {
+  const auto it = j.find("id");
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace
 
 const std::vector<std::string>& SummaryColumns() {
@@ -207,13 +213,7 @@ Result<nlohmann::ordered_json> RunPoint(const Point& p, const Suite& suite, cons
   if (suite.expert_load && p.top_rate && p.first_seed) {
     ExpertLoadOptions eo;
     eo.bins = suite.expert_load_bins;
-    eo.policy = suite.expert_load_policy;
-    auto el = DeriveExpertLoad(s.cluster, r->requests, eo);
-    if (el.ok()) {
-      j["expert_load"] = std::move(*el);
-    } else {
-      j["expert_load_error"] = el.status().message();
-    }
+    j["expert_load"] = MeasuredExpertLoad(r->steps, r->summary, eo);
   }
   if (!requests_csv.empty()) {
     GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(requests_csv, RequestsCsv(r->requests)));
@@ -235,7 +235,7 @@ Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const Run
     nlohmann::ordered_json j;
     const fs::path jp = points_dir / (p.id + ".json");
     const fs::path cp = points_dir / (p.id + ".requests.csv");
-    if (fs::exists(jp) && ReadJson(jp.string(), &j) && j.value("id", "") == p.id && fs::exists(cp)) {
+    if (fs::exists(jp) && ReadJson(jp.string(), &j) && PointId(j) == p.id && fs::exists(cp)) {
       summary.reused++;
     } else {
       todo.push_back(&p);

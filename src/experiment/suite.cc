@@ -94,10 +94,9 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
   }
   if (root.Has("expert_load")) {
     const YamlReader el = root.Child("expert_load");
-    el.CheckKeys({"enabled", "bins", "policy"});
+    el.CheckKeys({"enabled", "bins"});
     s.expert_load = el.Bool("enabled", true);
     s.expert_load_bins = static_cast<int>(el.Int("bins", 60, 1, 10000));
-    s.expert_load_policy = el.String("policy", "gimbal");
   }
   for (const YamlReader& sc : root.Items("scenarios")) {
     sc.CheckKeys({"path", "label", "saturation_rate", "optional", "set", "rates", "rate_unit"});

@@ -9,7 +9,7 @@
 //   set: [key.path=value],                    # scenario overrides applied to every scenario
 //   stacks: [NAME | {name, dispatch, queue, ..., optional}],
 //   baseline: NAME, headline: NAME,
-//   series_bins, expert_load: {enabled, bins, policy}
+//   series_bins, expert_load: {enabled, bins}
 // Paths resolve relative to the suite file. A stack given by name is taken from each scenario; a
 // map is a stack definition applied to every scenario (validated by the scenario loader, so any
 // key the scenario schema accepts works). An `optional` definition the loader rejects, and an
@@ -63,7 +63,6 @@ struct Suite {
   int series_bins = 200;
   bool expert_load = true;
   int expert_load_bins = 60;
-  std::string expert_load_policy = "gimbal";
 };
 
 // Reads a suite file. `seeds_override` > 0 replaces the seeds with 1..K.
