@@ -236,7 +236,10 @@ bool Emulator::Admit(std::deque<Pending>& in, std::vector<uint64_t>& cancels,
   }
   for (uint64_t id : cancels) {
     auto it = live_.find(id);
-    if (it != live_.end()) it->second.sink = nullptr;
+    if (it == live_.end()) continue;
+    cluster_->engine(it->second.engine).Abort(static_cast<RequestId>(id));
+    live_.erase(it);
+    changed = true;  // publish the state without it
   }
   for (auto& c : cmds) {
     Status st = c.placement.Validate();

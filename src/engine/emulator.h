@@ -106,8 +106,8 @@ class Emulator {
   // the request sampled a token, the last with finished = true; or one Update with an error when
   // the request cannot run (bad engine, longer than the rank's KV cache, emulator stopped).
   uint64_t Submit(const Submission& s, UpdateSink sink);
-  // The request's remaining updates are dropped. The model keeps computing it (the scheduler has
-  // no abort), which is what a client that goes away costs a real engine until it notices.
+  // Takes the request out of its engine before the next step (its KV blocks freed, as vLLM's
+  // abort does); its remaining updates are dropped.
   void Cancel(uint64_t id);
   // Installs a placement between two steps (Cluster::SetPlacement validates it). `done` gets an
   // Update with finished = true and `error` empty on success.
@@ -150,7 +150,7 @@ class Emulator {
   };
   struct Live {
     int engine;
-    UpdateSink sink;  // empty once cancelled
+    UpdateSink sink;
   };
 
   explicit Emulator(EmulatorOptions options);

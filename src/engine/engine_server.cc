@@ -81,6 +81,7 @@ struct EngineMetrics {
   net::Counter* generation_tokens = nullptr;
   net::Counter* success = nullptr;
   net::Counter* preemptions = nullptr;
+  net::Counter* aborted = nullptr;
   net::Histogram* ttft = nullptr;
   net::Histogram* e2e = nullptr;
   net::Histogram* itl = nullptr;
@@ -183,6 +184,10 @@ void EngineService::Impl::BuildMetrics(int engine) {
                         .AddCounter("vllm:num_preemptions_total",
                                     "Cumulative number of preemptions from the engine.", labels)
                         .With(values);
+  m->aborted = &m->registry
+                    .AddCounter("gimbal:aborted_requests_total",
+                                "Requests cancelled because their client went away first.", labels)
+                    .With(values);
   m->ttft = &m->registry
                  .AddHistogram("vllm:time_to_first_token_seconds",
                                "Histogram of time to first token in seconds.", labels,
@@ -289,10 +294,22 @@ class EngineHandler : public net::HttpHandler {
     ids.model = s_->opts.served_model;
     EngineMetrics& m = *s_->metrics[engine_];
 
+    // A client that goes away (closes or resets its connection) cancels the request: the
+    // emulator stops computing it and this coroutine stops waiting.
+    auto abandon = [&] {
+      emu.Cancel(id);
+      m.aborted->Inc();
+    };
+    w.OnClientGone([mb] { mb->Wake(); });
+
     int64_t sent = 0;
     double first = -1, last = -1;
     bool streaming = false;
     while (true) {
+      if (w.client_gone()) {
+        abandon();
+        co_return;
+      }
       std::deque<Update> ups = mb->Take();
       if (ups.empty()) {
         co_await mb->Wait(5.0);
@@ -322,7 +339,7 @@ class EngineHandler : public net::HttpHandler {
             h.Set("Content-Type", "text/event-stream; charset=utf-8");
             h.Set("Cache-Control", "no-cache");
             if (!(co_await w.BeginStream(200, std::move(h))).ok()) {
-              emu.Cancel(id);
+              abandon();
               co_return;
             }
             streaming = true;
@@ -332,7 +349,7 @@ class EngineHandler : public net::HttpHandler {
             if (!(co_await w.WriteChunk(
                      net::FormatSseEvent(StreamChunkJson(r, ids, sent, final_token))))
                      .ok()) {
-              emu.Cancel(id);
+              abandon();
               co_return;
             }
           }

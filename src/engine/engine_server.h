@@ -10,7 +10,10 @@
 // shared by all engines, as in one EP group).
 //
 // HTTP handlers never wait on the model: they hand requests to the Emulator's driver thread and
-// are woken, on their connection's strand, when it posts tokens back.
+// are woken, on their connection's executor, when it posts tokens back. A completion whose client
+// closes or resets its connection before the answer is complete is cancelled in the emulator
+// (Emulator::Cancel) at once, even while nothing is being written (a non-streaming request, or a
+// stream between tokens), and counted in gimbal:aborted_requests_total.
 #pragma once
 
 #include <cstdint>

@@ -3,6 +3,8 @@
 #include "engine/engine_server.h"
 
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/use_future.hpp>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -383,6 +385,48 @@ TEST_F(EngineServerTest, StateIsPushedAndStatsCountSources) {
   }
   EXPECT_GT(src0, 0);
   EXPECT_EQ(src1, 0);  // engine 1 ran nothing
+}
+
+// Polls `f` until it returns true or 10 s passed.
+template <typename F>
+bool Eventually(F f) {
+  const auto deadline = Clock::now() + 10s;
+  while (!f()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+TEST_F(EngineServerTest, ClientClosingAStreamCancelsTheRequest) {
+  StartService(1.0);  // real time: 6000 tokens take far longer than this test waits
+  auto req = Req(0, "POST", "/v1/completions",
+                 json{{"prompt", "Hello"}, {"max_tokens", 6000}, {"stream", true}}.dump());
+  const bool first_event =
+      net::RunBlocking(client_io_.context(), [&]() -> asio::awaitable<bool> {
+        auto s = co_await client()->Open(std::move(req));
+        if (!s.ok() || (*s)->status() != 200) co_return false;
+        auto piece = co_await (*s)->Next();
+        co_return piece.ok() && piece.value() && piece.value()->find("data: ") == 0;
+      }());  // the stream is dropped unfinished here: its connection closes
+  ASSERT_TRUE(first_event);
+  EXPECT_TRUE(Eventually([&] { return Metrics(0)["gimbal:aborted_requests_total"] == 1; }));
+  EXPECT_EQ(Metrics(0)["vllm:request_success_total"], 0);
+}
+
+TEST_F(EngineServerTest, ClientLeavingANonStreamingRequestCancelsIt) {
+  StartService(1.0);
+  const std::string body = json{{"prompt", "Hello"}, {"max_tokens", 6000}}.dump();
+  asio::io_context ctx;
+  asio::ip::tcp::socket sock(ctx);
+  sock.connect({asio::ip::make_address("127.0.0.1"), svc_->port(0)});
+  asio::write(sock, asio::buffer("POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                                 "Content-Type: application/json\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(Eventually([&] { return Metrics(0)["vllm:num_requests_running"] == 1; }));
+  sock.close();  // nothing of the answer was written yet
+  EXPECT_TRUE(Eventually([&] { return Metrics(0)["gimbal:aborted_requests_total"] == 1; }));
+  EXPECT_EQ(Metrics(0)["vllm:request_success_total"], 0);
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <limits>
 #include <map>
@@ -27,14 +29,60 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+constexpr size_t kReadChunk = 16384;
+
+// One upstream connection with the storage its requests reuse.
 struct Conn {
-  explicit Conn(asio::io_context& ctx) : socket(ctx) {}
+  explicit Conn(asio::io_context& ctx) : socket(ctx), chunk(new char[kReadChunk]) {}
   tcp::socket socket;
   boost::beast::flat_buffer buffer;
   Clock::time_point last_used;
+  std::string head;                     // request head being written
+  std::unique_ptr<char[]> chunk;        // body pieces are read into this
+  std::optional<http::response_parser<http::buffer_body>> parser;  // the response being read
 };
 
 Status Unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
+
+void CloseConn(void* c) {
+  error_code ec;
+  static_cast<Conn*>(c)->socket.close(ec);
+}
+
+void AppendDecimal(std::string& out, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, end);
+}
+
+// The request line and headers of `req`, framed by Content-Length, keep-alive.
+void AppendRequestHead(std::string& out, const ClientRequest& req, const std::string& host) {
+  out += req.method;
+  out += ' ';
+  out += req.target;
+  out += " HTTP/1.1\r\n";
+  for (const auto& [k, v] : req.headers.items()) {
+    if (EqualsIgnoreCase(k, "Host") || EqualsIgnoreCase(k, "Content-Length") ||
+        EqualsIgnoreCase(k, "Transfer-Encoding") || EqualsIgnoreCase(k, "Connection")) {
+      continue;
+    }
+    out += k;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
+  out += "Host: ";
+  out += host;
+  out += "\r\n";
+  // As Beast's prepare_payload: a length whenever there is a body or the method expects one.
+  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" ||
+      req.method == "OPTIONS" || req.method == "PATCH") {
+    out += "Content-Length: ";
+    AppendDecimal(out, req.body.size());
+    out += "\r\n";
+  }
+  out += "\r\n";
+}
 
 }  // namespace
 
@@ -68,52 +116,67 @@ namespace {
 class Stream final : public ClientStream {
  public:
   Stream(std::shared_ptr<HttpClient::Pool> pool, std::string key, std::shared_ptr<Conn> conn,
-         std::unique_ptr<http::response_parser<http::buffer_body>> parser, Headers headers,
-         asio::any_io_executor ex, double read_timeout_s)
+         Headers headers, detail::SocketDeadline dl, double read_timeout_s, ClientCancel* cancel)
       : pool_(std::move(pool)), key_(std::move(key)), conn_(std::move(conn)),
-        parser_(std::move(parser)), headers_(std::move(headers)),
-        dl_(ex, &conn_->socket, conn_), read_timeout_s_(read_timeout_s) {}
+        status_(conn_->parser->get().result_int()), headers_(std::move(headers)),
+        dl_(std::move(dl)),
+        read_timeout_s_(read_timeout_s), cancel_(cancel) {}
 
   ~Stream() override {
     dl_.Disarm();
+    if (cancel_) cancel_->Detach();
     if (conn_ && !done_) {
       error_code ec;
       conn_->socket.close(ec);
     }
   }
 
-  int status() const override { return parser_->get().result_int(); }
+  int status() const override { return status_; }
   const Headers& headers() const override { return headers_; }
 
   asio::awaitable<Result<std::optional<std::string>>> Next() override {
-    if (done_) co_return std::optional<std::string>{};
+    auto piece = co_await NextView();
+    if (!piece.ok()) co_return piece.status();
+    if (!piece.value()) co_return std::optional<std::string>{};
+    co_return std::optional<std::string>(std::string(*piece.value()));
+  }
+
+  asio::awaitable<Result<std::optional<std::string_view>>> NextView() override {
+    if (done_) co_return std::optional<std::string_view>{};
     if (failed_) co_return Unavailable("connection already failed");
-    while (!parser_->is_done()) {
-      auto& body = parser_->get().body();
-      body.data = buf_;
-      body.size = sizeof(buf_);
+    auto& parser = *conn_->parser;
+    char* const buf = conn_->chunk.get();
+    while (!parser.is_done()) {
+      auto& body = parser.get().body();
+      body.data = buf;
+      body.size = kReadChunk;
       error_code ec;
       dl_.ArmSeconds(read_timeout_s_);
-      co_await http::async_read_some(conn_->socket, conn_->buffer, *parser_,
+      co_await http::async_read_some(conn_->socket, conn_->buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
       dl_.Disarm();
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         failed_ = true;
+        if (cancel_ && cancel_->cancelled()) co_return Unavailable("request cancelled");
         if (dl_.fired()) co_return Unavailable("no response data for " + Seconds() + " s");
         co_return Unavailable("response broken off: " + ec.message());
       }
-      size_t got = sizeof(buf_) - parser_->get().body().size;
-      if (got > 0) co_return std::optional<std::string>(std::string(buf_, got));
+      size_t got = kReadChunk - parser.get().body().size;
+      if (got > 0) co_return std::optional<std::string_view>(std::string_view(buf, got));
     }
     done_ = true;
-    if (parser_->get().keep_alive()) {
+    if (cancel_) {
+      cancel_->Detach();
+      cancel_ = nullptr;
+    }
+    if (parser.get().keep_alive()) {
       pool_->Put(key_, conn_);
     } else {
       error_code ec;
       conn_->socket.close(ec);
     }
-    co_return std::optional<std::string>{};
+    co_return std::optional<std::string_view>{};
   }
 
  private:
@@ -122,13 +185,13 @@ class Stream final : public ClientStream {
   std::shared_ptr<HttpClient::Pool> pool_;
   std::string key_;
   std::shared_ptr<Conn> conn_;
-  std::unique_ptr<http::response_parser<http::buffer_body>> parser_;
+  int status_;  // kept: the parser belongs to the connection, which the pool may hand on
   Headers headers_;
   detail::SocketDeadline dl_;
   double read_timeout_s_;
+  ClientCancel* cancel_;
   bool done_ = false;
   bool failed_ = false;
-  char buf_[16384];
 };
 
 }  // namespace
@@ -153,16 +216,19 @@ size_t HttpClient::idle_connections() const {
   return n;
 }
 
-asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(ClientRequest req) {
+asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(ClientRequest req,
+                                                                       ClientCancel* cancel) {
   auto ex = co_await asio::this_coro::executor;
-  const std::string key = req.host + ":" + std::to_string(req.port);
-  http::request<http::string_body> msg{http::string_to_verb(req.method), req.target, 11};
-  if (msg.method() == http::verb::unknown) msg.method_string(req.method);
-  for (const auto& [k, v] : req.headers.items()) msg.set(k, v);
-  msg.set(http::field::host, key);
-  msg.keep_alive(true);
-  msg.body() = std::move(req.body);
-  msg.prepare_payload();
+  std::string key = req.host;
+  key += ':';
+  AppendDecimal(key, req.port);
+  if (cancel && cancel->cancelled()) co_return Unavailable("request cancelled");
+  // Detaches the canceller from a connection that is given up.
+  auto give_up = [&](Status st) {
+    if (cancel) cancel->Detach();
+    if (cancel && cancel->cancelled()) return Unavailable("request cancelled");
+    return st;
+  };
 
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::shared_ptr<Conn> conn = attempt == 0 ? pool_->Take(key) : nullptr;
@@ -173,50 +239,66 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(ClientRe
       tcp::resolver resolver(ex);
       auto results = co_await resolver.async_resolve(
           req.host, std::to_string(req.port), asio::redirect_error(asio::use_awaitable, ec));
-      if (ec) co_return Unavailable("cannot resolve " + req.host + ": " + ec.message());
-      detail::SocketDeadline dl(ex, &conn->socket, conn);
+      if (ec) co_return give_up(Unavailable("cannot resolve " + req.host + ": " + ec.message()));
+      if (cancel && cancel->cancelled()) co_return give_up(Status::Ok());
+      if (cancel) cancel->Attach(CloseConn, conn.get());
+      detail::SocketDeadline dl(ex, &conn->socket, conn);  // for the connect only
       dl.ArmSeconds(opts_.connect_timeout_s);
       co_await asio::async_connect(conn->socket, results,
                                    asio::redirect_error(asio::use_awaitable, ec));
       dl.Disarm();
       if (ec) {
-        co_return Unavailable("cannot connect to " + key + ": " +
-                              (dl.fired() ? std::string("timed out") : ec.message()));
+        co_return give_up(Unavailable("cannot connect to " + key + ": " +
+                                      (dl.fired() ? std::string("timed out") : ec.message())));
       }
       conn->socket.set_option(tcp::no_delay(true), ec);
+      if (cancel && cancel->cancelled()) {  // a connect to a later endpoint reopened the socket
+        error_code ignored;
+        conn->socket.close(ignored);
+        co_return give_up(Status::Ok());
+      }
     }
-    detail::SocketDeadline dl(ex, &conn->socket, conn);
+    if (cancel) cancel->Attach(CloseConn, conn.get());
+    conn->head.clear();
+    AppendRequestHead(conn->head, req, key);
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(conn->head), asio::buffer(req.body)};
+    detail::SocketDeadline dl(ex, &conn->socket, conn);  // the stream takes it over
     dl.ArmSeconds(opts_.write_timeout_s);
-    co_await http::async_write(conn->socket, msg, asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(conn->socket, bufs, asio::redirect_error(asio::use_awaitable, ec));
     dl.Disarm();
     if (ec) {
-      if (reused) continue;
-      co_return Unavailable("cannot send to " + key + ": " + ec.message());
+      if (reused && !(cancel && cancel->cancelled())) {
+        if (cancel) cancel->Detach();
+        continue;
+      }
+      co_return give_up(Unavailable("cannot send to " + key + ": " + ec.message()));
     }
-    auto parser = std::make_unique<http::response_parser<http::buffer_body>>();
+    auto& parser = conn->parser.emplace();
     // No limit here (Send() applies its own). Boost 1.74 mis-compares boost::none, so use max.
-    parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     dl.ArmSeconds(opts_.header_timeout_s);
-    co_await http::async_read_header(conn->socket, conn->buffer, *parser,
+    co_await http::async_read_header(conn->socket, conn->buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
     dl.Disarm();
     if (ec) {
-      if (reused && !dl.fired() && !parser->got_some()) {
-        conn->buffer.clear();
+      if (reused && !dl.fired() && !parser.got_some() && !(cancel && cancel->cancelled())) {
+        if (cancel) cancel->Detach();
         continue;
       }
       error_code ignored;
       conn->socket.close(ignored);
-      co_return Unavailable(key + " gave no response: " +
-                            (dl.fired() ? std::string("timed out") : ec.message()));
+      co_return give_up(Unavailable(key + " gave no response: " +
+                                    (dl.fired() ? std::string("timed out") : ec.message())));
     }
     Headers headers;
-    for (const auto& f : parser->get()) headers.Add(std::string(f.name_string()), std::string(f.value()));
+    for (const auto& f : parser.get()) {
+      headers.Add(std::string(f.name_string()), std::string(f.value()));
+    }
     co_return std::unique_ptr<ClientStream>(std::make_unique<Stream>(
-        pool_, key, std::move(conn), std::move(parser), std::move(headers), ex,
-        opts_.read_timeout_s));
+        pool_, std::move(key), std::move(conn), std::move(headers), std::move(dl),
+        opts_.read_timeout_s, cancel));
   }
-  co_return Unavailable("cannot reach " + key);
+  co_return give_up(Unavailable("cannot reach " + key));
 }
 
 asio::awaitable<Result<ClientResponse>> HttpClient::Send(ClientRequest req) {
@@ -227,7 +309,7 @@ asio::awaitable<Result<ClientResponse>> HttpClient::Send(ClientRequest req) {
   out.status = s.status();
   out.headers = s.headers();
   for (;;) {
-    auto piece = co_await s.Next();
+    auto piece = co_await s.NextView();
     if (!piece.ok()) co_return piece.status();
     if (!piece.value()) break;
     out.body += *piece.value();

@@ -5,7 +5,12 @@
 // it arrives (for server-sent events); Send() reads the whole body. A connection goes back to the
 // pool when its response was read to the end and both sides allow keep-alive; a stream dropped
 // early closes its connection (the server sees the client go away). A request that fails on a
-// reused connection before any response byte arrived is retried once on a fresh connection.
+// reused connection before any response byte arrived is retried once on a fresh connection. A
+// ClientCancel lets the issuing coroutine abandon a request at any point (connecting, waiting for
+// the header, reading the body): its connection is closed, so the server sees the client go.
+//
+// Per connection the client keeps its read buffers and parser, so a pooled keep-alive request
+// allocates little beyond the header strings.
 //
 // Thread-safe: any number of coroutines on any threads may use one client.
 #pragma once
@@ -19,6 +24,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/status.h"
 #include "net/http_types.h"
@@ -50,6 +56,32 @@ struct ClientResponse {
   std::string body;
 };
 
+// Abandons a request from the coroutine that issued it. Not thread-safe: use it only on that
+// coroutine's executor (e.g. from a ResponseWriter::OnClientGone callback of the same
+// connection). Must outlive the Open() it was given to and the ClientStream that returned.
+class ClientCancel {
+ public:
+  // Closes the attached request's connection: what the request awaits fails at once (Open() and
+  // Next() with kUnavailable), and a later Open() with this token fails without connecting.
+  void Cancel() {
+    cancelled_ = true;
+    if (close_) close_(arg_);
+  }
+  bool cancelled() const { return cancelled_; }
+
+  // For HttpClient: the connection Cancel() closes, while one is in use.
+  void Attach(void (*close)(void*), void* arg) {
+    close_ = close;
+    arg_ = arg;
+  }
+  void Detach() { close_ = nullptr; }
+
+ private:
+  bool cancelled_ = false;
+  void (*close_)(void*) = nullptr;
+  void* arg_ = nullptr;
+};
+
 // A response being received. Use from one coroutine at a time.
 class ClientStream {
  public:
@@ -59,6 +91,8 @@ class ClientStream {
   // The next piece of the body as it arrived; std::nullopt at the end. kUnavailable when the
   // connection broke or no byte arrived within read_timeout_s.
   virtual boost::asio::awaitable<Result<std::optional<std::string>>> Next() = 0;
+  // As Next(), without a copy: the view is valid until the next call or the stream's end.
+  virtual boost::asio::awaitable<Result<std::optional<std::string_view>>> NextView() = 0;
 };
 
 class HttpClient {
@@ -68,9 +102,10 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Sends `req` and waits for the response header. kUnavailable when the host cannot be reached
-  // or does not answer in time.
-  boost::asio::awaitable<Result<std::unique_ptr<ClientStream>>> Open(ClientRequest req);
+  // Sends `req` and waits for the response header. kUnavailable when the host cannot be reached,
+  // does not answer in time, or `cancel` was cancelled.
+  boost::asio::awaitable<Result<std::unique_ptr<ClientStream>>> Open(ClientRequest req,
+                                                                     ClientCancel* cancel = nullptr);
   // Sends `req` and reads the whole response (body up to max_body_bytes).
   boost::asio::awaitable<Result<ClientResponse>> Send(ClientRequest req);
   // Closes every pooled idle connection.

@@ -15,6 +15,8 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include <array>
+#include <charconv>
 #include <chrono>
 #include <mutex>
 #include <set>
@@ -31,24 +33,116 @@ using boost::system::error_code;
 
 namespace {
 
-// One accepted connection as the drain logic sees it.
+// One accepted connection. Everything but `socket`'s thread-safe parts is touched only on the
+// connection's executor (its strand, or the runtime's one thread).
 struct ConnState {
   explicit ConnState(tcp::socket s) : socket(std::move(s)) {}
   tcp::socket socket;
-  bool idle = true;  // touched only on the connection's strand
+  bool idle = true;    // between requests (Drain closes idle connections)
+  std::string remote;  // "ip:port", read once per connection
+  std::string head;    // scratch for response heads and chunk sizes, reused across requests
+  // Client-gone watch for the request being handled (Writer::OnClientGone).
+  bool watching = false;  // a wait for the client's end is wanted
+  bool gone = false;      // the client closed or reset the connection
+  int waits_pending = 0;  // peeks not yet completed
+  char peek_byte = 0;
+  uint64_t watch_gen = 0;  // bumped when a watch starts or stops; stale waits do nothing
+  std::function<void()> on_gone;
 };
+
+void ClientGone(ConnState& c) {
+  c.watching = false;
+  c.gone = true;
+  if (c.on_gone) {
+    auto fn = std::move(c.on_gone);
+    c.on_gone = nullptr;
+    fn();
+  }
+}
+
+// Peeks at the socket (nothing is consumed) until a byte or the end arrives, on the connection's
+// executor. A read, unlike a readiness wait, is tried at once and then queued without touching
+// epoll's registration, and sees an end that arrived before it was started.
+void WatchClient(const std::shared_ptr<ConnState>& c) {
+  ++c->waits_pending;
+  c->socket.async_receive(
+      asio::buffer(&c->peek_byte, 1), tcp::socket::message_peek,
+      [c, gen = c->watch_gen](const error_code& ec, size_t n) {
+        --c->waits_pending;
+        if (!c->watching || c->watch_gen != gen) return;
+        if (ec == asio::error::operation_aborted) {  // a write deadline or Abort() cancelled it
+          c->watching = false;
+          return;
+        }
+        if (!ec && n > 0) {
+          c->watching = false;  // a pipelined request: nothing more to learn from the socket
+          return;
+        }
+        ClientGone(*c);  // end of stream, reset, or another error
+      });
+}
+
+void StartWatch(const std::shared_ptr<ConnState>& c) {
+  if (c->watching || c->gone) return;
+  c->watching = true;
+  ++c->watch_gen;
+  WatchClient(c);
+}
+
+// After a handler returned: no callback, no pending wait.
+void StopWatch(ConnState& c) {
+  c.on_gone = nullptr;
+  c.watching = false;
+  ++c.watch_gen;
+  if (c.waits_pending > 0) {
+    error_code ec;
+    c.socket.cancel(ec);
+  }
+}
 
 HttpResponse DefaultError(int status, std::string_view message) {
   return MakeResponse(status, "text/plain; charset=utf-8", std::string(message) + "\n");
+}
+
+void AppendDecimal(std::string& out, uint64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, end);
+}
+
+// Status line and headers, without the blank line that ends them. Framing headers the handler
+// set are dropped: the writer frames the message itself.
+void AppendHead(std::string& out, int status, const Headers& headers) {
+  out += "HTTP/1.1 ";
+  AppendDecimal(out, static_cast<uint64_t>(status));
+  out += ' ';
+  const auto reason = http::obsolete_reason(static_cast<http::status>(status));
+  out.append(reason.data(), reason.size());
+  out += "\r\n";
+  for (const auto& [k, v] : headers.items()) {
+    if (EqualsIgnoreCase(k, "Content-Length") || EqualsIgnoreCase(k, "Transfer-Encoding") ||
+        EqualsIgnoreCase(k, "Connection")) {
+      continue;
+    }
+    out += k;
+    out += ": ";
+    out += v;
+    out += "\r\n";
+  }
 }
 
 }  // namespace
 
 struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   Impl(IoRuntime& rt, HttpServerOptions o, std::shared_ptr<HttpHandler> h)
-      : io(rt), opts(std::move(o)), handler(std::move(h)),
-        acceptor(asio::make_strand(io.context())) {
+      : io(rt), opts(std::move(o)), handler(std::move(h)), acceptor(ConnectionExecutor()) {
     if (!opts.error_response) opts.error_response = DefaultError;
+  }
+
+  // A fresh strand with several runtime threads; the io_context itself with one.
+  asio::any_io_executor ConnectionExecutor() {
+    if (io.threads() > 1) return asio::make_strand(io.context());
+    return io.context().get_executor();
   }
 
   IoRuntime& io;
@@ -71,20 +165,31 @@ namespace {
 // ResponseWriter over one connection; lives on the session coroutine's frame.
 class Writer final : public ResponseWriter {
  public:
-  Writer(tcp::socket& s, detail::SocketDeadline& dl, double write_timeout, bool keep_alive)
-      : sock_(s), dl_(dl), write_timeout_(write_timeout), keep_alive_(keep_alive) {}
+  Writer(const std::shared_ptr<ConnState>& c, detail::SocketDeadline& dl, double write_timeout,
+         bool keep_alive)
+      : conn_(c), sock_(c->socket), dl_(dl), write_timeout_(write_timeout),
+        keep_alive_(keep_alive) {}
 
   asio::awaitable<Status> Send(HttpResponse r) override {
     if (started_) co_return Internal("response already started");
     started_ = true;
-    http::response<http::string_body> res{static_cast<http::status>(r.status), 11};
-    for (const auto& [k, v] : r.headers.items()) res.set(k, v);
-    res.body() = std::move(r.body);
-    res.keep_alive(keep_alive_);
-    res.prepare_payload();
+    std::string& head = conn_->head;
+    head.clear();
+    AppendHead(head, r.status, r.headers);
+    // No body for 1xx, 204 and 304 (as Beast's prepare_payload).
+    const bool bodyless = r.status < 200 || r.status == 204 || r.status == 304;
+    if (!bodyless) {
+      head += "Content-Length: ";
+      AppendDecimal(head, r.body.size());
+      head += "\r\n";
+    }
+    if (!keep_alive_) head += "Connection: close\r\n";
+    head += "\r\n";
+    std::array<asio::const_buffer, 2> bufs{asio::buffer(head),
+                                           bodyless ? asio::const_buffer() : asio::buffer(r.body)};
     error_code ec;
     dl_.ArmSeconds(write_timeout_);
-    co_await http::async_write(sock_, res, asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
     dl_.Disarm();
     finished_ = !ec;
     co_return Check(ec);
@@ -94,14 +199,16 @@ class Writer final : public ResponseWriter {
     if (started_) co_return Internal("response already started");
     started_ = true;
     streaming_ = true;
-    http::response<http::empty_body> res{static_cast<http::status>(status), 11};
-    for (const auto& [k, v] : headers.items()) res.set(k, v);
-    res.keep_alive(keep_alive_);
-    res.chunked(true);
-    http::response_serializer<http::empty_body> sr{res};
+    std::string& head = conn_->head;
+    head.clear();
+    AppendHead(head, status, headers);
+    head += "Transfer-Encoding: chunked\r\n";
+    if (!keep_alive_) head += "Connection: close\r\n";
+    head += "\r\n";
     error_code ec;
     dl_.ArmSeconds(write_timeout_);
-    co_await http::async_write_header(sock_, sr, asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(sock_, asio::buffer(head),
+                               asio::redirect_error(asio::use_awaitable, ec));
     dl_.Disarm();
     co_return Check(ec);
   }
@@ -110,10 +217,16 @@ class Writer final : public ResponseWriter {
     if (!streaming_) co_return Internal("WriteChunk before BeginStream");
     if (failed_) co_return Status(ErrorCode::kUnavailable, "client connection lost");
     if (data.empty()) co_return Status::Ok();
+    char size[24];
+    auto [end, tc] = std::to_chars(size, size + sizeof(size) - 2, data.size(), 16);
+    *end++ = '\r';
+    *end++ = '\n';
+    std::array<asio::const_buffer, 3> bufs{asio::buffer(size, static_cast<size_t>(end - size)),
+                                           asio::buffer(data.data(), data.size()),
+                                           asio::buffer("\r\n", 2)};
     error_code ec;
     dl_.ArmSeconds(write_timeout_);
-    co_await asio::async_write(sock_, http::make_chunk(asio::buffer(data.data(), data.size())),
-                               asio::redirect_error(asio::use_awaitable, ec));
+    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
     dl_.Disarm();
     co_return Check(ec);
   }
@@ -123,7 +236,7 @@ class Writer final : public ResponseWriter {
     if (failed_) co_return Status(ErrorCode::kUnavailable, "client connection lost");
     error_code ec;
     dl_.ArmSeconds(write_timeout_);
-    co_await asio::async_write(sock_, http::make_chunk_last(),
+    co_await asio::async_write(sock_, asio::buffer("0\r\n\r\n", 5),
                                asio::redirect_error(asio::use_awaitable, ec));
     dl_.Disarm();
     finished_ = !ec;
@@ -137,6 +250,16 @@ class Writer final : public ResponseWriter {
     sock_.shutdown(tcp::socket::shutdown_both, ec);
     sock_.close(ec);
   }
+  void OnClientGone(std::function<void()> fn) override {
+    conn_->on_gone = std::move(fn);
+    if (!conn_->on_gone) return;
+    if (conn_->gone) {
+      ClientGone(*conn_);
+      return;
+    }
+    StartWatch(conn_);
+  }
+  bool client_gone() const override { return conn_->gone; }
   bool finished() const { return finished_; }
   bool failed() const { return failed_; }
 
@@ -145,9 +268,12 @@ class Writer final : public ResponseWriter {
     if (!ec) return Status::Ok();
     failed_ = true;
     if (dl_.fired()) return Status(ErrorCode::kUnavailable, "client too slow: write timed out");
+    conn_->watching = false;
+    conn_->gone = true;
     return Status(ErrorCode::kUnavailable, "client connection lost: " + ec.message());
   }
 
+  const std::shared_ptr<ConnState>& conn_;
   tcp::socket& sock_;
   detail::SocketDeadline& dl_;
   double write_timeout_;
@@ -158,16 +284,15 @@ class Writer final : public ResponseWriter {
   bool failed_ = false;
 };
 
-HttpRequest ToRequest(http::request<http::string_body>&& req, const tcp::socket& sock) {
-  HttpRequest out;
-  out.method = std::string(req.method_string());
-  out.target = std::string(req.target());
+// Moves the parsed request into `out`.
+void ToRequest(http::request<http::string_body>&& req, const ConnState& conn, HttpRequest& out) {
+  const auto method = req.method_string();
+  out.method.assign(method.data(), method.size());
+  const auto target = req.target();
+  out.target.assign(target.data(), target.size());
   for (const auto& f : req) out.headers.Add(std::string(f.name_string()), std::string(f.value()));
   out.body = std::move(req.body());
-  error_code ec;
-  auto ep = sock.remote_endpoint(ec);
-  if (!ec) out.remote = ep.address().to_string() + ":" + std::to_string(ep.port());
-  return out;
+  out.remote = conn.remote;
 }
 
 }  // namespace
@@ -177,7 +302,7 @@ asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
   for (;;) {
     error_code ec;
     tcp::socket sock = co_await acceptor.async_accept(
-        asio::make_strand(io.context()), asio::redirect_error(asio::use_awaitable, ec));
+        ConnectionExecutor(), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (!acceptor.is_open() || draining) co_return;
       if (ec == asio::error::operation_aborted) co_return;
@@ -190,6 +315,8 @@ asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
     }
     sock.set_option(tcp::no_delay(true), ec);
     auto conn = std::make_shared<ConnState>(std::move(sock));
+    auto ep = conn->socket.remote_endpoint(ec);
+    if (!ec) conn->remote = ep.address().to_string() + ":" + std::to_string(ep.port());
     {
       std::lock_guard<std::mutex> lock(mu);
       conns.insert(conn);
@@ -204,7 +331,9 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
   auto self = shared_from_this();
   tcp::socket& sock = conn->socket;
   detail::SocketDeadline dl(co_await asio::this_coro::executor, &sock, conn);
+  // Kept across keep-alive requests, so their storage is reused.
   boost::beast::flat_buffer buffer;
+  HttpRequest req;
   for (;;) {
     conn->idle = true;
     if (draining) break;
@@ -221,7 +350,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
     // Answers a protocol error with `status` and ends the connection.
     auto fail = [&](int status, std::string_view message) -> asio::awaitable<void> {
       HttpResponse r = opts.error_response(status, message);
-      Writer w(sock, dl, opts.write_timeout_s, false);
+      Writer w(conn, dl, opts.write_timeout_s, false);
       co_await w.Send(std::move(r));
     };
 
@@ -242,9 +371,9 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       break;
     }
     if (EqualsIgnoreCase(parser.get()[http::field::expect], "100-continue")) {
-      http::response<http::empty_body> cont{http::status::continue_, 11};
       dl.ArmSeconds(opts.write_timeout_s);
-      co_await http::async_write(sock, cont, asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(sock, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25),
+                                 asio::redirect_error(asio::use_awaitable, ec));
       dl.Disarm();
       if (ec) break;
     }
@@ -266,17 +395,21 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       }
     }
     bool keep_alive = parser.get().keep_alive() && !draining;
-    HttpRequest req = ToRequest(parser.release(), sock);
-    Writer writer(sock, dl, opts.write_timeout_s, keep_alive);
+    req.headers.Clear();
+    ToRequest(parser.release(), *conn, req);
+    Writer writer(conn, dl, opts.write_timeout_s, keep_alive);
     ++active;
     try {
       co_await handler->Handle(req, writer);
     } catch (const std::exception& e) {
       spdlog::error("handler for {} {} threw: {}", req.method, req.target, e.what());
     }
-    if (!writer.started()) co_await writer.Send(opts.error_response(500, "no response"));
+    StopWatch(*conn);
+    if (!writer.started() && !conn->gone) {
+      co_await writer.Send(opts.error_response(500, "no response"));
+    }
     --active;
-    if (!keep_alive || writer.failed() || !writer.finished()) break;
+    if (!keep_alive || writer.failed() || !writer.finished() || conn->gone) break;
   }
   error_code ignored;
   sock.shutdown(tcp::socket::shutdown_send, ignored);

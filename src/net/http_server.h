@@ -1,11 +1,17 @@
 // HttpServer: an asynchronous HTTP/1.1 server on a shared IoRuntime.
 //
-// Each connection is one coroutine on its own strand: it reads a request (header, then body under
-// a size limit), hands it to the HttpHandler, and loops while both sides keep the connection
-// alive. The handler is itself a coroutine; it answers through a ResponseWriter either with one
+// Each connection is one coroutine: it reads a request (header, then body under a size limit),
+// hands it to the HttpHandler, and loops while both sides keep the connection alive. With more
+// than one runtime thread each connection runs on its own strand; with one thread the coroutine
+// runs on the io_context directly (one thread serialises everything, a strand would only add a
+// hop). Either way a connection's handlers never run concurrently with each other. The handler is itself a coroutine; it answers through a ResponseWriter either with one
 // whole response or with a chunked stream (server-sent events) written piece by piece, nothing
 // buffered. Timeouts: `idle_timeout_s` until a request's header has arrived, `read_timeout_s` for
 // its body, `write_timeout_s` for each write (a client that stops reading is cut off).
+//
+// While a handler runs, it can ask to hear of the client going away (OnClientGone): the server
+// then watches the socket for the client's end of stream or reset, and calls back at once, so a
+// handler waiting on slow work (an upstream request, a model) can abandon it.
 //
 // The server answers protocol errors itself with `error_response` (400 malformed, 408 timeout,
 // 413 body too large). Drain() stops accepting, closes idle keep-alive connections and waits for
@@ -45,6 +51,17 @@ class ResponseWriter {
   virtual bool started() const = 0;
   // Closes the connection at once, mid-response if need be (the client sees it broken off).
   virtual void Abort() = 0;
+  // Calls `fn` once, on the handler's executor, when the client closes or resets its connection
+  // before this response is finished; at once (inside this call) when it was already seen to go.
+  // Replaces an earlier `fn`; an empty one stops the callbacks. The callback is dropped when the
+  // handler returns. The first call starts the watch: a one-byte peek that consumes nothing, so a
+  // handler that never asks pays nothing. A client that half-closes its sending side while still
+  // reading counts as gone (as in nginx); one that pipelines its next request is no longer
+  // watched.
+  virtual void OnClientGone(std::function<void()> fn) = 0;
+  // True once the client was seen to go: by the watch above, or by a write that failed because
+  // the connection was closed or reset (not by a write timeout).
+  virtual bool client_gone() const = 0;
 };
 
 class HttpHandler {

@@ -1,6 +1,11 @@
 // HttpServer and HttpClient end to end on loopback.
+#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,9 +30,12 @@ asio::awaitable<void> Sleep(std::chrono::milliseconds d) {
   co_await t.async_wait(asio::use_awaitable);
 }
 
-// /echo answers the body; /stream?n sends n chunks 5 ms apart; /slow waits 300 ms.
+// /echo answers the body; /stream?n sends n chunks 5 ms apart; /slow waits 300 ms; /wait waits
+// 60 s unless the client goes away first (counted in `gone`).
 class TestHandler : public HttpHandler {
  public:
+  std::atomic<int> gone{0};
+
   asio::awaitable<void> Handle(HttpRequest& req, ResponseWriter& w) override {
     if (req.path() == "/echo") {
       co_await w.Send(MakeResponse(200, "text/plain", req.method + " " + req.body));
@@ -40,6 +48,15 @@ class TestHandler : public HttpHandler {
         if (!(co_await w.WriteChunk("data: " + std::to_string(i) + "\n\n")).ok()) co_return;
       }
       co_await w.EndStream();
+    } else if (req.path() == "/wait") {
+      asio::steady_timer t(co_await asio::this_coro::executor, 60s);
+      w.OnClientGone([&] {
+        ++gone;
+        t.cancel();
+      });
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (!w.client_gone()) co_await w.Send(MakeResponse(200, "text/plain", "waited"));
     } else if (req.path() == "/slow") {
       co_await Sleep(300ms);
       co_await w.Send(MakeResponse(200, "text/plain", "done"));
@@ -56,7 +73,8 @@ class HttpTest : public ::testing::Test {
     o.body_limit = 1024;
     o.read_timeout_s = 0.3;
     o.idle_timeout_s = 0.5;
-    server_ = std::make_unique<HttpServer>(io_, o, std::make_shared<TestHandler>());
+    handler_ = std::make_shared<TestHandler>();
+    server_ = std::make_unique<HttpServer>(io_, o, handler_);
     ASSERT_TRUE(server_->Start().ok());
     io_.Start();
     client_ = std::make_unique<HttpClient>(io_.context());
@@ -97,6 +115,7 @@ class HttpTest : public ::testing::Test {
   }
 
   IoRuntime io_{4};
+  std::shared_ptr<TestHandler> handler_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<HttpClient> client_;
 };
@@ -181,6 +200,88 @@ TEST_F(HttpTest, DrainFinishesInFlightRequests) {
   t.join();
   auto r = RunBlocking(io_.context(), client_->Send(Req("GET", "/echo")));
   EXPECT_FALSE(r.ok());  // no longer accepting
+}
+
+// Polls `f` until it returns true or 10 s passed.
+template <typename F>
+bool Eventually(F f) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!f()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+TEST_F(HttpTest, HandlerHearsOfTheClientGoingAway) {
+  asio::io_context ctx;
+  asio::ip::tcp::socket s(ctx);
+  s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+  asio::write(s, asio::buffer(std::string("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")));
+  ASSERT_TRUE(Eventually([&] { return server_->active_requests() == 1; }));
+  s.close();
+  EXPECT_TRUE(Eventually([&] { return handler_->gone.load() == 1; }));
+  EXPECT_TRUE(Eventually([&] { return server_->active_requests() == 0; }));  // not after 60 s
+  // A client that stays gets its answers on the same keep-alive connection.
+  auto r = RunBlocking(io_.context(), client_->Send(Req("GET", "/echo")));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(handler_->gone.load(), 1);
+}
+
+TEST_F(HttpTest, ClientCancelAbandonsARequestWaitingForItsHeader) {
+  ClientCancel cancel;
+  auto opened = RunBlocking(io_.context(), [&]() -> asio::awaitable<Result<std::unique_ptr<ClientStream>>> {
+    asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
+    auto self_cancel = [&]() -> asio::awaitable<void> {
+      boost::system::error_code ec;
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      cancel.Cancel();
+    };
+    asio::co_spawn(co_await asio::this_coro::executor, self_cancel(), asio::detached);
+    co_return co_await client_->Open(Req("GET", "/wait"), &cancel);
+  }());
+  EXPECT_FALSE(opened.ok());
+  EXPECT_TRUE(cancel.cancelled());
+  EXPECT_TRUE(Eventually([&] { return handler_->gone.load() == 1; }));  // the server saw it
+}
+
+// With one runtime thread connections run without strands; the same behaviour holds.
+TEST(HttpSingleThreadTest, ServesKeepAliveStreamsAndHearsClientsGo) {
+  IoRuntime io(1);
+  auto handler = std::make_shared<TestHandler>();
+  HttpServer server(io, HttpServerOptions{}, handler);
+  ASSERT_TRUE(server.Start().ok());
+  io.Start();
+  HttpClient client(io.context());
+  ClientRequest req;
+  req.host = "127.0.0.1";
+  req.port = server.port();
+  for (int i = 0; i < 3; ++i) {
+    req.method = "POST";
+    req.target = "/echo";
+    req.body = "x" + std::to_string(i);
+    auto r = RunBlocking(io.context(), client.Send(req));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->body, "POST x" + std::to_string(i));
+  }
+  EXPECT_EQ(client.idle_connections(), 1u);
+  req.method = "GET";
+  req.target = "/stream";
+  req.body.clear();
+  auto s = RunBlocking(io.context(), client.Send(req));
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->body, "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n");
+
+  asio::io_context ctx;
+  asio::ip::tcp::socket sock(ctx);
+  sock.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+  asio::write(sock, asio::buffer(std::string("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")));
+  ASSERT_TRUE(Eventually([&] { return server.active_requests() == 1; }));
+  sock.close();
+  EXPECT_TRUE(Eventually([&] { return handler->gone.load() == 1; }));
+  EXPECT_TRUE(Eventually([&] { return server.active_requests() == 0; }));
+  EXPECT_TRUE(server.Drain(2));
+  io.Stop();
 }
 
 TEST_F(HttpTest, ClientReportsUnreachableHost) {

@@ -23,6 +23,8 @@ class Headers {
   // Appends a value, keeping any earlier ones.
   void Add(std::string name, std::string value);
   void Remove(std::string_view name);
+  // Removes every header (keeps the storage).
+  void Clear() { items_.clear(); }
   const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
 
  private:

@@ -1,8 +1,11 @@
 // IoRuntime: one Asio io_context run by a fixed number of threads.
 //
-// The HTTP server, the HTTP client and periodic tasks of one process share it. Handlers of one
-// connection run on that connection's strand, so code inside a connection's coroutine never runs
-// concurrently with itself even though the context has many threads.
+// The HTTP server, the HTTP client and periodic tasks of one process share it. With several
+// threads, handlers of one connection run on that connection's strand, so code inside a
+// connection's coroutine never runs concurrently with itself; with one thread they run on the
+// context directly (nothing can run concurrently), which saves a strand hop per operation. The
+// context's concurrency hint is the thread count, so one thread gets Asio's single-threaded
+// scheduler path.
 #pragma once
 
 #include <boost/asio/io_context.hpp>

@@ -1,9 +1,14 @@
 // SocketDeadline (internal to net/): cancels a socket's pending operations when time runs out.
 //
-// Arm(d) starts a timer; if it expires before Disarm() or the next Arm(), the socket's pending
-// operations are cancelled and fired() turns true. The timer's handler runs on the executor given
-// at construction, which must be the strand of the coroutine using the socket, so the handler
-// never races the coroutine. A handler that outlives a re-arm or Disarm() does nothing.
+// Arm(d) sets a deadline; if it passes before Disarm() or the next Arm(), the socket's pending
+// operations are cancelled and fired() turns true. The timer is lazy: Arm() and Disarm() only
+// store the deadline (a clock read), and one timer wait stays pending, re-waiting when it wakes
+// before the current deadline or going idle when disarmed. An Arm() re-arms the timer only when
+// its deadline is earlier than the pending wait's, so a connection alternating between a few
+// timeouts costs no timer operation per request. The timer's handler runs on the executor given
+// at construction, which must be the one the coroutine using the socket runs on (its strand, or
+// the runtime's single thread), so the handler never races the coroutine. The destructor cancels
+// the pending wait, releasing `owner` at once.
 #pragma once
 
 #include <boost/asio/bind_executor.hpp>
@@ -17,37 +22,35 @@ namespace gimbal::net::detail {
 
 class SocketDeadline {
  public:
+  using Clock = std::chrono::steady_clock;
+
   // `owner` keeps `socket` alive while a timer handler may still run.
   SocketDeadline(boost::asio::any_io_executor ex, boost::asio::ip::tcp::socket* socket,
                  std::shared_ptr<void> owner)
       : st_(std::make_shared<State>(ex, socket, std::move(owner))) {}
-  ~SocketDeadline() { Disarm(); }
+  ~SocketDeadline() {
+    if (!st_) return;
+    st_->deadline = Clock::time_point::max();
+    if (st_->waiting) {
+      ++st_->gen;
+      st_->timer.cancel();
+    }
+  }
+  SocketDeadline(SocketDeadline&&) = default;
   SocketDeadline(const SocketDeadline&) = delete;
   SocketDeadline& operator=(const SocketDeadline&) = delete;
+  SocketDeadline& operator=(SocketDeadline&&) = delete;
 
-  void Arm(std::chrono::steady_clock::duration d) {
-    uint64_t gen = ++st_->gen;
-    st_->armed = true;
-    st_->fired = false;
-    st_->timer.expires_after(d);
-    st_->timer.async_wait(boost::asio::bind_executor(
-        st_->ex, [st = st_, gen](const boost::system::error_code& ec) {
-          if (ec || !st->armed || st->gen != gen) return;
-          st->fired = true;
-          boost::system::error_code ignored;
-          st->socket->cancel(ignored);
-        }));
+  void Arm(Clock::duration d) {
+    State& s = *st_;
+    s.fired = false;
+    s.deadline = Clock::now() + d;
+    if (!s.waiting || s.expiry > s.deadline) Wait(st_, s.deadline);
   }
   void ArmSeconds(double s) {
-    Arm(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-        std::chrono::duration<double>(s)));
+    Arm(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)));
   }
-  void Disarm() {
-    if (!st_->armed) return;
-    st_->armed = false;
-    ++st_->gen;
-    st_->timer.cancel();
-  }
+  void Disarm() { st_->deadline = Clock::time_point::max(); }
   bool fired() const { return st_->fired; }
 
  private:
@@ -58,10 +61,36 @@ class SocketDeadline {
     boost::asio::steady_timer timer;
     boost::asio::ip::tcp::socket* socket;
     std::shared_ptr<void> owner;
-    uint64_t gen = 0;
-    bool armed = false;
+    Clock::time_point deadline = Clock::time_point::max();  // max: disarmed
+    Clock::time_point expiry;  // of the pending wait
+    uint64_t gen = 0;  // the pending wait's; older handlers do nothing
+    bool waiting = false;
     bool fired = false;
   };
+
+  static void Wait(const std::shared_ptr<State>& st, Clock::time_point at) {
+    st->expiry = at;
+    st->waiting = true;
+    const uint64_t gen = ++st->gen;
+    st->timer.expires_at(at);  // cancels an earlier wait, whose handler then sees an old gen
+    st->timer.async_wait(boost::asio::bind_executor(
+        st->ex, [st, gen](const boost::system::error_code& ec) { OnTimer(st, gen, ec); }));
+  }
+
+  static void OnTimer(const std::shared_ptr<State>& st, uint64_t gen,
+                      const boost::system::error_code& ec) {
+    if (st->gen != gen) return;
+    st->waiting = false;
+    if (ec || st->deadline == Clock::time_point::max()) return;  // cancelled, or disarmed: idle
+    if (Clock::now() < st->deadline) {
+      Wait(st, st->deadline);  // re-armed to a later deadline since this wait began
+      return;
+    }
+    st->fired = true;
+    boost::system::error_code ignored;
+    st->socket->cancel(ignored);
+  }
+
   std::shared_ptr<State> st_;
 };
 

@@ -11,6 +11,7 @@
 #include "net/blocking.h"
 #include "net/http_client.h"
 #include "net/io_runtime.h"
+#include "net/prometheus_parser.h"
 #include "router/router.h"
 
 namespace gimbal::router {
@@ -102,6 +103,122 @@ TEST(EmbeddedEnginesTest, ServeWithoutBackendsAnswersCompletions) {
   EXPECT_TRUE((*router)->Drain());
   EXPECT_TRUE((*engines)->Shutdown(5));
   io.Stop();
+}
+
+// Polls `f` until it returns true or 10 s passed.
+template <typename F>
+bool Eventually(F f) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!f()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// Sum of the samples of `name` on a Prometheus page whose `label` is `value` (any when empty).
+double Sample(const std::string& page, const std::string& name, const std::string& label = "",
+              const std::string& value = "") {
+  double sum = 0;
+  for (const auto& s : net::ParsePrometheusText(page).samples) {
+    if (s.name == name && (label.empty() || s.Label(label) == value)) sum += s.value;
+  }
+  return sum;
+}
+
+// The router and one real-time embedded engine (6000 output tokens take far longer than any
+// wait here), and a client on its own io thread.
+class EmbeddedCancelTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    config_.port = 0;
+    config_.threads = 2;
+    config_.health_interval_s = 0.05;
+    EmbeddedEngineOptions eo;
+    eo.dp = 1;
+    eo.time_scale = 1;
+    auto engines = StartEmbeddedEngines(eo, config_);
+    ASSERT_TRUE(engines.ok()) << engines.status().ToString();
+    engines_ = std::move(*engines);
+    auto router = Router::Create(config_);
+    ASSERT_TRUE(router.ok()) << router.status().ToString();
+    router_ = std::move(*router);
+    ASSERT_TRUE(router_->Start().ok());
+    io_.Start();
+  }
+  void TearDown() override {
+    if (router_) {
+      EXPECT_TRUE(router_->Drain());
+    }
+    if (engines_) {
+      EXPECT_TRUE(engines_->Shutdown(5));
+    }
+    io_.Stop();
+  }
+
+  // Opens a long streaming completion through the router, reads its first event and drops the
+  // stream unfinished, which closes the connection. True when the first event came.
+  bool OpenReadFirstEventAndClose() {
+    net::ClientRequest req;
+    req.method = "POST";
+    req.host = "127.0.0.1";
+    req.port = router_->port();
+    req.target = "/v1/completions";
+    req.headers.Set("Content-Type", "application/json");
+    req.body = json{{"model", "qwen3-30b-a3b"}, {"prompt", "Hello"}, {"max_tokens", 6000},
+                    {"stream", true}}.dump();
+    return net::RunBlocking(io_.context(), [&]() -> asio::awaitable<bool> {
+      auto s = co_await client_.Open(std::move(req));
+      if (!s.ok() || (*s)->status() != 200) co_return false;
+      auto piece = co_await (*s)->Next();
+      co_return piece.ok() && piece.value() && piece.value()->find("data: ") == 0;
+    }());
+  }
+
+  double RouterMetric(const std::string& name, const std::string& label,
+                      const std::string& value) {
+    return Sample(router_->MetricsText(), name, label, value);
+  }
+  std::string EngineMetrics() {
+    return net::RunBlocking(io_.context(), [&]() -> asio::awaitable<std::string> {
+      net::ClientRequest m;
+      m.host = "127.0.0.1";
+      m.port = engines_->port(0);
+      m.target = "/metrics";
+      auto r = co_await client_.Send(std::move(m));
+      co_return r.ok() ? r->body : std::string();
+    }());
+  }
+
+  RouterConfig config_;
+  std::unique_ptr<engine::EngineService> engines_;
+  std::unique_ptr<Router> router_;
+  net::IoRuntime io_{1};
+  net::HttpClient client_{io_.context()};
+};
+
+// The router abandons the upstream request and releases its reservation; the engine sees the
+// router's connection close and cancels the request.
+TEST_F(EmbeddedCancelTest, ClientClosingAStreamCancelsItInRouterAndEngine) {
+  ASSERT_TRUE(OpenReadFirstEventAndClose());
+  EXPECT_TRUE(Eventually(
+      [&] { return RouterMetric("gimbal_router_requests_total", "outcome", "cancelled") == 1; }));
+  EXPECT_TRUE(
+      Eventually([&] { return RouterMetric("gimbal_router_engine_inflight", "engine", "dp0") == 0; }));
+  EXPECT_EQ(RouterMetric("gimbal_router_engine_reserved_prefill_tokens", "engine", "dp0"), 0);
+  EXPECT_EQ(RouterMetric("gimbal_router_requests_total", "", ""), 1);
+  EXPECT_TRUE(Eventually([&] { return Sample(EngineMetrics(), "gimbal:aborted_requests_total") == 1; }));
+  EXPECT_EQ(Sample(EngineMetrics(), "vllm:request_success_total"), 0);
+}
+
+// The cancelled request leaves the engine's batch long before its 6000 tokens: the engine stops
+// spending step time on it.
+TEST_F(EmbeddedCancelTest, ClientClosingAStreamStopsTheEngineComputingIt) {
+  ASSERT_TRUE(OpenReadFirstEventAndClose());
+  EXPECT_TRUE(Eventually([&] { return Sample(EngineMetrics(), "gimbal:aborted_requests_total") == 1; }));
+  EXPECT_TRUE(Eventually([&] { return Sample(EngineMetrics(), "vllm:num_requests_running") == 0; }));
+  const engine::RankState s = engines_->emulator().State(0);
+  EXPECT_EQ(s.snapshot.running + s.snapshot.waiting, 0);
 }
 
 TEST(EmbeddedEnginesTest, UnknownModelIsAnError) {

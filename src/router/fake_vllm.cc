@@ -2,6 +2,7 @@
 
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 
+#include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -25,6 +26,19 @@ asio::awaitable<void> SleepMs(int ms) {
   if (ms <= 0) co_return;
   asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
   co_await t.async_wait(asio::use_awaitable);
+}
+
+// Sleeps `ms`, cut short when the client goes away; false then.
+asio::awaitable<bool> SleepUnlessGone(int ms, net::ResponseWriter& w) {
+  if (ms <= 0) co_return !w.client_gone();
+  asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+  w.OnClientGone([&t] { t.cancel(); });
+  if (!w.client_gone()) {
+    boost::system::error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  w.OnClientGone(nullptr);
+  co_return !w.client_gone();
 }
 
 std::string ChunkJson(int i) {
@@ -92,7 +106,10 @@ class FakeHandler : public net::HttpHandler {
       f_->completions_++;
       const bool stream = req.body.find("\"stream\":true") != std::string::npos;
       if (!stream) {
-        co_await SleepMs(f_->opts_.first_chunk_delay_ms);
+        if (!co_await SleepUnlessGone(f_->opts_.first_chunk_delay_ms, w)) {
+          f_->abandoned_++;
+          co_return;
+        }
         std::string body = R"({"id":"cmpl-fake","object":"text_completion","choices":[{"index":0,"text":"hello","finish_reason":"length"}],"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}})";
         if (st_->dead) {
           w.Abort();
@@ -104,14 +121,21 @@ class FakeHandler : public net::HttpHandler {
       net::Headers h;
       h.Set("Content-Type", "text/event-stream");
       if (!(co_await w.BeginStream(200, h)).ok()) co_return;
-      co_await SleepMs(f_->opts_.first_chunk_delay_ms);
       for (int i = 0; i < f_->opts_.chunks; ++i) {
-        if (i > 0) co_await SleepMs(f_->opts_.chunk_delay_ms);
+        if (!co_await SleepUnlessGone(i > 0 ? f_->opts_.chunk_delay_ms
+                                            : f_->opts_.first_chunk_delay_ms,
+                                      w)) {
+          f_->abandoned_++;
+          co_return;
+        }
         if (st_->dead) {
           w.Abort();
           co_return;
         }
-        if (!(co_await w.WriteChunk("data: " + ChunkJson(i) + "\n\n")).ok()) co_return;
+        if (!(co_await w.WriteChunk("data: " + ChunkJson(i) + "\n\n")).ok()) {
+          f_->abandoned_++;
+          co_return;
+        }
       }
       co_await w.WriteChunk("data: [DONE]\n\n");
       co_await w.EndStream();

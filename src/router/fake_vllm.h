@@ -2,7 +2,8 @@
 //
 // Answers /v1/completions and /v1/chat/completions (non-streaming with `usage`; streaming as
 // `chunks` SSE data events `chunk_delay_ms` apart, then `data: [DONE]`), /health, and /metrics
-// with vLLM's metric names and the waiting/running/KV values the test sets. Kill() makes it
+// with vLLM's metric names and the waiting/running/KV values the test sets. A completion whose
+// client goes away is given up at once and counted (abandoned()). Kill() makes it
 // vanish like a crashed process: it stops accepting and breaks every open connection.
 #pragma once
 
@@ -50,6 +51,8 @@ class FakeVllm {
   void StopPushing() { push_off_ = true; }
   void Kill();
   int completions() const { return completions_.load(); }
+  // Completions whose client (the router) went away before the answer was complete.
+  int abandoned() const { return abandoned_.load(); }
   // GET /metrics requests answered so far.
   int metrics_scrapes() const { return metrics_scrapes_.load(); }
   // /gimbal/state/stream requests answered so far.
@@ -66,6 +69,7 @@ class FakeVllm {
   std::atomic<int> waiting_{0}, running_{0}, kv_milli_{0};
   std::atomic<int> pushed_waiting_{0}, pushed_running_{0}, pushed_pending_{0};
   std::atomic<int> completions_{0};
+  std::atomic<int> abandoned_{0};
   std::atomic<int> state_streams_{0};
   std::atomic<int> metrics_scrapes_{0};
   std::atomic<bool> push_off_{false};

@@ -97,12 +97,22 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
     if (req.headers.Has(h)) up_headers.Set(h, std::string(req.headers.Get(h)));
   }
 
+  // A client that goes away abandons the request at once: the upstream connection is closed
+  // (the engine sees its client go and aborts), the reservation released.
+  net::ClientCancel cancel;
+  w.OnClientGone([&cancel] { cancel.Cancel(); });
+  auto gone = [&](Reservation& rv, bool stream) {
+    table.Release(rv);
+    metrics.outcome(w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone).Inc();
+    latency_seconds[stream ? 1 : 0]->Observe(Since(t0));
+  };
+
   std::vector<int> tried;
   Status last_error;
   for (int attempt = 0; attempt < config.max_attempts; ++attempt) {
     const auto td = Clock::now();
     auto picked = table.Pick(*dispatch, dr, cr.model, tried);
-    metrics.decision.With().Observe(Since(td));
+    decision_seconds->Observe(Since(td));
     if (!picked.ok()) {
       const Status& st = picked.status();
       if (st.code() == ErrorCode::kResourceExhausted) {
@@ -118,12 +128,12 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
     Reservation rv = picked.value();
     const int e = rv.engine;
     const auto& backend = config.backends[static_cast<size_t>(e)];
-    metrics.dispatches.With({backend.name}).Inc();
+    dispatch_counters[static_cast<size_t>(e)]->Inc();
     // Any failure before a byte reached the client: release, note, try another engine.
     auto engine_failed = [&](const Status& why) {
       table.Release(rv);
       if (table.ReportHealth(e, false)) spdlog::warn("engine {} ejected: {}", backend.name, why.message());
-      metrics.upstream_failures.With({backend.name}).Inc();
+      failure_counters[static_cast<size_t>(e)]->Inc();
       tried.push_back(e);
       last_error = Status(why.code(), "engine " + backend.name + ": " + why.message());
     };
@@ -132,10 +142,15 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
     up.method = "POST";
     up.host = backend.parsed.host;
     up.port = backend.parsed.port;
-    up.target = backend.parsed.base_path + std::string(req.target);
-    up.headers = up_headers;
-    up.body = body;
-    auto opened = co_await upstream.Open(std::move(up));
+    up.target = backend.parsed.base_path + req.target;
+    const bool last_attempt = attempt + 1 == config.max_attempts;
+    up.headers = last_attempt ? std::move(up_headers) : up_headers;
+    up.body = last_attempt ? std::move(body) : body;
+    auto opened = co_await upstream.Open(std::move(up), &cancel);
+    if (cancel.cancelled()) {
+      gone(rv, cr.stream);
+      co_return;
+    }
     if (!opened.ok()) {
       engine_failed(opened.status());
       continue;
@@ -152,13 +167,17 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
       std::string answer;
       Status broken;
       for (;;) {
-        auto piece = co_await us.Next();
+        auto piece = co_await us.NextView();
         if (!piece.ok()) {
           broken = piece.status();
           break;
         }
         if (!piece.value()) break;
         answer += *piece.value();
+      }
+      if (cancel.cancelled()) {
+        gone(rv, false);
+        co_return;
       }
       if (!broken.ok()) {
         engine_failed(broken);
@@ -175,11 +194,12 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
       r.headers.Set("X-Gimbal-Engine", backend.name);
       r.body = std::move(answer);
       Status sent = co_await w.Send(std::move(r));
-      metrics.outcome(!sent.ok()          ? Outcome::kClientGone
+      metrics.outcome(!sent.ok()          ? (w.client_gone() ? Outcome::kCancelled
+                                                             : Outcome::kClientGone)
                       : status / 100 == 2 ? Outcome::kOk
                                           : Outcome::kEngineError)
           .Inc();
-      metrics.latency.With({"false"}).Observe(Since(t0));
+      latency_seconds[0]->Observe(Since(t0));
       co_return;
     }
 
@@ -192,7 +212,7 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
     Status broken;
     Usage usage;
     for (;;) {
-      auto piece = co_await us.Next();
+      auto piece = co_await us.NextView();
       if (!piece.ok()) {
         broken = piece.status();
         break;
@@ -207,7 +227,7 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
       for (const auto& ev : events) {
         if (ev.has_data && !rv.prefill_settled) {
           table.SettlePrefill(rv);
-          metrics.ttft.With().Observe(Since(t0));
+          ttft_seconds->Observe(Since(t0));
         }
         if (ev.has_data) FindUsage(ev.data, &usage);
         out += ev.raw;
@@ -229,16 +249,14 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
         break;
       }
     }
+    if (client_gone || cancel.cancelled()) {
+      // Dropping the upstream stream closes its connection: the engine aborts the request.
+      gone(rv, true);
+      co_return;
+    }
     if (!begun && !broken.ok()) {
       engine_failed(broken);
       continue;
-    }
-    if (client_gone) {
-      // Dropping the upstream stream closes its connection: the engine aborts the request.
-      table.Release(rv);
-      metrics.outcome(Outcome::kClientGone).Inc();
-      metrics.latency.With({"true"}).Observe(Since(t0));
-      co_return;
     }
     if (!begun) {
       net::Headers h;
@@ -252,7 +270,7 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
       if (usage.prompt_tokens > 0) ratio.Observe(cr.prompt_chars, usage.prompt_tokens);
     } else {
       if (table.ReportHealth(e, false)) spdlog::warn("engine {} ejected: {}", backend.name, broken.message());
-      metrics.upstream_failures.With({backend.name}).Inc();
+      failure_counters[static_cast<size_t>(e)]->Inc();
       std::string err = net::FormatSseEvent(OpenAiErrorJson(
           502, "engine " + backend.name + " failed mid-stream: " + broken.message()));
       err += "data: [DONE]\n\n";
@@ -261,10 +279,10 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
     Status ended = co_await w.EndStream();
     table.Release(rv);
     metrics.outcome(!broken.ok()  ? Outcome::kStreamError
-                    : !ended.ok() ? Outcome::kClientGone
+                    : !ended.ok() ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
                                   : Outcome::kOk)
         .Inc();
-    metrics.latency.With({"true"}).Observe(Since(t0));
+    latency_seconds[1]->Observe(Since(t0));
     co_return;
   }
   co_await refuse(502, "every engine tried failed; last: " + last_error.message(),

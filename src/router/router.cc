@@ -40,7 +40,7 @@ RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
                                net::LatencyBuckets())) {
   auto& fam = reg.AddCounter("gimbal_router_requests_total", "Requests by outcome.", {"outcome"});
   for (const char* o : {"ok", "engine_error", "bad_request", "rejected", "unavailable",
-                        "stream_error", "client_gone"}) {
+                        "stream_error", "client_gone", "cancelled"}) {
     outcomes.push_back(&fam.With({o}));
   }
 }
@@ -77,7 +77,15 @@ Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& rt,
                                   .header_timeout_s = config.health_timeout_s,
                                   .read_timeout_s = config.push_stale_s,
                                   .max_idle_per_host = 1}) {
-  for (const auto& b : config.backends) models.insert(b.model);
+  for (const auto& b : config.backends) {
+    models.insert(b.model);
+    dispatch_counters.push_back(&metrics.dispatches.With({b.name}));
+    failure_counters.push_back(&metrics.upstream_failures.With({b.name}));
+  }
+  decision_seconds = &metrics.decision.With();
+  ttft_seconds = &metrics.ttft.With();
+  latency_seconds[0] = &metrics.latency.With({"false"});
+  latency_seconds[1] = &metrics.latency.With({"true"});
   registry.AddCallbackGauge(
       "gimbal_router_snapshot_age_seconds", "Age of each engine's last scraped state.",
       {"engine"}, [this] {

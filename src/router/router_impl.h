@@ -31,7 +31,8 @@ enum class Outcome {
   kRejected,      // 429: every engine saturated
   kUnavailable,   // 503 no healthy engine, or 502 after every attempt failed
   kStreamError,   // an engine broke off a stream already under way
-  kClientGone,    // the client left or was too slow
+  kClientGone,    // a write to the client timed out (it stopped reading)
+  kCancelled,     // the client closed its connection first; the upstream request was abandoned
 };
 
 struct RouterMetrics {
@@ -87,6 +88,13 @@ class Router::Impl : public net::HttpHandler, public std::enable_shared_from_thi
   std::set<std::string> models;
   net::MetricsRegistry registry;
   RouterMetrics metrics;
+  // Children of the families the request path updates, looked up once (With() takes a lock and
+  // builds a key).
+  std::vector<net::Counter*> dispatch_counters;  // by engine
+  std::vector<net::Counter*> failure_counters;   // by engine
+  net::Histogram* decision_seconds = nullptr;
+  net::Histogram* ttft_seconds = nullptr;
+  net::Histogram* latency_seconds[2] = {nullptr, nullptr};  // [stream]
   net::HttpClient upstream;  // requests to engines
   net::HttpClient probe;     // /metrics and /health, short timeouts
   net::HttpClient push;      // /gimbal/state/stream, read timeout push_stale_s

@@ -160,6 +160,19 @@ class RouterTest : public ::testing::Test {
     return v;
   }
 
+  // Polls the metric until it equals `want` or 10 s passed (generous: only a failure waits it
+  // out); returns its last value.
+  double WaitForMetric(double want, const std::string& name, const std::string& label = "",
+                       const std::string& value = "") {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    double v = Metric(name, label, value);
+    while (v != want && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(10ms);
+      v = Metric(name, label, value);
+    }
+    return v;
+  }
+
   // Waits (bounded) until every engine has a snapshot.
   void WaitForSnapshots() {
     for (int i = 0; i < 100; ++i) {
@@ -391,6 +404,70 @@ TEST_F(RouterTest, KilledBackendStreamsEndWithErrorAndNewRequestsGoElsewhere) {
   EXPECT_EQ(MetricSettled(sent, "gimbal_router_requests_total"), sent);
   EXPECT_EQ(Metric("gimbal_router_requests_total", "outcome", "ok"), complete + answered);
   EXPECT_EQ(Metric("gimbal_router_requests_total", "outcome", "stream_error"), errored);
+}
+
+// Polls `f` until it returns true or 10 s passed.
+template <typename F>
+bool Eventually(F f) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!f()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+TEST_F(RouterTest, ClientClosingAStreamCancelsTheUpstreamRequest) {
+  FakeVllmOptions o;
+  o.chunks = 2000;
+  o.chunk_delay_ms = 20;  // 40 s if it ran to the end
+  AddBackends(1, o);
+  StartRouter(BaseConfig());
+  net::ClientRequest req;
+  req.method = "POST";
+  req.host = "127.0.0.1";
+  req.port = router_->port();
+  req.target = "/v1/completions";
+  req.headers.Set("Content-Type", "application/json");
+  req.body = json{{"model", "test-model"}, {"prompt", "Hello"}, {"max_tokens", 2000},
+                  {"stream", true}}.dump();
+  const bool first_event = net::RunBlocking(io_.context(), [&]() -> asio::awaitable<bool> {
+    auto s = co_await client_->Open(req);
+    if (!s.ok() || (*s)->status() != 200) co_return false;
+    auto piece = co_await (*s)->Next();
+    co_return piece.ok() && piece.value() && piece.value()->find("data: ") == 0;
+  }());  // the stream is dropped unfinished here: its connection closes
+  ASSERT_TRUE(first_event);
+  EXPECT_EQ(WaitForMetric(1, "gimbal_router_requests_total", "outcome", "cancelled"), 1);
+  EXPECT_EQ(WaitForMetric(0, "gimbal_router_engine_inflight", "engine", "e0"), 0);
+  EXPECT_EQ(Metric("gimbal_router_engine_reserved_prefill_tokens", "engine", "e0"), 0);
+  // The router closed the upstream connection, so the engine saw its client go.
+  EXPECT_TRUE(Eventually([&] { return backends_[0]->abandoned() == 1; }));
+  EXPECT_EQ(Metric("gimbal_router_requests_total"), 1);  // one outcome, nothing else
+  EXPECT_EQ(Metric("gimbal_router_upstream_failures_total"), 0);  // not the engine's fault
+  Reply r = Complete(false);  // the engine stays admitted
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST_F(RouterTest, ClientLeavingANonStreamingRequestCancelsTheUpstreamRequest) {
+  FakeVllmOptions o;
+  o.first_chunk_delay_ms = 60000;  // the answer would come after a minute
+  AddBackends(1, o);
+  StartRouter(BaseConfig());
+  const std::string body = json{{"model", "test-model"}, {"prompt", "Hello"}, {"max_tokens", 4}}.dump();
+  asio::io_context ctx;
+  asio::ip::tcp::socket sock(ctx);
+  sock.connect({asio::ip::make_address("127.0.0.1"), router_->port()});
+  asio::write(sock, asio::buffer("POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                                 "Content-Type: application/json\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\n\r\n" + body));
+  ASSERT_TRUE(Eventually([&] { return backends_[0]->completions() == 1; }));
+  EXPECT_EQ(Metric("gimbal_router_engine_inflight", "engine", "e0"), 1);
+  sock.close();  // waiting for the answer, nothing written yet
+  EXPECT_EQ(WaitForMetric(1, "gimbal_router_requests_total", "outcome", "cancelled"), 1);
+  EXPECT_EQ(WaitForMetric(0, "gimbal_router_engine_inflight", "engine", "e0"), 0);
+  EXPECT_TRUE(Eventually([&] { return backends_[0]->abandoned() == 1; }));
+  EXPECT_EQ(Metric("gimbal_router_upstream_failures_total"), 0);
 }
 
 TEST_F(RouterTest, BadRequestsGetTheRightStatusAndRouterKeepsServing) {

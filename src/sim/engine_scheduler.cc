@@ -36,6 +36,29 @@ void EngineScheduler::Add(const Request& r, double now) {
   seqs_.emplace(r.id, std::move(s));
 }
 
+bool EngineScheduler::Abort(RequestId id) {
+  auto it = seqs_.find(id);
+  if (it == seqs_.end()) return false;
+  SeqState& s = it->second;
+  pending_prefill_ -= PrefillRemaining(s);
+  Free(s);
+  TrackPrefilling(id, false);
+  if (auto r = std::find(running_.begin(), running_.end(), id); r != running_.end()) {
+    running_.erase(r);
+  } else if (auto p = std::find(preempted_.begin(), preempted_.end(), id); p != preempted_.end()) {
+    preempted_.erase(p);
+  } else {
+    for (auto w = waiting_.begin(); w != waiting_.end(); ++w) {
+      if (std::get<2>(*w) == id) {
+        waiting_.erase(w);
+        break;
+      }
+    }
+  }
+  seqs_.erase(it);
+  return true;
+}
+
 bool EngineScheduler::Allocate(SeqState& s, int64_t total_tokens) {
   const int64_t need = BlocksFor(total_tokens) - s.blocks;
   if (need <= 0) return true;
@@ -54,6 +77,7 @@ void EngineScheduler::Preempt(RequestId victim) {
   SeqState& v = seqs_.at(victim);
   pending_prefill_ -= PrefillRemaining(v);
   Free(v);
+  TrackPrefilling(victim, false);
   v.computed = 0;
   v.preemptions++;
   pending_prefill_ += PrefillRemaining(v);
@@ -147,11 +171,14 @@ std::vector<TokenEvent> EngineScheduler::Complete(const StepPlan& plan) {
       events.push_back({s.req.id, s.generated, finished, s.preemptions});
       if (finished) {
         Free(s);
+        TrackPrefilling(s.req.id, false);
         any_finished = true;
         continue;  // erased below
       }
     }
-    pending_prefill_ += PrefillRemaining(s);
+    const int64_t remaining = PrefillRemaining(s);
+    pending_prefill_ += remaining;
+    TrackPrefilling(s.req.id, remaining > 0);
   }
   if (any_finished) {
     for (const TokenEvent& e : events) {
@@ -176,14 +203,17 @@ EngineSnapshot EngineScheduler::Snapshot(double now) const {
 
 EngineScheduler::PrefillInProgress EngineScheduler::prefill_in_progress() const {
   PrefillInProgress p;
-  for (RequestId id : running_) {
-    const SeqState& s = seqs_.at(id);
-    if (PrefillRemaining(s) > 0) {
-      p.sequences++;
-      p.context_tokens += s.computed;
-    }
+  for (RequestId id : prefilling_) {
+    p.sequences++;
+    p.context_tokens += seqs_.at(id).computed;
   }
   return p;
+}
+
+void EngineScheduler::TrackPrefilling(RequestId id, bool in_progress) {
+  auto it = std::find(prefilling_.begin(), prefilling_.end(), id);
+  if (in_progress && it == prefilling_.end()) prefilling_.push_back(id);
+  if (!in_progress && it != prefilling_.end()) prefilling_.erase(it);
 }
 
 const SeqState* EngineScheduler::Find(RequestId id) const {

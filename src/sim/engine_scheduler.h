@@ -73,6 +73,9 @@ class EngineScheduler {
 
   // Accepts a new request at time `now`.
   void Add(const Request& r, double now);
+  // Drops request `id` wherever it is (waiting, preempted or running) and frees its KV blocks, as
+  // vLLM's abort does. Not between Schedule() and Complete(). False when the id is unknown.
+  bool Abort(RequestId id);
   // Plans the next step within `token_budget` tokens (clamped to [0, max_num_batched_tokens];
   // negative = the full limit). Must be followed by Complete() before the next Schedule().
   StepPlan Schedule(int64_t token_budget = -1);
@@ -91,7 +94,7 @@ class EngineScheduler {
   int64_t pending_prefill_tokens() const { return pending_prefill_; }
   const SeqState* Find(RequestId id) const;
   // Running requests whose prompt (or recompute) is not fully computed yet — chunked prefills in
-  // progress — and the KV tokens they already hold. O(running).
+  // progress — and the KV tokens they already hold. O(chunked prefills in progress).
   struct PrefillInProgress {
     int64_t sequences = 0;
     int64_t context_tokens = 0;
@@ -113,6 +116,8 @@ class EngineScheduler {
   int64_t used_blocks_ = 0;
   int64_t total_preemptions_ = 0;
   int64_t pending_prefill_ = 0;
+  std::vector<RequestId> prefilling_;  // running, prefill not complete (few: chunk boundaries)
+  void TrackPrefilling(RequestId id, bool in_progress);
 };
 
 }  // namespace gimbal::sim

@@ -88,6 +88,34 @@ TEST_F(SchedulerTest, StepBudgetNarrowsTheLimitButNeverWidensIt) {
   s.Complete(p2);
 }
 
+TEST_F(SchedulerTest, AbortRemovesARequestWhereverItIsAndFreesItsBlocks) {
+  auto s = Make(10, 16, 100);
+  s.Add(Req(1, 6, 50), 0);
+  s.Add(Req(2, 6, 50), 1);
+  s.Add(Req(3, 20, 50), 2);
+  s.Complete(s.Schedule());  // r1 runs (6), r2 runs a 4-token chunk; r3 waits
+  const int64_t before = s.used_blocks();
+  EXPECT_GT(before, 0);
+  EXPECT_EQ(s.pending_prefill_tokens(), 2 + 20);
+  EXPECT_EQ(s.prefill_in_progress().sequences, 1);  // r2's chunked prefill
+  EXPECT_TRUE(s.Abort(2));  // running, mid-prefill
+  EXPECT_EQ(s.pending_prefill_tokens(), 20);
+  EXPECT_EQ(s.prefill_in_progress().sequences, 0);
+  EXPECT_LT(s.used_blocks(), before);
+  EXPECT_TRUE(s.Abort(3));  // waiting
+  EXPECT_EQ(s.pending_prefill_tokens(), 0);
+  EXPECT_EQ(s.num_waiting(), 0u);
+  EXPECT_FALSE(s.Abort(3));  // already gone
+  EXPECT_EQ(s.Find(3), nullptr);
+  EXPECT_EQ(s.num_running(), 1u);
+  StepPlan p = s.Schedule();  // only r1 decodes
+  EXPECT_EQ(Rows(p), (Row{{1, 1}}));
+  s.Complete(p);
+  EXPECT_TRUE(s.Abort(1));
+  EXPECT_EQ(s.used_blocks(), 0);
+  EXPECT_FALSE(s.HasWork());
+}
+
 TEST_F(SchedulerTest, MaxNumSeqsLimitsAdmission) {
   auto s = Make(100, 2, 100);
   for (int i = 0; i < 4; ++i) s.Add(Req(i, 3, 2), i);
