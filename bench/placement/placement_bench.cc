@@ -1,6 +1,7 @@
 // placement_bench: the placement figures of docs/placement.md.
 //
-//   placement_bench [--gap N] [--scale R] [--versus R] [--exact-seconds S] [--zipf S] [--set key=value]
+//   placement_bench [--gap N] [--scale R] [--versus R] [--exact-seconds S] [--zipf S] [--gpus N]
+//                   [--set key=value]
 //
 // gap:    N random small instances (8..16 experts, 4 GPUs on 2 nodes, 2 sources per GPU, 1 or 2
 //         redundant slots per GPU, random current placement): the heuristic's objective against
@@ -41,6 +42,9 @@ double CpuNow() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
+Params g_params;  // --set key=value for the gimbal policy (all modes)
+int g_gpus = 0;   // --gpus N: only the shape with N GPUs (0: both)
+
 void Gap(int n, double exact_seconds) {
   if (!ExactSolverAvailable()) {
     fmt::print("gap: skipped (built without CBC)\n");
@@ -64,7 +68,7 @@ void Gap(int n, double exact_seconds) {
     PlacementTopology topo;
     topo.gpus = 4;
     topo.gpus_per_node = 2;
-    GimbalPlacementConfig cfg;
+    GimbalPlacementConfig cfg = *GimbalPlacementConfig::FromParams(g_params);
     cfg.max_moves_per_layer = -1;
     cfg.min_gain = 0;
     const LayerProblem p = MakeLayerProblem(stats, 0, cur, topo, cfg.weights);
@@ -113,6 +117,7 @@ SyntheticStatsOptions V3Stats(int sources, uint64_t seed) {
 
 void Scale(int runs) {
   for (const auto& [gpus, slots] : {std::pair{64, 5}, std::pair{32, 9}}) {
+    if (g_gpus > 0 && gpus != g_gpus) continue;
     SyntheticStats gen(V3Stats(64, 7));
     const SourceExpertCounts stats = gen.Next();
     PlacementTopology topo;
@@ -121,8 +126,13 @@ void Scale(int runs) {
     topo.expert_groups = 8;
     Rng rng(3);
     const Placement cur = RandomPlacement(rng, 58, 256, gpus, slots);
-    GimbalPlacementConfig cfg;
-    std::vector<double> ms, cpu_ms, ms_noroutes, eplb_ms;
+    Result<GimbalPlacementConfig> parsed = GimbalPlacementConfig::FromParams(g_params);
+    if (!parsed.ok()) {
+      fmt::print("{}\n", parsed.status().ToString());
+      return;
+    }
+    GimbalPlacementConfig cfg = *parsed;
+    std::vector<double> ms, cpu_ms, ms_noroutes, cpu_noroutes, eplb_ms, eplb_cpu;
     for (int r = 0; r < runs; ++r) {
       cfg.emit_routes = true;
       double t0 = Now(), c0 = CpuNow();
@@ -132,25 +142,30 @@ void Scale(int runs) {
       if (!plan.ok()) fmt::print("scale: {}\n", plan.status().ToString());
       cfg.emit_routes = false;
       t0 = Now();
+      c0 = CpuNow();
       (void)PlanGimbal(stats, cur, topo, cfg);
       ms_noroutes.push_back((Now() - t0) * 1e3);
+      cpu_noroutes.push_back((CpuNow() - c0) * 1e3);
       t0 = Now();
+      c0 = CpuNow();
       (void)NewEplbPlacementPolicy()->Plan(stats, cur, topo);
       eplb_ms.push_back((Now() - t0) * 1e3);
+      eplb_cpu.push_back((CpuNow() - c0) * 1e3);
     }
     fmt::print(
         "scale: 58 layers x 256 experts, {} GPUs x {} slots ({} slots), 64 sources, one thread: "
-        "gimbal {:.1f} ms best / {:.1f} ms median wall, {:.1f} ms median CPU (without routes {:.1f} / "
-        "{:.1f} wall); eplb {:.1f} ms\n",
-        gpus, slots, gpus * slots, Percentile(ms, 0), Percentile(ms, 50), Percentile(cpu_ms, 50),
-        Percentile(ms_noroutes, 0), Percentile(ms_noroutes, 50), Percentile(eplb_ms, 50));
+        "gimbal {:.1f} ms best / {:.1f} ms median wall, {:.1f} ms best / {:.1f} ms median CPU "
+        "(without routes {:.1f} / {:.1f} wall, {:.1f} CPU); eplb {:.1f} ms wall, {:.1f} ms CPU\n",
+        gpus, slots, gpus * slots, Percentile(ms, 0), Percentile(ms, 50), Percentile(cpu_ms, 0),
+        Percentile(cpu_ms, 50), Percentile(ms_noroutes, 0), Percentile(ms_noroutes, 50),
+        Percentile(cpu_noroutes, 50), Percentile(eplb_ms, 50), Percentile(eplb_cpu, 50));
   }
 }
 
-Params g_params;  // --set key=value for the gimbal policy
 
 void Versus(int rebalances) {
   for (const auto& [gpus, slots] : {std::pair{64, 5}, std::pair{32, 9}}) {
+    if (g_gpus > 0 && gpus != g_gpus) continue;
     SyntheticStats gen(V3Stats(64, 11));
     PlacementTopology topo;
     topo.gpus = gpus;
@@ -167,7 +182,7 @@ void Versus(int rebalances) {
     auto eplb = MakePlacementPolicy("eplb", Params());
     SourceExpertCounts window = gen.Next();
     struct Acc {
-      std::vector<double> mm, xnode, xgpu, moved;
+      std::vector<double> mm, xnode, xgpu, moved, mm_in, xnode_in;
     } g_all, e_all;
     for (int r = 0; r < rebalances; ++r) {
       Placement pg = *(*gimbal)->Plan(window, cur_g, topo);
@@ -176,6 +191,13 @@ void Versus(int rebalances) {
       // Moves against the previous plan; quality on the next window.
       PlacementQuality qg = *EvaluatePlacement(next, pg, cur_g, topo, cfg.weights);
       PlacementQuality qe = *EvaluatePlacement(next, pe, cur_e, topo, cfg.weights);
+      // The same plans on the window they were made from (no drift).
+      const PlacementQuality ig = *EvaluatePlacement(window, pg, cur_g, topo, cfg.weights);
+      const PlacementQuality ie = *EvaluatePlacement(window, pe, cur_e, topo, cfg.weights);
+      g_all.mm_in.push_back(ig.mean_max_over_mean);
+      g_all.xnode_in.push_back(ig.cross_node_fraction);
+      e_all.mm_in.push_back(ie.mean_max_over_mean);
+      e_all.xnode_in.push_back(ie.cross_node_fraction);
       for (auto [acc, q] : {std::pair{&g_all, &qg}, std::pair{&e_all, &qe}}) {
         acc->mm.push_back(q->mean_max_over_mean);
         acc->xnode.push_back(q->cross_node_fraction);
@@ -201,7 +223,12 @@ void Versus(int rebalances) {
                100 * (mm_g / mm_e - 1));
     fmt::print("  cross-node      gimbal {:.4f}  eplb {:.4f}  ({:+.1f}%)\n", xn_g, xn_e,
                100 * (xn_g / xn_e - 1));
-    fmt::print("  cross-GPU       gimbal {:.4f}  eplb {:.4f}\n", half(g_all.xgpu), half(e_all.xgpu));
+    fmt::print("  cross-GPU       gimbal {:.4f}  eplb {:.4f}\n", half(g_all.xgpu),
+               half(e_all.xgpu));
+    fmt::print(
+        "  on the planning window: max/mean gimbal {:.4f} eplb {:.4f}; cross-node gimbal {:.4f} "
+        "eplb {:.4f}\n",
+        half(g_all.mm_in), half(e_all.mm_in), half(g_all.xnode_in), half(e_all.xnode_in));
     fmt::print("  experts moved / rebalance (all layers)  gimbal {:.1f}  eplb {:.1f}  ({:+.1f}%)\n",
                mv_g, mv_e, 100 * (mv_g / mv_e - 1));
     fmt::print("  first rebalances (gimbal cross-node):");
@@ -234,12 +261,16 @@ int main(int argc, char** argv) {
       const std::string kv = argv[++i];
       const size_t eq = kv.find('=');
       gimbal::g_params.Set(kv.substr(0, eq), eq == std::string::npos ? "" : kv.substr(eq + 1));
+    } else if (!std::strcmp(argv[i], "--gpus")) {
+      gimbal::g_gpus = static_cast<int>(next());
     } else if (!std::strcmp(argv[i], "--zipf")) {
       gimbal::g_zipf = next();
     } else if (!std::strcmp(argv[i], "--exact-seconds")) {
       exact_seconds = next();
     } else {
-      fmt::print(stderr, "usage: placement_bench [--gap N] [--scale R] [--versus R] [--exact-seconds S] [--zipf S] [--set k=v]\n");
+      fmt::print(stderr,
+                 "usage: placement_bench [--gap N] [--scale R] [--versus R] [--exact-seconds S] "
+                 "[--zipf S] [--gpus N] [--set k=v]\n");
       return 2;
     }
   }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 
@@ -22,14 +23,19 @@ Result<GimbalPlacementConfig> GimbalPlacementConfig::FromParams(const Params& pa
   c.search_evals = static_cast<int>(params.GetInt("search_evals", c.search_evals));
   c.refine_work = params.GetInt("refine_work", c.refine_work);
   c.emit_routes = params.GetBool("emit_routes", c.emit_routes);
+  c.balance_target = params.GetDouble("balance_target", c.balance_target);
+  c.repair_moves = static_cast<int>(params.GetInt("repair_moves", c.repair_moves));
+  c.node_slack = params.GetDouble("node_slack", c.node_slack);
+  c.gpu_slack = params.GetDouble("gpu_slack", c.gpu_slack);
   GIMBAL_RETURN_IF_ERROR(params.Validate("placement policy 'gimbal'"));
   if (c.weights.load < 0 || c.weights.traffic < 0 || c.weights.migration < 0) {
     return InvalidArgument("placement policy 'gimbal': weights must be >= 0");
   }
-  if (c.min_gain < 0 || c.count_slack < 0 || c.search_evals < 0 || c.refine_work < 0) {
+  if (c.min_gain < 0 || c.count_slack < 0 || c.search_evals < 0 || c.refine_work < 0 ||
+      c.repair_moves < 0 || c.gpu_slack < 0) {
     return InvalidArgument(
-        "placement policy 'gimbal': min_gain, count_slack, search_evals and refine_work must be "
-        ">= 0");
+        "placement policy 'gimbal': min_gain, count_slack, search_evals, refine_work, repair_moves "
+        "and gpu_slack must be >= 0");
   }
   return c;
 }
@@ -55,6 +61,7 @@ class SearchState {
   int moves() const { return moves_; }
   int replicas(int x) const { return r_[x]; }
   int count(int x, int g) const { return cnt_[static_cast<size_t>(x) * p_.gpus + g]; }
+  int node_count(int x, int n) const { return ncnt_[static_cast<size_t>(x) * p_.nodes + n]; }
   double gpu_load(int g) const { return lp_[g]; }
   double traffic(int x) const { return traffic_[x]; }
   int max_gpu() const { return top_[0].second; }
@@ -95,6 +102,15 @@ class SearchState {
     const int x1 = map_[a], x2 = map_[b], g1 = Gpu(a), g2 = Gpu(b);
     return MoveDelta(x1, g1, -1) + MoveDelta(x1, g2, +1) + MoveDelta(x2, g2, -1) +
            MoveDelta(x2, g1, +1);
+  }
+
+  // Per-replica load of the expert in `slot` (even split).
+  double SlotLoad(int slot) const { return p_.totals[map_[slot]] / r_[map_[slot]]; }
+
+  // Traffic change of a valid swap.
+  double SwapTraffic(int a, int b) const {
+    const int x1 = map_[a], x2 = map_[b], g1 = Gpu(a), g2 = Gpu(b);
+    return Traffic(x1, g1, g2) - traffic_[x1] + Traffic(x2, g2, g1) - traffic_[x2];
   }
 
   // (objective change, moves change) of a valid swap.
@@ -140,11 +156,14 @@ class SearchState {
   // Puts expert x in `slot` (replica counts change); recomputes the affected state.
   void Replace(int slot, int x) {
     const int old = map_[slot], g = Gpu(slot);
+    if (old == x) return;
+    AddExpertLoad(old, -1);
+    AddExpertLoad(x, -1);
     Count(old, g, -1);
     Count(x, g, +1);
     map_[slot] = x;
-    lp_.assign(p_.gpus, 0.0);
-    for (int k = 0; k < p_.slots(); ++k) lp_[Gpu(k)] += p_.totals[map_[k]] / r_[map_[k]];
+    AddExpertLoad(old, +1);
+    AddExpertLoad(x, +1);
     for (int y : {old, x}) {
       const double t = Traffic(y, -1, -1);
       traffic_sum_ += t - traffic_[y];
@@ -157,6 +176,15 @@ class SearchState {
   int MoveDelta(int x, int g, int d) const {
     const size_t i = static_cast<size_t>(x) * p_.gpus + g;
     return std::max(0, cnt_[i] + d - p_.current_count[i]) - std::max(0, cnt_[i] - p_.current_count[i]);
+  }
+  // Adds (sign +1) or removes (-1) expert x's even-split load on the GPUs holding it.
+  void AddExpertLoad(int x, int sign) {
+    if (r_[x] <= 0) return;
+    const double per = sign * p_.totals[x] / r_[x];
+    const int* c = &cnt_[static_cast<size_t>(x) * p_.gpus];
+    for (int g = 0; g < p_.gpus; ++g) {
+      if (c[g] > 0) lp_[g] += per * c[g];
+    }
   }
   void Count(int x, int g, int d) {
     const size_t i = static_cast<size_t>(x) * p_.gpus + g;
@@ -259,7 +287,7 @@ bool BestSwap(const LayerProblem& p, int budget, SearchState& st, int a,
   return true;
 }
 
-// 2. Local search on the surrogate.
+// 3. Local search on the surrogate.
 void LocalSearch(const LayerProblem& p, const GimbalPlacementConfig& cfg, SearchState& st) {
   const int budget = cfg.max_moves_per_layer;
   int evals = 0;
@@ -328,7 +356,167 @@ void LocalSearch(const LayerProblem& p, const GimbalPlacementConfig& cfg, Search
   }
 }
 
-// 3. Hill climbing on the exact objective, for layers small enough.
+// 2. Node locality: an expert whose demand is mostly on a node without a replica swaps
+// its least useful replica (on the node where it has least demand) with a replica on that node,
+// when both nodes stay under node_slack above the mean node load (or get lighter), both GPUs under
+// gpu_slack above the mean GPU load (or lighter), and the surrogate's traffic drops. Candidates
+// are ranked by node demand; the best few are checked on the surrogate.
+void NodeLocality(const LayerProblem& p, const GimbalPlacementConfig& cfg, SearchState& st) {
+  if (p.nodes < 2 || cfg.node_slack < 0) return;
+  const int gpn = p.gpus / p.nodes;
+  const double mean = p.total / p.gpus;
+  if (!(mean > 0)) return;
+  const double node_cap = mean * gpn * (1 + cfg.node_slack);
+  const double gpu_cap = mean * (1 + cfg.gpu_slack);
+  const int budget = cfg.max_moves_per_layer;
+  const int nodes = p.nodes;
+  std::vector<double> d(static_cast<size_t>(p.experts) * nodes, 0.0);
+  for (int s = 0; s < p.sources; ++s) {
+    const int n = p.node_of_gpu[p.source_gpu[s]];
+    for (int x = 0; x < p.experts; ++x) d[static_cast<size_t>(x) * nodes + n] += p.A(s, x);
+  }
+  auto D = [&](int x, int n) { return d[static_cast<size_t>(x) * nodes + n]; };
+  std::vector<double> node_load(nodes, 0.0);
+  for (int g = 0; g < p.gpus; ++g) node_load[p.node_of_gpu[g]] += st.gpu_load(g);
+  // (gain, slot) candidates for the best few.
+  std::vector<std::pair<double, int>> cands;
+  std::vector<std::pair<double, int>> order;
+  for (int round = 0; round < 2; ++round) {
+    // Experts by their potential: demand on the best node without a replica, minus the demand on
+    // the node of their least useful replica.
+    order.clear();
+    for (int x = 0; x < p.experts; ++x) {
+      double best_free = -1, worst_held = std::numeric_limits<double>::infinity();
+      for (int n = 0; n < nodes; ++n) {
+        if (st.node_count(x, n) == 0) {
+          best_free = std::max(best_free, D(x, n));
+        } else {
+          worst_held = std::min(worst_held, D(x, n));
+        }
+      }
+      if (best_free > worst_held) order.push_back({best_free - worst_held, x});
+    }
+    std::sort(order.begin(), order.end(), std::greater<>());
+    bool any = false;
+    for (const auto& [potential, x] : order) {
+      if (budget >= 0 && st.moves() + 2 > budget) return;
+      int to = -1, from = -1;
+      for (int n = 0; n < nodes; ++n) {
+        if (st.node_count(x, n) == 0) {
+          if (to < 0 || D(x, n) > D(x, to)) to = n;
+        } else if (from < 0 || D(x, n) < D(x, from)) {
+          from = n;
+        }
+      }
+      if (to < 0 || from < 0 || D(x, to) <= D(x, from)) continue;
+      // x's slot on `from`, on its most loaded GPU.
+      int a = -1;
+      for (int slot = 0; slot < p.slots(); ++slot) {
+        if (st.map()[slot] == x && p.node_of_gpu[st.Gpu(slot)] == from &&
+            (a < 0 || st.gpu_load(st.Gpu(slot)) > st.gpu_load(st.Gpu(a)))) {
+          a = slot;
+        }
+      }
+      const int g = st.Gpu(a);
+      const double lx = st.SlotLoad(a);
+      cands.clear();
+      for (int h = to * gpn; h < (to + 1) * gpn; ++h) {
+        for (int b = h * p.slots_per_gpu; b < (h + 1) * p.slots_per_gpu; ++b) {
+          const int y = st.map()[b];
+          const double ly = st.SlotLoad(b);
+          const double dl = lx - ly;  // load moving from `from` to `to`
+          if (dl > 0 && (node_load[to] + dl > node_cap || st.gpu_load(h) + dl > gpu_cap)) continue;
+          if (dl < 0 && (node_load[from] - dl > node_cap || st.gpu_load(g) - dl > gpu_cap)) {
+            continue;
+          }
+          if (!st.SwapValid(a, b)) continue;
+          const double gain = D(x, to) - D(x, from) + D(y, from) - D(y, to);
+          if (gain > 0) cands.push_back({gain, b});
+        }
+      }
+      if (cands.empty()) continue;
+      const size_t keep = std::min<size_t>(cands.size(), 3);
+      std::partial_sort(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(keep),
+                        cands.end(), std::greater<>());
+      int best_b = -1;
+      double best = -kEps;
+      for (size_t k = 0; k < keep; ++k) {
+        const int b = cands[k].second;
+        const int dm = st.SwapMoves(a, b);
+        if (!WithinBudget(st.moves() + dm, budget)) continue;
+        const double v = p.traffic_coef() * st.SwapTraffic(a, b) + p.move_coef() * dm;
+        if (v < best) {
+          best = v;
+          best_b = b;
+        }
+      }
+      if (best_b < 0) continue;
+      const double dl = lx - st.SlotLoad(best_b);
+      node_load[to] += dl;
+      node_load[from] -= dl;
+      st.ApplySwap(a, best_b);
+      any = true;
+    }
+    if (!any) break;
+  }
+}
+
+// 4. Balance repair on the surrogate: while the most loaded GPU is above the target, swap one of
+// its replicas with a lighter one on another GPU, within its node when such a swap exists (no
+// cross-node change), else anywhere. Both GPUs must end below the old peak, so the peak never
+// rises. Among the swaps that lower the peak most (within a small tolerance), the one with the
+// best objective change is applied.
+void RepairBalance(const LayerProblem& p, const GimbalPlacementConfig& cfg, SearchState& st) {
+  const double mean = p.total / p.gpus;
+  if (!(mean > 0) || cfg.balance_target < 0) return;
+  const double target = mean * (1 + cfg.balance_target);
+  const double tol = 0.005 * mean;
+  const int budget = cfg.max_moves_per_layer;
+  struct Cand {
+    int a, b;
+    double peak;
+  };
+  std::vector<Cand> cands;
+  for (int iter = 0; iter < 4 * p.slots(); ++iter) {
+    const int g = st.max_gpu();
+    const double peak = st.gpu_load(g);
+    if (peak <= target) return;
+    cands.clear();
+    for (int pass = 0; pass < 2 && cands.empty(); ++pass) {
+      for (int h = 0; h < p.gpus; ++h) {
+        if (h == g || (p.node_of_gpu[h] == p.node_of_gpu[g]) != (pass == 0)) continue;
+        const double lh = st.gpu_load(h);
+        if (lh >= peak - tol) continue;
+        for (int a = g * p.slots_per_gpu; a < (g + 1) * p.slots_per_gpu; ++a) {
+          const double l1 = st.SlotLoad(a);
+          for (int b = h * p.slots_per_gpu; b < (h + 1) * p.slots_per_gpu; ++b) {
+            const double d = l1 - st.SlotLoad(b);
+            if (d <= tol || lh + d >= peak - tol || !st.SwapValid(a, b)) continue;
+            if (!WithinBudget(st.moves() + st.SwapMoves(a, b), budget)) continue;
+            cands.push_back({a, b, std::max(peak - d, lh + d)});
+          }
+        }
+      }
+    }
+    if (cands.empty()) return;
+    double low = std::numeric_limits<double>::infinity();
+    for (const Cand& c : cands) low = std::min(low, c.peak);
+    const Cand* best = nullptr;
+    double best_score = std::numeric_limits<double>::infinity();
+    for (const Cand& c : cands) {
+      if (c.peak > low + tol) continue;
+      const double score = p.load_coef() * c.peak + p.traffic_coef() * st.SwapTraffic(c.a, c.b) +
+                           p.move_coef() * st.SwapMoves(c.a, c.b);
+      if (score < best_score) {
+        best_score = score;
+        best = &c;
+      }
+    }
+    st.ApplySwap(best->a, best->b);
+  }
+}
+
+// 5. Hill climbing on the exact objective, for layers small enough.
 void Refine(const LayerProblem& p, const GimbalPlacementConfig& cfg, std::vector<int32_t>& map) {
   const int64_t per_eval = static_cast<int64_t>(p.sources) * p.experts + p.slots();
   int64_t evals_left = cfg.refine_work / per_eval;
@@ -392,8 +580,17 @@ void Refine(const LayerProblem& p, const GimbalPlacementConfig& cfg, std::vector
 LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cfg) {
   SearchState st(p, p.current);
   AdjustCounts(p, cfg, st);
-  LocalSearch(p, cfg, st);
+  GimbalPlacementConfig search_cfg = cfg;
+  if (cfg.max_moves_per_layer > 0) {
+    search_cfg.max_moves_per_layer = std::max(0, cfg.max_moves_per_layer - cfg.repair_moves);
+  }
+  NodeLocality(p, search_cfg, st);
+  LocalSearch(p, search_cfg, st);
   std::vector<int32_t> map = st.map();
+  const double before_repair = st.Objective();
+  RepairBalance(p, cfg, st);
+  // The repair trades traffic for balance; it stays only when the surrogate objective agrees.
+  if (st.Objective() <= before_repair) map = st.map();
   Refine(p, cfg, map);
 
   LayerPlan plan;

@@ -154,14 +154,85 @@ TEST(GimbalPlacement, RoutesPreferTheLocalReplica) {
   EXPECT_EQ(plan->GpuOfSlot(r1[0].slot), 1);
 }
 
+TEST(GimbalPlacement, RoutingIsNeverWorseThanTheEvenSplit) {
+  // The balanced routing starts from the even split and only moves tokens to nearer replicas
+  // below a cap at least the even split's peak, so the chosen routing's objective is at most the
+  // even split's.
+  GimbalPlacementConfig cfg;
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    Instance in = MakeInstance(seed, 1, 32, 8, 4, 5 + static_cast<int>(seed % 3), 16);
+    const LayerProblem p = MakeLayerProblem(in.stats, 0, in.current, in.topology, cfg.weights);
+    LayerRoutes routes;
+    const LayerEval routed = RouteAndEvaluate(p, in.current.phy2log, &routes);
+    const LayerEval even = EvaluateRoutes(p, in.current.phy2log, LayerRoutes{});
+    EXPECT_LE(routed.objective, even.objective + 1e-9) << "seed " << seed;
+    EXPECT_NEAR(EvaluateRoutes(p, in.current.phy2log, routes).objective, routed.objective, 1e-5);
+  }
+}
+
+TEST(GimbalPlacement, RepairBalancesTheHotGpuWithinItsNode) {
+  // One node, 2 GPUs x 4 slots; the four hot experts all sit on GPU 0. Only the repair runs
+  // (no locality steps, no refinement); it must reach the exact balance {10, 10, 1, 1} per GPU.
+  PlacementTopology topo;
+  topo.gpus = 2;
+  topo.gpus_per_node = 2;
+  SourceExpertCounts stats = SourceExpertCounts::Zeros(1, 2, 8);
+  for (int x = 0; x < 8; ++x) {
+    stats.At(0, 0, x) = x < 4 ? 5 : 0.5;
+    stats.At(0, 1, x) = x < 4 ? 5 : 0.5;
+  }
+  Placement current = Placement::Contiguous(1, 8, 2);
+  GimbalPlacementConfig cfg;
+  cfg.max_moves_per_layer = -1;
+  cfg.min_gain = 0;
+  cfg.search_evals = 0;
+  cfg.refine_work = 0;
+  cfg.node_slack = -1;
+  cfg.balance_target = 0;
+  const LayerProblem p = MakeLayerProblem(stats, 0, current, topo, cfg.weights);
+  const LayerPlan plan = PlanLayerGimbal(p, cfg);
+  const LayerEval even = EvaluateRoutes(p, plan.phy2log, LayerRoutes{});
+  EXPECT_DOUBLE_EQ(even.max_load, 22);
+  EXPECT_EQ(plan.eval.experts_moved, 4);  // two swaps
+}
+
+TEST(GimbalPlacement, RepairNeverRaisesThePeakAndKeepsTheBudget) {
+  // With only the repair running, the even-split peak of the plan is at most the current one's,
+  // and the copies stay within the budget.
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    Instance in = MakeInstance(seed, 1, 32, 8, 4, 5, 16);
+    GimbalPlacementConfig cfg;
+    cfg.max_moves_per_layer = static_cast<int>(seed % 4) * 3;  // 0, 3, 6, 9
+    cfg.min_gain = 0;
+    cfg.search_evals = 0;
+    cfg.refine_work = 0;
+    cfg.node_slack = -1;
+    cfg.count_slack = 1e9;  // no replica count changes
+    const LayerProblem p = MakeLayerProblem(in.stats, 0, in.current, in.topology, cfg.weights);
+    const LayerPlan plan = PlanLayerGimbal(p, cfg);
+    const double before = EvaluateRoutes(p, in.current.phy2log, LayerRoutes{}).max_load;
+    const LayerEval after = EvaluateRoutes(p, plan.phy2log, LayerRoutes{});
+    EXPECT_LE(after.max_load, before + 1e-9) << "seed " << seed;
+    EXPECT_LE(after.experts_moved, cfg.max_moves_per_layer) << "seed " << seed;
+  }
+}
+
 TEST(GimbalPlacement, ConfigComesFromParamsAndRejectsUnknownKeys) {
   Params p;
   p.Set("traffic_weight", "0.5");
   p.Set("max_moves_per_layer", "4");
+  p.Set("balance_target", "0.05");
+  p.Set("repair_moves", "2");
+  p.Set("node_slack", "0.1");
+  p.Set("gpu_slack", "0.2");
   Result<GimbalPlacementConfig> c = GimbalPlacementConfig::FromParams(p);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->weights.traffic, 0.5);
   EXPECT_EQ(c->max_moves_per_layer, 4);
+  EXPECT_EQ(c->balance_target, 0.05);
+  EXPECT_EQ(c->repair_moves, 2);
+  EXPECT_EQ(c->node_slack, 0.1);
+  EXPECT_EQ(c->gpu_slack, 0.2);
   p.Set("trafic_weight", "1");
   EXPECT_FALSE(GimbalPlacementConfig::FromParams(p).ok());
   Result<std::unique_ptr<PlacementPolicy>> bad = MakePlacementPolicy("nope", Params());

@@ -244,10 +244,11 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
   };
   std::vector<std::vector<Demand>> order(multi.size());
   std::vector<int> rep_order;
+  std::vector<std::pair<double, int>> v;
   for (size_t i = 0; i < multi.size(); ++i) {
     const int x = multi[i];
     const int n = ri.count(x);
-    std::vector<std::pair<double, int>> v;
+    v.clear();
     for (int s = 0; s < p.sources; ++s) {
       if (p.A(s, x) <= 0) continue;
       double best = std::numeric_limits<double>::infinity();
@@ -259,9 +260,13 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
     for (const auto& [c, s] : v) {
       const int first = static_cast<int>(rep_order.size());
       for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) rep_order.push_back(r);
-      std::stable_sort(rep_order.begin() + first, rep_order.begin() + first + n, [&](int a, int b) {
-        return p.C(s, ri.gpu[a]) < p.C(s, ri.gpu[b]);
-      });
+      // Stable insertion sort by cost (few replicas; no buffer to allocate).
+      int* reps_of = rep_order.data() + first;
+      for (int a = 1; a < n; ++a) {
+        for (int b = a; b > 0 && p.C(s, ri.gpu[reps_of[b]]) < p.C(s, ri.gpu[reps_of[b - 1]]); --b) {
+          std::swap(reps_of[b], reps_of[b - 1]);
+        }
+      }
       order[i].push_back({s, first});
     }
   }
@@ -319,25 +324,103 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
     return e;
   };
 
-  static constexpr double kSlack[] = {0.0, 0.03, 0.1, 0.3, -1};
+  // The balanced pass: start from vLLM's even split over the expert's slots, then move each
+  // source's tokens from farther to nearer replicas while the nearer GPU stays under `cap`. GPUs
+  // above `cap` only lose load, so the maximum is at most max(cap, the even split's maximum), and
+  // the traffic at most the even split's.
+  std::vector<double> share(ri.gpu.size(), 0.0);  // per replica entry: its share of the slots
+  {
+    std::vector<int> slots_of(p.experts, 0);
+    for (int slot = 0; slot < p.slots(); ++slot) slots_of[phy2log[slot]]++;
+    for (int x = 0; x < p.experts; ++x) {
+      for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+        int n = 0;
+        const int g = ri.gpu[r];
+        for (int slot = g * p.slots_per_gpu; slot < (g + 1) * p.slots_per_gpu; ++slot) {
+          n += phy2log[slot] == x;
+        }
+        share[r] = static_cast<double>(n) / slots_of[x];
+      }
+    }
+  }
+  // Per demand and replica, in rep_order's layout (a demand's replicas start at its `first`).
+  std::vector<double> amount(rep_order.size(), 0.0);
+  auto balanced_pass = [&](double cap, std::vector<Flow>* flows) {
+    LayerEval e = base;
+    load = forced;
+    for (size_t i = 0; i < multi.size(); ++i) {
+      const int x = multi[i];
+      const int n = ri.count(x);
+      for (const Demand& d : order[i]) {
+        for (int j = 0; j < n; ++j) {
+          const int r = rep_order[d.first + j];
+          const double a = p.A(d.s, x) * share[r];
+          amount[d.first + j] = a;
+          load[ri.gpu[r]] += a;
+        }
+      }
+    }
+    for (size_t i = 0; i < multi.size(); ++i) {
+      const int x = multi[i];
+      const int n = ri.count(x);
+      for (const Demand& d : order[i]) {
+        double* amt = &amount[d.first];
+        for (int near = 0; near < n; ++near) {
+          const int gn = ri.gpu[rep_order[d.first + near]];
+          const double cn = p.C(d.s, gn);
+          for (int far = n - 1; far > near; --far) {
+            const int gf = ri.gpu[rep_order[d.first + far]];
+            if (!(p.C(d.s, gf) > cn)) break;
+            const double take = std::min(amt[far], cap - load[gn]);
+            if (take <= 0) continue;
+            amt[far] -= take;
+            amt[near] += take;
+            load[gf] -= take;
+            load[gn] += take;
+          }
+        }
+        for (int j = 0; j < n; ++j) {
+          if (amt[j] <= 0) continue;
+          const int r = rep_order[d.first + j];
+          AddCrossing(p, d.s, ri.gpu[r], amt[j], e);
+          if (flows) flows->push_back({d.s, x, r, amt[j]});
+        }
+      }
+    }
+    e.max_load = *std::max_element(load.begin(), load.end());
+    e.objective = Objective(p, e.max_load, e.traffic_cost, e.experts_moved);
+    return e;
+  };
+
+  static constexpr double kSlack[] = {0.0, 0.03, 0.1, -1};
   double best_cap = std::numeric_limits<double>::infinity();
+  bool best_balanced = false;
   LayerEval best;
   best.objective = std::numeric_limits<double>::infinity();
   if (multi.empty()) {
     best = pass(best_cap, nullptr);
   } else {
+    const double even_max = balanced_pass(0, nullptr).max_load;
+    double last_balanced = -1;
     for (double d : kSlack) {
       const double cap = d < 0 ? std::numeric_limits<double>::infinity() : lb * (1 + d);
-      LayerEval e = pass(cap, nullptr);
-      if (e.objective < best.objective - 1e-12) {
-        best = e;
-        best_cap = cap;
+      for (bool balanced : {false, true}) {
+        const double c = balanced ? std::max(cap, even_max) : cap;
+        // The balanced pass without a cap is the nearest-replica pass; equal caps repeat.
+        if (balanced && (d < 0 || c == last_balanced)) continue;
+        if (balanced) last_balanced = c;
+        LayerEval e = balanced ? balanced_pass(c, nullptr) : pass(c, nullptr);
+        if (e.objective < best.objective - 1e-12) {
+          best = e;
+          best_cap = c;
+          best_balanced = balanced;
+        }
       }
     }
   }
   if (routes) {
     std::vector<Flow> flows;
-    best = pass(best_cap, &flows);
+    best = best_balanced ? balanced_pass(best_cap, &flows) : pass(best_cap, &flows);
     routes->assign(static_cast<size_t>(p.sources) * p.experts, {});
     // Multi-replica experts a source sends no tokens to: the nearest replica. Single-replica
     // experts keep an empty route (the even split over their slots).

@@ -99,10 +99,15 @@ int CountMoves(const LayerProblem& p, std::span<const int32_t> phy2log);
 // Token routing of one layer: routes[s * experts + x] = (slot, weight) pairs summing to 1.
 using LayerRoutes = std::vector<std::vector<SlotShare>>;
 
-// Nearest-replica routing below a load cap: each source's tokens for an expert go to its nearest
-// replica while that GPU's load stays under `cap`, spilling to the next nearest, and to the
-// least-loaded replica when all are full. Tries several caps and keeps the routing with the best
-// objective. Fills `routes` when not null.
+// Token routing for a fixed placement, the best by the objective of two families, each at several
+// caps (multiples of the lower bound on the peak load):
+//  - nearest replica below a cap: each source's tokens for an expert go to its nearest replica
+//    while that GPU's load stays under the cap, spilling to the next nearest, and to the
+//    least-loaded replica when all are full;
+//  - balanced: vLLM's even split over the expert's slots, then each source's tokens move from
+//    farther to nearer replicas while the nearer GPU stays under max(cap, the even split's peak).
+// The result's objective is never above the even split's (EvaluateRoutes with empty routes).
+// Fills `routes` when not null.
 LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2log,
                            LayerRoutes* routes);
 

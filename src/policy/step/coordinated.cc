@@ -32,7 +32,7 @@ namespace {
 struct CoordinatedOptions {
   double stretch = 2.5;
   int64_t min_chunk = 256;
-  double max_step = 0;  // seconds; 0 = no absolute cap
+  double max_step = 0;      // seconds; 0 = no absolute cap
   int64_t drain_steps = 0;  // 0 = off; else a rank may prefill pending/drain_steps tokens per step
 };
 
@@ -59,8 +59,13 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
 
     for (size_t r = 0; r < ranks.size(); ++r) {
       const RankWork& w = ranks[r];
+      if (w.pending_prefill <= 0) {  // nothing to chunk: the engine's own limit stands
+        budgets[r] = max_budget;
+        continue;
+      }
       const int64_t floor_tokens = std::min(max_budget, w.running);
-      const int64_t room = std::max<int64_t>(0, max_budget - floor_tokens);
+      const int64_t room =
+          std::min(std::max<int64_t>(0, max_budget - floor_tokens), w.pending_prefill);
       // Largest prefill p in [0, room] with StepTime(w, p) <= tau (monotone in p).
       int64_t lo = 0, hi = room;
       if (StepTime(w, hi) <= tau) {
@@ -77,8 +82,8 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
       }
       int64_t floor_prefill = o_.min_chunk;
       if (o_.drain_steps > 0) {
-        floor_prefill = std::max(floor_prefill,
-                                 (w.pending_prefill + o_.drain_steps - 1) / o_.drain_steps);
+        floor_prefill =
+            std::max(floor_prefill, (w.pending_prefill + o_.drain_steps - 1) / o_.drain_steps);
       }
       const int64_t prefill = std::min(room, std::max(lo, floor_prefill));
       budgets[r] = floor_tokens + prefill;
@@ -93,7 +98,8 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
     const ModelSpec& m = cost_->model();
     // Running sequences decode one token each, except those mid-prefill, whose next chunk is part
     // of `prefill` and attends to the context they already hold.
-    const int64_t prefilling = std::clamp<int64_t>(w.prefilling, 0, std::max<int64_t>(0, w.running));
+    const int64_t prefilling =
+        std::clamp<int64_t>(w.prefilling, 0, std::max<int64_t>(0, w.running));
     const int64_t decodes = std::max<int64_t>(0, w.running - prefilling);
     const double chunk_context = prefilling > 0 ? std::max(0.0, w.prefill_context_tokens) : 0.0;
     const double decode_context = std::max(0.0, w.context_tokens - chunk_context);

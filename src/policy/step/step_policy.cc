@@ -24,7 +24,9 @@ bool RegisterStepPolicy(const std::string& name, StepFactory factory) {
   return Registry().Register(name, std::move(factory));
 }
 
-std::vector<std::string> StepPolicyNames() { return Registry().Names(); }
+std::vector<std::string> StepPolicyNames() {
+  return Registry().Names();
+}
 
 Result<std::unique_ptr<StepPolicy>> MakeStepPolicy(const std::string& name, const Params& params,
                                                    const StepDeps& deps) {
