@@ -1,10 +1,12 @@
 #include "model/cost_model.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace gimbal {
 
-CostModel::CostModel(ModelSpec model, HardwareSpec hw) : model_(std::move(model)), hw_(std::move(hw)) {}
+CostModel::CostModel(ModelSpec model, HardwareSpec hw)
+    : model_(std::move(model)), hw_(std::move(hw)) {}
 
 double CostModel::Roofline(double flops, double bytes, double mfu) const {
   const double compute = flops / (hw_.gpu.peak_flops * mfu);
@@ -16,8 +18,9 @@ double CostModel::AttentionTime(const RankBatch& b) const {
   if (b.tokens <= 0 && b.kv_read_tokens <= 0) return 0;
   const double params = model_.AttentionParamsPerLayer();
   const double linear_flops = 2.0 * params * static_cast<double>(b.tokens);
-  const double score_flops = model_.AttentionScoreFlops(true) * b.decode_attn_pairs +
-                             model_.AttentionScoreFlops(false) * (b.attn_pairs - b.decode_attn_pairs);
+  const double score_flops =
+      model_.AttentionScoreFlops(true) * b.decode_attn_pairs +
+      model_.AttentionScoreFlops(false) * (b.attn_pairs - b.decode_attn_pairs);
   const double weight_bytes = params * model_.weight_bytes;
   const double kv_bytes = b.kv_read_tokens * model_.KvBytesPerTokenLayer();
   const double act_bytes = 2.0 * static_cast<double>(b.tokens) * model_.hidden * 2.0;
@@ -51,8 +54,8 @@ double CostModel::ExpertTime(double token_pairs, double active_experts) const {
   if (token_pairs <= 0 && active_experts <= 0) return 0;
   const double params = model_.ExpertParams();
   const double flops = 2.0 * params * token_pairs;
-  const double bytes = active_experts * params * model_.weight_bytes +
-                       2.0 * token_pairs * model_.hidden * 2.0;
+  const double bytes =
+      active_experts * params * model_.weight_bytes + 2.0 * token_pairs * model_.hidden * 2.0;
   return Roofline(flops, bytes, hw_.mfu_expert);
 }
 
@@ -63,14 +66,26 @@ double CostModel::AllToAllTime(double max_intra_node_bytes, double max_inter_nod
                         max_intra_node_bytes / (hw_.gpu.nvlink_bandwidth * hw_.link_efficiency));
   }
   if (max_inter_node_bytes > 0) {
-    t = std::max(t, hw_.nic_latency +
-                        max_inter_node_bytes / (hw_.gpu.nic_bandwidth * hw_.link_efficiency));
+    t = std::max(
+        t, hw_.nic_latency + max_inter_node_bytes / (hw_.gpu.nic_bandwidth * hw_.link_efficiency));
   }
   return t;
 }
 
 double CostModel::StepOverhead(int64_t sequences) const {
   return hw_.step_overhead + hw_.per_seq_overhead * static_cast<double>(sequences);
+}
+
+double CostModel::RankStepEstimate(const RankBatch& b, double expert_pairs, int ep_ranks) const {
+  const ModelSpec& m = model_;
+  const double local =
+      std::ceil(static_cast<double>(m.experts) / static_cast<double>(std::max(1, ep_ranks)));
+  const double active = local > 0 ? local * (1.0 - std::exp(-expert_pairs / local)) : 0.0;
+  double t = AttentionTime(b) * m.layers;
+  t += DenseFfnTime(b.tokens) * m.dense_layers;
+  t += (SharedExpertTime(b.tokens) + ExpertTime(expert_pairs, active)) * m.moe_layers();
+  t += HeadTime(b) + StepOverhead(b.sequences);
+  return t;
 }
 
 }  // namespace gimbal

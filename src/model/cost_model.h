@@ -15,12 +15,12 @@ namespace gimbal {
 
 // What one rank computes in one step.
 struct RankBatch {
-  int64_t tokens = 0;     // new tokens: prefill chunk tokens + one per decoding sequence
-  int64_t sequences = 0;  // sequences in the batch
-  int64_t logits = 0;     // sequences that sample a token this step
-  double attn_pairs = 0;  // query·key pairs: Σ new · (context_before + (new + 1) / 2)
+  int64_t tokens = 0;            // new tokens: prefill chunk tokens + one per decoding sequence
+  int64_t sequences = 0;         // sequences in the batch
+  int64_t logits = 0;            // sequences that sample a token this step
+  double attn_pairs = 0;         // query·key pairs: Σ new · (context_before + (new + 1) / 2)
   double decode_attn_pairs = 0;  // the part of attn_pairs from one-token (decode) sequences
-  double kv_read_tokens = 0;  // Σ (context_before + new) over sequences: KV entries read
+  double kv_read_tokens = 0;     // Σ (context_before + new) over sequences: KV entries read
 };
 
 class CostModel {
@@ -44,6 +44,11 @@ class CostModel {
   double AllToAllTime(double max_intra_node_bytes, double max_inter_node_bytes) const;
   // CPU time per step: fixed part plus a per-sequence part.
   double StepOverhead(int64_t sequences) const;
+  // One rank's own step time with the all-to-all left out — the policies' estimate of a rank's
+  // next step: attention and dense layers for `b`, shared experts for its tokens, routed experts
+  // for `expert_pairs` token-expert pairs spread over its GPU's experts / ep_ranks experts (the
+  // expected number of them hit), LM head and CPU overhead.
+  double RankStepEstimate(const RankBatch& b, double expert_pairs, int ep_ranks) const;
   // Bytes one token carries in the dispatch / combine phase for one expert assignment.
   double DispatchBytesPerToken() const { return model_.hidden * model_.dispatch_bytes; }
   double CombineBytesPerToken() const { return model_.hidden * model_.combine_bytes; }

@@ -18,7 +18,6 @@
 // kv_limit, unless every engine would. The estimate is one step ahead: it does not see how many
 // steps a long prefill backlog will take, which the secondary key (own time) partly covers.
 #include <algorithm>
-#include <cmath>
 #include <limits>
 
 #include "model/cost_model.h"
@@ -114,18 +113,8 @@ class PredictivePolicy final : public DispatchPolicy {
     b.attn_pairs = b.decode_attn_pairs + p * (p + 1.0) / 2.0;
     b.kv_read_tokens = d * (ctx + 1.0) + p;
 
-    const double pairs =
-        static_cast<double>(b.tokens) * m.top_k * std::max(0.0, v.moe_pressure);
-    const double local_experts =
-        std::ceil(static_cast<double>(m.experts) / static_cast<double>(std::max(1, n_engines)));
-    const double active =
-        local_experts > 0 ? local_experts * (1.0 - std::exp(-pairs / local_experts)) : 0.0;
-
-    double t = cost_->AttentionTime(b) * m.layers;
-    t += cost_->DenseFfnTime(b.tokens) * m.dense_layers;
-    t += (cost_->SharedExpertTime(b.tokens) + cost_->ExpertTime(pairs, active)) * m.moe_layers();
-    t += cost_->HeadTime(b) + cost_->StepOverhead(b.sequences);
-    return t;
+    const double pairs = static_cast<double>(b.tokens) * m.top_k * std::max(0.0, v.moe_pressure);
+    return cost_->RankStepEstimate(b, pairs, n_engines);
   }
 
   const CostModel* cost_;

@@ -21,7 +21,6 @@
 // (tokens, default 256, >= 0), max_step_ms (default 0 = off), drain_steps (default 0 = off: when
 // set, a rank may always prefill pending/drain_steps tokens).
 #include <algorithm>
-#include <cmath>
 
 #include "model/cost_model.h"
 #include "policy/step/builtin_step_policies.h"
@@ -39,7 +38,7 @@ struct CoordinatedOptions {
 class CoordinatedBudgetPolicy final : public StepPolicy {
  public:
   CoordinatedBudgetPolicy(const CostModel* cost, int ranks, CoordinatedOptions o)
-      : cost_(cost), ranks_(std::max(1, ranks)), o_(o) {}
+      : cost_(cost), ranks_(ranks), o_(o) {}
 
   void Budgets(std::span<const RankWork> ranks, int64_t max_budget,
                std::span<int64_t> budgets) const override {
@@ -112,18 +111,11 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
     b.decode_attn_pairs = std::max(1.0, d + decode_context);
     b.attn_pairs = b.decode_attn_pairs + p * (chunk_context + (p + 1.0) / 2.0);
     b.kv_read_tokens = b.decode_attn_pairs + chunk_context + p;
-    const double pairs = static_cast<double>(b.tokens) * m.top_k;
-    const double local = std::ceil(static_cast<double>(m.experts) / ranks_);
-    const double active = local > 0 ? local * (1.0 - std::exp(-pairs / local)) : 0.0;
-    double t = cost_->AttentionTime(b) * m.layers;
-    t += cost_->DenseFfnTime(b.tokens) * m.dense_layers;
-    t += (cost_->SharedExpertTime(b.tokens) + cost_->ExpertTime(pairs, active)) * m.moe_layers();
-    t += cost_->HeadTime(b) + cost_->StepOverhead(b.sequences);
-    return t;
+    return cost_->RankStepEstimate(b, static_cast<double>(b.tokens) * m.top_k, ranks_);
   }
 
   const CostModel* cost_;
-  double ranks_;
+  int ranks_;
   CoordinatedOptions o_;
 };
 
