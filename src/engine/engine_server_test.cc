@@ -271,7 +271,9 @@ TEST_F(EngineServerTest, MetricsParseAndReflectLoad) {
 }
 
 TEST_F(EngineServerTest, LoneRequestTtftMatchesTheCostModel) {
-  constexpr double kScale = 1.0;
+  // Five times slower than real time, so the modelled prefill (~0.3 s) dwarfs scheduling noise
+  // on a loaded or instrumented build and the upper bound can be a ratio.
+  constexpr double kScale = 5.0;
   constexpr int64_t kPrompt = 4000;
   StartService(kScale);
   // The same model priced offline: one rank prefills the prompt, the other runs a dummy step.
@@ -298,8 +300,8 @@ TEST_F(EngineServerTest, LoneRequestTtftMatchesTheCostModel) {
                            .dump()));
     ASSERT_EQ(r.status, 200);
     ASSERT_GT(r.first_event_s, 0);
-    EXPECT_GE(r.first_event_s, model_s * 0.999) << "model " << model_s;
-    EXPECT_LT(r.first_event_s, model_s + 0.050) << "model " << model_s;
+    EXPECT_GE(r.first_event_s, model_s * 0.999) << "model " << model_s;  // never early
+    EXPECT_LT(r.first_event_s, model_s * 2) << "model " << model_s;  // not a step too many
   }
 }
 

@@ -524,7 +524,7 @@ TEST_F(RouterTest, AdminEndpointsNeedTheToken) {
 
 TEST_F(RouterTest, SaturatedEnginesGet429WithRetryAfter) {
   FakeVllmOptions o;
-  o.chunks = 30;
+  o.chunks = 100;  // a 1 s stream holds the engine's only slot
   o.chunk_delay_ms = 10;
   AddBackends(1, o);
   RouterConfig c = BaseConfig();
@@ -532,7 +532,11 @@ TEST_F(RouterTest, SaturatedEnginesGet429WithRetryAfter) {
   c.retry_after_s = 2;
   StartRouter(c);
   std::thread holder([&] { EXPECT_EQ(Complete(true).status, 200); });
-  std::this_thread::sleep_for(80ms);
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (backends_[0]->completions() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(backends_[0]->completions(), 1) << "the holding stream never reached the engine";
   Reply r = Complete(false);
   EXPECT_EQ(r.status, 429);
   EXPECT_EQ(r.headers.Get("Retry-After"), "2");
@@ -574,7 +578,12 @@ TEST_F(RouterTest, DrainFinishesStreamsInFlight) {
   StartRouter(BaseConfig());
   Reply r;
   std::thread t([&] { r = Complete(true); });
-  std::this_thread::sleep_for(60ms);
+  // Drain only once the stream is in flight (the engine has it), however slow the build.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (backends_[0]->completions() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_EQ(backends_[0]->completions(), 1) << "the stream never reached the engine";
   EXPECT_TRUE(router_->Drain());
   t.join();
   EXPECT_EQ(r.body, FakeVllm::ExpectedStream(20));
