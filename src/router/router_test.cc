@@ -532,11 +532,8 @@ TEST_F(RouterTest, SaturatedEnginesGet429WithRetryAfter) {
   c.retry_after_s = 2;
   StartRouter(c);
   std::thread holder([&] { EXPECT_EQ(Complete(true).status, 200); });
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (backends_[0]->completions() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_EQ(backends_[0]->completions(), 1) << "the holding stream never reached the engine";
+  EXPECT_TRUE(Eventually([&] { return backends_[0]->completions() == 1; }))
+      << "the holding stream never reached the engine";
   Reply r = Complete(false);
   EXPECT_EQ(r.status, 429);
   EXPECT_EQ(r.headers.Get("Retry-After"), "2");
@@ -579,11 +576,8 @@ TEST_F(RouterTest, DrainFinishesStreamsInFlight) {
   Reply r;
   std::thread t([&] { r = Complete(true); });
   // Drain only once the stream is in flight (the engine has it), however slow the build.
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (backends_[0]->completions() == 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(5ms);
-  }
-  EXPECT_EQ(backends_[0]->completions(), 1) << "the stream never reached the engine";
+  EXPECT_TRUE(Eventually([&] { return backends_[0]->completions() == 1; }))
+      << "the stream never reached the engine";
   EXPECT_TRUE(router_->Drain());
   t.join();
   EXPECT_EQ(r.body, FakeVllm::ExpectedStream(20));
