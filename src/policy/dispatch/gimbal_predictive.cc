@@ -12,12 +12,15 @@
 //             + LM head + CPU overhead.
 // In lockstep the slowest rank sets the step, so sending r to e gives a step of
 //   M_e = max(T1_e, max_{f ≠ e} T0_f),
-// and the policy picks the engine with the smallest M_e; near-ties (relative tie_tolerance) go
-// to the smaller T1_e, remaining ties uniformly at random. The same hard KV filter as `gimbal`
-// drops engines whose KV after admission (request prompt + expected output) would exceed
-// kv_limit, unless every engine would. The estimate is one step ahead: it does not see how many
-// steps a long prefill backlog will take, which the secondary key (own time) partly covers.
+// and r's prefill is done after S_e = ceil((pf_e + prompt) / (B − R)) such steps (at least one).
+// The policy picks the engine with the smallest S_e · M_e: for a prompt that fits one step with
+// no backlog that is the straggler the request would make; a prompt longer than a budget fills
+// every engine's next step alike, and then the backlog decides. Near-ties (relative
+// tie_tolerance) go to the smaller T1_e, remaining ties uniformly at random. The same hard KV
+// filter as `gimbal` drops engines whose KV after admission (request prompt + expected output)
+// would exceed kv_limit, unless every engine would.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
 #include "model/cost_model.h"
@@ -77,7 +80,7 @@ class PredictivePolicy final : public DispatchPolicy {
     for (int i : candidates) {
       const auto u = static_cast<size_t>(i);
       const double others = i == top1_idx ? top2 : top1;
-      m[u] = std::max(t1[u], others);
+      m[u] = PrefillSteps(engines[u], req.prompt_tokens) * std::max(t1[u], others);
       best_m = std::min(best_m, m[u]);
     }
     std::vector<int> near;
@@ -93,6 +96,15 @@ class PredictivePolicy final : public DispatchPolicy {
   std::string name() const override { return "gimbal_predictive"; }
 
  private:
+  // Steps engine v needs to prefill its backlog plus `extra_prompt` tokens, at most B minus its
+  // running sequences per step (at least one step).
+  double PrefillSteps(const EngineView& v, int64_t extra_prompt) const {
+    const int64_t room =
+        std::max<int64_t>(1, o_.token_budget - std::max<int64_t>(0, v.snapshot.running));
+    const int64_t tokens = EffectivePendingPrefill(v) + std::max<int64_t>(0, extra_prompt);
+    return std::max(1.0, std::ceil(static_cast<double>(tokens) / static_cast<double>(room)));
+  }
+
   // Estimated next-step time of engine v if `extra_prompt` more prompt tokens were pending there.
   double StepTime(const EngineView& v, int64_t extra_prompt, int n_engines) const {
     const ModelSpec& m = cost_->model();

@@ -61,6 +61,31 @@ TEST(GimbalPredictiveDispatch, PrefersTheLighterEngineWhenTheMaximumIsTheSame) {
   for (int i = 0; i < 100; ++i) EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 1);
 }
 
+TEST(GimbalPredictiveDispatch, ALongPromptAvoidsAnEngineWithAPrefillBacklog) {
+  // A prompt longer than one budget fills any engine's next step, so one step ahead engine 0,
+  // whose GPU holds cooler experts, looks cheapest, even though it is busy prefilling two budgets'
+  // worth already. That backlog would delay the request by two more steps: it goes elsewhere.
+  auto p = MustMake("gimbal_predictive");
+  ASSERT_NE(p, nullptr);
+  auto engines = Busy(3);
+  for (auto& e : engines) {
+    e.snapshot.running = 4;
+    e.snapshot.kv_usage = 0.01;
+    e.reserved_prefill = 0;
+    e.moe_pressure = 1.2;
+  }
+  engines[0].moe_pressure = 0.8;
+  engines[0].reserved_prefill = 2 * 8192;
+  DispatchRequest req = SmallRequest();
+  req.prompt_tokens = 12'000;
+  const auto share = Shares(*p, req, engines, 2000);
+  EXPECT_EQ(share[0], 0.0);
+  EXPECT_NEAR(share[1], 0.5, 0.05);
+  // Without the backlog, the cooler GPU is the better place for it.
+  engines[0].reserved_prefill = 0;
+  EXPECT_EQ(Shares(*p, req, engines, 200)[0], 1.0);
+}
+
 TEST(GimbalPredictiveDispatch, RespectsTheKvLimit) {
   auto p = MustMake("gimbal_predictive");
   ASSERT_NE(p, nullptr);

@@ -9,7 +9,10 @@
 //
 // Each rank then gets the largest budget whose own predicted step time stays within tau — so the
 // ranks' steps are evened out in time, not in tokens — and at least its running sequences plus
-// `min_chunk` prompt tokens, so prefill always progresses. Prefill is thereby cut into chunks
+// `min_chunk` prompt tokens, so prefill always progresses. Where that floor pushes a rank's step
+// past tau (a large model whose decode step is short next to a prefill token's cost), the step
+// lasts that long anyway, so every rank then fills up to the slowest rank's predicted step
+// (`fill`): prompt tokens that cost no cluster time. Prefill is thereby cut into chunks
 // sized to what the step can absorb: many small steps while sequences decode, the full budget
 // when nothing decodes (no rank runs anything) — the fixed budget's trade-off of throughput
 // against inter-token latency made per step, from the cluster's live state.
@@ -19,7 +22,7 @@
 // overhead) leaves out the all-to-all, which the budget moves little. Parameters: stretch
 // (default 2.5, >= 1; tuned on the suite's training scenarios, docs/policies.md), min_chunk
 // (tokens, default 256, >= 0), max_step_ms (default 0 = off), drain_steps (default 0 = off: when
-// set, a rank may always prefill pending/drain_steps tokens).
+// set, a rank may always prefill pending/drain_steps tokens), fill (default true).
 #include <algorithm>
 
 #include "model/cost_model.h"
@@ -33,6 +36,7 @@ struct CoordinatedOptions {
   int64_t min_chunk = 256;
   double max_step = 0;      // seconds; 0 = no absolute cap
   int64_t drain_steps = 0;  // 0 = off; else a rank may prefill pending/drain_steps tokens per step
+  bool fill = true;         // ranks fill up to the slowest rank's predicted step
 };
 
 class CoordinatedBudgetPolicy final : public StepPolicy {
@@ -62,36 +66,61 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
         budgets[r] = max_budget;
         continue;
       }
-      const int64_t floor_tokens = std::min(max_budget, w.running);
-      const int64_t room =
-          std::min(std::max<int64_t>(0, max_budget - floor_tokens), w.pending_prefill);
-      // Largest prefill p in [0, room] with StepTime(w, p) <= tau (monotone in p).
-      int64_t lo = 0, hi = room;
-      if (StepTime(w, hi) <= tau) {
-        lo = hi;
-      } else {
-        while (hi - lo > 16) {
-          const int64_t mid = lo + (hi - lo) / 2;
-          if (StepTime(w, mid) <= tau) {
-            lo = mid;
-          } else {
-            hi = mid;
-          }
-        }
-      }
       int64_t floor_prefill = o_.min_chunk;
       if (o_.drain_steps > 0) {
         floor_prefill =
             std::max(floor_prefill, (w.pending_prefill + o_.drain_steps - 1) / o_.drain_steps);
       }
-      const int64_t prefill = std::min(room, std::max(lo, floor_prefill));
-      budgets[r] = floor_tokens + prefill;
+      const int64_t room = Room(w, max_budget);
+      budgets[r] = Decodes(w, max_budget) +
+                   std::min(room, std::max(LargestFitting(w, 0, room, tau), floor_prefill));
+    }
+    if (!o_.fill) return;
+    // The lockstep step lasts as long as its slowest rank. When a floor pushed some rank past tau,
+    // every other rank may prefill up to that rank's time without lengthening the step.
+    double step = tau;
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      if (ranks[r].pending_prefill > 0) {
+        step = std::max(step, StepTime(ranks[r], budgets[r] - Decodes(ranks[r], max_budget)));
+      }
+    }
+    if (step <= tau) return;
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      const RankWork& w = ranks[r];
+      if (w.pending_prefill <= 0) continue;
+      const int64_t decodes = Decodes(w, max_budget);
+      budgets[r] = decodes + LargestFitting(w, budgets[r] - decodes, Room(w, max_budget), step);
     }
   }
 
   std::string name() const override { return "gimbal"; }
 
  private:
+  // Tokens reserved for the rank's running sequences (one each), and the prompt tokens that may
+  // come on top within the engine's limit.
+  static int64_t Decodes(const RankWork& w, int64_t max_budget) {
+    return std::min(max_budget, w.running);
+  }
+  static int64_t Room(const RankWork& w, int64_t max_budget) {
+    return std::min(std::max<int64_t>(0, max_budget - Decodes(w, max_budget)), w.pending_prefill);
+  }
+
+  // Largest prefill p in [lo, hi] with StepTime(w, p) <= limit (StepTime is monotone in p), to
+  // within 16 tokens; lo when even lo does not fit.
+  int64_t LargestFitting(const RankWork& w, int64_t lo, int64_t hi, double limit) const {
+    if (hi <= lo) return lo;
+    if (StepTime(w, hi) <= limit) return hi;
+    while (hi - lo > 16) {
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (StepTime(w, mid) <= limit) {
+        lo = mid;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
   // Predicted step time of a rank running its sequences plus a `prefill`-token chunk.
   double StepTime(const RankWork& w, int64_t prefill) const {
     const ModelSpec& m = cost_->model();
@@ -127,6 +156,7 @@ FactoryResult NewCoordinatedBudget(const Params& p, const StepDeps& deps) {
   o.min_chunk = p.GetInt("min_chunk", o.min_chunk);
   o.max_step = p.GetDouble("max_step_ms", 0) / 1000.0;
   o.drain_steps = p.GetInt("drain_steps", o.drain_steps);
+  o.fill = p.GetBool("fill", o.fill);
   if (!(o.stretch >= 1)) return InvalidArgument("'stretch' must be >= 1");
   if (o.min_chunk < 0) return InvalidArgument("'min_chunk' must be >= 0 (tokens)");
   if (!(o.max_step >= 0)) return InvalidArgument("'max_step_ms' must be >= 0");

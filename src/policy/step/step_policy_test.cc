@@ -50,6 +50,7 @@ TEST(StepPolicy, RegistryNamesAndErrors) {
                                                         {"min_chunk", "-1"},
                                                         {"max_step_ms", "-2"},
                                                         {"stretch", "x"},
+                                                        {"fill", "maybe"},
                                                         {"typo", "1"}}) {
     auto r =
         MakeStepPolicy("gimbal", Params(std::map<std::string, std::string>{{key, value}}), Deps());
@@ -133,6 +134,36 @@ TEST(StepPolicy, GimbalBudgetsGrowWithStretchAndAbsoluteCapBinds) {
   ASSERT_NE(capped, nullptr);
   // An absolute cap below the decode-only step leaves just the decodes.
   EXPECT_EQ(Budgets(*capped, w)[0], 128 + 0);
+}
+
+TEST(StepPolicy, GimbalFillsUpToTheSlowestRankWhenAFloorBinds) {
+  // stretch 1: tau is the busiest rank's decode-only step, so rank 0 (200 decodes) fits no prompt
+  // token and its 2,048-token floor sets the step. Rank 1 decodes less, so it fits more than its
+  // floor in that same time; with `fill` it takes it, without it stays at the floor.
+  const std::vector<RankWork> w = {Decoding(200, 20000), Decoding(20, 20000), Decoding(200)};
+  auto fill = Make("gimbal", dispatch_test::P({{"stretch", "1"}, {"min_chunk", "2048"}}));
+  auto no_fill = Make(
+      "gimbal", dispatch_test::P({{"stretch", "1"}, {"min_chunk", "2048"}, {"fill", "false"}}));
+  ASSERT_NE(fill, nullptr);
+  ASSERT_NE(no_fill, nullptr);
+  const auto with = Budgets(*fill, w);
+  const auto without = Budgets(*no_fill, w);
+  EXPECT_EQ(without, (std::vector<int64_t>{200 + 2048, 20 + 2048, kMax}));
+  EXPECT_EQ(with[0], without[0]);  // the slowest rank is not lengthened
+  EXPECT_GT(with[1], without[1] + 256);
+  EXPECT_LT(with[1], kMax);  // but only up to the slowest rank's step, not the engine limit
+  EXPECT_EQ(with[2], kMax);
+  // A rank given more than the floor never ends up slower than the rank that set the step: rank 1
+  // with rank 0's prompt tokens would be faster than rank 0 (fewer decodes), so its fill exceeds
+  // rank 0's chunk.
+  EXPECT_GT(with[1] - 20, with[0] - 200);
+
+  // When no floor binds, fill changes nothing.
+  auto loose = Make("gimbal", dispatch_test::P({{"min_chunk", "0"}}));
+  auto loose_no_fill = Make("gimbal", dispatch_test::P({{"min_chunk", "0"}, {"fill", "false"}}));
+  ASSERT_NE(loose, nullptr);
+  ASSERT_NE(loose_no_fill, nullptr);
+  EXPECT_EQ(Budgets(*loose, w), Budgets(*loose_no_fill, w));
 }
 
 }  // namespace
