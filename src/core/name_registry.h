@@ -4,15 +4,19 @@
 // constructor — explicitly rather than from static initialisers, which the linker drops from
 // static libraries when nothing else references the object file. Find() on an unknown name
 // returns NotFound with a message that lists every known name, so a typo in a config is easy to
-// fix. `kind` names the registry in messages ("dispatch policy").
+// fix. `kind` names the registry in messages ("dispatch policy"). Make() is the one way the
+// policy modules build a policy from a config: find, construct, check the parameters.
 #pragma once
 
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "core/params.h"
 #include "core/status.h"
 
 namespace gimbal {
@@ -49,6 +53,22 @@ class NameRegistry {
     std::string known;
     for (const auto& [n, f] : factories_) known += (known.empty() ? "" : ", ") + n;
     return NotFound("unknown " + kind_ + " '" + name + "' (known: " + known + ")");
+  }
+
+  // Finds `name` and calls its factory with a fresh copy of `params` (so which keys were read
+  // reflects this policy alone) and `args`. Unknown or malformed parameters are reported first,
+  // as they usually explain a range error; every error names "<kind> '<name>'".
+  template <typename... Args>
+  auto Make(const std::string& name, const Params& params, Args&&... args)
+      -> std::invoke_result_t<Factory, const Params&, Args...> {
+    Result<Factory> factory = Find(name);
+    if (!factory.ok()) return factory.status();
+    const Params local(params.values());
+    const std::string what = kind_ + " '" + name + "'";
+    auto made = (*factory)(local, std::forward<Args>(args)...);
+    GIMBAL_RETURN_IF_ERROR(local.Validate(what));
+    if (!made.ok()) return made.status().WithContext(what);
+    return made;
   }
 
   // For the builtins function only: registers without taking the lock it already runs under.

@@ -39,16 +39,7 @@ std::vector<std::string> DispatchPolicyNames() { return Registry().Names(); }
 Result<std::unique_ptr<DispatchPolicy>> MakeDispatchPolicy(const std::string& name,
                                                            const Params& params,
                                                            const DispatchDeps& deps) {
-  Result<DispatchFactory> factory = Registry().Find(name);
-  if (!factory.ok()) return factory.status();
-  // A fresh copy, so which keys were read reflects this policy alone.
-  const Params local(params.values());
-  const std::string what = "dispatch policy '" + name + "'";
-  Result<std::unique_ptr<DispatchPolicy>> policy = (*factory)(local, deps);
-  // Unknown and malformed parameters are reported first: they usually explain a range error.
-  GIMBAL_RETURN_IF_ERROR(local.Validate(what));
-  if (!policy.ok()) return policy.status().WithContext(what);
-  return policy;
+  return Registry().Make(name, params, deps);
 }
 
 }  // namespace gimbal

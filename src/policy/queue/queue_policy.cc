@@ -34,14 +34,7 @@ std::vector<std::string> QueuePolicyNames() { return Registry().Names(); }
 
 Result<std::unique_ptr<QueuePolicy>> MakeQueuePolicy(const std::string& name,
                                                      const Params& params) {
-  Result<QueueFactory> factory = Registry().Find(name);
-  if (!factory.ok()) return factory.status();
-  const Params local(params.values());
-  const std::string what = "queue policy '" + name + "'";
-  Result<std::unique_ptr<QueuePolicy>> policy = (*factory)(local);
-  GIMBAL_RETURN_IF_ERROR(local.Validate(what));
-  if (!policy.ok()) return policy.status().WithContext(what);
-  return policy;
+  return Registry().Make(name, params);
 }
 
 int64_t VllmPriorityFromKey(double key, double epoch) {

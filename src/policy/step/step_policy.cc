@@ -30,14 +30,7 @@ std::vector<std::string> StepPolicyNames() {
 
 Result<std::unique_ptr<StepPolicy>> MakeStepPolicy(const std::string& name, const Params& params,
                                                    const StepDeps& deps) {
-  Result<StepFactory> factory = Registry().Find(name);
-  if (!factory.ok()) return factory.status();
-  const Params local(params.values());
-  const std::string what = "step policy '" + name + "'";
-  Result<std::unique_ptr<StepPolicy>> policy = (*factory)(local, deps);
-  GIMBAL_RETURN_IF_ERROR(local.Validate(what));
-  if (!policy.ok()) return policy.status().WithContext(what);
-  return policy;
+  return Registry().Make(name, params, deps);
 }
 
 }  // namespace gimbal
