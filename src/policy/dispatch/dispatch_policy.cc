@@ -2,7 +2,6 @@
 // (see builtin_policies.h for why not from static initialisers).
 #include "policy/dispatch/dispatch_policy.h"
 
-
 #include "core/name_registry.h"
 #include "policy/dispatch/builtin_policies.h"
 
@@ -11,8 +10,8 @@ namespace {
 
 NameRegistry<DispatchFactory>& Registry() {
   // Never destroyed: usable during static teardown.
-  static auto* registry = new NameRegistry<DispatchFactory>(
-      "dispatch policy", [](NameRegistry<DispatchFactory>& r) {
+  static auto* registry =
+      new NameRegistry<DispatchFactory>("dispatch policy", [](NameRegistry<DispatchFactory>& r) {
         using namespace dispatch_internal;  // NOLINT(google-build-using-namespace)
         r.RegisterBuiltin("round_robin", NewRoundRobin);
         r.RegisterBuiltin("vllm", NewVllm);
@@ -34,7 +33,9 @@ bool RegisterDispatchPolicy(const std::string& name, DispatchFactory factory) {
   return Registry().Register(name, std::move(factory));
 }
 
-std::vector<std::string> DispatchPolicyNames() { return Registry().Names(); }
+std::vector<std::string> DispatchPolicyNames() {
+  return Registry().Names();
+}
 
 Result<std::unique_ptr<DispatchPolicy>> MakeDispatchPolicy(const std::string& name,
                                                            const Params& params,

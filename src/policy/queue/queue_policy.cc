@@ -30,7 +30,9 @@ bool RegisterQueuePolicy(const std::string& name, QueueFactory factory) {
   return Registry().Register(name, std::move(factory));
 }
 
-std::vector<std::string> QueuePolicyNames() { return Registry().Names(); }
+std::vector<std::string> QueuePolicyNames() {
+  return Registry().Names();
+}
 
 Result<std::unique_ptr<QueuePolicy>> MakeQueuePolicy(const std::string& name,
                                                      const Params& params) {
