@@ -9,6 +9,8 @@
 #include <limits>
 #include <numeric>
 
+#include "policy/placement/search_state.h"
+
 namespace gimbal {
 
 Result<GimbalPlacementConfig> GimbalPlacementConfig::FromParams(const Params& params) {
@@ -27,208 +29,34 @@ Result<GimbalPlacementConfig> GimbalPlacementConfig::FromParams(const Params& pa
   c.repair_moves = static_cast<int>(params.GetInt("repair_moves", c.repair_moves));
   c.node_slack = params.GetDouble("node_slack", c.node_slack);
   c.gpu_slack = params.GetDouble("gpu_slack", c.gpu_slack);
+  c.locality_replicas = static_cast<int>(params.GetInt("locality_replicas", c.locality_replicas));
+  c.locality_spare_load = params.GetDouble("locality_spare_load", c.locality_spare_load);
+  c.count_must_gain = params.GetBool("count_must_gain", c.count_must_gain);
   GIMBAL_RETURN_IF_ERROR(params.Validate("placement policy 'gimbal'"));
   if (c.weights.load < 0 || c.weights.traffic < 0 || c.weights.migration < 0) {
     return InvalidArgument("placement policy 'gimbal': weights must be >= 0");
   }
   if (c.min_gain < 0 || c.count_slack < 0 || c.search_evals < 0 || c.refine_work < 0 ||
-      c.repair_moves < 0 || c.gpu_slack < 0) {
+      c.repair_moves < 0 || c.gpu_slack < 0 || c.locality_replicas < 0 ||
+      c.locality_spare_load < 0) {
     return InvalidArgument(
-        "placement policy 'gimbal': min_gain, count_slack, search_evals, refine_work, repair_moves "
-        "and gpu_slack must be >= 0");
+        "placement policy 'gimbal': min_gain, count_slack, search_evals, refine_work, repair_moves, "
+        "gpu_slack, locality_replicas and locality_spare_load must be >= 0");
   }
   return c;
 }
 
 namespace {
 
+using placement_internal::SearchState;
+
 constexpr double kEps = 1e-12;
-
-// The local search's state and its surrogate objective: per-GPU load with tokens split evenly
-// over replicas, traffic with every token at its nearest replica, and copies against the current
-// placement.
-class SearchState {
- public:
-  SearchState(const LayerProblem& p, std::vector<int32_t> map) : p_(p), map_(std::move(map)) {
-    cnt_.assign(static_cast<size_t>(p.experts) * p.gpus, 0);
-    ncnt_.assign(static_cast<size_t>(p.experts) * p.nodes, 0);
-    r_.assign(p.experts, 0);
-    for (int slot = 0; slot < p.slots(); ++slot) Count(map_[slot], Gpu(slot), +1);
-    RecomputeAll();
-  }
-
-  const std::vector<int32_t>& map() const { return map_; }
-  int moves() const { return moves_; }
-  int replicas(int x) const { return r_[x]; }
-  int count(int x, int g) const { return cnt_[static_cast<size_t>(x) * p_.gpus + g]; }
-  int node_count(int x, int n) const { return ncnt_[static_cast<size_t>(x) * p_.nodes + n]; }
-  double gpu_load(int g) const { return lp_[g]; }
-  double traffic(int x) const { return traffic_[x]; }
-  int max_gpu() const { return top_[0].second; }
-  int Gpu(int slot) const { return slot / p_.slots_per_gpu; }
-
-  double Objective() const {
-    return p_.load_coef() * top_[0].first + p_.traffic_coef() * traffic_sum_ +
-           p_.move_coef() * moves_;
-  }
-
-  // Traffic cost of expert x if GPU `rem` lost a replica and `add` gained one (-1: none).
-  double Traffic(int x, int rem, int add) const {
-    const int* c = &cnt_[static_cast<size_t>(x) * p_.gpus];
-    const int* nc = &ncnt_[static_cast<size_t>(x) * p_.nodes];
-    const int rem_node = rem >= 0 ? p_.node_of_gpu[rem] : -1;
-    const int add_node = add >= 0 ? p_.node_of_gpu[add] : -1;
-    double t = 0;
-    for (int s = 0; s < p_.sources; ++s) {
-      const double a = p_.A(s, x);
-      if (a <= 0) continue;
-      const int gs = p_.source_gpu[s];
-      if (c[gs] - (gs == rem) + (gs == add) > 0) continue;
-      const int n = p_.node_of_gpu[gs];
-      t += a * (nc[n] - (n == rem_node) + (n == add_node) > 0 ? p_.alpha : p_.beta);
-    }
-    return t;
-  }
-
-  // A swap exchanges the experts of two slots on different GPUs; it must not put an expert twice
-  // on one GPU.
-  bool SwapValid(int a, int b) const {
-    const int x1 = map_[a], x2 = map_[b], g1 = Gpu(a), g2 = Gpu(b);
-    return g1 != g2 && x1 != x2 && count(x1, g2) == 0 && count(x2, g1) == 0;
-  }
-
-  // Copies a valid swap adds (may be negative when it restores the current placement).
-  int SwapMoves(int a, int b) const {
-    const int x1 = map_[a], x2 = map_[b], g1 = Gpu(a), g2 = Gpu(b);
-    return MoveDelta(x1, g1, -1) + MoveDelta(x1, g2, +1) + MoveDelta(x2, g2, -1) +
-           MoveDelta(x2, g1, +1);
-  }
-
-  // Per-replica load of the expert in `slot` (even split).
-  double SlotLoad(int slot) const { return p_.totals[map_[slot]] / r_[map_[slot]]; }
-
-  // Traffic change of a valid swap.
-  double SwapTraffic(int a, int b) const {
-    const int x1 = map_[a], x2 = map_[b], g1 = Gpu(a), g2 = Gpu(b);
-    return Traffic(x1, g1, g2) - traffic_[x1] + Traffic(x2, g2, g1) - traffic_[x2];
-  }
-
-  // (objective change, moves change) of a valid swap.
-  std::pair<double, int> SwapDelta(int a, int b) const {
-    const int x1 = map_[a], x2 = map_[b], g1 = Gpu(a), g2 = Gpu(b);
-    const double l1 = p_.totals[x1] / r_[x1], l2 = p_.totals[x2] / r_[x2];
-    const double n1 = lp_[g1] - l1 + l2, n2 = lp_[g2] - l2 + l1;
-    double other = -std::numeric_limits<double>::infinity();
-    for (const auto& [v, g] : top_) {
-      if (g >= 0 && g != g1 && g != g2) {
-        other = v;
-        break;
-      }
-    }
-    const double new_max = std::max({n1, n2, other});
-    const double dt = Traffic(x1, g1, g2) - traffic_[x1] + Traffic(x2, g2, g1) - traffic_[x2];
-    const int dm = MoveDelta(x1, g1, -1) + MoveDelta(x1, g2, +1) + MoveDelta(x2, g2, -1) +
-                   MoveDelta(x2, g1, +1);
-    return {p_.load_coef() * (new_max - top_[0].first) + p_.traffic_coef() * dt +
-                p_.move_coef() * dm,
-            dm};
-  }
-
-  void ApplySwap(int a, int b) {
-    const int x1 = map_[a], x2 = map_[b], g1 = Gpu(a), g2 = Gpu(b);
-    const double l1 = p_.totals[x1] / r_[x1], l2 = p_.totals[x2] / r_[x2];
-    Count(x1, g1, -1);
-    Count(x2, g2, -1);
-    Count(x1, g2, +1);
-    Count(x2, g1, +1);
-    map_[a] = x2;
-    map_[b] = x1;
-    lp_[g1] += l2 - l1;
-    lp_[g2] += l1 - l2;
-    for (int x : {x1, x2}) {
-      const double t = Traffic(x, -1, -1);
-      traffic_sum_ += t - traffic_[x];
-      traffic_[x] = t;
-    }
-    UpdateTop();
-  }
-
-  // Puts expert x in `slot` (replica counts change); recomputes the affected state.
-  void Replace(int slot, int x) {
-    const int old = map_[slot], g = Gpu(slot);
-    if (old == x) return;
-    AddExpertLoad(old, -1);
-    AddExpertLoad(x, -1);
-    Count(old, g, -1);
-    Count(x, g, +1);
-    map_[slot] = x;
-    AddExpertLoad(old, +1);
-    AddExpertLoad(x, +1);
-    for (int y : {old, x}) {
-      const double t = Traffic(y, -1, -1);
-      traffic_sum_ += t - traffic_[y];
-      traffic_[y] = t;
-    }
-    UpdateTop();
-  }
-
- private:
-  int MoveDelta(int x, int g, int d) const {
-    const size_t i = static_cast<size_t>(x) * p_.gpus + g;
-    return std::max(0, cnt_[i] + d - p_.current_count[i]) - std::max(0, cnt_[i] - p_.current_count[i]);
-  }
-  // Adds (sign +1) or removes (-1) expert x's even-split load on the GPUs holding it.
-  void AddExpertLoad(int x, int sign) {
-    if (r_[x] <= 0) return;
-    const double per = sign * p_.totals[x] / r_[x];
-    const int* c = &cnt_[static_cast<size_t>(x) * p_.gpus];
-    for (int g = 0; g < p_.gpus; ++g) {
-      if (c[g] > 0) lp_[g] += per * c[g];
-    }
-  }
-  void Count(int x, int g, int d) {
-    const size_t i = static_cast<size_t>(x) * p_.gpus + g;
-    moves_ += MoveDelta(x, g, d);
-    cnt_[i] += d;
-    ncnt_[static_cast<size_t>(x) * p_.nodes + p_.node_of_gpu[g]] += d;
-    r_[x] += d;
-  }
-  void RecomputeAll() {
-    lp_.assign(p_.gpus, 0.0);
-    for (int slot = 0; slot < p_.slots(); ++slot) {
-      const int x = map_[slot];
-      lp_[Gpu(slot)] += p_.totals[x] / r_[x];
-    }
-    traffic_.assign(p_.experts, 0.0);
-    traffic_sum_ = 0;
-    for (int x = 0; x < p_.experts; ++x) {
-      traffic_[x] = Traffic(x, -1, -1);
-      traffic_sum_ += traffic_[x];
-    }
-    UpdateTop();
-  }
-  void UpdateTop() {
-    top_.fill({-std::numeric_limits<double>::infinity(), -1});
-    for (int g = 0; g < p_.gpus; ++g) {
-      std::pair<double, int> e{lp_[g], g};
-      for (auto& t : top_) {
-        if (e.first > t.first) std::swap(e, t);
-      }
-    }
-  }
-
-  const LayerProblem& p_;
-  std::vector<int32_t> map_;
-  std::vector<int> cnt_, ncnt_, r_;
-  std::vector<double> lp_, traffic_;
-  double traffic_sum_ = 0;
-  int moves_ = 0;
-  std::array<std::pair<double, int>, 3> top_;
-};
 
 bool WithinBudget(int moves, int budget) { return budget < 0 || moves <= budget; }
 
-// 1. Replica counts: from the coldest replicated expert to the hottest.
+// 1. Replica counts: from the coldest replicated expert to the hottest, into the cold expert's
+// slot that gives the lowest surrogate objective; with count_must_gain, only when that objective
+// is below the current one.
 void AdjustCounts(const LayerProblem& p, const GimbalPlacementConfig& cfg, SearchState& st) {
   const int budget = cfg.max_moves_per_layer;
   for (int iter = 0; iter < p.slots(); ++iter) {
@@ -249,15 +77,13 @@ void AdjustCounts(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
       return;
     }
     int best_slot = -1;
-    double best = std::numeric_limits<double>::infinity();
+    double best = cfg.count_must_gain ? st.Objective() - kEps
+                                      : std::numeric_limits<double>::infinity();
     for (int slot = 0; slot < p.slots(); ++slot) {
       if (st.map()[slot] != cold || st.count(hot, st.Gpu(slot)) > 0) continue;
-      st.Replace(slot, hot);
-      const double v = st.Objective();
-      const bool ok = WithinBudget(st.moves(), budget);
-      st.Replace(slot, cold);
-      if (ok && v < best) {
-        best = v;
+      const SearchState::ReplaceEval r = st.ReplaceValue(slot, hot);
+      if (WithinBudget(r.moves, budget) && r.objective < best) {
+        best = r.objective;
         best_slot = slot;
       }
     }
@@ -291,7 +117,6 @@ bool BestSwap(const LayerProblem& p, int budget, SearchState& st, int a,
 void LocalSearch(const LayerProblem& p, const GimbalPlacementConfig& cfg, SearchState& st) {
   const int budget = cfg.max_moves_per_layer;
   int evals = 0;
-  std::vector<double> dg(p.gpus), dn(p.nodes);
   std::vector<int> order(p.experts), targets;
   const double mean = p.total / p.gpus;
   for (int round = 0; round < 8 && evals < cfg.search_evals; ++round) {
@@ -303,18 +128,14 @@ void LocalSearch(const LayerProblem& p, const GimbalPlacementConfig& cfg, Search
     for (int x : order) {
       if (evals >= cfg.search_evals || st.traffic(x) <= 0) break;
       if (budget >= 0 && st.moves() >= budget) break;
-      std::fill(dg.begin(), dg.end(), 0.0);
-      std::fill(dn.begin(), dn.end(), 0.0);
-      for (int s = 0; s < p.sources; ++s) {
-        dg[p.source_gpu[s]] += p.A(s, x);
-        dn[p.node_of_gpu[p.source_gpu[s]]] += p.A(s, x);
-      }
       int best_g = -1, best_n = -1;
       for (int g = 0; g < p.gpus; ++g) {
-        if (st.count(x, g) == 0 && (best_g < 0 || dg[g] > dg[best_g])) best_g = g;
+        if (st.count(x, g) == 0 && (best_g < 0 || p.GpuDemand(x, g) > p.GpuDemand(x, best_g))) {
+          best_g = g;
+        }
       }
       for (int n = 0; n < p.nodes; ++n) {
-        if (best_n < 0 || dn[n] > dn[best_n]) best_n = n;
+        if (best_n < 0 || p.NodeDemand(x, n) > p.NodeDemand(x, best_n)) best_n = n;
       }
       if (best_g < 0) continue;
       // The GPU with the most demand, and every GPU of the node with the most demand.
@@ -370,12 +191,7 @@ void NodeLocality(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
   const double gpu_cap = mean * (1 + cfg.gpu_slack);
   const int budget = cfg.max_moves_per_layer;
   const int nodes = p.nodes;
-  std::vector<double> d(static_cast<size_t>(p.experts) * nodes, 0.0);
-  for (int s = 0; s < p.sources; ++s) {
-    const int n = p.node_of_gpu[p.source_gpu[s]];
-    for (int x = 0; x < p.experts; ++x) d[static_cast<size_t>(x) * nodes + n] += p.A(s, x);
-  }
-  auto D = [&](int x, int n) { return d[static_cast<size_t>(x) * nodes + n]; };
+  auto D = [&](int x, int n) { return p.NodeDemand(x, n); };
   std::vector<double> node_load(nodes, 0.0);
   for (int g = 0; g < p.gpus; ++g) node_load[p.node_of_gpu[g]] += st.gpu_load(g);
   // (gain, slot) candidates for the best few.
@@ -397,9 +213,13 @@ void NodeLocality(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
       if (best_free > worst_held) order.push_back({best_free - worst_held, x});
     }
     std::sort(order.begin(), order.end(), std::greater<>());
-    bool any = false;
-    for (const auto& [potential, x] : order) {
-      if (budget >= 0 && st.moves() + 2 > budget) return;
+    // The best swap of expert x in the current state: (surrogate change, slot a, slot b).
+    struct Pick {
+      double v;
+      int a, b;
+    };
+    auto best_for = [&](int x) -> Pick {
+      Pick none{0, -1, -1};
       int to = -1, from = -1;
       for (int n = 0; n < nodes; ++n) {
         if (st.node_count(x, n) == 0) {
@@ -408,7 +228,7 @@ void NodeLocality(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
           from = n;
         }
       }
-      if (to < 0 || from < 0 || D(x, to) <= D(x, from)) continue;
+      if (to < 0 || from < 0 || D(x, to) <= D(x, from)) return none;
       // x's slot on `from`, on its most loaded GPU.
       int a = -1;
       for (int slot = 0; slot < p.slots(); ++slot) {
@@ -434,30 +254,101 @@ void NodeLocality(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
           if (gain > 0) cands.push_back({gain, b});
         }
       }
-      if (cands.empty()) continue;
+      if (cands.empty()) return none;
       const size_t keep = std::min<size_t>(cands.size(), 3);
       std::partial_sort(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(keep),
                         cands.end(), std::greater<>());
-      int best_b = -1;
-      double best = -kEps;
+      Pick best{-kEps, a, -1};
       for (size_t k = 0; k < keep; ++k) {
         const int b = cands[k].second;
         const int dm = st.SwapMoves(a, b);
         if (!WithinBudget(st.moves() + dm, budget)) continue;
         const double v = p.traffic_coef() * st.SwapTraffic(a, b) + p.move_coef() * dm;
-        if (v < best) {
-          best = v;
-          best_b = b;
-        }
+        if (v < best.v) best = {v, a, b};
       }
-      if (best_b < 0) continue;
-      const double dl = lx - st.SlotLoad(best_b);
-      node_load[to] += dl;
-      node_load[from] -= dl;
-      st.ApplySwap(a, best_b);
+      return best.b < 0 ? none : best;
+    };
+    bool any = false;
+    for (const auto& [potential, x] : order) {
+      if (budget >= 0 && st.moves() + 2 > budget) return;
+      const Pick pk = best_for(x);
+      if (pk.b < 0) continue;
+      const double dl = st.SlotLoad(pk.a) - st.SlotLoad(pk.b);
+      node_load[p.node_of_gpu[st.Gpu(pk.b)]] += dl;
+      node_load[p.node_of_gpu[st.Gpu(pk.a)]] -= dl;
+      st.ApplySwap(pk.a, pk.b);
       any = true;
     }
     if (!any) break;
+  }
+}
+
+// 1b. Replicas for locality: a redundant replica is re-targeted to an expert with much demand on
+// the replica's node and no replica there. Only replicas of experts the balance can spare are
+// taken (after losing one, the expert's per-replica load stays at most locality_spare_load x the
+// mean slot load), and only when the surrogate objective drops and the surrogate's peak GPU load
+// does not rise. Candidates are ranked by node demand gained minus node demand lost; the best few
+// are checked on the surrogate and the best improving one is applied; at most
+// `locality_replicas` per layer, one copy each.
+void LocalityReplicas(const LayerProblem& p, const GimbalPlacementConfig& cfg, SearchState& st) {
+  if (p.nodes < 2 || cfg.locality_replicas <= 0) return;
+  const int budget = cfg.max_moves_per_layer;
+  const int nodes = p.nodes;
+  constexpr int kTop = 2;  // best experts per node
+  // Replicas the balance can spare: experts whose replicas stay at most this load after losing one.
+  const double spare = p.total / p.slots() * cfg.locality_spare_load;
+  std::vector<std::array<int, kTop>> top(nodes);
+  // Per node, the experts by demand from it (descending).
+  std::vector<int> by_demand(static_cast<size_t>(nodes) * p.experts);
+  for (int n = 0; n < nodes; ++n) {
+    int* o = &by_demand[static_cast<size_t>(n) * p.experts];
+    std::iota(o, o + p.experts, 0);
+    std::stable_sort(o, o + p.experts,
+                     [&](int u, int v) { return p.NodeDemand(u, n) > p.NodeDemand(v, n); });
+  }
+  struct Cand {
+    double est;
+    int slot, x;
+  };
+  std::vector<Cand> cands;
+  for (int iter = 0; iter < cfg.locality_replicas; ++iter) {
+    if (budget >= 0 && st.moves() + 1 > budget) return;
+    for (int n = 0; n < nodes; ++n) {
+      top[n].fill(-1);
+      const int* o = &by_demand[static_cast<size_t>(n) * p.experts];
+      for (int i = 0, k = 0; i < p.experts && k < kTop; ++i) {
+        if (st.node_count(o[i], n) == 0) top[n][k++] = o[i];
+      }
+    }
+    cands.clear();
+    for (int a = 0; a < p.slots(); ++a) {
+      const int c = st.map()[a];
+      if (st.replicas(c) < 2 || p.totals[c] / (st.replicas(c) - 1) > spare) continue;
+      const int n = p.node_of_gpu[st.Gpu(a)];
+      const double loss = st.node_count(c, n) >= 2 ? 0.0 : p.NodeDemand(c, n);
+      for (int x : top[n]) {
+        if (x < 0) continue;
+        const double est = p.NodeDemand(x, n) - loss;
+        if (est > 0) cands.push_back({est, a, x});
+      }
+    }
+    if (cands.empty()) return;
+    const size_t keep = std::min<size_t>(cands.size(), 6);
+    std::partial_sort(cands.begin(), cands.begin() + static_cast<std::ptrdiff_t>(keep), cands.end(),
+                      [](const Cand& u, const Cand& v) { return u.est > v.est; });
+    const double peak = st.gpu_load(st.max_gpu());
+    double best = st.Objective() - kEps;
+    int best_k = -1;
+    for (size_t k = 0; k < keep; ++k) {
+      const auto [v, moves, new_peak] = st.ReplaceValue(cands[k].slot, cands[k].x);
+      const bool ok = WithinBudget(moves, budget) && new_peak <= peak;
+      if (ok && v < best) {
+        best = v;
+        best_k = static_cast<int>(k);
+      }
+    }
+    if (best_k < 0) return;
+    st.Replace(cands[best_k].slot, cands[best_k].x);
   }
 }
 
@@ -516,11 +407,21 @@ void RepairBalance(const LayerProblem& p, const GimbalPlacementConfig& cfg, Sear
   }
 }
 
+// Exact-objective evaluations the refinement budget allows on this layer.
+int64_t RefineEvals(const LayerProblem& p, const GimbalPlacementConfig& cfg) {
+  const int64_t per_eval = static_cast<int64_t>(p.sources) * p.experts + p.slots();
+  return cfg.refine_work / per_eval;
+}
+
+// Whether step 5 runs on this layer (the layer is small enough).
+bool RefineApplies(const LayerProblem& p, const GimbalPlacementConfig& cfg) {
+  return RefineEvals(p, cfg) >= 20;
+}
+
 // 5. Hill climbing on the exact objective, for layers small enough.
 void Refine(const LayerProblem& p, const GimbalPlacementConfig& cfg, std::vector<int32_t>& map) {
-  const int64_t per_eval = static_cast<int64_t>(p.sources) * p.experts + p.slots();
-  int64_t evals_left = cfg.refine_work / per_eval;
-  if (evals_left < 20) return;
+  int64_t evals_left = RefineEvals(p, cfg);
+  if (!RefineApplies(p, cfg)) return;
   const int budget = cfg.max_moves_per_layer;
   double cur = RouteAndEvaluate(p, map, nullptr).objective;
   auto on_gpu = [&](int x, int g) {
@@ -575,15 +476,16 @@ void Refine(const LayerProblem& p, const GimbalPlacementConfig& cfg, std::vector
   }
 }
 
-}  // namespace
-
-LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cfg) {
+// Steps 1-5 from the current placement; step 1b only when `locality` is set.
+std::vector<int32_t> SearchLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg,
+                                 bool locality) {
   SearchState st(p, p.current);
   AdjustCounts(p, cfg, st);
   GimbalPlacementConfig search_cfg = cfg;
   if (cfg.max_moves_per_layer > 0) {
     search_cfg.max_moves_per_layer = std::max(0, cfg.max_moves_per_layer - cfg.repair_moves);
   }
+  if (locality) LocalityReplicas(p, search_cfg, st);
   NodeLocality(p, search_cfg, st);
   LocalSearch(p, search_cfg, st);
   std::vector<int32_t> map = st.map();
@@ -592,6 +494,24 @@ LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cf
   // The repair trades traffic for balance; it stays only when the surrogate objective agrees.
   if (st.Objective() <= before_repair) map = st.map();
   Refine(p, cfg, map);
+  return map;
+}
+
+}  // namespace
+
+LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cfg) {
+  std::vector<int32_t> map = SearchLayer(p, cfg, cfg.locality_replicas > 0);
+  // On layers small enough for the exact refinement, the even-split surrogate can misjudge a
+  // replica re-targeted for locality (one replica is a large share of a GPU's load there): the
+  // search also runs without step 1b and the better plan by the objective is kept.
+  if (cfg.locality_replicas > 0 && RefineApplies(p, cfg)) {
+    std::vector<int32_t> plain = SearchLayer(p, cfg, false);
+    const LayerEval a = RouteAndEvaluate(p, map, nullptr);
+    const LayerEval b = RouteAndEvaluate(p, plain, nullptr);
+    const bool a_ok = WithinBudget(a.experts_moved, cfg.max_moves_per_layer);
+    const bool b_ok = WithinBudget(b.experts_moved, cfg.max_moves_per_layer);
+    if (b_ok && (!a_ok || b.objective < a.objective)) map = std::move(plain);
+  }
 
   LayerPlan plan;
   plan.current_eval = RouteAndEvaluate(p, p.current, nullptr);

@@ -2,8 +2,14 @@
 //
 // Per MoE layer, starting from the current placement:
 //  1. replica counts: move replicas from the coldest to the hottest expert by per-replica load
-//     (hottest first) while that lowers the largest per-replica load by more than count_slack;
-//     each new replica lands where it lowers the objective most;
+//     (hottest first) while that lowers the largest per-replica load by more than count_slack
+//     and (count_must_gain) the surrogate objective below; each new replica lands where it
+//     lowers the objective most;
+//  1b. replicas for locality: a spare replica (of an expert that stays at most
+//     locality_spare_load x the mean slot load after losing it) is given to an expert with much
+//     demand on its node and no replica there, when the surrogate objective drops and the
+//     surrogate's peak does not rise (at most locality_replicas per layer); on layers small
+//     enough for step 5 the search also runs without this step and the better plan is kept;
 //  2. node locality: an expert whose demand is mostly on a node without a replica swaps its least
 //     useful replica onto that node, while node loads stay within node_slack of the mean (GPU
 //     loads within gpu_slack) and the surrogate's traffic drops;
@@ -46,10 +52,16 @@ struct GimbalPlacementConfig {
   int repair_moves = 8;          // part of the budget steps 2-3 leave to the repair
   double node_slack = 0.02;      // node locality: node load cap above the mean; < 0: step off
   double gpu_slack = 0.15;       // node locality: GPU load cap above the mean
+  bool count_must_gain = true;   // replica count changes must lower the surrogate objective
+  int locality_replicas = 32;    // replicas re-targeted for node locality per layer; 0: off
+  double locality_spare_load = 2.5; // ... taken from experts at most this x mean slot load after
+                                  // losing one
 
   // Keys: load_weight, traffic_weight, migration_weight, max_moves_per_layer, min_gain,
   // count_slack, search_evals, refine_work, emit_routes, balance_target, repair_moves, node_slack,
-  // gpu_slack. Unknown keys are an error.
+  // gpu_slack, count_must_gain, locality_replicas, locality_spare_load. Unknown keys are an error.
+  // Numeric values must be >= 0 except node_slack and balance_target (< 0: step off) and
+  // max_moves_per_layer (< 0: unlimited).
   static Result<GimbalPlacementConfig> FromParams(const Params& params);
 };
 

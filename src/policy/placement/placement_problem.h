@@ -68,12 +68,16 @@ struct LayerProblem {
   double alpha = 0, beta = 0;     // the topology's costs (c(s,g) takes the values 0, alpha, beta)
   std::vector<int32_t> current;   // gpus * slots_per_gpu (phy2log of the current placement)
   std::vector<int> current_count; // experts x gpus: replicas of x on g now
+  std::vector<double> gpu_demand;  // experts x gpus: tokens the sources on GPU g send to x
+  std::vector<double> node_demand; // experts x nodes: tokens the sources on node n send to x
   double expert_bytes = 1;
   ObjectiveWeights weights;
 
   int slots() const { return gpus * slots_per_gpu; }
   double A(int s, int x) const { return counts[static_cast<size_t>(s) * experts + x]; }
   double C(int s, int g) const { return cost[static_cast<size_t>(s) * gpus + g]; }
+  double GpuDemand(int x, int g) const { return gpu_demand[static_cast<size_t>(x) * gpus + g]; }
+  double NodeDemand(int x, int n) const { return node_demand[static_cast<size_t>(x) * nodes + n]; }
   double load_coef() const { return total > 0 ? weights.load * gpus / total : 0; }
   double traffic_coef() const { return total > 0 ? weights.traffic / total : 0; }
   double move_coef() const { return weights.migration; }
@@ -107,7 +111,7 @@ using LayerRoutes = std::vector<std::vector<SlotShare>>;
 //  - balanced: vLLM's even split over the expert's slots, then each source's tokens move from
 //    farther to nearer replicas while the nearer GPU stays under max(cap, the even split's peak).
 // The result's objective is never above the even split's (EvaluateRoutes with empty routes).
-// Fills `routes` when not null.
+// Fills `routes` when not null. Implemented in routing.cc.
 LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2log,
                            LayerRoutes* routes);
 
