@@ -60,24 +60,9 @@ OUT="$(cd "$OUT" && pwd)"
 LIVE="$OUT/live"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gimbal-live.XXXXXX")"
-PIDS=()
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ $rc -ne 0 ]; then
-    echo "live-demo: failed (exit $rc); logs:" >&2
-    for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done
-  fi
-  rm -rf "$WORK"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=lib/procs.sh
+source "$ROOT/scripts/lib/procs.sh"
+procs_init live-demo "$WORK"
 
 # Waits (bounded) for a line matching $2 in log $1 while process $3 lives; prints the line.
 wait_for_line() {

@@ -46,21 +46,9 @@ if [ "$fds" -lt "$want_fds" ]; then
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gimbal-routerbench.XXXXXX")"
-PIDS=()
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  [ $rc -eq 0 ] || { for f in "$WORK"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -n 20 "$f" >&2; }; done; }
-  rm -rf "$WORK"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=../../scripts/lib/procs.sh
+source "$ROOT/scripts/lib/procs.sh"
+procs_init "router bench" "$WORK"
 
 wait_for_line() {  # log, pattern, pid
   for _ in $(seq 200); do

@@ -344,7 +344,8 @@ TEST_F(EngineServerTest, StateIsPushedAndStatsCountSources) {
   EXPECT_GT(s["kv_capacity_tokens"].get<int64_t>(), 0);
 
   // Open the state stream of engine 0, then run a request there; the stream shows it running.
-  auto stream = client()->Open(Req(0, "GET", "/gimbal/state/stream"));
+  const auto state_req = Req(0, "GET", "/gimbal/state/stream");  // Open reads it while it runs
+  auto stream = client()->Open(state_req);
   auto opened = net::RunBlocking(client_io_.context(), std::move(stream));
   ASSERT_TRUE(opened.ok());
   ASSERT_EQ((*opened)->status(), 200);

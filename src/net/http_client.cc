@@ -216,8 +216,8 @@ size_t HttpClient::idle_connections() const {
   return n;
 }
 
-asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(ClientRequest req,
-                                                                       ClientCancel* cancel) {
+asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(
+    const ClientRequest& req, ClientCancel* cancel) {
   auto ex = co_await asio::this_coro::executor;
   std::string key = req.host;
   key += ':';
@@ -252,6 +252,7 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(ClientRe
                                       (dl.fired() ? std::string("timed out") : ec.message())));
       }
       conn->socket.set_option(tcp::no_delay(true), ec);
+      conn->socket.non_blocking(true, ec);  // writes are tried at once (detail::TryWriteNow)
       if (cancel && cancel->cancelled()) {  // a connect to a later endpoint reopened the socket
         error_code ignored;
         conn->socket.close(ignored);
@@ -263,9 +264,11 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(ClientRe
     AppendRequestHead(conn->head, req, key);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(conn->head), asio::buffer(req.body)};
     detail::SocketDeadline dl(ex, &conn->socket, conn);  // the stream takes it over
-    dl.ArmSeconds(opts_.write_timeout_s);
-    co_await asio::async_write(conn->socket, bufs, asio::redirect_error(asio::use_awaitable, ec));
-    dl.Disarm();
+    if (!detail::TryWriteNow(conn->socket, bufs, ec)) {
+      dl.ArmSeconds(opts_.write_timeout_s);
+      co_await asio::async_write(conn->socket, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      dl.Disarm();
+    }
     if (ec) {
       if (reused && !(cancel && cancel->cancelled())) {
         if (cancel) cancel->Detach();
@@ -302,7 +305,7 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(ClientRe
 }
 
 asio::awaitable<Result<ClientResponse>> HttpClient::Send(ClientRequest req) {
-  auto opened = co_await Open(std::move(req));
+  auto opened = co_await Open(req);
   if (!opened.ok()) co_return opened.status();
   auto& s = *opened.value();
   ClientResponse out;

@@ -103,9 +103,10 @@ class HttpClient {
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Sends `req` and waits for the response header. kUnavailable when the host cannot be reached,
-  // does not answer in time, or `cancel` was cancelled.
-  boost::asio::awaitable<Result<std::unique_ptr<ClientStream>>> Open(ClientRequest req,
-                                                                     ClientCancel* cancel = nullptr);
+  // does not answer in time, or `cancel` was cancelled. `req` is read while the returned
+  // awaitable runs (co_await it at once; it is not copied, so a caller can retry with it).
+  boost::asio::awaitable<Result<std::unique_ptr<ClientStream>>> Open(
+      const ClientRequest& req, ClientCancel* cancel = nullptr);
   // Sends `req` and reads the whole response (body up to max_body_bytes).
   boost::asio::awaitable<Result<ClientResponse>> Send(ClientRequest req);
   // Closes every pooled idle connection.

@@ -44,7 +44,7 @@ struct ConnState {
   // Client-gone watch for the request being handled (Writer::OnClientGone).
   bool watching = false;  // a wait for the client's end is wanted
   bool gone = false;      // the client closed or reset the connection
-  int waits_pending = 0;  // peeks not yet completed
+  int waits_pending = 0;  // watch waits not yet completed
   char peek_byte = 0;
   uint64_t watch_gen = 0;  // bumped when a watch starts or stops; stale waits do nothing
   std::function<void()> on_gone;
@@ -60,21 +60,32 @@ void ClientGone(ConnState& c) {
   }
 }
 
-// Peeks at the socket (nothing is consumed) until a byte or the end arrives, on the connection's
-// executor. A read, unlike a readiness wait, is tried at once and then queued without touching
-// epoll's registration, and sees an end that arrived before it was started.
+// Waits for the socket to turn readable, on the connection's executor, then peeks (nothing is
+// consumed) to tell the client's end from a pipelined request. A readiness wait costs no system
+// call until something arrives; a peek tried at once would cost one per watched request, and
+// nearly always find nothing. An end that arrived with the request itself, before the watch
+// started, raises no new readiness: that client is found gone at the first write instead.
 void WatchClient(const std::shared_ptr<ConnState>& c) {
   ++c->waits_pending;
-  c->socket.async_receive(
-      asio::buffer(&c->peek_byte, 1), tcp::socket::message_peek,
-      [c, gen = c->watch_gen](const error_code& ec, size_t n) {
+  c->socket.async_wait(
+      tcp::socket::wait_read, [c, gen = c->watch_gen](const error_code& ec) {
         --c->waits_pending;
         if (!c->watching || c->watch_gen != gen) return;
         if (ec == asio::error::operation_aborted) {  // a write deadline or Abort() cancelled it
           c->watching = false;
           return;
         }
-        if (!ec && n > 0) {
+        error_code peek_ec;
+        size_t n = 0;
+        if (!ec) {
+          n = c->socket.receive(asio::buffer(&c->peek_byte, 1), tcp::socket::message_peek,
+                                peek_ec);  // the socket is in non-blocking mode
+        }
+        if (!ec && peek_ec == asio::error::would_block) {
+          WatchClient(c);  // woken for nothing: wait again
+          return;
+        }
+        if (!ec && !peek_ec && n > 0) {
           c->watching = false;  // a pipelined request: nothing more to learn from the socket
           return;
         }
@@ -188,9 +199,11 @@ class Writer final : public ResponseWriter {
     std::array<asio::const_buffer, 2> bufs{asio::buffer(head),
                                            bodyless ? asio::const_buffer() : asio::buffer(r.body)};
     error_code ec;
-    dl_.ArmSeconds(write_timeout_);
-    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
-    dl_.Disarm();
+    if (!detail::TryWriteNow(sock_, bufs, ec)) {
+      dl_.ArmSeconds(write_timeout_);
+      co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      dl_.Disarm();
+    }
     finished_ = !ec;
     co_return Check(ec);
   }
@@ -205,11 +218,13 @@ class Writer final : public ResponseWriter {
     head += "Transfer-Encoding: chunked\r\n";
     if (!keep_alive_) head += "Connection: close\r\n";
     head += "\r\n";
+    std::array<asio::const_buffer, 1> bufs{asio::buffer(head)};
     error_code ec;
-    dl_.ArmSeconds(write_timeout_);
-    co_await asio::async_write(sock_, asio::buffer(head),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    dl_.Disarm();
+    if (!detail::TryWriteNow(sock_, bufs, ec)) {
+      dl_.ArmSeconds(write_timeout_);
+      co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      dl_.Disarm();
+    }
     co_return Check(ec);
   }
 
@@ -225,20 +240,24 @@ class Writer final : public ResponseWriter {
                                            asio::buffer(data.data(), data.size()),
                                            asio::buffer("\r\n", 2)};
     error_code ec;
-    dl_.ArmSeconds(write_timeout_);
-    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
-    dl_.Disarm();
+    if (!detail::TryWriteNow(sock_, bufs, ec)) {
+      dl_.ArmSeconds(write_timeout_);
+      co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      dl_.Disarm();
+    }
     co_return Check(ec);
   }
 
   asio::awaitable<Status> EndStream() override {
     if (!streaming_) co_return Internal("EndStream before BeginStream");
     if (failed_) co_return Status(ErrorCode::kUnavailable, "client connection lost");
+    std::array<asio::const_buffer, 1> bufs{asio::buffer("0\r\n\r\n", 5)};
     error_code ec;
-    dl_.ArmSeconds(write_timeout_);
-    co_await asio::async_write(sock_, asio::buffer("0\r\n\r\n", 5),
-                               asio::redirect_error(asio::use_awaitable, ec));
-    dl_.Disarm();
+    if (!detail::TryWriteNow(sock_, bufs, ec)) {
+      dl_.ArmSeconds(write_timeout_);
+      co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+      dl_.Disarm();
+    }
     finished_ = !ec;
     co_return Check(ec);
   }
@@ -314,6 +333,7 @@ asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
       continue;
     }
     sock.set_option(tcp::no_delay(true), ec);
+    sock.non_blocking(true, ec);  // writes are tried at once (detail::TryWriteNow)
     auto conn = std::make_shared<ConnState>(std::move(sock));
     auto ep = conn->socket.remote_endpoint(ec);
     if (!ec) conn->remote = ep.address().to_string() + ":" + std::to_string(ep.port());

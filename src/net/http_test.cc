@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "net/blocking.h"
+#include "net/eventually.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
 
@@ -57,6 +58,19 @@ class TestHandler : public HttpHandler {
       boost::system::error_code ec;
       co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (!w.client_gone()) co_await w.Send(MakeResponse(200, "text/plain", "waited"));
+    } else if (req.path() == "/big") {
+      // Larger than the socket buffers: the first write cannot take it all.
+      co_await w.Send(MakeResponse(200, "text/plain", std::string(8 << 20, 'b')));
+    } else if (req.path() == "/bigstream") {
+      Headers h;
+      h.Set("Content-Type", "text/event-stream");
+      co_await w.BeginStream(200, h);
+      for (int i = 0; i < 4; ++i) {
+        if (!(co_await w.WriteChunk(std::string(2 << 20, static_cast<char>('a' + i)))).ok()) {
+          co_return;
+        }
+      }
+      co_await w.EndStream();
     } else if (req.path() == "/slow") {
       co_await Sleep(300ms);
       co_await w.Send(MakeResponse(200, "text/plain", "done"));
@@ -131,6 +145,22 @@ TEST_F(HttpTest, WholeResponsesReuseKeepAliveConnections) {
   EXPECT_EQ(server_->open_connections(), 1);
 }
 
+TEST_F(HttpTest, ResponsesLargerThanOneWriteArriveWhole) {
+  for (int i = 0; i < 2; ++i) {  // the second on the kept-alive connection
+    auto r = RunBlocking(io_.context(), client_->Send(Req("GET", "/big")));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->body.size(), size_t{8} << 20);
+    EXPECT_EQ(r->body.find_first_not_of('b'), std::string::npos);
+  }
+  auto s = RunBlocking(io_.context(), client_->Send(Req("GET", "/bigstream")));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->body.size(), size_t{8} << 20);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(s->body[static_cast<size_t>(i) * (2 << 20)], static_cast<char>('a' + i));
+    EXPECT_EQ(s->body[static_cast<size_t>(i + 1) * (2 << 20) - 1], static_cast<char>('a' + i));
+  }
+}
+
 TEST_F(HttpTest, StreamsChunksInOrder) {
   auto body = RunBlocking(io_.context(), [&]() -> asio::awaitable<std::vector<std::string>> {
     std::vector<std::string> pieces;
@@ -202,16 +232,7 @@ TEST_F(HttpTest, DrainFinishesInFlightRequests) {
   EXPECT_FALSE(r.ok());  // no longer accepting
 }
 
-// Polls `f` until it returns true or 10 s passed.
-template <typename F>
-bool Eventually(F f) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!f()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
+using testutil::Eventually;
 
 TEST_F(HttpTest, HandlerHearsOfTheClientGoingAway) {
   asio::io_context ctx;

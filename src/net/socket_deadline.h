@@ -11,14 +11,38 @@
 // the pending wait, releasing `owner` at once.
 #pragma once
 
+#include <array>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
 #include <memory>
 
 namespace gimbal::net::detail {
+
+// Writes what `socket` (in non-blocking mode) takes at once. True when everything was written or
+// the write failed (`ec` set); false when the rest must wait for the socket, with `bufs` advanced
+// past what was written and `ec` clear. A whole small response usually goes out here, with no
+// asynchronous operation (no completion handler to queue and run).
+template <size_t N>
+bool TryWriteNow(boost::asio::ip::tcp::socket& socket,
+                 std::array<boost::asio::const_buffer, N>& bufs, boost::system::error_code& ec) {
+  size_t n = socket.write_some(bufs, ec);
+  if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+    ec = {};
+    n = 0;
+  } else if (ec) {
+    return true;
+  }
+  bool rest = false;
+  for (auto& b : bufs) {
+    const size_t k = n < b.size() ? n : b.size();
+    b += k;
+    n -= k;
+    rest |= b.size() > 0;
+  }
+  return !rest;
+}
 
 class SocketDeadline {
  public:
@@ -62,7 +86,7 @@ class SocketDeadline {
     boost::asio::ip::tcp::socket* socket;
     std::shared_ptr<void> owner;
     Clock::time_point deadline = Clock::time_point::max();  // max: disarmed
-    Clock::time_point expiry;  // of the pending wait
+    Clock::time_point expiry;                               // of the pending wait
     uint64_t gen = 0;  // the pending wait's; older handlers do nothing
     bool waiting = false;
     bool fired = false;

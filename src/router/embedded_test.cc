@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "net/blocking.h"
+#include "net/eventually.h"
 #include "net/http_client.h"
 #include "net/io_runtime.h"
 #include "net/prometheus_parser.h"
@@ -16,6 +17,8 @@
 
 namespace gimbal::router {
 namespace {
+
+using testutil::Eventually;
 
 namespace asio = boost::asio;
 using nlohmann::json;
@@ -88,32 +91,23 @@ TEST(EmbeddedEnginesTest, ServeWithoutBackendsAnswersCompletions) {
   EXPECT_NE(chat.body.find("data: [DONE]"), std::string::npos);
 
   // The router reads the engines' pushed state (bounded wait: they push at least once a second).
-  bool pushed = false;
-  for (int i = 0; i < 300 && !pushed; ++i) {
-    json e = json::parse((*router)->EnginesJson());
-    pushed = true;
-    for (const auto& row : e["engines"]) {
-      pushed &= !row["snapshot"].is_null() && row["snapshot"]["pushed"].get<bool>() &&
-                row["snapshot"]["kv_capacity_tokens"].get<int64_t>() > 0;
-    }
-    if (!pushed) std::this_thread::sleep_for(10ms);
-  }
+  const bool pushed = Eventually(
+      [&] {
+        json e = json::parse((*router)->EnginesJson());
+        for (const auto& row : e["engines"]) {
+          if (row["snapshot"].is_null() || !row["snapshot"]["pushed"].get<bool>() ||
+              row["snapshot"]["kv_capacity_tokens"].get<int64_t>() <= 0) {
+            return false;
+          }
+        }
+        return true;
+      },
+      3s);
   EXPECT_TRUE(pushed) << (*router)->EnginesJson();
 
   EXPECT_TRUE((*router)->Drain());
   EXPECT_TRUE((*engines)->Shutdown(5));
   io.Stop();
-}
-
-// Polls `f` until it returns true or 10 s passed.
-template <typename F>
-bool Eventually(F f) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!f()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);
-  }
-  return true;
 }
 
 // Sum of the samples of `name` on a Prometheus page whose `label` is `value` (any when empty).

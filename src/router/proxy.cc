@@ -1,6 +1,7 @@
 // The completion path: validate, estimate, tag, dispatch, forward, pass the answer through.
 #include <chrono>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "net/sse.h"
@@ -30,14 +31,6 @@ bool IsEventStream(std::string_view ct) {
 
 double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-uint64_t AffinityKey(const CompletionRequest& cr) {
-  auto it = cr.body.find("user");
-  if (it == cr.body.end() || !it->is_string()) return 0;
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : it->get_ref<const std::string&>()) h = (h ^ c) * 1099511628211ull;
-  return h == 0 ? 1 : h;
 }
 
 }  // namespace
@@ -79,23 +72,28 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
   const int64_t prompt_tokens = ratio.Estimate(cr);
   std::string body = std::move(req.body);
   if (queue) {
+    // Priority tagging rewrites the body, so only then is the document built.
     QueueEntry e{static_cast<RequestId>(id), now, prompt_tokens, prompt_tokens, cr.priority};
-    cr.body["priority"] = VllmPriorityFromKey(queue->Key(e), 0.0);
-    body = cr.body.dump();
+    nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    doc["priority"] = VllmPriorityFromKey(queue->Key(e), 0.0);
+    body = doc.dump();
   }
   DispatchRequest dr;
   dr.id = static_cast<RequestId>(id);
   dr.now = now;
   dr.prompt_tokens = prompt_tokens;
   dr.max_output_tokens = cr.max_output_tokens;
-  dr.affinity_key = AffinityKey(cr);
+  dr.affinity_key = cr.affinity_key;
 
-  net::Headers up_headers;
-  up_headers.Set("Content-Type", "application/json");
-  up_headers.Set("Accept", cr.stream ? "text/event-stream" : "application/json");
+  // The upstream request, built once: attempts change only its engine.
+  net::ClientRequest up;
+  up.method = "POST";
+  up.headers.Add("Content-Type", "application/json");
+  up.headers.Add("Accept", cr.stream ? "text/event-stream" : "application/json");
   for (const char* h : {"Authorization", "X-Request-Id"}) {
-    if (req.headers.Has(h)) up_headers.Set(h, std::string(req.headers.Get(h)));
+    if (req.headers.Has(h)) up.headers.Add(h, std::string(req.headers.Get(h)));
   }
+  up.body = std::move(body);
 
   // A client that goes away abandons the request at once: the upstream connection is closed
   // (the engine sees its client go and aborts), the reservation released.
@@ -138,15 +136,11 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
       last_error = Status(why.code(), "engine " + backend.name + ": " + why.message());
     };
 
-    net::ClientRequest up;
-    up.method = "POST";
     up.host = backend.parsed.host;
     up.port = backend.parsed.port;
-    up.target = backend.parsed.base_path + req.target;
-    const bool last_attempt = attempt + 1 == config.max_attempts;
-    up.headers = last_attempt ? std::move(up_headers) : up_headers;
-    up.body = last_attempt ? std::move(body) : body;
-    auto opened = co_await upstream.Open(std::move(up), &cancel);
+    up.target = backend.parsed.base_path;
+    up.target += req.target;
+    auto opened = co_await upstream.Open(up, &cancel);
     if (cancel.cancelled()) {
       gone(rv, cr.stream);
       co_return;
@@ -184,8 +178,11 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
         continue;
       }
       table.ReportHealth(e, true);
+      // `usage` only teaches the token ratio; skip reading it when the ratio would ignore it.
       Usage usage;
-      if (status == 200 && FindUsage(answer, &usage)) ratio.Observe(cr.prompt_chars, usage.prompt_tokens);
+      if (status == 200 && ratio.Wants(cr.prompt_chars) && FindUsage(answer, &usage)) {
+        ratio.Observe(cr.prompt_chars, usage.prompt_tokens);
+      }
       table.Release(rv);
       net::HttpResponse r;
       r.status = status;
@@ -211,6 +208,7 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
     bool client_gone = false;
     Status broken;
     Usage usage;
+    const bool wants_usage = ratio.Wants(cr.prompt_chars);
     for (;;) {
       auto piece = co_await us.NextView();
       if (!piece.ok()) {
@@ -229,7 +227,7 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
           table.SettlePrefill(rv);
           ttft_seconds->Observe(Since(t0));
         }
-        if (ev.has_data) FindUsage(ev.data, &usage);
+        if (wants_usage && ev.has_data) FindUsage(ev.data, &usage);
         out += ev.raw;
       }
       events.clear();

@@ -2,88 +2,326 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 namespace gimbal::router {
 namespace {
 
 using nlohmann::json;
 
-// Adds the characters of `content` (a string or an array of parts with "text").
-void CountContent(const json& content, int64_t* chars) {
-  if (content.is_string()) {
-    *chars += static_cast<int64_t>(content.get_ref<const std::string&>().size());
-  } else if (content.is_array()) {
-    for (const auto& part : content) {
-      if (part.is_object()) {
-        auto t = part.find("text");
-        if (t != part.end() && t->is_string()) {
-          *chars += static_cast<int64_t>(t->get_ref<const std::string&>().size());
+// Reads the fields of CompletionRequest from a request body as it is lexed, without building the
+// document. Field checks are those of a document walk: the first problem found ends the parse
+// with a message naming it.
+class RequestReader {
+ public:
+  using number_integer_t = json::number_integer_t;
+  using number_unsigned_t = json::number_unsigned_t;
+  using number_float_t = json::number_float_t;
+  using string_t = json::string_t;
+  using binary_t = json::binary_t;
+
+  RequestReader(CompletionRequest* out, bool chat) : r_(out), chat_(chat) {}
+
+  // The error that stopped the parse; OK when the JSON itself was malformed (or fine).
+  const Status& error() const { return error_; }
+  Status Finish() {
+    if (chat_ && !messages_seen_) return InvalidArgument("'messages' must be an array of messages");
+    if (!chat_ && !prompt_seen_) return InvalidArgument("'prompt' is required");
+    if (max_completion_seen_) {
+      r_->max_output_tokens = max_completion_;
+    } else if (max_tokens_seen_) {
+      r_->max_output_tokens = max_tokens_;
+    }
+    return Status::Ok();
+  }
+
+  bool null() { return Scalar(Value::kNull); }
+  bool boolean(bool v) {
+    bool_ = v;
+    return Scalar(Value::kBool);
+  }
+  bool number_integer(number_integer_t v) {
+    int_ = static_cast<int64_t>(v);
+    return Scalar(Value::kInt);
+  }
+  bool number_unsigned(number_unsigned_t v) {
+    int_ = static_cast<int64_t>(v);
+    return Scalar(Value::kInt);
+  }
+  bool number_float(number_float_t, const string_t&) { return Scalar(Value::kOther); }
+  bool string(string_t& v) {
+    str_ = &v;
+    return Scalar(Value::kString);
+  }
+  bool binary(binary_t&) { return Scalar(Value::kOther); }
+  bool start_object(std::size_t) { return Open(true); }
+  bool start_array(std::size_t) { return Open(false); }
+  bool end_object() { return Close(); }
+  bool end_array() { return Close(); }
+  bool key(string_t& k) {
+    switch (Parent()) {
+      case Kind::kTop:
+        field_ = FieldOf(k);
+        if (field_ == Field::kPrompt && !chat_) {  // a repeated key: the last one counts
+          prompt_seen_ = true;
+          r_->prompt_chars = 0;
+          r_->prompt_token_ids = 0;
+        } else if (field_ == Field::kMessages && chat_) {
+          messages_seen_ = true;
+          r_->prompt_chars = 0;
         }
-      }
+        break;
+      case Kind::kMessage:
+        content_key_ = k == "content";
+        break;
+      case Kind::kPart:
+        text_key_ = k == "text";
+        break;
+      default:
+        break;
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    return false;
+  }
+
+ private:
+  enum class Field {
+    kOther,
+    kModel,
+    kStream,
+    kMaxTokens,
+    kMaxCompletion,
+    kPriority,
+    kUser,
+    kPrompt,
+    kMessages
+  };
+  // What the container at each depth is, as far as the request's fields go.
+  enum class Kind { kIgnore, kTop, kPrompt, kIds, kMessages, kMessage, kContent, kPart };
+  enum class Value { kNull, kBool, kInt, kString, kOther };
+  static constexpr int kMaxTracked = 8;
+
+  static Field FieldOf(std::string_view k) {
+    if (k == "model") return Field::kModel;
+    if (k == "stream") return Field::kStream;
+    if (k == "max_tokens") return Field::kMaxTokens;
+    if (k == "max_completion_tokens") return Field::kMaxCompletion;
+    if (k == "priority") return Field::kPriority;
+    if (k == "user") return Field::kUser;
+    if (k == "prompt") return Field::kPrompt;
+    if (k == "messages") return Field::kMessages;
+    return Field::kOther;
+  }
+
+  Kind Parent() const {
+    if (depth_ == 0 || depth_ > kMaxTracked) return Kind::kIgnore;
+    return kinds_[depth_ - 1];
+  }
+
+  bool Fail(std::string message) {
+    error_ = InvalidArgument(std::move(message));
+    return false;
+  }
+  bool BadPrompt() { return Fail("'prompt' must be a string, strings, or token ids"); }
+  bool BadMaxTokens() {
+    return Fail(std::string("'") +
+                (field_ == Field::kMaxTokens ? "max_tokens" : "max_completion_tokens") +
+                "' must be a non-negative integer");
+  }
+
+  // A top-level field's value that is an object or an array.
+  bool TopContainer(bool object, Kind* kind) {
+    switch (field_) {
+      case Field::kModel:
+        return Fail("'model' must be a string");
+      case Field::kStream:
+        return Fail("'stream' must be true or false");
+      case Field::kMaxTokens:
+      case Field::kMaxCompletion:
+        return BadMaxTokens();
+      case Field::kPriority:
+        return Fail("'priority' must be an integer");
+      case Field::kPrompt:
+        if (chat_) break;
+        if (object) return BadPrompt();
+        *kind = Kind::kPrompt;
+        break;
+      case Field::kMessages:
+        if (!chat_) break;
+        if (object) return Fail("'messages' must be an array of messages");
+        *kind = Kind::kMessages;
+        break;
+      default:
+        break;
+    }
+    return true;
+  }
+
+  bool Open(bool object) {
+    Kind kind = Kind::kIgnore;
+    switch (depth_ == 0 ? Kind::kTop : Parent()) {
+      case Kind::kTop:
+        if (depth_ == 0) {
+          if (!object) return Fail("request body must be a JSON object");
+          kind = Kind::kTop;
+        } else if (!TopContainer(object, &kind)) {
+          return false;
+        }
+        break;
+      case Kind::kPrompt:
+        if (object) return BadPrompt();
+        kind = Kind::kIds;
+        break;
+      case Kind::kIds:
+        r_->prompt_token_ids += 1;
+        break;
+      case Kind::kMessages:
+        if (!object) return Fail("each message must be an object");
+        r_->prompt_chars += 8;  // role and template tokens, roughly
+        content_key_ = false;
+        kind = Kind::kMessage;
+        break;
+      case Kind::kMessage:
+        if (content_key_ && !object) kind = Kind::kContent;
+        content_key_ = false;
+        break;
+      case Kind::kContent:
+        if (object) {
+          text_key_ = false;
+          kind = Kind::kPart;
+        }
+        break;
+      default:
+        break;
+    }
+    if (depth_ < kMaxTracked) kinds_[depth_] = kind;
+    ++depth_;
+    return true;
+  }
+
+  bool Close() {
+    --depth_;
+    return true;
+  }
+
+  bool Scalar(Value v) {
+    switch (depth_ == 0 ? Kind::kIgnore : Parent()) {
+      case Kind::kIgnore:
+        if (depth_ == 0) return Fail("request body must be a JSON object");
+        return true;
+      case Kind::kTop:
+        return TopScalar(v);
+      case Kind::kPrompt:
+        if (v == Value::kString) {
+          r_->prompt_chars += static_cast<int64_t>(str_->size());
+        } else if (v == Value::kInt) {
+          r_->prompt_token_ids += 1;
+        } else {
+          return BadPrompt();
+        }
+        return true;
+      case Kind::kIds:
+        r_->prompt_token_ids += 1;
+        return true;
+      case Kind::kMessages:
+        return Fail("each message must be an object");
+      case Kind::kMessage:
+        if (content_key_ && v == Value::kString)
+          r_->prompt_chars += static_cast<int64_t>(str_->size());
+        content_key_ = false;
+        return true;
+      case Kind::kPart:
+        if (text_key_ && v == Value::kString)
+          r_->prompt_chars += static_cast<int64_t>(str_->size());
+        text_key_ = false;
+        return true;
+      default:
+        return true;
     }
   }
-}
+
+  bool TopScalar(Value v) {
+    switch (field_) {
+      case Field::kModel:
+        if (v != Value::kString) return Fail("'model' must be a string");
+        r_->model.assign(*str_);
+        return true;
+      case Field::kStream:
+        if (v == Value::kNull) return true;
+        if (v != Value::kBool) return Fail("'stream' must be true or false");
+        r_->stream = bool_;
+        return true;
+      case Field::kMaxTokens:
+      case Field::kMaxCompletion:
+        if (v == Value::kNull) return true;
+        if (v != Value::kInt || int_ < 0) return BadMaxTokens();
+        if (field_ == Field::kMaxTokens) {
+          max_tokens_ = int_;
+          max_tokens_seen_ = true;
+        } else {
+          max_completion_ = int_;
+          max_completion_seen_ = true;
+        }
+        return true;
+      case Field::kPriority:
+        if (v == Value::kNull) return true;
+        if (v != Value::kInt) return Fail("'priority' must be an integer");
+        r_->priority = int_;
+        return true;
+      case Field::kUser:
+        r_->affinity_key = 0;
+        if (v == Value::kString) {
+          uint64_t h = 1469598103934665603ull;  // FNV-1a
+          for (unsigned char c : *str_) h = (h ^ c) * 1099511628211ull;
+          r_->affinity_key = h == 0 ? 1 : h;
+        }
+        return true;
+      case Field::kPrompt:
+        if (chat_) return true;
+        if (v != Value::kString) return BadPrompt();
+        r_->prompt_chars = static_cast<int64_t>(str_->size());
+        return true;
+      case Field::kMessages:
+        if (!chat_) return true;
+        return Fail("'messages' must be an array of messages");
+      default:
+        return true;
+    }
+  }
+
+  CompletionRequest* r_;
+  bool chat_;
+  Status error_;
+  int depth_ = 0;
+  Kind kinds_[kMaxTracked] = {};
+  Field field_ = Field::kOther;
+  bool content_key_ = false;
+  bool text_key_ = false;
+  bool prompt_seen_ = false;
+  bool messages_seen_ = false;
+  bool max_tokens_seen_ = false;
+  bool max_completion_seen_ = false;
+  int64_t max_tokens_ = 0;
+  int64_t max_completion_ = 0;
+  // The scalar being reported.
+  bool bool_ = false;
+  int64_t int_ = 0;
+  string_t* str_ = nullptr;
+};
 
 }  // namespace
 
 Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat) {
   CompletionRequest r;
-  r.body = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (r.body.is_discarded()) return InvalidArgument("request body is not valid JSON");
-  if (!r.body.is_object()) return InvalidArgument("request body must be a JSON object");
-  const json& b = r.body;
-  if (auto it = b.find("model"); it != b.end()) {
-    if (!it->is_string()) return InvalidArgument("'model' must be a string");
-    r.model = it->get<std::string>();
+  RequestReader reader(&r, chat);
+  if (!json::sax_parse(body, &reader)) {
+    if (!reader.error().ok()) return reader.error();
+    return InvalidArgument("request body is not valid JSON");
   }
-  if (auto it = b.find("stream"); it != b.end() && !it->is_null()) {
-    if (!it->is_boolean()) return InvalidArgument("'stream' must be true or false");
-    r.stream = it->get<bool>();
-  }
-  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
-    if (auto it = b.find(key); it != b.end() && !it->is_null()) {
-      if (!it->is_number_integer() || it->get<int64_t>() < 0) {
-        return InvalidArgument(std::string("'") + key + "' must be a non-negative integer");
-      }
-      r.max_output_tokens = it->get<int64_t>();
-    }
-  }
-  if (auto it = b.find("priority"); it != b.end() && !it->is_null()) {
-    if (!it->is_number_integer()) return InvalidArgument("'priority' must be an integer");
-    r.priority = it->get<int64_t>();
-  }
-  if (chat) {
-    auto it = b.find("messages");
-    if (it == b.end() || !it->is_array()) {
-      return InvalidArgument("'messages' must be an array of messages");
-    }
-    for (const auto& m : *it) {
-      if (!m.is_object()) return InvalidArgument("each message must be an object");
-      if (auto c = m.find("content"); c != m.end()) CountContent(*c, &r.prompt_chars);
-      r.prompt_chars += 8;  // role and template tokens, roughly
-    }
-  } else {
-    auto it = b.find("prompt");
-    if (it == b.end()) return InvalidArgument("'prompt' is required");
-    const json& p = *it;
-    if (p.is_string()) {
-      r.prompt_chars = static_cast<int64_t>(p.get_ref<const std::string&>().size());
-    } else if (p.is_array()) {
-      for (const auto& x : p) {
-        if (x.is_string()) {
-          r.prompt_chars += static_cast<int64_t>(x.get_ref<const std::string&>().size());
-        } else if (x.is_number_integer()) {
-          r.prompt_token_ids += 1;
-        } else if (x.is_array()) {
-          r.prompt_token_ids += static_cast<int64_t>(x.size());
-        } else {
-          return InvalidArgument("'prompt' must be a string, strings, or token ids");
-        }
-      }
-    } else {
-      return InvalidArgument("'prompt' must be a string, strings, or token ids");
-    }
-  }
+  Status done = reader.Finish();
+  if (!done.ok()) return done;
   return r;
 }
 
@@ -94,9 +332,9 @@ int64_t TokenRatio::Estimate(const CompletionRequest& r) const {
 }
 
 void TokenRatio::Observe(int64_t chars, int64_t prompt_tokens) {
-  if (!adapt_ || chars < 64 || prompt_tokens <= 0) return;
-  double observed = std::clamp(static_cast<double>(chars) / static_cast<double>(prompt_tokens),
-                               0.5, 20.0);
+  if (!Wants(chars) || prompt_tokens <= 0) return;
+  double observed =
+      std::clamp(static_cast<double>(chars) / static_cast<double>(prompt_tokens), 0.5, 20.0);
   double cur = get();
   // Lost updates under contention only slow the learning down; no lock needed.
   ratio_.store(cur + 0.1 * (observed - cur), std::memory_order_relaxed);

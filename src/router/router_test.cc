@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "net/blocking.h"
+#include "net/eventually.h"
 #include "net/http_client.h"
 #include "net/prometheus_parser.h"
 #include "router/fake_vllm.h"
@@ -148,41 +149,32 @@ class RouterTest : public ::testing::Test {
     return sum;
   }
 
-  // The metric once it equals `want`, or its value after a bounded wait: the router counts an
-  // outcome just after the last byte left, so the client can be a moment ahead.
+  // The metric once it equals `want`, or its value after a bounded wait (1 s): the router counts
+  // an outcome just after the last byte left, so the client can be a moment ahead.
   double MetricSettled(double want, const std::string& name, const std::string& label = "",
                        const std::string& value = "") {
-    double v = Metric(name, label, value);
-    for (int i = 0; i < 100 && v != want; ++i) {
-      std::this_thread::sleep_for(10ms);
-      v = Metric(name, label, value);
-    }
-    return v;
+    return testutil::EventuallyEquals([&] { return Metric(name, label, value); }, want, 1s);
   }
 
   // Polls the metric until it equals `want` or 10 s passed (generous: only a failure waits it
   // out); returns its last value.
   double WaitForMetric(double want, const std::string& name, const std::string& label = "",
                        const std::string& value = "") {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    double v = Metric(name, label, value);
-    while (v != want && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(10ms);
-      v = Metric(name, label, value);
-    }
-    return v;
+    return testutil::EventuallyEquals([&] { return Metric(name, label, value); }, want);
   }
 
   // Waits (bounded) until every engine has a snapshot.
   void WaitForSnapshots() {
-    for (int i = 0; i < 100; ++i) {
-      json j = json::parse(router_->EnginesJson());
-      bool all = true;
-      for (const auto& e : j["engines"]) all &= !e["snapshot"].is_null();
-      if (all) return;
-      std::this_thread::sleep_for(10ms);
-    }
-    FAIL() << "engines were never scraped";
+    bool all = testutil::Eventually(
+        [&] {
+          json j = json::parse(router_->EnginesJson());
+          for (const auto& e : j["engines"]) {
+            if (e["snapshot"].is_null()) return false;
+          }
+          return true;
+        },
+        1s);
+    if (!all) FAIL() << "engines were never scraped";
   }
 
   std::vector<std::unique_ptr<FakeVllm>> backends_;
@@ -253,14 +245,15 @@ TEST_F(RouterTest, DispatchFollowsEngineState) {
 
 // Waits (bounded) until every engine's snapshot is a pushed one.
 bool WaitForPushed(Router& r) {
-  for (int i = 0; i < 300; ++i) {
-    json j = json::parse(r.EnginesJson());
-    bool all = true;
-    for (const auto& e : j["engines"]) all &= !e["snapshot"].is_null() && e["snapshot"]["pushed"];
-    if (all) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return false;
+  return testutil::Eventually(
+      [&] {
+        json j = json::parse(r.EnginesJson());
+        for (const auto& e : j["engines"]) {
+          if (e["snapshot"].is_null() || !e["snapshot"]["pushed"]) return false;
+        }
+        return true;
+      },
+      3s);
 }
 
 TEST_F(RouterTest, DispatchFollowsPushedStateOverScrapedMetrics) {
@@ -352,11 +345,12 @@ TEST_F(RouterTest, ScrapingResumesWhenPushedStateStops) {
   EXPECT_EQ(json::parse(router_->EnginesJson())["engines"][0]["snapshot"]["waiting"], 1);
   backends_[0]->StopPushing();
   json snap;
-  for (int i = 0; i < 300; ++i) {
-    snap = json::parse(router_->EnginesJson())["engines"][0]["snapshot"];
-    if (!snap["pushed"]) break;
-    std::this_thread::sleep_for(10ms);
-  }
+  testutil::Eventually(
+      [&] {
+        snap = json::parse(router_->EnginesJson())["engines"][0]["snapshot"];
+        return !snap["pushed"];
+      },
+      3s);
   EXPECT_FALSE(snap["pushed"]) << snap;
   EXPECT_EQ(snap["waiting"], 7);
   EXPECT_EQ(snap["running"], 3);
@@ -406,16 +400,7 @@ TEST_F(RouterTest, KilledBackendStreamsEndWithErrorAndNewRequestsGoElsewhere) {
   EXPECT_EQ(Metric("gimbal_router_requests_total", "outcome", "stream_error"), errored);
 }
 
-// Polls `f` until it returns true or 10 s passed.
-template <typename F>
-bool Eventually(F f) {
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (!f()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
+using testutil::Eventually;
 
 TEST_F(RouterTest, ClientClosingAStreamCancelsTheUpstreamRequest) {
   FakeVllmOptions o;
@@ -546,9 +531,7 @@ TEST_F(RouterTest, NoHealthyEngineGets503) {
   RouterConfig c = BaseConfig();
   StartRouter(c);
   backends_[0]->Kill();
-  for (int i = 0; i < 100 && Call("GET", "/health", "", "").status != 503; ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
+  testutil::Eventually([&] { return Call("GET", "/health", "", "").status == 503; }, 1s);
   Reply r = Complete(false);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(json::parse(r.body)["error"]["code"], 503);
