@@ -9,16 +9,20 @@ namespace {
 
 using nlohmann::json;
 
-// Reads the fields of CompletionRequest from a request body as it is lexed, without building the
-// document. Field checks are those of a document walk: the first problem found ends the parse
-// with a message naming it.
-class RequestReader {
- public:
+// The value types nlohmann::json::sax_parse hands to a reader.
+struct SaxTypes {
   using number_integer_t = json::number_integer_t;
   using number_unsigned_t = json::number_unsigned_t;
   using number_float_t = json::number_float_t;
   using string_t = json::string_t;
   using binary_t = json::binary_t;
+};
+
+// Reads the fields of CompletionRequest from a request body as it is lexed, without building the
+// document. Field checks are those of a document walk: the first problem found ends the parse
+// with a message naming it.
+class RequestReader : public SaxTypes {
+ public:
 
   RequestReader(CompletionRequest* out, bool chat) : r_(out), chat_(chat) {}
 
@@ -344,13 +348,8 @@ namespace {
 
 // Reads the top-level "usage" object of a JSON text as it is lexed, without building the
 // document (every answer passes through here).
-class UsageReader {
+class UsageReader : public SaxTypes {
  public:
-  using number_integer_t = json::number_integer_t;
-  using number_unsigned_t = json::number_unsigned_t;
-  using number_float_t = json::number_float_t;
-  using string_t = json::string_t;
-  using binary_t = json::binary_t;
 
   explicit UsageReader(Usage* usage) : usage_(usage) {}
   bool found() const { return found_; }
