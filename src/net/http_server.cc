@@ -61,10 +61,9 @@ void ClientGone(ConnState& c) {
 }
 
 // Waits for the socket to turn readable, on the connection's executor, then peeks (nothing is
-// consumed) to tell the client's end from a pipelined request. A readiness wait costs no system
-// call until something arrives; a peek tried at once would cost one per watched request, and
-// nearly always find nothing. An end that arrived with the request itself, before the watch
-// started, raises no new readiness: that client is found gone at the first write instead.
+// consumed) to tell the client's end from a pipelined request. Asio starts a readiness wait by
+// re-arming the socket's epoll registration (one epoll_ctl), which also reports an end that is
+// already there; a peek tried at once would cost a failed recvfrom per watched request instead.
 void WatchClient(const std::shared_ptr<ConnState>& c) {
   ++c->waits_pending;
   c->socket.async_wait(

@@ -54,12 +54,11 @@ class ResponseWriter {
   // Calls `fn` once, on the handler's executor, when the client closes or resets its connection
   // before this response is finished; at once (inside this call) when it was already seen to go.
   // Replaces an earlier `fn`; an empty one stops the callbacks. The callback is dropped when the
-  // handler returns. The first call starts the watch: a readiness wait on the socket (no system
-  // call until something arrives, then a one-byte peek that consumes nothing), so a handler that
-  // never asks pays nothing. A client that half-closes its sending side while still reading counts
-  // as gone (as in nginx), unless its end arrived together with the request (before the watch
-  // began): then it is found gone at the first write. One that pipelines its next request is no
-  // longer watched.
+  // handler returns. The first call starts the watch: a readiness wait on the socket (one
+  // epoll_ctl re-arming it, which also reports an end that is already there; then a one-byte peek
+  // that consumes nothing), so a handler that never asks pays nothing. A client that half-closes
+  // its sending side while still reading counts as gone (as in nginx). One that pipelines its
+  // next request is no longer watched.
   virtual void OnClientGone(std::function<void()> fn) = 0;
   // True once the client was seen to go: by the watch above, or by a write that failed because
   // the connection was closed or reset (not by a write timeout).
