@@ -7,6 +7,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -36,7 +37,7 @@ namespace {
 // One accepted connection. Everything but `socket`'s thread-safe parts is touched only on the
 // connection's executor (its strand, or the runtime's one thread).
 struct ConnState {
-  explicit ConnState(tcp::socket s) : socket(std::move(s)) {}
+  explicit ConnState(tcp::socket s) : socket(std::move(s)), watch_timer(socket.get_executor()) {}
   tcp::socket socket;
   bool idle = true;    // between requests (Drain closes idle connections)
   std::string remote;  // "ip:port", read once per connection
@@ -48,7 +49,14 @@ struct ConnState {
   char peek_byte = 0;
   uint64_t watch_gen = 0;  // bumped when a watch starts or stops; stale waits do nothing
   std::function<void()> on_gone;
+  // The watch starts kWatchDelay after a handler asks for it, so a request answered sooner costs
+  // it nothing. One timer per connection, re-armed lazily: it fires at most once per kWatchDelay.
+  asio::steady_timer watch_timer;
+  std::chrono::steady_clock::time_point watch_due = std::chrono::steady_clock::time_point::max();
+  bool timer_waiting = false;
 };
+
+constexpr std::chrono::milliseconds kWatchDelay{20};
 
 void ClientGone(ConnState& c) {
   c.watching = false;
@@ -99,8 +107,32 @@ void StartWatch(const std::shared_ptr<ConnState>& c) {
   WatchClient(c);
 }
 
-// After a handler returned: no callback, no pending wait.
+// Starts the watch once the request asking for it has been in flight for kWatchDelay.
+void ArmWatchTimer(const std::shared_ptr<ConnState>& c) {
+  c->timer_waiting = true;
+  c->watch_timer.expires_at(c->watch_due);
+  c->watch_timer.async_wait([c](const error_code& ec) {
+    c->timer_waiting = false;
+    if (ec || c->watch_due == std::chrono::steady_clock::time_point::max()) return;
+    if (c->watch_due > std::chrono::steady_clock::now()) {  // a later request asked since
+      ArmWatchTimer(c);
+      return;
+    }
+    c->watch_due = std::chrono::steady_clock::time_point::max();
+    StartWatch(c);
+  });
+}
+
+void RequestWatch(const std::shared_ptr<ConnState>& c) {
+  if (c->watching || c->gone) return;
+  c->watch_due = std::chrono::steady_clock::now() + kWatchDelay;
+  if (!c->timer_waiting) ArmWatchTimer(c);
+}
+
+// After a handler returned: no callback, no pending wait (the timer, if waiting, finds nothing
+// due and stops).
 void StopWatch(ConnState& c) {
+  c.watch_due = std::chrono::steady_clock::time_point::max();
   c.on_gone = nullptr;
   c.watching = false;
   ++c.watch_gen;
@@ -275,7 +307,7 @@ class Writer final : public ResponseWriter {
       ClientGone(*conn_);
       return;
     }
-    StartWatch(conn_);
+    RequestWatch(conn_);
   }
   bool client_gone() const override { return conn_->gone; }
   bool finished() const { return finished_; }
@@ -431,6 +463,8 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
     if (!keep_alive || writer.failed() || !writer.finished() || conn->gone) break;
   }
   error_code ignored;
+  conn->watch_due = std::chrono::steady_clock::time_point::max();
+  conn->watch_timer.cancel();  // its handler holds the connection
   sock.shutdown(tcp::socket::shutdown_send, ignored);
   sock.close(ignored);
   {

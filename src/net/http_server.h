@@ -54,9 +54,11 @@ class ResponseWriter {
   // Calls `fn` once, on the handler's executor, when the client closes or resets its connection
   // before this response is finished; at once (inside this call) when it was already seen to go.
   // Replaces an earlier `fn`; an empty one stops the callbacks. The callback is dropped when the
-  // handler returns. The first call starts the watch: a readiness wait on the socket (one
-  // epoll_ctl re-arming it, which also reports an end that is already there; then a one-byte peek
-  // that consumes nothing), so a handler that never asks pays nothing. A client that half-closes
+  // handler returns. The first call asks for the watch, which starts 20 ms later if the request
+  // is still being handled (one timer per connection, re-armed lazily): a readiness wait on the
+  // socket (one epoll_ctl re-arming it, which also reports an end that is already there; then a
+  // one-byte peek that consumes nothing). A handler that never asks, or a request answered within
+  // the 20 ms, pays for no watch; a client's end is heard at most 20 ms late. A client that half-closes
   // its sending side while still reading counts as gone (as in nginx). One that pipelines its
   // next request is no longer watched.
   virtual void OnClientGone(std::function<void()> fn) = 0;

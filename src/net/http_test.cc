@@ -249,6 +249,26 @@ TEST_F(HttpTest, HandlerHearsOfTheClientGoingAway) {
   EXPECT_EQ(handler_->gone.load(), 1);
 }
 
+TEST_F(HttpTest, AClientGoneBeforeTheWatchStartsIsHeardWhenItStarts) {
+  // The watch starts a short delay after the handler asks; a client that sent its request and
+  // half-closed (or closed) at once, before that, is heard when it starts, as is one that closes
+  // while the handler runs. Both ends before the handler's own 60 s wait.
+  for (bool half_close : {true, false}) {
+    const int before = handler_->gone.load();
+    asio::io_context ctx;
+    asio::ip::tcp::socket s(ctx);
+    s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    asio::write(s, asio::buffer(std::string("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")));
+    if (half_close) {
+      s.shutdown(asio::ip::tcp::socket::shutdown_send);
+    } else {
+      s.close();
+    }
+    EXPECT_TRUE(Eventually([&] { return handler_->gone.load() == before + 1; })) << half_close;
+    EXPECT_TRUE(Eventually([&] { return server_->active_requests() == 0; })) << half_close;
+  }
+}
+
 TEST_F(HttpTest, ClientCancelAbandonsARequestWaitingForItsHeader) {
   ClientCancel cancel;
   auto opened = RunBlocking(io_.context(), [&]() -> asio::awaitable<Result<std::unique_ptr<ClientStream>>> {
