@@ -60,6 +60,9 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
     double tau = o_.stretch * decode_only;
     if (o_.max_step > 0) tau = std::min(tau, std::max(o_.max_step, decode_only));
 
+    // The lockstep step lasts as long as its slowest rank: tau, or longer where a floor pushes a
+    // rank past it (only then is the rank's own time priced again).
+    double step = tau;
     for (size_t r = 0; r < ranks.size(); ++r) {
       const RankWork& w = ranks[r];
       if (w.pending_prefill <= 0) {  // nothing to chunk: the engine's own limit stands
@@ -72,19 +75,13 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
             std::max(floor_prefill, (w.pending_prefill + o_.drain_steps - 1) / o_.drain_steps);
       }
       const int64_t room = Room(w, max_budget);
-      budgets[r] = Decodes(w, max_budget) +
-                   std::min(room, std::max(LargestFitting(w, 0, room, tau), floor_prefill));
+      const int64_t fit = LargestFitting(w, 0, room, tau);
+      const int64_t prefill = std::min(room, std::max(fit, floor_prefill));
+      budgets[r] = Decodes(w, max_budget) + prefill;
+      if (prefill > fit) step = std::max(step, StepTime(w, prefill));
     }
-    if (!o_.fill) return;
-    // The lockstep step lasts as long as its slowest rank. When a floor pushed some rank past tau,
-    // every other rank may prefill up to that rank's time without lengthening the step.
-    double step = tau;
-    for (size_t r = 0; r < ranks.size(); ++r) {
-      if (ranks[r].pending_prefill > 0) {
-        step = std::max(step, StepTime(ranks[r], budgets[r] - Decodes(ranks[r], max_budget)));
-      }
-    }
-    if (step <= tau) return;
+    // When a floor set a longer step, every rank may prefill up to it without lengthening it.
+    if (!o_.fill || step <= tau) return;
     for (size_t r = 0; r < ranks.size(); ++r) {
       const RankWork& w = ranks[r];
       if (w.pending_prefill <= 0) continue;
