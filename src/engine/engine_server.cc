@@ -16,6 +16,7 @@
 #include <deque>
 #include <map>
 
+#include "core/secure_compare.h"
 #include "engine/openai.h"
 #include "net/http_server.h"
 #include "net/io_runtime.h"
@@ -415,7 +416,7 @@ class EngineHandler : public net::HttpHandler {
 
   asio::awaitable<void> PostPlacement(net::HttpRequest& req, net::ResponseWriter& w) {
     const std::string& token = s_->opts.admin_token;
-    if (!token.empty() && req.headers.Get("Authorization") != "Bearer " + token) {
+    if (!token.empty() && !BearerMatches(req.headers.Get("Authorization"), token)) {
       co_await w.Send(Error(401, "placement changes need Authorization: Bearer <admin token>"));
       co_return;
     }

@@ -32,7 +32,9 @@ struct EngineServiceOptions {
   uint16_t port = 8001;  // engine i on port + i; 0: ephemeral ports
   int threads = 4;       // io threads shared by all engines' servers
   std::string served_model = "emulated";  // the `model` requests must name
-  std::string admin_token;  // when set, POST /gimbal/placement needs "Authorization: Bearer <it>"
+  // When set, POST /gimbal/placement needs "Authorization: Bearer <it>" (scheme in any case;
+  // the token compared in constant time), else 401.
+  std::string admin_token;
   double chars_per_token = 4;
   int64_t default_max_tokens = 16;
   double state_stream_heartbeat_s = 1;  // /gimbal/state/stream emits at least this often

@@ -49,7 +49,7 @@ class EngineServerTest : public ::testing::Test {
     client_io_.Stop();
   }
 
-  void StartService(double time_scale, int max_num_seqs = 0) {
+  void StartService(double time_scale, int max_num_seqs = 0, std::string admin_token = "") {
     auto spec = ClusterFromCatalog("qwen3-30b-a3b", "h100-sxm", "hgx-8gpu", 2);
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
     EngineServiceOptions o;
@@ -60,6 +60,7 @@ class EngineServerTest : public ::testing::Test {
     o.threads = 2;
     o.served_model = kModel;
     o.state_stream_heartbeat_s = 0.2;
+    o.admin_token = std::move(admin_token);
     auto svc = EngineService::Start(o);
     ASSERT_TRUE(svc.ok()) << svc.status().ToString();
     svc_ = std::move(*svc);
@@ -330,6 +331,26 @@ TEST_F(EngineServerTest, PlacementRejectsInvalidAndInstallsValid) {
   auto now = ParsePlacementJson(Call(Req(0, "GET", "/gimbal/placement")).body, "now");
   ASSERT_TRUE(now.ok());
   EXPECT_EQ(now->phy2log, q.phy2log);
+}
+
+TEST_F(EngineServerTest, PlacementNeedsTheAdminTokenWhenSet) {
+  StartService(0.01, 0, "sesame");
+  Reply cur = Call(Req(0, "GET", "/gimbal/placement"));  // reading needs no token
+  ASSERT_EQ(cur.status, 200);
+  auto post = [&](const char* authorization) {
+    net::ClientRequest r = Req(1, "POST", "/gimbal/placement", cur.body);
+    if (authorization != nullptr) r.headers.Set("Authorization", authorization);
+    return Call(std::move(r)).status;
+  };
+  EXPECT_EQ(post(nullptr), 401);
+  for (const char* bad : {"Bearer wrong", "Bearer sesam", "Bearer sesame2", "Bearer SESAME",
+                          "Basic sesame", "sesame", "Bearersesame"}) {
+    EXPECT_EQ(post(bad), 401) << bad;
+  }
+  // The scheme in any case (RFC 7235).
+  for (const char* ok : {"Bearer sesame", "bearer sesame", "BEARER sesame"}) {
+    EXPECT_EQ(post(ok), 200) << ok;
+  }
 }
 
 TEST_F(EngineServerTest, StateIsPushedAndStatsCountSources) {

@@ -9,6 +9,9 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
+#include <poll.h>
+
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
@@ -17,6 +20,7 @@
 #include <mutex>
 #include <vector>
 
+#include "net/http_wire.h"
 #include "net/socket_deadline.h"
 
 namespace gimbal::net {
@@ -33,9 +37,10 @@ constexpr size_t kReadChunk = 16384;
 
 // One upstream connection with the storage its requests reuse.
 struct Conn {
-  explicit Conn(asio::io_context& ctx) : socket(ctx), chunk(new char[kReadChunk]) {}
+  explicit Conn(asio::io_context& ctx)
+      : socket(ctx), buffer(detail::kClientBufferLimit), chunk(new char[kReadChunk]) {}
   tcp::socket socket;
-  boost::beast::flat_buffer buffer;
+  boost::beast::flat_buffer buffer;  // bounded: a head and trailer fields must fit
   Clock::time_point last_used;
   std::string head;                     // request head being written
   std::unique_ptr<char[]> chunk;        // body pieces are read into this
@@ -91,11 +96,13 @@ struct HttpClient::Pool {
   std::map<std::string, std::vector<std::shared_ptr<Conn>>> idle;  // GUARDED_BY(mu)
   size_t max_idle = 0;
   double ttl_s = 0;
+  Clock::time_point last_sweep;  // GUARDED_BY(mu)
 
   std::shared_ptr<Conn> Take(const std::string& key) {
     std::lock_guard<std::mutex> lock(mu);
-    auto it = idle.find(key);
     auto now = Clock::now();
+    SweepLocked(now);
+    auto it = idle.find(key);
     while (it != idle.end() && !it->second.empty()) {
       auto c = std::move(it->second.back());
       it->second.pop_back();
@@ -106,8 +113,40 @@ struct HttpClient::Pool {
   void Put(const std::string& key, std::shared_ptr<Conn> c) {
     c->last_used = Clock::now();
     std::lock_guard<std::mutex> lock(mu);
+    SweepLocked(c->last_used);
     auto& v = idle[key];
     if (v.size() < max_idle) v.push_back(std::move(c));
+  }
+
+  // At most once a second: closes idle connections the server has closed (or sent anything on:
+  // an idle connection has nothing to read) and those past their time to live, so they do not
+  // sit in CLOSE-WAIT until picked. One poll() over every idle socket.
+  void SweepLocked(Clock::time_point now) {
+    if (now - last_sweep < std::chrono::seconds(1)) return;
+    last_sweep = now;
+    std::vector<pollfd> fds;
+    for (const auto& [key, conns] : idle) {
+      for (const auto& c : conns) fds.push_back({c->socket.native_handle(), POLLIN, 0});
+    }
+    if (fds.empty()) return;
+    const int ready = ::poll(fds.data(), fds.size(), 0);
+    size_t i = 0;
+    for (auto& [key, conns] : idle) {
+      std::vector<std::shared_ptr<Conn>> kept;
+      kept.reserve(conns.size());
+      for (auto& c : conns) {
+        const bool stale = (ready > 0 && fds[i].revents != 0) ||
+                           std::chrono::duration<double>(now - c->last_used).count() >= ttl_s;
+        ++i;
+        if (stale) {
+          error_code ec;
+          c->socket.close(ec);
+        } else {
+          kept.push_back(std::move(c));
+        }
+      }
+      conns = std::move(kept);
+    }
   }
 };
 
@@ -170,7 +209,9 @@ class Stream final : public ClientStream {
       cancel_->Detach();
       cancel_ = nullptr;
     }
-    if (parser.get().keep_alive()) {
+    // Bytes already buffered past the answer's end mean the upstream said more than it was
+    // asked: the connection is out of step and is not reused.
+    if (parser.get().keep_alive() && conn_->buffer.size() == 0) {
       pool_->Put(key_, conn_);
     } else {
       error_code ec;
@@ -293,8 +334,35 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(
       co_return give_up(Unavailable(key + " gave no response: " +
                                     (dl.fired() ? std::string("timed out") : ec.message())));
     }
+    // Interim answers (100 Continue, 102, 103) precede the final one: skipped. 101 would switch
+    // protocols on a pooled connection: refused, the connection dropped. Never forwarded.
+    Status interim_error;
+    for (int interim = 0; conn->parser->get().result_int() / 100 == 1; ++interim) {
+      const int code = conn->parser->get().result_int();
+      if (code == 101 || interim + 1 >= detail::kMaxInterimResponses) {
+        interim_error = Unavailable(key + (code == 101 ? " answered 101 Switching Protocols"
+                                                        : " sent too many interim 1xx answers"));
+        break;
+      }
+      conn->parser.emplace();
+      conn->parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+      dl.ArmSeconds(opts_.header_timeout_s);
+      co_await http::async_read_header(conn->socket, conn->buffer, *conn->parser,
+                                       asio::redirect_error(asio::use_awaitable, ec));
+      dl.Disarm();
+      if (ec) {
+        interim_error = Unavailable(key + " gave no response after an interim answer: " +
+                                    (dl.fired() ? std::string("timed out") : ec.message()));
+        break;
+      }
+    }
+    if (!interim_error.ok()) {
+      error_code ignored;
+      conn->socket.close(ignored);
+      co_return give_up(interim_error);
+    }
     Headers headers;
-    for (const auto& f : parser.get()) {
+    for (const auto& f : conn->parser->get()) {
       headers.Add(std::string(f.name_string()), std::string(f.value()));
     }
     co_return std::unique_ptr<ClientStream>(std::make_unique<Stream>(

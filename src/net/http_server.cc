@@ -23,6 +23,7 @@
 #include <set>
 #include <thread>
 
+#include "net/http_wire.h"
 #include "net/socket_deadline.h"
 
 namespace gimbal::net {
@@ -207,10 +208,12 @@ namespace {
 // ResponseWriter over one connection; lives on the session coroutine's frame.
 class Writer final : public ResponseWriter {
  public:
+  // `head_only`: the request was HEAD, so heads are sent with their framing headers and no body
+  // (RFC 9110 §9.3.2); a body written would be read as the next response.
   Writer(const std::shared_ptr<ConnState>& c, detail::SocketDeadline& dl, double write_timeout,
-         bool keep_alive)
+         bool keep_alive, bool head_only)
       : conn_(c), sock_(c->socket), dl_(dl), write_timeout_(write_timeout),
-        keep_alive_(keep_alive) {}
+        keep_alive_(keep_alive), head_only_(head_only) {}
 
   asio::awaitable<Status> Send(HttpResponse r) override {
     if (started_) co_return Internal("response already started");
@@ -227,8 +230,9 @@ class Writer final : public ResponseWriter {
     }
     if (!keep_alive_) head += "Connection: close\r\n";
     head += "\r\n";
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(head),
-                                           bodyless ? asio::const_buffer() : asio::buffer(r.body)};
+    std::array<asio::const_buffer, 2> bufs{
+        asio::buffer(head),
+        bodyless || head_only_ ? asio::const_buffer() : asio::buffer(r.body)};
     error_code ec;
     if (!detail::TryWriteNow(sock_, bufs, ec)) {
       dl_.ArmSeconds(write_timeout_);
@@ -262,7 +266,7 @@ class Writer final : public ResponseWriter {
   asio::awaitable<Status> WriteChunk(std::string_view data) override {
     if (!streaming_) co_return Internal("WriteChunk before BeginStream");
     if (failed_) co_return Status(ErrorCode::kUnavailable, "client connection lost");
-    if (data.empty()) co_return Status::Ok();
+    if (data.empty() || head_only_) co_return Status::Ok();
     char size[24];
     auto [end, tc] = std::to_chars(size, size + sizeof(size) - 2, data.size(), 16);
     *end++ = '\r';
@@ -282,6 +286,10 @@ class Writer final : public ResponseWriter {
   asio::awaitable<Status> EndStream() override {
     if (!streaming_) co_return Internal("EndStream before BeginStream");
     if (failed_) co_return Status(ErrorCode::kUnavailable, "client connection lost");
+    if (head_only_) {
+      finished_ = true;
+      co_return Status::Ok();
+    }
     std::array<asio::const_buffer, 1> bufs{asio::buffer("0\r\n\r\n", 5)};
     error_code ec;
     if (!detail::TryWriteNow(sock_, bufs, ec)) {
@@ -328,6 +336,7 @@ class Writer final : public ResponseWriter {
   detail::SocketDeadline& dl_;
   double write_timeout_;
   bool keep_alive_;
+  bool head_only_;
   bool started_ = false;
   bool streaming_ = false;
   bool finished_ = false;
@@ -349,6 +358,12 @@ void ToRequest(http::request<http::string_body>&& req, const ConnState& conn, Ht
 
 asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
   auto self = shared_from_this();
+  // An accept that fails (out of file descriptors, above all) would fail again at once: back off
+  // from 10 ms doubling to 1 s while it keeps failing, and log once a second with a count.
+  asio::steady_timer backoff(acceptor.get_executor());
+  std::chrono::milliseconds delay{0};
+  auto last_log = std::chrono::steady_clock::time_point{};
+  int64_t unlogged = 0;
   for (;;) {
     error_code ec;
     tcp::socket sock = co_await acceptor.async_accept(
@@ -356,9 +371,22 @@ asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
     if (ec) {
       if (!acceptor.is_open() || draining) co_return;
       if (ec == asio::error::operation_aborted) co_return;
-      spdlog::warn("accept failed: {}", ec.message());
+      ++unlogged;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_log >= std::chrono::seconds(1)) {
+        spdlog::warn("accept failed {} time(s) in the last second: {}; backing off", unlogged,
+                     ec.message());
+        last_log = now;
+        unlogged = 0;
+      }
+      delay = std::min<std::chrono::milliseconds>(
+          std::max<std::chrono::milliseconds>(delay * 2, std::chrono::milliseconds(10)),
+          std::chrono::seconds(1));
+      backoff.expires_after(delay);
+      co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       continue;
     }
+    delay = std::chrono::milliseconds(0);
     if (draining) {
       sock.close(ec);
       continue;
@@ -382,85 +410,91 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
   auto self = shared_from_this();
   tcp::socket& sock = conn->socket;
   detail::SocketDeadline dl(co_await asio::this_coro::executor, &sock, conn);
-  // Kept across keep-alive requests, so their storage is reused.
-  boost::beast::flat_buffer buffer;
+  // Kept across keep-alive requests, so their storage is reused. Bounded: a head, and a chunked
+  // request's trailer fields, must fit (detail::ServerBufferLimit).
+  boost::beast::flat_buffer buffer(detail::ServerBufferLimit(opts));
   HttpRequest req;
-  for (;;) {
-    conn->idle = true;
-    if (draining) break;
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(opts.body_limit);
-    parser.header_limit(static_cast<std::uint32_t>(opts.header_limit));
-    error_code ec;
-    dl.ArmSeconds(opts.idle_timeout_s);
-    co_await http::async_read_header(sock, buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, ec));
-    dl.Disarm();
-    conn->idle = false;
-
-    // Answers a protocol error with `status` and ends the connection.
-    auto fail = [&](int status, std::string_view message) -> asio::awaitable<void> {
-      HttpResponse r = opts.error_response(status, message);
-      Writer w(conn, dl, opts.write_timeout_s, false);
-      co_await w.Send(std::move(r));
-    };
-
-    if (ec) {
-      bool nothing_read = buffer.size() == 0 && !parser.got_some();
-      if (ec == http::error::body_limit) {
-        co_await fail(413, "request body exceeds the limit of " + std::to_string(opts.body_limit) +
-                               " bytes");
-      } else if (ec == http::error::header_limit) {
-        co_await fail(431, "request header too large");
-      } else if (dl.fired() && !nothing_read) {
-        co_await fail(408, "timed out reading the request header");
-      } else if (!nothing_read && ec != http::error::end_of_stream &&
-                 ec != asio::error::eof && ec != asio::error::connection_reset &&
-                 ec != asio::error::operation_aborted) {
-        co_await fail(400, "malformed HTTP request: " + ec.message());
-      }
-      break;
-    }
-    if (EqualsIgnoreCase(parser.get()[http::field::expect], "100-continue")) {
-      dl.ArmSeconds(opts.write_timeout_s);
-      co_await asio::async_write(sock, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+  bool counted = false;  // this connection's request is counted in `active`
+  // Whatever one connection does ends that connection, never the process: nothing thrown below
+  // (a parser or allocation failure) leaves this coroutine.
+  try {
+    for (;;) {
+      conn->idle = true;
+      if (draining) break;
+      detail::RequestParser parser;
+      detail::ConfigureRequestParser(parser, opts);
+      error_code ec;
+      dl.ArmSeconds(opts.idle_timeout_s);
+      co_await http::async_read_header(sock, buffer, parser,
+                                       asio::redirect_error(asio::use_awaitable, ec));
       dl.Disarm();
-      if (ec) break;
-    }
-    if (!parser.is_done()) {
-      dl.ArmSeconds(opts.read_timeout_s);
-      co_await http::async_read(sock, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-      dl.Disarm();
+      conn->idle = false;
+
+      // Answers a protocol error with `status` and ends the connection.
+      auto fail = [&](int status, std::string_view message) -> asio::awaitable<void> {
+        HttpResponse r = opts.error_response(status, message);
+        Writer w(conn, dl, opts.write_timeout_s, false, false);
+        co_await w.Send(std::move(r));
+      };
+
       if (ec) {
-        if (ec == http::error::body_limit) {
-          co_await fail(413, "request body exceeds the limit of " +
-                                 std::to_string(opts.body_limit) + " bytes");
-        } else if (dl.fired()) {
-          co_await fail(408, "timed out reading the request body");
-        } else if (ec != asio::error::eof && ec != http::error::end_of_stream &&
-                   ec != http::error::partial_message && ec != asio::error::connection_reset) {
-          co_await fail(400, "malformed HTTP request: " + ec.message());
-        }
+        const bool nothing_read = buffer.size() == 0 && !parser.got_some();
+        std::string message;
+        const int status = detail::RequestErrorStatus(ec, detail::ReadPhase::kHeader,
+                                                      nothing_read, dl.fired(), opts, &message);
+        if (status != 0) co_await fail(status, message);
         break;
       }
+      {
+        std::string message;
+        if (const int status = detail::CheckRequestHead(parser, &message); status != 0) {
+          co_await fail(status, message);
+          break;
+        }
+      }
+      if (EqualsIgnoreCase(parser.get()[http::field::expect], "100-continue")) {
+        dl.ArmSeconds(opts.write_timeout_s);
+        co_await asio::async_write(sock, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25),
+                                   asio::redirect_error(asio::use_awaitable, ec));
+        dl.Disarm();
+        if (ec) break;
+      }
+      if (!parser.is_done()) {
+        dl.ArmSeconds(opts.read_timeout_s);
+        co_await http::async_read(sock, buffer, parser,
+                                  asio::redirect_error(asio::use_awaitable, ec));
+        dl.Disarm();
+        if (ec) {
+          std::string message;
+          const int status = detail::RequestErrorStatus(ec, detail::ReadPhase::kBody, false,
+                                                        dl.fired(), opts, &message);
+          if (status != 0) co_await fail(status, message);
+          break;
+        }
+      }
+      bool keep_alive = parser.get().keep_alive() && !draining;
+      const bool head_only = parser.get().method() == http::verb::head;
+      req.headers.Clear();
+      ToRequest(parser.release(), *conn, req);
+      Writer writer(conn, dl, opts.write_timeout_s, keep_alive, head_only);
+      ++active;
+      counted = true;
+      try {
+        co_await handler->Handle(req, writer);
+      } catch (const std::exception& e) {
+        spdlog::error("handler for {} {} threw: {}", req.method, req.target, e.what());
+      }
+      StopWatch(*conn);
+      if (!writer.started() && !conn->gone) {
+        co_await writer.Send(opts.error_response(500, "no response"));
+      }
+      --active;
+      counted = false;
+      if (!keep_alive || writer.failed() || !writer.finished() || conn->gone) break;
     }
-    bool keep_alive = parser.get().keep_alive() && !draining;
-    req.headers.Clear();
-    ToRequest(parser.release(), *conn, req);
-    Writer writer(conn, dl, opts.write_timeout_s, keep_alive);
-    ++active;
-    try {
-      co_await handler->Handle(req, writer);
-    } catch (const std::exception& e) {
-      spdlog::error("handler for {} {} threw: {}", req.method, req.target, e.what());
-    }
-    StopWatch(*conn);
-    if (!writer.started() && !conn->gone) {
-      co_await writer.Send(opts.error_response(500, "no response"));
-    }
-    --active;
-    if (!keep_alive || writer.failed() || !writer.finished() || conn->gone) break;
+  } catch (const std::exception& e) {
+    if (counted) --active;
+    spdlog::warn("connection from {} closed: {}", conn->remote, e.what());
   }
   error_code ignored;
   conn->watch_due = std::chrono::steady_clock::time_point::max();

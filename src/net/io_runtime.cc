@@ -1,5 +1,9 @@
 #include "net/io_runtime.h"
 
+#include <spdlog/spdlog.h>
+
+#include <exception>
+
 namespace gimbal::net {
 
 IoRuntime::IoRuntime(int threads) : threads_(threads < 1 ? 1 : threads), ctx_(threads_) {}
@@ -9,7 +13,22 @@ IoRuntime::~IoRuntime() { Stop(); }
 void IoRuntime::Start() {
   if (!pool_.empty()) return;
   guard_.emplace(ctx_.get_executor());
-  for (int i = 0; i < threads_; ++i) pool_.emplace_back([this] { ctx_.run(); });
+  for (int i = 0; i < threads_; ++i) {
+    pool_.emplace_back([this] {
+      // A handler that throws ends only the operation it belonged to: the thread logs it and
+      // runs on (Asio lets run() be called again after an exception passed through it).
+      for (;;) {
+        try {
+          ctx_.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("io thread: a handler threw, its operation was dropped: {}", e.what());
+        } catch (...) {
+          spdlog::error("io thread: a handler threw a non-standard exception; dropped");
+        }
+      }
+    });
+  }
 }
 
 void IoRuntime::Stop() {

@@ -22,6 +22,8 @@ Result<std::unique_ptr<engine::EngineService>> StartEmbeddedEngines(
   so.port = 0;
   so.threads = o.threads;
   so.served_model = o.model;
+  // The engines' own admin endpoint (POST /gimbal/placement) is as protected as the router's.
+  so.admin_token = config.admin_token;
   auto svc = engine::EngineService::Start(std::move(so));
   if (!svc.ok()) return svc.status().WithContext("embedded engines");
 

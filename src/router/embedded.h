@@ -28,7 +28,10 @@ struct EmbeddedEngineOptions {
 // Starts the engines and points `config` at them: replaces its backends with one per engine
 // (named dp<i>, model = the catalogue model name) and reads their pushed state. When
 // `config.queue_policy` is empty and `default_queue_policy` is not, sets it (the full Gimbal
-// stack by default). The service must outlive the router; shut the router down first.
+// stack by default). The engines take `config.admin_token` as theirs: when it is set, their
+// POST /gimbal/placement needs it too (401 otherwise), so that the router's token is not
+// bypassed through the engines' loopback ports. The service must outlive the router; shut the
+// router down first.
 Result<std::unique_ptr<engine::EngineService>> StartEmbeddedEngines(
     const EmbeddedEngineOptions& options, RouterConfig& config,
     const std::string& default_queue_policy = "gimbal");

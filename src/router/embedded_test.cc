@@ -110,6 +110,54 @@ TEST(EmbeddedEnginesTest, ServeWithoutBackendsAnswersCompletions) {
   io.Stop();
 }
 
+// The router's admin token guards the embedded engines' own admin endpoint too: their ports are
+// on loopback, but anyone there could otherwise change the placement behind the router's back.
+TEST(EmbeddedEnginesTest, EnginesPlacementNeedsTheRoutersAdminToken) {
+  RouterConfig config;
+  config.port = 0;
+  config.threads = 1;
+  config.admin_token = "sesame";
+  EmbeddedEngineOptions eo;
+  eo.dp = 2;
+  eo.time_scale = 0.05;
+  eo.threads = 1;
+  auto engines = StartEmbeddedEngines(eo, config);
+  ASSERT_TRUE(engines.ok()) << engines.status().ToString();
+
+  net::IoRuntime io(1);
+  io.Start();
+  net::HttpClient client(io.context());
+  auto call = [&](const std::string& method, const std::string& body,
+                  const std::string& authorization) {
+    net::ClientRequest req;
+    req.method = method;
+    req.host = "127.0.0.1";
+    req.port = (*engines)->port(1);
+    req.target = "/gimbal/placement";
+    req.body = body;
+    if (!body.empty()) req.headers.Set("Content-Type", "application/json");
+    if (!authorization.empty()) req.headers.Set("Authorization", authorization);
+    return net::RunBlocking(io.context(), [&]() -> asio::awaitable<Reply> {
+      Reply out;
+      auto r = co_await client.Send(std::move(req));
+      if (!r.ok()) co_return out;
+      out.status = r->status;
+      out.body = r->body;
+      co_return out;
+    }());
+  };
+  Reply current = call("GET", "", "");
+  ASSERT_EQ(current.status, 200) << current.body;
+  EXPECT_EQ(call("POST", current.body, "").status, 401);
+  EXPECT_EQ(call("POST", current.body, "Bearer wrong").status, 401);
+  Reply ok = call("POST", current.body, "Bearer sesame");
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  EXPECT_EQ(call("POST", current.body, "bearer sesame").status, 200);
+
+  EXPECT_TRUE((*engines)->Shutdown(5));
+  io.Stop();
+}
+
 // Sum of the samples of `name` on a Prometheus page whose `label` is `value` (any when empty).
 double Sample(const std::string& page, const std::string& name, const std::string& label = "",
               const std::string& value = "") {

@@ -1,49 +1,199 @@
 #include "router/engine_metrics.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <charconv>
 #include <cmath>
-#include <cstdlib>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace gimbal::router {
 
+namespace {
+
+void Warn(ValueWarnings* w, std::string_view what, double v) {
+  if (w == nullptr) return;
+  if (w->count++ == 0) w->first = fmt::format("{} = {}", what, v);
+}
+
+bool Plausible(double v, double max) {
+  return std::isfinite(v) && v >= 0 && v <= max;
+}
+
+bool PlausibleUsage(double v) {
+  return std::isfinite(v) && v >= -kUsageTolerance && v <= 1 + kUsageTolerance;
+}
+
+// One snapshot field read from several samples; dropped as a whole when any one is implausible
+// (a sum missing one engine's part would be wrong too).
+struct Field {
+  double value = 0;
+  bool seen = false;
+  bool bad = false;
+
+  bool usable() const { return seen && !bad; }
+  // The field's value, `previous` when it was dropped, `absent` when no sample had it. Only
+  // plausible values reach llround, so it is never out of range.
+  int64_t Count(int64_t previous, int64_t absent) const {
+    return bad ? previous : seen ? static_cast<int64_t>(std::llround(value)) : absent;
+  }
+};
+
+// A label's integer. kNone when it is no integer at all (vLLM writes "None" before profiling):
+// that is no value, not an implausible one.
+enum class LabelInt { kNone, kOk, kOutOfRange };
+LabelInt ParseLabelInt(std::string_view s, int64_t* v) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *v);
+  if (ec == std::errc::result_out_of_range) return LabelInt::kOutOfRange;
+  if (ec != std::errc() || end != s.data() + s.size()) return LabelInt::kNone;
+  return LabelInt::kOk;
+}
+
+}  // namespace
+
 bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& model, double now,
-                         EngineSnapshot* out) {
-  EngineSnapshot s;
-  s.taken_at = now;
-  bool found = false;
-  double kv_new = -1, kv_old = -1;
-  double waiting = 0, running = 0, pending = 0;
-  bool has_pending = false;
+                         EngineSnapshot* out, ValueWarnings* warnings) {
+  Field waiting, running, kv_new, kv_old, capacity, pending;
+  auto add = [&](Field& f, const net::PromSample& m, double max) {
+    f.seen = true;
+    if (!Plausible(m.value, max)) {
+      f.bad = true;
+      Warn(warnings, m.name, m.value);
+    } else {
+      f.value += m.value;
+    }
+  };
+  auto add_usage = [&](Field& f, const net::PromSample& m) {
+    f.seen = true;
+    if (!PlausibleUsage(m.value)) {
+      f.bad = true;
+      Warn(warnings, m.name, m.value);
+    } else {
+      f.value = std::max(f.value, m.value);
+    }
+  };
   for (const auto& m : page.samples) {
-    if (!std::isfinite(m.value)) continue;
     std::string_view mn = m.Label("model_name");
     if (!mn.empty() && !model.empty() && mn != model) continue;
     if (m.name == "vllm:num_requests_waiting") {
-      waiting += m.value;
-      found = true;
+      add(waiting, m, kMaxEngineRequests);
     } else if (m.name == "vllm:num_requests_running") {
-      running += m.value;
-      found = true;
+      add(running, m, kMaxEngineRequests);
     } else if (m.name == "vllm:kv_cache_usage_perc") {
-      kv_new = std::max(kv_new, m.value);
+      add_usage(kv_new, m);
     } else if (m.name == "vllm:gpu_cache_usage_perc") {
-      kv_old = std::max(kv_old, m.value);
+      add_usage(kv_old, m);
     } else if (m.name == "vllm:cache_config_info") {
-      std::string blocks(m.Label("num_gpu_blocks")), size(m.Label("block_size"));
-      long long b = std::atoll(blocks.c_str()), z = std::atoll(size.c_str());
-      if (b > 0 && z > 0) s.kv_capacity_tokens += b * z;
+      int64_t b = 0, z = 0;
+      LabelInt pb = ParseLabelInt(m.Label("num_gpu_blocks"), &b);
+      LabelInt pz = ParseLabelInt(m.Label("block_size"), &z);
+      if (pb == LabelInt::kNone || pz == LabelInt::kNone) continue;
+      // In double: b × z may not fit an int64_t.
+      const double tokens = static_cast<double>(b) * static_cast<double>(z);
+      if (pb == LabelInt::kOutOfRange || pz == LabelInt::kOutOfRange || b < 0 || z < 0 ||
+          tokens > kMaxEngineTokens) {
+        capacity.seen = capacity.bad = true;
+        Warn(warnings, "vllm:cache_config_info num_gpu_blocks × block_size",
+             pb == LabelInt::kOutOfRange || pz == LabelInt::kOutOfRange ? HUGE_VAL : tokens);
+      } else if (b > 0 && z > 0) {
+        capacity.seen = true;
+        capacity.value += tokens;
+      }
     } else if (m.name == "gimbal:prefill_pending_tokens") {
-      pending += m.value;
-      has_pending = true;
+      if (m.value != -1) add(pending, m, kMaxEngineTokens);  // -1: not reported
     }
   }
-  if (!found) return false;
-  s.waiting = static_cast<int64_t>(std::llround(waiting));
-  s.running = static_cast<int64_t>(std::llround(running));
-  double kv = kv_new >= 0 ? kv_new : kv_old;
-  s.kv_usage = std::clamp(kv < 0 ? 0.0 : kv, 0.0, 1.0);
-  s.prefill_pending_tokens = has_pending ? static_cast<int64_t>(std::llround(pending)) : -1;
+  // Sums of plausible parts can still be implausible.
+  struct Sum {
+    Field* field;
+    std::string_view name;
+    double max;
+  };
+  for (const Sum& sum : {Sum{&waiting, "vllm:num_requests_waiting", kMaxEngineRequests},
+                         Sum{&running, "vllm:num_requests_running", kMaxEngineRequests},
+                         Sum{&capacity, "vllm:cache_config_info", kMaxEngineTokens},
+                         Sum{&pending, "gimbal:prefill_pending_tokens", kMaxEngineTokens}}) {
+    if (sum.field->usable() && sum.field->value > sum.max) {
+      sum.field->bad = true;
+      Warn(warnings, fmt::format("{} (sum over engines)", sum.name), sum.field->value);
+    }
+  }
+  if (!waiting.usable() && !running.usable()) return false;
+
+  const EngineSnapshot& prev = *out;
+  EngineSnapshot s;
+  s.taken_at = now;
+  s.waiting = waiting.Count(prev.waiting, 0);
+  s.running = running.Count(prev.running, 0);
+  const Field& kv = kv_new.seen ? kv_new : kv_old;
+  s.kv_usage = kv.bad ? prev.kv_usage : kv.seen ? std::clamp(kv.value, 0.0, 1.0) : 0.0;
+  s.kv_capacity_tokens = capacity.Count(prev.kv_capacity_tokens, 0);
+  s.prefill_pending_tokens = pending.Count(prev.prefill_pending_tokens, -1);
   *out = s;
+  return true;
+}
+
+bool SnapshotFromPushed(std::string_view data, double now, EngineSnapshot* out,
+                        double* moe_pressure, ValueWarnings* warnings) {
+  auto j = nlohmann::json::parse(data, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return false;
+  // Whether `key` is present as a number (any value, implausible ones included).
+  auto number = [&](const char* key, double* v) {
+    auto it = j.find(key);
+    if (it == j.end() || !it->is_number()) return false;
+    *v = it->get<double>();
+    return true;
+  };
+  // Whether the number `v` read for `key` is within [0, max]; warns when not.
+  auto check = [&](const char* key, double v, double max) {
+    if (Plausible(v, max)) return true;
+    Warn(warnings, key, v);
+    return false;
+  };
+  double waiting = 0, running = 0, kv = 0;
+  if (!number("waiting", &waiting) || !number("running", &running) || !number("kv_usage", &kv)) {
+    return false;
+  }
+  const bool waiting_ok = check("waiting", waiting, kMaxEngineRequests);
+  const bool running_ok = check("running", running, kMaxEngineRequests);
+  if (!waiting_ok && !running_ok) return false;
+
+  const EngineSnapshot& prev = *out;
+  EngineSnapshot s;
+  s.taken_at = now;
+  s.waiting = waiting_ok ? static_cast<int64_t>(std::llround(waiting)) : prev.waiting;
+  s.running = running_ok ? static_cast<int64_t>(std::llround(running)) : prev.running;
+  if (PlausibleUsage(kv)) {
+    s.kv_usage = std::clamp(kv, 0.0, 1.0);
+  } else {
+    Warn(warnings, "kv_usage", kv);
+    s.kv_usage = prev.kv_usage;
+  }
+  double cap = 0, pending = -1, moe = 1;
+  if (number("kv_capacity_tokens", &cap)) {
+    s.kv_capacity_tokens = check("kv_capacity_tokens", cap, kMaxEngineTokens)
+                               ? static_cast<int64_t>(std::llround(cap))
+                               : prev.kv_capacity_tokens;
+  }
+  if (number("prefill_pending_tokens", &pending) && pending != -1) {  // -1: not reported
+    s.prefill_pending_tokens = check("prefill_pending_tokens", pending, kMaxEngineTokens)
+                                   ? static_cast<int64_t>(std::llround(pending))
+                                   : prev.prefill_pending_tokens;
+  }
+  double pressure = 1;
+  if (number("moe_pressure", &moe)) {
+    if (moe == 0) {
+      pressure = 1;  // no expert load reported: read as average
+    } else {
+      pressure = check("moe_pressure", moe, kMaxMoePressure) ? moe : *moe_pressure;
+    }
+  }
+  *out = s;
+  *moe_pressure = pressure;
   return true;
 }
 

@@ -130,6 +130,11 @@ bool EngineTable::AnyHealthy() const {
   return std::any_of(states_.begin(), states_.end(), [](const State& s) { return s.view.healthy; });
 }
 
+EngineView EngineTable::view(int e) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return states_[static_cast<size_t>(e)].view;
+}
+
 std::vector<EngineRow> EngineTable::Rows(double now) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<EngineRow> rows;

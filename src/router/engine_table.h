@@ -76,6 +76,9 @@ class EngineTable {
   // changed (ejected or readmitted).
   bool ReportHealth(int e, bool ok);
 
+  // Engine `e`'s view as held: its last snapshot (a default one before the first), MoE pressure
+  // and accounting; snapshot_age is left 0 (see Rows).
+  EngineView view(int e) const;
   bool healthy(int e) const;
   bool AnyHealthy() const;
   // One row per engine with its view as of `now`.

@@ -13,10 +13,10 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
+#include <string>
+#include <string_view>
 #include <thread>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "net/prometheus_parser.h"
@@ -27,6 +27,36 @@
 namespace gimbal::router {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// Logs the implausible values an engine published (counted in scrape_warnings by the caller),
+// at most once every kInterval seconds: an engine can send them at every scrape or step.
+class ImplausibleLog {
+ public:
+  static constexpr double kInterval = 60;
+
+  void Warn(double now, const std::string& engine, std::string_view where,
+            const ValueWarnings& bad) {
+    if (now < next_) {
+      ++left_out_;
+      return;
+    }
+    next_ = now + kInterval;
+    spdlog::warn("engine {}: {} implausible value(s) in {} ignored (first: {}){}", engine,
+                 bad.count, where, bad.first,
+                 left_out_ > 0
+                     ? "; " + std::to_string(left_out_) + " such warnings not logged before"
+                     : std::string());
+    left_out_ = 0;
+  }
+
+ private:
+  double next_ = -1e300;
+  int left_out_ = 0;
+};
+
+}  // namespace
 
 StateSource Router::Impl::SourceOf(int e) const {
   return config.backends[static_cast<size_t>(e)].state.value_or(config.state_source);
@@ -86,6 +116,7 @@ asio::awaitable<void> Router::Impl::ScrapeLoop(int e) {
   auto self = shared_from_this();
   const auto& b = config.backends[static_cast<size_t>(e)];
   int failures_logged = 0;
+  ImplausibleLog implausible_logs;
   // No `continue` in these loops: built with GCC 12, a `continue` in this do-while skipped its
   // awaiting condition and the loop spun (RouterTest.FreshPushedStateStops...BusyLooping).
   do {
@@ -105,8 +136,14 @@ asio::awaitable<void> Router::Impl::ScrapeLoop(int e) {
                          page.warnings, page.messages.empty() ? "" : page.messages[0]);
           }
         }
-        EngineSnapshot snap;
-        if (SnapshotFromMetrics(page, b.model, clock(), &snap)) table.ApplySnapshot(e, snap);
+        EngineSnapshot snap = table.view(e).snapshot;  // implausible fields keep their values
+        ValueWarnings bad;
+        const bool read = SnapshotFromMetrics(page, b.model, clock(), &snap, &bad);
+        if (bad.count > 0) {
+          metrics.scrape_warnings.With({b.name}).Inc(bad.count);
+          implausible_logs.Warn(clock(), b.name, "/metrics", bad);
+        }
+        if (read) table.ApplySnapshot(e, snap);
       }
     }
   } while (co_await Pause(config.scrape_interval_s));
@@ -143,38 +180,6 @@ bool IsEventStream(std::string_view ct) {
   return ct.size() >= kSse.size() && net::EqualsIgnoreCase(ct.substr(0, kSse.size()), kSse);
 }
 
-// gimbal engine's state JSON (docs/emulator.md) into a snapshot taken `now`: the engine sends it
-// right after each step and repeats it (at least once a second) while nothing changes, so a state
-// is current when it arrives; its own `taken_at` stamp is the time of the last change.
-bool SnapshotFromPushed(std::string_view data, double now, EngineSnapshot* out,
-                        double* moe_pressure) {
-  auto j = nlohmann::json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return false;
-  auto num = [&](const char* key, double* v) {
-    auto it = j.find(key);
-    if (it == j.end() || !it->is_number()) return false;
-    *v = it->get<double>();
-    return std::isfinite(*v);
-  };
-  double waiting, running, kv, cap = 0, pending = -1, moe = 1;
-  if (!num("waiting", &waiting) || !num("running", &running) || !num("kv_usage", &kv)) {
-    return false;
-  }
-  num("kv_capacity_tokens", &cap);
-  num("prefill_pending_tokens", &pending);
-  num("moe_pressure", &moe);
-  EngineSnapshot s;
-  s.waiting = std::max<int64_t>(0, std::llround(waiting));
-  s.running = std::max<int64_t>(0, std::llround(running));
-  s.kv_usage = std::clamp(kv, 0.0, 1.0);
-  s.kv_capacity_tokens = std::max<int64_t>(0, std::llround(cap));
-  s.prefill_pending_tokens = pending < 0 ? -1 : std::llround(pending);
-  s.taken_at = now;
-  *out = s;
-  *moe_pressure = moe > 0 ? moe : 1.0;
-  return true;
-}
-
 }  // namespace
 
 asio::awaitable<bool> Router::Impl::ReadPushedState(int e, bool* warned) {
@@ -202,6 +207,7 @@ asio::awaitable<bool> Router::Impl::ReadPushedState(int e, bool* warned) {
   *warned = false;
   net::SseParser parser;
   std::vector<net::SseEvent> events;
+  ImplausibleLog implausible_logs;  // per connection: a reconnection logs again
   while (!stopping) {
     auto piece = co_await stream.Next();
     if (!piece.ok() || !piece.value()) break;  // broken, silent too long, or ended
@@ -210,11 +216,17 @@ asio::awaitable<bool> Router::Impl::ReadPushedState(int e, bool* warned) {
     // Several states may arrive in one read: the last one is the freshest.
     for (auto it = events.rbegin(); it != events.rend(); ++it) {
       if (!it->has_data) continue;
-      EngineSnapshot snap;
-      double moe = 1;
-      if (SnapshotFromPushed(it->data, clock(), &snap, &moe)) {
+      const EngineView prev = table.view(e);  // implausible fields keep their values
+      EngineSnapshot snap = prev.snapshot;
+      double moe = prev.moe_pressure;
+      ValueWarnings bad;
+      if (SnapshotFromPushed(it->data, clock(), &snap, &moe, &bad)) {
         table.ApplyPushedSnapshot(e, snap, moe);
         metrics.pushed_states.With({b.name}).Inc();
+      }
+      if (bad.count > 0) {
+        metrics.scrape_warnings.With({b.name}).Inc(bad.count);
+        implausible_logs.Warn(clock(), b.name, "pushed state", bad);
       }
       break;
     }

@@ -1,11 +1,14 @@
 // The completion path: validate, estimate, tag, dispatch, forward, pass the answer through.
 #include <chrono>
 
-#include <nlohmann/json.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+
 #include <spdlog/spdlog.h>
 
 #include "net/sse.h"
 #include "router/errors.h"
+#include "router/priority_tag.h"
 #include "router/router_impl.h"
 
 namespace gimbal::router {
@@ -72,11 +75,14 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
   const int64_t prompt_tokens = ratio.Estimate(cr);
   std::string body = std::move(req.body);
   if (queue) {
-    // Priority tagging rewrites the body, so only then is the document built.
+    // Only the one member is rewritten: no document is built, every other byte is kept.
     QueueEntry e{static_cast<RequestId>(id), now, prompt_tokens, prompt_tokens, cr.priority};
-    nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-    doc["priority"] = VllmPriorityFromKey(queue->Key(e), 0.0);
-    body = doc.dump();
+    auto tagged = SetPriority(body, VllmPriorityFromKey(queue->Key(e), 0.0));
+    if (!tagged.ok()) {
+      co_await refuse(400, tagged.status().message(), Outcome::kBadRequest);
+      co_return;
+    }
+    body = std::move(tagged.value());
   }
   DispatchRequest dr;
   dr.id = static_cast<RequestId>(id);
@@ -99,6 +105,23 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
   // (the engine sees its client go and aborts), the reservation released.
   net::ClientCancel cancel;
   w.OnClientGone([&cancel] { cancel.Cancel(); });
+  auto flight = std::make_shared<InFlight>();
+  flight->executor = co_await asio::this_coro::executor;
+  flight->cancel = &cancel;
+  {
+    std::lock_guard<std::mutex> lock(inflight_mu);
+    inflight.insert(flight);
+  }
+  struct Unregister {
+    Impl& impl;
+    std::shared_ptr<InFlight>& f;
+    ~Unregister() {
+      f->active = false;
+      std::lock_guard<std::mutex> lock(impl.inflight_mu);
+      impl.inflight.erase(f);
+    }
+  } unregister{*this, flight};
+  const auto shutdown_message = "the router is shutting down: its drain timeout ran out";
   auto gone = [&](Reservation& rv, bool stream) {
     table.Release(rv);
     metrics.outcome(w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone).Inc();
@@ -141,6 +164,11 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
     up.target = backend.parsed.base_path;
     up.target += req.target;
     auto opened = co_await upstream.Open(up, &cancel);
+    if (flight->cut) {
+      table.Release(rv);
+      co_await refuse(503, shutdown_message, Outcome::kUnavailable);
+      co_return;
+    }
     if (cancel.cancelled()) {
       gone(rv, cr.stream);
       co_return;
@@ -168,6 +196,11 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
         }
         if (!piece.value()) break;
         answer += *piece.value();
+      }
+      if (flight->cut) {
+        table.Release(rv);
+        co_await refuse(503, shutdown_message, Outcome::kUnavailable);
+        co_return;
       }
       if (cancel.cancelled()) {
         gone(rv, false);
@@ -247,6 +280,22 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
         break;
       }
     }
+    if (flight->cut && !client_gone) {
+      // The drain ran out of time: the client reads why its stream ends.
+      std::string err = net::FormatSseEvent(OpenAiErrorJson(503, shutdown_message));
+      err += "data: [DONE]\n\n";
+      if (!begun) {
+        net::Headers h;
+        h.Set("Content-Type", "text/event-stream");
+        h.Set("X-Gimbal-Engine", backend.name);
+        begun = (co_await w.BeginStream(200, std::move(h))).ok();
+      }
+      if (begun && (co_await w.WriteChunk(err)).ok()) co_await w.EndStream();
+      table.Release(rv);
+      metrics.outcome(Outcome::kStreamError).Inc();
+      latency_seconds[1]->Observe(Since(t0));
+      co_return;
+    }
     if (client_gone || cancel.cancelled()) {
       // Dropping the upstream stream closes its connection: the engine aborts the request.
       gone(rv, true);
@@ -285,6 +334,17 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
   }
   co_await refuse(502, "every engine tried failed; last: " + last_error.message(),
                   Outcome::kUnavailable);
+}
+
+void Router::Impl::CutInFlight() {
+  std::lock_guard<std::mutex> lock(inflight_mu);
+  for (const auto& f : inflight) {
+    asio::post(f->executor, [f] {
+      if (!f->active) return;
+      f->cut = true;
+      f->cancel->Cancel();
+    });
+  }
 }
 
 }  // namespace gimbal::router

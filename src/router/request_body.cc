@@ -4,6 +4,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "router/priority_tag.h"
+
 namespace gimbal::router {
 namespace {
 
@@ -164,6 +166,9 @@ class RequestReader : public SaxTypes {
   }
 
   bool Open(bool object) {
+    if (depth_ >= kMaxJsonDepth) {
+      return Fail("request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
     Kind kind = Kind::kIgnore;
     switch (depth_ == 0 ? Kind::kTop : Parent()) {
       case Kind::kTop:

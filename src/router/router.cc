@@ -8,7 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/secure_compare.h"
 #include "router/errors.h"
+#include "router/priority_tag.h"
 #include "router/router_impl.h"
 
 namespace gimbal::router {
@@ -130,15 +132,7 @@ Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& rt,
 
 bool Router::Impl::Authorized(const net::HttpRequest& req) const {
   if (config.admin_token.empty()) return false;
-  std::string_view got = req.headers.Get("Authorization");
-  std::string want = "Bearer " + config.admin_token;
-  // Constant time in the token's length.
-  unsigned diff = got.size() == want.size() ? 0u : 1u;
-  for (size_t i = 0; i < want.size(); ++i) {
-    char g = i < got.size() ? got[i] : '\0';
-    diff |= static_cast<unsigned>(static_cast<unsigned char>(g) ^ static_cast<unsigned char>(want[i]));
-  }
-  return diff == 0;
+  return BearerMatches(req.headers.Get("Authorization"), config.admin_token);
 }
 
 std::string Router::Impl::EnginesJson() const {
@@ -226,6 +220,9 @@ net::HttpResponse Router::Impl::Respond(const net::HttpRequest& req) {
       return net::MakeResponse(200, "application/json", EnginesJson());
     }
     if (path == "/admin/placement" && post) {
+      if (Status nesting = CheckJsonNesting(req.body); !nesting.ok()) {
+        return OpenAiError(400, "placement: " + nesting.message());
+      }
       json j = json::parse(req.body, nullptr, false);
       if (j.is_discarded() || !j.is_object()) {
         return OpenAiError(400, "placement must be a JSON object");
@@ -233,7 +230,7 @@ net::HttpResponse Router::Impl::Respond(const net::HttpRequest& req) {
       uint64_t version;
       {
         std::lock_guard<std::mutex> lock(placement_mu);
-        placement_json = j.dump();
+        placement_json = req.body;
         version = ++placement_version;
       }
       return net::MakeResponse(202, "application/json",
@@ -308,7 +305,14 @@ bool Router::Drain() {
   if (!impl_ || impl_->stopping.exchange(true)) return true;
   impl_->draining = true;
   bool ok = true;
-  if (impl_->server) ok = impl_->server->Drain(impl_->config.drain_timeout_s);
+  if (impl_->server) {
+    ok = impl_->server->Drain(impl_->config.drain_timeout_s);
+    if (!ok) {
+      // Out of time: the requests still running end with an error their clients can read.
+      impl_->CutInFlight();
+      impl_->server->Drain(2.0);
+    }
+  }
   impl_->StopMonitors();
   impl_->upstream.CloseIdle();
   impl_->probe.CloseIdle();

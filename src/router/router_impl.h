@@ -4,6 +4,7 @@
 
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
@@ -105,6 +106,19 @@ class Router::Impl : public net::HttpHandler, public std::enable_shared_from_thi
   std::atomic<int> monitors_running{0};
   std::mutex timers_mu;
   std::vector<std::shared_ptr<boost::asio::steady_timer>> timers;  // GUARDED_BY(timers_mu)
+  // Completions being handled, so that a drain that runs out of time can end each one with an
+  // error its client can read (an SSE error event, or 503) instead of a cut connection.
+  struct InFlight {
+    boost::asio::any_io_executor executor;  // the request's: every field below is used only there
+    net::ClientCancel* cancel = nullptr;
+    bool active = true;  // false once the request's handler returned
+    bool cut = false;    // the drain ended it
+  };
+  std::mutex inflight_mu;
+  std::set<std::shared_ptr<InFlight>> inflight;  // GUARDED_BY(inflight_mu)
+  // Cancels every in-flight completion's upstream request with `cut` set (proxy.cc).
+  void CutInFlight();
+
   mutable std::mutex placement_mu;
   std::string placement_json;  // GUARDED_BY(placement_mu)
   uint64_t placement_version = 0;  // GUARDED_BY(placement_mu)

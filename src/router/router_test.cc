@@ -507,6 +507,63 @@ TEST_F(RouterTest, AdminEndpointsNeedTheToken) {
   EXPECT_EQ(Complete(false).status, 200);
 }
 
+TEST_F(RouterTest, AdminBearerSchemeIsCaseInsensitiveButTheTokenIsNot) {
+  AddBackends(1);
+  StartRouter(BaseConfig());
+  auto status = [&](const std::string& authorization) {
+    return Call("GET", "/admin/engines", "", "", {{"Authorization", authorization}}).status;
+  };
+  // RFC 7235: the auth scheme is case-insensitive.
+  for (const char* ok : {"Bearer sesame", "bearer sesame", "BEARER sesame", "bEaReR sesame",
+                         "Bearer  sesame"}) {
+    EXPECT_EQ(status(ok), 200) << ok;
+  }
+  for (const char* bad : {"Bearer SESAME", "Bearer sesam", "Bearer sesame2", "Bearersesame",
+                          "Basic sesame", "Bearer", "Bearer ", "sesame", "xBearer sesame"}) {
+    EXPECT_EQ(status(bad), 401) << bad;
+  }
+}
+
+TEST_F(RouterTest, ImplausibleScrapedCountsAreWarningsNotSignals) {
+  AddBackends(2);
+  // e0 claims a hugely negative queue; the vllm policy would send it everything if believed.
+  backends_[0]->SetLoad(/*waiting=*/-1000000000, /*running=*/100, 0.5);
+  backends_[1]->SetLoad(0, 1, 0.1);
+  RouterConfig c = BaseConfig();
+  c.dispatch_policy = "vllm";
+  StartRouter(c);
+  WaitForSnapshots();
+  EXPECT_TRUE(testutil::Eventually(
+      [&] { return Metric("gimbal_router_scrape_warnings_total", "engine", "e0") > 0; }, 3s));
+  EXPECT_EQ(Metric("gimbal_router_scrape_warnings_total", "engine", "e1"), 0);
+  json j = json::parse(router_->EnginesJson());
+  EXPECT_EQ(j["engines"][0]["snapshot"]["waiting"], 0);  // dropped: the default kept
+  EXPECT_EQ(j["engines"][0]["snapshot"]["running"], 100);
+  std::map<std::string, int> by_engine;
+  for (int i = 0; i < 20; ++i) {
+    Reply r = Complete(false);
+    ASSERT_EQ(r.status, 200);
+    by_engine[std::string(r.headers.Get("X-Gimbal-Engine"))]++;
+  }
+  EXPECT_GE(by_engine["e1"], 16) << "e0 got " << by_engine["e0"];
+}
+
+TEST_F(RouterTest, ImplausiblePushedStateIsAWarningNotASignal) {
+  FakeVllmOptions o;
+  o.push_state = true;
+  AddBackends(1, o);
+  backends_[0]->SetPushedLoad(/*waiting=*/3, /*running=*/2, /*prefill_pending_tokens=*/-7);
+  RouterConfig c = BaseConfig();
+  c.state_source = StateSource::kPush;
+  StartRouter(c);
+  ASSERT_TRUE(WaitForPushed(*router_)) << router_->EnginesJson();
+  EXPECT_TRUE(testutil::Eventually(
+      [&] { return Metric("gimbal_router_scrape_warnings_total", "engine", "e0") > 0; }, 3s));
+  json j = json::parse(router_->EnginesJson());
+  EXPECT_EQ(j["engines"][0]["snapshot"]["waiting"], 3);
+  EXPECT_EQ(j["engines"][0]["snapshot"]["prefill_pending_tokens"], -1);  // never read: default
+}
+
 TEST_F(RouterTest, SaturatedEnginesGet429WithRetryAfter) {
   FakeVllmOptions o;
   o.chunks = 100;  // a 1 s stream holds the engine's only slot

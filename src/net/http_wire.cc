@@ -1,0 +1,231 @@
+#include "net/http_wire.h"
+
+#include <algorithm>
+#include <boost/asio/error.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <exception>
+#include <limits>
+#include <optional>
+
+namespace gimbal::net::detail {
+
+namespace http = boost::beast::http;
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+void ConfigureRequestParser(RequestParser& parser, const HttpServerOptions& opts) {
+  parser.body_limit(opts.body_limit);
+  parser.header_limit(static_cast<std::uint32_t>(std::min<size_t>(opts.header_limit, 0xFFFFFFFFu)));
+}
+
+size_t ServerBufferLimit(const HttpServerOptions& opts) {
+  // The head must fit (its own limit says 431 first); trailers share the same room.
+  return std::max<size_t>(opts.header_limit, 1024);
+}
+
+int RequestErrorStatus(const error_code& ec, ReadPhase phase, bool nothing_read, bool timed_out,
+                       const HttpServerOptions& opts, std::string* message) {
+  if (ec == http::error::body_limit) {
+    *message = "request body exceeds the limit of " + std::to_string(opts.body_limit) + " bytes";
+    return 413;
+  }
+  if (ec == http::error::header_limit ||
+      (ec == http::error::buffer_overflow && phase == ReadPhase::kHeader)) {
+    *message = "request header too large";
+    return 431;
+  }
+  if (ec == http::error::buffer_overflow) {
+    *message = "request trailer fields exceed the limit of " + std::to_string(opts.header_limit) +
+               " bytes";
+    return 431;
+  }
+  if (phase == ReadPhase::kHeader) {
+    if (nothing_read) return 0;
+    if (timed_out) {
+      *message = "timed out reading the request header";
+      return 408;
+    }
+    if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::operation_aborted) {
+      return 0;
+    }
+  } else {
+    if (timed_out) {
+      *message = "timed out reading the request body";
+      return 408;
+    }
+    if (ec == asio::error::eof || ec == http::error::end_of_stream ||
+        ec == http::error::partial_message || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted) {
+      return 0;
+    }
+  }
+  *message = "malformed HTTP request: " + ec.message();
+  return 400;
+}
+
+int CheckRequestHead(const RequestParser& parser, std::string* message) {
+  const auto& h = parser.get();
+  // Beast reads any coding list that ends in `chunked` as chunked, and takes a list without it as
+  // no coding at all; the server decodes nothing but `chunked`, so anything else is refused
+  // (RFC 9112 §6.1: 501 for a transfer coding it does not understand).
+  int codings = 0;
+  for (auto it = h.find(http::field::transfer_encoding);
+       it != h.end() && it->name() == http::field::transfer_encoding; ++it) {
+    std::string_view v = it->value();
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    if (++codings > 1 || !EqualsIgnoreCase(v, "chunked")) {
+      *message = "Transfer-Encoding '" + std::string(it->value().substr(0, 64)) +
+                 "' is not supported: only 'chunked' is";
+      return 501;
+    }
+  }
+  return 0;
+}
+
+namespace {
+
+// Appends `bytes` to `buffer` as a read would: no more than the buffer's limit allows.
+size_t Fill(boost::beast::flat_buffer& buffer, std::string_view& bytes) {
+  const size_t room = buffer.max_size() - buffer.size();
+  const size_t n = std::min({room, bytes.size(), size_t{65536}});
+  if (n == 0) return 0;
+  auto mb = buffer.prepare(n);
+  std::copy_n(bytes.data(), n, static_cast<char*>(mb.data()));
+  buffer.commit(n);
+  bytes.remove_prefix(n);
+  return n;
+}
+
+}  // namespace
+
+RequestStream ParseRequestBytes(std::string_view bytes, const HttpServerOptions& opts) {
+  RequestStream out;
+  boost::beast::flat_buffer buffer(ServerBufferLimit(opts));
+  try {
+    for (;;) {
+      RequestParser parser;
+      ConfigureRequestParser(parser, opts);
+      ReadPhase phase = ReadPhase::kHeader;
+      error_code ec;
+      bool checked = false;
+      for (;;) {
+        if (buffer.size() > 0) {
+          const size_t used = parser.put(buffer.data(), ec);
+          buffer.consume(used);
+          if (ec == http::error::need_more) ec = {};
+          if (ec) break;
+          if (parser.is_header_done() && !checked) {
+            checked = true;
+            phase = ReadPhase::kBody;
+            std::string message;
+            if (int status = CheckRequestHead(parser, &message); status != 0) {
+              out.error_status = status;
+              out.error = message;
+              return out;
+            }
+          }
+          if (parser.is_done()) break;
+          if (used > 0) continue;
+        }
+        // The parser needs more bytes; with none left the server would wait (or, at the
+        // connection's end, close without an answer).
+        if (bytes.empty()) return out;
+        if (Fill(buffer, bytes) == 0) {
+          ec = http::error::buffer_overflow;
+          break;
+        }
+      }
+      if (ec) {
+        std::string message;
+        out.error_status = RequestErrorStatus(ec, phase, false, false, opts, &message);
+        out.error = message;
+        return out;
+      }
+      auto msg = parser.release();
+      HttpRequest r;
+      r.method = std::string(msg.method_string());
+      r.target = std::string(msg.target());
+      for (const auto& f : msg) r.headers.Add(std::string(f.name_string()), std::string(f.value()));
+      r.body = std::move(msg.body());
+      const bool keep_alive = msg.keep_alive();
+      out.requests.push_back(std::move(r));
+      if (!keep_alive) return out;
+    }
+  } catch (const std::exception& e) {
+    // HttpServer catches the same; a parser that throws is a finding for the fuzz targets.
+    out.error_status = 400;
+    out.error = std::string("parser threw: ") + e.what();
+  }
+  return out;
+}
+
+ResponseStream ParseResponseBytes(std::string_view bytes, size_t body_limit) {
+  ResponseStream out;
+  boost::beast::flat_buffer buffer(kClientBufferLimit);
+  try {
+    std::optional<http::response_parser<http::string_body>> parser;
+    for (int interim = 0;; ++interim) {
+      parser.emplace();
+      parser->body_limit(body_limit);
+      error_code ec;
+      for (;;) {
+        if (buffer.size() > 0) {
+          const size_t used = parser->put(buffer.data(), ec);
+          buffer.consume(used);
+          if (ec == http::error::need_more) ec = {};
+          if (ec) break;
+          if (parser->is_done() ||
+              (parser->is_header_done() && parser->get().result_int() / 100 == 1)) {
+            break;
+          }
+          if (used > 0) continue;
+        }
+        if (bytes.empty()) {
+          if (parser->is_header_done() && parser->get().result_int() / 100 != 1) {
+            // A body read to the connection's end.
+            parser->put_eof(ec);
+            if (!ec) break;
+          }
+          out.error = "response broken off";
+          return out;
+        }
+        if (Fill(buffer, bytes) == 0) {
+          ec = http::error::buffer_overflow;
+          break;
+        }
+      }
+      if (ec) {
+        out.error = "malformed response: " + ec.message();
+        return out;
+      }
+      const int status = parser->get().result_int();
+      if (status == 101) {
+        out.error = "answered 101 Switching Protocols";
+        return out;
+      }
+      if (status / 100 == 1) {
+        if (interim + 1 >= kMaxInterimResponses) {
+          out.error = "too many interim 1xx answers";
+          return out;
+        }
+        continue;
+      }
+      out.status = status;
+      for (const auto& f : parser->get()) {
+        out.headers.Add(std::string(f.name_string()), std::string(f.value()));
+      }
+      out.body = std::move(parser->get().body());
+      out.complete = true;
+      out.reusable = parser->get().keep_alive() && buffer.size() == 0 && bytes.empty();
+      return out;
+    }
+  } catch (const std::exception& e) {
+    out.error = std::string("parser threw: ") + e.what();
+  }
+  return out;
+}
+
+}  // namespace gimbal::net::detail

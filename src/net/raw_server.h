@@ -1,0 +1,139 @@
+// RawServer (tests only): a loopback TCP server whose answers are raw bytes a test scripts, for
+// backends that break HTTP on purpose (interim 1xx answers, oversized trailers, garbage after a
+// response). Each connection is served by its own thread: it reads a request head (and a body of
+// Content-Length bytes), calls the script with them and writes back what it returns, until the
+// script returns kClose or the peer closes. Only 127.0.0.1 is used; the destructor closes every
+// socket and joins every thread.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace gimbal::net::testing {
+
+class RawServer {
+ public:
+  // The request's head (request line and headers) and body; returns the bytes to answer with.
+  using Script = std::function<std::string(const std::string& head, const std::string& body)>;
+  static constexpr const char* kClose = "\x01close";
+
+  explicit RawServer(Script script) : script_(std::move(script)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    ::listen(listen_fd_, 64);
+    socklen_t len = sizeof(a);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  ~RawServer() {
+    stopping_ = true;
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    ::close(listen_fd_);
+    acceptor_.join();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& t : workers_) t.join();
+    for (int fd : fds_) ::close(fd);
+  }
+
+  RawServer(const RawServer&) = delete;
+  RawServer& operator=(const RawServer&) = delete;
+
+  uint16_t port() const { return port_; }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return connections_.load(); }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void AcceptLoop() {
+    for (;;) {
+      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) {
+        if (stopping_) return;
+        continue;
+      }
+      ++connections_;
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(fd);
+      workers_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+
+  static size_t ContentLength(const std::string& head) {
+    std::string lower = head;
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    auto p = lower.find("\r\ncontent-length:");
+    if (p == std::string::npos) return 0;
+    return static_cast<size_t>(std::strtoull(lower.c_str() + p + 17, nullptr, 10));
+  }
+
+  void Serve(int fd) {
+    std::string in;
+    char buf[16384];
+    for (;;) {
+      size_t end;
+      while ((end = in.find("\r\n\r\n")) == std::string::npos) {
+        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) return;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      std::string head = in.substr(0, end);
+      const size_t want = ContentLength(head + "\r\n");
+      while (in.size() < end + 4 + want) {
+        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) return;
+        in.append(buf, static_cast<size_t>(n));
+      }
+      std::string body = in.substr(end + 4, want);
+      in.erase(0, end + 4 + want);
+      ++requests_;
+      std::string out = script_(head, body);
+      if (out == kClose) {
+        ::shutdown(fd, SHUT_RDWR);
+        return;
+      }
+      size_t sent = 0;
+      while (sent < out.size()) {
+        ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) return;
+        sent += static_cast<size_t>(n);
+      }
+    }
+  }
+
+  Script script_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> connections_{0};
+  std::atomic<int> requests_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> fds_;              // GUARDED_BY(mu_)
+  std::vector<std::thread> workers_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace gimbal::net::testing
