@@ -25,9 +25,10 @@ RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
       upstream_failures(reg.AddCounter(
           "gimbal_router_upstream_failures_total",
           "Requests an engine failed (connection refused, reset, timed out).", {"engine"})),
-      scrape_warnings(reg.AddCounter("gimbal_router_scrape_warnings_total",
-                                     "Malformed lines skipped in engines' /metrics pages.",
-                                     {"engine"})),
+      scrape_warnings(reg.AddCounter(
+          "gimbal_router_scrape_warnings_total",
+          "Malformed /metrics lines skipped and implausible engine state values dropped.",
+          {"engine"})),
       pushed_states(reg.AddCounter("gimbal_router_pushed_states_total",
                                    "Engine states read from engines' /gimbal/state/stream.",
                                    {"engine"})),
