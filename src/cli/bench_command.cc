@@ -49,7 +49,25 @@ LengthDist Lengths(int64_t len, double ratio) {
   return d;
 }
 
+// Every size, count and time option, before anything is loaded or allocated.
+void CheckRanges(const BenchFlags& f) {
+  CheckIntOption("bench", "--num-prompts", f.num_prompts, 1, kMaxWorkloadRequests);
+  CheckIntOption("bench", "--max-concurrency", f.o.max_concurrency, 0, 1'000'000);
+  CheckIntOption("bench", "--threads", f.o.threads, 1, kMaxIoThreads);
+  CheckIntOption("bench", "--random-input-len", f.input_len, 1, kMaxRequestTokens);
+  CheckIntOption("bench", "--random-output-len", f.output_len, 1, kMaxRequestTokens);
+  CheckNumberOption("bench", "--burstiness", f.burstiness, kMinBurstiness, kMaxBurstiness);
+  CheckNumberOption("bench", "--trace-time-scale", f.trace_time_scale, kMinTimeScale,
+                    kMaxTimeScale);
+  CheckIntOption("bench", "--seed", f.seed, 0, std::numeric_limits<int64_t>::max());
+  CheckNumberOption("bench", "--timeout", f.o.request_timeout_s, 1e-3, 1e6);
+  CheckNumberOption("bench", "--goodput-ttft-ms", f.o.slo.ttft_ms, 0, 1e9);
+  CheckNumberOption("bench", "--goodput-tpot-ms", f.o.slo.tpot_ms, 0, 1e9);
+  CheckNumberOption("bench", "--goodput-e2el-ms", f.o.slo.e2el_ms, 0, 1e9);
+}
+
 void RunBenchCommand(BenchFlags& f) {
+  CheckRanges(f);
   WorkloadSpec w;
   if (f.dataset == "synthetic" || f.dataset == "random") {
     w.kind = WorkloadSpec::Kind::kSynthetic;
@@ -62,7 +80,6 @@ void RunBenchCommand(BenchFlags& f) {
   } else {
     Fail(fmt::format("unknown --dataset '{}' (synthetic, azure, mooncake, burstgpt)", f.dataset));
   }
-  if (f.input_len < 1 || f.output_len < 1) Fail("--random-input-len and --random-output-len must be >= 1");
   if (f.range_ratio < 0 || f.range_ratio >= 1) Fail("--random-range-ratio must be in [0, 1)");
   double rate = 0;
   if (f.request_rate == "inf" || f.request_rate == "INF") {
@@ -72,6 +89,10 @@ void RunBenchCommand(BenchFlags& f) {
       rate = std::stod(f.request_rate);
     } catch (const std::exception&) {
       Fail(fmt::format("--request-rate '{}' is not a number or inf", f.request_rate));
+    }
+    if (!(rate >= kMinRate && rate <= kMaxRate)) {
+      Fail(fmt::format("--request-rate must be inf or a number in [{}, {}], got {}", kMinRate,
+                       kMaxRate, f.request_rate));
     }
   }
   w.num_requests = f.num_prompts;

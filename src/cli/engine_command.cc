@@ -1,13 +1,14 @@
 // `gimbal engine`: N emulated DP engines over one lockstep DP+EP cluster model, each speaking
 // vLLM's OpenAI API on its own port. See docs/emulator.md.
+#include <fmt/format.h>
+
 #include <csignal>
 #include <iostream>
-
-#include <fmt/format.h>
 
 #include "cli/command.h"
 #include "config/scenario.h"
 #include "engine/engine_server.h"
+#include "workload/workload.h"
 
 namespace gimbal::cli {
 namespace {
@@ -37,7 +38,20 @@ void Fail(const std::string& msg, int code = 2) {
   throw CommandFailed(code);
 }
 
+// Every size, count and time option, before anything is loaded or allocated.
+void CheckRanges(const EngineFlags& f) {
+  if (f.dp != 0) CheckIntOption("engine", "--dp", f.dp, 1, kMaxEngineDp);
+  CheckIntOption("engine", "--port", f.port, 0, 65535);
+  CheckIntOption("engine", "--threads", f.threads, 1, kMaxIoThreads);
+  CheckNumberOption("engine", "--time-scale", f.time_scale, 0, 1000);
+  CheckIntOption("engine", "--default-max-tokens", f.default_max_tokens, 1, kMaxRequestTokens);
+  CheckIntOption("engine", "--kv-capacity-tokens", f.kv_capacity_tokens, 0, int64_t{1} << 40);
+  CheckIntOption("engine", "--redundant-slots", f.redundant_slots, -1, 1024);
+  CheckNumberOption("engine", "--drain-timeout", f.drain_timeout_s, 0, 86400);
+}
+
 void RunEngine(const EngineFlags& f) {
+  CheckRanges(f);
   engine::EngineServiceOptions o;
   engine::EmulatorOptions& e = o.emulator;
   if (!f.config.empty()) {
@@ -73,12 +87,18 @@ void RunEngine(const EngineFlags& f) {
     e.step_policy = f.step_policy;
     e.step_params = {};
   }
+  if (e.cluster.dp > kMaxEngineDp) {
+    Fail(fmt::format("the scenario's cluster.dp {} is more than {} engines; pass --dp",
+                     e.cluster.dp, kMaxEngineDp));
+  }
+  if (f.port > 0 && f.port + e.cluster.dp - 1 > 65535) {
+    Fail(fmt::format("--port {} with {} engines needs ports up to {}, beyond 65535", f.port,
+                     e.cluster.dp, f.port + e.cluster.dp - 1));
+  }
   if (f.kv_capacity_tokens > 0) e.cluster.engine.kv_capacity_tokens = f.kv_capacity_tokens;
   if (f.redundant_slots >= 0) e.cluster.redundant_slots_per_gpu = f.redundant_slots;
-  if (f.time_scale < 0) Fail("--time-scale must be >= 0");
   e.time_scale = f.time_scale;
   o.address = f.address;
-  if (f.port < 0 || f.port > 65535) Fail("--port must be in 0..65535");
   o.port = static_cast<uint16_t>(f.port);
   o.threads = f.threads;
   o.default_max_tokens = f.default_max_tokens;
@@ -104,10 +124,11 @@ void RunEngine(const EngineFlags& f) {
   for (int i = 0; i < s.engines(); ++i) {
     std::cerr << fmt::format("gimbal engine: engine {} on {}\n", i, s.url(i));
   }
-  std::cerr << "gimbal engine: SIGTERM or Ctrl-C drains and exits\n";
+  std::cerr << "gimbal engine: SIGTERM or Ctrl-C drains and exits; a second one exits at once\n";
   int sig = 0;
   sigwait(&signals, &sig);
-  std::cerr << "gimbal engine: draining\n";
+  std::cerr << "gimbal engine: draining (a second SIGTERM or Ctrl-C exits at once)\n";
+  ExitOnSecondSignal("engine", signals);
   if (!s.Shutdown(f.drain_timeout_s)) {
     std::cerr << "gimbal engine: drain timed out; some requests were cut off\n";
     throw CommandFailed(1);
@@ -118,7 +139,8 @@ void SetupEngine(CLI::App& app) {
   auto f = std::make_shared<EngineFlags>();
   CLI::App* cmd = app.add_subcommand(
       "engine", "Run N emulated vLLM engines over one simulated DP+EP cluster, on the real clock");
-  cmd->add_option("--dp", f->dp, "DP engines (= EP size = GPUs); engine i listens on port + i");
+  cmd->add_option("--dp", f->dp,
+                  "DP engines (= EP size = GPUs), 1..1024; engine i listens on port + i");
   cmd->add_option("--model", f->model, "model from the catalogue (data/models), e.g. qwen3-30b-a3b");
   cmd->add_option("--served-model-name", f->served_model_name,
                   "the `model` requests must name (default: --model, or the scenario's model)");
@@ -138,7 +160,7 @@ void SetupEngine(CLI::App& app) {
   cmd->add_option("--step-policy", f->step_policy,
                   "per-step token budgets across the ranks: vllm (fixed) or gimbal "
                   "(coordinated; default vllm)");
-  cmd->add_option("--threads", f->threads, "io threads")->capture_default_str();
+  cmd->add_option("--threads", f->threads, "io threads, 1..256")->capture_default_str();
   cmd->add_option("--default-max-tokens", f->default_max_tokens,
                   "output length of requests without max_tokens")
       ->capture_default_str();

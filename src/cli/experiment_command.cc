@@ -24,6 +24,8 @@ void Fail(const std::string& msg) {
 }
 
 void RunExperiment(const ExperimentArgs& a) {
+  CheckIntOption("experiment", "--jobs", a.jobs, 0, 1024);
+  CheckIntOption("experiment", "--seeds", a.seeds, 0, 10000);
   auto suite = experiment::LoadSuite(a.suite, a.seeds);
   if (!suite.ok()) Fail(suite.status().message());
   auto plan = experiment::PlanSuite(*suite);

@@ -1,9 +1,30 @@
 // gimbal: coordinated scheduling for MoE serving. See README.md and docs/.
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
 
 #include "cli/command.h"
 
 namespace gimbal::cli {
+
+void ExitOnSecondSignal(const char* command, const sigset_t& signals) {
+  std::thread([command, signals] {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) return;
+    const std::string name = sig == SIGINT    ? "SIGINT"
+                             : sig == SIGTERM ? "SIGTERM"
+                                              : "signal " + std::to_string(sig);
+    const std::string msg =
+        fmt::format("gimbal {}: second {}; exiting at once without draining\n", command, name);
+    if (::write(STDERR_FILENO, msg.data(), msg.size()) < 0) {
+      // Nothing to do: the exit below is what matters.
+    }
+    std::_Exit(128 + sig);
+  }).detach();
+}
 
 std::map<std::string, CommandSetup>& CommandRegistry() {
   static std::map<std::string, CommandSetup> registry;

@@ -27,7 +27,15 @@ struct ServeFlags {
   router::EmbeddedEngineOptions embedded;
 };
 
+// Every size, count and time option, before anything is loaded or allocated.
+void CheckRanges(const ServeFlags& f) {
+  if (f.port != -1) CheckIntOption("serve", "--port", f.port, 0, 65535);
+  CheckIntOption("serve", "--engine-dp", f.embedded.dp, 1, kMaxEngineDp);
+  CheckNumberOption("serve", "--engine-time-scale", f.embedded.time_scale, 0, 1000);
+}
+
 int RunServe(const ServeFlags& f) {
+  CheckRanges(f);
   // Every request allocates and frees buffers and coroutine frames of a few KiB; keep freed heap
   // instead of returning it to the kernel after each burst (glibc trims above 128 KiB by default).
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
@@ -98,7 +106,7 @@ int RunServe(const ServeFlags& f) {
     return 1;
   }
   std::cerr << "gimbal serve: listening on port " << router.value()->port()
-            << " (SIGTERM or Ctrl-C drains and exits)\n";
+            << " (SIGTERM or Ctrl-C drains and exits; a second one exits at once)\n";
   if (engines) {
     std::cerr << "gimbal serve: try  curl http://" << config.address << ":"
               << router.value()->port()
@@ -107,7 +115,8 @@ int RunServe(const ServeFlags& f) {
   }
   int sig = 0;
   sigwait(&signals, &sig);
-  std::cerr << "gimbal serve: draining\n";
+  std::cerr << "gimbal serve: draining (a second SIGTERM or Ctrl-C exits at once)\n";
+  ExitOnSecondSignal("serve", signals);
   bool clean = router.value()->Drain();
   clean = shutdown_engines() && clean;
   if (!clean) std::cerr << "gimbal serve: drain timed out; some requests were cut off\n";
@@ -136,7 +145,7 @@ void SetupServe(CLI::App& app) {
                   "without backends: GPU of the embedded engines (data/gpus)")
       ->capture_default_str();
   cmd->add_option("--engine-dp", flags->embedded.dp,
-                  "without backends: number of embedded DP engines")
+                  "without backends: number of embedded DP engines, 1..1024")
       ->capture_default_str();
   cmd->add_option("--engine-time-scale", flags->embedded.time_scale,
                   "without backends: the embedded engines' time scale (1 real time, 0.1 ten "

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 
 #include "core/yaml_reader.h"
@@ -16,6 +15,14 @@ namespace gimbal {
 namespace {
 
 constexpr double kGb = 1e9;
+// Bounds of scenario values that size allocations or the number of simulated events.
+constexpr int64_t kMaxBatchedTokens = int64_t{1} << 24;
+constexpr int64_t kMaxNumSeqs = int64_t{1} << 20;
+constexpr int64_t kMaxKvCapacityTokens = int64_t{1} << 40;
+constexpr size_t kMaxTrafficClasses = 256;
+constexpr size_t kMaxStacks = 256;
+constexpr double kMinDriftPeriodS = 0.1;
+constexpr double kMinSnapshotIntervalS = 1e-3;
 
 // A policy given as a name or as a map {policy: NAME, <params>}: fills name and params; keys in
 // `reserved` are read by the caller and not passed as parameters.
@@ -59,10 +66,11 @@ void ReadHardwareOverrides(const YamlReader& h, HardwareSpec* hw) {
   hw->mfu_expert = h.Double("mfu_expert", hw->mfu_expert, 1e-3, 1);
   hw->hbm_efficiency = h.Double("hbm_efficiency", hw->hbm_efficiency, 1e-3, 1);
   hw->link_efficiency = h.Double("link_efficiency", hw->link_efficiency, 1e-3, 1);
-  hw->step_overhead = h.Double("step_overhead_ms", hw->step_overhead * 1e3, 0) / 1e3;
-  hw->per_seq_overhead = h.Double("per_seq_overhead_us", hw->per_seq_overhead * 1e6, 0) / 1e6;
-  hw->nvlink_latency = h.Double("nvlink_latency_us", hw->nvlink_latency * 1e6, 0) / 1e6;
-  hw->nic_latency = h.Double("nic_latency_us", hw->nic_latency * 1e6, 0) / 1e6;
+  // Latencies of at most 1000 s: beyond that, simulated time no longer advances sensibly.
+  hw->step_overhead = h.Double("step_overhead_ms", hw->step_overhead * 1e3, 0, 1e6) / 1e3;
+  hw->per_seq_overhead = h.Double("per_seq_overhead_us", hw->per_seq_overhead * 1e6, 0, 1e9) / 1e6;
+  hw->nvlink_latency = h.Double("nvlink_latency_us", hw->nvlink_latency * 1e6, 0, 1e9) / 1e6;
+  hw->nic_latency = h.Double("nic_latency_us", hw->nic_latency * 1e6, 0, 1e9) / 1e6;
   hw->gpus_per_node = static_cast<int>(h.Int("gpus_per_node", hw->gpus_per_node, 1, 1024));
 }
 
@@ -101,12 +109,13 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   const YamlReader en = root.Child("engine", true);
   en.CheckKeys({"max_num_batched_tokens", "max_num_seqs", "block_size", "gpu_memory_utilization",
                 "activation_reserve_gb", "kv_capacity_tokens"});
-  e.max_num_batched_tokens = en.Int("max_num_batched_tokens", e.max_num_batched_tokens, 1);
-  e.max_num_seqs = en.Int("max_num_seqs", e.max_num_seqs, 1);
+  e.max_num_batched_tokens =
+      en.Int("max_num_batched_tokens", e.max_num_batched_tokens, 1, kMaxBatchedTokens);
+  e.max_num_seqs = en.Int("max_num_seqs", e.max_num_seqs, 1, kMaxNumSeqs);
   e.block_size = static_cast<int>(en.Int("block_size", 16, 1, 1024));
   e.gpu_memory_utilization = en.Double("gpu_memory_utilization", 0.9, 0.05, 1.0);
-  e.activation_reserve_bytes = en.Double("activation_reserve_gb", 4, 0) * kGb;
-  e.kv_capacity_tokens = en.Int("kv_capacity_tokens", 0, 0);
+  e.activation_reserve_bytes = en.Double("activation_reserve_gb", 4, 0, 1e6) * kGb;
+  e.kv_capacity_tokens = en.Int("kv_capacity_tokens", 0, 0, kMaxKvCapacityTokens);
 
   ReadHardwareOverrides(root.Child("hardware", true), &c.hardware);
 
@@ -117,14 +126,21 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   if (ro.Has("drift")) {
     const YamlReader dr = ro.Child("drift");
     dr.CheckKeys({"period_s", "fraction"});
-    c.drift.period_s = dr.Double("period_s", std::nullopt, 1e-6);
+    c.drift.period_s = dr.Double("period_s", std::nullopt, kMinDriftPeriodS, kMaxWorkloadSpanS);
     c.drift.fraction = dr.Double("fraction", std::nullopt, 1e-9, 1);
   }
 
   c.classes.clear();
-  for (const YamlReader& tc : root.Items("traffic_classes", true)) {
+  const auto classes = root.Items("traffic_classes", true);
+  if (classes.size() > kMaxTrafficClasses) {
+    root.Fail(fmt::format("{} traffic classes, more than the {} allowed", classes.size(),
+                          kMaxTrafficClasses),
+              "traffic_classes");
+  }
+  for (const YamlReader& tc : classes) {
+    if (!root.ok()) break;
     tc.CheckKeys({"name", "weight", "zipf"});
-    c.classes.push_back({tc.String("name", std::nullopt), tc.Double("weight", 1, 0),
+    c.classes.push_back({tc.String("name", std::nullopt), tc.Double("weight", 1, 0, 1e12),
                          tc.Double("zipf", 1.0, 0, 10)});
   }
   if (c.classes.empty()) c.classes.push_back({"default", 1, 1.0});
@@ -137,17 +153,29 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   s.options.slo.ttft_ms = slo.Double("ttft_ms", 0, 0);
   s.options.slo.tpot_ms = slo.Double("tpot_ms", 0, 0);
   s.options.slo.e2el_ms = slo.Double("e2el_ms", 0, 0);
-  s.options.max_time = root.Double("max_time_s", 0, 0);
+  s.options.max_time = root.Double("max_time_s", 0, 0, kMaxWorkloadSpanS);
   s.options.seed = s.seed;
 
-  for (const YamlReader& st : root.Items("stacks")) {
+  const auto stack_items = root.Items("stacks");
+  if (stack_items.size() > kMaxStacks) {
+    root.Fail(fmt::format("{} stacks, more than the {} allowed", stack_items.size(), kMaxStacks),
+              "stacks");
+  }
+  for (const YamlReader& st : stack_items) {
+    if (!root.ok()) break;
     st.CheckKeys({"name", "dispatch", "queue", "step", "placement"});
     sim::StackSpec spec;
     spec.name = st.String("name", std::nullopt);
     ReadPolicy(st, "dispatch", "vllm", &spec.dispatch, &spec.dispatch_params,
                {"snapshot_interval_ms"});
     if (st.Has("dispatch") && st.Child("dispatch").IsMap()) {
-      spec.snapshot_interval = st.Child("dispatch").Double("snapshot_interval_ms", 100, 0) / 1e3;
+      const YamlReader d = st.Child("dispatch");
+      spec.snapshot_interval = d.Double("snapshot_interval_ms", 100, 0, 1e9) / 1e3;
+      if (d.ok() && spec.snapshot_interval > 0 && spec.snapshot_interval < kMinSnapshotIntervalS) {
+        d.Fail(fmt::format("expected 0 (every step) or at least {} ms, got '{}'",
+                           kMinSnapshotIntervalS * 1e3, d.node()["snapshot_interval_ms"].Scalar()),
+               "snapshot_interval_ms");
+      }
     }
     ReadPolicy(st, "queue", "fcfs", &spec.queue, &spec.queue_params, {});
     ReadPolicy(st, "step", "vllm", &spec.step, &spec.step_params, {});
@@ -224,12 +252,10 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& name,
 }
 
 Result<Scenario> LoadScenario(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) return NotFound(fmt::format("{}: cannot open scenario file", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
+  Result<std::string> text = ReadConfigFile(path, "scenario file");
+  if (!text.ok()) return text.status();
   const std::string dir = std::filesystem::path(path).parent_path().string();
-  return ParseScenario(ss.str(), path, dir.empty() ? "." : dir, overrides);
+  return ParseScenario(*text, path, dir.empty() ? "." : dir, overrides);
 }
 
 }  // namespace gimbal

@@ -85,6 +85,60 @@ TEST(ScenarioTest, ErrorsCarryFileAndLine) {
   EXPECT_NE(s.status().message().find("lines.yaml:6:"), std::string::npos) << s.status().message();
 }
 
+TEST(ScenarioTest, HostileValuesFailWithFileLineAndKey) {
+  const std::vector<BadCase> cases{
+      {"workload.num_requests=1000000000000",
+       "'workload.num_requests': expected an integer in [1, 10000000], got '1000000000000'"},
+      {"workload.rate=1e-9", "'workload.rate': expected inf or a number of requests"},
+      {"workload.burstiness=.nan", "'workload.burstiness'"},
+      {"engine.max_num_seqs=1000000000000", "'engine.max_num_seqs'"},
+      {"engine.kv_capacity_tokens=9223372036854775807", "'engine.kv_capacity_tokens'"},
+      {"hardware.step_overhead_ms=1e300", "'hardware.step_overhead_ms'"},
+      {"routing.drift={period_s: 1e-6, fraction: 0.5}", "'routing.drift.period_s'"},
+      {"stacks.0.dispatch.snapshot_interval_ms=1e-9",
+       "'stacks[0].dispatch.snapshot_interval_ms': expected 0 (every step) or at least 1 ms"},
+      {"max_time_s=1e300", "'max_time_s'"},
+  };
+  for (const auto& c : cases) {
+    auto s = ParseScenario(kGood, "good.yaml", ".", {c.override_or_text});
+    ASSERT_FALSE(s.ok()) << c.override_or_text;
+    EXPECT_NE(s.status().message().find(c.expect), std::string::npos)
+        << c.override_or_text << " -> " << s.status().message();
+    EXPECT_EQ(s.status().message().rfind("good.yaml (with --set overrides):", 0), 0u)
+        << s.status().message();
+  }
+  std::string many = "[";
+  for (int i = 0; i < 300; ++i) many += "{name: c" + std::to_string(i) + "},";
+  many.back() = ']';
+  auto s = ParseScenario(kGood, "good.yaml", ".", {"traffic_classes=" + many});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("300 traffic classes, more than the 256 allowed"),
+            std::string::npos)
+      << s.status().message();
+}
+
+TEST(ScenarioTest, DuplicateKeysAreRejected) {
+  std::string text = kGood;
+  text.replace(text.find("  rate: 5\n"), 10, "  rate: 5\n  num_requests: 20\n");
+  auto s = ParseScenario(text, "dup.yaml", ".");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().message(),
+            "dup.yaml:14:3: 'workload.num_requests': duplicate key (first given on line 12); give "
+            "each key once");
+}
+
+TEST(ScenarioTest, DevicesAndDirectoriesAreRefused) {
+  auto zero = LoadScenario("/dev/zero");
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.status().message().find("/dev/zero: is a device"), std::string::npos)
+      << zero.status().message();
+  auto dir = LoadScenario(GIMBAL_SOURCE_DIR);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_NE(dir.status().message().find("is a directory, expected a scenario file"),
+            std::string::npos)
+      << dir.status().message();
+}
+
 TEST(ScenarioTest, ShippedScenariosAllLoad) {
   const std::filesystem::path dir = std::filesystem::path(GIMBAL_SOURCE_DIR) / "configs/scenarios";
   int n = 0;

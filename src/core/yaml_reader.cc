@@ -1,29 +1,108 @@
 #include "core/yaml_reader.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <cmath>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 namespace gimbal {
 
-Result<YamlReader> YamlReader::FromFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound(fmt::format("{}: cannot open file", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return FromString(ss.str(), path);
+Result<std::string> ReadConfigFile(const std::string& path, const std::string& what,
+                                   int64_t max_bytes) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return NotFound(fmt::format("{}: cannot open {}", path, what));
+  if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode)) {
+    return InvalidArgument(fmt::format("{}: is a {}, expected a {}", path,
+                                       S_ISDIR(st.st_mode) ? "directory" : "device or socket",
+                                       what));
+  }
+  if (st.st_size > max_bytes) {
+    return InvalidArgument(fmt::format("{}: {} bytes, more than the {} bytes a {} may have", path,
+                                       static_cast<int64_t>(st.st_size), max_bytes, what));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFound(fmt::format("{}: cannot open {}", path, what));
+  std::string text;
+  text.resize(static_cast<size_t>(st.st_size));
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  // The file may have grown since stat(): read on, up to the limit.
+  char buf[4096];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, static_cast<size_t>(in.gcount()));
+    if (static_cast<int64_t>(text.size()) > max_bytes) {
+      return InvalidArgument(
+          fmt::format("{}: more than the {} bytes a {} may have", path, max_bytes, what));
+    }
+  }
+  return text;
 }
 
+Result<YamlReader> YamlReader::FromFile(const std::string& path) {
+  Result<std::string> text = ReadConfigFile(path, "file");
+  if (!text.ok()) return text.status();
+  return FromString(*text, path);
+}
+
+namespace {
+
+std::string Join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+// The first key given twice in one map, anywhere under `n`: "file:line:col: 'path': ...".
+// Collections reached again through an alias are walked once (an alias has its anchor's mark).
+std::optional<std::string> FindDuplicateKey(const YAML::Node& n, const std::string& path,
+                                            const std::string& file, std::set<size_t>& seen) {
+  if (!n.IsMap() && !n.IsSequence()) return std::nullopt;
+  const YAML::Mark m = n.Mark();
+  if (m.pos >= 0 && !seen.insert(static_cast<size_t>(m.pos)).second) return std::nullopt;
+  if (n.IsSequence()) {
+    for (size_t i = 0; i < n.size(); ++i) {
+      auto d = FindDuplicateKey(n[i], fmt::format("{}[{}]", path, i), file, seen);
+      if (d) return d;
+    }
+    return std::nullopt;
+  }
+  std::map<std::string, int> first_line;
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string key = kv.first.Scalar();
+    const YAML::Mark km = kv.first.Mark();
+    auto [it, inserted] = first_line.emplace(key, km.line + 1);
+    if (!inserted) {
+      return fmt::format(
+          "{}:{}:{}: '{}': duplicate key (first given on line {}); give each key "
+          "once",
+          file, km.line + 1, km.column + 1, Join(path, key), it->second);
+    }
+  }
+  for (const auto& kv : n) {
+    if (!kv.first.IsScalar()) continue;
+    auto d = FindDuplicateKey(kv.second, Join(path, kv.first.Scalar()), file, seen);
+    if (d) return d;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Result<YamlReader> YamlReader::FromString(const std::string& text, const std::string& name) {
+  YAML::Node n;
   try {
-    YAML::Node n = YAML::Load(text);
-    return YamlReader(name, n, "");
+    n = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     return InvalidArgument(fmt::format("{}:{}:{}: malformed YAML: {}", name, e.mark.line + 1,
                                        e.mark.column + 1, e.msg));
   }
+  std::set<size_t> seen;
+  if (auto dup = FindDuplicateKey(n, "", name, seen)) return InvalidArgument(*dup);
+  return YamlReader(name, n, "");
 }
 
 YamlReader::YamlReader(std::string file, YAML::Node node, std::string path)

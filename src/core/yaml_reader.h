@@ -4,11 +4,13 @@
 // problem is kept and later reads return defaults, so a loader reads straight through and checks
 // status() once. Messages look like
 //   configs/x.yaml:12:9: 'workload.rate': expected a number >= 0, got 'fast'
-// Children share the error slot of their parent. CheckKeys() rejects unknown keys (typos).
+// Children share the error slot of their parent. CheckKeys() rejects unknown keys (typos);
+// parsing rejects a key given twice in one map (YAML would silently keep one of them).
 #pragma once
 
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -19,9 +21,20 @@
 
 namespace gimbal {
 
+// The largest configuration file read whole (YAML, JSON): 16 MiB.
+inline constexpr int64_t kMaxConfigFileBytes = int64_t{16} << 20;
+
+// Reads a whole configuration file: a regular file or a pipe (not a directory or a device such as
+// /dev/zero) of at most `max_bytes`. NotFound when it cannot be opened; InvalidArgument naming
+// `path` otherwise. `what` names the file's role in messages ("scenario file", "routing
+// statistics").
+Result<std::string> ReadConfigFile(const std::string& path, const std::string& what,
+                                   int64_t max_bytes = kMaxConfigFileBytes);
+
 class YamlReader {
  public:
-  // Parses a file or a string (named `name` in messages).
+  // Parses a file or a string (named `name` in messages). A key given twice in one map is an
+  // error naming the line of both.
   static Result<YamlReader> FromFile(const std::string& path);
   static Result<YamlReader> FromString(const std::string& text, const std::string& name);
   YamlReader(std::string file, YAML::Node node, std::string path);

@@ -1,6 +1,10 @@
 #include "core/yaml_reader.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 namespace gimbal {
 namespace {
@@ -53,6 +57,46 @@ TEST(YamlReaderTest, MalformedYamlGivesLine) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("bad.yaml:"), std::string::npos);
   EXPECT_NE(r.status().message().find("malformed YAML"), std::string::npos);
+}
+
+TEST(YamlReaderTest, DuplicateKeyIsAnErrorWithBothLines) {
+  auto r = YamlReader::FromString("a: 1\nb: 2\na: 3\n", "d.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "d.yaml:3:1: 'a': duplicate key (first given on line 1); give each key once");
+  auto nested = YamlReader::FromString(
+      "workload:\n  rate: 1\nstacks:\n  - name: x\n    queue: fcfs\n    queue: gimbal\n", "n.yaml");
+  ASSERT_FALSE(nested.ok());
+  EXPECT_NE(nested.status().message().find("n.yaml:6:5: 'stacks[0].queue': duplicate key"),
+            std::string::npos)
+      << nested.status().message();
+}
+
+TEST(YamlReaderTest, AliasesAndEqualKeysInDifferentMapsAreNotDuplicates) {
+  auto r = YamlReader::FromString("a: &x {k: 1, j: 2}\nb: *x\nc: {k: 3}\n", "ok.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->Child("b").Int("k", std::nullopt), 1);
+}
+
+TEST(YamlReaderTest, FromFileRefusesDirectoriesDevicesAndHugeFiles) {
+  auto dir = YamlReader::FromFile(std::filesystem::temp_directory_path().string());
+  ASSERT_FALSE(dir.ok());
+  EXPECT_NE(dir.status().message().find("is a directory"), std::string::npos);
+  auto zero = YamlReader::FromFile("/dev/zero");
+  ASSERT_FALSE(zero.ok());
+  EXPECT_NE(zero.status().message().find("/dev/zero: is a device"), std::string::npos)
+      << zero.status().message();
+  EXPECT_EQ(YamlReader::FromFile("/nonexistent/x.yaml").status().code(), ErrorCode::kNotFound);
+  const auto big = std::filesystem::temp_directory_path() /
+                   ("gimbal_yaml_big_" + std::to_string(::getpid()) + ".yaml");
+  std::ofstream(big) << "a: 1\n# " << std::string(100, 'x') << "\n";
+  auto small_cap = ReadConfigFile(big.string(), "scenario file", 64);
+  ASSERT_FALSE(small_cap.ok());
+  EXPECT_NE(small_cap.status().message().find("more than the 64 bytes a scenario file may have"),
+            std::string::npos)
+      << small_cap.status().message();
+  EXPECT_TRUE(ReadConfigFile(big.string(), "scenario file").ok());
+  std::filesystem::remove(big);
 }
 
 TEST(ApplyOverrideTest, SetsNestedKeysAndListItems) {

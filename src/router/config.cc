@@ -1,9 +1,11 @@
 #include "router/config.h"
 
+#include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
 #include <cstdlib>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "core/yaml_reader.h"
 
@@ -31,6 +33,11 @@ bool ParseStateSource(const std::string& text, StateSource* out) {
 namespace {
 
 constexpr const char* kStateSources = "expected auto, metrics or push";
+// Upper bounds of sizes, counts and durations: beyond them a value is a typo or hostile.
+constexpr int64_t kMaxBodyBytes = int64_t{1} << 30;
+constexpr int64_t kMaxInflight = 1'000'000;
+constexpr size_t kMaxBackends = 4096;
+constexpr double kMaxSeconds = 86400;  // timeouts and intervals: at most a day
 
 Params ReadParams(const YamlReader& r, const std::string& key) {
   Params p;
@@ -62,28 +69,40 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
                  "upstream_read_timeout_s", "max_inflight_per_engine", "retry_after_s",
                  "max_attempts", "drain_timeout_s"});
     c.body_limit_bytes = static_cast<size_t>(
-        l.Int("body_limit_bytes", static_cast<int64_t>(c.body_limit_bytes), 1));
-    c.idle_timeout_s = l.Double("idle_timeout_s", c.idle_timeout_s, 0.001);
-    c.read_timeout_s = l.Double("read_timeout_s", c.read_timeout_s, 0.001);
-    c.write_timeout_s = l.Double("write_timeout_s", c.write_timeout_s, 0.001);
+        l.Int("body_limit_bytes", static_cast<int64_t>(c.body_limit_bytes), 1, kMaxBodyBytes));
+    c.idle_timeout_s = l.Double("idle_timeout_s", c.idle_timeout_s, 0.001, kMaxSeconds);
+    c.read_timeout_s = l.Double("read_timeout_s", c.read_timeout_s, 0.001, kMaxSeconds);
+    c.write_timeout_s = l.Double("write_timeout_s", c.write_timeout_s, 0.001, kMaxSeconds);
     c.upstream_connect_timeout_s =
-        l.Double("upstream_connect_timeout_s", c.upstream_connect_timeout_s, 0.001);
+        l.Double("upstream_connect_timeout_s", c.upstream_connect_timeout_s, 0.001, kMaxSeconds);
     c.upstream_header_timeout_s =
-        l.Double("upstream_header_timeout_s", c.upstream_header_timeout_s, 0.001);
+        l.Double("upstream_header_timeout_s", c.upstream_header_timeout_s, 0.001, kMaxSeconds);
     c.upstream_read_timeout_s =
-        l.Double("upstream_read_timeout_s", c.upstream_read_timeout_s, 0.001);
-    c.max_inflight_per_engine = l.Int("max_inflight_per_engine", c.max_inflight_per_engine, 1);
+        l.Double("upstream_read_timeout_s", c.upstream_read_timeout_s, 0.001, kMaxSeconds);
+    c.max_inflight_per_engine =
+        l.Int("max_inflight_per_engine", c.max_inflight_per_engine, 1, kMaxInflight);
     c.retry_after_s = static_cast<int>(l.Int("retry_after_s", c.retry_after_s, 0, 3600));
     c.max_attempts = static_cast<int>(l.Int("max_attempts", c.max_attempts, 1, 100));
-    c.drain_timeout_s = l.Double("drain_timeout_s", c.drain_timeout_s, 0);
+    c.drain_timeout_s = l.Double("drain_timeout_s", c.drain_timeout_s, 0, kMaxSeconds);
   }
-  for (const auto& b : root.Items("backends", true)) {
+  const auto backends = root.Items("backends", true);
+  if (backends.size() > kMaxBackends) {
+    root.Fail(fmt::format("{} backends, more than the {} allowed", backends.size(), kMaxBackends),
+              "backends");
+  }
+  for (const auto& b : backends) {
+    if (!root.ok()) break;
     b.CheckKeys({"name", "url", "model", "max_inflight", "state"});
     BackendConfig bc;
     bc.name = b.String("name", "");
     bc.url = b.String("url", std::nullopt);
+    if (b.ok()) {
+      if (std::string problem = BackendUrlProblem(bc.url); !problem.empty()) {
+        b.Fail(bc.name.empty() ? problem : "backend '" + bc.name + "': " + problem, "url");
+      }
+    }
     bc.model = b.String("model", std::nullopt);
-    bc.max_inflight = b.Int("max_inflight", 0, 0);
+    bc.max_inflight = b.Int("max_inflight", 0, 0, kMaxInflight);
     if (b.Has("state")) {
       StateSource src;
       if (ParseStateSource(b.String("state", ""), &src)) {
@@ -110,20 +129,20 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
     auto s = root.Child("state");
     s.CheckKeys({"scrape_interval_s", "scrape_timeout_s", "chars_per_token",
                  "adapt_chars_per_token", "source", "push_stale_s"});
-    c.scrape_interval_s = s.Double("scrape_interval_s", c.scrape_interval_s, 0.001);
-    c.scrape_timeout_s = s.Double("scrape_timeout_s", c.scrape_timeout_s, 0.001);
+    c.scrape_interval_s = s.Double("scrape_interval_s", c.scrape_interval_s, 0.001, kMaxSeconds);
+    c.scrape_timeout_s = s.Double("scrape_timeout_s", c.scrape_timeout_s, 0.001, kMaxSeconds);
     c.chars_per_token = s.Double("chars_per_token", c.chars_per_token, 0.1, 100);
     c.adapt_chars_per_token = s.Bool("adapt_chars_per_token", c.adapt_chars_per_token);
     if (s.Has("source") && !ParseStateSource(s.String("source", ""), &c.state_source)) {
       s.Fail(kStateSources, "source");
     }
-    c.push_stale_s = s.Double("push_stale_s", c.push_stale_s, 0.01);
+    c.push_stale_s = s.Double("push_stale_s", c.push_stale_s, 0.01, kMaxSeconds);
   }
   if (root.Has("health")) {
     auto h = root.Child("health");
     h.CheckKeys({"interval_s", "timeout_s", "failures_to_eject", "successes_to_readmit"});
-    c.health_interval_s = h.Double("interval_s", c.health_interval_s, 0.001);
-    c.health_timeout_s = h.Double("timeout_s", c.health_timeout_s, 0.001);
+    c.health_interval_s = h.Double("interval_s", c.health_interval_s, 0.001, kMaxSeconds);
+    c.health_timeout_s = h.Double("timeout_s", c.health_timeout_s, 0.001, kMaxSeconds);
     c.failures_to_eject = static_cast<int>(h.Int("failures_to_eject", c.failures_to_eject, 1, 1000));
     c.successes_to_readmit =
         static_cast<int>(h.Int("successes_to_readmit", c.successes_to_readmit, 1, 1000));
@@ -174,6 +193,84 @@ Status AddBackend(RouterConfig& config, const std::string& spec,
   return Status::Ok();
 }
 
+std::string BackendUrlProblem(std::string_view url) {
+  while (!url.empty() && (url.front() == ' ' || url.front() == '\t')) url.remove_prefix(1);
+  while (!url.empty() && (url.back() == ' ' || url.back() == '\t')) url.remove_suffix(1);
+  const std::string quoted = fmt::format("'{}'", url);
+  constexpr std::string_view kScheme = "http://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return fmt::format("expected a URL starting with http://, got {}", quoted);
+  }
+  const std::string_view rest = url.substr(kScheme.size());
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  for (char c : url) {
+    if (std::iscntrl(static_cast<unsigned char>(c)) || c == ' ' || c == '\t') {
+      return fmt::format("URL {} contains a space or a control character", quoted);
+    }
+  }
+  for (char c : {'@', '?', '#'}) {
+    if (authority.find(c) != std::string_view::npos) {
+      return fmt::format("URL {} has a '{}' in its host part; expected http://host[:port][/path]",
+                         quoted, c);
+    }
+  }
+  std::string_view host;
+  std::string_view port;
+  bool has_port = false;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) {
+      return fmt::format("URL {}: unterminated IPv6 address (a '[' without its ']')", quoted);
+    }
+    host = authority.substr(1, close - 1);
+    if (host.empty()) return fmt::format("URL {}: empty IPv6 address in '[]'", quoted);
+    const std::string_view address = host.substr(0, host.find('%'));  // then a zone, as %eth0
+    bool valid = !address.empty() && address.find(':') != std::string_view::npos;
+    for (char c : address) {
+      valid = valid && (std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.');
+    }
+    for (char c : host.substr(address.size())) {
+      valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '%' || c == '-' ||
+                        c == '_' || c == '.');
+    }
+    if (!valid) return fmt::format("URL {}: '{}' is not an IPv6 address", quoted, host);
+    const std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') {
+        return fmt::format("URL {}: unexpected '{}' after the IPv6 address", quoted, after);
+      }
+      has_port = true;
+      port = after.substr(1);
+    }
+  } else {
+    const size_t colon = authority.find(':');
+    host = authority.substr(0, colon);
+    if (colon != std::string_view::npos) {
+      has_port = true;
+      port = authority.substr(colon + 1);
+      if (port.find(':') != std::string_view::npos) {
+        return fmt::format("URL {}: an IPv6 address must be in brackets, as in http://[::1]:8000",
+                           quoted);
+      }
+    }
+    if (host.empty()) return fmt::format("URL {}: missing host", quoted);
+    for (char c : host) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '.' && c != '_') {
+        return fmt::format("URL {}: unexpected '{}' in host '{}'", quoted, c, host);
+      }
+    }
+  }
+  if (has_port) {
+    unsigned value = 0;
+    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || value == 0 ||
+        value > 65535) {
+      return fmt::format("URL {}: bad port '{}', expected 1..65535", quoted, port);
+    }
+  }
+  return "";
+}
+
 Status ValidateRouterConfig(RouterConfig& config) {
   if (config.backends.empty()) {
     return InvalidArgument("no backends: add 'backends:' to the config or pass --backend URL=MODEL");
@@ -184,6 +281,9 @@ Status ValidateRouterConfig(RouterConfig& config) {
     if (b.name.empty()) b.name = fmt::format("e{}", i);
     if (!names.insert(b.name).second) {
       return InvalidArgument("backend name '" + b.name + "' is used twice");
+    }
+    if (std::string problem = BackendUrlProblem(b.url); !problem.empty()) {
+      return InvalidArgument("backend '" + b.name + "': " + problem);
     }
     std::string err;
     if (!net::Url::Parse(b.url, &b.parsed, &err)) {

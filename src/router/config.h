@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/params.h"
@@ -84,7 +85,11 @@ Result<RouterConfig> LoadRouterConfig(const std::string& path);
 Result<RouterConfig> ParseRouterConfig(const std::string& yaml, const std::string& name);
 // Adds a backend given as "URL" or "URL=model"; the model defaults to `default_model`.
 Status AddBackend(RouterConfig& config, const std::string& spec, const std::string& default_model);
-// Checks cross-field rules (unique names, parsed URLs, at least one backend).
+// Checks cross-field rules (unique names, well-formed URLs, at least one backend).
 Status ValidateRouterConfig(RouterConfig& config);
+// What is wrong with a backend URL, or "" when it is a well-formed http://host[:port][/path]: a
+// host (a name, an IPv4 address or a bracketed IPv6 address such as [::1]), an optional port of
+// digits in 1..65535, no user info, query or fragment. Stricter than net::Url::Parse.
+std::string BackendUrlProblem(std::string_view url);
 
 }  // namespace gimbal::router

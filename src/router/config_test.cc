@@ -37,8 +37,11 @@ TEST(RouterConfig, RejectsTyposAndBadValues) {
   EXPECT_FALSE(ParseRouterConfig("listen: {prot: 1}\n", "x").ok());
   EXPECT_FALSE(ParseRouterConfig("limits: {max_attempts: 0}\n", "x").ok());
   auto c = ParseRouterConfig("backends: [{url: 'ftp://x', model: m}]\n", "x");
-  ASSERT_TRUE(c.ok());
-  Status st = ValidateRouterConfig(c.value());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("http://"), std::string::npos);
+  RouterConfig flags;
+  ASSERT_TRUE(AddBackend(flags, "ftp://x=m", "").ok());
+  Status st = ValidateRouterConfig(flags);
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("http://"), std::string::npos);
   RouterConfig empty;
@@ -72,6 +75,65 @@ TEST(RouterConfig, BackendFlagSyntax) {
   ASSERT_EQ(c.backends.size(), 2u);
   EXPECT_EQ(c.backends[0].model, "model-a");
   EXPECT_EQ(c.backends[1].model, "model-b");
+}
+
+TEST(RouterConfig, MalformedBackendUrlsAreRejectedNamingTheBackend) {
+  for (const char* bad :
+       {"http://[::1", "http://[::1:8000", "http://::1:8000", "http://[]:8000", "http://[::1]x",
+        "http://[::1]:", "http://h:0", "http://h:65536", "http://h:80x", "http://:8000", "http://",
+        "http://h:-1", "http://u@h:1", "http://h:1?x", "http://h]:1", "http://h[:1"}) {
+    EXPECT_NE(BackendUrlProblem(bad), "") << bad;
+    RouterConfig c;
+    ASSERT_TRUE(AddBackend(c, std::string(bad) + "=m", "").ok());
+    c.backends[0].name = "big";
+    Status st = ValidateRouterConfig(c);
+    ASSERT_FALSE(st.ok()) << bad;
+    EXPECT_NE(st.message().find("backend 'big': "), std::string::npos) << st.message();
+  }
+  for (const char* good :
+       {"http://[::1]:8000", "http://[::1]", "http://[fe80::1%eth0]:80/v", "http://127.0.0.1:8001/",
+        "http://engine-0.local:1/prefix", " http://h:65535 "}) {
+    EXPECT_EQ(BackendUrlProblem(good), "") << good;
+  }
+  RouterConfig ok;
+  ASSERT_TRUE(AddBackend(ok, "http://[::1]:8001=m", "").ok());
+  ASSERT_TRUE(ValidateRouterConfig(ok).ok());
+  EXPECT_EQ(ok.backends[0].parsed.host, "::1");
+  EXPECT_EQ(ok.backends[0].parsed.port, 8001);
+
+  auto file = ParseRouterConfig(
+      "backends:\n  - {url: 'http://127.0.0.1:8001', model: m}\n  - {name: v6, url: 'http://[::1', "
+      "model: m}\n",
+      "router.yaml");
+  ASSERT_FALSE(file.ok());
+  EXPECT_NE(file.status().message().find("router.yaml:3:"), std::string::npos)
+      << file.status().message();
+  EXPECT_NE(file.status().message().find("'backends[1].url': backend 'v6': URL 'http://[::1': "
+                                         "unterminated IPv6 address"),
+            std::string::npos)
+      << file.status().message();
+}
+
+TEST(RouterConfig, SizesCountsAndDurationsAreBounded) {
+  for (const char* bad :
+       {"limits: {body_limit_bytes: 1000000000000}\n",
+        "limits: {max_inflight_per_engine: 1000000000000}\n",
+        "limits: {upstream_read_timeout_s: 1e300}\n", "limits: {drain_timeout_s: .inf}\n",
+        "listen: {threads: 100000}\n", "state: {scrape_interval_s: 1e9}\n",
+        "backends: [{url: 'http://h:1', model: m, max_inflight: 1e12}]\n"}) {
+    auto c = ParseRouterConfig(bad, "r.yaml");
+    EXPECT_FALSE(c.ok()) << bad;
+    EXPECT_NE(c.status().message().find("r.yaml:1:"), std::string::npos) << c.status().message();
+  }
+}
+
+TEST(RouterConfig, DuplicateKeysAreRejected) {
+  auto c =
+      ParseRouterConfig("listen: {port: 9000}\nseed: 1\nlisten: {port: 9001}\n", "router.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("router.yaml:3:1: 'listen': duplicate key"),
+            std::string::npos)
+      << c.status().message();
 }
 
 TEST(Errors, OneMappingToHttpStatus) {

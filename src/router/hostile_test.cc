@@ -79,6 +79,7 @@ class RouterHostileTest : public ::testing::Test {
   RouterConfig Config(const std::vector<std::string>& urls) {
     RouterConfig c;
     c.address = "127.0.0.1";
+    c.port = 0;
     c.threads = 2;
     c.scrape_interval_s = 0.05;
     c.health_interval_s = 0.05;
@@ -152,7 +153,7 @@ class RouterHostileTest : public ::testing::Test {
 
 TEST_F(RouterHostileTest, AChunkedRequestWithA64KiBTrailerGets431AndTheRouterLivesOn) {
   RawServer engine(Engine(Echo));
-  Start(Config({engine.url()}));
+  ASSERT_NO_FATAL_FAILURE(Start(Config({engine.url()})));
   const std::string body = Prompt("hi");
   std::ostringstream req;
   req << "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -166,7 +167,7 @@ TEST_F(RouterHostileTest, AChunkedRequestWithA64KiBTrailerGets431AndTheRouterLiv
 
 TEST_F(RouterHostileTest, DeeplyNestedBodiesAreRefusedWithoutRecursion) {
   RawServer engine(Engine(Echo));
-  Start(Config({engine.url()}));
+  ASSERT_NO_FATAL_FAILURE(Start(Config({engine.url()})));
   const std::string nested =
       "{\"prompt\":\"x\",\"e\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
   auto r = Post(nested);
@@ -193,7 +194,7 @@ TEST_F(RouterHostileTest, TaggingRewritesOnlyThePriorityAndKeepsEveryOtherByte) 
     seen = body;
     return Echo(body);
   }));
-  Start(Config({engine.url()}));
+  ASSERT_NO_FATAL_FAILURE(Start(Config({engine.url()})));
   // 2 MB of empty arrays: forwarded as sent, plus the one member.
   std::string arrays;
   for (int i = 0; i < 500000; ++i) arrays += i == 0 ? "[]" : ",[]";
@@ -213,7 +214,7 @@ TEST_F(RouterHostileTest, TaggingRewritesOnlyThePriorityAndKeepsEveryOtherByte) 
 TEST_F(RouterHostileTest, ABackendAnswering100ContinueNeverCrossesAnswers) {
   RawServer engine(
       Engine([](const std::string& body) { return "HTTP/1.1 100 Continue\r\n\r\n" + Echo(body); }));
-  Start(Config({engine.url()}));
+  ASSERT_NO_FATAL_FAILURE(Start(Config({engine.url()})));
   for (const char* who : {"alice", "bob", "carol", "dave", "erin"}) {
     auto r = Post(Prompt(who));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -227,7 +228,7 @@ TEST_F(RouterHostileTest, ABackendsOversizedTrailerFailsThatRequestOnly) {
     return "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX: " +
            std::string(70000, 't') + "\r\n\r\n";
   }));
-  Start(Config({bad.url()}));
+  ASSERT_NO_FATAL_FAILURE(Start(Config({bad.url()})));
   auto r = Post(Prompt("alice"));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->status, 502) << r->body;
@@ -243,7 +244,7 @@ TEST_F(RouterHostileTest, StreamsCutAtTheDrainTimeoutEndWithAnErrorEvent) {
   engine.Start();
   RouterConfig c = Config({engine.url()});
   c.drain_timeout_s = 0.3;
-  Start(std::move(c), false);
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c), false));
   std::string got;
   std::thread reader([&] {
     net::ClientRequest req;
@@ -272,7 +273,7 @@ TEST_F(RouterHostileTest, MixedRunAnswersEveryRequestWithItsOwnAnswer) {
   RawServer interim(
       Engine([](const std::string& body) { return "HTTP/1.1 100 Continue\r\n\r\n" + Echo(body); }));
   auto dying = std::make_unique<RawServer>(Engine(Echo));
-  Start(Config({echo.url(), interim.url(), dying->url()}));
+  ASSERT_NO_FATAL_FAILURE(Start(Config({echo.url(), interim.url(), dying->url()})));
   ExpectServing();
   const int64_t rss_before = ResidentBytes();
 

@@ -28,6 +28,20 @@ double RateAt(const WorkloadSpec& spec, double t) {
 
 }  // namespace
 
+double ExpectedSyntheticSpan(const WorkloadSpec& spec) {
+  double gaps = static_cast<double>(std::max<int64_t>(spec.num_requests - 1, 0));
+  if (spec.schedule.empty()) return std::isinf(spec.rate) ? 0.0 : gaps / spec.rate;
+  for (size_t i = 0; i < spec.schedule.size(); ++i) {
+    const RatePhase& p = spec.schedule[i];
+    if (std::isinf(p.rate)) return p.start;  // the rest arrive at once
+    if (i + 1 == spec.schedule.size()) return p.start + gaps / p.rate;
+    const double in_phase = p.rate * (spec.schedule[i + 1].start - p.start);
+    if (in_phase >= gaps) return p.start + gaps / p.rate;
+    gaps -= in_phase;
+  }
+  return 0;
+}
+
 int64_t LengthDist::Sample(Rng& rng) const {
   double x = mean;
   switch (kind) {

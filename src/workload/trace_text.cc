@@ -1,10 +1,10 @@
 #include "workload/trace_text.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <charconv>
 #include <cmath>
-#include <filesystem>
 
 namespace gimbal::trace {
 namespace {
@@ -162,18 +162,52 @@ std::string Printable(std::string_view s, size_t max) {
   return out;
 }
 
-Result<LineReader> LineReader::Open(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) {
+Result<LineReader> LineReader::Open(const std::string& path, const LineLimits& limits) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    return NotFound(fmt::format("{}: cannot open trace file", path));
+  }
+  if (S_ISDIR(st.st_mode)) {
     return InvalidArgument(fmt::format("{}: is a directory, expected a trace file", path));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return InvalidArgument(fmt::format(
+        "{}: is not a regular file (a device, pipe or socket), expected a trace file", path));
+  }
+  if (st.st_size > limits.max_file_bytes) {
+    return InvalidArgument(fmt::format("{}: {} bytes, more than the {} bytes a trace file may have",
+                                       path, static_cast<int64_t>(st.st_size),
+                                       limits.max_file_bytes));
   }
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFound(fmt::format("{}: cannot open trace file", path));
-  return LineReader(path, std::move(in));
+  return LineReader(path, std::move(in), limits);
 }
 
 bool LineReader::Next(std::string& line) {
-  if (!std::getline(in_, line)) return false;
+  line.clear();
+  if (!status_.ok()) return false;
+  std::streambuf* buf = in_.rdbuf();
+  bool any = false;
+  for (int c = buf->sbumpc(); c != std::char_traits<char>::eof(); c = buf->sbumpc()) {
+    any = true;
+    if (c == '\n') break;
+    if (line.size() >= limits_.max_line_bytes) {
+      status_ =
+          InvalidArgument(fmt::format("{}:{}: line longer than {} bytes (is this a trace file?)",
+                                      path_, line_ + 1, limits_.max_line_bytes));
+      line.clear();
+      return false;
+    }
+    line.push_back(static_cast<char>(c));
+  }
+  if (!any) return false;
+  if (line_ >= limits_.max_lines) {
+    status_ = InvalidArgument(fmt::format("{}:{}: more than {} lines; cut the trace", path_,
+                                          line_ + 1, limits_.max_lines));
+    line.clear();
+    return false;
+  }
   ++line_;
   if (!line.empty() && line.back() == '\r') line.pop_back();
   if (line_ == 1 && line.starts_with("\xEF\xBB\xBF")) line.erase(0, 3);

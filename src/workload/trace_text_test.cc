@@ -1,6 +1,10 @@
 #include "workload/trace_text.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 
 namespace gimbal::trace {
 namespace {
@@ -54,6 +58,42 @@ TEST(Printable, EscapesAndCuts) {
   EXPECT_EQ(Printable("ok"), "ok");
   EXPECT_EQ(Printable(std::string("a\0b\xff", 4)), "a\\x00b\\xff");
   EXPECT_EQ(Printable(std::string(50, 'x')), std::string(40, 'x') + "...");
+}
+
+TEST(LineReader, EnforcesFileSizeLineLengthAndLineCount) {
+  const std::string path =
+      testing::TempDir() + "/gimbal_line_reader_" + std::to_string(::getpid()) + ".txt";
+  std::ofstream(path, std::ios::binary) << "ab\ncd\nefg\n";
+  auto too_big = LineReader::Open(path, {.max_file_bytes = 5});
+  ASSERT_FALSE(too_big.ok());
+  EXPECT_NE(too_big.status().message().find("10 bytes, more than the 5 bytes"), std::string::npos);
+
+  auto lines = LineReader::Open(path, {.max_line_bytes = 2});
+  ASSERT_TRUE(lines.ok());
+  std::string line;
+  ASSERT_TRUE(lines->Next(line));
+  EXPECT_EQ(line, "ab");
+  ASSERT_TRUE(lines->Next(line));
+  EXPECT_EQ(line, "cd");
+  EXPECT_FALSE(lines->Next(line));
+  EXPECT_EQ(lines->status().message(),
+            path + ":3: line longer than 2 bytes (is this a trace file?)");
+  EXPECT_FALSE(lines->Next(line));
+
+  auto count = LineReader::Open(path, {.max_lines = 2});
+  ASSERT_TRUE(count.ok());
+  EXPECT_TRUE(count->Next(line));
+  EXPECT_TRUE(count->Next(line));
+  EXPECT_FALSE(count->Next(line));
+  EXPECT_NE(count->status().message().find(path + ":3: more than 2 lines"), std::string::npos);
+
+  auto all = LineReader::Open(path);
+  ASSERT_TRUE(all.ok());
+  int n = 0;
+  while (all->Next(line)) ++n;
+  EXPECT_EQ(n, 3);
+  EXPECT_TRUE(all->status().ok());
+  std::remove(path.c_str());
 }
 
 }  // namespace

@@ -29,19 +29,7 @@ struct Row {
 
 Status CheckTraceOptions(const WorkloadSpec& spec, const std::vector<double>& class_weights) {
   GIMBAL_RETURN_IF_ERROR(internal::CheckClassWeights(class_weights));
-  if (!(spec.time_scale > 0) || !std::isfinite(spec.time_scale)) {
-    return InvalidArgument(
-        fmt::format("workload.time_scale: expected a positive number, got {}", spec.time_scale));
-  }
-  if (!(spec.start_offset >= 0) || !std::isfinite(spec.start_offset)) {
-    return InvalidArgument(
-        fmt::format("workload.start_offset: expected a number >= 0, got {}", spec.start_offset));
-  }
-  if (spec.max_requests < 0) {
-    return InvalidArgument(
-        fmt::format("workload.max_requests: expected an integer >= 0, got {}", spec.max_requests));
-  }
-  return Status::Ok();
+  return internal::CheckTraceOptions(spec);
 }
 
 // Makes times relative, draws missing classes, applies start_offset, time_scale and
@@ -85,6 +73,12 @@ Result<std::vector<Request>> Finish(std::vector<Row> rows, const std::string& pa
   if (spec.max_requests > 0 && out.size() > static_cast<size_t>(spec.max_requests)) {
     out.resize(static_cast<size_t>(spec.max_requests));
   }
+  if (!(out.back().arrival <= kMaxWorkloadSpanS)) {
+    return InvalidArgument(fmt::format(
+        "{}: the requests span {:.3g} s after time_scale, more than the {:.3g} s (366 days) a "
+        "workload may span; set max_requests, start_offset or time_scale",
+        path, out.back().arrival, kMaxWorkloadSpanS));
+  }
   for (size_t i = 0; i < out.size(); ++i) out[i].id = static_cast<RequestId>(i);
   return out;
 }
@@ -102,6 +96,7 @@ Status ReadCsv(trace::LineReader& in, const std::vector<std::string>& required, 
   const std::string expected = fmt::format("{}", fmt::join(required, ","));
   std::string line;
   if (!in.Next(line) || line.empty()) {
+    GIMBAL_RETURN_IF_ERROR(in.status());
     return InvalidArgument(
         fmt::format("{}:1: missing header: expected columns {}", in.path(), expected));
   }
@@ -138,8 +133,17 @@ Status ReadCsv(trace::LineReader& in, const std::vector<std::string>& required, 
     }
     GIMBAL_RETURN_IF_ERROR(on_row(*fields, index));
   }
-  return Status::Ok();
+  return in.status();
 }
+
+// A token count of a trace row: an integer in [0, kMaxRequestTokens].
+std::optional<int64_t> TokenCount(std::string_view s) {
+  const auto v = trace::ParseNonNegativeInt(s);
+  if (!v || *v > kMaxRequestTokens) return std::nullopt;
+  return v;
+}
+
+const std::string kTokenCount = fmt::format("a non-negative integer <= {}", kMaxRequestTokens);
 
 Status BadValue(const trace::LineReader& in, std::string_view column, std::string_view expected,
                 std::string_view got) {
@@ -162,10 +166,10 @@ Result<std::vector<Request>> ReadAzureTrace(const std::string& path, const Workl
         const auto t = trace::ParseUtcTime(f[ix[0]]);
         if (!t)
           return BadValue(*in, cols[0], "a time like '2023-11-16 18:15:46.6805900'", f[ix[0]]);
-        const auto prompt = trace::ParseNonNegativeInt(f[ix[1]]);
-        if (!prompt) return BadValue(*in, cols[1], "a non-negative integer", f[ix[1]]);
-        const auto output = trace::ParseNonNegativeInt(f[ix[2]]);
-        if (!output) return BadValue(*in, cols[2], "a non-negative integer", f[ix[2]]);
+        const auto prompt = TokenCount(f[ix[1]]);
+        if (!prompt) return BadValue(*in, cols[1], kTokenCount, f[ix[1]]);
+        const auto output = TokenCount(f[ix[2]]);
+        if (!output) return BadValue(*in, cols[2], kTokenCount, f[ix[2]]);
         if (!base) base = t->seconds;
         Row r;
         r.time = static_cast<double>(t->seconds - *base) + t->fraction;
@@ -270,12 +274,12 @@ Result<std::vector<Request>> ReadMooncakeTrace(const std::string& path, const Wo
     }
     r.time = ts.get<double>() / 1000.0;
     const auto input = JsonNonNegativeInt(*field("input_length"));
-    if (!input || *input > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return bad("input_length", "a non-negative integer", *field("input_length"));
+    if (!input || *input > static_cast<uint64_t>(kMaxRequestTokens)) {
+      return bad("input_length", kTokenCount.c_str(), *field("input_length"));
     }
     const auto output = JsonNonNegativeInt(*field("output_length"));
-    if (!output || *output > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return bad("output_length", "a non-negative integer", *field("output_length"));
+    if (!output || *output > static_cast<uint64_t>(kMaxRequestTokens)) {
+      return bad("output_length", kTokenCount.c_str(), *field("output_length"));
     }
     r.prompt = static_cast<int64_t>(*input);
     r.output = static_cast<int64_t>(*output);
@@ -293,6 +297,7 @@ Result<std::vector<Request>> ReadMooncakeTrace(const std::string& path, const Wo
     }
     rows.push_back(std::move(r));
   }
+  GIMBAL_RETURN_IF_ERROR(in->status());
   return Finish(std::move(rows), path, spec, class_weights, rng);
 }
 
@@ -308,10 +313,10 @@ Result<std::vector<Request>> ReadBurstGptTrace(const std::string& path, const Wo
       ReadCsv(*in, cols, [&](const std::vector<std::string>& f, const std::vector<size_t>& ix) {
         const auto t = trace::ParseDouble(f[ix[0]]);
         if (!t || *t < 0) return BadValue(*in, cols[0], "a number of seconds >= 0", f[ix[0]]);
-        const auto prompt = trace::ParseNonNegativeInt(f[ix[1]]);
-        if (!prompt) return BadValue(*in, cols[1], "a non-negative integer", f[ix[1]]);
-        const auto output = trace::ParseNonNegativeInt(f[ix[2]]);
-        if (!output) return BadValue(*in, cols[2], "a non-negative integer", f[ix[2]]);
+        const auto prompt = TokenCount(f[ix[1]]);
+        if (!prompt) return BadValue(*in, cols[1], kTokenCount, f[ix[1]]);
+        const auto output = TokenCount(f[ix[2]]);
+        if (!output) return BadValue(*in, cols[2], kTokenCount, f[ix[2]]);
         if (*output == 0) {  // a failed request: BurstGPT logs them with no response
           ++failed;
           return Status::Ok();

@@ -300,5 +300,46 @@ TEST(BurstGptTrace, MalformedInputNamesFileLineAndColumn) {
   ExpectError(&ReadBurstGptTrace, all_failed, {all_failed, "0 response tokens"});
 }
 
+TEST(Traces, NonRegularFilesAreRefusedAtOnce) {
+  for (Reader reader : {&ReadAzureTrace, &ReadMooncakeTrace, &ReadBurstGptTrace}) {
+    ExpectError(reader, "/dev/zero", {"/dev/zero: is not a regular file", "expected a trace file"});
+    ExpectError(reader, testing::TempDir(), {"is a directory"});
+  }
+}
+
+TEST(Traces, OverlongLineNamesFileAndLine) {
+  const std::string azure_header = "TIMESTAMP,ContextTokens,GeneratedTokens\n";
+  const auto no_newline =
+      WriteFile("long.csv", azure_header + std::string(kMaxTraceLineBytes + 10, '7'));
+  ExpectError(&ReadAzureTrace, no_newline, {no_newline + ":2: line longer than 1048576 bytes"});
+  const auto jsonl = WriteFile("long.jsonl", std::string(kMaxTraceLineBytes + 1, ' ') + "\n");
+  ExpectError(&ReadMooncakeTrace, jsonl, {jsonl + ":1: line longer than"});
+  // A line of exactly the limit is read.
+  const std::string row = R"({"timestamp": 0, "input_length": 1, "output_length": 1})";
+  const auto at_limit =
+      WriteFile("limit.jsonl", row + std::string(kMaxTraceLineBytes - row.size(), ' ') + "\n");
+  EXPECT_TRUE(Read(&ReadMooncakeTrace, at_limit).ok());
+}
+
+TEST(Traces, TokenCountsAndSpansAreBounded) {
+  const auto azure = WriteFile("big_tokens.csv",
+                               "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                               "2023-11-16 18:15:46.6805900,9223372036854775807,20\n");
+  ExpectError(&ReadAzureTrace, azure, {azure + ":2:", "column 'ContextTokens'", "<= 1073741824"});
+  const auto moon =
+      WriteFile("big_tokens.jsonl", R"({"timestamp": 0, "input_length": 5, "output_length": 1e15})"
+                                    "\n");
+  ExpectError(&ReadMooncakeTrace, moon, {moon + ":1:", "field 'output_length'", "<= 1073741824"});
+  const std::string header =
+      "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n";
+  const auto years = WriteFile("years.csv", header +
+                                                "0,ChatGPT,1,1,2,API log\n"
+                                                "1e300,ChatGPT,1,1,2,API log\n");
+  ExpectError(&ReadBurstGptTrace, years, {years + ": the requests span", "366 days"});
+  WorkloadSpec first;
+  first.max_requests = 1;  // the far request is cut: fine
+  EXPECT_TRUE(Read(&ReadBurstGptTrace, years, first).ok());
+}
+
 }  // namespace
 }  // namespace gimbal

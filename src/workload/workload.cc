@@ -17,6 +17,9 @@ Status CheckLengthDist(const LengthDist& d, const char* name) {
   };
   if (d.min < 1) return bad(fmt::format("min must be >= 1, got {}", d.min));
   if (d.min > d.max) return bad(fmt::format("min {} is greater than max {}", d.min, d.max));
+  if (d.max > kMaxRequestTokens) {
+    return bad(fmt::format("max must be <= {} tokens, got {}", kMaxRequestTokens, d.max));
+  }
   switch (d.kind) {
     case LengthDist::Kind::kFixed:
       if (!(d.mean >= 1) || !std::isfinite(d.mean))
@@ -51,11 +54,37 @@ Status CheckLengthDist(const LengthDist& d, const char* name) {
   return Status::Ok();
 }
 
-bool PositiveRate(double r) {
-  return r > 0;
-}  // +inf allowed, NaN not
+// +inf, or a finite rate in [kMinRate, kMaxRate]; NaN not.
+bool ValidRate(double r) {
+  return (std::isinf(r) && r > 0) || (r >= kMinRate && r <= kMaxRate);
+}
+
+std::string RateRange() {
+  return fmt::format("inf or a number of requests per second in [{}, {}]", kMinRate, kMaxRate);
+}
 
 }  // namespace
+
+namespace internal {
+
+Status CheckTraceOptions(const WorkloadSpec& spec) {
+  if (!(spec.time_scale >= kMinTimeScale && spec.time_scale <= kMaxTimeScale)) {
+    return InvalidArgument(fmt::format("workload.time_scale: expected a number in [{}, {}], got {}",
+                                       kMinTimeScale, kMaxTimeScale, spec.time_scale));
+  }
+  if (!(spec.start_offset >= 0) || !std::isfinite(spec.start_offset)) {
+    return InvalidArgument(
+        fmt::format("workload.start_offset: expected a number >= 0, got {}", spec.start_offset));
+  }
+  if (spec.max_requests < 0 || spec.max_requests > kMaxWorkloadRequests) {
+    return InvalidArgument(
+        fmt::format("workload.max_requests: expected an integer in [0, {}], got {}",
+                    kMaxWorkloadRequests, spec.max_requests));
+  }
+  return Status::Ok();
+}
+
+}  // namespace internal
 
 const char* WorkloadKindName(WorkloadSpec::Kind kind) {
   switch (kind) {
@@ -89,23 +118,25 @@ const char* LengthDistKindName(LengthDist::Kind kind) {
 
 Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
   if (spec.kind == WorkloadSpec::Kind::kSynthetic) {
-    if (spec.num_requests < 0) {
-      return InvalidArgument(fmt::format("workload.num_requests: expected an integer >= 0, got {}",
-                                         spec.num_requests));
-    }
-    if (!PositiveRate(spec.rate)) {
+    if (spec.num_requests < 0 || spec.num_requests > kMaxWorkloadRequests) {
       return InvalidArgument(
-          fmt::format("workload.rate: expected a positive number or inf, got {}", spec.rate));
+          fmt::format("workload.num_requests: expected an integer in [0, {}], got {}",
+                      kMaxWorkloadRequests, spec.num_requests));
     }
-    if (!(spec.burstiness > 0) || !std::isfinite(spec.burstiness)) {
+    if (!ValidRate(spec.rate)) {
       return InvalidArgument(
-          fmt::format("workload.burstiness: expected a positive number, got {}", spec.burstiness));
+          fmt::format("workload.rate: expected {}, got {}", RateRange(), spec.rate));
+    }
+    if (!(spec.burstiness >= kMinBurstiness && spec.burstiness <= kMaxBurstiness)) {
+      return InvalidArgument(
+          fmt::format("workload.burstiness: expected a number in [{}, {}], got {}", kMinBurstiness,
+                      kMaxBurstiness, spec.burstiness));
     }
     for (size_t i = 0; i < spec.schedule.size(); ++i) {
       const RatePhase& p = spec.schedule[i];
-      if (!PositiveRate(p.rate)) {
-        return InvalidArgument(fmt::format(
-            "workload.schedule[{}].rate: expected a positive number or inf, got {}", i, p.rate));
+      if (!ValidRate(p.rate)) {
+        return InvalidArgument(
+            fmt::format("workload.schedule[{}].rate: expected {}, got {}", i, RateRange(), p.rate));
       }
       if (i == 0 && p.start != 0) {
         return InvalidArgument(fmt::format(
@@ -117,9 +148,10 @@ Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
                         "start, got {} after {}",
                         i, p.start, spec.schedule[i - 1].start));
       }
-      if (!std::isfinite(p.start)) {
-        return InvalidArgument(fmt::format(
-            "workload.schedule[{}].start: expected a finite number, got {}", i, p.start));
+      if (!(p.start <= kMaxWorkloadSpanS)) {
+        return InvalidArgument(
+            fmt::format("workload.schedule[{}].start: expected a number of seconds <= {}, got {}",
+                        i, kMaxWorkloadSpanS, p.start));
       }
     }
     GIMBAL_RETURN_IF_ERROR(CheckLengthDist(spec.prompt, "prompt"));
@@ -128,25 +160,20 @@ Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
       return InvalidArgument(
           fmt::format("workload.sessions: expected an integer >= 0, got {}", spec.sessions));
     }
+    const double span = ExpectedSyntheticSpan(spec);
+    if (!(span <= kMaxWorkloadSpanS)) {
+      return InvalidArgument(fmt::format(
+          "workload.num_requests: {} requests at the given rate arrive over about {:.3g} s, more "
+          "than the {:.3g} s (366 days) a workload may span; raise the rate or lower num_requests",
+          spec.num_requests, span, kMaxWorkloadSpanS));
+    }
     return Status::Ok();
   }
   if (spec.path.empty()) {
     return InvalidArgument(
         fmt::format("workload.path: required for kind {}", WorkloadKindName(spec.kind)));
   }
-  if (!(spec.time_scale > 0) || !std::isfinite(spec.time_scale)) {
-    return InvalidArgument(
-        fmt::format("workload.time_scale: expected a positive number, got {}", spec.time_scale));
-  }
-  if (!(spec.start_offset >= 0) || !std::isfinite(spec.start_offset)) {
-    return InvalidArgument(
-        fmt::format("workload.start_offset: expected a number >= 0, got {}", spec.start_offset));
-  }
-  if (spec.max_requests < 0) {
-    return InvalidArgument(
-        fmt::format("workload.max_requests: expected an integer >= 0, got {}", spec.max_requests));
-  }
-  return Status::Ok();
+  return internal::CheckTraceOptions(spec);
 }
 
 Result<std::vector<Request>> BuildWorkload(const WorkloadSpec& spec,

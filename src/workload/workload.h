@@ -59,6 +59,28 @@ struct WorkloadSpec {
   double start_offset = 0;   // skip requests before this many seconds into the trace
 };
 
+// Bounds every workload respects, so that a mistyped or hostile value fails up front with a
+// message instead of exhausting memory (a trillion requests) or time (a simulated clock that
+// crawls to 1e12 s). Parsing, ValidateWorkloadSpec and the trace readers enforce them.
+inline constexpr int64_t kMaxWorkloadRequests = 10'000'000;  // num_requests, max_requests
+inline constexpr double kMinRate = 1e-3;                     // requests per second (finite rates)
+inline constexpr double kMaxRate = 1e9;                      // above this, write inf
+inline constexpr double kMinBurstiness = 1e-3;
+inline constexpr double kMaxBurstiness = 1e3;
+inline constexpr double kMinTimeScale = 1e-6;  // trace time_scale
+inline constexpr double kMaxTimeScale = 1e6;
+inline constexpr double kMaxWorkloadSpanS = 366 * 86400.0;      // arrivals span at most a year
+inline constexpr int64_t kMaxRequestTokens = int64_t{1} << 30;  // prompt or output tokens
+// Trace files: regular files only, at most this large, with lines at most this long.
+inline constexpr int64_t kMaxTraceFileBytes = int64_t{8} << 30;
+inline constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
+inline constexpr int64_t kMaxTraceRows = 100'000'000;
+
+// The expected time from the first arrival to the last of a synthetic spec's num_requests
+// requests: num_requests / rate, or walked through the schedule's phases (0 with an infinite
+// rate in force).
+double ExpectedSyntheticSpan(const WorkloadSpec& spec);
+
 const char* WorkloadKindName(WorkloadSpec::Kind kind);  // "synthetic", "azure", ...
 const char* LengthDistKindName(LengthDist::Kind kind);  // "fixed", "uniform", ...
 
@@ -67,7 +89,9 @@ const char* LengthDistKindName(LengthDist::Kind kind);  // "fixed", "uniform", .
 Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string& base_dir);
 
 // Checks the ranges a spec built in code must respect (ParseWorkloadSpec already enforces them):
-// rate > 0, burstiness > 0, schedule starting at 0 and strictly increasing, 1 <= min <= max, ...
+// rates in [kMinRate, kMaxRate] or inf, burstiness in [kMinBurstiness, kMaxBurstiness], schedule
+// starting at 0 and strictly increasing, 1 <= min <= max <= kMaxRequestTokens, at most
+// kMaxWorkloadRequests requests over at most kMaxWorkloadSpanS, finite numbers, ...
 Status ValidateWorkloadSpec(const WorkloadSpec& spec);
 
 // Arrival times in seconds for `n` requests under `spec`'s rate (or schedule) and burstiness:
@@ -86,7 +110,10 @@ Result<std::vector<Request>> BuildWorkload(const WorkloadSpec& spec,
 // spec.time_scale and at most spec.max_requests (0 = all) are kept. Token counts are clamped to
 // >= 1. Classes are drawn from `class_weights` unless the reader says otherwise. A missing file
 // is NotFound; a malformed row, a wrong header or an empty trace is InvalidArgument naming
-// file:line, the column and what was expected.
+// file:line, the column and what was expected. So is anything beyond the bounds above: a path
+// that is not a regular file (a directory, /dev/zero, a pipe), a file over kMaxTraceFileBytes, a
+// line over kMaxTraceLineBytes, more than kMaxTraceRows rows, a token count over
+// kMaxRequestTokens, or arrivals spanning more than kMaxWorkloadSpanS after time_scale.
 //
 // Azure LLM inference CSV: header TIMESTAMP,ContextTokens,GeneratedTokens (any order, extra
 // columns ignored); TIMESTAMP is "YYYY-MM-DD HH:MM:SS[.fraction]" (UTC).

@@ -10,6 +10,9 @@ namespace gimbal::internal {
 // InvalidArgument unless `weights` is non-empty, finite, >= 0 and not all zero.
 Status CheckClassWeights(const std::vector<double>& weights);
 
+// InvalidArgument unless a trace spec's time_scale, start_offset and max_requests are in range.
+Status CheckTraceOptions(const WorkloadSpec& spec);
+
 // The synthetic generator behind BuildWorkload (spec already validated).
 Result<std::vector<Request>> BuildSynthetic(const WorkloadSpec& spec,
                                             const std::vector<double>& class_weights, Rng& rng);

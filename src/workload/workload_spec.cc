@@ -18,7 +18,7 @@ const std::vector<std::string> kSyntheticKeys = {"num_requests", "rate",   "burs
                                                  "prompt",       "output", "sessions"};
 const std::vector<std::string> kTraceKeys = {"path", "time_scale", "max_requests", "start_offset"};
 
-// A rate: a positive number or inf (`inf`, `.inf`, `infinity`, any case).
+// A rate: a number in [kMinRate, kMaxRate] or inf (`inf`, `.inf`, `infinity`, any case).
 double ReadRate(const YamlReader& r, const std::string& key, std::optional<double> def) {
   if (!r.Has(key)) return r.Double(key, def);  // reports a missing required key
   const YAML::Node n = r.node()[key];
@@ -31,9 +31,9 @@ double ReadRate(const YamlReader& r, const std::string& key, std::optional<doubl
   }
   char* end = nullptr;
   const double v = s.empty() ? 0 : std::strtod(s.c_str(), &end);
-  if (s.empty() || *end != '\0' || !std::isfinite(v) || !(v > 0)) {
-    r.Fail(fmt::format("expected a positive number or inf, got '{}'",
-                       n.IsScalar() ? s : std::string("a non-scalar")),
+  if (s.empty() || *end != '\0' || !std::isfinite(v) || !(v >= kMinRate) || !(v <= kMaxRate)) {
+    r.Fail(fmt::format("expected inf or a number of requests per second in [{}, {}], got '{}'",
+                       kMinRate, kMaxRate, n.IsScalar() ? s : std::string("a non-scalar")),
            key);
     return def.value_or(1);
   }
@@ -98,8 +98,8 @@ LengthDist ReadLength(const YamlReader& parent, const std::string& key, const Le
       c.Fail(fmt::format("expected a number > 1 (a finite mean), got '{}'", d.alpha), "alpha");
     }
   }
-  d.min = c.Int("min", 1, 1);
-  d.max = c.Int("max", LengthDist{}.max, 1);
+  d.min = c.Int("min", 1, 1, kMaxRequestTokens);
+  d.max = c.Int("max", LengthDist{}.max, 1, kMaxRequestTokens);
   if (c.ok() && d.min > d.max) {
     c.Fail(fmt::format("min {} is greater than max {}", d.min, d.max), "min");
   }
@@ -128,12 +128,12 @@ Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string
         node.Fail("applies only to trace workloads (kind azure, mooncake or burstgpt)", k);
     }
     s.kind = WorkloadSpec::Kind::kSynthetic;
-    s.num_requests = node.Int("num_requests", s.num_requests, 1);
+    s.num_requests = node.Int("num_requests", s.num_requests, 1, kMaxWorkloadRequests);
     if (node.Has("rate") && node.Has("schedule")) {
       node.Fail("give either rate or schedule, not both", "schedule");
     }
     s.rate = ReadRate(node, "rate", s.rate);
-    s.burstiness = Positive(node, "burstiness", s.burstiness);
+    s.burstiness = node.Double("burstiness", s.burstiness, kMinBurstiness, kMaxBurstiness);
     for (const YamlReader& item : node.Items("schedule", /*optional=*/true)) {
       if (!item.IsMap()) {
         item.Fail("expected a map {start: seconds, rate: requests per second}");
@@ -141,7 +141,7 @@ Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string
       }
       item.CheckKeys({"start", "rate"});
       RatePhase p;
-      p.start = item.Double("start", std::nullopt, 0);
+      p.start = item.Double("start", std::nullopt, 0, kMaxWorkloadSpanS);
       p.rate = ReadRate(item, "rate", std::nullopt);
       if (!node.ok()) break;
       if (s.schedule.empty() && p.start != 0) {
@@ -156,6 +156,14 @@ Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string
     s.prompt = ReadLength(node, "prompt", s.prompt);
     s.output = ReadLength(node, "output", s.output);
     s.sessions = node.Int("sessions", 0, 0);
+    const double span = ExpectedSyntheticSpan(s);
+    if (node.ok() && !(span <= kMaxWorkloadSpanS)) {
+      node.Fail(fmt::format("{} requests at this rate arrive over about {:.3g} s, more than the "
+                            "{:.3g} s (366 days) a workload may span; raise the rate or lower "
+                            "num_requests",
+                            s.num_requests, span, kMaxWorkloadSpanS),
+                "num_requests");
+    }
   } else {
     for (const auto& k : kSyntheticKeys) {
       if (node.Has(k)) node.Fail(fmt::format("applies only to kind synthetic, not {}", kind), k);
@@ -168,8 +176,8 @@ Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string
     std::filesystem::path p(path);
     if (p.is_relative() && !base_dir.empty()) p = std::filesystem::path(base_dir) / p;
     s.path = p.lexically_normal().string();
-    s.time_scale = Positive(node, "time_scale", 1.0);
-    s.max_requests = node.Int("max_requests", 0, 0);
+    s.time_scale = node.Double("time_scale", 1.0, kMinTimeScale, kMaxTimeScale);
+    s.max_requests = node.Int("max_requests", 0, 0, kMaxWorkloadRequests);
     s.start_offset = node.Double("start_offset", 0.0, 0);
   }
   if (!node.ok()) return node.status();

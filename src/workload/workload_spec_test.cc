@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "workload/workload.h"
 
@@ -98,10 +99,10 @@ workload:
 
 TEST(ParseWorkloadSpec, ErrorsNameTheKey) {
   ExpectError("workload:\n  rate: fast\n",
-              {"s.yaml:2:", "'workload.rate'", "positive number or inf", "'fast'"});
+              {"s.yaml:2:", "'workload.rate'", "inf or a number of requests per second", "'fast'"});
   ExpectError("workload:\n  rate: 0\n", {"'workload.rate'"});
   ExpectError("workload:\n  rat: 3\n", {"'workload.rat'", "unknown key"});
-  ExpectError("workload:\n  burstiness: 0\n", {"'workload.burstiness'", "> 0"});
+  ExpectError("workload:\n  burstiness: 0\n", {"'workload.burstiness'", "in [0.001, 1000]"});
   ExpectError("workload:\n  num_requests: 0\n", {"'workload.num_requests'"});
   ExpectError("workload:\n  kind: replay\n",
               {"'workload.kind'", "synthetic, azure, mooncake, burstgpt"});
@@ -136,6 +137,79 @@ TEST(ParseWorkloadSpec, ErrorsNameTheKey) {
   ExpectError("workload:\n  kind: azure\n  path: a.csv\n  max_requests: -2\n",
               {"'workload.max_requests'"});
   ExpectError("workload: 5\n", {"'workload'", "expected a map"});
+}
+
+TEST(ParseWorkloadSpec, HostileValuesFailUpFrontWithFileLineAndKey) {
+  ExpectError("workload:\n  num_requests: 1000000000000\n",
+              {"s.yaml:2:17: 'workload.num_requests'", "in [1, 10000000]", "'1000000000000'"});
+  ExpectError("workload:\n  rate: 1e-9\n",
+              {"s.yaml:2:9: 'workload.rate'", "[0.001, 1000000000]", "'1e-9'"});
+  ExpectError("workload:\n  rate: 1e300\n", {"'workload.rate'", "'1e300'"});
+  ExpectError("workload:\n  rate: nan\n", {"'workload.rate'", "'nan'"});
+  ExpectError("workload:\n  schedule: [{start: 0, rate: 1e-7}]\n", {"'workload.schedule[0].rate'"});
+  ExpectError("workload:\n  schedule: [{start: 0, rate: 1}, {start: 1e12, rate: 2}]\n",
+              {"'workload.schedule[1].start'"});
+  ExpectError("workload:\n  burstiness: 1e-300\n", {"'workload.burstiness'"});
+  ExpectError("workload:\n  burstiness: .inf\n", {"'workload.burstiness'"});
+  // Each value in range, but 10M requests at 0.01/s would take 31 years of simulated time.
+  ExpectError("workload:\n  num_requests: 10000000\n  rate: 0.01\n",
+              {"s.yaml:2:", "'workload.num_requests'", "366 days"});
+  ExpectError(
+      "workload:\n  num_requests: 1000000\n  schedule: [{start: 0, rate: 100}, "
+      "{start: 10, rate: 0.01}]\n",
+      {"'workload.num_requests'", "366 days"});
+  ExpectError("workload:\n  output: {dist: fixed, mean: 10, max: 99999999999}\n",
+              {"'workload.output.max'", "1073741824"});
+  ExpectError("workload:\n  kind: azure\n  path: a.csv\n  time_scale: 1e9\n",
+              {"'workload.time_scale'", "in [1e-06, 1000000]"});
+  ExpectError("workload:\n  kind: azure\n  path: a.csv\n  max_requests: 1000000000000\n",
+              {"'workload.max_requests'", "10000000"});
+  // The bounds themselves are accepted.
+  EXPECT_TRUE(Parse("workload:\n  num_requests: 10000000\n  rate: inf\n").ok());
+  EXPECT_TRUE(Parse("workload:\n  num_requests: 2\n  rate: 0.001\n").ok());
+}
+
+TEST(ValidateWorkloadSpec, BoundsSpecsBuiltInCode) {
+  WorkloadSpec s;
+  EXPECT_TRUE(ValidateWorkloadSpec(s).ok());
+  s.num_requests = 1'000'000'000'000;
+  EXPECT_NE(ValidateWorkloadSpec(s).message().find("workload.num_requests"), std::string::npos);
+  s.num_requests = 1000;
+  s.rate = 1e-9;
+  EXPECT_NE(ValidateWorkloadSpec(s).message().find("workload.rate"), std::string::npos);
+  s.rate = std::nan("");
+  EXPECT_FALSE(ValidateWorkloadSpec(s).ok());
+  s.rate = 10;
+  s.burstiness = 1e-9;
+  EXPECT_NE(ValidateWorkloadSpec(s).message().find("workload.burstiness"), std::string::npos);
+  s.burstiness = 1;
+  s.schedule = {{0, 1}, {std::numeric_limits<double>::infinity(), 2}};
+  EXPECT_FALSE(ValidateWorkloadSpec(s).ok());
+  s.schedule.clear();
+  s.num_requests = 10'000'000;
+  s.rate = 0.01;
+  EXPECT_NE(ValidateWorkloadSpec(s).message().find("366 days"), std::string::npos);
+  WorkloadSpec t;
+  t.kind = WorkloadSpec::Kind::kMooncake;
+  t.path = "x.jsonl";
+  t.time_scale = 1e300;
+  EXPECT_NE(ValidateWorkloadSpec(t).message().find("workload.time_scale"), std::string::npos);
+}
+
+TEST(ExpectedSyntheticSpan, FollowsRateAndSchedule) {
+  WorkloadSpec s;
+  s.num_requests = 101;
+  s.rate = 10;
+  EXPECT_DOUBLE_EQ(ExpectedSyntheticSpan(s), 10.0);
+  s.rate = std::numeric_limits<double>::infinity();
+  EXPECT_DOUBLE_EQ(ExpectedSyntheticSpan(s), 0.0);
+  // 100 gaps: 50 in [0, 5) at 10/s, then 50 at 1/s from t = 5.
+  s.schedule = {{0, 10}, {5, 1}};
+  EXPECT_DOUBLE_EQ(ExpectedSyntheticSpan(s), 55.0);
+  s.schedule = {{0, 100}, {5, 1}};
+  EXPECT_DOUBLE_EQ(ExpectedSyntheticSpan(s), 1.0);
+  s.schedule = {{0, 1}, {5, std::numeric_limits<double>::infinity()}};
+  EXPECT_DOUBLE_EQ(ExpectedSyntheticSpan(s), 5.0);
 }
 
 TEST(ParseWorkloadSpec, SpecDrivesBuildWorkloadEndToEnd) {

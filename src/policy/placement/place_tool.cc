@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <fstream>
+#include <cmath>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "core/yaml_reader.h"
 #include "policy/placement/placement_policy.h"
 
 namespace gimbal {
@@ -32,6 +32,13 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
                       j.contains(key) ? ", got " + j[key].dump() : " (missing)"));
     }
     *field = static_cast<int>(j[key].get<int64_t>());
+  }
+  const int64_t slots = int64_t{p.gpus} * p.slots_per_gpu;
+  if (slots > (1 << 20) || p.layers * slots > kMaxRoutingCells) {
+    return InvalidArgument(fmt::format(
+        "{}: placement: {} layers x {} GPUs x {} slots per GPU is more than {} slots per layer or "
+        "{} in all",
+        name, p.layers, p.gpus, p.slots_per_gpu, 1 << 20, kMaxRoutingCells));
   }
   if (!j.contains("phy2log") || !j["phy2log"].is_array() ||
       j["phy2log"].size() != static_cast<size_t>(p.layers)) {
@@ -60,11 +67,9 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
 }
 
 Result<Placement> LoadPlacement(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound(fmt::format("{}: cannot open placement", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParsePlacementJson(ss.str(), path);
+  Result<std::string> text = ReadConfigFile(path, "placement file", kMaxRoutingStatsFileBytes);
+  if (!text.ok()) return text.status();
+  return ParsePlacementJson(*text, path);
 }
 
 namespace {
@@ -133,6 +138,48 @@ json QualityJson(const PlacementQuality& q) {
           {"layers", std::move(layers)}};
 }
 
+// InvalidArgument naming the first non-finite number of a report (a plan is never printed with
+// one: they come from inputs too large for double arithmetic).
+Status CheckFinite(const PlaceReport& r) {
+  std::string bad;
+  // `what` is formatted only for a bad value.
+  auto check = [&](double v, const auto& what) {
+    if (bad.empty() && !std::isfinite(v)) bad = fmt::format("{} is {}", what(), v);
+  };
+  for (const auto& [label, q] :
+       {std::pair{"plan", &r.quality}, std::pair{"current placement", &r.current_quality}}) {
+    const std::string name = label;
+    check(q->mean_max_over_mean, [&] { return name + " mean max/mean"; });
+    check(q->worst_max_over_mean, [&] { return name + " worst max/mean"; });
+    check(q->cross_gpu_fraction, [&] { return name + " cross-GPU fraction"; });
+    check(q->cross_node_fraction, [&] { return name + " cross-node fraction"; });
+    check(q->bytes_moved, [&] { return name + " bytes moved"; });
+    check(q->objective, [&] { return name + " objective"; });
+    for (size_t l = 0; l < q->layers.size(); ++l) {
+      const LayerEval& e = q->layers[l];
+      for (const auto& [field, v] :
+           {std::pair{"max load", e.max_load}, std::pair{"mean load", e.mean_load},
+            std::pair{"cross-GPU tokens", e.cross_gpu_tokens},
+            std::pair{"cross-node tokens", e.cross_node_tokens},
+            std::pair{"tokens", e.total_tokens}, std::pair{"traffic cost", e.traffic_cost},
+            std::pair{"objective", e.objective}}) {
+        const char* f = field;
+        check(v, [&] { return fmt::format("{} layer {} {}", name, l, f); });
+      }
+    }
+  }
+  for (size_t i = 0; i < r.plan.source_routes.size(); ++i) {
+    for (const SlotShare& sh : r.plan.source_routes[i]) {
+      check(sh.weight, [&] { return fmt::format("plan source route {} weight", i); });
+    }
+  }
+  if (bad.empty()) return Status::Ok();
+  return InvalidArgument(fmt::format(
+      "policy {}: the evaluation is not finite ({}); refusing to print the plan (are the "
+      "statistics, topology costs or --set weights too large?)",
+      r.policy, bad));
+}
+
 }  // namespace
 
 std::string PlacementToJson(const Placement& placement) { return PlacementJson(placement).dump(); }
@@ -179,6 +226,7 @@ Result<PlaceReport> RunPlace(const PlaceOptions& options) {
   Result<PlacementQuality> cq = EvaluatePlacement(r.stats, r.current, r.current, r.topology, w);
   if (!cq.ok()) return cq.status();
   r.current_quality = *cq;
+  GIMBAL_RETURN_IF_ERROR(CheckFinite(r));
   return r;
 }
 

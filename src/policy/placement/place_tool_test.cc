@@ -1,6 +1,7 @@
 #include "policy/placement/place_tool.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -83,6 +84,82 @@ TEST(PlaceTool, ReportsBadInputFiles) {
       R"({"layers":1,"experts":2,"gpus":1,"slots_per_gpu":2,"phy2log":[[0,0]]})", "p.json");
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("layer 0 has no slot for expert 1"), std::string::npos);
+}
+
+std::string WriteTemp(const std::string& name, const std::string& text) {
+  const std::string path =
+      testing::TempDir() + "/gimbal_place_" + std::to_string(::getpid()) + "_" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(PlaceTool, HugeCountsAreRejectedNamingFileAndField) {
+  // 1e308 is finite, but a layer's sum is not: the plan used to be all NaN.
+  nlohmann::json stats = nlohmann::json::parse(std::ifstream(Example("stats.json")));
+  stats["counts"][1][3][7] = 1e308;
+  PlaceOptions o = ExampleOptions("gimbal");
+  o.stats_path = WriteTemp("huge_stats.json", stats.dump());
+  Result<PlaceReport> r = RunPlace(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(
+      r.status().message().find(o.stats_path + ": routing statistics: count at layer 1, "
+                                               "source 3, expert 7 (counts[1][3][7]) is 1e+308"),
+      std::string::npos)
+      << r.status().message();
+  std::remove(o.stats_path.c_str());
+  stats["counts"][1][3][7] = kMaxRoutingCount;  // the maximum itself is fine
+  o.stats_path = WriteTemp("max_stats.json", stats.dump());
+  r = RunPlace(o);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::remove(o.stats_path.c_str());
+}
+
+TEST(PlaceTool, TopologyCostsAreBoundedAndFilesMustBeRegular) {
+  PlaceOptions o = ExampleOptions("eplb");
+  o.topology_path = WriteTemp("topology.json",
+                              R"({"gpus": 4, "gpus_per_node": 2, "alpha": 0.2, "beta": 1e300,
+                                  "slots_per_gpu": 5})");
+  Result<PlaceReport> r = RunPlace(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find(o.topology_path + ":1:"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("'beta': expected a number in [0, 1000000]"),
+            std::string::npos)
+      << r.status().message();
+  std::remove(o.topology_path.c_str());
+  o = ExampleOptions("eplb");
+  o.stats_path = "/dev/zero";
+  r = RunPlace(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("/dev/zero: is a device"), std::string::npos)
+      << r.status().message();
+  PlacementTopology t;
+  t.gpus = 2;
+  t.expert_bytes = 1e300;
+  EXPECT_FALSE(t.Validate().ok());
+}
+
+TEST(PlaceTool, RefusesAPlanWithNonFiniteNumbers) {
+  // Each input is in range, but a weight of 1e308 overflows the objective.
+  PlaceOptions o = ExampleOptions("gimbal");
+  o.sets = {"load_weight=1e308"};
+  Result<PlaceReport> r = RunPlace(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("not finite"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("objective is inf"), std::string::npos)
+      << r.status().message();
+}
+
+TEST(PlaceTool, OversizedPlacementShapesAreRejected) {
+  Result<Placement> p = ParsePlacementJson(
+      R"({"layers":1,"experts":2,"gpus":1048576,"slots_per_gpu":1048576,"phy2log":[[0,1]]})",
+      "p.json");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("p.json: placement: 1 layers x 1048576 GPUs"),
+            std::string::npos)
+      << p.status().message();
 }
 
 }  // namespace

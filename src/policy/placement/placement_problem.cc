@@ -16,9 +16,9 @@ Status PlacementTopology::Validate() const {
     return InvalidArgument(fmt::format(
         "topology: gpus_per_node ({}) must be positive and divide gpus ({})", gpus_per_node, gpus));
   }
-  if (!(alpha >= 0) || !(beta >= 0) || !std::isfinite(alpha) || !std::isfinite(beta)) {
-    return InvalidArgument(fmt::format("topology: alpha ({}) and beta ({}) must be finite and >= 0",
-                                       alpha, beta));
+  if (!(alpha >= 0) || !(beta >= 0) || !(alpha <= kMaxHopCost) || !(beta <= kMaxHopCost)) {
+    return InvalidArgument(fmt::format("topology: alpha ({}) and beta ({}) must be in [0, {}]",
+                                       alpha, beta, kMaxHopCost));
   }
   if (alpha > beta) {
     return InvalidArgument(fmt::format(
@@ -28,8 +28,10 @@ Status PlacementTopology::Validate() const {
   }
   if (slots_per_gpu < 0) return InvalidArgument("topology: slots_per_gpu must be >= 0");
   if (expert_groups <= 0) return InvalidArgument("topology: expert_groups must be positive");
-  if (!(expert_bytes > 0) || !std::isfinite(expert_bytes)) {
-    return InvalidArgument("topology: expert_bytes must be positive");
+  if (!(expert_bytes > 0) || !(expert_bytes <= kMaxExpertBytes)) {
+    return InvalidArgument(
+        fmt::format("topology: expert_bytes ({}) must be positive and at most {}", expert_bytes,
+                    kMaxExpertBytes));
   }
   return Status::Ok();
 }
@@ -42,11 +44,11 @@ Result<PlacementTopology> ParseTopology(const std::string& text, const std::stri
   PlacementTopology t;
   t.gpus = static_cast<int>(y.Int("gpus", std::nullopt, 1, 1 << 20));
   t.gpus_per_node = static_cast<int>(y.Int("gpus_per_node", int64_t{0}, 0, 1 << 20));
-  t.alpha = y.Double("alpha", 0.2, 0);
-  t.beta = y.Double("beta", 1.0, 0);
+  t.alpha = y.Double("alpha", 0.2, 0, kMaxHopCost);
+  t.beta = y.Double("beta", 1.0, 0, kMaxHopCost);
   t.slots_per_gpu = static_cast<int>(y.Int("slots_per_gpu", int64_t{0}, 0, 1 << 20));
   t.expert_groups = static_cast<int>(y.Int("expert_groups", int64_t{1}, 1, 1 << 20));
-  t.expert_bytes = y.Double("expert_bytes", 1.0, 1e-30);
+  t.expert_bytes = y.Double("expert_bytes", 1.0, 1e-30, kMaxExpertBytes);
   y.CheckKeys({"gpus", "gpus_per_node", "alpha", "beta", "slots_per_gpu", "expert_groups",
                "expert_bytes"});
   if (!y.ok()) return y.status();
@@ -56,9 +58,9 @@ Result<PlacementTopology> ParseTopology(const std::string& text, const std::stri
 }
 
 Result<PlacementTopology> LoadTopology(const std::string& path) {
-  Result<YamlReader> r = YamlReader::FromFile(path);
-  if (!r.ok()) return r.status();
-  return ParseTopology(YAML::Dump(r->node()), path);
+  Result<std::string> text = ReadConfigFile(path, "topology file");
+  if (!text.ok()) return text.status();
+  return ParseTopology(*text, path);
 }
 
 Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& current,
@@ -66,6 +68,14 @@ Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& cu
   GIMBAL_RETURN_IF_ERROR(stats.Validate());
   GIMBAL_RETURN_IF_ERROR(topology.Validate());
   GIMBAL_RETURN_IF_ERROR(current.Validate().WithContext("current placement"));
+  for (const auto& [what, n] :
+       {std::pair{"experts", stats.experts}, std::pair{"sources", stats.sources}}) {
+    if (int64_t{n} * topology.gpus > kMaxRoutingCells) {
+      return InvalidArgument(
+          fmt::format("{} {} x {} GPUs is more than the {} cells planning allows", n, what,
+                      topology.gpus, kMaxRoutingCells));
+    }
+  }
   if (current.layers != stats.layers || current.experts != stats.experts) {
     return InvalidArgument(fmt::format(
         "current placement has {} layers x {} experts but the statistics have {} x {}",

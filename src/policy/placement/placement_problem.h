@@ -23,11 +23,15 @@
 
 namespace gimbal {
 
+// Bounds of a topology, so that costs times token counts (<= kMaxRoutingCount) stay finite.
+inline constexpr double kMaxHopCost = 1e6;       // alpha, beta
+inline constexpr double kMaxExpertBytes = 1e15;  // expert_bytes
+
 struct PlacementTopology {
   int gpus = 0;
   int gpus_per_node = 0;     // 0: all GPUs on one node
-  double alpha = 0.2;        // per-token cost of a hop between GPUs of one node
-  double beta = 1.0;         // per-token cost of a hop across nodes
+  double alpha = 0.2;        // per-token cost of a hop between GPUs of one node (<= kMaxHopCost)
+  double beta = 1.0;         // per-token cost of a hop across nodes (<= kMaxHopCost)
   int slots_per_gpu = 0;     // 0: taken from the current placement, else experts / gpus
   int expert_groups = 1;     // DeepSeek expert groups (EPLB's hierarchical mode)
   double expert_bytes = 1;   // bytes of one expert's weights in one layer
@@ -136,7 +140,8 @@ Result<PlacementQuality> EvaluatePlacement(const SourceExpertCounts& stats, cons
                                            const PlacementTopology& topology,
                                            const ObjectiveWeights& weights);
 
-// Checks the stats, the current placement and the topology fit together.
+// Checks the stats, the current placement and the topology fit together, and that the planning
+// arrays (experts x GPUs, sources x GPUs) stay within kMaxRoutingCells.
 Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& current,
                             const PlacementTopology& topology);
 

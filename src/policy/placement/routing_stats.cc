@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
+
+#include "core/yaml_reader.h"
 
 namespace gimbal {
 
@@ -53,6 +53,12 @@ Status SourceExpertCounts::Validate() const {
           return InvalidArgument(fmt::format(
               "routing statistics: count at layer {}, source {}, expert {} is negative ({})", l, s,
               x, v));
+        }
+        if (v > kMaxRoutingCount) {
+          return InvalidArgument(fmt::format(
+              "routing statistics: count at layer {}, source {}, expert {} (counts[{}][{}][{}]) is "
+              "{}, more than the maximum {:g}",
+              l, s, x, l, s, x, v, kMaxRoutingCount));
         }
       }
     }
@@ -112,6 +118,13 @@ Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const 
   if (!sources.ok()) return sources.status();
   Result<int> experts = PositiveInt(j, "experts", name);
   if (!experts.ok()) return experts.status();
+  const int64_t cells = int64_t{*layers} * *sources * *experts;  // each <= 2^20: no overflow
+  if (cells > kMaxRoutingCells) {
+    return InvalidArgument(fmt::format(
+        "{}: routing statistics: {} layers x {} sources x {} experts = {} counts, more than the "
+        "{} allowed",
+        name, *layers, *sources, *experts, cells, kMaxRoutingCells));
+  }
   if (!j.contains("counts")) {
     return InvalidArgument(fmt::format("{}: routing statistics: missing key 'counts'", name));
   }
@@ -155,11 +168,10 @@ Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const 
 }
 
 Result<SourceExpertCounts> LoadRoutingStats(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return NotFound(fmt::format("{}: cannot open routing statistics", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ParseRoutingStatsJson(ss.str(), path);
+  Result<std::string> text =
+      ReadConfigFile(path, "routing statistics file", kMaxRoutingStatsFileBytes);
+  if (!text.ok()) return text.status();
+  return ParseRoutingStatsJson(*text, path);
 }
 
 std::string RoutingStatsToJson(const SourceExpertCounts& stats) {

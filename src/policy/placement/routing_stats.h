@@ -1,5 +1,5 @@
-// Source-aware routing statistics: A[l][s][x] = tokens from source DP rank s routed to logical expert
-// x in MoE layer l.
+// Source-aware routing statistics: A[l][s][x] = tokens from source DP rank s routed to logical
+// expert x in MoE layer l.
 //
 // SourceExpertCounts is the plain value a planner reads (one aggregated matrix per layer).
 // RoutingStats accumulates per-step counts into one, either over a sliding window of the last N
@@ -9,7 +9,8 @@
 // JSON schema (see docs/placement.md):
 //   {"format": "gimbal.routing_stats/1", "layers": L, "sources": S, "experts": E,
 //    "counts": [[[A[0][0][0], ..., A[0][0][E-1]], ... S rows], ... L layers]}
-// Counts are finite and >= 0. Not thread-safe; one writer at a time.
+// Counts are finite, >= 0 and at most kMaxRoutingCount (so sums over a layer stay finite), and
+// a file holds at most kMaxRoutingCells counts. Not thread-safe; one writer at a time.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +21,13 @@
 #include "core/status.h"
 
 namespace gimbal {
+
+// The largest count a statistics file may hold: a million tokens a second for 30 years.
+inline constexpr double kMaxRoutingCount = 1e15;
+// The most counts (layers x sources x experts) statistics may have: 2^26, 512 MiB of doubles.
+inline constexpr int64_t kMaxRoutingCells = int64_t{1} << 26;
+// The largest statistics file read: 1 GiB.
+inline constexpr int64_t kMaxRoutingStatsFileBytes = int64_t{1} << 30;
 
 struct SourceExpertCounts {
   int layers = 0;
@@ -41,8 +49,8 @@ struct SourceExpertCounts {
   // Sum over sources: the per-expert totals EPLB sees, layers x experts.
   std::vector<double> ExpertTotals() const;
 
-  // Positive dimensions, counts of the right size, every count finite and >= 0. The message names
-  // the first fault with its layer, source and expert.
+  // Positive dimensions, counts of the right size, every count finite, >= 0 and at most
+  // kMaxRoutingCount. The message names the first fault with its layer, source and expert.
   Status Validate() const;
   // Adds `other` element-wise; the shapes must match.
   Status Merge(const SourceExpertCounts& other);

@@ -93,6 +93,11 @@ TEST(RoutingStats, MalformedStatisticsAreRejectedWithAMessageNamingTheProblem) {
       {R"({"layers": 1, "sources": 2, "experts": 2})", "missing key 'counts'"},
       {R"({"layers": 0, "sources": 2, "experts": 2, "counts": []})", "'layers' must be a positive"},
       {"[1, 2", "malformed JSON"},
+      {head + "[[[1, 2], [3, 1e308]]]}",
+       "layer 0, source 1, expert 1 (counts[0][1][1]) is 1e+308, more than the maximum 1e+15"},
+      {R"({"layers": 1048576, "sources": 1048576, "experts": 64, "counts": []})",
+       "1048576 layers x 1048576 sources x 64 experts = 70368744177664 counts, more than the "
+       "67108864 allowed"},
   };
   for (const Case& c : cases) {
     Result<SourceExpertCounts> r = ParseRoutingStatsJson(c.text, "stats.json");
