@@ -328,7 +328,10 @@ TEST_F(RouterHostileTest, MixedRunAnswersEveryRequestWithItsOwnAnswer) {
   EXPECT_EQ(answered.load() + failed.load(), 120);
   EXPECT_GE(answered.load(), 100);  // only requests caught on the dying engine may fail
   ExpectServing();
+#if !defined(__SANITIZE_THREAD__) && !defined(__SANITIZE_ADDRESS__)
+  // Sanitizers' shadow memory grows with every allocation: the bound holds in plain builds.
   EXPECT_LT(ResidentBytes() - rss_before, 20 << 20);
+#endif
 }
 
 }  // namespace
