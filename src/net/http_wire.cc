@@ -202,6 +202,10 @@ ResponseStream ParseResponseBytes(std::string_view bytes, size_t body_limit) {
         return out;
       }
       const int status = parser->get().result_int();
+      if (status < 100) {
+        out.error = "malformed status " + std::to_string(status);
+        return out;
+      }
       if (status == 101) {
         out.error = "answered 101 Switching Protocols";
         return out;

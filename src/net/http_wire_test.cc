@@ -96,5 +96,12 @@ TEST(HttpWire, ClientRefusesAnOversizedTrailerAndExtraBytesMakeAConnectionUnusab
   EXPECT_FALSE(extra.reusable);
 }
 
+// Found by fuzz/http_response.cc: three digits that are no HTTP status.
+TEST(HttpWire, ClientRefusesAStatusBelow100) {
+  auto got = ParseResponseBytes("HTTP/1.1 020 Odd\r\nContent-Length: 0\r\n\r\n", 100);
+  EXPECT_FALSE(got.complete);
+  EXPECT_NE(got.error.find("malformed status"), std::string::npos) << got.error;
+}
+
 }  // namespace
 }  // namespace gimbal::net::detail

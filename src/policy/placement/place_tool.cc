@@ -17,7 +17,7 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error; out_of_range for 1e99999
     return InvalidArgument(fmt::format("{}: malformed JSON: {}", name, e.what()));
   }
   if (!j.is_object()) return InvalidArgument(fmt::format("{}: placement must be a JSON object", name));

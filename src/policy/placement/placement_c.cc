@@ -13,6 +13,7 @@ struct gimbal_planner {
   std::unique_ptr<gimbal::PlacementPolicy> policy;
   std::string error;
   bool planned = false;
+  int sources = 0;  // of the last plan: routes are answered for these
   gimbal::Placement plan;
   gimbal::PlacementQuality quality;
 };
@@ -118,6 +119,7 @@ int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology
   planner->plan = std::move(plan).value();
   planner->quality = *q;
   planner->planned = true;
+  planner->sources = sources;
   planner->error.clear();
   std::memcpy(out_phy2log, planner->plan.phy2log.data(), n_slots * sizeof(int32_t));
   return 0;
@@ -128,7 +130,7 @@ int gimbal_planner_route(const gimbal_planner* planner, int layer, int source, i
   if (planner == nullptr || !planner->planned) return -1;
   const gimbal::Placement& p = planner->plan;
   if (layer < 0 || layer >= p.layers || expert < 0 || expert >= p.experts || source < 0 ||
-      capacity < 0) {
+      source >= planner->sources || capacity < 0) {
     return -1;
   }
   if (!p.source_routes.empty() && source >= p.sources) return -1;

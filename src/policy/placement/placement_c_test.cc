@@ -73,5 +73,30 @@ TEST(PlacementCApi, PlansFromArraysAndRoundTrips) {
   gimbal_planner_destroy(eplb);
 }
 
+// Found by fuzz/c_api.cc: an EPLB plan keeps no per-source routes, and a source past the last one
+// was answered as if it existed.
+TEST(PlacementCApi, RoutesForASourcePastTheLastOneAreRefused) {
+  SyntheticStatsOptions o;
+  o.layers = 1;
+  o.sources = 4;
+  o.experts = 8;
+  const SourceExpertCounts stats = SyntheticStats(o).Next();
+  char err[256] = "";
+  gimbal_planner* planner = gimbal_planner_create("eplb", "", err, sizeof err);
+  ASSERT_NE(planner, nullptr) << err;
+  const gimbal_topology topo{4, 2, 0.2, 1.0, 1, 1.0};
+  std::vector<int32_t> out(static_cast<size_t>(4 * 3), -1);
+  ASSERT_EQ(gimbal_planner_plan(planner, &topo, 1, 4, 8, 3, stats.counts.data(), nullptr,
+                                out.data()),
+            0)
+      << gimbal_planner_last_error(planner);
+  int32_t slots[8];
+  float weights[8];
+  EXPECT_GE(gimbal_planner_route(planner, 0, 3, 0, slots, weights, 8), 1);
+  EXPECT_EQ(gimbal_planner_route(planner, 0, 4, 0, slots, weights, 8), -1);
+  EXPECT_EQ(gimbal_planner_route(planner, 0, 1000, 0, slots, weights, 8), -1);
+  gimbal_planner_destroy(planner);
+}
+
 }  // namespace
 }  // namespace gimbal

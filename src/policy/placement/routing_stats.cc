@@ -100,7 +100,7 @@ Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const 
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error; out_of_range for 1e99999
     return InvalidArgument(fmt::format("{}: malformed JSON: {}", name, e.what()));
   }
   if (!j.is_object()) {

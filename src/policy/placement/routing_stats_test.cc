@@ -114,5 +114,13 @@ TEST(RoutingStats, MalformedStatisticsAreRejectedWithAMessageNamingTheProblem) {
   EXPECT_TRUE(Contains(nan.Validate(), "7 counts, expected 2 layers x 2 sources x 2 experts"));
 }
 
+// Found by fuzz/placement_stats.cc: nlohmann throws out_of_range, not parse_error, for a number
+// too large for a double.
+TEST(RoutingStats, ANumberTooLargeForADoubleIsAnErrorNotAnException) {
+  auto r = ParseRoutingStatsJson("{\"layers\": 1e+30847}", "s.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("s.json"), std::string::npos) << r.status().ToString();
+}
+
 }  // namespace
 }  // namespace gimbal
