@@ -4,7 +4,7 @@
 JOBS ?= $(shell nproc)
 GIMBAL := build/release/src/cli/gimbal
 
-.PHONY: deps build demo test test-release test-asan bench lint clean
+.PHONY: deps build demo test test-release test-asan bench lint clean fuzz
 
 deps:
 	bash scripts/install-deps.sh
@@ -25,6 +25,11 @@ bench: build
 
 lint:
 	bash scripts/lint.sh
+
+# libFuzzer on every parser of untrusted input (clang; docs/fuzzing.md). FUZZ_SECONDS per target
+# (default 60); FUZZ_MERGE=1 merges new coverage into fuzz/corpus/.
+fuzz: deps
+	bash scripts/fuzz.sh
 
 clean:
 	rm -rf build

@@ -13,8 +13,8 @@ ctest --preset release
 
 echo "== address+undefined sanitizer build, unit tests"
 cmake --preset asan >/dev/null
-cmake --build --preset asan -j "$jobs" --target unit_tests
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -L unit
+cmake --build --preset asan -j "$jobs" --target unit_tests fuzz_replay
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --preset asan -L 'unit|fuzz'
 
 echo "== thread sanitizer build, server tests"
 cmake --preset tsan >/dev/null

@@ -164,7 +164,9 @@ std::vector<YamlReader> YamlReader::Items(const std::string& key, bool optional)
 std::vector<std::string> YamlReader::Keys() const {
   std::vector<std::string> out;
   if (!node_.IsMap()) return out;
-  for (const auto& kv : node_) out.push_back(kv.first.as<std::string>());
+  for (const auto& kv : node_) {
+    if (kv.first.IsScalar()) out.push_back(kv.first.Scalar());
+  }
   return out;
 }
 
@@ -295,7 +297,11 @@ std::vector<double> YamlReader::Doubles(const std::string& key, bool optional) c
 void YamlReader::CheckKeys(const std::vector<std::string>& known) const {
   if (!node_.IsMap()) return;
   for (const auto& kv : node_) {
-    const std::string k = kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) {  // `? [a, b]: v`: a key that is a list or a map
+      Fail("a key must be a plain string, not a list or a map");
+      return;
+    }
+    const std::string k = kv.first.Scalar();
     bool found = false;
     for (const auto& a : known) found = found || a == k;
     if (!found) {

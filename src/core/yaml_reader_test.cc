@@ -112,5 +112,16 @@ TEST(ApplyOverrideTest, SetsNestedKeysAndListItems) {
   EXPECT_FALSE(ApplyOverride(root, "a.b.c=1").ok());  // a.b is a value
 }
 
+// Found by fuzz/scenario_yaml.cc: a key that is a list threw from CheckKeys and ended the process.
+TEST(YamlReaderTest, AKeyThatIsAListOrAMapIsAnError) {
+  auto r = YamlReader::FromString("a: 1\n? [x, y]\n: 2\n{p: q}: 3\n", "k.yaml");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->Keys(), std::vector<std::string>{"a"});
+  r->CheckKeys({"a"});
+  ASSERT_FALSE(r->ok());
+  EXPECT_NE(r->status().message().find("a key must be a plain string"), std::string::npos)
+      << r->status().ToString();
+}
+
 }  // namespace
 }  // namespace gimbal

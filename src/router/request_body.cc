@@ -323,6 +323,11 @@ class RequestReader : public SaxTypes {
 }  // namespace
 
 Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat) {
+  // A raw NUL is never valid JSON, and nlohmann's lexer reads it as the end of the input: what
+  // follows it would be forwarded unread.
+  if (body.find('\0') != std::string_view::npos) {
+    return InvalidArgument("request body is not valid JSON: it contains a NUL byte");
+  }
   CompletionRequest r;
   RequestReader reader(&r, chat);
   if (!json::sax_parse(body, &reader)) {
@@ -428,6 +433,7 @@ class UsageReader : public SaxTypes {
 
 bool FindUsage(std::string_view text, Usage* out) {
   if (text.find("\"usage\"") == std::string_view::npos) return false;
+  if (text.find('\0') != std::string_view::npos) return false;  // not JSON (see above)
   Usage u = *out;  // fields the text lacks keep their values
   UsageReader reader(&u);
   if (!json::sax_parse(text, &reader) || !reader.top_object() || !reader.found()) return false;

@@ -1,4 +1,5 @@
 #include "router/request_body.h"
+#include "router/priority_tag.h"
 
 #include <gtest/gtest.h>
 
@@ -128,6 +129,34 @@ TEST(Usage, FoundInResponsesAndChunks) {
   Usage none;
   EXPECT_FALSE(FindUsage(R"({"choices":[],"usage":null})", &none));
   EXPECT_FALSE(FindUsage("[DONE]", &none));
+}
+
+// Found by fuzz/priority_tag.cc: nlohmann's lexer stops at a NUL, so bytes after one were accepted
+// unread (and forwarded).
+TEST(CompletionRequest, ANulByteIsNotJson) {
+  const std::string body("{\"prompt\": \"hi\"}\0{\"junk\"", 24);
+  auto r = ParseCompletionRequest(body, false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("NUL"), std::string::npos);
+  Usage u;
+  EXPECT_FALSE(FindUsage(std::string("{\"usage\": {\"prompt_tokens\": 3}}\0x", 33), &u));
+}
+
+// SetPriority keeps every byte but the one member, and refuses what is not one object.
+TEST(SetPriority, ReplacesOrInsertsOnlyThePriorityMember) {
+  EXPECT_EQ(SetPriority("{}", 3).value(), "{\"priority\":3}");
+  EXPECT_EQ(SetPriority(" {\"a\": [1, {\"priority\": 9}]} ", -2).value(),
+            " {\"priority\":-2,\"a\": [1, {\"priority\": 9}]} ");
+  EXPECT_EQ(SetPriority("{\"priority\": 1, \"b\": \"}\", \"priority\" : 5}", 7).value(),
+            "{\"priority\": 7, \"b\": \"}\", \"priority\" : 7}");
+  EXPECT_EQ(SetPriority("{\"pri\\u006frity\": 1}", 4).value(), "{\"pri\\u006frity\": 4}");
+  EXPECT_FALSE(SetPriority("[1]", 1).ok());
+  EXPECT_FALSE(SetPriority("{\"a\": 1} x", 1).ok());
+  EXPECT_FALSE(SetPriority("{\"a\": [}", 1).ok());
+  const std::string deep = "{\"a\": " + std::string(200, '[') + std::string(200, ']') + "}";
+  auto refused = SetPriority(deep, 1);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("deeper than 128"), std::string::npos);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "core/json_message.h"
 #include "workload/trace_text.h"
 #include "workload/workload.h"
 #include "workload/workload_internal.h"
@@ -249,7 +250,7 @@ Result<std::vector<Request>> ReadMooncakeTrace(const std::string& path, const Wo
     }
     if (!j.is_object()) {
       return InvalidArgument(
-          fmt::format("{}expected a JSON object, got '{}'", in->Where(), Printable(j.dump())));
+          fmt::format("{}expected a JSON object, got '{}'", in->Where(), Printable(JsonForMessage(j))));
     }
     auto field = [&](const char* name) -> const nlohmann::json* {
       const auto it = j.find(name);
@@ -257,7 +258,7 @@ Result<std::vector<Request>> ReadMooncakeTrace(const std::string& path, const Wo
     };
     auto bad = [&](const char* name, const char* expected, const nlohmann::json& got) {
       return InvalidArgument(fmt::format("{}field '{}': expected {}, got '{}'", in->Where(), name,
-                                         expected, Printable(got.dump())));
+                                         expected, Printable(JsonForMessage(got))));
     };
     for (const char* name : {"timestamp", "input_length", "output_length"}) {
       if (!field(name)) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/json_message.h"
 #include "core/yaml_reader.h"
 #include "policy/placement/placement_policy.h"
 
@@ -29,7 +30,7 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
         j[key].get<int64_t>() > (1 << 20)) {
       return InvalidArgument(
           fmt::format("{}: placement: '{}' must be a positive integer{}", name, key,
-                      j.contains(key) ? ", got " + j[key].dump() : " (missing)"));
+                      j.contains(key) ? ", got " + JsonForMessage(j[key]) : " (missing)"));
     }
     *field = static_cast<int>(j[key].get<int64_t>());
   }
@@ -56,7 +57,7 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
       if (!v.is_number_integer()) {
         return InvalidArgument(fmt::format("{}: placement: phy2log layer {} slot {}: expected an "
                                            "expert index, got {}",
-                                           name, l, s, v.dump()));
+                                           name, l, s, JsonForMessage(v)));
       }
       p.phy2log.push_back(static_cast<int32_t>(v.get<int64_t>()));
     }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "core/json_message.h"
 #include "core/yaml_reader.h"
 
 namespace gimbal {
@@ -89,7 +90,7 @@ Result<int> PositiveInt(const json& j, const char* key, const std::string& name)
   if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > (1 << 20)) {
     return InvalidArgument(
         fmt::format("{}: routing statistics: '{}' must be a positive integer, got {}", name, key,
-                    v.dump()));
+                    JsonForMessage(v)));
   }
   return static_cast<int>(v.get<int64_t>());
 }
@@ -110,7 +111,7 @@ Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const 
       (!j["format"].is_string() || j["format"].get<std::string>() != "gimbal.routing_stats/1")) {
     return InvalidArgument(fmt::format(
         "{}: routing statistics: unknown format {}, expected \"gimbal.routing_stats/1\"", name,
-        j["format"].dump()));
+        JsonForMessage(j["format"])));
   }
   Result<int> layers = PositiveInt(j, "layers", name);
   if (!layers.ok()) return layers.status();
@@ -156,7 +157,7 @@ Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const 
         if (!v.is_number()) {
           return InvalidArgument(fmt::format(
               "{}: routing statistics: layer {}, source {}, expert {}: expected a number, got {}",
-              name, l, s, x, v.dump()));
+              name, l, s, x, JsonForMessage(v)));
         }
         out.At(l, s, x) = v.get<double>();
       }

@@ -1,0 +1,22 @@
+// JsonForMessage: a JSON value as an error message may quote it.
+//
+// nlohmann::json's dump() recurses once per nesting level, so quoting a hostile value (a file with
+// 100,000 nested brackets) overflows the stack. Scalars are dumped (cut to 64 characters);
+// containers are named by kind and size, never dumped.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace gimbal {
+
+inline std::string JsonForMessage(const nlohmann::json& v) {
+  if (v.is_object()) return "an object of " + std::to_string(v.size()) + " members";
+  if (v.is_array()) return "an array of " + std::to_string(v.size()) + " values";
+  std::string s = v.dump();
+  if (s.size() > 64) s = s.substr(0, 61) + "...";
+  return s;
+}
+
+}  // namespace gimbal
