@@ -7,8 +7,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -52,22 +50,7 @@ class HostileTest : public ::testing::Test {
     server_.reset();
     io_.Stop();
   }
-  // Sends raw bytes on a fresh connection and returns everything read until the server closes.
-  std::string Raw(const std::string& bytes) {
-    asio::io_context ctx;
-    asio::ip::tcp::socket s(ctx);
-    s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-    boost::system::error_code ec;
-    asio::write(s, asio::buffer(bytes), ec);
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      size_t n = s.read_some(asio::buffer(buf), ec);
-      out.append(buf, n);
-      if (ec) break;
-    }
-    return out;
-  }
+  std::string Raw(const std::string& bytes) { return testing::ExchangeRaw(server_->port(), bytes); }
   // The server still answers a plain request.
   void ExpectServing() {
     ClientRequest r;

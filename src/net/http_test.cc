@@ -19,6 +19,7 @@
 #include "net/eventually.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
+#include "net/raw_server.h"
 
 namespace gimbal::net {
 namespace {
@@ -111,21 +112,7 @@ class HttpTest : public ::testing::Test {
   // Sends raw bytes on a fresh connection and returns everything read until the server closes.
   std::string Raw(const std::string& bytes, std::chrono::milliseconds pause = 0ms,
                   const std::string& more = "") {
-    asio::io_context ctx;
-    asio::ip::tcp::socket s(ctx);
-    s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-    asio::write(s, asio::buffer(bytes));
-    if (pause.count() > 0) std::this_thread::sleep_for(pause);
-    boost::system::error_code ec;
-    if (!more.empty()) asio::write(s, asio::buffer(more), ec);
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      size_t n = s.read_some(asio::buffer(buf), ec);
-      out.append(buf, n);
-      if (ec) break;
-    }
-    return out;
+    return testing::ExchangeRaw(server_->port(), bytes, pause, more);
   }
 
   IoRuntime io_{4};

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -135,5 +136,41 @@ class RawServer {
   std::vector<int> fds_;              // GUARDED_BY(mu_)
   std::vector<std::thread> workers_;  // GUARDED_BY(mu_)
 };
+
+// Sends `bytes` to 127.0.0.1:`port` on a fresh connection (then, after `pause`, `more`) and
+// returns everything read until the server closes the connection.
+inline std::string ExchangeRaw(uint16_t port, const std::string& bytes,
+                               std::chrono::milliseconds pause = std::chrono::milliseconds(0),
+                               const std::string& more = "") {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return out;
+  }
+  auto send_all = [fd](const std::string& data) {
+    size_t sent = 0;
+    while (sent < data.size()) {
+      const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      sent += static_cast<size_t>(n);
+    }
+  };
+  send_all(bytes);
+  if (pause.count() > 0) std::this_thread::sleep_for(pause);
+  if (!more.empty()) send_all(more);
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
 
 }  // namespace gimbal::net::testing

@@ -4,8 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -23,7 +21,6 @@
 namespace gimbal::router {
 namespace {
 
-namespace asio = boost::asio;
 using net::testing::RawServer;
 using nlohmann::json;
 using namespace std::chrono_literals;
@@ -108,32 +105,25 @@ class RouterHostileTest : public ::testing::Test {
   Result<net::ClientResponse> Post(const std::string& body,
                                    const std::string& target = "/v1/completions",
                                    const std::string& token = "") {
+    net::ClientRequest req = JsonPost(body, target);
+    if (!token.empty()) req.headers.Set("Authorization", "Bearer " + token);
+    return net::RunBlocking(io_.context(), client_->Send(std::move(req)));
+  }
+
+  std::string Raw(const std::string& bytes) {
+    return net::testing::ExchangeRaw(router_->port(), bytes);
+  }
+
+  // A JSON POST to the router.
+  net::ClientRequest JsonPost(std::string body, const std::string& target = "/v1/completions") {
     net::ClientRequest req;
     req.method = "POST";
     req.host = "127.0.0.1";
     req.port = router_->port();
     req.target = target;
-    req.body = body;
+    req.body = std::move(body);
     req.headers.Set("Content-Type", "application/json");
-    if (!token.empty()) req.headers.Set("Authorization", "Bearer " + token);
-    return net::RunBlocking(io_.context(), client_->Send(std::move(req)));
-  }
-
-  // Raw bytes on a fresh connection; everything read until the router closes it.
-  std::string Raw(const std::string& bytes) {
-    asio::io_context ctx;
-    asio::ip::tcp::socket s(ctx);
-    s.connect({asio::ip::make_address("127.0.0.1"), router_->port()});
-    boost::system::error_code ec;
-    asio::write(s, asio::buffer(bytes), ec);
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      size_t n = s.read_some(asio::buffer(buf), ec);
-      out.append(buf, n);
-      if (ec) break;
-    }
-    return out;
+    return req;
   }
 
   static std::string Prompt(const std::string& who) {
@@ -247,14 +237,10 @@ TEST_F(RouterHostileTest, StreamsCutAtTheDrainTimeoutEndWithAnErrorEvent) {
   ASSERT_NO_FATAL_FAILURE(Start(std::move(c), false));
   std::string got;
   std::thread reader([&] {
-    net::ClientRequest req;
-    req.method = "POST";
-    req.host = "127.0.0.1";
-    req.port = router_->port();
-    req.target = "/v1/completions";
-    req.headers.Set("Content-Type", "application/json");
-    req.body = json{{"model", "test-model"}, {"prompt", "p"}, {"stream", true}}.dump();
-    auto r = net::RunBlocking(io_.context(), client_->Send(std::move(req)));
+    auto r = net::RunBlocking(
+        io_.context(),
+        client_->Send(
+            JsonPost(json{{"model", "test-model"}, {"prompt", "p"}, {"stream", true}}.dump())));
     if (r.ok()) got = r->body;
   });
   ASSERT_TRUE(testutil::Eventually([&] { return engine.completions() > 0; }, 5s));
@@ -286,14 +272,7 @@ TEST_F(RouterHostileTest, MixedRunAnswersEveryRequestWithItsOwnAnswer) {
       net::HttpClient client(io.context());
       for (int i = 0; i < 30; ++i) {
         const std::string who = "client-" + std::to_string(t) + "-" + std::to_string(i);
-        net::ClientRequest req;
-        req.method = "POST";
-        req.host = "127.0.0.1";
-        req.port = router_->port();
-        req.target = "/v1/completions";
-        req.headers.Set("Content-Type", "application/json");
-        req.body = Prompt(who);
-        auto r = net::RunBlocking(io.context(), client.Send(std::move(req)));
+        auto r = net::RunBlocking(io.context(), client.Send(JsonPost(Prompt(who))));
         if (!r.ok() || r->status != 200) {
           ++failed;
           continue;
