@@ -261,7 +261,7 @@ TEST_F(RouterHostileTest, MixedRunAnswersEveryRequestWithItsOwnAnswer) {
   auto dying = std::make_unique<RawServer>(Engine(Echo));
   ASSERT_NO_FATAL_FAILURE(Start(Config({echo.url(), interim.url(), dying->url()})));
   ExpectServing();
-  const int64_t rss_before = ResidentBytes();
+  [[maybe_unused]] const int64_t rss_before = ResidentBytes();
 
   std::atomic<int> answered{0}, failed{0}, crossed{0};
   std::vector<std::thread> clients;
