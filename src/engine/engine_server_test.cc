@@ -2,15 +2,16 @@
 // state, statistics, placements and timing against the cost model. Every wait is bounded.
 #include "engine/engine_server.h"
 
+#include <gtest/gtest.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_future.hpp>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
+#include <boost/asio/write.hpp>
 #include <chrono>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "net/blocking.h"
@@ -66,7 +67,8 @@ class EngineServerTest : public ::testing::Test {
     svc_ = std::move(*svc);
   }
 
-  net::ClientRequest Req(int engine, std::string method, std::string target, std::string body = "") {
+  net::ClientRequest Req(int engine, std::string method, std::string target,
+                         std::string body = "") {
     net::ClientRequest r;
     r.method = std::move(method);
     r.host = "127.0.0.1";
@@ -105,7 +107,11 @@ class EngineServerTest : public ::testing::Test {
     return net::RunBlocking(client_io_.context(), Exchange(client(), std::move(req)));
   }
   std::future<Reply> CallAsync(net::ClientRequest req) {
-    return asio::co_spawn(client_io_.context(), Exchange(client(), std::move(req)), asio::use_future);
+    // On a strand of its own, as RunBlocking does: the client's deadline timers run on the
+    // coroutine's executor, which must not let them run beside the coroutine (client_io_ has two
+    // threads; on the bare io_context TSan saw a timer handler race a stream's destructor).
+    return asio::co_spawn(asio::make_strand(client_io_.context()),
+                          Exchange(client(), std::move(req)), asio::use_future);
   }
 
   net::HttpClient* client() {
@@ -214,16 +220,18 @@ TEST_F(EngineServerTest, StreamingSendsOneChunkPerTokenThenDone) {
 
 TEST_F(EngineServerTest, ErrorsHaveTheRightStatus) {
   StartService(0.01);
-  EXPECT_EQ(Call(Req(0, "POST", "/v1/completions", R"({"model":"other","prompt":"x"})")).status, 404);
+  EXPECT_EQ(Call(Req(0, "POST", "/v1/completions", R"({"model":"other","prompt":"x"})")).status,
+            404);
   EXPECT_EQ(Call(Req(0, "POST", "/v1/completions", R"({"prompt": "x")")).status, 400);
-  EXPECT_EQ(Call(Req(0, "POST", "/v1/completions", R"({"prompt":"x","max_tokens":-1})")).status, 400);
+  EXPECT_EQ(Call(Req(0, "POST", "/v1/completions", R"({"prompt":"x","max_tokens":-1})")).status,
+            400);
   EXPECT_EQ(Call(Req(0, "GET", "/v1/completions")).status, 405);
   EXPECT_EQ(Call(Req(0, "GET", "/nope")).status, 404);
   const int64_t too_long = svc_->emulator().kv_capacity_tokens();
-  Reply big = Call(Req(0, "POST", "/v1/completions",
-                       json{{"prompt", std::string(static_cast<size_t>(too_long) * 4, 'z')},
-                            {"max_tokens", 1}}
-                           .dump()));
+  Reply big = Call(
+      Req(0, "POST", "/v1/completions",
+          json{{"prompt", std::string(static_cast<size_t>(too_long) * 4, 'z')}, {"max_tokens", 1}}
+              .dump()));
   EXPECT_EQ(big.status, 400) << big.body;
   // The engine keeps serving.
   Reply models = Call(Req(0, "GET", "/v1/models"));
@@ -241,8 +249,9 @@ TEST_F(EngineServerTest, MetricsParseAndReflectLoad) {
   constexpr int kBurst = 16;
   std::vector<std::future<Reply>> burst;
   for (int i = 0; i < kBurst; ++i) {
-    burst.push_back(CallAsync(Req(0, "POST", "/v1/completions",
-                                  json{{"prompt", std::string(800, 'a')}, {"max_tokens", 20}}.dump())));
+    burst.push_back(
+        CallAsync(Req(0, "POST", "/v1/completions",
+                      json{{"prompt", std::string(800, 'a')}, {"max_tokens", 20}}.dump())));
   }
   double max_waiting = 0, max_running = 0, max_kv = 0;
   const auto deadline = Clock::now() + 10s;
@@ -294,15 +303,14 @@ TEST_F(EngineServerTest, LoneRequestTtftMatchesTheCostModel) {
   ASSERT_GT(model_s, 0.001);
 
   for (int attempt = 0; attempt < 2; ++attempt) {
-    Reply r = Call(Req(0, "POST", "/v1/completions",
-                       json{{"prompt", std::vector<int>(kPrompt, 5)},
-                            {"max_tokens", 2},
-                            {"stream", true}}
-                           .dump()));
+    Reply r =
+        Call(Req(0, "POST", "/v1/completions",
+                 json{{"prompt", std::vector<int>(kPrompt, 5)}, {"max_tokens", 2}, {"stream", true}}
+                     .dump()));
     ASSERT_EQ(r.status, 200);
     ASSERT_GT(r.first_event_s, 0);
     EXPECT_GE(r.first_event_s, model_s * 0.999) << "model " << model_s;  // never early
-    EXPECT_LT(r.first_event_s, model_s * 2) << "model " << model_s;  // not a step too many
+    EXPECT_LT(r.first_event_s, model_s * 2) << "model " << model_s;      // not a step too many
   }
 }
 
@@ -426,13 +434,12 @@ TEST_F(EngineServerTest, ClientClosingAStreamCancelsTheRequest) {
   StartService(1.0);  // real time: 6000 tokens take far longer than this test waits
   auto req = Req(0, "POST", "/v1/completions",
                  json{{"prompt", "Hello"}, {"max_tokens", 6000}, {"stream", true}}.dump());
-  const bool first_event =
-      net::RunBlocking(client_io_.context(), [&]() -> asio::awaitable<bool> {
-        auto s = co_await client()->Open(std::move(req));
-        if (!s.ok() || (*s)->status() != 200) co_return false;
-        auto piece = co_await (*s)->Next();
-        co_return piece.ok() && piece.value() && piece.value()->find("data: ") == 0;
-      }());  // the stream is dropped unfinished here: its connection closes
+  const bool first_event = net::RunBlocking(client_io_.context(), [&]() -> asio::awaitable<bool> {
+    auto s = co_await client()->Open(std::move(req));
+    if (!s.ok() || (*s)->status() != 200) co_return false;
+    auto piece = co_await (*s)->Next();
+    co_return piece.ok() && piece.value() && piece.value()->find("data: ") == 0;
+  }());  // the stream is dropped unfinished here: its connection closes
   ASSERT_TRUE(first_event);
   EXPECT_TRUE(Eventually([&] { return Metrics(0)["gimbal:aborted_requests_total"] == 1; }));
   EXPECT_EQ(Metrics(0)["vllm:request_success_total"], 0);
