@@ -15,19 +15,7 @@ jobs=${JOBS:-$(nproc)}
 build=build/fuzz
 
 # clang and its runtime libraries (libFuzzer, ASan, UBSan): Debian 12's default clang is 14.
-packages=(clang libclang-rt-14-dev)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  echo "fuzz: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
+bash scripts/install-deps.sh clang libclang-rt-14-dev
 
 all_targets=$(sed -n 's/^ *"\([a-z_0-9]*\):.*/\1/p' fuzz/CMakeLists.txt)
 targets=${FUZZ_TARGETS:-$all_targets}

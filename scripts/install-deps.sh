@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 (bookworm) packages Gimbal needs to build, test and benchmark.
-# Idempotent and non-interactive; run as root (or with sudo available).
+# Idempotent and non-interactive; run as root (or with sudo available). Extra package names given
+# as arguments are installed too (scripts/fuzz.sh adds clang and its runtime this way).
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,7 @@ packages=(
   nginx wrk
   chromium
   clang-format clang-tidy
+  "$@"
 )
 
 missing=()
