@@ -337,16 +337,13 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(
     // Interim answers (100 Continue, 102, 103) precede the final one: skipped. 101 would switch
     // protocols on a pooled connection: refused, the connection dropped. Never forwarded.
     Status interim_error;
-    if (conn->parser->get().result_int() < 100) {  // three digits, but no HTTP status
-      interim_error = Unavailable(key + " answered a malformed status " +
-                                  std::to_string(conn->parser->get().result_int()));
-    }
-    for (int interim = 0; interim_error.ok() && conn->parser->get().result_int() / 100 == 1;
-         ++interim) {
-      const int code = conn->parser->get().result_int();
-      if (code == 101 || interim + 1 >= detail::kMaxInterimResponses) {
-        interim_error = Unavailable(key + (code == 101 ? " answered 101 Switching Protocols"
-                                                        : " sent too many interim 1xx answers"));
+    for (int interim = 0;; ++interim) {
+      std::string why;
+      const auto verdict =
+          detail::ClassifyResponseStatus(conn->parser->get().result_int(), interim, &why);
+      if (verdict == detail::StatusVerdict::kFinal) break;
+      if (verdict == detail::StatusVerdict::kRefuse) {
+        interim_error = Unavailable(key + " " + why);
         break;
       }
       conn->parser.emplace();
@@ -358,10 +355,6 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(
       if (ec) {
         interim_error = Unavailable(key + " gave no response after an interim answer: " +
                                     (dl.fired() ? std::string("timed out") : ec.message()));
-        break;
-      }
-      if (conn->parser->get().result_int() < 100) {
-        interim_error = Unavailable(key + " answered a malformed status");
         break;
       }
     }

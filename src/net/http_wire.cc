@@ -65,6 +65,23 @@ int RequestErrorStatus(const error_code& ec, ReadPhase phase, bool nothing_read,
   return 400;
 }
 
+StatusVerdict ClassifyResponseStatus(int status, int interims_before, std::string* why) {
+  if (status < 100) {  // three digits, but no HTTP status
+    *why = "answered a malformed status " + std::to_string(status);
+    return StatusVerdict::kRefuse;
+  }
+  if (status == 101) {
+    *why = "answered 101 Switching Protocols";
+    return StatusVerdict::kRefuse;
+  }
+  if (status / 100 != 1) return StatusVerdict::kFinal;
+  if (interims_before + 1 >= kMaxInterimResponses) {
+    *why = "sent too many interim 1xx answers";
+    return StatusVerdict::kRefuse;
+  }
+  return StatusVerdict::kInterim;
+}
+
 int CheckRequestHead(const RequestParser& parser, std::string* message) {
   const auto& h = parser.get();
   // Beast reads any coding list that ends in `chunked` as chunked, and takes a list without it as
@@ -202,21 +219,9 @@ ResponseStream ParseResponseBytes(std::string_view bytes, size_t body_limit) {
         return out;
       }
       const int status = parser->get().result_int();
-      if (status < 100) {
-        out.error = "malformed status " + std::to_string(status);
-        return out;
-      }
-      if (status == 101) {
-        out.error = "answered 101 Switching Protocols";
-        return out;
-      }
-      if (status / 100 == 1) {
-        if (interim + 1 >= kMaxInterimResponses) {
-          out.error = "too many interim 1xx answers";
-          return out;
-        }
-        continue;
-      }
+      const StatusVerdict verdict = ClassifyResponseStatus(status, interim, &out.error);
+      if (verdict == StatusVerdict::kRefuse) return out;
+      if (verdict == StatusVerdict::kInterim) continue;
       out.status = status;
       for (const auto& f : parser->get()) {
         out.headers.Add(std::string(f.name_string()), std::string(f.value()));

@@ -31,6 +31,13 @@ constexpr size_t kClientBufferLimit = 64 << 10;
 // Responses in the 1xx range an upstream may send before its final answer (100, 102, 103).
 constexpr int kMaxInterimResponses = 8;
 
+// What the client does with an upstream's response head, by its status: read it as the final
+// answer; skip it as an interim answer (100, 102, 103) and read the next head; or refuse it and
+// drop the connection (`why` set): a status below 100, 101 Switching Protocols, or an interim
+// answer past the kMaxInterimResponses-th. `interims_before`: interim heads already skipped.
+enum class StatusVerdict { kFinal, kInterim, kRefuse };
+StatusVerdict ClassifyResponseStatus(int status, int interims_before, std::string* why);
+
 // Applies the server's limits to a fresh request parser.
 void ConfigureRequestParser(RequestParser& parser, const HttpServerOptions& opts);
 // The read buffer limit the server uses for one connection.

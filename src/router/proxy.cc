@@ -1,10 +1,9 @@
 // The completion path: validate, estimate, tag, dispatch, forward, pass the answer through.
-#include <chrono>
+#include <spdlog/spdlog.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
-
-#include <spdlog/spdlog.h>
+#include <chrono>
 
 #include "net/sse.h"
 #include "router/errors.h"
@@ -32,14 +31,23 @@ bool IsEventStream(std::string_view ct) {
   return ct.size() >= kSse.size() && net::EqualsIgnoreCase(ct.substr(0, kSse.size()), kSse);
 }
 
+// The head of a streamed answer relayed from engine `engine`.
+net::Headers StreamHead(const std::string& engine) {
+  net::Headers h;
+  h.Set("Content-Type", "text/event-stream");
+  h.Set("Cache-Control", "no-cache");
+  h.Set("X-Gimbal-Engine", engine);
+  return h;
+}
+
 double Since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 }  // namespace
 
-asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
-                                                     net::ResponseWriter& w, bool chat) {
+asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req, net::ResponseWriter& w,
+                                                     bool chat) {
   const auto t0 = Clock::now();
   auto refuse = [&](int status, const std::string& message, Outcome o) {
     metrics.outcome(o).Inc();
@@ -153,7 +161,8 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
     // Any failure before a byte reached the client: release, note, try another engine.
     auto engine_failed = [&](const Status& why) {
       table.Release(rv);
-      if (table.ReportHealth(e, false)) spdlog::warn("engine {} ejected: {}", backend.name, why.message());
+      if (table.ReportHealth(e, false))
+        spdlog::warn("engine {} ejected: {}", backend.name, why.message());
       failure_counters[static_cast<size_t>(e)]->Inc();
       tried.push_back(e);
       last_error = Status(why.code(), "engine " + backend.name + ": " + why.message());
@@ -224,10 +233,10 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
       r.headers.Set("X-Gimbal-Engine", backend.name);
       r.body = std::move(answer);
       Status sent = co_await w.Send(std::move(r));
-      metrics.outcome(!sent.ok()          ? (w.client_gone() ? Outcome::kCancelled
-                                                             : Outcome::kClientGone)
-                      : status / 100 == 2 ? Outcome::kOk
-                                          : Outcome::kEngineError)
+      metrics
+          .outcome(!sent.ok() ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
+                   : status / 100 == 2 ? Outcome::kOk
+                                       : Outcome::kEngineError)
           .Inc();
       latency_seconds[0]->Observe(Since(t0));
       co_return;
@@ -265,12 +274,8 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
       }
       events.clear();
       if (!begun) {
-        net::Headers h;
-        h.Set("Content-Type", "text/event-stream");
-        h.Set("Cache-Control", "no-cache");
-        h.Set("X-Gimbal-Engine", backend.name);
         begun = true;
-        if (!(co_await w.BeginStream(200, std::move(h))).ok()) {
+        if (!(co_await w.BeginStream(200, StreamHead(backend.name))).ok()) {
           client_gone = true;
           break;
         }
@@ -285,10 +290,7 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
       std::string err = net::FormatSseEvent(OpenAiErrorJson(503, shutdown_message));
       err += "data: [DONE]\n\n";
       if (!begun) {
-        net::Headers h;
-        h.Set("Content-Type", "text/event-stream");
-        h.Set("X-Gimbal-Engine", backend.name);
-        begun = (co_await w.BeginStream(200, std::move(h))).ok();
+        begun = (co_await w.BeginStream(200, StreamHead(backend.name))).ok();
       }
       if (begun && (co_await w.WriteChunk(err)).ok()) co_await w.EndStream();
       table.Release(rv);
@@ -306,17 +308,15 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
       continue;
     }
     if (!begun) {
-      net::Headers h;
-      h.Set("Content-Type", "text/event-stream");
-      h.Set("X-Gimbal-Engine", backend.name);
-      co_await w.BeginStream(200, std::move(h));
+      co_await w.BeginStream(200, StreamHead(backend.name));
     }
     if (broken.ok()) {
       table.ReportHealth(e, true);
       if (!parser.pending().empty()) co_await w.WriteChunk(parser.pending());
       if (usage.prompt_tokens > 0) ratio.Observe(cr.prompt_chars, usage.prompt_tokens);
     } else {
-      if (table.ReportHealth(e, false)) spdlog::warn("engine {} ejected: {}", backend.name, broken.message());
+      if (table.ReportHealth(e, false))
+        spdlog::warn("engine {} ejected: {}", backend.name, broken.message());
       failure_counters[static_cast<size_t>(e)]->Inc();
       std::string err = net::FormatSseEvent(OpenAiErrorJson(
           502, "engine " + backend.name + " failed mid-stream: " + broken.message()));
@@ -325,9 +325,10 @@ asio::awaitable<void> Router::Impl::HandleCompletion(net::HttpRequest& req,
     }
     Status ended = co_await w.EndStream();
     table.Release(rv);
-    metrics.outcome(!broken.ok()  ? Outcome::kStreamError
-                    : !ended.ok() ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
-                                  : Outcome::kOk)
+    metrics
+        .outcome(!broken.ok()  ? Outcome::kStreamError
+                 : !ended.ok() ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
+                               : Outcome::kOk)
         .Inc();
     latency_seconds[1]->Observe(Since(t0));
     co_return;
