@@ -1,7 +1,9 @@
-// Fuzz target: an OpenAI request body as the router reads it (router::ParseCompletionRequest,
-// for /v1/completions and /v1/chat/completions) and a response's `usage` (router::FindUsage).
-// Invariants: never crashes, however deep the nesting; counts read are >= 0; a body accepted is
-// one JSON object to nlohmann::json too; FindUsage leaves its output untouched when it finds none.
+// Fuzz target: an OpenAI request body as the router and the emulated engine read it
+// (wire::ParseCompletionRequest, for /v1/completions and /v1/chat/completions) and a response's
+// `usage` (wire::FindUsage).
+// Invariants: never crashes, however deep the nesting; counts read are >= 0 (and -1 for an
+// absent max_tokens / max_completion_tokens); a body accepted is one JSON object to nlohmann::json
+// too; FindUsage leaves its output untouched when it finds none.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -10,14 +12,15 @@
 #include <nlohmann/json.hpp>
 
 #include "fuzz_check.h"
-#include "router/request_body.h"
+#include "wire/completion_request.h"
+#include "wire/usage.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using gimbal::router::CompletionRequest;
+  using gimbal::wire::CompletionRequest;
   const std::string_view body = gimbal::fuzz::AsText(data, size);
 
   for (bool chat : {false, true}) {
-    auto r = gimbal::router::ParseCompletionRequest(body, chat);
+    auto r = gimbal::wire::ParseCompletionRequest(body, chat);
     if (!r.ok()) {
       FUZZ_CHECK(!r.status().message().empty(), "a refusal without a message");
       continue;
@@ -26,6 +29,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(c.prompt_chars >= 0, std::to_string(c.prompt_chars));
     FUZZ_CHECK(c.prompt_token_ids >= 0, std::to_string(c.prompt_token_ids));
     FUZZ_CHECK(c.max_output_tokens >= 0, std::to_string(c.max_output_tokens));
+    FUZZ_CHECK(c.max_tokens >= -1 && c.max_completion_tokens >= -1,
+               std::to_string(c.max_tokens) + " " + std::to_string(c.max_completion_tokens));
+    FUZZ_CHECK(c.prompts >= 0 && c.messages >= 0 && c.traffic_class >= -1,
+               std::to_string(c.prompts) + " " + std::to_string(c.messages) + " " +
+                   std::to_string(c.traffic_class));
+    FUZZ_CHECK(chat ? c.prompts == 0 : c.messages == 0, "prompts and messages mixed up");
     // nlohmann's parser is iterative and ParseCompletionRequest refuses deep nesting, so this
     // neither recurses deeply nor builds anything large; the document is never dumped.
     const auto doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -37,10 +46,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
 
-  gimbal::router::Usage u;
+  gimbal::wire::Usage u;
   u.prompt_tokens = -7;
   u.completion_tokens = -9;
-  if (!gimbal::router::FindUsage(body, &u)) {
+  if (!gimbal::wire::FindUsage(body, &u)) {
     FUZZ_CHECK(u.prompt_tokens == -7 && u.completion_tokens == -9, "FindUsage failed but wrote");
   }
   return 0;

@@ -1,7 +1,7 @@
-// Fuzz target: the files `gimbal place` reads. The whole input goes through each reader:
-// ParseRoutingStatsJson (routing statistics), ParsePlacementJson (--current) and ParseTopology
-// (--topology, YAML or JSON). An input of parts separated by a line "====" is read as
-// stats ==== topology [==== current placement]; when all parse and fit together
+// Fuzz target: the files `gimbal place` reads (placement/placement_formats.h). The whole input
+// goes through each reader: ParseRoutingStatsJson (routing statistics), ParsePlacementJson
+// (--current) and ParseTopology (--topology, YAML or JSON). An input of parts separated by a line
+// "====" is read as stats ==== topology [==== current placement]; when all parse and fit together
 // (CheckPlacementInputs) and the instance is small, it is planned with the "gimbal" and "eplb"
 // policies and scored, as `gimbal place` does.
 // Invariants: never crashes; what a reader accepts validates, and round-trips through its writer
@@ -17,7 +17,7 @@
 
 #include "core/params.h"
 #include "fuzz_check.h"
-#include "policy/placement/place_tool.h"
+#include "placement/placement_formats.h"
 #include "policy/placement/placement.h"
 #include "policy/placement/placement_policy.h"
 #include "policy/placement/placement_problem.h"

@@ -13,19 +13,21 @@
 #include "fuzz_check.h"
 #include "net/prometheus_parser.h"
 #include "router/engine_metrics.h"
+#include "wire/engine_state.h"
 
 namespace {
 
 using gimbal::EngineSnapshot;
 namespace router = gimbal::router;
+namespace wire = gimbal::wire;
 
 bool Plausible(const EngineSnapshot& s) {
-  return s.waiting >= 0 && s.waiting <= router::kMaxEngineRequests && s.running >= 0 &&
-         s.running <= router::kMaxEngineRequests && std::isfinite(s.kv_usage) && s.kv_usage >= 0 &&
+  return s.waiting >= 0 && s.waiting <= wire::kMaxEngineRequests && s.running >= 0 &&
+         s.running <= wire::kMaxEngineRequests && std::isfinite(s.kv_usage) && s.kv_usage >= 0 &&
          s.kv_usage <= 1 && s.kv_capacity_tokens >= 0 &&
-         s.kv_capacity_tokens <= router::kMaxEngineTokens &&
+         s.kv_capacity_tokens <= wire::kMaxEngineTokens &&
          (s.prefill_pending_tokens == -1 ||
-          (s.prefill_pending_tokens >= 0 && s.prefill_pending_tokens <= router::kMaxEngineTokens));
+          (s.prefill_pending_tokens >= 0 && s.prefill_pending_tokens <= wire::kMaxEngineTokens));
 }
 
 std::string Describe(const EngineSnapshot& s) {
@@ -64,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const char* model : {"m", "Qwen/Qwen3-30B-A3B", ""}) {
     for (const EngineSnapshot& prev : {EngineSnapshot{}, odd}) {
       EngineSnapshot s = prev;
-      router::ValueWarnings w;
+      wire::ValueWarnings w;
       if (router::SnapshotFromMetrics(page, model, 5.0, &s, &w)) {
         FUZZ_CHECK(Plausible(s), Describe(s));
         FUZZ_CHECK(s.taken_at == 5.0, std::to_string(s.taken_at));

@@ -10,7 +10,7 @@ packages=(
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libboost-dev libboost-system-dev
   coinor-libcbc-dev coinor-cbc libglpk-dev glpk-utils
-  python3 python3-matplotlib
+  python3 python3-matplotlib python3-pytest
   nginx wrk
   chromium
   clang-format clang-tidy

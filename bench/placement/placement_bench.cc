@@ -21,11 +21,11 @@
 #include <vector>
 
 #include "core/stats.h"
+#include "placement/synthetic_stats.h"
 #include "policy/placement/eplb.h"
 #include "policy/placement/exact_solver.h"
 #include "policy/placement/gimbal_placement.h"
 #include "policy/placement/placement_policy.h"
-#include "policy/placement/synthetic_stats.h"
 #include "policy/placement/test_instances.h"
 
 namespace gimbal {

@@ -150,6 +150,21 @@ TEST(CliTest, MissingConfigAndHelp) {
   EXPECT_NE(h.output.find("--config"), std::string::npos);
 }
 
+// `gimbal --version` prints the version of the top-level `project(gimbal VERSION x.y.z)`, read here
+// from the CMakeLists.txt itself, so a version written into the code by hand shows up.
+TEST(CliTest, VersionIsTheCMakeProjectVersion) {
+  const std::string cmake = Slurp(Src("CMakeLists.txt"));
+  const std::string key = "project(gimbal VERSION ";
+  const size_t at = cmake.find(key);
+  ASSERT_NE(at, std::string::npos) << "no `" << key << "` in CMakeLists.txt";
+  const size_t from = at + key.size();
+  const std::string version = cmake.substr(from, cmake.find_first_of(" )", from) - from);
+  ASSERT_FALSE(version.empty());
+  CmdResult r = Gimbal("--version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.output, "gimbal " + version + "\n");
+}
+
 // Commands that used to run away (allocate gigabytes, spin, hang) are wrapped in `timeout`.
 TEST(CliTest, SizeCountAndThreadOptionsAreRangeCheckedUpFront) {
   struct Case {

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <thread>
 
 #include "cli/command.h"
@@ -36,12 +37,36 @@ bool RegisterCommand(const std::string& name, CommandSetup setup) {
   return true;
 }
 
+namespace {
+
+// An installed gimbal (cmake/Install.cmake: PREFIX/bin/gimbal beside PREFIX/share/gimbal/data)
+// reads its own catalogue: when GIMBAL_DATA_DIR is unset and that folder exists, this sets it
+// (before any thread starts), so the catalogue and every process gimbal starts see the same
+// folder. A binary in a build tree has no such folder and keeps the compiled-in source data/.
+void UseInstalledDataDir() {
+  const char* env = std::getenv("GIMBAL_DATA_DIR");
+  if (env != nullptr && env[0] != '\0') return;
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return;
+  const std::filesystem::path data =
+      (exe.parent_path() / ".." / "share" / "gimbal" / "data").lexically_normal();
+  if (std::filesystem::is_directory(data / "models", ec)) {
+    ::setenv("GIMBAL_DATA_DIR", data.c_str(), 1);
+  }
+}
+
+}  // namespace
+
 }  // namespace gimbal::cli
 
 int main(int argc, char** argv) {
-  CLI::App app{"gimbal: coordinated scheduling for Mixture-of-Experts LLM serving on DP+EP clusters"};
+  gimbal::cli::UseInstalledDataDir();
+  CLI::App app{
+      "gimbal: coordinated scheduling for Mixture-of-Experts LLM serving on DP+EP clusters"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "gimbal 0.1.0");
+  // GIMBAL_VERSION: the top-level project(gimbal VERSION ...) (src/cli/CMakeLists.txt).
+  app.set_version_flag("--version", std::string("gimbal ") + GIMBAL_VERSION);
   std::string log_level = "warn";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str();

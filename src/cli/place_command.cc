@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "cli/command.h"
-#include "policy/placement/place_tool.h"
+#include "placement/place_tool.h"
 
 namespace gimbal::cli {
 namespace {

@@ -167,10 +167,12 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
     sim::StackSpec spec;
     spec.name = st.String("name", std::nullopt);
     ReadPolicy(st, "dispatch", "vllm", &spec.dispatch, &spec.dispatch_params,
-               {"snapshot_interval_ms"});
+               {"snapshot_interval_ms", "max_inflight"});
     if (st.Has("dispatch") && st.Child("dispatch").IsMap()) {
       const YamlReader d = st.Child("dispatch");
       spec.snapshot_interval = d.Double("snapshot_interval_ms", 100, 0, 1e9) / 1e3;
+      // The router's per-engine limit (router config `max_inflight`); 0: no limit.
+      spec.max_inflight = d.Int("max_inflight", 0, 0, int64_t{1} << 20);
       if (d.ok() && spec.snapshot_interval > 0 && spec.snapshot_interval < kMinSnapshotIntervalS) {
         d.Fail(fmt::format("expected 0 (every step) or at least {} ms, got '{}'",
                            kMinSnapshotIntervalS * 1e3, d.node()["snapshot_interval_ms"].Scalar()),

@@ -38,6 +38,7 @@ TEST(ScenarioTest, ParsesAGoodScenarioWithDefaults) {
   EXPECT_EQ(s->cluster.engine.max_num_seqs, 1024);
   ASSERT_EQ(s->stacks.size(), 2u);
   EXPECT_DOUBLE_EQ(s->stacks[0].snapshot_interval, 0.1);
+  EXPECT_EQ(s->stacks[0].max_inflight, 0);  // no limit unless a scenario sets one
   EXPECT_EQ(s->stacks[1].dispatch, "round_robin");
   EXPECT_EQ(s->class_weights(), (std::vector<double>{1, 3}));
   EXPECT_DOUBLE_EQ(s->options.slo.ttft_ms, 500);
@@ -49,6 +50,9 @@ TEST(ScenarioTest, OverridesApplyBeforeValidation) {
   ASSERT_TRUE(s.ok()) << s.status().message();
   EXPECT_EQ(s->cluster.dp, 4);
   EXPECT_EQ(s->stacks[1].queue, "spf");
+  auto limited = ParseScenario(kGood, "good.yaml", ".", {"stacks.0.dispatch.max_inflight=16"});
+  ASSERT_TRUE(limited.ok()) << limited.status().message();
+  EXPECT_EQ(limited->stacks[0].max_inflight, 16);
   auto bad = ParseScenario(kGood, "good.yaml", ".", {"stacks.7.queue=spf"});
   EXPECT_FALSE(bad.ok());
 }
@@ -98,6 +102,7 @@ TEST(ScenarioTest, HostileValuesFailWithFileLineAndKey) {
       {"stacks.0.dispatch.snapshot_interval_ms=1e-9",
        "'stacks[0].dispatch.snapshot_interval_ms': expected 0 (every step) or at least 1 ms"},
       {"max_time_s=1e300", "'max_time_s'"},
+      {"stacks.0.dispatch.max_inflight=-1", "'stacks[0].dispatch.max_inflight'"},
   };
   for (const auto& c : cases) {
     auto s = ParseScenario(kGood, "good.yaml", ".", {c.override_or_text});

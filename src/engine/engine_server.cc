@@ -22,7 +22,9 @@
 #include "net/io_runtime.h"
 #include "net/prometheus.h"
 #include "net/sse.h"
-#include "policy/placement/place_tool.h"
+#include "placement/placement_formats.h"
+#include "wire/engine_state.h"
+#include "wire/openai_error.h"
 #include "workload/workload.h"
 
 namespace gimbal::engine {
@@ -97,7 +99,7 @@ net::HttpResponse JsonResponse(int status, std::string body) {
 }
 
 net::HttpResponse Error(int status, const std::string& message) {
-  return JsonResponse(status, ErrorJson(status, message));
+  return wire::OpenAiError(status, message);
 }
 
 }  // namespace
@@ -116,25 +118,22 @@ struct EngineService::Impl {
   std::unique_ptr<net::IoRuntime> io;
   std::vector<std::unique_ptr<net::HttpServer>> servers;
 
-  std::string StateJson(int engine) const;
+  wire::EngineState State(int engine) const;
   void BuildMetrics(int engine);
 };
 
-std::string EngineService::Impl::StateJson(int engine) const {
+wire::EngineState EngineService::Impl::State(int engine) const {
   const RankState s = emu->State(engine);
-  json j = {{"engine", engine},
-            {"model", opts.served_model},
-            {"waiting", s.snapshot.waiting},
-            {"running", s.snapshot.running},
-            {"kv_usage", s.snapshot.kv_usage},
-            {"kv_capacity_tokens", s.snapshot.kv_capacity_tokens},
-            {"prefill_pending_tokens", s.snapshot.prefill_pending_tokens},
-            {"taken_at", emu->UnixTime(s.snapshot.taken_at)},
-            {"moe_pressure", s.moe_pressure},
-            {"preemptions", s.preemptions},
-            {"steps", s.steps},
-            {"version", emu->state_version()}};
-  return j.dump();
+  wire::EngineState st;
+  st.engine = engine;
+  st.model = opts.served_model;
+  st.load = s.snapshot;
+  st.load.taken_at = emu->UnixTime(s.snapshot.taken_at);
+  st.moe_pressure = s.moe_pressure;
+  st.preemptions = s.preemptions;
+  st.steps = s.steps;
+  st.version = emu->state_version();
+  return st;
 }
 
 void EngineService::Impl::BuildMetrics(int engine) {
@@ -230,9 +229,9 @@ class EngineHandler : public net::HttpHandler {
     } else if (path == "/metrics" && get) {
       co_await w.Send(net::MakeResponse(200, "text/plain; version=0.0.4; charset=utf-8",
                                         s_->metrics[engine_]->registry.Render()));
-    } else if (path == "/gimbal/state" && get) {
-      co_await w.Send(JsonResponse(200, s_->StateJson(engine_)));
-    } else if (path == "/gimbal/state/stream" && get) {
+    } else if (path == wire::kStatePath && get) {
+      co_await w.Send(JsonResponse(200, wire::EngineStateJson(s_->State(engine_))));
+    } else if (path == wire::kStateStreamPath && get) {
       co_await StateStream(w);
     } else if (path == "/gimbal/stats" && get) {
       co_await w.Send(JsonResponse(200, RoutingStatsToJson(s_->emu->RoutingCounts())));
@@ -263,14 +262,15 @@ class EngineHandler : public net::HttpHandler {
     ParseOptions po;
     po.chars_per_token = s_->opts.chars_per_token;
     po.default_max_tokens = s_->opts.default_max_tokens;
-    auto parsed = ParseCompletionRequest(req.body, chat, po);
+    auto parsed = ParseEmulatedRequest(req.body, chat, po);
     if (!parsed.ok()) {
       co_await w.Send(Error(400, parsed.status().message()));
       co_return;
     }
-    const CompletionRequest& r = *parsed;
-    if (!r.model.empty() && r.model != s_->opts.served_model) {
-      co_await w.Send(Error(404, fmt::format("The model `{}` does not exist.", r.model)));
+    const EmulatedRequest& r = *parsed;
+    const std::string& model = r.request.model;
+    if (!model.empty() && model != s_->opts.served_model) {
+      co_await w.Send(Error(404, fmt::format("The model `{}` does not exist.", model)));
       co_return;
     }
     if (s_->stopping) {
@@ -281,10 +281,10 @@ class EngineHandler : public net::HttpHandler {
     sub.engine = engine_;
     sub.prompt_tokens = r.prompt_tokens;
     sub.output_tokens = r.max_tokens;
-    sub.priority = r.priority;
+    sub.priority = r.request.priority;
     sub.traffic_class = r.traffic_class >= 0
                             ? r.traffic_class
-                            : MooncakeClassForHash(r.prompt_hash, s_->class_weights);
+                            : MooncakeClassForHash(r.request.prompt_hash, s_->class_weights);
     auto mb = std::make_shared<Mailbox>(co_await asio::this_coro::executor);
     Emulator& emu = *s_->emu;
     const double arrival = emu.Now();
@@ -321,7 +321,8 @@ class EngineHandler : public net::HttpHandler {
           if (!streaming) {
             co_await w.Send(Error(u.status ? u.status : 500, u.error));
           } else {
-            const std::string ev = net::FormatSseEvent(ErrorJson(u.status ? u.status : 500, u.error)) +
+            const int status = u.status ? u.status : 500;
+            const std::string ev = net::FormatSseEvent(wire::OpenAiErrorJson(status, u.error)) +
                                    net::FormatSseEvent("[DONE]");
             if ((co_await w.WriteChunk(ev)).ok()) co_await w.EndStream();
           }
@@ -334,7 +335,7 @@ class EngineHandler : public net::HttpHandler {
           m.itl->Observe(u.time - last);
         }
         if (u.generated > sent) last = u.time;
-        if (r.stream) {
+        if (r.request.stream) {
           if (!streaming) {
             net::Headers h;
             h.Set("Content-Type", "text/event-stream; charset=utf-8");
@@ -363,9 +364,11 @@ class EngineHandler : public net::HttpHandler {
           m.success->Inc();
           if (u.preemptions > 0) m.preemptions->Inc(u.preemptions);
           m.e2e->Observe(u.time - arrival);
-          if (r.stream) {
+          if (r.request.stream) {
             std::string tail;
-            if (r.include_usage) tail += net::FormatSseEvent(StreamUsageJson(r, ids, sent));
+            if (r.request.include_usage) {
+              tail += net::FormatSseEvent(StreamUsageJson(r, ids, sent));
+            }
             tail += net::FormatSseEvent("[DONE]");
             if ((co_await w.WriteChunk(tail)).ok()) co_await w.EndStream();
           } else {
@@ -401,7 +404,7 @@ class EngineHandler : public net::HttpHandler {
       if (v != last_version || now - last_emit >= std::chrono::duration<double>(heartbeat)) {
         last_version = v;
         last_emit = now;
-        ok = (co_await w.WriteChunk(net::FormatSseEvent(s_->StateJson(engine_)))).ok();
+        ok = (co_await w.WriteChunk(wire::EngineStateEvent(s_->State(engine_)))).ok();
         continue;  // the step may have moved on while writing
       }
       co_await mb->Wait(heartbeat);

@@ -19,8 +19,9 @@
 #include "net/io_runtime.h"
 #include "net/prometheus_parser.h"
 #include "net/sse.h"
-#include "policy/placement/place_tool.h"
+#include "placement/placement_formats.h"
 #include "policy/queue/queue_policy.h"
+#include "wire/engine_state.h"
 
 namespace gimbal::engine {
 namespace {
@@ -220,8 +221,12 @@ TEST_F(EngineServerTest, StreamingSendsOneChunkPerTokenThenDone) {
 
 TEST_F(EngineServerTest, ErrorsHaveTheRightStatus) {
   StartService(0.01);
-  EXPECT_EQ(Call(Req(0, "POST", "/v1/completions", R"({"model":"other","prompt":"x"})")).status,
-            404);
+  Reply unknown = Call(Req(0, "POST", "/v1/completions", R"({"model":"other","prompt":"x"})"));
+  EXPECT_EQ(unknown.status, 404);
+  EXPECT_EQ(json::parse(unknown.body)["error"]["type"], "not_found_error");
+  Reply batch = Call(Req(0, "POST", "/v1/completions", R"({"prompt":["a","b"]})"));
+  EXPECT_EQ(batch.status, 400);
+  EXPECT_EQ(json::parse(batch.body)["error"]["type"], "invalid_request_error");
   EXPECT_EQ(Call(Req(0, "POST", "/v1/completions", R"({"prompt": "x")")).status, 400);
   EXPECT_EQ(Call(Req(0, "POST", "/v1/completions", R"({"prompt":"x","max_tokens":-1})")).status,
             400);
@@ -371,6 +376,12 @@ TEST_F(EngineServerTest, StateIsPushedAndStatsCountSources) {
     EXPECT_TRUE(s.contains(k)) << k;
   }
   EXPECT_GT(s["kv_capacity_tokens"].get<int64_t>(), 0);
+  // What the router reads from it.
+  EngineSnapshot read;
+  double moe = 0;
+  ASSERT_TRUE(wire::SnapshotFromPushed(st.body, 1.0, &read, &moe));
+  EXPECT_EQ(read.kv_capacity_tokens, s["kv_capacity_tokens"].get<int64_t>());
+  EXPECT_GT(moe, 0);
 
   // Open the state stream of engine 0, then run a request there; the stream shows it running.
   const auto state_req = Req(0, "GET", "/gimbal/state/stream");  // Open reads it while it runs
@@ -390,7 +401,9 @@ TEST_F(EngineServerTest, StateIsPushedAndStatsCountSources) {
     ASSERT_TRUE(piece->has_value());
     parser.Feed(**piece, events);
     for (const auto& e : events) {
-      if (e.has_data && json::parse(e.data)["running"].get<int>() > 0) saw_running = true;
+      if (wire::IsStateEvent(e) && json::parse(e.data)["running"].get<int>() > 0) {
+        saw_running = true;
+      }
     }
   }
   EXPECT_TRUE(saw_running);

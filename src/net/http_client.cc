@@ -17,9 +17,9 @@
 #include <chrono>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "net/http_wire.h"
 #include "net/socket_deadline.h"
 
@@ -92,14 +92,14 @@ void AppendRequestHead(std::string& out, const ClientRequest& req, const std::st
 }  // namespace
 
 struct HttpClient::Pool {
-  std::mutex mu;
-  std::map<std::string, std::vector<std::shared_ptr<Conn>>> idle;  // GUARDED_BY(mu)
+  Mutex mu;
+  std::map<std::string, std::vector<std::shared_ptr<Conn>>> idle GIMBAL_GUARDED_BY(mu);
   size_t max_idle = 0;
   double ttl_s = 0;
-  Clock::time_point last_sweep;  // GUARDED_BY(mu)
+  Clock::time_point last_sweep GIMBAL_GUARDED_BY(mu);
 
   std::shared_ptr<Conn> Take(const std::string& key) {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     auto now = Clock::now();
     SweepLocked(now);
     auto it = idle.find(key);
@@ -112,7 +112,7 @@ struct HttpClient::Pool {
   }
   void Put(const std::string& key, std::shared_ptr<Conn> c) {
     c->last_used = Clock::now();
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     SweepLocked(c->last_used);
     auto& v = idle[key];
     if (v.size() < max_idle) v.push_back(std::move(c));
@@ -121,7 +121,7 @@ struct HttpClient::Pool {
   // At most once a second: closes idle connections the server has closed (or sent anything on:
   // an idle connection has nothing to read) and those past their time to live, so they do not
   // sit in CLOSE-WAIT until picked. One poll() over every idle socket.
-  void SweepLocked(Clock::time_point now) {
+  void SweepLocked(Clock::time_point now) GIMBAL_REQUIRES(mu) {
     if (now - last_sweep < std::chrono::seconds(1)) return;
     last_sweep = now;
     std::vector<pollfd> fds;
@@ -246,12 +246,12 @@ HttpClient::HttpClient(asio::io_context& ctx, HttpClientOptions options)
 HttpClient::~HttpClient() { CloseIdle(); }
 
 void HttpClient::CloseIdle() {
-  std::lock_guard<std::mutex> lock(pool_->mu);
+  MutexLock lock(pool_->mu);
   pool_->idle.clear();
 }
 
 size_t HttpClient::idle_connections() const {
-  std::lock_guard<std::mutex> lock(pool_->mu);
+  MutexLock lock(pool_->mu);
   size_t n = 0;
   for (const auto& [k, v] : pool_->idle) n += v.size();
   return n;

@@ -19,10 +19,10 @@
 #include <array>
 #include <charconv>
 #include <chrono>
-#include <mutex>
 #include <set>
 #include <thread>
 
+#include "core/thread_annotations.h"
 #include "net/http_wire.h"
 #include "net/socket_deadline.h"
 
@@ -196,8 +196,8 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active{0};
   std::atomic<int64_t> connections{0};
-  std::mutex mu;
-  std::set<std::shared_ptr<ConnState>> conns;  // GUARDED_BY(mu)
+  Mutex mu;
+  std::set<std::shared_ptr<ConnState>> conns GIMBAL_GUARDED_BY(mu);
 
   asio::awaitable<void> AcceptLoop();
   asio::awaitable<void> Session(std::shared_ptr<ConnState> conn);
@@ -397,7 +397,7 @@ asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
     auto ep = conn->socket.remote_endpoint(ec);
     if (!ec) conn->remote = ep.address().to_string() + ":" + std::to_string(ep.port());
     {
-      std::lock_guard<std::mutex> lock(mu);
+      MutexLock lock(mu);
       conns.insert(conn);
     }
     ++connections;
@@ -502,7 +502,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
   sock.shutdown(tcp::socket::shutdown_send, ignored);
   sock.close(ignored);
   {
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(mu);
     conns.erase(conn);
   }
   --connections;
@@ -556,7 +556,7 @@ bool HttpServer::Drain(double timeout_s) {
   for (;;) {
     {
       // Idle keep-alive connections are closed; busy ones close after their response.
-      std::lock_guard<std::mutex> lock(impl->mu);
+      MutexLock lock(impl->mu);
       for (const auto& c : impl->conns) {
         asio::post(c->socket.get_executor(), [c] {
           if (!c->idle) return;

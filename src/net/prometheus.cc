@@ -122,19 +122,19 @@ void MetricFamily::Line(std::string& out, const std::string& name,
 
 template <>
 void Family<Counter>::RenderSamples(std::string& out) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& [values, c] : children_) Line(out, name_, values, "", c->value());
 }
 
 template <>
 void Family<Gauge>::RenderSamples(std::string& out) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& [values, g] : children_) Line(out, name_, values, "", g->value());
 }
 
 template <>
 void Family<Histogram>::RenderSamples(std::string& out) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& [values, h] : children_) {
     auto counts = h->counts();
     uint64_t cum = 0;
@@ -154,7 +154,7 @@ CounterFamily& MetricsRegistry::AddCounter(std::string name, std::string help,
                                            std::move(label_names),
                                            [] { return std::make_unique<Counter>(); });
   auto& ref = *f;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   families_.push_back(std::move(f));
   return ref;
 }
@@ -165,7 +165,7 @@ GaugeFamily& MetricsRegistry::AddGauge(std::string name, std::string help,
                                          std::move(label_names),
                                          [] { return std::make_unique<Gauge>(); });
   auto& ref = *f;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   families_.push_back(std::move(f));
   return ref;
 }
@@ -177,7 +177,7 @@ HistogramFamily& MetricsRegistry::AddHistogram(std::string name, std::string hel
       std::move(name), std::move(help), "histogram", std::move(label_names),
       [bounds] { return std::make_unique<Histogram>(bounds); });
   auto& ref = *f;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   families_.push_back(std::move(f));
   return ref;
 }
@@ -186,13 +186,13 @@ void MetricsRegistry::AddCallbackGauge(std::string name, std::string help,
                                        std::vector<std::string> label_names, GaugeCallback fn) {
   auto f = std::make_unique<CallbackFamily>(std::move(name), std::move(help),
                                             std::move(label_names), std::move(fn));
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   families_.push_back(std::move(f));
 }
 
 std::string MetricsRegistry::Render() const {
   std::string out;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (const auto& f : families_) f->Render(out);
   return out;
 }

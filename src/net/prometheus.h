@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/thread_annotations.h"
+
 namespace gimbal::net {
 
 class Counter {
@@ -90,7 +92,7 @@ class Family : public MetricFamily {
         make_(std::move(make)) {}
   // The child for `values` (one per label name, in order); created when new.
   M& With(const std::vector<std::string>& values = {}) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     auto& slot = children_[values];
     if (!slot) slot = make_();
     return *slot;
@@ -101,8 +103,8 @@ class Family : public MetricFamily {
 
  private:
   std::function<std::unique_ptr<M>()> make_;
-  mutable std::mutex mu_;
-  std::map<std::vector<std::string>, std::unique_ptr<M>> children_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::map<std::vector<std::string>, std::unique_ptr<M>> children_ GIMBAL_GUARDED_BY(mu_);
 };
 
 template <>
@@ -132,8 +134,8 @@ class MetricsRegistry {
   std::string Render() const;
 
  private:
-  mutable std::mutex mu_;
-  std::vector<std::unique_ptr<MetricFamily>> families_;  // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::vector<std::unique_ptr<MetricFamily>> families_ GIMBAL_GUARDED_BY(mu_);
 };
 
 // Formats a sample value the way Prometheus reads it: integers without a fraction, "+Inf",

@@ -17,10 +17,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "core/thread_annotations.h"
 
 namespace gimbal::net::testing {
 
@@ -52,7 +53,7 @@ class RawServer {
     ::close(listen_fd_);
     acceptor_.join();
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
     }
     for (auto& t : workers_) t.join();
@@ -76,7 +77,7 @@ class RawServer {
         continue;
       }
       ++connections_;
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       fds_.push_back(fd);
       workers_.emplace_back([this, fd] { Serve(fd); });
     }
@@ -132,9 +133,9 @@ class RawServer {
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
   std::thread acceptor_;
-  std::mutex mu_;
-  std::vector<int> fds_;              // GUARDED_BY(mu_)
-  std::vector<std::thread> workers_;  // GUARDED_BY(mu_)
+  Mutex mu_;
+  std::vector<int> fds_ GIMBAL_GUARDED_BY(mu_);
+  std::vector<std::thread> workers_ GIMBAL_GUARDED_BY(mu_);
 };
 
 // Sends `bytes` to 127.0.0.1:`port` on a fresh connection (then, after `pause`, `more`) and

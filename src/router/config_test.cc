@@ -4,7 +4,6 @@
 
 #include <cstdlib>
 
-#include "router/errors.h"
 
 namespace gimbal::router {
 namespace {
@@ -134,17 +133,6 @@ TEST(RouterConfig, DuplicateKeysAreRejected) {
   EXPECT_NE(c.status().message().find("router.yaml:3:1: 'listen': duplicate key"),
             std::string::npos)
       << c.status().message();
-}
-
-TEST(Errors, OneMappingToHttpStatus) {
-  EXPECT_EQ(HttpStatusFor(ErrorCode::kInvalidArgument), 400);
-  EXPECT_EQ(HttpStatusFor(ErrorCode::kNotFound), 404);
-  EXPECT_EQ(HttpStatusFor(ErrorCode::kUnavailable), 503);
-  EXPECT_EQ(HttpStatusFor(ErrorCode::kResourceExhausted), 429);
-  EXPECT_EQ(HttpStatusFor(ErrorCode::kInternal), 500);
-  auto r = OpenAiError(Status(ErrorCode::kNotFound, "no \"x\""));
-  EXPECT_EQ(r.status, 404);
-  EXPECT_EQ(r.body, R"({"error":{"code":404,"message":"no \"x\"","type":"not_found_error"}})");
 }
 
 }  // namespace

@@ -9,23 +9,14 @@
 #include <initializer_list>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 namespace gimbal::router {
 
 namespace {
 
-void Warn(ValueWarnings* w, std::string_view what, double v) {
-  if (w == nullptr) return;
-  if (w->count++ == 0) w->first = fmt::format("{} = {}", what, v);
-}
+using wire::Plausible;
 
-bool Plausible(double v, double max) {
-  return std::isfinite(v) && v >= 0 && v <= max;
-}
-
-bool PlausibleUsage(double v) {
-  return std::isfinite(v) && v >= -kUsageTolerance && v <= 1 + kUsageTolerance;
+void Warn(wire::ValueWarnings* w, std::string_view what, double v) {
+  if (w != nullptr) w->Add(what, v);
 }
 
 // One snapshot field read from several samples; dropped as a whole when any one is implausible
@@ -56,7 +47,7 @@ LabelInt ParseLabelInt(std::string_view s, int64_t* v) {
 }  // namespace
 
 bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& model, double now,
-                         EngineSnapshot* out, ValueWarnings* warnings) {
+                         EngineSnapshot* out, wire::ValueWarnings* warnings) {
   Field waiting, running, kv_new, kv_old, capacity, pending;
   auto add = [&](Field& f, const net::PromSample& m, double max) {
     f.seen = true;
@@ -69,7 +60,7 @@ bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& mo
   };
   auto add_usage = [&](Field& f, const net::PromSample& m) {
     f.seen = true;
-    if (!PlausibleUsage(m.value)) {
+    if (!wire::PlausibleUsage(m.value)) {
       f.bad = true;
       Warn(warnings, m.name, m.value);
     } else {
@@ -80,9 +71,9 @@ bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& mo
     std::string_view mn = m.Label("model_name");
     if (!mn.empty() && !model.empty() && mn != model) continue;
     if (m.name == "vllm:num_requests_waiting") {
-      add(waiting, m, kMaxEngineRequests);
+      add(waiting, m, wire::kMaxEngineRequests);
     } else if (m.name == "vllm:num_requests_running") {
-      add(running, m, kMaxEngineRequests);
+      add(running, m, wire::kMaxEngineRequests);
     } else if (m.name == "vllm:kv_cache_usage_perc") {
       add_usage(kv_new, m);
     } else if (m.name == "vllm:gpu_cache_usage_perc") {
@@ -95,7 +86,7 @@ bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& mo
       // In double: b × z may not fit an int64_t.
       const double tokens = static_cast<double>(b) * static_cast<double>(z);
       if (pb == LabelInt::kOutOfRange || pz == LabelInt::kOutOfRange || b < 0 || z < 0 ||
-          tokens > kMaxEngineTokens) {
+          tokens > wire::kMaxEngineTokens) {
         capacity.seen = capacity.bad = true;
         Warn(warnings, "vllm:cache_config_info num_gpu_blocks × block_size",
              pb == LabelInt::kOutOfRange || pz == LabelInt::kOutOfRange ? HUGE_VAL : tokens);
@@ -104,7 +95,7 @@ bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& mo
         capacity.value += tokens;
       }
     } else if (m.name == "gimbal:prefill_pending_tokens") {
-      if (m.value != -1) add(pending, m, kMaxEngineTokens);  // -1: not reported
+      if (m.value != -1) add(pending, m, wire::kMaxEngineTokens);  // -1: not reported
     }
   }
   // Sums of plausible parts can still be implausible.
@@ -113,10 +104,10 @@ bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& mo
     std::string_view name;
     double max;
   };
-  for (const Sum& sum : {Sum{&waiting, "vllm:num_requests_waiting", kMaxEngineRequests},
-                         Sum{&running, "vllm:num_requests_running", kMaxEngineRequests},
-                         Sum{&capacity, "vllm:cache_config_info", kMaxEngineTokens},
-                         Sum{&pending, "gimbal:prefill_pending_tokens", kMaxEngineTokens}}) {
+  for (const Sum& sum : {Sum{&waiting, "vllm:num_requests_waiting", wire::kMaxEngineRequests},
+                         Sum{&running, "vllm:num_requests_running", wire::kMaxEngineRequests},
+                         Sum{&capacity, "vllm:cache_config_info", wire::kMaxEngineTokens},
+                         Sum{&pending, "gimbal:prefill_pending_tokens", wire::kMaxEngineTokens}}) {
     if (sum.field->usable() && sum.field->value > sum.max) {
       sum.field->bad = true;
       Warn(warnings, fmt::format("{} (sum over engines)", sum.name), sum.field->value);
@@ -134,66 +125,6 @@ bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& mo
   s.kv_capacity_tokens = capacity.Count(prev.kv_capacity_tokens, 0);
   s.prefill_pending_tokens = pending.Count(prev.prefill_pending_tokens, -1);
   *out = s;
-  return true;
-}
-
-bool SnapshotFromPushed(std::string_view data, double now, EngineSnapshot* out,
-                        double* moe_pressure, ValueWarnings* warnings) {
-  auto j = nlohmann::json::parse(data, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return false;
-  // Whether `key` is present as a number (any value, implausible ones included).
-  auto number = [&](const char* key, double* v) {
-    auto it = j.find(key);
-    if (it == j.end() || !it->is_number()) return false;
-    *v = it->get<double>();
-    return true;
-  };
-  // Whether the number `v` read for `key` is within [0, max]; warns when not.
-  auto check = [&](const char* key, double v, double max) {
-    if (Plausible(v, max)) return true;
-    Warn(warnings, key, v);
-    return false;
-  };
-  double waiting = 0, running = 0, kv = 0;
-  if (!number("waiting", &waiting) || !number("running", &running) || !number("kv_usage", &kv)) {
-    return false;
-  }
-  const bool waiting_ok = check("waiting", waiting, kMaxEngineRequests);
-  const bool running_ok = check("running", running, kMaxEngineRequests);
-  if (!waiting_ok && !running_ok) return false;
-
-  const EngineSnapshot& prev = *out;
-  EngineSnapshot s;
-  s.taken_at = now;
-  s.waiting = waiting_ok ? static_cast<int64_t>(std::llround(waiting)) : prev.waiting;
-  s.running = running_ok ? static_cast<int64_t>(std::llround(running)) : prev.running;
-  if (PlausibleUsage(kv)) {
-    s.kv_usage = std::clamp(kv, 0.0, 1.0);
-  } else {
-    Warn(warnings, "kv_usage", kv);
-    s.kv_usage = prev.kv_usage;
-  }
-  double cap = 0, pending = -1, moe = 1;
-  if (number("kv_capacity_tokens", &cap)) {
-    s.kv_capacity_tokens = check("kv_capacity_tokens", cap, kMaxEngineTokens)
-                               ? static_cast<int64_t>(std::llround(cap))
-                               : prev.kv_capacity_tokens;
-  }
-  if (number("prefill_pending_tokens", &pending) && pending != -1) {  // -1: not reported
-    s.prefill_pending_tokens = check("prefill_pending_tokens", pending, kMaxEngineTokens)
-                                   ? static_cast<int64_t>(std::llround(pending))
-                                   : prev.prefill_pending_tokens;
-  }
-  double pressure = 1;
-  if (number("moe_pressure", &moe)) {
-    if (moe == 0) {
-      pressure = 1;  // no expert load reported: read as average
-    } else {
-      pressure = check("moe_pressure", moe, kMaxMoePressure) ? moe : *moe_pressure;
-    }
-  }
-  *out = s;
-  *moe_pressure = pressure;
   return true;
 }
 

@@ -56,7 +56,7 @@ TEST(SnapshotFromMetrics, ImplausibleCountsAreDroppedKeepingThePreviousValue) {
                                          "\nvllm:num_requests_running{model_name=\"m\"} 4\n");
     ASSERT_EQ(page.warnings, 0);
     EngineSnapshot s = Previous();
-    ValueWarnings w;
+    wire::ValueWarnings w;
     ASSERT_TRUE(SnapshotFromMetrics(page, "m", 4.0, &s, &w));
     EXPECT_EQ(s.waiting, 7);  // kept
     EXPECT_EQ(s.running, 4);  // read
@@ -73,7 +73,7 @@ vllm:num_requests_running{engine="0"} 600000000
 vllm:num_requests_running{engine="1"} 600000000
 )");
   EngineSnapshot s = Previous();
-  ValueWarnings w;
+  wire::ValueWarnings w;
   // Both counts dropped (the running sum is above 1e9): nothing usable, *out untouched.
   EXPECT_FALSE(SnapshotFromMetrics(page, "m", 4.0, &s, &w));
   EXPECT_EQ(s.taken_at, 1);
@@ -89,7 +89,7 @@ TEST(SnapshotFromMetrics, KvUsageOutsideTheUnitIntervalIsDropped) {
     auto page = net::ParsePrometheusText("vllm:num_requests_running 1\nvllm:kv_cache_usage_perc " +
                                          bad + "\n");
     EngineSnapshot s = Previous();
-    ValueWarnings w;
+    wire::ValueWarnings w;
     ASSERT_TRUE(SnapshotFromMetrics(page, "m", 0, &s, &w));
     EXPECT_EQ(s.kv_usage, 0.4);
     EXPECT_EQ(w.count, 1);
@@ -98,7 +98,7 @@ TEST(SnapshotFromMetrics, KvUsageOutsideTheUnitIntervalIsDropped) {
   auto page = net::ParsePrometheusText(
       "vllm:num_requests_running 1\nvllm:kv_cache_usage_perc 1.005\n");
   EngineSnapshot s = Previous();
-  ValueWarnings w;
+  wire::ValueWarnings w;
   ASSERT_TRUE(SnapshotFromMetrics(page, "m", 0, &s, &w));
   EXPECT_EQ(s.kv_usage, 1.0);
   EXPECT_EQ(w.count, 0);
@@ -112,7 +112,7 @@ TEST(SnapshotFromMetrics, ImplausibleCapacityAndPendingTokensAreDropped) {
     auto page = net::ParsePrometheusText("vllm:num_requests_running 1\nvllm:cache_config_info{" +
                                          labels + "} 1\ngimbal:prefill_pending_tokens 1e300\n");
     EngineSnapshot s = Previous();
-    ValueWarnings w;
+    wire::ValueWarnings w;
     ASSERT_TRUE(SnapshotFromMetrics(page, "m", 0, &s, &w));
     EXPECT_EQ(s.kv_capacity_tokens, 5000);
     EXPECT_EQ(s.prefill_pending_tokens, 900);
@@ -123,82 +123,11 @@ TEST(SnapshotFromMetrics, ImplausibleCapacityAndPendingTokensAreDropped) {
       "vllm:num_requests_running 1\nvllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"None\"}"
       " 1\ngimbal:prefill_pending_tokens -1\n");
   EngineSnapshot s = Previous();
-  ValueWarnings w;
+  wire::ValueWarnings w;
   ASSERT_TRUE(SnapshotFromMetrics(page, "m", 0, &s, &w));
   EXPECT_EQ(s.kv_capacity_tokens, 0);
   EXPECT_EQ(s.prefill_pending_tokens, -1);
   EXPECT_EQ(w.count, 0);
-}
-
-TEST(SnapshotFromPushed, ReadsAState) {
-  EngineSnapshot s;
-  double moe = 1;
-  ValueWarnings w;
-  ASSERT_TRUE(SnapshotFromPushed(
-      R"({"waiting":2,"running":5,"kv_usage":0.25,"kv_capacity_tokens":32000,)"
-      R"("prefill_pending_tokens":1200,"moe_pressure":1.5,"taken_at":99})",
-      4.0, &s, &moe, &w));
-  EXPECT_EQ(s.waiting, 2);
-  EXPECT_EQ(s.running, 5);
-  EXPECT_EQ(s.kv_usage, 0.25);
-  EXPECT_EQ(s.kv_capacity_tokens, 32000);
-  EXPECT_EQ(s.prefill_pending_tokens, 1200);
-  EXPECT_EQ(s.taken_at, 4.0);  // arrival, not the engine's stamp
-  EXPECT_EQ(moe, 1.5);
-  EXPECT_EQ(w.count, 0);
-  // Optional fields absent: their defaults.
-  ASSERT_TRUE(SnapshotFromPushed(R"({"waiting":0,"running":1,"kv_usage":0})", 5, &s, &moe));
-  EXPECT_EQ(s.kv_capacity_tokens, 0);
-  EXPECT_EQ(s.prefill_pending_tokens, -1);
-  EXPECT_EQ(moe, 1);
-}
-
-TEST(SnapshotFromPushed, NotAStateIsRefused) {
-  EngineSnapshot s = Previous();
-  double moe = 2;
-  for (const char* data : {"", "nope", "[1,2]", R"({"waiting":1,"running":1})",
-                           R"({"waiting":"1","running":1,"kv_usage":0})", "NaN",
-                           R"({"waiting":NaN,"running":1,"kv_usage":0})"}) {
-    SCOPED_TRACE(data);
-    EXPECT_FALSE(SnapshotFromPushed(data, 4, &s, &moe));
-  }
-  EXPECT_EQ(s.waiting, 7);
-  EXPECT_EQ(moe, 2);
-}
-
-TEST(SnapshotFromPushed, ImplausibleFieldsAreDroppedKeepingThePreviousValues) {
-  for (std::string bad : {"-1e308", "1e300", "-3", "2e12", "18446744073709551615",
-                          "-9223372036854775808"}) {
-    SCOPED_TRACE(bad);
-    EngineSnapshot s = Previous();
-    double moe = 1.25;
-    ValueWarnings w;
-    ASSERT_TRUE(SnapshotFromPushed(
-        R"({"waiting":)" + bad + R"(,"running":4,"kv_usage":)" + bad +
-            R"(,"kv_capacity_tokens":)" + bad + R"(,"prefill_pending_tokens":)" + bad +
-            R"(,"moe_pressure":)" + bad + "}",
-        4.0, &s, &moe, &w));
-    EXPECT_EQ(s.waiting, 7);
-    EXPECT_EQ(s.running, 4);
-    EXPECT_EQ(s.kv_usage, 0.4);
-    EXPECT_EQ(s.kv_capacity_tokens, 5000);
-    EXPECT_EQ(s.prefill_pending_tokens, 900);
-    EXPECT_EQ(moe, 1.25);
-    EXPECT_EQ(s.taken_at, 4.0);
-    EXPECT_EQ(w.count, 5);
-    EXPECT_EQ(w.first.rfind("waiting = ", 0), 0u) << w.first;
-  }
-  // Out-of-range literals (JSON has no NaN or Inf): never a value.
-  EngineSnapshot s = Previous();
-  double moe = 1.25;
-  SnapshotFromPushed(R"({"waiting":1e999,"running":4,"kv_usage":0})", 4.0, &s, &moe);
-  EXPECT_EQ(s.waiting, 7);
-  // Both request counts implausible: refused, nothing touched.
-  ValueWarnings w;
-  EXPECT_FALSE(SnapshotFromPushed(R"({"waiting":-1,"running":1e300,"kv_usage":0})", 5, &s, &moe,
-                                  &w));
-  EXPECT_EQ(s.taken_at, 1);
-  EXPECT_EQ(w.count, 2);
 }
 
 }  // namespace

@@ -3,29 +3,39 @@
 #include <algorithm>
 
 namespace gimbal::router {
+namespace {
+
+std::vector<int64_t> Limits(const std::vector<EngineInfo>& infos) {
+  std::vector<int64_t> out;
+  for (const auto& i : infos) out.push_back(i.max_inflight);
+  return out;
+}
+
+}  // namespace
 
 EngineTable::EngineTable(std::vector<EngineInfo> engines, int failures_to_eject,
                          int successes_to_readmit, uint64_t seed, double push_stale_s)
     : infos_(std::move(engines)), failures_to_eject_(failures_to_eject),
       successes_to_readmit_(successes_to_readmit), push_stale_s_(push_stale_s),
-      states_(infos_.size()), rng_(seed) {}
+      states_(infos_.size()), ledger_(Limits(infos_)), rng_(seed) {}
 
 Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequest req,
                                       const std::string& model, const std::vector<int>& exclude) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<EngineView> views(states_.size());
   bool any_healthy = false;
   bool any_open = false;
   for (size_t i = 0; i < states_.size(); ++i) {
     const State& s = states_[i];
-    views[i] = s.view;
+    views[i] = s.view;  // the accounting is filled in below
     views[i].snapshot_age = s.has_snapshot ? std::max(0.0, req.now - s.view.snapshot.taken_at) : 0;
-    bool eligible = s.view.healthy && infos_[i].model == model &&
-                    std::find(exclude.begin(), exclude.end(), static_cast<int>(i)) == exclude.end();
+    const bool eligible =
+        s.view.healthy && infos_[i].model == model &&
+        std::find(exclude.begin(), exclude.end(), static_cast<int>(i)) == exclude.end();
     any_healthy |= eligible;
-    if (eligible && s.view.inflight >= infos_[i].max_inflight) eligible = false;
-    any_open |= eligible;
     views[i].healthy = eligible;
+    ledger_.FillView(static_cast<int>(i), views[i]);  // hides an engine at its limit
+    any_open |= views[i].healthy;
   }
   if (!any_healthy) {
     return Status(ErrorCode::kUnavailable, "no healthy engine serves model '" + model + "'");
@@ -41,65 +51,48 @@ Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequ
                   "dispatch policy '" + policy.name() + "' chose an ineligible engine");
   }
   ++sequence_;
-  State& s = states_[static_cast<size_t>(e)];
-  Reservation r;
-  r.engine = e;
-  r.prompt_tokens = req.prompt_tokens;
-  r.kv_tokens = req.prompt_tokens + req.max_output_tokens;
-  s.view.inflight += 1;
-  s.view.reserved_prefill += r.prompt_tokens;
-  s.view.reserved_kv_tokens += r.kv_tokens;
-  s.view.picks_since_snapshot += 1;
-  s.dispatched += 1;
-  return r;
+  return ledger_.Dispatch(e, req.prompt_tokens, req.max_output_tokens);
 }
 
 void EngineTable::SettlePrefill(Reservation& r) {
-  if (r.engine < 0 || r.prefill_settled) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  states_[static_cast<size_t>(r.engine)].view.reserved_prefill -= r.prompt_tokens;
-  r.prefill_settled = true;
+  MutexLock lock(mu_);
+  ledger_.FirstToken(r);
 }
 
 void EngineTable::Release(Reservation& r) {
-  if (r.engine < 0 || r.released) return;
-  SettlePrefill(r);
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& v = states_[static_cast<size_t>(r.engine)].view;
-  v.inflight -= 1;
-  v.reserved_kv_tokens -= r.kv_tokens;
-  r.released = true;
+  MutexLock lock(mu_);
+  ledger_.Finish(r);
 }
 
 bool EngineTable::ApplySnapshot(int e, const EngineSnapshot& snap) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   State& s = states_[static_cast<size_t>(e)];
   if (snap.taken_at - s.pushed_at < push_stale_s_) return false;
   s.view.snapshot = snap;
-  s.view.picks_since_snapshot = 0;
+  ledger_.SnapshotTaken(e);
   s.has_snapshot = true;
   s.pushed = false;
   return true;
 }
 
 void EngineTable::ApplyPushedSnapshot(int e, const EngineSnapshot& snap, double moe_pressure) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   State& s = states_[static_cast<size_t>(e)];
   s.view.snapshot = snap;
   s.view.moe_pressure = moe_pressure;
-  s.view.picks_since_snapshot = 0;
+  ledger_.SnapshotTaken(e);
   s.has_snapshot = true;
   s.pushed = true;
   s.pushed_at = snap.taken_at;
 }
 
 bool EngineTable::PushFresh(int e, double now) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return now - states_[static_cast<size_t>(e)].pushed_at < push_stale_s_;
 }
 
 bool EngineTable::ReportHealth(int e, bool ok) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   State& s = states_[static_cast<size_t>(e)];
   if (ok) {
     s.failures = 0;
@@ -121,33 +114,39 @@ bool EngineTable::ReportHealth(int e, bool ok) {
 }
 
 bool EngineTable::healthy(int e) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return states_[static_cast<size_t>(e)].view.healthy;
 }
 
 bool EngineTable::AnyHealthy() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return std::any_of(states_.begin(), states_.end(), [](const State& s) { return s.view.healthy; });
 }
 
+EngineView EngineTable::ViewLocked(int e) const {
+  EngineView v = states_[static_cast<size_t>(e)].view;
+  ledger_.Account(e, v);
+  return v;
+}
+
 EngineView EngineTable::view(int e) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return states_[static_cast<size_t>(e)].view;
+  MutexLock lock(mu_);
+  return ViewLocked(e);
 }
 
 std::vector<EngineRow> EngineTable::Rows(double now) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   std::vector<EngineRow> rows;
   for (size_t i = 0; i < states_.size(); ++i) {
     const State& s = states_[i];
     EngineRow row;
     row.info = infos_[i];
-    row.view = s.view;
+    row.view = ViewLocked(static_cast<int>(i));
     row.view.snapshot_age = s.has_snapshot ? std::max(0.0, now - s.view.snapshot.taken_at) : -1;
     row.has_snapshot = s.has_snapshot;
     row.pushed = s.pushed;
     row.consecutive_failures = s.failures;
-    row.dispatched_total = s.dispatched;
+    row.dispatched_total = ledger_.dispatched(static_cast<int>(i));
     row.ejections = s.ejections;
     rows.push_back(std::move(row));
   }

@@ -2,22 +2,24 @@
 //
 // Per engine it joins the last scraped snapshot (with its age), health (ejected after
 // `failures_to_eject` consecutive failures, readmitted after `successes_to_readmit` consecutive
-// successes) and the router's own exact accounting: requests in flight, prompt tokens dispatched
-// whose first token has not arrived (reserved prefill), an upper bound of their KV tokens, and
-// picks since the last snapshot. Pick() builds one EngineView per engine, hides engines that are
-// unhealthy, saturated (inflight >= max_inflight), excluded or serving another model, asks the
-// pure DispatchPolicy, and records the reservation — all under one mutex, so concurrent picks
-// see each other. Thread-safe.
+// successes) and the router's own exact accounting, kept in a FrontendLedger (core/
+// frontend_ledger.h, the same ledger the simulator keeps): requests in flight, prompt tokens
+// dispatched whose first token has not arrived (reserved prefill), prompt + max_tokens of those in
+// flight (reserved KV), and picks since the last applied snapshot. Pick() builds one EngineView
+// per engine, hides engines that are unhealthy, excluded or serving another model, lets the ledger
+// hide those at their limit (inflight >= max_inflight), asks the pure DispatchPolicy, and records
+// the reservation — all under one mutex, so concurrent picks see each other. Thread-safe.
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "core/engine_state.h"
+#include "core/frontend_ledger.h"
 #include "core/random.h"
 #include "core/status.h"
+#include "core/thread_annotations.h"
 #include "policy/dispatch/dispatch_policy.h"
 
 namespace gimbal::router {
@@ -25,17 +27,11 @@ namespace gimbal::router {
 struct EngineInfo {
   std::string name;
   std::string model;
-  int64_t max_inflight = 256;
+  int64_t max_inflight = 256;  // <= 0: no limit
 };
 
-// What the router holds for one dispatched request until Release().
-struct Reservation {
-  int engine = -1;
-  int64_t prompt_tokens = 0;
-  int64_t kv_tokens = 0;
-  bool prefill_settled = false;
-  bool released = false;
-};
+// What the router holds for one dispatched request until Release(): the ledger's ticket.
+using Reservation = LedgerTicket;
 
 struct EngineRow {
   EngineInfo info;
@@ -86,24 +82,26 @@ class EngineTable {
 
  private:
   struct State {
-    EngineView view;
+    EngineView view;  // snapshot, health and MoE pressure; the accounting lives in ledger_
     bool has_snapshot = false;
     bool pushed = false;
     double pushed_at = -1e300;  // taken_at of the last pushed snapshot
     int failures = 0;
     int successes = 0;
-    int64_t dispatched = 0;
     int64_t ejections = 0;
   };
+  // states_[e].view with the ledger's accounting filled in.
+  EngineView ViewLocked(int e) const GIMBAL_REQUIRES(mu_);
 
   std::vector<EngineInfo> infos_;
   int failures_to_eject_;
   int successes_to_readmit_;
   double push_stale_s_;
-  mutable std::mutex mu_;
-  std::vector<State> states_;  // GUARDED_BY(mu_)
-  Rng rng_;                    // GUARDED_BY(mu_)
-  uint64_t sequence_ = 0;      // GUARDED_BY(mu_)
+  mutable Mutex mu_;
+  std::vector<State> states_ GIMBAL_GUARDED_BY(mu_);
+  FrontendLedger ledger_ GIMBAL_GUARDED_BY(mu_);
+  Rng rng_ GIMBAL_GUARDED_BY(mu_);
+  uint64_t sequence_ GIMBAL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace gimbal::router

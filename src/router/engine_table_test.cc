@@ -89,5 +89,33 @@ TEST(EngineTable, SaturationExclusionModelAndHealth) {
   EXPECT_EQ(t.Rows(0)[0].ejections, 1);
 }
 
+TEST(EngineTable, ViewsRowsAndDispatchCountsComeFromTheLedger) {
+  // max_inflight 0: no limit (the ledger's convention); a snapshot resets picks, not in-flight.
+  EngineTable t({{"a", "m", 0}}, 2, 1, 1);
+  FirstEligible p;
+  DispatchRequest req;
+  req.prompt_tokens = 7;
+  req.max_output_tokens = 3;
+  std::vector<Reservation> held;
+  for (int i = 0; i < 300; ++i) {
+    auto r = t.Pick(p, req, "m", {});
+    ASSERT_TRUE(r.ok()) << i;
+    held.push_back(*r);
+  }
+  EXPECT_TRUE(t.ApplySnapshot(0, EngineSnapshot{.taken_at = 1}));
+  const EngineView v = t.view(0);
+  EXPECT_EQ(v.inflight, 300);
+  EXPECT_EQ(v.reserved_prefill, 300 * 7);
+  EXPECT_EQ(v.reserved_kv_tokens, 300 * 10);
+  EXPECT_EQ(v.picks_since_snapshot, 0);
+  t.SettlePrefill(held[0]);
+  t.Release(held[1]);
+  const EngineRow row = t.Rows(1)[0];
+  EXPECT_EQ(row.view.inflight, 299);
+  EXPECT_EQ(row.view.reserved_prefill, 298 * 7);
+  EXPECT_EQ(row.view.reserved_kv_tokens, 299 * 10);
+  EXPECT_EQ(row.dispatched_total, 300);
+}
+
 }  // namespace
 }  // namespace gimbal::router

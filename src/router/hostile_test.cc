@@ -15,8 +15,8 @@
 #include "net/eventually.h"
 #include "net/http_client.h"
 #include "net/raw_server.h"
-#include "router/fake_vllm.h"
 #include "router/router.h"
+#include "testing/fake_vllm.h"
 
 namespace gimbal::router {
 namespace {
@@ -227,10 +227,10 @@ TEST_F(RouterHostileTest, ABackendsOversizedTrailerFailsThatRequestOnly) {
 }
 
 TEST_F(RouterHostileTest, StreamsCutAtTheDrainTimeoutEndWithAnErrorEvent) {
-  testing::FakeVllmOptions o;
+  gimbal::testing::FakeVllmOptions o;
   o.chunks = 400;
   o.chunk_delay_ms = 25;  // 10 s of stream, far past the drain timeout
-  testing::FakeVllm engine(o);
+  gimbal::testing::FakeVllm engine(o);
   engine.Start();
   RouterConfig c = Config({engine.url()});
   c.drain_timeout_s = 0.3;

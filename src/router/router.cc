@@ -1,5 +1,5 @@
-// Router: construction, lifecycle and the small endpoints. Completions are in proxy.cc, the
-// scrapers and health checks in monitor.cc.
+// Router: owns and wires the engine table, the completion proxy (completion_proxy.h) and the
+// engine monitor (engine_monitor.h); answers the small endpoints; start, drain and stop.
 #include "router/router.h"
 
 #include <chrono>
@@ -9,14 +9,40 @@
 #include <spdlog/spdlog.h>
 
 #include "core/secure_compare.h"
-#include "router/errors.h"
-#include "router/priority_tag.h"
-#include "router/router_impl.h"
+#include "core/thread_annotations.h"
+#include "net/http_server.h"
+#include "net/io_runtime.h"
+#include "net/prometheus.h"
+#include "router/completion_proxy.h"
+#include "router/engine_monitor.h"
+#include "router/engine_table.h"
+#include "wire/openai_error.h"
+#include "wire/priority_tag.h"
 
 namespace gimbal::router {
 
 namespace asio = boost::asio;
 using nlohmann::json;
+
+namespace {
+
+// Every family the router counts in, registered in the order /metrics lists them.
+struct RouterMetrics {
+  explicit RouterMetrics(net::MetricsRegistry& reg);
+  CompletionProxy::Metrics ForProxy() const {
+    return {outcomes, dispatches, upstream_failures, decision, ttft, latency};
+  }
+  EngineMonitor::Metrics ForMonitor() const { return {scrape_warnings, pushed_states}; }
+
+  std::vector<net::Counter*> outcomes;   // by Outcome
+  net::CounterFamily& dispatches;        // {engine}
+  net::CounterFamily& upstream_failures; // {engine}
+  net::CounterFamily& scrape_warnings;   // {engine}
+  net::CounterFamily& pushed_states;     // {engine}
+  net::HistogramFamily& decision;        // seconds
+  net::HistogramFamily& ttft;            // seconds, streams only
+  net::HistogramFamily& latency;         // seconds, {stream}
+};
 
 RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
     : dispatches(reg.AddCounter("gimbal_router_dispatches_total",
@@ -48,47 +74,55 @@ RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
   }
 }
 
-Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& rt,
-                   std::shared_ptr<const DispatchPolicy> d, std::shared_ptr<const QueuePolicy> q,
-                   std::function<double()> clk)
-    : config(std::move(cfg)), io(rt), dispatch(std::move(d)), queue(std::move(q)),
-      clock(std::move(clk)),
-      table(
-          [&] {
-            std::vector<EngineInfo> infos;
-            for (const auto& b : config.backends) infos.push_back({b.name, b.model, b.max_inflight});
-            return infos;
-          }(),
-          config.failures_to_eject, config.successes_to_readmit, config.seed,
-          config.push_stale_s),
-      ratio(config.chars_per_token, config.adapt_chars_per_token), metrics(registry),
-      upstream(rt.context(),
-               net::HttpClientOptions{.connect_timeout_s = config.upstream_connect_timeout_s,
-                                      .write_timeout_s = config.write_timeout_s,
-                                      .header_timeout_s = config.upstream_header_timeout_s,
-                                      .read_timeout_s = config.upstream_read_timeout_s}),
-      probe(rt.context(),
-            net::HttpClientOptions{.connect_timeout_s = config.health_timeout_s,
-                                   .write_timeout_s = config.health_timeout_s,
-                                   .header_timeout_s = config.health_timeout_s,
-                                   .read_timeout_s = config.health_timeout_s,
-                                   .max_body_bytes = 16 << 20,
-                                   .max_idle_per_host = 4}),
-      push(rt.context(),
-           net::HttpClientOptions{.connect_timeout_s = config.health_timeout_s,
-                                  .write_timeout_s = config.health_timeout_s,
-                                  .header_timeout_s = config.health_timeout_s,
-                                  .read_timeout_s = config.push_stale_s,
-                                  .max_idle_per_host = 1}) {
-  for (const auto& b : config.backends) {
-    models.insert(b.model);
-    dispatch_counters.push_back(&metrics.dispatches.With({b.name}));
-    failure_counters.push_back(&metrics.upstream_failures.With({b.name}));
-  }
-  decision_seconds = &metrics.decision.With();
-  ttft_seconds = &metrics.ttft.With();
-  latency_seconds[0] = &metrics.latency.With({"false"});
-  latency_seconds[1] = &metrics.latency.With({"true"});
+std::vector<EngineInfo> EngineInfos(const RouterConfig& config) {
+  std::vector<EngineInfo> infos;
+  for (const auto& b : config.backends) infos.push_back({b.name, b.model, b.max_inflight});
+  return infos;
+}
+
+}  // namespace
+
+// The HTTP handler: completions go to the proxy, every other endpoint is answered here.
+class Router::Impl : public net::HttpHandler {
+ public:
+  Impl(RouterConfig config, net::IoRuntime& io, std::shared_ptr<const DispatchPolicy> dispatch,
+       std::shared_ptr<const QueuePolicy> queue, std::function<double()> clock);
+
+  boost::asio::awaitable<void> Handle(net::HttpRequest& req, net::ResponseWriter& w) override;
+  // Every endpoint but the completions, answered synchronously.
+  net::HttpResponse Respond(const net::HttpRequest& req);
+  std::string EnginesJson() const;
+  bool Authorized(const net::HttpRequest& req) const;
+
+  // In construction order: the table and the metrics before the parts that write them.
+  const RouterConfig config;
+  const std::shared_ptr<const DispatchPolicy> dispatch;
+  const std::shared_ptr<const QueuePolicy> queue;
+  const std::function<double()> clock;
+  EngineTable table;
+  net::MetricsRegistry registry;
+  RouterMetrics metrics;
+  CompletionProxy proxy;
+  // Shared with its loops, which may outlive this object until the io runtime is destroyed.
+  std::shared_ptr<EngineMonitor> monitor;
+  std::unique_ptr<net::HttpServer> server;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> draining{false};
+
+ private:
+  mutable Mutex placement_mu_;
+  std::string placement_json_ GIMBAL_GUARDED_BY(placement_mu_);
+  uint64_t placement_version_ GIMBAL_GUARDED_BY(placement_mu_) = 0;
+};
+
+Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& io, std::shared_ptr<const DispatchPolicy> d,
+                   std::shared_ptr<const QueuePolicy> q, std::function<double()> clk)
+    : config(std::move(cfg)), dispatch(std::move(d)), queue(std::move(q)), clock(std::move(clk)),
+      table(EngineInfos(config), config.failures_to_eject, config.successes_to_readmit,
+            config.seed, config.push_stale_s),
+      metrics(registry),
+      proxy(config, io, table, dispatch, queue, clock, metrics.ForProxy()),
+      monitor(std::make_shared<EngineMonitor>(config, io, table, clock, metrics.ForMonitor())) {
   registry.AddCallbackGauge(
       "gimbal_router_snapshot_age_seconds", "Age of each engine's last scraped state.",
       {"engine"}, [this] {
@@ -127,7 +161,7 @@ Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& rt,
                             "Prompt characters per token used to estimate prompt tokens.", {},
                             [this] {
                               return std::vector<std::pair<std::vector<std::string>, double>>{
-                                  {{}, ratio.get()}};
+                                  {{}, proxy.chars_per_token()}};
                             });
 }
 
@@ -155,7 +189,7 @@ std::string Router::Impl::EnginesJson() const {
         {"dispatched_total", r.dispatched_total},
         {"ejections", r.ejections},
         {"consecutive_failures", r.consecutive_failures},
-        {"state_source", StateSourceName(SourceOf(static_cast<int>(i)))},
+        {"state_source", StateSourceName(monitor->SourceOf(static_cast<int>(i)))},
         {"moe_pressure", r.view.moe_pressure},
         {"snapshot",
          r.has_snapshot ? json{{"waiting", s.waiting},
@@ -170,15 +204,14 @@ std::string Router::Impl::EnginesJson() const {
   }
   json out = {{"dispatch_policy", dispatch->name()},
               {"queue_policy", queue ? json(queue->name()) : json(nullptr)},
-              {"chars_per_token", ratio.get()},
+              {"chars_per_token", proxy.chars_per_token()},
               {"engines", engines}};
   return out.dump(2);
 }
 
 asio::awaitable<void> Router::Impl::Handle(net::HttpRequest& req, net::ResponseWriter& w) {
-  const std::string_view path = req.path();
-  if ((path == "/v1/completions" || path == "/v1/chat/completions") && req.method == "POST") {
-    co_await HandleCompletion(req, w, path == "/v1/chat/completions");
+  if (CompletionProxy::Serves(req.path())) {
+    co_await proxy.Handle(req, w);
     co_return;
   }
   net::HttpResponse r = Respond(req);
@@ -188,13 +221,9 @@ asio::awaitable<void> Router::Impl::Handle(net::HttpRequest& req, net::ResponseW
 net::HttpResponse Router::Impl::Respond(const net::HttpRequest& req) {
   const std::string_view path = req.path();
   const bool get = req.method == "GET", post = req.method == "POST";
-  if (path == "/v1/completions" || path == "/v1/chat/completions") {
-    metrics.outcome(Outcome::kBadRequest).Inc();
-    return OpenAiError(405, "use POST for " + std::string(path));
-  }
   if (path == "/v1/models" && get) {
     json data = json::array();
-    for (const auto& m : models) {
+    for (const auto& m : proxy.models()) {
       data.push_back({{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "gimbal"}});
     }
     return net::MakeResponse(200, "application/json",
@@ -210,10 +239,10 @@ net::HttpResponse Router::Impl::Respond(const net::HttpRequest& req) {
   }
   if (path == "/admin/engines" || path == "/admin/placement") {
     if (config.admin_token.empty()) {
-      return OpenAiError(403, "admin endpoints are disabled: set admin.token in the config");
+      return wire::OpenAiError(403, "admin endpoints are disabled: set admin.token in the config");
     }
     if (!Authorized(req)) {
-      net::HttpResponse r = OpenAiError(401, "missing or wrong bearer token");
+      net::HttpResponse r = wire::OpenAiError(401, "missing or wrong bearer token");
       r.headers.Set("WWW-Authenticate", "Bearer");
       return r;
     }
@@ -221,30 +250,30 @@ net::HttpResponse Router::Impl::Respond(const net::HttpRequest& req) {
       return net::MakeResponse(200, "application/json", EnginesJson());
     }
     if (path == "/admin/placement" && post) {
-      if (Status nesting = CheckJsonNesting(req.body); !nesting.ok()) {
-        return OpenAiError(400, "placement: " + nesting.message());
+      if (Status nesting = wire::CheckJsonNesting(req.body); !nesting.ok()) {
+        return wire::OpenAiError(400, "placement: " + nesting.message());
       }
       json j = json::parse(req.body, nullptr, false);
       if (j.is_discarded() || !j.is_object()) {
-        return OpenAiError(400, "placement must be a JSON object");
+        return wire::OpenAiError(400, "placement must be a JSON object");
       }
       uint64_t version;
       {
-        std::lock_guard<std::mutex> lock(placement_mu);
-        placement_json = req.body;
-        version = ++placement_version;
+        MutexLock lock(placement_mu_);
+        placement_json_ = req.body;
+        version = ++placement_version_;
       }
       return net::MakeResponse(202, "application/json",
                                json{{"accepted", true}, {"version", version}}.dump());
     }
     if (path == "/admin/placement" && get) {
-      std::lock_guard<std::mutex> lock(placement_mu);
+      MutexLock lock(placement_mu_);
       return net::MakeResponse(200, "application/json",
-                               placement_json.empty() ? "null" : placement_json);
+                               placement_json_.empty() ? "null" : placement_json_);
     }
-    return OpenAiError(405, "method not allowed");
+    return wire::OpenAiError(405, "method not allowed");
   }
-  return OpenAiError(404, "no route for " + req.method + " " + std::string(path));
+  return wire::OpenAiError(404, "no route for " + req.method + " " + std::string(path));
 }
 
 Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, RouterDeps deps) {
@@ -289,12 +318,12 @@ Status Router::Start() {
   o.read_timeout_s = impl.config.read_timeout_s;
   o.write_timeout_s = impl.config.write_timeout_s;
   o.error_response = [](int status, std::string_view message) {
-    return OpenAiError(status, std::string(message));
+    return wire::OpenAiError(status, std::string(message));
   };
   impl.server = std::make_unique<net::HttpServer>(*io_, o, impl_);
   GIMBAL_RETURN_IF_ERROR(impl.server->Start());
   io_->Start();
-  impl.StartMonitors();
+  impl.monitor->Start();
   spdlog::info("gimbal serve: listening on {}:{} with {} engines, dispatch '{}'", o.address,
                impl.server->port(), impl.config.backends.size(), impl.dispatch->name());
   return Status::Ok();
@@ -305,19 +334,18 @@ uint16_t Router::port() const { return impl_->server ? impl_->server->port() : 0
 bool Router::Drain() {
   if (!impl_ || impl_->stopping.exchange(true)) return true;
   impl_->draining = true;
+  impl_->monitor->RequestStop();  // no new probes while the requests drain
   bool ok = true;
   if (impl_->server) {
     ok = impl_->server->Drain(impl_->config.drain_timeout_s);
     if (!ok) {
       // Out of time: the requests still running end with an error their clients can read.
-      impl_->CutInFlight();
+      impl_->proxy.CutInFlight();
       impl_->server->Drain(2.0);
     }
   }
-  impl_->StopMonitors();
-  impl_->upstream.CloseIdle();
-  impl_->probe.CloseIdle();
-  impl_->push.CloseIdle();
+  impl_->monitor->Stop();
+  impl_->proxy.CloseIdle();
   io_->Stop();
   return ok;
 }

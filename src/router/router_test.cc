@@ -7,24 +7,27 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
+#include <stdexcept>
 #include <thread>
 
 #include "net/blocking.h"
 #include "net/eventually.h"
 #include "net/http_client.h"
 #include "net/prometheus_parser.h"
-#include "router/fake_vllm.h"
 #include "router/router.h"
+#include "testing/fake_vllm.h"
 
 namespace gimbal::router {
 namespace {
 
 namespace asio = boost::asio;
 using nlohmann::json;
-using testing::FakeVllm;
-using testing::FakeVllmOptions;
+using gimbal::testing::FakeVllm;
+using gimbal::testing::FakeVllmOptions;
 using namespace std::chrono_literals;
 
 // Picks the healthy engine with the fewest router in-flight requests (lowest index on ties).
@@ -562,6 +565,38 @@ TEST_F(RouterTest, ImplausiblePushedStateIsAWarningNotASignal) {
   json j = json::parse(router_->EnginesJson());
   EXPECT_EQ(j["engines"][0]["snapshot"]["waiting"], 3);
   EXPECT_EQ(j["engines"][0]["snapshot"]["prefill_pending_tokens"], -1);  // never read: default
+}
+
+// A monitor loop that throws is logged and started again: here the clock, read at every scrape,
+// throws once, and the engine's later state still reaches the table.
+TEST_F(RouterTest, AMonitorLoopThatThrowsIsRestarted) {
+  AddBackends(1);
+  backends_[0]->SetLoad(1, 1, 0.1);
+  RouterConfig c = BaseConfig();
+  c.state_source = StateSource::kMetrics;  // only the scraper reads the clock
+  struct Faults {
+    std::atomic<int> armed{0};
+    std::atomic<int> thrown{0};
+  };
+  auto faults = std::make_shared<Faults>();  // the router may read the clock until it is gone
+  const auto t0 = std::chrono::steady_clock::now();
+  RouterDeps deps;
+  deps.clock = [faults, t0] {
+    if (faults->armed.exchange(0) > 0) {
+      ++faults->thrown;
+      throw std::runtime_error("clock failed");
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  StartRouter(c, deps);
+  WaitForSnapshots();
+  faults->armed = 1;
+  ASSERT_TRUE(testutil::Eventually([&] { return faults->thrown.load() == 1; }, 2s));
+  backends_[0]->SetLoad(9, 2, 0.3);
+  json waiting = testutil::EventuallyEquals(
+      [&] { return json::parse(router_->EnginesJson())["engines"][0]["snapshot"]["waiting"]; },
+      json(9), 2s);
+  EXPECT_EQ(waiting, 9) << "the scraper did not come back after its loop threw";
 }
 
 TEST_F(RouterTest, SaturatedEnginesGet429WithRetryAfter) {

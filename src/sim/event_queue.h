@@ -2,13 +2,19 @@
 //
 // Events scheduled for the same time run in the order they were scheduled, so a run is
 // deterministic by construction. An event is a small tagged value; the simulator dispatches on
-// the kind. Not thread-safe: one queue per simulation.
+// the kind. Time never runs backwards: scheduling an event before now() (or at a NaN time) is a
+// bug in the caller and aborts with a message (GIMBAL_CHECK), rather than being moved silently.
+// Not thread-safe: one queue per simulation.
 #pragma once
 
-#include <cstdint>
+#include <fmt/format.h>
+
 #include <cstddef>
+#include <cstdint>
 #include <queue>
 #include <vector>
+
+#include "core/status.h"
 
 namespace gimbal::sim {
 
@@ -21,10 +27,13 @@ struct Event {
 
 class EventQueue {
  public:
-  // Schedules an event; returns its sequence number. `time` must not precede now().
+  // Schedules an event; returns its sequence number. `time` must be >= now() (checked).
   uint64_t Push(double time, int kind, int64_t arg = 0) {
+    GIMBAL_CHECK(time >= now_, fmt::format("EventQueue::Push: event of kind {} at time {} is "
+                                           "not at or after now ({}); time must not run backwards",
+                                           kind, time, now_));
     const uint64_t s = next_seq_++;
-    heap_.push(Event{time < now_ ? now_ : time, s, kind, arg});
+    heap_.push(Event{time, s, kind, arg});
     return s;
   }
   bool empty() const { return heap_.empty(); }

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+#include <vector>
+
 namespace gimbal::sim {
 namespace {
 
@@ -17,14 +21,33 @@ TEST(EventQueueTest, OrdersByTimeThenSequence) {
   EXPECT_DOUBLE_EQ(q.now(), 2.0);
 }
 
-TEST(EventQueueTest, PastEventsRunNowNotBackwards) {
+TEST(EventQueueTest, EventsAtNowRunAfterThoseAlreadyDue) {
+  EventQueue q;
+  q.Push(5.0, 0, 1);
+  q.Push(5.0, 0, 2);
+  EXPECT_EQ(q.Pop().arg, 1);
+  q.Push(q.now(), 0, 3);  // scheduling at the current time is allowed
+  EXPECT_EQ(q.Pop().arg, 2);
+  const Event e = q.Pop();
+  EXPECT_EQ(e.arg, 3);
+  EXPECT_DOUBLE_EQ(e.time, 5.0);
+  EXPECT_TRUE(q.empty());
+}
+
+// Scheduling into the past is a bug in the caller: the queue aborts with a message naming the
+// times rather than moving the event to now() silently.
+TEST(EventQueueDeathTest, PushBeforeNowAborts) {
   EventQueue q;
   q.Push(5.0, 0);
   q.Pop();
-  q.Push(1.0, 0, 7);
-  const Event e = q.Pop();
-  EXPECT_DOUBLE_EQ(e.time, 5.0);
-  EXPECT_EQ(e.arg, 7);
+  EXPECT_DEATH(q.Push(1.0, 3), "check failed.*kind 3 at time 1 is not at or after now \\(5\\)");
+  // A hair in the past is still the past.
+  EXPECT_DEATH(q.Push(std::nextafter(5.0, 0.0), 0), "time must not run backwards");
+}
+
+TEST(EventQueueDeathTest, PushAtNaNAborts) {
+  EventQueue q;
+  EXPECT_DEATH(q.Push(std::numeric_limits<double>::quiet_NaN(), 0), "at time nan");
 }
 
 }  // namespace

@@ -70,7 +70,10 @@ Status CheckPlacementSpec(const PlacementSpec& spec) {
     return Status::Ok();
   }
   auto p = MakePlacementPolicy(spec.policy, spec.params);
-  if (!p.ok()) return InvalidArgument(fmt::format("{} (or 'static')", p.status().message()));
+  if (!p.ok()) {
+    return InvalidArgument(
+        fmt::format("{}; 'static' keeps the initial placement", p.status().message()));
+  }
   return Status::Ok();
 }
 

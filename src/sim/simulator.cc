@@ -3,8 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 
+#include "core/frontend_ledger.h"
 #include "policy/dispatch/dispatch_policy.h"
 #include "policy/queue/queue_policy.h"
 #include "policy/step/step_policy.h"
@@ -15,13 +17,8 @@ namespace {
 
 enum EventKind { kArrival = 0, kStepStart = 1, kStepEnd = 2, kSnapshot = 3 };
 
-struct Accounting {
-  int64_t inflight = 0;
-  int64_t reserved_prefill = 0;
-  int64_t reserved_kv = 0;
-  int64_t picks_since_snapshot = 0;
-  int64_t dispatched = 0;
-};
+// What the front end reserves for a request: the max_tokens its client sent.
+int64_t MaxTokens(const Request& r) { return r.max_tokens > 0 ? r.max_tokens : r.output_tokens; }
 
 class Run {
  public:
@@ -33,7 +30,8 @@ class Run {
         requests_(requests),
         options_(options),
         rng_(Rng(options.seed).Fork(0xd15)),
-        acct_(cluster.ranks()),
+        ledger_(std::vector<int64_t>(static_cast<size_t>(cluster.ranks()), stack.max_inflight)),
+        tickets_(requests.size()),
         snapshots_(cluster.ranks()),
         records_(requests.size()),
         last_token_(requests.size(), 0.0) {}
@@ -86,44 +84,46 @@ class Run {
   void TakeSnapshots(double t) {
     for (int r = 0; r < cluster_.ranks(); ++r) {
       snapshots_[r] = cluster_.engine(r).Snapshot(t);
-      acct_[r].picks_since_snapshot = 0;
+      ledger_.SnapshotTaken(r);
     }
   }
 
   void OnArrival(size_t i) {
     const Request& req = requests_[i];
     std::vector<EngineView> views(cluster_.ranks());
+    bool any_open = false;
     for (int r = 0; r < cluster_.ranks(); ++r) {
       EngineView& v = views[r];
       v.snapshot = snapshots_[r];
       v.snapshot_age = now() - snapshots_[r].taken_at;
-      v.inflight = acct_[r].inflight;
-      v.reserved_prefill = acct_[r].reserved_prefill;
-      v.reserved_kv_tokens = acct_[r].reserved_kv;
-      v.picks_since_snapshot = acct_[r].picks_since_snapshot;
       v.moe_pressure = cluster_.moe_pressure()[r];
+      ledger_.FillView(r, v);  // the accounting; hides an engine at stack.max_inflight
+      any_open |= v.healthy;
+    }
+    if (!any_open) {
+      // Every engine is at its in-flight limit: refused, as the router answers 429.
+      finished_++;
+      return;
     }
     DispatchRequest dr;
     dr.id = req.id;
     dr.now = now();
     dr.prompt_tokens = req.prompt_tokens;
-    dr.max_output_tokens = req.output_tokens;
+    dr.max_output_tokens = MaxTokens(req);
     dr.affinity_key = req.affinity_key;
     dr.sequence = sequence_++;
     const int e = dispatch_.Pick(dr, views, rng_);
-    GIMBAL_CHECK(e >= 0 && e < cluster_.ranks(), "dispatch policy returned no engine");
+    GIMBAL_CHECK(e >= 0 && e < cluster_.ranks() && views[e].healthy,
+                 "dispatch policy returned no eligible engine");
     records_[i].engine = e;
+    tickets_[i] = ledger_.Dispatch(e, req.prompt_tokens, dr.max_output_tokens);
     if (req.prompt_tokens + req.output_tokens > cluster_.kv_capacity_tokens()) {
-      // Longer than the whole KV cache of a rank: rejected, as vLLM rejects over-long requests.
+      // Longer than the whole KV cache of a rank: the engine rejects it at once, as vLLM rejects
+      // over-long requests, and the front end releases what it reserved.
+      ledger_.Finish(tickets_[i]);
       finished_++;
       return;
     }
-    Accounting& a = acct_[e];
-    a.inflight++;
-    a.reserved_prefill += req.prompt_tokens;
-    a.reserved_kv += req.prompt_tokens + req.output_tokens;
-    a.picks_since_snapshot++;
-    a.dispatched++;
     Request copy = req;
     copy.id = static_cast<RequestId>(i);  // engines key by index into the workload
     cluster_.engine(e).Add(copy, now());
@@ -177,7 +177,7 @@ class Run {
         RequestRecord& rec = records_[i];
         if (t.generated == 1 && rec.first_token < 0) {
           rec.first_token = now();
-          acct_[r].reserved_prefill -= requests_[i].prompt_tokens;
+          ledger_.FirstToken(tickets_[i]);
         } else {
           itl_.Add(now() - last_token_[i]);
         }
@@ -186,8 +186,7 @@ class Run {
           rec.finish = now();
           rec.output_tokens = t.generated;
           rec.preemptions = t.preemptions;
-          acct_[r].inflight--;
-          acct_[r].reserved_kv -= requests_[i].prompt_tokens + requests_[i].output_tokens;
+          ledger_.Finish(tickets_[i]);
           finished_++;
         }
       }
@@ -214,7 +213,7 @@ class Run {
     for (int r = 0; r < cluster_.ranks(); ++r) {
       const RankTimes& t = times[r];
       engines.push_back({{"engine", r},
-                         {"dispatched", acct_[r].dispatched},
+                         {"dispatched", ledger_.dispatched(r)},
                          {"busy_s", t.busy},
                          {"attn_dense_s", t.attn_dense},
                          {"experts_s", t.experts},
@@ -256,7 +255,8 @@ class Run {
   Rebalancer* rebalancer_ = nullptr;
   Rng rng_;
   EventQueue events_;
-  std::vector<Accounting> acct_;
+  FrontendLedger ledger_;             // the front end's accounting (core/frontend_ledger.h)
+  std::vector<LedgerTicket> tickets_;  // per request, by index into the workload
   std::vector<EngineSnapshot> snapshots_;
   std::vector<RequestRecord> records_;
   std::vector<double> last_token_;
@@ -290,12 +290,27 @@ Result<RunResult> Simulate(const ClusterSpec& cluster_spec, const StackSpec& sta
   auto step = MakeStepPolicy(stack.step, stack.step_params, step_deps);
   if (!step.ok()) return step.status().WithContext(fmt::format("stack '{}'", stack.name));
   (*cluster)->SetStepPolicy(step->get());
+  if (stack.max_inflight < 0) {
+    return InvalidArgument(
+        fmt::format("stack '{}': max_inflight must be >= 0 (0: no limit), got {}", stack.name,
+                    stack.max_inflight));
+  }
   for (size_t i = 0; i < requests.size(); ++i) {
+    if (!(std::isfinite(requests[i].arrival) && requests[i].arrival >= 0)) {
+      return InvalidArgument(
+          fmt::format("request {}: arrival must be a finite time >= 0 s, got {}", i,
+                      requests[i].arrival));
+    }
     if (i > 0 && requests[i].arrival < requests[i - 1].arrival) {
       return InvalidArgument(fmt::format("requests must be sorted by arrival (request {})", i));
     }
     if (requests[i].prompt_tokens < 1 || requests[i].output_tokens < 1) {
       return InvalidArgument(fmt::format("request {} needs prompt and output of at least 1 token", i));
+    }
+    if (requests[i].max_tokens != 0 && requests[i].max_tokens < requests[i].output_tokens) {
+      return InvalidArgument(fmt::format(
+          "request {}: max_tokens {} is below its output length {} (an engine stops at max_tokens)",
+          i, requests[i].max_tokens, requests[i].output_tokens));
     }
   }
   std::unique_ptr<Rebalancer> rebalancer;

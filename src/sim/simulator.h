@@ -3,9 +3,14 @@
 // A stack is a front end (a dispatch policy and how fresh its engine snapshots are) plus the
 // engines' queue policy. The front end sees each engine through an EngineView: the engine's last
 // snapshot (taken every `snapshot_interval` seconds, or after every step when 0) and the front
-// end's own exact accounting, updated at dispatch, first token and finish, as a proxying router
-// would. The run is a pure function of (cluster spec, stack, requests, seed): events are ordered
-// by (time, sequence) and every random draw comes from streams forked off the seed.
+// end's own exact accounting, updated at dispatch, first token and finish: the FrontendLedger
+// (core/frontend_ledger.h) that the router's EngineTable keeps too. It reserves what a router can
+// know, a request's prompt plus its max_tokens (Request::max_tokens; its output length when 0),
+// never its true output length. With `max_inflight` > 0 an engine with that many requests in flight
+// is hidden from the dispatch policy, as the router hides it; a request arriving while every engine
+// is at the limit is refused (it counts as failed), as the router answers 429. The run is a pure
+// function of (cluster spec, stack, requests, seed): events are ordered by (time, sequence) and
+// every random draw comes from streams forked off the seed.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -26,6 +31,7 @@ struct StackSpec {
   std::string dispatch = "vllm";
   Params dispatch_params;
   double snapshot_interval = 0.1;  // seconds; 0 = fresh after every step
+  int64_t max_inflight = 0;        // per engine, as the router's max_inflight; 0 = no limit
   std::string queue = "fcfs";
   Params queue_params;
   std::string step = "vllm";  // per-step token budgets across ranks (policy/step)
@@ -66,7 +72,8 @@ struct RunResult {
   double wall_seconds = 0;  // host time the run took
 };
 
-// Runs the stack; errors for unknown policies, bad parameters or a cluster that does not fit.
+// Runs the stack; errors for unknown policies, bad parameters, a cluster that does not fit, or
+// requests out of order, shorter than 1 token or with max_tokens (when set) below their output.
 Result<RunResult> Simulate(const ClusterSpec& cluster, const StackSpec& stack,
                            const std::vector<Request>& requests, const SimOptions& options);
 

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "core/random.h"
 #include "sim/sim_test_util.h"
@@ -145,6 +147,41 @@ TEST(SimulatorTest, StepRecordsShowARebalanceLoweringThePeakGpuLoad) {
   EXPECT_LT(max1 / mean1, max0 / mean0) << "before " << max0 / mean0 << " after " << max1 / mean1;
 }
 
+TEST(SimulatorTest, MaxTokensDefaultsToTheOutputLength) {
+  const auto reqs = Workload(200, 300, 12);
+  auto explicit_caps = reqs;
+  for (auto& r : explicit_caps) r.max_tokens = r.output_tokens;
+  StackSpec stack;
+  stack.dispatch = "vllm_kv";
+  auto a = Simulate(Spec(), stack, reqs, {});
+  auto b = Simulate(Spec(), stack, explicit_caps, {});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->summary.dump(), b->summary.dump());
+}
+
+TEST(SimulatorTest, MaxInflightHidesFullEnginesAndRefusesWhenAllAreFull) {
+  // 40 requests at once on 4 engines that take 3 each: 12 are served, 28 refused (the router
+  // answers 429), and none is dispatched to an engine already at its limit.
+  auto reqs = Workload(40, 1, 13);
+  for (auto& r : reqs) r.arrival = 0;
+  StackSpec stack;
+  stack.dispatch = "round_robin";
+  stack.max_inflight = 3;
+  SimOptions opt;
+  opt.keep_requests = true;
+  auto r = Simulate(Spec(), stack, reqs, opt);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->summary["completed"].get<int64_t>(), 12);
+  EXPECT_EQ(r->summary["failed"].get<int64_t>(), 28);
+  for (const auto& e : r->summary["engines"]) EXPECT_EQ(e["dispatched"].get<int64_t>(), 3);
+  for (const auto& rec : r->requests) EXPECT_EQ(rec.completed(), rec.engine >= 0);
+  // The default (0) is no limit: everything is served.
+  stack.max_inflight = 0;
+  auto all = Simulate(Spec(), stack, reqs, {});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->summary["completed"].get<int64_t>(), 40);
+}
+
 TEST(SimulatorTest, BadInputIsRejectedWithAReason) {
   auto reqs = Workload(3, 1, 7);
   std::swap(reqs[0], reqs[2]);
@@ -156,6 +193,27 @@ TEST(SimulatorTest, BadInputIsRejectedWithAReason) {
   auto u = Simulate(Spec(), stack, Workload(3, 1, 7), {});
   ASSERT_FALSE(u.ok());
   EXPECT_NE(u.status().message().find("round_robin"), std::string::npos);  // lists valid names
+  stack.dispatch = "vllm";
+  auto capped = Workload(3, 1, 7);
+  capped[1].output_tokens = 10;
+  capped[1].max_tokens = 9;
+  auto m = Simulate(Spec(), stack, capped, {});
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("max_tokens"), std::string::npos) << m.status().ToString();
+  stack.max_inflight = -1;
+  auto n = Simulate(Spec(), stack, Workload(3, 1, 7), {});
+  ASSERT_FALSE(n.ok());
+  EXPECT_NE(n.status().message().find("max_inflight"), std::string::npos) << n.status().ToString();
+  stack.max_inflight = 0;
+  for (double bad : {-1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    auto early = Workload(3, 1, 7);
+    early[0].arrival = bad;  // the event queue refuses a past time; Simulate says so first
+    auto a = Simulate(Spec(), stack, early, {});
+    ASSERT_FALSE(a.ok()) << bad;
+    EXPECT_NE(a.status().message().find("request 0: arrival must be a finite time"),
+              std::string::npos)
+        << a.status().ToString();
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "workload/workload_internal.h"
@@ -117,6 +118,12 @@ const char* LengthDistKindName(LengthDist::Kind kind) {
 }
 
 Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
+  if (spec.max_tokens < 0 || spec.max_tokens > kMaxRequestTokens) {
+    return InvalidArgument(fmt::format(
+        "workload.max_tokens: expected an integer in [1, {}] (or leave it out: each request's "
+        "output length), got {}",
+        kMaxRequestTokens, spec.max_tokens));
+  }
   if (spec.kind == WorkloadSpec::Kind::kSynthetic) {
     if (spec.num_requests < 0 || spec.num_requests > kMaxWorkloadRequests) {
       return InvalidArgument(
@@ -180,17 +187,27 @@ Result<std::vector<Request>> BuildWorkload(const WorkloadSpec& spec,
                                            const std::vector<double>& class_weights, Rng& rng) {
   GIMBAL_RETURN_IF_ERROR(ValidateWorkloadSpec(spec));
   GIMBAL_RETURN_IF_ERROR(internal::CheckClassWeights(class_weights));
+  Result<std::vector<Request>> out = Internal("unknown workload kind");
   switch (spec.kind) {
     case WorkloadSpec::Kind::kSynthetic:
-      return internal::BuildSynthetic(spec, class_weights, rng);
+      out = internal::BuildSynthetic(spec, class_weights, rng);
+      break;
     case WorkloadSpec::Kind::kAzure:
-      return ReadAzureTrace(spec.path, spec, class_weights, rng);
+      out = ReadAzureTrace(spec.path, spec, class_weights, rng);
+      break;
     case WorkloadSpec::Kind::kMooncake:
-      return ReadMooncakeTrace(spec.path, spec, class_weights, rng);
+      out = ReadMooncakeTrace(spec.path, spec, class_weights, rng);
+      break;
     case WorkloadSpec::Kind::kBurstGpt:
-      return ReadBurstGptTrace(spec.path, spec, class_weights, rng);
+      out = ReadBurstGptTrace(spec.path, spec, class_weights, rng);
+      break;
   }
-  return Internal("unknown workload kind");
+  if (!out.ok()) return out;
+  for (Request& r : *out) {
+    if (spec.max_tokens > 0) r.output_tokens = std::min(r.output_tokens, spec.max_tokens);
+    r.max_tokens = spec.max_tokens > 0 ? spec.max_tokens : r.output_tokens;
+  }
+  return out;
 }
 
 }  // namespace gimbal

@@ -57,6 +57,10 @@ struct WorkloadSpec {
   double time_scale = 1;     // arrival times are multiplied by this (0.5 = twice the rate)
   int64_t max_requests = 0;  // 0 = all
   double start_offset = 0;   // skip requests before this many seconds into the trace
+  // Every kind: the max_tokens each request's client sends (Request::max_tokens). 0 = its own
+  // output length, as `vllm bench serve` sends; > 0 = this fixed cap, as chat clients send, and
+  // output lengths above it are cut to it (an engine stops at max_tokens).
+  int64_t max_tokens = 0;
 };
 
 // Bounds every workload respects, so that a mistyped or hostile value fails up front with a
@@ -90,7 +94,8 @@ Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string
 
 // Checks the ranges a spec built in code must respect (ParseWorkloadSpec already enforces them):
 // rates in [kMinRate, kMaxRate] or inf, burstiness in [kMinBurstiness, kMaxBurstiness], schedule
-// starting at 0 and strictly increasing, 1 <= min <= max <= kMaxRequestTokens, at most
+// starting at 0 and strictly increasing, 1 <= min <= max <= kMaxRequestTokens, max_tokens 0 or
+// in [1, kMaxRequestTokens], at most
 // kMaxWorkloadRequests requests over at most kMaxWorkloadSpanS, finite numbers, ...
 Status ValidateWorkloadSpec(const WorkloadSpec& spec);
 
@@ -100,7 +105,8 @@ Status ValidateWorkloadSpec(const WorkloadSpec& spec);
 std::vector<double> SyntheticArrivals(const WorkloadSpec& spec, int64_t n, Rng& rng);
 
 // Builds the requests. `class_weights` (non-empty, >= 0, not all 0) gives the traffic-class mix.
-// Trace kinds read `spec.path`.
+// Trace kinds read `spec.path`. Every request gets max_tokens from `spec.max_tokens` (see there);
+// the trace readers below leave it 0.
 Result<std::vector<Request>> BuildWorkload(const WorkloadSpec& spec,
                                            const std::vector<double>& class_weights, Rng& rng);
 

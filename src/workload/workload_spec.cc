@@ -114,7 +114,7 @@ Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string
     node.Fail("expected a map (kind, rate, ... or kind, path, ...)");
     return node.status();
   }
-  std::vector<std::string> known = {"kind"};
+  std::vector<std::string> known = {"kind", "max_tokens"};
   known.insert(known.end(), kSyntheticKeys.begin(), kSyntheticKeys.end());
   known.insert(known.end(), kTraceKeys.begin(), kTraceKeys.end());
   node.CheckKeys(known);
@@ -179,6 +179,9 @@ Result<WorkloadSpec> ParseWorkloadSpec(const YamlReader& node, const std::string
     s.time_scale = node.Double("time_scale", 1.0, kMinTimeScale, kMaxTimeScale);
     s.max_requests = node.Int("max_requests", 0, 0, kMaxWorkloadRequests);
     s.start_offset = node.Double("start_offset", 0.0, 0);
+  }
+  if (node.Has("max_tokens")) {
+    s.max_tokens = node.Int("max_tokens", std::nullopt, 1, kMaxRequestTokens);
   }
   if (!node.ok()) return node.status();
   Status valid = ValidateWorkloadSpec(s);

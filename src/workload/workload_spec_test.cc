@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -222,6 +223,64 @@ TEST(ParseWorkloadSpec, SpecDrivesBuildWorkloadEndToEnd) {
   auto reqs = BuildWorkload(*spec, {1}, rng);
   ASSERT_TRUE(reqs.ok()) << reqs.status().ToString();
   EXPECT_EQ(reqs->size(), 50u);
+}
+
+TEST(ParseWorkloadSpec, MaxTokensDefaultsToTheOutputLengthOrCapsIt) {
+  Rng rng(3);
+  auto plain = Parse("workload: {num_requests: 300, output: {dist: uniform, low: 1, high: 2000}}");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(plain->max_tokens, 0);
+  auto reqs = BuildWorkload(*plain, {1}, rng);
+  ASSERT_TRUE(reqs.ok());
+  int64_t longest = 0;
+  for (const Request& r : *reqs) {
+    EXPECT_EQ(r.max_tokens, r.output_tokens);  // what `vllm bench serve` sends
+    longest = std::max(longest, r.output_tokens);
+  }
+  ASSERT_GT(longest, 1000);
+
+  auto capped = Parse(
+      "workload: {num_requests: 300, output: {dist: uniform, low: 1, high: 2000}, "
+      "max_tokens: 1000}");
+  ASSERT_TRUE(capped.ok()) << capped.status().ToString();
+  EXPECT_EQ(capped->max_tokens, 1000);
+  Rng rng2(3);
+  auto creqs = BuildWorkload(*capped, {1}, rng2);
+  ASSERT_TRUE(creqs.ok());
+  ASSERT_EQ(creqs->size(), reqs->size());
+  int64_t cut = 0;
+  for (size_t i = 0; i < creqs->size(); ++i) {
+    const Request& c = (*creqs)[i];
+    EXPECT_EQ(c.max_tokens, 1000);
+    EXPECT_EQ(c.output_tokens, std::min<int64_t>((*reqs)[i].output_tokens, 1000));
+    cut += (*reqs)[i].output_tokens > 1000;
+  }
+  EXPECT_GT(cut, 0);
+
+  // Trace workloads take the cap too.
+  const std::string dir = std::string(GIMBAL_SOURCE_DIR) + "/examples";
+  auto doc = YamlReader::FromString(
+      "workload: {kind: burstgpt, path: traces/burstgpt_sample.csv, max_requests: 20, "
+      "max_tokens: 4096}",
+      "s.yaml");
+  auto trace = ParseWorkloadSpec(doc->Child("workload"), dir);
+  ASSERT_TRUE(trace.ok()) << trace.status().ToString();
+  Rng rng3(1);
+  auto treqs = BuildWorkload(*trace, {1}, rng3);
+  ASSERT_TRUE(treqs.ok()) << treqs.status().ToString();
+  for (const Request& r : *treqs) EXPECT_EQ(r.max_tokens, 4096);
+}
+
+TEST(ParseWorkloadSpec, BadMaxTokensIsAClearError) {
+  ExpectError("workload:\n  max_tokens: 0\n", {"s.yaml:2:", "'workload.max_tokens'"});
+  ExpectError("workload:\n  max_tokens: -5\n", {"'workload.max_tokens'"});
+  ExpectError("workload:\n  max_tokens: lots\n", {"'workload.max_tokens'", "'lots'"});
+  ExpectError("workload:\n  max_tokens: 1e12\n", {"'workload.max_tokens'"});
+  WorkloadSpec s;
+  s.max_tokens = -1;
+  Status st = ValidateWorkloadSpec(s);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("workload.max_tokens"), std::string::npos) << st.message();
 }
 
 }  // namespace

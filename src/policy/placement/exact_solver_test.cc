@@ -6,8 +6,8 @@
 #include <limits>
 
 #include "core/stats.h"
+#include "placement/synthetic_stats.h"
 #include "policy/placement/gimbal_placement.h"
-#include "policy/placement/synthetic_stats.h"
 #include "policy/placement/test_instances.h"
 
 namespace gimbal {

@@ -3,9 +3,9 @@
 // replace evaluation.
 #include <gtest/gtest.h>
 
+#include "placement/synthetic_stats.h"
 #include "policy/placement/gimbal_placement.h"
 #include "policy/placement/search_state.h"
-#include "policy/placement/synthetic_stats.h"
 #include "policy/placement/test_instances.h"
 
 namespace gimbal {

@@ -34,14 +34,14 @@ Result<GimbalPlacementConfig> GimbalPlacementConfig::FromParams(const Params& pa
   c.count_must_gain = params.GetBool("count_must_gain", c.count_must_gain);
   GIMBAL_RETURN_IF_ERROR(params.Validate("placement policy 'gimbal'"));
   if (c.weights.load < 0 || c.weights.traffic < 0 || c.weights.migration < 0) {
-    return InvalidArgument("placement policy 'gimbal': weights must be >= 0");
+    return InvalidArgument("weights must be >= 0");
   }
   if (c.min_gain < 0 || c.count_slack < 0 || c.search_evals < 0 || c.refine_work < 0 ||
       c.repair_moves < 0 || c.gpu_slack < 0 || c.locality_replicas < 0 ||
       c.locality_spare_load < 0) {
     return InvalidArgument(
-        "placement policy 'gimbal': min_gain, count_slack, search_evals, refine_work, repair_moves, "
-        "gpu_slack, locality_replicas and locality_spare_load must be >= 0");
+        "min_gain, count_slack, search_evals, refine_work, repair_moves, gpu_slack, "
+        "locality_replicas and locality_spare_load must be >= 0");
   }
   return c;
 }

@@ -61,7 +61,9 @@ struct GimbalPlacementConfig {
   // count_slack, search_evals, refine_work, emit_routes, balance_target, repair_moves, node_slack,
   // gpu_slack, count_must_gain, locality_replicas, locality_spare_load. Unknown keys are an error.
   // Numeric values must be >= 0 except node_slack and balance_target (< 0: step off) and
-  // max_moves_per_layer (< 0: unlimited).
+  // max_moves_per_layer (< 0: unlimited). Unknown or malformed keys give an error that starts with
+  // "placement policy 'gimbal'"; a value out of range one that names the keys (MakePlacementPolicy
+  // adds the policy's name).
   static Result<GimbalPlacementConfig> FromParams(const Params& params);
 };
 

@@ -2,8 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "placement/synthetic_stats.h"
 #include "policy/placement/placement_policy.h"
-#include "policy/placement/synthetic_stats.h"
 #include "policy/placement/test_instances.h"
 
 namespace gimbal {

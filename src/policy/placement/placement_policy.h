@@ -2,12 +2,16 @@
 // current placement and the topology. A policy is pure (no I/O, no clock); applying a plan
 // (copying weights, switching routes) is the caller's job.
 //
-// Policies are created by name from a registry (placement_registry.cc registers them explicitly):
+// Policies are created by name from a registry (MakePlacementPolicy), like dispatch policies; the
+// built-ins are registered explicitly on first use (placement_registry.cc):
 //   gimbal  source-aware heuristic (gimbal_placement.h); parameters: see GimbalPlacementConfig
-//   eplb    the DeepSeek EPLB baseline (eplb.h); no parameters
-//   exact   the mixed-integer program solved by CBC, small instances only (exact_solver.h)
+//   eplb    the DeepSeek EPLB baseline (eplb.h); parameters: the objective weights it is scored
+//           with (load_weight, traffic_weight, migration_weight)
+//   exact   the mixed-integer program solved by CBC, small instances only (exact_solver.h);
+//           parameters: the weights, max_moves_per_layer, time_limit_s
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,9 +37,18 @@ class PlacementPolicy {
   virtual ObjectiveWeights weights() const { return {}; }
 };
 
-// Creates the named policy; unknown names and parameters are errors that list what is known.
+using PlacementFactory =
+    std::function<Result<std::unique_ptr<PlacementPolicy>>(const Params& params)>;
+
+// Registers a factory under `name`; false when the name is taken or empty. The built-in policies
+// are registered by the registry itself, so this is only for additional policies.
+bool RegisterPlacementPolicy(const std::string& name, PlacementFactory factory);
+// Creates the named policy. An unknown name is NotFound listing PlacementPolicyNames(); unknown or
+// malformed parameters are InvalidArgument naming them (and the known keys); these and the
+// policy's own errors start with "placement policy '<name>'".
 Result<std::unique_ptr<PlacementPolicy>> MakePlacementPolicy(const std::string& name,
                                                              const Params& params);
+// Sorted.
 std::vector<std::string> PlacementPolicyNames();
 
 // The EPLB baseline as a policy (expert groups and nodes from the topology).

@@ -6,8 +6,6 @@
 #include <cmath>
 #include <limits>
 
-#include "core/yaml_reader.h"
-
 namespace gimbal {
 
 Status PlacementTopology::Validate() const {
@@ -34,33 +32,6 @@ Status PlacementTopology::Validate() const {
                     kMaxExpertBytes));
   }
   return Status::Ok();
-}
-
-Result<PlacementTopology> ParseTopology(const std::string& text, const std::string& name) {
-  Result<YamlReader> r = YamlReader::FromString(text, name);
-  if (!r.ok()) return r.status();
-  const YamlReader& y = *r;
-  if (!y.IsMap()) return InvalidArgument(fmt::format("{}: topology must be a map", name));
-  PlacementTopology t;
-  t.gpus = static_cast<int>(y.Int("gpus", std::nullopt, 1, 1 << 20));
-  t.gpus_per_node = static_cast<int>(y.Int("gpus_per_node", int64_t{0}, 0, 1 << 20));
-  t.alpha = y.Double("alpha", 0.2, 0, kMaxHopCost);
-  t.beta = y.Double("beta", 1.0, 0, kMaxHopCost);
-  t.slots_per_gpu = static_cast<int>(y.Int("slots_per_gpu", int64_t{0}, 0, 1 << 20));
-  t.expert_groups = static_cast<int>(y.Int("expert_groups", int64_t{1}, 1, 1 << 20));
-  t.expert_bytes = y.Double("expert_bytes", 1.0, 1e-30, kMaxExpertBytes);
-  y.CheckKeys({"gpus", "gpus_per_node", "alpha", "beta", "slots_per_gpu", "expert_groups",
-               "expert_bytes"});
-  if (!y.ok()) return y.status();
-  Status st = t.Validate();
-  if (!st.ok()) return st.WithContext(name);
-  return t;
-}
-
-Result<PlacementTopology> LoadTopology(const std::string& path) {
-  Result<std::string> text = ReadConfigFile(path, "topology file");
-  if (!text.ok()) return text.status();
-  return ParseTopology(*text, path);
 }
 
 Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& current,

@@ -13,7 +13,6 @@
 
 #include <cstdint>
 #include <span>
-#include <string>
 #include <vector>
 
 #include "core/params.h"
@@ -44,10 +43,6 @@ struct PlacementTopology {
   }
   Status Validate() const;
 };
-
-// YAML or JSON: {gpus, gpus_per_node, alpha, beta, slots_per_gpu, expert_groups, expert_bytes}.
-Result<PlacementTopology> ParseTopology(const std::string& text, const std::string& name);
-Result<PlacementTopology> LoadTopology(const std::string& path);
 
 inline int SourceGpu(int source, int sources, int gpus) {
   return static_cast<int>(static_cast<int64_t>(source) * gpus / sources);
@@ -115,7 +110,7 @@ using LayerRoutes = std::vector<std::vector<SlotShare>>;
 //  - balanced: vLLM's even split over the expert's slots, then each source's tokens move from
 //    farther to nearer replicas while the nearer GPU stays under max(cap, the even split's peak).
 // The result's objective is never above the even split's (EvaluateRoutes with empty routes).
-// Fills `routes` when not null. Implemented in routing.cc.
+// Fills `routes` when not null. Implemented in replica_routing.cc.
 LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2log,
                            LayerRoutes* routes);
 

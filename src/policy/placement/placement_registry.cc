@@ -1,10 +1,6 @@
-// The placement policy registry. Policies are registered here explicitly: self-registration from
-// a static library would be dropped by the linker.
-#include <fmt/format.h>
-
-#include <functional>
-#include <map>
-
+// The placement policy registry (built-ins registered explicitly on first use: self-registration
+// from a static library would be dropped by the linker) and the built-in policies.
+#include "core/name_registry.h"
 #include "policy/placement/eplb.h"
 #include "policy/placement/exact_solver.h"
 #include "policy/placement/gimbal_placement.h"
@@ -52,7 +48,8 @@ class EplbPolicy final : public PlacementPolicy {
 
 class ExactPolicy final : public PlacementPolicy {
  public:
-  ExactPolicy(ObjectiveWeights weights, ExactOptions options) : weights_(weights), options_(options) {}
+  ExactPolicy(ObjectiveWeights weights, ExactOptions options)
+      : weights_(weights), options_(options) {}
   std::string_view name() const override { return "exact"; }
   Result<Placement> Plan(const SourceExpertCounts& stats, const Placement& current,
                          const PlacementTopology& topology) const override {
@@ -73,59 +70,57 @@ ObjectiveWeights ReadWeights(const Params& params) {
   return w;
 }
 
-using Factory = std::function<Result<std::unique_ptr<PlacementPolicy>>(const Params&)>;
+// The factories read their parameters; NameRegistry::Make reports unknown or malformed ones and
+// prefixes every error with "placement policy '<name>'".
+Result<std::unique_ptr<PlacementPolicy>> NewGimbal(const Params& params) {
+  Result<GimbalPlacementConfig> c = GimbalPlacementConfig::FromParams(params);
+  if (!c.ok()) return c.status();
+  return std::unique_ptr<PlacementPolicy>(new GimbalPolicy(*c));
+}
 
-const std::map<std::string, Factory>& Registry() {
-  static const std::map<std::string, Factory> registry = {
-      {"gimbal",
-       [](const Params& params) -> Result<std::unique_ptr<PlacementPolicy>> {
-         Result<GimbalPlacementConfig> c = GimbalPlacementConfig::FromParams(params);
-         if (!c.ok()) return c.status();
-         return std::unique_ptr<PlacementPolicy>(new GimbalPolicy(*c));
-       }},
-      {"eplb",
-       [](const Params& params) -> Result<std::unique_ptr<PlacementPolicy>> {
-         // The weights only score the plan; EPLB itself has no parameters.
-         const ObjectiveWeights w = ReadWeights(params);
-         GIMBAL_RETURN_IF_ERROR(params.Validate("placement policy 'eplb'"));
-         return std::unique_ptr<PlacementPolicy>(new EplbPolicy(w));
-       }},
-      {"exact",
-       [](const Params& params) -> Result<std::unique_ptr<PlacementPolicy>> {
-         const ObjectiveWeights w = ReadWeights(params);
-         ExactOptions o;
-         o.max_moves_per_layer =
-             static_cast<int>(params.GetInt("max_moves_per_layer", o.max_moves_per_layer));
-         o.time_limit_s = params.GetDouble("time_limit_s", o.time_limit_s);
-         GIMBAL_RETURN_IF_ERROR(params.Validate("placement policy 'exact'"));
-         if (!ExactSolverAvailable()) {
-           return Unsupported(
-               "placement policy 'exact' needs COIN-OR CBC; this build has none (configure with "
-               "-DGIMBAL_WITH_CBC=ON and coinor-libcbc-dev installed)");
-         }
-         return std::unique_ptr<PlacementPolicy>(new ExactPolicy(w, o));
-       }},
-  };
-  return registry;
+Result<std::unique_ptr<PlacementPolicy>> NewEplb(const Params& params) {
+  // The weights only score the plan; EPLB itself has no parameters.
+  return std::unique_ptr<PlacementPolicy>(new EplbPolicy(ReadWeights(params)));
+}
+
+Result<std::unique_ptr<PlacementPolicy>> NewExact(const Params& params) {
+  const ObjectiveWeights w = ReadWeights(params);
+  ExactOptions o;
+  o.max_moves_per_layer =
+      static_cast<int>(params.GetInt("max_moves_per_layer", o.max_moves_per_layer));
+  o.time_limit_s = params.GetDouble("time_limit_s", o.time_limit_s);
+  if (!ExactSolverAvailable()) {
+    return Unsupported(
+        "needs COIN-OR CBC; this build has none (configure with -DGIMBAL_WITH_CBC=ON and "
+        "coinor-libcbc-dev installed)");
+  }
+  return std::unique_ptr<PlacementPolicy>(new ExactPolicy(w, o));
+}
+
+NameRegistry<PlacementFactory>& Registry() {
+  // Never destroyed: usable during static teardown.
+  static auto* registry =
+      new NameRegistry<PlacementFactory>("placement policy", [](NameRegistry<PlacementFactory>& r) {
+        r.RegisterBuiltin("gimbal", NewGimbal);
+        r.RegisterBuiltin("eplb", NewEplb);
+        r.RegisterBuiltin("exact", NewExact);
+      });
+  return *registry;
 }
 
 }  // namespace
 
-Result<std::unique_ptr<PlacementPolicy>> MakePlacementPolicy(const std::string& name,
-                                                             const Params& params) {
-  auto it = Registry().find(name);
-  if (it == Registry().end()) {
-    std::string known;
-    for (const auto& n : PlacementPolicyNames()) known += (known.empty() ? "" : ", ") + n;
-    return NotFound(fmt::format("unknown placement policy '{}'; known: {}", name, known));
-  }
-  return it->second(params);
+bool RegisterPlacementPolicy(const std::string& name, PlacementFactory factory) {
+  return Registry().Register(name, std::move(factory));
 }
 
 std::vector<std::string> PlacementPolicyNames() {
-  std::vector<std::string> out;
-  for (const auto& [n, f] : Registry()) out.push_back(n);
-  return out;
+  return Registry().Names();
+}
+
+Result<std::unique_ptr<PlacementPolicy>> MakePlacementPolicy(const std::string& name,
+                                                             const Params& params) {
+  return Registry().Make(name, params);
 }
 
 std::unique_ptr<PlacementPolicy> NewEplbPlacementPolicy(ObjectiveWeights weights) {

@@ -3,10 +3,6 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <nlohmann/json.hpp>
-
-#include "core/json_message.h"
-#include "core/yaml_reader.h"
 
 namespace gimbal {
 
@@ -76,122 +72,6 @@ Status SourceExpertCounts::Merge(const SourceExpertCounts& other) {
   }
   for (size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
   return Status::Ok();
-}
-
-namespace {
-
-using nlohmann::json;
-
-Result<int> PositiveInt(const json& j, const char* key, const std::string& name) {
-  if (!j.contains(key)) {
-    return InvalidArgument(fmt::format("{}: routing statistics: missing key '{}'", name, key));
-  }
-  const json& v = j.at(key);
-  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > (1 << 20)) {
-    return InvalidArgument(
-        fmt::format("{}: routing statistics: '{}' must be a positive integer, got {}", name, key,
-                    JsonForMessage(v)));
-  }
-  return static_cast<int>(v.get<int64_t>());
-}
-
-}  // namespace
-
-Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const std::string& name) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {  // parse_error; out_of_range for 1e99999
-    return InvalidArgument(fmt::format("{}: malformed JSON: {}", name, e.what()));
-  }
-  if (!j.is_object()) {
-    return InvalidArgument(fmt::format("{}: routing statistics must be a JSON object", name));
-  }
-  if (j.contains("format") &&
-      (!j["format"].is_string() || j["format"].get<std::string>() != "gimbal.routing_stats/1")) {
-    return InvalidArgument(fmt::format(
-        "{}: routing statistics: unknown format {}, expected \"gimbal.routing_stats/1\"", name,
-        JsonForMessage(j["format"])));
-  }
-  Result<int> layers = PositiveInt(j, "layers", name);
-  if (!layers.ok()) return layers.status();
-  Result<int> sources = PositiveInt(j, "sources", name);
-  if (!sources.ok()) return sources.status();
-  Result<int> experts = PositiveInt(j, "experts", name);
-  if (!experts.ok()) return experts.status();
-  const int64_t cells = int64_t{*layers} * *sources * *experts;  // each <= 2^20: no overflow
-  if (cells > kMaxRoutingCells) {
-    return InvalidArgument(fmt::format(
-        "{}: routing statistics: {} layers x {} sources x {} experts = {} counts, more than the "
-        "{} allowed",
-        name, *layers, *sources, *experts, cells, kMaxRoutingCells));
-  }
-  if (!j.contains("counts")) {
-    return InvalidArgument(fmt::format("{}: routing statistics: missing key 'counts'", name));
-  }
-  const json& c = j["counts"];
-  if (!c.is_array() || c.size() != static_cast<size_t>(*layers)) {
-    return InvalidArgument(fmt::format(
-        "{}: routing statistics: 'counts' must be an array of {} layers, got {}", name, *layers,
-        c.is_array() ? std::to_string(c.size()) + " entries" : std::string(c.type_name())));
-  }
-  SourceExpertCounts out = SourceExpertCounts::Zeros(*layers, *sources, *experts);
-  for (int l = 0; l < *layers; ++l) {
-    const json& lj = c[static_cast<size_t>(l)];
-    if (!lj.is_array() || lj.size() != static_cast<size_t>(*sources)) {
-      return InvalidArgument(fmt::format(
-          "{}: routing statistics: layer {}: expected an array of {} sources, got {}", name, l,
-          *sources, lj.is_array() ? std::to_string(lj.size()) : std::string(lj.type_name())));
-    }
-    for (int s = 0; s < *sources; ++s) {
-      const json& sj = lj[static_cast<size_t>(s)];
-      if (!sj.is_array() || sj.size() != static_cast<size_t>(*experts)) {
-        return InvalidArgument(fmt::format(
-            "{}: routing statistics: layer {}, source {}: expected an array of {} expert counts, "
-            "got {}",
-            name, l, s, *experts,
-            sj.is_array() ? std::to_string(sj.size()) : std::string(sj.type_name())));
-      }
-      for (int x = 0; x < *experts; ++x) {
-        const json& v = sj[static_cast<size_t>(x)];
-        if (!v.is_number()) {
-          return InvalidArgument(fmt::format(
-              "{}: routing statistics: layer {}, source {}, expert {}: expected a number, got {}",
-              name, l, s, x, JsonForMessage(v)));
-        }
-        out.At(l, s, x) = v.get<double>();
-      }
-    }
-  }
-  Status st = out.Validate();
-  if (!st.ok()) return st.WithContext(name);
-  return out;
-}
-
-Result<SourceExpertCounts> LoadRoutingStats(const std::string& path) {
-  Result<std::string> text =
-      ReadConfigFile(path, "routing statistics file", kMaxRoutingStatsFileBytes);
-  if (!text.ok()) return text.status();
-  return ParseRoutingStatsJson(*text, path);
-}
-
-std::string RoutingStatsToJson(const SourceExpertCounts& stats) {
-  json counts = json::array();
-  for (int l = 0; l < stats.layers; ++l) {
-    json lj = json::array();
-    for (int s = 0; s < stats.sources; ++s) {
-      json sj = json::array();
-      for (int x = 0; x < stats.experts; ++x) sj.push_back(stats.At(l, s, x));
-      lj.push_back(std::move(sj));
-    }
-    counts.push_back(std::move(lj));
-  }
-  json j = {{"format", "gimbal.routing_stats/1"},
-            {"layers", stats.layers},
-            {"sources", stats.sources},
-            {"experts", stats.experts},
-            {"counts", std::move(counts)}};
-  return j.dump();
 }
 
 RoutingStats::RoutingStats(int layers, int sources, int experts, RoutingStatsOptions options)

@@ -6,16 +6,13 @@
 // recorded steps or with exponential decay (A <- decay * A + step). vLLM's EPLB keeps only
 // per-physical-expert totals, which lose the source; these keep it.
 //
-// JSON schema (see docs/placement.md):
-//   {"format": "gimbal.routing_stats/1", "layers": L, "sources": S, "experts": E,
-//    "counts": [[[A[0][0][0], ..., A[0][0][E-1]], ... S rows], ... L layers]}
 // Counts are finite, >= 0 and at most kMaxRoutingCount (so sums over a layer stay finite), and
-// a file holds at most kMaxRoutingCells counts. Not thread-safe; one writer at a time.
+// statistics hold at most kMaxRoutingCells counts. The JSON file format is read and written by
+// src/placement/placement_formats.h. Not thread-safe; one writer at a time.
 #pragma once
 
 #include <cstdint>
 #include <span>
-#include <string>
 #include <vector>
 
 #include "core/status.h"
@@ -26,8 +23,6 @@ namespace gimbal {
 inline constexpr double kMaxRoutingCount = 1e15;
 // The most counts (layers x sources x experts) statistics may have: 2^26, 512 MiB of doubles.
 inline constexpr int64_t kMaxRoutingCells = int64_t{1} << 26;
-// The largest statistics file read: 1 GiB.
-inline constexpr int64_t kMaxRoutingStatsFileBytes = int64_t{1} << 30;
 
 struct SourceExpertCounts {
   int layers = 0;
@@ -55,10 +50,6 @@ struct SourceExpertCounts {
   // Adds `other` element-wise; the shapes must match.
   Status Merge(const SourceExpertCounts& other);
 };
-
-Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const std::string& name);
-Result<SourceExpertCounts> LoadRoutingStats(const std::string& path);
-std::string RoutingStatsToJson(const SourceExpertCounts& stats);
 
 struct RoutingStatsOptions {
   enum class Mode { kWindow, kDecay };

@@ -69,42 +69,7 @@ TEST(RoutingStats, MergeRejectsOtherShapes) {
   EXPECT_TRUE(Contains(s, "cannot merge shape 1x3x3 into 1x2x3")) << s.message();
 }
 
-TEST(RoutingStats, JsonRoundTrips) {
-  SourceExpertCounts a = SourceExpertCounts::Zeros(2, 2, 3);
-  for (size_t i = 0; i < a.counts.size(); ++i) a.counts[i] = static_cast<double>(i) * 1.5;
-  Result<SourceExpertCounts> b = ParseRoutingStatsJson(RoutingStatsToJson(a), "t");
-  ASSERT_TRUE(b.ok()) << b.status().message();
-  EXPECT_EQ(b->counts, a.counts);
-  EXPECT_EQ(b->ExpertTotals()[4], a.At(1, 0, 1) + a.At(1, 1, 1));
-}
-
-TEST(RoutingStats, MalformedStatisticsAreRejectedWithAMessageNamingTheProblem) {
-  const std::string head = R"({"layers": 1, "sources": 2, "experts": 2, "counts": )";
-  struct Case {
-    std::string text, want;
-  };
-  const Case cases[] = {
-      {head + "[[[1, 2], [3, -4]]]}", "layer 0, source 1, expert 1 is negative"},
-      {head + "[[[1, 2], [3]]]}", "layer 0, source 1: expected an array of 2 expert counts"},
-      {head + "[[[1, 2]]]}", "layer 0: expected an array of 2 sources, got 1"},
-      {head + "[[[1, 2], [3, \"x\"]]]}", "layer 0, source 1, expert 1: expected a number"},
-      {head + "[[[1, 2], [3, \"NaN\"]]]}", "expected a number"},
-      {R"({"layers": 1, "sources": 2, "counts": []})", "missing key 'experts'"},
-      {R"({"layers": 1, "sources": 2, "experts": 2})", "missing key 'counts'"},
-      {R"({"layers": 0, "sources": 2, "experts": 2, "counts": []})", "'layers' must be a positive"},
-      {"[1, 2", "malformed JSON"},
-      {head + "[[[1, 2], [3, 1e308]]]}",
-       "layer 0, source 1, expert 1 (counts[0][1][1]) is 1e+308, more than the maximum 1e+15"},
-      {R"({"layers": 1048576, "sources": 1048576, "experts": 64, "counts": []})",
-       "1048576 layers x 1048576 sources x 64 experts = 70368744177664 counts, more than the "
-       "67108864 allowed"},
-  };
-  for (const Case& c : cases) {
-    Result<SourceExpertCounts> r = ParseRoutingStatsJson(c.text, "stats.json");
-    ASSERT_FALSE(r.ok()) << c.text;
-    EXPECT_TRUE(Contains(r.status(), c.want)) << r.status().message();
-    EXPECT_TRUE(Contains(r.status(), "stats.json")) << r.status().message();
-  }
+TEST(RoutingStats, ValidateNamesTheFirstBadCount) {
   SourceExpertCounts nan = SourceExpertCounts::Zeros(2, 2, 2);
   nan.At(1, 0, 1) = std::numeric_limits<double>::quiet_NaN();
   Status s = nan.Validate();
@@ -112,14 +77,6 @@ TEST(RoutingStats, MalformedStatisticsAreRejectedWithAMessageNamingTheProblem) {
   EXPECT_TRUE(Contains(s, "layer 1, source 0, expert 1 is not finite")) << s.message();
   nan.counts.pop_back();
   EXPECT_TRUE(Contains(nan.Validate(), "7 counts, expected 2 layers x 2 sources x 2 experts"));
-}
-
-// Found by fuzz/placement_stats.cc: nlohmann throws out_of_range, not parse_error, for a number
-// too large for a double.
-TEST(RoutingStats, ANumberTooLargeForADoubleIsAnErrorNotAnException) {
-  auto r = ParseRoutingStatsJson("{\"layers\": 1e+30847}", "s.json");
-  ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.status().message().find("s.json"), std::string::npos) << r.status().ToString();
 }
 
 }  // namespace

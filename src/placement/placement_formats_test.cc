@@ -1,0 +1,115 @@
+#include "placement/placement_formats.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace gimbal {
+namespace {
+
+bool Contains(const Status& s, const std::string& what) {
+  return s.message().find(what) != std::string::npos;
+}
+
+TEST(PlacementFormats, RoutingStatsRoundTrip) {
+  SourceExpertCounts a = SourceExpertCounts::Zeros(2, 2, 3);
+  for (size_t i = 0; i < a.counts.size(); ++i) a.counts[i] = static_cast<double>(i) * 1.5;
+  Result<SourceExpertCounts> b = ParseRoutingStatsJson(RoutingStatsToJson(a), "t");
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(b->counts, a.counts);
+  EXPECT_EQ(b->ExpertTotals()[4], a.At(1, 0, 1) + a.At(1, 1, 1));
+}
+
+TEST(PlacementFormats, MalformedStatisticsAreRejectedWithAMessageNamingTheProblem) {
+  const std::string head = R"({"layers": 1, "sources": 2, "experts": 2, "counts": )";
+  struct Case {
+    std::string text, want;
+  };
+  const Case cases[] = {
+      {head + "[[[1, 2], [3, -4]]]}", "layer 0, source 1, expert 1 is negative"},
+      {head + "[[[1, 2], [3]]]}", "layer 0, source 1: expected an array of 2 expert counts"},
+      {head + "[[[1, 2]]]}", "layer 0: expected an array of 2 sources, got 1"},
+      {head + "[[[1, 2], [3, \"x\"]]]}", "layer 0, source 1, expert 1: expected a number"},
+      {head + "[[[1, 2], [3, \"NaN\"]]]}", "expected a number"},
+      {R"({"layers": 1, "sources": 2, "counts": []})", "missing key 'experts'"},
+      {R"({"layers": 1, "sources": 2, "experts": 2})", "missing key 'counts'"},
+      {R"({"layers": 0, "sources": 2, "experts": 2, "counts": []})", "'layers' must be a positive"},
+      {"[1, 2", "malformed JSON"},
+      {head + "[[[1, 2], [3, 1e308]]]}",
+       "layer 0, source 1, expert 1 (counts[0][1][1]) is 1e+308, more than the maximum 1e+15"},
+      {R"({"layers": 1048576, "sources": 1048576, "experts": 64, "counts": []})",
+       "1048576 layers x 1048576 sources x 64 experts = 70368744177664 counts, more than the "
+       "67108864 allowed"},
+  };
+  for (const Case& c : cases) {
+    Result<SourceExpertCounts> r = ParseRoutingStatsJson(c.text, "stats.json");
+    ASSERT_FALSE(r.ok()) << c.text;
+    EXPECT_TRUE(Contains(r.status(), c.want)) << r.status().message();
+    EXPECT_TRUE(Contains(r.status(), "stats.json")) << r.status().message();
+  }
+}
+
+// Found by fuzz/placement_stats.cc: nlohmann throws out_of_range, not parse_error, for a number
+// too large for a double.
+TEST(PlacementFormats, ANumberTooLargeForADoubleIsAnErrorNotAnException) {
+  auto r = ParseRoutingStatsJson("{\"layers\": 1e+30847}", "s.json");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("s.json"), std::string::npos) << r.status().ToString();
+}
+
+TEST(PlacementFormats, TopologyTakesDefaultsAndRejectsUnknownKeys) {
+  Result<PlacementTopology> t = ParseTopology("gpus: 8\ngpus_per_node: 4\nbeta: 2\n", "t.yaml");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_EQ(t->gpus, 8);
+  EXPECT_EQ(t->nodes(), 2);
+  EXPECT_EQ(t->alpha, 0.2);
+  EXPECT_EQ(t->beta, 2.0);
+  EXPECT_EQ(t->expert_groups, 1);
+  // JSON is YAML too.
+  t = ParseTopology(R"({"gpus": 2, "alpha": 0.5})", "t.json");
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  EXPECT_EQ(t->alpha, 0.5);
+  for (const char* bad : {"gpus: 8\nbeta: 1\ngamma: 3\n", "- 1\n- 2\n", "gpus_per_node: 2\n",
+                          "gpus: 6\ngpus_per_node: 4\n"}) {
+    Result<PlacementTopology> r = ParseTopology(bad, "t.yaml");
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_TRUE(Contains(r.status(), "t.yaml")) << r.status().message();
+  }
+}
+
+TEST(PlacementFormats, PlacementRoundTripsAndDerivesTheReplicaTables) {
+  Placement p = Placement::Contiguous(2, 4, 2, 1);  // 3 slots per GPU
+  const std::string text = PlacementToJson(p);
+  const nlohmann::json j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["format"], "gimbal.placement/1");
+  ASSERT_EQ(j["logcnt"].size(), 2u);
+  int replicas = 0;
+  for (const auto& n : j["logcnt"][0]) replicas += n.get<int>();
+  EXPECT_EQ(replicas, p.slots());
+  EXPECT_FALSE(j.contains("source_routes"));
+  Result<Placement> back = ParsePlacementJson(text, "p.json");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->phy2log, p.phy2log);
+  EXPECT_EQ(back->slots_per_gpu, 3);
+  EXPECT_EQ(PlacementJsonValue(p).dump(), text);
+  Result<Placement> bad = ParsePlacementJson(R"({"layers": 1, "experts": 4, "gpus": 2})", "p.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(Contains(bad.status(),
+                       "p.json: placement: 'slots_per_gpu' must be a positive "
+                       "integer (missing)"))
+      << bad.status().message();
+}
+
+TEST(PlacementFormats, OversizedPlacementShapesAreRejected) {
+  Result<Placement> p = ParsePlacementJson(
+      R"({"layers":1,"experts":2,"gpus":1048576,"slots_per_gpu":1048576,"phy2log":[[0,1]]})",
+      "p.json");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("p.json: placement: 1 layers x 1048576 GPUs"),
+            std::string::npos)
+      << p.status().message();
+}
+
+}  // namespace
+}  // namespace gimbal

@@ -1,0 +1,336 @@
+// RouteAndEvaluate (declared in placement_problem.h): routes each source's tokens for an expert
+// over that expert's replicas, one layer at a time, for a fixed placement.
+//
+// Layout for speed (the routing is most of the planner's time at DeepSeek-V3 scale):
+//  - single-replica experts are scored in O(1) each from LayerProblem's per-GPU and per-node
+//    demand (all their tokens go to the one replica);
+//  - every (source, multi-replica expert) demand gets its replicas in one flat array, sorted by
+//    cost, with the GPU and the distance class (same GPU, same node, other node) of each;
+//  - the passes accumulate tokens per distance class and turn them into crossings and traffic
+//    once at the end.
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "policy/placement/placement_problem.h"
+
+namespace gimbal {
+namespace {
+
+// Replicas of each expert grouped by GPU, in CSR form, with the first slot and the number of
+// slots the expert has on that GPU.
+struct ReplicaIndex {
+  std::vector<int> start;   // experts + 1
+  std::vector<int> gpu;     // distinct GPUs holding the expert
+  std::vector<int> slot;    // first slot of the expert on that GPU
+  std::vector<int> nslots;  // slots of the expert on that GPU
+  std::vector<int> total;   // per expert: slots
+
+  ReplicaIndex(const LayerProblem& p, std::span<const int32_t> phy2log) {
+    start.assign(p.experts + 1, 0);
+    total.assign(p.experts, 0);
+    std::vector<int> last_gpu(p.experts, -1);
+    for (int s = 0; s < p.slots(); ++s) {
+      const int x = phy2log[s], g = s / p.slots_per_gpu;
+      total[x]++;
+      if (last_gpu[x] != g) {
+        last_gpu[x] = g;
+        start[x + 1]++;
+      }
+    }
+    for (int x = 0; x < p.experts; ++x) start[x + 1] += start[x];
+    const size_t n = static_cast<size_t>(start[p.experts]);
+    gpu.resize(n);
+    slot.resize(n);
+    nslots.assign(n, 0);
+    std::vector<int> fill(start.begin(), start.end() - 1);
+    std::fill(last_gpu.begin(), last_gpu.end(), -1);
+    for (int s = 0; s < p.slots(); ++s) {
+      const int x = phy2log[s], g = s / p.slots_per_gpu;
+      if (last_gpu[x] != g) {
+        last_gpu[x] = g;
+        gpu[fill[x]] = g;
+        slot[fill[x]] = s;
+        fill[x]++;
+      }
+      nslots[fill[x] - 1]++;
+    }
+  }
+  int count(int x) const { return start[x + 1] - start[x]; }
+};
+
+// Appends `weight` of the tokens to replica entry r's slots (split evenly over them).
+void AddShare(const LayerProblem& p, std::span<const int32_t> phy2log, const ReplicaIndex& ri,
+              int r, double weight, std::vector<SlotShare>& route) {
+  const int x = phy2log[ri.slot[r]];
+  const int n = ri.nslots[r];
+  const float w = static_cast<float>(weight / n);
+  const int end = (ri.slot[r] / p.slots_per_gpu + 1) * p.slots_per_gpu;
+  for (int s = ri.slot[r], left = n; s < end && left > 0; ++s) {
+    if (phy2log[s] != x) continue;
+    --left;
+    auto it =
+        std::find_if(route.begin(), route.end(), [&](const SlotShare& sh) { return sh.slot == s; });
+    if (it != route.end()) {
+      it->weight += w;
+    } else {
+      route.push_back({s, w});
+    }
+  }
+}
+
+}  // namespace
+
+LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2log,
+                           LayerRoutes* routes) {
+  const ReplicaIndex ri(p, phy2log);
+  LayerEval base;
+  base.total_tokens = p.total;
+  base.mean_load = p.total / p.gpus;
+  for (int x = 0; x < p.experts; ++x) {
+    for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+      base.experts_moved +=
+          std::max(0, ri.nslots[r] - p.current_count[static_cast<size_t>(x) * p.gpus + ri.gpu[r]]);
+    }
+  }
+  // Distance classes: 0 same GPU, 1 same node, 2 across nodes; their costs and their rank among
+  // the distinct costs (equal costs share a rank, so sorting by rank is sorting by cost).
+  const std::array<double, 3> cls_cost = {0.0, p.alpha, p.beta};
+  const std::array<int, 3> cls_rank = {0, p.alpha > 0 ? 1 : 0,
+                                       (p.alpha > 0 ? 1 : 0) + (p.beta > p.alpha ? 1 : 0)};
+  auto cls_of = [&](int s, int g) {
+    const int sg = p.source_gpu[s];
+    return sg == g ? 0 : p.node_of_gpu[sg] == p.node_of_gpu[g] ? 1 : 2;
+  };
+  std::vector<double> forced(p.gpus, 0.0);
+  std::array<double, 3> base_acc = {0, 0, 0};  // tokens per distance class
+  std::vector<int> multi;
+  for (int x = 0; x < p.experts; ++x) {
+    if (ri.count(x) == 1) {
+      const int g = ri.gpu[ri.start[x]];
+      forced[g] += p.totals[x];
+      const double dg = p.GpuDemand(x, g), dn = p.NodeDemand(x, p.node_of_gpu[g]);
+      base_acc[1] += dn - dg;
+      base_acc[2] += p.totals[x] - dn;
+    } else if (p.totals[x] > 0) {
+      multi.push_back(x);
+    }
+  }
+  std::stable_sort(multi.begin(), multi.end(),
+                   [&](int a, int b) { return p.totals[a] > p.totals[b]; });
+  // Demands: per multi-replica expert (in `multi` order), its sources with tokens, nearest
+  // replica first (stable by source); per demand, its replicas by cost (stable), in `ent`.
+  struct Demand {
+    int s, x, first, n;
+    double a;
+    bool ties;  // two replicas at the same cost (the pass orders them by load)
+  };
+  struct Entry {
+    int r;     // replica entry of ReplicaIndex
+    int g;     // its GPU
+    int cls;   // distance class from the demand's source
+    int rank;  // rank of its cost
+  };
+  std::vector<Demand> dem;
+  std::vector<Entry> ent;
+  std::vector<int> dem_start(multi.size() + 1, 0);
+  std::array<std::vector<int>, 3> bucket;
+  for (size_t i = 0; i < multi.size(); ++i) {
+    const int x = multi[i];
+    const int n = ri.count(x);
+    for (auto& b : bucket) b.clear();
+    for (int s = 0; s < p.sources; ++s) {
+      if (p.A(s, x) <= 0) continue;
+      int best = 2;
+      for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+        best = std::min(best, cls_rank[cls_of(s, ri.gpu[r])]);
+      }
+      bucket[best].push_back(s);
+    }
+    for (const auto& b : bucket) {
+      for (int s : b) {
+        const int first = static_cast<int>(ent.size());
+        for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+          const int c = cls_of(s, ri.gpu[r]);
+          ent.push_back({r, ri.gpu[r], c, cls_rank[c]});
+        }
+        // Stable insertion sort by cost (few replicas).
+        Entry* e = ent.data() + first;
+        for (int a = 1; a < n; ++a) {
+          for (int b2 = a; b2 > 0 && e[b2].rank < e[b2 - 1].rank; --b2) std::swap(e[b2], e[b2 - 1]);
+        }
+        bool ties = false;
+        for (int a = 1; a < n; ++a) ties |= e[a].rank == e[a - 1].rank;
+        dem.push_back({s, x, first, n, p.A(s, x), ties});
+      }
+    }
+    dem_start[i + 1] = static_cast<int>(dem.size());
+  }
+  double lb = base.mean_load;
+  for (double f : forced) lb = std::max(lb, f);
+
+  auto finish = [&](const std::array<double, 3>& acc, const std::vector<double>& load) {
+    LayerEval e = base;
+    const double a1 = base_acc[1] + acc[1], a2 = base_acc[2] + acc[2];
+    e.cross_gpu_tokens = a1 + a2;
+    e.cross_node_tokens = a2;
+    e.traffic_cost = cls_cost[1] * a1 + cls_cost[2] * a2;
+    e.max_load = *std::max_element(load.begin(), load.end());
+    e.objective = p.load_coef() * e.max_load + p.traffic_coef() * e.traffic_cost +
+                  p.move_coef() * e.experts_moved;
+    return e;
+  };
+
+  // One nearest-replica pass at a cap. flows != nullptr records (demand, entry, amount).
+  struct Flow {
+    int d, r;
+    double amount;
+  };
+  std::vector<double> load(p.gpus);
+  std::vector<Entry> tied;
+  auto pass = [&](double cap, std::vector<Flow>* flows) {
+    std::array<double, 3> acc = {0, 0, 0};
+    load = forced;
+    for (size_t di = 0; di < dem.size(); ++di) {
+      const Demand& d = dem[di];
+      const int n = d.n;
+      std::span<const Entry> reps(ent.data() + d.first, n);
+      if (d.ties) {
+        tied.assign(reps.begin(), reps.end());
+        // Within a group of equal cost, the less loaded replica first.
+        for (int a = 1; a < n; ++a) {
+          for (int b = a;
+               b > 0 && tied[b].rank == tied[b - 1].rank && load[tied[b].g] < load[tied[b - 1].g];
+               --b) {
+            std::swap(tied[b], tied[b - 1]);
+          }
+        }
+        reps = tied;
+      }
+      double left = d.a;
+      for (const Entry& en : reps) {
+        if (left <= 0) break;
+        const double take = std::min(left, std::max(0.0, cap - load[en.g]));
+        if (take <= 0) continue;
+        load[en.g] += take;
+        left -= take;
+        acc[en.cls] += take;
+        if (flows) flows->push_back({static_cast<int>(di), en.r, take});
+      }
+      if (left > 0) {
+        const Entry* best = &reps[0];
+        for (const Entry& en : reps) {
+          if (load[en.g] < load[best->g]) best = &en;
+        }
+        load[best->g] += left;
+        acc[best->cls] += left;
+        if (flows) flows->push_back({static_cast<int>(di), best->r, left});
+      }
+    }
+    return finish(acc, load);
+  };
+
+  // The balanced pass: start from vLLM's even split over the expert's slots, then move each
+  // source's tokens from farther to nearer replicas while the nearer GPU stays under `cap`. GPUs
+  // above `cap` only lose load, so the maximum is at most max(cap, the even split's maximum), and
+  // the traffic at most the even split's.
+  std::vector<double> share(ri.gpu.size(), 0.0);  // per replica entry: its share of the slots
+  for (int x = 0; x < p.experts; ++x) {
+    for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+      share[r] = static_cast<double>(ri.nslots[r]) / ri.total[x];
+    }
+  }
+  std::vector<double> even_load = forced;
+  for (const Demand& d : dem) {
+    for (int j = 0; j < d.n; ++j) even_load[ent[d.first + j].g] += d.a * share[ent[d.first + j].r];
+  }
+  std::vector<double> amount(ent.size(), 0.0);  // per demand and replica, in ent's layout
+  auto balanced_pass = [&](double cap, std::vector<Flow>* flows) {
+    std::array<double, 3> acc = {0, 0, 0};
+    load = even_load;
+    for (size_t di = 0; di < dem.size(); ++di) {
+      const Demand& d = dem[di];
+      const int n = d.n;
+      const Entry* e = &ent[d.first];
+      double* amt = &amount[d.first];
+      for (int j = 0; j < n; ++j) amt[j] = d.a * share[e[j].r];
+      for (int near = 0; near < n; ++near) {
+        const int gn = e[near].g;
+        for (int far = n - 1; far > near; --far) {
+          if (!(e[far].rank > e[near].rank)) break;
+          const double take = std::min(amt[far], cap - load[gn]);
+          if (take <= 0) continue;
+          amt[far] -= take;
+          amt[near] += take;
+          load[e[far].g] -= take;
+          load[gn] += take;
+        }
+      }
+      for (int j = 0; j < n; ++j) {
+        if (amt[j] <= 0) continue;
+        acc[e[j].cls] += amt[j];
+        if (flows) flows->push_back({static_cast<int>(di), e[j].r, amt[j]});
+      }
+    }
+    return finish(acc, load);
+  };
+
+  static constexpr double kSlack[] = {0.0, 0.03, 0.1, -1};
+  double best_cap = std::numeric_limits<double>::infinity();
+  bool best_balanced = false;
+  LayerEval best;
+  best.objective = std::numeric_limits<double>::infinity();
+  if (multi.empty()) {
+    best = pass(best_cap, nullptr);
+  } else {
+    const double even_max = *std::max_element(even_load.begin(), even_load.end());
+    // The uncapped nearest pass first: a capped one whose cap that pass never reaches makes the
+    // same choices, so it is not run again.
+    const LayerEval uncapped = pass(std::numeric_limits<double>::infinity(), nullptr);
+    double last_balanced = -1;
+    for (double d : kSlack) {
+      const double cap = d < 0 ? std::numeric_limits<double>::infinity() : lb * (1 + d);
+      for (bool balanced : {false, true}) {
+        const double c = balanced ? std::max(cap, even_max) : cap;
+        // The balanced pass without a cap is the nearest-replica pass; equal caps repeat.
+        if (balanced && (d < 0 || c == last_balanced)) continue;
+        if (balanced) last_balanced = c;
+        if (!balanced && d >= 0 && uncapped.max_load <= c) continue;
+        LayerEval e = balanced ? balanced_pass(c, nullptr) : d < 0 ? uncapped : pass(c, nullptr);
+        if (e.objective < best.objective - 1e-12) {
+          best = e;
+          best_cap = c;
+          best_balanced = balanced;
+        }
+      }
+    }
+  }
+  if (routes) {
+    std::vector<Flow> flows;
+    flows.reserve(ent.size());
+    best = best_balanced ? balanced_pass(best_cap, &flows) : pass(best_cap, &flows);
+    routes->assign(static_cast<size_t>(p.sources) * p.experts, {});
+    // Multi-replica experts a source sends no tokens to: the nearest replica. Single-replica
+    // experts keep an empty route (the even split over their slots).
+    for (int x = 0; x < p.experts; ++x) {
+      if (ri.count(x) < 2) continue;
+      for (int s = 0; s < p.sources; ++s) {
+        if (p.A(s, x) > 0) continue;
+        int bestr = ri.start[x];
+        for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+          if (cls_cost[cls_of(s, ri.gpu[r])] < cls_cost[cls_of(s, ri.gpu[bestr])]) bestr = r;
+        }
+        AddShare(p, phy2log, ri, bestr, 1.0, (*routes)[static_cast<size_t>(s) * p.experts + x]);
+      }
+    }
+    for (const Flow& f : flows) {
+      const Demand& d = dem[f.d];
+      AddShare(p, phy2log, ri, f.r, f.amount / d.a,
+               (*routes)[static_cast<size_t>(d.s) * p.experts + d.x]);
+    }
+  }
+  return best;
+}
+
+}  // namespace gimbal

@@ -1,0 +1,394 @@
+// CompletionProxy: validate, estimate, tag, dispatch, forward, pass the answer through
+// (completion_proxy.h).
+#include "router/completion_proxy.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <chrono>
+
+#include "net/sse.h"
+#include "wire/completion_request.h"
+#include "wire/openai_error.h"
+#include "wire/priority_tag.h"
+#include "wire/usage.h"
+
+namespace gimbal::router {
+
+namespace asio = boost::asio;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+bool IsJsonContentType(std::string_view ct) {
+  constexpr std::string_view kJson = "application/json";
+  while (!ct.empty() && ct.front() == ' ') ct.remove_prefix(1);
+  if (ct.size() < kJson.size() || !net::EqualsIgnoreCase(ct.substr(0, kJson.size()), kJson)) {
+    return false;
+  }
+  return ct.size() == kJson.size() || ct[kJson.size()] == ';' || ct[kJson.size()] == ' ';
+}
+
+bool IsEventStream(std::string_view ct) {
+  constexpr std::string_view kSse = "text/event-stream";
+  return ct.size() >= kSse.size() && net::EqualsIgnoreCase(ct.substr(0, kSse.size()), kSse);
+}
+
+// The head of a streamed answer relayed from engine `engine`.
+net::Headers StreamHead(const std::string& engine) {
+  net::Headers h;
+  h.Set("Content-Type", "text/event-stream");
+  h.Set("Cache-Control", "no-cache");
+  h.Set("X-Gimbal-Engine", engine);
+  return h;
+}
+
+double Since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+CompletionProxy::CompletionProxy(RouterConfig config, net::IoRuntime& io, EngineTable& table,
+                                 std::shared_ptr<const DispatchPolicy> dispatch,
+                                 std::shared_ptr<const QueuePolicy> queue,
+                                 std::function<double()> clock, Metrics metrics)
+    : config_(std::move(config)), table_(table), dispatch_(std::move(dispatch)),
+      queue_(std::move(queue)), clock_(std::move(clock)),
+      ratio_(config_.chars_per_token, config_.adapt_chars_per_token), metrics_(std::move(metrics)),
+      upstream_(io.context(),
+                net::HttpClientOptions{.connect_timeout_s = config_.upstream_connect_timeout_s,
+                                       .write_timeout_s = config_.write_timeout_s,
+                                       .header_timeout_s = config_.upstream_header_timeout_s,
+                                       .read_timeout_s = config_.upstream_read_timeout_s}) {
+  for (const auto& b : config_.backends) {
+    models_.insert(b.model);
+    dispatch_counters_.push_back(&metrics_.dispatches.With({b.name}));
+    failure_counters_.push_back(&metrics_.upstream_failures.With({b.name}));
+  }
+  decision_seconds_ = &metrics_.decision.With();
+  ttft_seconds_ = &metrics_.ttft.With();
+  latency_seconds_[0] = &metrics_.latency.With({"false"});
+  latency_seconds_[1] = &metrics_.latency.With({"true"});
+}
+
+bool CompletionProxy::Serves(std::string_view path) {
+  return path == "/v1/completions" || path == "/v1/chat/completions";
+}
+
+asio::awaitable<void> CompletionProxy::Handle(net::HttpRequest& req, net::ResponseWriter& w) {
+  const std::string_view path = req.path();
+  if (req.method == "POST") {
+    co_await HandleCompletion(req, w, path == "/v1/chat/completions");
+    co_return;
+  }
+  Count(Outcome::kBadRequest);
+  co_await w.Send(wire::OpenAiError(405, "use POST for " + std::string(path)));
+}
+
+void CompletionProxy::CloseIdle() { upstream_.CloseIdle(); }
+
+void CompletionProxy::Register(const std::shared_ptr<InFlight>& f) {
+  MutexLock lock(inflight_mu_);
+  inflight_.insert(f);
+}
+
+void CompletionProxy::Unregister(const std::shared_ptr<InFlight>& f) {
+  f->active = false;
+  MutexLock lock(inflight_mu_);
+  inflight_.erase(f);
+}
+
+asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
+                                                        net::ResponseWriter& w, bool chat) {
+  const auto t0 = Clock::now();
+  auto refuse = [&](int status, const std::string& message, Outcome o) {
+    Count(o);
+    net::HttpResponse r = wire::OpenAiError(status, message);
+    if (status == 429) r.headers.Set("Retry-After", std::to_string(config_.retry_after_s));
+    return w.Send(std::move(r));
+  };
+
+  if (!IsJsonContentType(req.headers.Get("Content-Type"))) {
+    co_await refuse(415, "Content-Type must be application/json", Outcome::kBadRequest);
+    co_return;
+  }
+  auto parsed = wire::ParseCompletionRequest(req.body, chat);
+  if (!parsed.ok()) {
+    co_await refuse(400, parsed.status().message(), Outcome::kBadRequest);
+    co_return;
+  }
+  wire::CompletionRequest& cr = parsed.value();
+  if (cr.model.empty()) {
+    if (models_.size() != 1) {
+      co_await refuse(400, "'model' is required: this router serves several models",
+                      Outcome::kBadRequest);
+      co_return;
+    }
+    cr.model = *models_.begin();
+  } else if (models_.count(cr.model) == 0) {
+    co_await refuse(404, "The model `" + cr.model + "` does not exist.", Outcome::kBadRequest);
+    co_return;
+  }
+
+  const uint64_t id = next_id_.fetch_add(1);
+  const double now = clock_();
+  const int64_t prompt_tokens = ratio_.Estimate(cr);
+  std::string body = std::move(req.body);
+  if (queue_) {
+    // Only the one member is rewritten: no document is built, every other byte is kept.
+    QueueEntry e{static_cast<RequestId>(id), now, prompt_tokens, prompt_tokens, cr.priority};
+    auto tagged = wire::SetPriority(body, VllmPriorityFromKey(queue_->Key(e), 0.0));
+    if (!tagged.ok()) {
+      co_await refuse(400, tagged.status().message(), Outcome::kBadRequest);
+      co_return;
+    }
+    body = std::move(tagged.value());
+  }
+  DispatchRequest dr;
+  dr.id = static_cast<RequestId>(id);
+  dr.now = now;
+  dr.prompt_tokens = prompt_tokens;
+  dr.max_output_tokens = cr.max_output_tokens;
+  dr.affinity_key = cr.affinity_key;
+
+  // The upstream request, built once: attempts change only its engine.
+  net::ClientRequest up;
+  up.method = "POST";
+  up.headers.Add("Content-Type", "application/json");
+  up.headers.Add("Accept", cr.stream ? "text/event-stream" : "application/json");
+  for (const char* h : {"Authorization", "X-Request-Id"}) {
+    if (req.headers.Has(h)) up.headers.Add(h, std::string(req.headers.Get(h)));
+  }
+  up.body = std::move(body);
+
+  // A client that goes away abandons the request at once: the upstream connection is closed
+  // (the engine sees its client go and aborts), the reservation released.
+  net::ClientCancel cancel;
+  w.OnClientGone([&cancel] { cancel.Cancel(); });
+  auto flight = std::make_shared<InFlight>();
+  flight->executor = co_await asio::this_coro::executor;
+  flight->cancel = &cancel;
+  Register(flight);
+  struct Unregistered {
+    CompletionProxy& proxy;
+    std::shared_ptr<InFlight>& f;
+    ~Unregistered() { proxy.Unregister(f); }
+  } unregister{*this, flight};
+  const auto shutdown_message = "the router is shutting down: its drain timeout ran out";
+  auto gone = [&](Reservation& rv, bool stream) {
+    table_.Release(rv);
+    Count(w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone);
+    latency_seconds_[stream ? 1 : 0]->Observe(Since(t0));
+  };
+
+  std::vector<int> tried;
+  Status last_error;
+  for (int attempt = 0; attempt < config_.max_attempts; ++attempt) {
+    const auto td = Clock::now();
+    auto picked = table_.Pick(*dispatch_, dr, cr.model, tried);
+    decision_seconds_->Observe(Since(td));
+    if (!picked.ok()) {
+      const Status& st = picked.status();
+      if (st.code() == ErrorCode::kResourceExhausted) {
+        co_await refuse(429, st.message(), Outcome::kRejected);
+      } else if (!last_error.ok()) {
+        co_await refuse(502, "every engine tried failed; last: " + last_error.message(),
+                        Outcome::kUnavailable);
+      } else {
+        co_await refuse(wire::HttpStatusFor(st.code()), st.message(), Outcome::kUnavailable);
+      }
+      co_return;
+    }
+    Reservation rv = picked.value();
+    const int e = rv.engine;
+    const auto& backend = config_.backends[static_cast<size_t>(e)];
+    dispatch_counters_[static_cast<size_t>(e)]->Inc();
+    // Any failure before a byte reached the client: release, note, try another engine.
+    auto engine_failed = [&](const Status& why) {
+      table_.Release(rv);
+      if (table_.ReportHealth(e, false))
+        spdlog::warn("engine {} ejected: {}", backend.name, why.message());
+      failure_counters_[static_cast<size_t>(e)]->Inc();
+      tried.push_back(e);
+      last_error = Status(why.code(), "engine " + backend.name + ": " + why.message());
+    };
+
+    up.host = backend.parsed.host;
+    up.port = backend.parsed.port;
+    up.target = backend.parsed.base_path;
+    up.target += req.target;
+    auto opened = co_await upstream_.Open(up, &cancel);
+    if (flight->cut) {
+      table_.Release(rv);
+      co_await refuse(503, shutdown_message, Outcome::kUnavailable);
+      co_return;
+    }
+    if (cancel.cancelled()) {
+      gone(rv, cr.stream);
+      co_return;
+    }
+    if (!opened.ok()) {
+      engine_failed(opened.status());
+      continue;
+    }
+    net::ClientStream& us = *opened.value();
+    const int status = us.status();
+    if (status == 502 || status == 503 || status == 504) {
+      engine_failed(Status(ErrorCode::kUnavailable, "answered " + std::to_string(status)));
+      continue;
+    }
+
+    if (!cr.stream || status != 200 || !IsEventStream(us.headers().Get("Content-Type"))) {
+      // A whole answer: read it all (nothing has reached the client, so a break is retried).
+      std::string answer;
+      Status broken;
+      for (;;) {
+        auto piece = co_await us.NextView();
+        if (!piece.ok()) {
+          broken = piece.status();
+          break;
+        }
+        if (!piece.value()) break;
+        answer += *piece.value();
+      }
+      if (flight->cut) {
+        table_.Release(rv);
+        co_await refuse(503, shutdown_message, Outcome::kUnavailable);
+        co_return;
+      }
+      if (cancel.cancelled()) {
+        gone(rv, false);
+        co_return;
+      }
+      if (!broken.ok()) {
+        engine_failed(broken);
+        continue;
+      }
+      table_.ReportHealth(e, true);
+      // `usage` only teaches the token ratio; skip reading it when the ratio would ignore it.
+      wire::Usage usage;
+      if (status == 200 && ratio_.Wants(cr.prompt_chars) && wire::FindUsage(answer, &usage)) {
+        ratio_.Observe(cr.prompt_chars, usage.prompt_tokens);
+      }
+      table_.Release(rv);
+      net::HttpResponse r;
+      r.status = status;
+      std::string_view ct = us.headers().Get("Content-Type");
+      r.headers.Set("Content-Type", ct.empty() ? "application/json" : std::string(ct));
+      r.headers.Set("X-Gimbal-Engine", backend.name);
+      r.body = std::move(answer);
+      Status sent = co_await w.Send(std::move(r));
+      Count(!sent.ok()          ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
+            : status / 100 == 2 ? Outcome::kOk
+                                : Outcome::kEngineError);
+      latency_seconds_[0]->Observe(Since(t0));
+      co_return;
+    }
+
+    // A stream: pass complete events through as they arrive.
+    net::SseParser parser;
+    std::vector<net::SseEvent> events;
+    std::string out;
+    bool begun = false;
+    bool client_gone = false;
+    Status broken;
+    wire::Usage usage;
+    const bool wants_usage = ratio_.Wants(cr.prompt_chars);
+    for (;;) {
+      auto piece = co_await us.NextView();
+      if (!piece.ok()) {
+        broken = piece.status();
+        break;
+      }
+      if (!piece.value()) break;
+      if (!parser.Feed(*piece.value(), events)) {
+        broken = Status(ErrorCode::kInvalidArgument, "stream event too large");
+        break;
+      }
+      if (events.empty()) continue;
+      out.clear();
+      for (const auto& ev : events) {
+        if (ev.has_data && !rv.prefill_settled) {
+          table_.SettlePrefill(rv);
+          ttft_seconds_->Observe(Since(t0));
+        }
+        if (wants_usage && ev.has_data) wire::FindUsage(ev.data, &usage);
+        out += ev.raw;
+      }
+      events.clear();
+      if (!begun) {
+        begun = true;
+        if (!(co_await w.BeginStream(200, StreamHead(backend.name))).ok()) {
+          client_gone = true;
+          break;
+        }
+      }
+      if (!(co_await w.WriteChunk(out)).ok()) {
+        client_gone = true;
+        break;
+      }
+    }
+    if (flight->cut && !client_gone) {
+      // The drain ran out of time: the client reads why its stream ends.
+      std::string err = net::FormatSseEvent(wire::OpenAiErrorJson(503, shutdown_message));
+      err += "data: [DONE]\n\n";
+      if (!begun) {
+        begun = (co_await w.BeginStream(200, StreamHead(backend.name))).ok();
+      }
+      if (begun && (co_await w.WriteChunk(err)).ok()) co_await w.EndStream();
+      table_.Release(rv);
+      Count(Outcome::kStreamError);
+      latency_seconds_[1]->Observe(Since(t0));
+      co_return;
+    }
+    if (client_gone || cancel.cancelled()) {
+      // Dropping the upstream stream closes its connection: the engine aborts the request.
+      gone(rv, true);
+      co_return;
+    }
+    if (!begun && !broken.ok()) {
+      engine_failed(broken);
+      continue;
+    }
+    if (!begun) {
+      co_await w.BeginStream(200, StreamHead(backend.name));
+    }
+    if (broken.ok()) {
+      table_.ReportHealth(e, true);
+      if (!parser.pending().empty()) co_await w.WriteChunk(parser.pending());
+      if (usage.prompt_tokens > 0) ratio_.Observe(cr.prompt_chars, usage.prompt_tokens);
+    } else {
+      if (table_.ReportHealth(e, false))
+        spdlog::warn("engine {} ejected: {}", backend.name, broken.message());
+      failure_counters_[static_cast<size_t>(e)]->Inc();
+      std::string err = net::FormatSseEvent(wire::OpenAiErrorJson(
+          502, "engine " + backend.name + " failed mid-stream: " + broken.message()));
+      err += "data: [DONE]\n\n";
+      co_await w.WriteChunk(err);
+    }
+    Status ended = co_await w.EndStream();
+    table_.Release(rv);
+    Count(!broken.ok()  ? Outcome::kStreamError
+          : !ended.ok() ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
+                        : Outcome::kOk);
+    latency_seconds_[1]->Observe(Since(t0));
+    co_return;
+  }
+  co_await refuse(502, "every engine tried failed; last: " + last_error.message(),
+                  Outcome::kUnavailable);
+}
+
+void CompletionProxy::CutInFlight() {
+  MutexLock lock(inflight_mu_);
+  for (const auto& f : inflight_) {
+    asio::post(f->executor, [f] {
+      if (!f->active) return;
+      f->cut = true;
+      f->cancel->Cancel();
+    });
+  }
+}
+
+}  // namespace gimbal::router

@@ -1,0 +1,405 @@
+#include "wire/completion_request.h"
+
+#include <nlohmann/json.hpp>
+
+#include "wire/json_sax.h"
+
+namespace gimbal::wire {
+namespace {
+
+constexpr uint64_t kFnvPrime = 1099511628211ull;
+
+uint64_t Fnv(uint64_t h, std::string_view bytes) {
+  for (unsigned char c : bytes) h = (h ^ c) * kFnvPrime;
+  return h;
+}
+
+uint64_t FnvId(uint64_t h, int64_t id) {
+  auto u = static_cast<uint64_t>(id);
+  for (int i = 0; i < 8; ++i, u >>= 8) h = (h ^ (u & 0xff)) * kFnvPrime;
+  return h;
+}
+
+// Reads the fields of CompletionRequest from a request body as it is lexed, without building the
+// document. Field checks are those of a document walk: the first problem found ends the parse
+// with a message naming it.
+class RequestReader : public internal::SaxTypes {
+ public:
+  RequestReader(CompletionRequest* out, bool chat) : r_(out), chat_(chat) {}
+
+  // The error that stopped the parse; OK when the JSON itself was malformed (or fine).
+  const Status& error() const { return error_; }
+  Status Finish() {
+    if (chat_ && !messages_seen_) return InvalidArgument("'messages' must be an array of messages");
+    if (!chat_ && !prompt_seen_) return InvalidArgument("'prompt' is required");
+    if (r_->max_completion_tokens >= 0) {
+      r_->max_output_tokens = r_->max_completion_tokens;
+    } else if (r_->max_tokens >= 0) {
+      r_->max_output_tokens = r_->max_tokens;
+    }
+    return Status::Ok();
+  }
+
+  bool null() { return Scalar(Value::kNull); }
+  bool boolean(bool v) {
+    bool_ = v;
+    return Scalar(Value::kBool);
+  }
+  bool number_integer(number_integer_t v) {
+    int_ = static_cast<int64_t>(v);
+    return Scalar(Value::kInt);
+  }
+  bool number_unsigned(number_unsigned_t v) {
+    int_ = static_cast<int64_t>(v);
+    return Scalar(Value::kInt);
+  }
+  bool number_float(number_float_t, const string_t&) { return Scalar(Value::kOther); }
+  bool string(string_t& v) {
+    str_ = &v;
+    return Scalar(Value::kString);
+  }
+  bool binary(binary_t&) { return Scalar(Value::kOther); }
+  bool start_object(std::size_t) { return Open(true); }
+  bool start_array(std::size_t) { return Open(false); }
+  bool end_object() { return Close(); }
+  bool end_array() { return Close(); }
+  bool key(string_t& k) {
+    switch (Parent()) {
+      case Kind::kTop:
+        field_ = FieldOf(k);
+        if (field_ == Field::kPrompt && !chat_) {  // a repeated key: the last one counts
+          prompt_seen_ = true;
+          r_->prompt_chars = 0;
+          r_->prompt_token_ids = 0;
+          r_->prompts = 0;
+          r_->prompt_hash = kHashSeed;
+          prompt_ids_counted_ = false;
+        } else if (field_ == Field::kMessages && chat_) {
+          messages_seen_ = true;
+          r_->prompt_chars = 0;
+          r_->messages = 0;
+          r_->prompt_hash = kHashSeed;
+        } else if (field_ == Field::kStreamOptions) {
+          r_->include_usage = false;
+        }
+        break;
+      case Kind::kMessage:
+        content_key_ = k == "content";
+        break;
+      case Kind::kPart:
+        text_key_ = k == "text";
+        break;
+      case Kind::kStreamOptions:
+        usage_key_ = k == "include_usage";
+        break;
+      default:
+        break;
+    }
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) {
+    return false;
+  }
+
+ private:
+  enum class Field {
+    kOther,
+    kModel,
+    kStream,
+    kStreamOptions,
+    kMaxTokens,
+    kMaxCompletion,
+    kPriority,
+    kUser,
+    kTrafficClass,
+    kN,
+    kPrompt,
+    kMessages
+  };
+  // What the container at each depth is, as far as the request's fields go.
+  enum class Kind {
+    kIgnore,
+    kTop,
+    kStreamOptions,
+    kPrompt,
+    kIds,
+    kMessages,
+    kMessage,
+    kContent,
+    kPart
+  };
+  enum class Value { kNull, kBool, kInt, kString, kOther };
+  static constexpr int kMaxTracked = 8;
+
+  static Field FieldOf(std::string_view k) {
+    if (k == "model") return Field::kModel;
+    if (k == "stream") return Field::kStream;
+    if (k == "stream_options") return Field::kStreamOptions;
+    if (k == "max_tokens") return Field::kMaxTokens;
+    if (k == "max_completion_tokens") return Field::kMaxCompletion;
+    if (k == "priority") return Field::kPriority;
+    if (k == "user") return Field::kUser;
+    if (k == "gimbal_traffic_class") return Field::kTrafficClass;
+    if (k == "n") return Field::kN;
+    if (k == "prompt") return Field::kPrompt;
+    if (k == "messages") return Field::kMessages;
+    return Field::kOther;
+  }
+
+  Kind Parent() const {
+    if (depth_ == 0 || depth_ > kMaxTracked) return Kind::kIgnore;
+    return kinds_[depth_ - 1];
+  }
+
+  bool Fail(std::string message) {
+    error_ = InvalidArgument(std::move(message));
+    return false;
+  }
+  bool BadPrompt() { return Fail("'prompt' must be a string, strings, or token ids"); }
+  bool BadContent() { return Fail("message 'content' must be a string or a list of parts"); }
+  bool BadPart() { return Fail("message content parts must be objects"); }
+  bool BadTrafficClass() { return Fail("'gimbal_traffic_class' must be a non-negative integer"); }
+  bool BadMaxTokens() {
+    return Fail(std::string("'") +
+                (field_ == Field::kMaxTokens ? "max_tokens" : "max_completion_tokens") +
+                "' must be a non-negative integer");
+  }
+
+  void AddText(std::string_view s) {
+    r_->prompt_chars += static_cast<int64_t>(s.size());
+    r_->prompt_hash = Fnv(r_->prompt_hash, s);
+  }
+  void AddId(int64_t id) {
+    r_->prompt_token_ids += 1;
+    r_->prompt_hash = FnvId(r_->prompt_hash, id);
+  }
+
+  // A top-level field's value that is an object or an array.
+  bool TopContainer(bool object, Kind* kind) {
+    switch (field_) {
+      case Field::kModel:
+        return Fail("'model' must be a string");
+      case Field::kStream:
+        return Fail("'stream' must be true or false");
+      case Field::kMaxTokens:
+      case Field::kMaxCompletion:
+        return BadMaxTokens();
+      case Field::kPriority:
+        return Fail("'priority' must be an integer");
+      case Field::kTrafficClass:
+        return BadTrafficClass();
+      case Field::kStreamOptions:
+        if (object) *kind = Kind::kStreamOptions;
+        break;
+      case Field::kPrompt:
+        if (chat_) break;
+        if (object) return BadPrompt();
+        *kind = Kind::kPrompt;
+        break;
+      case Field::kMessages:
+        if (!chat_) break;
+        if (object) return Fail("'messages' must be an array of messages");
+        *kind = Kind::kMessages;
+        break;
+      default:
+        break;
+    }
+    return true;
+  }
+
+  bool Open(bool object) {
+    if (depth_ >= kMaxJsonDepth) {
+      return Fail("request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    Kind kind = Kind::kIgnore;
+    switch (depth_ == 0 ? Kind::kTop : Parent()) {
+      case Kind::kTop:
+        if (depth_ == 0) {
+          if (!object) return Fail("request body must be a JSON object");
+          kind = Kind::kTop;
+        } else if (!TopContainer(object, &kind)) {
+          return false;
+        }
+        break;
+      case Kind::kPrompt:
+        if (object) return BadPrompt();
+        r_->prompts += 1;
+        kind = Kind::kIds;
+        break;
+      case Kind::kIds:
+        r_->prompt_token_ids += 1;
+        break;
+      case Kind::kMessages:
+        if (!object) return Fail("each message must be an object");
+        r_->prompt_chars += kChatMessageChars;
+        r_->messages += 1;
+        content_key_ = false;
+        kind = Kind::kMessage;
+        break;
+      case Kind::kMessage:
+        if (content_key_) {
+          if (object) return BadContent();
+          kind = Kind::kContent;
+        }
+        content_key_ = false;
+        break;
+      case Kind::kContent:
+        if (!object) return BadPart();
+        text_key_ = false;
+        kind = Kind::kPart;
+        break;
+      default:
+        break;
+    }
+    if (depth_ < kMaxTracked) kinds_[depth_] = kind;
+    ++depth_;
+    return true;
+  }
+
+  bool Close() {
+    --depth_;
+    return true;
+  }
+
+  bool Scalar(Value v) {
+    switch (depth_ == 0 ? Kind::kIgnore : Parent()) {
+      case Kind::kIgnore:
+        if (depth_ == 0) return Fail("request body must be a JSON object");
+        return true;
+      case Kind::kTop:
+        return TopScalar(v);
+      case Kind::kStreamOptions:
+        if (usage_key_ && v == Value::kBool) r_->include_usage = bool_;
+        usage_key_ = false;
+        return true;
+      case Kind::kPrompt:
+        if (v == Value::kString) {
+          r_->prompts += 1;
+          AddText(*str_);
+        } else if (v == Value::kInt) {
+          if (!prompt_ids_counted_) r_->prompts += 1;  // loose ids make one prompt
+          prompt_ids_counted_ = true;
+          AddId(int_);
+        } else {
+          return BadPrompt();
+        }
+        return true;
+      case Kind::kIds:
+        if (v == Value::kInt) {
+          AddId(int_);
+        } else {
+          r_->prompt_token_ids += 1;
+        }
+        return true;
+      case Kind::kMessages:
+        return Fail("each message must be an object");
+      case Kind::kMessage:
+        if (content_key_) {
+          if (v == Value::kString) {
+            AddText(*str_);
+          } else if (v != Value::kNull) {
+            return BadContent();
+          }
+        }
+        content_key_ = false;
+        return true;
+      case Kind::kContent:
+        return BadPart();
+      case Kind::kPart:
+        if (text_key_ && v == Value::kString) AddText(*str_);
+        text_key_ = false;
+        return true;
+      default:
+        return true;
+    }
+  }
+
+  bool TopScalar(Value v) {
+    switch (field_) {
+      case Field::kModel:
+        if (v != Value::kString) return Fail("'model' must be a string");
+        r_->model.assign(*str_);
+        return true;
+      case Field::kStream:
+        if (v == Value::kNull) return true;
+        if (v != Value::kBool) return Fail("'stream' must be true or false");
+        r_->stream = bool_;
+        return true;
+      case Field::kMaxTokens:
+      case Field::kMaxCompletion:
+        if (v == Value::kNull) return true;
+        if (v != Value::kInt || int_ < 0) return BadMaxTokens();
+        (field_ == Field::kMaxTokens ? r_->max_tokens : r_->max_completion_tokens) = int_;
+        return true;
+      case Field::kPriority:
+        if (v == Value::kNull) return true;
+        if (v != Value::kInt) return Fail("'priority' must be an integer");
+        r_->priority = int_;
+        return true;
+      case Field::kUser:
+        r_->affinity_key = 0;
+        if (v == Value::kString) {
+          const uint64_t h = Fnv(kHashSeed, *str_);
+          r_->affinity_key = h == 0 ? 1 : h;
+        }
+        return true;
+      case Field::kTrafficClass:
+        if (v == Value::kNull) return true;
+        if (v != Value::kInt || int_ < 0) return BadTrafficClass();
+        r_->traffic_class = int_;
+        return true;
+      case Field::kN:
+        if (v == Value::kInt) r_->n = int_;
+        return true;
+      case Field::kPrompt:
+        if (chat_) return true;
+        if (v != Value::kString) return BadPrompt();
+        r_->prompts = 1;
+        AddText(*str_);
+        return true;
+      case Field::kMessages:
+        if (!chat_) return true;
+        return Fail("'messages' must be an array of messages");
+      default:
+        return true;
+    }
+  }
+
+  CompletionRequest* r_;
+  bool chat_;
+  Status error_;
+  int depth_ = 0;
+  Kind kinds_[kMaxTracked] = {};
+  Field field_ = Field::kOther;
+  bool content_key_ = false;
+  bool text_key_ = false;
+  bool usage_key_ = false;
+  bool prompt_seen_ = false;
+  bool prompt_ids_counted_ = false;
+  bool messages_seen_ = false;
+  // The scalar being reported.
+  bool bool_ = false;
+  int64_t int_ = 0;
+  string_t* str_ = nullptr;
+};
+
+}  // namespace
+
+Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat) {
+  // A raw NUL is never valid JSON, and nlohmann's lexer reads it as the end of the input: what
+  // follows it would be forwarded unread.
+  if (body.find('\0') != std::string_view::npos) {
+    return InvalidArgument("request body is not valid JSON: it contains a NUL byte");
+  }
+  CompletionRequest r;
+  RequestReader reader(&r, chat);
+  if (!nlohmann::json::sax_parse(body, &reader)) {
+    if (!reader.error().ok()) return reader.error();
+    return InvalidArgument("request body is not valid JSON");
+  }
+  Status done = reader.Finish();
+  if (!done.ok()) return done;
+  return r;
+}
+
+}  // namespace gimbal::wire

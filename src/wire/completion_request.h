@@ -1,0 +1,74 @@
+// The OpenAI completion request (POST /v1/completions and /v1/chat/completions), read from the
+// body as both the router and the emulated engine need it, in one pass without building a document.
+//
+// What is read, and how it is checked (the first problem ends the parse with a message naming it):
+//   model                  a string ("" when absent)
+//   stream                 true, false or null
+//   stream_options         an object: its boolean `include_usage` is read; other values ignored
+//   prompt (completions)   required: a string, a list of strings, a list of token ids, or a list
+//                          of token-id lists (a batch); characters and ids are counted
+//   messages (chat)        required: a list of objects; each `content` is a string, null or a list
+//                          of part objects whose string `text` is counted
+//   max_tokens, max_completion_tokens   non-negative integers or null
+//   priority               an integer or null (vLLM's; lower runs first)
+//   user                   a string gives the affinity key; other values none
+//   gimbal_traffic_class   Gimbal's own: a non-negative integer or null
+//   n                      read when an integer
+// Every other member, of any shape, is skipped; members nested in other values never count as
+// top-level ones. A repeated key counts with its last value, as in a parsed document. Nesting
+// deeper than kMaxJsonDepth is refused before it is followed, and a NUL byte is never JSON.
+//
+// The reader only counts: it does not tokenize, and it rejects nothing the OpenAI format allows
+// (batches, empty message lists). What one server cannot serve is for that server to refuse.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace gimbal::wire {
+
+// Nesting deeper than this is refused by ParseCompletionRequest and by SetPriority.
+inline constexpr int kMaxJsonDepth = 128;
+
+// The starting value of the request's FNV-1a hashes (the value Gimbal has always used, so that
+// affinity keys and prompt-derived traffic classes do not move between versions).
+inline constexpr uint64_t kHashSeed = 1469598103934665603ull;
+
+// Characters each chat message adds to prompt_chars besides its content: its role and template
+// tokens, roughly.
+inline constexpr int64_t kChatMessageChars = 8;
+
+struct CompletionRequest {
+  std::string model;  // "" when absent
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  // Characters of text prompts (completions), or of message contents plus kChatMessageChars per
+  // message (chat).
+  int64_t prompt_chars = 0;
+  int64_t prompt_token_ids = 0;  // tokens of prompts given as ids
+  // Completions: prompts in `prompt` (a string or one list of ids is 1; a list of strings or id
+  // lists counts its elements, loose ids among them counting as one more). Chat: 0.
+  int64_t prompts = 0;
+  int64_t messages = 0;  // chat: messages in `messages`
+  // FNV-1a from kHashSeed over the prompt's text (string prompts, message contents and text
+  // parts, in order) and token ids (each as 8 little-endian bytes): equal prompts hash equal.
+  uint64_t prompt_hash = kHashSeed;
+  int64_t max_tokens = -1;             // -1 when absent or null
+  int64_t max_completion_tokens = -1;  // -1 when absent or null
+  // The output length asked for: max_completion_tokens when given, else max_tokens, else 0.
+  int64_t max_output_tokens = 0;
+  int64_t priority = 0;          // the client's own `priority`, 0 when absent
+  uint64_t affinity_key = 0;     // FNV-1a of a string `user` (never 0), 0 when absent
+  int64_t traffic_class = -1;    // `gimbal_traffic_class`, -1 when absent
+  int64_t n = 1;                 // `n` when it is an integer
+};
+
+// Parses a /v1/completions (`chat` false) or /v1/chat/completions body. kInvalidArgument with a
+// message naming the problem when it is not one JSON object, nests deeper than kMaxJsonDepth, or
+// a field has the wrong type.
+Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat);
+
+}  // namespace gimbal::wire

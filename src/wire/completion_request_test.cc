@@ -1,0 +1,234 @@
+#include "wire/completion_request.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace gimbal::wire {
+namespace {
+
+std::string MessageOf(std::string_view body, bool chat) {
+  auto r = ParseCompletionRequest(body, chat);
+  return r.ok() ? std::string("ok") : r.status().message();
+}
+
+TEST(CompletionRequest, ReadsFields) {
+  auto r = ParseCompletionRequest(
+      R"({"model":"m","prompt":"abcdefgh","stream":true,"max_tokens":7,"priority":-2})", false);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->model, "m");
+  EXPECT_TRUE(r->stream);
+  EXPECT_FALSE(r->include_usage);
+  EXPECT_EQ(r->prompt_chars, 8);
+  EXPECT_EQ(r->prompts, 1);
+  EXPECT_EQ(r->max_tokens, 7);
+  EXPECT_EQ(r->max_completion_tokens, -1);
+  EXPECT_EQ(r->max_output_tokens, 7);
+  EXPECT_EQ(r->priority, -2);
+  EXPECT_EQ(r->traffic_class, -1);
+  EXPECT_EQ(r->n, 1);
+  auto ids = ParseCompletionRequest(R"({"prompt":[1,2,3]})", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->prompt_token_ids, 3);
+  EXPECT_EQ(ids->prompts, 1);
+  EXPECT_EQ(ids->max_output_tokens, 0);  // absent
+  auto chat = ParseCompletionRequest(
+      R"({"messages":[{"role":"user","content":"hello"},{"role":"user","content":[{"type":"text","text":"abc"}]}]})",
+      true);
+  ASSERT_TRUE(chat.ok());
+  EXPECT_EQ(chat->prompt_chars, 5 + 3 + 2 * kChatMessageChars);
+  EXPECT_EQ(chat->messages, 2);
+  EXPECT_EQ(chat->prompts, 0);
+}
+
+TEST(CompletionRequest, ReadsStreamOptionsTrafficClassAndN) {
+  auto r = ParseCompletionRequest(
+      R"({"prompt":"x","stream":true,"stream_options":{"include_usage":true},)"
+      R"("gimbal_traffic_class":2,"n":3})",
+      false);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->include_usage);
+  EXPECT_EQ(r->traffic_class, 2);
+  EXPECT_EQ(r->n, 3);
+  // include_usage only as a boolean; stream_options of another shape is ignored; a repeated
+  // stream_options counts with its last value.
+  for (const char* body :
+       {R"({"prompt":"x","stream_options":{"include_usage":"yes"}})",
+        R"({"prompt":"x","stream_options":[{"include_usage":true}]})",
+        R"({"prompt":"x","stream_options":{"x":{"include_usage":true}}})",
+        R"({"prompt":"x","stream_options":{"include_usage":true},"stream_options":{}})"}) {
+    auto o = ParseCompletionRequest(body, false);
+    ASSERT_TRUE(o.ok()) << body;
+    EXPECT_FALSE(o->include_usage) << body;
+  }
+  EXPECT_EQ(ParseCompletionRequest(R"({"prompt":"x","n":"two"})", false)->n, 1);
+  EXPECT_EQ(ParseCompletionRequest(R"({"prompt":"x","gimbal_traffic_class":null})", false)
+                ->traffic_class,
+            -1);
+  for (const char* bad : {R"({"prompt":"x","gimbal_traffic_class":-1})",
+                          R"({"prompt":"x","gimbal_traffic_class":1.5})",
+                          R"({"prompt":"x","gimbal_traffic_class":[1]})"}) {
+    EXPECT_EQ(MessageOf(bad, false), "'gimbal_traffic_class' must be a non-negative integer")
+        << bad;
+  }
+}
+
+TEST(CompletionRequest, RejectsMalformedBodies) {
+  EXPECT_FALSE(ParseCompletionRequest("{", false).ok());
+  EXPECT_FALSE(ParseCompletionRequest("{not json", false).ok());
+  EXPECT_FALSE(ParseCompletionRequest("[]", false).ok());
+  EXPECT_FALSE(ParseCompletionRequest("[1]", false).ok());
+  EXPECT_FALSE(ParseCompletionRequest(R"({"prompt":"x","stream":"yes"})", false).ok());
+  EXPECT_FALSE(ParseCompletionRequest(R"({"prompt":"x","max_tokens":-1})", false).ok());
+  EXPECT_FALSE(ParseCompletionRequest(R"({"prompt":"x","max_tokens":"5"})", false).ok());
+  EXPECT_FALSE(ParseCompletionRequest(R"({"model":"m"})", false).ok());
+  EXPECT_FALSE(ParseCompletionRequest(R"({"max_tokens":3})", false).ok());
+  EXPECT_FALSE(ParseCompletionRequest(R"({"messages":"hi"})", true).ok());
+  EXPECT_FALSE(ParseCompletionRequest(R"({"prompt":"x"})", true).ok());  // chat needs messages
+}
+
+TEST(CompletionRequest, ReadsOnlyTheFieldsItNeeds) {
+  // Unknown fields of any shape are skipped; nested values do not count as top-level fields.
+  auto r = ParseCompletionRequest(
+      R"({"extra":{"model":7,"prompt":{"x":[1,2]}},"prompt":["ab","cde"],"logit_bias":[[1,2]],)"
+      R"("model":"m","max_tokens":5,"max_completion_tokens":9,"stream":null,"priority":null})",
+      false);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->model, "m");
+  EXPECT_EQ(r->prompt_chars, 5);
+  EXPECT_EQ(r->prompts, 2);  // a batch of two
+  EXPECT_EQ(r->max_tokens, 5);
+  EXPECT_EQ(r->max_completion_tokens, 9);
+  EXPECT_EQ(r->max_output_tokens, 9);  // max_completion_tokens wins over max_tokens
+  EXPECT_FALSE(r->stream);
+  EXPECT_EQ(r->priority, 0);
+  EXPECT_EQ(r->affinity_key, 0u);
+  // Token ids: flat, and a batch of id lists.
+  auto ids = ParseCompletionRequest(R"({"prompt":[[1,2,3],[4,5]]})", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->prompt_token_ids, 5);
+  EXPECT_EQ(ids->prompts, 2);
+  auto one = ParseCompletionRequest(R"({"prompt":[[7,8]]})", false);
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->prompt_token_ids, 2);
+  EXPECT_EQ(one->prompts, 1);
+  EXPECT_EQ(ParseCompletionRequest(R"({"prompt":[1,"ab"]})", false)->prompts, 2);
+  EXPECT_EQ(ParseCompletionRequest(R"({"prompt":[]})", false)->prompts, 0);
+  // `user` gives the affinity key; the same user the same key.
+  auto u1 = ParseCompletionRequest(R"({"prompt":"x","user":"alice"})", false);
+  auto u2 = ParseCompletionRequest(R"({"user":"alice","prompt":"y"})", false);
+  auto u3 = ParseCompletionRequest(R"({"prompt":"x","user":"bob"})", false);
+  ASSERT_TRUE(u1.ok() && u2.ok() && u3.ok());
+  EXPECT_NE(u1->affinity_key, 0u);
+  EXPECT_EQ(u1->affinity_key, u2->affinity_key);
+  EXPECT_NE(u1->affinity_key, u3->affinity_key);
+  // Chat: string and part contents, other message fields ignored; `prompt` is not needed.
+  auto chat = ParseCompletionRequest(
+      R"({"messages":[{"role":"system","content":"abcd","name":"n"},)"
+      R"({"role":"user","content":[{"type":"image_url","image_url":{"url":"u"}},)"
+      R"({"type":"text","text":"xy"}]},{"role":"assistant","tool_calls":[{"id":"1"}]}]})",
+      true);
+  ASSERT_TRUE(chat.ok()) << chat.status().ToString();
+  EXPECT_EQ(chat->prompt_chars, 4 + 2 + 3 * kChatMessageChars);
+  EXPECT_EQ(chat->messages, 3);
+  // A repeated key: the last value counts, as in a parsed document.
+  auto twice = ParseCompletionRequest(
+      R"({"prompt":"abcdef","prompt":"ab","model":"a","model":"b"})", false);
+  ASSERT_TRUE(twice.ok());
+  EXPECT_EQ(twice->prompt_chars, 2);
+  EXPECT_EQ(twice->prompts, 1);
+  EXPECT_EQ(twice->model, "b");
+  EXPECT_EQ(twice->prompt_hash, ParseCompletionRequest(R"({"prompt":"ab"})", false)->prompt_hash);
+}
+
+// The hashes are FNV-1a from kHashSeed, byte by byte: values that must not move between versions.
+uint64_t ReferenceFnv(std::string_view bytes) {
+  uint64_t h = kHashSeed;
+  for (unsigned char c : bytes) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+TEST(CompletionRequest, HashesAreStable) {
+  auto r = ParseCompletionRequest(R"({"prompt":"abc","user":"alice"})", false);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->prompt_hash, ReferenceFnv("abc"));
+  EXPECT_EQ(r->affinity_key, ReferenceFnv("alice"));
+  auto ids = ParseCompletionRequest(R"({"prompt":[258]})", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->prompt_hash, ReferenceFnv(std::string_view("\x02\x01\0\0\0\0\0\0", 8)));
+}
+
+TEST(CompletionRequest, PromptHashFollowsThePrompt) {
+  auto hash = [](std::string_view body, bool chat) {
+    auto r = ParseCompletionRequest(body, chat);
+    EXPECT_TRUE(r.ok()) << body;
+    return r.ok() ? r->prompt_hash : 0;
+  };
+  // Other fields do not matter; the text and the ids do.
+  EXPECT_EQ(hash(R"({"prompt":"abc","max_tokens":3})", false), hash(R"({"prompt":"abc"})", false));
+  EXPECT_NE(hash(R"({"prompt":"abc"})", false), hash(R"({"prompt":"abd"})", false));
+  EXPECT_EQ(hash(R"({"prompt":[7,8]})", false), hash(R"({"prompt":[[7,8]]})", false));
+  EXPECT_NE(hash(R"({"prompt":[7,8]})", false), hash(R"({"prompt":[8,7]})", false));
+  // Chat: the contents in order, whether strings or text parts.
+  EXPECT_EQ(hash(R"({"messages":[{"content":"ab"},{"content":"cd"}]})", true),
+            hash(R"({"messages":[{"content":[{"text":"ab"}]},{"content":"cd"}]})", true));
+  EXPECT_NE(hash(R"({"messages":[{"content":"ab"},{"content":"cd"}]})", true),
+            hash(R"({"messages":[{"content":"cd"},{"content":"ab"}]})", true));
+}
+
+TEST(CompletionRequest, NamesTheBadField) {
+  EXPECT_EQ(MessageOf("{\"prompt\":\"x\"", false), "request body is not valid JSON");
+  EXPECT_EQ(MessageOf("\"text\"", false), "request body must be a JSON object");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","model":null})", false), "'model' must be a string");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","model":{"a":1}})", false), "'model' must be a string");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","stream":1})", false), "'stream' must be true or false");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","max_tokens":1.5})", false),
+            "'max_tokens' must be a non-negative integer");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","max_completion_tokens":-3})", false),
+            "'max_completion_tokens' must be a non-negative integer");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","priority":"high"})", false),
+            "'priority' must be an integer");
+  EXPECT_EQ(MessageOf(R"({"prompt":{"text":"x"}})", false),
+            "'prompt' must be a string, strings, or token ids");
+  EXPECT_EQ(MessageOf(R"({"prompt":[true]})", false),
+            "'prompt' must be a string, strings, or token ids");
+  EXPECT_EQ(MessageOf(R"({"messages":[]})", false), "'prompt' is required");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x"})", true), "'messages' must be an array of messages");
+  EXPECT_EQ(MessageOf(R"({"messages":{"role":"user"}})", true),
+            "'messages' must be an array of messages");
+  EXPECT_EQ(MessageOf(R"({"messages":["hi"]})", true), "each message must be an object");
+  EXPECT_EQ(MessageOf(R"({"messages":[[1]]})", true), "each message must be an object");
+  EXPECT_EQ(MessageOf(R"({"messages":[]})", true), "ok");
+  EXPECT_EQ(MessageOf(R"({"messages":[{"content":null}]})", true), "ok");
+  EXPECT_EQ(MessageOf(R"({"messages":[{"content":5}]})", true),
+            "message 'content' must be a string or a list of parts");
+  EXPECT_EQ(MessageOf(R"({"messages":[{"content":{"text":"x"}}]})", true),
+            "message 'content' must be a string or a list of parts");
+  EXPECT_EQ(MessageOf(R"({"messages":[{"content":["x"]}]})", true),
+            "message content parts must be objects");
+  EXPECT_EQ(MessageOf(R"({"messages":[{"content":[[]]}]})", true),
+            "message content parts must be objects");
+}
+
+// Found by fuzz/priority_tag.cc: nlohmann's lexer stops at a NUL, so bytes after one were accepted
+// unread (and forwarded).
+TEST(CompletionRequest, ANulByteIsNotJson) {
+  const std::string body("{\"prompt\": \"hi\"}\0{\"junk\"", 24);
+  auto r = ParseCompletionRequest(body, false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("NUL"), std::string::npos);
+}
+
+TEST(CompletionRequest, DeepNestingIsRefusedAnywhere) {
+  const std::string ok_deep = "{\"extra\":" + std::string(kMaxJsonDepth - 1, '[') +
+                              std::string(kMaxJsonDepth - 1, ']') + ",\"prompt\":\"x\"}";
+  EXPECT_EQ(MessageOf(ok_deep, false), "ok");
+  const std::string deep = "{\"extra\":" + std::string(kMaxJsonDepth, '[') +
+                           std::string(kMaxJsonDepth, ']') + ",\"prompt\":\"x\"}";
+  EXPECT_EQ(MessageOf(deep, false), "request body nests deeper than 128 levels");
+  const std::string very_deep = "{\"prompt\":" + std::string(100000, '[');
+  EXPECT_EQ(MessageOf(very_deep, false), "request body nests deeper than 128 levels");
+}
+
+}  // namespace
+}  // namespace gimbal::wire
