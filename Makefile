@@ -1,10 +1,11 @@
-# Gimbal's two entry points. `make demo` installs what is missing, builds, runs the default
+# Gimbal's entry points. `make demo` installs what is missing, builds, runs the default
 # scenario, then the live comparison on emulated engines (scripts/live-demo.sh); `make test`
-# installs, builds and runs every test, including a sanitizer build.
+# installs, builds and runs every test, including the sanitizer builds; `make check` is the quick
+# loop while working: the optimised build, then its unit tests and fuzz-corpus replays.
 JOBS ?= $(shell nproc)
 GIMBAL := build/release/src/cli/gimbal
 
-.PHONY: deps build demo test test-release test-asan bench lint clean fuzz
+.PHONY: deps build demo test check bench lint clean fuzz
 
 deps:
 	bash scripts/install-deps.sh
@@ -19,6 +20,11 @@ demo: build
 
 test: deps
 	bash scripts/run-tests.sh
+
+check:
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+	ctest --preset release -L 'unit|fuzz'
 
 bench: build
 	bash bench/run-all.sh
