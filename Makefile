@@ -29,8 +29,10 @@ check:
 bench: build
 	bash bench/run-all.sh
 
-lint:
+# Formatting (.clang-format) and the clang thread-safety annotations (docs/install.md, "Lint").
+lint: deps
 	bash scripts/lint.sh
+	bash scripts/thread-safety-check.sh
 
 # libFuzzer on every parser of untrusted input (clang; docs/fuzzing.md). FUZZ_SECONDS per target
 # (default 60); FUZZ_MERGE=1 merges new coverage into fuzz/corpus/.

@@ -22,11 +22,11 @@ using gimbal::fuzz::ByteReader;
 
 double Special(uint8_t b, double scale) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
-  static const double kTable[] = {0,     -1,   std::numeric_limits<double>::quiet_NaN(),
-                                  kInf,  -kInf, 1e308,
-                                  1e-308, -0.0, std::numeric_limits<double>::denorm_min(),
-                                  1e300, 0.5,   1e15,
-                                  2,     3,     1e9,
+  static const double kTable[] = {0,      -1,    std::numeric_limits<double>::quiet_NaN(),
+                                  kInf,   -kInf, 1e308,
+                                  1e-308, -0.0,  std::numeric_limits<double>::denorm_min(),
+                                  1e300,  0.5,   1e15,
+                                  2,      3,     1e9,
                                   7};
   if (b >= 240) return kTable[b - 240];
   return b * scale;
@@ -81,9 +81,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool with_current = (in.Byte() & 1) != 0;
 
   auto product = [](int a, int b, int c) {
-    return a <= 0 || b <= 0 || c <= 0 ? size_t{0}
-                                      : static_cast<size_t>(a) * static_cast<size_t>(b) *
-                                            static_cast<size_t>(c);
+    return a <= 0 || b <= 0 || c <= 0
+               ? size_t{0}
+               : static_cast<size_t>(a) * static_cast<size_t>(b) * static_cast<size_t>(c);
   };
   const size_t n_counts = product(layers, sources, experts);
   const size_t n_slots = product(layers, topo.gpus, slots_per_gpu);
@@ -100,9 +100,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   std::vector<int32_t> out(std::max<size_t>(n_slots, 1), -7);
 
-  const int rc = gimbal_planner_plan(planner, &topo, layers, sources, experts, slots_per_gpu,
-                                     counts.data(), with_current ? current.data() : nullptr,
-                                     out.data());
+  const int rc =
+      gimbal_planner_plan(planner, &topo, layers, sources, experts, slots_per_gpu, counts.data(),
+                          with_current ? current.data() : nullptr, out.data());
   if (rc != 0) {
     FUZZ_CHECK(rc == -1, std::to_string(rc));
     FUZZ_CHECK(gimbal_planner_last_error(planner)[0] != '\0', "failed without a message");
@@ -116,8 +116,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::vector<int> replicas(static_cast<size_t>(experts), 0);
     for (size_t s = 0; s < slots; ++s) {
       const int32_t x = out[static_cast<size_t>(l) * slots + s];
-      FUZZ_CHECK(x >= 0 && x < experts, "slot " + std::to_string(s) + " holds " +
-                                            std::to_string(x));
+      FUZZ_CHECK(x >= 0 && x < experts,
+                 "slot " + std::to_string(s) + " holds " + std::to_string(x));
       ++replicas[static_cast<size_t>(x)];
     }
     for (int x = 0; x < experts; ++x) {

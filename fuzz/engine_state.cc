@@ -6,6 +6,8 @@
 // Invariants: never crashes; every snapshot read is plausible (counts in range, KV usage in
 // [0, 1], MoE pressure finite and in (0, kMaxMoePressure]) and reads back the same once written
 // (wire::EngineStateJson); a refused state changes nothing.
+#include "core/engine_state.h"
+
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +15,6 @@
 #include <string_view>
 #include <vector>
 
-#include "core/engine_state.h"
 #include "fuzz_check.h"
 #include "net/sse.h"
 #include "wire/engine_state.h"
@@ -24,19 +25,16 @@ using gimbal::EngineSnapshot;
 namespace wire = gimbal::wire;
 
 void CheckPlausible(const EngineSnapshot& s, double moe) {
-  const std::string d = "waiting=" + std::to_string(s.waiting) +
-                        " running=" + std::to_string(s.running) +
-                        " kv=" + std::to_string(s.kv_usage) +
-                        " cap=" + std::to_string(s.kv_capacity_tokens) +
-                        " pending=" + std::to_string(s.prefill_pending_tokens) +
-                        " moe=" + std::to_string(moe);
+  const std::string d =
+      "waiting=" + std::to_string(s.waiting) + " running=" + std::to_string(s.running) +
+      " kv=" + std::to_string(s.kv_usage) + " cap=" + std::to_string(s.kv_capacity_tokens) +
+      " pending=" + std::to_string(s.prefill_pending_tokens) + " moe=" + std::to_string(moe);
   FUZZ_CHECK(s.waiting >= 0 && s.waiting <= wire::kMaxEngineRequests, d);
   FUZZ_CHECK(s.running >= 0 && s.running <= wire::kMaxEngineRequests, d);
   FUZZ_CHECK(std::isfinite(s.kv_usage) && s.kv_usage >= 0 && s.kv_usage <= 1, d);
   FUZZ_CHECK(s.kv_capacity_tokens >= 0 && s.kv_capacity_tokens <= wire::kMaxEngineTokens, d);
-  FUZZ_CHECK(s.prefill_pending_tokens == -1 ||
-                 (s.prefill_pending_tokens >= 0 &&
-                  s.prefill_pending_tokens <= wire::kMaxEngineTokens),
+  FUZZ_CHECK(s.prefill_pending_tokens == -1 || (s.prefill_pending_tokens >= 0 &&
+                                                s.prefill_pending_tokens <= wire::kMaxEngineTokens),
              d);
   FUZZ_CHECK(std::isfinite(moe) && moe > 0 && moe <= wire::kMaxMoePressure, d);
 }
@@ -60,8 +58,7 @@ void ReadState(std::string_view json, double now, EngineSnapshot* snap, double* 
     FUZZ_CHECK(back.waiting == snap->waiting && back.running == snap->running &&
                    back.kv_usage == snap->kv_usage &&
                    back.kv_capacity_tokens == snap->kv_capacity_tokens &&
-                   back.prefill_pending_tokens == snap->prefill_pending_tokens &&
-                   back_moe == *moe,
+                   back.prefill_pending_tokens == snap->prefill_pending_tokens && back_moe == *moe,
                "a state written reads back different");
   } else {
     FUZZ_CHECK(snap->waiting == before.waiting && snap->running == before.running &&

@@ -45,7 +45,7 @@ class ByteReader {
 }  // namespace gimbal::fuzz
 
 // Aborts with file, line, the expression and `detail` (a std::string) when `cond` is false.
-#define FUZZ_CHECK(cond, detail)                                                  \
-  do {                                                                            \
+#define FUZZ_CHECK(cond, detail)                                                   \
+  do {                                                                             \
     if (!(cond)) ::gimbal::fuzz::CheckFailed(__FILE__, __LINE__, #cond, (detail)); \
   } while (0)

@@ -45,9 +45,8 @@ void CheckPlacement(const std::string& text) {
   FUZZ_CHECK(v.ok(), v.message());
   auto again = ParsePlacementJson(PlacementToJson(*p), "again.json");
   FUZZ_CHECK(again.ok(), again.status().message());
-  FUZZ_CHECK(again->layers == p->layers && again->experts == p->experts &&
-                 again->gpus == p->gpus && again->slots_per_gpu == p->slots_per_gpu &&
-                 again->phy2log == p->phy2log,
+  FUZZ_CHECK(again->layers == p->layers && again->experts == p->experts && again->gpus == p->gpus &&
+                 again->slots_per_gpu == p->slots_per_gpu && again->phy2log == p->phy2log,
              "placement does not round trip");
 }
 

@@ -4,6 +4,8 @@
 // SetPriority succeeds, and its output parses again (with ParseCompletionRequest and with
 // nlohmann::json, iteratively: the output is never dumped) with every field unchanged but the
 // priority, which is the new one; a second tag of the output changes only the priority.
+#include "wire/priority_tag.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -14,7 +16,6 @@
 
 #include "fuzz_check.h"
 #include "wire/completion_request.h"
-#include "wire/priority_tag.h"
 
 namespace {
 
@@ -60,8 +61,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string& out = *tagged;
     auto again = gimbal::wire::ParseCompletionRequest(out, chat);
     FUZZ_CHECK(again.ok(), "the tagged body does not parse: " + again.status().message());
-    FUZZ_CHECK(SameButPriority(*parsed, *again),
-               Describe(*parsed) + " became " + Describe(*again));
+    FUZZ_CHECK(SameButPriority(*parsed, *again), Describe(*parsed) + " became " + Describe(*again));
     FUZZ_CHECK(again->priority == priority,
                std::to_string(again->priority) + " != " + std::to_string(priority));
 

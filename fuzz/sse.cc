@@ -4,6 +4,8 @@
 // long as no piece overflowed the limit); every event's raw text ends a block with a line end;
 // an event's fields come from its raw text (parsing the raw text alone gives the same event);
 // FormatSseEvent's output parses back to the event it formats.
+#include "net/sse.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include "fuzz_check.h"
-#include "net/sse.h"
 
 namespace {
 

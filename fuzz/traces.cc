@@ -40,8 +40,7 @@ void CheckRequests(const gimbal::Result<std::vector<gimbal::Request>>& r,
   }
   const auto& reqs = *r;
   if (spec.max_requests > 0) {
-    FUZZ_CHECK(reqs.size() <= static_cast<size_t>(spec.max_requests),
-               std::to_string(reqs.size()));
+    FUZZ_CHECK(reqs.size() <= static_cast<size_t>(spec.max_requests), std::to_string(reqs.size()));
   }
   for (size_t i = 0; i < reqs.size(); ++i) {
     const auto& q = reqs[i];

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 (bookworm) packages Gimbal needs to build, test and benchmark.
 # Idempotent and non-interactive; run as root (or with sudo available). Extra package names given
-# as arguments are installed too (scripts/fuzz.sh adds clang and its runtime this way).
+# as arguments are installed too (scripts/fuzz.sh adds the sanitizer and libFuzzer runtime this way).
+# clang, clang-format and clang-tidy serve `make lint` and the thread-safety check of `make test`.
 set -euo pipefail
 
 packages=(
@@ -13,7 +14,7 @@ packages=(
   python3 python3-matplotlib python3-pytest
   nginx wrk
   chromium
-  clang-format clang-tidy
+  clang clang-format clang-tidy
   "$@"
 )
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds and runs every test: the optimised build (unit, server, integration, CLI tests and the
-# fuzz corpora), an address+undefined sanitizer build of the unit tests and fuzz corpora, and a
+# Builds and runs every test: the lint checks (formatting, clang's thread-safety analysis), the
+# optimised build (unit, server, integration, CLI tests and the fuzz corpora), an
+# address+undefined sanitizer build of the unit tests and fuzz corpora, and a
 # thread-sanitizer build of the server tests. Exits non-zero on the first failure; prints each
 # stage's time at the end (docs/development.md).
 set -euo pipefail
@@ -26,6 +27,11 @@ report() {
   if command -v ccache >/dev/null; then ccache --show-stats 2>/dev/null | grep -Ei "hits|misses" || true; fi
 }
 trap report EXIT
+
+begin "lint: formatting and thread-safety annotations"
+bash scripts/lint.sh
+bash scripts/thread-safety-check.sh >/dev/null
+end
 
 begin "release build and all tests"
 cmake --preset release >/dev/null

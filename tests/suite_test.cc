@@ -1,12 +1,12 @@
 // End to end in the simulator (issue 3): on a bursty suite scenario Gimbal's stack beats round
 // robin's p99 TTFT by a margin. The relation is asserted, not exact figures: the margin must hold
 // for the median over three seeds and for each seed with a looser bound.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "config/scenario.h"
 #include "core/random.h"
@@ -38,7 +38,8 @@ double P99Ttft(const Scenario& s, const std::vector<Request>& reqs, const std::s
 }
 
 TEST(SuiteTest, EveryScenarioOfTheSuiteLoadsWithAllStacks) {
-  const std::filesystem::path dir = std::filesystem::path(GIMBAL_SOURCE_DIR) / "configs/scenarios/suite";
+  const std::filesystem::path dir =
+      std::filesystem::path(GIMBAL_SOURCE_DIR) / "configs/scenarios/suite";
   int n = 0;
   for (const auto& f : std::filesystem::directory_iterator(dir)) {
     if (f.path().extension() != ".yaml") continue;

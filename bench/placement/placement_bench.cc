@@ -11,14 +11,14 @@
 //         redundant per GPU) and for 288 slots on 32 GPUs (32 redundant, as DeepSeek's prefill).
 // versus: R rebalances over drifting class-skewed statistics at DeepSeek-V3 scale; each policy
 //         starts from its own previous plan; a plan made on window t is scored on window t+1.
-#include <fmt/format.h>
-
 #include <time.h>
 
 #include <chrono>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/stats.h"
 #include "placement/synthetic_stats.h"
@@ -161,7 +161,6 @@ void Scale(int runs) {
         Percentile(cpu_noroutes, 50), Percentile(eplb_ms, 50), Percentile(eplb_cpu, 50));
   }
 }
-
 
 void Versus(int rebalances) {
   for (const auto& [gpus, slots] : {std::pair{64, 5}, std::pair{32, 9}}) {

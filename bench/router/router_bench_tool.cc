@@ -19,9 +19,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -33,6 +30,10 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "net/http_server.h"
 #include "net/io_runtime.h"

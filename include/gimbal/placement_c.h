@@ -39,8 +39,8 @@ typedef struct gimbal_quality {
 } gimbal_quality;
 
 /* Creates a planner for `policy` ("gimbal", "eplb" or "exact") with parameters
- * "key=value;key=value" (NULL or "" for defaults; keys as for `gimbal place --set`). Returns NULL on
- * error and writes a message into err (err_len bytes, may be 0). */
+ * "key=value;key=value" (NULL or "" for defaults; keys as for `gimbal place --set`). Returns NULL
+ * on error and writes a message into err (err_len bytes, may be 0). */
 gimbal_planner* gimbal_planner_create(const char* policy, const char* params, char* err,
                                       size_t err_len);
 void gimbal_planner_destroy(gimbal_planner* planner);
@@ -69,7 +69,7 @@ int gimbal_planner_quality(const gimbal_planner* planner, gimbal_quality* out);
 const char* gimbal_planner_last_error(const gimbal_planner* planner);
 
 #ifdef __cplusplus
-}  /* extern "C" */
+} /* extern "C" */
 #endif
 
-#endif  /* GIMBAL_PLACEMENT_C_H_ */
+#endif /* GIMBAL_PLACEMENT_C_H_ */

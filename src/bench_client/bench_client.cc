@@ -1,5 +1,9 @@
 #include "bench_client/bench_client.h"
 
+#include <cctype>
+#include <chrono>
+#include <ctime>
+#include <future>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 
 #include <boost/asio/co_spawn.hpp>
@@ -9,13 +13,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <fmt/format.h>
-
-#include <chrono>
-#include <cctype>
-#include <ctime>
-#include <future>
 
 #include "core/random.h"
 #include "net/http_client.h"
@@ -237,8 +235,8 @@ class Runner {
   asio::steady_timer slot_timer_;  // on strand_: woken when a request ends
   std::vector<BenchRecord> out_;
   Clock::time_point t0_;
-  int inflight_ = 0;       // strand_ only
-  size_t remaining_ = 0;   // strand_ only
+  int inflight_ = 0;      // strand_ only
+  size_t remaining_ = 0;  // strand_ only
   std::promise<void> done_;
 };
 
@@ -289,7 +287,8 @@ Result<BenchResult> RunBench(const BenchOptions& options, const std::vector<Requ
   s["endpoint"] = options.endpoint;
   s["model_id"] = options.model;
   s["num_prompts"] = requests.size();
-  s["max_concurrency"] = options.max_concurrency > 0 ? json(options.max_concurrency) : json(nullptr);
+  s["max_concurrency"] =
+      options.max_concurrency > 0 ? json(options.max_concurrency) : json(nullptr);
   sim::Summarise(records, itl, options.slo, s);
   s["error_samples"] = sample;
   return result;
@@ -313,7 +312,9 @@ void AddDetails(const BenchResult& result, nlohmann::ordered_json& out) {
 }
 
 std::string FormatSummary(const nlohmann::ordered_json& s) {
-  auto num = [&](const char* k) { return s.contains(k) && s[k].is_number() ? s[k].get<double>() : 0.0; };
+  auto num = [&](const char* k) {
+    return s.contains(k) && s[k].is_number() ? s[k].get<double>() : 0.0;
+  };
   std::string out;
   auto line = [&](const std::string& label, const std::string& value) {
     out += fmt::format("{:<40}{:>10}\n", label, value);
@@ -327,13 +328,16 @@ std::string FormatSummary(const nlohmann::ordered_json& s) {
   }
   line("Benchmark duration (s):", f2("duration"));
   line("Total input tokens:", fmt::format("{}", static_cast<int64_t>(num("total_input_tokens"))));
-  line("Total generated tokens:", fmt::format("{}", static_cast<int64_t>(num("total_output_tokens"))));
+  line("Total generated tokens:",
+       fmt::format("{}", static_cast<int64_t>(num("total_output_tokens"))));
   line("Request throughput (req/s):", f2("request_throughput"));
   line("Output token throughput (tok/s):", f2("output_throughput"));
   line("Total Token throughput (tok/s):", f2("total_token_throughput"));
   const std::pair<const char*, const char*> sections[] = {
-      {"ttft", "Time to First Token"}, {"tpot", "Time per Output Token (excl. 1st token)"},
-      {"itl", "Inter-token Latency"}, {"e2el", "End-to-end Latency"}};
+      {"ttft", "Time to First Token"},
+      {"tpot", "Time per Output Token (excl. 1st token)"},
+      {"itl", "Inter-token Latency"},
+      {"e2el", "End-to-end Latency"}};
   for (const auto& [key, title] : sections) {
     out += fmt::format("{:-^50}\n", fmt::format(" {} ", title));
     const std::string k(key);

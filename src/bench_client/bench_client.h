@@ -11,11 +11,11 @@
 // content events. The summary has the key names of vLLM's benchmark JSON (sim::Summarise).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/request.h"
 #include "core/status.h"
@@ -39,9 +39,9 @@ struct BenchOptions {
 };
 
 struct BenchRecord {
-  sim::RequestRecord rec;         // times in seconds since the benchmark's start
-  std::vector<double> itl;        // seconds
-  std::string error;              // non-empty: failed
+  sim::RequestRecord rec;   // times in seconds since the benchmark's start
+  std::vector<double> itl;  // seconds
+  std::string error;        // non-empty: failed
 };
 
 struct BenchResult {

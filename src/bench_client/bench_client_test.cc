@@ -49,9 +49,9 @@ TEST(BenchClientTest, CompletesEveryRequestWithVllmKeys) {
   EXPECT_EQ(s["failed"], 0);
   EXPECT_EQ(s["total_input_tokens"], kN * 300);
   EXPECT_EQ(s["total_output_tokens"], kN * 12);
-  for (const char* k : {"mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms",
-                        "mean_itl_ms", "p99_itl_ms", "mean_e2el_ms", "request_throughput",
-                        "output_throughput", "duration"}) {
+  for (const char* k :
+       {"mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms",
+        "p99_itl_ms", "mean_e2el_ms", "request_throughput", "output_throughput", "duration"}) {
     ASSERT_TRUE(s.contains(k)) << k;
     EXPECT_GT(s[k].get<double>(), 0) << k;
   }
@@ -75,7 +75,7 @@ TEST(BenchClientTest, ChatEndpointAndFailuresAreCounted) {
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->summary["completed"], 6);
   EXPECT_EQ(ok->summary["total_input_tokens"], 6 * 300);  // 4 characters per token
-  o.model = "no-such-model";  // 404 from the engine
+  o.model = "no-such-model";                              // 404 from the engine
   auto bad = RunBench(o, Workload(3, 1000));
   ASSERT_TRUE(bad.ok());
   EXPECT_EQ(bad->summary["completed"], 0);

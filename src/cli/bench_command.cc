@@ -1,11 +1,11 @@
 // `gimbal bench`: load an OpenAI-compatible server the way `vllm bench serve` does and report the
 // same keys. See docs/bench.md.
-#include <fmt/format.h>
-
 #include <cmath>
 #include <fstream>
 #include <iostream>
 #include <limits>
+
+#include <fmt/format.h>
 
 #include "bench_client/bench_client.h"
 #include "cli/command.h"
@@ -126,7 +126,8 @@ void RunBenchCommand(BenchFlags& f) {
   out["model_id"] = f.o.model;
   out["dataset"] = f.dataset;
   out["num_prompts"] = reqs->size();
-  out["request_rate"] = std::isinf(rate) ? nlohmann::ordered_json("inf") : nlohmann::ordered_json(rate);
+  out["request_rate"] =
+      std::isinf(rate) ? nlohmann::ordered_json("inf") : nlohmann::ordered_json(rate);
   out["burstiness"] = f.burstiness;
   for (auto it = r->summary.begin(); it != r->summary.end(); ++it) {
     if (!out.contains(it.key())) out[it.key()] = it.value();
@@ -135,7 +136,8 @@ void RunBenchCommand(BenchFlags& f) {
   std::cout << bench::FormatSummary(out);
   if (!r->summary["error_samples"].empty()) {
     std::cout << "errors, first few:\n";
-    for (const auto& e : r->summary["error_samples"]) std::cout << "  " << e.get<std::string>() << "\n";
+    for (const auto& e : r->summary["error_samples"])
+      std::cout << "  " << e.get<std::string>() << "\n";
   }
   if (!f.json_out.empty()) {
     std::ofstream file(f.json_out);
@@ -162,9 +164,12 @@ void SetupBench(CLI::App& app) {
   cmd->add_option("--burstiness", f->burstiness,
                   "Gamma shape of inter-arrival gaps (1 = Poisson, < 1 burstier)")
       ->capture_default_str();
-  cmd->add_option("--max-concurrency", f->o.max_concurrency, "requests in flight at most (0: no limit)");
-  cmd->add_option("--random-input-len", f->input_len, "synthetic prompt tokens")->capture_default_str();
-  cmd->add_option("--random-output-len", f->output_len, "synthetic output tokens")->capture_default_str();
+  cmd->add_option("--max-concurrency", f->o.max_concurrency,
+                  "requests in flight at most (0: no limit)");
+  cmd->add_option("--random-input-len", f->input_len, "synthetic prompt tokens")
+      ->capture_default_str();
+  cmd->add_option("--random-output-len", f->output_len, "synthetic output tokens")
+      ->capture_default_str();
   cmd->add_option("--random-range-ratio", f->range_ratio,
                   "lengths uniform in [L(1-r), L(1+r)] (0: fixed)")
       ->capture_default_str();
@@ -172,8 +177,9 @@ void SetupBench(CLI::App& app) {
                   "multiply trace arrival times by this (0.5 = twice the rate)")
       ->capture_default_str();
   cmd->add_option("--seed", f->seed, "workload and prompt seed")->capture_default_str();
-  cmd->add_option("--prompt-format", f->prompt_format,
-                  "ids: token-id lists (exact lengths; /v1/completions), text: 4 characters per token")
+  cmd->add_option(
+         "--prompt-format", f->prompt_format,
+         "ids: token-id lists (exact lengths; /v1/completions), text: 4 characters per token")
       ->capture_default_str();
   cmd->add_flag("--send-traffic-class", f->o.send_traffic_class,
                 "add gimbal_traffic_class to each request (read by gimbal engine)");

@@ -1,7 +1,6 @@
 // End-to-end tests of the gimbal binary: exit codes, messages and outputs a user sees.
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -13,11 +12,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace {
 
@@ -46,7 +47,9 @@ std::string Slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
-std::string Src(const std::string& rel) { return std::string(GIMBAL_SOURCE_DIR) + "/" + rel; }
+std::string Src(const std::string& rel) {
+  return std::string(GIMBAL_SOURCE_DIR) + "/" + rel;
+}
 
 std::filesystem::path TempDir() {
   auto d = std::filesystem::temp_directory_path() /
@@ -56,15 +59,16 @@ std::filesystem::path TempDir() {
   return d;
 }
 
-const char* kSmall = " --set workload.num_requests=60 --set 'workload.schedule=[{start: 0, rate: 20}]'";
+const char* kSmall =
+    " --set workload.num_requests=60 --set 'workload.schedule=[{start: 0, rate: 20}]'";
 
 TEST(CliTest, SimulatePrintsEveryStackAndWritesJsonAndCsv) {
   const auto dir = TempDir();
   const std::string json = (dir / "out.json").string();
   const std::string req = (dir / "req.csv").string();
   const std::string steps = (dir / "steps.csv").string();
-  CmdResult r = Gimbal("simulate -c " + Src("configs/scenarios/default.yaml") + kSmall + " --json " +
-                 json + " --requests-csv " + req + " --steps-csv " + steps);
+  CmdResult r = Gimbal("simulate -c " + Src("configs/scenarios/default.yaml") + kSmall +
+                       " --json " + json + " --requests-csv " + req + " --steps-csv " + steps);
   ASSERT_EQ(r.code, 0) << r.output;
   for (const char* stack : {"vllm", "round-robin", "gimbal"}) {
     EXPECT_NE(r.output.find(stack), std::string::npos) << stack;
@@ -76,9 +80,9 @@ TEST(CliTest, SimulatePrintsEveryStackAndWritesJsonAndCsv) {
   ASSERT_GE(j["runs"].size(), 2u);
   for (const auto& run : j["runs"]) {
     EXPECT_EQ(run["completed"], 60);
-    for (const char* k : {"mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms",
-                          "p99_tpot_ms", "mean_itl_ms", "mean_e2el_ms", "request_throughput",
-                          "output_throughput", "engines"}) {
+    for (const char* k :
+         {"mean_ttft_ms", "median_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "p99_tpot_ms",
+          "mean_itl_ms", "mean_e2el_ms", "request_throughput", "output_throughput", "engines"}) {
       EXPECT_TRUE(run.contains(k)) << k;
     }
   }
@@ -94,7 +98,8 @@ TEST(CliTest, SimulatePrintsEveryStackAndWritesJsonAndCsv) {
 
 TEST(CliTest, SameSeedSameJsonBytes) {
   const auto dir = TempDir();
-  const std::string base = "simulate -c " + Src("configs/scenarios/default.yaml") + kSmall + " --seed 5 --json ";
+  const std::string base =
+      "simulate -c " + Src("configs/scenarios/default.yaml") + kSmall + " --seed 5 --json ";
   ASSERT_EQ(Gimbal(base + (dir / "a.json").string()).code, 0);
   ASSERT_EQ(Gimbal(base + (dir / "b.json").string()).code, 0);
   const std::string sa = Slurp(dir / "a.json");
@@ -118,7 +123,7 @@ TEST(CliTest, BadScenarioExitsNonZeroWithFileLineAndKey) {
 
 TEST(CliTest, UnknownPolicyListsValidNames) {
   CmdResult r = Gimbal("simulate -c " + Src("configs/scenarios/default.yaml") +
-                 " --set stacks.0.dispatch.policy=fastest");
+                       " --set stacks.0.dispatch.policy=fastest");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("fastest"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("round_robin"), std::string::npos) << r.output;
@@ -131,10 +136,10 @@ TEST(CliTest, MalformedTraceNamesFileAndLine) {
                           "2023-11-16 18:15:46.6805900,100,20\n"
                           "2023-11-16 18:15:47.0000000,abc,20\n";
   CmdResult r = Gimbal("simulate -c " + Src("configs/scenarios/default.yaml") +
-                 " --set workload.kind=azure --set workload.path=" + trace.string() +
-                 " --set workload.num_requests=null --set workload.schedule=null"
-                 " --set workload.burstiness=null --set workload.prompt=null"
-                 " --set workload.output=null --set workload.sessions=null");
+                       " --set workload.kind=azure --set workload.path=" + trace.string() +
+                       " --set workload.num_requests=null --set workload.schedule=null"
+                       " --set workload.burstiness=null --set workload.prompt=null"
+                       " --set workload.output=null --set workload.sessions=null");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find(trace.string() + ":3"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("ContextTokens"), std::string::npos) << r.output;

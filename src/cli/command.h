@@ -6,14 +6,14 @@
 // printing a message to stderr. main() sets every registered command up in name order.
 #pragma once
 
-#include <CLI/CLI.hpp>
-
 #include <csignal>
 #include <cstdint>
 #include <functional>
 #include <iostream>
 #include <map>
 #include <string>
+
+#include <CLI/CLI.hpp>
 
 namespace gimbal::cli {
 

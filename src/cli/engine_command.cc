@@ -1,9 +1,9 @@
 // `gimbal engine`: N emulated DP engines over one lockstep DP+EP cluster model, each speaking
 // vLLM's OpenAI API on its own port. See docs/emulator.md.
-#include <fmt/format.h>
-
 #include <csignal>
 #include <iostream>
+
+#include <fmt/format.h>
 
 #include "cli/command.h"
 #include "config/scenario.h"
@@ -141,7 +141,8 @@ void SetupEngine(CLI::App& app) {
       "engine", "Run N emulated vLLM engines over one simulated DP+EP cluster, on the real clock");
   cmd->add_option("--dp", f->dp,
                   "DP engines (= EP size = GPUs), 1..1024; engine i listens on port + i");
-  cmd->add_option("--model", f->model, "model from the catalogue (data/models), e.g. qwen3-30b-a3b");
+  cmd->add_option("--model", f->model,
+                  "model from the catalogue (data/models), e.g. qwen3-30b-a3b");
   cmd->add_option("--served-model-name", f->served_model_name,
                   "the `model` requests must name (default: --model, or the scenario's model)");
   cmd->add_option("--gpu", f->gpu, "GPU from the catalogue (data/gpus), e.g. h100-sxm");
@@ -151,7 +152,8 @@ void SetupEngine(CLI::App& app) {
                   "scenario YAML: cluster, engine limits, hardware, routing and traffic classes; "
                   "the first stack's queue and step policies");
   cmd->add_option("--address", f->address, "listen address")->capture_default_str();
-  cmd->add_option("--port", f->port, "port of engine 0 (0: ephemeral ports)")->capture_default_str();
+  cmd->add_option("--port", f->port, "port of engine 0 (0: ephemeral ports)")
+      ->capture_default_str();
   cmd->add_option("--time-scale", f->time_scale,
                   "modelled step durations are multiplied by this before sleeping (< 1: faster "
                   "than real time; 0: no sleeping)")

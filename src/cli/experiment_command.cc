@@ -1,7 +1,7 @@
 // gimbal experiment: sweeps a suite's scenarios × rates × stacks × seeds in the simulator.
-#include <fmt/format.h>
-
 #include <iostream>
+
+#include <fmt/format.h>
 
 #include "cli/command.h"
 #include "experiment/runner.h"
@@ -46,8 +46,8 @@ void RunExperiment(const ExperimentArgs& a) {
               << "\n(finished points are kept; rerun the same command to resume)\n";
     throw CommandFailed(1);
   }
-  std::cout << fmt::format("computed {} points, reused {}\nresults: {}\n          {}\n", r->computed,
-                           r->reused, r->results_json, r->results_csv);
+  std::cout << fmt::format("computed {} points, reused {}\nresults: {}\n          {}\n",
+                           r->computed, r->reused, r->results_json, r->results_csv);
   std::cout << fmt::format("next: gimbal report {}\n", a.out);
 }
 
@@ -57,7 +57,8 @@ void SetupExperiment(CLI::App& app) {
       "experiment",
       "Sweep a suite's scenarios x request rates x stacks x seeds in the simulator "
       "(docs/experiments.md)");
-  cmd->add_option("--suite,-s", a->suite, "suite YAML file (configs/experiments/*.yaml)")->required();
+  cmd->add_option("--suite,-s", a->suite, "suite YAML file (configs/experiments/*.yaml)")
+      ->required();
   cmd->add_option("--out,-o", a->out, "output folder; rerunning resumes from the points it holds")
       ->required();
   cmd->add_option("--jobs,-j", a->jobs, "parallel simulations (default: all cores)")

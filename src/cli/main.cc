@@ -1,11 +1,12 @@
 // gimbal: coordinated scheduling for MoE serving. See README.md and docs/.
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "cli/command.h"
 

@@ -1,7 +1,7 @@
 // `gimbal place`: plan an expert placement from source x expert routing statistics.
-#include <fmt/format.h>
-
 #include <fstream>
+
+#include <fmt/format.h>
 
 #include "cli/command.h"
 #include "placement/place_tool.h"
@@ -11,7 +11,8 @@ namespace {
 
 void SetupPlace(CLI::App& app) {
   auto* cmd = app.add_subcommand(
-      "place", "Plan an expert placement from source x expert routing statistics (docs/placement.md)");
+      "place",
+      "Plan an expert placement from source x expert routing statistics (docs/placement.md)");
   auto opts = std::make_shared<PlaceOptions>();
   auto json_out = std::make_shared<std::string>();
   cmd->add_option("--stats", opts->stats_path, "routing statistics (JSON, gimbal.routing_stats/1)")

@@ -30,7 +30,8 @@ void RunReport(const ReportArgs& a) {
 void SetupReport(CLI::App& app) {
   auto a = std::make_shared<ReportArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "report", "Write an HTML report with plots from a `gimbal experiment` folder (docs/experiments.md)");
+      "report",
+      "Write an HTML report with plots from a `gimbal experiment` folder (docs/experiments.md)");
   cmd->add_option("dir", a->dir, "the folder `gimbal experiment --out` wrote")->required();
   cmd->add_option("--out,-o", a->out, "report folder (default DIR/report)");
   cmd->add_option("--live", a->live,

@@ -17,11 +17,13 @@ std::string Change(double base, double v) {
 }  // namespace
 
 void PrintComparison(std::ostream& out, const std::vector<nlohmann::ordered_json>& runs) {
-  out << fmt::format("{:<22} {:>6} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>10} {:>7} {:>7}\n",
-                     "stack", "done", "req/s", "out tok/s", "TTFT mean", "TTFT p99", "TPOT mean",
-                     "TPOT p99", "ITL mean", "E2E mean", "preempt", "EP max/");
-  out << fmt::format("{:<22} {:>6} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>10} {:>7} {:>7}\n",
-                     "", "", "", "", "(ms)", "(ms)", "(ms)", "(ms)", "(ms)", "(ms)", "", "mean");
+  out << fmt::format(
+      "{:<22} {:>6} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>10} {:>7} {:>7}\n", "stack",
+      "done", "req/s", "out tok/s", "TTFT mean", "TTFT p99", "TPOT mean", "TPOT p99", "ITL mean",
+      "E2E mean", "preempt", "EP max/");
+  out << fmt::format(
+      "{:<22} {:>6} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9} {:>8} {:>10} {:>7} {:>7}\n", "", "", "",
+      "", "(ms)", "(ms)", "(ms)", "(ms)", "(ms)", "(ms)", "", "mean");
   for (const auto& r : runs) {
     int64_t preempt = 0;
     if (r.contains("engines")) {

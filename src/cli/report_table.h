@@ -1,10 +1,10 @@
 // Tables for the terminal: stacks side by side, and each stack's change against the first.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <ostream>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace gimbal::cli {
 

@@ -90,7 +90,9 @@ int RunServe(const ServeFlags& f) {
                       : f.embedded.queue_policy)
               << ")\n";
   }
-  auto shutdown_engines = [&] { return engines ? engines->Shutdown(config.drain_timeout_s) : true; };
+  auto shutdown_engines = [&] {
+    return engines ? engines->Shutdown(config.drain_timeout_s) : true;
+  };
 
   auto router = router::Router::Create(config);
   if (!router.ok()) {

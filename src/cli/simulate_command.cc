@@ -1,8 +1,8 @@
 // gimbal simulate: runs every stack of a scenario on the same requests and compares them.
-#include <fmt/format.h>
-
 #include <fstream>
 #include <iostream>
+
+#include <fmt/format.h>
 
 #include "cli/command.h"
 #include "cli/report_table.h"
@@ -108,7 +108,8 @@ void SetupSimulate(CLI::App& app) {
   cmd->add_option("--config,-c", a->config, "scenario YAML file (see docs/scenarios.md)")
       ->required();
   cmd->add_option("--set", a->overrides, "override a scenario key: key.path=value (repeatable)");
-  cmd->add_option("--json", a->json_out, "write {\"runs\": [...]} with vllm-bench keys to this file");
+  cmd->add_option("--json", a->json_out,
+                  "write {\"runs\": [...]} with vllm-bench keys to this file");
   cmd->add_option("--seed", a->seed, "override the scenario's seed");
   cmd->add_option("--stack", a->only_stacks, "run only these stacks (repeatable)");
   cmd->add_option("--requests-csv", a->requests_csv, "write one row per request");

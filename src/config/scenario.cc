@@ -1,9 +1,9 @@
 #include "config/scenario.h"
 
-#include <fmt/format.h>
-
 #include <filesystem>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "core/yaml_reader.h"
 #include "model/catalog.h"
@@ -183,7 +183,8 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
     ReadPolicy(st, "step", "vllm", &spec.step, &spec.step_params, {});
     sim::ReadPlacementSpec(st, "placement", &spec.placement);
     for (const auto& other : s.stacks) {
-      if (other.name == spec.name) st.Fail(fmt::format("duplicate stack name '{}'", spec.name), "name");
+      if (other.name == spec.name)
+        st.Fail(fmt::format("duplicate stack name '{}'", spec.name), "name");
     }
     s.stacks.push_back(std::move(spec));
   }
@@ -238,7 +239,8 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& name,
   if (!doc.ok()) return doc.status();
   if (!overrides.empty()) {
     YAML::Node root = doc->node();
-    if (!root.IsMap()) return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
+    if (!root.IsMap())
+      return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
     for (const auto& o : overrides) {
       Status st = ApplyOverride(root, o);
       if (!st.ok()) return st.WithContext("--set");
@@ -249,7 +251,8 @@ Result<Scenario> ParseScenario(const std::string& text, const std::string& name,
     doc = YamlReader::FromString(ss.str(), name + " (with --set overrides)");
     if (!doc.ok()) return doc.status();
   }
-  if (!doc->IsMap()) return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
+  if (!doc->IsMap())
+    return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
   return Build(*doc, base_dir);
 }
 

@@ -36,7 +36,8 @@ struct Scenario {
 };
 
 // Loads `path`, applies `overrides` (key.path=value), validates. Errors name file, line and key.
-Result<Scenario> LoadScenario(const std::string& path, const std::vector<std::string>& overrides = {});
+Result<Scenario> LoadScenario(const std::string& path,
+                              const std::vector<std::string>& overrides = {});
 // Same from text; `name` stands for the file in messages, `base_dir` resolves relative paths.
 Result<Scenario> ParseScenario(const std::string& text, const std::string& name,
                                const std::string& base_dir,

@@ -1,8 +1,8 @@
 #include "config/scenario.h"
 
-#include <gtest/gtest.h>
-
 #include <filesystem>
+
+#include <gtest/gtest.h>
 
 namespace gimbal {
 namespace {

@@ -11,12 +11,12 @@
 namespace gimbal {
 
 struct EngineSnapshot {
-  int64_t waiting = 0;          // requests queued, not yet admitted
-  int64_t running = 0;          // requests admitted (prefilling or decoding)
-  double kv_usage = 0;          // fraction of KV blocks in use, [0, 1]
-  int64_t kv_capacity_tokens = 0;  // total KV capacity in tokens (0 when unknown)
+  int64_t waiting = 0;                  // requests queued, not yet admitted
+  int64_t running = 0;                  // requests admitted (prefilling or decoding)
+  double kv_usage = 0;                  // fraction of KV blocks in use, [0, 1]
+  int64_t kv_capacity_tokens = 0;       // total KV capacity in tokens (0 when unknown)
   int64_t prefill_pending_tokens = -1;  // prompt tokens not yet prefilled; -1 when not reported
-  double taken_at = 0;          // when the engine took it (front end's clock, seconds)
+  double taken_at = 0;                  // when the engine took it (front end's clock, seconds)
 };
 
 struct EngineView {
@@ -24,9 +24,9 @@ struct EngineView {
   double snapshot_age = 0;  // now - snapshot.taken_at, seconds
   bool healthy = true;
   // The front end's own exact accounting.
-  int64_t inflight = 0;            // dispatched and not finished
-  int64_t reserved_prefill = 0;    // prompt tokens dispatched whose first token has not arrived
-  int64_t reserved_kv_tokens = 0;  // prompt + output tokens of in-flight requests (upper bound)
+  int64_t inflight = 0;              // dispatched and not finished
+  int64_t reserved_prefill = 0;      // prompt tokens dispatched whose first token has not arrived
+  int64_t reserved_kv_tokens = 0;    // prompt + output tokens of in-flight requests (upper bound)
   int64_t picks_since_snapshot = 0;  // requests dispatched after the snapshot was taken
   // Expert-compute load of this engine's GPU relative to the mean over GPUs (1 = average).
   double moe_pressure = 1.0;

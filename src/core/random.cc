@@ -15,7 +15,9 @@ uint64_t SplitMix64(uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-uint64_t Rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t Rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 }  // namespace
 
@@ -41,7 +43,9 @@ uint64_t Rng::NextU64() {
   return result;
 }
 
-double Rng::Uniform() { return static_cast<double>(NextU64() >> 11) * 0x1.0p-53; }
+double Rng::Uniform() {
+  return static_cast<double>(NextU64() >> 11) * 0x1.0p-53;
+}
 
 uint64_t Rng::UniformInt(uint64_t n) {
   GIMBAL_CHECK(n > 0, "UniformInt needs n > 0");
@@ -53,7 +57,9 @@ uint64_t Rng::UniformInt(uint64_t n) {
   }
 }
 
-double Rng::Exponential(double rate) { return -std::log1p(-Uniform()) / rate; }
+double Rng::Exponential(double rate) {
+  return -std::log1p(-Uniform()) / rate;
+}
 
 double Rng::Normal() {
   const double u1 = 1.0 - Uniform();  // (0, 1]
@@ -84,7 +90,9 @@ double Rng::Gamma(double shape, double scale) {
   }
 }
 
-double Rng::LogNormal(double mu, double sigma) { return std::exp(mu + sigma * Normal()); }
+double Rng::LogNormal(double mu, double sigma) {
+  return std::exp(mu + sigma * Normal());
+}
 
 AliasTable::AliasTable(std::span<const double> weights) {
   const size_t n = weights.size();

@@ -10,7 +10,7 @@
 
 namespace gimbal {
 
-double Mean(std::span<const double> xs);  // 0 for no samples
+double Mean(std::span<const double> xs);    // 0 for no samples
 double StdDev(std::span<const double> xs);  // sample standard deviation; 0 for < 2 samples
 // p in [0, 100]. Sorts a copy. 0 for no samples.
 double Percentile(std::span<const double> xs, double p);

@@ -1,9 +1,9 @@
 // Status and Result: recoverable errors as values.
 //
-// A Status is either ok or carries an error code and a message a user can act on ("scenario.yaml:12:
-// key 'workload.rate': expected a positive number, got 'abc'"). Result<T> holds a T or a non-ok
-// Status. Invariants are checked with GIMBAL_CHECK, which aborts with a message: those are bugs,
-// not user errors.
+// A Status is either ok or carries an error code and a message a user can act on
+// ("scenario.yaml:12: key 'workload.rate': expected a positive number, got 'abc'"). Result<T> holds
+// a T or a non-ok Status. Invariants are checked with GIMBAL_CHECK, which aborts with a message:
+// those are bugs, not user errors.
 #pragma once
 
 #include <cstdio>
@@ -47,17 +47,27 @@ class Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {ErrorCode::kInvalidArgument, std::move(m)}; }
-inline Status NotFound(std::string m) { return {ErrorCode::kNotFound, std::move(m)}; }
-inline Status IoError(std::string m) { return {ErrorCode::kIo, std::move(m)}; }
-inline Status Unsupported(std::string m) { return {ErrorCode::kUnsupported, std::move(m)}; }
-inline Status Internal(std::string m) { return {ErrorCode::kInternal, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {ErrorCode::kInvalidArgument, std::move(m)};
+}
+inline Status NotFound(std::string m) {
+  return {ErrorCode::kNotFound, std::move(m)};
+}
+inline Status IoError(std::string m) {
+  return {ErrorCode::kIo, std::move(m)};
+}
+inline Status Unsupported(std::string m) {
+  return {ErrorCode::kUnsupported, std::move(m)};
+}
+inline Status Internal(std::string m) {
+  return {ErrorCode::kInternal, std::move(m)};
+}
 
 // A value or an error. Construct from a T (success) or from a non-ok Status (failure).
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (std::get<Status>(v_).ok()) v_ = Status(ErrorCode::kInternal, "Result built from ok Status");
   }
@@ -84,14 +94,14 @@ class Result {
 }  // namespace gimbal
 
 // Aborts with file, line and message when `cond` is false. For invariants, not user input.
-#define GIMBAL_CHECK(cond, msg)                                             \
-  do {                                                                      \
+#define GIMBAL_CHECK(cond, msg)                                           \
+  do {                                                                    \
     if (!(cond)) ::gimbal::CheckFailed(__FILE__, __LINE__, #cond, (msg)); \
   } while (0)
 
 // Evaluates a Status expression and returns it from the enclosing function when not ok.
-#define GIMBAL_RETURN_IF_ERROR(expr)          \
-  do {                                        \
-    ::gimbal::Status _st = (expr);            \
-    if (!_st.ok()) return _st;                \
+#define GIMBAL_RETURN_IF_ERROR(expr) \
+  do {                               \
+    ::gimbal::Status _st = (expr);   \
+    if (!_st.ok()) return _st;       \
   } while (0)

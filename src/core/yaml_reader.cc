@@ -1,6 +1,5 @@
 #include "core/yaml_reader.h"
 
-#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cmath>
@@ -8,6 +7,8 @@
 #include <map>
 #include <set>
 #include <sstream>
+
+#include <fmt/format.h>
 
 namespace gimbal {
 
@@ -110,7 +111,10 @@ YamlReader::YamlReader(std::string file, YAML::Node node, std::string path)
 
 YamlReader::YamlReader(std::string file, YAML::Node node, std::string path,
                        std::shared_ptr<Status> err)
-    : file_(std::move(file)), node_(std::move(node)), path_(std::move(path)), error_(std::move(err)) {}
+    : file_(std::move(file)),
+      node_(std::move(node)),
+      path_(std::move(path)),
+      error_(std::move(err)) {}
 
 std::string YamlReader::KeyPath(const std::string& key) const {
   if (key.empty()) return path_.empty() ? "(top level)" : path_;
@@ -119,7 +123,8 @@ std::string YamlReader::KeyPath(const std::string& key) const {
 
 std::string YamlReader::Where(const YAML::Node& n, const std::string& key) const {
   const YAML::Mark m = n.Mark();
-  if (m.line >= 0) return fmt::format("{}:{}:{}: '{}'", file_, m.line + 1, m.column + 1, KeyPath(key));
+  if (m.line >= 0)
+    return fmt::format("{}:{}:{}: '{}'", file_, m.line + 1, m.column + 1, KeyPath(key));
   return fmt::format("{}: '{}'", file_, KeyPath(key));
 }
 
@@ -321,14 +326,16 @@ Status ApplyOverride(YAML::Node& root, const std::string& assignment) {
   std::vector<std::string> parts;
   std::stringstream ss(path);
   for (std::string p; std::getline(ss, p, '.');) {
-    if (p.empty()) return InvalidArgument(fmt::format("override '{}': empty key in path", assignment));
+    if (p.empty())
+      return InvalidArgument(fmt::format("override '{}': empty key in path", assignment));
     parts.push_back(p);
   }
   YAML::Node parsed;
   try {
     parsed = YAML::Load(value);
   } catch (const YAML::Exception& e) {
-    return InvalidArgument(fmt::format("override '{}': value is not valid YAML: {}", assignment, e.msg));
+    return InvalidArgument(
+        fmt::format("override '{}': value is not valid YAML: {}", assignment, e.msg));
   }
   // yaml-cpp nodes are handles: walking by assignment re-binds, so collect the chain first.
   std::vector<YAML::Node> chain{root};
@@ -338,14 +345,15 @@ Status ApplyOverride(YAML::Node& root, const std::string& assignment) {
     const bool is_index = !p.empty() && p.find_first_not_of("0123456789") == std::string::npos;
     if (cur.IsSequence()) {
       if (!is_index || std::stoul(p) >= cur.size()) {
-        return InvalidArgument(fmt::format("override '{}': '{}' is a list of {} items; '{}' is not an index in it",
-                                           assignment, fmt::join(parts.begin(), parts.begin() + static_cast<long>(i), "."),
-                                           cur.size(), p));
+        return InvalidArgument(fmt::format(
+            "override '{}': '{}' is a list of {} items; '{}' is not an index in it", assignment,
+            fmt::join(parts.begin(), parts.begin() + static_cast<long>(i), "."), cur.size(), p));
       }
       chain.push_back(cur[std::stoul(p)]);
     } else {
       if (cur.IsScalar()) {
-        return InvalidArgument(fmt::format("override '{}': '{}' is a value, not a map", assignment, p));
+        return InvalidArgument(
+            fmt::format("override '{}': '{}' is a value, not a map", assignment, p));
       }
       if (!cur[p] || cur[p].IsNull()) cur[p] = YAML::Node(YAML::NodeType::Map);
       chain.push_back(cur[p]);
@@ -356,7 +364,8 @@ Status ApplyOverride(YAML::Node& root, const std::string& assignment) {
   if (last.IsSequence()) {
     const bool is_index = key.find_first_not_of("0123456789") == std::string::npos;
     if (!is_index || std::stoul(key) >= last.size()) {
-      return InvalidArgument(fmt::format("override '{}': '{}' is not an index of the list", assignment, key));
+      return InvalidArgument(
+          fmt::format("override '{}': '{}' is not an index of the list", assignment, key));
     }
     last[std::stoul(key)] = parsed;
   } else if (last.IsScalar()) {

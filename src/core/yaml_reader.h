@@ -8,14 +8,14 @@
 // parsing rejects a key given twice in one map (YAML would silently keep one of them).
 #pragma once
 
-#include <yaml-cpp/yaml.h>
-
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <yaml-cpp/yaml.h>
 
 #include "core/status.h"
 

@@ -1,10 +1,11 @@
 #include "core/yaml_reader.h"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+
+#include <gtest/gtest.h>
 
 namespace gimbal {
 namespace {
@@ -26,7 +27,8 @@ TEST(YamlReaderTest, ErrorNamesFileLineKeyAndExpectation) {
   ASSERT_TRUE(r.ok());
   r->Child("workload").Double("rate", std::nullopt, 0);
   ASSERT_FALSE(r->ok());
-  EXPECT_EQ(r->status().message(), "s.yaml:2:9: 'workload.rate': expected a number >= 0, got 'fast'");
+  EXPECT_EQ(r->status().message(),
+            "s.yaml:2:9: 'workload.rate': expected a number >= 0, got 'fast'");
 }
 
 TEST(YamlReaderTest, FirstErrorWinsAndMissingRequiredIsReported) {

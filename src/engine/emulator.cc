@@ -1,9 +1,9 @@
 #include "engine/emulator.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <chrono>
+
+#include <fmt/format.h>
 
 #include "model/catalog.h"
 #include "policy/queue/queue_policy.h"
@@ -66,11 +66,13 @@ Emulator::Emulator(EmulatorOptions options)
       states_(static_cast<size_t>(std::max(spec_.dp, 1))),
       stats_(std::max(spec_.model.moe_layers(), 1), std::max(spec_.dp, 1),
              std::max(spec_.model.experts, 1), options_.stats) {
-  unix_at_zero_ = std::chrono::duration<double>(
-                      std::chrono::system_clock::now().time_since_epoch()).count();
+  unix_at_zero_ =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-Emulator::~Emulator() { Stop(); }
+Emulator::~Emulator() {
+  Stop();
+}
 
 double Emulator::Now() const {
   return std::chrono::duration<double>(Clock::now() - zero_).count();
@@ -104,7 +106,7 @@ void Emulator::Stop() {
   Update u;
   u.finished = true;
   u.error = "the engine is shutting down";
-    u.status = 503;
+  u.status = 503;
   u.time = Now();
   for (auto& p : in) p.sink(u);
   for (auto& c : cmds) c.done(u);
@@ -210,8 +212,9 @@ bool Emulator::Admit(std::deque<Pending>& in, std::vector<uint64_t>& cancels,
     } else if (s.prompt_tokens < 1 || s.output_tokens < 1) {
       error = "a request needs at least one prompt token and one output token";
     } else if (s.prompt_tokens + s.output_tokens > kv_capacity_tokens_) {
-      error = fmt::format("prompt ({}) plus output ({}) tokens exceed the engine's KV cache of {} tokens",
-                          s.prompt_tokens, s.output_tokens, kv_capacity_tokens_);
+      error = fmt::format(
+          "prompt ({}) plus output ({}) tokens exceed the engine's KV cache of {} tokens",
+          s.prompt_tokens, s.output_tokens, kv_capacity_tokens_);
     }
     if (!error.empty()) {
       Update u;
@@ -340,7 +343,8 @@ void Emulator::Loop() {
     if (!runnable) {
       continuous = false;
       lock.lock();
-      cv_.wait(lock, [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !commands_.empty(); });
+      cv_.wait(lock,
+               [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !commands_.empty(); });
       continue;
     }
 
@@ -351,8 +355,9 @@ void Emulator::Loop() {
     if (continuous && now - prev_end < std::chrono::duration<double>(kMaxCatchUp)) {
       start = admitted ? std::max(prev_end, admitted_at) : prev_end;
     }
-    const auto end = start + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(cost.duration * options_.time_scale));
+    const auto end =
+        start + std::chrono::duration_cast<Clock::duration>(
+                    std::chrono::duration<double>(cost.duration * options_.time_scale));
     lock.lock();
     if (cv_.wait_until(lock, end, [&] { return stop_; })) break;
     lock.unlock();

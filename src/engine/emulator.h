@@ -58,9 +58,9 @@ struct Update {
   int64_t generated = 0;  // output tokens so far (1 = first token)
   bool finished = false;  // generation complete, or failed when `error` is set
   int preemptions = 0;
-  double time = 0;        // driver clock (seconds since start) at the end of the step
-  std::string error;      // non-empty: the request failed (rejected, emulator stopped, ...)
-  int status = 0;         // with an error: 400 rejected as invalid, 503 shutting down
+  double time = 0;    // driver clock (seconds since start) at the end of the step
+  std::string error;  // non-empty: the request failed (rejected, emulator stopped, ...)
+  int status = 0;     // with an error: 400 rejected as invalid, 503 shutting down
 };
 
 // Runs on the driver thread; must not block.

@@ -1,11 +1,11 @@
 // The real-time driver without HTTP: time scale 0 (no sleeping), bounded waits.
 #include "engine/emulator.h"
 
-#include <gtest/gtest.h>
-
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::engine {
 namespace {

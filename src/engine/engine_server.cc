@@ -1,5 +1,8 @@
 #include "engine/engine_server.h"
 
+#include <chrono>
+#include <deque>
+#include <map>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 
 #include <boost/asio/post.hpp>
@@ -7,14 +10,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <fmt/format.h>
-
 #include <nlohmann/json.hpp>
-
-#include <chrono>
-#include <deque>
-#include <map>
 
 #include "core/secure_compare.h"
 #include "engine/openai.h"
@@ -143,7 +140,8 @@ void EngineService::Impl::BuildMetrics(int engine) {
   Emulator* e = emu.get();
   auto gauge = [&](const char* name, const char* help, std::function<double(const RankState&)> f) {
     m->registry.AddCallbackGauge(name, help, labels, [e, engine, values, f] {
-      return std::vector<std::pair<std::vector<std::string>, double>>{{values, f(e->State(engine))}};
+      return std::vector<std::pair<std::vector<std::string>, double>>{
+          {values, f(e->State(engine))}};
     });
   };
   gauge("vllm:num_requests_running", "Number of requests in model execution batches.",
@@ -154,23 +152,24 @@ void EngineService::Impl::BuildMetrics(int engine) {
         [](const RankState& s) { return s.snapshot.kv_usage; });
   gauge("gimbal:prefill_pending_tokens", "Prompt tokens not yet prefilled (waiting and running).",
         [](const RankState& s) { return static_cast<double>(s.snapshot.prefill_pending_tokens); });
-  gauge("gimbal:moe_pressure", "Expert load of this engine's GPU relative to the mean (1 = average).",
+  gauge("gimbal:moe_pressure",
+        "Expert load of this engine's GPU relative to the mean (1 = average).",
         [](const RankState& s) { return s.moe_pressure; });
   const auto& ec = emu->spec().engine;
   const int64_t blocks = emu->kv_capacity_tokens() / ec.block_size;
   const std::vector<std::string> cache_labels = {"block_size", "num_gpu_blocks",
                                                  "gpu_memory_utilization", "engine"};
-  const std::vector<std::string> cache_values = {std::to_string(ec.block_size),
-                                                 std::to_string(blocks),
-                                                 fmt::format("{}", ec.gpu_memory_utilization),
-                                                 std::to_string(engine)};
-  m->registry.AddCallbackGauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig",
-                               cache_labels, [cache_values] {
-                                 return std::vector<std::pair<std::vector<std::string>, double>>{
-                                     {cache_values, 1.0}};
-                               });
+  const std::vector<std::string> cache_values = {
+      std::to_string(ec.block_size), std::to_string(blocks),
+      fmt::format("{}", ec.gpu_memory_utilization), std::to_string(engine)};
+  m->registry.AddCallbackGauge(
+      "vllm:cache_config_info", "Information of the LLMEngine CacheConfig", cache_labels,
+      [cache_values] {
+        return std::vector<std::pair<std::vector<std::string>, double>>{{cache_values, 1.0}};
+      });
   m->prompt_tokens =
-      &m->registry.AddCounter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", labels)
+      &m->registry
+           .AddCounter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", labels)
            .With(values);
   m->generation_tokens = &m->registry
                               .AddCounter("vllm:generation_tokens_total",
@@ -349,7 +348,7 @@ class EngineHandler : public net::HttpHandler {
           for (; sent < u.generated; ++sent) {
             const bool final_token = u.finished && sent + 1 == u.generated;
             if (!(co_await w.WriteChunk(
-                     net::FormatSseEvent(StreamChunkJson(r, ids, sent, final_token))))
+                      net::FormatSseEvent(StreamChunkJson(r, ids, sent, final_token))))
                      .ok()) {
               abandon();
               co_return;
@@ -493,14 +492,22 @@ Result<std::unique_ptr<EngineService>> EngineService::Start(EngineServiceOptions
 
 EngineService::EngineService(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-EngineService::~EngineService() { Shutdown(1); }
+EngineService::~EngineService() {
+  Shutdown(1);
+}
 
-int EngineService::engines() const { return impl_->emu->ranks(); }
-uint16_t EngineService::port(int engine) const { return impl_->servers.at(engine)->port(); }
+int EngineService::engines() const {
+  return impl_->emu->ranks();
+}
+uint16_t EngineService::port(int engine) const {
+  return impl_->servers.at(engine)->port();
+}
 std::string EngineService::url(int engine) const {
   return fmt::format("http://{}:{}", impl_->opts.address, port(engine));
 }
-Emulator& EngineService::emulator() { return *impl_->emu; }
+Emulator& EngineService::emulator() {
+  return *impl_->emu;
+}
 
 bool EngineService::Shutdown(double timeout_s) {
   Impl& s = *impl_;

@@ -29,8 +29,8 @@ namespace gimbal::engine {
 struct EngineServiceOptions {
   EmulatorOptions emulator;
   std::string address = "127.0.0.1";
-  uint16_t port = 8001;  // engine i on port + i; 0: ephemeral ports
-  int threads = 4;       // io threads shared by all engines' servers
+  uint16_t port = 8001;                   // engine i on port + i; 0: ephemeral ports
+  int threads = 4;                        // io threads shared by all engines' servers
   std::string served_model = "emulated";  // the `model` requests must name
   // When set, POST /gimbal/placement needs "Authorization: Bearer <it>" (scheme in any case;
   // the token compared in constant time), else 401.

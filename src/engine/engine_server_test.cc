@@ -2,17 +2,17 @@
 // state, statistics, placements and timing against the cost model. Every wait is bounded.
 #include "engine/engine_server.h"
 
-#include <gtest/gtest.h>
+#include <chrono>
+#include <future>
+#include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
-#include <chrono>
-#include <future>
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "net/blocking.h"
 #include "net/http_client.h"

@@ -1,12 +1,12 @@
 #include "engine/openai.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <array>
 #include <climits>
 #include <cmath>
 #include <cstdint>
+
+#include <nlohmann/json.hpp>
 
 namespace gimbal::engine {
 
@@ -47,8 +47,8 @@ Result<EmulatedRequest> ParseEmulatedRequest(std::string_view body, bool chat,
     r.max_tokens = options.default_max_tokens;
   }
   const int64_t text_chars = w.prompt_chars - wire::kChatMessageChars * w.messages;
-  const auto text_tokens = static_cast<int64_t>(
-      std::ceil(static_cast<double>(text_chars) / options.chars_per_token));
+  const auto text_tokens =
+      static_cast<int64_t>(std::ceil(static_cast<double>(text_chars) / options.chars_per_token));
   r.prompt_tokens = std::max<int64_t>(w.prompt_token_ids + text_tokens, 1);
   r.traffic_class = static_cast<int32_t>(std::min<int64_t>(w.traffic_class, INT32_MAX));
   return r;
@@ -56,8 +56,8 @@ Result<EmulatedRequest> ParseEmulatedRequest(std::string_view body, bool chat,
 
 std::string FillerToken(int64_t i) {
   static constexpr std::array<const char*, 16> kWords = {
-      " the", " model", " routes", " tokens", " to", " experts", " on", " every",
-      " rank", " and", " all", " ranks", " step", " in", " lockstep", "."};
+      " the",  " model", " routes", " tokens", " to",   " experts", " on",       " every",
+      " rank", " and",   " all",    " ranks",  " step", " in",      " lockstep", "."};
   return kWords[static_cast<size_t>(i) % kWords.size()];
 }
 

@@ -27,8 +27,8 @@ struct EmulatedRequest {
   wire::CompletionRequest request;  // as read from the body
   bool chat = false;
   int64_t prompt_tokens = 0;
-  int64_t max_tokens = 0;       // the output length
-  int32_t traffic_class = -1;   // `gimbal_traffic_class` (capped to int32) when given, else -1
+  int64_t max_tokens = 0;      // the output length
+  int32_t traffic_class = -1;  // `gimbal_traffic_class` (capped to int32) when given, else -1
 };
 
 struct ParseOptions {

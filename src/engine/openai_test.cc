@@ -2,10 +2,10 @@
 // check the reading field by field), and the responses it writes.
 #include "engine/openai.h"
 
+#include <string>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
-#include <string>
 
 namespace gimbal::engine {
 namespace {
@@ -69,10 +69,10 @@ TEST(OpenAiTest, ChatCountsMessageContent) {
 
 TEST(OpenAiTest, OutputLengthAndExtensions) {
   // max_completion_tokens wins over max_tokens (as vLLM's chat reads them); either must be >= 1.
-  EXPECT_EQ(ParseEmulatedRequest(R"({"prompt":"x","max_tokens":3,"max_completion_tokens":5})",
-                                 false, {})
-                ->max_tokens,
-            5);
+  EXPECT_EQ(
+      ParseEmulatedRequest(R"({"prompt":"x","max_tokens":3,"max_completion_tokens":5})", false, {})
+          ->max_tokens,
+      5);
   EXPECT_EQ(MessageOf(R"({"prompt":"x","max_tokens":0})", false), "'max_tokens' must be >= 1");
   EXPECT_EQ(MessageOf(R"({"messages":[{"content":"x"}],"max_completion_tokens":0})", true),
             "'max_completion_tokens' must be >= 1");

@@ -7,8 +7,9 @@
 // before it every stack runs the contiguous placement; after it, the placement the policy planned.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "sim/simulator.h"
 

@@ -1,11 +1,11 @@
 #include "experiment/live.h"
 
-#include <fmt/format.h>
-
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "experiment/runner.h"
 

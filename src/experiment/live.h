@@ -13,9 +13,10 @@
 // (`*_throughput`, `request_goodput`) multiplied by it. time_scale 1 (real time) changes nothing.
 #pragma once
 
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 

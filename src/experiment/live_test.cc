@@ -1,11 +1,12 @@
 #include "experiment/live.h"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::experiment {
 namespace {

@@ -1,6 +1,5 @@
 #include "experiment/report.h"
 
-#include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +8,8 @@
 #include <fstream>
 #include <map>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "experiment/live.h"
 #include "experiment/runner.h"
@@ -151,8 +152,9 @@ Result<std::string> MakeReport(const ReportOptions& options) {
   const fs::path results_path = dir / "results.json";
   std::ifstream in(results_path);
   if (!in) {
-    return NotFound(fmt::format("{} not found (run `gimbal experiment --suite FILE --out {}` first)",
-                                results_path.string(), options.results_dir));
+    return NotFound(
+        fmt::format("{} not found (run `gimbal experiment --suite FILE --out {}` first)",
+                    results_path.string(), options.results_dir));
   }
   nlohmann::ordered_json results;
   try {
@@ -200,7 +202,8 @@ Result<std::string> MakeReport(const ReportOptions& options) {
   }
   if (Run({python, "-c", "import matplotlib"}) != 0) {
     return NotFound(fmt::format(
-        "{} cannot import matplotlib: install python3-matplotlib (scripts/install-deps.sh)", python));
+        "{} cannot import matplotlib: install python3-matplotlib (scripts/install-deps.sh)",
+        python));
   }
   const std::string script = FindReportScript();
   if (script.empty()) {
@@ -208,8 +211,10 @@ Result<std::string> MakeReport(const ReportOptions& options) {
         "scripts/report.py not found next to the gimbal binary or in its source tree (set "
         "GIMBAL_REPORT_SCRIPT to its path)");
   }
-  std::vector<std::string> argv = {python, script, "--results", results_path.string(),
-                                   "--headline", headline_path.string(), "--out", out.string()};
+  std::vector<std::string> argv = {python,       script,
+                                   "--results",  results_path.string(),
+                                   "--headline", headline_path.string(),
+                                   "--out",      out.string()};
   if (!live_points.empty()) {
     argv.push_back("--live");
     argv.push_back(live_path.string());

@@ -1,9 +1,8 @@
 // End to end: `gimbal experiment` on configs/experiments/tiny.yaml, resumption after losing a
 // point, `gimbal report`, and the page in Debian's headless chromium (screenshot written to
-// BUILD_DIR/report.png). Needs /usr/bin/python3 with matplotlib and chromium (scripts/install-deps.sh
-// installs both); fails, rather than skips, when they are missing.
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
+// BUILD_DIR/report.png). Needs /usr/bin/python3 with matplotlib and chromium
+// (scripts/install-deps.sh installs both); fails, rather than skips, when they are missing.
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <array>
@@ -17,7 +16,8 @@
 #include <string>
 #include <vector>
 
-#include <sys/wait.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace {
 namespace fs = std::filesystem;
@@ -50,7 +50,9 @@ std::string Read(const fs::path& p) {
   return ss.str();
 }
 
-std::string Quote(const std::string& s) { return "'" + s + "'"; }
+std::string Quote(const std::string& s) {
+  return "'" + s + "'";
+}
 
 std::string FindChromium() {
   for (const char* c : {"/usr/bin/chromium", "/usr/bin/chromium-browser"}) {
@@ -59,8 +61,8 @@ std::string FindChromium() {
   return "";
 }
 
-const std::vector<std::string> kKinds = {"latency_vs_rate", "latency_cdf",      "throughput_latency",
-                                         "expert_load",     "step_breakdown",   "step_time_series",
+const std::vector<std::string> kKinds = {"latency_vs_rate", "latency_cdf",    "throughput_latency",
+                                         "expert_load",     "step_breakdown", "step_time_series",
                                          "ablation"};
 
 TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
@@ -82,7 +84,8 @@ TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
   const int stacks = n / 4;
   Output first = Sh(run);
   ASSERT_EQ(first.rc, 0) << first.text;
-  EXPECT_NE(first.text.find("computed " + std::to_string(n) + " points, reused 0"), std::string::npos)
+  EXPECT_NE(first.text.find("computed " + std::to_string(n) + " points, reused 0"),
+            std::string::npos)
       << first.text;
   EXPECT_NE(first.text.find("note: skipped scenario"), std::string::npos) << first.text;
   ASSERT_TRUE(fs::exists(out / "results.json"));
@@ -90,8 +93,9 @@ TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
   const std::string csv = Read(out / "results.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), n + 1);  // header + a row per point
   EXPECT_EQ(csv.rfind("scenario,rate,rate_fraction,stack,seed,", 0), 0u);
-  for (const char* col : {",mean_ttft_ms,", ",p99_ttft_ms,", ",mean_tpot_ms,", ",output_throughput,",
-                          ",rank_mean_straggler_wait_s,", ",step_experts_ms,"}) {
+  for (const char* col :
+       {",mean_ttft_ms,", ",p99_ttft_ms,", ",mean_tpot_ms,", ",output_throughput,",
+        ",rank_mean_straggler_wait_s,", ",step_experts_ms,"}) {
     EXPECT_NE(csv.find(col), std::string::npos) << col;
   }
 
@@ -105,7 +109,8 @@ TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
   ASSERT_TRUE(fs::remove(out / "points" / (lost + ".json")));
   Output second = Sh(run);
   ASSERT_EQ(second.rc, 0) << second.text;
-  EXPECT_NE(second.text.find("computed 1 points, reused " + std::to_string(n - 1)), std::string::npos)
+  EXPECT_NE(second.text.find("computed 1 points, reused " + std::to_string(n - 1)),
+            std::string::npos)
       << second.text;
   const auto run_json = nlohmann::json::parse(Read(out / "run.json"));
   EXPECT_EQ(run_json["computed_ids"], nlohmann::json::array({lost}));
@@ -170,8 +175,8 @@ TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
   EXPECT_EQ(dom.text.find("ERR_FILE_NOT_FOUND"), std::string::npos) << dom.text.substr(0, 4000);
   const std::regex img("<img src=\"([^\"]+)\"");
   int imgs = 0;
-  for (auto it = std::sregex_iterator(dom.text.begin(), dom.text.end(), img); it != std::sregex_iterator();
-       ++it) {
+  for (auto it = std::sregex_iterator(dom.text.begin(), dom.text.end(), img);
+       it != std::sregex_iterator(); ++it) {
     imgs++;
     EXPECT_TRUE(fs::exists(report / (*it)[1].str())) << (*it)[1].str();
     EXPECT_TRUE(expected.count((*it)[1].str())) << (*it)[1].str();
@@ -212,7 +217,8 @@ TEST(ExperimentReport, LiveDemoReportShowsSimulatedAndLiveSideBySide) {
       ASSERT_TRUE(c["sim"].is_number() && c["live"].is_number() && c["gap_pct"].is_number())
           << m << " " << row.dump();
       EXPECT_GT(c["live"].get<double>(), 0) << m;
-      const double gap = (c["live"].get<double>() - c["sim"].get<double>()) / c["sim"].get<double>();
+      const double gap =
+          (c["live"].get<double>() - c["sim"].get<double>()) / c["sim"].get<double>();
       EXPECT_NEAR(c["gap_pct"].get<double>(), gap * 100, 1e-6) << m;
     }
   }
@@ -222,7 +228,8 @@ TEST(ExperimentReport, LiveDemoReportShowsSimulatedAndLiveSideBySide) {
   ASSERT_EQ(results["points"].size(), 2u);
   std::vector<int64_t> sim_prompts;
   {
-    std::istringstream csv(Read(out / "points" / results["points"][0]["requests_csv"].get<std::string>()));
+    std::istringstream csv(
+        Read(out / "points" / results["points"][0]["requests_csv"].get<std::string>()));
     std::string line;
     std::getline(csv, line);
     while (std::getline(csv, line)) {
@@ -255,7 +262,8 @@ TEST(ExperimentReport, LiveDemoReportShowsSimulatedAndLiveSideBySide) {
   ASSERT_EQ(dom.rc, 0) << dom.text;
   const auto table_at = dom.text.find("id=\"live-table\"");
   ASSERT_NE(table_at, std::string::npos) << dom.text.substr(0, 4000);
-  const std::string table = dom.text.substr(table_at, dom.text.find("</table>", table_at) - table_at);
+  const std::string table =
+      dom.text.substr(table_at, dom.text.find("</table>", table_at) - table_at);
   EXPECT_NE(table.find("<td>vllm-baseline</td>"), std::string::npos) << table;
   EXPECT_NE(table.find("<td>gimbal</td>"), std::string::npos) << table;
   EXPECT_NE(table.find("%</td>"), std::string::npos) << table;  // the gap cells
@@ -271,7 +279,8 @@ TEST(ExperimentReport, ClearErrors) {
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.text.find("run `gimbal experiment"), std::string::npos) << r.text;
   std::ofstream(empty / "results.json") << "{\"points\": []}\n";
-  Output p = Sh("GIMBAL_PYTHON=/nonexistent/python3 " + kGimbal + " report " + Quote(empty.string()));
+  Output p =
+      Sh("GIMBAL_PYTHON=/nonexistent/python3 " + kGimbal + " report " + Quote(empty.string()));
   EXPECT_EQ(p.rc, 2);
   EXPECT_NE(p.text.find("python3-matplotlib"), std::string::npos) << p.text;
   Output s = Sh(kGimbal + " experiment --suite /nonexistent.yaml --out " + Quote(empty.string()));

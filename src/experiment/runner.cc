@@ -1,6 +1,5 @@
 #include "experiment/runner.h"
 
-#include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "core/random.h"
 #include "experiment/expert_load.h"
 #include "sim/simulator.h"
@@ -20,14 +21,36 @@ namespace gimbal::experiment {
 namespace fs = std::filesystem;
 namespace {
 
-const std::vector<std::string> kBenchKeys = {
-    "completed", "failed", "duration", "request_throughput", "request_goodput", "output_throughput",
-    "total_token_throughput", "mean_ttft_ms", "median_ttft_ms", "std_ttft_ms", "p90_ttft_ms",
-    "p99_ttft_ms", "mean_tpot_ms", "median_tpot_ms", "std_tpot_ms", "p90_tpot_ms", "p99_tpot_ms",
-    "mean_itl_ms", "median_itl_ms", "std_itl_ms", "p90_itl_ms", "p99_itl_ms", "mean_e2el_ms",
-    "median_e2el_ms", "std_e2el_ms", "p90_e2el_ms", "p99_e2el_ms"};
-const std::vector<std::string> kClusterKeys = {"expert_load_max_over_mean", "a2a_cross_gpu_fraction",
-                                               "a2a_cross_node_fraction", "simulated_seconds", "steps"};
+const std::vector<std::string> kBenchKeys = {"completed",
+                                             "failed",
+                                             "duration",
+                                             "request_throughput",
+                                             "request_goodput",
+                                             "output_throughput",
+                                             "total_token_throughput",
+                                             "mean_ttft_ms",
+                                             "median_ttft_ms",
+                                             "std_ttft_ms",
+                                             "p90_ttft_ms",
+                                             "p99_ttft_ms",
+                                             "mean_tpot_ms",
+                                             "median_tpot_ms",
+                                             "std_tpot_ms",
+                                             "p90_tpot_ms",
+                                             "p99_tpot_ms",
+                                             "mean_itl_ms",
+                                             "median_itl_ms",
+                                             "std_itl_ms",
+                                             "p90_itl_ms",
+                                             "p99_itl_ms",
+                                             "mean_e2el_ms",
+                                             "median_e2el_ms",
+                                             "std_e2el_ms",
+                                             "p90_e2el_ms",
+                                             "p99_e2el_ms"};
+const std::vector<std::string> kClusterKeys = {"expert_load_max_over_mean",
+                                               "a2a_cross_gpu_fraction", "a2a_cross_node_fraction",
+                                               "simulated_seconds", "steps"};
 const std::vector<std::string> kRankKeys = {"busy_s", "attn_dense_s", "experts_s", "all_to_all_s",
                                             "straggler_wait_s"};
 const std::vector<std::string> kStepKeys = {"step_ms", "step_attn_dense_ms", "step_experts_ms",
@@ -103,9 +126,9 @@ std::string RequestsCsv(const std::vector<sim::RequestRecord>& reqs) {
       "ttft_ms,e2el_ms\n";
   for (const auto& q : reqs) {
     const bool done = q.completed();
-    s += fmt::format("{},{},{},{:.6f},{:.6f},{:.6f},{},{},{},{},{}\n", q.id, q.engine, q.traffic_class,
-                     q.arrival, q.first_token, q.finish, q.prompt_tokens, q.output_tokens,
-                     q.preemptions,
+    s += fmt::format("{},{},{},{:.6f},{:.6f},{:.6f},{},{},{},{},{}\n", q.id, q.engine,
+                     q.traffic_class, q.arrival, q.first_token, q.finish, q.prompt_tokens,
+                     q.output_tokens, q.preemptions,
                      done ? fmt::format("{:.4f}", (q.first_token - q.arrival) * 1e3) : "",
                      done ? fmt::format("{:.4f}", (q.finish - q.arrival) * 1e3) : "");
   }
@@ -241,7 +264,8 @@ Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const Run
       todo.push_back(&p);
     }
   }
-  int jobs = options.jobs > 0 ? options.jobs : static_cast<int>(std::thread::hardware_concurrency());
+  int jobs =
+      options.jobs > 0 ? options.jobs : static_cast<int>(std::thread::hardware_concurrency());
   jobs = std::max(1, std::min<int>(jobs, static_cast<int>(todo.size())));
   if (options.log) {
     *options.log << fmt::format("suite {}: {} points ({} done before, {} to run) on {} threads\n",
@@ -262,8 +286,9 @@ Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const Run
       const Point& p = *todo[i];
       const std::string csv = (points_dir / (p.id + ".requests.csv")).string();
       auto j = RunPoint(p, suite, plan, csv);
-      Status st = j.ok() ? WriteFileAtomic((points_dir / (p.id + ".json")).string(), j->dump(1) + "\n")
-                         : j.status();
+      Status st = j.ok()
+                      ? WriteFileAtomic((points_dir / (p.id + ".json")).string(), j->dump(1) + "\n")
+                      : j.status();
       std::lock_guard<std::mutex> lock(mu);
       if (!st.ok()) {
         if (first_error.ok()) first_error = st;
@@ -276,8 +301,8 @@ Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const Run
       if (options.log) {
         const double el =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        *options.log << fmt::format("[{}/{}] {} ({:.1f} s, {:.0f} s elapsed)\n", done, todo.size(), p.id,
-                                    (*j)["wall_seconds"].get<double>(), el);
+        *options.log << fmt::format("[{}/{}] {} ({:.1f} s, {:.0f} s elapsed)\n", done, todo.size(),
+                                    p.id, (*j)["wall_seconds"].get<double>(), el);
         options.log->flush();
       }
     }

@@ -11,11 +11,11 @@
 // the wall time.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <iosfwd>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/status.h"
 #include "experiment/suite.h"
@@ -24,7 +24,7 @@ namespace gimbal::experiment {
 
 struct RunOptions {
   std::string out_dir;
-  int jobs = 0;  // 0: all hardware threads
+  int jobs = 0;                 // 0: all hardware threads
   std::ostream* log = nullptr;  // progress lines; null: quiet
 };
 

@@ -13,9 +13,9 @@ double StudentTQuantile(double p, double df);
 struct Interval {
   int n = 0;
   double mean = 0;
-  double stddev = 0;       // sample standard deviation (n - 1); 0 when n < 2
-  double half_width = 0;   // 0 when n < 2 (no interval)
-  double lo = 0, hi = 0;   // mean -/+ half_width
+  double stddev = 0;      // sample standard deviation (n - 1); 0 when n < 2
+  double half_width = 0;  // 0 when n < 2 (no interval)
+  double lo = 0, hi = 0;  // mean -/+ half_width
   bool has_interval() const { return n >= 2; }
 };
 

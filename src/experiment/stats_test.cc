@@ -1,8 +1,8 @@
 #include "experiment/stats.h"
 
-#include <gtest/gtest.h>
-
 #include <cmath>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::experiment {
 namespace {

@@ -1,7 +1,5 @@
 #include "experiment/suite.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -10,6 +8,8 @@
 #include <map>
 #include <set>
 #include <sstream>
+
+#include <fmt/format.h>
 
 #include "core/yaml_reader.h"
 
@@ -28,7 +28,9 @@ std::string Resolve(const std::string& base_dir, const std::string& p) {
   return (fs::path(base_dir) / p).lexically_normal().string();
 }
 
-std::string FormatRate(double r) { return fmt::format("{:g}", r); }
+std::string FormatRate(double r) {
+  return fmt::format("{:g}", r);
+}
 
 }  // namespace
 
@@ -50,7 +52,8 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
   auto doc = YamlReader::FromString(text, name);
   if (!doc.ok()) return doc.status();
   const YamlReader& root = *doc;
-  if (!root.IsMap()) return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
+  if (!root.IsMap())
+    return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
   root.CheckKeys({"name", "description", "scenarios", "rates", "rate_unit", "duration_s",
                   "min_requests", "max_requests", "seeds", "set", "stacks", "baseline", "headline",
                   "series_bins", "expert_load"});
@@ -82,7 +85,8 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
       for (double v : root.Doubles("seeds")) {
         if (v < 0 || v != std::floor(v)) root.Fail("seeds must be non-negative integers", "seeds");
         const auto seed = static_cast<uint64_t>(v);
-        if (!seen.insert(seed).second) root.Fail(fmt::format("seed {} is listed twice", seed), "seeds");
+        if (!seen.insert(seed).second)
+          root.Fail(fmt::format("seed {} is listed twice", seed), "seeds");
         s.seeds.push_back(seed);
       }
       if (root.ok() && s.seeds.empty()) root.Fail("at least one seed is needed", "seeds");
@@ -111,8 +115,9 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
     const std::string unit = e.rate_unit.value_or(s.rate_unit);
     const auto& rates = e.rates ? *e.rates : s.rates;
     if (sc.ok() && unit == "saturation" && !rates.empty() && !(e.saturation_rate > 0)) {
-      sc.Fail("rates are fractions of the saturation rate, so 'saturation_rate' (requests/s) is needed",
-              "saturation_rate");
+      sc.Fail(
+          "rates are fractions of the saturation rate, so 'saturation_rate' (requests/s) is needed",
+          "saturation_rate");
     }
     s.scenarios.push_back(std::move(e));
   }
@@ -162,15 +167,16 @@ Result<ScenarioDoc> ReadScenarioDoc(const std::string& path) {
   } catch (const YAML::Exception& e) {
     return InvalidArgument(fmt::format("{}: {}", path, e.what()));
   }
-  if (!d.root.IsMap()) return InvalidArgument(fmt::format("{}: expected a map at the top level", path));
+  if (!d.root.IsMap())
+    return InvalidArgument(fmt::format("{}: expected a map at the top level", path));
   const std::string dir = fs::path(path).parent_path().string();
   d.dir = dir.empty() ? "." : dir;
   return d;
 }
 
 // The scenario document with `stacks` replaced and the workload set to `rate` (0: unchanged).
-Result<std::string> Rewrite(const ScenarioDoc& doc, const std::string& path, const YAML::Node& stacks,
-                            double rate, int64_t num_requests) {
+Result<std::string> Rewrite(const ScenarioDoc& doc, const std::string& path,
+                            const YAML::Node& stacks, double rate, int64_t num_requests) {
   YAML::Node root = YAML::Clone(doc.root);
   root["stacks"] = stacks;
   if (rate > 0) {
@@ -178,10 +184,11 @@ Result<std::string> Rewrite(const ScenarioDoc& doc, const std::string& path, con
     if (!wl.IsMap()) return InvalidArgument(fmt::format("{}: 'workload' is missing", path));
     const std::string kind = wl["kind"] ? wl["kind"].as<std::string>() : "synthetic";
     if (kind != "synthetic") {
-      return InvalidArgument(fmt::format(
-          "{}: a suite's rates need a synthetic workload, not '{}' (omit 'rates' to replay the trace, "
-          "or scale it with set: [workload.time_scale=...])",
-          path, kind));
+      return InvalidArgument(
+          fmt::format("{}: a suite's rates need a synthetic workload, not '{}' (omit 'rates' to "
+                      "replay the trace, "
+                      "or scale it with set: [workload.time_scale=...])",
+                      path, kind));
     }
     wl.remove("schedule");
     wl["rate"] = rate;
@@ -189,7 +196,8 @@ Result<std::string> Rewrite(const ScenarioDoc& doc, const std::string& path, con
   }
   YAML::Emitter em;
   em << root;
-  if (!em.good()) return Internal(fmt::format("{}: cannot re-serialise: {}", path, em.GetLastError()));
+  if (!em.good())
+    return Internal(fmt::format("{}: cannot re-serialise: {}", path, em.GetLastError()));
   return std::string(em.c_str());
 }
 
@@ -201,8 +209,8 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
   // Stack names in suite order; filled from the first scenario when the suite lists none.
   std::set<std::string> ids;
   std::map<std::string, int> found_refs;  // stack referenced by name -> scenarios that have it
-  int loaded_scenarios = 0;     // with points
-  int attempted_scenarios = 0;  // found and read
+  int loaded_scenarios = 0;               // with points
+  int attempted_scenarios = 0;            // found and read
   for (const SuiteScenario& e : suite.scenarios) {
     if (!fs::exists(e.path)) {
       if (e.optional) {
@@ -239,8 +247,8 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
           found_refs[st.name]++;
         } else {
           found_refs.emplace(st.name, 0);
-          plan.notes.push_back(fmt::format("skipped stack '{}' on {}: the scenario defines no such stack",
-                                           st.name, e.path));
+          plan.notes.push_back(fmt::format(
+              "skipped stack '{}' on {}: the scenario defines no such stack", st.name, e.path));
         }
         continue;
       }
@@ -310,8 +318,8 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
                              SafeName(p.stack), seed);
           if (!ids.insert(p.id).second) {
             return InvalidArgument(fmt::format(
-                "{}: two points would both be named '{}' (give the scenarios distinct labels)", where,
-                p.id));
+                "{}: two points would both be named '{}' (give the scenarios distinct labels)",
+                where, p.id));
           }
           p.spec = std::move(spec);
           plan.points.push_back(std::move(p));
@@ -328,9 +336,9 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
   }
   for (const auto& [stack, count] : found_refs) {
     if (count == 0 && attempted_scenarios > 0) {
-      return InvalidArgument(
-          fmt::format("{}: no scenario defines stack '{}' (check the name, or define it in the suite)",
-                      where, stack));
+      return InvalidArgument(fmt::format(
+          "{}: no scenario defines stack '{}' (check the name, or define it in the suite)", where,
+          stack));
     }
   }
   if (plan.points.empty()) {
@@ -347,8 +355,8 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
   }
   for (const std::string* s : {&plan.baseline, &plan.headline}) {
     if (std::find(plan.stacks.begin(), plan.stacks.end(), *s) == plan.stacks.end()) {
-      return InvalidArgument(fmt::format("{}: baseline/headline stack '{}' is not among the stacks run",
-                                         where, *s));
+      return InvalidArgument(
+          fmt::format("{}: baseline/headline stack '{}' is not among the stacks run", where, *s));
     }
   }
   return plan;

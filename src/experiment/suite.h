@@ -16,13 +16,13 @@
 // `optional` scenario whose file is missing, are skipped with a note instead of failing.
 #pragma once
 
-#include <yaml-cpp/yaml.h>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <yaml-cpp/yaml.h>
 
 #include "config/scenario.h"
 #include "core/status.h"
@@ -30,8 +30,8 @@
 namespace gimbal::experiment {
 
 struct SuiteScenario {
-  std::string path;   // resolved against the suite file's folder
-  std::string label;  // names the scenario in ids and plots; default: the scenario's name
+  std::string path;            // resolved against the suite file's folder
+  std::string label;           // names the scenario in ids and plots; default: the scenario's name
   double saturation_rate = 0;  // requests/s; needed for rate_unit: saturation
   bool optional = false;
   std::vector<std::string> overrides;  // applied after the suite's
@@ -52,14 +52,14 @@ struct Suite {
   std::vector<SuiteScenario> scenarios;
   std::vector<double> rates;  // empty: each scenario's own arrival process, one point
   std::string rate_unit = "rps";
-  double duration_s = 0;      // > 0: requests per point = rate × duration_s, clamped
+  double duration_s = 0;  // > 0: requests per point = rate × duration_s, clamped
   int64_t min_requests = 1;
-  int64_t max_requests = 0;   // 0: no cap
+  int64_t max_requests = 0;  // 0: no cap
   std::vector<uint64_t> seeds{1};
   std::vector<std::string> overrides;
   std::vector<SuiteStack> stacks;  // empty: every stack of each scenario
-  std::string baseline;  // default: the first stack
-  std::string headline;  // default: "gimbal" when present, else the last stack
+  std::string baseline;            // default: the first stack
+  std::string headline;            // default: "gimbal" when present, else the last stack
   int series_bins = 200;
   bool expert_load = true;
   int expert_load_bins = 60;
@@ -72,22 +72,22 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
 
 // One simulation: a scenario at a rate, one stack, one seed.
 struct Point {
-  std::string id;  // file-name safe and unique
+  std::string id;        // file-name safe and unique
   std::string scenario;  // label
   std::string scenario_file;
-  double rate = 0;  // requests/s; 0: the scenario's own arrivals
+  double rate = 0;                      // requests/s; 0: the scenario's own arrivals
   std::optional<double> rate_fraction;  // of the saturation rate, when given that way
   std::string stack;
   size_t stack_index = 0;  // into spec->stacks
   uint64_t seed = 1;
-  bool top_rate = false;    // the highest rate of its scenario
-  bool first_seed = false;  // the suite's first seed
+  bool top_rate = false;                 // the highest rate of its scenario
+  bool first_seed = false;               // the suite's first seed
   std::shared_ptr<const Scenario> spec;  // seed, rate and stacks applied
 };
 
 struct SuitePlan {
   std::vector<Point> points;
-  std::vector<std::string> notes;  // what was skipped, and why
+  std::vector<std::string> notes;   // what was skipped, and why
   std::vector<std::string> stacks;  // stack names in suite order (as run)
   std::string baseline, headline;
 };

@@ -1,13 +1,13 @@
 #include "experiment/suite.h"
 
-#include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <algorithm>
 #include <set>
 
-#include <unistd.h>
+#include <gtest/gtest.h>
 
 #include "experiment/report.h"
 #include "experiment/runner.h"
@@ -32,16 +32,17 @@ TEST(Suite, TinyPlansEveryCombination) {
   ASSERT_TRUE(plan.ok()) << plan.status().message();
   // 2 rates x stacks x 2 seeds. The placement-only stack runs where the scenario loader accepts
   // stack placements and is skipped with a note otherwise.
-  const bool placement = std::find(plan->stacks.begin(), plan->stacks.end(), "gimbal-placement-only") !=
-                         plan->stacks.end();
+  const bool placement = std::find(plan->stacks.begin(), plan->stacks.end(),
+                                   "gimbal-placement-only") != plan->stacks.end();
   EXPECT_TRUE(placement || HasNote(*plan, "skipped optional stack 'gimbal-placement-only'"));
   EXPECT_EQ(plan->points.size(), 2 * 2 * plan->stacks.size());
   EXPECT_EQ(plan->stacks.size(), placement ? 5u : 4u);
   EXPECT_TRUE(HasNote(*plan, "no-such-scenario.yaml: file not found"));
   EXPECT_EQ(plan->baseline, "vllm");
   EXPECT_EQ(plan->headline, "gimbal");
-  EXPECT_EQ(std::vector<std::string>(plan->stacks.begin(), plan->stacks.begin() + 4),
-            (std::vector<std::string>{"vllm", "gimbal", "gimbal-dispatch-only", "gimbal-queue-only"}));
+  EXPECT_EQ(
+      std::vector<std::string>(plan->stacks.begin(), plan->stacks.begin() + 4),
+      (std::vector<std::string>{"vllm", "gimbal", "gimbal-dispatch-only", "gimbal-queue-only"}));
   std::set<std::string> ids;
   for (const auto& p : plan->points) {
     EXPECT_TRUE(ids.insert(p.id).second) << p.id;
@@ -72,9 +73,11 @@ Result<SuitePlan> PlanText(const std::string& text) {
 }
 
 TEST(Suite, Errors) {
-  auto a = PlanText("scenarios: [{path: ../scenarios/default.yaml}]\nrate_unit: saturation\nrates: [0.5]\n");
+  auto a = PlanText(
+      "scenarios: [{path: ../scenarios/default.yaml}]\nrate_unit: saturation\nrates: [0.5]\n");
   ASSERT_FALSE(a.ok());
-  EXPECT_NE(a.status().message().find("saturation_rate"), std::string::npos) << a.status().message();
+  EXPECT_NE(a.status().message().find("saturation_rate"), std::string::npos)
+      << a.status().message();
 
   auto b = PlanText("scenarios: [{path: ../scenarios/default.yaml}]\nstacks: [nosuch]\n");
   ASSERT_FALSE(b.ok());
@@ -129,7 +132,8 @@ TEST(Runner, ParallelEqualsSerialAndResumes) {
   ASSERT_TRUE(suite.ok()) << suite.status().message();
   auto plan = PlanSuite(*suite);
   ASSERT_TRUE(plan.ok());
-  const fs::path base = fs::temp_directory_path() / ("gimbal_runner_test_" + std::to_string(::getpid()));
+  const fs::path base =
+      fs::temp_directory_path() / ("gimbal_runner_test_" + std::to_string(::getpid()));
   fs::remove_all(base);
   RunOptions serial{(base / "serial").string(), 1, nullptr};
   RunOptions parallel{(base / "parallel").string(), 4, nullptr};
@@ -185,13 +189,15 @@ TEST(Report, HeadlineTableHasIntervalsOverSeeds) {
     p["stack"] = stack;
     p["seed"] = seed;
     p["rate"] = rate;
-    p["summary"] = {{"mean_ttft_ms", ttft}, {"mean_tpot_ms", 10.0}, {"p99_ttft_ms", 2 * ttft},
+    p["summary"] = {{"mean_ttft_ms", ttft},
+                    {"mean_tpot_ms", 10.0},
+                    {"p99_ttft_ms", 2 * ttft},
                     {"output_throughput", 100.0}};
     return p;
   };
   // Relative changes at the top rate: -40%, -45%, -42%.
-  for (auto [seed, base, g] : std::vector<std::tuple<int, double, double>>{
-           {1, 100, 60}, {2, 200, 110}, {3, 50, 29}}) {
+  for (auto [seed, base, g] :
+       std::vector<std::tuple<int, double, double>>{{1, 100, 60}, {2, 200, 110}, {3, 50, 29}}) {
     r["points"].push_back(point("vllm", seed, 10, base));
     r["points"].push_back(point("gimbal", seed, 10, g));
     r["points"].push_back(point("vllm", seed, 5, 1));  // a lower rate: ignored

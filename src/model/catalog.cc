@@ -1,12 +1,12 @@
 #include "model/catalog.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <system_error>
+
+#include <fmt/format.h>
 
 #include "core/yaml_reader.h"
 

@@ -1,6 +1,5 @@
 #include "model/catalog.h"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +8,8 @@
 #include <fstream>
 #include <optional>
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace gimbal {
 namespace {

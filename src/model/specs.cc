@@ -1,11 +1,11 @@
 #include "model/specs.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <string>
+
+#include <fmt/format.h>
 
 namespace gimbal {
 

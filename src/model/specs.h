@@ -27,14 +27,14 @@ struct ModelSpec {
   int vocab = 0;
   AttentionKind attention = AttentionKind::kGqa;
   int q_heads = 0;
-  int kv_heads = 0;   // GQA
-  int head_dim = 0;   // GQA head dim; MLA: qk_nope_head_dim
-  int v_head_dim = 0;  // MLA
-  int q_lora_rank = 0;  // MLA (0: no low-rank query)
-  int kv_lora_rank = 0;  // MLA
-  int rope_head_dim = 0;  // MLA qk_rope_head_dim
-  double weight_bytes = 2;  // bytes per parameter as served (bf16 2, fp8 1)
-  double kv_bytes = 2;      // bytes per KV element
+  int kv_heads = 0;           // GQA
+  int head_dim = 0;           // GQA head dim; MLA: qk_nope_head_dim
+  int v_head_dim = 0;         // MLA
+  int q_lora_rank = 0;        // MLA (0: no low-rank query)
+  int kv_lora_rank = 0;       // MLA
+  int rope_head_dim = 0;      // MLA qk_rope_head_dim
+  double weight_bytes = 2;    // bytes per parameter as served (bf16 2, fp8 1)
+  double kv_bytes = 2;        // bytes per KV element
   double dispatch_bytes = 2;  // bytes per hidden element sent in the all-to-all dispatch
   double combine_bytes = 2;   // ... and in the combine
 
@@ -47,18 +47,21 @@ struct ModelSpec {
   double KvBytesPerTokenLayer() const;
   double KvBytesPerToken() const { return KvBytesPerTokenLayer() * layers; }
   // FLOPs of the attention score and value products per (query token × context token), one layer.
-  // MLA uses the absorbed form in decode and the unabsorbed one in prefill; GQA is the same in both.
+  // MLA uses the absorbed form in decode and the unabsorbed one in prefill; GQA is the same in
+  // both.
   double AttentionScoreFlops(bool decode = true) const;
   // Parameters every rank holds: attention, dense FFNs, shared experts, embeddings, head, norms.
   double ReplicatedParams() const;
-  double TotalParams() const { return ReplicatedParams() + ExpertParams() * experts * moe_layers(); }
+  double TotalParams() const {
+    return ReplicatedParams() + ExpertParams() * experts * moe_layers();
+  }
 };
 
 struct GpuSpec {
   std::string name;
   double memory_bytes = 0;
-  double peak_flops = 0;      // dense bf16 FLOP/s
-  double hbm_bandwidth = 0;   // bytes/s
+  double peak_flops = 0;        // dense bf16 FLOP/s
+  double hbm_bandwidth = 0;     // bytes/s
   double nvlink_bandwidth = 0;  // bytes/s per direction per GPU
   double nic_bandwidth = 0;     // bytes/s per direction per GPU (InfiniBand / RoCE)
 };
@@ -67,15 +70,15 @@ struct GpuSpec {
 struct HardwareSpec {
   GpuSpec gpu;
   int gpus_per_node = 8;
-  double nvlink_latency = 0;  // seconds per all-to-all phase within a node
-  double nic_latency = 0;     // seconds per all-to-all phase across nodes
-  double mfu_dense = 0.5;     // attention projections, dense FFN, head
+  double nvlink_latency = 0;   // seconds per all-to-all phase within a node
+  double nic_latency = 0;      // seconds per all-to-all phase across nodes
+  double mfu_dense = 0.5;      // attention projections, dense FFN, head
   double mfu_attention = 0.4;  // attention score/value products
-  double mfu_expert = 0.45;   // grouped expert GEMMs
+  double mfu_expert = 0.45;    // grouped expert GEMMs
   double hbm_efficiency = 0.8;
   double link_efficiency = 0.7;  // achieved fraction of link bandwidth in all-to-all
   double comm_overlap = 0;  // fraction of min(compute, all-to-all) hidden by micro-batch overlap
-  double step_overhead = 0.002;  // CPU scheduling, sampling and launch per step, seconds
+  double step_overhead = 0.002;    // CPU scheduling, sampling and launch per step, seconds
   double per_seq_overhead = 5e-6;  // added CPU time per sequence in the batch, seconds
 };
 
@@ -86,7 +89,7 @@ struct EngineConfig {
   int block_size = 16;
   double gpu_memory_utilization = 0.9;
   double activation_reserve_bytes = 4e9;  // activations, CUDA graphs, non-torch memory
-  int64_t kv_capacity_tokens = 0;  // when > 0, overrides the memory-derived capacity
+  int64_t kv_capacity_tokens = 0;         // when > 0, overrides the memory-derived capacity
 };
 
 // vLLM's OpenAI-server scheduler defaults for `gpu`: 8192 batched tokens and 1024 sequences on

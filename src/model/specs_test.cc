@@ -9,7 +9,9 @@ namespace {
 
 // The architectures are written out here so these tests check the formulas alone; the
 // catalogue tests check the data files give the same numbers.
-ModelSpec Qwen3_30B() { return testing::HandQwen3_30B(); }
+ModelSpec Qwen3_30B() {
+  return testing::HandQwen3_30B();
+}
 
 ModelSpec DeepSeekV3() {
   ModelSpec m;

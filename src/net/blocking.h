@@ -3,16 +3,15 @@
 // For command-line front ends and tests; never call it from one of the context's own threads.
 #pragma once
 
+#include <optional>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
+#include <utility>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_future.hpp>
-
-#include <optional>
-#include <utility>
 
 namespace gimbal::net {
 

@@ -1,14 +1,6 @@
 // The wire side of HttpClient: connection pool, Beast serialisation and incremental body reads.
 #include "net/http_client.h"
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http.hpp>
-
 #include <poll.h>
 
 #include <algorithm>
@@ -18,6 +10,14 @@
 #include <limits>
 #include <map>
 #include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 
 #include "core/thread_annotations.h"
 #include "net/http_wire.h"
@@ -42,12 +42,14 @@ struct Conn {
   tcp::socket socket;
   boost::beast::flat_buffer buffer;  // bounded: a head and trailer fields must fit
   Clock::time_point last_used;
-  std::string head;                     // request head being written
-  std::unique_ptr<char[]> chunk;        // body pieces are read into this
+  std::string head;                                                // request head being written
+  std::unique_ptr<char[]> chunk;                                   // body pieces are read into this
   std::optional<http::response_parser<http::buffer_body>> parser;  // the response being read
 };
 
-Status Unavailable(std::string m) { return {ErrorCode::kUnavailable, std::move(m)}; }
+Status Unavailable(std::string m) {
+  return {ErrorCode::kUnavailable, std::move(m)};
+}
 
 void CloseConn(void* c) {
   error_code ec;
@@ -80,8 +82,8 @@ void AppendRequestHead(std::string& out, const ClientRequest& req, const std::st
   out += host;
   out += "\r\n";
   // As Beast's prepare_payload: a length whenever there is a body or the method expects one.
-  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" ||
-      req.method == "OPTIONS" || req.method == "PATCH") {
+  if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "OPTIONS" ||
+      req.method == "PATCH") {
     out += "Content-Length: ";
     AppendDecimal(out, req.body.size());
     out += "\r\n";
@@ -156,10 +158,14 @@ class Stream final : public ClientStream {
  public:
   Stream(std::shared_ptr<HttpClient::Pool> pool, std::string key, std::shared_ptr<Conn> conn,
          Headers headers, detail::SocketDeadline dl, double read_timeout_s, ClientCancel* cancel)
-      : pool_(std::move(pool)), key_(std::move(key)), conn_(std::move(conn)),
-        status_(conn_->parser->get().result_int()), headers_(std::move(headers)),
+      : pool_(std::move(pool)),
+        key_(std::move(key)),
+        conn_(std::move(conn)),
+        status_(conn_->parser->get().result_int()),
+        headers_(std::move(headers)),
         dl_(std::move(dl)),
-        read_timeout_s_(read_timeout_s), cancel_(cancel) {}
+        read_timeout_s_(read_timeout_s),
+        cancel_(cancel) {}
 
   ~Stream() override {
     dl_.Disarm();
@@ -243,7 +249,9 @@ HttpClient::HttpClient(asio::io_context& ctx, HttpClientOptions options)
   pool_->ttl_s = opts_.idle_ttl_s;
 }
 
-HttpClient::~HttpClient() { CloseIdle(); }
+HttpClient::~HttpClient() {
+  CloseIdle();
+}
 
 void HttpClient::CloseIdle() {
   MutexLock lock(pool_->mu);
@@ -257,8 +265,8 @@ size_t HttpClient::idle_connections() const {
   return n;
 }
 
-asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(
-    const ClientRequest& req, ClientCancel* cancel) {
+asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const ClientRequest& req,
+                                                                        ClientCancel* cancel) {
   auto ex = co_await asio::this_coro::executor;
   std::string key = req.host;
   key += ':';
@@ -278,8 +286,8 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(
     if (!conn) {
       conn = std::make_shared<Conn>(ctx_);
       tcp::resolver resolver(ex);
-      auto results = co_await resolver.async_resolve(
-          req.host, std::to_string(req.port), asio::redirect_error(asio::use_awaitable, ec));
+      auto results = co_await resolver.async_resolve(req.host, std::to_string(req.port),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
       if (ec) co_return give_up(Unavailable("cannot resolve " + req.host + ": " + ec.message()));
       if (cancel && cancel->cancelled()) co_return give_up(Status::Ok());
       if (cancel) cancel->Attach(CloseConn, conn.get());
@@ -331,8 +339,8 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(
       }
       error_code ignored;
       conn->socket.close(ignored);
-      co_return give_up(Unavailable(key + " gave no response: " +
-                                    (dl.fired() ? std::string("timed out") : ec.message())));
+      co_return give_up(Unavailable(
+          key + " gave no response: " + (dl.fired() ? std::string("timed out") : ec.message())));
     }
     // Interim answers (100 Continue, 102, 103) precede the final one: skipped. 101 would switch
     // protocols on a pooled connection: refused, the connection dropped. Never forwarded.
@@ -367,9 +375,9 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(
     for (const auto& f : conn->parser->get()) {
       headers.Add(std::string(f.name_string()), std::string(f.value()));
     }
-    co_return std::unique_ptr<ClientStream>(std::make_unique<Stream>(
-        pool_, std::move(key), std::move(conn), std::move(headers), std::move(dl),
-        opts_.read_timeout_s, cancel));
+    co_return std::unique_ptr<ClientStream>(
+        std::make_unique<Stream>(pool_, std::move(key), std::move(conn), std::move(headers),
+                                 std::move(dl), opts_.read_timeout_s, cancel));
   }
   co_return give_up(Unavailable("cannot reach " + key));
 }
@@ -387,9 +395,8 @@ asio::awaitable<Result<ClientResponse>> HttpClient::Send(ClientRequest req) {
     if (!piece.value()) break;
     out.body += *piece.value();
     if (out.body.size() > opts_.max_body_bytes) {
-      co_return Status(ErrorCode::kResourceExhausted, "response body over " +
-                                                          std::to_string(opts_.max_body_bytes) +
-                                                          " bytes");
+      co_return Status(ErrorCode::kResourceExhausted,
+                       "response body over " + std::to_string(opts_.max_body_bytes) + " bytes");
     }
   }
   co_return out;

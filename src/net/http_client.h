@@ -15,16 +15,15 @@
 // Thread-safe: any number of coroutines on any threads may use one client.
 #pragma once
 
-#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/io_context.hpp>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include "core/status.h"
 #include "net/http_types.h"
@@ -34,8 +33,8 @@ namespace gimbal::net {
 struct HttpClientOptions {
   double connect_timeout_s = 5;
   double write_timeout_s = 30;
-  double header_timeout_s = 300;  // from the request's end to the response header
-  double read_timeout_s = 120;    // between two body pieces
+  double header_timeout_s = 300;     // from the request's end to the response header
+  double read_timeout_s = 120;       // between two body pieces
   size_t max_body_bytes = 64 << 20;  // Send() only
   size_t max_idle_per_host = 256;
   double idle_ttl_s = 30;  // pooled connections idle longer are closed, not reused

@@ -2,7 +2,6 @@
 // numerous trailer fields, unsupported transfer codings, HEAD; a backend that answers 1xx, 101,
 // oversized trailers or garbage; file descriptors running out. Each case ends the one connection
 // (or request) at fault and leaves the process serving. Bounded in count and time.
-#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +10,8 @@
 #include <filesystem>
 #include <thread>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
+
+#include <gtest/gtest.h>
 
 #include "net/blocking.h"
 #include "net/eventually.h"

@@ -2,6 +2,12 @@
 // connection.
 #include "net/http_server.h"
 
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <set>
+#include <thread>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -15,12 +21,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
-
-#include <array>
-#include <charconv>
-#include <chrono>
-#include <set>
-#include <thread>
 
 #include "core/thread_annotations.h"
 #include "net/http_wire.h"
@@ -75,30 +75,29 @@ void ClientGone(ConnState& c) {
 // already there; a peek tried at once would cost a failed recvfrom per watched request instead.
 void WatchClient(const std::shared_ptr<ConnState>& c) {
   ++c->waits_pending;
-  c->socket.async_wait(
-      tcp::socket::wait_read, [c, gen = c->watch_gen](const error_code& ec) {
-        --c->waits_pending;
-        if (!c->watching || c->watch_gen != gen) return;
-        if (ec == asio::error::operation_aborted) {  // a write deadline or Abort() cancelled it
-          c->watching = false;
-          return;
-        }
-        error_code peek_ec;
-        size_t n = 0;
-        if (!ec) {
-          n = c->socket.receive(asio::buffer(&c->peek_byte, 1), tcp::socket::message_peek,
-                                peek_ec);  // the socket is in non-blocking mode
-        }
-        if (!ec && peek_ec == asio::error::would_block) {
-          WatchClient(c);  // woken for nothing: wait again
-          return;
-        }
-        if (!ec && !peek_ec && n > 0) {
-          c->watching = false;  // a pipelined request: nothing more to learn from the socket
-          return;
-        }
-        ClientGone(*c);  // end of stream, reset, or another error
-      });
+  c->socket.async_wait(tcp::socket::wait_read, [c, gen = c->watch_gen](const error_code& ec) {
+    --c->waits_pending;
+    if (!c->watching || c->watch_gen != gen) return;
+    if (ec == asio::error::operation_aborted) {  // a write deadline or Abort() cancelled it
+      c->watching = false;
+      return;
+    }
+    error_code peek_ec;
+    size_t n = 0;
+    if (!ec) {
+      n = c->socket.receive(asio::buffer(&c->peek_byte, 1), tcp::socket::message_peek,
+                            peek_ec);  // the socket is in non-blocking mode
+    }
+    if (!ec && peek_ec == asio::error::would_block) {
+      WatchClient(c);  // woken for nothing: wait again
+      return;
+    }
+    if (!ec && !peek_ec && n > 0) {
+      c->watching = false;  // a pipelined request: nothing more to learn from the socket
+      return;
+    }
+    ClientGone(*c);  // end of stream, reset, or another error
+  });
 }
 
 void StartWatch(const std::shared_ptr<ConnState>& c) {
@@ -212,8 +211,12 @@ class Writer final : public ResponseWriter {
   // (RFC 9110 §9.3.2); a body written would be read as the next response.
   Writer(const std::shared_ptr<ConnState>& c, detail::SocketDeadline& dl, double write_timeout,
          bool keep_alive, bool head_only)
-      : conn_(c), sock_(c->socket), dl_(dl), write_timeout_(write_timeout),
-        keep_alive_(keep_alive), head_only_(head_only) {}
+      : conn_(c),
+        sock_(c->socket),
+        dl_(dl),
+        write_timeout_(write_timeout),
+        keep_alive_(keep_alive),
+        head_only_(head_only) {}
 
   asio::awaitable<Status> Send(HttpResponse r) override {
     if (started_) co_return Internal("response already started");
@@ -231,8 +234,7 @@ class Writer final : public ResponseWriter {
     if (!keep_alive_) head += "Connection: close\r\n";
     head += "\r\n";
     std::array<asio::const_buffer, 2> bufs{
-        asio::buffer(head),
-        bodyless || head_only_ ? asio::const_buffer() : asio::buffer(r.body)};
+        asio::buffer(head), bodyless || head_only_ ? asio::const_buffer() : asio::buffer(r.body)};
     error_code ec;
     if (!detail::TryWriteNow(sock_, bufs, ec)) {
       dl_.ArmSeconds(write_timeout_);
@@ -440,8 +442,8 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       if (ec) {
         const bool nothing_read = buffer.size() == 0 && !parser.got_some();
         std::string message;
-        const int status = detail::RequestErrorStatus(ec, detail::ReadPhase::kHeader,
-                                                      nothing_read, dl.fired(), opts, &message);
+        const int status = detail::RequestErrorStatus(ec, detail::ReadPhase::kHeader, nothing_read,
+                                                      dl.fired(), opts, &message);
         if (status != 0) co_await fail(status, message);
         break;
       }
@@ -524,7 +526,8 @@ HttpServer::~HttpServer() {
 Status HttpServer::Start() {
   error_code ec;
   auto addr = asio::ip::make_address(impl_->opts.address, ec);
-  if (ec) return InvalidArgument("bad listen address '" + impl_->opts.address + "': " + ec.message());
+  if (ec)
+    return InvalidArgument("bad listen address '" + impl_->opts.address + "': " + ec.message());
   tcp::endpoint ep(addr, impl_->opts.port);
   auto& a = impl_->acceptor;
   a.open(ep.protocol(), ec);
@@ -540,10 +543,16 @@ Status HttpServer::Start() {
   return Status::Ok();
 }
 
-uint16_t HttpServer::port() const { return impl_->bound_port; }
+uint16_t HttpServer::port() const {
+  return impl_->bound_port;
+}
 
-int64_t HttpServer::active_requests() const { return impl_->active.load(); }
-int64_t HttpServer::open_connections() const { return impl_->connections.load(); }
+int64_t HttpServer::active_requests() const {
+  return impl_->active.load();
+}
+int64_t HttpServer::open_connections() const {
+  return impl_->connections.load();
+}
 
 bool HttpServer::Drain(double timeout_s) {
   auto impl = impl_;

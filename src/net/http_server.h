@@ -4,10 +4,11 @@
 // hands it to the HttpHandler, and loops while both sides keep the connection alive. With more
 // than one runtime thread each connection runs on its own strand; with one thread the coroutine
 // runs on the io_context directly (one thread serialises everything, a strand would only add a
-// hop). Either way a connection's handlers never run concurrently with each other. The handler is itself a coroutine; it answers through a ResponseWriter either with one
-// whole response or with a chunked stream (server-sent events) written piece by piece, nothing
-// buffered. Timeouts: `idle_timeout_s` until a request's header has arrived, `read_timeout_s` for
-// its body, `write_timeout_s` for each write (a client that stops reading is cut off).
+// hop). Either way a connection's handlers never run concurrently with each other. The handler is
+// itself a coroutine; it answers through a ResponseWriter either with one whole response or with a
+// chunked stream (server-sent events) written piece by piece, nothing buffered. Timeouts:
+// `idle_timeout_s` until a request's header has arrived, `read_timeout_s` for its body,
+// `write_timeout_s` for each write (a client that stops reading is cut off).
 //
 // While a handler runs, it can ask to hear of the client going away (OnClientGone): the server
 // then watches the socket for the client's end of stream or reset, and calls back at once, so a
@@ -18,16 +19,15 @@
 // in-flight requests to finish.
 #pragma once
 
-#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
-
-#include <boost/asio/awaitable.hpp>
-
 #include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
+
+#include <boost/asio/awaitable.hpp>
 
 #include "core/status.h"
 #include "net/http_types.h"
@@ -58,9 +58,9 @@ class ResponseWriter {
   // is still being handled (one timer per connection, re-armed lazily): a readiness wait on the
   // socket (one epoll_ctl re-arming it, which also reports an end that is already there; then a
   // one-byte peek that consumes nothing). A handler that never asks, or a request answered within
-  // the 20 ms, pays for no watch; a client's end is heard at most 20 ms late. A client that half-closes
-  // its sending side while still reading counts as gone (as in nginx). One that pipelines its
-  // next request is no longer watched.
+  // the 20 ms, pays for no watch; a client's end is heard at most 20 ms late. A client that
+  // half-closes its sending side while still reading counts as gone (as in nginx). One that
+  // pipelines its next request is no longer watched.
   virtual void OnClientGone(std::function<void()> fn) = 0;
   // True once the client was seen to go: by the watch above, or by a write that failed because
   // the connection was closed or reset (not by a write timeout).
@@ -76,12 +76,12 @@ class HttpHandler {
 
 struct HttpServerOptions {
   std::string address = "127.0.0.1";
-  uint16_t port = 0;                // 0: an ephemeral port, see HttpServer::port()
-  size_t body_limit = 4 << 20;      // bytes; larger bodies get 413
-  size_t header_limit = 64 << 10;   // bytes
-  double idle_timeout_s = 60;       // wait for the next request's header
-  double read_timeout_s = 30;       // read one request's body
-  double write_timeout_s = 30;      // each write to the client
+  uint16_t port = 0;               // 0: an ephemeral port, see HttpServer::port()
+  size_t body_limit = 4 << 20;     // bytes; larger bodies get 413
+  size_t header_limit = 64 << 10;  // bytes
+  double idle_timeout_s = 60;      // wait for the next request's header
+  double read_timeout_s = 30;      // read one request's body
+  double write_timeout_s = 30;     // each write to the client
   // Builds the body of errors the server answers itself; default: plain text.
   std::function<HttpResponse(int status, std::string_view message)> error_response;
 };

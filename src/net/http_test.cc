@@ -1,4 +1,6 @@
 // HttpServer and HttpClient end to end on loopback.
+#include <chrono>
+#include <thread>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 
 #include <boost/asio/co_spawn.hpp>
@@ -11,9 +13,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
-
-#include <chrono>
-#include <thread>
 
 #include "net/blocking.h"
 #include "net/eventually.h"
@@ -258,16 +257,17 @@ TEST_F(HttpTest, AClientGoneBeforeTheWatchStartsIsHeardWhenItStarts) {
 
 TEST_F(HttpTest, ClientCancelAbandonsARequestWaitingForItsHeader) {
   ClientCancel cancel;
-  auto opened = RunBlocking(io_.context(), [&]() -> asio::awaitable<Result<std::unique_ptr<ClientStream>>> {
-    asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
-    auto self_cancel = [&]() -> asio::awaitable<void> {
-      boost::system::error_code ec;
-      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      cancel.Cancel();
-    };
-    asio::co_spawn(co_await asio::this_coro::executor, self_cancel(), asio::detached);
-    co_return co_await client_->Open(Req("GET", "/wait"), &cancel);
-  }());
+  auto opened =
+      RunBlocking(io_.context(), [&]() -> asio::awaitable<Result<std::unique_ptr<ClientStream>>> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 100ms);
+        auto self_cancel = [&]() -> asio::awaitable<void> {
+          boost::system::error_code ec;
+          co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          cancel.Cancel();
+        };
+        asio::co_spawn(co_await asio::this_coro::executor, self_cancel(), asio::detached);
+        co_return co_await client_->Open(Req("GET", "/wait"), &cancel);
+      }());
   EXPECT_FALSE(opened.ok());
   EXPECT_TRUE(cancel.cancelled());
   EXPECT_TRUE(Eventually([&] { return handler_->gone.load() == 1; }));  // the server saw it

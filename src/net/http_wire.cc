@@ -1,12 +1,13 @@
 #include "net/http_wire.h"
 
 #include <algorithm>
-#include <boost/asio/error.hpp>
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/error.hpp>
 #include <exception>
 #include <limits>
 #include <optional>
+
+#include <boost/asio/error.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/error.hpp>
 
 namespace gimbal::net::detail {
 

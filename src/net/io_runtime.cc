@@ -1,14 +1,16 @@
 #include "net/io_runtime.h"
 
-#include <spdlog/spdlog.h>
-
 #include <exception>
+
+#include <spdlog/spdlog.h>
 
 namespace gimbal::net {
 
 IoRuntime::IoRuntime(int threads) : threads_(threads < 1 ? 1 : threads), ctx_(threads_) {}
 
-IoRuntime::~IoRuntime() { Stop(); }
+IoRuntime::~IoRuntime() {
+  Stop();
+}
 
 void IoRuntime::Start() {
   if (!pool_.empty()) return;

@@ -8,12 +8,12 @@
 // scheduler path.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
-
 #include <memory>
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include <boost/asio/io_context.hpp>
 
 namespace gimbal::net {
 

@@ -64,7 +64,9 @@ class MetricFamily {
  public:
   MetricFamily(std::string name, std::string help, std::string type,
                std::vector<std::string> label_names)
-      : name_(std::move(name)), help_(std::move(help)), type_(std::move(type)),
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        type_(std::move(type)),
         label_names_(std::move(label_names)) {}
   virtual ~MetricFamily() = default;
   const std::string& name() const { return name_; }

@@ -1,15 +1,16 @@
 #include "net/prometheus_parser.h"
 
-#include <gtest/gtest.h>
-
 #include <cmath>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::net {
 namespace {
 
 // Written from vLLM's documented production metrics (docs/usage/metrics): names, label sets
 // (model_name, engine) and types; the numbers are made up.
-constexpr const char* kVllmFixture = R"(# HELP vllm:num_requests_running Number of requests in model execution batches.
+constexpr const char* kVllmFixture =
+    R"(# HELP vllm:num_requests_running Number of requests in model execution batches.
 # TYPE vllm:num_requests_running gauge
 vllm:num_requests_running{engine="0",model_name="Qwen/Qwen3-30B-A3B"} 12.0
 # HELP vllm:num_requests_waiting Number of requests waiting to be processed.

@@ -1,8 +1,8 @@
 #include "net/prometheus.h"
 
-#include <gtest/gtest.h>
-
 #include <thread>
+
+#include <gtest/gtest.h>
 
 #include "net/prometheus_parser.h"
 

@@ -12,11 +12,12 @@
 #pragma once
 
 #include <array>
+#include <chrono>
+#include <memory>
+
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <chrono>
-#include <memory>
 
 namespace gimbal::net::detail {
 

@@ -77,7 +77,8 @@ void SseParser::ParseBlock(std::string_view block, SseEvent& ev) const {
     if (line.empty() || line.front() == ':') continue;
     size_t colon = line.find(':');
     std::string_view field = line.substr(0, colon);
-    std::string_view value = colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 1);
+    std::string_view value =
+        colon == std::string_view::npos ? std::string_view{} : line.substr(colon + 1);
     if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
     if (field == "data") {
       if (ev.has_data) ev.data += '\n';

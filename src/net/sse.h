@@ -16,9 +16,9 @@ namespace gimbal::net {
 std::string FormatSseEvent(std::string_view data, std::string_view event = {});
 
 struct SseEvent {
-  std::string raw;    // the exact bytes of the block, blank line included
-  std::string event;  // the `event:` field, "" when absent
-  std::string data;   // `data:` lines joined with '\n'
+  std::string raw;        // the exact bytes of the block, blank line included
+  std::string event;      // the `event:` field, "" when absent
+  std::string data;       // `data:` lines joined with '\n'
   bool has_data = false;  // false for comment-only blocks (keep-alive pings)
 };
 
@@ -38,7 +38,7 @@ class SseParser {
 
   size_t max_event_bytes_;
   std::string buf_;
-  size_t scan_ = 0;  // bytes of buf_ already searched for a block end
+  size_t scan_ = 0;            // bytes of buf_ already searched for a block end
   bool at_line_start_ = true;  // the byte at scan_ starts a line
 };
 

@@ -1,9 +1,9 @@
 #include "placement/place_tool.h"
 
-#include <fmt/format.h>
-
 #include <chrono>
 #include <cmath>
+
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "placement/placement_formats.h"
@@ -18,13 +18,14 @@ namespace {
 json QualityJson(const PlacementQuality& q) {
   json layers = json::array();
   for (const LayerEval& e : q.layers) {
-    layers.push_back({{"max_load", e.max_load},
-                      {"mean_load", e.mean_load},
-                      {"max_over_mean", e.max_over_mean()},
-                      {"cross_gpu_fraction", e.total_tokens > 0 ? e.cross_gpu_tokens / e.total_tokens : 0},
-                      {"cross_node_fraction", e.total_tokens > 0 ? e.cross_node_tokens / e.total_tokens : 0},
-                      {"experts_moved", e.experts_moved},
-                      {"objective", e.objective}});
+    layers.push_back(
+        {{"max_load", e.max_load},
+         {"mean_load", e.mean_load},
+         {"max_over_mean", e.max_over_mean()},
+         {"cross_gpu_fraction", e.total_tokens > 0 ? e.cross_gpu_tokens / e.total_tokens : 0},
+         {"cross_node_fraction", e.total_tokens > 0 ? e.cross_node_tokens / e.total_tokens : 0},
+         {"experts_moved", e.experts_moved},
+         {"objective", e.objective}});
   }
   return {{"mean_max_over_mean", q.mean_max_over_mean},
           {"worst_max_over_mean", q.worst_max_over_mean},
@@ -140,20 +141,22 @@ std::string FormatPlaceReport(const PlaceReport& r) {
   for (size_t l = 0; l < r.quality.layers.size(); ++l) {
     const LayerEval& e = r.quality.layers[l];
     const LayerEval& c = r.current_quality.layers[l];
-    out += fmt::format("{:>6} | {:>8.3f} {:>9.3f} {:>10.3f} {:>6} {:>9.4f} | {:>8.3f} {:>10.3f} {:>9.4f}\n",
-                       l, e.max_over_mean(), frac(e.cross_gpu_tokens, e.total_tokens),
-                       frac(e.cross_node_tokens, e.total_tokens), e.experts_moved, e.objective,
-                       c.max_over_mean(), frac(c.cross_node_tokens, c.total_tokens), c.objective);
+    out += fmt::format(
+        "{:>6} | {:>8.3f} {:>9.3f} {:>10.3f} {:>6} {:>9.4f} | {:>8.3f} {:>10.3f} {:>9.4f}\n", l,
+        e.max_over_mean(), frac(e.cross_gpu_tokens, e.total_tokens),
+        frac(e.cross_node_tokens, e.total_tokens), e.experts_moved, e.objective, c.max_over_mean(),
+        frac(c.cross_node_tokens, c.total_tokens), c.objective);
   }
   const PlacementQuality& q = r.quality;
   const PlacementQuality& c = r.current_quality;
-  out += fmt::format("{:>6} | {:>8.3f} {:>9.3f} {:>10.3f} {:>6} {:>9.4f} | {:>8.3f} {:>10.3f} {:>9.4f}\n",
-                     "all", q.mean_max_over_mean, q.cross_gpu_fraction, q.cross_node_fraction,
-                     q.experts_moved, q.objective, c.mean_max_over_mean, c.cross_node_fraction,
-                     c.objective);
-  out += fmt::format("bytes migrated: {:.4g} (max/mean is the mean over layers; crossing fractions "
-                     "are token-weighted)\n",
-                     q.bytes_moved);
+  out += fmt::format(
+      "{:>6} | {:>8.3f} {:>9.3f} {:>10.3f} {:>6} {:>9.4f} | {:>8.3f} {:>10.3f} {:>9.4f}\n", "all",
+      q.mean_max_over_mean, q.cross_gpu_fraction, q.cross_node_fraction, q.experts_moved,
+      q.objective, c.mean_max_over_mean, c.cross_node_fraction, c.objective);
+  out += fmt::format(
+      "bytes migrated: {:.4g} (max/mean is the mean over layers; crossing fractions "
+      "are token-weighted)\n",
+      q.bytes_moved);
   return out;
 }
 

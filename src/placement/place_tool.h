@@ -16,7 +16,7 @@ namespace gimbal {
 
 struct PlaceOptions {
   std::string stats_path;
-  std::string current_path;   // empty: contiguous (Placement::Contiguous)
+  std::string current_path;  // empty: contiguous (Placement::Contiguous)
   std::string topology_path;
   std::string policy = "gimbal";
   std::vector<std::string> sets;  // "key=value" policy parameters
@@ -34,7 +34,8 @@ struct PlaceReport {
 Result<PlaceReport> RunPlace(const PlaceOptions& options);
 // A table: one row per layer and a total row, for the plan and the current placement.
 std::string FormatPlaceReport(const PlaceReport& report);
-// {"policy", "plan_seconds", "placement": <placement JSON>, "quality": {...}, "current_quality": {...}}
+// {"policy", "plan_seconds", "placement": <placement JSON>, "quality": {...}, "current_quality":
+// {...}}
 std::string PlaceReportToJson(const PlaceReport& report);
 
 }  // namespace gimbal

@@ -1,10 +1,11 @@
 #include "placement/place_tool.h"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
+
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "placement/placement_formats.h"

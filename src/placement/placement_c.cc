@@ -1,11 +1,11 @@
 // The C API of include/gimbal/placement_c.h over PlacementPolicy.
 #include "gimbal/placement_c.h"
 
-#include <fmt/format.h>
-
 #include <cstring>
 #include <memory>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "policy/placement/placement_policy.h"
 
@@ -74,7 +74,9 @@ gimbal_planner* gimbal_planner_create(const char* policy, const char* params, ch
   return planner;
 }
 
-void gimbal_planner_destroy(gimbal_planner* planner) { delete planner; }
+void gimbal_planner_destroy(gimbal_planner* planner) {
+  delete planner;
+}
 
 int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology, int layers,
                         int sources, int experts, int slots_per_gpu, const double* counts,
@@ -84,9 +86,10 @@ int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology
     return Fail(planner, "gimbal_planner_plan: topology, counts and out_phy2log must not be NULL");
   }
   if (layers <= 0 || sources <= 0 || experts <= 0 || slots_per_gpu <= 0 || topology->gpus <= 0) {
-    return Fail(planner, fmt::format("gimbal_planner_plan: layers ({}), sources ({}), experts ({}), "
-                                     "slots_per_gpu ({}) and gpus ({}) must be positive",
-                                     layers, sources, experts, slots_per_gpu, topology->gpus));
+    return Fail(planner,
+                fmt::format("gimbal_planner_plan: layers ({}), sources ({}), experts ({}), "
+                            "slots_per_gpu ({}) and gpus ({}) must be positive",
+                            layers, sources, experts, slots_per_gpu, topology->gpus));
   }
   gimbal::PlacementTopology topo;
   topo.gpus = topology->gpus;

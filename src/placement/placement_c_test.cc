@@ -1,9 +1,9 @@
 #include "gimbal/placement_c.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "placement/synthetic_stats.h"
 #include "policy/placement/placement.h"
@@ -19,8 +19,8 @@ TEST(PlacementCApi, PlansFromArraysAndRoundTrips) {
   const SourceExpertCounts stats = SyntheticStats(o).Next();
   const Placement current = Placement::Contiguous(2, 16, 4, 1);
   char err[256] = "";
-  gimbal_planner* planner = gimbal_planner_create("gimbal", "max_moves_per_layer=6;min_gain=0", err,
-                                                  sizeof err);
+  gimbal_planner* planner =
+      gimbal_planner_create("gimbal", "max_moves_per_layer=6;min_gain=0", err, sizeof err);
   ASSERT_NE(planner, nullptr) << err;
   const gimbal_topology topo{4, 2, 0.2, 1.0, 1, 1.0};
   std::vector<int32_t> out(current.phy2log.size(), -1);
@@ -49,9 +49,9 @@ TEST(PlacementCApi, PlansFromArraysAndRoundTrips) {
     EXPECT_NEAR(sum, 1.0f, 1e-3);
   }
   // NULL current: the contiguous layout.
-  EXPECT_EQ(gimbal_planner_plan(planner, &topo, 2, 8, 16, 5, stats.counts.data(), nullptr,
-                                out.data()),
-            0);
+  EXPECT_EQ(
+      gimbal_planner_plan(planner, &topo, 2, 8, 16, 5, stats.counts.data(), nullptr, out.data()),
+      0);
   // Errors come back as messages.
   std::vector<double> bad = stats.counts;
   bad[5] = -1;
@@ -86,9 +86,8 @@ TEST(PlacementCApi, RoutesForASourcePastTheLastOneAreRefused) {
   ASSERT_NE(planner, nullptr) << err;
   const gimbal_topology topo{4, 2, 0.2, 1.0, 1, 1.0};
   std::vector<int32_t> out(static_cast<size_t>(4 * 3), -1);
-  ASSERT_EQ(gimbal_planner_plan(planner, &topo, 1, 4, 8, 3, stats.counts.data(), nullptr,
-                                out.data()),
-            0)
+  ASSERT_EQ(
+      gimbal_planner_plan(planner, &topo, 1, 4, 8, 3, stats.counts.data(), nullptr, out.data()), 0)
       << gimbal_planner_last_error(planner);
   int32_t slots[8];
   float weights[8];

@@ -1,10 +1,10 @@
 #include "placement/placement_formats.h"
 
-#include <fmt/format.h>
-
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <utility>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "core/json_message.h"
 #include "core/yaml_reader.h"
@@ -144,8 +144,8 @@ Result<PlacementTopology> ParseTopology(const std::string& text, const std::stri
   t.slots_per_gpu = static_cast<int>(y.Int("slots_per_gpu", int64_t{0}, 0, 1 << 20));
   t.expert_groups = static_cast<int>(y.Int("expert_groups", int64_t{1}, 1, 1 << 20));
   t.expert_bytes = y.Double("expert_bytes", 1.0, 1e-30, kMaxExpertBytes);
-  y.CheckKeys({"gpus", "gpus_per_node", "alpha", "beta", "slots_per_gpu", "expert_groups",
-               "expert_bytes"});
+  y.CheckKeys(
+      {"gpus", "gpus_per_node", "alpha", "beta", "slots_per_gpu", "expert_groups", "expert_bytes"});
   if (!y.ok()) return y.status();
   Status st = t.Validate();
   if (!st.ok()) return st.WithContext(name);
@@ -167,11 +167,12 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
   } catch (const json::exception& e) {  // parse_error; out_of_range for 1e99999
     return InvalidArgument(fmt::format("{}: malformed JSON: {}", name, e.what()));
   }
-  if (!j.is_object()) return InvalidArgument(fmt::format("{}: placement must be a JSON object", name));
+  if (!j.is_object())
+    return InvalidArgument(fmt::format("{}: placement must be a JSON object", name));
   Placement p;
-  for (const auto& [key, field] : {std::pair{"layers", &p.layers}, std::pair{"experts", &p.experts},
-                                   std::pair{"gpus", &p.gpus},
-                                   std::pair{"slots_per_gpu", &p.slots_per_gpu}}) {
+  for (const auto& [key, field] :
+       {std::pair{"layers", &p.layers}, std::pair{"experts", &p.experts},
+        std::pair{"gpus", &p.gpus}, std::pair{"slots_per_gpu", &p.slots_per_gpu}}) {
     if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() <= 0 ||
         j[key].get<int64_t>() > (1 << 20)) {
       return InvalidArgument(
@@ -195,15 +196,17 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
   for (int l = 0; l < p.layers; ++l) {
     const json& lj = j["phy2log"][static_cast<size_t>(l)];
     if (!lj.is_array() || lj.size() != static_cast<size_t>(p.slots())) {
-      return InvalidArgument(fmt::format("{}: placement: phy2log layer {}: expected {} slots ({} GPUs x {})",
-                                         name, l, p.slots(), p.gpus, p.slots_per_gpu));
+      return InvalidArgument(
+          fmt::format("{}: placement: phy2log layer {}: expected {} slots ({} GPUs x {})", name, l,
+                      p.slots(), p.gpus, p.slots_per_gpu));
     }
     for (int s = 0; s < p.slots(); ++s) {
       const json& v = lj[static_cast<size_t>(s)];
       if (!v.is_number_integer()) {
-        return InvalidArgument(fmt::format("{}: placement: phy2log layer {} slot {}: expected an "
-                                           "expert index, got {}",
-                                           name, l, s, JsonForMessage(v)));
+        return InvalidArgument(
+            fmt::format("{}: placement: phy2log layer {} slot {}: expected an "
+                        "expert index, got {}",
+                        name, l, s, JsonForMessage(v)));
       }
       p.phy2log.push_back(static_cast<int32_t>(v.get<int64_t>()));
     }
@@ -234,10 +237,14 @@ json PlacementJsonValue(const Placement& p) {
     cnt.push_back(std::move(c));
     l2p.push_back(std::move(m));
   }
-  json j = {{"format", "gimbal.placement/1"}, {"layers", p.layers},
-            {"experts", p.experts},           {"gpus", p.gpus},
-            {"slots_per_gpu", p.slots_per_gpu}, {"phy2log", std::move(phy)},
-            {"logcnt", std::move(cnt)},       {"log2phy", std::move(l2p)}};
+  json j = {{"format", "gimbal.placement/1"},
+            {"layers", p.layers},
+            {"experts", p.experts},
+            {"gpus", p.gpus},
+            {"slots_per_gpu", p.slots_per_gpu},
+            {"phy2log", std::move(phy)},
+            {"logcnt", std::move(cnt)},
+            {"log2phy", std::move(l2p)}};
   if (!p.source_routes.empty()) {
     json routes = json::array();
     for (int l = 0; l < p.layers; ++l) {

@@ -1,9 +1,9 @@
 #include "placement/placement_formats.h"
 
-#include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace gimbal {
 namespace {

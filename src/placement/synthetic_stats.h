@@ -21,10 +21,10 @@ struct SyntheticStatsOptions {
   int layers = 1, sources = 8, experts = 16;
   int classes = 4;
   double zipf_s = 1.0;
-  double dominant_share = 0.8;       // of a source's tokens from its own class
-  double tokens_per_source = 8192;   // token-expert assignments per source and layer
-  double noise_sigma = 0.1;          // log-normal noise on each count
-  int drift_swaps = 0;               // swaps per permutation per Next()
+  double dominant_share = 0.8;      // of a source's tokens from its own class
+  double tokens_per_source = 8192;  // token-expert assignments per source and layer
+  double noise_sigma = 0.1;         // log-normal noise on each count
+  int drift_swaps = 0;              // swaps per permutation per Next()
   uint64_t seed = 1;
 };
 

@@ -1,10 +1,10 @@
 #include "placement/synthetic_stats.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+
+#include <gtest/gtest.h>
 
 namespace gimbal {
 namespace {

@@ -2,11 +2,11 @@
 // (completion_proxy.h).
 #include "router/completion_proxy.h"
 
-#include <spdlog/spdlog.h>
+#include <chrono>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
-#include <chrono>
+#include <spdlog/spdlog.h>
 
 #include "net/sse.h"
 #include "wire/completion_request.h"
@@ -54,9 +54,13 @@ CompletionProxy::CompletionProxy(RouterConfig config, net::IoRuntime& io, Engine
                                  std::shared_ptr<const DispatchPolicy> dispatch,
                                  std::shared_ptr<const QueuePolicy> queue,
                                  std::function<double()> clock, Metrics metrics)
-    : config_(std::move(config)), table_(table), dispatch_(std::move(dispatch)),
-      queue_(std::move(queue)), clock_(std::move(clock)),
-      ratio_(config_.chars_per_token, config_.adapt_chars_per_token), metrics_(std::move(metrics)),
+    : config_(std::move(config)),
+      table_(table),
+      dispatch_(std::move(dispatch)),
+      queue_(std::move(queue)),
+      clock_(std::move(clock)),
+      ratio_(config_.chars_per_token, config_.adapt_chars_per_token),
+      metrics_(std::move(metrics)),
       upstream_(io.context(),
                 net::HttpClientOptions{.connect_timeout_s = config_.upstream_connect_timeout_s,
                                        .write_timeout_s = config_.write_timeout_s,
@@ -87,7 +91,9 @@ asio::awaitable<void> CompletionProxy::Handle(net::HttpRequest& req, net::Respon
   co_await w.Send(wire::OpenAiError(405, "use POST for " + std::string(path)));
 }
 
-void CompletionProxy::CloseIdle() { upstream_.CloseIdle(); }
+void CompletionProxy::CloseIdle() {
+  upstream_.CloseIdle();
+}
 
 void CompletionProxy::Register(const std::shared_ptr<InFlight>& f) {
   MutexLock lock(inflight_mu_);

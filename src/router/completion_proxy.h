@@ -17,18 +17,17 @@
 // health that requests observe. Thread-safe: requests run concurrently on the io threads.
 #pragma once
 
-#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
-
-#include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/awaitable.hpp>
-
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 #include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include "core/thread_annotations.h"
 #include "net/http_client.h"
@@ -120,7 +119,7 @@ class CompletionProxy {
   net::Histogram* decision_seconds_ = nullptr;
   net::Histogram* ttft_seconds_ = nullptr;
   net::Histogram* latency_seconds_[2] = {nullptr, nullptr};  // [stream]
-  net::HttpClient upstream_;  // requests to engines
+  net::HttpClient upstream_;                                 // requests to engines
   std::atomic<uint64_t> next_id_{1};
   Mutex inflight_mu_;
   std::set<std::shared_ptr<InFlight>> inflight_ GIMBAL_GUARDED_BY(inflight_mu_);

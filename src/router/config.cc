@@ -1,11 +1,11 @@
 #include "router/config.h"
 
-#include <fmt/format.h>
-
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <set>
+
+#include <fmt/format.h>
 
 #include "core/yaml_reader.h"
 
@@ -13,9 +13,12 @@ namespace gimbal::router {
 
 const char* StateSourceName(StateSource s) {
   switch (s) {
-    case StateSource::kAuto: return "auto";
-    case StateSource::kMetrics: return "metrics";
-    case StateSource::kPush: return "push";
+    case StateSource::kAuto:
+      return "auto";
+    case StateSource::kMetrics:
+      return "metrics";
+    case StateSource::kPush:
+      return "push";
   }
   return "auto";
 }
@@ -53,8 +56,8 @@ Params ReadParams(const YamlReader& r, const std::string& key) {
 
 Result<RouterConfig> FromReader(const YamlReader& root) {
   RouterConfig c;
-  root.CheckKeys({"listen", "limits", "backends", "dispatch", "queue", "state", "health", "admin",
-                  "seed"});
+  root.CheckKeys(
+      {"listen", "limits", "backends", "dispatch", "queue", "state", "health", "admin", "seed"});
   if (root.Has("listen")) {
     auto l = root.Child("listen");
     l.CheckKeys({"address", "port", "threads"});
@@ -143,7 +146,8 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
     h.CheckKeys({"interval_s", "timeout_s", "failures_to_eject", "successes_to_readmit"});
     c.health_interval_s = h.Double("interval_s", c.health_interval_s, 0.001, kMaxSeconds);
     c.health_timeout_s = h.Double("timeout_s", c.health_timeout_s, 0.001, kMaxSeconds);
-    c.failures_to_eject = static_cast<int>(h.Int("failures_to_eject", c.failures_to_eject, 1, 1000));
+    c.failures_to_eject =
+        static_cast<int>(h.Int("failures_to_eject", c.failures_to_eject, 1, 1000));
     c.successes_to_readmit =
         static_cast<int>(h.Int("successes_to_readmit", c.successes_to_readmit, 1, 1000));
   }
@@ -180,8 +184,7 @@ Result<RouterConfig> ParseRouterConfig(const std::string& yaml, const std::strin
   return FromReader(r.value());
 }
 
-Status AddBackend(RouterConfig& config, const std::string& spec,
-                  const std::string& default_model) {
+Status AddBackend(RouterConfig& config, const std::string& spec, const std::string& default_model) {
   BackendConfig b;
   size_t eq = spec.find('=');
   b.url = spec.substr(0, eq);
@@ -273,7 +276,8 @@ std::string BackendUrlProblem(std::string_view url) {
 
 Status ValidateRouterConfig(RouterConfig& config) {
   if (config.backends.empty()) {
-    return InvalidArgument("no backends: add 'backends:' to the config or pass --backend URL=MODEL");
+    return InvalidArgument(
+        "no backends: add 'backends:' to the config or pass --backend URL=MODEL");
   }
   std::set<std::string> names;
   for (size_t i = 0; i < config.backends.size(); ++i) {

@@ -27,11 +27,11 @@ const char* StateSourceName(StateSource s);
 bool ParseStateSource(const std::string& text, StateSource* out);
 
 struct BackendConfig {
-  std::string name;   // unique; default "e<index>"
-  std::string url;    // http://host:port[/prefix]
+  std::string name;  // unique; default "e<index>"
+  std::string url;   // http://host:port[/prefix]
   net::Url parsed;
-  std::string model;  // the model name the backend serves
-  int64_t max_inflight = 0;  // 0: the router-wide default
+  std::string model;                 // the model name the backend serves
+  int64_t max_inflight = 0;          // 0: the router-wide default
   std::optional<StateSource> state;  // unset: RouterConfig::state_source
 };
 
@@ -64,7 +64,7 @@ struct RouterConfig {
   double scrape_interval_s = 0.1;
   double scrape_timeout_s = 1;
   double chars_per_token = 4;
-  bool adapt_chars_per_token = true;  // learn the ratio from responses' `usage`
+  bool adapt_chars_per_token = true;              // learn the ratio from responses' `usage`
   StateSource state_source = StateSource::kAuto;  // default for backends without `state`
   // Pushed state older than this counts as stale: /metrics is scraped again, and a state stream
   // silent this long is reconnected (gimbal engine pushes at least once a second).

@@ -1,9 +1,8 @@
 #include "router/config.h"
 
-#include <gtest/gtest.h>
-
 #include <cstdlib>
 
+#include <gtest/gtest.h>
 
 namespace gimbal::router {
 namespace {
@@ -20,7 +19,8 @@ queue: {policy: gimbal, params: {beta: 0.001}}
 state: {scrape_interval_s: 0.2, chars_per_token: 3.5}
 health: {interval_s: 2, failures_to_eject: 4}
 admin: {token: t0k}
-)", "router.yaml");
+)",
+                             "router.yaml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->port, 9000);
   EXPECT_EQ(c->dispatch_policy, "vllm");
@@ -53,7 +53,8 @@ backends:
   - {url: "http://127.0.0.1:8001", model: m}
   - {url: "http://127.0.0.1:8002", model: m, state: metrics}
 state: {source: push, push_stale_s: 1.5}
-)", "router.yaml");
+)",
+                             "router.yaml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->state_source, StateSource::kPush);
   EXPECT_EQ(c->push_stale_s, 1.5);
@@ -63,7 +64,8 @@ state: {source: push, push_stale_s: 1.5}
   auto bad = ParseRouterConfig("state: {source: pushed}\n", "x");
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("auto, metrics or push"), std::string::npos);
-  EXPECT_FALSE(ParseRouterConfig("backends: [{url: 'http://h:1', model: m, state: x}]\n", "x").ok());
+  EXPECT_FALSE(
+      ParseRouterConfig("backends: [{url: 'http://h:1', model: m, state: x}]\n", "x").ok());
 }
 
 TEST(RouterConfig, BackendFlagSyntax) {

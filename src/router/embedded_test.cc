@@ -2,11 +2,11 @@
 // loopback (the same StartEmbeddedEngines the command calls). Bounded counts and time.
 #include "router/embedded.h"
 
-#include <gtest/gtest.h>
-
 #include <chrono>
-#include <nlohmann/json.hpp>
 #include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "net/blocking.h"
 #include "net/eventually.h"
@@ -207,8 +207,12 @@ class EmbeddedCancelTest : public ::testing::Test {
     req.port = router_->port();
     req.target = "/v1/completions";
     req.headers.Set("Content-Type", "application/json");
-    req.body = json{{"model", "qwen3-30b-a3b"}, {"prompt", "Hello"}, {"max_tokens", 6000},
-                    {"stream", true}}.dump();
+    req.body = json{
+        {"model", "qwen3-30b-a3b"},
+        {"prompt", "Hello"},
+        {"max_tokens", 6000},
+        {"stream",
+         true}}.dump();
     return net::RunBlocking(io_.context(), [&]() -> asio::awaitable<bool> {
       auto s = co_await client_.Open(std::move(req));
       if (!s.ok() || (*s)->status() != 200) co_return false;
@@ -217,8 +221,7 @@ class EmbeddedCancelTest : public ::testing::Test {
     }());
   }
 
-  double RouterMetric(const std::string& name, const std::string& label,
-                      const std::string& value) {
+  double RouterMetric(const std::string& name, const std::string& label, const std::string& value) {
     return Sample(router_->MetricsText(), name, label, value);
   }
   std::string EngineMetrics() {
@@ -245,11 +248,12 @@ TEST_F(EmbeddedCancelTest, ClientClosingAStreamCancelsItInRouterAndEngine) {
   ASSERT_TRUE(OpenReadFirstEventAndClose());
   EXPECT_TRUE(Eventually(
       [&] { return RouterMetric("gimbal_router_requests_total", "outcome", "cancelled") == 1; }));
-  EXPECT_TRUE(
-      Eventually([&] { return RouterMetric("gimbal_router_engine_inflight", "engine", "dp0") == 0; }));
+  EXPECT_TRUE(Eventually(
+      [&] { return RouterMetric("gimbal_router_engine_inflight", "engine", "dp0") == 0; }));
   EXPECT_EQ(RouterMetric("gimbal_router_engine_reserved_prefill_tokens", "engine", "dp0"), 0);
   EXPECT_EQ(RouterMetric("gimbal_router_requests_total", "", ""), 1);
-  EXPECT_TRUE(Eventually([&] { return Sample(EngineMetrics(), "gimbal:aborted_requests_total") == 1; }));
+  EXPECT_TRUE(
+      Eventually([&] { return Sample(EngineMetrics(), "gimbal:aborted_requests_total") == 1; }));
   EXPECT_EQ(Sample(EngineMetrics(), "vllm:request_success_total"), 0);
 }
 
@@ -257,8 +261,10 @@ TEST_F(EmbeddedCancelTest, ClientClosingAStreamCancelsItInRouterAndEngine) {
 // spending step time on it.
 TEST_F(EmbeddedCancelTest, ClientClosingAStreamStopsTheEngineComputingIt) {
   ASSERT_TRUE(OpenReadFirstEventAndClose());
-  EXPECT_TRUE(Eventually([&] { return Sample(EngineMetrics(), "gimbal:aborted_requests_total") == 1; }));
-  EXPECT_TRUE(Eventually([&] { return Sample(EngineMetrics(), "vllm:num_requests_running") == 0; }));
+  EXPECT_TRUE(
+      Eventually([&] { return Sample(EngineMetrics(), "gimbal:aborted_requests_total") == 1; }));
+  EXPECT_TRUE(
+      Eventually([&] { return Sample(EngineMetrics(), "vllm:num_requests_running") == 0; }));
   const engine::RankState s = engines_->emulator().State(0);
   EXPECT_EQ(s.snapshot.running + s.snapshot.waiting, 0);
 }

@@ -1,13 +1,13 @@
 #include "router/engine_metrics.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+
+#include <fmt/format.h>
 
 namespace gimbal::router {
 

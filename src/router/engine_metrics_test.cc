@@ -1,8 +1,8 @@
 #include "router/engine_metrics.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::router {
 namespace {
@@ -29,7 +29,8 @@ vllm:cache_config_info{block_size="16",num_gpu_blocks="1000",model_name="m"} 1.0
 
 TEST(SnapshotFromMetrics, OlderKvNameAndNonVllmPages) {
   auto old = net::ParsePrometheusText(
-      "vllm:num_requests_running{model_name=\"m\"} 1\nvllm:gpu_cache_usage_perc{model_name=\"m\"} 0.75\n");
+      "vllm:num_requests_running{model_name=\"m\"} 1\nvllm:gpu_cache_usage_perc{model_name=\"m\"} "
+      "0.75\n");
   EngineSnapshot s;
   ASSERT_TRUE(SnapshotFromMetrics(old, "m", 0, &s));
   EXPECT_EQ(s.kv_usage, 0.75);
@@ -49,8 +50,8 @@ EngineSnapshot Previous() {
 }
 
 TEST(SnapshotFromMetrics, ImplausibleCountsAreDroppedKeepingThePreviousValue) {
-  for (std::string bad : {"-1e308", "NaN", "+Inf", "-Inf", "1e300", "-3", "2e9",
-                          "18446744073709551616"}) {
+  for (std::string bad :
+       {"-1e308", "NaN", "+Inf", "-Inf", "1e300", "-3", "2e9", "18446744073709551616"}) {
     SCOPED_TRACE(bad);
     auto page = net::ParsePrometheusText("vllm:num_requests_waiting{model_name=\"m\"} " + bad +
                                          "\nvllm:num_requests_running{model_name=\"m\"} 4\n");
@@ -95,8 +96,8 @@ TEST(SnapshotFromMetrics, KvUsageOutsideTheUnitIntervalIsDropped) {
     EXPECT_EQ(w.count, 1);
   }
   // Within the tolerance: clamped, no warning.
-  auto page = net::ParsePrometheusText(
-      "vllm:num_requests_running 1\nvllm:kv_cache_usage_perc 1.005\n");
+  auto page =
+      net::ParsePrometheusText("vllm:num_requests_running 1\nvllm:kv_cache_usage_perc 1.005\n");
   EngineSnapshot s = Previous();
   wire::ValueWarnings w;
   ASSERT_TRUE(SnapshotFromMetrics(page, "m", 0, &s, &w));
@@ -120,7 +121,8 @@ TEST(SnapshotFromMetrics, ImplausibleCapacityAndPendingTokensAreDropped) {
   }
   // "None" (before profiling) is no value rather than a bad one; -1 pending is "not reported".
   auto page = net::ParsePrometheusText(
-      "vllm:num_requests_running 1\nvllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"None\"}"
+      "vllm:num_requests_running "
+      "1\nvllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"None\"}"
       " 1\ngimbal:prefill_pending_tokens -1\n");
   EngineSnapshot s = Previous();
   wire::ValueWarnings w;

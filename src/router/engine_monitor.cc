@@ -1,14 +1,6 @@
 // EngineMonitor: the scrapers, state stream readers and health checks (engine_monitor.h).
 #include "router/engine_monitor.h"
 
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <exception>
@@ -16,6 +8,13 @@
 #include <string_view>
 #include <thread>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
 #include "net/prometheus_parser.h"
@@ -59,21 +58,22 @@ class ImplausibleLog {
 
 EngineMonitor::EngineMonitor(RouterConfig config, net::IoRuntime& io, EngineTable& table,
                              std::function<double()> clock, Metrics metrics)
-    : config_(std::move(config)), io_(io), table_(table), clock_(std::move(clock)),
+    : config_(std::move(config)),
+      io_(io),
+      table_(table),
+      clock_(std::move(clock)),
       metrics_(metrics),
-      probe_(io.context(),
-             net::HttpClientOptions{.connect_timeout_s = config_.health_timeout_s,
-                                    .write_timeout_s = config_.health_timeout_s,
-                                    .header_timeout_s = config_.health_timeout_s,
-                                    .read_timeout_s = config_.health_timeout_s,
-                                    .max_body_bytes = 16 << 20,
-                                    .max_idle_per_host = 4}),
-      push_(io.context(),
-            net::HttpClientOptions{.connect_timeout_s = config_.health_timeout_s,
-                                   .write_timeout_s = config_.health_timeout_s,
-                                   .header_timeout_s = config_.health_timeout_s,
-                                   .read_timeout_s = config_.push_stale_s,
-                                   .max_idle_per_host = 1}) {}
+      probe_(io.context(), net::HttpClientOptions{.connect_timeout_s = config_.health_timeout_s,
+                                                  .write_timeout_s = config_.health_timeout_s,
+                                                  .header_timeout_s = config_.health_timeout_s,
+                                                  .read_timeout_s = config_.health_timeout_s,
+                                                  .max_body_bytes = 16 << 20,
+                                                  .max_idle_per_host = 4}),
+      push_(io.context(), net::HttpClientOptions{.connect_timeout_s = config_.health_timeout_s,
+                                                 .write_timeout_s = config_.health_timeout_s,
+                                                 .header_timeout_s = config_.health_timeout_s,
+                                                 .read_timeout_s = config_.push_stale_s,
+                                                 .max_idle_per_host = 1}) {}
 
 StateSource EngineMonitor::SourceOf(int e) const {
   return config_.backends[static_cast<size_t>(e)].state.value_or(config_.state_source);
@@ -95,14 +95,17 @@ void EngineMonitor::Start() {
   }
 }
 
-void EngineMonitor::RequestStop() { stopping_ = true; }
+void EngineMonitor::RequestStop() {
+  stopping_ = true;
+}
 
 void EngineMonitor::Stop() {
   stopping_ = true;
-  auto deadline = std::chrono::steady_clock::now() +
-                  std::chrono::duration<double>(std::max({config_.health_timeout_s,
-                                                          config_.scrape_timeout_s,
-                                                          config_.push_stale_s}) + 1.0);
+  auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::duration<double>(
+          std::max({config_.health_timeout_s, config_.scrape_timeout_s, config_.push_stale_s}) +
+          1.0);
   while (running_.load() > 0 && std::chrono::steady_clock::now() < deadline) {
     {
       MutexLock lock(timers_mu_);
@@ -221,9 +224,9 @@ asio::awaitable<void> EngineMonitor::HealthLoop(int e) {
       if (ok) {
         spdlog::info("engine {} readmitted", b.name);
       } else {
-        spdlog::warn("engine {} ejected: {}", b.name,
-                     r.ok() ? "/health answered " + std::to_string(r->status)
-                            : r.status().message());
+        spdlog::warn(
+            "engine {} ejected: {}", b.name,
+            r.ok() ? "/health answered " + std::to_string(r->status) : r.status().message());
       }
     }
   } while (co_await Pause(config_.health_interval_s));
@@ -249,8 +252,8 @@ asio::awaitable<bool> EngineMonitor::ReadPushedState(int e, bool* warned) {
   if (!opened.ok()) co_return true;  // not reachable (yet): the health checks report it
   auto& stream = *opened.value();
   if (stream.status() != 200 || !IsEventStream(stream.headers().Get("Content-Type"))) {
-    const std::string why =
-        "GET " + std::string(wire::kStateStreamPath) + " answered " + std::to_string(stream.status());
+    const std::string why = "GET " + std::string(wire::kStateStreamPath) + " answered " +
+                            std::to_string(stream.status());
     if (SourceOf(e) == StateSource::kAuto) {
       spdlog::info("engine {}: no pushed state ({}); reading /metrics", b.name, why);
       co_return false;

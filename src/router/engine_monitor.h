@@ -16,15 +16,14 @@
 // call Stop() and stop the io threads before destroying them.
 #pragma once
 
-#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
-
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/steady_timer.hpp>
-
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 #include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "core/thread_annotations.h"
 #include "net/http_client.h"

@@ -15,9 +15,13 @@ std::vector<int64_t> Limits(const std::vector<EngineInfo>& infos) {
 
 EngineTable::EngineTable(std::vector<EngineInfo> engines, int failures_to_eject,
                          int successes_to_readmit, uint64_t seed, double push_stale_s)
-    : infos_(std::move(engines)), failures_to_eject_(failures_to_eject),
-      successes_to_readmit_(successes_to_readmit), push_stale_s_(push_stale_s),
-      states_(infos_.size()), ledger_(Limits(infos_)), rng_(seed) {}
+    : infos_(std::move(engines)),
+      failures_to_eject_(failures_to_eject),
+      successes_to_readmit_(successes_to_readmit),
+      push_stale_s_(push_stale_s),
+      states_(infos_.size()),
+      ledger_(Limits(infos_)),
+      rng_(seed) {}
 
 Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequest req,
                                       const std::string& model, const std::vector<int>& exclude) {

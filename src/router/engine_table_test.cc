@@ -16,7 +16,9 @@ class FirstEligible : public DispatchPolicy {
   std::string name() const override { return "first"; }
 };
 
-EngineTable Table() { return EngineTable({{"a", "m", 2}, {"b", "m", 2}, {"c", "other", 2}}, 2, 1, 1); }
+EngineTable Table() {
+  return EngineTable({{"a", "m", 2}, {"b", "m", 2}, {"c", "other", 2}}, 2, 1, 1);
+}
 
 TEST(EngineTable, ReservesAndSettles) {
   EngineTable t = Table();
@@ -48,8 +50,8 @@ TEST(EngineTable, PushedSnapshotsWinOverScrapedOnesUntilStale) {
   EngineTable t({{"a", "m", 2}}, 2, 1, 1, /*push_stale_s=*/3);
   EXPECT_FALSE(t.PushFresh(0, 0));
   EXPECT_TRUE(t.ApplySnapshot(0, EngineSnapshot{.waiting = 5, .taken_at = 1}));
-  t.ApplyPushedSnapshot(0, EngineSnapshot{.waiting = 1, .prefill_pending_tokens = 700,
-                                          .taken_at = 2},
+  t.ApplyPushedSnapshot(0,
+                        EngineSnapshot{.waiting = 1, .prefill_pending_tokens = 700, .taken_at = 2},
                         /*moe_pressure=*/1.4);
   EXPECT_TRUE(t.PushFresh(0, 4.9));
   EXPECT_FALSE(t.ApplySnapshot(0, EngineSnapshot{.waiting = 9, .taken_at = 4.9}));

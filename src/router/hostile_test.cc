@@ -1,15 +1,15 @@
 // The router against hostile clients and broken backends, on loopback: every case ends only the
 // request or connection at fault, no client is given another's answer, and the router keeps
 // serving with its memory back near where it started. Bounded in count and time; 127.0.0.1 only.
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <chrono>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "net/blocking.h"
 #include "net/eventually.h"

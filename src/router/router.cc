@@ -34,14 +34,14 @@ struct RouterMetrics {
   }
   EngineMonitor::Metrics ForMonitor() const { return {scrape_warnings, pushed_states}; }
 
-  std::vector<net::Counter*> outcomes;   // by Outcome
-  net::CounterFamily& dispatches;        // {engine}
-  net::CounterFamily& upstream_failures; // {engine}
-  net::CounterFamily& scrape_warnings;   // {engine}
-  net::CounterFamily& pushed_states;     // {engine}
-  net::HistogramFamily& decision;        // seconds
-  net::HistogramFamily& ttft;            // seconds, streams only
-  net::HistogramFamily& latency;         // seconds, {stream}
+  std::vector<net::Counter*> outcomes;    // by Outcome
+  net::CounterFamily& dispatches;         // {engine}
+  net::CounterFamily& upstream_failures;  // {engine}
+  net::CounterFamily& scrape_warnings;    // {engine}
+  net::CounterFamily& pushed_states;      // {engine}
+  net::HistogramFamily& decision;         // seconds
+  net::HistogramFamily& ttft;             // seconds, streams only
+  net::HistogramFamily& latency;          // seconds, {stream}
 };
 
 RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
@@ -58,9 +58,9 @@ RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
       pushed_states(reg.AddCounter("gimbal_router_pushed_states_total",
                                    "Engine states read from engines' /gimbal/state/stream.",
                                    {"engine"})),
-      decision(reg.AddHistogram("gimbal_router_decision_seconds",
-                                "Time to choose an engine (policy and bookkeeping).", {},
-                                {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2})),
+      decision(reg.AddHistogram(
+          "gimbal_router_decision_seconds", "Time to choose an engine (policy and bookkeeping).",
+          {}, {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2})),
       ttft(reg.AddHistogram("gimbal_router_ttft_seconds",
                             "Time from a streamed request's arrival to its first data event.", {},
                             net::LatencyBuckets())),
@@ -117,19 +117,22 @@ class Router::Impl : public net::HttpHandler {
 
 Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& io, std::shared_ptr<const DispatchPolicy> d,
                    std::shared_ptr<const QueuePolicy> q, std::function<double()> clk)
-    : config(std::move(cfg)), dispatch(std::move(d)), queue(std::move(q)), clock(std::move(clk)),
-      table(EngineInfos(config), config.failures_to_eject, config.successes_to_readmit,
-            config.seed, config.push_stale_s),
+    : config(std::move(cfg)),
+      dispatch(std::move(d)),
+      queue(std::move(q)),
+      clock(std::move(clk)),
+      table(EngineInfos(config), config.failures_to_eject, config.successes_to_readmit, config.seed,
+            config.push_stale_s),
       metrics(registry),
       proxy(config, io, table, dispatch, queue, clock, metrics.ForProxy()),
       monitor(std::make_shared<EngineMonitor>(config, io, table, clock, metrics.ForMonitor())) {
-  registry.AddCallbackGauge(
-      "gimbal_router_snapshot_age_seconds", "Age of each engine's last scraped state.",
-      {"engine"}, [this] {
-        std::vector<std::pair<std::vector<std::string>, double>> out;
-        for (const auto& r : table.Rows(clock())) out.push_back({{r.info.name}, r.view.snapshot_age});
-        return out;
-      });
+  registry.AddCallbackGauge("gimbal_router_snapshot_age_seconds",
+                            "Age of each engine's last scraped state.", {"engine"}, [this] {
+                              std::vector<std::pair<std::vector<std::string>, double>> out;
+                              for (const auto& r : table.Rows(clock()))
+                                out.push_back({{r.info.name}, r.view.snapshot_age});
+                              return out;
+                            });
   registry.AddCallbackGauge(
       "gimbal_router_engine_inflight", "Requests the router has in flight on each engine.",
       {"engine"}, [this] {
@@ -191,15 +194,14 @@ std::string Router::Impl::EnginesJson() const {
         {"consecutive_failures", r.consecutive_failures},
         {"state_source", StateSourceName(monitor->SourceOf(static_cast<int>(i)))},
         {"moe_pressure", r.view.moe_pressure},
-        {"snapshot",
-         r.has_snapshot ? json{{"waiting", s.waiting},
-                               {"running", s.running},
-                               {"kv_usage", s.kv_usage},
-                               {"kv_capacity_tokens", s.kv_capacity_tokens},
-                               {"prefill_pending_tokens", s.prefill_pending_tokens},
-                               {"pushed", r.pushed},
-                               {"age_s", r.view.snapshot_age}}
-                        : json(nullptr)},
+        {"snapshot", r.has_snapshot ? json{{"waiting", s.waiting},
+                                           {"running", s.running},
+                                           {"kv_usage", s.kv_usage},
+                                           {"kv_capacity_tokens", s.kv_capacity_tokens},
+                                           {"prefill_pending_tokens", s.prefill_pending_tokens},
+                                           {"pushed", r.pushed},
+                                           {"age_s", r.view.snapshot_age}}
+                                    : json(nullptr)},
     });
   }
   json out = {{"dispatch_policy", dispatch->name()},
@@ -329,7 +331,9 @@ Status Router::Start() {
   return Status::Ok();
 }
 
-uint16_t Router::port() const { return impl_->server ? impl_->server->port() : 0; }
+uint16_t Router::port() const {
+  return impl_->server ? impl_->server->port() : 0;
+}
 
 bool Router::Drain() {
   if (!impl_ || impl_->stopping.exchange(true)) return true;
@@ -350,7 +354,11 @@ bool Router::Drain() {
   return ok;
 }
 
-std::string Router::MetricsText() const { return impl_->registry.Render(); }
-std::string Router::EnginesJson() const { return impl_->EnginesJson(); }
+std::string Router::MetricsText() const {
+  return impl_->registry.Render();
+}
+std::string Router::EnginesJson() const {
+  return impl_->EnginesJson();
+}
 
 }  // namespace gimbal::router

@@ -1,11 +1,8 @@
 // The router end to end on loopback: fake vLLM backends, the router, and an HTTP client.
 // Every loop is bounded in count and time; only 127.0.0.1 is used.
-#include <sys/resource.h>
+#include "router/router.h"
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/write.hpp>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -14,20 +11,24 @@
 #include <stdexcept>
 #include <thread>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
 #include "net/blocking.h"
 #include "net/eventually.h"
 #include "net/http_client.h"
 #include "net/prometheus_parser.h"
-#include "router/router.h"
 #include "testing/fake_vllm.h"
 
 namespace gimbal::router {
 namespace {
 
 namespace asio = boost::asio;
-using nlohmann::json;
 using gimbal::testing::FakeVllm;
 using gimbal::testing::FakeVllmOptions;
+using nlohmann::json;
 using namespace std::chrono_literals;
 
 // Picks the healthy engine with the fewest router in-flight requests (lowest index on ties).
@@ -137,7 +138,9 @@ class RouterTest : public ::testing::Test {
   }
 
   Reply Complete(bool stream, const std::string& model = "test-model") {
-    json b = {{"model", model}, {"prompt", "Say hello to the world, please."}, {"max_tokens", 5},
+    json b = {{"model", model},
+              {"prompt", "Say hello to the world, please."},
+              {"max_tokens", 5},
               {"stream", stream}};
     return Call("POST", "/v1/completions", b.dump());
   }
@@ -417,8 +420,9 @@ TEST_F(RouterTest, ClientClosingAStreamCancelsTheUpstreamRequest) {
   req.port = router_->port();
   req.target = "/v1/completions";
   req.headers.Set("Content-Type", "application/json");
-  req.body = json{{"model", "test-model"}, {"prompt", "Hello"}, {"max_tokens", 2000},
-                  {"stream", true}}.dump();
+  req.body =
+      json{{"model", "test-model"}, {"prompt", "Hello"}, {"max_tokens", 2000}, {"stream", true}}
+          .dump();
   const bool first_event = net::RunBlocking(io_.context(), [&]() -> asio::awaitable<bool> {
     auto s = co_await client_->Open(req);
     if (!s.ok() || (*s)->status() != 200) co_return false;
@@ -431,9 +435,9 @@ TEST_F(RouterTest, ClientClosingAStreamCancelsTheUpstreamRequest) {
   EXPECT_EQ(Metric("gimbal_router_engine_reserved_prefill_tokens", "engine", "e0"), 0);
   // The router closed the upstream connection, so the engine saw its client go.
   EXPECT_TRUE(Eventually([&] { return backends_[0]->abandoned() == 1; }));
-  EXPECT_EQ(Metric("gimbal_router_requests_total"), 1);  // one outcome, nothing else
+  EXPECT_EQ(Metric("gimbal_router_requests_total"), 1);           // one outcome, nothing else
   EXPECT_EQ(Metric("gimbal_router_upstream_failures_total"), 0);  // not the engine's fault
-  Reply r = Complete(false);  // the engine stays admitted
+  Reply r = Complete(false);                                      // the engine stays admitted
   EXPECT_EQ(r.status, 200);
 }
 
@@ -442,7 +446,8 @@ TEST_F(RouterTest, ClientLeavingANonStreamingRequestCancelsTheUpstreamRequest) {
   o.first_chunk_delay_ms = 60000;  // the answer would come after a minute
   AddBackends(1, o);
   StartRouter(BaseConfig());
-  const std::string body = json{{"model", "test-model"}, {"prompt", "Hello"}, {"max_tokens", 4}}.dump();
+  const std::string body =
+      json{{"model", "test-model"}, {"prompt", "Hello"}, {"max_tokens", 4}}.dump();
   asio::io_context ctx;
   asio::ip::tcp::socket sock(ctx);
   sock.connect({asio::ip::make_address("127.0.0.1"), router_->port()});
@@ -481,9 +486,9 @@ TEST_F(RouterTest, BadRequestsGetTheRightStatusAndRouterKeepsServing) {
     asio::io_context ctx;
     asio::ip::tcp::socket s(ctx);
     s.connect({asio::ip::make_address("127.0.0.1"), router_->port()});
-    asio::write(s, asio::buffer(std::string(
-                       "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                       "application/json\r\nContent-Length: 500\r\n\r\n{\"model\"")));
+    asio::write(
+        s, asio::buffer(std::string("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                    "application/json\r\nContent-Length: 500\r\n\r\n{\"model\"")));
     std::string got;
     char buf[1024];
     boost::system::error_code ec;
@@ -517,8 +522,8 @@ TEST_F(RouterTest, AdminBearerSchemeIsCaseInsensitiveButTheTokenIsNot) {
     return Call("GET", "/admin/engines", "", "", {{"Authorization", authorization}}).status;
   };
   // RFC 7235: the auth scheme is case-insensitive.
-  for (const char* ok : {"Bearer sesame", "bearer sesame", "BEARER sesame", "bEaReR sesame",
-                         "Bearer  sesame"}) {
+  for (const char* ok :
+       {"Bearer sesame", "bearer sesame", "BEARER sesame", "bEaReR sesame", "Bearer  sesame"}) {
     EXPECT_EQ(status(ok), 200) << ok;
   }
   for (const char* bad : {"Bearer SESAME", "Bearer sesam", "Bearer sesame2", "Bearersesame",

@@ -9,14 +9,16 @@ namespace {
 
 TEST(TokenRatio, EstimatesFromCharactersAndIds) {
   TokenRatio ratio(4, false);
-  auto r = wire::ParseCompletionRequest(R"({"model":"m","prompt":"abcdefgh","max_tokens":7})", false);
+  auto r =
+      wire::ParseCompletionRequest(R"({"model":"m","prompt":"abcdefgh","max_tokens":7})", false);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(ratio.Estimate(r.value()), 2);
   auto ids = wire::ParseCompletionRequest(R"({"prompt":[1,2,3]})", false);
   ASSERT_TRUE(ids.ok());
   EXPECT_EQ(ratio.Estimate(ids.value()), 3);
   // Chat messages add their template characters; an empty prompt still counts one token.
-  auto chat = wire::ParseCompletionRequest(R"({"messages":[{"role":"user","content":"hello"}]})", true);
+  auto chat =
+      wire::ParseCompletionRequest(R"({"messages":[{"role":"user","content":"hello"}]})", true);
   ASSERT_TRUE(chat.ok());
   EXPECT_EQ(ratio.Estimate(chat.value()), 4);  // ceil((5 + 8) / 4)
   auto empty = wire::ParseCompletionRequest(R"({"prompt":""})", false);

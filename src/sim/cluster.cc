@@ -1,9 +1,9 @@
 #include "sim/cluster.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
+
+#include <fmt/format.h>
 
 namespace gimbal::sim {
 namespace {
@@ -29,7 +29,8 @@ double ActiveProbability(double n) {
 
 }  // namespace
 
-Result<std::unique_ptr<Cluster>> Cluster::Create(const ClusterSpec& spec, const QueuePolicy* queue) {
+Result<std::unique_ptr<Cluster>> Cluster::Create(const ClusterSpec& spec,
+                                                 const QueuePolicy* queue) {
   const ModelSpec& m = spec.model;
   if (spec.dp <= 0) return InvalidArgument("cluster.dp must be positive");
   if (m.experts % spec.dp != 0) {
@@ -58,8 +59,8 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   limits.kv_blocks = kv_blocks;
   for (int r = 0; r < spec_.dp; ++r) engines_.emplace_back(limits, queue);
   const ModelSpec& m = spec_.model;
-  popularity_ = std::make_unique<ExpertPopularity>(spec_.classes, m.moe_layers(), m.experts,
-                                                   m.top_k, spec_.class_overlap, spec_.routing_seed);
+  popularity_ = std::make_unique<ExpertPopularity>(
+      spec_.classes, m.moe_layers(), m.experts, m.top_k, spec_.class_overlap, spec_.routing_seed);
   rank_times_.resize(spec_.dp);
   moe_pressure_.assign(spec_.dp, 1.0);
   gpu_load_ema_.assign(spec_.dp, 0.0);
@@ -69,20 +70,23 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   const size_t C = spec_.classes.size();
   class_tokens_.assign(spec_.dp * C, 0.0);
   class_total_.assign(C, 0.0);
-  slot_tokens_.assign(static_cast<size_t>(spec_.dp) * (m.experts / spec_.dp + spec_.redundant_slots_per_gpu), 0.0);
+  slot_tokens_.assign(
+      static_cast<size_t>(spec_.dp) * (m.experts / spec_.dp + spec_.redundant_slots_per_gpu), 0.0);
   for (int g = 0; g < spec_.dp; ++g) node_of_.push_back(g / spec_.hardware.gpus_per_node);
   node_sent_.assign(static_cast<size_t>(spec_.nodes()), 0.0);
-  for (auto* v : {&gpu_pairs_, &sent_, &out_intra_, &out_inter_, &in_intra_, &in_inter_,
-                  &gpu_expert_time_}) {
+  for (auto* v :
+       {&gpu_pairs_, &sent_, &out_intra_, &out_inter_, &in_intra_, &in_inter_, &gpu_expert_time_}) {
     v->assign(spec_.dp, 0.0);
   }
 }
 
 Status Cluster::SetPlacement(Placement p) {
   GIMBAL_RETURN_IF_ERROR(p.Validate());
-  if (p.gpus != spec_.dp || p.layers != spec_.model.moe_layers() || p.experts != spec_.model.experts) {
+  if (p.gpus != spec_.dp || p.layers != spec_.model.moe_layers() ||
+      p.experts != spec_.model.experts) {
     return InvalidArgument(fmt::format(
-        "placement shape {} layers x {} experts on {} GPUs does not match the cluster ({} x {} on {})",
+        "placement shape {} layers x {} experts on {} GPUs does not match the cluster ({} x {} on "
+        "{})",
         p.layers, p.experts, p.gpus, spec_.model.moe_layers(), spec_.model.experts, spec_.dp));
   }
   placement_ = std::move(p);
@@ -237,7 +241,8 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
     double max_expert = 0, sum_pairs = 0, max_pairs = 0;
     for (int g = 0; g < G; ++g) {
       double active = 0;
-      for (int i = 0; i < slots_per_gpu; ++i) active += ActiveProbability(slot_tokens_[g * slots_per_gpu + i]);
+      for (int i = 0; i < slots_per_gpu; ++i)
+        active += ActiveProbability(slot_tokens_[g * slots_per_gpu + i]);
       gpu_expert_time_[g] = cost_.ExpertTime(gpu_pairs_[g], active);
       own_expert[g] += gpu_expert_time_[g];
       max_expert = std::max(max_expert, gpu_expert_time_[g]);
@@ -270,8 +275,8 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
   for (double v : gpu_load_ema_) ema_mean += v / G;
   for (int r = 0; r < R; ++r) {
     RankTimes& t = rank_times_[r];
-    const double own_attn = m.dense_layers * (attn[r] + dense[r]) +
-                            m.moe_layers() * (attn[r] + shared[r]) + head[r];
+    const double own_attn =
+        m.dense_layers * (attn[r] + dense[r]) + m.moe_layers() * (attn[r] + shared[r]) + head[r];
     const double busy = own_attn + own_expert[r] + cost.overhead;
     t.attn_dense += own_attn;
     t.experts += own_expert[r];

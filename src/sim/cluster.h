@@ -26,21 +26,21 @@ struct ClusterSpec {
   ModelSpec model;
   HardwareSpec hardware;
   EngineConfig engine;
-  int dp = 8;                   // DP ranks = EP size = GPUs
+  int dp = 8;  // DP ranks = EP size = GPUs
   int redundant_slots_per_gpu = 0;
   std::vector<TrafficClassSpec> classes{{"default", 1.0, 1.0}};
-  double class_overlap = 0.3;   // see ExpertPopularity
-  uint64_t routing_seed = 7;    // expert popularity permutations
-  PopularityDrift drift;        // off by default
+  double class_overlap = 0.3;  // see ExpertPopularity
+  uint64_t routing_seed = 7;   // expert popularity permutations
+  PopularityDrift drift;       // off by default
 
   int nodes() const { return (dp + hardware.gpus_per_node - 1) / hardware.gpus_per_node; }
 };
 
 struct RankTimes {
-  double busy = 0;        // own compute: attention, dense, experts, head, overhead
-  double attn_dense = 0;  // attention, dense FFN, shared experts, head
-  double experts = 0;     // routed experts on this rank's GPU
-  double all_to_all = 0;  // dispatch + combine
+  double busy = 0;            // own compute: attention, dense, experts, head, overhead
+  double attn_dense = 0;      // attention, dense FFN, shared experts, head
+  double experts = 0;         // routed experts on this rank's GPU
+  double all_to_all = 0;      // dispatch + combine
   double straggler_wait = 0;  // step time not spent on own work or all-to-all
   int64_t steps = 0;
   int64_t dummy_steps = 0;
@@ -126,8 +126,8 @@ class Cluster {
   std::vector<double> class_tokens_;  // [rank * classes + class]
   std::vector<int> node_of_;
   std::vector<double> node_sent_;
-  std::vector<double> class_total_, slot_tokens_, gpu_pairs_, sent_, out_intra_, out_inter_, in_intra_,
-      in_inter_, gpu_expert_time_;
+  std::vector<double> class_total_, slot_tokens_, gpu_pairs_, sent_, out_intra_, out_inter_,
+      in_intra_, in_inter_, gpu_expert_time_;
 };
 
 }  // namespace gimbal::sim

@@ -1,9 +1,9 @@
 #include "sim/cluster.h"
 
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <numeric>
+
+#include <gtest/gtest.h>
 
 #include "sim/sim_test_util.h"
 

@@ -37,7 +37,7 @@ struct EngineLimits {
 
 struct SeqState {
   Request req;
-  double enqueued = 0;  // when the engine received it
+  double enqueued = 0;    // when the engine received it
   int64_t computed = 0;   // tokens whose KV is computed
   int64_t generated = 0;  // output tokens sampled so far
   int64_t blocks = 0;     // KV blocks held
@@ -110,8 +110,8 @@ class EngineScheduler {
   EngineLimits limits_;
   const QueuePolicy* queue_;
   std::unordered_map<RequestId, SeqState> seqs_;
-  std::vector<RequestId> running_;     // admission order
-  std::deque<RequestId> preempted_;    // front of the waiting queue
+  std::vector<RequestId> running_;                           // admission order
+  std::deque<RequestId> preempted_;                          // front of the waiting queue
   std::set<std::tuple<double, double, RequestId>> waiting_;  // (key, enqueued, id)
   int64_t used_blocks_ = 0;
   int64_t total_preemptions_ = 0;

@@ -98,7 +98,7 @@ TEST_F(SchedulerTest, AbortRemovesARequestWhereverItIsAndFreesItsBlocks) {
   EXPECT_GT(before, 0);
   EXPECT_EQ(s.pending_prefill_tokens(), 2 + 20);
   EXPECT_EQ(s.prefill_in_progress().sequences, 1);  // r2's chunked prefill
-  EXPECT_TRUE(s.Abort(2));  // running, mid-prefill
+  EXPECT_TRUE(s.Abort(2));                          // running, mid-prefill
   EXPECT_EQ(s.pending_prefill_tokens(), 20);
   EXPECT_EQ(s.prefill_in_progress().sequences, 0);
   EXPECT_LT(s.used_blocks(), before);

@@ -7,12 +7,12 @@
 // Not thread-safe: one queue per simulation.
 #pragma once
 
-#include <fmt/format.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <queue>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "core/status.h"
 

@@ -1,10 +1,10 @@
 #include "sim/event_queue.h"
 
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <limits>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::sim {
 namespace {

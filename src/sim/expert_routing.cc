@@ -25,13 +25,17 @@ void CapAndNormalise(std::span<double> p, double cap) {
     double excess = 0;
     double free_mass = 0;
     for (double v : p) {
-      if (v > cap) excess += v - cap;
-      else free_mass += v;
+      if (v > cap)
+        excess += v - cap;
+      else
+        free_mass += v;
     }
     if (excess <= 1e-15) break;
     for (double& v : p) {
-      if (v >= cap) v = cap;
-      else v += excess * (free_mass > 0 ? v / free_mass : 1.0 / static_cast<double>(p.size()));
+      if (v >= cap)
+        v = cap;
+      else
+        v += excess * (free_mass > 0 ? v / free_mass : 1.0 / static_cast<double>(p.size()));
     }
   }
 }
@@ -65,7 +69,8 @@ ExpertPopularity::ExpertPopularity(const std::vector<TrafficClassSpec>& classes,
     for (int l = 0; l < layers_; ++l) {
       const auto perm = Permutation(experts_, rng);
       std::copy(perm.begin(), perm.end(),
-                perm_.begin() + static_cast<ptrdiff_t>((static_cast<size_t>(c) * layers_ + l) * experts_));
+                perm_.begin() +
+                    static_cast<ptrdiff_t>((static_cast<size_t>(c) * layers_ + l) * experts_));
       FillRow(c, l);
     }
   }
@@ -159,7 +164,8 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
           for (int g = n * gpus_per_node_; g < std::min(gpus_, (n + 1) * gpus_per_node_); ++g) {
             node_share += per_gpu[g];
           }
-          reach_node_[base / gpus_ * nodes_ + n] = 1.0 - std::pow(std::max(0.0, 1.0 - node_share), k);
+          reach_node_[base / gpus_ * nodes_ + n] =
+              1.0 - std::pow(std::max(0.0, 1.0 - node_share), k);
         }
       }
     }

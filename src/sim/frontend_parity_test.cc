@@ -7,11 +7,11 @@
 // policy. Both front ends must show identical accounting (in flight, reserved prefill and KV,
 // picks since snapshot, hidden or not) at every pick, pick the same engines and refuse the same
 // requests. A change to either front end's bookkeeping that the other does not share fails here.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <memory>
 #include <tuple>
+
+#include <gtest/gtest.h>
 
 #include "router/engine_table.h"
 #include "sim/sim_test_util.h"

@@ -7,11 +7,11 @@
 // the first arrival to the last finish. Goodput counts requests meeting every SLO that is set.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace gimbal::sim {
 

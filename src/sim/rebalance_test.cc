@@ -1,13 +1,12 @@
 // Expert placement inside the simulator: statistics, drift, periodic rebalancing, migration cost,
 // MoE pressure feedback and configuration errors.
-#include "sim/rebalancer.h"
-
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <numeric>
 
+#include <gtest/gtest.h>
+
 #include "core/random.h"
+#include "sim/rebalancer.h"
 #include "sim/sim_test_util.h"
 #include "sim/simulator.h"
 
@@ -40,7 +39,8 @@ std::vector<double> Tokens(Rng& rng, size_t n) {
 }
 
 // A[l][s][x] = Σ_c T[s][c]·k·p_c[l][x], from the full matrices.
-std::vector<double> FullStep(const std::vector<double>& t, const ExpertPopularity& pop, int sources) {
+std::vector<double> FullStep(const std::vector<double>& t, const ExpertPopularity& pop,
+                             int sources) {
   const int C = pop.classes(), L = pop.layers(), E = pop.experts(), k = pop.top_k();
   std::vector<double> a(static_cast<size_t>(L) * sources * E, 0.0);
   for (int l = 0; l < L; ++l) {

@@ -1,10 +1,10 @@
 #include "sim/rebalancer.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include <fmt/format.h>
 
 namespace gimbal::sim {
 
@@ -49,7 +49,7 @@ void ReadPlacementSpec(const YamlReader& stack, const std::string& key, Placemen
   out->expert_groups = static_cast<int>(node.Int("expert_groups", 1, 1, 1 << 16));
   static const std::vector<std::string> reserved = {
       "policy", "interval_steps", "window_steps", "decay", "migration", "migration_link_share",
-      "alpha", "beta", "expert_groups"};
+      "alpha",  "beta",           "expert_groups"};
   for (const std::string& k : node.Keys()) {
     if (std::find(reserved.begin(), reserved.end(), k) != reserved.end()) continue;
     const YAML::Node v = node.node()[k];
@@ -189,8 +189,8 @@ SourceExpertCounts SourceStatsAccumulator::Materialise() const {
 
 // ---------------------------------------------------------------------------------------------
 
-MigrationCost ComputeMigration(const Placement& from, const Placement& to, const ClusterSpec& cluster,
-                               const CostModel& cost) {
+MigrationCost ComputeMigration(const Placement& from, const Placement& to,
+                               const ClusterSpec& cluster, const CostModel& cost) {
   GIMBAL_CHECK(from.layers == to.layers && from.experts == to.experts && from.gpus == to.gpus &&
                    from.slots_per_gpu == to.slots_per_gpu,
                "placements of different shapes");
@@ -321,8 +321,8 @@ void Rebalancer::Rebalance(Cluster& cluster, double now, double* extra) {
     last_error_ = plan.status().message();
     return;
   }
-  const MigrationCost m = ComputeMigration(cluster.placement(), *plan, cluster.spec(),
-                                           cluster.cost_model());
+  const MigrationCost m =
+      ComputeMigration(cluster.placement(), *plan, cluster.spec(), cluster.cost_model());
   RebalanceRecord r;
   r.step = steps_;
   r.time = now;
@@ -358,7 +358,8 @@ void Rebalancer::Report(nlohmann::ordered_json& s) const {
   }
   const double n = static_cast<double>(history_.size());
   s["placement_policy"] = spec_.policy;
-  s["placement_migration"] = spec_.migration == MigrationMode::kBlocking ? "blocking" : "overlapped";
+  s["placement_migration"] =
+      spec_.migration == MigrationMode::kBlocking ? "blocking" : "overlapped";
   s["rebalances"] = history_.size();
   s["rebalances_skipped"] = skipped_;
   s["rebalances_failed"] = failed_;

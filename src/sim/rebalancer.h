@@ -11,32 +11,32 @@
 //
 // Rebalancing. Every `interval_steps` priced steps the stack's policy plans a new placement from A
 // and the current placement (vLLM's EPLB: every 3000 steps over a 1000-step window). EPLB's plan
-// has no source routes, so tokens split evenly over replicas (vLLM); Gimbal's carries source_routes,
-// so each source's tokens go to its nearest replica first. Planning is host time and is not
-// charged to the simulated clock.
+// has no source routes, so tokens split evenly over replicas (vLLM); Gimbal's carries
+// source_routes, so each source's tokens go to its nearest replica first. Planning is host time and
+// is not charged to the simulated clock.
 //
 // Migration. Every replica of expert x that a GPU g holds in the new placement beyond those it held
-// (Placement CountMoves semantics) is one copy of ExpertParams · weight_bytes bytes, sent from a GPU
-// that held x: one on g's node if any (NVLink), else one on another node (NIC); among candidates the
-// one that has sent least so far, lowest index on ties. A copy within g (it already held x) is an
-// HBM copy and costs no link time. The copy time is the all-to-all time of the per-GPU maxima of
-// bytes sent or received over each link: CostModel::AllToAllTime(max NVLink bytes, max NIC bytes)
-// (link efficiency and latency included). `blocking`: the new placement applies at once and the
-// copy time is added to the step that triggered the rebalance. `overlapped`: the copy streams in
-// the background on a share s (`migration_link_share`) of the links, so it lasts copy_time / s of
-// simulated time; during that time each step's all-to-all runs on the remaining 1 - s and takes
-// all_to_all · s / (1 - s) longer (the extra is charged to the step); the old placement serves
-// until the copy ends, then the new one applies. A rebalance due while a copy is in flight is
-// skipped.
+// (Placement CountMoves semantics) is one copy of ExpertParams · weight_bytes bytes, sent from a
+// GPU that held x: one on g's node if any (NVLink), else one on another node (NIC); among
+// candidates the one that has sent least so far, lowest index on ties. A copy within g (it already
+// held x) is an HBM copy and costs no link time. The copy time is the all-to-all time of the
+// per-GPU maxima of bytes sent or received over each link: CostModel::AllToAllTime(max NVLink
+// bytes, max NIC bytes) (link efficiency and latency included). `blocking`: the new placement
+// applies at once and the copy time is added to the step that triggered the rebalance.
+// `overlapped`: the copy streams in the background on a share s (`migration_link_share`) of the
+// links, so it lasts copy_time / s of simulated time; during that time each step's all-to-all runs
+// on the remaining 1 - s and takes all_to_all · s / (1 - s) longer (the extra is charged to the
+// step); the old placement serves until the copy ends, then the new one applies. A rebalance due
+// while a copy is in flight is skipped.
 #pragma once
-
-#include <nlohmann/json.hpp>
 
 #include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/params.h"
 #include "core/status.h"
@@ -57,8 +57,8 @@ struct PlacementSpec {
   RoutingStatsOptions stats;  // kWindow with window_steps (1000), or kDecay with decay
   MigrationMode migration = MigrationMode::kBlocking;
   double migration_link_share = 0.25;  // overlapped: share of link bandwidth the copy uses
-  double alpha = -1;  // planner cost of a hop within a node; < 0: NIC / NVLink bandwidth ratio
-  double beta = 1;    // planner cost of a hop across nodes
+  double alpha = -1;      // planner cost of a hop within a node; < 0: NIC / NVLink bandwidth ratio
+  double beta = 1;        // planner cost of a hop across nodes
   int expert_groups = 1;  // for EPLB's hierarchical mode
 
   bool dynamic() const { return policy != "static"; }
@@ -91,8 +91,8 @@ class SourceStatsAccumulator {
   int sources_, classes_, layers_, experts_, top_k_;
   RoutingStatsOptions options_;
   std::map<int64_t, Epoch> epochs_;
-  std::vector<double> ring_;           // kWindow: window_steps x (sources * classes)
-  std::vector<int64_t> ring_epoch_;    // epoch of each ring entry (-1: empty)
+  std::vector<double> ring_;         // kWindow: window_steps x (sources * classes)
+  std::vector<int64_t> ring_epoch_;  // epoch of each ring entry (-1: empty)
   size_t ring_next_ = 0;
   int64_t steps_ = 0;
 };
@@ -101,29 +101,30 @@ struct MigrationCost {
   int64_t experts_moved = 0;  // replica copies
   double bytes = 0;
   double nvlink_bytes_max = 0, nic_bytes_max = 0;  // per GPU, the larger of sent and received
-  double seconds = 0;  // copy time at full link bandwidth
+  double seconds = 0;                              // copy time at full link bandwidth
 };
 
 // The copies needed to go from `from` to `to` (same shape) on `cluster`'s GPUs and their time.
-MigrationCost ComputeMigration(const Placement& from, const Placement& to, const ClusterSpec& cluster,
-                               const CostModel& cost);
+MigrationCost ComputeMigration(const Placement& from, const Placement& to,
+                               const ClusterSpec& cluster, const CostModel& cost);
 
 // The planner's view of the cluster.
 PlacementTopology SimTopology(const ClusterSpec& cluster, const PlacementSpec& spec);
 
 struct RebalanceRecord {
-  int64_t step = 0;     // priced steps so far when it was planned
-  double time = 0;      // simulated seconds
+  int64_t step = 0;  // priced steps so far when it was planned
+  double time = 0;   // simulated seconds
   int64_t experts_migrated = 0;
   double bytes = 0;
-  double copy_seconds = 0;  // at full link bandwidth
+  double copy_seconds = 0;     // at full link bandwidth
   double charged_seconds = 0;  // added to step times (blocking: = copy_seconds)
 };
 
 class Rebalancer {
  public:
   // Errors for unknown policies or parameters.
-  static Result<std::unique_ptr<Rebalancer>> Create(const PlacementSpec& spec, const Cluster& cluster);
+  static Result<std::unique_ptr<Rebalancer>> Create(const PlacementSpec& spec,
+                                                    const Cluster& cluster);
 
   // Called once per priced step, after Cluster::Cost, with the step's cost and start time. Records
   // the step's tokens, advances a migration in flight and rebalances when due. Returns seconds to

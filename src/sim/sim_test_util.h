@@ -6,7 +6,6 @@
 
 #include "core/random.h"
 #include "core/request.h"
-
 #include "model/specs.h"
 #include "policy/queue/queue_policy.h"
 #include "sim/cluster.h"

@@ -1,10 +1,10 @@
 #include "sim/simulator.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
 
 #include "core/frontend_ledger.h"
 #include "policy/dispatch/dispatch_policy.h"
@@ -18,7 +18,9 @@ namespace {
 enum EventKind { kArrival = 0, kStepStart = 1, kStepEnd = 2, kSnapshot = 3 };
 
 // What the front end reserves for a request: the max_tokens its client sent.
-int64_t MaxTokens(const Request& r) { return r.max_tokens > 0 ? r.max_tokens : r.output_tokens; }
+int64_t MaxTokens(const Request& r) {
+  return r.max_tokens > 0 ? r.max_tokens : r.output_tokens;
+}
 
 class Run {
  public:
@@ -54,16 +56,23 @@ class Run {
       const Event e = events_.Pop();
       if (options_.max_time > 0 && e.time > options_.max_time) break;
       switch (e.kind) {
-        case kArrival: OnArrival(static_cast<size_t>(e.arg)); break;
-        case kStepStart: OnStepStart(); break;
-        case kStepEnd: OnStepEnd(); break;
+        case kArrival:
+          OnArrival(static_cast<size_t>(e.arg));
+          break;
+        case kStepStart:
+          OnStepStart();
+          break;
+        case kStepEnd:
+          OnStepEnd();
+          break;
         case kSnapshot:
           TakeSnapshots(e.time);
           if (finished_ < static_cast<int64_t>(requests_.size())) {
             events_.Push(e.time + stack_.snapshot_interval, kSnapshot);
           }
           break;
-        default: GIMBAL_CHECK(false, "unknown event kind");
+        default:
+          GIMBAL_CHECK(false, "unknown event kind");
       }
     }
     return Finish();
@@ -241,7 +250,8 @@ class Run {
     s["a2a_cross_node_fraction"] = tot > 0 ? cluster_.tokens_inter_node() / tot : 0.0;
     s["kv_capacity_tokens_per_rank"] = cluster_.kv_capacity_tokens();
     if (rebalancer_ != nullptr) rebalancer_->Report(s);
-    if (cluster_.spec().drift.enabled()) s["popularity_drift_epochs"] = cluster_.popularity().epoch();
+    if (cluster_.spec().drift.enabled())
+      s["popularity_drift_epochs"] = cluster_.popularity().epoch();
     if (options_.keep_requests) out.requests = records_;
     out.steps = std::move(steps_);
     return out;
@@ -255,7 +265,7 @@ class Run {
   Rebalancer* rebalancer_ = nullptr;
   Rng rng_;
   EventQueue events_;
-  FrontendLedger ledger_;             // the front end's accounting (core/frontend_ledger.h)
+  FrontendLedger ledger_;              // the front end's accounting (core/frontend_ledger.h)
   std::vector<LedgerTicket> tickets_;  // per request, by index into the workload
   std::vector<EngineSnapshot> snapshots_;
   std::vector<RequestRecord> records_;
@@ -297,15 +307,15 @@ Result<RunResult> Simulate(const ClusterSpec& cluster_spec, const StackSpec& sta
   }
   for (size_t i = 0; i < requests.size(); ++i) {
     if (!(std::isfinite(requests[i].arrival) && requests[i].arrival >= 0)) {
-      return InvalidArgument(
-          fmt::format("request {}: arrival must be a finite time >= 0 s, got {}", i,
-                      requests[i].arrival));
+      return InvalidArgument(fmt::format("request {}: arrival must be a finite time >= 0 s, got {}",
+                                         i, requests[i].arrival));
     }
     if (i > 0 && requests[i].arrival < requests[i - 1].arrival) {
       return InvalidArgument(fmt::format("requests must be sorted by arrival (request {})", i));
     }
     if (requests[i].prompt_tokens < 1 || requests[i].output_tokens < 1) {
-      return InvalidArgument(fmt::format("request {} needs prompt and output of at least 1 token", i));
+      return InvalidArgument(
+          fmt::format("request {} needs prompt and output of at least 1 token", i));
     }
     if (requests[i].max_tokens != 0 && requests[i].max_tokens < requests[i].output_tokens) {
       return InvalidArgument(fmt::format(

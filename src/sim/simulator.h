@@ -13,10 +13,10 @@
 // every random draw comes from streams forked off the seed.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "core/params.h"
 #include "core/request.h"
@@ -41,7 +41,8 @@ struct StackSpec {
 
 struct SimOptions {
   uint64_t seed = 1;
-  double max_time = 0;  // simulated seconds after which unfinished requests count as failed; 0 = none
+  double max_time =
+      0;  // simulated seconds after which unfinished requests count as failed; 0 = none
   Slo slo;
   bool keep_requests = false;  // keep per-request records in the result
   bool keep_steps = false;     // keep per-step records (with per-GPU expert load) in the result
@@ -65,7 +66,7 @@ struct StepRecord {
 
 struct RunResult {
   std::string stack;
-  nlohmann::ordered_json summary;  // vllm bench keys + cluster figures (see ToJson)
+  nlohmann::ordered_json summary;       // vllm bench keys + cluster figures (see ToJson)
   std::vector<RequestRecord> requests;  // when keep_requests
   std::vector<StepRecord> steps;        // when keep_steps
   int64_t num_steps = 0;

@@ -1,10 +1,10 @@
 #include "sim/simulator.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include <gtest/gtest.h>
 
 #include "core/random.h"
 #include "sim/sim_test_util.h"

@@ -1,13 +1,12 @@
 #include "testing/fake_vllm.h"
 
+#include <chrono>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
-#include <chrono>
 
 #include "wire/engine_state.h"
 
@@ -68,14 +67,16 @@ class FakeHandler : public net::HttpHandler {
       std::string text =
           "# HELP vllm:num_requests_waiting Number of requests waiting to be processed.\n"
           "# TYPE vllm:num_requests_waiting gauge\n"
-          "vllm:num_requests_waiting{engine=\"0\",model_name=" + m + "} " +
-          std::to_string(f_->waiting_.load()) + ".0\n"
+          "vllm:num_requests_waiting{engine=\"0\",model_name=" +
+          m + "} " + std::to_string(f_->waiting_.load()) +
+          ".0\n"
           "# TYPE vllm:num_requests_running gauge\n"
-          "vllm:num_requests_running{engine=\"0\",model_name=" + m + "} " +
-          std::to_string(f_->running_.load()) + ".0\n"
+          "vllm:num_requests_running{engine=\"0\",model_name=" +
+          m + "} " + std::to_string(f_->running_.load()) +
+          ".0\n"
           "# TYPE vllm:kv_cache_usage_perc gauge\n"
-          "vllm:kv_cache_usage_perc{engine=\"0\",model_name=" + m + "} " +
-          std::to_string(f_->kv_milli_.load() / 1000.0) + "\n";
+          "vllm:kv_cache_usage_perc{engine=\"0\",model_name=" +
+          m + "} " + std::to_string(f_->kv_milli_.load() / 1000.0) + "\n";
       co_await w.Send(net::MakeResponse(200, "text/plain; version=0.0.4", text));
     } else if (path == wire::kStateStreamPath && f_->opts_.push_state && !f_->push_off_) {
       f_->state_streams_++;
@@ -90,8 +91,9 @@ class FakeHandler : public net::HttpHandler {
         s.load.kv_usage = 0.1;
         s.load.kv_capacity_tokens = 100000;
         s.load.prefill_pending_tokens = f_->pushed_pending_.load();
-        s.load.taken_at = std::chrono::duration<double>(
-            std::chrono::system_clock::now().time_since_epoch()).count();
+        s.load.taken_at =
+            std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+                .count();
         const std::string ev = wire::EngineStateEvent(s);
         if (!(co_await w.WriteChunk(ev)).ok()) co_return;
         co_await SleepMs(f_->opts_.push_interval_ms);
@@ -113,7 +115,8 @@ class FakeHandler : public net::HttpHandler {
           f_->abandoned_++;
           co_return;
         }
-        std::string body = R"({"id":"cmpl-fake","object":"text_completion","choices":[{"index":0,"text":"hello","finish_reason":"length"}],"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}})";
+        std::string body =
+            R"({"id":"cmpl-fake","object":"text_completion","choices":[{"index":0,"text":"hello","finish_reason":"length"}],"usage":{"prompt_tokens":10,"completion_tokens":1,"total_tokens":11}})";
         if (st_->dead) {
           w.Abort();
           co_return;
@@ -125,9 +128,8 @@ class FakeHandler : public net::HttpHandler {
       h.Set("Content-Type", "text/event-stream");
       if (!(co_await w.BeginStream(200, h)).ok()) co_return;
       for (int i = 0; i < f_->opts_.chunks; ++i) {
-        if (!co_await SleepUnlessGone(i > 0 ? f_->opts_.chunk_delay_ms
-                                            : f_->opts_.first_chunk_delay_ms,
-                                      w)) {
+        if (!co_await SleepUnlessGone(
+                i > 0 ? f_->opts_.chunk_delay_ms : f_->opts_.first_chunk_delay_ms, w)) {
           f_->abandoned_++;
           co_return;
         }
@@ -159,7 +161,8 @@ std::string FakeVllm::ExpectedStream(int chunks) {
 }
 
 FakeVllm::FakeVllm(FakeVllmOptions options)
-    : opts_(std::move(options)), state_(std::make_shared<State>()),
+    : opts_(std::move(options)),
+      state_(std::make_shared<State>()),
       io_(std::make_unique<net::IoRuntime>(2)) {}
 
 FakeVllm::~FakeVllm() {
@@ -177,7 +180,9 @@ void FakeVllm::Start() {
   io_->Start();
 }
 
-uint16_t FakeVllm::port() const { return server_->port(); }
+uint16_t FakeVllm::port() const {
+  return server_->port();
+}
 
 void FakeVllm::Kill() {
   state_->dead = true;

@@ -60,10 +60,10 @@ struct CompletionRequest {
   int64_t max_completion_tokens = -1;  // -1 when absent or null
   // The output length asked for: max_completion_tokens when given, else max_tokens, else 0.
   int64_t max_output_tokens = 0;
-  int64_t priority = 0;          // the client's own `priority`, 0 when absent
-  uint64_t affinity_key = 0;     // FNV-1a of a string `user` (never 0), 0 when absent
-  int64_t traffic_class = -1;    // `gimbal_traffic_class`, -1 when absent
-  int64_t n = 1;                 // `n` when it is an integer
+  int64_t priority = 0;        // the client's own `priority`, 0 when absent
+  uint64_t affinity_key = 0;   // FNV-1a of a string `user` (never 0), 0 when absent
+  int64_t traffic_class = -1;  // `gimbal_traffic_class`, -1 when absent
+  int64_t n = 1;               // `n` when it is an integer
 };
 
 // Parses a /v1/completions (`chat` false) or /v1/chat/completions body. kInvalidArgument with a

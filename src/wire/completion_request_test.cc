@@ -1,8 +1,8 @@
 #include "wire/completion_request.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::wire {
 namespace {
@@ -62,9 +62,9 @@ TEST(CompletionRequest, ReadsStreamOptionsTrafficClassAndN) {
     EXPECT_FALSE(o->include_usage) << body;
   }
   EXPECT_EQ(ParseCompletionRequest(R"({"prompt":"x","n":"two"})", false)->n, 1);
-  EXPECT_EQ(ParseCompletionRequest(R"({"prompt":"x","gimbal_traffic_class":null})", false)
-                ->traffic_class,
-            -1);
+  EXPECT_EQ(
+      ParseCompletionRequest(R"({"prompt":"x","gimbal_traffic_class":null})", false)->traffic_class,
+      -1);
   for (const char* bad : {R"({"prompt":"x","gimbal_traffic_class":-1})",
                           R"({"prompt":"x","gimbal_traffic_class":1.5})",
                           R"({"prompt":"x","gimbal_traffic_class":[1]})"}) {
@@ -132,8 +132,8 @@ TEST(CompletionRequest, ReadsOnlyTheFieldsItNeeds) {
   EXPECT_EQ(chat->prompt_chars, 4 + 2 + 3 * kChatMessageChars);
   EXPECT_EQ(chat->messages, 3);
   // A repeated key: the last value counts, as in a parsed document.
-  auto twice = ParseCompletionRequest(
-      R"({"prompt":"abcdef","prompt":"ab","model":"a","model":"b"})", false);
+  auto twice =
+      ParseCompletionRequest(R"({"prompt":"abcdef","prompt":"ab","model":"a","model":"b"})", false);
   ASSERT_TRUE(twice.ok());
   EXPECT_EQ(twice->prompt_chars, 2);
   EXPECT_EQ(twice->prompts, 1);

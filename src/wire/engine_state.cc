@@ -1,10 +1,9 @@
 #include "wire/engine_state.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace gimbal::wire {

@@ -1,12 +1,11 @@
 #include "wire/engine_state.h"
 
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
 #include <cmath>
+#include <string>
 #include <vector>
 
-#include <string>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace gimbal::wire {
 namespace {
@@ -108,10 +107,10 @@ TEST(SnapshotFromPushed, ReadsAState) {
   EngineSnapshot s;
   double moe = 1;
   ValueWarnings w;
-  ASSERT_TRUE(SnapshotFromPushed(
-      R"({"waiting":2,"running":5,"kv_usage":0.25,"kv_capacity_tokens":32000,)"
-      R"("prefill_pending_tokens":1200,"moe_pressure":1.5,"taken_at":99})",
-      4.0, &s, &moe, &w));
+  ASSERT_TRUE(
+      SnapshotFromPushed(R"({"waiting":2,"running":5,"kv_usage":0.25,"kv_capacity_tokens":32000,)"
+                         R"("prefill_pending_tokens":1200,"moe_pressure":1.5,"taken_at":99})",
+                         4.0, &s, &moe, &w));
   EXPECT_EQ(s.waiting, 2);
   EXPECT_EQ(s.running, 5);
   EXPECT_EQ(s.kv_usage, 0.25);
@@ -141,16 +140,15 @@ TEST(SnapshotFromPushed, NotAStateIsRefused) {
 }
 
 TEST(SnapshotFromPushed, ImplausibleFieldsAreDroppedKeepingThePreviousValues) {
-  for (std::string bad : {"-1e308", "1e300", "-3", "2e12", "18446744073709551615",
-                          "-9223372036854775808"}) {
+  for (std::string bad :
+       {"-1e308", "1e300", "-3", "2e12", "18446744073709551615", "-9223372036854775808"}) {
     SCOPED_TRACE(bad);
     EngineSnapshot s = Previous();
     double moe = 1.25;
     ValueWarnings w;
     ASSERT_TRUE(SnapshotFromPushed(
-        R"({"waiting":)" + bad + R"(,"running":4,"kv_usage":)" + bad +
-            R"(,"kv_capacity_tokens":)" + bad + R"(,"prefill_pending_tokens":)" + bad +
-            R"(,"moe_pressure":)" + bad + "}",
+        R"({"waiting":)" + bad + R"(,"running":4,"kv_usage":)" + bad + R"(,"kv_capacity_tokens":)" +
+            bad + R"(,"prefill_pending_tokens":)" + bad + R"(,"moe_pressure":)" + bad + "}",
         4.0, &s, &moe, &w));
     EXPECT_EQ(s.waiting, 7);
     EXPECT_EQ(s.running, 4);
@@ -169,8 +167,8 @@ TEST(SnapshotFromPushed, ImplausibleFieldsAreDroppedKeepingThePreviousValues) {
   EXPECT_EQ(s.waiting, 7);
   // Both request counts implausible: refused, nothing touched.
   ValueWarnings w;
-  EXPECT_FALSE(SnapshotFromPushed(R"({"waiting":-1,"running":1e300,"kv_usage":0})", 5, &s, &moe,
-                                  &w));
+  EXPECT_FALSE(
+      SnapshotFromPushed(R"({"waiting":-1,"running":1e300,"kv_usage":0})", 5, &s, &moe, &w));
   EXPECT_EQ(s.taken_at, 1);
   EXPECT_EQ(w.count, 2);
 }

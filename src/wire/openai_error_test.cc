@@ -1,9 +1,9 @@
 #include "wire/openai_error.h"
 
+#include <string>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
-#include <string>
 
 namespace gimbal::wire {
 namespace {
@@ -21,14 +21,14 @@ TEST(OpenAiError, StatusesOfErrorKinds) {
 
 TEST(OpenAiError, TypesOfStatuses) {
   const std::pair<int, const char*> table[] = {
-      {400, "invalid_request_error"},     {401, "authentication_error"},
-      {403, "permission_error"},          {404, "not_found_error"},
-      {405, "invalid_request_error"},     {408, "timeout_error"},
-      {409, "invalid_request_error"},     {413, "invalid_request_error"},
-      {415, "invalid_request_error"},     {422, "invalid_request_error"},
-      {429, "rate_limit_error"},          {431, "invalid_request_error"},
-      {500, "server_error"},              {501, "server_error"},
-      {502, "server_error"},              {503, "service_unavailable_error"},
+      {400, "invalid_request_error"}, {401, "authentication_error"},
+      {403, "permission_error"},      {404, "not_found_error"},
+      {405, "invalid_request_error"}, {408, "timeout_error"},
+      {409, "invalid_request_error"}, {413, "invalid_request_error"},
+      {415, "invalid_request_error"}, {422, "invalid_request_error"},
+      {429, "rate_limit_error"},      {431, "invalid_request_error"},
+      {500, "server_error"},          {501, "server_error"},
+      {502, "server_error"},          {503, "service_unavailable_error"},
       {504, "server_error"}};
   for (const auto& [status, type] : table) {
     EXPECT_STREQ(OpenAiErrorType(status), type) << status;

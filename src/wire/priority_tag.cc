@@ -1,8 +1,9 @@
 #include "wire/priority_tag.h"
 
-#include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace gimbal::wire {
 namespace {

@@ -1,8 +1,8 @@
 #include "wire/priority_tag.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::wire {
 namespace {

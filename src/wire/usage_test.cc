@@ -1,15 +1,16 @@
 #include "wire/usage.h"
 
-#include <gtest/gtest.h>
-
 #include <string>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::wire {
 namespace {
 
 TEST(Usage, FoundInResponsesAndChunks) {
   Usage u;
-  EXPECT_TRUE(FindUsage(R"({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3}})", &u));
+  EXPECT_TRUE(
+      FindUsage(R"({"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3}})", &u));
   EXPECT_EQ(u.prompt_tokens, 12);
   EXPECT_EQ(u.completion_tokens, 3);
   Usage none;

@@ -1,9 +1,9 @@
 // Synthetic workloads: Gamma arrivals as in `vllm bench serve`, length distributions, classes.
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include <fmt/format.h>
 
 #include "workload/workload.h"
 #include "workload/workload_internal.h"

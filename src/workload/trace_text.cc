@@ -1,10 +1,11 @@
 #include "workload/trace_text.h"
 
-#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <charconv>
 #include <cmath>
+
+#include <fmt/format.h>
 
 namespace gimbal::trace {
 namespace {

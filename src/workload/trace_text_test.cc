@@ -1,10 +1,11 @@
 #include "workload/trace_text.h"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
+
+#include <gtest/gtest.h>
 
 namespace gimbal::trace {
 namespace {

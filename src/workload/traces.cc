@@ -1,12 +1,12 @@
 // Trace readers: Azure LLM inference CSV, Mooncake JSONL, BurstGPT CSV.
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <limits>
-#include <nlohmann/json.hpp>
 #include <optional>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "core/json_message.h"
 #include "workload/trace_text.h"
@@ -249,8 +249,8 @@ Result<std::vector<Request>> ReadMooncakeTrace(const std::string& path, const Wo
                                          in->Where(), Printable(what, 200)));
     }
     if (!j.is_object()) {
-      return InvalidArgument(
-          fmt::format("{}expected a JSON object, got '{}'", in->Where(), Printable(JsonForMessage(j))));
+      return InvalidArgument(fmt::format("{}expected a JSON object, got '{}'", in->Where(),
+                                         Printable(JsonForMessage(j))));
     }
     auto field = [&](const char* name) -> const nlohmann::json* {
       const auto it = j.find(name);

@@ -1,9 +1,10 @@
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <map>
 #include <set>
+
+#include <gtest/gtest.h>
 
 #include "workload/workload.h"
 

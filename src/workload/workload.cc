@@ -1,10 +1,10 @@
 // BuildWorkload, spec validation and names.
 #include "workload/workload.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
+
+#include <fmt/format.h>
 
 #include "workload/workload_internal.h"
 

@@ -1,11 +1,11 @@
 // ParseWorkloadSpec: the `workload:` map of a scenario (schema in docs/workloads.md).
-#include <fmt/format.h>
-
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <limits>
+
+#include <fmt/format.h>
 
 #include "workload/workload.h"
 

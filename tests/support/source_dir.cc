@@ -6,6 +6,8 @@
 
 namespace gimbal::test_support {
 
-const char* SourceDir() { return GIMBAL_SOURCE_DIR_PATH; }
+const char* SourceDir() {
+  return GIMBAL_SOURCE_DIR_PATH;
+}
 
 }  // namespace gimbal::test_support

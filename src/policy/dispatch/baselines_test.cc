@@ -77,7 +77,7 @@ TEST(VllmKvDispatch, MatchesHandWorkedScores) {
   engines[2].snapshot.kv_usage = 0.95;
   Rng rng(1);
   EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 1);  // tie 12 = 12 to the lower index
-  engines[1].snapshot.kv_usage = 0.6;  // e1: 12 + 6·6·0.1 = 15.6
+  engines[1].snapshot.kv_usage = 0.6;                   // e1: 12 + 6·6·0.1 = 15.6
   EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 2);
   engines[2].picks_since_snapshot = 4;  // e2: max(12, 16) + 6·4·0.45 = 26.8
   EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 0);
@@ -196,8 +196,8 @@ TEST(SglangDispatch, SwitchesToLeastLoadedOnlyWhenBothThresholdsAreExceeded) {
 
 TEST(SglangDispatch, SnapshotLoadSignalAndThresholdParameters) {
   auto p = MustMake("sglang", P({{"load_signal", "snapshot"},
-                                      {"balance_abs_threshold", "4"},
-                                      {"balance_rel_threshold", "2"}}));
+                                 {"balance_abs_threshold", "4"},
+                                 {"balance_rel_threshold", "2"}}));
   ASSERT_NE(p, nullptr);
   Rng rng(1);
   std::vector<EngineView> engines(2);
@@ -216,11 +216,11 @@ TEST(DynamoDispatch, PicksMinimumPrefillPlusDecodeBlocks) {
   ASSERT_NE(p, nullptr);
   auto engines = IdleEngines(3, 16'000);
   DispatchRequest req = SmallRequest();
-  req.prompt_tokens = 160;              // 10 prefill blocks everywhere
-  engines[0].snapshot.kv_usage = 0.5;   // 8000 tokens = 500 blocks
-  engines[1].snapshot.kv_usage = 0.1;   // the router's own count is larger:
+  req.prompt_tokens = 160;               // 10 prefill blocks everywhere
+  engines[0].snapshot.kv_usage = 0.5;    // 8000 tokens = 500 blocks
+  engines[1].snapshot.kv_usage = 0.1;    // the router's own count is larger:
   engines[1].reserved_kv_tokens = 9600;  //   600 blocks
-  engines[2].snapshot.kv_usage = 0.3;   // 300 blocks
+  engines[2].snapshot.kv_usage = 0.3;    // 300 blocks
   engines[2].reserved_kv_tokens = 4000;  // 250 blocks: the report is larger
   Rng rng(1);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(p->Pick(req, engines, rng), 2);

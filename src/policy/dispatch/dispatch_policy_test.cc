@@ -1,11 +1,11 @@
 // The registry, and a suite every dispatch policy must pass.
 #include "policy/dispatch/dispatch_policy.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <limits>
 #include <set>
+
+#include <gtest/gtest.h>
 
 #include "policy/dispatch/dispatch_test_util.h"
 
@@ -18,9 +18,9 @@ using dispatch_test::P;
 using dispatch_test::SmallRequest;
 using dispatch_test::TestDeps;
 
-const std::vector<std::string> kBuiltins = {"dynamo",         "gimbal",       "gimbal_predictive",
-                                            "least_requests", "llmd",         "power_of_two",
-                                            "round_robin",    "sglang",       "vllm",
+const std::vector<std::string> kBuiltins = {"dynamo",         "gimbal", "gimbal_predictive",
+                                            "least_requests", "llmd",   "power_of_two",
+                                            "round_robin",    "sglang", "vllm",
                                             "vllm_kv"};
 
 TEST(DispatchRegistry, ListsEveryBuiltinPolicy) {

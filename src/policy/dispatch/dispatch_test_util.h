@@ -1,12 +1,12 @@
 // Helpers shared by the dispatch policy tests.
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "model/cost_model.h"
 #include "model/test_specs.h"
@@ -34,7 +34,9 @@ inline const CostModel& TestCostModel() {
 }
 
 // Params from a literal map: P({{"w_kv", "0"}}).
-inline Params P(std::map<std::string, std::string> values) { return Params(std::move(values)); }
+inline Params P(std::map<std::string, std::string> values) {
+  return Params(std::move(values));
+}
 
 inline DispatchDeps TestDeps() {
   DispatchDeps deps;

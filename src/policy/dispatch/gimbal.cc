@@ -129,9 +129,14 @@ FactoryResult NewGimbal(const Params& p, const DispatchDeps& deps) {
   o.affinity_slack = p.GetDouble("affinity_slack", o.affinity_slack);
   o.expected_output_tokens = p.GetInt("expected_output_tokens", o.expected_output_tokens);
   o.token_budget = deps.max_num_batched_tokens;
-  for (auto [key, value] : {std::pair{"w_kv", o.w_kv}, {"w_pf", o.w_pf}, {"w_q", o.w_q},
-                            {"w_moe", o.w_moe}, {"rho", o.rho}, {"tie_epsilon", o.tie_epsilon},
-                            {"w_affinity", o.w_affinity}, {"affinity_slack", o.affinity_slack}}) {
+  for (auto [key, value] : {std::pair{"w_kv", o.w_kv},
+                            {"w_pf", o.w_pf},
+                            {"w_q", o.w_q},
+                            {"w_moe", o.w_moe},
+                            {"rho", o.rho},
+                            {"tie_epsilon", o.tie_epsilon},
+                            {"w_affinity", o.w_affinity},
+                            {"affinity_slack", o.affinity_slack}}) {
     if (value < 0) return ParamRangeError(key, ">= 0", value);
   }
   if (o.queue_norm <= 0) return ParamRangeError("queue_norm", "> 0", o.queue_norm);

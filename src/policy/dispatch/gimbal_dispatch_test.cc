@@ -1,9 +1,9 @@
 // The `gimbal` dispatch policy: KV limit, uniform near-ties, monotonicity in every signal,
 // switching signals off, freshness and soft affinity.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <functional>
+
+#include <gtest/gtest.h>
 
 #include "policy/dispatch/dispatch_test_util.h"
 

@@ -1,10 +1,10 @@
 #include "policy/placement/eplb.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+
+#include <fmt/format.h>
 
 namespace gimbal {
 
@@ -90,22 +90,23 @@ void RebalanceLayer(std::span<const double> w, int groups, int nodes, int gpus, 
 Result<EplbResult> EplbRebalance(std::span<const double> weight, int layers, int experts,
                                  const EplbOptions& o) {
   if (layers <= 0 || experts <= 0 || weight.size() != static_cast<size_t>(layers) * experts) {
-    return InvalidArgument(fmt::format("eplb: {} weights for {} layers x {} experts",
-                                       weight.size(), layers, experts));
+    return InvalidArgument(
+        fmt::format("eplb: {} weights for {} layers x {} experts", weight.size(), layers, experts));
   }
   for (size_t i = 0; i < weight.size(); ++i) {
     if (!std::isfinite(weight[i]) || weight[i] < 0) {
-      return InvalidArgument(fmt::format("eplb: load of layer {} expert {} is {}",
-                                         i / experts, i % experts, weight[i]));
+      return InvalidArgument(fmt::format("eplb: load of layer {} expert {} is {}", i / experts,
+                                         i % experts, weight[i]));
     }
   }
   if (o.gpus <= 0 || o.nodes <= 0 || o.gpus % o.nodes != 0) {
-    return InvalidArgument(fmt::format("eplb: {} GPUs do not divide over {} nodes", o.gpus, o.nodes));
+    return InvalidArgument(
+        fmt::format("eplb: {} GPUs do not divide over {} nodes", o.gpus, o.nodes));
   }
   if (o.physical_slots < experts || o.physical_slots % o.gpus != 0) {
-    return InvalidArgument(fmt::format(
-        "eplb: {} physical slots must be >= {} experts and a multiple of {} GPUs", o.physical_slots,
-        experts, o.gpus));
+    return InvalidArgument(
+        fmt::format("eplb: {} physical slots must be >= {} experts and a multiple of {} GPUs",
+                    o.physical_slots, experts, o.gpus));
   }
   EplbResult r;
   r.layers = layers;

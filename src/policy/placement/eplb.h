@@ -26,7 +26,7 @@ struct EplbOptions {
   int physical_slots = 0;  // over all GPUs; a multiple of gpus, >= experts
   int groups = 1;          // expert groups (DeepSeek-V3: 8)
   int nodes = 1;
-  int gpus = 1;            // a multiple of nodes
+  int gpus = 1;  // a multiple of nodes
 };
 
 struct EplbResult {

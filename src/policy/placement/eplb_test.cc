@@ -76,9 +76,9 @@ TEST(Eplb, EveryPlanIsConsistent) {
 
 TEST(Eplb, RejectsBadShapes) {
   const std::vector<double> w = {1, 2, 3, 4};
-  EXPECT_FALSE(EplbRebalance(w, 1, 4, {3, 1, 1, 1}).ok());   // fewer slots than experts
-  EXPECT_FALSE(EplbRebalance(w, 1, 4, {6, 1, 1, 4}).ok());   // slots not a multiple of GPUs
-  EXPECT_FALSE(EplbRebalance(w, 1, 3, {6, 1, 1, 2}).ok());   // weights of the wrong size
+  EXPECT_FALSE(EplbRebalance(w, 1, 4, {3, 1, 1, 1}).ok());  // fewer slots than experts
+  EXPECT_FALSE(EplbRebalance(w, 1, 4, {6, 1, 1, 4}).ok());  // slots not a multiple of GPUs
+  EXPECT_FALSE(EplbRebalance(w, 1, 3, {6, 1, 1, 2}).ok());  // weights of the wrong size
   const std::vector<double> bad = {1, -2, 3, 4};
   EXPECT_NE(EplbRebalance(bad, 1, 4, {4, 1, 1, 2}).status().message().find("layer 0 expert 1"),
             std::string::npos);

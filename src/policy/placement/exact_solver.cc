@@ -1,9 +1,9 @@
 #include "policy/placement/exact_solver.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
+
+#include <fmt/format.h>
 
 #ifdef GIMBAL_HAVE_CBC
 #include <Cbc_C_Interface.h>
@@ -13,7 +13,9 @@ namespace gimbal {
 
 #ifndef GIMBAL_HAVE_CBC
 
-bool ExactSolverAvailable() { return false; }
+bool ExactSolverAvailable() {
+  return false;
+}
 
 Result<ExactLayerResult> SolveLayerExact(const LayerProblem&, const ExactOptions&) {
   return Unsupported(
@@ -23,7 +25,9 @@ Result<ExactLayerResult> SolveLayerExact(const LayerProblem&, const ExactOptions
 
 #else
 
-bool ExactSolverAvailable() { return true; }
+bool ExactSolverAvailable() {
+  return true;
+}
 
 namespace {
 
@@ -90,7 +94,7 @@ Result<ExactLayerResult> SolveLayerExact(const LayerProblem& p, const ExactOptio
     cols.clear();
     coefs.clear();
   };
-  std::vector<std::vector<int>> gpu_flow_cols(G);
+  std::vector<std::vector<int> > gpu_flow_cols(G);
   for (const Pair& pr : pairs) {
     const double a = p.A(pr.s, pr.x) / T;
     for (int g = 0; g < G; ++g) {
@@ -158,9 +162,11 @@ Result<ExactLayerResult> SolveLayerExact(const LayerProblem& p, const ExactOptio
   Cbc_solve(m);
   const double* sol = Cbc_getColSolution(m);
   if (Cbc_isProvenInfeasible(m)) {
-    return InvalidArgument("exact placement: the program is infeasible (migration budget too small?)");
+    return InvalidArgument(
+        "exact placement: the program is infeasible (migration budget too small?)");
   }
-  if (sol == nullptr || Cbc_status(m) < 0 || (!Cbc_isProvenOptimal(m) && Cbc_getObjValue(m) >= 1e29)) {
+  if (sol == nullptr || Cbc_status(m) < 0 ||
+      (!Cbc_isProvenOptimal(m) && Cbc_getObjValue(m) >= 1e29)) {
     return Internal("exact placement: CBC found no solution within the time limit");
   }
   ExactLayerResult res;
@@ -174,8 +180,8 @@ Result<ExactLayerResult> SolveLayerExact(const LayerProblem& p, const ExactOptio
       if (sol[y(x, g)] > 0.5) chosen.push_back(x);
     }
     if (static_cast<int>(chosen.size()) != K) {
-      return Internal(fmt::format("exact placement: GPU {} got {} experts, expected {}", g,
-                                  chosen.size(), K));
+      return Internal(
+          fmt::format("exact placement: GPU {} got {} experts, expected {}", g, chosen.size(), K));
     }
     std::vector<bool> used(chosen.size(), false);
     for (int k = 0; k < K; ++k) {

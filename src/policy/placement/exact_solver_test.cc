@@ -1,9 +1,9 @@
 #include "policy/placement/exact_solver.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <limits>
+
+#include <gtest/gtest.h>
 
 #include "core/stats.h"
 #include "placement/synthetic_stats.h"

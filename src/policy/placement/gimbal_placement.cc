@@ -1,13 +1,13 @@
 #include "policy/placement/gimbal_placement.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <functional>
 #include <limits>
 #include <numeric>
+
+#include <fmt/format.h>
 
 #include "policy/placement/search_state.h"
 
@@ -52,7 +52,9 @@ using placement_internal::SearchState;
 
 constexpr double kEps = 1e-12;
 
-bool WithinBudget(int moves, int budget) { return budget < 0 || moves <= budget; }
+bool WithinBudget(int moves, int budget) {
+  return budget < 0 || moves <= budget;
+}
 
 // 1. Replica counts: from the coldest replicated expert to the hottest, into the cold expert's
 // slot that gives the lowest surrogate objective; with count_must_gain, only when that objective
@@ -77,8 +79,8 @@ void AdjustCounts(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
       return;
     }
     int best_slot = -1;
-    double best = cfg.count_must_gain ? st.Objective() - kEps
-                                      : std::numeric_limits<double>::infinity();
+    double best =
+        cfg.count_must_gain ? st.Objective() - kEps : std::numeric_limits<double>::infinity();
     for (int slot = 0; slot < p.slots(); ++slot) {
       if (st.map()[slot] != cold || st.count(hot, st.Gpu(slot)) > 0) continue;
       const SearchState::ReplaceEval r = st.ReplaceValue(slot, hot);
@@ -532,7 +534,8 @@ LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cf
 }
 
 Result<Placement> PlanGimbal(const SourceExpertCounts& stats, const Placement& current,
-                             const PlacementTopology& topology, const GimbalPlacementConfig& config) {
+                             const PlacementTopology& topology,
+                             const GimbalPlacementConfig& config) {
   GIMBAL_RETURN_IF_ERROR(CheckPlacementInputs(stats, current, topology));
   Placement out;
   out.layers = current.layers;

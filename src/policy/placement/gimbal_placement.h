@@ -54,8 +54,8 @@ struct GimbalPlacementConfig {
   double gpu_slack = 0.15;       // node locality: GPU load cap above the mean
   bool count_must_gain = true;   // replica count changes must lower the surrogate objective
   int locality_replicas = 32;    // replicas re-targeted for node locality per layer; 0: off
-  double locality_spare_load = 2.5; // ... taken from experts at most this x mean slot load after
-                                  // losing one
+  double locality_spare_load = 2.5;  // ... taken from experts at most this x mean slot load after
+                                     // losing one
 
   // Keys: load_weight, traffic_weight, migration_weight, max_moves_per_layer, min_gain,
   // count_slack, search_evals, refine_work, emit_routes, balance_target, repair_moves, node_slack,

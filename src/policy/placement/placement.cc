@@ -1,8 +1,8 @@
 #include "policy/placement/placement.h"
 
-#include <fmt/format.h>
-
 #include <cmath>
+
+#include <fmt/format.h>
 
 namespace gimbal {
 
@@ -34,16 +34,17 @@ Status Placement::Validate() const {
         layers, experts, gpus, slots_per_gpu));
   }
   if (phy2log.size() != static_cast<size_t>(layers) * slots()) {
-    return InvalidArgument(fmt::format("placement: phy2log has {} entries, expected {} layers x {} slots",
-                                       phy2log.size(), layers, slots()));
+    return InvalidArgument(
+        fmt::format("placement: phy2log has {} entries, expected {} layers x {} slots",
+                    phy2log.size(), layers, slots()));
   }
   for (int l = 0; l < layers; ++l) {
     std::vector<int> count(experts, 0);
     for (int s = 0; s < slots(); ++s) {
       const int32_t x = Expert(l, s);
       if (x < 0 || x >= experts) {
-        return InvalidArgument(fmt::format("placement: layer {} slot {} holds expert {}, outside [0, {})",
-                                           l, s, x, experts));
+        return InvalidArgument(fmt::format(
+            "placement: layer {} slot {} holds expert {}, outside [0, {})", l, s, x, experts));
       }
       count[x]++;
     }
@@ -73,8 +74,8 @@ Status Placement::Validate() const {
         sum += sh.weight;
       }
       if (std::abs(sum - 1.0) > 1e-3) {
-        return InvalidArgument(fmt::format("placement: route of layer {} expert {} sums to {}, not 1",
-                                           l, x, sum));
+        return InvalidArgument(
+            fmt::format("placement: route of layer {} expert {} sums to {}, not 1", l, x, sum));
       }
     }
   }
@@ -82,7 +83,8 @@ Status Placement::Validate() const {
 }
 
 std::vector<std::vector<std::vector<int32_t>>> Placement::Log2Phy() const {
-  std::vector<std::vector<std::vector<int32_t>>> out(layers, std::vector<std::vector<int32_t>>(experts));
+  std::vector<std::vector<std::vector<int32_t>>> out(layers,
+                                                     std::vector<std::vector<int32_t>>(experts));
   for (int l = 0; l < layers; ++l) {
     for (int s = 0; s < slots(); ++s) out[l][Expert(l, s)].push_back(s);
   }
@@ -91,7 +93,8 @@ std::vector<std::vector<std::vector<int32_t>>> Placement::Log2Phy() const {
 
 std::vector<SlotShare> Placement::Route(int layer, int source, int expert) const {
   if (!source_routes.empty()) {
-    const auto& r = source_routes[(static_cast<size_t>(layer) * sources + source) * experts + expert];
+    const auto& r =
+        source_routes[(static_cast<size_t>(layer) * sources + source) * experts + expert];
     if (!r.empty()) return r;
   }
   std::vector<SlotShare> out;

@@ -3,8 +3,8 @@
 //
 // Slots are numbered gpu * slots_per_gpu + i. Every GPU has the same number of slots; slots beyond
 // `experts / gpus` hold redundant replicas of (hot) experts. The convention matches DeepSeek EPLB's
-// phy2log [layers × physical slots]. Token splitting: when `source_routes` is empty, a token goes to
-// each replica of its expert with equal probability (vLLM's behaviour); otherwise
+// phy2log [layers × physical slots]. Token splitting: when `source_routes` is empty, a token goes
+// to each replica of its expert with equal probability (vLLM's behaviour); otherwise
 // source_routes[(layer * sources + s) * experts + x] lists (slot, weight) pairs summing to 1 for
 // tokens of source s routed to logical expert x; an empty list means the even split (planners leave
 // the routes of single-replica experts empty: there is nothing to choose).
@@ -24,7 +24,7 @@ struct SlotShare {
 };
 
 struct Placement {
-  int layers = 0;  // MoE layers
+  int layers = 0;   // MoE layers
   int experts = 0;  // logical experts per layer
   int gpus = 0;
   int slots_per_gpu = 0;

@@ -1,15 +1,16 @@
 #include "policy/placement/placement_problem.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include <fmt/format.h>
+
 namespace gimbal {
 
 Status PlacementTopology::Validate() const {
-  if (gpus <= 0) return InvalidArgument(fmt::format("topology: gpus must be positive, got {}", gpus));
+  if (gpus <= 0)
+    return InvalidArgument(fmt::format("topology: gpus must be positive, got {}", gpus));
   if (gpus_per_node < 0 || (gpus_per_node > 0 && gpus % gpus_per_node != 0)) {
     return InvalidArgument(fmt::format(
         "topology: gpus_per_node ({}) must be positive and divide gpus ({})", gpus_per_node, gpus));
@@ -48,18 +49,18 @@ Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& cu
     }
   }
   if (current.layers != stats.layers || current.experts != stats.experts) {
-    return InvalidArgument(fmt::format(
-        "current placement has {} layers x {} experts but the statistics have {} x {}",
-        current.layers, current.experts, stats.layers, stats.experts));
+    return InvalidArgument(
+        fmt::format("current placement has {} layers x {} experts but the statistics have {} x {}",
+                    current.layers, current.experts, stats.layers, stats.experts));
   }
   if (current.gpus != topology.gpus) {
     return InvalidArgument(fmt::format("current placement has {} GPUs but the topology has {}",
                                        current.gpus, topology.gpus));
   }
   if (topology.slots_per_gpu > 0 && topology.slots_per_gpu != current.slots_per_gpu) {
-    return InvalidArgument(fmt::format(
-        "current placement has {} slots per GPU but the topology says {}", current.slots_per_gpu,
-        topology.slots_per_gpu));
+    return InvalidArgument(
+        fmt::format("current placement has {} slots per GPU but the topology says {}",
+                    current.slots_per_gpu, topology.slots_per_gpu));
   }
   return Status::Ok();
 }
@@ -75,8 +76,8 @@ Result<Placement> DefaultCurrentPlacement(const SourceExpertCounts& stats,
   const int base = stats.experts / topology.gpus;
   const int slots = topology.slots_per_gpu > 0 ? topology.slots_per_gpu : base;
   if (slots < base) {
-    return InvalidArgument(fmt::format("topology: slots_per_gpu {} is below experts / gpus = {}",
-                                       slots, base));
+    return InvalidArgument(
+        fmt::format("topology: slots_per_gpu {} is below experts / gpus = {}", slots, base));
   }
   return Placement::Contiguous(stats.layers, stats.experts, topology.gpus, slots - base);
 }

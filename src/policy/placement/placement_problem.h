@@ -28,12 +28,12 @@ inline constexpr double kMaxExpertBytes = 1e15;  // expert_bytes
 
 struct PlacementTopology {
   int gpus = 0;
-  int gpus_per_node = 0;     // 0: all GPUs on one node
-  double alpha = 0.2;        // per-token cost of a hop between GPUs of one node (<= kMaxHopCost)
-  double beta = 1.0;         // per-token cost of a hop across nodes (<= kMaxHopCost)
-  int slots_per_gpu = 0;     // 0: taken from the current placement, else experts / gpus
-  int expert_groups = 1;     // DeepSeek expert groups (EPLB's hierarchical mode)
-  double expert_bytes = 1;   // bytes of one expert's weights in one layer
+  int gpus_per_node = 0;    // 0: all GPUs on one node
+  double alpha = 0.2;       // per-token cost of a hop between GPUs of one node (<= kMaxHopCost)
+  double beta = 1.0;        // per-token cost of a hop across nodes (<= kMaxHopCost)
+  int slots_per_gpu = 0;    // 0: taken from the current placement, else experts / gpus
+  int expert_groups = 1;    // DeepSeek expert groups (EPLB's hierarchical mode)
+  double expert_bytes = 1;  // bytes of one expert's weights in one layer
 
   int nodes() const { return gpus_per_node > 0 ? gpus / gpus_per_node : 1; }
   int NodeOf(int gpu) const { return gpus_per_node > 0 ? gpu / gpus_per_node : 0; }
@@ -49,26 +49,26 @@ inline int SourceGpu(int source, int sources, int gpus) {
 }
 
 struct ObjectiveWeights {
-  double load = 1.0;        // λ1
-  double traffic = 0.25;    // λ2
-  double migration = 0.002; // λ3 (per expert copied)
+  double load = 1.0;         // λ1
+  double traffic = 0.25;     // λ2
+  double migration = 0.002;  // λ3 (per expert copied)
 };
 
 // One layer, ready to evaluate: counts, costs, the current placement's replica counts.
 struct LayerProblem {
   int sources = 0, experts = 0, gpus = 0, slots_per_gpu = 0;
-  std::vector<double> counts;     // sources x experts
-  std::vector<double> totals;     // per expert
-  double total = 0;               // T
-  std::vector<double> cost;       // sources x gpus: c(s, g)
-  std::vector<int> source_gpu;    // per source
-  std::vector<int> node_of_gpu;   // per gpu
+  std::vector<double> counts;    // sources x experts
+  std::vector<double> totals;    // per expert
+  double total = 0;              // T
+  std::vector<double> cost;      // sources x gpus: c(s, g)
+  std::vector<int> source_gpu;   // per source
+  std::vector<int> node_of_gpu;  // per gpu
   int nodes = 1;
-  double alpha = 0, beta = 0;     // the topology's costs (c(s,g) takes the values 0, alpha, beta)
-  std::vector<int32_t> current;   // gpus * slots_per_gpu (phy2log of the current placement)
-  std::vector<int> current_count; // experts x gpus: replicas of x on g now
-  std::vector<double> gpu_demand;  // experts x gpus: tokens the sources on GPU g send to x
-  std::vector<double> node_demand; // experts x nodes: tokens the sources on node n send to x
+  double alpha = 0, beta = 0;       // the topology's costs (c(s,g) takes the values 0, alpha, beta)
+  std::vector<int32_t> current;     // gpus * slots_per_gpu (phy2log of the current placement)
+  std::vector<int> current_count;   // experts x gpus: replicas of x on g now
+  std::vector<double> gpu_demand;   // experts x gpus: tokens the sources on GPU g send to x
+  std::vector<double> node_demand;  // experts x nodes: tokens the sources on node n send to x
   double expert_bytes = 1;
   ObjectiveWeights weights;
 

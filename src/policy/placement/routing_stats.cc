@@ -1,8 +1,8 @@
 #include "policy/placement/routing_stats.h"
 
-#include <fmt/format.h>
-
 #include <cmath>
+
+#include <fmt/format.h>
 
 namespace gimbal {
 
@@ -66,9 +66,10 @@ Status SourceExpertCounts::Validate() const {
 Status SourceExpertCounts::Merge(const SourceExpertCounts& other) {
   if (other.layers != layers || other.sources != sources || other.experts != experts ||
       other.counts.size() != counts.size()) {
-    return InvalidArgument(fmt::format(
-        "routing statistics: cannot merge shape {}x{}x{} into {}x{}x{} (layers x sources x experts)",
-        other.layers, other.sources, other.experts, layers, sources, experts));
+    return InvalidArgument(
+        fmt::format("routing statistics: cannot merge shape {}x{}x{} into {}x{}x{} (layers x "
+                    "sources x experts)",
+                    other.layers, other.sources, other.experts, layers, sources, experts));
   }
   for (size_t i = 0; i < counts.size(); ++i) counts[i] += other.counts[i];
   return Status::Ok();
@@ -143,7 +144,8 @@ Status RoutingStats::Merge(const RoutingStats& other) {
   if (other.options_.mode != options_.mode ||
       (options_.mode == RoutingStatsOptions::Mode::kWindow &&
        other.options_.window_steps != options_.window_steps) ||
-      (options_.mode == RoutingStatsOptions::Mode::kDecay && other.options_.decay != options_.decay)) {
+      (options_.mode == RoutingStatsOptions::Mode::kDecay &&
+       other.options_.decay != options_.decay)) {
     return InvalidArgument("routing statistics: cannot merge accumulators with different options");
   }
   if (options_.mode == RoutingStatsOptions::Mode::kDecay) {
@@ -153,7 +155,8 @@ Status RoutingStats::Merge(const RoutingStats& other) {
   // Windows: newest aligned with newest.
   auto ordered = [](const RoutingStats& r) {
     std::vector<const std::vector<double>*> v;
-    for (size_t i = 0; i < r.ring_.size(); ++i) v.push_back(&r.ring_[(r.ring_head_ + i) % r.ring_.size()]);
+    for (size_t i = 0; i < r.ring_.size(); ++i)
+      v.push_back(&r.ring_[(r.ring_head_ + i) % r.ring_.size()]);
     return v;
   };
   std::vector<const std::vector<double>*> a = ordered(*this), b = ordered(other);

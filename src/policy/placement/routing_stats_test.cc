@@ -1,9 +1,9 @@
 #include "policy/placement/routing_stats.h"
 
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <limits>
+
+#include <gtest/gtest.h>
 
 namespace gimbal {
 namespace {

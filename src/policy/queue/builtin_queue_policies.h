@@ -12,7 +12,7 @@ namespace gimbal::queue_internal {
 using FactoryResult = Result<std::unique_ptr<QueuePolicy>>;
 
 FactoryResult NewFcfs(const Params& p);
-FactoryResult NewPrefillAging(const Params& p);  // "gimbal"
+FactoryResult NewPrefillAging(const Params& p);          // "gimbal"
 FactoryResult NewShortestPrefillFirst(const Params& p);  // "spf"
 FactoryResult NewPriority(const Params& p);
 

@@ -2,8 +2,6 @@
 // the vLLM priority mapping and the registry.
 #include "policy/queue/queue_policy.h"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -11,12 +9,16 @@
 #include <set>
 #include <tuple>
 
+#include <gtest/gtest.h>
+
 #include "core/random.h"
 
 namespace gimbal {
 namespace {
 
-Params P(std::map<std::string, std::string> values) { return Params(std::move(values)); }
+Params P(std::map<std::string, std::string> values) {
+  return Params(std::move(values));
+}
 
 std::unique_ptr<QueuePolicy> MustMake(const std::string& name, const Params& p = {}) {
   auto r = MakeQueuePolicy(name, p);
@@ -202,7 +204,7 @@ TEST(GimbalQueue, LongRequestIsNotStarvedByAStreamOfShortOnes) {
   for (const auto& j : jobs) {
     if (j.id == long_id) continue;
     const Served& s = served[static_cast<size_t>(j.id)];
-    if (s.start <= key_long && s.end > key_long) drain += s.end - key_long;  // in service
+    if (s.start <= key_long && s.end > key_long) drain += s.end - key_long;    // in service
     if (s.start > key_long && p->Key(j) < key_long) drain += s.end - s.start;  // ahead, queued
   }
   const double start = served[static_cast<size_t>(long_id)].start;
@@ -214,8 +216,7 @@ TEST(GimbalQueue, LongRequestIsNotStarvedByAStreamOfShortOnes) {
   auto spf = MustMake("spf");
   EXPECT_GT(SimulateSingleServer(*spf, jobs, rate)[static_cast<size_t>(long_id)].start, 99.0);
   auto fcfs = MustMake("fcfs");
-  EXPECT_LT(SimulateSingleServer(*fcfs, jobs, rate)[static_cast<size_t>(long_id)].start,
-            start);
+  EXPECT_LT(SimulateSingleServer(*fcfs, jobs, rate)[static_cast<size_t>(long_id)].start, start);
 }
 
 TEST(VllmPriority, MillisecondsSinceEpochRoundedDown) {

@@ -1,9 +1,9 @@
 // Step policies: the fixed vLLM budget and Gimbal's coordinated budgets, on a hand-made model.
 #include "policy/step/step_policy.h"
 
-#include <gtest/gtest.h>
-
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "policy/dispatch/dispatch_test_util.h"
 
