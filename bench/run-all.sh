@@ -19,7 +19,7 @@
 #              quick: --scale 9, --versus 20 at Zipf 0.8, --gap 20; --full: --versus 20 at
 #              Zipf 0.8 and 1.0, --gap 100 (as docs/placement.md)                      ~12 min
 #   suite      the scenario suite, every stack against vllm (bench/suite.sh; results in
-#              build/suite-results/, docs/results/suite.md rewritten only with --update-docs)
+#              build/suite-results/, the report in OUT/suite/suite.md; docs/results/ only with --update-docs)
 #                                                                                      ~2 min
 #   router     router overhead, throughput against nginx, 10,000 held streams
 #              (bench/router/run.sh; docs/router.md); needs wrk and nginx, else skipped ~2 min
@@ -114,27 +114,11 @@ bench_suite() {
     echo "full tables: docs/results/suite.md"
     return
   fi
-  GIMBAL="$GIMBAL" bash bench/suite.sh --no-report
-  # The headline of docs/results/suite.md, without rewriting it: gimbal against vllm per scenario.
-  /usr/bin/python3 - build/suite-results configs/scenarios/suite <<'PY'
-import glob, json, os, sys
-results, suite = sys.argv[1], sys.argv[2]
-keys = [("mean_ttft_ms", "TTFT mean"), ("mean_tpot_ms", "TPOT mean"), ("p99_ttft_ms", "TTFT p99"),
-        ("request_throughput", "req/s")]
-print("gimbal against vllm, change in percent (negative is better for latency):")
-print("  %-28s" % "scenario" + "".join("%11s" % k[1] for k in keys))
-for f in sorted(glob.glob(os.path.join(results, "*.json"))):
-    name = os.path.basename(f)[:-5]
-    if not os.path.exists(os.path.join(suite, name + ".yaml")):
-        continue
-    runs = {r["stack"]: r for r in json.load(open(f))["runs"]}
-    if "vllm" not in runs or "gimbal" not in runs:
-        continue
-    v, g = runs["vllm"], runs["gimbal"]
-    cells = ["%+10.1f%%" % (100.0 * (g[k] / v[k] - 1.0)) if v[k] else "%11s" % "n/a" for k, _ in keys]
-    print("  %-28s" % name + "".join(cells))
-print("every stack, per scenario: build/suite-results/*.txt; docs/results/suite.md with --update-docs")
-PY
+  # The full report, written beside the log instead of over docs/results/suite.md; its summary
+  # over the high-load scenarios is printed here.
+  GIMBAL="$GIMBAL" bash bench/suite.sh --report-dir "$OUT/suite"
+  sed -n '/^## Summary/,/^## Per scenario/p' "$OUT/suite/suite.md" | sed '$d'
+  echo "every stack, per scenario: $OUT/suite/suite.md; docs/results/suite.md with --update-docs"
 }
 
 bench_router() {

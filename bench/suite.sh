@@ -10,6 +10,8 @@
 #   bench/suite.sh --only REGEX     run only scenarios whose name matches (report still written)
 #   bench/suite.sh --jobs N         scenarios at once (default 2)
 #   bench/suite.sh --no-report      run, keep the JSON, skip writing docs/results/
+#   bench/suite.sh --report-dir DIR write suite.md into DIR instead of docs/results/ (the
+#                                   analysis is still read from docs/results/analysis.md)
 #
 # Needs the gimbal binary ($GIMBAL, else build/release/src/cli/gimbal from `make build`) and
 # Debian's /usr/bin/python3 (table formatting only). JSON results go to build/suite-results/.
@@ -25,6 +27,7 @@ JOBS=2
 ONLY=""
 MODE=suite
 REPORT=1
+REPORT_DIR=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -32,7 +35,8 @@ while [[ $# -gt 0 ]]; do
     --only) ONLY="$2"; shift ;;
     --jobs) JOBS="$2"; shift ;;
     --no-report) REPORT=0 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --report-dir) REPORT_DIR="$2"; shift ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench/suite.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -165,9 +169,10 @@ printf '%s\n' "${scenarios[@]}" | xargs -P "$JOBS" -I{} sh -c '
 echo "bench/suite.sh: simulations took $(( $(date +%s) - start )) s"
 (( REPORT )) || exit 0
 
-"$PY" - "$RESULTS" "$SUITE" "$DOCS" "$(( $(date +%s) - start ))" <<'EOF'
+mkdir -p "${REPORT_DIR:-$DOCS}"
+"$PY" - "$RESULTS" "$SUITE" "${REPORT_DIR:-$DOCS}" "$(( $(date +%s) - start ))" "$DOCS/analysis.md" <<'EOF'
 import glob, json, math, os, sys
-results, suite, docs, wall = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+results, suite, docs, wall, ana = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 TRAIN = ["h200x8-medium-bursty", "h200x8-high-bursty"]   # docs/results/suite-design.md
 BASELINES = ["vllm", "vllm-kv", "round-robin", "least-requests", "power-of-two", "llmd", "sglang",
              "dynamo"]
@@ -325,7 +330,6 @@ for n in high:
 out.append("")
 
 out += ["## Analysis", ""]
-ana = os.path.join(docs, "analysis.md")
 if os.path.exists(ana):
     txt = open(ana).read().splitlines()
     if txt and txt[0].startswith("# "):
