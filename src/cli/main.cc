@@ -2,7 +2,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <thread>
 
 #include <fmt/format.h>
@@ -38,31 +37,9 @@ bool RegisterCommand(const std::string& name, CommandSetup setup) {
   return true;
 }
 
-namespace {
-
-// An installed gimbal (cmake/Install.cmake: PREFIX/bin/gimbal beside PREFIX/share/gimbal/data)
-// reads its own catalogue: when GIMBAL_DATA_DIR is unset and that folder exists, this sets it
-// (before any thread starts), so the catalogue and every process gimbal starts see the same
-// folder. A binary in a build tree has no such folder and keeps the compiled-in source data/.
-void UseInstalledDataDir() {
-  const char* env = std::getenv("GIMBAL_DATA_DIR");
-  if (env != nullptr && env[0] != '\0') return;
-  std::error_code ec;
-  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return;
-  const std::filesystem::path data =
-      (exe.parent_path() / ".." / "share" / "gimbal" / "data").lexically_normal();
-  if (std::filesystem::is_directory(data / "models", ec)) {
-    ::setenv("GIMBAL_DATA_DIR", data.c_str(), 1);
-  }
-}
-
-}  // namespace
-
 }  // namespace gimbal::cli
 
 int main(int argc, char** argv) {
-  gimbal::cli::UseInstalledDataDir();
   CLI::App app{
       "gimbal: coordinated scheduling for Mixture-of-Experts LLM serving on DP+EP clusters"};
   app.require_subcommand(1);

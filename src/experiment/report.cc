@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "core/install_paths.h"
 #include "experiment/live.h"
 #include "experiment/runner.h"
 #include "experiment/stats.h"
@@ -132,11 +133,13 @@ std::string FindReportScript() {
   if (const char* env = std::getenv("GIMBAL_REPORT_SCRIPT"); env != nullptr && *env != '\0') {
     return fs::exists(env) ? std::string(env) : std::string();
   }
+  if (const std::string& share = InstalledShareDir(); !share.empty()) {
+    const fs::path installed = fs::path(share) / "report.py";
+    if (fs::exists(installed)) return installed.string();
+  }
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
-    const fs::path installed = exe.parent_path() / ".." / "share" / "gimbal" / "report.py";
-    if (fs::exists(installed)) return installed.lexically_normal().string();
     for (fs::path d = exe.parent_path(); !d.empty() && d != d.root_path(); d = d.parent_path()) {
       const fs::path candidate = d / "scripts" / "report.py";
       if (fs::exists(candidate)) return candidate.string();

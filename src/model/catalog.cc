@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "core/install_paths.h"
 #include "core/yaml_reader.h"
 
 #ifndef GIMBAL_DEFAULT_DATA_DIR
@@ -136,6 +137,11 @@ int ReadInt(const YamlReader& r, const std::string& key, std::optional<int64_t> 
 std::string DataDir() {
   const char* env = std::getenv("GIMBAL_DATA_DIR");
   if (env != nullptr && env[0] != '\0') return env;
+  if (const std::string& share = InstalledShareDir(); !share.empty()) {
+    std::error_code ec;
+    const fs::path data = fs::path(share) / "data";
+    if (fs::is_directory(data / "models", ec)) return data.string();
+  }
   return GIMBAL_DEFAULT_DATA_DIR;
 }
 

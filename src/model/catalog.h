@@ -3,7 +3,8 @@
 // Data files are YAML; each numeric field has a sibling `source` text (or a `sources:` map) that
 // says where the number comes from. Names are file stems: "qwen3-30b-a3b" reads
 // data/models/qwen3-30b-a3b.yaml. A name containing '/' or ending in .yaml is read as a path.
-// The data directory is $GIMBAL_DATA_DIR when set, else the source tree's data/ (compiled in).
+// The data directory is $GIMBAL_DATA_DIR when set, else an installed gimbal's
+// PREFIX/share/gimbal/data (core/install_paths.h), else the source tree's data/ (compiled in).
 #pragma once
 
 #include <string>
