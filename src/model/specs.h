@@ -90,6 +90,13 @@ struct EngineConfig {
   double gpu_memory_utilization = 0.9;
   double activation_reserve_bytes = 4e9;  // activations, CUDA graphs, non-torch memory
   int64_t kv_capacity_tokens = 0;         // when > 0, overrides the memory-derived capacity
+  // Engine behaviour of vLLM 0.33 (docs/baseline.md), each switchable so that the 2025 engine
+  // model (all off, interval 1) stays reproducible.
+  bool enable_prefix_caching = true;      // automatic prefix caching (block hashes, LRU eviction)
+  bool reserve_full_isl = true;           // admission needs blocks for the whole current sequence
+  bool async_scheduling = true;           // CPU overhead overlaps the GPU step; late slot release
+  int64_t prefill_schedule_interval = 1;  // MoE DP prefill cadence in steps; 1 = off
+  bool cuda_graph_padding = true;         // small batches pad to a capture size, then the DP max
 };
 
 // vLLM's OpenAI-server scheduler defaults for `gpu`: 8192 batched tokens and 1024 sequences on

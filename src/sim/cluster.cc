@@ -57,6 +57,9 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   limits.max_num_seqs = spec_.engine.max_num_seqs;
   limits.block_size = spec_.engine.block_size;
   limits.kv_blocks = kv_blocks;
+  limits.enable_prefix_caching = spec_.engine.enable_prefix_caching;
+  limits.reserve_full_isl = spec_.engine.reserve_full_isl;
+  limits.async_scheduling = spec_.engine.async_scheduling;
   for (int r = 0; r < spec_.dp; ++r) engines_.emplace_back(limits, queue);
   const ModelSpec& m = spec_.model;
   popularity_ = std::make_unique<ExpertPopularity>(

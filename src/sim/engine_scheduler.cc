@@ -85,7 +85,8 @@ void EngineScheduler::Preempt(RequestId victim) {
   preempted_.push_front(victim);
 }
 
-StepPlan EngineScheduler::Schedule(int64_t token_budget) {
+StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
+  (void)defer_prefills;
   StepPlan plan;
   int64_t budget = token_budget < 0 ? limits_.max_num_batched_tokens
                                     : std::min(token_budget, limits_.max_num_batched_tokens);

@@ -32,7 +32,10 @@ struct EngineLimits {
   int64_t max_num_batched_tokens = 8192;
   int64_t max_num_seqs = 1024;
   int block_size = 16;
-  int64_t kv_blocks = 0;  // total KV blocks of this rank
+  int64_t kv_blocks = 0;               // total KV blocks of this rank
+  bool enable_prefix_caching = false;  // see EngineConfig
+  bool reserve_full_isl = false;
+  bool async_scheduling = false;  // a finished request keeps its blocks and slot one more step
 };
 
 struct SeqState {
@@ -78,7 +81,10 @@ class EngineScheduler {
   bool Abort(RequestId id);
   // Plans the next step within `token_budget` tokens (clamped to [0, max_num_batched_tokens];
   // negative = the full limit). Must be followed by Complete() before the next Schedule().
-  StepPlan Schedule(int64_t token_budget = -1);
+  // With `defer_prefills` (a throttled step of prefill_schedule_interval) and some running request
+  // decoding, running prefill chunks are skipped and admission stops at the first waiting request
+  // with more than one token to compute.
+  StepPlan Schedule(int64_t token_budget = -1, bool defer_prefills = false);
   // Applies the last plan: advances computed tokens, samples tokens, frees finished requests.
   std::vector<TokenEvent> Complete(const StepPlan& plan);
 
@@ -89,6 +95,13 @@ class EngineScheduler {
   size_t num_running() const { return running_.size(); }
   size_t num_waiting() const { return waiting_.size() + preempted_.size(); }
   int64_t total_preemptions() const { return total_preemptions_; }
+  // Prefix-cache counters in tokens, as vLLM's prefix_cache_queries / prefix_cache_hits: prompt
+  // (and resumed) tokens looked up at admission, and of those the tokens found cached.
+  int64_t prefix_cache_queries() const { return prefix_queries_; }
+  int64_t prefix_cache_hits() const { return prefix_hits_; }
+  // vLLM's prefill capacity guard: true when the last non-deferred admission scan left waiting
+  // requests behind (the queue could not drain), which turns prefill throttling off.
+  bool prefill_capacity_bound() const { return prefill_capacity_bound_; }
   const EngineLimits& limits() const { return limits_; }
   // Prompt and recompute tokens not yet computed, over waiting and running requests.
   int64_t pending_prefill_tokens() const { return pending_prefill_; }
@@ -116,6 +129,8 @@ class EngineScheduler {
   int64_t used_blocks_ = 0;
   int64_t total_preemptions_ = 0;
   int64_t pending_prefill_ = 0;
+  int64_t prefix_queries_ = 0, prefix_hits_ = 0;
+  bool prefill_capacity_bound_ = false;
   std::vector<RequestId> prefilling_;  // running, prefill not complete (few: chunk boundaries)
   void TrackPrefilling(RequestId id, bool in_progress);
 };

@@ -282,9 +282,11 @@ class Run {
 
 }  // namespace
 
-Result<RunResult> Simulate(const ClusterSpec& cluster_spec, const StackSpec& stack,
+Result<RunResult> Simulate(const ClusterSpec& scenario_cluster, const StackSpec& stack,
                            const std::vector<Request>& requests, const SimOptions& options) {
   const auto start = std::chrono::steady_clock::now();
+  ClusterSpec cluster_spec = scenario_cluster;
+  if (stack.engine) cluster_spec.engine = *stack.engine;
   auto queue = MakeQueuePolicy(stack.queue, stack.queue_params);
   if (!queue.ok()) return queue.status().WithContext(fmt::format("stack '{}'", stack.name));
   auto cluster = Cluster::Create(cluster_spec, queue->get());

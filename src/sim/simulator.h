@@ -13,6 +13,7 @@
 // every random draw comes from streams forked off the seed.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,12 @@ struct StackSpec {
   std::string step = "vllm";  // per-step token budgets across ranks (policy/step)
   Params step_params;
   PlacementSpec placement;  // expert placement and rebalancing (default static)
+  // This stack's engine settings, replacing the scenario's `engine` (vllm-best sweeps, the 2025
+  // engine model); unset: the scenario's.
+  std::optional<EngineConfig> engine;
+  // Front ends (API servers) sharing the dispatch: each has its own in-flight view and scan start.
+  // 0: the dispatch policy's own default (vLLM 0.33 starts one API server per DP rank).
+  int frontends = 0;
 };
 
 struct SimOptions {
