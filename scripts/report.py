@@ -13,6 +13,12 @@ Points carry a "source" ("sim" for `gimbal experiment`). With --live, the live p
 report` wrote (a `gimbal bench` run per stack against `gimbal serve` over `gimbal engine`) join
 them: they are drawn dashed next to the simulated ones, the headline table gets a row per source,
 and headline.json's "live" key becomes the simulated-versus-live table with the gap in percent.
+
+Stacks named `group/setting` are the members of a tuned baseline (the suite's `tuned_baseline`, such
+as vllm-best: the vllm stack at every engine setting of a grid). They are not drawn one by one: the
+rate plots show each group as one grey band (the range of the members' means), and the tables show
+the group's row from headline.json (per metric the best member, named under the figure) and the
+headline stack against it ("vs_tuned").
 """
 import argparse
 import csv
@@ -57,6 +63,11 @@ def style(source):
     return SOURCE_STYLE.get(source, "--")
 
 
+def is_member(stack):
+    """A tuned-baseline member (`group/setting`)."""
+    return "/" in stack
+
+
 class Report:
     def __init__(self, results_path, headline_path, out, live_path=None):
         with open(results_path) as f:
@@ -76,6 +87,12 @@ class Report:
         for p in self.points:
             if p["stack"] not in self.stacks:
                 self.stacks.append(p["stack"])
+        # Tuned-baseline members: group -> member stacks; they leave the per-stack lists.
+        self.members = OrderedDict()
+        for s in self.stacks:
+            if is_member(s):
+                self.members.setdefault(s.split("/", 1)[0], []).append(s)
+        self.stacks = [s for s in self.stacks if not is_member(s)]
         self.scenarios = []
         for p in self.points:
             if p["scenario"] not in self.scenarios:
@@ -129,6 +146,7 @@ class Report:
                 ("p99_ttft_ms", "p99 TTFT (ms)")]
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
         for ax, (key, label) in zip(axes, keys):
+            self.member_bands(ax, scenario, key)
             for source in self.sources:
                 for stack in self.stacks:
                     d = self.by_rate(scenario, source, stack, key)
@@ -148,7 +166,32 @@ class Report:
         axes[0].legend(fontsize=7, ncol=2)
         fig.suptitle("%s: latency against request rate (mean over seeds; band: min-max)" % scenario)
         self.save(fig, scenario, "latency_vs_rate", "Mean TTFT, mean TPOT and p99 TTFT against the "
-                  "request rate, per stack (mean over seeds; shaded: min to max over seeds).")
+                  "request rate, per stack (mean over seeds; shaded: min to max over seeds)." +
+                  self.band_caption())
+
+    def member_means(self, scenario, group, key):
+        """rate -> the means over seeds of summary[key], one per member of the group (simulated)."""
+        d = defaultdict(list)
+        for m in self.members[group]:
+            for rate, vals in self.by_rate(scenario, "sim", m, key).items():
+                d[rate].append(mean(vals))
+        return OrderedDict(sorted(d.items()))
+
+    def member_bands(self, ax, scenario, key):
+        """Each tuned baseline as one grey band: min to max over its members' means, per rate."""
+        for group, members in self.members.items():
+            d = self.member_means(scenario, group, key)
+            if not d:
+                continue
+            ax.fill_between(list(d.keys()), [min(v) for v in d.values()], [max(v) for v in d.values()],
+                            color="0.5", alpha=0.2, lw=0,
+                            label="%s: %d settings (range)" % (group, len(members)))
+
+    def band_caption(self):
+        if not self.members:
+            return ""
+        return (" Grey: the range of the tuned baselines' settings (%s), each setting's mean over seeds."
+                % ", ".join("%s, %d settings" % (g, len(m)) for g, m in self.members.items()))
 
     def read_requests(self, p):
         if p.get("requests_path"):
@@ -211,13 +254,24 @@ class Report:
                     ax.plot([mean(thr[r]) for r in rates], [mean(lat[r]) for r in rates], style(source),
                             marker="o", ms=3, color=self.color[stack],
                             label=stack if source == "sim" else "%s (%s)" % (stack, source))
+            for group, members in self.members.items():
+                xs, ys = [], []
+                for m in members:
+                    thr = self.by_rate(scenario, "sim", m, "output_throughput")
+                    lat = self.by_rate(scenario, "sim", m, key)
+                    xs += [mean(thr[r]) for r in thr if r in lat]
+                    ys += [mean(lat[r]) for r in thr if r in lat]
+                if xs:
+                    ax.scatter(xs, ys, s=6, color="0.5", alpha=0.3, lw=0,
+                               label="%s: %d settings" % (group, len(members)))
             ax.set_xlabel("output throughput (tokens/s)")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=7, ncol=2)
         fig.suptitle("%s: throughput against latency (one marker per request rate)" % scenario)
         self.save(fig, scenario, "throughput_latency", "Output throughput against mean TTFT and p99 "
-                  "end-to-end latency; each marker is one request rate (mean over seeds).")
+                  "end-to-end latency; each marker is one request rate (mean over seeds)." +
+                  ("" if not self.members else " Grey dots: every setting of the tuned baselines."))
 
     def first_top_point(self, scenario, stack):
         rate = self.top_rate(scenario)
@@ -369,7 +423,7 @@ class Report:
                             color="black", label="paper" if j == 0 else None)
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels([r["stack"] for r in rows], rotation=20, ha="right", fontsize=8)
+        ax.set_xticklabels([self.row_label(r) for r in rows], rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("change against %s (%%)" % self.baseline)
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=7, ncol=5)
@@ -378,7 +432,8 @@ class Report:
                      % (scenario, self.baseline, rate))
         self.save(fig, scenario, "ablation", "Change of each stack against the baseline at the highest "
                   "rate: mean over seeds with 95% t intervals; black ticks are the paper's figures for "
-                  "the headline stack.")
+                  "the headline stack." + ("" if not self.members else " A tuned baseline's bars are, per "
+                                           "metric, its best setting's."))
 
     # ---- table and page ------------------------------------------------------------------
     def fmt_cell(self, m):
@@ -388,6 +443,19 @@ class Report:
         if m.get("ci_lo_pct") is not None:
             s += " [%+.1f, %+.1f]" % (m["ci_lo_pct"], m["ci_hi_pct"])
         return s
+
+    def row_label(self, r):
+        if r.get("tuned"):
+            return "%s (best of %d)" % (r["stack"], r.get("members", 0))
+        return r["stack"]
+
+    @staticmethod
+    def setting(m):
+        """The member a tuned row's cell comes from (its setting), or None."""
+        return m.get("best_setting") or m.get("against_setting")
+
+    def vs_tuned(self):
+        return self.headline.get("vs_tuned", [])
 
     def table_rows(self, only_headline):
         rows = self.headline.get("rows", [])
@@ -402,16 +470,59 @@ class Report:
         out = ['<table id="headline-table"><thead><tr><th>source</th><th>scenario</th><th>rate (req/s)'
                '</th><th>stack</th><th>seeds</th>%s</tr></thead><tbody>' % head]
         for r in self.table_rows(False):
-            cls = ' class="headline"' if r["is_headline"] else ""
-            cells = "".join("<td>%s<br><small>paper %+.1f%%</small></td>" % (
-                html.escape(self.fmt_cell(r["metrics"][m])), r["metrics"][m]["paper_pct"])
-                if r["is_headline"] else "<td>%s</td>" % html.escape(self.fmt_cell(r["metrics"][m]))
-                for m in METRIC_LABELS)
+            cls = ' class="headline"' if r["is_headline"] else ' class="tuned"' if r.get("tuned") else ""
+            cells = "".join(self.html_cell(r, m) for m in METRIC_LABELS)
             out.append("<tr%s><td>%s</td><td>%s</td><td>%g</td><td>%s</td><td>%d</td>%s</tr>" % (
                 cls, html.escape(r["source"]), html.escape(r["scenario"]), r["rate"],
-                html.escape(r["stack"]), r["n_seeds"], cells))
+                html.escape(self.row_label(r)), r["n_seeds"], cells))
         out.append("</tbody></table>")
         return "\n".join(out)
+
+    def html_cell(self, r, m):
+        c = r["metrics"][m]
+        if r["is_headline"] and c.get("paper_pct") is not None and "against" not in r:
+            return "<td>%s<br><small>paper %+.1f%%</small></td>" % (html.escape(self.fmt_cell(c)),
+                                                                   c["paper_pct"])
+        if self.setting(c):
+            return "<td>%s<br><small>%s</small></td>" % (html.escape(self.fmt_cell(c)),
+                                                         html.escape(self.setting(c)))
+        return "<td>%s</td>" % html.escape(self.fmt_cell(c))
+
+    def tuned_intro(self):
+        groups = ", ".join("`%s` (the best of its %d settings for each metric)" % (g, len(m))
+                           for g, m in self.members.items())
+        return ("The headline stack against %s: (stack - best) / best per seed, against the setting "
+                "named under each figure." % groups)
+
+    def html_tuned_table(self):
+        conf = int(round(self.headline.get("confidence", 0.95) * 100))
+        head = "".join("<th>%s<br><small>[%d%% CI] / best setting</small></th>" % (html.escape(v), conf)
+                       for v in METRIC_LABELS.values())
+        out = ['<table id="tuned-table"><thead><tr><th>source</th><th>scenario</th><th>rate (req/s)</th>'
+               '<th>stack</th><th>against</th><th>seeds</th>%s</tr></thead><tbody>' % head]
+        for r in self.vs_tuned():
+            out.append("<tr><td>%s</td><td>%s</td><td>%g</td><td>%s</td><td>%s</td><td>%d</td>%s</tr>" % (
+                html.escape(r["source"]), html.escape(r["scenario"]), r["rate"], html.escape(r["stack"]),
+                html.escape(r["against"]), r["n_seeds"],
+                "".join(self.html_cell(r, m) for m in METRIC_LABELS)))
+        out.append("</tbody></table>")
+        return "\n".join(out)
+
+    def markdown_tuned(self):
+        if not self.vs_tuned():
+            return []
+        lines = ["", self.tuned_intro().replace("the setting named under each figure",
+                                                "the setting in parentheses"), "",
+                 "| source | scenario | rate (req/s) | stack | against | seeds | %s |"
+                 % " | ".join(METRIC_LABELS.values()),
+                 "|---|---|---|---|---|---|%s" % ("---|" * len(METRIC_LABELS))]
+        for r in self.vs_tuned():
+            cells = ["%s (%s)" % (self.fmt_cell(r["metrics"][m]), self.setting(r["metrics"][m]))
+                     for m in METRIC_LABELS]
+            lines.append("| %s | %s | %g | **%s** | %s | %d | %s |" % (
+                r["source"], r["scenario"], r["rate"], r["stack"], r["against"], r["n_seeds"],
+                " | ".join(cells)))
+        return lines
 
     def live_rows(self):
         return (self.live or {}).get("rows", [])
@@ -484,8 +595,10 @@ class Report:
             "Generated by `gimbal experiment --suite %s --out %s && gimbal report %s && "
             "bash scripts/update-readme-results.sh %s`. Suite `%s`; every change is against `%s` at "
             "each scenario's highest request rate, mean over seeds with %d%% t confidence intervals; "
-            "the paper's figures are in parentheses." % (
-                suite_file, d, d, d, self.results.get("suite", ""), self.baseline, conf),
+            "the paper's figures are in parentheses.%s" % (
+                suite_file, d, d, d, self.results.get("suite", ""), self.baseline, conf,
+                "".join(" `%s` is, for each metric, the best of its %d engine settings (the winning "
+                        "setting in parentheses)." % (g, len(m)) for g, m in self.members.items())),
             "",
             "| source | scenario | rate (req/s) | stack | seeds | %s |" % " | ".join(METRIC_LABELS.values()),
             "|---|---|---|---|---|%s" % ("---|" * len(METRIC_LABELS)),
@@ -496,10 +609,13 @@ class Report:
                 c = self.fmt_cell(r["metrics"][m])
                 if r["is_headline"]:
                     c += " (paper %+.1f%%)" % r["metrics"][m]["paper_pct"]
+                elif self.setting(r["metrics"][m]):
+                    c += " (%s)" % self.setting(r["metrics"][m])
                 cells.append(c)
-            stack = "**%s**" % r["stack"] if r["is_headline"] else r["stack"]
+            stack = "**%s**" % r["stack"] if r["is_headline"] else self.row_label(r)
             lines.append("| %s | %s | %g | %s | %d | %s |" % (r["source"], r["scenario"], r["rate"], stack,
                                                            r["n_seeds"], " | ".join(cells)))
+        lines += self.markdown_tuned()
         lines += self.markdown_live()
         lines += ["", "Full report with plots: `%s`." % report_rel]
         return "\n".join(lines) + "\n"
@@ -512,7 +628,7 @@ class Report:
                 self.results.get("suite", "")),
             "<style>body{font-family:sans-serif;max-width:1300px;margin:auto;padding:1em}"
             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:4px 6px;"
-            "text-align:right}tr.headline{background:#eef5ff;font-weight:bold}img{max-width:100%;"
+            "text-align:right}tr.headline{background:#eef5ff;font-weight:bold}tr.tuned{background:#f4f4f4}img{max-width:100%;"
             "border:1px solid #ddd;margin:6px 0}figcaption{color:#444;font-size:13px}</style>",
             "</head><body>",
             "<h1>Gimbal experiment report: %s</h1>" % html.escape(self.results.get("suite", "")),
@@ -521,7 +637,8 @@ class Report:
             "headline <b>%s</b>. Data: <a href=\"../results.csv\">results.csv</a>, "
             "<a href=\"../results.json\">results.json</a>, <a href=\"headline.json\">headline.json</a>.</p>" % (
                 html.escape(self.results.get("suite_file", "")), len(self.points),
-                html.escape(", ".join(self.stacks)),
+                html.escape(", ".join(self.stacks + ["%s (%d settings)" % (g, len(m))
+                                                     for g, m in self.members.items()])),
                 html.escape(", ".join(str(s) for s in self.results.get("seeds", []))),
                 html.escape(self.baseline), html.escape(self.head)),
         ]
@@ -529,6 +646,10 @@ class Report:
             parts.append("<p>Notes:</p><ul>%s</ul>" % "".join("<li>%s</li>" % html.escape(n) for n in notes))
         parts += ["<h2>Headline changes against %s at the highest load</h2>" % html.escape(self.baseline),
                   self.html_table()]
+        if self.vs_tuned():
+            parts += ["<h2>Against the tuned baseline</h2>",
+                      "<p>%s</p>" % html.escape(self.tuned_intro().replace("`", "")),
+                      self.html_tuned_table()]
         if self.live_rows():
             parts += ["<h2>Simulated and live</h2>",
                       "<p>%s</p>" % html.escape(self.live_intro()),

@@ -74,6 +74,31 @@ void ReadHardwareOverrides(const YamlReader& h, HardwareSpec* hw) {
   hw->gpus_per_node = static_cast<int>(h.Int("gpus_per_node", hw->gpus_per_node, 1, 1024));
 }
 
+// An `engine` map (the scenario's, or a stack's on top of the scenario's): keys present replace
+// the fields of `e`, the others keep what `e` holds.
+void ReadEngine(const YamlReader& en, EngineConfig* e) {
+  en.CheckKeys({"max_num_batched_tokens", "max_num_seqs", "block_size", "gpu_memory_utilization",
+                "activation_reserve_gb", "kv_capacity_tokens", "enable_prefix_caching",
+                "reserve_full_isl", "async_scheduling", "prefill_schedule_interval",
+                "cuda_graph_padding"});
+  e->max_num_batched_tokens =
+      en.Int("max_num_batched_tokens", e->max_num_batched_tokens, 1, kMaxBatchedTokens);
+  e->max_num_seqs = en.Int("max_num_seqs", e->max_num_seqs, 1, kMaxNumSeqs);
+  e->block_size = static_cast<int>(en.Int("block_size", e->block_size, 1, 1024));
+  e->gpu_memory_utilization =
+      en.Double("gpu_memory_utilization", e->gpu_memory_utilization, 0.05, 1.0);
+  e->activation_reserve_bytes =
+      en.Double("activation_reserve_gb", e->activation_reserve_bytes / kGb, 0, 1e6) * kGb;
+  e->kv_capacity_tokens =
+      en.Int("kv_capacity_tokens", e->kv_capacity_tokens, 0, kMaxKvCapacityTokens);
+  e->enable_prefix_caching = en.Bool("enable_prefix_caching", e->enable_prefix_caching);
+  e->reserve_full_isl = en.Bool("reserve_full_isl", e->reserve_full_isl);
+  e->async_scheduling = en.Bool("async_scheduling", e->async_scheduling);
+  e->prefill_schedule_interval =
+      en.Int("prefill_schedule_interval", e->prefill_schedule_interval, 1, 1 << 20);
+  e->cuda_graph_padding = en.Bool("cuda_graph_padding", e->cuda_graph_padding);
+}
+
 Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   Scenario s;
   s.file = root.file();
@@ -106,16 +131,7 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
 
   EngineConfig& e = c.engine;
   ApplyVllmServerDefaults(*gpu, e);  // vLLM's defaults depend on the GPU
-  const YamlReader en = root.Child("engine", true);
-  en.CheckKeys({"max_num_batched_tokens", "max_num_seqs", "block_size", "gpu_memory_utilization",
-                "activation_reserve_gb", "kv_capacity_tokens"});
-  e.max_num_batched_tokens =
-      en.Int("max_num_batched_tokens", e.max_num_batched_tokens, 1, kMaxBatchedTokens);
-  e.max_num_seqs = en.Int("max_num_seqs", e.max_num_seqs, 1, kMaxNumSeqs);
-  e.block_size = static_cast<int>(en.Int("block_size", 16, 1, 1024));
-  e.gpu_memory_utilization = en.Double("gpu_memory_utilization", 0.9, 0.05, 1.0);
-  e.activation_reserve_bytes = en.Double("activation_reserve_gb", 4, 0, 1e6) * kGb;
-  e.kv_capacity_tokens = en.Int("kv_capacity_tokens", 0, 0, kMaxKvCapacityTokens);
+  ReadEngine(root.Child("engine", true), &e);
 
   ReadHardwareOverrides(root.Child("hardware", true), &c.hardware);
 
@@ -163,16 +179,18 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   }
   for (const YamlReader& st : stack_items) {
     if (!root.ok()) break;
-    st.CheckKeys({"name", "dispatch", "queue", "step", "placement"});
+    st.CheckKeys({"name", "dispatch", "queue", "step", "placement", "engine"});
     sim::StackSpec spec;
     spec.name = st.String("name", std::nullopt);
     ReadPolicy(st, "dispatch", "vllm", &spec.dispatch, &spec.dispatch_params,
-               {"snapshot_interval_ms", "max_inflight"});
+               {"snapshot_interval_ms", "max_inflight", "frontends"});
     if (st.Has("dispatch") && st.Child("dispatch").IsMap()) {
       const YamlReader d = st.Child("dispatch");
       spec.snapshot_interval = d.Double("snapshot_interval_ms", 100, 0, 1e9) / 1e3;
       // The router's per-engine limit (router config `max_inflight`); 0: no limit.
       spec.max_inflight = d.Int("max_inflight", 0, 0, int64_t{1} << 20);
+      // API servers sharing the dispatch (sim/simulator.h StackSpec::frontends); 0: the policy's.
+      spec.frontends = static_cast<int>(d.Int("frontends", 0, 0, 4096));
       if (d.ok() && spec.snapshot_interval > 0 && spec.snapshot_interval < kMinSnapshotIntervalS) {
         d.Fail(fmt::format("expected 0 (every step) or at least {} ms, got '{}'",
                            kMinSnapshotIntervalS * 1e3, d.node()["snapshot_interval_ms"].Scalar()),
@@ -182,6 +200,11 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
     ReadPolicy(st, "queue", "fcfs", &spec.queue, &spec.queue_params, {});
     ReadPolicy(st, "step", "vllm", &spec.step, &spec.step_params, {});
     sim::ReadPlacementSpec(st, "placement", &spec.placement);
+    if (st.Has("engine")) {
+      EngineConfig own = e;  // the scenario's settings, then this stack's keys
+      ReadEngine(st.Child("engine"), &own);
+      spec.engine = own;
+    }
     for (const auto& other : s.stacks) {
       if (other.name == spec.name)
         st.Fail(fmt::format("duplicate stack name '{}'", spec.name), "name");

@@ -57,6 +57,32 @@ TEST(ScenarioTest, OverridesApplyBeforeValidation) {
   EXPECT_FALSE(bad.ok());
 }
 
+TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
+  auto s = ParseScenario(kGood, "good.yaml", ".",
+                         {"engine.max_num_seqs=256",
+                          "stacks.1.engine={max_num_batched_tokens: 2048, enable_prefix_caching: "
+                          "false, prefill_schedule_interval: 4}",
+                          "stacks.0.dispatch.frontends=3"});
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  const EngineConfig& e = s->cluster.engine;
+  EXPECT_TRUE(e.enable_prefix_caching);
+  EXPECT_TRUE(e.reserve_full_isl);
+  EXPECT_TRUE(e.async_scheduling);
+  EXPECT_TRUE(e.cuda_graph_padding);
+  EXPECT_EQ(e.prefill_schedule_interval, 1);
+  EXPECT_EQ(e.max_num_seqs, 256);
+  EXPECT_FALSE(s->stacks[0].engine.has_value());  // the scenario's engine
+  EXPECT_EQ(s->stacks[0].frontends, 3);
+  EXPECT_EQ(s->stacks[1].frontends, 0);  // the dispatch policy's default
+  ASSERT_TRUE(s->stacks[1].engine.has_value());
+  const EngineConfig& own = *s->stacks[1].engine;
+  EXPECT_EQ(own.max_num_batched_tokens, 2048);
+  EXPECT_FALSE(own.enable_prefix_caching);
+  EXPECT_EQ(own.prefill_schedule_interval, 4);
+  EXPECT_EQ(own.max_num_seqs, 256);  // the rest is the scenario's
+  EXPECT_TRUE(own.reserve_full_isl);
+}
+
 struct BadCase {
   std::string override_or_text;
   std::string expect;
@@ -72,6 +98,11 @@ TEST(ScenarioTest, BadInputNamesTheKey) {
       {"engine.block_size=-1", "'engine.block_size'"},
       {"bogus=1", "'bogus': unknown key"},
       {"stacks.1.name=base", "duplicate stack name"},
+      {"stacks.1.engine={max_num_seqs: 0}", "'stacks[1].engine.max_num_seqs'"},
+      {"stacks.1.engine={prefix_cache: true}", "'stacks[1].engine.prefix_cache': unknown key"},
+      {"engine.async_scheduling=maybe", "'engine.async_scheduling'"},
+      {"engine.prefill_schedule_interval=0", "'engine.prefill_schedule_interval'"},
+      {"stacks.0.dispatch.frontends=-2", "'stacks[0].dispatch.frontends'"},
   };
   for (const auto& c : cases) {
     auto s = ParseScenario(kGood, "good.yaml", ".", {c.override_or_text});

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -50,6 +51,78 @@ const std::vector<PaperHeadline>& PaperHeadlines() {
   return h;
 }
 
+namespace {
+
+using Summaries = std::map<uint64_t, const nlohmann::ordered_json*>;  // seed -> summary
+
+// Latencies are better lower, throughputs higher.
+bool LowerIsBetter(const std::string& metric) {
+  return metric.size() > 3 && metric.compare(metric.size() - 3, 3, "_ms") == 0;
+}
+
+// Per seed both ran (and the reference is non-zero): the reference's and the stack's values.
+struct Paired {
+  std::vector<double> ref, stack;
+};
+Paired Pair(const Summaries& stack, const Summaries& ref, const std::string& metric) {
+  Paired out;
+  for (const auto& [seed, summary] : stack) {
+    auto r = ref.find(seed);
+    if (r == ref.end()) continue;
+    const double rv = r->second->value(metric, 0.0);
+    if (rv == 0) continue;
+    out.ref.push_back(rv);
+    out.stack.push_back(summary->value(metric, 0.0));
+  }
+  return out;
+}
+
+double Mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
+}
+
+// The relative changes (stack − reference) / reference in percent with their t interval.
+nlohmann::ordered_json Cell(const Paired& p, double confidence) {
+  std::vector<double> rel;
+  for (size_t i = 0; i < p.ref.size(); ++i) rel.push_back((p.stack[i] - p.ref[i]) / p.ref[i] * 100);
+  const Interval ci = TInterval(rel, confidence);
+  nlohmann::ordered_json m;
+  m["n"] = ci.n;
+  m["mean_pct"] = ci.mean;
+  m["ci_lo_pct"] = ci.has_interval() ? nlohmann::ordered_json(ci.lo) : nullptr;
+  m["ci_hi_pct"] = ci.has_interval() ? nlohmann::ordered_json(ci.hi) : nullptr;
+  m["half_width_pct"] = ci.has_interval() ? nlohmann::ordered_json(ci.half_width) : nullptr;
+  m["baseline_mean"] = TInterval(p.ref, confidence).mean;
+  m["stack_mean"] = TInterval(p.stack, confidence).mean;
+  m["samples_pct"] = rel;
+  return m;
+}
+
+// The tuned-baseline member (`group/setting`) best for `metric` by its mean over the seeds it
+// shares with the baseline; ties go to the first name in byte order. Empty when none has a seed.
+std::string BestMember(const std::vector<std::string>& members,
+                       const std::map<std::string, Summaries>& at, const Summaries& baseline,
+                       const std::string& metric, nlohmann::ordered_json* means) {
+  std::string best;
+  double best_mean = 0;
+  for (const std::string& m : members) {
+    const Paired p = Pair(at.at(m), baseline, metric);
+    if (p.stack.empty()) continue;
+    const double mean = Mean(p.stack);
+    (*means)[m.substr(m.find('/') + 1)] = mean;
+    const bool better = LowerIsBetter(metric) ? mean < best_mean : mean > best_mean;
+    if (best.empty() || better || (mean == best_mean && m < best)) {
+      best = m;
+      best_mean = mean;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
 Result<nlohmann::ordered_json> HeadlineTable(const nlohmann::ordered_json& results,
                                              double confidence) {
   if (!results.contains("points") || !results["points"].is_array()) {
@@ -71,8 +144,9 @@ Result<nlohmann::ordered_json> HeadlineTable(const nlohmann::ordered_json& resul
   out["paper"] = nlohmann::ordered_json::object();
   for (const auto& h : PaperHeadlines()) out["paper"][h.metric] = h.change_pct;
   out["rows"] = nlohmann::ordered_json::array();
+  out["vs_tuned"] = nlohmann::ordered_json::array();
   for (const auto& [key, rate] : top) {
-    std::map<std::string, std::map<uint64_t, const nlohmann::ordered_json*>> at;
+    std::map<std::string, Summaries> at;
     std::vector<std::string> order;
     for (const auto& p : results["points"]) {
       if (p.value("source", "sim") != key.first || p.value("scenario", "") != key.second ||
@@ -84,46 +158,80 @@ Result<nlohmann::ordered_json> HeadlineTable(const nlohmann::ordered_json& resul
       at[st][p.value("seed", uint64_t{0})] = &p["summary"];
     }
     if (!at.count(baseline)) continue;
+    // Tuned-baseline members (`group/setting`) fold into one row per group, where the group's
+    // first member would be.
+    std::vector<std::string> rows_order;
+    std::map<std::string, std::vector<std::string>> members;
     for (const std::string& st : order) {
-      if (st == baseline) continue;
+      const auto slash = st.find('/');
+      const std::string name = slash == std::string::npos ? st : st.substr(0, slash);
+      if (slash != std::string::npos) members[name].push_back(st);
+      if (std::find(rows_order.begin(), rows_order.end(), name) == rows_order.end()) {
+        rows_order.push_back(name);
+      }
+    }
+    auto row_head = [&](const std::string& st) {
       nlohmann::ordered_json row;
       row["source"] = key.first;
       row["scenario"] = key.second;
       row["rate"] = rate;
       row["stack"] = st;
       row["is_headline"] = st == headline;
+      row["tuned"] = members.count(st) > 0;
+      return row;
+    };
+    for (const std::string& st : rows_order) {
+      if (st == baseline) continue;
+      nlohmann::ordered_json row = row_head(st);
       nlohmann::ordered_json metrics;
       int n_seeds = 0;
+      const bool tuned = members.count(st) > 0;
+      if (tuned) row["members"] = members[st].size();
       for (const auto& h : PaperHeadlines()) {
-        std::vector<double> rel, base_v, stack_v;
-        for (const auto& [seed, summary] : at[st]) {
-          auto b = at[baseline].find(seed);
-          if (b == at[baseline].end()) continue;
-          const double bv = b->second->value(h.metric, 0.0);
-          const double sv = summary->value(h.metric, 0.0);
-          if (bv == 0) continue;
-          rel.push_back((sv - bv) / bv * 100.0);
-          base_v.push_back(bv);
-          stack_v.push_back(sv);
+        std::string source_stack = st;
+        nlohmann::ordered_json means = nlohmann::ordered_json::object();
+        if (tuned) {
+          source_stack = BestMember(members[st], at, at[baseline], h.metric, &means);
+          if (source_stack.empty()) source_stack = members[st].front();
         }
-        const Interval ci = TInterval(rel, confidence);
-        const Interval bm = TInterval(base_v, confidence), sm = TInterval(stack_v, confidence);
-        n_seeds = std::max(n_seeds, ci.n);
-        nlohmann::ordered_json m;
-        m["n"] = ci.n;
-        m["mean_pct"] = ci.mean;
-        m["ci_lo_pct"] = ci.has_interval() ? nlohmann::ordered_json(ci.lo) : nullptr;
-        m["ci_hi_pct"] = ci.has_interval() ? nlohmann::ordered_json(ci.hi) : nullptr;
-        m["half_width_pct"] = ci.has_interval() ? nlohmann::ordered_json(ci.half_width) : nullptr;
-        m["baseline_mean"] = bm.mean;
-        m["stack_mean"] = sm.mean;
-        m["samples_pct"] = rel;
-        m["paper_pct"] = h.change_pct;
+        nlohmann::ordered_json m = Cell(Pair(at[source_stack], at[baseline], h.metric), confidence);
+        n_seeds = std::max(n_seeds, m["n"].get<int>());
+        if (tuned) {
+          m["paper_pct"] = nullptr;
+          m["best_stack"] = source_stack;
+          m["best_setting"] = source_stack.substr(source_stack.find('/') + 1);
+          m["member_means"] = means;
+        } else {
+          m["paper_pct"] = h.change_pct;
+        }
         metrics[h.metric] = m;
       }
       row["n_seeds"] = n_seeds;
       row["metrics"] = metrics;
       out["rows"].push_back(row);
+    }
+    // The headline stack against each tuned baseline: per metric, against that metric's best
+    // member, seed by seed.
+    if (!at.count(headline) || headline == baseline) continue;
+    for (const std::string& group : rows_order) {
+      if (!members.count(group)) continue;
+      nlohmann::ordered_json row = row_head(headline);
+      row["against"] = group;
+      nlohmann::ordered_json metrics;
+      int n_seeds = 0;
+      for (const auto& h : PaperHeadlines()) {
+        nlohmann::ordered_json means = nlohmann::ordered_json::object();
+        std::string best = BestMember(members[group], at, at[baseline], h.metric, &means);
+        if (best.empty()) best = members[group].front();
+        nlohmann::ordered_json m = Cell(Pair(at[headline], at[best], h.metric), confidence);
+        n_seeds = std::max(n_seeds, m["n"].get<int>());
+        m["against_stack"] = best;
+        m["against_setting"] = best.substr(best.find('/') + 1);
+        metrics[h.metric] = m;
+      }
+      row["n_seeds"] = n_seeds;
+      row["metrics"] = metrics;
+      out["vs_tuned"].push_back(row);
     }
   }
   return out;

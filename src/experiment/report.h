@@ -21,8 +21,15 @@ const std::vector<PaperHeadline>& PaperHeadlines();
 
 // From results.json: per (source, scenario) and every stack but the baseline, the per-seed relative
 // changes (stack − baseline) / baseline in percent at the scenario's highest rate, for the
-// PaperHeadlines() metrics, with their mean and `confidence` t interval. Seeds missing either
-// stack are left out.
+// PaperHeadlines() metrics, with their mean and `confidence` t interval ("rows"). Seeds missing
+// either stack are left out.
+//
+// Tuned-baseline members (stacks named `group/setting`, suite.h) are not rows: each group is one
+// row ("tuned": true) whose every metric is that of the member with the best mean over the seeds
+// it shares with the baseline (lower for latencies, higher for throughput; ties to the first name
+// in byte order), compared seed by seed with the baseline, naming the member ("best_stack",
+// "best_setting") and every member's mean ("member_means"). "vs_tuned" has, per group, the
+// headline stack's per-seed changes against each metric's best member ("against_stack").
 Result<nlohmann::ordered_json> HeadlineTable(const nlohmann::ordered_json& results,
                                              double confidence = 0.95);
 

@@ -185,6 +185,66 @@ TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
   fs::remove_all(profile);
 }
 
+// A tuned baseline end to end: tiny.yaml with vllm at four engine settings; the report folds the
+// members into one vllm-best row (the winning setting per metric) and compares gimbal with it.
+TEST(ExperimentReport, TunedBaselineIsOneRowWithTheWinningSettings) {
+  const fs::path out = fs::path(kBuild) / "experiment_e2e_tuned";
+  fs::remove_all(out);
+  fs::create_directories(out);
+  std::string suite = Read(kSource + "/configs/experiments/tiny.yaml");
+  suite =
+      std::regex_replace(suite, std::regex("\\.\\./scenarios/"), kSource + "/configs/scenarios/");
+  suite +=
+      "tuned_baseline:\n  name: vllm-best\n  stack: vllm\n"
+      "  grid: {max_num_batched_tokens: [1024, 16384], prefill_schedule_interval: [1, 2]}\n";
+  std::ofstream(out / "suite.yaml") << suite;
+  Output run = Sh(kGimbal + " experiment --suite " + Quote((out / "suite.yaml").string()) +
+                  " --out " + Quote((out / "run").string()) + " --jobs 2");
+  ASSERT_EQ(run.rc, 0) << run.text;
+  const auto results = nlohmann::json::parse(Read(out / "run" / "results.json"));
+  const std::set<std::string> members = {"vllm-best/b1024-i1", "vllm-best/b1024-i2",
+                                         "vllm-best/b16384-i1", "vllm-best/b16384-i2"};
+  std::set<std::string> ran;
+  for (const auto& s : results["stacks"]) ran.insert(s.get<std::string>());
+  for (const auto& m : members) EXPECT_TRUE(ran.count(m)) << m;
+  Output rep = Sh(kGimbal + " report " + Quote((out / "run").string()));
+  ASSERT_EQ(rep.rc, 0) << rep.text;
+  const fs::path report = out / "run" / "report";
+  const auto headline = nlohmann::json::parse(Read(report / "headline.json"));
+  int tuned_rows = 0;
+  for (const auto& row : headline["rows"]) {
+    EXPECT_FALSE(members.count(row["stack"].get<std::string>())) << "a member is a row";
+    if (!row["tuned"].get<bool>()) continue;
+    tuned_rows++;
+    EXPECT_EQ(row["stack"], "vllm-best");
+    EXPECT_EQ(row["members"], 4);
+    EXPECT_EQ(row["n_seeds"], 2);
+    for (const auto& [metric, m] : row["metrics"].items()) {
+      EXPECT_TRUE(members.count(m["best_stack"].get<std::string>())) << metric;
+      // The winner's mean is the best of the members' means.
+      const bool lower = metric != "output_throughput";
+      for (const auto& [setting, v] : m["member_means"].items()) {
+        if (lower) {
+          EXPECT_LE(m["stack_mean"].get<double>(), v.get<double>() + 1e-9) << metric << setting;
+        } else {
+          EXPECT_GE(m["stack_mean"].get<double>(), v.get<double>() - 1e-9) << metric << setting;
+        }
+      }
+    }
+  }
+  EXPECT_EQ(tuned_rows, 1);
+  ASSERT_EQ(headline["vs_tuned"].size(), 1u);
+  EXPECT_EQ(headline["vs_tuned"][0]["stack"], "gimbal");
+  EXPECT_EQ(headline["vs_tuned"][0]["against"], "vllm-best");
+  const std::string md = Read(report / "results.md");
+  EXPECT_NE(md.find("| vllm-best (best of 4) | 2 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| **gimbal** | vllm-best | 2 |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("| vllm-best/"), std::string::npos) << md;
+  const std::string index = Read(report / "index.html");
+  EXPECT_NE(index.find("id=\"tuned-table\""), std::string::npos);
+  fs::remove_all(out);
+}
+
 // The live demo end to end: emulated engines, two routers, `gimbal bench` through each, the same
 // scenario in the simulator, and the report with simulated and live figures side by side.
 TEST(ExperimentReport, LiveDemoReportShowsSimulatedAndLiveSideBySide) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -32,7 +33,181 @@ std::string FormatRate(double r) {
   return fmt::format("{:g}", r);
 }
 
+// The engine keys a tuned baseline's grid may sweep, their kinds and short names in member names.
+enum class EngineKind { kPositiveInt, kNonNegativeInt, kNumber, kBool };
+struct EngineKey {
+  const char* key;
+  EngineKind kind;
+  const char* abbreviation;
+};
+const std::vector<EngineKey>& EngineKeys() {
+  static const std::vector<EngineKey> keys = {
+      {"max_num_batched_tokens", EngineKind::kPositiveInt, "b"},
+      {"prefill_schedule_interval", EngineKind::kPositiveInt, "i"},
+      {"max_num_seqs", EngineKind::kPositiveInt, "s"},
+      {"block_size", EngineKind::kPositiveInt, "bs"},
+      {"kv_capacity_tokens", EngineKind::kNonNegativeInt, "kv"},
+      {"gpu_memory_utilization", EngineKind::kNumber, "mem"},
+      {"activation_reserve_gb", EngineKind::kNumber, "act"},
+      {"enable_prefix_caching", EngineKind::kBool, "pc"},
+      {"reserve_full_isl", EngineKind::kBool, "rf"},
+      {"async_scheduling", EngineKind::kBool, "as"},
+      {"cuda_graph_padding", EngineKind::kBool, "cg"},
+  };
+  return keys;
+}
+
+const EngineKey* FindEngineKey(const std::string& key) {
+  for (const EngineKey& k : EngineKeys()) {
+    if (key == k.key) return &k;
+  }
+  return nullptr;
+}
+
+// Whether `v` is a value of this kind of engine key, as YAML reads it.
+bool ValidEngineValue(EngineKind kind, const YAML::Node& v) {
+  if (!v.IsScalar()) return false;
+  const std::string& s = v.Scalar();
+  switch (kind) {
+    case EngineKind::kPositiveInt:
+    case EngineKind::kNonNegativeInt: {
+      if (s.empty() ||
+          !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return false;
+      if (s.size() > 18) return false;
+      const int64_t n = std::stoll(s);
+      return kind == EngineKind::kNonNegativeInt || n >= 1;
+    }
+    case EngineKind::kNumber: {
+      char* end = nullptr;
+      const double d = std::strtod(s.c_str(), &end);
+      return !s.empty() && *end == '\0' && std::isfinite(d);
+    }
+    case EngineKind::kBool: {
+      bool b = false;
+      return YAML::convert<bool>::decode(v, b);
+    }
+  }
+  return false;
+}
+
+const char* KindText(EngineKind kind) {
+  switch (kind) {
+    case EngineKind::kPositiveInt:
+      return "an integer >= 1";
+    case EngineKind::kNonNegativeInt:
+      return "an integer >= 0";
+    case EngineKind::kNumber:
+      return "a number";
+    case EngineKind::kBool:
+      return "true or false";
+  }
+  return "?";
+}
+
+// One `tuned_baseline` entry; errors go to `r`'s error slot.
+TunedBaseline ReadTunedBaseline(const YamlReader& r) {
+  TunedBaseline tb;
+  if (!r.IsMap()) {
+    r.Fail("expected a map with 'name', 'stack' and 'grid'");
+    return tb;
+  }
+  r.CheckKeys({"name", "stack", "grid"});
+  tb.name = r.String("name", std::nullopt);
+  tb.stack = r.String("stack", std::nullopt);
+  if (!r.ok()) return tb;
+  if (tb.name.empty() || tb.name.find('/') != std::string::npos) {
+    r.Fail(fmt::format("expected a name without '/', got '{}'", tb.name), "name");
+  }
+  const YamlReader grid = r.Child("grid");
+  if (!r.ok()) return tb;
+  if (!grid.IsMap() || grid.size() == 0) {
+    grid.Fail(
+        "expected a non-empty map of engine keys to lists of values, e.g. {max_num_seqs: [256, "
+        "1024]}");
+    return tb;
+  }
+  size_t points = 1;
+  for (const std::string& key : grid.Keys()) {
+    const EngineKey* ek = FindEngineKey(key);
+    if (ek == nullptr) {
+      std::string known;
+      for (const EngineKey& k : EngineKeys())
+        known += (known.empty() ? "" : ", ") + std::string(k.key);
+      grid.Fail(fmt::format("unknown engine key '{}' (expected one of {})", key, known), key);
+      return tb;
+    }
+    TunedAxis axis{key, {}};
+    const YamlReader values = grid.Child(key);
+    if (!values.IsSequence() || values.size() == 0) {
+      grid.Fail("expected a non-empty list of values", key);
+      return tb;
+    }
+    for (size_t i = 0; i < values.size(); ++i) {
+      const YamlReader v = values.At(i);
+      if (!ValidEngineValue(ek->kind, v.node())) {
+        v.Fail(fmt::format("expected {}, got '{}'", KindText(ek->kind),
+                           v.node().IsScalar() ? v.node().Scalar() : std::string("a list or map")));
+        return tb;
+      }
+      if (std::find(axis.values.begin(), axis.values.end(), v.Scalar()) != axis.values.end()) {
+        v.Fail(fmt::format("value '{}' is listed twice", v.Scalar()));
+        return tb;
+      }
+      axis.values.push_back(v.Scalar());
+    }
+    points *= axis.values.size();
+    if (points > kMaxTunedPoints) {
+      grid.Fail(fmt::format("the grid has more than {} points (the product of the lists' lengths)",
+                            kMaxTunedPoints));
+      return tb;
+    }
+    tb.grid.push_back(std::move(axis));
+  }
+  return tb;
+}
+
+// The copy of `base` (a stack definition) that is the member for `setting`.
+YAML::Node TunedMember(const YAML::Node& base, const std::string& name,
+                       const TunedSetting& setting) {
+  YAML::Node m = YAML::Clone(base);
+  m["name"] = name;
+  const YAML::Node own = base["engine"];
+  YAML::Node engine = own && own.IsMap() ? YAML::Clone(own) : YAML::Node(YAML::NodeType::Map);
+  for (const auto& [key, value] : setting) engine[key] = YAML::Load(value);
+  m["engine"] = engine;
+  return m;
+}
+
 }  // namespace
+
+std::vector<TunedSetting> TunedSettings(const TunedBaseline& tb) {
+  std::vector<TunedSetting> out;
+  if (tb.grid.empty()) return out;
+  out.emplace_back();
+  for (const TunedAxis& axis : tb.grid) {
+    std::vector<TunedSetting> next;
+    for (const TunedSetting& partial : out) {
+      for (const std::string& v : axis.values) {
+        TunedSetting s = partial;
+        s.emplace_back(axis.key, v);
+        next.push_back(std::move(s));
+      }
+    }
+    out = std::move(next);
+  }
+  return out;
+}
+
+std::string TunedMemberName(const std::string& group, const TunedSetting& setting) {
+  std::string out = group + "/";
+  for (size_t i = 0; i < setting.size(); ++i) {
+    const EngineKey* ek = FindEngineKey(setting[i].first);
+    if (i > 0) out += "-";
+    out += (ek != nullptr ? std::string(ek->abbreviation) : setting[i].first) + setting[i].second;
+  }
+  return out;
+}
 
 std::string SafeName(const std::string& s) {
   std::string out;
@@ -56,7 +231,7 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
     return InvalidArgument(fmt::format("{}: expected a map at the top level", name));
   root.CheckKeys({"name", "description", "scenarios", "rates", "rate_unit", "duration_s",
                   "min_requests", "max_requests", "seeds", "set", "stacks", "baseline", "headline",
-                  "series_bins", "expert_load"});
+                  "tuned_baseline", "series_bins", "expert_load"});
   Suite s;
   s.file = name;
   s.name = root.String("name", fs::path(name).stem().string());
@@ -138,7 +313,35 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
     if (root.ok() && !stack_names.insert(e.name).second) {
       st.Fail(fmt::format("stack '{}' is listed twice", e.name));
     }
+    if (root.ok() && e.name.find('/') != std::string::npos) {
+      st.Fail(fmt::format("stack name '{}' has a '/' (kept for tuned_baseline members)", e.name));
+    }
     s.stacks.push_back(std::move(e));
+  }
+  if (root.ok() && root.Has("tuned_baseline")) {
+    const YamlReader tr = root.Child("tuned_baseline");
+    std::vector<YamlReader> entries;
+    if (tr.IsSequence()) {
+      for (size_t i = 0; i < tr.size(); ++i) entries.push_back(tr.At(i));
+      if (tr.size() == 0)
+        tr.Fail("expected a map with 'name', 'stack' and 'grid', or a list of them");
+    } else {
+      entries.push_back(tr);
+    }
+    std::set<std::string> groups;
+    for (const YamlReader& e : entries) {
+      if (!root.ok()) break;
+      TunedBaseline tb = ReadTunedBaseline(e);
+      if (!root.ok()) break;
+      if (stack_names.count(tb.name) || !groups.insert(tb.name).second) {
+        e.Fail(
+            fmt::format("'{}' is already the name of a stack or another tuned baseline", tb.name),
+            "name");
+      } else if (!s.stacks.empty() && !stack_names.count(tb.stack)) {
+        e.Fail(fmt::format("'{}' is not among the suite's stacks", tb.stack), "stack");
+      }
+      s.tuned.push_back(std::move(tb));
+    }
   }
   if (!root.ok()) return root.status();
   return s;
@@ -208,9 +411,10 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
   const std::string where = suite.file;
   // Stack names in suite order; filled from the first scenario when the suite lists none.
   std::set<std::string> ids;
-  std::map<std::string, int> found_refs;  // stack referenced by name -> scenarios that have it
-  int loaded_scenarios = 0;               // with points
-  int attempted_scenarios = 0;            // found and read
+  std::map<std::string, int> found_refs;   // stack referenced by name -> scenarios that have it
+  std::map<std::string, int> tuned_found;  // tuned baseline -> scenarios that have its stack
+  int loaded_scenarios = 0;                // with points
+  int attempted_scenarios = 0;             // found and read
   for (const SuiteScenario& e : suite.scenarios) {
     if (!fs::exists(e.path)) {
       if (e.optional) {
@@ -267,6 +471,40 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
       }
       stacks.push_back(YAML::Clone(st.definition));
     }
+    for (const auto& n : stacks) {
+      const std::string sn = n.IsMap() && n["name"] ? n["name"].as<std::string>() : "";
+      if (sn.find('/') != std::string::npos) {
+        return InvalidArgument(fmt::format(
+            "{}: stack name '{}' in {} has a '/', which names tuned_baseline members (rename it)",
+            where, sn, e.path));
+      }
+    }
+    // Each tuned baseline: its stack once per grid point, after the suite's stacks.
+    const size_t own_stacks = stacks.size();
+    for (const TunedBaseline& tb : suite.tuned) {
+      size_t at = own_stacks;
+      for (size_t k = 0; k < own_stacks && at == own_stacks; ++k) {
+        const YAML::Node n = stacks[k];
+        if (n.IsMap() && n["name"] && n["name"].as<std::string>() == tb.stack) at = k;
+      }
+      if (at == own_stacks) {
+        tuned_found.emplace(tb.name, 0);
+        plan.notes.push_back(fmt::format("skipped tuned baseline '{}' on {}: no stack '{}' to tune",
+                                         tb.name, e.path, tb.stack));
+        continue;
+      }
+      const YAML::Node base = YAML::Clone(stacks[at]);  // the list grows below
+      if (base["engine"] && !base["engine"].IsMap()) {
+        return InvalidArgument(
+            fmt::format("{}: tuned baseline '{}': stack '{}' in {} has an "
+                        "'engine' that is not a map",
+                        where, tb.name, tb.stack, e.path));
+      }
+      tuned_found[tb.name]++;
+      for (const TunedSetting& setting : TunedSettings(tb)) {
+        stacks.push_back(TunedMember(base, TunedMemberName(tb.name, setting), setting));
+      }
+    }
     if (stacks.size() == 0) {
       plan.notes.push_back(fmt::format("skipped scenario {}: no stack to run", e.path));
       attempted_scenarios++;
@@ -299,6 +537,9 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
       if (!sc.ok()) return sc.status();
       const std::string label = e.label.empty() ? sc->name : e.label;
       for (size_t k = 0; k < sc->stacks.size(); ++k) {
+        // Tuned-baseline members run at the top rate only: the headline compares there, and a
+        // 30-point grid at every rate would triple a suite's points.
+        if (rate != top && sc->stacks[k].name.find('/') != std::string::npos) continue;
         for (size_t si = 0; si < suite.seeds.size(); ++si) {
           const uint64_t seed = suite.seeds[si];
           auto spec = std::make_shared<Scenario>(*sc);
@@ -341,6 +582,22 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
           stack));
     }
   }
+  for (const TunedBaseline& tb : suite.tuned) {
+    if (tuned_found[tb.name] == 0 && attempted_scenarios > 0) {
+      return InvalidArgument(fmt::format(
+          "{}: 'tuned_baseline' '{}': no scenario runs stack '{}' (check 'tuned_baseline.stack')",
+          where, tb.name, tb.stack));
+    }
+    if (std::find(plan.stacks.begin(), plan.stacks.end(), tb.name) != plan.stacks.end()) {
+      return InvalidArgument(fmt::format(
+          "{}: 'tuned_baseline' '{}' has the name of a stack the scenarios run (rename it)", where,
+          tb.name));
+    }
+    TunedGroup g{tb.name, tb.stack, {}, TunedSettings(tb)};
+    for (const TunedSetting& setting : g.settings)
+      g.members.push_back(TunedMemberName(tb.name, setting));
+    plan.tuned.push_back(std::move(g));
+  }
   if (plan.points.empty()) {
     return InvalidArgument(fmt::format("{}: nothing to run ({})", where,
                                        plan.notes.empty() ? "no points" : plan.notes.back()));
@@ -351,12 +608,18 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
   } else if (std::find(plan.stacks.begin(), plan.stacks.end(), "gimbal") != plan.stacks.end()) {
     plan.headline = "gimbal";
   } else {
-    plan.headline = plan.stacks.back();
+    for (const std::string& st : plan.stacks) {
+      if (st.find('/') == std::string::npos) plan.headline = st;  // the last stack not a member
+    }
   }
   for (const std::string* s : {&plan.baseline, &plan.headline}) {
     if (std::find(plan.stacks.begin(), plan.stacks.end(), *s) == plan.stacks.end()) {
       return InvalidArgument(
           fmt::format("{}: baseline/headline stack '{}' is not among the stacks run", where, *s));
+    }
+    if (s->find('/') != std::string::npos) {
+      return InvalidArgument(fmt::format(
+          "{}: baseline/headline stack '{}' is a tuned_baseline member; name a stack", where, *s));
     }
   }
   return plan;

@@ -9,11 +9,17 @@
 //   set: [key.path=value],                    # scenario overrides applied to every scenario
 //   stacks: [NAME | {name, dispatch, queue, ..., optional}],
 //   baseline: NAME, headline: NAME,
+//   tuned_baseline: {name, stack, grid: {ENGINE_KEY: [values]}} | [such maps],
 //   series_bins, expert_load: {enabled, bins}
 // Paths resolve relative to the suite file. A stack given by name is taken from each scenario; a
 // map is a stack definition applied to every scenario (validated by the scenario loader, so any
 // key the scenario schema accepts works). An `optional` definition the loader rejects, and an
 // `optional` scenario whose file is missing, are skipped with a note instead of failing.
+//
+// A tuned baseline expands, at plan time, into one stack per point of its grid of engine settings:
+// a copy of the named stack's definition whose `engine` map takes the point's values (over any the
+// stack already has), named `<name>/<setting>` (TunedMemberName). Stack names with a '/' are kept
+// for these members; `gimbal report` folds them into one row, the best member per metric.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +51,36 @@ struct SuiteStack {
   bool optional = false;
 };
 
+// One engine key of a tuned baseline's grid and the values it takes (YAML scalars, as written).
+struct TunedAxis {
+  std::string key;  // an engine key (docs/scenarios.md), e.g. max_num_batched_tokens
+  std::vector<std::string> values;
+};
+
+// `tuned_baseline`: the named stack once per point of the grid (the axes' cartesian product, the
+// first axis slowest), each member with the point's engine settings.
+struct TunedBaseline {
+  std::string name;   // the group, e.g. vllm-best; members are `name/<setting>`
+  std::string stack;  // the stack copied, e.g. vllm
+  std::vector<TunedAxis> grid;
+};
+
+// At most this many points in one tuned baseline's grid.
+inline constexpr size_t kMaxTunedPoints = 100;
+
+// One grid point: (engine key, value) per axis, in grid order.
+using TunedSetting = std::vector<std::pair<std::string, std::string>>;
+
+// Every point of the grid, the first axis slowest.
+std::vector<TunedSetting> TunedSettings(const TunedBaseline& tb);
+
+// `<group>/<setting>`, the setting as `<abbreviation><value>` per axis joined by '-':
+// max_num_batched_tokens b, prefill_schedule_interval i, max_num_seqs s, block_size bs,
+// kv_capacity_tokens kv, gpu_memory_utilization mem, activation_reserve_gb act,
+// enable_prefix_caching pc, reserve_full_isl rf, async_scheduling as, cuda_graph_padding cg;
+// e.g. vllm-best/b1024-i1-s256.
+std::string TunedMemberName(const std::string& group, const TunedSetting& setting);
+
 struct Suite {
   std::string name;
   std::string description;
@@ -60,6 +96,7 @@ struct Suite {
   std::vector<SuiteStack> stacks;  // empty: every stack of each scenario
   std::string baseline;            // default: the first stack
   std::string headline;            // default: "gimbal" when present, else the last stack
+  std::vector<TunedBaseline> tuned;
   int series_bins = 200;
   bool expert_load = true;
   int expert_load_bins = 60;
@@ -85,15 +122,25 @@ struct Point {
   std::shared_ptr<const Scenario> spec;  // seed, rate and stacks applied
 };
 
+// A tuned baseline as planned: its members in grid order, each with its setting.
+struct TunedGroup {
+  std::string name, stack;
+  std::vector<std::string> members;  // stack names, `name/<setting>`
+  std::vector<TunedSetting> settings;
+};
+
 struct SuitePlan {
   std::vector<Point> points;
+  std::vector<TunedGroup> tuned;
   std::vector<std::string> notes;   // what was skipped, and why
   std::vector<std::string> stacks;  // stack names in suite order (as run)
   std::string baseline, headline;
 };
 
 // Expands the suite into points (scenario-major, then rate, stack, seed), validating every
-// scenario with the loader. Errors name the suite file and the scenario.
+// scenario with the loader. Tuned-baseline members follow the suite's stacks. Errors name the
+// suite file and the scenario. A scenario without a tuned baseline's stack runs no members (a
+// note); no scenario with it is an error.
 Result<SuitePlan> PlanSuite(const Suite& suite);
 
 // Lower-case letters, digits, '.', '-' and '_' kept; anything else becomes '-'.

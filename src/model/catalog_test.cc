@@ -163,6 +163,14 @@ TEST(Catalog, TotalParamsMatchPublishedTotals) {
   }
 }
 
+// The hand derivations below use gpu_memory_utilization 0.9 (round figures); vLLM's default,
+// 0.92, is pinned by SpecsTest.GpuMemoryUtilizationDefaultIsVllms.
+EngineConfig EngineAt90() {
+  EngineConfig e;
+  e.gpu_memory_utilization = 0.9;
+  return e;
+}
+
 TEST(Catalog, KvCapacityOfGqaModelOnH200ByHand) {
   // Qwen3-30B-A3B with EP8 on H200: 128 experts / 8 GPUs = 16 expert slots per MoE layer.
   //   usable   = 141 · 2^30 B · 0.9                              = 136,257,837,465.6 B
@@ -179,7 +187,7 @@ TEST(Catalog, KvCapacityOfGqaModelOnH200ByHand) {
   //   blocks    floor(1,240,314.9 / 16) = 77,519 → 77,519 · 16   =   1,240,304 tokens
   const ModelSpec m = Model("qwen3-30b-a3b");
   EXPECT_DOUBLE_EQ(WeightsPerGpuBytes(m, 16), 10329919488.0);
-  auto cap = KvCapacityTokens(m, Gpu("h200"), EngineConfig{}, 16);
+  auto cap = KvCapacityTokens(m, Gpu("h200"), EngineAt90(), 16);
   ASSERT_TRUE(cap.ok()) << cap.status().ToString();
   EXPECT_EQ(*cap, 1240304);
 }
@@ -204,14 +212,14 @@ TEST(Catalog, KvCapacityOfMlaModelOnH200ByHand) {
   const ModelSpec m = Model("deepseek-v3");
   EXPECT_DOUBLE_EQ(m.ReplicatedParams(), 17117633536.0);
   EXPECT_DOUBLE_EQ(WeightsPerGpuBytes(m, 32), 98856229888.0);
-  auto cap = KvCapacityTokens(m, Gpu("h200"), EngineConfig{}, 32);
+  auto cap = KvCapacityTokens(m, Gpu("h200"), EngineAt90(), 32);
   ASSERT_TRUE(cap.ok()) << cap.status().ToString();
   EXPECT_EQ(*cap, 475312);
 }
 
 TEST(Catalog, WeightsNotFittingNameModelGpuAndShortfall) {
   // DeepSeek-V3 EP8 on H100: 98.9 GB of weights + 4 GB reserve against 77.3 GB usable.
-  auto cap = KvCapacityTokens(Model("deepseek-v3"), Gpu("h100-sxm"), EngineConfig{}, 32);
+  auto cap = KvCapacityTokens(Model("deepseek-v3"), Gpu("h100-sxm"), EngineAt90(), 32);
   ASSERT_FALSE(cap.ok());
   const std::string& msg = cap.status().message();
   EXPECT_TRUE(Contains(msg, "'deepseek-v3' does not fit on GPU 'h100-sxm'")) << msg;

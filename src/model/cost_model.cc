@@ -5,6 +5,21 @@
 
 namespace gimbal {
 
+int64_t MaxCudaGraphCaptureSize(int64_t max_num_seqs) {
+  const int64_t cap = std::min<int64_t>(2 * std::max<int64_t>(max_num_seqs, 1), 512);
+  if (cap < 8) return cap >= 4 ? 4 : (cap >= 2 ? 2 : 1);
+  if (cap < 256) return std::min<int64_t>(cap / 8 * 8, 248);
+  return 256 + (cap - 256) / 16 * 16;
+}
+
+int64_t CudaGraphPaddedTokens(int64_t tokens) {
+  if (tokens <= 1) return 1;
+  if (tokens <= 2) return 2;
+  if (tokens <= 4) return 4;
+  if (tokens <= 248) return (tokens + 7) / 8 * 8;
+  return std::max<int64_t>(256, (tokens + 15) / 16 * 16);
+}
+
 CostModel::CostModel(ModelSpec model, HardwareSpec hw)
     : model_(std::move(model)), hw_(std::move(hw)) {}
 
@@ -76,7 +91,8 @@ double CostModel::StepOverhead(int64_t sequences) const {
   return hw_.step_overhead + hw_.per_seq_overhead * static_cast<double>(sequences);
 }
 
-double CostModel::RankStepEstimate(const RankBatch& b, double expert_pairs, int ep_ranks) const {
+double CostModel::RankStepEstimate(const RankBatch& b, double expert_pairs, int ep_ranks,
+                                   bool async_scheduling) const {
   const ModelSpec& m = model_;
   const double local =
       std::ceil(static_cast<double>(m.experts) / static_cast<double>(std::max(1, ep_ranks)));
@@ -84,8 +100,8 @@ double CostModel::RankStepEstimate(const RankBatch& b, double expert_pairs, int 
   double t = AttentionTime(b) * m.layers;
   t += DenseFfnTime(b.tokens) * m.dense_layers;
   t += (SharedExpertTime(b.tokens) + ExpertTime(expert_pairs, active)) * m.moe_layers();
-  t += HeadTime(b) + StepOverhead(b.sequences);
-  return t;
+  t += HeadTime(b);
+  return StepTime(t, StepOverhead(b.sequences), async_scheduling);
 }
 
 }  // namespace gimbal

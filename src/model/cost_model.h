@@ -23,6 +23,14 @@ struct RankBatch {
   double kv_read_tokens = 0;     // Σ (context_before + new) over sequences: KV entries read
 };
 
+// CUDA-graph capture sizes as vLLM builds them by default (config/vllm.py): 1, 2, 4, then
+// multiples of 8 up to 248, then multiples of 16, up to min(2 · max_num_seqs, 512) (one query
+// token per decode; no speculative decoding). Returns the largest size in that list (>= 1).
+int64_t MaxCudaGraphCaptureSize(int64_t max_num_seqs);
+// `tokens` rounded up to the smallest capture size that holds it (tokens <= 1 gives 1); tokens
+// must be <= MaxCudaGraphCaptureSize(...) for the result to be a capture size.
+int64_t CudaGraphPaddedTokens(int64_t tokens);
+
 class CostModel {
  public:
   CostModel(ModelSpec model, HardwareSpec hw);
@@ -44,11 +52,20 @@ class CostModel {
   double AllToAllTime(double max_intra_node_bytes, double max_inter_node_bytes) const;
   // CPU time per step: fixed part plus a per-sequence part.
   double StepOverhead(int64_t sequences) const;
+  // A step's wall time from its GPU time and its CPU overhead. With async scheduling (vLLM's
+  // default since it plans step k+1 while step k runs) the CPU work hides behind the GPU step
+  // unless it is longer: max(gpu, cpu); without it the two run serially: gpu + cpu.
+  static double StepTime(double gpu_seconds, double cpu_seconds, bool async_scheduling) {
+    return async_scheduling ? (gpu_seconds > cpu_seconds ? gpu_seconds : cpu_seconds)
+                            : gpu_seconds + cpu_seconds;
+  }
   // One rank's own step time with the all-to-all left out — the policies' estimate of a rank's
   // next step: attention and dense layers for `b`, shared experts for its tokens, routed experts
   // for `expert_pairs` token-expert pairs spread over its GPU's experts / ep_ranks experts (the
-  // expected number of them hit), LM head and CPU overhead.
-  double RankStepEstimate(const RankBatch& b, double expert_pairs, int ep_ranks) const;
+  // expected number of them hit), LM head and CPU overhead, the overhead added serially or, with
+  // `async_scheduling`, hidden behind the GPU part as StepTime() does.
+  double RankStepEstimate(const RankBatch& b, double expert_pairs, int ep_ranks,
+                          bool async_scheduling = false) const;
   // Bytes one token carries in the dispatch / combine phase for one expert assignment.
   double DispatchBytesPerToken() const { return model_.hidden * model_.dispatch_bytes; }
   double CombineBytesPerToken() const { return model_.hidden * model_.combine_bytes; }

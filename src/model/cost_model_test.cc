@@ -113,5 +113,41 @@ TEST(CostModelTest, MlaPrefillIsUnabsorbedAndDecodeAbsorbed) {
   EXPECT_NEAR(cm.AttentionTime(b) - proj, (278528.0 * 4e5 + 81920.0 * 6e5) / 1e15, 1e-12);
 }
 
+TEST(CostModelTest, StepTimeIsMaxUnderAsyncSchedulingAndSumWithout) {
+  // docs/baseline.md §4: GPU 10 ms and CPU 2 ms give 10 ms async, 12 ms sync; GPU 1 ms and CPU
+  // 2 ms give 2 ms async.
+  EXPECT_DOUBLE_EQ(CostModel::StepTime(10e-3, 2e-3, true), 10e-3);
+  EXPECT_DOUBLE_EQ(CostModel::StepTime(10e-3, 2e-3, false), 12e-3);
+  EXPECT_DOUBLE_EQ(CostModel::StepTime(1e-3, 2e-3, true), 2e-3);
+  EXPECT_DOUBLE_EQ(CostModel::StepTime(1e-3, 2e-3, false), 3e-3);
+}
+
+TEST(CudaGraphSizes, LargestCaptureSizeFollowsMaxNumSeqs) {
+  // min(2 · max_num_seqs, 512), then the largest size of 1, 2, 4, 8k (<= 248), 256 + 16k.
+  EXPECT_EQ(MaxCudaGraphCaptureSize(1024), 512);
+  EXPECT_EQ(MaxCudaGraphCaptureSize(256), 512);
+  EXPECT_EQ(MaxCudaGraphCaptureSize(200), 400);
+  EXPECT_EQ(MaxCudaGraphCaptureSize(135), 256);  // 270 -> 256 (next would be 272)
+  EXPECT_EQ(MaxCudaGraphCaptureSize(127), 248);  // 254: no size between 248 and 256
+  EXPECT_EQ(MaxCudaGraphCaptureSize(100), 200);
+  EXPECT_EQ(MaxCudaGraphCaptureSize(3), 4);
+  EXPECT_EQ(MaxCudaGraphCaptureSize(1), 2);
+  EXPECT_EQ(MaxCudaGraphCaptureSize(0), 2);  // treated as one sequence
+}
+
+TEST(CudaGraphSizes, TokensRoundUpToTheNextCaptureSize) {
+  EXPECT_EQ(CudaGraphPaddedTokens(0), 1);
+  EXPECT_EQ(CudaGraphPaddedTokens(1), 1);
+  EXPECT_EQ(CudaGraphPaddedTokens(2), 2);
+  EXPECT_EQ(CudaGraphPaddedTokens(3), 4);
+  EXPECT_EQ(CudaGraphPaddedTokens(5), 8);
+  EXPECT_EQ(CudaGraphPaddedTokens(37), 40);
+  EXPECT_EQ(CudaGraphPaddedTokens(40), 40);
+  EXPECT_EQ(CudaGraphPaddedTokens(241), 248);
+  EXPECT_EQ(CudaGraphPaddedTokens(249), 256);
+  EXPECT_EQ(CudaGraphPaddedTokens(257), 272);
+  EXPECT_EQ(CudaGraphPaddedTokens(512), 512);
+}
+
 }  // namespace
 }  // namespace gimbal

@@ -110,8 +110,14 @@ void ApplyVllmServerDefaults(const GpuSpec& gpu, EngineConfig& e) {
   std::string name = gpu.name;
   std::transform(name.begin(), name.end(), name.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  const bool big =
-      gpu.memory_bytes >= 70.0 * 1024 * 1024 * 1024 && name.find("a100") == std::string::npos;
+  constexpr double kGiB = 1024.0 * 1024 * 1024;
+  if (gpu.memory_bytes >= 160 * kGiB) {
+    e.max_num_batched_tokens = 16384;
+    e.max_num_seqs = 1024;
+    return;
+  }
+  const bool big = gpu.memory_bytes >= 70 * kGiB && name.find("a100") == std::string::npos &&
+                   name.find("gb10") == std::string::npos;
   e.max_num_batched_tokens = big ? 8192 : 2048;
   e.max_num_seqs = big ? 1024 : 256;
 }

@@ -87,7 +87,7 @@ struct EngineConfig {
   int64_t max_num_batched_tokens = 8192;
   int64_t max_num_seqs = 1024;
   int block_size = 16;
-  double gpu_memory_utilization = 0.9;
+  double gpu_memory_utilization = 0.92;   // vLLM 0.33's default (engine/arg_utils.py)
   double activation_reserve_bytes = 4e9;  // activations, CUDA graphs, non-torch memory
   int64_t kv_capacity_tokens = 0;         // when > 0, overrides the memory-derived capacity
   // Engine behaviour of vLLM 0.33 (docs/baseline.md), each switchable so that the 2025 engine
@@ -99,10 +99,10 @@ struct EngineConfig {
   bool cuda_graph_padding = true;         // small batches pad to a capture size, then the DP max
 };
 
-// vLLM's OpenAI-server scheduler defaults for `gpu`: 8192 batched tokens and 1024 sequences on
-// GPUs with at least 70 GiB that are not A100s, else 2048 and 256 (vllm/engine/arg_utils.py, as
-// asserted by vLLM's tests/engine/test_arg_utils.py::test_defaults_with_usage_context). Sets only
-// those two fields of `e`.
+// vLLM 0.33's OpenAI-server scheduler defaults for `gpu` (vllm/engine/arg_utils.py,
+// EngineArgs.get_batch_defaults; docs/baseline.md §8): 16384 batched tokens and 1024 sequences on
+// GPUs with at least 160 GiB (B200, B300); 8192 and 1024 on GPUs with at least 70 GiB that are
+// neither A100 nor GB10 (by name); else 2048 and 256. Sets only those two fields of `e`.
 void ApplyVllmServerDefaults(const GpuSpec& gpu, EngineConfig& e);
 
 // Parameters held on one GPU when it hosts `slots_per_gpu` expert slots per MoE layer.

@@ -158,5 +158,42 @@ TEST(VllmServerDefaults, DependOnMemoryAndExcludeA100) {
   EXPECT_EQ(defaults("l40s", 48), (P{2048, 256}));
 }
 
+TEST(SpecsTest, VllmDefaultsByMemory) {
+  // docs/baseline.md §8 (vLLM 0.33): 80 GB -> 8192/1024, 141 GB -> 8192/1024, 192 GB ->
+  // 16384/1024, A100 80 GB -> 2048/256.
+  auto defaults = [](const std::string& name, double gb) {
+    GpuSpec g;
+    g.name = name;
+    g.memory_bytes = gb * 1e9;
+    EngineConfig e;
+    ApplyVllmServerDefaults(g, e);
+    return std::pair<int64_t, int64_t>(e.max_num_batched_tokens, e.max_num_seqs);
+  };
+  using P = std::pair<int64_t, int64_t>;
+  EXPECT_EQ(defaults("h100-sxm", 80), (P{8192, 1024}));
+  EXPECT_EQ(defaults("h200", 141), (P{8192, 1024}));
+  EXPECT_EQ(defaults("b200", 192), (P{16384, 1024}));
+  EXPECT_EQ(defaults("a100-sxm-80gb", 80), (P{2048, 256}));
+  // The tier edges, in GiB as vLLM measures: 160 GiB is the top tier, just below it is not; GB10
+  // (128 GB unified memory) is excluded from the 70 GiB tier by name.
+  const double gib = 1024.0 * 1024 * 1024 / 1e9;
+  EXPECT_EQ(defaults("next-gpu", 160 * gib), (P{16384, 1024}));
+  EXPECT_EQ(defaults("next-gpu", 159.9 * gib), (P{8192, 1024}));
+  EXPECT_EQ(defaults("nvidia-gb10", 128), (P{2048, 256}));
+}
+
+TEST(SpecsTest, GpuMemoryUtilizationDefaultIsVllms) {
+  EXPECT_DOUBLE_EQ(EngineConfig{}.gpu_memory_utilization, 0.92);
+  // And it is what KvCapacityTokens uses: 0.92 of the memory, less weights and reserve.
+  const ModelSpec m = Qwen3_30B();
+  EngineConfig e;
+  e.activation_reserve_bytes = 0;
+  const double block = 16 * m.KvBytesPerToken();
+  const double memory = (WeightsPerGpuBytes(m, 16) + 100.5 * block) / 0.92;
+  auto cap = KvCapacityTokens(m, Gpu(memory), e, 16);
+  ASSERT_TRUE(cap.ok()) << cap.status().ToString();
+  EXPECT_EQ(*cap, 1600);
+}
+
 }  // namespace
 }  // namespace gimbal

@@ -42,9 +42,14 @@ Result<std::unique_ptr<Cluster>> Cluster::Create(const ClusterSpec& spec,
   auto kv = KvCapacityTokens(m, spec.hardware.gpu, spec.engine, slots);
   if (!kv.ok()) return kv.status();
   const int64_t blocks = *kv / spec.engine.block_size;
-  if (blocks <= 0) return InvalidArgument("no KV-cache blocks fit on the GPU");
+  // With prefix caching one block is vLLM's reserved null block, so at least two are needed.
+  const int64_t reserved = spec.engine.enable_prefix_caching ? 1 : 0;
+  if (blocks <= reserved) {
+    return InvalidArgument(fmt::format("{} KV-cache block(s) fit on the GPU; at least {} needed",
+                                       blocks, reserved + 1));
+  }
   std::unique_ptr<Cluster> c(new Cluster(spec, CostModel(m, spec.hardware), queue, blocks));
-  c->kv_capacity_tokens_ = blocks * spec.engine.block_size;
+  c->kv_capacity_tokens_ = (blocks - reserved) * spec.engine.block_size;
   GIMBAL_RETURN_IF_ERROR(c->SetPlacement(
       Placement::Contiguous(m.moe_layers(), m.experts, spec.dp, spec.redundant_slots_per_gpu)));
   return c;
@@ -73,6 +78,11 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   const size_t C = spec_.classes.size();
   class_tokens_.assign(spec_.dp * C, 0.0);
   class_total_.assign(C, 0.0);
+  route_tokens_.assign(spec_.dp * C, 0.0);
+  route_total_.assign(C, 0.0);
+  for (auto* v : {&attn_, &dense_, &shared_, &head_, &own_expert_}) v->assign(spec_.dp, 0.0);
+  graph_max_tokens_ =
+      spec_.engine.cuda_graph_padding ? MaxCudaGraphCaptureSize(spec_.engine.max_num_seqs) : 0;
   slot_tokens_.assign(
       static_cast<size_t>(spec_.dp) * (m.experts / spec_.dp + spec_.redundant_slots_per_gpu), 0.0);
   for (int g = 0; g < spec_.dp; ++g) node_of_.push_back(g / spec_.hardware.gpus_per_node);
@@ -112,25 +122,37 @@ bool Cluster::HasWork() const {
 }
 
 std::vector<StepPlan> Cluster::Plan() {
+  // The shared step counter of prefill_schedule_interval: 0 at a wave's first step.
+  step_counter_ = wave_idle_ ? 0 : step_counter_ + 1;
+  const int64_t interval = spec_.engine.prefill_schedule_interval;
+  last_throttled_ = interval > 1 && spec_.dp > 1 && step_counter_ % interval != 0;
+  auto defer = [this](size_t r) {
+    return last_throttled_ && !engines_[r].prefill_capacity_bound();
+  };
   std::vector<StepPlan> plans;
   plans.reserve(engines_.size());
   if (step_policy_ == nullptr) {
-    for (auto& e : engines_) plans.push_back(e.Schedule());
-    return plans;
+    for (size_t r = 0; r < engines_.size(); ++r) {
+      plans.push_back(engines_[r].Schedule(-1, defer(r)));
+    }
+  } else {
+    work_.resize(engines_.size());
+    budgets_.resize(engines_.size());
+    for (size_t r = 0; r < engines_.size(); ++r) {
+      const EngineScheduler& e = engines_[r];
+      work_[r].running = static_cast<int64_t>(e.num_running());
+      work_[r].context_tokens = static_cast<double>(e.used_blocks() * e.limits().block_size);
+      work_[r].pending_prefill = e.pending_prefill_tokens();
+      const auto in_progress = e.prefill_in_progress();
+      work_[r].prefilling = in_progress.sequences;
+      work_[r].prefill_context_tokens = static_cast<double>(in_progress.context_tokens);
+    }
+    step_policy_->Budgets(work_, spec_.engine.max_num_batched_tokens, budgets_);
+    for (size_t r = 0; r < engines_.size(); ++r) {
+      plans.push_back(engines_[r].Schedule(budgets_[r], defer(r)));
+    }
   }
-  work_.resize(engines_.size());
-  budgets_.resize(engines_.size());
-  for (size_t r = 0; r < engines_.size(); ++r) {
-    const EngineScheduler& e = engines_[r];
-    work_[r].running = static_cast<int64_t>(e.num_running());
-    work_[r].context_tokens = static_cast<double>(e.used_blocks() * e.limits().block_size);
-    work_[r].pending_prefill = e.pending_prefill_tokens();
-    const auto in_progress = e.prefill_in_progress();
-    work_[r].prefilling = in_progress.sequences;
-    work_[r].prefill_context_tokens = static_cast<double>(in_progress.context_tokens);
-  }
-  step_policy_->Budgets(work_, spec_.engine.max_num_batched_tokens, budgets_);
-  for (size_t r = 0; r < engines_.size(); ++r) plans.push_back(engines_[r].Schedule(budgets_[r]));
+  wave_idle_ = std::all_of(plans.begin(), plans.end(), [](const StepPlan& p) { return p.empty(); });
   return plans;
 }
 
@@ -142,12 +164,20 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
   const int k = m.top_k;
   const int gpn = spec_.hardware.gpus_per_node;
 
-  // Per-rank attention and dense parts; idle ranks run a one-token dummy batch.
+  // CUDA-graph padding: every rank runs the largest padded count when all counts fit a graph.
+  int64_t padded = 0;
+  if (graph_max_tokens_ > 0) {
+    int64_t largest = 1;  // an idle rank's dummy batch has one token
+    for (int r = 0; r < R; ++r) largest = std::max(largest, plans[r].batch.tokens);
+    if (largest <= graph_max_tokens_) padded = CudaGraphPaddedTokens(largest);
+  }
+
+  // Per-rank attention and dense parts; idle ranks run a one-token dummy batch (or the padded
+  // count).
   std::fill(class_tokens_.begin(), class_tokens_.end(), 0.0);
   std::fill(class_total_.begin(), class_total_.end(), 0.0);
   double max_attn_dense = 0, max_attn_moe = 0, max_head = 0;
   int64_t max_seqs = 0;
-  std::vector<double> attn(R), dense(R), shared(R), head(R);
   for (int r = 0; r < R; ++r) {
     RankBatch b = plans[r].batch;
     if (plans[r].empty()) {
@@ -156,13 +186,21 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
       b.attn_pairs = 1;
       b.decode_attn_pairs = 1;
     }
-    attn[r] = cost_.AttentionTime(b);
-    dense[r] = cost_.DenseFfnTime(b.tokens);
-    shared[r] = cost_.SharedExpertTime(b.tokens);
-    head[r] = cost_.HeadTime(b);
-    max_attn_dense = std::max(max_attn_dense, attn[r] + dense[r]);
-    max_attn_moe = std::max(max_attn_moe, attn[r] + shared[r]);
-    max_head = std::max(max_head, head[r]);
+    if (padded > b.tokens) {
+      // Padding slots: one query token with one context token each, no logits.
+      const int64_t extra = padded - b.tokens;
+      b.tokens = padded;
+      b.kv_read_tokens += static_cast<double>(extra);
+      b.attn_pairs += static_cast<double>(extra);
+      b.decode_attn_pairs += static_cast<double>(extra);
+    }
+    attn_[r] = cost_.AttentionTime(b);
+    dense_[r] = cost_.DenseFfnTime(b.tokens);
+    shared_[r] = cost_.SharedExpertTime(b.tokens);
+    head_[r] = cost_.HeadTime(b);
+    max_attn_dense = std::max(max_attn_dense, attn_[r] + dense_[r]);
+    max_attn_moe = std::max(max_attn_moe, attn_[r] + shared_[r]);
+    max_head = std::max(max_head, head_[r]);
     max_seqs = std::max(max_seqs, plans[r].batch.sequences);
     for (const ScheduledSeq& s : plans[r].seqs) {
       const int c = std::clamp<int>(s.traffic_class, 0, C - 1);
@@ -170,13 +208,43 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
       class_total_[c] += static_cast<double>(s.new_tokens);
     }
   }
+  // The tokens the experts see: the real ones, plus under padding each rank's padding slots,
+  // spread over classes like the rank's own tokens (else like the step's, else class 0).
+  const std::vector<double>* route = &class_tokens_;
+  const std::vector<double>* route_total = &class_total_;
+  if (padded > 0) {
+    double step_real = 0;
+    for (double v : class_total_) step_real += v;
+    std::copy(class_total_.begin(), class_total_.end(), route_total_.begin());
+    for (int r = 0; r < R; ++r) {
+      const double* own = class_tokens_.data() + static_cast<size_t>(r) * C;
+      double* out = route_tokens_.data() + static_cast<size_t>(r) * C;
+      double real = 0;
+      for (int c = 0; c < C; ++c) real += own[c];
+      const double extra = static_cast<double>(padded) - real;
+      for (int c = 0; c < C; ++c) {
+        double share = 0;
+        if (real > 0) {
+          share = own[c] / real;
+        } else if (step_real > 0) {
+          share = class_total_[c] / step_real;
+        } else {
+          share = c == 0 ? 1.0 : 0.0;
+        }
+        out[c] = own[c] + extra * share;
+        route_total_[c] += extra * share;
+      }
+    }
+    route = &route_tokens_;
+    route_total = &route_total_;
+  }
 
   StepCost cost;
   cost.attn_dense = m.dense_layers * max_attn_dense + m.moe_layers() * max_attn_moe + max_head;
   const double dbytes = cost_.DispatchBytesPerToken();
   const double cbytes = cost_.CombineBytesPerToken();
   const int slots_per_gpu = tables_->slots_per_gpu();
-  std::vector<double> own_expert(R, 0.0), own_a2a(R, 0.0);
+  std::fill(own_expert_.begin(), own_expert_.end(), 0.0);
   std::fill(last_gpu_load_.begin(), last_gpu_load_.end(), 0.0);
 
   for (int l = 0; l < m.moe_layers(); ++l) {
@@ -194,7 +262,7 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
       std::fill(sent_.begin(), sent_.end(), 0.0);
       std::fill(node_sent_.begin(), node_sent_.end(), 0.0);
       for (int c = 0; c < C; ++c) {
-        const double t = class_tokens_[static_cast<size_t>(r) * C + c];
+        const double t = (*route)[static_cast<size_t>(r) * C + c];
         if (t <= 0) continue;
         any = true;
         const double* share = tables_->Share(r, c, l).data();
@@ -236,7 +304,7 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
     // Expected active replicas per GPU: a slot expecting n tokens is idle with probability e^-n.
     std::fill(slot_tokens_.begin(), slot_tokens_.end(), 0.0);
     for (int c = 0; c < C; ++c) {
-      const double t = class_total_[c];
+      const double t = (*route_total)[c];
       if (t <= 0) continue;
       const double* load = tables_->SlotLoad(c, l).data();
       for (size_t s = 0; s < slot_tokens_.size(); ++s) slot_tokens_[s] += t * load[s];
@@ -247,7 +315,7 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
       for (int i = 0; i < slots_per_gpu; ++i)
         active += ActiveProbability(slot_tokens_[g * slots_per_gpu + i]);
       gpu_expert_time_[g] = cost_.ExpertTime(gpu_pairs_[g], active);
-      own_expert[g] += gpu_expert_time_[g];
+      own_expert_[g] += gpu_expert_time_[g];
       max_expert = std::max(max_expert, gpu_expert_time_[g]);
       sum_pairs += gpu_pairs_[g];
       last_gpu_load_[g] += gpu_pairs_[g];
@@ -270,26 +338,30 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
     cost.experts += max_expert;
     cost.all_to_all += a2a;
   }
-  cost.overhead = cost_.StepOverhead(max_seqs);
-  cost.duration = cost.attn_dense + cost.experts + cost.all_to_all + cost.overhead;
+  // CPU overhead: serial, or hidden behind the GPU step under async scheduling.
+  const double gpu = cost.attn_dense + cost.experts + cost.all_to_all;
+  cost.cpu_overhead = cost_.StepOverhead(max_seqs);
+  cost.duration = CostModel::StepTime(gpu, cost.cpu_overhead, spec_.engine.async_scheduling);
+  cost.overhead = cost.duration - gpu;
+  cost.padded_tokens = padded;
 
   // Breakdown per rank and smoothed MoE pressure.
   double ema_mean = 0;
   for (double v : gpu_load_ema_) ema_mean += v / G;
   for (int r = 0; r < R; ++r) {
     RankTimes& t = rank_times_[r];
-    const double own_attn =
-        m.dense_layers * (attn[r] + dense[r]) + m.moe_layers() * (attn[r] + shared[r]) + head[r];
-    const double busy = own_attn + own_expert[r] + cost.overhead;
+    const double own_attn = m.dense_layers * (attn_[r] + dense_[r]) +
+                            m.moe_layers() * (attn_[r] + shared_[r]) + head_[r];
+    const double busy = own_attn + own_expert_[r] + cost.overhead;
     t.attn_dense += own_attn;
-    t.experts += own_expert[r];
+    t.experts += own_expert_[r];
     t.all_to_all += cost.all_to_all;
     t.busy += busy;
     t.straggler_wait += std::max(0.0, cost.duration - busy - cost.all_to_all);
     t.steps += 1;
     if (plans[r].empty()) t.dummy_steps += 1;
     const double kv = static_cast<double>(engines_[r].used_blocks()) /
-                      static_cast<double>(engines_[r].limits().kv_blocks);
+                      static_cast<double>(engines_[r].usable_blocks());
     t.peak_kv_usage = std::max(t.peak_kv_usage, kv);
     moe_pressure_[r] = ema_mean > 0 ? gpu_load_ema_[r] / ema_mean : 1.0;
   }

@@ -2,11 +2,32 @@
 //
 // Rank r runs on GPU r (attention data-parallel, experts expert-parallel over all GPUs, nodes of
 // `gpus_per_node`). Every step, each rank plans its batch with its own EngineScheduler; ranks with
-// nothing to do run a dummy step. The step time is (DESIGN §4): for each dense layer the slowest
-// rank's attention + dense FFN; for each MoE layer the slowest rank's attention (+ shared
+// nothing to do run a dummy step. The GPU time of a step is (DESIGN §4): for each dense layer the
+// slowest rank's attention + dense FFN; for each MoE layer the slowest rank's attention (+ shared
 // experts), the dispatch all-to-all, the slowest GPU's routed-expert work and the combine
-// all-to-all; then the slowest rank's LM head and the per-step CPU overhead. Expert loads and
-// all-to-all volumes are expectations under the routing model (expert_routing.h).
+// all-to-all; then the slowest rank's LM head. Expert loads and all-to-all volumes are
+// expectations under the routing model (expert_routing.h). The engine switches of vLLM 0.33
+// (EngineConfig, docs/baseline.md §4, §5, §7) act here:
+//
+// - async_scheduling: the per-step CPU overhead runs beside the GPU step, so a step lasts
+//   CostModel::StepTime(gpu, overhead, async) = max(gpu, overhead); off: gpu + overhead.
+// - cuda_graph_padding: when every rank's token count (an idle rank's dummy batch counts 1) is at
+//   most the largest CUDA-graph capture size (MaxCudaGraphCaptureSize(max_num_seqs)), every rank
+//   runs max over ranks of CudaGraphPaddedTokens(count) tokens, as vLLM's DP ranks pad to the
+//   largest padded batch. If any rank is over the largest size (it runs eagerly) nobody pads and
+//   idle ranks run a one-token dummy. Padded tokens are priced through attention projections
+//   (one context token each), dense FFN, shared experts and routed experts, and are dispatched
+//   like the rank's real tokens: spread over traffic classes in proportion to the rank's own
+//   tokens per class (a rank with none: the step's mix over all ranks; a step with none: class 0),
+//   then routed by the routing model. They take no LM-head logits and do not enter class_tokens()
+//   (the per-class statistics the rebalancer learns from); they do count in the expert loads
+//   (last_gpu_load, layer loads, all-to-all volumes), since the GPUs do that work.
+// - prefill_schedule_interval (> 1, with more than one rank): Plan keeps a step counter shared by
+//   all ranks, 0 at the first step of a wave (the first Plan after one in which every rank was
+//   idle) and +1 per step after; a step with counter % interval != 0 is throttled, and each rank
+//   then schedules with defer_prefills unless its engine reports prefill_capacity_bound() (vLLM's
+//   DPEngineCoreProc cadence and guard; the deferral itself is EngineScheduler's). A single rank
+//   (no DP) is not throttled here.
 //
 // Cluster also keeps per-rank time breakdowns and per-layer expert-load balance for reporting.
 #pragma once
@@ -37,7 +58,7 @@ struct ClusterSpec {
 };
 
 struct RankTimes {
-  double busy = 0;            // own compute: attention, dense, experts, head, overhead
+  double busy = 0;            // own work: attention, dense, experts, head, exposed CPU overhead
   double attn_dense = 0;      // attention, dense FFN, shared experts, head
   double experts = 0;         // routed experts on this rank's GPU
   double all_to_all = 0;      // dispatch + combine
@@ -47,12 +68,16 @@ struct RankTimes {
   double peak_kv_usage = 0;
 };
 
+// duration = attn_dense + experts + all_to_all + overhead.
 struct StepCost {
   double duration = 0;
   double attn_dense = 0;  // slowest-rank attention/dense part, summed over layers
   double experts = 0;     // slowest-GPU expert part, summed over layers
   double all_to_all = 0;
-  double overhead = 0;
+  double overhead = 0;        // CPU overhead the step waits for: all of it, or under async
+                              // scheduling only what exceeds the GPU time
+  double cpu_overhead = 0;    // the CPU overhead of the step, hidden or not
+  int64_t padded_tokens = 0;  // tokens every rank ran under CUDA-graph padding; 0 when unpadded
 };
 
 class Cluster {
@@ -67,7 +92,12 @@ class Cluster {
 
   // Plans one lockstep step on every rank, within the budgets of the step policy if one is set
   // (otherwise every rank gets its full max_num_batched_tokens).
+  // With prefill_schedule_interval > 1, throttled steps defer prefills (see the file comment).
   std::vector<StepPlan> Plan();
+  // The shared step counter of the last Plan (0 at a wave's first step) and whether that step was
+  // throttled by prefill_schedule_interval.
+  int64_t step_counter() const { return step_counter_; }
+  bool last_plan_throttled() const { return last_throttled_; }
   // `policy` (may be null) must outlive the cluster.
   void SetStepPolicy(const StepPolicy* policy) { step_policy_ = policy; }
   // Prices a planned step and accumulates the breakdowns.
@@ -116,6 +146,11 @@ class Cluster {
   const StepPolicy* step_policy_ = nullptr;
   std::vector<RankWork> work_;
   std::vector<int64_t> budgets_;
+  int64_t graph_max_tokens_ = 0;  // largest CUDA-graph capture size; 0: padding off
+  // prefill_schedule_interval: the shared step counter and whether the last Plan was idle.
+  int64_t step_counter_ = 0;
+  bool wave_idle_ = true;
+  bool last_throttled_ = false;
 
   std::vector<RankTimes> rank_times_;
   std::vector<double> moe_pressure_, gpu_load_ema_;
@@ -124,6 +159,9 @@ class Cluster {
   double tok_intra_ = 0, tok_inter_ = 0, tok_total_ = 0;
   // Scratch buffers reused across steps.
   std::vector<double> class_tokens_;  // [rank * classes + class]
+  std::vector<double> route_tokens_;  // class_tokens_ plus padded tokens: what the experts see
+  std::vector<double> route_total_;   // per class, summed over ranks
+  std::vector<double> attn_, dense_, shared_, head_, own_expert_;  // per rank
   std::vector<int> node_of_;
   std::vector<double> node_sent_;
   std::vector<double> class_total_, slot_tokens_, gpu_pairs_, sent_, out_intra_, out_inter_,

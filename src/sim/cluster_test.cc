@@ -1,5 +1,6 @@
 #include "sim/cluster.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -128,6 +129,9 @@ TEST_F(ClusterTest, CoordinatedStepBudgetsChunkALonePrefillNextToDecodes) {
   ClusterSpec spec = testing::TinyCluster(2);
   spec.engine.max_num_batched_tokens = 8192;
   spec.hardware.gpu.peak_flops = 2e13;  // a slow GPU, so that a long prefill dominates a step
+  // The gimbal step policy prices a step as GPU work plus the CPU overhead
+  // (CostModel::RankStepEstimate), the serial step; compare it with serially priced steps.
+  spec.engine.async_scheduling = false;
   auto fixed_cluster = Cluster::Create(spec, &fcfs_);
   auto coordinated_cluster = Cluster::Create(spec, &fcfs_);
   ASSERT_TRUE(fixed_cluster.ok() && coordinated_cluster.ok());
@@ -172,6 +176,265 @@ TEST_F(ClusterTest, CoordinatedStepBudgetsChunkALonePrefillNextToDecodes) {
   EXPECT_GT(coordinated_steps_to_first_token, 2);
   EXPECT_LT(coordinated_max_step, 2.3 * decode_step);
   EXPECT_LT(coordinated_max_step, fixed_first_step);
+}
+
+// Adds counts[r] requests (16-token prompts, 100 output tokens) to rank r and runs their prefill
+// step, so that the next step decodes counts[r] sequences on rank r.
+void StartDecodes(Cluster& c, const std::vector<int>& counts, int32_t cls = 0) {
+  RequestId id = 1000;
+  for (size_t r = 0; r < counts.size(); ++r) {
+    for (int i = 0; i < counts[r]; ++i) {
+      c.engine(static_cast<int>(r)).Add(Req(id++, 16, 100, cls), 0);
+    }
+  }
+  c.Complete(c.Plan());
+}
+
+double Sum(const std::vector<double>& v) {
+  return std::accumulate(v.begin(), v.end(), 0.0);
+}
+
+// Rank r's own attention, dense and head time for `b` with `pad` padding slots added.
+double OwnAttention(const Cluster& c, RankBatch b, int64_t pad) {
+  b.tokens += pad;
+  b.kv_read_tokens += static_cast<double>(pad);
+  b.attn_pairs += static_cast<double>(pad);
+  b.decode_attn_pairs += static_cast<double>(pad);
+  const CostModel& cm = c.cost_model();
+  const ModelSpec& m = c.spec().model;
+  return m.dense_layers * (cm.AttentionTime(b) + cm.DenseFfnTime(b.tokens)) +
+         m.moe_layers() * (cm.AttentionTime(b) + cm.SharedExpertTime(b.tokens)) + cm.HeadTime(b);
+}
+
+TEST_F(ClusterTest, AsyncSchedulingHidesOverhead) {
+  // docs/baseline.md §4, on the step-time rule itself (GPU 10 ms, CPU 2 ms: 10 ms async, 12 ms
+  // sync; GPU 1 ms, CPU 2 ms: 2 ms async).
+  EXPECT_DOUBLE_EQ(CostModel::StepTime(10e-3, 2e-3, true), 10e-3);
+  EXPECT_DOUBLE_EQ(CostModel::StepTime(10e-3, 2e-3, false), 12e-3);
+  EXPECT_DOUBLE_EQ(CostModel::StepTime(1e-3, 2e-3, true), 2e-3);
+  // And on a priced step: the same work under async and sync scheduling, with a CPU overhead
+  // below the GPU time of a 1500-token prefill (0.1 ms) and above it (10 s).
+  for (const double overhead : {1e-4, 10.0}) {
+    StepCost costs[2];
+    for (const bool async : {true, false}) {
+      ClusterSpec spec = testing::TinyCluster(2);
+      spec.engine.async_scheduling = async;
+      spec.hardware.step_overhead = overhead;
+      spec.hardware.per_seq_overhead = 1e-5;
+      auto c = Cluster::Create(spec, &fcfs_);
+      ASSERT_TRUE(c.ok());
+      (*c)->engine(0).Add(Req(1, 1500, 4), 0);
+      (*c)->engine(1).Add(Req(2, 300, 4), 0);
+      costs[async ? 0 : 1] = (*c)->Cost((*c)->Plan());
+    }
+    const StepCost& a = costs[0];
+    const StepCost& s = costs[1];
+    const double gpu = s.attn_dense + s.experts + s.all_to_all;
+    ASSERT_GT(gpu, 0);
+    EXPECT_DOUBLE_EQ(a.attn_dense + a.experts + a.all_to_all, gpu);  // same GPU work
+    EXPECT_DOUBLE_EQ(s.cpu_overhead, overhead + 1e-5);               // one sequence per rank
+    EXPECT_DOUBLE_EQ(a.cpu_overhead, s.cpu_overhead);
+    EXPECT_DOUBLE_EQ(s.duration, gpu + s.cpu_overhead);
+    EXPECT_DOUBLE_EQ(s.overhead, s.cpu_overhead);
+    EXPECT_DOUBLE_EQ(a.duration, std::max(gpu, a.cpu_overhead));
+    EXPECT_NEAR(a.overhead, std::max(0.0, a.cpu_overhead - gpu), 1e-15);
+    if (overhead < 1) {
+      ASSERT_GT(gpu, a.cpu_overhead);  // the case meant: the overhead hides entirely
+      EXPECT_DOUBLE_EQ(a.overhead, 0);
+    }
+  }
+}
+
+TEST_F(ClusterTest, DecodePadsToLargestRank) {
+  // docs/baseline.md §7: rank 0 decodes 3 sequences and rank 1 37; both run 40 tokens (3 -> 4,
+  // 37 -> 40, then the max).
+  ClusterSpec spec = testing::TinyCluster(2);
+  auto c = Cluster::Create(spec, &fcfs_);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  StartDecodes(cl, {3, 37});
+  const auto plans = cl.Plan();
+  ASSERT_EQ(plans[0].batch.tokens, 3);
+  ASSERT_EQ(plans[1].batch.tokens, 37);
+  const StepCost cost = cl.Cost(plans);
+  EXPECT_EQ(cost.padded_tokens, 40);
+  // Every rank's attention, dense and head work is that of 40 tokens.
+  EXPECT_NEAR(cl.rank_times()[0].attn_dense, OwnAttention(cl, plans[0].batch, 37), 1e-15);
+  EXPECT_NEAR(cl.rank_times()[1].attn_dense, OwnAttention(cl, plans[1].batch, 3), 1e-15);
+  // The padded tokens reach the experts: 2 ranks x 40 tokens x top_k pairs in every MoE layer ...
+  const double pairs = 2.0 * 40 * spec.model.top_k * spec.model.moe_layers();
+  EXPECT_NEAR(Sum(cl.last_gpu_load()), pairs, 1e-9 * pairs);
+  // ... but the per-class statistics count the real tokens only.
+  EXPECT_DOUBLE_EQ(cl.class_tokens()[0], 3);
+  EXPECT_DOUBLE_EQ(cl.class_tokens()[1], 37);
+
+  // Without padding each rank is priced at its own count.
+  spec.engine.cuda_graph_padding = false;
+  auto e = Cluster::Create(spec, &fcfs_);
+  ASSERT_TRUE(e.ok());
+  StartDecodes(**e, {3, 37});
+  const auto eager_plans = (*e)->Plan();
+  EXPECT_EQ((*e)->Cost(eager_plans).padded_tokens, 0);
+  EXPECT_NEAR((*e)->rank_times()[0].attn_dense, OwnAttention(**e, eager_plans[0].batch, 0), 1e-15);
+  const double eager_pairs = 40.0 * spec.model.top_k * spec.model.moe_layers();
+  EXPECT_NEAR(Sum((*e)->last_gpu_load()), eager_pairs, 1e-9 * eager_pairs);
+}
+
+TEST_F(ClusterTest, IdleRankRunsThePaddedDummyBatch) {
+  ClusterSpec spec = testing::TinyCluster(2);
+  spec.classes = {{"a", 1, 1.5}, {"b", 1, 1.5}};
+  spec.class_overlap = 0;
+  auto c = Cluster::Create(spec, &fcfs_);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  StartDecodes(cl, {0, 37}, /*cls=*/1);
+  const auto plans = cl.Plan();
+  ASSERT_TRUE(plans[0].empty());
+  const StepCost cost = cl.Cost(plans);
+  EXPECT_EQ(cost.padded_tokens, 40);
+  RankBatch dummy;
+  dummy.tokens = 1;
+  dummy.kv_read_tokens = dummy.attn_pairs = dummy.decode_attn_pairs = 1;
+  EXPECT_NEAR(cl.rank_times()[0].attn_dense, OwnAttention(cl, dummy, 39), 1e-15);
+  EXPECT_EQ(cl.rank_times()[0].dummy_steps, 1);
+  // The idle rank's 40 slots follow the step's class mix (all class 1): with disjoint class
+  // popularity the busiest GPU carries 80 tokens' class-1 share.
+  const int k = spec.model.top_k;
+  for (int l = 0; l < spec.model.moe_layers(); ++l) {
+    RoutingTables t(cl.popularity(), cl.placement(), 2);
+    const auto s0 = t.Share(0, 1, l);
+    const auto s1 = t.Share(1, 1, l);
+    double expect_max = 0;
+    for (int g = 0; g < 2; ++g) expect_max = std::max(expect_max, 40.0 * k * (s0[g] + s1[g]));
+    EXPECT_NEAR(cl.layer_max_load()[l], expect_max, 1e-9 * expect_max);
+  }
+  EXPECT_DOUBLE_EQ(Sum(cl.class_tokens()), 37);
+}
+
+TEST_F(ClusterTest, NoPaddingWhenOneRankIsEager) {
+  // docs/baseline.md §7: rank 1 runs 600 tokens, over the largest capture size (512), so no rank
+  // pads: rank 0 is priced at its own 3 tokens.
+  ClusterSpec spec = testing::TinyCluster(2);
+  ASSERT_EQ(MaxCudaGraphCaptureSize(spec.engine.max_num_seqs), 512);
+  auto c = Cluster::Create(spec, &fcfs_);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  StartDecodes(cl, {3, 0});
+  cl.engine(1).Add(Req(1, 600, 4), 0);
+  const auto plans = cl.Plan();
+  ASSERT_EQ(plans[0].batch.tokens, 3);
+  ASSERT_EQ(plans[1].batch.tokens, 600);
+  EXPECT_EQ(cl.Cost(plans).padded_tokens, 0);
+  EXPECT_NEAR(cl.rank_times()[0].attn_dense, OwnAttention(cl, plans[0].batch, 0), 1e-15);
+  const double pairs = 603.0 * spec.model.top_k * spec.model.moe_layers();
+  EXPECT_NEAR(Sum(cl.last_gpu_load()), pairs, 1e-9 * pairs);
+}
+
+TEST_F(ClusterTest, PrefillIntervalCounterIsSharedAndRestartsEachWave) {
+  ClusterSpec spec = testing::TinyCluster(2);
+  spec.engine.prefill_schedule_interval = 4;
+  auto c = Cluster::Create(spec, &fcfs_);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  // Wave 1: rank 1 alone has work (a 16-token prompt, 6 output tokens); rank 0 runs dummies and
+  // shares the counter.
+  cl.engine(1).Add(Req(1, 16, 6), 0);
+  std::vector<int64_t> counters;
+  std::vector<bool> throttled;
+  for (int step = 0; step < 20; ++step) {
+    const auto plans = cl.Plan();
+    counters.push_back(cl.step_counter());
+    throttled.push_back(cl.last_plan_throttled());
+    if (std::all_of(plans.begin(), plans.end(), [](const StepPlan& p) { return p.empty(); })) break;
+    cl.Complete(plans);
+  }
+  // Six steps of work, then a Plan with nothing to run ends the wave.
+  ASSERT_EQ(counters, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(throttled, (std::vector<bool>{false, true, true, true, false, true, true}));
+  // Wave 2 starts from 0 again: its first step is never throttled.
+  cl.engine(0).Add(Req(2, 16, 3), 0);
+  cl.Complete(cl.Plan());
+  EXPECT_EQ(cl.step_counter(), 0);
+  EXPECT_FALSE(cl.last_plan_throttled());
+  cl.Complete(cl.Plan());
+  EXPECT_EQ(cl.step_counter(), 1);
+  EXPECT_TRUE(cl.last_plan_throttled());
+}
+
+TEST_F(ClusterTest, PrefillIntervalOffByDefaultAndWithOneRank) {
+  for (const auto& [dp, interval] : {std::pair{2, int64_t{1}}, std::pair{1, int64_t{4}}}) {
+    ClusterSpec spec = testing::TinyCluster(dp);
+    spec.engine.prefill_schedule_interval = interval;
+    auto c = Cluster::Create(spec, &fcfs_);
+    ASSERT_TRUE(c.ok());
+    (*c)->engine(0).Add(Req(1, 16, 6), 0);
+    for (int step = 0; step < 6; ++step) {
+      (*c)->Complete((*c)->Plan());
+      EXPECT_FALSE((*c)->last_plan_throttled()) << "dp " << dp << " step " << step;
+      EXPECT_EQ((*c)->step_counter(), step);
+    }
+  }
+}
+
+// docs/baseline.md §5, through the cluster's shared counter and the engine's deferral. Returns,
+// per step, the tokens rank 0 scheduled for request `id` (0 when it was not scheduled).
+std::vector<int64_t> TokensPerStep(Cluster& c, RequestId id, int steps) {
+  std::vector<int64_t> out;
+  for (int i = 0; i < steps; ++i) {
+    const auto plans = c.Plan();
+    int64_t n = 0;
+    for (const ScheduledSeq& s : plans[0].seqs) n += s.id == id ? s.new_tokens : 0;
+    out.push_back(n);
+    c.Complete(plans);
+  }
+  return out;
+}
+
+TEST(VllmStepTest, PrefillOnlyOnCadenceSteps) {
+  // Interval 4: rank 0 decodes one request; a second arrives at step 1 and waits for step 4.
+  testing::FcfsForTest fcfs;
+  ClusterSpec spec = testing::TinyCluster(2);
+  spec.engine.prefill_schedule_interval = 4;
+  auto c = Cluster::Create(spec, &fcfs);
+  ASSERT_TRUE(c.ok());
+  Cluster& cl = **c;
+  cl.engine(0).Add(Req(1, 16, 100), 0);
+  cl.Complete(cl.Plan());  // counter 0: its prefill
+  cl.engine(0).Add(Req(2, 16, 100), 0);
+  EXPECT_EQ(TokensPerStep(cl, 2, 5), (std::vector<int64_t>{0, 0, 0, 16, 1}));  // counters 1-5
+  EXPECT_EQ(cl.step_counter(), 5);
+}
+
+TEST(VllmStepTest, GuardStopsThrottlingWhenBacklogged) {
+  // Interval 4, max_num_seqs 2 with one slot free, a 3000-token prompt (two chunks of the
+  // 2048-token budget) and, in `backlog`, two more requests behind it. The release step (counter
+  // 4) admits the long prompt; with the backlog the queue could not drain, so steps 5-7 are not
+  // deferred and its second chunk runs at step 5; without it the chunk waits for step 8.
+  for (const bool backlog : {true, false}) {
+    SCOPED_TRACE(backlog ? "backlog" : "no backlog");
+    testing::FcfsForTest fcfs;
+    ClusterSpec spec = testing::TinyCluster(2);
+    spec.engine.prefill_schedule_interval = 4;
+    spec.engine.max_num_seqs = 2;
+    auto c = Cluster::Create(spec, &fcfs);
+    ASSERT_TRUE(c.ok());
+    Cluster& cl = **c;
+    cl.engine(0).Add(Req(1, 16, 100), 0);
+    cl.Complete(cl.Plan());  // counter 0
+    cl.engine(0).Add(Req(2, 3000, 10), 0);
+    if (backlog) {
+      cl.engine(0).Add(Req(3, 16, 10), 0);
+      cl.engine(0).Add(Req(4, 16, 10), 0);
+    }
+    const auto tokens = TokensPerStep(cl, 2, 8);  // counters 1-8
+    EXPECT_EQ(tokens[3], 2047);                   // counter 4: admitted beside the decode
+    EXPECT_EQ(cl.engine(0).prefill_capacity_bound(), backlog);
+    if (backlog) {
+      EXPECT_EQ(tokens, (std::vector<int64_t>{0, 0, 0, 2047, 953, 1, 1, 1}));
+    } else {
+      EXPECT_EQ(tokens, (std::vector<int64_t>{0, 0, 0, 2047, 0, 0, 0, 953}));
+    }
+  }
 }
 
 TEST_F(ClusterTest, ModelThatDoesNotFitIsAnError) {

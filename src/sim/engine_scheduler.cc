@@ -14,12 +14,61 @@ int64_t PrefillRemaining(const SeqState& s) {
   return std::max<int64_t>(0, target - s.computed);
 }
 
+// 64-bit mixing (splitmix64's finalizer) and an order-dependent combination of two values.
+uint64_t Mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+uint64_t Combine(uint64_t parent, uint64_t content) {
+  return Mix(Mix(parent) ^ content);
+}
+
+constexpr uint64_t kRootHash = 0x67696d62616c0001ULL;    // the first block's parent
+constexpr uint64_t kPrefixTag = 0x67696d62616c0002ULL;   // content from Request::prefix_hashes
+constexpr uint64_t kRequestTag = 0x67696d62616c0003ULL;  // content unique to one request
+
 }  // namespace
 
 EngineScheduler::EngineScheduler(EngineLimits limits, const QueuePolicy* queue)
     : limits_(limits), queue_(queue) {
   GIMBAL_CHECK(queue_ != nullptr, "EngineScheduler needs a queue policy");
   GIMBAL_CHECK(limits_.block_size > 0 && limits_.kv_blocks > 0, "EngineScheduler needs KV blocks");
+  if (limits_.enable_prefix_caching) {
+    GIMBAL_CHECK(limits_.kv_blocks >= 2,
+                 "prefix caching reserves one KV block and needs at least 2 in all");
+    pool_ = std::make_unique<BlockPool>(limits_.kv_blocks);
+  }
+  GIMBAL_CHECK(limits_.prefix_hash_tokens >= 0, "prefix_hash_tokens must not be negative");
+  hash_tokens_ = limits_.prefix_hash_tokens > 0 ? limits_.prefix_hash_tokens : limits_.block_size;
+}
+
+uint64_t EngineScheduler::BlockHash(SeqState& s, int64_t index) const {
+  std::vector<uint64_t>& h = s.block_hashes;
+  while (static_cast<int64_t>(h.size()) <= index) {
+    const auto i = static_cast<int64_t>(h.size());
+    const uint64_t parent = i == 0 ? kRootHash : h.back();
+    const int64_t end = (i + 1) * limits_.block_size;  // tokens up to the block's end
+    const int64_t entry = (end - 1) / hash_tokens_;    // the prefix hash covering its last token
+    const bool from_prompt =
+        end <= s.req.prompt_tokens && entry < static_cast<int64_t>(s.req.prefix_hashes.size());
+    const uint64_t content =
+        from_prompt ? Combine(Combine(kPrefixTag, s.req.prefix_hashes[static_cast<size_t>(entry)]),
+                              static_cast<uint64_t>(i))
+                    : Combine(Combine(kRequestTag, static_cast<uint64_t>(s.req.id)),
+                              static_cast<uint64_t>(i));
+    h.push_back(Combine(parent, content));
+  }
+  return h[static_cast<size_t>(index)];
+}
+
+void EngineScheduler::CacheFullBlocks(SeqState& s) {
+  const int64_t full = std::min<int64_t>(s.computed / limits_.block_size, s.blocks);
+  for (int64_t i = s.hashed_blocks; i < full; ++i) {
+    pool_->Cache(s.block_ids[static_cast<size_t>(i)], BlockHash(s, i));
+  }
+  s.hashed_blocks = std::max(s.hashed_blocks, full);
 }
 
 int64_t EngineScheduler::BlocksFor(int64_t tokens) const {
@@ -45,6 +94,8 @@ bool EngineScheduler::Abort(RequestId id) {
   TrackPrefilling(id, false);
   if (auto r = std::find(running_.begin(), running_.end(), id); r != running_.end()) {
     running_.erase(r);
+  } else if (auto f = std::find(finishing_.begin(), finishing_.end(), id); f != finishing_.end()) {
+    finishing_.erase(f);
   } else if (auto p = std::find(preempted_.begin(), preempted_.end(), id); p != preempted_.end()) {
     preempted_.erase(p);
   } else {
@@ -64,12 +115,22 @@ bool EngineScheduler::Allocate(SeqState& s, int64_t total_tokens) {
   if (need <= 0) return true;
   if (need > free_blocks()) return false;
   s.blocks += need;
-  used_blocks_ += need;
+  if (pool_) {
+    pool_->Allocate(need, s.block_ids);
+  } else {
+    used_blocks_ += need;
+  }
   return true;
 }
 
 void EngineScheduler::Free(SeqState& s) {
-  used_blocks_ -= s.blocks;
+  if (pool_) {
+    pool_->Free(s.block_ids);
+    s.block_ids.clear();
+    s.hashed_blocks = 0;
+  } else {
+    used_blocks_ -= s.blocks;
+  }
   s.blocks = 0;
 }
 
@@ -85,8 +146,59 @@ void EngineScheduler::Preempt(RequestId victim) {
   preempted_.push_front(victim);
 }
 
+bool EngineScheduler::Admit(SeqState& s, int64_t budget, bool deferred) {
+  // Prefix lookup: a waiting request never has computed tokens (preemption resets them).
+  hits_.clear();
+  if (pool_ && s.computed == 0) {
+    const int64_t max_hit_blocks = (s.num_tokens() - 1) / limits_.block_size;
+    for (int64_t i = 0; i < max_hit_blocks; ++i) {
+      const int32_t b = pool_->Lookup(BlockHash(s, i));
+      if (b < 0) break;
+      hits_.push_back(b);
+    }
+    prefix_queries_ += s.num_tokens();
+    prefix_hits_ += static_cast<int64_t>(hits_.size()) * limits_.block_size;
+  }
+  const auto hit_blocks = static_cast<int64_t>(hits_.size());
+  const int64_t start = s.computed + hit_blocks * limits_.block_size;
+  const int64_t left = s.num_tokens() - start;
+  if (deferred && left > 1) return false;
+  const int64_t n = std::min(left, budget);
+  if (!pool_) {
+    if (limits_.reserve_full_isl && BlocksFor(s.num_tokens()) - s.blocks > free_blocks()) {
+      return false;
+    }
+    return Allocate(s, s.computed + n);
+  }
+  // Hit blocks nobody holds sit in the free queue: touching them takes free blocks.
+  int64_t free_hits = 0;
+  for (int32_t b : hits_) free_hits += pool_->ref_count(b) == 0 ? 1 : 0;
+  if (limits_.reserve_full_isl &&
+      BlocksFor(s.num_tokens()) - hit_blocks + free_hits > free_blocks()) {
+    return false;
+  }
+  if (BlocksFor(start + n) - hit_blocks + free_hits > free_blocks()) return false;
+  for (int32_t b : hits_) pool_->Touch(b);
+  s.block_ids.assign(hits_.begin(), hits_.end());
+  s.blocks = hit_blocks;
+  s.hashed_blocks = hit_blocks;
+  pending_prefill_ -= PrefillRemaining(s);
+  s.computed = start;
+  pending_prefill_ += PrefillRemaining(s);
+  const bool fits = Allocate(s, start + n);
+  GIMBAL_CHECK(fits, "admission allocation failed after its check");
+  return true;
+}
+
+void EngineScheduler::ReleaseFinishing() {
+  for (RequestId id : finishing_) {
+    Free(seqs_.at(id));
+    seqs_.erase(id);
+  }
+  finishing_.clear();
+}
+
 StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
-  (void)defer_prefills;
   StepPlan plan;
   int64_t budget = token_budget < 0 ? limits_.max_num_batched_tokens
                                     : std::min(token_budget, limits_.max_num_batched_tokens);
@@ -95,10 +207,25 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
     budget -= n;
   };
 
-  // 1. Running requests, in admission order.
+  // A throttled step defers prefills only while some running request is decoding.
+  bool deferred = false;
+  if (defer_prefills) {
+    for (RequestId id : running_) {
+      if (PrefillRemaining(seqs_.at(id)) == 0) {
+        deferred = true;
+        break;
+      }
+    }
+  }
+
+  // 1. Running requests, in admission order (prefills skipped in a deferred step).
   size_t i = 0;
   while (i < running_.size() && budget > 0) {
     SeqState& s = seqs_.at(running_[i]);
+    if (deferred && PrefillRemaining(s) > 0) {
+      ++i;
+      continue;
+    }
     const int64_t n = std::min(s.num_tokens() - s.computed, budget);
     bool self_preempted = false;
     while (!Allocate(s, s.computed + n)) {
@@ -118,7 +245,8 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
 
   // 2. Admission, only when this step preempted nothing.
   if (plan.preempted.empty()) {
-    while (budget > 0 && static_cast<int64_t>(running_.size()) < limits_.max_num_seqs) {
+    while (budget > 0 &&
+           static_cast<int64_t>(running_.size() + finishing_.size()) < limits_.max_num_seqs) {
       RequestId id = 0;
       bool from_preempted = false;
       if (!preempted_.empty()) {
@@ -130,8 +258,8 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
         break;
       }
       SeqState& s = seqs_.at(id);
+      if (!Admit(s, budget, deferred)) break;
       const int64_t n = std::min(s.num_tokens() - s.computed, budget);
-      if (!Allocate(s, s.computed + n)) break;
       if (from_preempted) {
         preempted_.pop_front();
       } else {
@@ -141,6 +269,8 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
       add(s, n);
     }
   }
+  // vLLM's capacity guard, after every waiting scan that was not deferred.
+  if (!deferred) prefill_capacity_bound_ = !waiting_.empty() || !preempted_.empty();
 
   // 3. Batch summary for the cost model.
   for (const ScheduledSeq& q : plan.seqs) {
@@ -154,6 +284,9 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
     if (q.new_tokens == 1) plan.batch.decode_attn_pairs += pairs;
     plan.batch.kv_read_tokens += static_cast<double>(q.context_before + q.new_tokens);
   }
+  // 4. Async scheduling: requests finished by the last Complete() held their blocks and slots
+  // while this plan was made; now their output is processed and they go.
+  ReleaseFinishing();
   return plan;
 }
 
@@ -166,12 +299,13 @@ std::vector<TokenEvent> EngineScheduler::Complete(const StepPlan& plan) {
     SeqState& s = it->second;
     pending_prefill_ -= PrefillRemaining(s);
     s.computed += q.new_tokens;
+    if (pool_) CacheFullBlocks(s);
     if (s.computed == s.num_tokens()) {
       s.generated++;
       const bool finished = s.generated >= s.req.output_tokens;
       events.push_back({s.req.id, s.generated, finished, s.preemptions});
       if (finished) {
-        Free(s);
+        if (!limits_.async_scheduling) Free(s);
         TrackPrefilling(s.req.id, false);
         any_finished = true;
         continue;  // erased below
@@ -185,7 +319,11 @@ std::vector<TokenEvent> EngineScheduler::Complete(const StepPlan& plan) {
     for (const TokenEvent& e : events) {
       if (!e.finished) continue;
       running_.erase(std::find(running_.begin(), running_.end(), e.id));
-      seqs_.erase(e.id);
+      if (limits_.async_scheduling) {
+        finishing_.push_back(e.id);
+      } else {
+        seqs_.erase(e.id);
+      }
     }
   }
   return events;
@@ -195,8 +333,8 @@ EngineSnapshot EngineScheduler::Snapshot(double now) const {
   EngineSnapshot s;
   s.waiting = static_cast<int64_t>(num_waiting());
   s.running = static_cast<int64_t>(running_.size());
-  s.kv_usage = static_cast<double>(used_blocks_) / static_cast<double>(limits_.kv_blocks);
-  s.kv_capacity_tokens = limits_.kv_blocks * limits_.block_size;
+  s.kv_usage = static_cast<double>(used_blocks()) / static_cast<double>(usable_blocks());
+  s.kv_capacity_tokens = usable_blocks() * limits_.block_size;
   s.prefill_pending_tokens = pending_prefill_;
   s.taken_at = now;
   return s;

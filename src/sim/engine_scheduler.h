@@ -1,4 +1,5 @@
-// EngineScheduler: one DP rank's request scheduler, with vLLM v1 semantics.
+// EngineScheduler: one DP rank's request scheduler, with vLLM v1 semantics (vLLM 0.33 where the
+// EngineLimits switches below are on; docs/baseline.md rows 1, 2, 4 and 5).
 //
 // Each step: running requests first, in admission order, each taking min(tokens still to compute,
 // remaining token budget) — prefills are chunked across steps; when a request's new tokens need
@@ -7,15 +8,48 @@
 // allocation fits or the request itself was the victim. Then, only if nothing was preempted in
 // this step, waiting requests are admitted — preempted ones first, then in the queue policy's
 // order — while budget, max_num_seqs and free KV blocks allow; the first that does not fit stops
-// admission. A request samples a token in a step after which all its tokens are computed; it
-// finishes when it has generated its output length. KV is paged in blocks of `block_size` tokens.
+// admission (head of line). A request samples a token in a step after which all its tokens are
+// computed; it finishes when it has generated its output length. KV is paged in blocks of
+// `block_size` tokens.
+//
+// enable_prefix_caching: blocks live in a BlockPool (sim/block_pool.h) with content hashes,
+//   reference counts and vLLM's free-queue order (freed tail first, hashed to the back, unhashed to
+//   the front, evicted when taken from the front). One block is reserved (vLLM's null block), so
+//   kv_blocks - 1 are usable, and kv_usage is used / (kv_blocks - 1): cached free blocks count as
+//   free. A block's hash chains its parent's hash with its content: for a full prompt block whose
+//   last token lies in the part of the prompt that Request::prefix_hashes covers, the entry
+//   covering that token (each covers prefix_hash_tokens; entries identify their whole prefix, as
+//   Mooncake's do) and the block index; beyond those an identity unique to the request (its id and
+//   the block index), so only the request itself — after preemption — can hit those blocks, output
+//   blocks included. A block gets its hash once its tokens are all computed (Complete()). A request
+//   taken from the waiting queue with no computed tokens (new or preempted) is looked up: the hit
+//   is the longest run of cached blocks within its first num_tokens - 1 tokens, and it starts
+//   computed at the hit. Every lookup adds num_tokens to prefix_cache_queries() and the hit tokens
+//   to prefix_cache_hits(), as vLLM counts them (a head-of-line request looked up again in a later
+//   step counts again). Preemption and abort free blocks as finishing does (they stay cached).
+// reserve_full_isl: a waiting request is admitted only if blocks for its whole current sequence
+//   (prompt + tokens generated so far, not future output), less its hit blocks, plus those hit
+//   blocks that are free-but-cached (touching them takes free blocks), are free; else admission
+//   stops there. Then its first chunk is allocated as above.
+// async_scheduling: a request finished by Complete() keeps its blocks and its max_num_seqs slot
+//   through the next Schedule(), is not scheduled in it, and is released when that plan is made
+//   (vLLM's AsyncScheduler processes a step's output after planning the next). It is no longer
+//   counted by num_running() or Snapshot() but keeps HasWork() true until released; it is never
+//   a preemption victim. Its finished event still comes from the Complete() that sampled it.
+// defer_prefills (Schedule's argument; prefill_schedule_interval's throttled step, counted by the
+//   caller): when some running request is decoding (prompt and any recompute all computed), the
+//   step is deferred — running requests still in prefill are skipped, decodes run, and admission
+//   stops at the first waiting request with more than one token left after its prefix hit (a full
+//   hit with one token left is admitted). prefill_capacity_bound() is recomputed after every step
+//   that was not deferred: true when waiting requests remain that it did not admit.
 //
 // The scheduler is a plain state machine: Schedule() plans a step, Complete() applies it. It keeps
-// no clock; times come in as arguments.
+// no clock; times come in as arguments. Costs are O(requests and blocks touched) per step.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <set>
 #include <tuple>
 #include <unordered_map>
@@ -25,6 +59,7 @@
 #include "core/request.h"
 #include "model/cost_model.h"
 #include "policy/queue/queue_policy.h"
+#include "sim/block_pool.h"
 
 namespace gimbal::sim {
 
@@ -32,10 +67,13 @@ struct EngineLimits {
   int64_t max_num_batched_tokens = 8192;
   int64_t max_num_seqs = 1024;
   int block_size = 16;
-  int64_t kv_blocks = 0;               // total KV blocks of this rank
-  bool enable_prefix_caching = false;  // see EngineConfig
-  bool reserve_full_isl = false;
-  bool async_scheduling = false;  // a finished request keeps its blocks and slot one more step
+  int64_t kv_blocks = 0;               // total KV blocks of this rank (>= 2 with prefix caching)
+  bool enable_prefix_caching = false;  // block hashes, LRU reuse; one block reserved
+  bool reserve_full_isl = false;       // admission needs blocks for the whole current sequence
+  bool async_scheduling = false;       // a finished request keeps its blocks and slot one more step
+  // Prompt tokens each Request::prefix_hashes entry covers; 0 = block_size (one hash per KV
+  // block). Mooncake traces hash 512-token blocks.
+  int64_t prefix_hash_tokens = 0;
 };
 
 struct SeqState {
@@ -45,6 +83,11 @@ struct SeqState {
   int64_t generated = 0;  // output tokens sampled so far
   int64_t blocks = 0;     // KV blocks held
   int preemptions = 0;
+  // With prefix caching: the block table (pool block ids, head first), how many leading blocks
+  // carry their hash, and the request's block hashes computed so far (kept across preemption).
+  std::vector<int32_t> block_ids;
+  int64_t hashed_blocks = 0;
+  std::vector<uint64_t> block_hashes;
   int64_t num_tokens() const { return req.prompt_tokens + generated; }
 };
 
@@ -83,20 +126,30 @@ class EngineScheduler {
   // negative = the full limit). Must be followed by Complete() before the next Schedule().
   // With `defer_prefills` (a throttled step of prefill_schedule_interval) and some running request
   // decoding, running prefill chunks are skipped and admission stops at the first waiting request
-  // with more than one token to compute.
+  // with more than one token to compute (see the top of this file).
   StepPlan Schedule(int64_t token_budget = -1, bool defer_prefills = false);
-  // Applies the last plan: advances computed tokens, samples tokens, frees finished requests.
+  // Applies the last plan: advances computed tokens, hashes blocks that became full, samples
+  // tokens, frees finished requests (with async scheduling: after the next plan).
   std::vector<TokenEvent> Complete(const StepPlan& plan);
 
-  bool HasWork() const { return !running_.empty() || !waiting_.empty() || !preempted_.empty(); }
+  bool HasWork() const {
+    return !running_.empty() || !waiting_.empty() || !preempted_.empty() || !finishing_.empty();
+  }
   EngineSnapshot Snapshot(double now) const;
-  int64_t used_blocks() const { return used_blocks_; }
-  int64_t free_blocks() const { return limits_.kv_blocks - used_blocks_; }
+  // Blocks held by requests, and blocks free (cached free ones included) out of the usable blocks:
+  // kv_blocks, or kv_blocks - 1 with prefix caching.
+  int64_t used_blocks() const { return pool_ ? pool_->num_used() : used_blocks_; }
+  int64_t free_blocks() const {
+    return pool_ ? pool_->num_free() : limits_.kv_blocks - used_blocks_;
+  }
+  int64_t usable_blocks() const { return pool_ ? pool_->num_usable() : limits_.kv_blocks; }
+  const BlockPool* block_pool() const { return pool_.get(); }  // null without prefix caching
   size_t num_running() const { return running_.size(); }
   size_t num_waiting() const { return waiting_.size() + preempted_.size(); }
   int64_t total_preemptions() const { return total_preemptions_; }
   // Prefix-cache counters in tokens, as vLLM's prefix_cache_queries / prefix_cache_hits: prompt
-  // (and resumed) tokens looked up at admission, and of those the tokens found cached.
+  // (and resumed) tokens looked up at admission, and of those the tokens found cached. Every
+  // lookup counts, including one whose admission then fails (vLLM counts those too).
   int64_t prefix_cache_queries() const { return prefix_queries_; }
   int64_t prefix_cache_hits() const { return prefix_hits_; }
   // vLLM's prefill capacity guard: true when the last non-deferred admission scan left waiting
@@ -119,6 +172,11 @@ class EngineScheduler {
   bool Allocate(SeqState& s, int64_t total_tokens);
   void Free(SeqState& s);
   void Preempt(RequestId victim);
+  // Admits the head of the waiting queue if it fits; false stops the admission scan.
+  bool Admit(SeqState& s, int64_t budget, bool deferred);
+  uint64_t BlockHash(SeqState& s, int64_t index) const;
+  void CacheFullBlocks(SeqState& s);
+  void ReleaseFinishing();
 
   EngineLimits limits_;
   const QueuePolicy* queue_;
@@ -126,6 +184,10 @@ class EngineScheduler {
   std::vector<RequestId> running_;                           // admission order
   std::deque<RequestId> preempted_;                          // front of the waiting queue
   std::set<std::tuple<double, double, RequestId>> waiting_;  // (key, enqueued, id)
+  std::vector<RequestId> finishing_;  // async: finished, released after the next plan
+  std::unique_ptr<BlockPool> pool_;   // with prefix caching
+  std::vector<int32_t> hits_;         // scratch: the admission lookup's hit blocks
+  int64_t hash_tokens_ = 0;           // prompt tokens per Request::prefix_hashes entry
   int64_t used_blocks_ = 0;
   int64_t total_preemptions_ = 0;
   int64_t pending_prefill_ = 0;

@@ -35,8 +35,37 @@ class SchedulerTest : public ::testing::Test {
     l.block_size = block_size;
     return EngineScheduler(l, &fcfs_);
   }
+  // vLLM 0.33 options: block size 16 unless changed; every switch off unless set by the caller.
+  EngineScheduler Make16(int64_t budget, int64_t blocks, bool caching, bool reserve = false,
+                         bool async = false, int64_t max_seqs = 16) {
+    EngineLimits l;
+    l.max_num_batched_tokens = budget;
+    l.max_num_seqs = max_seqs;
+    l.kv_blocks = blocks;
+    l.block_size = 16;
+    l.enable_prefix_caching = caching;
+    l.reserve_full_isl = reserve;
+    l.async_scheduling = async;
+    return EngineScheduler(l, &fcfs_);
+  }
   testing::FcfsForTest fcfs_;
 };
+
+Request Req(RequestId id, int64_t prompt, int64_t output, std::vector<uint64_t> hashes) {
+  Request r = Req(id, prompt, output);
+  r.prefix_hashes = std::move(hashes);
+  return r;
+}
+
+// Runs `steps` plans (each completed) and returns the last one.
+StepPlan Steps(EngineScheduler& s, int steps) {
+  StepPlan p;
+  for (int i = 0; i < steps; ++i) {
+    p = s.Schedule();
+    s.Complete(p);
+  }
+  return p;
+}
 
 TEST_F(SchedulerTest, LongPromptIsChunkedAcrossSteps) {
   auto s = Make(8, 16, 100);
@@ -185,6 +214,345 @@ TEST_F(SchedulerTest, SnapshotReportsQueueKvAndPendingPrefill) {
   EXPECT_DOUBLE_EQ(b.kv_usage, 2.0 / 10.0);
   EXPECT_EQ(b.kv_capacity_tokens, 40);
   EXPECT_DOUBLE_EQ(b.taken_at, 2.0);
+}
+
+// ---- vLLM 0.33 options (docs/baseline.md rows 1, 2, 4, 5). Block size 16. ----
+
+using Ids = std::vector<int32_t>;
+
+// The tests docs/baseline.md names.
+class EngineSchedulerTest : public SchedulerTest {};
+
+TEST_F(EngineSchedulerTest, PrefixHitComputesOnlyTheRest) {
+  auto s = Make16(1000, 101, /*caching=*/true);
+  s.Add(Req(1, 64, 1, {10, 11, 12, 13}), 0);
+  EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 64}}));  // takes blocks 1-4, finishes, leaves them cached
+  EXPECT_EQ(s.used_blocks(), 0);
+  // r2 shares r1's first 3 blocks (48 tokens), then differs: 68 tokens in all.
+  s.Add(Req(2, 68, 1, {10, 11, 12, 14}), 1);
+  StepPlan p = s.Schedule();
+  ASSERT_EQ(p.seqs.size(), 1u);
+  EXPECT_EQ(p.seqs[0].new_tokens, 20);
+  EXPECT_EQ(p.seqs[0].context_before, 48);
+  EXPECT_EQ(s.Find(2)->block_ids, (Ids{1, 2, 3, 5, 6}));  // 3 hits, 2 new from the queue front
+  EXPECT_EQ(s.pending_prefill_tokens(), 20);
+  EXPECT_EQ(s.prefix_cache_queries(), 64 + 68);
+  EXPECT_EQ(s.prefix_cache_hits(), 48);
+  EXPECT_EQ(p.batch.attn_pairs, 20 * (48 + 21.0 / 2));
+}
+
+TEST_F(EngineSchedulerTest, FullHitStillComputesLastBlock) {
+  auto s = Make16(1000, 101, true);
+  s.Add(Req(1, 64, 1, {10, 11, 12, 13}), 0);
+  Steps(s, 1);
+  s.Add(Req(3, 64, 1, {10, 11, 12, 13}), 1);
+  // All 4 blocks are cached, but the hit stops within the first 63 tokens: 3 blocks.
+  StepPlan p = s.Schedule();
+  ASSERT_EQ(p.seqs.size(), 1u);
+  EXPECT_EQ(p.seqs[0].new_tokens, 16);
+  EXPECT_EQ(p.seqs[0].context_before, 48);
+  EXPECT_EQ(s.prefix_cache_queries(), 128);
+  EXPECT_EQ(s.prefix_cache_hits(), 48);
+}
+
+TEST_F(EngineSchedulerTest, EvictsLeastRecentlyFreedTailFirst) {
+  auto s = Make16(1000, 9, true);  // 8 usable blocks
+  EXPECT_EQ(s.usable_blocks(), 8);
+  s.Add(Req(1, 64, 1, {10, 11, 12, 13}), 0);
+  Steps(s, 1);  // r1 held 1-4; freed tail first behind the never-used 5-8
+  EXPECT_EQ(s.block_pool()->FreeQueue(), (Ids{5, 6, 7, 8, 4, 3, 2, 1}));
+  s.Add(Req(2, 80, 1), 1);  // unrelated, 5 blocks
+  EXPECT_EQ(Rows(s.Schedule()), (Row{{2, 80}}));
+  EXPECT_EQ(s.Find(2)->block_ids, (Ids{5, 6, 7, 8, 4}));  // evicts r1's block 3 only
+  EXPECT_EQ(s.block_pool()->num_evictions(), 1);
+  s.Complete(StepPlan{{{2, 80, 0, 0}}, {}, {}});
+  // r1's 64 tokens plus 16 more: blocks 0-2 hit, block 3 was evicted.
+  s.Add(Req(3, 80, 1, {10, 11, 12, 13, 15}), 2);
+  StepPlan p = s.Schedule();
+  ASSERT_EQ(p.seqs.size(), 1u);
+  EXPECT_EQ(p.seqs[0].context_before, 48);
+  EXPECT_EQ(p.seqs[0].new_tokens, 32);
+  EXPECT_EQ(s.Find(3)->block_ids, (Ids{1, 2, 3, 4, 8}));
+  EXPECT_EQ(s.prefix_cache_hits(), 48);
+}
+
+TEST_F(EngineSchedulerTest, PreemptedRequestResumesFromCache) {
+  // 15 usable blocks. r1 (8-token prompt) needs its 3rd block at step 25, when r2 (180-token
+  // prompt, 24 tokens generated since) holds 13 blocks for 205 tokens, 204 computed: r2 is
+  // preempted. Its 12 full blocks stay cached (block 11 holds prompt tokens 176-179 and output
+  // tokens 180-191); its partial block goes to the front and is what r1 takes.
+  auto s = Make16(1000, 16, true);
+  s.Add(Req(1, 8, 26), 0);
+  s.Add(Req(2, 180, 100), 0);
+  EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 8}, {2, 180}}));
+  Steps(s, 24);
+  EXPECT_EQ(s.Find(2)->num_tokens(), 205);
+  EXPECT_EQ(s.Find(2)->computed, 204);
+  EXPECT_EQ(s.free_blocks(), 0);
+  StepPlan p25 = s.Schedule();
+  EXPECT_EQ(Rows(p25), (Row{{1, 1}}));
+  EXPECT_EQ(p25.preempted, (std::vector<RequestId>{2}));
+  EXPECT_EQ(s.block_pool()->num_evictions(), 0);
+  auto e25 = s.Complete(p25);
+  ASSERT_EQ(e25.size(), 1u);
+  EXPECT_TRUE(e25[0].finished);  // r1 is done: 15 blocks free, 12 of them r2's cached ones
+  StepPlan p26 = s.Schedule();
+  ASSERT_EQ(p26.seqs.size(), 1u);
+  EXPECT_EQ(p26.seqs[0].id, 2);
+  EXPECT_EQ(p26.seqs[0].context_before, 192);
+  EXPECT_EQ(p26.seqs[0].new_tokens, 13);
+  auto e26 = s.Complete(p26);
+  ASSERT_EQ(e26.size(), 1u);
+  EXPECT_EQ(e26[0].generated, 26);  // recompute done: samples its next token
+  EXPECT_EQ(e26[0].preemptions, 1);
+  EXPECT_EQ(s.prefix_cache_queries(), 8 + 180 + 205);
+  EXPECT_EQ(s.prefix_cache_hits(), 192);
+}
+
+TEST_F(EngineSchedulerTest, HitBlocksHeldByARunningRequestCostNoFreeBlocks) {
+  auto s = Make16(1000, 7, true, /*reserve=*/true);  // 6 usable
+  s.Add(Req(1, 64, 100, {1, 2, 3, 4}), 0);
+  Steps(s, 1);
+  // r1 decodes into a 5th block, leaving 1 free. r2 hits r1's 4 blocks (held, not free) and
+  // needs 5 - 4 = 1 more: it fits.
+  s.Add(Req(2, 80, 5, {1, 2, 3, 4, 5}), 1);
+  StepPlan p = s.Schedule();
+  EXPECT_EQ(Rows(p), (Row{{1, 1}, {2, 16}}));
+  EXPECT_EQ(p.seqs[1].context_before, 64);
+  const Ids& r1 = s.Find(1)->block_ids;
+  EXPECT_EQ(s.Find(2)->block_ids, (Ids{r1[0], r1[1], r1[2], r1[3], 6}));
+  EXPECT_EQ(s.block_pool()->ref_count(r1[0]), 2);
+  EXPECT_EQ(s.used_blocks(), 6);
+  EXPECT_DOUBLE_EQ(s.Snapshot(0).kv_usage, 1.0);
+}
+
+TEST_F(EngineSchedulerTest, AdmissionNeedsWholePromptBlocks) {
+  // 10 usable blocks, 32 tokens a step. r1 (60-token prompt) prefills in two steps and then
+  // decodes with 4 blocks, 6 free. r2 arrives, then r3 (4 tokens) behind it.
+  auto step2 = [&](bool reserve, int64_t r2_prompt) {
+    auto s = Make16(32, 10, false, reserve);
+    s.Add(Req(1, 60, 10), 0);
+    Steps(s, 2);
+    s.Add(Req(2, r2_prompt, 1), 1);
+    s.Add(Req(3, 4, 1), 2);
+    StepPlan p = s.Schedule();
+    return std::make_pair(Rows(p), s.used_blocks());
+  };
+  // 128 tokens need 8 blocks > 6 free: not admitted, no chunk, and r3 behind it waits too.
+  EXPECT_EQ(step2(true, 128), std::make_pair(Row{{1, 1}}, int64_t{4}));
+  // Without the check: a 31-token chunk (2 blocks) goes in, as before.
+  EXPECT_EQ(step2(false, 128), std::make_pair(Row{{1, 1}, {2, 31}}, int64_t{6}));
+  // 96 tokens need exactly the 6 free blocks: admitted with its first chunk only.
+  EXPECT_EQ(step2(true, 96), std::make_pair(Row{{1, 1}, {2, 31}}, int64_t{6}));
+}
+
+TEST_F(EngineSchedulerTest, AdmissionNeedsWholePromptBlocksWithPrefixCaching) {
+  auto s = Make16(32, 11, true, true);  // the same 10 usable blocks
+  s.Add(Req(1, 60, 10), 0);
+  Steps(s, 2);
+  s.Add(Req(2, 128, 1), 1);
+  EXPECT_EQ(Rows(s.Schedule()), (Row{{1, 1}}));
+  EXPECT_EQ(s.used_blocks(), 4);
+}
+
+TEST_F(EngineSchedulerTest, ResumedRequestReservesItsOutputToo) {
+  // 11 usable blocks, 64 tokens a step. r2 (100-token prompt) is preempted at step 31 with 30
+  // tokens generated (130 in all, 9 blocks) when r1 (2-token prompt) needs its 3rd block; r1 then
+  // holds 3 blocks and 8 are free. Readmission needs ceil(130 / 16) = 9 blocks, less its hit plus
+  // the hit blocks that are free (all of them here): 9 either way, so it waits until r1 finishes
+  // (step 33) although its first chunk alone would fit.
+  for (const bool caching : {false, true}) {
+    SCOPED_TRACE(caching ? "prefix caching" : "no prefix caching");
+    auto s = Make16(64, caching ? 12 : 11, caching, /*reserve=*/true);
+    s.Add(Req(1, 2, 34), 0);
+    s.Add(Req(2, 100, 1000), 0);
+    EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 2}, {2, 62}}));
+    Steps(s, 30);
+    EXPECT_EQ(s.Find(2)->num_tokens(), 130);
+    StepPlan p31 = s.Schedule();
+    EXPECT_EQ(p31.preempted, (std::vector<RequestId>{2}));
+    s.Complete(p31);
+    EXPECT_EQ(s.free_blocks(), 8);
+    EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 1}}));  // step 32
+    EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 1}}));  // step 33: r1 finishes
+    StepPlan p34 = s.Schedule();
+    ASSERT_EQ(p34.seqs.size(), 1u);
+    EXPECT_EQ(p34.seqs[0].id, 2);
+    // Cached: blocks 0-7 (128 tokens) hit, 2 tokens left. Else a 64-token chunk from 0.
+    EXPECT_EQ(p34.seqs[0].context_before, caching ? 128 : 0);
+    EXPECT_EQ(p34.seqs[0].new_tokens, caching ? 2 : 64);
+  }
+  // Without the check the first 63-token chunk (4 blocks) is admitted at step 32.
+  auto s = Make16(64, 11, false, false);
+  s.Add(Req(1, 2, 34), 0);
+  s.Add(Req(2, 100, 1000), 0);
+  EXPECT_EQ(Steps(s, 32).preempted, (std::vector<RequestId>{2}));  // steps 0-31
+  EXPECT_EQ(s.Find(2)->computed, 0);
+  EXPECT_EQ(Rows(s.Schedule()), (Row{{1, 1}, {2, 63}}));
+}
+
+TEST_F(EngineSchedulerTest, AsyncKeepsFinishedSlotOneStep) {
+  // max_num_seqs 1: r2 waits for r1's slot, one step longer with async scheduling.
+  for (const bool async : {false, true}) {
+    SCOPED_TRACE(async ? "async" : "sync");
+    auto s = Make(100, 1, 100);
+    EngineLimits l = s.limits();
+    l.async_scheduling = async;
+    s = EngineScheduler(l, &fcfs_);
+    s.Add(Req(1, 4, 2), 0);
+    s.Add(Req(2, 4, 1), 0);
+    EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 4}}));
+    StepPlan p1 = s.Schedule();
+    EXPECT_EQ(Rows(p1), (Row{{1, 1}}));
+    auto e1 = s.Complete(p1);
+    ASSERT_EQ(e1.size(), 1u);  // the finished event comes from the step that sampled it
+    EXPECT_TRUE(e1[0].finished);
+    EXPECT_EQ(s.num_running(), 0u);
+    EXPECT_EQ(s.used_blocks(), async ? 2 : 0);  // 5 tokens in blocks of 4
+    EXPECT_EQ(s.Find(1) != nullptr, async);
+    StepPlan p2 = s.Schedule();
+    EXPECT_EQ(Rows(p2), async ? Row{} : (Row{{2, 4}}));
+    EXPECT_EQ(s.Find(1), nullptr);  // released once that plan is made
+    s.Complete(p2);
+    if (async) {
+      EXPECT_EQ(s.used_blocks(), 0);
+      EXPECT_EQ(Rows(Steps(s, 1)), (Row{{2, 4}}));
+    }
+    // r2 finished in its first step; with async it holds on until one more plan.
+    EXPECT_EQ(s.HasWork(), async);
+    if (async) {
+      EXPECT_TRUE(s.Schedule().empty());
+    }
+    EXPECT_FALSE(s.HasWork());
+  }
+}
+
+TEST_F(EngineSchedulerTest, DeferredStepSkipsPrefillsWhileDecoding) {
+  auto s = Make(10, 16, 100);  // block size 4
+  s.Add(Req(1, 4, 10), 0);
+  Steps(s, 1);
+  s.Add(Req(2, 20, 5), 1);
+  EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 1}, {2, 9}}));  // r2 chunked: 11 tokens left
+  EXPECT_FALSE(s.prefill_capacity_bound());
+  s.Add(Req(3, 3, 5), 2);
+  // Deferred: r1 decodes; r2's chunk is skipped; r3 (3 tokens to compute) is not admitted.
+  StepPlan d = s.Schedule(-1, /*defer_prefills=*/true);
+  EXPECT_EQ(Rows(d), (Row{{1, 1}}));
+  s.Complete(d);
+  EXPECT_FALSE(s.prefill_capacity_bound());             // a deferred scan leaves the guard alone
+  EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 1}, {2, 9}}));  // the budget runs out before r3
+  EXPECT_TRUE(s.prefill_capacity_bound());
+  EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 1}, {2, 2}, {3, 3}}));
+  EXPECT_FALSE(s.prefill_capacity_bound());
+}
+
+TEST_F(EngineSchedulerTest, DeferralNeedsADecodingRequest) {
+  auto s = Make(8, 16, 100);
+  s.Add(Req(1, 20, 2), 0);
+  s.Add(Req(2, 4, 2), 0);
+  // Nothing decodes yet, so defer_prefills changes nothing; the guard is recomputed each step.
+  std::vector<Row> rows;
+  std::vector<bool> bound;
+  for (int i = 0; i < 3; ++i) {
+    StepPlan p = s.Schedule(-1, true);
+    rows.push_back(Rows(p));
+    bound.push_back(s.prefill_capacity_bound());
+    s.Complete(p);
+  }
+  EXPECT_EQ(rows, (std::vector<Row>{{{1, 8}}, {{1, 8}}, {{1, 4}, {2, 4}}}));
+  EXPECT_EQ(bound, (std::vector<bool>{true, true, false}));
+}
+
+TEST_F(EngineSchedulerTest, DeferredStepAdmitsAFullHitWithOneTokenLeft) {
+  auto s = Make16(1000, 101, true);
+  s.Add(Req(1, 65, 100, {1, 2, 3, 4}), 0);
+  Steps(s, 1);
+  s.Add(Req(2, 65, 5, {1, 2, 3, 4}), 1);  // hits 64 of 65: one token left
+  s.Add(Req(3, 33, 5), 2);
+  StepPlan d = s.Schedule(-1, true);
+  EXPECT_EQ(Rows(d), (Row{{1, 1}, {2, 1}}));
+  EXPECT_EQ(d.seqs[1].context_before, 64);
+  // r3 was looked up before the deferral stopped the scan: its tokens count as queried.
+  EXPECT_EQ(s.prefix_cache_queries(), 65 + 65 + 33);
+  EXPECT_EQ(s.prefix_cache_hits(), 64);
+  s.Complete(d);
+  EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 1}, {2, 1}, {3, 33}}));
+  EXPECT_EQ(s.prefix_cache_queries(), 65 + 65 + 33 + 33);  // looked up again
+  EXPECT_EQ(s.prefix_cache_hits(), 64);
+}
+
+TEST_F(EngineSchedulerTest, KvUsageExcludesCachedFreeBlocks) {
+  auto s = Make16(1000, 11, true);  // 10 usable
+  s.Add(Req(1, 32, 1), 0);
+  Steps(s, 1);
+  EngineSnapshot a = s.Snapshot(1);
+  EXPECT_DOUBLE_EQ(a.kv_usage, 0.0);  // r1's 2 blocks are cached but free
+  EXPECT_EQ(a.kv_capacity_tokens, 160);
+  EXPECT_EQ(s.free_blocks(), 10);
+  EXPECT_EQ(s.block_pool()->FreeQueue().size(), 10u);
+  s.Add(Req(2, 20, 5), 1);
+  Steps(s, 1);
+  EXPECT_DOUBLE_EQ(s.Snapshot(2).kv_usage, 2.0 / 10.0);
+  EXPECT_EQ(s.used_blocks(), 2);
+}
+
+TEST_F(EngineSchedulerTest, AbortedBlocksStayCached) {
+  auto s = Make16(1000, 101, true);
+  s.Add(Req(1, 40, 10, {1, 2}), 0);
+  Steps(s, 1);
+  EXPECT_TRUE(s.Abort(1));
+  EXPECT_EQ(s.used_blocks(), 0);
+  s.Add(Req(2, 40, 10, {1, 2}), 1);
+  StepPlan p = s.Schedule();
+  ASSERT_EQ(p.seqs.size(), 1u);
+  EXPECT_EQ(p.seqs[0].context_before, 32);
+  EXPECT_EQ(p.seqs[0].new_tokens, 8);
+}
+
+TEST_F(EngineSchedulerTest, AllSwitchesOffIgnorePrefixesAndUseEveryBlock) {
+  auto s = Make16(1000, 4, false);
+  EXPECT_EQ(s.usable_blocks(), 4);
+  EXPECT_EQ(s.block_pool(), nullptr);
+  s.Add(Req(1, 64, 1, {10, 11, 12, 13}), 0);
+  EXPECT_EQ(Rows(Steps(s, 1)), (Row{{1, 64}}));  // all 4 blocks: none is reserved
+  s.Add(Req(2, 64, 1, {10, 11, 12, 13}), 1);
+  StepPlan p = s.Schedule();
+  ASSERT_EQ(p.seqs.size(), 1u);
+  EXPECT_EQ(p.seqs[0].new_tokens, 64);
+  EXPECT_EQ(p.seqs[0].context_before, 0);
+  EXPECT_EQ(s.prefix_cache_queries(), 0);
+  EXPECT_EQ(s.prefix_cache_hits(), 0);
+  EXPECT_DOUBLE_EQ(s.Snapshot(0).kv_usage, 1.0);
+}
+
+TEST_F(EngineSchedulerTest, PrefixHashesMayCoverSeveralBlocks) {
+  // One prefix hash per 64 tokens (4 blocks), as a Mooncake trace's hash ids cover 512.
+  EngineLimits l = Make16(1000, 101, true).limits();
+  l.prefix_hash_tokens = 64;
+  EngineScheduler s(l, &fcfs_);
+  s.Add(Req(1, 200, 1, {7, 8, 9, 10}), 0);  // 12 full prompt blocks, all from its hashes
+  Steps(s, 1);
+  // r2 shares the first two hashes (128 tokens = 8 blocks); its block 8 falls under hash 11.
+  s.Add(Req(2, 150, 1, {7, 8, 11}), 1);
+  StepPlan p = s.Schedule();
+  ASSERT_EQ(p.seqs.size(), 1u);
+  EXPECT_EQ(p.seqs[0].context_before, 128);
+  EXPECT_EQ(p.seqs[0].new_tokens, 22);
+}
+
+TEST_F(EngineSchedulerTest, AbortReleasesAFinishingRequest) {
+  auto s = Make16(1000, 101, true, false, /*async=*/true);
+  s.Add(Req(1, 20, 1), 0);
+  s.Complete(s.Schedule());  // finished; keeps its 2 blocks until the next plan
+  EXPECT_EQ(s.used_blocks(), 2);
+  EXPECT_TRUE(s.HasWork());
+  EXPECT_TRUE(s.Abort(1));
+  EXPECT_EQ(s.used_blocks(), 0);
+  EXPECT_FALSE(s.HasWork());
+}
+
+TEST_F(EngineSchedulerTest, PrefixCachingNeedsTwoBlocks) {
+  EXPECT_DEATH(Make16(100, 1, true), "reserves one KV block");
 }
 
 }  // namespace

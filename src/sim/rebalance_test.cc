@@ -134,22 +134,32 @@ TEST(PopularityDrift, ChangesPopularityDeterministicallyBySeed) {
 }
 
 TEST(Rebalancer, RebalancesEveryIntervalSteps) {
+  // Blocking migration, so that no copy in flight delays a rebalance. EPLB follows vLLM's timing
+  // (first after a quarter interval, at step 10, then every 40 steps); Gimbal's planner rebalances
+  // after every whole interval.
   const auto reqs = Workload(400, 60, 3);
-  StackSpec stack;
-  stack.placement = Eplb(40, 20);
-  auto r = Simulate(SkewedSpec(), stack, reqs, SimOptions{});
-  ASSERT_TRUE(r.ok()) << r.status().message();
-  const auto& s = r->summary;
-  ASSERT_GT(r->num_steps, 200);
-  EXPECT_EQ(s["rebalances"].get<int64_t>(), r->num_steps / 40);
-  const auto& hist = s["rebalance_history"];
-  for (size_t i = 0; i < hist.size(); ++i) {
-    EXPECT_EQ(hist[i]["step"].get<int64_t>(), 40 * static_cast<int64_t>(i + 1));
+  for (const char* policy : {"eplb", "gimbal"}) {
+    SCOPED_TRACE(policy);
+    StackSpec stack;
+    stack.placement = Eplb(40, 20);
+    stack.placement.policy = policy;
+    stack.placement.migration = MigrationMode::kBlocking;
+    const int64_t first = std::string(policy) == "eplb" ? 10 : 40;
+    auto r = Simulate(SkewedSpec(), stack, reqs, SimOptions{});
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    const auto& s = r->summary;
+    ASSERT_GT(r->num_steps, 200);
+    EXPECT_EQ(s["rebalances"].get<int64_t>(), (r->num_steps - first) / 40 + 1);
+    const auto& hist = s["rebalance_history"];
+    for (size_t i = 0; i < hist.size(); ++i) {
+      EXPECT_EQ(hist[i]["step"].get<int64_t>(), first + 40 * static_cast<int64_t>(i));
+    }
+    EXPECT_EQ(s["placement_policy"], policy);
+    EXPECT_EQ(s["placement_migration"], "blocking");
+    EXPECT_GT(s["experts_migrated"].get<int64_t>(), 0);
+    EXPECT_GT(s["migration_bytes"].get<double>(), 0);
+    EXPECT_GT(s["migration_time_s"].get<double>(), 0);
   }
-  EXPECT_EQ(s["placement_policy"], "eplb");
-  EXPECT_GT(s["experts_migrated"].get<int64_t>(), 0);
-  EXPECT_GT(s["migration_bytes"].get<double>(), 0);
-  EXPECT_GT(s["migration_time_s"].get<double>(), 0);
 }
 
 TEST(Rebalancer, StaticPlacementLeavesResultsIdentical) {
@@ -205,6 +215,7 @@ TEST(Migration, BlockingChargesCopyTimeAndOverlappedSpreadsIt) {
   spec.hardware.gpus_per_node = 2;
   StackSpec blocking;
   blocking.placement = Eplb(60, 30);
+  blocking.placement.migration = MigrationMode::kBlocking;  // EPLB's default is overlapped
   StackSpec overlapped = blocking;
   overlapped.placement.migration = MigrationMode::kOverlapped;
   overlapped.placement.migration_link_share = 0.5;
@@ -268,9 +279,11 @@ struct Driver {
 
 TEST(Rebalancer, EplbRebalanceUnderSkewLowersMaxOverMeanLoad) {
   Driver d(SkewedSpec());
-  auto rb = Rebalancer::Create(Eplb(100, 100), *d.cluster);
+  PlacementSpec p = Eplb(100, 100);
+  p.migration = MigrationMode::kBlocking;  // the new placement serves from the next step
+  auto rb = Rebalancer::Create(p, *d.cluster);
   ASSERT_TRUE(rb.ok()) << rb.status().message();
-  const double before = d.Run(100, rb->get());  // the rebalance happens at the end of step 100
+  const double before = d.Run(25, rb->get());  // vLLM timing: the rebalance ends step 25
   ASSERT_EQ((*rb)->history().size(), 1u);
   const double after = d.Run(99, rb->get());
   EXPECT_LT(after, before * 0.9) << "before " << before << " after " << after;
@@ -290,19 +303,82 @@ TEST(Rebalancer, GimbalRebalanceLowersMaxOverMeanLoadAndSetsRoutes) {
   EXPECT_LT(after, before) << "before " << before << " after " << after;
 }
 
+TEST(RebalanceTest, VllmFirstRebalanceAtQuarterInterval) {
+  // docs/baseline.md §6: interval 8, the counter starts at 6, so EPLB rebalances after step 2 and
+  // then after step 10 and 18; Gimbal's planner first after step 8.
+  for (const char* policy : {"eplb", "gimbal"}) {
+    SCOPED_TRACE(policy);
+    Driver d(SkewedSpec());
+    PlacementSpec p = Eplb(8, 8);
+    p.policy = policy;
+    p.migration = MigrationMode::kBlocking;
+    auto rb = Rebalancer::Create(p, *d.cluster);
+    ASSERT_TRUE(rb.ok()) << rb.status().message();
+    d.Run(20, rb->get());
+    std::vector<int64_t> steps;
+    for (const RebalanceRecord& r : (*rb)->history()) steps.push_back(r.step);
+    const bool vllm = std::string(policy) == "eplb";
+    EXPECT_EQ(steps, vllm ? (std::vector<int64_t>{2, 10, 18}) : (std::vector<int64_t>{8, 16}));
+  }
+}
+
+TEST(RebalanceTest, AsyncRebalanceDoesNotResetWhilePending) {
+  // An overlapped copy on a thin share of the links outlasts the interval: the due rebalance
+  // waits and runs at the step the copy lands, and the interval restarts from there.
+  Driver d(SkewedSpec());
+  PlacementSpec p = Eplb(8, 8);
+  ASSERT_EQ(p.migration_mode(), MigrationMode::kOverlapped);  // EPLB's default
+  p.migration_link_share = 0.005;
+  auto rb = Rebalancer::Create(p, *d.cluster);
+  ASSERT_TRUE(rb.ok()) << rb.status().message();
+  const Rebalancer& r = **rb;
+  d.Run(2, rb->get());
+  ASSERT_EQ(r.history().size(), 1u);
+  ASSERT_GT(r.history()[0].copy_seconds, 0);
+  const Placement planned_from = d.cluster->placement();
+  // Step until the copy lands (the placement changes).
+  int64_t step = 2, landed = -1;
+  while (step < 400 && landed < 0) {
+    d.Run(1, rb->get());
+    ++step;
+    if (d.cluster->placement().phy2log != planned_from.phy2log) landed = step;
+  }
+  ASSERT_GT(landed, 10) << "the copy must outlast the interval for this test";
+  ASSERT_LT(landed, 400);
+  ASSERT_EQ(r.history().size(), 2u);
+  EXPECT_EQ(r.history()[1].step, landed);  // not skipped to the next multiple of the interval
+  nlohmann::ordered_json summary;
+  r.Report(summary);
+  EXPECT_EQ(summary["rebalances_skipped"], 0);
+  EXPECT_EQ(summary["rebalance_wait_steps"].get<int64_t>(), landed - 10);
+  EXPECT_EQ(summary["placement_migration"], "overlapped");
+
+  // Gimbal's planner keeps skipping an interval while a copy is in flight.
+  Driver g(SkewedSpec());
+  PlacementSpec gp = p;
+  gp.policy = "gimbal";
+  gp.migration = MigrationMode::kOverlapped;
+  auto grb = Rebalancer::Create(gp, *g.cluster);
+  ASSERT_TRUE(grb.ok());
+  g.Run(static_cast<int>(landed) + 16, grb->get());
+  for (const RebalanceRecord& h : (*grb)->history()) EXPECT_EQ(h.step % 8, 0);
+}
+
 TEST(Rebalancer, MoePressureOfTheHotGpuDropsAfterRebalance) {
   // Expert time follows tokens (compute-bound experts), so pressure follows the load.
   ClusterSpec spec = SkewedSpec();
   spec.hardware.gpu.hbm_bandwidth *= 100;
   Driver d(spec);
-  auto rb = Rebalancer::Create(Eplb(300, 300), *d.cluster);
+  PlacementSpec placement = Eplb(300, 300);
+  placement.migration = MigrationMode::kBlocking;
+  auto rb = Rebalancer::Create(placement, *d.cluster);
   ASSERT_TRUE(rb.ok());
-  d.Run(299, rb->get());
+  d.Run(74, rb->get());  // vLLM timing: the first rebalance ends step 75
   const auto& p = d.cluster->moe_pressure();
   const int hot = static_cast<int>(std::max_element(p.begin(), p.end()) - p.begin());
   const double hot_before = p[hot];
   ASSERT_GT(hot_before, 1.1);
-  d.Run(301, rb->get());  // rebalance at step 300, then 300 steps for the smoothed pressure
+  d.Run(301, rb->get());  // rebalance at step 75, then 300 steps for the smoothed pressure
   ASSERT_EQ((*rb)->history().size(), 2u);
   EXPECT_LT(d.cluster->moe_pressure()[hot], hot_before - 0.05)
       << "before " << hot_before << " after " << d.cluster->moe_pressure()[hot];
@@ -316,6 +392,17 @@ Result<PlacementSpec> ReadSpec(const std::string& yaml) {
   if (!doc->ok()) return doc->status();
   GIMBAL_RETURN_IF_ERROR(CheckPlacementSpec(spec));
   return spec;
+}
+
+TEST(PlacementSpec, MigrationDefaultsToOverlappedForEplbOnly) {
+  // vLLM's EPLB runs asynchronously by default (EPLBConfig.use_async); Gimbal's planners block.
+  EXPECT_EQ(ReadSpec("placement: eplb\n")->migration_mode(), MigrationMode::kOverlapped);
+  EXPECT_EQ(ReadSpec("placement: {policy: eplb}\n")->migration_mode(), MigrationMode::kOverlapped);
+  EXPECT_EQ(ReadSpec("placement: {policy: eplb, migration: blocking}\n")->migration_mode(),
+            MigrationMode::kBlocking);
+  EXPECT_EQ(ReadSpec("placement: gimbal\n")->migration_mode(), MigrationMode::kBlocking);
+  EXPECT_EQ(ReadSpec("placement: {policy: gimbal, migration: overlapped}\n")->migration_mode(),
+            MigrationMode::kOverlapped);
 }
 
 TEST(PlacementSpec, ConfigErrorsNameTheKey) {

@@ -36,9 +36,11 @@ void ReadPlacementSpec(const YamlReader& stack, const std::string& key, Placemen
     out->stats.mode = RoutingStatsOptions::Mode::kWindow;
     out->stats.window_steps = static_cast<int>(node.Int("window_steps", 1000, 1, 1 << 20));
   }
-  out->migration = node.Enum("migration", "blocking", {"blocking", "overlapped"}) == "overlapped"
-                       ? MigrationMode::kOverlapped
-                       : MigrationMode::kBlocking;
+  if (node.Has("migration")) {
+    out->migration = node.Enum("migration", "blocking", {"blocking", "overlapped"}) == "overlapped"
+                         ? MigrationMode::kOverlapped
+                         : MigrationMode::kBlocking;
+  }
   out->migration_link_share = node.Double("migration_link_share", 0.25, 0, 1);
   if (node.Has("migration_link_share") &&
       (out->migration_link_share <= 0 || out->migration_link_share >= 1)) {
@@ -284,7 +286,8 @@ Rebalancer::Rebalancer(const PlacementSpec& spec, const Cluster& cluster,
       topology_(SimTopology(cluster.spec(), spec)),
       stats_(cluster.ranks(), static_cast<int>(cluster.spec().classes.size()),
              cluster.spec().model.moe_layers(), cluster.spec().model.experts,
-             cluster.spec().model.top_k, spec.stats) {}
+             cluster.spec().model.top_k, spec.stats),
+      counter_(spec.vllm_timing() ? spec.interval_steps - spec.interval_steps / 4 : 0) {}
 
 double Rebalancer::AfterStep(Cluster& cluster, const StepCost& cost, double now) {
   double extra = 0;
@@ -302,11 +305,15 @@ double Rebalancer::AfterStep(Cluster& cluster, const StepCost& cost, double now)
   }
   stats_.RecordStep(cluster.class_tokens(), cluster.popularity());
   ++steps_;
-  if (steps_ % spec_.interval_steps == 0) {
-    if (pending_) {
-      ++skipped_;
-    } else {
+  if (++counter_ >= spec_.interval_steps) {
+    if (!pending_) {
+      counter_ = 0;
       Rebalance(cluster, now + cost.duration + extra, &extra);
+    } else if (spec_.vllm_timing()) {
+      ++wait_steps_;  // the counter stays due: the next step tries again
+    } else {
+      counter_ = 0;
+      ++skipped_;
     }
   }
   charged_ += extra;
@@ -329,7 +336,7 @@ void Rebalancer::Rebalance(Cluster& cluster, double now, double* extra) {
   r.experts_migrated = m.experts_moved;
   r.bytes = m.bytes;
   r.copy_seconds = m.experts_moved > 0 ? m.seconds : 0;
-  if (spec_.migration == MigrationMode::kBlocking || r.copy_seconds <= 0) {
+  if (spec_.migration_mode() == MigrationMode::kBlocking || r.copy_seconds <= 0) {
     r.charged_seconds = r.copy_seconds;
     *extra += r.copy_seconds;
     const Status st = cluster.SetPlacement(std::move(*plan));
@@ -359,9 +366,10 @@ void Rebalancer::Report(nlohmann::ordered_json& s) const {
   const double n = static_cast<double>(history_.size());
   s["placement_policy"] = spec_.policy;
   s["placement_migration"] =
-      spec_.migration == MigrationMode::kBlocking ? "blocking" : "overlapped";
+      spec_.migration_mode() == MigrationMode::kBlocking ? "blocking" : "overlapped";
   s["rebalances"] = history_.size();
   s["rebalances_skipped"] = skipped_;
+  if (spec_.vllm_timing()) s["rebalance_wait_steps"] = wait_steps_;
   s["rebalances_failed"] = failed_;
   s["experts_migrated"] = experts;
   s["migration_bytes"] = bytes;

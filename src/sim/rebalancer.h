@@ -9,11 +9,19 @@
 // ranks x classes additions per step. It keeps the last `window_steps` steps, or an exponentially
 // decayed sum (A <- decay·A + step), exactly as RoutingStats would on the full matrices.
 //
-// Rebalancing. Every `interval_steps` priced steps the stack's policy plans a new placement from A
-// and the current placement (vLLM's EPLB: every 3000 steps over a 1000-step window). EPLB's plan
-// has no source routes, so tokens split evenly over replicas (vLLM); Gimbal's carries
-// source_routes, so each source's tokens go to its nearest replica first. Planning is host time and
-// is not charged to the simulated clock.
+// Rebalancing. A counter rises by one per priced step (dummy steps included: every lockstep step
+// is priced); when it reaches `interval_steps` the stack's policy plans a new placement from A and
+// the current placement, and the counter restarts at 0 (vLLM's EPLB: every 3000 steps over a
+// 1000-step window). Timing of `eplb` follows vLLM 0.33's EplbState (docs/baseline.md §6): the
+// counter starts at interval − interval/4, so the first rebalance comes after interval/4 steps
+// (750 of 3000); and a rebalance due while an overlapped copy is still in flight waits: the
+// counter is not reset and every following step tries again, so the rebalance runs at the step
+// the copy lands. Gimbal's own planners keep their timing: the counter starts at 0 (first
+// rebalance after a whole interval, once a full window of statistics exists), and a rebalance due
+// during a copy is skipped for that interval (`rebalances_skipped`). EPLB's plan has no source
+// routes, so tokens split evenly over replicas (vLLM); Gimbal's carries source_routes, so each
+// source's tokens go to its nearest replica first. Planning is host time and is not charged to the
+// simulated clock.
 //
 // Migration. Every replica of expert x that a GPU g holds in the new placement beyond those it held
 // (Placement CountMoves semantics) is one copy of ExpertParams · weight_bytes bytes, sent from a
@@ -26,12 +34,13 @@
 // `overlapped`: the copy streams in the background on a share s (`migration_link_share`) of the
 // links, so it lasts copy_time / s of simulated time; during that time each step's all-to-all runs
 // on the remaining 1 - s and takes all_to_all · s / (1 - s) longer (the extra is charged to the
-// step); the old placement serves until the copy ends, then the new one applies. A rebalance due
-// while a copy is in flight is skipped.
+// step); the old placement serves until the copy ends, then the new one applies. The default is
+// `overlapped` for `eplb` (vLLM's EPLB runs asynchronously by default) and `blocking` otherwise.
 #pragma once
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -54,14 +63,22 @@ struct PlacementSpec {
   std::string policy = "static";
   Params params;  // the policy's own parameters (placement_policy.h)
   int64_t interval_steps = 3000;
-  RoutingStatsOptions stats;  // kWindow with window_steps (1000), or kDecay with decay
-  MigrationMode migration = MigrationMode::kBlocking;
-  double migration_link_share = 0.25;  // overlapped: share of link bandwidth the copy uses
+  RoutingStatsOptions stats;               // kWindow with window_steps (1000), or kDecay with decay
+  std::optional<MigrationMode> migration;  // unset: the policy's default, migration_mode()
+  double migration_link_share = 0.25;      // overlapped: share of link bandwidth the copy uses
   double alpha = -1;      // planner cost of a hop within a node; < 0: NIC / NVLink bandwidth ratio
   double beta = 1;        // planner cost of a hop across nodes
   int expert_groups = 1;  // for EPLB's hierarchical mode
 
   bool dynamic() const { return policy != "static"; }
+  // vLLM's EPLB: quarter-interval first rebalance, waits out a copy in flight (see above).
+  bool vllm_timing() const { return policy == "eplb"; }
+  // `migration` if set, else overlapped for `eplb` (vLLM's default use_async) and blocking for
+  // the other policies.
+  MigrationMode migration_mode() const {
+    if (migration) return *migration;
+    return vllm_timing() ? MigrationMode::kOverlapped : MigrationMode::kBlocking;
+  }
 };
 
 // Reads `key` of a stack: a policy name or a map {policy, interval_steps, window_steps | decay,
@@ -135,7 +152,8 @@ class Rebalancer {
   const SourceStatsAccumulator& stats() const { return stats_; }
   double charged_seconds() const { return charged_; }
   // Adds placement_policy, rebalances, experts_migrated, migration_bytes, migration_time_s, the
-  // per-rebalance means and rebalance_history to a run summary.
+  // per-rebalance means and rebalance_history to a run summary (and, for vLLM timing,
+  // rebalance_wait_steps: steps due rebalances waited for a copy in flight).
   void Report(nlohmann::ordered_json& summary) const;
 
  private:
@@ -148,6 +166,8 @@ class Rebalancer {
   PlacementTopology topology_;
   SourceStatsAccumulator stats_;
   int64_t steps_ = 0;
+  int64_t counter_ = 0;     // steps towards the next rebalance
+  int64_t wait_steps_ = 0;  // vLLM timing: steps a due rebalance waited for a copy in flight
   std::vector<RebalanceRecord> history_;
   double charged_ = 0;
   int64_t skipped_ = 0, failed_ = 0;

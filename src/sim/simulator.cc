@@ -1,3 +1,27 @@
+// Simulator (simulator.h): one stack's run, event by event.
+//
+// Front ends. A stack runs C front ends (API servers; StackSpec::frontends, 0 = the dispatch
+// policy's DefaultFrontends: one per DP rank for vLLM 0.33's `vllm`, one for every other policy).
+// Each arrival goes to one front end drawn uniformly at random from its own stream forked off the
+// seed, so the assignment is deterministic and does not disturb the policy's random stream. Each
+// front end keeps its own FrontendLedger of its own requests (in flight, reserved prefill and KV,
+// picks since the snapshot) and its own dispatch count, which it hands the policy as
+// DispatchRequest::sequence together with frontends = C and its index; a policy that rotates its
+// scan (vllm) keeps its rotation per front end that way. The engines' snapshots are shared: the
+// coordinator publishes one set, and every front end's picks since the snapshot restart with it.
+//
+// In-flight limit. StackSpec::max_inflight stays a per-engine limit over all front ends, as the
+// router applies it: a separate ledger counts every front end's requests, and an engine with
+// max_inflight requests in flight from all of them together is hidden from whichever front end
+// dispatches, and a request that finds every engine hidden is refused. (C routers that each
+// enforced the limit alone would let C times as many in.) With one front end this is exactly the
+// router's accounting (tests/frontend_parity_test.cc).
+//
+// Summary (Finish): the `vllm bench` keys (metrics.h), the stack's policies and `frontends`,
+// `preemptions` (over engines), `prefix_cache_hit_rate` (Σ hits / Σ queries over engines, 0 when
+// no queries), and per engine `dispatched` (by all front ends), busy and split times,
+// `preemptions`, `prefix_cache_queries`, `prefix_cache_hits` and `peak_kv_usage`; then expert
+// load, all-to-all fractions and the KV capacity.
 #include "sim/simulator.h"
 
 #include <algorithm>
@@ -17,6 +41,9 @@ namespace {
 
 enum EventKind { kArrival = 0, kStepStart = 1, kStepEnd = 2, kSnapshot = 3 };
 
+// Front ends per stack at most: each keeps a ledger row per engine.
+constexpr int kMaxFrontends = 1 << 16;
+
 // What the front end reserves for a request: the max_tokens its client sent.
 int64_t MaxTokens(const Request& r) {
   return r.max_tokens > 0 ? r.max_tokens : r.output_tokens;
@@ -24,16 +51,22 @@ int64_t MaxTokens(const Request& r) {
 
 class Run {
  public:
+  // `frontends` >= 1 front ends share the dispatch.
   Run(Cluster& cluster, const DispatchPolicy& dispatch, const StackSpec& stack,
-      const std::vector<Request>& requests, const SimOptions& options)
+      const std::vector<Request>& requests, const SimOptions& options, int frontends)
       : cluster_(cluster),
         dispatch_(dispatch),
         stack_(stack),
         requests_(requests),
         options_(options),
         rng_(Rng(options.seed).Fork(0xd15)),
+        frontend_rng_(Rng(options.seed).Fork(0xf0e)),
         ledger_(std::vector<int64_t>(static_cast<size_t>(cluster.ranks()), stack.max_inflight)),
+        frontends_(static_cast<size_t>(frontends),
+                   Frontend{FrontendLedger(static_cast<size_t>(cluster.ranks()))}),
         tickets_(requests.size()),
+        own_tickets_(requests.size()),
+        frontend_of_(requests.size(), 0),
         snapshots_(cluster.ranks()),
         records_(requests.size()),
         last_token_(requests.size(), 0.0) {}
@@ -94,11 +127,14 @@ class Run {
     for (int r = 0; r < cluster_.ranks(); ++r) {
       snapshots_[r] = cluster_.engine(r).Snapshot(t);
       ledger_.SnapshotTaken(r);
+      for (Frontend& f : frontends_) f.ledger.SnapshotTaken(r);
     }
   }
 
   void OnArrival(size_t i) {
     const Request& req = requests_[i];
+    const size_t f = frontends_.size() > 1 ? frontend_rng_.UniformInt(frontends_.size()) : 0;
+    Frontend& fe = frontends_[f];
     std::vector<EngineView> views(cluster_.ranks());
     bool any_open = false;
     for (int r = 0; r < cluster_.ranks(); ++r) {
@@ -106,7 +142,8 @@ class Run {
       v.snapshot = snapshots_[r];
       v.snapshot_age = now() - snapshots_[r].taken_at;
       v.moe_pressure = cluster_.moe_pressure()[r];
-      ledger_.FillView(r, v);  // the accounting; hides an engine at stack.max_inflight
+      fe.ledger.Account(r, v);                    // this front end's own accounting
+      if (ledger_.AtLimit(r)) v.healthy = false;  // stack.max_inflight over all front ends
       any_open |= v.healthy;
     }
     if (!any_open) {
@@ -120,16 +157,20 @@ class Run {
     dr.prompt_tokens = req.prompt_tokens;
     dr.max_output_tokens = MaxTokens(req);
     dr.affinity_key = req.affinity_key;
-    dr.sequence = sequence_++;
+    dr.sequence = fe.sequence++;
+    dr.frontends = static_cast<int>(frontends_.size());
+    dr.frontend = static_cast<int>(f);
     const int e = dispatch_.Pick(dr, views, rng_);
     GIMBAL_CHECK(e >= 0 && e < cluster_.ranks() && views[e].healthy,
                  "dispatch policy returned no eligible engine");
     records_[i].engine = e;
+    frontend_of_[i] = static_cast<int>(f);
     tickets_[i] = ledger_.Dispatch(e, req.prompt_tokens, dr.max_output_tokens);
+    own_tickets_[i] = fe.ledger.Dispatch(e, req.prompt_tokens, dr.max_output_tokens);
     if (req.prompt_tokens + req.output_tokens > cluster_.kv_capacity_tokens()) {
       // Longer than the whole KV cache of a rank: the engine rejects it at once, as vLLM rejects
       // over-long requests, and the front end releases what it reserved.
-      ledger_.Finish(tickets_[i]);
+      Settle(i, /*finished=*/true);
       finished_++;
       return;
     }
@@ -186,7 +227,7 @@ class Run {
         RequestRecord& rec = records_[i];
         if (t.generated == 1 && rec.first_token < 0) {
           rec.first_token = now();
-          ledger_.FirstToken(tickets_[i]);
+          Settle(i, /*finished=*/false);
         } else {
           itl_.Add(now() - last_token_[i]);
         }
@@ -195,13 +236,25 @@ class Run {
           rec.finish = now();
           rec.output_tokens = t.generated;
           rec.preemptions = t.preemptions;
-          ledger_.Finish(tickets_[i]);
+          Settle(i, /*finished=*/true);
           finished_++;
         }
       }
     }
     if (stack_.snapshot_interval <= 0) TakeSnapshots(now());
     events_.Push(now(), kStepStart);
+  }
+
+  // Request i's first token (finished = false) or end, in the shared ledger and its front end's.
+  void Settle(size_t i, bool finished) {
+    FrontendLedger& own = frontends_[static_cast<size_t>(frontend_of_[i])].ledger;
+    if (finished) {
+      ledger_.Finish(tickets_[i]);
+      own.Finish(own_tickets_[i]);
+    } else {
+      ledger_.FirstToken(tickets_[i]);
+      own.FirstToken(own_tickets_[i]);
+    }
   }
 
   RunResult Finish() {
@@ -213,14 +266,20 @@ class Run {
     s["dispatch"] = stack_.dispatch;
     s["queue"] = stack_.queue;
     s["step"] = stack_.step;
+    s["frontends"] = frontends_.size();
     s["num_requests"] = requests_.size();
     Summarise(records_, itl_, options_.slo, s);
     s["simulated_seconds"] = now();
     s["steps"] = num_steps_;
     nlohmann::ordered_json engines = nlohmann::ordered_json::array();
     const auto& times = cluster_.rank_times();
+    int64_t preemptions = 0, prefix_queries = 0, prefix_hits = 0;
     for (int r = 0; r < cluster_.ranks(); ++r) {
       const RankTimes& t = times[r];
+      const EngineScheduler& engine = cluster_.engine(r);
+      preemptions += engine.total_preemptions();
+      prefix_queries += engine.prefix_cache_queries();
+      prefix_hits += engine.prefix_cache_hits();
       engines.push_back({{"engine", r},
                          {"dispatched", ledger_.dispatched(r)},
                          {"busy_s", t.busy},
@@ -229,9 +288,15 @@ class Run {
                          {"all_to_all_s", t.all_to_all},
                          {"straggler_wait_s", t.straggler_wait},
                          {"dummy_steps", t.dummy_steps},
-                         {"preemptions", cluster_.engine(r).total_preemptions()},
+                         {"preemptions", engine.total_preemptions()},
+                         {"prefix_cache_queries", engine.prefix_cache_queries()},
+                         {"prefix_cache_hits", engine.prefix_cache_hits()},
                          {"peak_kv_usage", t.peak_kv_usage}});
     }
+    s["preemptions"] = preemptions;
+    s["prefix_cache_hit_rate"] =
+        prefix_queries > 0 ? static_cast<double>(prefix_hits) / static_cast<double>(prefix_queries)
+                           : 0.0;
     s["engines"] = engines;
     nlohmann::ordered_json layers = nlohmann::ordered_json::array();
     double sum_max = 0, sum_mean = 0;
@@ -263,10 +328,20 @@ class Run {
   const std::vector<Request>& requests_;
   const SimOptions& options_;
   Rebalancer* rebalancer_ = nullptr;
-  Rng rng_;
+  // One front end (API server): its own accounting of its own requests and its dispatch count.
+  struct Frontend {
+    FrontendLedger ledger;  // no limit: the in-flight limit is per engine, in ledger_
+    uint64_t sequence = 0;
+  };
+
+  Rng rng_;           // the dispatch policy's
+  Rng frontend_rng_;  // which front end an arrival reaches
   EventQueue events_;
-  FrontendLedger ledger_;              // the front end's accounting (core/frontend_ledger.h)
-  std::vector<LedgerTicket> tickets_;  // per request, by index into the workload
+  FrontendLedger ledger_;  // every front end's requests: the in-flight limit, dispatch counts
+  std::vector<Frontend> frontends_;
+  std::vector<LedgerTicket> tickets_;      // per request, by index into the workload: in ledger_
+  std::vector<LedgerTicket> own_tickets_;  // ... in its front end's ledger
+  std::vector<int> frontend_of_;           // ... which front end dispatched it
   std::vector<EngineSnapshot> snapshots_;
   std::vector<RequestRecord> records_;
   std::vector<double> last_token_;
@@ -277,7 +352,6 @@ class Run {
   bool stepping_ = false;
   int64_t finished_ = 0;
   int64_t num_steps_ = 0;
-  uint64_t sequence_ = 0;
 };
 
 }  // namespace
@@ -299,6 +373,7 @@ Result<RunResult> Simulate(const ClusterSpec& scenario_cluster, const StackSpec&
   StepDeps step_deps;
   step_deps.cost_model = &(*cluster)->cost_model();
   step_deps.ranks = cluster_spec.dp;
+  step_deps.async_scheduling = cluster_spec.engine.async_scheduling;
   auto step = MakeStepPolicy(stack.step, stack.step_params, step_deps);
   if (!step.ok()) return step.status().WithContext(fmt::format("stack '{}'", stack.name));
   (*cluster)->SetStepPolicy(step->get());
@@ -307,6 +382,14 @@ Result<RunResult> Simulate(const ClusterSpec& scenario_cluster, const StackSpec&
         fmt::format("stack '{}': max_inflight must be >= 0 (0: no limit), got {}", stack.name,
                     stack.max_inflight));
   }
+  if (stack.frontends < 0 || stack.frontends > kMaxFrontends) {
+    return InvalidArgument(fmt::format(
+        "stack '{}': frontends must be in [0, {}] (0: the dispatch policy's default), got {}",
+        stack.name, kMaxFrontends, stack.frontends));
+  }
+  const int frontends = stack.frontends > 0
+                            ? stack.frontends
+                            : std::max(1, (*dispatch)->DefaultFrontends(cluster_spec.dp));
   for (size_t i = 0; i < requests.size(); ++i) {
     if (!(std::isfinite(requests[i].arrival) && requests[i].arrival >= 0)) {
       return InvalidArgument(fmt::format("request {}: arrival must be a finite time >= 0 s, got {}",
@@ -331,7 +414,7 @@ Result<RunResult> Simulate(const ClusterSpec& scenario_cluster, const StackSpec&
     if (!rb.ok()) return rb.status().WithContext(fmt::format("stack '{}': placement", stack.name));
     rebalancer = std::move(*rb);
   }
-  Run run(**cluster, **dispatch, stack, requests, options);
+  Run run(**cluster, **dispatch, stack, requests, options, frontends);
   run.set_rebalancer(rebalancer.get());
   RunResult result = run.Go();
   result.wall_seconds =

@@ -1,16 +1,18 @@
 // Simulator: replays a workload through one policy stack on a simulated DP+EP cluster.
 //
-// A stack is a front end (a dispatch policy and how fresh its engine snapshots are) plus the
-// engines' queue policy. The front end sees each engine through an EngineView: the engine's last
-// snapshot (taken every `snapshot_interval` seconds, or after every step when 0) and the front
-// end's own exact accounting, updated at dispatch, first token and finish: the FrontendLedger
-// (core/frontend_ledger.h) that the router's EngineTable keeps too. It reserves what a router can
-// know, a request's prompt plus its max_tokens (Request::max_tokens; its output length when 0),
-// never its true output length. With `max_inflight` > 0 an engine with that many requests in flight
-// is hidden from the dispatch policy, as the router hides it; a request arriving while every engine
-// is at the limit is refused (it counts as failed), as the router answers 429. The run is a pure
-// function of (cluster spec, stack, requests, seed): events are ordered by (time, sequence) and
-// every random draw comes from streams forked off the seed.
+// A stack is C front ends (API servers; StackSpec::frontends, 0 = the dispatch policy's
+// DefaultFrontends: one per DP rank for vllm/vllm_kv, else 1) sharing a dispatch policy and the
+// engines' snapshots (every `snapshot_interval` seconds, or after every step when 0), plus the
+// engines' queue policy. Each arrival goes to a front end drawn uniformly at random from a stream
+// forked off the seed; it sees each engine through an EngineView: the shared snapshot and its own
+// exact accounting of its own requests (the FrontendLedger, core/frontend_ledger.h, that the
+// router's EngineTable keeps too), updated at dispatch, first token and finish, reserving what a
+// router can know, a request's prompt plus its max_tokens (Request::max_tokens; its output length
+// when 0), never its true output length. With `max_inflight` > 0 an engine with that many requests
+// in flight from all front ends together is hidden from the dispatch policy; a request finding
+// every engine hidden is refused (it counts as failed), as the router answers 429. The run is a
+// pure function of (cluster spec, stack, requests, seed): events are ordered by (time, sequence)
+// and every random draw comes from streams forked off the seed.
 #pragma once
 
 #include <optional>

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "core/random.h"
+#include "policy/dispatch/dispatch_policy.h"
 #include "sim/sim_test_util.h"
 
 namespace gimbal::sim {
@@ -39,6 +40,7 @@ TEST(SimulatorTest, SameSeedGivesIdenticalResults) {
 
 TEST(SimulatorTest, LoneRequestTtftIsTheCostModelsPrefillStep) {
   ClusterSpec spec = testing::TinyCluster(1);
+  spec.engine.cuda_graph_padding = false;  // 1000 tokens are beyond every graph size anyway
   std::vector<Request> reqs(1);
   reqs[0].prompt_tokens = 1000;
   reqs[0].output_tokens = 1;
@@ -47,8 +49,6 @@ TEST(SimulatorTest, LoneRequestTtftIsTheCostModelsPrefillStep) {
   stack.dispatch = "round_robin";
   SimOptions opt;
   opt.keep_requests = true;
-  auto r = Simulate(spec, stack, reqs, opt);
-  ASSERT_TRUE(r.ok()) << r.status().message();
   // By hand: one rank, no all-to-all; every expert is active (each expects > 30 tokens).
   CostModel cm(spec.model, spec.hardware);
   RankBatch b;
@@ -58,12 +58,21 @@ TEST(SimulatorTest, LoneRequestTtftIsTheCostModelsPrefillStep) {
   b.attn_pairs = 1000.0 * (0 + 1001.0 / 2);
   b.kv_read_tokens = 1000;
   const int L = spec.model.layers;
-  const double expected = L * cm.AttentionTime(b) +
-                          L * cm.ExpertTime(1000.0 * spec.model.top_k, spec.model.experts) +
-                          cm.HeadTime(b) + cm.StepOverhead(1);
-  const RequestRecord& rec = r->requests[0];
-  EXPECT_NEAR(rec.first_token - rec.arrival, expected, 1e-12);
-  EXPECT_NEAR(r->summary["mean_ttft_ms"].get<double>(), expected * 1e3, 1e-9);
+  const double gpu = L * cm.AttentionTime(b) +
+                     L * cm.ExpertTime(1000.0 * spec.model.top_k, spec.model.experts) +
+                     cm.HeadTime(b);
+  const double cpu = cm.StepOverhead(1);
+  // The CPU overhead adds to the GPU time, or under async scheduling overlaps it.
+  for (bool async : {false, true}) {
+    SCOPED_TRACE(async ? "async scheduling" : "serial scheduling");
+    spec.engine.async_scheduling = async;
+    auto r = Simulate(spec, stack, reqs, opt);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    const double expected = async ? std::max(gpu, cpu) : gpu + cpu;
+    const RequestRecord& rec = r->requests[0];
+    EXPECT_NEAR(rec.first_token - rec.arrival, expected, 1e-12);
+    EXPECT_NEAR(r->summary["mean_ttft_ms"].get<double>(), expected * 1e3, 1e-9);
+  }
 }
 
 TEST(SimulatorTest, EveryRequestIsAccountedFor) {
@@ -182,6 +191,190 @@ TEST(SimulatorTest, MaxInflightHidesFullEnginesAndRefusesWhenAllAreFull) {
   EXPECT_EQ(all->summary["completed"].get<int64_t>(), 40);
 }
 
+// Records what each front end showed a dispatch policy; picks engine (id mod R), or the next
+// healthy one after it, so requests spread over the engines.
+struct FrontendPick {
+  RequestId id = 0;
+  int frontends = 0;
+  int frontend = 0;
+  uint64_t sequence = 0;
+  std::vector<EngineView> views;
+};
+std::vector<FrontendPick>* g_frontend_picks = nullptr;  // single-threaded tests
+
+class FrontendRecorder final : public DispatchPolicy {
+ public:
+  int Pick(const DispatchRequest& req, std::span<const EngineView> engines, Rng&) const override {
+    if (g_frontend_picks != nullptr) {
+      g_frontend_picks->push_back(
+          {req.id, req.frontends, req.frontend, req.sequence, {engines.begin(), engines.end()}});
+    }
+    const size_t n = engines.size();
+    for (size_t k = 0; k < n; ++k) {
+      const size_t e = (static_cast<size_t>(req.id) + k) % n;
+      if (engines[e].healthy) return static_cast<int>(e);
+    }
+    return -1;
+  }
+  std::string name() const override { return "test_frontend_recorder"; }
+};
+
+const char* FrontendRecorderName() {
+  static const bool registered = RegisterDispatchPolicy(
+      "test_frontend_recorder",
+      [](const Params&, const DispatchDeps&) -> Result<std::unique_ptr<DispatchPolicy>> {
+        return std::unique_ptr<DispatchPolicy>(new FrontendRecorder());
+      });
+  EXPECT_TRUE(registered);
+  return "test_frontend_recorder";
+}
+
+TEST(SimulatorTest, FrontendsDefaultToThePolicysChoice) {
+  const auto reqs = Workload(20, 40, 3);
+  StackSpec stack;
+  stack.dispatch = "vllm";  // vLLM 0.33: one API server per DP rank
+  auto v = Simulate(Spec(), stack, reqs, {});
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->summary["frontends"].get<int>(), 4);
+  stack.dispatch = "vllm_2025";
+  auto old = Simulate(Spec(), stack, reqs, {});
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->summary["frontends"].get<int>(), 1);
+  stack.frontends = 3;  // an explicit count wins over the default
+  auto three = Simulate(Spec(), stack, reqs, {});
+  ASSERT_TRUE(three.ok());
+  EXPECT_EQ(three->summary["frontends"].get<int>(), 3);
+}
+
+TEST(SimulatorTest, SeveralFrontEndsAreDeterministicForASeed) {
+  const auto reqs = Workload(300, 60, 21);
+  StackSpec stack;
+  stack.dispatch = "vllm";  // 4 front ends on 4 engines
+  SimOptions opt;
+  opt.seed = 5;
+  opt.keep_requests = true;
+  auto a = Simulate(Spec(), stack, reqs, opt);
+  auto b = Simulate(Spec(), stack, reqs, opt);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->summary["frontends"].get<int>(), 4);
+  EXPECT_EQ(a->summary.dump(), b->summary.dump());
+  ASSERT_EQ(a->requests.size(), b->requests.size());
+  std::vector<int> engines_a;
+  for (size_t i = 0; i < a->requests.size(); ++i) {
+    EXPECT_EQ(a->requests[i].engine, b->requests[i].engine) << i;
+    engines_a.push_back(a->requests[i].engine);
+  }
+  // Another seed sends the arrivals to other front ends, whose scans start elsewhere and whose
+  // counts differ: the engines chosen change.
+  opt.seed = 6;
+  auto c = Simulate(Spec(), stack, reqs, opt);
+  ASSERT_TRUE(c.ok());
+  std::vector<int> engines_c;
+  for (const auto& r : c->requests) engines_c.push_back(r.engine);
+  EXPECT_NE(engines_a, engines_c);
+}
+
+TEST(SimulatorTest, EachFrontEndCountsOnlyItsOwnRequests) {
+  // Three front ends. At every pick, the views' inflight and picks_since_snapshot must count the
+  // picking front end's own requests only: those it dispatched earlier to that engine and that
+  // had not finished (inflight) or came after the last snapshot (picks). The policy must also be
+  // told the front-end count, its index and its own dispatch count.
+  constexpr int kFrontends = 3;
+  const auto reqs = Workload(240, 80, 17);
+  StackSpec stack;
+  stack.dispatch = FrontendRecorderName();
+  stack.frontends = kFrontends;
+  stack.snapshot_interval = 0.05;
+  SimOptions opt;
+  opt.keep_requests = true;
+  std::vector<FrontendPick> picks;
+  g_frontend_picks = &picks;
+  auto r = Simulate(Spec(), stack, reqs, opt);
+  g_frontend_picks = nullptr;
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(picks.size(), reqs.size());
+  const auto& recs = r->requests;
+  std::vector<int> frontend_of(reqs.size(), -1);
+  std::vector<uint64_t> per_frontend(kFrontends, 0);
+  int64_t others_in_flight = 0;  // requests of other front ends in flight at a pick: must occur
+  for (size_t i = 0; i < picks.size(); ++i) {
+    const FrontendPick& p = picks[i];
+    const auto idx = static_cast<size_t>(p.id);
+    ASSERT_EQ(idx, i);  // arrivals are dispatched in order
+    ASSERT_EQ(p.frontends, kFrontends);
+    ASSERT_GE(p.frontend, 0);
+    ASSERT_LT(p.frontend, kFrontends);
+    EXPECT_EQ(p.sequence, per_frontend[static_cast<size_t>(p.frontend)]++) << i;
+    frontend_of[i] = p.frontend;
+    const double t = reqs[i].arrival;
+    const double snapshot = std::floor(t / stack.snapshot_interval) * stack.snapshot_interval;
+    for (size_t e = 0; e < p.views.size(); ++e) {
+      int64_t own = 0, own_picks = 0;
+      for (size_t j = 0; j < i; ++j) {
+        if (recs[j].engine != static_cast<int>(e)) continue;
+        const bool in_flight = recs[j].finish < 0 || recs[j].finish > t;
+        if (frontend_of[j] != p.frontend) {
+          others_in_flight += in_flight;
+          continue;
+        }
+        own += in_flight;
+        own_picks += reqs[j].arrival >= snapshot;
+      }
+      EXPECT_EQ(p.views[e].inflight, own) << "request " << i << " engine " << e;
+      EXPECT_EQ(p.views[e].picks_since_snapshot, own_picks) << "request " << i << " engine " << e;
+    }
+  }
+  EXPECT_GT(others_in_flight, 0);
+  // Arrivals spread over the front ends, uniformly at random (80 each expected).
+  for (uint64_t n : per_frontend) EXPECT_GT(n, 50u);
+  // The run's dispatch counts are over every front end.
+  int64_t dispatched = 0;
+  for (const auto& e : r->summary["engines"]) dispatched += e["dispatched"].get<int64_t>();
+  EXPECT_EQ(dispatched, 240);
+}
+
+TEST(SimulatorTest, MaxInflightIsPerEngineOverEveryFrontEnd) {
+  // As MaxInflightHidesFullEnginesAndRefusesWhenAllAreFull, with four front ends: the limit of 3
+  // per engine holds for all of them together (four front ends each allowed 3 would serve all 40).
+  auto reqs = Workload(40, 1, 13);
+  for (auto& r : reqs) r.arrival = 0;
+  StackSpec stack;
+  stack.dispatch = "vllm";
+  stack.frontends = 4;
+  stack.max_inflight = 3;
+  auto r = Simulate(Spec(), stack, reqs, {});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->summary["completed"].get<int64_t>(), 12);
+  EXPECT_EQ(r->summary["failed"].get<int64_t>(), 28);
+  for (const auto& e : r->summary["engines"]) EXPECT_EQ(e["dispatched"].get<int64_t>(), 3);
+}
+
+TEST(SimulatorTest, SummaryAddsUpPreemptionsAndPrefixCacheCounts) {
+  // A small KV cache and long outputs force preemptions.
+  ClusterSpec spec = Spec();
+  spec.engine.kv_capacity_tokens = 4000;
+  const auto reqs = testing::PoissonWorkload(200, 200, 31, 200, 800, 200, 800);
+  StackSpec stack;
+  stack.dispatch = "round_robin";
+  auto r = Simulate(spec, stack, reqs, {});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  int64_t preemptions = 0, queries = 0, hits = 0;
+  for (const auto& e : r->summary["engines"]) {
+    preemptions += e["preemptions"].get<int64_t>();
+    queries += e["prefix_cache_queries"].get<int64_t>();
+    hits += e["prefix_cache_hits"].get<int64_t>();
+  }
+  EXPECT_GT(preemptions, 0);
+  EXPECT_EQ(r->summary["preemptions"].get<int64_t>(), preemptions);
+  EXPECT_LE(hits, queries);
+  const double rate = r->summary["prefix_cache_hit_rate"].get<double>();
+  if (queries == 0) {
+    EXPECT_EQ(rate, 0.0);
+  } else {
+    EXPECT_DOUBLE_EQ(rate, static_cast<double>(hits) / static_cast<double>(queries));
+  }
+}
+
 TEST(SimulatorTest, BadInputIsRejectedWithAReason) {
   auto reqs = Workload(3, 1, 7);
   std::swap(reqs[0], reqs[2]);
@@ -205,6 +398,11 @@ TEST(SimulatorTest, BadInputIsRejectedWithAReason) {
   ASSERT_FALSE(n.ok());
   EXPECT_NE(n.status().message().find("max_inflight"), std::string::npos) << n.status().ToString();
   stack.max_inflight = 0;
+  stack.frontends = -1;
+  auto f = Simulate(Spec(), stack, Workload(3, 1, 7), {});
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("frontends"), std::string::npos) << f.status().ToString();
+  stack.frontends = 0;
   for (double bad : {-1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
     auto early = Workload(3, 1, 7);
     early[0].arrival = bad;  // the event queue refuses a past time; Simulate says so first

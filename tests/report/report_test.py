@@ -159,3 +159,65 @@ def test_missing_arguments_and_files_fail(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert "none.json" in r.stderr
+
+
+def test_tuned_baseline_is_one_row_and_one_band(tmp_path):
+    """Members of a tuned baseline (`vllm-best/<setting>`) are not drawn or listed one by one: the table
+    has the group's row with the winning setting per metric, and a table of gimbal against it."""
+    results = json.loads(read(os.path.join(FIXTURE, "results.json")))
+    headline = json.loads(read(os.path.join(FIXTURE, "headline.json")))
+    members = ["vllm-best/b1024-i1", "vllm-best/b2048-i2"]
+    for k, name in enumerate(members):
+        for p in [p for p in results["points"] if p["stack"] == "vllm"]:
+            q = copy.deepcopy(p)
+            q.update(stack=name, id=p["id"].replace("vllm", name.replace("/", "-")))
+            q.pop("requests_csv", None)
+            q["summary"]["mean_ttft_ms"] *= 0.8 + 0.1 * k
+            results["points"].append(q)
+    results["stacks"] += members
+    gimbal = next(r for r in headline["rows"] if r["stack"] == "gimbal")
+    tuned = copy.deepcopy(gimbal)
+    tuned.update(stack="vllm-best", is_headline=False, tuned=True, members=2)
+    vs = copy.deepcopy(gimbal)
+    vs.update(against="vllm-best")
+    for i, m in enumerate(tuned["metrics"]):
+        setting = members[i % 2].split("/")[1]
+        tuned["metrics"][m].update(mean_pct=-10.0 - i, ci_lo_pct=-12.0 - i, ci_hi_pct=-8.0 - i, paper_pct=None,
+                                   best_stack=members[i % 2], best_setting=setting)
+        vs["metrics"][m].update(mean_pct=-5.0 - i, ci_lo_pct=-7.0 - i, ci_hi_pct=-3.0 - i,
+                                against_stack=members[i % 2], against_setting=setting)
+    headline["rows"].append(tuned)
+    headline["vs_tuned"] = [vs]
+    data = tmp_path / "results"
+    shutil.copytree(FIXTURE, data)
+    (data / "results.json").write_text(json.dumps(results))
+    (data / "headline.json").write_text(json.dumps(headline))
+    mod = load_module()
+    rep = mod.Report(str(data / "results.json"), str(data / "headline.json"), str(data / "report"))
+    assert rep.stacks == ["vllm", "gimbal"]
+    assert rep.members == {"vllm-best": members}
+    assert set(rep.color) == {"vllm", "gimbal"}
+    means = rep.member_means(SCENARIO, "vllm-best", "mean_ttft_ms")
+    assert list(means) == [20, 60] and all(len(v) == 2 for v in means.values())
+    base = sum(rep.by_rate(SCENARIO, "sim", "vllm", "mean_ttft_ms")[60]) / 2
+    assert means[60] == pytest.approx([0.8 * base, 0.9 * base])
+    rep.run()
+    plots = json.loads(read(data / "report" / "plots.json"))
+    assert [p["kind"] for p in plots] == KINDS  # members add no plot
+    rate_caption = next(p["caption"] for p in plots if p["kind"] == "latency_vs_rate")
+    assert "Grey: the range of the tuned baselines' settings (vllm-best, 2 settings)" in rate_caption
+    md = read(data / "report" / "results.md")
+    assert "`vllm-best` is, for each metric, the best of its 2 engine settings" in md
+    assert ("| sim | qwen3-8xh200 | 60 | vllm-best (best of 2) | 2 | -10.0% [-12.0, -8.0] (b1024-i1) | "
+            "-11.0% [-13.0, -9.0] (b2048-i2) | -12.0% [-14.0, -10.0] (b1024-i1) | "
+            "-13.0% [-15.0, -11.0] (b2048-i2) |") in md
+    assert ("| sim | qwen3-8xh200 | 60 | **gimbal** | vllm-best | 2 | -5.0% [-7.0, -3.0] (b1024-i1) | "
+            "-6.0% [-8.0, -4.0] (b2048-i2) | -7.0% [-9.0, -5.0] (b1024-i1) | -8.0% [-10.0, -6.0] (b2048-i2) |"
+            ) in md
+    assert GIMBAL_ROW in md  # gimbal against vllm is unchanged
+    assert "vllm-best/" not in md  # no member row
+    page = read(data / "report" / "index.html")
+    assert '<table id="tuned-table">' in page
+    assert '<tr class="tuned">' in page
+    assert "-10.0% [-12.0, -8.0]<br><small>b1024-i1</small>" in page
+    assert "stacks: vllm, gimbal, vllm-best (2 settings);" in page

@@ -35,14 +35,15 @@ EngineView Counts(int64_t waiting, int64_t running, int64_t picks = 0) {
   return e;
 }
 
-TEST(VllmDispatch, MatchesHandWorkedTableWithLocalIncrements) {
+// vllm_2025 is the formula `vllm` had before vLLM 0.33 (kept so old results reproduce).
+TEST(Vllm2025Dispatch, MatchesHandWorkedTableWithLocalIncrements) {
   // score = 4·(waiting + picks) + running:
   //   start     e0 4·2+3=11  e1 4·(1+1)+5=13  e2 0+10=10  e3 4·1+6=10
   //   pick 1 -> e2 (tie with e3, lowest index), e2 becomes 14
   //   pick 2 -> e3 (10), 14;  pick 3 -> e0 (11), 15;  pick 4 -> e1 (13), 17
   //   pick 5 -> e2 (14, tie with e3), 18;  pick 6 -> e3, 18;  pick 7 -> e0 (15), 19
   //   pick 8 -> e1 (17), 21
-  auto p = MustMake("vllm");
+  auto p = MustMake("vllm_2025");
   ASSERT_NE(p, nullptr);
   std::vector<EngineView> engines = {Counts(2, 3), Counts(1, 5, 1), Counts(0, 10), Counts(1, 6)};
   const int expected[] = {2, 3, 0, 1, 2, 3, 0, 1};
@@ -54,8 +55,8 @@ TEST(VllmDispatch, MatchesHandWorkedTableWithLocalIncrements) {
   }
 }
 
-TEST(VllmDispatch, SkipsUnhealthyAndBreaksTiesToLowestIndex) {
-  auto p = MustMake("vllm");
+TEST(Vllm2025Dispatch, SkipsUnhealthyAndBreaksTiesToLowestIndex) {
+  auto p = MustMake("vllm_2025");
   ASSERT_NE(p, nullptr);
   std::vector<EngineView> engines = {Counts(0, 2), Counts(0, 1), Counts(0, 1), Counts(0, 1)};
   engines[1].healthy = false;
@@ -63,10 +64,8 @@ TEST(VllmDispatch, SkipsUnhealthyAndBreaksTiesToLowestIndex) {
   for (int i = 0; i < 50; ++i) EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 2);
 }
 
-TEST(VllmKvDispatch, MatchesHandWorkedScores) {
-  // max(inflight, waiting + running) + 6·waiting·max(0, kv − 0.5):
-  //   e0: max(10, 2+5) + 6·2·0.4 = 14.8;  e1: max(3, 6+6) + 0 = 12;  e2: max(12, 0+12) + 0 = 12
-  auto p = MustMake("vllm_kv");
+void CheckKvHandWorkedScores(const char* name) {
+  auto p = MustMake(name);
   ASSERT_NE(p, nullptr);
   std::vector<EngineView> engines = {Counts(2, 5), Counts(6, 6), Counts(0, 12)};
   engines[0].inflight = 10;
@@ -81,6 +80,17 @@ TEST(VllmKvDispatch, MatchesHandWorkedScores) {
   EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 2);
   engines[2].picks_since_snapshot = 4;  // e2: max(12, 16) + 6·4·0.45 = 26.8
   EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 0);
+}
+
+TEST(VllmKvDispatch, MatchesHandWorkedScores) {
+  // max(inflight, waiting + running) + 6·waiting·max(0, kv − 0.5):
+  //   e0: max(10, 2+5) + 6·2·0.4 = 14.8;  e1: max(3, 6+6) + 0 = 12;  e2: max(12, 0+12) + 0 = 12
+  // vllm_kv_2025 is the 2025 KV-aware formula; vllm_kv (= vllm 0.33) with one front end and the
+  // first pick of its scan (sequence 0, start at engine 0) gives the same scores and picks.
+  for (const char* name : {"vllm_kv_2025", "vllm_kv"}) {
+    SCOPED_TRACE(name);
+    CheckKvHandWorkedScores(name);
+  }
 }
 
 TEST(LeastRequestsDispatch, PicksFewestInflightWithRandomTieBreak) {

@@ -21,6 +21,8 @@ using FactoryResult = Result<std::unique_ptr<DispatchPolicy>>;
 FactoryResult NewRoundRobin(const Params& p, const DispatchDeps& deps);
 FactoryResult NewVllm(const Params& p, const DispatchDeps& deps);
 FactoryResult NewVllmKv(const Params& p, const DispatchDeps& deps);
+FactoryResult NewVllm2025(const Params& p, const DispatchDeps& deps);
+FactoryResult NewVllmKv2025(const Params& p, const DispatchDeps& deps);
 FactoryResult NewLeastRequests(const Params& p, const DispatchDeps& deps);
 FactoryResult NewPowerOfTwo(const Params& p, const DispatchDeps& deps);
 FactoryResult NewLlmd(const Params& p, const DispatchDeps& deps);

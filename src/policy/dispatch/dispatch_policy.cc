@@ -16,6 +16,8 @@ NameRegistry<DispatchFactory>& Registry() {
         r.RegisterBuiltin("round_robin", NewRoundRobin);
         r.RegisterBuiltin("vllm", NewVllm);
         r.RegisterBuiltin("vllm_kv", NewVllmKv);
+        r.RegisterBuiltin("vllm_2025", NewVllm2025);
+        r.RegisterBuiltin("vllm_kv_2025", NewVllmKv2025);
         r.RegisterBuiltin("least_requests", NewLeastRequests);
         r.RegisterBuiltin("power_of_two", NewPowerOfTwo);
         r.RegisterBuiltin("llmd", NewLlmd);

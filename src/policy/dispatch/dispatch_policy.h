@@ -35,6 +35,13 @@ struct DispatchRequest {
   int64_t max_output_tokens = 0;  // the request's output limit when known, else 0
   uint64_t affinity_key = 0;      // 0: none
   uint64_t sequence = 0;          // the front end's count of dispatches before this one
+  // Several front ends (API servers) may share the engines, each dispatching its own arrivals
+  // with its own accounting (EngineView's inflight and picks_since_snapshot count only its own
+  // requests). `frontends` is how many there are (values below 1 count as 1) and `frontend` which
+  // one calls, in [0, frontends) (values outside are clamped). The defaults describe one front
+  // end, as the live router is; policies that ignore front ends read neither.
+  int frontends = 1;
+  int frontend = 0;
 };
 
 class DispatchPolicy {
@@ -46,6 +53,10 @@ class DispatchPolicy {
   virtual int Pick(const DispatchRequest& req, std::span<const EngineView> engines,
                    Rng& rng) const = 0;
   virtual std::string name() const = 0;
+  // How many front ends a deployment of this policy runs over `engines` engines when the caller
+  // is not told (a simulated stack with frontends = 0): 1, one router, unless the policy models a
+  // server that starts several (vLLM 0.33 starts one API server per DP rank). Always >= 1.
+  virtual int DefaultFrontends(int /*engines*/) const { return 1; }
 };
 
 // What some policies need besides parameters. Pointers may be null when not available.

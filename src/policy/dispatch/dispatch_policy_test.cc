@@ -18,10 +18,10 @@ using dispatch_test::P;
 using dispatch_test::SmallRequest;
 using dispatch_test::TestDeps;
 
-const std::vector<std::string> kBuiltins = {"dynamo",         "gimbal", "gimbal_predictive",
-                                            "least_requests", "llmd",   "power_of_two",
-                                            "round_robin",    "sglang", "vllm",
-                                            "vllm_kv"};
+const std::vector<std::string> kBuiltins = {"dynamo",         "gimbal",  "gimbal_predictive",
+                                            "least_requests", "llmd",    "power_of_two",
+                                            "round_robin",    "sglang",  "vllm",
+                                            "vllm_2025",      "vllm_kv", "vllm_kv_2025"};
 
 TEST(DispatchRegistry, ListsEveryBuiltinPolicy) {
   const std::vector<std::string> names = DispatchPolicyNames();
@@ -216,11 +216,39 @@ TEST_P(EveryDispatchPolicy, SurvivesNonFiniteSignals) {
   }
 }
 
+TEST_P(EveryDispatchPolicy, ToleratesAnyFrontEndFields) {
+  // Front-end counts and indices out of range (a caller's bug) are clamped, never a crash or an
+  // unhealthy pick; the default front-end count is at least 1 for any cluster size.
+  auto p = MustMake(GetParam());
+  ASSERT_NE(p, nullptr);
+  for (int engines : {0, 1, 4, 64}) EXPECT_GE(p->DefaultFrontends(engines), 1) << engines;
+  Rng world(21);
+  Rng rng(8);
+  for (uint64_t i = 0; i < 1000; ++i) {
+    const int n = 1 + static_cast<int>(world.UniformInt(9));
+    const auto engines = RandomEngines(world, n, 0.3);
+    DispatchRequest req = RandomRequest(world, i * 7919);
+    req.frontends = static_cast<int>(world.UniformInt(12)) - 3;  // [-3, 8]
+    req.frontend = static_cast<int>(world.UniformInt(20)) - 5;   // [-5, 14]
+    const int e = p->Pick(req, engines, rng);
+    const bool any_healthy =
+        std::any_of(engines.begin(), engines.end(), [](const EngineView& v) { return v.healthy; });
+    if (!any_healthy) {
+      EXPECT_EQ(e, -1);
+      continue;
+    }
+    ASSERT_GE(e, 0);
+    ASSERT_LT(e, n);
+    EXPECT_TRUE(engines[static_cast<size_t>(e)].healthy);
+  }
+}
+
 TEST_P(EveryDispatchPolicy, SpreadsOverIdenticalIdleEngines) {
   // On identical engines with no state change between picks, a policy may pick any engine, but
-  // the ones that randomise or rotate must reach every engine; the deterministic lowest-index
-  // baselines (vllm, vllm_kv, sglang) legitimately stay on engine 0 until the caller updates
-  // their counts, so only "never out of range" is checked for them.
+  // the ones that randomise or rotate (vllm and vllm_kv rotate their scan start with the sequence)
+  // must reach every engine; the deterministic lowest-index baselines (vllm_2025, vllm_kv_2025,
+  // sglang) legitimately stay on engine 0 until the caller updates their counts, so only "never
+  // out of range" is checked for them.
   auto p = MustMake(GetParam());
   ASSERT_NE(p, nullptr);
   const auto engines = IdleEngines(5);
@@ -228,7 +256,7 @@ TEST_P(EveryDispatchPolicy, SpreadsOverIdenticalIdleEngines) {
   double total = 0;
   for (double s : share) total += s;
   EXPECT_NEAR(total, 1.0, 1e-9);
-  const std::set<std::string> deterministic = {"vllm", "vllm_kv", "sglang"};
+  const std::set<std::string> deterministic = {"vllm_2025", "vllm_kv_2025", "sglang"};
   if (deterministic.count(GetParam())) return;
   for (double s : share) EXPECT_GT(s, 0.1) << GetParam();
 }

@@ -19,11 +19,22 @@
 //
 // The estimate of a rank's step (attention over its sequences' context, dense layers, shared and
 // routed experts for its own tokens with experts spread evenly over the GPUs, LM head, CPU
-// overhead) leaves out the all-to-all, which the budget moves little. Parameters: stretch
-// (default 2.5, >= 1; tuned on the suite's training scenarios, docs/policies.md), min_chunk
-// (tokens, default 256, >= 0), max_step_ms (default 0 = off), drain_steps (default 0 = off: when
-// set, a rank may always prefill pending/drain_steps tokens), fill (default true).
+// overhead — serial, or hidden behind the GPU part when the engines schedule asynchronously,
+// StepDeps::async_scheduling) leaves out the all-to-all, which the budget moves little.
+//
+// With `backlog_steps` k set (off by default), a rank's floor grows with its backlog. With `fit`
+// the chunk that fits tau and P the rank's pending prompt tokens, a chunk of c tokens costs the
+// decodes about c/fit (the step's length against what tau allows) and the backlog about P/c
+// steps to wait, weighted 1/k; c/fit + P/(k·c) is least at c = sqrt(fit·P/k), the square-root
+// rule. Under a light backlog (P < k·fit) that is below fit and changes nothing; under overload
+// the rank takes larger, more efficient chunks, so the backlog drains sooner.
+//
+// Parameters: stretch (default 2.5, >= 1; tuned on the suite's training scenarios,
+// docs/policies.md), min_chunk (tokens, default 256, >= 0), max_step_ms (default 0 = off),
+// drain_steps (default 0 = off: when set, a rank may always prefill pending/drain_steps tokens),
+// backlog_steps (default 0 = off, >= 0; measured in docs/policies.md), fill (default true).
 #include <algorithm>
+#include <cmath>
 
 #include "model/cost_model.h"
 #include "policy/step/builtin_step_policies.h"
@@ -34,15 +45,16 @@ namespace {
 struct CoordinatedOptions {
   double stretch = 2.5;
   int64_t min_chunk = 256;
-  double max_step = 0;      // seconds; 0 = no absolute cap
-  int64_t drain_steps = 0;  // 0 = off; else a rank may prefill pending/drain_steps tokens per step
-  bool fill = true;         // ranks fill up to the slowest rank's predicted step
+  double max_step = 0;       // seconds; 0 = no absolute cap
+  int64_t drain_steps = 0;   // 0 = off; else a rank may prefill pending/drain_steps tokens per step
+  double backlog_steps = 0;  // k of the square-root floor; 0 = off
+  bool fill = true;          // ranks fill up to the slowest rank's predicted step
 };
 
 class CoordinatedBudgetPolicy final : public StepPolicy {
  public:
-  CoordinatedBudgetPolicy(const CostModel* cost, int ranks, CoordinatedOptions o)
-      : cost_(cost), ranks_(ranks), o_(o) {}
+  CoordinatedBudgetPolicy(const CostModel* cost, int ranks, bool async, CoordinatedOptions o)
+      : cost_(cost), ranks_(ranks), async_(async), o_(o) {}
 
   void Budgets(std::span<const RankWork> ranks, int64_t max_budget,
                std::span<int64_t> budgets) const override {
@@ -76,6 +88,7 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
       }
       const int64_t room = Room(w, max_budget);
       const int64_t fit = LargestFitting(w, 0, room, tau);
+      floor_prefill = std::max(floor_prefill, BacklogChunk(w, fit));
       const int64_t prefill = std::min(room, std::max(fit, floor_prefill));
       budgets[r] = Decodes(w, max_budget) + prefill;
       if (prefill > fit) step = std::max(step, StepTime(w, prefill));
@@ -100,6 +113,15 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
   }
   static int64_t Room(const RankWork& w, int64_t max_budget) {
     return std::min(std::max<int64_t>(0, max_budget - Decodes(w, max_budget)), w.pending_prefill);
+  }
+
+  // The square-root floor sqrt(fit · pending / backlog_steps), fit counted as at least the
+  // 16-token search granularity; 0 when off.
+  int64_t BacklogChunk(const RankWork& w, int64_t fit) const {
+    if (o_.backlog_steps <= 0 || w.pending_prefill <= 0) return 0;
+    const double f = static_cast<double>(std::max<int64_t>(fit, 16));
+    return static_cast<int64_t>(
+        std::sqrt(f * static_cast<double>(w.pending_prefill) / o_.backlog_steps));
   }
 
   // Largest prefill p in [lo, hi] with StepTime(w, p) <= limit (StepTime is monotone in p), to
@@ -137,11 +159,12 @@ class CoordinatedBudgetPolicy final : public StepPolicy {
     b.decode_attn_pairs = std::max(1.0, d + decode_context);
     b.attn_pairs = b.decode_attn_pairs + p * (chunk_context + (p + 1.0) / 2.0);
     b.kv_read_tokens = b.decode_attn_pairs + chunk_context + p;
-    return cost_->RankStepEstimate(b, static_cast<double>(b.tokens) * m.top_k, ranks_);
+    return cost_->RankStepEstimate(b, static_cast<double>(b.tokens) * m.top_k, ranks_, async_);
   }
 
   const CostModel* cost_;
   int ranks_;
+  bool async_;  // the engines' CPU overhead hides behind the GPU step (StepDeps)
   CoordinatedOptions o_;
 };
 
@@ -153,15 +176,17 @@ FactoryResult NewCoordinatedBudget(const Params& p, const StepDeps& deps) {
   o.min_chunk = p.GetInt("min_chunk", o.min_chunk);
   o.max_step = p.GetDouble("max_step_ms", 0) / 1000.0;
   o.drain_steps = p.GetInt("drain_steps", o.drain_steps);
+  o.backlog_steps = p.GetDouble("backlog_steps", o.backlog_steps);
   o.fill = p.GetBool("fill", o.fill);
   if (!(o.stretch >= 1)) return InvalidArgument("'stretch' must be >= 1");
   if (o.min_chunk < 0) return InvalidArgument("'min_chunk' must be >= 0 (tokens)");
   if (!(o.max_step >= 0)) return InvalidArgument("'max_step_ms' must be >= 0");
+  if (!(o.backlog_steps >= 0)) return InvalidArgument("'backlog_steps' must be >= 0 (0 = off)");
   if (deps.cost_model == nullptr) {
     return InvalidArgument("needs a cost model (StepDeps::cost_model is null)");
   }
-  return std::unique_ptr<StepPolicy>(
-      std::make_unique<CoordinatedBudgetPolicy>(deps.cost_model, deps.ranks, o));
+  return std::unique_ptr<StepPolicy>(std::make_unique<CoordinatedBudgetPolicy>(
+      deps.cost_model, deps.ranks, deps.async_scheduling, o));
 }
 
 }  // namespace gimbal::step_internal

@@ -52,6 +52,8 @@ class StepPolicy {
 struct StepDeps {
   const CostModel* cost_model = nullptr;  // policies that price steps
   int ranks = 1;                          // DP ranks = EP GPUs (expert work is spread over them)
+  bool async_scheduling =
+      false;  // the engines hide CPU overhead behind the GPU step (EngineConfig)
 };
 
 using StepFactory =

@@ -1,6 +1,7 @@
 // Step policies: the fixed vLLM budget and Gimbal's coordinated budgets, on a hand-made model.
 #include "policy/step/step_policy.h"
 
+#include <cmath>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -51,6 +52,7 @@ TEST(StepPolicy, RegistryNamesAndErrors) {
                                                         {"max_step_ms", "-2"},
                                                         {"stretch", "x"},
                                                         {"fill", "maybe"},
+                                                        {"backlog_steps", "-1"},
                                                         {"typo", "1"}}) {
     auto r =
         MakeStepPolicy("gimbal", Params(std::map<std::string, std::string>{{key, value}}), Deps());
@@ -132,8 +134,15 @@ TEST(StepPolicy, GimbalBudgetsGrowWithStretchAndAbsoluteCapBinds) {
   auto capped = Make(
       "gimbal", dispatch_test::P({{"stretch", "8"}, {"max_step_ms", "0.001"}, {"min_chunk", "0"}}));
   ASSERT_NE(capped, nullptr);
-  // An absolute cap below the decode-only step leaves just the decodes.
+  // An absolute cap below the decode-only step leaves just the decodes, when no floor is set.
   EXPECT_EQ(Budgets(*capped, w)[0], 128 + 0);
+  // The backlog floor, like min_chunk, still lets prefill progress: sqrt(16 · 20000 / 32) = 100.
+  auto capped_backlog = Make("gimbal", dispatch_test::P({{"stretch", "8"},
+                                                         {"max_step_ms", "0.001"},
+                                                         {"min_chunk", "0"},
+                                                         {"backlog_steps", "32"}}));
+  ASSERT_NE(capped_backlog, nullptr);
+  EXPECT_EQ(Budgets(*capped_backlog, w)[0], 128 + 100);
 }
 
 TEST(StepPolicy, GimbalFillsUpToTheSlowestRankWhenAFloorBinds) {
@@ -164,6 +173,49 @@ TEST(StepPolicy, GimbalFillsUpToTheSlowestRankWhenAFloorBinds) {
   ASSERT_NE(loose, nullptr);
   ASSERT_NE(loose_no_fill, nullptr);
   EXPECT_EQ(Budgets(*loose, w), Budgets(*loose_no_fill, w));
+}
+
+TEST(StepPolicy, GimbalBacklogFloorFollowsTheSquareRootRule) {
+  // stretch 1.2 and no fixed floor: rank 0's chunk is what fits the target (`fit`), unless its
+  // backlog P is large enough for sqrt(fit · P / backlog_steps) to exceed it.
+  const Params base = dispatch_test::P({{"stretch", "1.2"}, {"min_chunk", "0"}});
+  auto off = Make("gimbal", base);  // backlog_steps 0 (the default): off
+  Params on_params = base;
+  on_params.Set("backlog_steps", "32");
+  auto on = Make("gimbal", on_params);
+  Params k8_params = base;
+  k8_params.Set("backlog_steps", "8");
+  auto k8 = Make("gimbal", k8_params);
+  ASSERT_NE(off, nullptr);
+  ASSERT_NE(on, nullptr);
+  ASSERT_NE(k8, nullptr);
+  auto state = [](int64_t pending) {
+    return std::vector<RankWork>{Decoding(200, pending), Decoding(200)};
+  };
+  const int64_t room = kMax - 200;
+  const int64_t fit = Budgets(*off, state(1'000'000))[0] - 200;
+  ASSERT_GE(fit, 16);
+  ASSERT_LT(fit, room / 8);
+  auto expected = [&](int64_t pending, double k) {
+    const auto floor = static_cast<int64_t>(std::sqrt(static_cast<double>(fit) * pending / k));
+    return 200 + std::min(room, std::max(fit, floor));
+  };
+  // A light backlog (P < k · fit) leaves the chunk at fit.
+  const int64_t light = 16 * fit;
+  EXPECT_EQ(Budgets(*on, state(light)), Budgets(*off, state(light)));
+  // A heavy one takes the square-root chunk: larger with the backlog, smaller with k, and never
+  // more than the engine's limit.
+  int64_t previous = 0;
+  for (int64_t pending : std::vector<int64_t>{100 * fit, 1'000 * fit, 1'000'000}) {
+    const auto b = Budgets(*on, state(pending));
+    EXPECT_EQ(b[0], expected(pending, 32)) << "pending " << pending;
+    EXPECT_GT(b[0], previous);
+    EXPECT_EQ(b[1], kMax);  // nothing to prefill there
+    EXPECT_GE(Budgets(*k8, state(pending))[0], b[0]);
+    previous = b[0];
+  }
+  EXPECT_GT(Budgets(*on, state(1'000 * fit))[0], 200 + fit);
+  EXPECT_LE(Budgets(*k8, state(1'000'000'000))[0], kMax);
 }
 
 }  // namespace

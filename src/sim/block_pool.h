@@ -1,0 +1,71 @@
+// BlockPool: one rank's paged KV blocks with automatic prefix caching, as vLLM v1's block pool.
+//
+// Blocks are numbered 0..num_blocks-1. Block 0 is reserved (vLLM's null block) and never handed
+// out, so num_blocks - 1 blocks are usable. Each block has a reference count (requests holding it)
+// and, once its tokens are all computed, a content hash (Cache()); a hashed block stays findable by
+// Lookup() until it is evicted. Blocks with no holder sit in the free queue, cached ones included
+// (they count as free until a hit takes them back or an allocation evicts them):
+//   - Allocate() takes blocks from the front; a hashed block taken there loses its hash (evicted).
+//   - Free() returns a request's blocks tail first: a block whose count drops to 0 goes to the back
+//     when hashed and to the front when not (a partial or uncomputed block is reused first). The
+//     result is LRU across requests and, within one request, the tail evicted before the head.
+//   - Touch() takes a hit block for one more holder, out of the free queue if it was free.
+// Several blocks may carry the same hash (two requests computed the same prefix at once); Lookup()
+// returns the one cached first. Every operation costs O(blocks passed in) — the queue is an
+// index-linked list and hashes sit in a hash map — never a scan over the pool.
+#pragma once
+
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+namespace gimbal::sim {
+
+class BlockPool {
+ public:
+  // num_blocks >= 2 (one is reserved). Initially every usable block is free, in id order.
+  explicit BlockPool(int64_t num_blocks);
+
+  int64_t num_usable() const { return static_cast<int64_t>(blocks_.size()) - 1; }
+  int64_t num_free() const { return num_free_; }  // includes cached free blocks
+  int64_t num_used() const { return num_usable() - num_free_; }
+  int64_t num_evictions() const { return evictions_; }
+
+  // Appends `n` blocks from the front of the free queue to `out`, each with count 1, evicting the
+  // cached ones. Requires n <= num_free().
+  void Allocate(int64_t n, std::vector<int32_t>& out);
+  // The cached block with content hash `hash`, or -1.
+  int32_t Lookup(uint64_t hash) const;
+  // One more holder of block `b` (a prefix hit); a free block leaves the free queue.
+  void Touch(int32_t b);
+  // Releases one hold on each of `blocks` (a request's block table, head first), tail first.
+  void Free(const std::vector<int32_t>& blocks);
+  // Gives held block `b`, now full and computed, the content hash `hash`. No-op when it has one.
+  void Cache(int32_t b, uint64_t hash);
+
+  int32_t ref_count(int32_t b) const { return blocks_.at(b).ref; }
+  bool hashed(int32_t b) const { return blocks_.at(b).hashed; }
+  // The free queue front to back. O(free blocks): for tests.
+  std::vector<int32_t> FreeQueue() const;
+
+ private:
+  struct Block {
+    uint64_t hash = 0;
+    int32_t ref = 0;
+    int32_t prev = -1, next = -1;            // free queue links
+    int32_t same_prev = -1, same_next = -1;  // other blocks cached under the same hash
+    bool hashed = false;
+  };
+  void Unlink(int32_t b);
+  void PushBack(int32_t b);
+  void PushFront(int32_t b);
+  void Evict(int32_t b);
+
+  std::vector<Block> blocks_;
+  std::unordered_map<uint64_t, int32_t> cached_;  // hash -> first block with it
+  int32_t head_ = -1, tail_ = -1;
+  int64_t num_free_ = 0;
+  int64_t evictions_ = 0;
+};
+
+}  // namespace gimbal::sim
