@@ -48,6 +48,7 @@ Result<std::unique_ptr<Emulator>> Emulator::Create(EmulatorOptions options) {
   StepDeps step_deps;
   step_deps.cost_model = &e->cluster_->cost_model();
   step_deps.ranks = e->spec_.dp;
+  step_deps.async_scheduling = e->spec_.engine.async_scheduling;
   auto step = MakeStepPolicy(e->options_.step_policy, e->options_.step_params, step_deps);
   if (!step.ok()) return step.status();
   e->step_ = std::move(*step);
@@ -233,6 +234,7 @@ bool Emulator::Admit(std::deque<Pending>& in, std::vector<uint64_t>& cancels,
     r.traffic_class =
         std::clamp<int32_t>(s.traffic_class, 0, static_cast<int32_t>(spec_.classes.size()) - 1);
     r.priority = s.priority;
+    r.prefix_hashes = s.prefix_hashes;
     cluster_->engine(s.engine).Add(r, now);
     live_.emplace(p.id, Live{s.engine, std::move(p.sink)});
     changed = true;
@@ -305,6 +307,8 @@ void Emulator::Publish(double now) {
       s.snapshot = cluster_->engine(r).Snapshot(now);
       s.moe_pressure = pressure[r];
       s.preemptions = cluster_->engine(r).total_preemptions();
+      s.prefix_cache_queries = cluster_->engine(r).prefix_cache_queries();
+      s.prefix_cache_hits = cluster_->engine(r).prefix_cache_hits();
       s.steps = times[r].steps;
     }
   }
@@ -318,6 +322,7 @@ void Emulator::Loop() {
   std::vector<uint64_t> cancels;
   std::deque<Command> cmds;
   bool continuous = false;  // the previous step ran straight into this one
+  bool replan = true;       // an empty plan may be followed by a runnable one (see below)
   Clock::time_point prev_end = Clock::now();
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
@@ -342,12 +347,21 @@ void Emulator::Loop() {
     }
     if (!runnable) {
       continuous = false;
+      // With async scheduling an empty plan can still release requests that finished in the
+      // last step (their slots and blocks were held while it was made), so plan once more before
+      // idling; a second empty plan in a row means only new input can help.
+      if (replan && cluster_->HasWork()) {
+        replan = false;
+        lock.lock();
+        continue;
+      }
       lock.lock();
       cv_.wait(lock,
                [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !commands_.empty(); });
       continue;
     }
 
+    replan = true;
     const sim::StepCost cost = cluster_->Cost(plans);
     RecordRouting(plans);
     const Clock::time_point now = Clock::now();

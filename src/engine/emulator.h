@@ -9,7 +9,9 @@
 // it with the cost model (Cluster::Cost), sleeps until the step's end — the step's modelled
 // duration times `time_scale` after its start — and then applies it (Cluster::Complete), handing
 // each request's token events to the callback it was submitted with. Requests that arrive during a
-// step join the next one, as in vLLM. After every step (and after admitting new requests) it
+// step join the next one, as in vLLM. A plan with nothing to run is followed by one more plan
+// (with async scheduling it may have released the slots of requests that just finished) before
+// the driver idles until new input. After every step (and after admitting new requests) it
 // publishes each rank's EngineSnapshot, folds the step's source x expert routing into a decayed
 // RoutingStats, and calls the step watchers.
 //
@@ -72,6 +74,10 @@ struct Submission {
   int64_t output_tokens = 1;  // >= 1
   int32_t traffic_class = 0;  // index into the cluster's traffic classes (clamped)
   int64_t priority = 0;       // for the `priority` queue policy
+  // Chained hashes of the prompt's full KV blocks (Request::prefix_hashes, the engine's block
+  // size): prompts whose hashes agree share cached blocks when prefix caching is on. Empty: the
+  // prompt shares nothing.
+  std::vector<uint64_t> prefix_hashes;
 };
 
 // Per-rank state as last published by the driver.
@@ -80,10 +86,17 @@ struct RankState {
   double moe_pressure = 1;
   int64_t preemptions = 0;
   int64_t steps = 0;
+  // Prefix-cache lookups since the start, in tokens (EngineScheduler::prefix_cache_queries and
+  // prefix_cache_hits, vLLM's vllm:prefix_cache_queries / vllm:prefix_cache_hits); 0 with prefix
+  // caching off.
+  int64_t prefix_cache_queries = 0;
+  int64_t prefix_cache_hits = 0;
 };
 
 // A cluster of `dp` ranks from catalogue names (data/models, data/gpus, data/topologies) with
-// vLLM's default engine limits for the GPU, as a scenario file without `engine:` gets them.
+// vLLM's default engine limits for the GPU, as a scenario file without `engine:` gets them. The
+// engine switches (prefix caching, full-ISL admission, async scheduling) keep EngineConfig's
+// defaults; the cluster hands `cluster.engine` to every rank's scheduler unchanged.
 Result<sim::ClusterSpec> ClusterFromCatalog(const std::string& model, const std::string& gpu,
                                             const std::string& topology, int dp);
 

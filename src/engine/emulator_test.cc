@@ -29,11 +29,14 @@ struct Collector {
   }
 };
 
-std::unique_ptr<Emulator> Make(double scale = 0) {
+std::unique_ptr<Emulator> Make(double scale = 0, bool prefix_caching = true,
+                               int64_t max_num_seqs = 0) {
   auto spec = ClusterFromCatalog("qwen3-30b-a3b", "h100-sxm", "hgx-8gpu", 2);
   EXPECT_TRUE(spec.ok()) << spec.status().ToString();
   EmulatorOptions o;
   o.cluster = *spec;
+  o.cluster.engine.enable_prefix_caching = prefix_caching;
+  if (max_num_seqs > 0) o.cluster.engine.max_num_seqs = max_num_seqs;
   o.time_scale = scale;
   auto e = Emulator::Create(o);
   EXPECT_TRUE(e.ok()) << e.status().ToString();
@@ -44,8 +47,8 @@ TEST(EmulatorTest, RequestsGenerateEveryTokenThenFinish) {
   auto emu = Make();
   emu->Start();
   Collector a, b;
-  emu->Submit({0, 100, 5, 0, 0}, a.Sink());
-  emu->Submit({1, 3000, 3, 0, 0}, b.Sink());
+  emu->Submit({0, 100, 5, 0, 0, {}}, a.Sink());
+  emu->Submit({1, 3000, 3, 0, 0, {}}, b.Sink());
   ASSERT_TRUE(a.WaitFinished());
   ASSERT_TRUE(b.WaitFinished());
   ASSERT_EQ(a.updates.size(), 5u);
@@ -76,8 +79,8 @@ TEST(EmulatorTest, RejectsRequestsThatCannotRun) {
   auto emu = Make();
   emu->Start();
   Collector big, bad;
-  emu->Submit({0, emu->kv_capacity_tokens(), 1, 0, 0}, big.Sink());
-  emu->Submit({5, 10, 1, 0, 0}, bad.Sink());
+  emu->Submit({0, emu->kv_capacity_tokens(), 1, 0, 0, {}}, big.Sink());
+  emu->Submit({5, 10, 1, 0, 0, {}}, bad.Sink());
   ASSERT_TRUE(big.WaitFinished());
   ASSERT_TRUE(bad.WaitFinished());
   EXPECT_EQ(big.updates.back().status, 400);
@@ -104,15 +107,71 @@ TEST(EmulatorTest, StopFailsWhatIsInFlight) {
   auto emu = Make(1000);  // slow: the request is still running when we stop
   emu->Start();
   Collector a;
-  emu->Submit({0, 5000, 1000, 0, 0}, a.Sink());
+  emu->Submit({0, 5000, 1000, 0, 0, {}}, a.Sink());
   std::this_thread::sleep_for(20ms);
   emu->Stop();
   ASSERT_TRUE(a.WaitFinished(1s));
   EXPECT_EQ(a.updates.back().status, 503);
   Collector late;
-  emu->Submit({0, 10, 1, 0, 0}, late.Sink());
+  emu->Submit({0, 10, 1, 0, 0, {}}, late.Sink());
   ASSERT_TRUE(late.WaitFinished(1s));
   EXPECT_EQ(late.updates.back().status, 503);
+}
+
+// Async scheduling holds a finished request's slot through the next plan, which can then be
+// empty although a waiting request fits right after it: the driver must plan again, not idle.
+TEST(EmulatorTest, AnEmptyPlanThatReleasesASlotIsFollowedByTheNext) {
+  auto emu = Make(0, true, /*max_num_seqs=*/1);
+  ASSERT_TRUE(emu->spec().engine.async_scheduling);
+  Collector a, b;
+  emu->Submit({0, 100, 1, 0, 0, {}}, a.Sink());  // both in the first step's inbox
+  emu->Submit({0, 100, 1, 0, 0, {}}, b.Sink());
+  emu->Start();
+  ASSERT_TRUE(a.WaitFinished());
+  ASSERT_TRUE(b.WaitFinished(5s));
+  EXPECT_TRUE(b.updates.back().error.empty());
+}
+
+// 100 prompt tokens at block size 16: six full blocks, each with its chained hash.
+Submission SharedPrompt(int64_t tag) {
+  Submission s{0, 100, 2, 0, 0, {}};
+  for (int64_t b = 0; b < 6; ++b) {
+    s.prefix_hashes.push_back(static_cast<uint64_t>(tag * 100 + b + 1));
+  }
+  return s;
+}
+
+TEST(EmulatorTest, PrefixCacheCountsLookupsAndHitsInTokens) {
+  auto emu = Make();
+  ASSERT_TRUE(emu->spec().engine.enable_prefix_caching);
+  ASSERT_EQ(emu->spec().engine.block_size, 16);
+  emu->Start();
+  Collector first, again, other;
+  emu->Submit(SharedPrompt(1), first.Sink());
+  ASSERT_TRUE(first.WaitFinished());
+  // The same blocks again: a hit of all six (96 tokens, within the first 99), one lookup each.
+  emu->Submit(SharedPrompt(1), again.Sink());
+  ASSERT_TRUE(again.WaitFinished());
+  emu->Submit(SharedPrompt(2), other.Sink());  // different hashes: looked up, nothing hit
+  ASSERT_TRUE(other.WaitFinished());
+  const RankState s = emu->State(0);
+  EXPECT_EQ(s.prefix_cache_queries, 300);
+  EXPECT_EQ(s.prefix_cache_hits, 96);
+  EXPECT_EQ(emu->State(1).prefix_cache_queries, 0);  // the other rank saw nothing
+}
+
+// The cluster's EngineConfig switch reaches the schedulers: with prefix caching off nothing is
+// looked up, so the same prompt twice counts neither queries nor hits.
+TEST(EmulatorTest, PrefixCacheOffCountsNothing) {
+  auto emu = Make(0, /*prefix_caching=*/false);
+  emu->Start();
+  Collector first, again;
+  emu->Submit(SharedPrompt(1), first.Sink());
+  ASSERT_TRUE(first.WaitFinished());
+  emu->Submit(SharedPrompt(1), again.Sink());
+  ASSERT_TRUE(again.WaitFinished());
+  EXPECT_EQ(emu->State(0).prefix_cache_queries, 0);
+  EXPECT_EQ(emu->State(0).prefix_cache_hits, 0);
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <mutex>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
+#include <vector>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
@@ -82,10 +84,49 @@ struct EngineMetrics {
   net::Counter* success = nullptr;
   net::Counter* preemptions = nullptr;
   net::Counter* aborted = nullptr;
+  net::Counter* prefix_queries = nullptr;
+  net::Counter* prefix_hits = nullptr;
   net::Histogram* ttft = nullptr;
   net::Histogram* e2e = nullptr;
   net::Histogram* itl = nullptr;
+
+  // The prefix-cache counters follow the engine's cumulative counts: each scrape adds what is new.
+  void SyncPrefixCache(const RankState& s) {
+    std::lock_guard<std::mutex> lock(prefix_mu);
+    if (s.prefix_cache_queries > queries_seen) {
+      prefix_queries->Inc(static_cast<double>(s.prefix_cache_queries - queries_seen));
+      queries_seen = s.prefix_cache_queries;
+    }
+    if (s.prefix_cache_hits > hits_seen) {
+      prefix_hits->Inc(static_cast<double>(s.prefix_cache_hits - hits_seen));
+      hits_seen = s.prefix_cache_hits;
+    }
+  }
+  std::mutex prefix_mu;
+  int64_t queries_seen = 0;
+  int64_t hits_seen = 0;
 };
+
+// The emulator sees no prompt text, only the parser's hash of the whole prompt. Identical prompts
+// get identical chained hashes for every full block, so they share cached blocks as in vLLM;
+// prompts that share only a prefix share nothing here.
+std::vector<uint64_t> WholePromptBlockHashes(uint64_t prompt_hash, int64_t prompt_tokens,
+                                             int block_size) {
+  auto mix = [](uint64_t x) {  // splitmix64's finaliser
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+  };
+  std::vector<uint64_t> out;
+  if (block_size <= 0) return out;
+  uint64_t h = mix(prompt_hash);
+  for (int64_t b = 0; b < prompt_tokens / block_size; ++b) {
+    h = mix(h ^ static_cast<uint64_t>(b));
+    out.push_back(h);
+  }
+  return out;
+}
 
 double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -187,6 +228,16 @@ void EngineService::Impl::BuildMetrics(int engine) {
                     .AddCounter("gimbal:aborted_requests_total",
                                 "Requests cancelled because their client went away first.", labels)
                     .With(values);
+  // vLLM's counters vllm:prefix_cache_queries and vllm:prefix_cache_hits (tokens), exposed with
+  // the _total suffix as vLLM's Prometheus client writes counters.
+  m->prefix_queries = &m->registry
+                           .AddCounter("vllm:prefix_cache_queries_total",
+                                       "Prefix-cache lookups, in prompt tokens looked up.", labels)
+                           .With(values);
+  m->prefix_hits = &m->registry
+                        .AddCounter("vllm:prefix_cache_hits_total",
+                                    "Prefix-cache hits, in looked-up tokens found cached.", labels)
+                        .With(values);
   m->ttft = &m->registry
                  .AddHistogram("vllm:time_to_first_token_seconds",
                                "Histogram of time to first token in seconds.", labels,
@@ -226,6 +277,7 @@ class EngineHandler : public net::HttpHandler {
     } else if (path == "/v1/models" && get) {
       co_await w.Send(JsonResponse(200, ModelsJson()));
     } else if (path == "/metrics" && get) {
+      s_->metrics[engine_]->SyncPrefixCache(s_->emu->State(engine_));
       co_await w.Send(net::MakeResponse(200, "text/plain; version=0.0.4; charset=utf-8",
                                         s_->metrics[engine_]->registry.Render()));
     } else if (path == wire::kStatePath && get) {
@@ -281,6 +333,8 @@ class EngineHandler : public net::HttpHandler {
     sub.prompt_tokens = r.prompt_tokens;
     sub.output_tokens = r.max_tokens;
     sub.priority = r.request.priority;
+    sub.prefix_hashes = WholePromptBlockHashes(r.request.prompt_hash, r.prompt_tokens,
+                                               s_->emu->spec().engine.block_size);
     sub.traffic_class = r.traffic_class >= 0
                             ? r.traffic_class
                             : MooncakeClassForHash(r.request.prompt_hash, s_->class_weights);

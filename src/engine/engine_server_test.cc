@@ -285,6 +285,33 @@ TEST_F(EngineServerTest, MetricsParseAndReflectLoad) {
   EXPECT_EQ(Metrics(1)["vllm:request_success_total"], 0);  // the other engine saw none
 }
 
+TEST_F(EngineServerTest, MetricsCountPrefixCacheTokens) {
+  StartService(0);  // prefix caching on, as EngineConfig defaults it
+  {
+    Reply r = Call(Req(0, "GET", "/metrics"));
+    ASSERT_EQ(r.status, 200);
+    net::PromParseResult page = net::ParsePrometheusText(r.body);
+    EXPECT_EQ(page.types["vllm:prefix_cache_queries_total"], "counter");
+    EXPECT_EQ(page.types["vllm:prefix_cache_hits_total"], "counter");
+    auto idle = Metrics(0);
+    ASSERT_EQ(idle.count("vllm:prefix_cache_queries_total"), 1u);
+    EXPECT_EQ(idle["vllm:prefix_cache_queries_total"], 0);
+    EXPECT_EQ(idle["vllm:prefix_cache_hits_total"], 0);
+  }
+  // 800 characters are 200 tokens: 12 full blocks of 16. The same prompt again hits all 12 (192
+  // tokens, within the first 199); another prompt is looked up and hits nothing.
+  const std::string same = json{{"prompt", std::string(800, 'a')}, {"max_tokens", 2}}.dump();
+  const std::string other = json{{"prompt", std::string(800, 'b')}, {"max_tokens", 2}}.dump();
+  for (const std::string* body : {&same, &same, &other}) {
+    EXPECT_EQ(Call(Req(0, "POST", "/v1/completions", *body)).status, 200);
+  }
+  auto m = Metrics(0);
+  EXPECT_EQ(m["vllm:prefix_cache_queries_total"], 600);
+  EXPECT_EQ(m["vllm:prefix_cache_hits_total"], 192);
+  EXPECT_EQ(Metrics(0)["vllm:prefix_cache_hits_total"], 192);  // a second scrape adds nothing
+  EXPECT_EQ(Metrics(1)["vllm:prefix_cache_queries_total"], 0);
+}
+
 TEST_F(EngineServerTest, LoneRequestTtftMatchesTheCostModel) {
   // Five times slower than real time, so the modelled prefill (~0.3 s) dwarfs scheduling noise
   // on a loaded or instrumented build and the upper bound can be a ratio.
@@ -308,10 +335,10 @@ TEST_F(EngineServerTest, LoneRequestTtftMatchesTheCostModel) {
   ASSERT_GT(model_s, 0.001);
 
   for (int attempt = 0; attempt < 2; ++attempt) {
-    Reply r =
-        Call(Req(0, "POST", "/v1/completions",
-                 json{{"prompt", std::vector<int>(kPrompt, 5)}, {"max_tokens", 2}, {"stream", true}}
-                     .dump()));
+    // A new prompt each time: the same one again would hit the prefix cache.
+    const json body = {
+        {"prompt", std::vector<int>(kPrompt, 5 + attempt)}, {"max_tokens", 2}, {"stream", true}};
+    Reply r = Call(Req(0, "POST", "/v1/completions", body.dump()));
     ASSERT_EQ(r.status, 200);
     ASSERT_GT(r.first_event_s, 0);
     EXPECT_GE(r.first_event_s, model_s * 0.999) << "model " << model_s;  // never early

@@ -63,8 +63,10 @@ uint64_t EngineScheduler::BlockHash(SeqState& s, int64_t index) const {
   return h[static_cast<size_t>(index)];
 }
 
-void EngineScheduler::CacheFullBlocks(SeqState& s) {
-  const int64_t full = std::min<int64_t>(s.computed / limits_.block_size, s.blocks);
+void EngineScheduler::CacheScheduledBlocks(SeqState& s, int64_t upto) {
+  const bool last_unknown = limits_.async_scheduling && s.sampled_at == completes_;
+  const int64_t known = s.num_tokens() - (last_unknown ? 1 : 0);
+  const int64_t full = std::min<int64_t>(std::min(upto, known) / limits_.block_size, s.blocks);
   for (int64_t i = s.hashed_blocks; i < full; ++i) {
     pool_->Cache(s.block_ids[static_cast<size_t>(i)], BlockHash(s, i));
   }
@@ -205,6 +207,7 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
   auto add = [&](SeqState& s, int64_t n) {
     plan.seqs.push_back({s.req.id, n, s.computed, s.req.traffic_class});
     budget -= n;
+    if (pool_) CacheScheduledBlocks(s, s.computed + n);
   };
 
   // A throttled step defers prefills only while some running request is decoding.
@@ -299,9 +302,9 @@ std::vector<TokenEvent> EngineScheduler::Complete(const StepPlan& plan) {
     SeqState& s = it->second;
     pending_prefill_ -= PrefillRemaining(s);
     s.computed += q.new_tokens;
-    if (pool_) CacheFullBlocks(s);
     if (s.computed == s.num_tokens()) {
       s.generated++;
+      s.sampled_at = completes_ + 1;
       const bool finished = s.generated >= s.req.output_tokens;
       events.push_back({s.req.id, s.generated, finished, s.preemptions});
       if (finished) {
@@ -326,6 +329,7 @@ std::vector<TokenEvent> EngineScheduler::Complete(const StepPlan& plan) {
       }
     }
   }
+  ++completes_;
   return events;
 }
 

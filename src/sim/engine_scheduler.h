@@ -21,7 +21,10 @@
 //   covering that token (each covers prefix_hash_tokens; entries identify their whole prefix, as
 //   Mooncake's do) and the block index; beyond those an identity unique to the request (its id and
 //   the block index), so only the request itself — after preemption — can hit those blocks, output
-//   blocks included. A block gets its hash once its tokens are all computed (Complete()). A request
+//   blocks included. As in vLLM, a block gets its hash when the step that fills it is scheduled
+//   (so another request admitted later in the same plan can hit it), provided its tokens' ids are
+//   known then: under async scheduling the token sampled by the last Complete() is not, and its
+//   block is hashed the next time the request is scheduled, if ever. A request
 //   taken from the waiting queue with no computed tokens (new or preempted) is looked up: the hit
 //   is the longest run of cached blocks within its first num_tokens - 1 tokens, and it starts
 //   computed at the hit. Every lookup adds num_tokens to prefix_cache_queries() and the hit tokens
@@ -88,6 +91,7 @@ struct SeqState {
   std::vector<int32_t> block_ids;
   int64_t hashed_blocks = 0;
   std::vector<uint64_t> block_hashes;
+  int64_t sampled_at = -1;  // the Complete() (EngineScheduler's count) that last sampled a token
   int64_t num_tokens() const { return req.prompt_tokens + generated; }
 };
 
@@ -175,7 +179,9 @@ class EngineScheduler {
   // Admits the head of the waiting queue if it fits; false stops the admission scan.
   bool Admit(SeqState& s, int64_t budget, bool deferred);
   uint64_t BlockHash(SeqState& s, int64_t index) const;
-  void CacheFullBlocks(SeqState& s);
+  // Gives their hash to the blocks that are full once `upto` tokens are computed, as far as the
+  // tokens' ids are known (under async scheduling, not the one sampled by the last Complete()).
+  void CacheScheduledBlocks(SeqState& s, int64_t upto);
   void ReleaseFinishing();
 
   EngineLimits limits_;
@@ -187,6 +193,7 @@ class EngineScheduler {
   std::vector<RequestId> finishing_;  // async: finished, released after the next plan
   std::unique_ptr<BlockPool> pool_;   // with prefix caching
   std::vector<int32_t> hits_;         // scratch: the admission lookup's hit blocks
+  int64_t completes_ = 0;             // Complete() calls so far
   int64_t hash_tokens_ = 0;           // prompt tokens per Request::prefix_hashes entry
   int64_t used_blocks_ = 0;
   int64_t total_preemptions_ = 0;

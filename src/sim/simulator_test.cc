@@ -94,6 +94,30 @@ TEST(SimulatorTest, EveryRequestIsAccountedFor) {
   }
 }
 
+TEST(SimulatorTest, RequestsWaitingOnAFinishingRequestsSlotStillRun) {
+  // One sequence slot per rank and async scheduling: the request behind a finished one is
+  // admitted by a plan that first comes out empty (the finished request still held the slot).
+  // Nothing arrives afterwards to restart the stepping, so the simulator must plan again.
+  ClusterSpec spec = testing::TinyCluster(1);
+  spec.engine.max_num_seqs = 1;
+  spec.engine.async_scheduling = true;
+  std::vector<Request> reqs(3);
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    reqs[i].id = static_cast<RequestId>(i);
+    reqs[i].prompt_tokens = 40;
+    reqs[i].output_tokens = 3;
+  }
+  StackSpec stack;
+  stack.dispatch = "round_robin";
+  SimOptions opt;
+  opt.keep_requests = true;
+  auto r = Simulate(spec, stack, reqs, opt);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->summary["completed"].get<int64_t>(), 3);
+  EXPECT_EQ(r->summary["failed"].get<int64_t>(), 0);
+  for (const auto& rec : r->requests) EXPECT_TRUE(rec.completed()) << rec.id;
+}
+
 TEST(SimulatorTest, StepRecordsCarryPerGpuExpertLoadThatAddsUpToTheSummary) {
   const auto reqs = Workload(200, 100, 8);
   StackSpec stack;
