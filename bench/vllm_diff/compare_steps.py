@@ -5,7 +5,9 @@ Per step it compares: the scheduled (id, tokens, computed_before) set, the preem
 finished ids, and prefix_hit_tokens of admissions. Prints the first `--show` differing steps and
 a summary; exits 0 when the logs agree, 1 when they differ, 2 on bad input. Plain Python.
 
-Usage: compare_steps.py A.jsonl B.jsonl [--show 5]
+Usage: compare_steps.py A.jsonl B.jsonl [--show 5] [--summary]
+With --summary it prints one line instead: steps of each log, steps that agree, preemptions in A,
+and the first differing step with the fields that differ there.
 """
 
 import argparse
@@ -34,14 +36,38 @@ def key(step):
             "finished": sorted(step.get("finished", [])), "admission_hits": hits}
 
 
+FIELDS = ("scheduled", "preempted", "finished", "admission_hits")
+
+
+def summarize(a, b):
+    """(steps that agree, index of the first differing step or None, fields differing there)."""
+    agree, first, fields = 0, None, []
+    for i in range(max(len(a), len(b))):
+        ka = key(a[i]) if i < len(a) else None
+        kb = key(b[i]) if i < len(b) else None
+        if ka == kb:
+            agree += 1
+        elif first is None:
+            first = i
+            fields = [f for f in FIELDS if (ka or {}).get(f) != (kb or {}).get(f)]
+    return agree, first, fields
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("a")
     ap.add_argument("b")
     ap.add_argument("--show", type=int, default=5)
+    ap.add_argument("--summary", action="store_true", help="one line: steps, agreeing, first diff")
     args = ap.parse_args()
     head_a, a = load(args.a)
     head_b, b = load(args.b)
+    if args.summary:
+        agree, first, fields = summarize(a, b)
+        where = "none" if first is None else f"step {first} ({', '.join(fields)})"
+        preempted = sum(len(s.get("preempted", [])) for s in a)
+        print(f"steps {len(a)}/{len(b)} agree {agree} preempted {preempted} first_diff {where}")
+        sys.exit(1 if first is not None else 0)
     for k in sorted(set(head_a.get("engine", {})) | set(head_b.get("engine", {}))):
         va, vb = head_a.get("engine", {}).get(k), head_b.get("engine", {}).get(k)
         if va != vb:
@@ -56,7 +82,7 @@ def main():
         if shown < args.show:
             shown += 1
             print(f"step {i}:")
-            for field in ("scheduled", "preempted", "finished", "admission_hits"):
+            for field in FIELDS:
                 fa = ka[field] if ka else None
                 fb = kb[field] if kb else None
                 if fa != fb:

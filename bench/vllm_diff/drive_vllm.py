@@ -11,6 +11,7 @@ the step. The line format is documented in README.md ("Step log"); Gimbal's engi
 meant to emit the same lines so the two can be compared with compare_steps.py.
 
 Usage: drive_vllm.py TRACE.json [-o STEPS.jsonl] [--async-scheduling] [--max-steps N]
+       drive_vllm.py --batch JOBS   (one job a line: TRACE OUT [async]; pays vLLM's start-up once)
 Run it with the venv made by install.sh (build/vllm-diff-venv/bin/python).
 """
 
@@ -195,7 +196,10 @@ def drive(trace, engine, scheduler, hasher, out, max_steps) -> int:
         arrived = []
         while next_req < len(pending) and pending[next_req]["arrival_step"] <= step:
             r = pending[next_req]
-            scheduler.add_request(make_request(r, hasher, float(step)))
+            # Arrival times grow in trace order inside a step, as wall-clock arrivals would: the
+            # priority policy breaks priority ties by arrival time (then by request id).
+            arrival = step + 1e-6 * len(arrived)
+            scheduler.add_request(make_request(r, hasher, arrival))
             arrived.append(str(r["id"]))
             next_req += 1
         so = scheduler.schedule()
@@ -274,14 +278,35 @@ def vllm_version() -> str:
     return getattr(vllm, "__version__", "unknown")
 
 
+def run_batch(path: str, max_steps: int) -> None:
+    try:
+        with open(path) as f:
+            jobs = [line.split() for line in f if line.strip()]
+    except OSError as e:
+        fail(f"cannot read {path}: {e}")
+    for job in jobs:
+        if len(job) not in (2, 3) or (len(job) == 3 and job[2] != "async"):
+            fail(f"{path}: bad job {' '.join(job)!r} (want: TRACE OUT [async])")
+        trace = load_trace(job[0])
+        with open(job[1], "w") as out:
+            steps = run(trace, out, len(job) == 3, max_steps)
+        print(f"drive_vllm: {job[1]}: {steps} steps", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("trace")
+    ap.add_argument("trace", nargs="?")
+    ap.add_argument("--batch", help="file of jobs, one a line: TRACE OUT [async]")
     ap.add_argument("-o", "--output", default="-", help="step log (JSON lines); '-' = stdout")
     ap.add_argument("--async-scheduling", dest="async_scheduling", action="store_true",
                     default=None, help="use AsyncScheduler with one batch in flight")
     ap.add_argument("--max-steps", type=int, default=1_000_000)
     args = ap.parse_args()
+    if args.batch:
+        run_batch(args.batch, args.max_steps)
+        return
+    if not args.trace:
+        fail("give a trace or --batch JOBS")
     trace = load_trace(args.trace)
     out = sys.stdout if args.output == "-" else open(args.output, "w")
     try:

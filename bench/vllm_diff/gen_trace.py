@@ -31,12 +31,16 @@ def main() -> None:
     ap.add_argument("--max-num-batched-tokens", type=int, default=256)
     ap.add_argument("--max-model-len", type=int, default=4096)
     ap.add_argument("--no-prefix-caching", action="store_true")
+    ap.add_argument("--policy", choices=["fcfs", "priority"], default="fcfs")
+    ap.add_argument("--priorities", type=int, default=1,
+                    help="request priorities drawn from 0..N-1 (used by --policy priority)")
     ap.add_argument("-o", "--output", default="-")
     a = ap.parse_args()
     if a.requests < 0 or a.unique_min < 1 or a.unique_max < a.unique_min or a.output_min < 1 \
-            or a.output_max < a.output_min or a.arrivals_per_step <= 0 or a.prefixes < 0:
+            or a.output_max < a.output_min or a.arrivals_per_step <= 0 or a.prefixes < 0 \
+            or a.priorities < 1:
         sys.exit("gen_trace: bad ranges (need unique_min >= 1, output_min >= 1, max >= min, "
-                 "arrivals-per-step > 0)")
+                 "arrivals-per-step > 0, priorities >= 1)")
 
     rng = random.Random(a.seed)
     vocab_lo, vocab_hi = 10, 29999
@@ -51,8 +55,10 @@ def main() -> None:
                    for _ in range(rng.randint(a.unique_min, a.unique_max))]
         out = rng.randint(a.output_min, a.output_max)
         prompt = prompt[: max(1, a.max_model_len - out)]
-        requests.append({"id": f"r{i}", "arrival_step": step, "prompt": prompt,
-                         "output_tokens": out})
+        r = {"id": f"r{i}", "arrival_step": step, "prompt": prompt, "output_tokens": out}
+        if a.priorities > 1:
+            r["priority"] = rng.randrange(a.priorities)
+        requests.append(r)
     trace = {
         "format": "gimbal-vllm-diff-trace/1",
         "engine": {
@@ -62,6 +68,7 @@ def main() -> None:
             "max_num_batched_tokens": a.max_num_batched_tokens,
             "max_model_len": a.max_model_len,
             "enable_prefix_caching": not a.no_prefix_caching,
+            "policy": a.policy,
         },
         "requests": requests,
     }
