@@ -34,6 +34,36 @@ void Put(nlohmann::ordered_json& out, const std::string& name, std::vector<doubl
   out["p99_" + name + "_ms"] = PercentileSorted(xs, 99) * 1e3;
 }
 
+// TTFT by prompt-length decile: completed requests ordered by prompt length (ties by id), cut
+// into ten groups of equal count (the first ones one larger when the count does not divide).
+nlohmann::ordered_json PromptDeciles(const std::vector<const RequestRecord*>& done) {
+  std::vector<const RequestRecord*> by_len = done;
+  std::sort(by_len.begin(), by_len.end(), [](const RequestRecord* a, const RequestRecord* b) {
+    return a->prompt_tokens != b->prompt_tokens ? a->prompt_tokens < b->prompt_tokens
+                                                : a->id < b->id;
+  });
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  const size_t n = by_len.size();
+  if (n < 10) return out;  // no deciles for fewer than ten requests
+  size_t begin = 0;
+  for (size_t d = 0; d < 10; ++d) {
+    const size_t size = n / 10 + (d < n % 10 ? 1 : 0);
+    std::vector<double> ttft;
+    for (size_t i = begin; i < begin + size; ++i) {
+      ttft.push_back(by_len[i]->first_token - by_len[i]->arrival);
+    }
+    std::sort(ttft.begin(), ttft.end());
+    out.push_back({{"decile", d + 1},
+                   {"requests", size},
+                   {"prompt_tokens_min", by_len[begin]->prompt_tokens},
+                   {"prompt_tokens_max", by_len[begin + size - 1]->prompt_tokens},
+                   {"mean_ttft_ms", Mean(ttft) * 1e3},
+                   {"p99_ttft_ms", PercentileSorted(ttft, 99) * 1e3}});
+    begin += size;
+  }
+  return out;
+}
+
 }  // namespace
 
 LogHistogram::LogHistogram() : buckets_(kBuckets, 0.0) {}
@@ -65,6 +95,7 @@ double LogHistogram::StdDev() const {
 void Summarise(const std::vector<RequestRecord>& records, const LogHistogram& itl, const Slo& slo,
                nlohmann::ordered_json& out) {
   std::vector<double> ttft, tpot, e2el;
+  std::vector<const RequestRecord*> done;
   int64_t completed = 0, input = 0, output = 0, good = 0;
   double first_arrival = records.empty() ? 0 : records.front().arrival;
   double last_finish = first_arrival;
@@ -72,6 +103,7 @@ void Summarise(const std::vector<RequestRecord>& records, const LogHistogram& it
     first_arrival = std::min(first_arrival, r.arrival);
     if (!r.completed()) continue;
     completed++;
+    done.push_back(&r);
     input += r.prompt_tokens;
     output += r.output_tokens;
     last_finish = std::max(last_finish, r.finish);
@@ -99,7 +131,10 @@ void Summarise(const std::vector<RequestRecord>& records, const LogHistogram& it
   out["request_goodput"] = static_cast<double>(good) / duration;
   out["output_throughput"] = static_cast<double>(output) / duration;
   out["total_token_throughput"] = static_cast<double>(input + output) / duration;
-  Put(out, "ttft", ttft);
+  Put(out, "ttft", ttft);  // sorts ttft
+  // p99.9 only where at least 1,000 requests back it (a tail of one or more requests).
+  if (ttft.size() >= 1000) out["p999_ttft_ms"] = PercentileSorted(ttft, 99.9) * 1e3;
+  out["ttft_by_prompt_decile"] = PromptDeciles(done);
   Put(out, "tpot", tpot);
   out["mean_itl_ms"] = itl.Mean() * 1e3;
   out["median_itl_ms"] = itl.Percentile(50) * 1e3;

@@ -5,6 +5,10 @@
 // the front end; TPOT is (finish − first token) / (output − 1) per request with output > 1; ITL is
 // every gap between consecutive tokens of a request; E2EL is finish − arrival. Duration runs from
 // the first arrival to the last finish. Goodput counts requests meeting every SLO that is set.
+// Beyond vLLM's keys: `p999_ttft_ms` when at least 1,000 requests completed, and
+// `ttft_by_prompt_decile`, the completed requests ordered by prompt length (ties by id) and cut
+// into ten equal-count groups (the first n mod 10 one larger; empty below ten requests), each with
+// its prompt-length range and mean and p99 TTFT — so a tail traded for a mean shows by length.
 #pragma once
 
 #include <cstdint>
