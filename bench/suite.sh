@@ -340,6 +340,23 @@ for n in high:
         out.append(f"| {n}{tag} | {ref} | " + " | ".join(cells) + f" | {router if ref == 'vllm' else ''} |")
 out.append("")
 
+# --- the tail by prompt length ---
+out += ["### TTFT of the longest prompts, high-load scenarios", "",
+        "Mean and p99 TTFT of the decile of requests with the longest prompts (`ttft_by_prompt_decile` "
+        "in each run's JSON), gimbal against vllm: where a mean gain is bought with the long "
+        "prompts' wait, it shows here.", "",
+        "| scenario | prompt tokens | vllm mean / p99 TTFT ms | gimbal mean / p99 TTFT ms | p99 change |",
+        "|---|---|---|---|---|"]
+for n in high:
+    rr = runs(n)
+    if "gimbal" not in rr or not rr["vllm"].get("ttft_by_prompt_decile"):
+        continue
+    v, g = rr["vllm"]["ttft_by_prompt_decile"][-1], rr["gimbal"]["ttft_by_prompt_decile"][-1]
+    out.append(f"| {n} | {v['prompt_tokens_min']}-{v['prompt_tokens_max']} | {v['mean_ttft_ms']:.0f} / "
+               f"{v['p99_ttft_ms']:.0f} | {g['mean_ttft_ms']:.0f} / {g['p99_ttft_ms']:.0f} | "
+               f"{fpct(pct(g['p99_ttft_ms'], v['p99_ttft_ms']))} |")
+out.append("")
+
 # --- per scenario ---
 out += ["## Per scenario", ""]
 for n in names:
