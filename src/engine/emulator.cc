@@ -322,7 +322,6 @@ void Emulator::Loop() {
   std::vector<uint64_t> cancels;
   std::deque<Command> cmds;
   bool continuous = false;  // the previous step ran straight into this one
-  bool replan = true;       // an empty plan may be followed by a runnable one (see below)
   Clock::time_point prev_end = Clock::now();
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
@@ -347,21 +346,12 @@ void Emulator::Loop() {
     }
     if (!runnable) {
       continuous = false;
-      // With async scheduling an empty plan can still release requests that finished in the
-      // last step (their slots and blocks were held while it was made), so plan once more before
-      // idling; a second empty plan in a row means only new input can help.
-      if (replan && cluster_->HasWork()) {
-        replan = false;
-        lock.lock();
-        continue;
-      }
       lock.lock();
       cv_.wait(lock,
                [&] { return stop_ || !inbox_.empty() || !cancels_.empty() || !commands_.empty(); });
       continue;
     }
 
-    replan = true;
     const sim::StepCost cost = cluster_->Cost(plans);
     RecordRouting(plans);
     const Clock::time_point now = Clock::now();

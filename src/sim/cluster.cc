@@ -126,6 +126,19 @@ std::vector<StepPlan> Cluster::Plan() {
   step_counter_ = wave_idle_ ? 0 : step_counter_ + 1;
   const int64_t interval = spec_.engine.prefill_schedule_interval;
   last_throttled_ = interval > 1 && spec_.dp > 1 && step_counter_ % interval != 0;
+  std::vector<StepPlan> plans = ScheduleRanks();
+  auto idle = [&] {
+    return std::all_of(plans.begin(), plans.end(), [](const StepPlan& p) { return p.empty(); });
+  };
+  // Under async scheduling an empty plan may release requests that finished in the last step
+  // (they held their slots and blocks while it was made); what waited on them can run now, so
+  // plan once more, as the same step, before calling the cluster idle.
+  if (idle() && HasWork()) plans = ScheduleRanks();
+  wave_idle_ = idle();
+  return plans;
+}
+
+std::vector<StepPlan> Cluster::ScheduleRanks() {
   auto defer = [this](size_t r) {
     return last_throttled_ && !engines_[r].prefill_capacity_bound();
   };
@@ -152,7 +165,6 @@ std::vector<StepPlan> Cluster::Plan() {
       plans.push_back(engines_[r].Schedule(budgets_[r], defer(r)));
     }
   }
-  wave_idle_ = std::all_of(plans.begin(), plans.end(), [](const StepPlan& p) { return p.empty(); });
   return plans;
 }
 

@@ -93,6 +93,8 @@ class Cluster {
   // Plans one lockstep step on every rank, within the budgets of the step policy if one is set
   // (otherwise every rank gets its full max_num_batched_tokens).
   // With prefill_schedule_interval > 1, throttled steps defer prefills (see the file comment).
+  // All plans are empty only when nothing can run until new input arrives: an empty first pass
+  // that released requests finished in the last step (async scheduling) is planned again.
   std::vector<StepPlan> Plan();
   // The shared step counter of the last Plan (0 at a wave's first step) and whether that step was
   // throttled by prefill_schedule_interval.
@@ -134,6 +136,8 @@ class Cluster {
   int64_t kv_capacity_tokens() const { return kv_capacity_tokens_; }
 
  private:
+  // One Schedule() per rank with the step policy's budgets and the current throttle.
+  std::vector<StepPlan> ScheduleRanks();
   Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int64_t kv_blocks);
 
   ClusterSpec spec_;

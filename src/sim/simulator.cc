@@ -187,12 +187,6 @@ class Run {
     plans_ = cluster_.Plan();
     bool any = false;
     for (const auto& p : plans_) any = any || !p.empty();
-    if (!any && cluster_.HasWork()) {
-      // Under async scheduling an empty plan may have released the slots and blocks of requests
-      // that finished in the last step; what waited on them can run now.
-      plans_ = cluster_.Plan();
-      for (const auto& p : plans_) any = any || !p.empty();
-    }
     if (!any) {
       stepping_ = false;  // idle until the next arrival (nothing runnable can appear otherwise)
       return;
