@@ -208,36 +208,23 @@ void EngineService::Impl::BuildMetrics(int engine) {
       [cache_values] {
         return std::vector<std::pair<std::vector<std::string>, double>>{{cache_values, 1.0}};
       });
-  m->prompt_tokens =
-      &m->registry
-           .AddCounter("vllm:prompt_tokens_total", "Number of prefill tokens processed.", labels)
-           .With(values);
-  m->generation_tokens = &m->registry
-                              .AddCounter("vllm:generation_tokens_total",
-                                          "Number of generation tokens processed.", labels)
-                              .With(values);
-  m->success = &m->registry
-                    .AddCounter("vllm:request_success_total",
-                                "Count of successfully processed requests.", labels)
-                    .With(values);
-  m->preemptions = &m->registry
-                        .AddCounter("vllm:num_preemptions_total",
-                                    "Cumulative number of preemptions from the engine.", labels)
-                        .With(values);
-  m->aborted = &m->registry
-                    .AddCounter("gimbal:aborted_requests_total",
-                                "Requests cancelled because their client went away first.", labels)
-                    .With(values);
+  auto counter = [&](const std::string& name, const std::string& help) {
+    return &m->registry.AddCounter(name, help, labels).With(values);
+  };
+  m->prompt_tokens = counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.");
+  m->generation_tokens =
+      counter("vllm:generation_tokens_total", "Number of generation tokens processed.");
+  m->success = counter("vllm:request_success_total", "Count of successfully processed requests.");
+  m->preemptions =
+      counter("vllm:num_preemptions_total", "Cumulative number of preemptions from the engine.");
+  m->aborted = counter("gimbal:aborted_requests_total",
+                       "Requests cancelled because their client went away first.");
   // vLLM's counters vllm:prefix_cache_queries and vllm:prefix_cache_hits (tokens), exposed with
   // the _total suffix as vLLM's Prometheus client writes counters.
-  m->prefix_queries = &m->registry
-                           .AddCounter("vllm:prefix_cache_queries_total",
-                                       "Prefix-cache lookups, in prompt tokens looked up.", labels)
-                           .With(values);
-  m->prefix_hits = &m->registry
-                        .AddCounter("vllm:prefix_cache_hits_total",
-                                    "Prefix-cache hits, in looked-up tokens found cached.", labels)
-                        .With(values);
+  m->prefix_queries = counter("vllm:prefix_cache_queries_total",
+                              "Prefix-cache lookups, in prompt tokens looked up.");
+  m->prefix_hits = counter("vllm:prefix_cache_hits_total",
+                           "Prefix-cache hits, in looked-up tokens found cached.");
   m->ttft = &m->registry
                  .AddHistogram("vllm:time_to_first_token_seconds",
                                "Histogram of time to first token in seconds.", labels,

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "testing/sample_snapshot.h"
+
 namespace gimbal::router {
 namespace {
 
@@ -37,16 +39,9 @@ TEST(SnapshotFromMetrics, OlderKvNameAndNonVllmPages) {
   EXPECT_FALSE(SnapshotFromMetrics(net::ParsePrometheusText("up 1\n"), "m", 0, &s));
 }
 
-// A snapshot as the table would hold it before the page arrives.
+// A snapshot as the front end would hold it before the report arrives.
 EngineSnapshot Previous() {
-  EngineSnapshot p;
-  p.waiting = 7;
-  p.running = 3;
-  p.kv_usage = 0.4;
-  p.kv_capacity_tokens = 5000;
-  p.prefill_pending_tokens = 900;
-  p.taken_at = 1;
-  return p;
+  return gimbal::testing::SampleSnapshot();
 }
 
 TEST(SnapshotFromMetrics, ImplausibleCountsAreDroppedKeepingThePreviousValue) {

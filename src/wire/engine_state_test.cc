@@ -7,18 +7,14 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "testing/sample_snapshot.h"
+
 namespace gimbal::wire {
 namespace {
 
+// A snapshot as the front end would hold it before the report arrives.
 EngineSnapshot Previous() {
-  EngineSnapshot p;
-  p.waiting = 7;
-  p.running = 3;
-  p.kv_usage = 0.4;
-  p.kv_capacity_tokens = 5000;
-  p.prefill_pending_tokens = 900;
-  p.taken_at = 1;
-  return p;
+  return gimbal::testing::SampleSnapshot();
 }
 
 EngineState AState() {
