@@ -138,12 +138,14 @@ TEST_F(ClusterTest, CoordinatedStepBudgetsChunkALonePrefillNextToDecodes) {
   StepDeps deps;
   deps.cost_model = &(*coordinated_cluster)->cost_model();
   deps.ranks = spec.dp;
-  auto gimbal = MakeStepPolicy("gimbal", Params({{"stretch", "2"}, {"min_chunk", "0"}}), deps);
+  auto gimbal = MakeStepPolicy(
+      "gimbal", Params({{"stretch", "2"}, {"min_chunk", "0"}, {"backlog_steps", "0"}}), deps);
   auto vllm = MakeStepPolicy("vllm", {}, deps);
   ASSERT_TRUE(gimbal.ok() && vllm.ok()) << gimbal.status().ToString();
   (*coordinated_cluster)->SetStepPolicy(gimbal->get());
   (*fixed_cluster)->SetStepPolicy(vllm->get());
-  // Rank 1 decodes 64 sequences; then rank 0 receives an 8,000-token prompt.
+  // No floor: the chunk is what fits. Rank 1 decodes 64 sequences; then rank 0 receives an
+  // 8,000-token prompt.
   double decode_step = 0, fixed_first_step = 0, coordinated_max_step = 0;
   int64_t coordinated_steps_to_first_token = 0;
   for (Cluster* c : {fixed_cluster->get(), coordinated_cluster->get()}) {

@@ -22,7 +22,7 @@
 // overhead — serial, or hidden behind the GPU part when the engines schedule asynchronously,
 // StepDeps::async_scheduling) leaves out the all-to-all, which the budget moves little.
 //
-// With `backlog_steps` k set (off by default), a rank's floor grows with its backlog. With `fit`
+// With `backlog_steps` k (default 8; 0 = off), a rank's floor grows with its backlog. With `fit`
 // the chunk that fits tau and P the rank's pending prompt tokens, a chunk of c tokens costs the
 // decodes about c/fit (the step's length against what tau allows) and the backlog about P/c
 // steps to wait, weighted 1/k; c/fit + P/(k·c) is least at c = sqrt(fit·P/k), the square-root
@@ -32,7 +32,8 @@
 // Parameters: stretch (default 2.5, >= 1; tuned on the suite's training scenarios,
 // docs/policies.md), min_chunk (tokens, default 256, >= 0), max_step_ms (default 0 = off),
 // drain_steps (default 0 = off: when set, a rank may always prefill pending/drain_steps tokens),
-// backlog_steps (default 0 = off, >= 0; measured in docs/policies.md), fill (default true).
+// backlog_steps (default 8, >= 0, 0 = off; tuned with the queue's max_overtake_ms for the
+// long-prompt tail, docs/policies.md), fill (default true).
 #include <algorithm>
 #include <cmath>
 
@@ -47,7 +48,7 @@ struct CoordinatedOptions {
   int64_t min_chunk = 256;
   double max_step = 0;       // seconds; 0 = no absolute cap
   int64_t drain_steps = 0;   // 0 = off; else a rank may prefill pending/drain_steps tokens per step
-  double backlog_steps = 0;  // k of the square-root floor; 0 = off
+  double backlog_steps = 8;  // k of the square-root floor; 0 = off
   bool fill = true;          // ranks fill up to the slowest rank's predicted step
 };
 

@@ -124,15 +124,19 @@ TEST(StepPolicy, GimbalBudgetsGrowWithStretchAndAbsoluteCapBinds) {
   const std::vector<RankWork> w = {Decoding(128, 20000), Decoding(128, 20000)};
   int64_t previous = 0;
   for (const char* stretch : {"1", "1.5", "2", "4", "8"}) {
-    auto p = Make("gimbal", dispatch_test::P({{"stretch", stretch}, {"min_chunk", "0"}}));
+    auto p =
+        Make("gimbal",
+             dispatch_test::P({{"stretch", stretch}, {"min_chunk", "0"}, {"backlog_steps", "0"}}));
     ASSERT_NE(p, nullptr);
     const auto b = Budgets(*p, w);
     EXPECT_GE(b[0], previous) << "stretch " << stretch;
     previous = b[0];
   }
   EXPECT_GT(previous, 128);  // a loose target admits a real chunk
-  auto capped = Make(
-      "gimbal", dispatch_test::P({{"stretch", "8"}, {"max_step_ms", "0.001"}, {"min_chunk", "0"}}));
+  auto capped = Make("gimbal", dispatch_test::P({{"stretch", "8"},
+                                                 {"max_step_ms", "0.001"},
+                                                 {"min_chunk", "0"},
+                                                 {"backlog_steps", "0"}}));
   ASSERT_NE(capped, nullptr);
   // An absolute cap below the decode-only step leaves just the decodes, when no floor is set.
   EXPECT_EQ(Budgets(*capped, w)[0], 128 + 0);
@@ -179,7 +183,10 @@ TEST(StepPolicy, GimbalBacklogFloorFollowsTheSquareRootRule) {
   // stretch 1.2 and no fixed floor: rank 0's chunk is what fits the target (`fit`), unless its
   // backlog P is large enough for sqrt(fit · P / backlog_steps) to exceed it.
   const Params base = dispatch_test::P({{"stretch", "1.2"}, {"min_chunk", "0"}});
-  auto off = Make("gimbal", base);  // backlog_steps 0 (the default): off
+  Params off_params = base;
+  off_params.Set("backlog_steps", "0");
+  auto off = Make("gimbal", off_params);
+  auto def = Make("gimbal", base);  // backlog_steps 8 by default
   Params on_params = base;
   on_params.Set("backlog_steps", "32");
   auto on = Make("gimbal", on_params);
@@ -189,6 +196,7 @@ TEST(StepPolicy, GimbalBacklogFloorFollowsTheSquareRootRule) {
   ASSERT_NE(off, nullptr);
   ASSERT_NE(on, nullptr);
   ASSERT_NE(k8, nullptr);
+  ASSERT_NE(def, nullptr);
   auto state = [](int64_t pending) {
     return std::vector<RankWork>{Decoding(200, pending), Decoding(200)};
   };
@@ -212,6 +220,7 @@ TEST(StepPolicy, GimbalBacklogFloorFollowsTheSquareRootRule) {
     EXPECT_GT(b[0], previous);
     EXPECT_EQ(b[1], kMax);  // nothing to prefill there
     EXPECT_GE(Budgets(*k8, state(pending))[0], b[0]);
+    EXPECT_EQ(Budgets(*def, state(pending)), Budgets(*k8, state(pending)));
     previous = b[0];
   }
   EXPECT_GT(Budgets(*on, state(1'000 * fit))[0], 200 + fit);
