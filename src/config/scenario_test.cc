@@ -177,14 +177,17 @@ TEST(ScenarioTest, DevicesAndDirectoriesAreRefused) {
 
 TEST(ScenarioTest, ShippedScenariosAllLoad) {
   const std::filesystem::path dir = std::filesystem::path(GIMBAL_SOURCE_DIR) / "configs/scenarios";
-  int n = 0;
-  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+  // Every scenario in the tree: the suite, its saturation probes and the report-only shapes.
+  int n = 0, shapes = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir)) {
     if (f.path().extension() != ".yaml") continue;
     auto s = LoadScenario(f.path().string());
     EXPECT_TRUE(s.ok()) << f.path() << ": " << s.status().message();
     n++;
+    shapes += f.path().parent_path().filename() == "shapes" ? 1 : 0;
   }
-  EXPECT_GT(n, 0);
+  EXPECT_GT(n, 20);
+  EXPECT_GE(shapes, 4);  // at least two shapes, each at 0.9x and 1.1x saturation
 }
 
 TEST(ScenarioTest, MissingFileIsNotFound) {
