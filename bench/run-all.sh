@@ -21,17 +21,19 @@
 #   suite      the scenario suite, every stack against vllm (bench/suite.sh; results in
 #              build/suite-results/, the report in OUT/suite/suite.md; docs/results/ only with --update-docs)
 #                                                                                      ~2 min
+#   shapes     the report-only shapes against the tail targets (bench/shapes.sh; the report in
+#              OUT/shapes/shapes.md; docs/results/ only with --update-docs)            ~1 min
 #   router     router overhead, throughput against nginx, 10,000 held streams
 #              (bench/router/run.sh; docs/router.md); needs wrk and nginx, else skipped ~2 min
 #
 # Options: --build DIR (default build/release: `make build` first, `make bench` does), --out DIR
 # (logs; default build/bench-results), --update-docs (let bench/suite.sh rewrite
-# docs/results/suite.md). Exits 1 when a benchmark failed, 2 on bad usage.
+# docs/results/suite.md and shapes.md). Exits 1 when a benchmark failed, 2 on bad usage.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-ALL=(sim fidelity placement suite router)
+ALL=(sim fidelity placement suite shapes router)
 BUILD=build/release
 OUT=build/bench-results
 FULL=0
@@ -119,6 +121,16 @@ bench_suite() {
   GIMBAL="$GIMBAL" bash bench/suite.sh --report-dir "$OUT/suite"
   sed -n '/^## Summary/,/^## Per scenario/p' "$OUT/suite/suite.md" | sed '$d'
   echo "every stack, per scenario: $OUT/suite/suite.md; docs/results/suite.md with --update-docs"
+}
+
+bench_shapes() {
+  need "$GIMBAL" || return 1
+  if (( UPDATE_DOCS )); then
+    bash bench/shapes.sh --bin "$GIMBAL"
+    return
+  fi
+  bash bench/shapes.sh --bin "$GIMBAL" --report-dir "$OUT/shapes"
+  sed -n '/^## Targets/,/^Targets met/p' "$OUT/shapes/shapes.md"
 }
 
 bench_router() {

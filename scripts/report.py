@@ -5,9 +5,11 @@ Run by `gimbal report DIR`, which first writes headline.json (the changes agains
 highest rate with t confidence intervals over seeds, computed in C++). Reads DIR/results.json, the
 per-point request CSVs under DIR/points/, and writes into --out:
 
-  index.html, plots.json (the list of plots), results.md (the README's results section), and per
+  index.html, plots.json (the list of plots), results.md (the README's results section), deciles.json
+  (per scenario, mean and p99 TTFT by prompt-length decile per stack at the highest rate), and per
   scenario: latency_vs_rate, latency_cdf, throughput_latency, expert_load, step_breakdown,
-  step_time_series, ablation (each <kind>__<scenario>.png).
+  step_time_series, ablation, and ttft_by_decile where the points carry the summary's
+  ttft_by_prompt_decile (each <kind>__<scenario>.png).
 
 Points carry a "source" ("sim" for `gimbal experiment`). With --live, the live points `gimbal
 report` wrote (a `gimbal bench` run per stack against `gimbal serve` over `gimbal engine`) join
@@ -99,6 +101,7 @@ class Report:
                 self.scenarios.append(p["scenario"])
         self.sources = sorted({p.get("source", "sim") for p in self.points}, key=lambda s: s != "sim")
         self.plots = []  # (scenario, kind, file, caption)
+        self.deciles = OrderedDict()  # scenario -> decile_table()
         cmap = plt.get_cmap("tab10" if len(self.stacks) <= 10 else "tab20")
         self.color = {s: cmap(i % cmap.N) for i, s in enumerate(self.stacks)}
 
@@ -435,6 +438,121 @@ class Report:
                   "the headline stack." + ("" if not self.members else " A tuned baseline's bars are, per "
                                            "metric, its best setting's."))
 
+    # ---- TTFT by prompt-length decile ---------------------------------------------------
+    def decile_row(self, label, source, stack, pts):
+        """One row of the decile table: per decile, the mean over seeds of each seed's mean and p99
+        TTFT, and the prompt-length range over the seeds; p99.9 TTFT (mean over seeds) where every
+        seed has it (runs of at least 1,000 requests)."""
+        deciles = []
+        for d in range(10):
+            cells = [p["summary"]["ttft_by_prompt_decile"][d] for p in pts]
+            deciles.append({"decile": d + 1,
+                            "prompt_tokens_min": min(c["prompt_tokens_min"] for c in cells),
+                            "prompt_tokens_max": max(c["prompt_tokens_max"] for c in cells),
+                            "mean_ttft_ms": mean([c["mean_ttft_ms"] for c in cells]),
+                            "p99_ttft_ms": mean([c["p99_ttft_ms"] for c in cells])})
+        p999 = [p["summary"].get("p999_ttft_ms") for p in pts]
+        return OrderedDict([("label", label), ("source", source), ("stack", stack),
+                            ("seeds", sorted(p["seed"] for p in pts)),
+                            ("p999_ttft_ms", mean(p999) if None not in p999 else None),
+                            ("deciles", deciles)])
+
+    def decile_table(self, scenario):
+        """The decile rows of a scenario at its highest rate: every stack with deciles per source,
+        and per tuned baseline its member with the lowest mean p99 TTFT. None without any."""
+        def with_deciles(ps):
+            return [p for p in ps if len(p["summary"].get("ttft_by_prompt_decile") or []) == 10]
+
+        rows = []
+        for source in self.sources:
+            rate = self.top_rate(scenario, source)
+            for stack in self.stacks:
+                pts = with_deciles(self.pts(scenario, source, stack, rate))
+                if pts:
+                    label = stack if source == "sim" else "%s (%s)" % (stack, source)
+                    rows.append(self.decile_row(label, source, stack, pts))
+            if source != "sim":
+                continue
+            for group, members in self.members.items():
+                cands = [(mean([p["summary"]["p99_ttft_ms"] for p in pts]), m, pts) for m in members
+                         for pts in [with_deciles(self.pts(scenario, "sim", m, rate))] if pts]
+                if cands:
+                    _, m, pts = min(cands, key=lambda c: (c[0], c[1]))
+                    rows.append(self.decile_row("%s (%s, lowest p99 TTFT)" % (group, m.split("/", 1)[1]),
+                                                source, m, pts))
+        if not rows:
+            return None
+        return OrderedDict([("scenario", scenario), ("rate", self.top_rate(scenario)), ("rows", rows)])
+
+    def ttft_by_decile(self, scenario, table):
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+        xs = list(range(1, 11))
+        pos = [d[k] for r in table["rows"] for d in r["deciles"] for k in ("mean_ttft_ms", "p99_ttft_ms")
+               if d[k] > 0]
+        log = bool(pos) and max(pos) > 20 * min(pos)  # both panels alike
+        for ax, key, label in zip(axes, ("mean_ttft_ms", "p99_ttft_ms"), ("mean TTFT (ms)", "p99 TTFT (ms)")):
+            for r in table["rows"]:
+                ys = [d[key] for d in r["deciles"]]
+                tuned = r["stack"] not in self.color
+                ax.plot(xs, ys, style(r["source"]), marker="o", ms=3, label=r["label"],
+                        color="0.5" if tuned else self.color[r["stack"]],
+                        lw=2.2 if r["stack"] in (self.baseline, self.head) else 1.2)
+            if log:
+                ax.set_yscale("log")
+            ax.set_xticks(xs)
+            ax.set_xlabel("prompt-length decile (1: shortest prompts)")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3, which="both")
+        axes[0].legend(fontsize=7, ncol=2)
+        fig.suptitle("%s: TTFT by prompt-length decile at %g req/s (mean over seeds)"
+                     % (scenario, table["rate"] or 0))
+        self.save(fig, scenario, "ttft_by_decile", "Mean and p99 TTFT per prompt-length decile at the "
+                  "highest rate: each run's completed requests ordered by prompt length and cut into ten "
+                  "equal-count groups (the summary's ttft_by_prompt_decile), mean over seeds. A stack "
+                  "lower than another on the left panel but higher on the right one trades a tail for a "
+                  "mean; rising curves mean long prompts wait.")
+
+    def html_decile_table(self, table):
+        rows = table["rows"]
+        ranges = ["%d&ndash;%d" % (min(r["deciles"][d]["prompt_tokens_min"] for r in rows),
+                                   max(r["deciles"][d]["prompt_tokens_max"] for r in rows)) for d in range(10)]
+        has_p999 = any(r["p999_ttft_ms"] is not None for r in rows)
+        head = "".join("<th>%d<br><small>%s tok</small></th>" % (d + 1, ranges[d]) for d in range(10))
+        if has_p999:
+            head += "<th>p99.9 TTFT</th>"
+        bases = {r["source"]: r for r in rows if r["stack"] == self.baseline}  # per source
+        out = ['<table class="decile-table" id="deciles-%s"><thead><tr><th>stack</th><th>seeds</th>%s'
+               '</tr></thead><tbody>' % (html.escape(safe(table["scenario"])), head)]
+        for r in rows:
+            cls = ' class="headline"' if r["stack"] == self.head and r["source"] == "sim" else ""
+            cells = []
+            base = bases.get(r["source"])
+            for d, c in enumerate(r["deciles"]):
+                tint = ""
+                if base is not None and r is not base and base["deciles"][d]["p99_ttft_ms"] > 0:
+                    ratio = c["p99_ttft_ms"] / base["deciles"][d]["p99_ttft_ms"]
+                    tint = ' class="worse"' if ratio > 1.1 else ' class="better"' if ratio < 1 / 1.1 else ""
+                cells.append("<td%s>%.1f / %.1f</td>" % (tint, c["mean_ttft_ms"], c["p99_ttft_ms"]))
+            if has_p999:
+                cells.append("<td>%s</td>" % ("n/a" if r["p999_ttft_ms"] is None else "%.1f" % r["p999_ttft_ms"]))
+            out.append("<tr%s><td>%s</td><td>%d</td>%s</tr>" % (cls, html.escape(r["label"]), len(r["seeds"]),
+                                                               "".join(cells)))
+        out.append("</tbody></table>")
+        return "\n".join(out)
+
+    def decile_intro(self, table):
+        rows = table["rows"]
+        text = ("Mean / p99 TTFT in ms per prompt-length decile at %g req/s: each run's completed requests "
+                "ordered by prompt length and cut into ten equal-count groups (1: the shortest prompts; "
+                "the header gives the prompt tokens over every run in the table), each figure the mean "
+                "over seeds. Cells whose p99 is more than 10%% above %s's in the same decile are red, "
+                "more than 10%% below green." % (table["rate"] or 0, self.baseline))
+        if any(r["source"] != "sim" for r in rows):
+            text += " Live rows are compared with the live %s." % self.baseline
+        if any(r["p999_ttft_ms"] is not None for r in rows):
+            text += " p99.9 TTFT: over all requests, where every seed completed at least 1,000."
+        return text
+
     # ---- table and page ------------------------------------------------------------------
     def fmt_cell(self, m):
         if m["n"] == 0:
@@ -628,7 +746,7 @@ class Report:
                 self.results.get("suite", "")),
             "<style>body{font-family:sans-serif;max-width:1300px;margin:auto;padding:1em}"
             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #bbb;padding:4px 6px;"
-            "text-align:right}tr.headline{background:#eef5ff;font-weight:bold}tr.tuned{background:#f4f4f4}img{max-width:100%;"
+            "text-align:right}tr.headline{background:#eef5ff;font-weight:bold}tr.tuned{background:#f4f4f4}td.worse{background:#fbe3e3}td.better{background:#e3f5e3}img{max-width:100%;"
             "border:1px solid #ddd;margin:6px 0}figcaption{color:#444;font-size:13px}</style>",
             "</head><body>",
             "<h1>Gimbal experiment report: %s</h1>" % html.escape(self.results.get("suite", "")),
@@ -657,6 +775,10 @@ class Report:
                       '<p id="live-gap">%s</p>' % html.escape(self.live_gap_sentence())]
         for scenario in self.scenarios:
             parts.append("<h2>%s</h2>" % html.escape(scenario))
+            table = self.deciles.get(scenario)
+            if table:
+                parts += ["<h3>TTFT by prompt length</h3>", "<p>%s</p>" % html.escape(self.decile_intro(table)),
+                          self.html_decile_table(table)]
             for sc, kind, name, caption in self.plots:
                 if sc != scenario:
                     continue
@@ -682,9 +804,15 @@ class Report:
             self.step_breakdown(scenario)
             self.step_time_series(scenario)
             self.ablation(scenario)
+            table = self.decile_table(scenario)
+            if table:
+                self.deciles[scenario] = table
+                self.ttft_by_decile(scenario, table)
         index = os.path.join(self.out, "index.html")
         with open(index, "w") as f:
             f.write(self.page())
+        with open(os.path.join(self.out, "deciles.json"), "w") as f:
+            json.dump(list(self.deciles.values()), f, indent=1)
         with open(os.path.join(self.out, "plots.json"), "w") as f:
             json.dump([{"scenario": s, "kind": k, "file": n, "caption": c} for s, k, n, c in self.plots], f,
                       indent=1)

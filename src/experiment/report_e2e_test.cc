@@ -1,11 +1,13 @@
 // End to end: `gimbal experiment` on configs/experiments/tiny.yaml, resumption after losing a
-// point, `gimbal report`, and the page in Debian's headless chromium (screenshot written to
-// BUILD_DIR/report.png). Needs /usr/bin/python3 with matplotlib and chromium
-// (scripts/install-deps.sh installs both); fails, rather than skips, when they are missing.
+// point, `gimbal report` (its TTFT-by-prompt-length table recomputed from results.json), and the
+// page in Debian's headless chromium (screenshot written to BUILD_DIR/report.png). Needs
+// /usr/bin/python3 with matplotlib and chromium (scripts/install-deps.sh installs both); fails,
+// rather than skips, when they are missing.
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -63,7 +65,105 @@ std::string FindChromium() {
 
 const std::vector<std::string> kKinds = {"latency_vs_rate", "latency_cdf",    "throughput_latency",
                                          "expert_load",     "step_breakdown", "step_time_series",
-                                         "ablation"};
+                                         "ablation",        "ttft_by_decile"};
+
+std::string Fixed1(double v) {
+  std::array<char, 64> buf{};
+  std::snprintf(buf.data(), buf.size(), "%.1f", v);
+  return buf.data();
+}
+
+// The TTFT-by-prompt-length table of `scenario` in the report (index.html and deciles.json),
+// recomputed here from results.json: per stack at `rate`, each decile's mean and p99 TTFT averaged
+// over the seeds' summaries, in stack order; a cell tinted where its p99 is more than 10% off the
+// baseline's.
+void ExpectDecileTable(const nlohmann::json& results, const std::string& index,
+                       const nlohmann::json& deciles_json, const std::string& scenario,
+                       double rate) {
+  const std::string baseline = results["baseline"];
+  struct Row {
+    std::string stack;
+    int seeds = 0;
+    std::vector<double> mean = std::vector<double>(10, 0.0), p99 = std::vector<double>(10, 0.0);
+    std::vector<int64_t> lo = std::vector<int64_t>(10, INT64_MAX), hi = std::vector<int64_t>(10, 0);
+  };
+  std::vector<Row> rows;
+  for (const auto& s : results["stacks"]) {
+    Row r;
+    r.stack = s.get<std::string>();
+    for (const auto& p : results["points"]) {
+      if (p["scenario"] != scenario || p["stack"] != r.stack || p["rate"].get<double>() != rate) {
+        continue;
+      }
+      const auto& d = p["summary"]["ttft_by_prompt_decile"];
+      ASSERT_EQ(d.size(), 10u) << p["id"];
+      EXPECT_FALSE(p["summary"].contains("p999_ttft_ms")) << "fewer than 1,000 requests";
+      r.seeds++;
+      for (size_t i = 0; i < 10; ++i) {
+        r.mean[i] += d[i]["mean_ttft_ms"].get<double>();
+        r.p99[i] += d[i]["p99_ttft_ms"].get<double>();
+        r.lo[i] = std::min(r.lo[i], d[i]["prompt_tokens_min"].get<int64_t>());
+        r.hi[i] = std::max(r.hi[i], d[i]["prompt_tokens_max"].get<int64_t>());
+      }
+    }
+    if (r.seeds == 0) continue;
+    for (size_t i = 0; i < 10; ++i) {
+      r.mean[i] /= r.seeds;
+      r.p99[i] /= r.seeds;
+    }
+    rows.push_back(r);
+  }
+  ASSERT_GE(rows.size(), 2u);
+  ASSERT_EQ(rows.front().stack, baseline);
+  const Row& base = rows.front();
+
+  // deciles.json holds the same figures.
+  ASSERT_EQ(deciles_json.size(), 1u) << deciles_json.dump();
+  const auto& table = deciles_json[0];
+  EXPECT_EQ(table["scenario"], scenario);
+  ASSERT_EQ(table["rows"].size(), rows.size());
+  for (size_t k = 0; k < rows.size(); ++k) {
+    const auto& jr = table["rows"][k];
+    EXPECT_EQ(jr["stack"], rows[k].stack);
+    EXPECT_TRUE(jr["p999_ttft_ms"].is_null());
+    for (size_t i = 0; i < 10; ++i) {
+      EXPECT_NEAR(jr["deciles"][i]["mean_ttft_ms"].get<double>(), rows[k].mean[i], 1e-9);
+      EXPECT_NEAR(jr["deciles"][i]["p99_ttft_ms"].get<double>(), rows[k].p99[i], 1e-9);
+    }
+  }
+
+  // The page: the header's prompt ranges over every run, then one row per stack, cell by cell.
+  const std::string id = "id=\"deciles-" + scenario + "\"";
+  const auto at = index.find(id);
+  ASSERT_NE(at, std::string::npos) << "no decile table for " << scenario;
+  const std::string html = index.substr(at, index.find("</table>", at) - at);
+  for (size_t i = 0; i < 10; ++i) {
+    int64_t lo = INT64_MAX, hi = 0;
+    for (const Row& r : rows) {
+      lo = std::min(lo, r.lo[i]);
+      hi = std::max(hi, r.hi[i]);
+    }
+    const std::string th = "<th>" + std::to_string(i + 1) + "<br><small>" + std::to_string(lo) +
+                           "&ndash;" + std::to_string(hi) + " tok</small></th>";
+    EXPECT_NE(html.find(th), std::string::npos) << th << "\n" << html;
+  }
+  EXPECT_EQ(html.find("p99.9"), std::string::npos) << "no run has p99.9 TTFT";
+  int tinted = 0;
+  for (const Row& r : rows) {
+    std::string tr = "<td>" + r.stack + "</td><td>" + std::to_string(r.seeds) + "</td>";
+    for (size_t i = 0; i < 10; ++i) {
+      std::string cls;
+      if (&r != &base) {
+        const double ratio = r.p99[i] / base.p99[i];
+        cls = ratio > 1.1 ? " class=\"worse\"" : ratio < 1 / 1.1 ? " class=\"better\"" : "";
+      }
+      tinted += cls.empty() ? 0 : 1;
+      tr += "<td" + cls + ">" + Fixed1(r.mean[i]) + " / " + Fixed1(r.p99[i]) + "</td>";
+    }
+    EXPECT_NE(html.find(tr + "</tr>"), std::string::npos) << tr << "\n" << html;
+  }
+  EXPECT_GT(tinted, 0) << html;
+}
 
 TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
   const fs::path out = fs::path(kBuild) / "experiment_e2e";
@@ -144,6 +244,9 @@ TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
     EXPECT_EQ(row["n_seeds"], 2);
     EXPECT_TRUE(row["metrics"]["mean_ttft_ms"]["ci_lo_pct"].is_number());
   }
+  // TTFT by prompt-length decile at the top rate (60 req/s = 0.75 x 80), every stack.
+  ExpectDecileTable(nlohmann::json::parse(Read(out / "results.json")), index,
+                    nlohmann::json::parse(Read(report / "deciles.json")), "qwen3-8xh200", 60);
   const std::string md = Read(report / "results.md");
   EXPECT_NE(md.find("| **gimbal** |"), std::string::npos) << md;
   EXPECT_NE(md.find("(paper -42.9%)"), std::string::npos) << md;
@@ -171,7 +274,8 @@ TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
                   Quote(url));
   ASSERT_EQ(dom.rc, 0) << dom.text;
   EXPECT_NE(dom.text.find("id=\"headline-table\""), std::string::npos);
-  EXPECT_NE(dom.text.find("all 7 images loaded"), std::string::npos) << dom.text.substr(0, 4000);
+  EXPECT_NE(dom.text.find("id=\"deciles-qwen3-8xh200\""), std::string::npos);
+  EXPECT_NE(dom.text.find("all 8 images loaded"), std::string::npos) << dom.text.substr(0, 4000);
   EXPECT_EQ(dom.text.find("ERR_FILE_NOT_FOUND"), std::string::npos) << dom.text.substr(0, 4000);
   const std::regex img("<img src=\"([^\"]+)\"");
   int imgs = 0;
@@ -181,7 +285,7 @@ TEST(ExperimentReport, TinySuiteResumesAndRendersInChromium) {
     EXPECT_TRUE(fs::exists(report / (*it)[1].str())) << (*it)[1].str();
     EXPECT_TRUE(expected.count((*it)[1].str())) << (*it)[1].str();
   }
-  EXPECT_EQ(imgs, 7);
+  EXPECT_EQ(imgs, 8);
   fs::remove_all(profile);
 }
 
@@ -242,6 +346,14 @@ TEST(ExperimentReport, TunedBaselineIsOneRowWithTheWinningSettings) {
   EXPECT_EQ(md.find("| vllm-best/"), std::string::npos) << md;
   const std::string index = Read(report / "index.html");
   EXPECT_NE(index.find("id=\"tuned-table\""), std::string::npos);
+  // The decile table shows the group by its member with the lowest mean p99 TTFT, the one the
+  // headline table picked for p99 TTFT.
+  std::string p99_best;
+  for (const auto& row : headline["rows"]) {
+    if (row["tuned"].get<bool>()) p99_best = row["metrics"]["p99_ttft_ms"]["best_setting"];
+  }
+  const std::string decile_row = "<td>vllm-best (" + p99_best + ", lowest p99 TTFT)</td><td>2</td>";
+  EXPECT_NE(index.find(decile_row), std::string::npos) << decile_row;
   fs::remove_all(out);
 }
 
@@ -327,7 +439,7 @@ TEST(ExperimentReport, LiveDemoReportShowsSimulatedAndLiveSideBySide) {
   EXPECT_NE(table.find("<td>vllm-baseline</td>"), std::string::npos) << table;
   EXPECT_NE(table.find("<td>gimbal</td>"), std::string::npos) << table;
   EXPECT_NE(table.find("%</td>"), std::string::npos) << table;  // the gap cells
-  EXPECT_NE(dom.text.find("all 7 images loaded"), std::string::npos) << dom.text.substr(0, 4000);
+  EXPECT_NE(dom.text.find("all 8 images loaded"), std::string::npos) << dom.text.substr(0, 4000);
   fs::remove_all(profile);
 }
 

@@ -92,7 +92,7 @@ grep -q '<table id="headline-table">' "$page" || fail "no headline table in $pag
 grep -q '<tr class="headline"><td>sim</td><td>install-test</td><td>25</td><td>gimbal</td><td>2</td>' "$page" \
   || fail "no gimbal row at 25 req/s in $page"
 pngs=$(find exp/report -name '*__install-test.png' -size +2k | wc -l)
-[ "$pngs" -eq 7 ] || fail "expected 7 plots, found $pngs"
+[ "$pngs" -eq 8 ] || fail "expected 8 plots, found $pngs"
 grep -q '| sim | install-test | 25 | \*\*gimbal\*\* | 2 |' exp/report/results.md || fail "results.md row"
 
 # The report script run is the installed one: replaced by one that fails, the report fails.
