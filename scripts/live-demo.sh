@@ -9,6 +9,7 @@
 #
 #   scripts/live-demo.sh                 # about 20 s
 #   GIMBAL=path/to/gimbal NUM_PROMPTS=400 RATE=30 OUT=out/demo2 scripts/live-demo.sh
+#   ROUTER_CONFIG=router.yaml RATE=90 NUM_PROMPTS=3000 scripts/live-demo.sh   # near saturation
 #
 # Outputs, under OUT (default out/demo; emptied first, and refused unless it is empty or an earlier
 # demo's folder):
@@ -43,6 +44,9 @@ RANGE_RATIO="${RANGE_RATIO:-0.9}"
 SEED="${SEED:-1}"
 RUN_TIMEOUT="${RUN_TIMEOUT:-90}"   # seconds per bench run
 OUT="${OUT:-$ROOT/out/demo}"
+# A router config (docs/router.md) both routers load, e.g. to lift limits.max_inflight_per_engine
+# (256) near saturation, where the default answers 429 and the demo fails.
+ROUTER_CONFIG="${ROUTER_CONFIG:-}"
 
 if [ ! -x "$GIMBAL" ]; then
   echo "live-demo: $GIMBAL not found; build first (make build)" >&2
@@ -94,7 +98,8 @@ done
 ROUTER_PORT=""
 start_router() {  # name, then serve flags; sets ROUTER_PORT
   local name=$1; shift
-  "$GIMBAL" serve --port 0 --model "$MODEL" "${BACKENDS[@]}" "$@" >"$WORK/$name.log" 2>&1 &
+  "$GIMBAL" serve --port 0 --model "$MODEL" ${ROUTER_CONFIG:+--config "$ROUTER_CONFIG"} \
+    "${BACKENDS[@]}" "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
   local line
