@@ -19,14 +19,16 @@
 #   OUT/results.json, points/          the simulated points (`gimbal experiment`)
 #   OUT/report/index.html              the report; headline.json's "live" key has the table
 #
-# The stacks (docs/router.md, "Live comparison"):
-#   vllm-baseline: dispatch `vllm` (4·waiting + running from /metrics scraped every 100 ms, plus
-#                  picks since the scrape), no priority tag, so the engines run FCFS.
+# The stacks (docs/router.md, "Live comparison"), each over its own emulated cluster:
+#   vllm-baseline: dispatch `vllm` (vLLM 0.33's score from /metrics scraped every 100 ms, plus
+#                  picks since the scrape), no priority tag, so the engines run FCFS, with vLLM's
+#                  fixed step budget.
 #   gimbal:        dispatch `gimbal` on the engines' pushed state, requests tagged with the
-#                  `gimbal` queue key as vLLM's `priority` (prefill-aware order with aging).
-# The engines run the `priority` queue policy, as vLLM does with --scheduling-policy priority:
+#                  `gimbal` queue key as vLLM's `priority` (prefill-aware order with aging), and
+#                  engines started with `--step-policy gimbal` (coordinated step budgets).
+# Both clusters run the `priority` queue policy, as vLLM does with --scheduling-policy priority:
 # lower `priority` first, ties by arrival. Untagged requests all have priority 0, so the baseline
-# is served first come, first served by the very same engines.
+# is served first come, first served.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -82,18 +84,22 @@ wait_for_line() {
 
 echo "== live: $MODEL on $DP x $GPU (emulated, time scale $TIME_SCALE); $NUM_PROMPTS requests at $RATE req/s"
 
-"$GIMBAL" engine --dp "$DP" --model "$MODEL" --gpu "$GPU" --port 0 --time-scale "$TIME_SCALE" \
-  --queue-policy priority --threads 2 --drain-timeout 5 >"$WORK/engine.log" 2>&1 &
-ENGINE_PID=$!
-PIDS+=("$ENGINE_PID")
-wait_for_line "$WORK/engine.log" "engine $((DP - 1)) on http" "$ENGINE_PID" >/dev/null
-BACKENDS=()
-URLS=()
-for url in $(grep -Eo 'engine [0-9]+ on http://[0-9.:]+' "$WORK/engine.log" | awk '{print $4}'); do
-  BACKENDS+=(--backend "$url")
-  URLS+=("$url")
-done
-[ ${#BACKENDS[@]} -eq $((DP * 2)) ] || { echo "live-demo: expected $DP engine URLs" >&2; exit 1; }
+start_engines() {  # name, then engine flags; sets BACKENDS and URLS
+  local name=$1; shift
+  "$GIMBAL" engine --dp "$DP" --model "$MODEL" --gpu "$GPU" --port 0 --time-scale "$TIME_SCALE" \
+    --queue-policy priority --threads 2 --drain-timeout 5 "$@" >"$WORK/$name.log" 2>&1 &
+  local pid=$!
+  PIDS+=("$pid")
+  wait_for_line "$WORK/$name.log" "engine $((DP - 1)) on http" "$pid" >/dev/null
+  BACKENDS=()
+  URLS=()
+  local url
+  for url in $(grep -Eo 'engine [0-9]+ on http://[0-9.:]+' "$WORK/$name.log" | awk '{print $4}'); do
+    BACKENDS+=(--backend "$url")
+    URLS+=("$url")
+  done
+  [ ${#BACKENDS[@]} -eq $((DP * 2)) ] || { echo "live-demo: expected $DP engine URLs" >&2; exit 1; }
+}
 
 ROUTER_PORT=""
 start_router() {  # name, then serve flags; sets ROUTER_PORT
@@ -107,11 +113,16 @@ start_router() {  # name, then serve flags; sets ROUTER_PORT
   ROUTER_PORT="$(grep -Eo '[0-9]+' <<<"${line##*port }" | head -n1)"
   [ -n "$ROUTER_PORT" ]
 }
+# Each stack has its own cluster: vLLM's fixed step budget for the baseline, Gimbal's coordinated
+# step budgets for the gimbal stack (the engine-side third of the stack).
+start_engines engines-vllm
+BASE_URLS="${URLS[*]}"
 start_router vllm-baseline --policy vllm --queue-policy none --state-source metrics
 BASE_PORT=$ROUTER_PORT
+start_engines engines-gimbal --step-policy gimbal
 start_router gimbal --policy gimbal --queue-policy gimbal --state-source auto
 GIMBAL_PORT=$ROUTER_PORT
-echo "   engines: ${URLS[*]}"
+echo "   engines: vllm-baseline ${BASE_URLS}; gimbal ${URLS[*]}"
 echo "   routers: vllm-baseline on :$BASE_PORT, gimbal on :$GIMBAL_PORT"
 sleep 0.5  # first scrapes and pushed states
 
@@ -180,14 +191,16 @@ workload:
   prompt: $(lengths "$INPUT_LEN" "$RANGE_RATIO")
   output: $(lengths "$OUTPUT_LEN" "$RANGE_RATIO")
 stacks:
-  # The routers' stacks: vLLM's balancer on 100 ms metrics scrapes with FCFS engines (untagged
-  # requests under the priority queue), and Gimbal's dispatch on pushed state with its queue order.
+  # The live stacks: vLLM's balancer on 100 ms metrics scrapes with FCFS engines (untagged
+  # requests under the priority queue) and vLLM's fixed step budget; Gimbal's dispatch on pushed
+  # state, its queue order and its coordinated step budgets.
   - name: vllm-baseline
     dispatch: {policy: vllm, snapshot_interval_ms: 100}
     queue: fcfs
   - name: gimbal
     dispatch: {policy: gimbal, snapshot_interval_ms: 0}
     queue: gimbal
+    step: gimbal
 YAML
 cat >"$LIVE/suite.yaml" <<YAML
 # Written by scripts/live-demo.sh: one point per stack, the live run's seed and rate.
