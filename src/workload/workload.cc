@@ -9,7 +9,7 @@
 #include "workload/workload_internal.h"
 
 namespace gimbal {
-namespace {
+namespace internal {
 
 Status CheckLengthDist(const LengthDist& d, const char* name) {
   auto bad = [&](const std::string& what) {
@@ -55,6 +55,11 @@ Status CheckLengthDist(const LengthDist& d, const char* name) {
   return Status::Ok();
 }
 
+}  // namespace internal
+namespace {
+
+using internal::CheckLengthDist;
+
 // +inf, or a finite rate in [kMinRate, kMaxRate]; NaN not.
 bool ValidRate(double r) {
   return (std::isinf(r) && r > 0) || (r >= kMinRate && r <= kMaxRate);
@@ -97,6 +102,10 @@ const char* WorkloadKindName(WorkloadSpec::Kind kind) {
       return "mooncake";
     case WorkloadSpec::Kind::kBurstGpt:
       return "burstgpt";
+    case WorkloadSpec::Kind::kMultiTurn:
+      return "multiturn";
+    case WorkloadSpec::Kind::kAgentic:
+      return "agentic";
   }
   return "?";
 }
@@ -124,8 +133,22 @@ Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
         "output length), got {}",
         kMaxRequestTokens, spec.max_tokens));
   }
-  if (spec.kind == WorkloadSpec::Kind::kSynthetic) {
-    if (spec.num_requests < 0 || spec.num_requests > kMaxWorkloadRequests) {
+  if (spec.prefix_hash_tokens < 0 || spec.prefix_hash_tokens > kMaxPrefixHashTokens) {
+    return InvalidArgument(
+        fmt::format("workload.prefix_hash_tokens: expected an integer in [1, {}] (or 0: the kind's "
+                    "default), got {}",
+                    kMaxPrefixHashTokens, spec.prefix_hash_tokens));
+  }
+  const bool sessions =
+      spec.kind == WorkloadSpec::Kind::kMultiTurn || spec.kind == WorkloadSpec::Kind::kAgentic;
+  if (spec.prefix_hash_tokens != 0 && !sessions && spec.kind != WorkloadSpec::Kind::kMooncake) {
+    return InvalidArgument(
+        fmt::format("workload.prefix_hash_tokens: applies only to kinds mooncake, multiturn and "
+                    "agentic, not {}",
+                    WorkloadKindName(spec.kind)));
+  }
+  if (spec.kind == WorkloadSpec::Kind::kSynthetic || sessions) {
+    if (!sessions && (spec.num_requests < 0 || spec.num_requests > kMaxWorkloadRequests)) {
       return InvalidArgument(
           fmt::format("workload.num_requests: expected an integer in [0, {}], got {}",
                       kMaxWorkloadRequests, spec.num_requests));
@@ -161,6 +184,7 @@ Status ValidateWorkloadSpec(const WorkloadSpec& spec) {
                         i, kMaxWorkloadSpanS, p.start));
       }
     }
+    if (sessions) return internal::CheckSessionSpec(spec);
     GIMBAL_RETURN_IF_ERROR(CheckLengthDist(spec.prompt, "prompt"));
     GIMBAL_RETURN_IF_ERROR(CheckLengthDist(spec.output, "output"));
     if (spec.sessions < 0) {
@@ -200,6 +224,10 @@ Result<std::vector<Request>> BuildWorkload(const WorkloadSpec& spec,
       break;
     case WorkloadSpec::Kind::kBurstGpt:
       out = ReadBurstGptTrace(spec.path, spec, class_weights, rng);
+      break;
+    case WorkloadSpec::Kind::kMultiTurn:
+    case WorkloadSpec::Kind::kAgentic:
+      out = internal::BuildSessionRequests(spec, class_weights, rng);
       break;
   }
   if (!out.ok()) return out;

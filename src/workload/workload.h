@@ -1,4 +1,5 @@
-// Workloads: the requests a scenario replays, synthetic or from a trace.
+// Workloads: the requests a scenario replays, synthetic, from a trace, or sessions (multi-turn
+// conversations and agentic tool loops that resend their history, sessions.h).
 //
 // A WorkloadSpec is parsed from a scenario's `workload:` map (schema in docs/workloads.md) and
 // turned into requests sorted by arrival, with ids 0..n-1 in that order. Synthetic arrivals follow
@@ -7,7 +8,10 @@
 // everything at t = 0. A rate schedule makes the rate piecewise constant in time. Every request is
 // given a traffic class drawn by the class weights passed in (trace readers may derive it instead,
 // see each reader). Generation is deterministic for a given Rng: BuildWorkload draws one number
-// from it and derives independent streams for arrivals, lengths, classes and sessions.
+// from it and derives independent streams for arrivals, lengths, classes and sessions. Session
+// kinds draw session arrivals the same way (rate in sessions per second); their requests carry
+// prefix_hashes of PrefixHashTokens(spec) tokens each, which the engines must be told
+// (EngineLimits::prefix_hash_tokens) for cache hits to be right.
 #pragma once
 
 #include <cstdint>
@@ -36,15 +40,56 @@ struct LengthDist {
   int64_t Sample(Rng& rng) const;
 };
 
+// A distribution of durations in seconds, clamped to [0, max].
+struct SecondsDist {
+  enum class Kind { kFixed, kUniform, kExponential, kLogNormal };
+  Kind kind = Kind::kFixed;
+  double mean = 0;    // fixed value; mean for exponential and lognormal
+  double sigma = 1;   // lognormal shape (of the underlying normal)
+  double low = 0;     // uniform lower bound
+  double high = 1;    // uniform upper bound
+  double max = 3600;  // every draw is clamped to [0, max]
+  double Sample(Rng& rng) const;
+};
+
+// Shared system prompts: `count` tenants (apps), each with one system prompt of a length drawn
+// once from `tokens`; a session belongs to tenant i with probability proportional to
+// 1 / (i + 1)^zipf (0 = uniform) and starts with that tenant's prompt. count 0 = none.
+struct SystemPromptSpec {
+  int64_t count = 0;
+  LengthDist tokens;
+  double zipf = 1;
+};
+
+// Multi-turn sessions (kinds multiturn and agentic; docs/workloads.md, "Sessions"). Sessions
+// arrive by the WorkloadSpec's rate / schedule and burstiness (sessions per second). Each has
+// `turns` turns; turn 1's prompt is [system prompt] + first_prompt; turn k+1's prompt is turn k's
+// prompt + turn k's output + a new `message`. Turn k+1 arrives at turn k's arrival + an estimated
+// service time (est_ttft_s + output tokens * est_tpot_s) + a think time: an open-loop
+// approximation of a client that waits for each answer. A session ends early when a turn's prompt
+// would exceed max_prompt tokens.
+struct SessionSpec {
+  int64_t num_sessions = 200;
+  LengthDist turns;         // turns per session (integers >= 1)
+  SecondsDist think_time;   // between one turn's estimated completion and the next turn
+  LengthDist first_prompt;  // the first user message (after the system prompt)
+  LengthDist message;       // each later turn's new user message (or tool result)
+  SystemPromptSpec system_prompts;
+  double est_ttft_s = 0.5;      // estimated time to first token, seconds (>= 0)
+  double est_tpot_s = 0.03;     // estimated time per output token, seconds (>= 0)
+  int64_t max_prompt = 131072;  // a session stops before a turn whose prompt exceeds this
+};
+
 struct RatePhase {
   double start = 0;  // seconds
   double rate = 1;   // requests per second (> 0, or +inf)
 };
 
 struct WorkloadSpec {
-  enum class Kind { kSynthetic, kAzure, kMooncake, kBurstGpt };
+  enum class Kind { kSynthetic, kAzure, kMooncake, kBurstGpt, kMultiTurn, kAgentic };
   Kind kind = Kind::kSynthetic;
-  // Synthetic.
+  // Synthetic (rate, burstiness and schedule also give session arrivals of multiturn / agentic;
+  // output also gives their output lengths).
   int64_t num_requests = 1000;
   double rate = 10;       // requests per second; +inf (YAML .inf or "inf") for all at once
   double burstiness = 1;  // Gamma shape
@@ -52,6 +97,11 @@ struct WorkloadSpec {
   LengthDist prompt;
   LengthDist output;
   int64_t sessions = 0;  // > 0: each request gets affinity_key = a session drawn uniformly
+  // Multi-turn and agentic sessions (defaults: DefaultWorkloadSpec).
+  SessionSpec session;
+  // Prompt tokens each Request::prefix_hashes entry covers (EngineLimits::prefix_hash_tokens); 0 =
+  // the kind's default, see PrefixHashTokens.
+  int64_t prefix_hash_tokens = 0;
   // Traces.
   std::string path;          // resolved against the scenario file's directory
   double time_scale = 1;     // arrival times are multiplied by this (0.5 = twice the rate)
@@ -80,6 +130,31 @@ inline constexpr int64_t kMaxTraceFileBytes = int64_t{8} << 30;
 inline constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
 inline constexpr int64_t kMaxTraceRows = 100'000'000;
 
+// Tokens per prefix-hash entry: Mooncake's traces hash 512-token blocks; the session generators
+// hash blocks of the engine's KV block size (16 by default), so each entry is one KV block.
+inline constexpr int64_t kMooncakeHashBlockTokens = 512;
+inline constexpr int64_t kSessionHashBlockTokens = 16;
+inline constexpr int64_t kMaxPrefixHashTokens = int64_t{1} << 20;
+inline constexpr int64_t kMaxSystemPrompts = 1'000'000;  // system_prompts.count
+// Session workloads: at most this many prefix-hash entries in all (8 bytes each: 1 GiB).
+inline constexpr int64_t kMaxSessionHashEntries = int64_t{1} << 27;
+
+// A spec of `kind` with that kind's defaults (for multiturn and agentic: the published figures
+// in docs/workloads.md; for the others, the WorkloadSpec member defaults).
+WorkloadSpec DefaultWorkloadSpec(WorkloadSpec::Kind kind);
+
+// How many prompt tokens each Request::prefix_hashes entry of `spec`'s requests covers, the value
+// the engines must use as EngineLimits::prefix_hash_tokens for hits to be right: the spec's
+// prefix_hash_tokens when > 0; else kMooncakeHashBlockTokens for mooncake,
+// kSessionHashBlockTokens for multiturn and agentic; 0 (no hashes) for the other kinds.
+int64_t PrefixHashTokens(const WorkloadSpec& spec);
+
+// The ideal prefix-cache hit rate of `requests` taken in order (an infinite cache shared by all
+// engines): for each request, the longest leading run of its prefix_hashes entries that appeared
+// in an earlier request's prefix_hashes, times tokens_per_hash (capped at its prompt), summed and
+// divided by the sum of prompt tokens. 0 when there are no prompt tokens. tokens_per_hash > 0.
+double IdealPrefixHitRate(const std::vector<Request>& requests, int64_t tokens_per_hash);
+
 // The expected time from the first arrival to the last of a synthetic spec's num_requests
 // requests: num_requests / rate, or walked through the schedule's phases (0 with an infinite
 // rate in force).
@@ -87,6 +162,8 @@ double ExpectedSyntheticSpan(const WorkloadSpec& spec);
 
 const char* WorkloadKindName(WorkloadSpec::Kind kind);  // "synthetic", "azure", ...
 const char* LengthDistKindName(LengthDist::Kind kind);  // "fixed", "uniform", ...
+
+const char* SecondsDistKindName(SecondsDist::Kind kind);  // "fixed", "uniform", ...
 
 // Reads a `workload:` map. `base_dir` resolves relative trace paths. Errors name the file, line
 // and key; unknown keys and keys that do not apply to the chosen kind or dist are rejected.
