@@ -183,7 +183,7 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
     sim::StackSpec spec;
     spec.name = st.String("name", std::nullopt);
     ReadPolicy(st, "dispatch", "vllm", &spec.dispatch, &spec.dispatch_params,
-               {"snapshot_interval_ms", "max_inflight", "frontends"});
+               {"snapshot_interval_ms", "max_inflight", "frontends", "prefix_index"});
     if (st.Has("dispatch") && st.Child("dispatch").IsMap()) {
       const YamlReader d = st.Child("dispatch");
       spec.snapshot_interval = d.Double("snapshot_interval_ms", 100, 0, 1e9) / 1e3;
@@ -191,6 +191,10 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
       spec.max_inflight = d.Int("max_inflight", 0, 0, int64_t{1} << 20);
       // API servers sharing the dispatch (sim/simulator.h StackSpec::frontends); 0: the policy's.
       spec.frontends = static_cast<int>(d.Int("frontends", 0, 0, 4096));
+      // What the front end knows of the engines' prefix caches (sim/simulator.h).
+      spec.prefix_index = d.Enum("prefix_index", "none", {"none", "precise"}) == "precise"
+                              ? sim::StackSpec::PrefixIndex::kPrecise
+                              : sim::StackSpec::PrefixIndex::kNone;
       if (d.ok() && spec.snapshot_interval > 0 && spec.snapshot_interval < kMinSnapshotIntervalS) {
         d.Fail(fmt::format("expected 0 (every step) or at least {} ms, got '{}'",
                            kMinSnapshotIntervalS * 1e3, d.node()["snapshot_interval_ms"].Scalar()),
@@ -237,6 +241,12 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   if (!root.ok()) return root.status();
   if (!wl.ok()) return wl.status();
   s.workload = *wl;
+  // How many prompt tokens each of the workload's prefix hashes covers, on every stack's engines.
+  const int64_t hash_tokens = PrefixHashTokens(s.workload);
+  c.engine.prefix_hash_tokens = hash_tokens;
+  for (auto& st : s.stacks) {
+    if (st.engine) st.engine->prefix_hash_tokens = hash_tokens;
+  }
 
   if (c.model.experts % c.dp != 0) {
     root.Child("cluster").Fail(fmt::format("{} experts of {} do not divide over dp = {} GPUs",

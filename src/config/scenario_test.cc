@@ -58,11 +58,12 @@ TEST(ScenarioTest, OverridesApplyBeforeValidation) {
 }
 
 TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
-  auto s = ParseScenario(kGood, "good.yaml", ".",
-                         {"engine.max_num_seqs=256",
-                          "stacks.1.engine={max_num_batched_tokens: 2048, enable_prefix_caching: "
-                          "false, prefill_schedule_interval: 4}",
-                          "stacks.0.dispatch.frontends=3"});
+  auto s =
+      ParseScenario(kGood, "good.yaml", ".",
+                    {"engine.max_num_seqs=256",
+                     "stacks.1.engine={max_num_batched_tokens: 2048, enable_prefix_caching: "
+                     "false, prefill_schedule_interval: 4}",
+                     "stacks.0.dispatch.frontends=3", "stacks.0.dispatch.prefix_index=precise"});
   ASSERT_TRUE(s.ok()) << s.status().message();
   const EngineConfig& e = s->cluster.engine;
   EXPECT_TRUE(e.enable_prefix_caching);
@@ -74,6 +75,9 @@ TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
   EXPECT_FALSE(s->stacks[0].engine.has_value());  // the scenario's engine
   EXPECT_EQ(s->stacks[0].frontends, 3);
   EXPECT_EQ(s->stacks[1].frontends, 0);  // the dispatch policy's default
+  EXPECT_EQ(s->stacks[0].prefix_index, sim::StackSpec::PrefixIndex::kPrecise);
+  EXPECT_EQ(s->stacks[1].prefix_index, sim::StackSpec::PrefixIndex::kNone);
+  EXPECT_EQ(e.prefix_hash_tokens, 0);  // a synthetic workload carries no prefix hashes
   ASSERT_TRUE(s->stacks[1].engine.has_value());
   const EngineConfig& own = *s->stacks[1].engine;
   EXPECT_EQ(own.max_num_batched_tokens, 2048);
@@ -103,6 +107,7 @@ TEST(ScenarioTest, BadInputNamesTheKey) {
       {"engine.async_scheduling=maybe", "'engine.async_scheduling'"},
       {"engine.prefill_schedule_interval=0", "'engine.prefill_schedule_interval'"},
       {"stacks.0.dispatch.frontends=-2", "'stacks[0].dispatch.frontends'"},
+      {"stacks.0.dispatch.prefix_index=approximate", "'stacks[0].dispatch.prefix_index'"},
   };
   for (const auto& c : cases) {
     auto s = ParseScenario(kGood, "good.yaml", ".", {c.override_or_text});

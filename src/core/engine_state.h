@@ -30,6 +30,10 @@ struct EngineView {
   int64_t picks_since_snapshot = 0;  // requests dispatched after the snapshot was taken
   // Expert-compute load of this engine's GPU relative to the mean over GPUs (1 = average).
   double moe_pressure = 1.0;
+  // Prompt tokens of the request being dispatched that this engine holds in its prefix cache, as
+  // far as the caller knows (its prefix index: the engines' own caches or KV events, or what the
+  // front end sent where); 0 when unknown or nothing is cached. At most the prompt minus one token.
+  int64_t cached_prompt_tokens = 0;
 };
 
 }  // namespace gimbal

@@ -20,14 +20,16 @@ FrontendLedger::Row& FrontendLedger::row(int e) {
   return const_cast<Row&>(static_cast<const FrontendLedger*>(this)->row(e));
 }
 
-LedgerTicket FrontendLedger::Dispatch(int e, int64_t prompt_tokens, int64_t max_tokens) {
+LedgerTicket FrontendLedger::Dispatch(int e, int64_t prompt_tokens, int64_t max_tokens,
+                                      int64_t cached_tokens) {
   Row& r = row(e);
   LedgerTicket t;
   t.engine = e;
   t.prompt_tokens = std::max<int64_t>(0, prompt_tokens);
+  t.prefill_tokens = t.prompt_tokens - std::clamp<int64_t>(cached_tokens, 0, t.prompt_tokens);
   t.kv_tokens = t.prompt_tokens + std::max<int64_t>(0, max_tokens);
   r.inflight += 1;
-  r.reserved_prefill += t.prompt_tokens;
+  r.reserved_prefill += t.prefill_tokens;
   r.reserved_kv += t.kv_tokens;
   r.picks_since_snapshot += 1;
   r.dispatched += 1;
@@ -36,7 +38,7 @@ LedgerTicket FrontendLedger::Dispatch(int e, int64_t prompt_tokens, int64_t max_
 
 void FrontendLedger::FirstToken(LedgerTicket& t) {
   if (t.engine < 0 || t.prefill_settled) return;
-  row(t.engine).reserved_prefill -= t.prompt_tokens;
+  row(t.engine).reserved_prefill -= t.prefill_tokens;
   t.prefill_settled = true;
 }
 

@@ -4,7 +4,8 @@
 // ledger (which is exact). The simulator and the router's EngineTable keep the same ledger, so a
 // policy sees the same numbers in both. Per engine it counts:
 //   inflight              requests dispatched and not finished
-//   reserved_prefill      prompt tokens of those whose first token has not arrived
+//   reserved_prefill      prompt tokens of those whose first token has not arrived, less the ones
+//                         the front end expected the engine to find in its prefix cache
 //   reserved_kv_tokens    prompt + max_tokens of those in flight: the most KV they may hold. A
 //                         front end cannot know a request's true output length, only the cap the
 //                         client sent (0 when it sent none: the prompt alone is reserved)
@@ -34,7 +35,8 @@ namespace gimbal {
 struct LedgerTicket {
   int engine = -1;  // -1: not dispatched (FirstToken and Finish do nothing)
   int64_t prompt_tokens = 0;
-  int64_t kv_tokens = 0;  // prompt_tokens + max_tokens
+  int64_t prefill_tokens = 0;  // prompt_tokens less those expected cached
+  int64_t kv_tokens = 0;       // prompt_tokens + max_tokens
   bool prefill_settled = false;
   bool released = false;
 };
@@ -48,9 +50,10 @@ class FrontendLedger {
 
   size_t size() const { return rows_.size(); }
 
-  // Reserves `prompt_tokens` of prefill and prompt + max_tokens of KV on engine `e` (negative
-  // counts count as 0) and counts a pick.
-  LedgerTicket Dispatch(int e, int64_t prompt_tokens, int64_t max_tokens);
+  // Reserves prompt_tokens - cached_tokens of prefill and prompt + max_tokens of KV on engine `e`
+  // (negative counts count as 0; cached_tokens at most prompt_tokens) and counts a pick.
+  LedgerTicket Dispatch(int e, int64_t prompt_tokens, int64_t max_tokens,
+                        int64_t cached_tokens = 0);
   void FirstToken(LedgerTicket& t);
   void Finish(LedgerTicket& t);
   void SnapshotTaken(int e);

@@ -50,6 +50,27 @@ TEST(FrontendLedger, ReservesPromptPlusMaxTokensUntilFinish) {
   EXPECT_EQ(l.dispatched(0), 2);
 }
 
+TEST(FrontendLedger, ACachedPrefixIsNotReservedAsPrefill) {
+  FrontendLedger l(1);
+  LedgerTicket a = l.Dispatch(0, 100, 50, 64);  // 64 of 100 prompt tokens expected cached
+  LedgerTicket b = l.Dispatch(0, 30, 0, 500);   // more than the prompt: all of it
+  LedgerTicket c = l.Dispatch(0, 30, 0, -5);    // negative: none
+  EXPECT_EQ(a.prefill_tokens, 36);
+  EXPECT_EQ(b.prefill_tokens, 0);
+  EXPECT_EQ(c.prefill_tokens, 30);
+  EngineView v = View(l, 0);
+  EXPECT_EQ(v.reserved_prefill, 36 + 0 + 30);
+  EXPECT_EQ(v.reserved_kv_tokens, 150 + 30 + 30);  // the KV footprint is the whole prompt
+  l.FirstToken(a);
+  EXPECT_EQ(View(l, 0).reserved_prefill, 30);
+  l.Finish(b);
+  l.Finish(c);
+  l.Finish(a);
+  v = View(l, 0);
+  EXPECT_EQ(v.reserved_prefill, 0);
+  EXPECT_EQ(v.reserved_kv_tokens, 0);
+}
+
 TEST(FrontendLedger, UndispatchedTicketsAndNegativeCountsChangeNothing) {
   FrontendLedger l(1);
   LedgerTicket none;

@@ -97,6 +97,9 @@ struct EngineConfig {
   bool async_scheduling = true;           // CPU overhead overlaps the GPU step; late slot release
   int64_t prefill_schedule_interval = 1;  // MoE DP prefill cadence in steps; 1 = off
   bool cuda_graph_padding = true;         // small batches pad to a capture size, then the DP max
+  // Prompt tokens each Request::prefix_hashes entry covers; 0 = block_size. Set from the workload
+  // (PrefixHashTokens: 512 for Mooncake traces), not a scenario key.
+  int64_t prefix_hash_tokens = 0;
 };
 
 // vLLM 0.33's OpenAI-server scheduler defaults for `gpu` (vllm/engine/arg_utils.py,

@@ -65,6 +65,7 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   limits.enable_prefix_caching = spec_.engine.enable_prefix_caching;
   limits.reserve_full_isl = spec_.engine.reserve_full_isl;
   limits.async_scheduling = spec_.engine.async_scheduling;
+  limits.prefix_hash_tokens = spec_.engine.prefix_hash_tokens;
   for (int r = 0; r < spec_.dp; ++r) engines_.emplace_back(limits, queue);
   const ModelSpec& m = spec_.model;
   popularity_ = std::make_unique<ExpertPopularity>(

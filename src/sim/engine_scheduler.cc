@@ -44,23 +44,42 @@ EngineScheduler::EngineScheduler(EngineLimits limits, const QueuePolicy* queue)
   hash_tokens_ = limits_.prefix_hash_tokens > 0 ? limits_.prefix_hash_tokens : limits_.block_size;
 }
 
+uint64_t EngineScheduler::NextBlockHash(const Request& r, uint64_t parent, int64_t i) const {
+  const int64_t end = (i + 1) * limits_.block_size;  // tokens up to the block's end
+  const int64_t entry = (end - 1) / hash_tokens_;    // the prefix hash covering its last token
+  const bool from_prompt =
+      end <= r.prompt_tokens && entry < static_cast<int64_t>(r.prefix_hashes.size());
+  const uint64_t content =
+      from_prompt
+          ? Combine(Combine(kPrefixTag, r.prefix_hashes[static_cast<size_t>(entry)]),
+                    static_cast<uint64_t>(i))
+          : Combine(Combine(kRequestTag, static_cast<uint64_t>(r.id)), static_cast<uint64_t>(i));
+  return Combine(parent, content);
+}
+
 uint64_t EngineScheduler::BlockHash(SeqState& s, int64_t index) const {
   std::vector<uint64_t>& h = s.block_hashes;
   while (static_cast<int64_t>(h.size()) <= index) {
     const auto i = static_cast<int64_t>(h.size());
-    const uint64_t parent = i == 0 ? kRootHash : h.back();
-    const int64_t end = (i + 1) * limits_.block_size;  // tokens up to the block's end
-    const int64_t entry = (end - 1) / hash_tokens_;    // the prefix hash covering its last token
-    const bool from_prompt =
-        end <= s.req.prompt_tokens && entry < static_cast<int64_t>(s.req.prefix_hashes.size());
-    const uint64_t content =
-        from_prompt ? Combine(Combine(kPrefixTag, s.req.prefix_hashes[static_cast<size_t>(entry)]),
-                              static_cast<uint64_t>(i))
-                    : Combine(Combine(kRequestTag, static_cast<uint64_t>(s.req.id)),
-                              static_cast<uint64_t>(i));
-    h.push_back(Combine(parent, content));
+    h.push_back(NextBlockHash(s.req, i == 0 ? kRootHash : h.back(), i));
   }
   return h[static_cast<size_t>(index)];
+}
+
+int64_t EngineScheduler::CachedPrefixTokens(const Request& r) const {
+  if (!pool_ || r.prefix_hashes.empty()) return 0;
+  // Only blocks covered by the prompt's prefix hashes can be shared with another request.
+  const int64_t covered =
+      std::min(r.prompt_tokens, static_cast<int64_t>(r.prefix_hashes.size()) * hash_tokens_);
+  const int64_t max_blocks = std::min(covered, r.prompt_tokens - 1) / limits_.block_size;
+  uint64_t h = kRootHash;
+  int64_t found = 0;
+  for (int64_t i = 0; i < max_blocks; ++i) {
+    h = NextBlockHash(r, h, i);
+    if (pool_->Lookup(h) < 0) break;
+    ++found;
+  }
+  return found * limits_.block_size;
 }
 
 void EngineScheduler::CacheScheduledBlocks(SeqState& s, int64_t upto) {

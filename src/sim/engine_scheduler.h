@@ -163,6 +163,10 @@ class EngineScheduler {
   // Prompt and recompute tokens not yet computed, over waiting and running requests.
   int64_t pending_prefill_tokens() const { return pending_prefill_; }
   const SeqState* Find(RequestId id) const;
+  // Prompt tokens of `r` this engine would find in its prefix cache if admitted now: the leading
+  // whole blocks of its prompt, as admission looks them up (at most num_tokens - 1 in whole
+  // blocks). 0 without prefix caching or prefix hashes. O(blocks found).
+  int64_t CachedPrefixTokens(const Request& r) const;
   // Running requests whose prompt (or recompute) is not fully computed yet — chunked prefills in
   // progress — and the KV tokens they already hold. O(chunked prefills in progress).
   struct PrefillInProgress {
@@ -179,6 +183,8 @@ class EngineScheduler {
   // Admits the head of the waiting queue if it fits; false stops the admission scan.
   bool Admit(SeqState& s, int64_t budget, bool deferred);
   uint64_t BlockHash(SeqState& s, int64_t index) const;
+  // The hash of block i of `r`'s token sequence whose preceding block hashes to `parent`.
+  uint64_t NextBlockHash(const Request& r, uint64_t parent, int64_t i) const;
   // Gives their hash to the blocks that are full once `upto` tokens are computed, as far as the
   // tokens' ids are known (under async scheduling, not the one sampled by the last Complete()).
   void CacheScheduledBlocks(SeqState& s, int64_t upto);

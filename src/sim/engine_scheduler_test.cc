@@ -241,6 +241,27 @@ TEST_F(EngineSchedulerTest, PrefixHitComputesOnlyTheRest) {
   EXPECT_EQ(p.batch.attn_pairs, 20 * (48 + 21.0 / 2));
 }
 
+TEST_F(EngineSchedulerTest, CachedPrefixTokensIsWhatAdmissionWouldFind) {
+  auto s = Make16(1000, 101, /*caching=*/true);
+  EXPECT_EQ(s.CachedPrefixTokens(Req(2, 68, 1, {10, 11, 12, 14})), 0);  // nothing cached yet
+  s.Add(Req(1, 64, 1, {10, 11, 12, 13}), 0);
+  Steps(s, 1);  // r1 finishes; its 4 blocks stay cached
+  EXPECT_EQ(s.CachedPrefixTokens(Req(2, 68, 1, {10, 11, 12, 14})), 48);
+  EXPECT_EQ(s.CachedPrefixTokens(Req(3, 64, 1, {10, 11, 12, 13})), 48);     // within 63 tokens
+  EXPECT_EQ(s.CachedPrefixTokens(Req(4, 80, 1, {99, 11, 12, 13, 14})), 0);  // chain broken
+  EXPECT_EQ(s.CachedPrefixTokens(Req(5, 64, 1, {10})), 16);  // hashes cover one block only
+  EXPECT_EQ(s.CachedPrefixTokens(Req(6, 64, 1)), 0);         // no prefix hashes
+  // Admission finds exactly what was predicted, and does not change it by looking.
+  s.Add(Req(2, 68, 1, {10, 11, 12, 14}), 1);
+  s.Schedule();
+  EXPECT_EQ(s.prefix_cache_hits(), 48);
+  // An engine without prefix caching holds nothing.
+  auto plain = Make16(1000, 101, /*caching=*/false);
+  plain.Add(Req(1, 64, 1, {10, 11, 12, 13}), 0);
+  Steps(plain, 1);
+  EXPECT_EQ(plain.CachedPrefixTokens(Req(2, 68, 1, {10, 11, 12, 14})), 0);
+}
+
 TEST_F(EngineSchedulerTest, FullHitStillComputesLastBlock) {
   auto s = Make16(1000, 101, true);
   s.Add(Req(1, 64, 1, {10, 11, 12, 13}), 0);

@@ -142,7 +142,10 @@ class Run {
       v.snapshot = snapshots_[r];
       v.snapshot_age = now() - snapshots_[r].taken_at;
       v.moe_pressure = cluster_.moe_pressure()[r];
-      fe.ledger.Account(r, v);                    // this front end's own accounting
+      fe.ledger.Account(r, v);  // this front end's own accounting
+      if (stack_.prefix_index == StackSpec::PrefixIndex::kPrecise) {
+        v.cached_prompt_tokens = cluster_.engine(r).CachedPrefixTokens(req);
+      }
       if (ledger_.AtLimit(r)) v.healthy = false;  // stack.max_inflight over all front ends
       any_open |= v.healthy;
     }
@@ -165,8 +168,9 @@ class Run {
                  "dispatch policy returned no eligible engine");
     records_[i].engine = e;
     frontend_of_[i] = static_cast<int>(f);
-    tickets_[i] = ledger_.Dispatch(e, req.prompt_tokens, dr.max_output_tokens);
-    own_tickets_[i] = fe.ledger.Dispatch(e, req.prompt_tokens, dr.max_output_tokens);
+    const int64_t cached = views[e].cached_prompt_tokens;
+    tickets_[i] = ledger_.Dispatch(e, req.prompt_tokens, dr.max_output_tokens, cached);
+    own_tickets_[i] = fe.ledger.Dispatch(e, req.prompt_tokens, dr.max_output_tokens, cached);
     if (req.prompt_tokens + req.output_tokens > cluster_.kv_capacity_tokens()) {
       // Longer than the whole KV cache of a rank: the engine rejects it at once, as vLLM rejects
       // over-long requests, and the front end releases what it reserved.

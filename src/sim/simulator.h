@@ -46,6 +46,11 @@ struct StackSpec {
   // Front ends (API servers) sharing the dispatch: each has its own in-flight view and scan start.
   // 0: the dispatch policy's own default (vLLM 0.33 starts one API server per DP rank).
   int frontends = 0;
+  // What the front end knows of each engine's prefix cache when it dispatches
+  // (EngineView::cached_prompt_tokens): kNone (nothing, as vLLM's balancer), or kPrecise (the
+  // engines' caches at that moment, as a router fed by KV-cache events sees them).
+  enum class PrefixIndex { kNone, kPrecise };
+  PrefixIndex prefix_index = PrefixIndex::kNone;
 };
 
 struct SimOptions {

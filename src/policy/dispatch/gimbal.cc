@@ -10,6 +10,8 @@
 //   Δkv(r)    = (prompt + expected output) / capacity, expected output = min(max_output_tokens,
 //               expected_output_tokens), or expected_output_tokens when the limit is unknown
 //   pf_e      = max(reserved_prefill, snapshot prefill_pending_tokens)
+//   p_r       = prompt - cached_prompt_tokens of engine e (what e would compute of r: a prefix it
+//               holds in its cache is not prefilled again; EngineView::cached_prompt_tokens)
 //   waiting_e = snapshot waiting + picks_since_snapshot (requests sent after the report are
 //               assumed still waiting); running_e = snapshot running
 //   B         = DispatchDeps::max_num_batched_tokens; N = queue_norm
@@ -95,7 +97,10 @@ class GimbalPolicy final : public DispatchPolicy {
     double s = 0;
     if (o_.w_kv != 0) s += o_.w_kv * Phi(kv_after, o_.kv_exponent, o_.kv_epsilon);
     if (o_.w_pf != 0) {
-      const double pf = static_cast<double>(EffectivePendingPrefill(v) + req.prompt_tokens);
+      // Only the prompt tokens this engine does not hold in its prefix cache are computed there.
+      const int64_t uncached =
+          req.prompt_tokens - std::clamp<int64_t>(v.cached_prompt_tokens, 0, req.prompt_tokens);
+      const double pf = static_cast<double>(EffectivePendingPrefill(v) + uncached);
       s += o_.w_pf * pf / static_cast<double>(o_.token_budget);
     }
     if (o_.w_q != 0) {

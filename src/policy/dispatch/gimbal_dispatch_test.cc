@@ -109,6 +109,32 @@ TEST(GimbalDispatch, EqualSnapshotsGiveUniformPicks) {
   for (double s : share) EXPECT_NEAR(s, 0.125, 0.01);
 }
 
+TEST(GimbalDispatch, AnEngineHoldingThePromptsPrefixCountsOnlyTheRestAsPrefill) {
+  auto p = MustMake("gimbal", P({{"tie_epsilon", "0"}}));
+  ASSERT_NE(p, nullptr);
+  DispatchRequest r = SmallRequest();
+  r.prompt_tokens = 4000;
+  auto engines = IdleEngines(3);
+  // Engine 1 has 2,000 more tokens of prefill pending, but holds 3,000 of this prompt's tokens:
+  // it would compute 1,000 where the others compute 4,000, so it is the least loaded.
+  engines[1].reserved_prefill = 2000;
+  engines[1].cached_prompt_tokens = 3000;
+  EXPECT_EQ(Shares(*p, r, engines, 200)[1], 1.0);
+  // Holding less than the extra pending work does not pay.
+  engines[1].cached_prompt_tokens = 1000;
+  EXPECT_EQ(Shares(*p, r, engines, 200)[1], 0.0);
+  // A cached count beyond the prompt counts as the whole prompt; a negative one as none.
+  engines[1].reserved_prefill = 0;
+  engines[1].cached_prompt_tokens = 1 << 20;
+  EXPECT_EQ(Shares(*p, r, engines, 200)[1], 1.0);
+  engines[1].cached_prompt_tokens = -5;
+  EXPECT_NEAR(Shares(*p, r, engines, 3000)[1], 1.0 / 3, 0.05);
+  // With w_pf 0 the prefix does not matter.
+  auto off = MustMake("gimbal", P({{"tie_epsilon", "0"}, {"w_pf", "0"}}));
+  engines[1].cached_prompt_tokens = 3000;
+  EXPECT_NEAR(Shares(*off, r, engines, 3000)[1], 1.0 / 3, 0.05);
+}
+
 TEST(GimbalDispatch, StrictlyWorseOnOneSignalIsNeverChosen) {
   // With exact tie-breaking (tie_epsilon 0), an engine equal to the others on every signal but
   // one, and strictly worse on that one, never wins.
