@@ -183,7 +183,8 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
     sim::StackSpec spec;
     spec.name = st.String("name", std::nullopt);
     ReadPolicy(st, "dispatch", "vllm", &spec.dispatch, &spec.dispatch_params,
-               {"snapshot_interval_ms", "max_inflight", "frontends", "prefix_index"});
+               {"snapshot_interval_ms", "max_inflight", "frontends", "prefix_index",
+                "prefix_index_capacity"});
     if (st.Has("dispatch") && st.Child("dispatch").IsMap()) {
       const YamlReader d = st.Child("dispatch");
       spec.snapshot_interval = d.Double("snapshot_interval_ms", 100, 0, 1e9) / 1e3;
@@ -192,9 +193,11 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
       // API servers sharing the dispatch (sim/simulator.h StackSpec::frontends); 0: the policy's.
       spec.frontends = static_cast<int>(d.Int("frontends", 0, 0, 4096));
       // What the front end knows of the engines' prefix caches (sim/simulator.h).
-      spec.prefix_index = d.Enum("prefix_index", "none", {"none", "precise"}) == "precise"
-                              ? sim::StackSpec::PrefixIndex::kPrecise
-                              : sim::StackSpec::PrefixIndex::kNone;
+      const std::string index = d.Enum("prefix_index", "none", {"none", "precise", "approximate"});
+      spec.prefix_index = index == "precise"       ? sim::StackSpec::PrefixIndex::kPrecise
+                          : index == "approximate" ? sim::StackSpec::PrefixIndex::kApproximate
+                                                   : sim::StackSpec::PrefixIndex::kNone;
+      spec.prefix_index_capacity = d.Int("prefix_index_capacity", 0, 0, int64_t{1} << 32);
       if (d.ok() && spec.snapshot_interval > 0 && spec.snapshot_interval < kMinSnapshotIntervalS) {
         d.Fail(fmt::format("expected 0 (every step) or at least {} ms, got '{}'",
                            kMinSnapshotIntervalS * 1e3, d.node()["snapshot_interval_ms"].Scalar()),

@@ -58,12 +58,13 @@ TEST(ScenarioTest, OverridesApplyBeforeValidation) {
 }
 
 TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
-  auto s =
-      ParseScenario(kGood, "good.yaml", ".",
-                    {"engine.max_num_seqs=256",
-                     "stacks.1.engine={max_num_batched_tokens: 2048, enable_prefix_caching: "
-                     "false, prefill_schedule_interval: 4}",
-                     "stacks.0.dispatch.frontends=3", "stacks.0.dispatch.prefix_index=precise"});
+  auto s = ParseScenario(kGood, "good.yaml", ".",
+                         {"engine.max_num_seqs=256",
+                          "stacks.1.engine={max_num_batched_tokens: 2048, enable_prefix_caching: "
+                          "false, prefill_schedule_interval: 4}",
+                          "stacks.0.dispatch.frontends=3", "stacks.0.dispatch.prefix_index=precise",
+                          "stacks.1.dispatch={policy: round_robin, prefix_index: approximate, "
+                          "prefix_index_capacity: 5000}"});
   ASSERT_TRUE(s.ok()) << s.status().message();
   const EngineConfig& e = s->cluster.engine;
   EXPECT_TRUE(e.enable_prefix_caching);
@@ -76,7 +77,11 @@ TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
   EXPECT_EQ(s->stacks[0].frontends, 3);
   EXPECT_EQ(s->stacks[1].frontends, 0);  // the dispatch policy's default
   EXPECT_EQ(s->stacks[0].prefix_index, sim::StackSpec::PrefixIndex::kPrecise);
-  EXPECT_EQ(s->stacks[1].prefix_index, sim::StackSpec::PrefixIndex::kNone);
+  EXPECT_EQ(s->stacks[1].prefix_index, sim::StackSpec::PrefixIndex::kApproximate);
+  EXPECT_EQ(s->stacks[1].prefix_index_capacity, 5000);
+  auto plain = ParseScenario(kGood, "good.yaml", ".", {});
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->stacks[0].prefix_index, sim::StackSpec::PrefixIndex::kNone);  // the default
   EXPECT_EQ(e.prefix_hash_tokens, 0);  // a synthetic workload carries no prefix hashes
   ASSERT_TRUE(s->stacks[1].engine.has_value());
   const EngineConfig& own = *s->stacks[1].engine;
@@ -107,7 +112,8 @@ TEST(ScenarioTest, BadInputNamesTheKey) {
       {"engine.async_scheduling=maybe", "'engine.async_scheduling'"},
       {"engine.prefill_schedule_interval=0", "'engine.prefill_schedule_interval'"},
       {"stacks.0.dispatch.frontends=-2", "'stacks[0].dispatch.frontends'"},
-      {"stacks.0.dispatch.prefix_index=approximate", "'stacks[0].dispatch.prefix_index'"},
+      {"stacks.0.dispatch.prefix_index=exact", "'stacks[0].dispatch.prefix_index'"},
+      {"stacks.0.dispatch.prefix_index_capacity=-1", "'stacks[0].dispatch.prefix_index_capacity'"},
   };
   for (const auto& c : cases) {
     auto s = ParseScenario(kGood, "good.yaml", ".", {c.override_or_text});

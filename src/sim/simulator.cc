@@ -27,10 +27,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "core/frontend_ledger.h"
+#include "core/prefix_index.h"
 #include "policy/dispatch/dispatch_policy.h"
 #include "policy/queue/queue_policy.h"
 #include "policy/step/step_policy.h"
@@ -63,14 +65,24 @@ class Run {
         frontend_rng_(Rng(options.seed).Fork(0xf0e)),
         ledger_(std::vector<int64_t>(static_cast<size_t>(cluster.ranks()), stack.max_inflight)),
         frontends_(static_cast<size_t>(frontends),
-                   Frontend{FrontendLedger(static_cast<size_t>(cluster.ranks()))}),
+                   Frontend{FrontendLedger(static_cast<size_t>(cluster.ranks())), 0, std::nullopt}),
         tickets_(requests.size()),
         own_tickets_(requests.size()),
         frontend_of_(requests.size(), 0),
         snapshots_(cluster.ranks()),
         records_(requests.size()),
-        last_token_(requests.size(), 0.0) {}
-
+        last_token_(requests.size(), 0.0) {
+    if (stack.prefix_index == StackSpec::PrefixIndex::kApproximate) {
+      // As many prefix hashes per engine as its KV cache holds blocks of that size, unless set.
+      const int64_t capacity =
+          stack.prefix_index_capacity > 0
+              ? stack.prefix_index_capacity
+              : std::max<int64_t>(1, cluster.kv_capacity_tokens() / HashTokens());
+      for (Frontend& f : frontends_) {
+        f.prefixes.emplace(static_cast<size_t>(cluster.ranks()), static_cast<size_t>(capacity));
+      }
+    }
+  }
   // Periodic placement (rebalancer.h); null for the static placement.
   void set_rebalancer(Rebalancer* r) { rebalancer_ = r; }
 
@@ -145,6 +157,8 @@ class Run {
       fe.ledger.Account(r, v);  // this front end's own accounting
       if (stack_.prefix_index == StackSpec::PrefixIndex::kPrecise) {
         v.cached_prompt_tokens = cluster_.engine(r).CachedPrefixTokens(req);
+      } else if (fe.prefixes) {
+        v.cached_prompt_tokens = ApproximateCachedTokens(*fe.prefixes, r, req);
       }
       if (ledger_.AtLimit(r)) v.healthy = false;  // stack.max_inflight over all front ends
       any_open |= v.healthy;
@@ -169,6 +183,7 @@ class Run {
     records_[i].engine = e;
     frontend_of_[i] = static_cast<int>(f);
     const int64_t cached = views[e].cached_prompt_tokens;
+    if (fe.prefixes) fe.prefixes->Record(e, req.prefix_hashes);
     tickets_[i] = ledger_.Dispatch(e, req.prompt_tokens, dr.max_output_tokens, cached);
     own_tickets_[i] = fe.ledger.Dispatch(e, req.prompt_tokens, dr.max_output_tokens, cached);
     if (req.prompt_tokens + req.output_tokens > cluster_.kv_capacity_tokens()) {
@@ -333,9 +348,24 @@ class Run {
   const SimOptions& options_;
   Rebalancer* rebalancer_ = nullptr;
   // One front end (API server): its own accounting of its own requests and its dispatch count.
+  // Prompt tokens each Request::prefix_hashes entry covers, as the engines count them.
+  int64_t HashTokens() const {
+    const int64_t t = cluster_.spec().engine.prefix_hash_tokens;
+    return t > 0 ? t : cluster_.spec().engine.block_size;
+  }
+  // What an approximate index believes engine r holds of `req`'s prompt: its leading hashes the
+  // front end sent there, as whole KV blocks within the prompt less one token (as admission).
+  int64_t ApproximateCachedTokens(const PrefixIndex& index, int r, const Request& req) const {
+    const auto matched = static_cast<int64_t>(index.Match(r, req.prefix_hashes));
+    const int64_t block = cluster_.spec().engine.block_size;
+    const int64_t most = std::max<int64_t>(0, req.prompt_tokens - 1) / block * block;
+    return std::min(matched * HashTokens(), most);
+  }
+
   struct Frontend {
     FrontendLedger ledger;  // no limit: the in-flight limit is per engine, in ledger_
     uint64_t sequence = 0;
+    std::optional<PrefixIndex> prefixes;  // with an approximate prefix index: what it sent where
   };
 
   Rng rng_;           // the dispatch policy's

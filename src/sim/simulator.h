@@ -47,10 +47,13 @@ struct StackSpec {
   // 0: the dispatch policy's own default (vLLM 0.33 starts one API server per DP rank).
   int frontends = 0;
   // What the front end knows of each engine's prefix cache when it dispatches
-  // (EngineView::cached_prompt_tokens): kNone (nothing, as vLLM's balancer), or kPrecise (the
-  // engines' caches at that moment, as a router fed by KV-cache events sees them).
-  enum class PrefixIndex { kNone, kPrecise };
+  // (EngineView::cached_prompt_tokens): kNone (nothing, as vLLM's balancer), kPrecise (the
+  // engines' caches at that moment, as a router fed by KV-cache events sees them) or
+  // kApproximate (each front end's own record of the prompts it sent where, core/prefix_index.h,
+  // holding prefix_index_capacity hashes per engine; 0: as many as the engine's KV cache holds).
+  enum class PrefixIndex { kNone, kPrecise, kApproximate };
   PrefixIndex prefix_index = PrefixIndex::kNone;
+  int64_t prefix_index_capacity = 0;
 };
 
 struct SimOptions {

@@ -399,6 +399,59 @@ TEST(SimulatorTest, SummaryAddsUpPreemptionsAndPrefixCacheCounts) {
   }
 }
 
+// Two-turn sessions: turn 2 resends turn 1's 480-token prompt (30 shared blocks) plus 160 new
+// tokens, a second after turn 1, when turn 1 has long finished. Which engine turn 2 reaches
+// decides whether its history is a cache hit.
+std::vector<Request> TwoTurnSessions(int sessions) {
+  std::vector<Request> reqs;
+  for (int s = 0; s < sessions; ++s) {
+    for (int turn = 0; turn < 2; ++turn) {
+      Request r;
+      r.arrival = 0.05 * s + 1.0 * turn;
+      r.prompt_tokens = turn == 0 ? 480 : 640;
+      r.output_tokens = 4;
+      r.affinity_key = static_cast<uint64_t>(s) + 1;
+      for (int b = 0; b < r.prompt_tokens / 16; ++b) {
+        r.prefix_hashes.push_back(b < 30 ? 1000u * static_cast<uint64_t>(s + 1) + b
+                                         : 9'000'000u + 100u * static_cast<uint64_t>(s) + b);
+      }
+      reqs.push_back(r);
+    }
+  }
+  std::sort(reqs.begin(), reqs.end(),
+            [](const Request& a, const Request& b) { return a.arrival < b.arrival; });
+  for (size_t i = 0; i < reqs.size(); ++i) reqs[i].id = static_cast<RequestId>(i);
+  return reqs;
+}
+
+TEST(SimulatorTest, APrefixIndexSendsAReturningSessionWhereItsHistoryIsCached) {
+  const auto reqs = TwoTurnSessions(40);
+  // Ideal: every turn 2 finds its 480-token history; queries count every prompt token.
+  const double ideal = 40.0 * 480 / (40.0 * (480 + 640));
+  auto hit_rate = [&](StackSpec::PrefixIndex index, int64_t capacity = 0) {
+    StackSpec stack;
+    stack.dispatch = "gimbal";
+    stack.snapshot_interval = 0;
+    stack.prefix_index = index;
+    stack.prefix_index_capacity = capacity;
+    auto r = Simulate(Spec(), stack, reqs, {});
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->summary["prefix_cache_hit_rate"].get<double>() : -1.0;
+  };
+  const double none = hit_rate(StackSpec::PrefixIndex::kNone);
+  const double precise = hit_rate(StackSpec::PrefixIndex::kPrecise);
+  const double approximate = hit_rate(StackSpec::PrefixIndex::kApproximate);
+  const double forgetful = hit_rate(StackSpec::PrefixIndex::kApproximate, 1);
+  // The index does not make the choice alone: the queue term may still send a turn elsewhere.
+  EXPECT_GE(precise, 0.8 * ideal) << precise;
+  EXPECT_LE(none, 0.6 * ideal) << none;
+  EXPECT_GE(precise - none, 0.25 * ideal) << precise << " vs " << none;
+  // Nothing is evicted here, so what the front end sent where is what the engines hold.
+  EXPECT_DOUBLE_EQ(approximate, precise);
+  // An index of one hash per engine remembers almost nothing.
+  EXPECT_LT(forgetful, precise - 0.2 * ideal) << forgetful;
+}
+
 TEST(SimulatorTest, BadInputIsRejectedWithAReason) {
   auto reqs = Workload(3, 1, 7);
   std::swap(reqs[0], reqs[2]);
