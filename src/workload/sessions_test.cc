@@ -7,25 +7,13 @@
 #include <gtest/gtest.h>
 
 #include "workload/workload.h"
+#include "workload/workload_test_util.h"
 
 namespace gimbal {
 namespace {
 
-Result<WorkloadSpec> Parse(const std::string& yaml) {
-  auto doc = YamlReader::FromString(yaml, "s.yaml");
-  if (!doc.ok()) return doc.status();
-  return ParseWorkloadSpec(doc->Child("workload"), "/scenarios");
-}
-
-void ExpectError(const std::string& yaml, const std::vector<std::string>& parts) {
-  auto r = Parse(yaml);
-  ASSERT_FALSE(r.ok()) << yaml;
-  EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
-  for (const auto& p : parts) {
-    EXPECT_NE(r.status().message().find(p), std::string::npos)
-        << "'" << p << "' not in: " << r.status().message();
-  }
-}
+using workload_test::ExpectError;
+using workload_test::Parse;
 
 SessionWorkload Build(const WorkloadSpec& spec, uint64_t seed = 7, bool keep = true) {
   Rng rng(seed);

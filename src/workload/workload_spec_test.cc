@@ -5,26 +5,13 @@
 #include <gtest/gtest.h>
 
 #include "workload/workload.h"
+#include "workload/workload_test_util.h"
 
 namespace gimbal {
 namespace {
 
-Result<WorkloadSpec> Parse(const std::string& yaml, const std::string& base_dir = "/scenarios") {
-  auto doc = YamlReader::FromString(yaml, "s.yaml");
-  if (!doc.ok()) return doc.status();
-  return ParseWorkloadSpec(doc->Child("workload"), base_dir);
-}
-
-// Parsing fails and the message has every piece of `parts`.
-void ExpectError(const std::string& yaml, const std::vector<std::string>& parts) {
-  auto r = Parse(yaml);
-  ASSERT_FALSE(r.ok()) << yaml;
-  EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
-  for (const auto& p : parts) {
-    EXPECT_NE(r.status().message().find(p), std::string::npos)
-        << "'" << p << "' not in: " << r.status().message();
-  }
-}
+using workload_test::ExpectError;
+using workload_test::Parse;
 
 TEST(ParseWorkloadSpec, ReadsASyntheticWorkload) {
   auto r = Parse(R"(
