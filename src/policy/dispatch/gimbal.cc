@@ -2,6 +2,7 @@
 //
 //   score(e, r) = w_kv · φ(kv_e + Δkv(r)) + w_pf · (pf_e + p_r) / B
 //               + w_q · (waiting_e + ρ · running_e) / N + w_moe · max(0, moe_e − 1)
+//               − w_cache · c_e(r) / B
 //   φ(x)        = x + min(x, 1)^k / (1 − min(x, 1) + ε)     (linear when empty, steep near full)
 //
 // Signals, each the fresher of the engine's report and the front end's exact accounting:
@@ -10,8 +11,11 @@
 //   Δkv(r)    = (prompt + expected output) / capacity, expected output = min(max_output_tokens,
 //               expected_output_tokens), or expected_output_tokens when the limit is unknown
 //   pf_e      = max(reserved_prefill, snapshot prefill_pending_tokens)
-//   p_r       = prompt - cached_prompt_tokens of engine e (what e would compute of r: a prefix it
-//               holds in its cache is not prefilled again; EngineView::cached_prompt_tokens)
+//   c_e(r)    = cached_prompt_tokens of engine e: the prefix of r's prompt it holds in its cache
+//               (EngineView; 0 without a prefix index)
+//   p_r       = prompt - c_e(r): what e would compute of r (a cached prefix is not prefilled
+//               again). w_cache values the cache beyond that: a miss recomputes the prefix and
+//               evicts another's, so the session's next turn misses too (tuned, docs/policies.md)
 //   waiting_e = snapshot waiting + picks_since_snapshot (requests sent after the report are
 //               assumed still waiting); running_e = snapshot running
 //   B         = DispatchDeps::max_num_batched_tokens; N = queue_norm
@@ -40,6 +44,7 @@ struct GimbalOptions {
   double kv_epsilon = 0.05;  // ε in φ
   double tie_epsilon = 0.01;
   double w_affinity = 0.0;
+  double w_cache = 2.0;  // per token budget of the prompt the engine holds cached (tuned)
   double affinity_slack = 0.1;
   int64_t expected_output_tokens = 512;
   int64_t token_budget = 8192;  // B, from DispatchDeps
@@ -110,6 +115,11 @@ class GimbalPolicy final : public DispatchPolicy {
       s += o_.w_q * (waiting + o_.rho * running) / o_.queue_norm;
     }
     if (o_.w_moe != 0) s += o_.w_moe * std::max(0.0, v.moe_pressure - 1.0);
+    if (o_.w_cache != 0) {
+      const double cached =
+          static_cast<double>(std::clamp<int64_t>(v.cached_prompt_tokens, 0, req.prompt_tokens));
+      s -= o_.w_cache * cached / static_cast<double>(o_.token_budget);
+    }
     return s;
   }
 
@@ -131,6 +141,7 @@ FactoryResult NewGimbal(const Params& p, const DispatchDeps& deps) {
   o.kv_epsilon = p.GetDouble("kv_epsilon", o.kv_epsilon);
   o.tie_epsilon = p.GetDouble("tie_epsilon", o.tie_epsilon);
   o.w_affinity = p.GetDouble("w_affinity", o.w_affinity);
+  o.w_cache = p.GetDouble("w_cache", o.w_cache);
   o.affinity_slack = p.GetDouble("affinity_slack", o.affinity_slack);
   o.expected_output_tokens = p.GetInt("expected_output_tokens", o.expected_output_tokens);
   o.token_budget = deps.max_num_batched_tokens;
@@ -141,6 +152,7 @@ FactoryResult NewGimbal(const Params& p, const DispatchDeps& deps) {
                             {"rho", o.rho},
                             {"tie_epsilon", o.tie_epsilon},
                             {"w_affinity", o.w_affinity},
+                            {"w_cache", o.w_cache},
                             {"affinity_slack", o.affinity_slack}}) {
     if (value < 0) return ParamRangeError(key, ">= 0", value);
   }

@@ -110,7 +110,7 @@ TEST(GimbalDispatch, EqualSnapshotsGiveUniformPicks) {
 }
 
 TEST(GimbalDispatch, AnEngineHoldingThePromptsPrefixCountsOnlyTheRestAsPrefill) {
-  auto p = MustMake("gimbal", P({{"tie_epsilon", "0"}}));
+  auto p = MustMake("gimbal", P({{"tie_epsilon", "0"}, {"w_cache", "0"}}));
   ASSERT_NE(p, nullptr);
   DispatchRequest r = SmallRequest();
   r.prompt_tokens = 4000;
@@ -129,10 +129,30 @@ TEST(GimbalDispatch, AnEngineHoldingThePromptsPrefixCountsOnlyTheRestAsPrefill) 
   EXPECT_EQ(Shares(*p, r, engines, 200)[1], 1.0);
   engines[1].cached_prompt_tokens = -5;
   EXPECT_NEAR(Shares(*p, r, engines, 3000)[1], 1.0 / 3, 0.05);
-  // With w_pf 0 the prefix does not matter.
-  auto off = MustMake("gimbal", P({{"tie_epsilon", "0"}, {"w_pf", "0"}}));
+  // With w_pf and w_cache 0 the prefix does not matter.
+  auto off = MustMake("gimbal", P({{"tie_epsilon", "0"}, {"w_pf", "0"}, {"w_cache", "0"}}));
   engines[1].cached_prompt_tokens = 3000;
   EXPECT_NEAR(Shares(*off, r, engines, 3000)[1], 1.0 / 3, 0.05);
+}
+
+TEST(GimbalDispatch, TheCacheBonusOutweighsSomeQueueingButNotAnyAmount) {
+  DispatchRequest r = SmallRequest();
+  r.prompt_tokens = 4000;
+  auto engines = IdleEngines(2);
+  engines[0].cached_prompt_tokens = 2048;  // a quarter of the 8,192-token budget B
+  // Engine 0 has 4 more waiting requests: w_q 8 · 4 / 32 = 1.0 against the prefill saved (0.25)
+  // and the default cache bonus (2 · 0.25 = 0.5): without the bonus or with it, 1 goes first...
+  engines[0].snapshot.waiting = 4;
+  auto def = MustMake("gimbal", P({{"tie_epsilon", "0"}}));
+  auto strong = MustMake("gimbal", P({{"tie_epsilon", "0"}, {"w_cache", "4"}}));
+  ASSERT_TRUE(def && strong);
+  EXPECT_EQ(Shares(*def, r, engines, 100)[1], 1.0);
+  // ...while a bonus of 4 (1.0 + 0.25 saved) keeps the request where its prefix is.
+  EXPECT_EQ(Shares(*strong, r, engines, 100)[0], 1.0);
+  // Two waiting requests (0.5) are outweighed by the default bonus plus the saved prefill.
+  engines[0].snapshot.waiting = 2;
+  EXPECT_EQ(Shares(*def, r, engines, 100)[0], 1.0);
+  EXPECT_FALSE(MakeDispatchPolicy("gimbal", P({{"w_cache", "-1"}})).ok());
 }
 
 TEST(GimbalDispatch, StrictlyWorseOnOneSignalIsNeverChosen) {
