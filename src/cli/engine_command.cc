@@ -31,6 +31,8 @@ struct EngineFlags {
   int redundant_slots = -1;
   std::string admin_token_env = "GIMBAL_ADMIN_TOKEN";
   double drain_timeout_s = 30;
+  std::string kv_events_endpoint;
+  std::string kv_events_replay_endpoint;
 };
 
 void Fail(const std::string& msg, int code = 2) {
@@ -98,6 +100,8 @@ void RunEngine(const EngineFlags& f) {
   if (f.kv_capacity_tokens > 0) e.cluster.engine.kv_capacity_tokens = f.kv_capacity_tokens;
   if (f.redundant_slots >= 0) e.cluster.redundant_slots_per_gpu = f.redundant_slots;
   e.time_scale = f.time_scale;
+  e.kv_events_endpoint = f.kv_events_endpoint;
+  e.kv_events_replay_endpoint = f.kv_events_replay_endpoint;
   o.address = f.address;
   o.port = static_cast<uint16_t>(f.port);
   o.threads = f.threads;
@@ -123,6 +127,14 @@ void RunEngine(const EngineFlags& f) {
       s.emulator().kv_capacity_tokens());
   for (int i = 0; i < s.engines(); ++i) {
     std::cerr << fmt::format("gimbal engine: engine {} on {}\n", i, s.url(i));
+    if (!f.kv_events_endpoint.empty()) {
+      std::cerr << fmt::format(
+          "gimbal engine: engine {} publishes KV events on {}{}\n", i,
+          s.emulator().kv_events_endpoint(i),
+          f.kv_events_replay_endpoint.empty()
+              ? std::string()
+              : std::string(", replay on ") + s.emulator().kv_events_replay_endpoint(i));
+    }
   }
   std::cerr << "gimbal engine: SIGTERM or Ctrl-C drains and exits; a second one exits at once\n";
   int sig = 0;
@@ -175,6 +187,11 @@ void SetupEngine(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--drain-timeout", f->drain_timeout_s, "seconds to let requests finish on exit")
       ->capture_default_str();
+  cmd->add_option("--kv-events-endpoint", f->kv_events_endpoint,
+                  "publish vLLM KV-cache events (ZeroMQ PUB, bound) on this endpoint, engine i on "
+                  "port + i, e.g. tcp://127.0.0.1:5557 (docs/kv-events.md)");
+  cmd->add_option("--kv-events-replay-endpoint", f->kv_events_replay_endpoint,
+                  "also answer replay requests (ZeroMQ ROUTER) here, engine i on port + i");
   cmd->callback([f] { RunEngine(*f); });
 }
 

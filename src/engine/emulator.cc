@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "kvevents/publisher.h"
 #include "model/catalog.h"
 #include "policy/queue/queue_policy.h"
 
@@ -36,6 +37,70 @@ Result<sim::ClusterSpec> ClusterFromCatalog(const std::string& model, const std:
   return c;
 }
 
+// One rank's KV-event source: hears its block pool (driver thread) and publishes per step.
+struct Emulator::KvEventsRank : sim::BlockPoolObserver {
+  explicit KvEventsRank(int64_t block_size) : collector(block_size) {}
+  void OnStored(uint64_t hash) override { collector.Stored(hash); }
+  void OnRemoved(uint64_t hash) override { collector.Removed(hash); }
+  sim::BlockPool* pool = nullptr;
+  kvevents::EventCollector collector;
+  std::unique_ptr<kvevents::Publisher> publisher;
+};
+
+Status Emulator::StartKvEvents() {
+  const std::string& endpoint = options_.kv_events_endpoint;
+  if (endpoint.empty()) {
+    if (!options_.kv_events_replay_endpoint.empty()) {
+      return InvalidArgument("a KV-event replay endpoint needs a KV-event endpoint");
+    }
+    return {};
+  }
+  for (int r = 0; r < spec_.dp; ++r) {
+    // The cluster is ours and not const; the scheduler only lends its pool out read-only.
+    sim::BlockPool* pool = cluster_->engine(r).mutable_block_pool();
+    if (!pool) {
+      return InvalidArgument("KV-cache events need prefix caching (enable_prefix_caching)");
+    }
+    kvevents::PublisherOptions po;
+    auto ep = kvevents::EndpointForRank(endpoint, r);
+    if (!ep.ok()) return ep.status().WithContext("KV-event endpoint");
+    po.endpoint = *ep;
+    if (!options_.kv_events_replay_endpoint.empty()) {
+      auto rep = kvevents::EndpointForRank(options_.kv_events_replay_endpoint, r);
+      if (!rep.ok()) return rep.status().WithContext("KV-event replay endpoint");
+      po.replay_endpoint = *rep;
+    }
+    po.topic = options_.kv_events_topic;
+    po.data_parallel_rank = r;
+    auto pub = kvevents::Publisher::Create(std::move(po));
+    if (!pub.ok()) return pub.status().WithContext(fmt::format("KV events of engine {}", r));
+    auto k = std::make_unique<KvEventsRank>(spec_.engine.block_size);
+    k->publisher = std::move(*pub);
+    k->pool = pool;
+    pool->SetObserver(k.get());
+    kv_events_.push_back(std::move(k));
+  }
+  return {};
+}
+
+void Emulator::PublishKvEvents() {
+  if (kv_events_.empty()) return;
+  const double ts = UnixTime(Now());
+  for (auto& k : kv_events_) {
+    if (!k->collector.empty()) k->publisher->Publish(k->collector.Take(ts));
+  }
+}
+
+std::string Emulator::kv_events_endpoint(int r) const {
+  if (r < 0 || r >= static_cast<int>(kv_events_.size())) return "";
+  return kv_events_[r]->publisher->endpoint();
+}
+
+std::string Emulator::kv_events_replay_endpoint(int r) const {
+  if (r < 0 || r >= static_cast<int>(kv_events_.size())) return "";
+  return kv_events_[r]->publisher->replay_endpoint();
+}
+
 Result<std::unique_ptr<Emulator>> Emulator::Create(EmulatorOptions options) {
   if (!(options.time_scale >= 0)) return InvalidArgument("time_scale must be >= 0");
   auto queue = MakeQueuePolicy(options.queue_policy, options.queue_params);
@@ -56,6 +121,7 @@ Result<std::unique_ptr<Emulator>> Emulator::Create(EmulatorOptions options) {
   e->kv_capacity_tokens_ = e->cluster_->kv_capacity_tokens();
   e->placement_ = e->cluster_->placement();
   e->class_tokens_.assign(static_cast<size_t>(e->spec_.dp) * e->spec_.classes.size(), 0.0);
+  GIMBAL_RETURN_IF_ERROR(e->StartKvEvents());
   e->Publish(0);
   return e;
 }
@@ -73,6 +139,7 @@ Emulator::Emulator(EmulatorOptions options)
 
 Emulator::~Emulator() {
   Stop();
+  for (auto& k : kv_events_) k->pool->SetObserver(nullptr);
 }
 
 double Emulator::Now() const {
@@ -298,6 +365,7 @@ void Emulator::RecordRouting(const std::vector<sim::StepPlan>& plans) {
 }
 
 void Emulator::Publish(double now) {
+  PublishKvEvents();
   {
     std::lock_guard<std::mutex> lock(state_mu_);
     const auto& pressure = cluster_->moe_pressure();
@@ -345,6 +413,7 @@ void Emulator::Loop() {
       if (!runnable) cluster_->Complete(plans);  // nothing fits; keep the scheduler consistent
     }
     if (!runnable) {
+      PublishKvEvents();  // what the empty plan evicted, before idling
       continuous = false;
       lock.lock();
       cv_.wait(lock,

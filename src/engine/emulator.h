@@ -15,6 +15,12 @@
 // publishes each rank's EngineSnapshot, folds the step's source x expert routing into a decayed
 // RoutingStats, and calls the step watchers.
 //
+// With `kv_events_endpoint` set, every rank publishes its prefix cache's changes as vLLM's
+// KV-cache events (one ZeroMQ publisher per DP rank, docs/kv-events.md): the block pool's
+// observer gathers a step's stores and evictions, and the driver hands them to the rank's
+// publisher after the step (never blocking; a full publisher queue drops, which subscribers see
+// as a gap).
+//
 // Callbacks run on the driver thread and must return quickly without blocking (post the work
 // elsewhere). Everything else here is thread-safe.
 #pragma once
@@ -53,6 +59,12 @@ struct EmulatorOptions {
   // Source x expert statistics: exponential decay per step by default (a window of N steps would
   // keep N copies of layers x ranks x experts counts).
   RoutingStatsOptions stats{RoutingStatsOptions::Mode::kDecay, 1000, 0.999};
+  // KV-cache events: empty publishes none. Rank r binds kvevents::EndpointForRank(endpoint, r)
+  // (vLLM's rule: tcp port + r, inproc/ipc name + "_dp<r>"); likewise the optional replay
+  // endpoint. Needs prefix caching (cluster.engine.enable_prefix_caching).
+  std::string kv_events_endpoint;
+  std::string kv_events_replay_endpoint;
+  std::string kv_events_topic;
 };
 
 // What happened to a submitted request (or to a command).
@@ -150,8 +162,12 @@ class Emulator {
   int64_t kv_capacity_tokens() const { return kv_capacity_tokens_; }
   double time_scale() const { return options_.time_scale; }
   int64_t steps() const { return steps_.load(std::memory_order_relaxed); }
+  // Rank r's bound KV-event endpoint (ephemeral ports resolved); empty without KV events.
+  std::string kv_events_endpoint(int r) const;
+  std::string kv_events_replay_endpoint(int r) const;
 
  private:
+  struct KvEventsRank;  // a rank's block-pool observer and publisher (emulator.cc)
   struct Pending {
     uint64_t id;
     Submission sub;
@@ -172,6 +188,8 @@ class Emulator {
   bool Admit(std::deque<Pending>& in, std::vector<uint64_t>& cancels, std::deque<Command>& cmds);
   void RecordRouting(const std::vector<sim::StepPlan>& plans);
   void Publish(double now);
+  Status StartKvEvents();
+  void PublishKvEvents();
 
   EmulatorOptions options_;
   sim::ClusterSpec spec_;
@@ -211,6 +229,8 @@ class Emulator {
   std::mutex watch_mu_;
   int next_watcher_ = 1;
   std::map<int, std::function<void()>> watchers_;
+
+  std::vector<std::unique_ptr<KvEventsRank>> kv_events_;  // per rank; empty without KV events
 };
 
 }  // namespace gimbal::engine

@@ -63,6 +63,7 @@ void BlockPool::Evict(int32_t b) {
     cached_[k.hash] = k.same_next;
   } else {
     cached_.erase(k.hash);
+    if (observer_) observer_->OnRemoved(k.hash);
   }
   if (k.same_next >= 0) blocks_[k.same_next].same_prev = k.same_prev;
   k.same_prev = k.same_next = -1;
@@ -114,7 +115,10 @@ void BlockPool::Cache(int32_t b, uint64_t hash) {
   k.hashed = true;
   k.hash = hash;
   auto [it, inserted] = cached_.emplace(hash, b);
-  if (inserted) return;
+  if (inserted) {
+    if (observer_) observer_->OnStored(hash);
+    return;
+  }
   int32_t last = it->second;  // chains are short: same prefix computed concurrently
   while (blocks_[last].same_next >= 0) last = blocks_[last].same_next;
   blocks_[last].same_next = b;

@@ -13,6 +13,12 @@
 // Several blocks may carry the same hash (two requests computed the same prefix at once); Lookup()
 // returns the one cached first. Every operation costs O(blocks passed in) — the queue is an
 // index-linked list and hashes sit in a hash map — never a scan over the pool.
+//
+// An optional BlockPoolObserver hears when a content hash becomes findable (its first block is
+// cached) and when it stops being findable (its last block is evicted): the set of hashes it has
+// been told about equals the set Lookup() finds. This is what `gimbal engine` publishes as vLLM's
+// KV-cache events (docs/kv-events.md). Unset, it costs one null test per cache and eviction and
+// changes nothing.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +26,17 @@
 #include <vector>
 
 namespace gimbal::sim {
+
+// Told about changes to the set of cached content hashes. Calls happen inside Allocate() and
+// Cache(), on the thread that calls them; they must not call back into the pool.
+class BlockPoolObserver {
+ public:
+  virtual ~BlockPoolObserver() = default;
+  // `hash` became findable: the first block carrying it was cached.
+  virtual void OnStored(uint64_t hash) = 0;
+  // `hash` is no longer findable: the last block carrying it was evicted (taken for new content).
+  virtual void OnRemoved(uint64_t hash) = 0;
+};
 
 class BlockPool {
  public:
@@ -42,6 +59,9 @@ class BlockPool {
   void Free(const std::vector<int32_t>& blocks);
   // Gives held block `b`, now full and computed, the content hash `hash`. No-op when it has one.
   void Cache(int32_t b, uint64_t hash);
+
+  // Installs `observer` (null: none). Not owned; it must outlive the pool or be unset first.
+  void SetObserver(BlockPoolObserver* observer) { observer_ = observer; }
 
   int32_t ref_count(int32_t b) const { return blocks_.at(b).ref; }
   bool hashed(int32_t b) const { return blocks_.at(b).hashed; }
@@ -66,6 +86,7 @@ class BlockPool {
   int32_t head_ = -1, tail_ = -1;
   int64_t num_free_ = 0;
   int64_t evictions_ = 0;
+  BlockPoolObserver* observer_ = nullptr;
 };
 
 }  // namespace gimbal::sim

@@ -148,6 +148,8 @@ class EngineScheduler {
   }
   int64_t usable_blocks() const { return pool_ ? pool_->num_usable() : limits_.kv_blocks; }
   const BlockPool* block_pool() const { return pool_.get(); }  // null without prefix caching
+  // The same, to set its observer (BlockPool::SetObserver); null without prefix caching.
+  BlockPool* mutable_block_pool() { return pool_.get(); }
   size_t num_running() const { return running_.size(); }
   size_t num_waiting() const { return waiting_.size() + preempted_.size(); }
   int64_t total_preemptions() const { return total_preemptions_; }

@@ -1,0 +1,445 @@
+// Publisher -> subscriber over real ZeroMQ sockets (tcp on ephemeral ports, inproc): the index
+// follows an engine's block pool; gaps, replays, late joins, out-of-order and malformed messages,
+// publisher restarts, AllBlocksCleared and a subscriber that falls behind.
+#include <zmq.h>
+
+#include <chrono>
+#include <functional>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "kvevents/publisher.h"
+#include "kvevents/subscriber.h"
+#include "sim/block_pool.h"
+
+namespace gimbal::kvevents {
+namespace {
+
+using Hashes = std::vector<uint64_t>;
+using Clock = std::chrono::steady_clock;
+
+bool WaitUntil(const std::function<bool()>& done, double seconds = 10) {
+  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
+  while (Clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return done();
+}
+
+EventBatch Stores(Hashes h) {
+  EventBatch b;
+  BlockStored s;
+  s.block_hashes = std::move(h);
+  s.block_size = 16;
+  b.events.emplace_back(std::move(s));
+  return b;
+}
+
+EventBatch Removes(Hashes h) {
+  EventBatch b;
+  b.events.emplace_back(BlockRemoved{std::move(h), std::nullopt, std::nullopt});
+  return b;
+}
+
+std::unique_ptr<Publisher> MakePublisher(PublisherOptions o) {
+  auto p = Publisher::Create(std::move(o));
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return p.ok() ? std::move(*p) : nullptr;
+}
+
+std::unique_ptr<Subscriber> MakeSubscriber(SubscriberOptions o) {
+  o.replay_timeout_s = 5;  // generous: the test machine is shared
+  auto s = Subscriber::Create(std::move(o));
+  EXPECT_TRUE(s.ok()) << s.status().ToString();
+  return s.ok() ? std::move(*s) : nullptr;
+}
+
+// Publishes empty batches until the subscriber has applied one published after the call began:
+// it is connected and caught up.
+bool Sync(Publisher& pub, Subscriber& sub, int engine = 0) {
+  const auto end = Clock::now() + std::chrono::seconds(10);
+  while (Clock::now() < end) {
+    const int64_t seq = pub.next_seq();
+    pub.Publish(EventBatch{});
+    if (WaitUntil([&] { return sub.State(engine).last_seq >= seq; }, 0.2)) return true;
+  }
+  return false;
+}
+
+// Mirrors a block pool's observer calls into an EventCollector, one batch per "step".
+struct PoolObserver : sim::BlockPoolObserver {
+  EventCollector collector{16};
+  void OnStored(uint64_t h) override { collector.Stored(h); }
+  void OnRemoved(uint64_t h) override { collector.Removed(h); }
+};
+
+TEST(KvEventsPubSubTest, IndexEqualsTheEnginesCachedBlocks) {
+  PublisherOptions po;
+  po.endpoint = "tcp://127.0.0.1:0";
+  po.replay_endpoint = "tcp://127.0.0.1:0";
+  auto pub = MakePublisher(po);
+  ASSERT_TRUE(pub);
+  SubscriberOptions so;
+  so.endpoints = {pub->endpoint()};
+  so.replay_endpoints = {pub->replay_endpoint()};
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+
+  // Requests of 1..6 blocks over a small pool; hashes from a small universe so that blocks are
+  // cached, shared, evicted and cached again.
+  sim::BlockPool pool(24);
+  PoolObserver obs;
+  pool.SetObserver(&obs);
+  std::mt19937_64 rng(7);
+  std::vector<std::vector<int32_t>> held;
+  int64_t stored = 0, removed = 0;
+  for (int step = 0; step < 400; ++step) {
+    if (!held.empty() && (rng() % 3 == 0 || pool.num_free() < 6)) {
+      const size_t i = rng() % held.size();
+      pool.Free(held[i]);
+      held.erase(held.begin() + static_cast<std::ptrdiff_t>(i));
+    } else {
+      std::vector<int32_t> blocks;
+      pool.Allocate(static_cast<int64_t>(1 + rng() % 6), blocks);
+      for (size_t k = 0; k + 1 < blocks.size(); ++k) pool.Cache(blocks[k], 1000 + rng() % 40);
+      held.push_back(std::move(blocks));
+    }
+    if (obs.collector.empty()) continue;
+    EventBatch b = obs.collector.Take(step);
+    for (const Event& e : b.events) {
+      stored += std::holds_alternative<BlockStored>(e);
+      removed += std::holds_alternative<BlockRemoved>(e);
+    }
+    pub->Publish(std::move(b));
+  }
+  ASSERT_GT(stored, 20);
+  ASSERT_GT(removed, 20);
+  ASSERT_TRUE(Sync(*pub, *sub));
+  size_t cached = 0;
+  for (uint64_t h = 1000; h < 1040; ++h) {
+    EXPECT_EQ(sub->Contains(0, h), pool.Lookup(h) >= 0) << h;
+    cached += pool.Lookup(h) >= 0;
+  }
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(st.blocks, cached);
+  EXPECT_FALSE(st.stale);  // a late join is closed by the replay from sequence 0
+  EXPECT_EQ(st.resets, 0);
+  EXPECT_EQ(st.malformed, 0);
+}
+
+TEST(KvEventsPubSubTest, ALateJoinerRecoversTheHistoryByReplay) {
+  PublisherOptions po;
+  po.endpoint = "inproc://kv-late";
+  po.replay_endpoint = "inproc://kv-late-replay";
+  auto pub = MakePublisher(po);
+  ASSERT_TRUE(pub);
+  // Published before anyone listens: only a replay can bring these back.
+  pub->Publish(Stores({1, 2, 3}));
+  pub->Publish(Removes({2}));
+  ASSERT_TRUE(pub->Flush(5));
+  SubscriberOptions so;
+  so.endpoints = {pub->endpoint()};
+  so.replay_endpoints = {pub->replay_endpoint()};
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+  ASSERT_TRUE(Sync(*pub, *sub));
+  EXPECT_EQ(sub->Hashes(0), (Hashes{1, 3}));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_GE(st.gaps, 1);
+  EXPECT_GE(st.replays, 1);
+  EXPECT_FALSE(st.stale);
+  EXPECT_GE(pub->replays_served(), 1);
+  const Hashes prompt{1, 3, 4};
+  EXPECT_EQ(sub->MatchPrefix(0, prompt), 2u);
+  EXPECT_EQ(sub->MatchPrefix(1, prompt), 0u);  // no such engine
+}
+
+TEST(KvEventsPubSubTest, AGapWithoutReplayResetsTheIndexAndMarksItStale) {
+  PublisherOptions po;
+  po.endpoint = "inproc://kv-noreplay";
+  auto pub = MakePublisher(po);
+  pub->Publish(Stores({1, 2, 3}));
+  ASSERT_TRUE(pub->Flush(5));
+  SubscriberOptions so;
+  so.endpoints = {pub->endpoint()};
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+  ASSERT_TRUE(Sync(*pub, *sub));
+  EXPECT_TRUE(sub->Hashes(0).empty());
+  EngineKvStatus st = sub->State(0);
+  EXPECT_TRUE(st.stale);
+  EXPECT_EQ(st.resets, 1);
+  EXPECT_NE(st.last_problem.find("no replay endpoint"), std::string::npos) << st.last_problem;
+  // AllBlocksCleared makes the index exact again.
+  EventBatch clear;
+  clear.events = {AllBlocksCleared{}};
+  pub->Publish(clear);
+  pub->Publish(Stores({9}));
+  ASSERT_TRUE(Sync(*pub, *sub));
+  st = sub->State(0);
+  EXPECT_FALSE(st.stale);
+  EXPECT_EQ(sub->Hashes(0), Hashes{9});
+}
+
+TEST(KvEventsPubSubTest, AReplayBufferTooShortForTheGapResets) {
+  PublisherOptions po;
+  po.endpoint = "inproc://kv-short";
+  po.replay_endpoint = "inproc://kv-short-replay";
+  po.buffer_steps = 2;
+  auto pub = MakePublisher(po);
+  for (uint64_t h = 1; h <= 10; ++h) pub->Publish(Stores({h}));
+  ASSERT_TRUE(pub->Flush(5));
+  SubscriberOptions so;
+  so.endpoints = {pub->endpoint()};
+  so.replay_endpoints = {pub->replay_endpoint()};
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+  ASSERT_TRUE(Sync(*pub, *sub));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_TRUE(st.stale);
+  EXPECT_EQ(st.resets, 1);
+  EXPECT_EQ(st.replays, 0);
+  EXPECT_FALSE(sub->Contains(0, 1));  // batch 0 was no longer kept
+}
+
+TEST(KvEventsPubSubTest, APublisherRestartResetsThatEnginesIndexOnly) {
+  PublisherOptions a0, b0;
+  a0.endpoint = "tcp://127.0.0.1:0";
+  b0.endpoint = "tcp://127.0.0.1:0";
+  b0.data_parallel_rank = 1;
+  auto a = MakePublisher(a0);
+  auto b = MakePublisher(b0);
+  SubscriberOptions so;
+  so.endpoints = {a->endpoint(), b->endpoint()};
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+  ASSERT_TRUE(Sync(*a, *sub, 0));
+  ASSERT_TRUE(Sync(*b, *sub, 1));
+  for (int i = 0; i < 500; ++i) a->Publish(Stores({100 + static_cast<uint64_t>(i % 5)}));
+  b->Publish(Stores({200}));
+  ASSERT_TRUE(Sync(*a, *sub, 0));
+  ASSERT_TRUE(Sync(*b, *sub, 1));
+  ASSERT_TRUE(sub->Contains(0, 104));
+
+  // Engine 0 restarts on the same port: its numbering starts again at 0.
+  const int64_t gaps_before = sub->State(0).gaps;
+  const std::string endpoint = a->endpoint();
+  a.reset();
+  PublisherOptions again;
+  again.endpoint = endpoint;
+  a = MakePublisher(again);
+  ASSERT_TRUE(a);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the subscriber reconnects
+  ASSERT_TRUE(WaitUntil([&] {
+    a->Publish(Stores({300}));
+    return WaitUntil([&] { return sub->State(0).restarts >= 1; }, 0.05);
+  }));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(st.restarts, 1);
+  EXPECT_FALSE(sub->Contains(0, 104));  // what the old process cached is gone
+  EXPECT_TRUE(sub->Contains(0, 300));
+  // Exact when the restart was seen from its first batch; a gap back to 0 without a replay
+  // endpoint otherwise, and then stale.
+  EXPECT_EQ(st.stale, st.gaps > gaps_before) << st.last_problem;
+  EXPECT_TRUE(sub->Contains(1, 200));  // the other engine is untouched
+  EXPECT_EQ(sub->State(1).restarts, 0);
+}
+
+TEST(KvEventsPubSubTest, ARestartSeenLateIsReplayedFromZero) {
+  PublisherOptions po;
+  po.endpoint = "tcp://127.0.0.1:0";
+  po.replay_endpoint = "tcp://127.0.0.1:0";
+  auto pub = MakePublisher(po);
+  SubscriberOptions so;
+  so.endpoints = {pub->endpoint()};
+  so.replay_endpoints = {pub->replay_endpoint()};
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+  // Far ahead of what the new process will reach while the subscriber reconnects: the protocol
+  // has no epoch, so only a number going back tells a restart. Published before the subscriber
+  // listens, these come by replay, which settles 0..500: only the disconnection tells the
+  // subscriber that small numbers afterwards are a restart, not late duplicates.
+  for (uint64_t h = 1; h <= 500; ++h) pub->Publish(Stores({h}));
+  ASSERT_TRUE(Sync(*pub, *sub));
+  ASSERT_TRUE(sub->Contains(0, 500));
+
+  po.endpoint = pub->endpoint();
+  po.replay_endpoint = pub->replay_endpoint();
+  pub.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the engine comes back
+  pub = MakePublisher(po);
+  ASSERT_TRUE(pub);
+  // Sent while the subscriber is most likely still reconnecting: lost live, kept for replay.
+  for (uint64_t h = 10001; h <= 10005; ++h) pub->Publish(Stores({h}));
+  ASSERT_TRUE(pub->Flush(5));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(WaitUntil([&] {  // until the subscriber is back
+    pub->Publish(Stores({10006}));
+    return WaitUntil([&] { return sub->Contains(0, 10006); }, 0.05);
+  }));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(st.restarts, 1);
+  EXPECT_GE(st.reconnects, 1);
+  EXPECT_FALSE(st.stale) << st.last_problem;
+  EXPECT_EQ(st.blocks, 6u);
+  for (uint64_t h = 10001; h <= 10006; ++h) EXPECT_TRUE(sub->Contains(0, h)) << h;
+  EXPECT_FALSE(sub->Contains(0, 500));
+}
+
+TEST(KvEventsPubSubTest, ASlowSubscriberLosesBatchesNotThePublishersTime) {
+  for (const bool replay : {false, true}) {
+    SCOPED_TRACE(replay ? "with replay" : "without replay");
+    PublisherOptions po;
+    po.endpoint = replay ? "inproc://kv-slow-r" : "inproc://kv-slow";
+    if (replay) po.replay_endpoint = "inproc://kv-slow-r-replay";
+    po.hwm = 10;
+    SubscriberOptions so;
+    auto pub = MakePublisher(po);
+    so.endpoints = {pub->endpoint()};
+    if (replay) so.replay_endpoints = {pub->replay_endpoint()};
+    so.rcv_hwm = 10;
+    auto sub = MakeSubscriber(so);  // connected, but not reading yet
+    ASSERT_TRUE(sub);
+    const auto t0 = Clock::now();
+    constexpr uint64_t kBatches = 2000;
+    for (uint64_t h = 0; h < kBatches; ++h) ASSERT_TRUE(pub->Publish(Stores({h})));
+    ASSERT_TRUE(pub->Flush(10));  // everything went out although nobody read it
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 5.0);
+    EXPECT_EQ(pub->sent(), static_cast<int64_t>(kBatches));
+    EXPECT_EQ(pub->dropped(), 0);
+
+    sub->Start();
+    ASSERT_TRUE(Sync(*pub, *sub));
+    const EngineKvStatus st = sub->State(0);
+    EXPECT_GE(st.gaps, 1);
+    if (replay) {
+      EXPECT_EQ(st.blocks, kBatches);  // the replay brought back every dropped batch
+      EXPECT_FALSE(st.stale);
+      EXPECT_GE(st.replays, 1);
+    } else {
+      EXPECT_LT(st.blocks, 100u);  // at most what the high-water marks held
+      EXPECT_TRUE(st.stale);
+      EXPECT_GE(st.resets, 1);
+    }
+  }
+}
+
+TEST(KvEventsPubSubTest, APublisherQueueThatOverflowsDropsAndTheGapShows) {
+  PublisherOptions po;
+  po.endpoint = "inproc://kv-overflow";
+  po.max_queue = 1;
+  auto pub = MakePublisher(po);
+  int64_t dropped = 0;
+  for (int i = 0; i < 5000; ++i) dropped += pub->Publish(Stores({1})) ? 0 : 1;
+  EXPECT_EQ(pub->dropped(), dropped);
+  EXPECT_EQ(pub->next_seq(), 5000);  // dropped batches keep their numbers
+  ASSERT_TRUE(pub->Flush(5));
+  EXPECT_EQ(pub->sent() + pub->dropped(), 5000);
+}
+
+// A raw PUB socket, to send what a correct publisher never would.
+class RawPub {
+ public:
+  RawPub() {
+    s_ = zmq_socket(ZmqContext(), ZMQ_PUB);
+    EXPECT_EQ(zmq_bind(s_, "tcp://127.0.0.1:0"), 0);
+    char buf[256];
+    size_t len = sizeof(buf);
+    zmq_getsockopt(s_, ZMQ_LAST_ENDPOINT, buf, &len);
+    endpoint_ = std::string(buf, len - 1);
+  }
+  ~RawPub() { zmq_close(s_); }
+  void Send(const std::vector<std::string>& frames) {
+    for (size_t i = 0; i < frames.size(); ++i) {
+      zmq_send(s_, frames[i].data(), frames[i].size(), i + 1 < frames.size() ? ZMQ_SNDMORE : 0);
+    }
+  }
+  void Batch(int64_t seq, const EventBatch& b) { Send({"", EncodeSeq(seq), EncodeBatch(b)}); }
+  // Sends empty batches numbered from `seq` until the subscriber applied one; the next number.
+  int64_t Connect(Subscriber& sub) {
+    int64_t seq = 0;
+    while (seq < 5000) {
+      Batch(seq, EventBatch{});
+      if (WaitUntil([&] { return sub.State(0).batches > 0; }, 0.02)) return seq + 1;
+      ++seq;
+    }
+    ADD_FAILURE() << "subscriber never connected";
+    return seq;
+  }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  void* s_;
+  std::string endpoint_;
+};
+
+TEST(KvEventsPubSubTest, MalformedMessagesAreCountedAndSkipped) {
+  RawPub raw;
+  SubscriberOptions so;
+  so.endpoints = {raw.endpoint()};
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+  int64_t seq = raw.Connect(*sub);
+  raw.Send({"", EncodeSeq(seq)});                                // two frames
+  raw.Send({"", "1234567", EncodeBatch(EventBatch{})});          // a 7-byte sequence
+  raw.Send({"", EncodeSeq(seq++), "\xc1 not msgpack"});          // a payload that does not decode
+  raw.Send({"", EncodeSeq(seq++), std::string("\x92\xcb", 2)});  // truncated
+  raw.Batch(seq++, Stores({77}));
+  ASSERT_TRUE(WaitUntil([&] { return sub->Contains(0, 77); }));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(st.malformed, 4);
+  EXPECT_TRUE(st.stale);  // two payloads were lost
+  EXPECT_EQ(st.last_seq, seq - 1);
+  EXPECT_FALSE(st.last_problem.empty());
+}
+
+TEST(KvEventsPubSubTest, OutOfOrderBatchesAreAGapThenLateDuplicates) {
+  RawPub raw;
+  SubscriberOptions so;
+  so.endpoints = {raw.endpoint()};
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+  const int64_t s = raw.Connect(*sub);
+  const EngineKvStatus before = sub->State(0);
+  raw.Batch(s, Stores({10}));
+  raw.Batch(s + 2, Stores({12}));  // ahead: a gap (no replay): reset, stale
+  raw.Batch(s + 1, Stores({11}));  // late: skipped, not a restart
+  raw.Batch(s + 3, Stores({13}));
+  ASSERT_TRUE(WaitUntil([&] { return sub->State(0).last_seq == s + 3; }));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(sub->Hashes(0), (Hashes{12, 13}));
+  EXPECT_EQ(st.gaps - before.gaps, 1);
+  EXPECT_EQ(st.resets - before.resets, 1);
+  EXPECT_EQ(st.duplicates - before.duplicates, 1);
+  EXPECT_EQ(st.restarts, 0);
+  EXPECT_TRUE(st.stale);
+}
+
+TEST(KvEventsPubSubTest, EndpointsPerRankFollowVllm) {
+  EXPECT_EQ(*EndpointForRank("tcp://*:5557", 0), "tcp://*:5557");
+  EXPECT_EQ(*EndpointForRank("tcp://127.0.0.1:5557", 3), "tcp://127.0.0.1:5560");
+  EXPECT_EQ(*EndpointForRank("tcp://127.0.0.1:0", 3), "tcp://127.0.0.1:0");
+  EXPECT_EQ(*EndpointForRank("inproc://cache", 2), "inproc://cache_dp2");
+  EXPECT_FALSE(EndpointForRank("tcp://127.0.0.1:x", 1).ok());
+  EXPECT_FALSE(EndpointForRank("udp://host:1", 1).ok());
+  EXPECT_FALSE(EndpointForRank("tcp://h:65535", 1).ok());
+  EXPECT_FALSE(Publisher::Create(PublisherOptions{}).ok());
+  PublisherOptions bad;
+  bad.endpoint = "nonsense";
+  EXPECT_FALSE(Publisher::Create(bad).ok());
+  EXPECT_FALSE(Subscriber::Create(SubscriberOptions{}).ok());
+}
+
+}  // namespace
+}  // namespace gimbal::kvevents

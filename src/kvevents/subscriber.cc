@@ -1,0 +1,339 @@
+#include "kvevents/subscriber.h"
+
+#include <zmq.h>
+
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "kvevents/publisher.h"
+
+namespace gimbal::kvevents {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Reads one whole message (all its frames; at most 8 kept). False when none was waiting.
+bool RecvFrames(void* s, std::vector<std::string>& frames, int flags) {
+  frames.clear();
+  int more = 1;
+  bool any = false;
+  while (more) {
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, s, any ? 0 : flags) < 0) {
+      zmq_msg_close(&m);
+      return any;
+    }
+    any = true;
+    if (frames.size() < 8) {
+      frames.emplace_back(static_cast<const char*>(zmq_msg_data(&m)), zmq_msg_size(&m));
+    }
+    more = zmq_msg_more(&m);
+    zmq_msg_close(&m);
+  }
+  return true;
+}
+
+// Logs the first few problems of an engine, then one in a thousand.
+bool ShouldLog(int64_t count) {
+  return count <= 5 || count % 1000 == 0;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options) {
+  if (options.endpoints.empty()) return InvalidArgument("a KV-event subscriber needs endpoints");
+  if (!options.replay_endpoints.empty() &&
+      options.replay_endpoints.size() != options.endpoints.size()) {
+    return InvalidArgument("replay endpoints: give none or one per engine");
+  }
+  if (options.rcv_hwm < 0 || options.max_blocks_per_engine < 1 || !(options.replay_timeout_s > 0)) {
+    return InvalidArgument(
+        "KV-event subscriber: rcv_hwm >= 0, max_blocks >= 1, replay timeout > 0");
+  }
+  std::unique_ptr<Subscriber> s(new Subscriber(std::move(options)));
+  for (size_t i = 0; i < s->options_.endpoints.size(); ++i) {
+    s->engines_.push_back(std::make_unique<Engine>(s->options_.max_blocks_per_engine));
+    Engine& en = *s->engines_.back();
+    en.endpoint = s->options_.endpoints[i];
+    GIMBAL_RETURN_IF_ERROR(s->OpenSub(en));
+    if (!s->options_.replay_endpoints.empty()) en.replay_endpoint = s->options_.replay_endpoints[i];
+    if (!en.replay_endpoint.empty()) GIMBAL_RETURN_IF_ERROR(s->ConnectReplay(en));
+  }
+  return s;
+}
+
+void Subscriber::CloseSub(Engine& e) {
+  if (e.sub) {
+    zmq_socket_monitor(e.sub, nullptr, 0);
+    zmq_close(e.sub);
+  }
+  if (e.monitor) zmq_close(e.monitor);
+  e.sub = e.monitor = nullptr;
+}
+
+Status Subscriber::OpenSub(Engine& e) {
+  const int linger = 0;
+  e.sub = zmq_socket(ZmqContext(), ZMQ_SUB);
+  if (!e.sub) return Internal(std::string("zmq_socket: ") + zmq_strerror(zmq_errno()));
+  zmq_setsockopt(e.sub, ZMQ_RCVHWM, &options_.rcv_hwm, sizeof(int));
+  zmq_setsockopt(e.sub, ZMQ_LINGER, &linger, sizeof(int));
+  zmq_setsockopt(e.sub, ZMQ_SUBSCRIBE, options_.topic.data(), options_.topic.size());
+  // A name of its own for every monitor of the process (a closed one may still hold its name).
+  static std::atomic<uint64_t> monitors{0};
+  const std::string name = "inproc://gimbal-kv-monitor-" + std::to_string(monitors.fetch_add(1));
+  if (zmq_socket_monitor(e.sub, name.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) {
+    return Internal(std::string("zmq_socket_monitor: ") + zmq_strerror(zmq_errno()));
+  }
+  e.monitor = zmq_socket(ZmqContext(), ZMQ_PAIR);
+  if (!e.monitor || zmq_connect(e.monitor, name.c_str()) != 0) {
+    return Internal(std::string("monitor: ") + zmq_strerror(zmq_errno()));
+  }
+  zmq_setsockopt(e.monitor, ZMQ_LINGER, &linger, sizeof(int));
+  if (zmq_connect(e.sub, e.endpoint.c_str()) != 0) {
+    return InvalidArgument(std::string("cannot connect to ") + e.endpoint + ": " +
+                           zmq_strerror(zmq_errno()));
+  }
+  return {};
+}
+
+Status Subscriber::ConnectReplay(Engine& e) {
+  if (e.replay) zmq_close(e.replay);
+  e.replay = zmq_socket(ZmqContext(), ZMQ_DEALER);
+  if (!e.replay) return Internal(std::string("zmq_socket: ") + zmq_strerror(zmq_errno()));
+  const int linger = 0;
+  zmq_setsockopt(e.replay, ZMQ_LINGER, &linger, sizeof(int));
+  if (zmq_connect(e.replay, e.replay_endpoint.c_str()) != 0) {
+    return InvalidArgument(std::string("cannot connect to ") + e.replay_endpoint + ": " +
+                           zmq_strerror(zmq_errno()));
+  }
+  return {};
+}
+
+Subscriber::~Subscriber() {
+  Stop();
+  for (auto& e : engines_) {
+    CloseSub(*e);
+    if (e->replay) zmq_close(e->replay);
+  }
+}
+
+void Subscriber::Start() {
+  std::lock_guard<std::mutex> lock(life_mu_);
+  if (started_ || stopped_) return;
+  started_ = true;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Subscriber::Stop() {
+  std::lock_guard<std::mutex> lock(life_mu_);
+  stopped_ = true;
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+void Subscriber::Loop() {
+  // SUB sockets first, then their monitors.
+  const size_t n = engines_.size();
+  std::vector<zmq_pollitem_t> items(2 * n);
+  for (size_t i = 0; i < n; ++i) {
+    items[i] = {engines_[i]->sub, 0, ZMQ_POLLIN, 0};
+    items[n + i] = {engines_[i]->monitor, 0, ZMQ_POLLIN, 0};
+  }
+  std::vector<std::string> frames;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    if (zmq_poll(items.data(), static_cast<int>(items.size()), 50) <= 0) continue;
+    for (size_t i = 0; i < n; ++i) {
+      if (!(items[i].revents & ZMQ_POLLIN)) continue;
+      // A bounded number per engine per round, so one busy engine cannot starve the others.
+      for (int k = 0; k < 256 && RecvFrames(engines_[i]->sub, frames, ZMQ_DONTWAIT); ++k) {
+        OnMessage(*engines_[i], frames);
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (!(items[n + i].revents & ZMQ_POLLIN)) continue;
+      Engine& e = *engines_[i];
+      while (RecvFrames(e.monitor, frames, ZMQ_DONTWAIT)) {
+      }
+      // The publisher went away; ZeroMQ reconnects by itself. Whatever comes next is new: numbers
+      // the last replay or reset settled no longer mark duplicates, so a restarted publisher's
+      // small numbers read as the restart they are.
+      std::lock_guard<std::mutex> lock(e.mu);
+      ++e.st.reconnects;
+      e.seq.ForgetSettled();
+    }
+  }
+}
+
+void Subscriber::ProblemLocked(Engine& e, const std::string& why, bool malformed) {
+  e.st.last_problem = why;
+  const int64_t n = malformed ? ++e.st.malformed : e.st.resets;
+  if (ShouldLog(n)) spdlog::warn("kv-events from {}: {}", e.endpoint, why);
+}
+
+void Subscriber::ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& batch) {
+  if (!batch.ok()) {
+    // The batch is lost: whatever it stored or removed is missing from the index.
+    e.st.stale = true;
+    ProblemLocked(e, "batch " + std::to_string(seq) + " skipped: " + batch.status().message(),
+                  true);
+    return;
+  }
+  e.index.Apply(*batch);
+  for (const Event& ev : batch->events) {
+    if (std::holds_alternative<AllBlocksCleared>(ev)) e.st.stale = false;
+  }
+  ++e.st.batches;
+  e.st.last_seq = seq;
+  e.st.last_ts = batch->ts;
+}
+
+void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames) {
+  std::optional<int64_t> seq;
+  if (frames.size() == 3) seq = DecodeSeq(frames[1]);
+  if (!seq || *seq < 0) {
+    std::lock_guard<std::mutex> lock(e.mu);
+    ProblemLocked(e,
+                  frames.size() != 3
+                      ? "message of " + std::to_string(frames.size()) +
+                            " frame(s) skipped; expected [topic, sequence, payload]"
+                      : std::string("message skipped: the sequence frame is not a non-negative "
+                                    "8-byte number"),
+                  true);
+    return;
+  }
+  const Result<EventBatch> batch = DecodeBatch(frames[2]);
+  std::unique_lock<std::mutex> lock(e.mu);
+  SequenceTracker::Verdict verdict = e.seq.Offer(*seq);
+  if (verdict == SequenceTracker::Verdict::kRestart) {
+    // A new process: nothing the old one cached survives. From 0 the index is exact at once; a
+    // restart seen later is a gap back to 0, replayed or reported below like any other.
+    ++e.st.restarts;
+    e.index.Clear();
+    e.st.stale = false;
+    e.st.last_problem = "publisher restarted (sequence went back to " + std::to_string(*seq) + ")";
+    spdlog::info("kv-events from {}: {}; index reset", e.endpoint, e.st.last_problem);
+    e.seq.Reset();
+    verdict = e.seq.Offer(*seq);
+  }
+  switch (verdict) {
+    case SequenceTracker::Verdict::kInOrder:
+      ApplyLocked(e, *seq, batch);
+      return;
+    case SequenceTracker::Verdict::kDuplicate:
+      ++e.st.duplicates;
+      return;
+    case SequenceTracker::Verdict::kRestart:  // not after Reset
+    case SequenceTracker::Verdict::kGap:
+      break;
+  }
+  ++e.st.gaps;
+  const int64_t missing_from = e.seq.expected();
+  lock.unlock();
+  const bool closed = e.replay && Replay(e, *seq);
+  lock.lock();
+  if (closed) {
+    ++e.st.replays;
+    if (e.seq.expected() > *seq) {
+      ++e.st.duplicates;  // the replay already carried it
+      return;
+    }
+  } else {
+    e.index.Clear();
+    e.st.stale = true;
+    ++e.st.resets;
+    e.seq.SettleFrom(missing_from);  // those batches, should they still come, are skipped
+    ProblemLocked(e,
+                  "batches " + std::to_string(missing_from) + ".." + std::to_string(*seq - 1) +
+                      " lost" + (e.replay ? " and not replayed" : " (no replay endpoint)") +
+                      "; index reset and marked stale",
+                  false);
+  }
+  e.seq.SkipTo(*seq);
+  ApplyLocked(e, *seq, batch);
+}
+
+bool Subscriber::Replay(Engine& e, int64_t live_seq) {
+  int64_t from;
+  {
+    std::lock_guard<std::mutex> lock(e.mu);
+    from = e.seq.expected();
+    e.seq.SettleFrom(from);
+  }
+  const std::string start = EncodeSeq(from);
+  if (zmq_send(e.replay, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+      zmq_send(e.replay, start.data(), start.size(), ZMQ_DONTWAIT) < 0) {
+    return false;
+  }
+  const auto deadline =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                         std::chrono::duration<double>(options_.replay_timeout_s));
+  std::vector<std::string> frames;
+  bool hole = false;
+  for (;;) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    zmq_pollitem_t item{e.replay, 0, ZMQ_POLLIN, 0};
+    if (left.count() <= 0 || zmq_poll(&item, 1, left.count()) <= 0) {
+      // No end marker in time: a fresh socket, so late answers cannot confuse the next replay.
+      if (!ConnectReplay(e).ok()) {
+        zmq_close(e.replay);
+        e.replay = nullptr;
+      }
+      return false;
+    }
+    if (!RecvFrames(e.replay, frames, ZMQ_DONTWAIT)) continue;
+    // [empty, topic, seq, payload]; the end marker carries sequence -1.
+    const std::optional<int64_t> rseq = frames.size() == 4 ? DecodeSeq(frames[2]) : std::nullopt;
+    std::lock_guard<std::mutex> lock(e.mu);
+    if (!rseq) {
+      ProblemLocked(e, "malformed replay message skipped", true);
+      continue;
+    }
+    if (*rseq == -1) break;
+    if (hole || *rseq < e.seq.expected()) continue;
+    if (*rseq > e.seq.expected()) {
+      hole = true;  // the publisher no longer keeps the batches we miss
+      continue;
+    }
+    ApplyLocked(e, *rseq, DecodeBatch(frames[3]));
+    e.seq.SkipTo(*rseq);
+  }
+  std::lock_guard<std::mutex> lock(e.mu);
+  return !hole && e.seq.expected() >= live_seq;
+}
+
+size_t Subscriber::MatchPrefix(int engine, std::span<const uint64_t> hashes) const {
+  if (engine < 0 || engine >= engines()) return 0;
+  const Engine& e = *engines_[engine];
+  std::lock_guard<std::mutex> lock(e.mu);
+  return e.index.MatchPrefix(hashes);
+}
+
+bool Subscriber::Contains(int engine, uint64_t hash) const {
+  if (engine < 0 || engine >= engines()) return false;
+  const Engine& e = *engines_[engine];
+  std::lock_guard<std::mutex> lock(e.mu);
+  return e.index.Contains(hash);
+}
+
+EngineKvStatus Subscriber::State(int engine) const {
+  if (engine < 0 || engine >= engines()) return {};
+  const Engine& e = *engines_[engine];
+  std::lock_guard<std::mutex> lock(e.mu);
+  EngineKvStatus s = e.st;
+  s.blocks = e.index.size();
+  s.bounded_drops = e.index.bounded_drops();
+  return s;
+}
+
+std::vector<uint64_t> Subscriber::Hashes(int engine) const {
+  if (engine < 0 || engine >= engines()) return {};
+  const Engine& e = *engines_[engine];
+  std::lock_guard<std::mutex> lock(e.mu);
+  return e.index.Hashes();
+}
+
+}  // namespace gimbal::kvevents

@@ -1,0 +1,128 @@
+// Subscriber: listens to N engines' KV-cache event publishers (one per engine / DP rank, as vLLM
+// runs them) and keeps, per engine, a bounded index of the block hashes it holds — what a router
+// asks to learn how much of a prompt an engine has cached.
+//
+// One thread reads every engine's SUB socket (Start/Stop) and applies each batch to that engine's
+// BlockIndex in sequence order. What can go wrong, and what it does:
+//   - a gap in sequence numbers (a batch lost: the subscriber fell behind its high-water mark, the
+//     publisher dropped one, a reconnect): with a replay endpoint for that engine it asks the
+//     publisher's ROUTER for every batch from the first missing one and applies them; when the
+//     replay cannot close the gap (too old for the publisher's buffer, no answer within
+//     replay_timeout_s) or there is no replay endpoint, the engine's index is reset, marked stale
+//     and a warning says so;
+//   - numbers going back (the publisher restarted): the index is reset; seen from sequence 0 it is
+//     exact at once, seen later the batches before are a gap back to 0 (replayed, or stale);
+//   - batches out of order: one ahead of the expected number is a gap (above); one behind it,
+//     inside a range already replayed or given up on, is skipped as a duplicate;
+//   - AllBlocksCleared empties the index, which is then exact (stale cleared);
+//   - a malformed message (wrong frame count, a sequence frame that is not 8 bytes, a payload that
+//     does not decode) is counted and skipped, its reason logged (the first few per engine, then
+//     one in a thousand) and kept in the engine's status; a lost payload marks the index stale.
+// A monitor hears when the connection to a publisher drops (it exited or restarted; ZeroMQ
+// reconnects by itself): from then on, numbers below the expected one mean a restart, even inside
+// a range a replay had settled.
+// Memory is bounded: ZeroMQ queues at most rcv_hwm messages per engine (beyond that the publisher
+// side drops, which shows up as a gap), and each index at most max_blocks_per_engine hashes.
+// A publisher is never slowed down: PUB sockets drop rather than wait.
+//
+// "Stale" means the index may lack blocks the engine holds, or hold blocks it dropped; a router
+// should then weigh its answers less. An engine not yet heard from has an empty, non-stale index.
+// Queries are thread-safe and take one engine's lock briefly.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/status.h"
+#include "kvevents/block_index.h"
+
+namespace gimbal::kvevents {
+
+struct SubscriberOptions {
+  std::vector<std::string> endpoints;         // engine e publishes at endpoints[e] (connected)
+  std::vector<std::string> replay_endpoints;  // empty, or one per engine ("" = no replay)
+  std::string topic;                          // subscription prefix; "" takes every topic
+  int rcv_hwm = 10000;                        // messages ZeroMQ queues per engine
+  size_t max_blocks_per_engine = size_t{1} << 18;
+  double replay_timeout_s = 0.5;
+};
+
+struct EngineKvStatus {
+  size_t blocks = 0;          // hashes in the index
+  bool stale = false;         // the index is known to be incomplete or out of date
+  int64_t batches = 0;        // batches applied (live or replayed)
+  int64_t last_seq = -1;      // last sequence number applied
+  double last_ts = 0;         // that batch's timestamp
+  int64_t gaps = 0;           // gaps seen
+  int64_t replays = 0;        // gaps closed by a replay
+  int64_t resets = 0;         // index reset because batches were lost for good
+  int64_t restarts = 0;       // publisher restarts seen
+  int64_t duplicates = 0;     // batches skipped: already applied, or late after a reset
+  int64_t malformed = 0;      // messages skipped as malformed
+  int64_t bounded_drops = 0;  // hashes dropped to stay within max_blocks_per_engine
+  int64_t reconnects = 0;     // connections to the publisher lost
+  std::string last_problem;   // the latest malformed message's reason or reset's cause
+};
+
+class Subscriber {
+ public:
+  // Connects the sockets (not started); fails on no endpoints, bad sizes or endpoints.
+  static Result<std::unique_ptr<Subscriber>> Create(SubscriberOptions options);
+  ~Subscriber();
+  Subscriber(const Subscriber&) = delete;
+  Subscriber& operator=(const Subscriber&) = delete;
+
+  // Starts / stops (and joins) the reading thread. Both idempotent; no restart after Stop.
+  void Start();
+  void Stop();
+
+  int engines() const { return static_cast<int>(engines_.size()); }
+  // Leading blocks of `hashes` (chained, head first) that `engine` holds; 0 for a bad engine.
+  size_t MatchPrefix(int engine, std::span<const uint64_t> hashes) const;
+  bool Contains(int engine, uint64_t hash) const;
+  // A copy of `engine`'s state; default for a bad engine.
+  EngineKvStatus State(int engine) const;
+  // `engine`'s hashes, least recently stored first. For tests and dumps.
+  std::vector<uint64_t> Hashes(int engine) const;
+
+ private:
+  struct Engine {
+    explicit Engine(size_t max_blocks) : index(max_blocks) {}
+    void* sub = nullptr;
+    void* monitor = nullptr;  // PAIR hearing `sub`'s disconnections
+    void* replay = nullptr;   // DEALER to the publisher's ROUTER
+    std::string endpoint, replay_endpoint;
+    mutable std::mutex mu;  // guards the fields below
+    BlockIndex index;
+    SequenceTracker seq;
+    EngineKvStatus st;
+  };
+
+  explicit Subscriber(SubscriberOptions options) : options_(std::move(options)) {}
+  void Loop();
+  void OnMessage(Engine& e, const std::vector<std::string>& frames);
+  // Asks `e`'s publisher for batches from the first missing one; true when every batch before
+  // `live_seq` was applied.
+  bool Replay(Engine& e, int64_t live_seq);
+  void ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& batch);
+  void ProblemLocked(Engine& e, const std::string& why, bool malformed);
+  gimbal::Status ConnectReplay(Engine& e);
+  // Opens `e`'s SUB socket, with a monitor of its disconnections, and connects it.
+  gimbal::Status OpenSub(Engine& e);
+  void CloseSub(Engine& e);
+
+  SubscriberOptions options_;
+  std::vector<std::unique_ptr<Engine>> engines_;
+  std::atomic<bool> stop_{false};
+  bool started_ = false, stopped_ = false;
+  std::mutex life_mu_;
+  std::thread thread_;
+};
+
+}  // namespace gimbal::kvevents
