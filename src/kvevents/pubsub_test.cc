@@ -57,6 +57,16 @@ std::unique_ptr<Subscriber> MakeSubscriber(SubscriberOptions o) {
   return s.ok() ? std::move(*s) : nullptr;
 }
 
+// A started subscriber of `pub` (and of its replay socket when `replay`).
+std::unique_ptr<Subscriber> Listen(const Publisher& pub, bool replay) {
+  SubscriberOptions so;
+  so.endpoints = {pub.endpoint()};
+  if (replay) so.replay_endpoints = {pub.replay_endpoint()};
+  auto sub = MakeSubscriber(so);
+  if (sub) sub->Start();
+  return sub;
+}
+
 // Publishes empty batches until the subscriber has applied one published after the call began:
 // it is connected and caught up.
 bool Sync(Publisher& pub, Subscriber& sub, int engine = 0) {
@@ -82,12 +92,8 @@ TEST(KvEventsPubSubTest, IndexEqualsTheEnginesCachedBlocks) {
   po.replay_endpoint = "tcp://127.0.0.1:0";
   auto pub = MakePublisher(po);
   ASSERT_TRUE(pub);
-  SubscriberOptions so;
-  so.endpoints = {pub->endpoint()};
-  so.replay_endpoints = {pub->replay_endpoint()};
-  auto sub = MakeSubscriber(so);
+  auto sub = Listen(*pub, /*replay=*/true);
   ASSERT_TRUE(sub);
-  sub->Start();
 
   // Requests of 1..6 blocks over a small pool; hashes from a small universe so that blocks are
   // cached, shared, evicted and cached again.
@@ -141,12 +147,8 @@ TEST(KvEventsPubSubTest, ALateJoinerRecoversTheHistoryByReplay) {
   pub->Publish(Stores({1, 2, 3}));
   pub->Publish(Removes({2}));
   ASSERT_TRUE(pub->Flush(5));
-  SubscriberOptions so;
-  so.endpoints = {pub->endpoint()};
-  so.replay_endpoints = {pub->replay_endpoint()};
-  auto sub = MakeSubscriber(so);
+  auto sub = Listen(*pub, /*replay=*/true);
   ASSERT_TRUE(sub);
-  sub->Start();
   ASSERT_TRUE(Sync(*pub, *sub));
   EXPECT_EQ(sub->Hashes(0), (Hashes{1, 3}));
   const EngineKvStatus st = sub->State(0);
@@ -165,11 +167,8 @@ TEST(KvEventsPubSubTest, AGapWithoutReplayResetsTheIndexAndMarksItStale) {
   auto pub = MakePublisher(po);
   pub->Publish(Stores({1, 2, 3}));
   ASSERT_TRUE(pub->Flush(5));
-  SubscriberOptions so;
-  so.endpoints = {pub->endpoint()};
-  auto sub = MakeSubscriber(so);
+  auto sub = Listen(*pub, /*replay=*/false);
   ASSERT_TRUE(sub);
-  sub->Start();
   ASSERT_TRUE(Sync(*pub, *sub));
   EXPECT_TRUE(sub->Hashes(0).empty());
   EngineKvStatus st = sub->State(0);
@@ -195,12 +194,8 @@ TEST(KvEventsPubSubTest, AReplayBufferTooShortForTheGapResets) {
   auto pub = MakePublisher(po);
   for (uint64_t h = 1; h <= 10; ++h) pub->Publish(Stores({h}));
   ASSERT_TRUE(pub->Flush(5));
-  SubscriberOptions so;
-  so.endpoints = {pub->endpoint()};
-  so.replay_endpoints = {pub->replay_endpoint()};
-  auto sub = MakeSubscriber(so);
+  auto sub = Listen(*pub, /*replay=*/true);
   ASSERT_TRUE(sub);
-  sub->Start();
   ASSERT_TRUE(Sync(*pub, *sub));
   const EngineKvStatus st = sub->State(0);
   EXPECT_TRUE(st.stale);
@@ -258,12 +253,8 @@ TEST(KvEventsPubSubTest, ARestartSeenLateIsReplayedFromZero) {
   po.endpoint = "tcp://127.0.0.1:0";
   po.replay_endpoint = "tcp://127.0.0.1:0";
   auto pub = MakePublisher(po);
-  SubscriberOptions so;
-  so.endpoints = {pub->endpoint()};
-  so.replay_endpoints = {pub->replay_endpoint()};
-  auto sub = MakeSubscriber(so);
+  auto sub = Listen(*pub, /*replay=*/true);
   ASSERT_TRUE(sub);
-  sub->Start();
   // Far ahead of what the new process will reach while the subscriber reconnects: the protocol
   // has no epoch, so only a number going back tells a restart. Published before the subscriber
   // listens, these come by replay, which settles 0..500: only the disconnection tells the
