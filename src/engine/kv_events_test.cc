@@ -74,7 +74,7 @@ TEST(EngineKvEventsTest, EachRankPublishesWhatItCachedAndSharedPrefixesMatch) {
   for (uint64_t i = 0; i < 12; ++i) prefix.push_back(0xabc000 + i);  // 12 blocks of 16 tokens
   RunRequest(*emu, 0, prefix);
   // 200 prompt + 20 output tokens: 13 full blocks, all cached on rank 0, none on rank 1. Events
-  // published before the subscriber connected come back through the replay.
+  // published before the subscriber connected come back through its catch-up replay.
   ASSERT_TRUE(WaitUntil([&] { return (*sub)->State(0).blocks >= 13; })) << (*sub)->State(0).blocks;
   EXPECT_EQ((*sub)->State(1).blocks, 0u);
   EXPECT_FALSE((*sub)->State(0).stale);

@@ -161,6 +161,36 @@ TEST(KvEventsPubSubTest, ALateJoinerRecoversTheHistoryByReplay) {
   EXPECT_EQ(sub->MatchPrefix(1, prompt), 0u);  // no such engine
 }
 
+TEST(KvEventsPubSubTest, ALateJoinerCatchesUpWithoutAnotherBatch) {
+  // Everything was published before the subscriber connected, and nothing follows: no gap ever
+  // shows, so only the catch-up of a quiet engine can bring the index up to date.
+  for (const double catch_up : {0.2, 0.0}) {
+    PublisherOptions po;
+    po.endpoint = catch_up > 0 ? "inproc://kv-catchup" : "inproc://kv-nocatchup";
+    po.replay_endpoint = po.endpoint + "-replay";
+    auto pub = MakePublisher(po);
+    ASSERT_TRUE(pub);
+    pub->Publish(Stores({1, 2, 3}));
+    ASSERT_TRUE(pub->Flush(5));
+    SubscriberOptions so;
+    so.endpoints = {pub->endpoint()};
+    so.replay_endpoints = {pub->replay_endpoint()};
+    so.catch_up_s = catch_up;
+    auto sub = MakeSubscriber(so);
+    ASSERT_TRUE(sub);
+    sub->Start();
+    if (catch_up > 0) {
+      ASSERT_TRUE(WaitUntil([&] { return sub->State(0).blocks == 3; }));
+      EXPECT_EQ(sub->Hashes(0), (Hashes{1, 2, 3}));
+      EXPECT_FALSE(sub->State(0).stale);
+      EXPECT_GE(pub->replays_served(), 1);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      EXPECT_EQ(sub->State(0).blocks, 0u);  // off: the late joiner does not know what it missed
+    }
+  }
+}
+
 TEST(KvEventsPubSubTest, AGapWithoutReplayResetsTheIndexAndMarksItStale) {
   PublisherOptions po;
   po.endpoint = "inproc://kv-noreplay";

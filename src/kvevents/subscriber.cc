@@ -143,10 +143,24 @@ void Subscriber::Loop() {
     items[n + i] = {engines_[i]->monitor, 0, ZMQ_POLLIN, 0};
   }
   std::vector<std::string> frames;
+  for (auto& e : engines_) e->heard = Clock::now();
+  const auto catch_up = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(options_.catch_up_s));
   while (!stop_.load(std::memory_order_relaxed)) {
-    if (zmq_poll(items.data(), static_cast<int>(items.size()), 50) <= 0) continue;
+    const int ready = zmq_poll(items.data(), static_cast<int>(items.size()), 50);
+    if (options_.catch_up_s > 0) {
+      for (size_t i = 0; i < n; ++i) {
+        Engine& e = *engines_[i];
+        if (e.replay == nullptr || Clock::now() - e.heard < catch_up) continue;
+        if (ready > 0 && (items[i].revents & ZMQ_POLLIN)) continue;  // news is waiting anyway
+        CatchUp(e);
+        e.heard = Clock::now();
+      }
+    }
+    if (ready <= 0) continue;
     for (size_t i = 0; i < n; ++i) {
       if (!(items[i].revents & ZMQ_POLLIN)) continue;
+      engines_[i]->heard = Clock::now();
       // A bounded number per engine per round, so one busy engine cannot starve the others.
       for (int k = 0; k < 256 && RecvFrames(engines_[i]->sub, frames, ZMQ_DONTWAIT); ++k) {
         OnMessage(*engines_[i], frames);
@@ -253,6 +267,22 @@ void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames) {
   }
   e.seq.SkipTo(*seq);
   ApplyLocked(e, *seq, batch);
+}
+
+void Subscriber::CatchUp(Engine& e) {
+  int64_t expected;
+  {
+    std::lock_guard<std::mutex> lock(e.mu);
+    expected = e.seq.expected();
+  }
+  if (Replay(e, expected)) return;  // applied whatever was kept after the last batch (or nothing)
+  std::lock_guard<std::mutex> lock(e.mu);
+  e.st.stale = true;
+  ProblemLocked(e,
+                "catch-up from batch " + std::to_string(expected) +
+                    " failed (the publisher no longer keeps it, or did not answer); index marked "
+                    "stale",
+                false);
 }
 
 bool Subscriber::Replay(Engine& e, int64_t live_seq) {

@@ -18,6 +18,9 @@
 //   - a malformed message (wrong frame count, a sequence frame that is not 8 bytes, a payload that
 //     does not decode) is counted and skipped, its reason logged (the first few per engine, then
 //     one in a thousand) and kept in the engine's status; a lost payload marks the index stale.
+// Catch-up: with a replay socket, an engine heard nothing from for catch_up_s is asked for the
+// batches after the last one applied (a late joiner learns what was sent before it connected;
+// found missing for good, the index is marked stale).
 // A monitor hears when the connection to a publisher drops (it exited or restarted; ZeroMQ
 // reconnects by itself): from then on, numbers below the expected one mean a restart, even inside
 // a range a replay had settled.
@@ -31,6 +34,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -51,6 +55,10 @@ struct SubscriberOptions {
   int rcv_hwm = 10000;                        // messages ZeroMQ queues per engine
   size_t max_blocks_per_engine = size_t{1} << 18;
   double replay_timeout_s = 0.5;
+  // An engine quiet this long (seconds) is asked for any batches after the last one applied, when
+  // it has a replay socket: a subscriber that joined after the last batches were sent, or lost
+  // the tail of the stream, catches up without waiting for the next batch. 0 turns it off.
+  double catch_up_s = 1.0;
 };
 
 struct EngineKvStatus {
@@ -102,6 +110,7 @@ class Subscriber {
     BlockIndex index;
     SequenceTracker seq;
     EngineKvStatus st;
+    std::chrono::steady_clock::time_point heard;  // last message or catch-up (reading thread)
   };
 
   explicit Subscriber(SubscriberOptions options) : options_(std::move(options)) {}
@@ -110,6 +119,8 @@ class Subscriber {
   // Asks `e`'s publisher for batches from the first missing one; true when every batch before
   // `live_seq` was applied.
   bool Replay(Engine& e, int64_t live_seq);
+  // Asks a quiet engine's publisher for batches after the last one applied (catch_up_s).
+  void CatchUp(Engine& e);
   void ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& batch);
   void ProblemLocked(Engine& e, const std::string& why, bool malformed);
   gimbal::Status ConnectReplay(Engine& e);
