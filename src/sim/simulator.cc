@@ -183,7 +183,6 @@ class Run {
     records_[i].engine = e;
     frontend_of_[i] = static_cast<int>(f);
     const int64_t cached = views[e].cached_prompt_tokens;
-    if (fe.prefixes) fe.prefixes->Record(e, req.prefix_hashes);
     tickets_[i] = ledger_.Dispatch(e, req.prompt_tokens, dr.max_output_tokens, cached);
     own_tickets_[i] = fe.ledger.Dispatch(e, req.prompt_tokens, dr.max_output_tokens, cached);
     if (req.prompt_tokens + req.output_tokens > cluster_.kv_capacity_tokens()) {
@@ -193,6 +192,8 @@ class Run {
       finished_++;
       return;
     }
+    // The front end remembers the prompt as sent there (a rejected one never runs, so it is not).
+    if (fe.prefixes) fe.prefixes->Record(e, req.prefix_hashes);
     Request copy = req;
     copy.id = static_cast<RequestId>(i);  // engines key by index into the workload
     cluster_.engine(e).Add(copy, now());
