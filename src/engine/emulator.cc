@@ -70,7 +70,6 @@ Status Emulator::StartKvEvents() {
       if (!rep.ok()) return rep.status().WithContext("KV-event replay endpoint");
       po.replay_endpoint = *rep;
     }
-    po.topic = options_.kv_events_topic;
     po.data_parallel_rank = r;
     auto pub = kvevents::Publisher::Create(std::move(po));
     if (!pub.ok()) return pub.status().WithContext(fmt::format("KV events of engine {}", r));

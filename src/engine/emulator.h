@@ -64,7 +64,6 @@ struct EmulatorOptions {
   // endpoint. Needs prefix caching (cluster.engine.enable_prefix_caching).
   std::string kv_events_endpoint;
   std::string kv_events_replay_endpoint;
-  std::string kv_events_topic;
 };
 
 // What happened to a submitted request (or to a command).

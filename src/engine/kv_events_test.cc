@@ -10,31 +10,33 @@
 
 #include "engine/emulator.h"
 #include "kvevents/subscriber.h"
+#include "net/eventually.h"
 
 namespace gimbal::kvevents {
 namespace {
 
-bool WaitUntil(const std::function<bool()>& done, double seconds = 20) {
-  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return done();
+// Up to 20 s: under the sanitizers the emulator's steps and ZeroMQ's connects are slow.
+bool WaitUntil(const std::function<bool()>& done) {
+  return testutil::Eventually(done, std::chrono::seconds(20), std::chrono::milliseconds(5));
 }
 
-std::unique_ptr<engine::Emulator> MakeEmulator(const std::string& endpoint, bool prefix_caching) {
+Result<std::unique_ptr<engine::Emulator>> CreateEmulator(const std::string& endpoint,
+                                                         bool prefix_caching) {
   auto spec = engine::ClusterFromCatalog("qwen3-30b-a3b", "h100-sxm", "hgx-8gpu", 2);
-  EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+  if (!spec.ok()) return spec.status();
   engine::EmulatorOptions o;
   o.cluster = *spec;
   o.cluster.engine.enable_prefix_caching = prefix_caching;
   o.time_scale = 0;
   o.kv_events_endpoint = endpoint;
   o.kv_events_replay_endpoint = "tcp://127.0.0.1:0";
-  auto e = engine::Emulator::Create(o);
-  if (!e.ok()) return nullptr;
-  return std::move(*e);
+  return engine::Emulator::Create(o);
+}
+
+std::unique_ptr<engine::Emulator> MakeEmulator(const std::string& endpoint, bool prefix_caching) {
+  auto e = CreateEmulator(endpoint, prefix_caching);
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  return e.ok() ? std::move(*e) : nullptr;
 }
 
 // Runs one request to completion.
@@ -94,8 +96,14 @@ TEST(EngineKvEventsTest, EachRankPublishesWhatItCachedAndSharedPrefixesMatch) {
 }
 
 TEST(EngineKvEventsTest, NeedsPrefixCachingAndAValidEndpoint) {
-  EXPECT_EQ(MakeEmulator("tcp://127.0.0.1:0", false), nullptr);
-  EXPECT_EQ(MakeEmulator("not-an-endpoint", true), nullptr);
+  auto no_cache = CreateEmulator("tcp://127.0.0.1:0", false);
+  ASSERT_FALSE(no_cache.ok());
+  EXPECT_NE(no_cache.status().message().find("need prefix caching"), std::string::npos)
+      << no_cache.status().message();
+  auto bad = CreateEmulator("not-an-endpoint", true);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("cannot bind not-an-endpoint"), std::string::npos)
+      << bad.status().message();
 }
 
 }  // namespace

@@ -45,7 +45,6 @@ class BlockIndex {
   // head and stopping at the first miss: the cached-prefix length in blocks.
   size_t MatchPrefix(std::span<const uint64_t> hashes) const;
   size_t size() const { return pos_.size(); }
-  size_t max_blocks() const { return max_blocks_; }
   int64_t bounded_drops() const { return bounded_drops_; }
   // The held hashes, least recently stored first. O(size): for tests and dumps.
   std::vector<uint64_t> Hashes() const;

@@ -32,6 +32,13 @@ void PackOptInt(Packer& pk, const std::optional<int64_t>& v) {
   }
 }
 
+// `group_idx` has a default in vLLM's event types, so it is sent only when set (last field).
+void PackGroupIdx(Packer& pk, const std::optional<int64_t>& group_idx) {
+  if (!group_idx) return;
+  PackStr(pk, "group_idx");
+  pk.pack_int64(*group_idx);
+}
+
 void PackHashes(Packer& pk, const std::vector<uint64_t>& hashes) {
   pk.pack_array(static_cast<uint32_t>(hashes.size()));
   for (uint64_t h : hashes) pk.pack_uint64(h);
@@ -66,10 +73,7 @@ void PackEvent(msgpack::sbuffer& buf, Packer& pk, const BlockStored& e) {
   PackOptStr(pk, e.medium);
   PackStr(pk, "lora_name");
   PackOptStr(pk, e.lora_name);
-  if (e.group_idx) {
-    PackStr(pk, "group_idx");
-    pk.pack_int64(*e.group_idx);
-  }
+  PackGroupIdx(pk, e.group_idx);
 }
 
 void PackEvent(msgpack::sbuffer&, Packer& pk, const BlockRemoved& e) {
@@ -80,10 +84,7 @@ void PackEvent(msgpack::sbuffer&, Packer& pk, const BlockRemoved& e) {
   PackHashes(pk, e.block_hashes);
   PackStr(pk, "medium");
   PackOptStr(pk, e.medium);
-  if (e.group_idx) {
-    PackStr(pk, "group_idx");
-    pk.pack_int64(*e.group_idx);
-  }
+  PackGroupIdx(pk, e.group_idx);
 }
 
 void PackEvent(msgpack::sbuffer&, Packer& pk, const AllBlocksCleared&) {
@@ -359,14 +360,18 @@ void EventCollector::Stored(uint64_t hash) {
 }
 
 void EventCollector::Removed(uint64_t hash) {
+  // Consecutive evictions share one event, as consecutive stores do: no allocation per block on
+  // the pool's eviction path once the event has room.
+  if (!events_.empty()) {
+    if (auto* r = std::get_if<BlockRemoved>(&events_.back())) {
+      r->block_hashes.push_back(hash);
+      return;
+    }
+  }
   BlockRemoved r;
   r.block_hashes.push_back(hash);
   r.medium = medium_;
   events_.emplace_back(std::move(r));
-}
-
-void EventCollector::Cleared() {
-  events_.emplace_back(AllBlocksCleared{});
 }
 
 EventBatch EventCollector::Take(double ts) {

@@ -70,7 +70,6 @@ class EventCollector {
       : block_size_(block_size), medium_(std::move(medium)) {}
   void Stored(uint64_t hash);
   void Removed(uint64_t hash);
-  void Cleared();
   bool empty() const { return events_.empty(); }
   // The events so far as a batch stamped `ts` (no rank: the publisher sets it); starts afresh.
   EventBatch Take(double ts);

@@ -12,6 +12,7 @@
 
 #include "kvevents/publisher.h"
 #include "kvevents/subscriber.h"
+#include "net/eventually.h"
 #include "sim/block_pool.h"
 
 namespace gimbal::kvevents {
@@ -20,14 +21,8 @@ namespace {
 using Hashes = std::vector<uint64_t>;
 using Clock = std::chrono::steady_clock;
 
-bool WaitUntil(const std::function<bool()>& done, double seconds = 10) {
-  const auto end = Clock::now() + std::chrono::duration<double>(seconds);
-  while (Clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return done();
-}
+using testutil::Eventually;
+using namespace std::chrono_literals;
 
 EventBatch Stores(Hashes h) {
   EventBatch b;
@@ -74,7 +69,7 @@ bool Sync(Publisher& pub, Subscriber& sub, int engine = 0) {
   while (Clock::now() < end) {
     const int64_t seq = pub.next_seq();
     pub.Publish(EventBatch{});
-    if (WaitUntil([&] { return sub.State(engine).last_seq >= seq; }, 0.2)) return true;
+    if (Eventually([&] { return sub.State(engine).last_seq >= seq; }, 200ms, 2ms)) return true;
   }
   return false;
 }
@@ -180,7 +175,7 @@ TEST(KvEventsPubSubTest, ALateJoinerCatchesUpWithoutAnotherBatch) {
     ASSERT_TRUE(sub);
     sub->Start();
     if (catch_up > 0) {
-      ASSERT_TRUE(WaitUntil([&] { return sub->State(0).blocks == 3; }));
+      ASSERT_TRUE(Eventually([&] { return sub->State(0).blocks == 3; }));
       EXPECT_EQ(sub->Hashes(0), (Hashes{1, 2, 3}));
       EXPECT_FALSE(sub->State(0).stale);
       EXPECT_GE(pub->replays_served(), 1);
@@ -263,9 +258,9 @@ TEST(KvEventsPubSubTest, APublisherRestartResetsThatEnginesIndexOnly) {
   a = MakePublisher(again);
   ASSERT_TRUE(a);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the subscriber reconnects
-  ASSERT_TRUE(WaitUntil([&] {
+  ASSERT_TRUE(Eventually([&] {
     a->Publish(Stores({300}));
-    return WaitUntil([&] { return sub->State(0).restarts >= 1; }, 0.05);
+    return Eventually([&] { return sub->State(0).restarts >= 1; }, 50ms, 2ms);
   }));
   const EngineKvStatus st = sub->State(0);
   EXPECT_EQ(st.restarts, 1);
@@ -303,9 +298,9 @@ TEST(KvEventsPubSubTest, ARestartSeenLateIsReplayedFromZero) {
   for (uint64_t h = 10001; h <= 10005; ++h) pub->Publish(Stores({h}));
   ASSERT_TRUE(pub->Flush(5));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ASSERT_TRUE(WaitUntil([&] {  // until the subscriber is back
+  ASSERT_TRUE(Eventually([&] {  // until the subscriber is back
     pub->Publish(Stores({10006}));
-    return WaitUntil([&] { return sub->Contains(0, 10006); }, 0.05);
+    return Eventually([&] { return sub->Contains(0, 10006); }, 50ms, 2ms);
   }));
   const EngineKvStatus st = sub->State(0);
   EXPECT_EQ(st.restarts, 1);
@@ -390,7 +385,7 @@ class RawPub {
     int64_t seq = 0;
     while (seq < 5000) {
       Batch(seq, EventBatch{});
-      if (WaitUntil([&] { return sub.State(0).batches > 0; }, 0.02)) return seq + 1;
+      if (Eventually([&] { return sub.State(0).batches > 0; }, 20ms, 2ms)) return seq + 1;
       ++seq;
     }
     ADD_FAILURE() << "subscriber never connected";
@@ -416,7 +411,7 @@ TEST(KvEventsPubSubTest, MalformedMessagesAreCountedAndSkipped) {
   raw.Send({"", EncodeSeq(seq++), "\xc1 not msgpack"});          // a payload that does not decode
   raw.Send({"", EncodeSeq(seq++), std::string("\x92\xcb", 2)});  // truncated
   raw.Batch(seq++, Stores({77}));
-  ASSERT_TRUE(WaitUntil([&] { return sub->Contains(0, 77); }));
+  ASSERT_TRUE(Eventually([&] { return sub->Contains(0, 77); }));
   const EngineKvStatus st = sub->State(0);
   EXPECT_EQ(st.malformed, 4);
   EXPECT_TRUE(st.stale);  // two payloads were lost
@@ -437,7 +432,7 @@ TEST(KvEventsPubSubTest, OutOfOrderBatchesAreAGapThenLateDuplicates) {
   raw.Batch(s + 2, Stores({12}));  // ahead: a gap (no replay): reset, stale
   raw.Batch(s + 1, Stores({11}));  // late: skipped, not a restart
   raw.Batch(s + 3, Stores({13}));
-  ASSERT_TRUE(WaitUntil([&] { return sub->State(0).last_seq == s + 3; }));
+  ASSERT_TRUE(Eventually([&] { return sub->State(0).last_seq == s + 3; }));
   const EngineKvStatus st = sub->State(0);
   EXPECT_EQ(sub->Hashes(0), (Hashes{12, 13}));
   EXPECT_EQ(st.gaps - before.gaps, 1);

@@ -158,14 +158,8 @@ void Subscriber::Loop() {
       }
     }
     if (ready <= 0) continue;
-    for (size_t i = 0; i < n; ++i) {
-      if (!(items[i].revents & ZMQ_POLLIN)) continue;
-      engines_[i]->heard = Clock::now();
-      // A bounded number per engine per round, so one busy engine cannot starve the others.
-      for (int k = 0; k < 256 && RecvFrames(engines_[i]->sub, frames, ZMQ_DONTWAIT); ++k) {
-        OnMessage(*engines_[i], frames);
-      }
-    }
+    // Disconnections first: a restarted publisher's first batches may sit in the same round, and
+    // must already read as a new process, not as duplicates of a settled range.
     for (size_t i = 0; i < n; ++i) {
       if (!(items[n + i].revents & ZMQ_POLLIN)) continue;
       Engine& e = *engines_[i];
@@ -178,13 +172,20 @@ void Subscriber::Loop() {
       ++e.st.reconnects;
       e.seq.ForgetSettled();
     }
+    for (size_t i = 0; i < n; ++i) {
+      if (!(items[i].revents & ZMQ_POLLIN)) continue;
+      engines_[i]->heard = Clock::now();
+      // A bounded number per engine per round, so one busy engine cannot starve the others.
+      for (int k = 0; k < 256 && RecvFrames(engines_[i]->sub, frames, ZMQ_DONTWAIT); ++k) {
+        OnMessage(*engines_[i], frames);
+      }
+    }
   }
 }
 
-void Subscriber::ProblemLocked(Engine& e, const std::string& why, bool malformed) {
+void Subscriber::ProblemLocked(Engine& e, const std::string& why, int64_t occurrence) {
   e.st.last_problem = why;
-  const int64_t n = malformed ? ++e.st.malformed : e.st.resets;
-  if (ShouldLog(n)) spdlog::warn("kv-events from {}: {}", e.endpoint, why);
+  if (ShouldLog(occurrence)) spdlog::warn("kv-events from {}: {}", e.endpoint, why);
 }
 
 void Subscriber::ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& batch) {
@@ -192,7 +193,7 @@ void Subscriber::ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& b
     // The batch is lost: whatever it stored or removed is missing from the index.
     e.st.stale = true;
     ProblemLocked(e, "batch " + std::to_string(seq) + " skipped: " + batch.status().message(),
-                  true);
+                  ++e.st.malformed);
     return;
   }
   e.index.Apply(*batch);
@@ -215,7 +216,7 @@ void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames) {
                             " frame(s) skipped; expected [topic, sequence, payload]"
                       : std::string("message skipped: the sequence frame is not a non-negative "
                                     "8-byte number"),
-                  true);
+                  ++e.st.malformed);
     return;
   }
   const Result<EventBatch> batch = DecodeBatch(frames[2]);
@@ -239,7 +240,7 @@ void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames) {
     case SequenceTracker::Verdict::kDuplicate:
       ++e.st.duplicates;
       return;
-    case SequenceTracker::Verdict::kRestart:  // not after Reset
+    case SequenceTracker::Verdict::kRestart:  // cannot follow Reset(); listed for the switch
     case SequenceTracker::Verdict::kGap:
       break;
   }
@@ -263,7 +264,7 @@ void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames) {
                   "batches " + std::to_string(missing_from) + ".." + std::to_string(*seq - 1) +
                       " lost" + (e.replay ? " and not replayed" : " (no replay endpoint)") +
                       "; index reset and marked stale",
-                  false);
+                  e.st.resets);
   }
   e.seq.SkipTo(*seq);
   ApplyLocked(e, *seq, batch);
@@ -282,7 +283,7 @@ void Subscriber::CatchUp(Engine& e) {
                 "catch-up from batch " + std::to_string(expected) +
                     " failed (the publisher no longer keeps it, or did not answer); index marked "
                     "stale",
-                false);
+                ++e.st.catch_up_failures);
 }
 
 bool Subscriber::Replay(Engine& e, int64_t live_seq) {
@@ -319,7 +320,7 @@ bool Subscriber::Replay(Engine& e, int64_t live_seq) {
     const std::optional<int64_t> rseq = frames.size() == 4 ? DecodeSeq(frames[2]) : std::nullopt;
     std::lock_guard<std::mutex> lock(e.mu);
     if (!rseq) {
-      ProblemLocked(e, "malformed replay message skipped", true);
+      ProblemLocked(e, "malformed replay message skipped", ++e.st.malformed);
       continue;
     }
     if (*rseq == -1) break;

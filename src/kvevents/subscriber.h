@@ -62,20 +62,21 @@ struct SubscriberOptions {
 };
 
 struct EngineKvStatus {
-  size_t blocks = 0;          // hashes in the index
-  bool stale = false;         // the index is known to be incomplete or out of date
-  int64_t batches = 0;        // batches applied (live or replayed)
-  int64_t last_seq = -1;      // last sequence number applied
-  double last_ts = 0;         // that batch's timestamp
-  int64_t gaps = 0;           // gaps seen
-  int64_t replays = 0;        // gaps closed by a replay
-  int64_t resets = 0;         // index reset because batches were lost for good
-  int64_t restarts = 0;       // publisher restarts seen
-  int64_t duplicates = 0;     // batches skipped: already applied, or late after a reset
-  int64_t malformed = 0;      // messages skipped as malformed
-  int64_t bounded_drops = 0;  // hashes dropped to stay within max_blocks_per_engine
-  int64_t reconnects = 0;     // connections to the publisher lost
-  std::string last_problem;   // the latest malformed message's reason or reset's cause
+  size_t blocks = 0;              // hashes in the index
+  bool stale = false;             // the index is known to be incomplete or out of date
+  int64_t batches = 0;            // batches applied (live or replayed)
+  int64_t last_seq = -1;          // last sequence number applied
+  double last_ts = 0;             // that batch's timestamp
+  int64_t gaps = 0;               // gaps seen
+  int64_t replays = 0;            // gaps closed by a replay
+  int64_t resets = 0;             // index reset because batches were lost for good
+  int64_t restarts = 0;           // publisher restarts seen
+  int64_t duplicates = 0;         // batches skipped: already applied, or late after a reset
+  int64_t malformed = 0;          // messages skipped as malformed
+  int64_t bounded_drops = 0;      // hashes dropped to stay within max_blocks_per_engine
+  int64_t reconnects = 0;         // connections to the publisher lost
+  int64_t catch_up_failures = 0;  // catch-ups of a quiet engine that could not be served
+  std::string last_problem;       // the latest malformed message's reason or reset's cause
 };
 
 class Subscriber {
@@ -122,7 +123,9 @@ class Subscriber {
   // Asks a quiet engine's publisher for batches after the last one applied (catch_up_s).
   void CatchUp(Engine& e);
   void ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& batch);
-  void ProblemLocked(Engine& e, const std::string& why, bool malformed);
+  // Records `why` as the engine's last problem and logs it, rate-limited on `occurrence` (the
+  // count of its kind so far: the first few, then one in a thousand).
+  void ProblemLocked(Engine& e, const std::string& why, int64_t occurrence);
   gimbal::Status ConnectReplay(Engine& e);
   // Opens `e`'s SUB socket, with a monitor of its disconnections, and connects it.
   gimbal::Status OpenSub(Engine& e);
