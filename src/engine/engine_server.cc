@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/hash.h"
 #include "core/secure_compare.h"
 #include "engine/openai.h"
 #include "net/http_server.h"
@@ -112,17 +113,11 @@ struct EngineMetrics {
 // prompts that share only a prefix share nothing here.
 std::vector<uint64_t> WholePromptBlockHashes(uint64_t prompt_hash, int64_t prompt_tokens,
                                              int block_size) {
-  auto mix = [](uint64_t x) {  // splitmix64's finaliser
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-  };
   std::vector<uint64_t> out;
   if (block_size <= 0) return out;
-  uint64_t h = mix(prompt_hash);
+  uint64_t h = Mix64(prompt_hash);
   for (int64_t b = 0; b < prompt_tokens / block_size; ++b) {
-    h = mix(h ^ static_cast<uint64_t>(b));
+    h = Mix64(h ^ static_cast<uint64_t>(b));
     out.push_back(h);
   }
   return out;

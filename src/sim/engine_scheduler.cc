@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/hash.h"
 #include "core/status.h"
 
 namespace gimbal::sim {
@@ -12,17 +13,6 @@ namespace {
 int64_t PrefillRemaining(const SeqState& s) {
   const int64_t target = s.generated == 0 ? s.req.prompt_tokens : s.num_tokens() - 1;
   return std::max<int64_t>(0, target - s.computed);
-}
-
-// 64-bit mixing (splitmix64's finalizer) and an order-dependent combination of two values.
-uint64_t Mix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-uint64_t Combine(uint64_t parent, uint64_t content) {
-  return Mix(Mix(parent) ^ content);
 }
 
 constexpr uint64_t kRootHash = 0x67696d62616c0001ULL;    // the first block's parent
@@ -51,10 +41,11 @@ uint64_t EngineScheduler::NextBlockHash(const Request& r, uint64_t parent, int64
       end <= r.prompt_tokens && entry < static_cast<int64_t>(r.prefix_hashes.size());
   const uint64_t content =
       from_prompt
-          ? Combine(Combine(kPrefixTag, r.prefix_hashes[static_cast<size_t>(entry)]),
-                    static_cast<uint64_t>(i))
-          : Combine(Combine(kRequestTag, static_cast<uint64_t>(r.id)), static_cast<uint64_t>(i));
-  return Combine(parent, content);
+          ? HashCombine(HashCombine(kPrefixTag, r.prefix_hashes[static_cast<size_t>(entry)]),
+                        static_cast<uint64_t>(i))
+          : HashCombine(HashCombine(kRequestTag, static_cast<uint64_t>(r.id)),
+                        static_cast<uint64_t>(i));
+  return HashCombine(parent, content);
 }
 
 uint64_t EngineScheduler::BlockHash(SeqState& s, int64_t index) const {

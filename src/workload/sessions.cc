@@ -24,6 +24,7 @@
 
 #include <fmt/format.h>
 
+#include "core/hash.h"
 #include "workload/workload_internal.h"
 
 namespace gimbal {
@@ -48,15 +49,6 @@ constexpr uint64_t kSystemTag = 0x73657373696f6e02ULL;
 constexpr uint64_t kMessageTag = 0x73657373696f6e03ULL;
 constexpr uint64_t kOutputTag = 0x73657373696f6e04ULL;
 constexpr uint64_t kBlockTag = 0x73657373696f6e05ULL;
-
-uint64_t Mix(uint64_t x) {  // splitmix64 finaliser
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-uint64_t Combine(uint64_t a, uint64_t b) {
-  return Mix(Mix(a) ^ b);
-}
 
 // A growing token sequence of segments and the chained entries of its full blocks.
 class BlockChain {
@@ -89,10 +81,11 @@ class BlockChain {
       const Segment& s = segments_[i];
       const int64_t lo = std::max(begin, s.start);
       const int64_t hi = std::min(end, s.start + s.tokens);
-      content = Combine(content, Combine(s.id, Combine(static_cast<uint64_t>(lo - s.start),
-                                                       static_cast<uint64_t>(hi - lo))));
+      content =
+          HashCombine(content, HashCombine(s.id, HashCombine(static_cast<uint64_t>(lo - s.start),
+                                                             static_cast<uint64_t>(hi - lo))));
     }
-    entries_.push_back(Combine(entries_.empty() ? kRootHash : entries_.back(), content));
+    entries_.push_back(HashCombine(entries_.empty() ? kRootHash : entries_.back(), content));
   }
 
   int64_t block_;
@@ -341,10 +334,10 @@ Result<SessionWorkload> BuildSessions(const WorkloadSpec& spec,
     const int64_t turns = ss.turns.Sample(turns_rng);
     const int64_t tenant = sp.count > 0 ? static_cast<int64_t>(tenants.Sample(tenant_rng)) : -1;
     const auto cls = static_cast<int32_t>(classes.Sample(class_rng));
-    const uint64_t session_id = Combine(seed_id, static_cast<uint64_t>(s));
+    const uint64_t session_id = HashCombine(seed_id, static_cast<uint64_t>(s));
     BlockChain chain(block);
     if (tenant >= 0) {
-      chain.Append(Combine(kSystemTag, Combine(seed_id, static_cast<uint64_t>(tenant))),
+      chain.Append(HashCombine(kSystemTag, HashCombine(seed_id, static_cast<uint64_t>(tenant))),
                    system_tokens[static_cast<size_t>(tenant)]);
     }
     double t = session_start[static_cast<size_t>(s)];
@@ -352,7 +345,8 @@ Result<SessionWorkload> BuildSessions(const WorkloadSpec& spec,
       const int64_t message =
           k == 0 ? ss.first_prompt.Sample(first_rng) : ss.message.Sample(message_rng);
       if (k > 0 && chain.length() + message > ss.max_prompt) break;
-      chain.Append(Combine(kMessageTag, Combine(session_id, static_cast<uint64_t>(k))), message);
+      chain.Append(HashCombine(kMessageTag, HashCombine(session_id, static_cast<uint64_t>(k))),
+                   message);
       int64_t output = spec.output.Sample(output_rng);
       if (spec.max_tokens > 0) output = std::min(output, spec.max_tokens);
       if (static_cast<int64_t>(w.requests.size()) >= kMaxWorkloadRequests) {
@@ -378,7 +372,8 @@ Result<SessionWorkload> BuildSessions(const WorkloadSpec& spec,
       w.session.push_back(s);
       w.turn.push_back(k);
       w.tenant.push_back(tenant);
-      chain.Append(Combine(kOutputTag, Combine(session_id, static_cast<uint64_t>(k))), output);
+      chain.Append(HashCombine(kOutputTag, HashCombine(session_id, static_cast<uint64_t>(k))),
+                   output);
       if (keep_sequence_hashes) w.sequence_hashes.push_back(chain.Entries(chain.length()));
       t += ss.est_ttft_s + static_cast<double>(output) * ss.est_tpot_s +
            ss.think_time.Sample(think_rng);

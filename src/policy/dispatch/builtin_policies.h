@@ -12,6 +12,7 @@
 #include <span>
 #include <vector>
 
+#include "core/hash.h"
 #include "policy/dispatch/dispatch_policy.h"
 
 namespace gimbal::dispatch_internal {
@@ -41,8 +42,6 @@ int PickMinRandomTie(std::span<const int> candidates, std::span<const double> sc
 // Among `candidates`, the one with the smallest score; ties to the lowest index. -1 when empty.
 int PickMinLowestIndex(std::span<const int> candidates, std::span<const double> scores);
 
-// A well-mixed 64-bit hash (splitmix64 finaliser).
-uint64_t Mix64(uint64_t x);
 // Rendezvous (highest-random-weight) hashing: the candidate that `key` maps to. Removing one
 // candidate moves only the keys that mapped to it. -1 when `candidates` is empty.
 int RendezvousPick(uint64_t key, std::span<const int> candidates);

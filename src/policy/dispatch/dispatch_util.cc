@@ -52,13 +52,6 @@ int PickMinLowestIndex(std::span<const int> candidates, std::span<const double> 
   return best;
 }
 
-uint64_t Mix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 int RendezvousPick(uint64_t key, std::span<const int> candidates) {
   int best = -1;
   uint64_t best_weight = 0;
