@@ -2,10 +2,9 @@
 """TTFT tail of a live comparison, by prompt-length decile, against issue 13's targets.
 
 Reads the live folder of scripts/live-demo.sh (OUT/live: live.json and each stack's
-`gimbal bench --json --save-detailed` file) and prints, for every stack, mean and p99 TTFT over
-the completed requests and per prompt-length decile (completed requests ordered by prompt length,
-ties by request index, cut into ten groups of equal count, the first ones one larger when the
-count does not divide: the same cut as the `ttft_by_prompt_decile` of `sim::Summarise`). Then the
+`gimbal bench --json` file) and prints, for every stack, mean and p99 TTFT over the completed
+requests and per prompt-length decile: the bench's own `ttft_by_prompt_decile` (`sim::Summarise`,
+the same cut the simulator reports). Then the
 headline stack's changes against the baseline's, each beside its target:
 
     p99 TTFT                  <= -20 %
@@ -27,7 +26,6 @@ input. Python 3 standard library only.
 
 import argparse
 import json
-import math
 import os
 import sys
 
@@ -42,39 +40,14 @@ class InputError(Exception):
     pass
 
 
-def percentile(sorted_xs, p):
-    """Linear interpolation between closest ranks; 0 for an empty list."""
-    if not sorted_xs:
-        return 0.0
-    rank = min(max(p, 0.0), 100.0) / 100.0 * (len(sorted_xs) - 1)
-    lo = math.floor(rank)
-    hi = min(lo + 1, len(sorted_xs) - 1)
-    return sorted_xs[lo] + (sorted_xs[hi] - sorted_xs[lo]) * (rank - lo)
-
-
-def mean(xs):
-    return sum(xs) / len(xs) if xs else 0.0
-
-
-def summarise(pairs):
-    """pairs: (prompt_tokens, ttft_ms) of completed requests in request order.
-
-    Returns {"n", "mean", "p99", "deciles": [{"lo", "hi", "n", "mean", "p99"}]}; no deciles for
-    fewer than ten requests."""
-    ttft = sorted(t for _, t in pairs)
-    out = {"n": len(pairs), "mean": mean(ttft), "p99": percentile(ttft, 99), "deciles": []}
-    if len(pairs) < 10:
-        return out
-    by_len = sorted(range(len(pairs)), key=lambda i: (pairs[i][0], i))
-    n, begin = len(pairs), 0
-    for d in range(10):
-        size = n // 10 + (1 if d < n % 10 else 0)
-        group = [pairs[i] for i in by_len[begin:begin + size]]
-        ts = sorted(t for _, t in group)
-        out["deciles"].append({"lo": group[0][0], "hi": group[-1][0], "n": size,
-                               "mean": mean(ts), "p99": percentile(ts, 99)})
-        begin += size
-    return out
+def from_summary(s):
+    """A run summary with `sim::Summarise`'s keys (as `gimbal bench` and the simulator write them)
+    -> {"n", "mean", "p99", "deciles": [{"lo", "hi", "n", "mean", "p99"}]}."""
+    deciles = [{"lo": x["prompt_tokens_min"], "hi": x["prompt_tokens_max"], "n": x["requests"],
+                "mean": x["mean_ttft_ms"], "p99": x["p99_ttft_ms"]}
+               for x in s.get("ttft_by_prompt_decile") or []]
+    return {"n": s.get("completed", 0), "mean": s.get("mean_ttft_ms", 0.0),
+            "p99": s.get("p99_ttft_ms", 0.0), "deciles": deciles}
 
 
 def load_json(path):
@@ -88,30 +61,14 @@ def load_json(path):
 
 
 def load_bench(path):
-    """A `gimbal bench --save-detailed` JSON -> (summary of completed requests, failed count)."""
+    """A `gimbal bench --json` file -> (summary of completed requests, failed count)."""
     d = load_json(path)
-    keys = ("input_lens", "ttfts", "errors")
-    if not isinstance(d, dict) or not all(isinstance(d.get(k), list) for k in keys):
-        raise InputError(f"{path} has no per-request {', '.join(keys)} "
-                         "(was `gimbal bench` run with --save-detailed?)")
-    lens, ttfts, errors = (d[k] for k in keys)
-    if not len(lens) == len(ttfts) == len(errors):
-        raise InputError(f"{path}: input_lens, ttfts and errors differ in length")
-    pairs, failed = [], 0
-    for i, (n, t, e) in enumerate(zip(lens, ttfts, errors)):
-        if e:
-            failed += 1
-            continue
-        if not isinstance(n, (int, float)) or not isinstance(t, (int, float)):
-            raise InputError(f"{path}: request {i} has a non-numeric prompt length or TTFT")
-        pairs.append((n, t * 1e3))  # the bench stores TTFT in seconds
-    s = summarise(pairs)
-    for key, mine in (("mean_ttft_ms", s["mean"]), ("p99_ttft_ms", s["p99"])):
-        theirs = d.get(key)
-        if isinstance(theirs, (int, float)) and abs(theirs - mine) > 1e-6 * max(1.0, abs(theirs)):
-            print(f"live_tail: warning: {path}: {key} is {theirs:.3f} in the file, "
-                  f"{mine:.3f} from the per-request TTFTs", file=sys.stderr)
-    return s, failed
+    keys = ("completed", "failed", "mean_ttft_ms", "p99_ttft_ms")
+    if not isinstance(d, dict) or not all(isinstance(d.get(k), (int, float)) for k in keys):
+        raise InputError(f"{path} is not a `gimbal bench --json` result (no {', '.join(keys)})")
+    if d["completed"] >= 10 and not isinstance(d.get("ttft_by_prompt_decile"), list):
+        raise InputError(f"{path} has no ttft_by_prompt_decile (written by an older gimbal bench?)")
+    return from_summary(d), d["failed"]
 
 
 def live_stacks(live_dir):
@@ -149,12 +106,7 @@ def simulated(out_dir):
         s = p.get("summary")
         if not isinstance(s, dict):
             continue
-        deciles = [{"lo": x["prompt_tokens_min"], "hi": x["prompt_tokens_max"], "n": x["requests"],
-                    "mean": x["mean_ttft_ms"], "p99": x["p99_ttft_ms"]}
-                   for x in s.get("ttft_by_prompt_decile", [])]
-        out[p.get("stack")] = ({"n": s.get("completed", 0), "mean": s.get("mean_ttft_ms", 0.0),
-                                "p99": s.get("p99_ttft_ms", 0.0), "deciles": deciles},
-                               s.get("failed", 0), p.get("rate"))
+        out[p.get("stack")] = (from_summary(s), s.get("failed", 0), p.get("rate"))
     return out
 
 
