@@ -53,6 +53,9 @@ double EffectiveKvUsage(const EngineView& v);
 // Prompt tokens dispatched to the engine and not yet prefilled: the larger of the front end's
 // reservation and the engine's report (when reported).
 int64_t EffectivePendingPrefill(const EngineView& v);
+// The engine's cached prefix of the request's prompt (EngineView::cached_prompt_tokens), within
+// [0, prompt tokens]: what a caller's index reports, bounded by what the prompt can hold.
+int64_t CachedPromptTokens(const DispatchRequest& req, const EngineView& v);
 
 // A Status for a parameter outside its range, e.g. "'kv_limit' must be > 0, got -1".
 Status ParamRangeError(const char* key, const char* requirement, double value);

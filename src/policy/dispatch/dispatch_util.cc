@@ -79,6 +79,10 @@ int64_t EffectivePendingPrefill(const EngineView& v) {
   return std::max<int64_t>(v.reserved_prefill, reported);
 }
 
+int64_t CachedPromptTokens(const DispatchRequest& req, const EngineView& v) {
+  return std::clamp<int64_t>(v.cached_prompt_tokens, 0, std::max<int64_t>(0, req.prompt_tokens));
+}
+
 Status ParamRangeError(const char* key, const char* requirement, double value) {
   return InvalidArgument(fmt::format("'{}' must be {}, got {}", key, requirement, value));
 }

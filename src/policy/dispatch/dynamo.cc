@@ -53,7 +53,7 @@ class DynamoPolicy final : public DispatchPolicy {
     std::vector<double> cost(engines.size(), 0.0);
     for (int i : healthy) {
       const EngineView& v = engines[static_cast<size_t>(i)];
-      const int64_t cached = std::clamp<int64_t>(v.cached_prompt_tokens, 0, prompt);
+      const int64_t cached = CachedPromptTokens(req, v);
       const int64_t overlap_tokens = cached / opts_.block_size * opts_.block_size;
       const double prefill_tokens =
           static_cast<double>(EffectivePendingPrefill(v) + prompt - overlap_tokens);

@@ -100,12 +100,12 @@ class GimbalPolicy final : public DispatchPolicy {
  private:
   double Score(const DispatchRequest& req, const EngineView& v, double kv_after) const {
     double s = 0;
+    const int64_t cached = CachedPromptTokens(req, v);
     if (o_.w_kv != 0) s += o_.w_kv * Phi(kv_after, o_.kv_exponent, o_.kv_epsilon);
     if (o_.w_pf != 0) {
       // Only the prompt tokens this engine does not hold in its prefix cache are computed there.
-      const int64_t uncached =
-          req.prompt_tokens - std::clamp<int64_t>(v.cached_prompt_tokens, 0, req.prompt_tokens);
-      const double pf = static_cast<double>(EffectivePendingPrefill(v) + uncached);
+      const double pf =
+          static_cast<double>(EffectivePendingPrefill(v) + req.prompt_tokens - cached);
       s += o_.w_pf * pf / static_cast<double>(o_.token_budget);
     }
     if (o_.w_q != 0) {
@@ -116,9 +116,7 @@ class GimbalPolicy final : public DispatchPolicy {
     }
     if (o_.w_moe != 0) s += o_.w_moe * std::max(0.0, v.moe_pressure - 1.0);
     if (o_.w_cache != 0) {
-      const double cached =
-          static_cast<double>(std::clamp<int64_t>(v.cached_prompt_tokens, 0, req.prompt_tokens));
-      s -= o_.w_cache * cached / static_cast<double>(o_.token_budget);
+      s -= o_.w_cache * static_cast<double>(cached) / static_cast<double>(o_.token_budget);
     }
     return s;
   }

@@ -71,7 +71,7 @@ class SglangPolicy final : public DispatchPolicy {
     std::vector<double> neg_cached(engines.size(), 0.0);
     int64_t best = 0;
     for (int i : healthy) {
-      const int64_t c = std::max<int64_t>(0, engines[static_cast<size_t>(i)].cached_prompt_tokens);
+      const int64_t c = CachedPromptTokens(req, engines[static_cast<size_t>(i)]);
       neg_cached[static_cast<size_t>(i)] = -static_cast<double>(c);
       best = std::max(best, c);
     }
