@@ -57,16 +57,23 @@ uint64_t EngineScheduler::BlockHash(SeqState& s, int64_t index) const {
   return h[static_cast<size_t>(index)];
 }
 
-int64_t EngineScheduler::CachedPrefixTokens(const Request& r) const {
-  if (!pool_ || r.prefix_hashes.empty()) return 0;
-  // Only blocks covered by the prompt's prefix hashes can be shared with another request.
+std::vector<uint64_t> EngineScheduler::SharedPrefixBlockHashes(const Request& r) const {
+  std::vector<uint64_t> out;
+  // Only blocks covered by the prompt's prefix hashes can be shared with another request, and
+  // admission looks up at most num_tokens - 1 tokens.
   const int64_t covered =
       std::min(r.prompt_tokens, static_cast<int64_t>(r.prefix_hashes.size()) * hash_tokens_);
   const int64_t max_blocks = std::min(covered, r.prompt_tokens - 1) / limits_.block_size;
+  out.reserve(static_cast<size_t>(std::max<int64_t>(0, max_blocks)));
   uint64_t h = kRootHash;
+  for (int64_t i = 0; i < max_blocks; ++i) out.push_back(h = NextBlockHash(r, h, i));
+  return out;
+}
+
+int64_t EngineScheduler::CachedPrefixTokens(std::span<const uint64_t> block_hashes) const {
+  if (!pool_) return 0;
   int64_t found = 0;
-  for (int64_t i = 0; i < max_blocks; ++i) {
-    h = NextBlockHash(r, h, i);
+  for (const uint64_t h : block_hashes) {
     if (pool_->Lookup(h) < 0) break;
     ++found;
   }

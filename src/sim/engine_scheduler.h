@@ -54,6 +54,7 @@
 #include <deque>
 #include <memory>
 #include <set>
+#include <span>
 #include <tuple>
 #include <unordered_map>
 #include <vector>
@@ -165,10 +166,16 @@ class EngineScheduler {
   // Prompt and recompute tokens not yet computed, over waiting and running requests.
   int64_t pending_prefill_tokens() const { return pending_prefill_; }
   const SeqState* Find(RequestId id) const;
-  // Prompt tokens of `r` this engine would find in its prefix cache if admitted now: the leading
-  // whole blocks of its prompt, as admission looks them up (at most num_tokens - 1 in whole
-  // blocks). 0 without prefix caching or prefix hashes. O(blocks found).
-  int64_t CachedPrefixTokens(const Request& r) const;
+  // The hashes of `r`'s prompt blocks another request can share (those its prefix hashes cover,
+  // at most num_tokens - 1 tokens in whole blocks, as admission looks them up), head first. They
+  // depend only on the limits, so every engine of a cluster gives the same: compute them once.
+  std::vector<uint64_t> SharedPrefixBlockHashes(const Request& r) const;
+  // Prompt tokens this engine would find in its prefix cache for a prompt with these block hashes
+  // if admitted now: the leading blocks it holds. 0 without prefix caching. O(blocks found).
+  int64_t CachedPrefixTokens(std::span<const uint64_t> block_hashes) const;
+  int64_t CachedPrefixTokens(const Request& r) const {
+    return CachedPrefixTokens(SharedPrefixBlockHashes(r));
+  }
   // Running requests whose prompt (or recompute) is not fully computed yet — chunked prefills in
   // progress — and the KV tokens they already hold. O(chunked prefills in progress).
   struct PrefillInProgress {

@@ -148,6 +148,11 @@ class Run {
     const size_t f = frontends_.size() > 1 ? frontend_rng_.UniformInt(frontends_.size()) : 0;
     Frontend& fe = frontends_[f];
     std::vector<EngineView> views(cluster_.ranks());
+    // A precise index looks the prompt's block hashes up in every engine: build them once.
+    const std::vector<uint64_t> shared_blocks =
+        stack_.prefix_index == StackSpec::PrefixIndex::kPrecise
+            ? cluster_.engine(0).SharedPrefixBlockHashes(req)
+            : std::vector<uint64_t>{};
     bool any_open = false;
     for (int r = 0; r < cluster_.ranks(); ++r) {
       EngineView& v = views[r];
@@ -156,7 +161,7 @@ class Run {
       v.moe_pressure = cluster_.moe_pressure()[r];
       fe.ledger.Account(r, v);  // this front end's own accounting
       if (stack_.prefix_index == StackSpec::PrefixIndex::kPrecise) {
-        v.cached_prompt_tokens = cluster_.engine(r).CachedPrefixTokens(req);
+        v.cached_prompt_tokens = cluster_.engine(r).CachedPrefixTokens(shared_blocks);
       } else if (fe.prefixes) {
         v.cached_prompt_tokens = ApproximateCachedTokens(*fe.prefixes, r, req);
       }
