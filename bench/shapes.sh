@@ -194,28 +194,12 @@ echo "bench/shapes.sh: simulations took $wall s"
 
 names=()
 for f in "${scenarios[@]}"; do names+=("$(basename "$f" .yaml)"); done
-"$PY" - "$RESULTS" "$SHAPES" "$OUTDIR/shapes.md" "$wall" "$JOBS" "${names[@]}" <<'EOF'
+PYTHONPATH="$ROOT/bench/lib" "$PY" - "$RESULTS" "$SHAPES" "$OUTDIR/shapes.md" "$wall" "$JOBS" \
+  "${names[@]}" <<'EOF'
 import json, math, os, re, sys
 results, shapes, out, wall, jobs = sys.argv[1:6]
 names = sys.argv[6:]
-# This issue's targets for gimbal against vllm (vLLM 0.33 at its defaults), per scenario:
-# (JSON key or decile key, label, target % change, lower is better).
-TARGETS = [("p99_ttft_ms", "TTFT p99", -20.0), ("decile_p99", "longest-decile TTFT p99", 0.0),
-           ("mean_ttft_ms", "TTFT mean", -30.0)]
-
-def pct(x, ref):
-    if ref == 0:
-        return float("nan") if x == 0 else math.copysign(float("inf"), x)
-    return 100.0 * (x / ref - 1.0)
-
-def fpct(v):
-    return "n/a" if v != v else f"{v:+.1f}%"
-
-def metric(run, key):
-    if key.startswith("decile_"):
-        d = run.get("ttft_by_prompt_decile") or []
-        return d[-1][key[len("decile_"):] + "_ttft_ms"] if d else float("nan")
-    return run.get(key, float("nan"))
+from tail_targets import TAIL_TARGETS as TARGETS, fpct, judged  # bench/lib
 
 def rate_of(n):
     m = re.search(r"^\s+rate:\s*([0-9.eE+]+)", open(os.path.join(shapes, n + ".yaml")).read(), re.M)
@@ -238,21 +222,12 @@ out_lines = ["# Report-only scenario shapes: results", "",
              "## Targets: gimbal against vllm", "",
              "| scenario | " + " | ".join(f"{lbl} (target {t:+.0f}%)" for _, lbl, t in TARGETS) +
              " | met |", "|---" * (len(TARGETS) + 2) + "|"]
-def judged(rr):
-    """[(label, vllm value, gimbal value, % change, target, met)] for one scenario's runs."""
-    rows = []
-    for key, lbl, t in TARGETS:
-        v, g = metric(rr["vllm"], key), metric(rr["gimbal"], key)
-        c = pct(g, v)
-        rows.append((lbl, v, g, c, t, c == c and c <= t))
-    return rows
-
 met_total, judged_total = 0, 0
 for n in names:
     rr = {r["stack"]: r for r in data[n]["runs"]}
     if "gimbal" not in rr or "vllm" not in rr:
         continue
-    rows = judged(rr)
+    rows = judged(rr["vllm"], rr["gimbal"])
     met = sum(r[5] for r in rows)
     met_total, judged_total = met_total + met, judged_total + len(rows)
     out_lines.append(f"| {n} | " + " | ".join(f"{fpct(r[3])} {'met' if r[5] else 'missed'}" for r in rows)
@@ -284,7 +259,7 @@ for n in names:
     if "gimbal" in rr and "vllm" in rr:
         out_lines += ["| target (gimbal vs vllm) | vllm ms | gimbal ms | change | target | |",
                       "|---|---|---|---|---|---|"]
-        for lbl, v, g, c, t, ok in judged(rr):
+        for lbl, v, g, c, t, ok in judged(rr["vllm"], rr["gimbal"]):
             out_lines.append(f"| {lbl} | {v:.0f} | {g:.0f} | {fpct(c)} | <= {t:+.0f}% | "
                              f"{'met' if ok else 'missed'} |")
         out_lines.append("")

@@ -209,9 +209,10 @@ else
 fi
 
 mkdir -p "${REPORT_DIR:-$DOCS}"
-"$PY" - "$RESULTS" "$SUITE" "${REPORT_DIR:-$DOCS}" "$(cat "$RESULTS/wall_s" 2>/dev/null || echo '?')" \
-  "$DOCS/analysis.md" <<'EOF'
+PYTHONPATH="$ROOT/bench/lib" "$PY" - "$RESULTS" "$SUITE" "${REPORT_DIR:-$DOCS}" \
+  "$(cat "$RESULTS/wall_s" 2>/dev/null || echo '?')" "$DOCS/analysis.md" <<'EOF'
 import glob, json, math, os, sys
+from tail_targets import fpct, judged, pct  # bench/lib
 results, suite, docs, wall, ana = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 TRAIN = ["h200x8-medium-bursty", "h200x8-high-bursty"]   # docs/results/suite-design.md
 BASELINES = ["vllm", "round-robin", "least-requests", "power-of-two", "llmd", "sglang",
@@ -257,16 +258,6 @@ for n in names:
                     row[kk] = pick[kk]
     best_of[n] = how
     data[n]["runs"].insert(1, row)
-
-def pct(x, ref):
-    if ref == 0:
-        return float("nan") if x == 0 else math.copysign(float("inf"), x)
-    return 100.0 * (x / ref - 1.0)
-
-def fpct(v):
-    if v != v:
-        return "n/a"
-    return f"{v:+.1f}%"
 
 def runs(n):
     return {r["stack"]: r for r in data[n]["runs"]}
@@ -380,16 +371,14 @@ for n in high:
     if "gimbal" not in rr or not rr["vllm"].get("ttft_by_prompt_decile"):
         continue
     v, g = rr["vllm"]["ttft_by_prompt_decile"][-1], rr["gimbal"]["ttft_by_prompt_decile"][-1]
-    checks = [(pct(rr["gimbal"]["p99_ttft_ms"], rr["vllm"]["p99_ttft_ms"]), -20.0),
-              (pct(g["p99_ttft_ms"], v["p99_ttft_ms"]), 0.0),
-              (pct(rr["gimbal"]["mean_ttft_ms"], rr["vllm"]["mean_ttft_ms"]), -30.0)]
-    met = sum(1 for x, t in checks if x <= t)
+    checks = judged(rr["vllm"], rr["gimbal"])
+    met = sum(1 for row in checks if row[5])
     tail_met += met
     tail_all += len(checks)
     tag = " (train)" if n in TRAIN else ""
     out.append(f"| {n}{tag} | {v['prompt_tokens_min']}-{v['prompt_tokens_max']} | {v['mean_ttft_ms']:.0f} / "
                f"{v['p99_ttft_ms']:.0f} | {g['mean_ttft_ms']:.0f} / {g['p99_ttft_ms']:.0f} | "
-               + " | ".join(f"{fpct(x)} {'met' if x <= t else 'missed'}" for x, t in checks)
+               + " | ".join(f"{fpct(c)} {'met' if ok else 'missed'}" for _, _, _, c, _, ok in checks)
                + f" | {met}/3 |")
 out += ["", f"Tail targets met: {tail_met} of {tail_all}.", ""]
 
