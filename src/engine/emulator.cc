@@ -42,7 +42,6 @@ struct Emulator::KvEventsRank : sim::BlockPoolObserver {
   explicit KvEventsRank(int64_t block_size) : collector(block_size) {}
   void OnStored(uint64_t hash) override { collector.Stored(hash); }
   void OnRemoved(uint64_t hash) override { collector.Removed(hash); }
-  sim::BlockPool* pool = nullptr;
   kvevents::EventCollector collector;
   std::unique_ptr<kvevents::Publisher> publisher;
 };
@@ -55,12 +54,10 @@ Status Emulator::StartKvEvents() {
     }
     return {};
   }
+  if (!spec_.engine.enable_prefix_caching) {
+    return InvalidArgument("KV-cache events need prefix caching (enable_prefix_caching)");
+  }
   for (int r = 0; r < spec_.dp; ++r) {
-    // The cluster is ours and not const; the scheduler only lends its pool out read-only.
-    sim::BlockPool* pool = cluster_->engine(r).mutable_block_pool();
-    if (!pool) {
-      return InvalidArgument("KV-cache events need prefix caching (enable_prefix_caching)");
-    }
     kvevents::PublisherOptions po;
     auto ep = kvevents::EndpointForRank(endpoint, r);
     if (!ep.ok()) return ep.status().WithContext("KV-event endpoint");
@@ -75,8 +72,7 @@ Status Emulator::StartKvEvents() {
     if (!pub.ok()) return pub.status().WithContext(fmt::format("KV events of engine {}", r));
     auto k = std::make_unique<KvEventsRank>(spec_.engine.block_size);
     k->publisher = std::move(*pub);
-    k->pool = pool;
-    pool->SetObserver(k.get());
+    cluster_->engine(r).mutable_block_pool()->SetObserver(k.get());
     kv_events_.push_back(std::move(k));
   }
   return {};
@@ -138,7 +134,9 @@ Emulator::Emulator(EmulatorOptions options)
 
 Emulator::~Emulator() {
   Stop();
-  for (auto& k : kv_events_) k->pool->SetObserver(nullptr);
+  for (int r = 0; r < static_cast<int>(kv_events_.size()); ++r) {
+    cluster_->engine(r).mutable_block_pool()->SetObserver(nullptr);
+  }
 }
 
 double Emulator::Now() const {
@@ -364,7 +362,6 @@ void Emulator::RecordRouting(const std::vector<sim::StepPlan>& plans) {
 }
 
 void Emulator::Publish(double now) {
-  PublishKvEvents();
   {
     std::lock_guard<std::mutex> lock(state_mu_);
     const auto& pressure = cluster_->moe_pressure();
@@ -409,10 +406,12 @@ void Emulator::Loop() {
     if (cluster_->HasWork()) {
       plans = cluster_->Plan();
       for (const auto& p : plans) runnable = runnable || !p.empty();
-      if (!runnable) cluster_->Complete(plans);  // nothing fits; keep the scheduler consistent
+      if (!runnable) {
+        cluster_->Complete(plans);  // nothing fits; keep the scheduler consistent
+        PublishKvEvents();          // what the empty plan cached or evicted, before idling
+      }
     }
     if (!runnable) {
-      PublishKvEvents();  // what the empty plan evicted, before idling
       continuous = false;
       lock.lock();
       cv_.wait(lock,
@@ -435,6 +434,9 @@ void Emulator::Loop() {
     lock.unlock();
 
     const auto events = cluster_->Complete(plans);
+    // The step's KV-cache events (blocks hashed when it was planned, blocks evicted to make room)
+    // go out once it is done, one batch per rank, as vLLM publishes after each step.
+    PublishKvEvents();
     steps_.fetch_add(1, std::memory_order_relaxed);
     prev_end = end;
     continuous = true;
