@@ -57,13 +57,20 @@ uint64_t EngineScheduler::BlockHash(SeqState& s, int64_t index) const {
   return h[static_cast<size_t>(index)];
 }
 
-std::vector<uint64_t> EngineScheduler::SharedPrefixBlockHashes(const Request& r) const {
-  std::vector<uint64_t> out;
+int64_t EngineScheduler::SharedPrefixTokens(const Request& r, int64_t matched_entries) const {
   // Only blocks covered by the prompt's prefix hashes can be shared with another request, and
   // admission looks up at most num_tokens - 1 tokens.
-  const int64_t covered =
-      std::min(r.prompt_tokens, static_cast<int64_t>(r.prefix_hashes.size()) * hash_tokens_);
-  const int64_t max_blocks = std::min(covered, r.prompt_tokens - 1) / limits_.block_size;
+  const int64_t entries =
+      std::clamp<int64_t>(matched_entries, 0, static_cast<int64_t>(r.prefix_hashes.size()));
+  const int64_t covered = std::min(r.prompt_tokens, entries * hash_tokens_);
+  return std::max<int64_t>(0, std::min(covered, r.prompt_tokens - 1)) / limits_.block_size *
+         limits_.block_size;
+}
+
+std::vector<uint64_t> EngineScheduler::SharedPrefixBlockHashes(const Request& r) const {
+  std::vector<uint64_t> out;
+  const int64_t max_blocks =
+      SharedPrefixTokens(r, static_cast<int64_t>(r.prefix_hashes.size())) / limits_.block_size;
   out.reserve(static_cast<size_t>(std::max<int64_t>(0, max_blocks)));
   uint64_t h = kRootHash;
   for (int64_t i = 0; i < max_blocks; ++i) out.push_back(h = NextBlockHash(r, h, i));

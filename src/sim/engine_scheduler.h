@@ -170,6 +170,11 @@ class EngineScheduler {
   // at most num_tokens - 1 tokens in whole blocks, as admission looks them up), head first. They
   // depend only on the limits, so every engine of a cluster gives the same: compute them once.
   std::vector<uint64_t> SharedPrefixBlockHashes(const Request& r) const;
+  // The prompt tokens of `r` shareable through its first `matched_entries` prefix hashes: what
+  // they cover, in whole blocks within num_tokens - 1 (what admission would find cached).
+  int64_t SharedPrefixTokens(const Request& r, int64_t matched_entries) const;
+  // Prompt tokens each Request::prefix_hashes entry covers on this engine.
+  int64_t prefix_hash_tokens() const { return hash_tokens_; }
   // Prompt tokens this engine would find in its prefix cache for a prompt with these block hashes
   // if admitted now: the leading blocks it holds. 0 without prefix caching. O(blocks found).
   int64_t CachedPrefixTokens(std::span<const uint64_t> block_hashes) const;

@@ -77,7 +77,8 @@ class Run {
       const int64_t capacity =
           stack.prefix_index_capacity > 0
               ? stack.prefix_index_capacity
-              : std::max<int64_t>(1, cluster.kv_capacity_tokens() / HashTokens());
+              : std::max<int64_t>(
+                    1, cluster.kv_capacity_tokens() / cluster.engine(0).prefix_hash_tokens());
       for (Frontend& f : frontends_) {
         f.prefixes.emplace(static_cast<size_t>(cluster.ranks()), static_cast<size_t>(capacity));
       }
@@ -355,17 +356,11 @@ class Run {
   Rebalancer* rebalancer_ = nullptr;
   // One front end (API server): its own accounting of its own requests and its dispatch count.
   // Prompt tokens each Request::prefix_hashes entry covers, as the engines count them.
-  int64_t HashTokens() const {
-    const int64_t t = cluster_.spec().engine.prefix_hash_tokens;
-    return t > 0 ? t : cluster_.spec().engine.block_size;
-  }
-  // What an approximate index believes engine r holds of `req`'s prompt: its leading hashes the
-  // front end sent there, as whole KV blocks within the prompt less one token (as admission).
+  // What an approximate index believes engine r holds of `req`'s prompt: the shareable prefix its
+  // leading hashes the front end sent there cover, as the engine would find it.
   int64_t ApproximateCachedTokens(const PrefixIndex& index, int r, const Request& req) const {
     const auto matched = static_cast<int64_t>(index.Match(r, req.prefix_hashes));
-    const int64_t block = cluster_.spec().engine.block_size;
-    const int64_t most = std::max<int64_t>(0, req.prompt_tokens - 1) / block * block;
-    return std::min(matched * HashTokens(), most);
+    return cluster_.engine(r).SharedPrefixTokens(req, matched);
   }
 
   struct Frontend {
