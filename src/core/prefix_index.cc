@@ -1,56 +1,65 @@
 #include "core/prefix_index.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "core/status.h"
 
 namespace gimbal {
 
-PrefixIndex::PrefixIndex(size_t engines, size_t capacity)
-    : capacity_(std::max<size_t>(1, capacity)), per_engine_(engines) {}
-
-PrefixIndex::Engine& PrefixIndex::engine(int e) {
-  GIMBAL_CHECK(e >= 0 && static_cast<size_t>(e) < per_engine_.size(), "engine out of range");
-  return per_engine_[static_cast<size_t>(e)];
+HashLru::HashLru(size_t capacity) : capacity_(capacity) {
+  GIMBAL_CHECK(capacity >= 1, "a hash LRU needs room for at least one hash");
 }
 
-const PrefixIndex::Engine& PrefixIndex::engine(int e) const {
-  GIMBAL_CHECK(e >= 0 && static_cast<size_t>(e) < per_engine_.size(), "engine out of range");
-  return per_engine_[static_cast<size_t>(e)];
+void HashLru::Store(uint64_t hash) {
+  auto it = pos_.find(hash);
+  if (it != pos_.end()) {
+    order_.splice(order_.end(), order_, it->second);  // refreshed: now the most recent
+    return;
+  }
+  if (pos_.size() >= capacity_) {
+    pos_.erase(order_.front());
+    order_.pop_front();
+    ++bounded_drops_;
+  }
+  order_.push_back(hash);
+  pos_.emplace(hash, std::prev(order_.end()));
 }
 
-size_t PrefixIndex::size(int e) const {
-  return engine(e).lru.size();
+void HashLru::Remove(uint64_t hash) {
+  auto it = pos_.find(hash);
+  if (it == pos_.end()) return;
+  order_.erase(it->second);
+  pos_.erase(it);
 }
 
-size_t PrefixIndex::Match(int e, std::span<const uint64_t> hashes) const {
-  const Engine& en = engine(e);
+void HashLru::Clear() {
+  order_.clear();
+  pos_.clear();
+}
+
+size_t HashLru::MatchPrefix(std::span<const uint64_t> hashes) const {
   size_t n = 0;
-  while (n < hashes.size() && en.where.count(hashes[n]) != 0) ++n;
+  while (n < hashes.size() && Contains(hashes[n])) ++n;
   return n;
 }
 
-void PrefixIndex::Record(int e, std::span<const uint64_t> hashes) {
-  Engine& en = engine(e);
-  for (const uint64_t h : hashes) {
-    auto it = en.where.find(h);
-    if (it != en.where.end()) {
-      en.lru.splice(en.lru.end(), en.lru, it->second);  // most recent now
-      continue;
-    }
-    en.lru.push_back(h);
-    en.where.emplace(h, std::prev(en.lru.end()));
-    if (en.lru.size() > capacity_) {
-      en.where.erase(en.lru.front());
-      en.lru.pop_front();
-    }
-  }
+PrefixIndex::PrefixIndex(size_t engines, size_t capacity)
+    : per_engine_(engines, HashLru(std::max<size_t>(1, capacity))) {}
+
+HashLru& PrefixIndex::engine(int e) {
+  GIMBAL_CHECK(e >= 0 && static_cast<size_t>(e) < per_engine_.size(), "engine out of range");
+  return per_engine_[static_cast<size_t>(e)];
 }
 
-void PrefixIndex::Clear(int e) {
-  Engine& en = engine(e);
-  en.lru.clear();
-  en.where.clear();
+const HashLru& PrefixIndex::engine(int e) const {
+  GIMBAL_CHECK(e >= 0 && static_cast<size_t>(e) < per_engine_.size(), "engine out of range");
+  return per_engine_[static_cast<size_t>(e)];
+}
+
+void PrefixIndex::Record(int e, std::span<const uint64_t> hashes) {
+  HashLru& lru = engine(e);
+  for (const uint64_t h : hashes) lru.Store(h);
 }
 
 }  // namespace gimbal

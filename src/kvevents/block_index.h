@@ -19,41 +19,23 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <list>
 #include <optional>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
+#include "core/prefix_index.h"
 #include "kvevents/events.h"
 
 namespace gimbal::kvevents {
 
-class BlockIndex {
+// What one engine holds (core/prefix_index.h's HashLru), kept by its KV-cache events.
+class BlockIndex : public HashLru {
  public:
   // max_blocks >= 1.
-  explicit BlockIndex(size_t max_blocks);
-
-  // Applies every event of `batch` in order.
+  explicit BlockIndex(size_t max_blocks) : HashLru(max_blocks) {}
+  // Applies every event of `batch` in order: stores add (or refresh), removes drop, a clear
+  // empties.
   void Apply(const EventBatch& batch);
-  void Store(uint64_t hash);
-  void Remove(uint64_t hash);
-  void Clear();
-
-  bool Contains(uint64_t hash) const { return pos_.count(hash) != 0; }
-  // How many of `hashes` (a prompt's chained block hashes, head first) are held, counting from the
-  // head and stopping at the first miss: the cached-prefix length in blocks.
-  size_t MatchPrefix(std::span<const uint64_t> hashes) const;
-  size_t size() const { return pos_.size(); }
-  int64_t bounded_drops() const { return bounded_drops_; }
-  // The held hashes, least recently stored first. O(size): for tests and dumps.
-  std::vector<uint64_t> Hashes() const;
-
- private:
-  size_t max_blocks_;
-  std::list<uint64_t> order_;  // least recently stored at the front
-  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> pos_;
-  int64_t bounded_drops_ = 0;
 };
 
 class SequenceTracker {
