@@ -39,11 +39,7 @@ TEST(SnapshotFromMetrics, OlderKvNameAndNonVllmPages) {
   EXPECT_FALSE(SnapshotFromMetrics(net::ParsePrometheusText("up 1\n"), "m", 0, &s));
 }
 
-// A snapshot as the front end would hold it before the report arrives.
-EngineSnapshot Previous() {
-  return gimbal::testing::SampleSnapshot();
-}
-
+// gimbal::testing::SampleSnapshot() stands for the snapshot the front end held before the report.
 TEST(SnapshotFromMetrics, ImplausibleCountsAreDroppedKeepingThePreviousValue) {
   for (std::string bad :
        {"-1e308", "NaN", "+Inf", "-Inf", "1e300", "-3", "2e9", "18446744073709551616"}) {
@@ -51,7 +47,7 @@ TEST(SnapshotFromMetrics, ImplausibleCountsAreDroppedKeepingThePreviousValue) {
     auto page = net::ParsePrometheusText("vllm:num_requests_waiting{model_name=\"m\"} " + bad +
                                          "\nvllm:num_requests_running{model_name=\"m\"} 4\n");
     ASSERT_EQ(page.warnings, 0);
-    EngineSnapshot s = Previous();
+    EngineSnapshot s = gimbal::testing::SampleSnapshot();
     wire::ValueWarnings w;
     ASSERT_TRUE(SnapshotFromMetrics(page, "m", 4.0, &s, &w));
     EXPECT_EQ(s.waiting, 7);  // kept
@@ -68,7 +64,7 @@ vllm:num_requests_waiting{engine="1"} -1e308
 vllm:num_requests_running{engine="0"} 600000000
 vllm:num_requests_running{engine="1"} 600000000
 )");
-  EngineSnapshot s = Previous();
+  EngineSnapshot s = gimbal::testing::SampleSnapshot();
   wire::ValueWarnings w;
   // Both counts dropped (the running sum is above 1e9): nothing usable, *out untouched.
   EXPECT_FALSE(SnapshotFromMetrics(page, "m", 4.0, &s, &w));
@@ -84,7 +80,7 @@ TEST(SnapshotFromMetrics, KvUsageOutsideTheUnitIntervalIsDropped) {
     SCOPED_TRACE(bad);
     auto page = net::ParsePrometheusText("vllm:num_requests_running 1\nvllm:kv_cache_usage_perc " +
                                          bad + "\n");
-    EngineSnapshot s = Previous();
+    EngineSnapshot s = gimbal::testing::SampleSnapshot();
     wire::ValueWarnings w;
     ASSERT_TRUE(SnapshotFromMetrics(page, "m", 0, &s, &w));
     EXPECT_EQ(s.kv_usage, 0.4);
@@ -93,7 +89,7 @@ TEST(SnapshotFromMetrics, KvUsageOutsideTheUnitIntervalIsDropped) {
   // Within the tolerance: clamped, no warning.
   auto page =
       net::ParsePrometheusText("vllm:num_requests_running 1\nvllm:kv_cache_usage_perc 1.005\n");
-  EngineSnapshot s = Previous();
+  EngineSnapshot s = gimbal::testing::SampleSnapshot();
   wire::ValueWarnings w;
   ASSERT_TRUE(SnapshotFromMetrics(page, "m", 0, &s, &w));
   EXPECT_EQ(s.kv_usage, 1.0);
@@ -107,7 +103,7 @@ TEST(SnapshotFromMetrics, ImplausibleCapacityAndPendingTokensAreDropped) {
     SCOPED_TRACE(labels);
     auto page = net::ParsePrometheusText("vllm:num_requests_running 1\nvllm:cache_config_info{" +
                                          labels + "} 1\ngimbal:prefill_pending_tokens 1e300\n");
-    EngineSnapshot s = Previous();
+    EngineSnapshot s = gimbal::testing::SampleSnapshot();
     wire::ValueWarnings w;
     ASSERT_TRUE(SnapshotFromMetrics(page, "m", 0, &s, &w));
     EXPECT_EQ(s.kv_capacity_tokens, 5000);
@@ -119,7 +115,7 @@ TEST(SnapshotFromMetrics, ImplausibleCapacityAndPendingTokensAreDropped) {
       "vllm:num_requests_running "
       "1\nvllm:cache_config_info{block_size=\"16\",num_gpu_blocks=\"None\"}"
       " 1\ngimbal:prefill_pending_tokens -1\n");
-  EngineSnapshot s = Previous();
+  EngineSnapshot s = gimbal::testing::SampleSnapshot();
   wire::ValueWarnings w;
   ASSERT_TRUE(SnapshotFromMetrics(page, "m", 0, &s, &w));
   EXPECT_EQ(s.kv_capacity_tokens, 0);

@@ -12,11 +12,7 @@
 namespace gimbal::wire {
 namespace {
 
-// A snapshot as the front end would hold it before the report arrives.
-EngineSnapshot Previous() {
-  return gimbal::testing::SampleSnapshot();
-}
-
+// gimbal::testing::SampleSnapshot() stands for the snapshot the front end held before the report.
 EngineState AState() {
   EngineState s;
   s.engine = 3;
@@ -123,7 +119,7 @@ TEST(SnapshotFromPushed, ReadsAState) {
 }
 
 TEST(SnapshotFromPushed, NotAStateIsRefused) {
-  EngineSnapshot s = Previous();
+  EngineSnapshot s = gimbal::testing::SampleSnapshot();
   double moe = 2;
   for (const char* data : {"", "nope", "[1,2]", R"({"waiting":1,"running":1})",
                            R"({"waiting":"1","running":1,"kv_usage":0})", "NaN",
@@ -139,7 +135,7 @@ TEST(SnapshotFromPushed, ImplausibleFieldsAreDroppedKeepingThePreviousValues) {
   for (std::string bad :
        {"-1e308", "1e300", "-3", "2e12", "18446744073709551615", "-9223372036854775808"}) {
     SCOPED_TRACE(bad);
-    EngineSnapshot s = Previous();
+    EngineSnapshot s = gimbal::testing::SampleSnapshot();
     double moe = 1.25;
     ValueWarnings w;
     ASSERT_TRUE(SnapshotFromPushed(
@@ -157,7 +153,7 @@ TEST(SnapshotFromPushed, ImplausibleFieldsAreDroppedKeepingThePreviousValues) {
     EXPECT_EQ(w.first.rfind("waiting = ", 0), 0u) << w.first;
   }
   // Out-of-range literals (JSON has no NaN or Inf): never a value.
-  EngineSnapshot s = Previous();
+  EngineSnapshot s = gimbal::testing::SampleSnapshot();
   double moe = 1.25;
   SnapshotFromPushed(R"({"waiting":1e999,"running":4,"kv_usage":0})", 4.0, &s, &moe);
   EXPECT_EQ(s.waiting, 7);
