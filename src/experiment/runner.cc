@@ -245,7 +245,8 @@ Result<nlohmann::ordered_json> RunPoint(const Point& p, const Suite& suite, cons
   return j;
 }
 
-Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const RunOptions& options) {
+Result<RunSummary> RunPoints(const Suite& suite, const SuitePlan& plan,
+                             const std::vector<size_t>& selection, const RunOptions& options) {
   const fs::path out(options.out_dir);
   const fs::path points_dir = out / "points";
   std::error_code ec;
@@ -254,11 +255,13 @@ Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const Run
 
   RunSummary summary;
   std::vector<const Point*> todo;
-  for (const Point& p : plan.points) {
-    nlohmann::ordered_json j;
-    const fs::path jp = points_dir / (p.id + ".json");
-    const fs::path cp = points_dir / (p.id + ".requests.csv");
-    if (fs::exists(jp) && ReadJson(jp.string(), &j) && PointId(j) == p.id && fs::exists(cp)) {
+  for (const size_t i : selection) {
+    if (i >= plan.points.size()) {
+      return InvalidArgument(
+          fmt::format("point index {} is outside the plan's {} points", i, plan.points.size()));
+    }
+    const Point& p = plan.points[i];
+    if (PointFinished(options.out_dir, p.id)) {
       summary.reused++;
     } else {
       todo.push_back(&p);
@@ -267,9 +270,10 @@ Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const Run
   int jobs =
       options.jobs > 0 ? options.jobs : static_cast<int>(std::thread::hardware_concurrency());
   jobs = std::max(1, std::min<int>(jobs, static_cast<int>(todo.size())));
+  summary.jobs = jobs;
   if (options.log) {
     *options.log << fmt::format("suite {}: {} points ({} done before, {} to run) on {} threads\n",
-                                suite.name, plan.points.size(), summary.reused, todo.size(),
+                                suite.name, selection.size(), summary.reused, todo.size(),
                                 todo.empty() ? 0 : jobs);
   }
 
@@ -312,6 +316,19 @@ Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const Run
   for (auto& t : threads) t.join();
   if (!first_error.ok()) return first_error;
 
+  nlohmann::ordered_json run;
+  run["computed"] = summary.computed;
+  run["reused"] = summary.reused;
+  run["computed_ids"] = summary.computed_ids;
+  run["jobs"] = jobs;
+  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic((out / "run.json").string(), run.dump(1) + "\n"));
+  return summary;
+}
+
+Status WriteResults(const Suite& suite, const SuitePlan& plan, const std::string& out_dir,
+                    RunSummary* summary) {
+  const fs::path out(out_dir);
+  const fs::path points_dir = out / "points";
   // Collect every point, in plan order.
   nlohmann::ordered_json results;
   results["format"] = "gimbal.experiment/1";
@@ -350,17 +367,32 @@ Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const Run
     csv.push_back('\n');
     results["points"].push_back(std::move(j));
   }
-  summary.results_json = (out / "results.json").string();
-  summary.results_csv = (out / "results.csv").string();
-  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(summary.results_json, results.dump(1) + "\n"));
-  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(summary.results_csv, csv));
-  nlohmann::ordered_json run;
-  run["computed"] = summary.computed;
-  run["reused"] = summary.reused;
-  run["computed_ids"] = summary.computed_ids;
-  run["jobs"] = jobs;
-  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic((out / "run.json").string(), run.dump(1) + "\n"));
-  return summary;
+  const std::string json_path = (out / "results.json").string();
+  const std::string csv_path = (out / "results.csv").string();
+  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(json_path, results.dump(1) + "\n"));
+  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(csv_path, csv));
+  if (summary != nullptr) {
+    summary->results_json = json_path;
+    summary->results_csv = csv_path;
+  }
+  return Status::Ok();
+}
+
+Result<RunSummary> RunSuite(const Suite& suite, const SuitePlan& plan, const RunOptions& options) {
+  std::vector<size_t> all(plan.points.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
+  auto summary = RunPoints(suite, plan, all, options);
+  if (!summary.ok()) return summary.status();
+  GIMBAL_RETURN_IF_ERROR(WriteResults(suite, plan, options.out_dir, &*summary));
+  return std::move(*summary);
+}
+
+bool PointFinished(const std::string& out_dir, const std::string& id) {
+  const fs::path points_dir = fs::path(out_dir) / "points";
+  const fs::path jp = points_dir / (id + ".json");
+  nlohmann::ordered_json j;
+  return fs::exists(jp) && ReadJson(jp.string(), &j) && PointId(j) == id &&
+         fs::exists(points_dir / (id + ".requests.csv"));
 }
 
 }  // namespace gimbal::experiment
