@@ -19,7 +19,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CLANG_FORMAT="${CLANG_FORMAT:-clang-format}"
 CLANG_TIDY="${CLANG_TIDY:-clang-tidy}"
-DIRS=(src bench fuzz include tests)
+DIRS=(src bench fuzz include tests python)
 
 fix=0
 changed=0
