@@ -24,7 +24,10 @@ json Usage(const EmulatedRequest& req, int64_t completion_tokens) {
 
 Result<EmulatedRequest> ParseEmulatedRequest(std::string_view body, bool chat,
                                              const ParseOptions& options) {
-  auto parsed = wire::ParseCompletionRequest(body, chat);
+  wire::PromptBlockOptions blocks;
+  blocks.block_tokens = options.block_tokens;
+  blocks.chars_per_token = options.chars_per_token;
+  auto parsed = wire::ParseCompletionRequest(body, chat, blocks);
   if (!parsed.ok()) return parsed.status();
   EmulatedRequest r;
   r.request = std::move(*parsed);
@@ -50,6 +53,11 @@ Result<EmulatedRequest> ParseEmulatedRequest(std::string_view body, bool chat,
   const auto text_tokens =
       static_cast<int64_t>(std::ceil(static_cast<double>(text_chars) / options.chars_per_token));
   r.prompt_tokens = std::max<int64_t>(w.prompt_token_ids + text_tokens, 1);
+  if (options.block_tokens > 0) {
+    // Chat separators count in the hashed stream but not as prompt tokens: keep whole blocks only.
+    const auto whole = static_cast<size_t>(r.prompt_tokens / options.block_tokens);
+    if (r.request.block_hashes.size() > whole) r.request.block_hashes.resize(whole);
+  }
   r.traffic_class = static_cast<int32_t>(std::min<int64_t>(w.traffic_class, INT32_MAX));
   return r;
 }

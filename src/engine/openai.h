@@ -34,6 +34,10 @@ struct EmulatedRequest {
 struct ParseOptions {
   double chars_per_token = 4;
   int64_t default_max_tokens = 16;
+  // > 0: the engine's KV block size in tokens; request.block_hashes then holds the prompt's block
+  // hashes (wire::PromptBlockOptions with chars_per_token), at most prompt_tokens / block_tokens
+  // of them, so prompts that share a prefix share cached blocks.
+  int64_t block_tokens = 0;
 };
 
 // kInvalidArgument with a client-facing message when the body is not one the wire reader accepts

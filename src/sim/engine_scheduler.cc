@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/block_hash.h"
 #include "core/hash.h"
 #include "core/status.h"
 
@@ -15,8 +16,6 @@ int64_t PrefillRemaining(const SeqState& s) {
   return std::max<int64_t>(0, target - s.computed);
 }
 
-constexpr uint64_t kRootHash = 0x67696d62616c0001ULL;    // the first block's parent
-constexpr uint64_t kPrefixTag = 0x67696d62616c0002ULL;   // content from Request::prefix_hashes
 constexpr uint64_t kRequestTag = 0x67696d62616c0003ULL;  // content unique to one request
 
 }  // namespace
@@ -39,20 +38,16 @@ uint64_t EngineScheduler::NextBlockHash(const Request& r, uint64_t parent, int64
   const int64_t entry = (end - 1) / hash_tokens_;    // the prefix hash covering its last token
   const bool from_prompt =
       end <= r.prompt_tokens && entry < static_cast<int64_t>(r.prefix_hashes.size());
-  const uint64_t content =
-      from_prompt
-          ? HashCombine(HashCombine(kPrefixTag, r.prefix_hashes[static_cast<size_t>(entry)]),
-                        static_cast<uint64_t>(i))
-          : HashCombine(HashCombine(kRequestTag, static_cast<uint64_t>(r.id)),
-                        static_cast<uint64_t>(i));
-  return HashCombine(parent, content);
+  if (from_prompt) return PrefixBlockHash(parent, r.prefix_hashes[static_cast<size_t>(entry)], i);
+  return HashCombine(parent, HashCombine(HashCombine(kRequestTag, static_cast<uint64_t>(r.id)),
+                                         static_cast<uint64_t>(i)));
 }
 
 uint64_t EngineScheduler::BlockHash(SeqState& s, int64_t index) const {
   std::vector<uint64_t>& h = s.block_hashes;
   while (static_cast<int64_t>(h.size()) <= index) {
     const auto i = static_cast<int64_t>(h.size());
-    h.push_back(NextBlockHash(s.req, i == 0 ? kRootHash : h.back(), i));
+    h.push_back(NextBlockHash(s.req, i == 0 ? kRootBlockHash : h.back(), i));
   }
   return h[static_cast<size_t>(index)];
 }
@@ -72,7 +67,7 @@ std::vector<uint64_t> EngineScheduler::SharedPrefixBlockHashes(const Request& r)
   const int64_t max_blocks =
       SharedPrefixTokens(r, static_cast<int64_t>(r.prefix_hashes.size())) / limits_.block_size;
   out.reserve(static_cast<size_t>(std::max<int64_t>(0, max_blocks)));
-  uint64_t h = kRootHash;
+  uint64_t h = kRootBlockHash;
   for (int64_t i = 0; i < max_blocks; ++i) out.push_back(h = NextBlockHash(r, h, i));
   return out;
 }

@@ -1,7 +1,11 @@
 #include "wire/completion_request.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
+#include "core/hash.h"
 #include "wire/json_sax.h"
 
 namespace gimbal::wire {
@@ -20,12 +24,63 @@ uint64_t FnvId(uint64_t h, int64_t id) {
   return h;
 }
 
+// Cuts the prompt stream into blocks and chains their hashes (PromptBlockOptions). A character
+// adds block_tokens units and a token id block_chars units, so a block is full after block_chars
+// characters or block_tokens ids (or a mix worth as much).
+class BlockHasher {
+ public:
+  BlockHasher(const PromptBlockOptions& o, std::vector<uint64_t>* out) : out_(out) {
+    if (o.block_tokens <= 0 || !(o.chars_per_token > 0)) return;
+    const double chars = std::round(static_cast<double>(o.block_tokens) * o.chars_per_token);
+    per_char_ = static_cast<uint64_t>(o.block_tokens);
+    per_id_ = static_cast<uint64_t>(std::max(1.0, std::min(chars, 1e9)));
+    full_ = per_char_ * per_id_;
+  }
+  void Reset() {
+    out_->clear();
+    chain_ = kHashSeed;
+    content_ = kHashSeed;
+    fill_ = 0;
+  }
+  void Text(std::string_view s) {
+    if (full_ == 0) return;
+    for (unsigned char c : s) {
+      content_ = (content_ ^ c) * kFnvPrime;
+      fill_ += per_char_;
+      if (fill_ >= full_) Emit();
+    }
+  }
+  void Id(int64_t id) {
+    if (full_ == 0) return;
+    content_ = FnvId(content_, id);
+    fill_ += per_id_;
+    if (fill_ >= full_) Emit();
+  }
+
+ private:
+  void Emit() {
+    chain_ = HashCombine(chain_, content_);
+    out_->push_back(chain_);
+    content_ = kHashSeed;
+    fill_ = 0;
+  }
+
+  std::vector<uint64_t>* out_;
+  uint64_t per_char_ = 0, per_id_ = 0, full_ = 0;  // full_ 0: off
+  uint64_t chain_ = kHashSeed, content_ = kHashSeed, fill_ = 0;
+};
+
+// Separator characters standing for a chat message's role and template (kChatMessageChars).
+constexpr std::string_view kMessageSeparator = "\x1e\x1e\x1e\x1e\x1e\x1e\x1e\x1e";
+static_assert(kMessageSeparator.size() == kChatMessageChars);
+
 // Reads the fields of CompletionRequest from a request body as it is lexed, without building the
 // document. Field checks are those of a document walk: the first problem found ends the parse
 // with a message naming it.
 class RequestReader : public internal::SaxTypes {
  public:
-  RequestReader(CompletionRequest* out, bool chat) : r_(out), chat_(chat) {}
+  RequestReader(CompletionRequest* out, bool chat, const PromptBlockOptions& blocks)
+      : r_(out), chat_(chat), blocks_(blocks, &out->block_hashes) {}
 
   // The error that stopped the parse; OK when the JSON itself was malformed (or fine).
   const Status& error() const { return error_; }
@@ -73,12 +128,14 @@ class RequestReader : public internal::SaxTypes {
           r_->prompt_token_ids = 0;
           r_->prompts = 0;
           r_->prompt_hash = kHashSeed;
+          blocks_.Reset();
           prompt_ids_counted_ = false;
         } else if (field_ == Field::kMessages && chat_) {
           messages_seen_ = true;
           r_->prompt_chars = 0;
           r_->messages = 0;
           r_->prompt_hash = kHashSeed;
+          blocks_.Reset();
         } else if (field_ == Field::kStreamOptions) {
           r_->include_usage = false;
         }
@@ -168,10 +225,12 @@ class RequestReader : public internal::SaxTypes {
   void AddText(std::string_view s) {
     r_->prompt_chars += static_cast<int64_t>(s.size());
     r_->prompt_hash = Fnv(r_->prompt_hash, s);
+    blocks_.Text(s);
   }
   void AddId(int64_t id) {
     r_->prompt_token_ids += 1;
     r_->prompt_hash = FnvId(r_->prompt_hash, id);
+    blocks_.Id(id);
   }
 
   // A top-level field's value that is an object or an array.
@@ -232,6 +291,7 @@ class RequestReader : public internal::SaxTypes {
       case Kind::kMessages:
         if (!object) return Fail("each message must be an object");
         r_->prompt_chars += kChatMessageChars;
+        blocks_.Text(kMessageSeparator);
         r_->messages += 1;
         content_key_ = false;
         kind = Kind::kMessage;
@@ -367,6 +427,7 @@ class RequestReader : public internal::SaxTypes {
 
   CompletionRequest* r_;
   bool chat_;
+  BlockHasher blocks_;
   Status error_;
   int depth_ = 0;
   Kind kinds_[kMaxTracked] = {};
@@ -385,14 +446,15 @@ class RequestReader : public internal::SaxTypes {
 
 }  // namespace
 
-Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat) {
+Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat,
+                                                 const PromptBlockOptions& blocks) {
   // A raw NUL is never valid JSON, and nlohmann's lexer reads it as the end of the input: what
   // follows it would be forwarded unread.
   if (body.find('\0') != std::string_view::npos) {
     return InvalidArgument("request body is not valid JSON: it contains a NUL byte");
   }
   CompletionRequest r;
-  RequestReader reader(&r, chat);
+  RequestReader reader(&r, chat, blocks);
   if (!nlohmann::json::sax_parse(body, &reader)) {
     if (!reader.error().ok()) return reader.error();
     return InvalidArgument("request body is not valid JSON");

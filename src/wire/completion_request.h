@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/status.h"
 
@@ -64,11 +65,32 @@ struct CompletionRequest {
   uint64_t affinity_key = 0;   // FNV-1a of a string `user` (never 0), 0 when absent
   int64_t traffic_class = -1;  // `gimbal_traffic_class`, -1 when absent
   int64_t n = 1;               // `n` when it is an integer
+  // Chained hashes of the prompt's full KV blocks, when asked for (PromptBlockOptions); empty
+  // otherwise. See PromptBlockOptions for how the prompt is cut.
+  std::vector<uint64_t> block_hashes;
+};
+
+// How the reader cuts a prompt into KV-cache blocks and hashes them, so that a router and an
+// engine that read the same prompt with the same options name its blocks alike (a router's prefix
+// index and an engine's cache then agree without a tokenizer). block_tokens 0: no block hashes.
+//
+// The prompt is read as one stream, in order: string prompts, each chat message's content and text
+// parts, token ids; each chat message is preceded by kChatMessageChars separator characters (as
+// prompt_chars counts it), so two conversations that share their first messages share their
+// leading blocks. A token id counts as one token, a character as 1 / chars_per_token of one; a
+// block is full after block_tokens tokens. Block k's hash is HashCombine(hash of block k - 1, FNV-1a
+// of the block's bytes), starting from kHashSeed, so it names the whole prefix up to the end of
+// block k. A partial last block gets no hash. The prompts of a batch hash as one stream.
+struct PromptBlockOptions {
+  int64_t block_tokens = 0;     // 0: off; else >= 1
+  double chars_per_token = 4;   // > 0
 };
 
 // Parses a /v1/completions (`chat` false) or /v1/chat/completions body. kInvalidArgument with a
 // message naming the problem when it is not one JSON object, nests deeper than kMaxJsonDepth, or
 // a field has the wrong type.
-Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat);
+// With `blocks.block_tokens` > 0, fills block_hashes too.
+Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat,
+                                                 const PromptBlockOptions& blocks = {});
 
 }  // namespace gimbal::wire

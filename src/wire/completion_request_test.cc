@@ -1,6 +1,8 @@
 #include "wire/completion_request.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -174,6 +176,88 @@ TEST(CompletionRequest, PromptHashFollowsThePrompt) {
             hash(R"({"messages":[{"content":[{"text":"ab"}]},{"content":"cd"}]})", true));
   EXPECT_NE(hash(R"({"messages":[{"content":"ab"},{"content":"cd"}]})", true),
             hash(R"({"messages":[{"content":"cd"},{"content":"ab"}]})", true));
+}
+
+std::vector<uint64_t> Blocks(const std::string& body, bool chat, int64_t block_tokens = 4) {
+  PromptBlockOptions o;
+  o.block_tokens = block_tokens;
+  o.chars_per_token = 4;
+  auto r = ParseCompletionRequest(body, chat, o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? r->block_hashes : std::vector<uint64_t>{};
+}
+
+std::string Ids(int from, int count) {
+  std::string s = "[";
+  for (int i = 0; i < count; ++i) s += std::string(i ? "," : "") + std::to_string(from + i);
+  return s + "]";
+}
+
+TEST(CompletionRequest, BlockHashesOnlyWhenAsked) {
+  auto r = ParseCompletionRequest(std::string(R"({"prompt":)") + Ids(0, 64) + "}", false);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->block_hashes.empty());
+}
+
+TEST(CompletionRequest, BlockHashesCoverFullBlocksOfIdsAndText) {
+  // Block of 4 tokens: 4 ids, or 16 characters at 4 characters per token.
+  EXPECT_EQ(Blocks(std::string(R"({"prompt":)") + Ids(0, 11) + "}", false).size(), 2u);
+  EXPECT_EQ(Blocks(std::string(R"({"prompt":)") + Ids(0, 12) + "}", false).size(), 3u);
+  EXPECT_EQ(Blocks(std::string(R"({"prompt":")") + std::string(47, 'a') + R"("})", false).size(), 2u);
+  EXPECT_EQ(Blocks(std::string(R"({"prompt":")") + std::string(48, 'a') + R"("})", false).size(), 3u);
+  EXPECT_TRUE(Blocks(std::string(R"({"prompt":")") + std::string(15, 'a') + R"("})", false).empty());
+  // Block size 1: every id is a block.
+  EXPECT_EQ(Blocks(std::string(R"({"prompt":)") + Ids(0, 5) + "}", false, 1).size(), 5u);
+}
+
+TEST(CompletionRequest, BlockHashesNameTheWholePrefix) {
+  const std::string a(16, 'a'), b(16, 'b'), c(16, 'c');
+  auto ab = Blocks(std::string(R"({"prompt":")") + a + b + R"("})", false);
+  auto ac = Blocks(std::string(R"({"prompt":")") + a + c + R"("})", false);
+  auto cb = Blocks(std::string(R"({"prompt":")") + c + b + R"("})", false);
+  ASSERT_EQ(ab.size(), 2u);
+  ASSERT_EQ(ac.size(), 2u);
+  ASSERT_EQ(cb.size(), 2u);
+  EXPECT_EQ(ab[0], ac[0]);  // the same first block
+  EXPECT_NE(ab[1], ac[1]);
+  EXPECT_NE(ab[0], cb[0]);
+  EXPECT_NE(ab[1], cb[1]);  // the same second block after a different first: chained
+  EXPECT_NE(ab[0], ab[1]);
+  // Where the text is split does not matter: the prompt is one stream.
+  auto parts = Blocks(std::string(R"({"messages":[{"role":"user","content":[{"type":"text","text":")") +
+                          a.substr(0, 5) + std::string(R"("},{"type":"text","text":")") + a.substr(5) + b +
+                          R"("}]}]})",
+                      true);
+  auto whole = Blocks(std::string(R"({"messages":[{"role":"user","content":")") + a + b + R"("}]})", true);
+  EXPECT_EQ(parts, whole);
+  // Ids and text of the same bytes are different prompts.
+  EXPECT_NE(Blocks(std::string(R"({"prompt":)") + Ids(0, 4) + "}", false),
+            Blocks(std::string(R"({"prompt":")") + a + R"("})", false));
+}
+
+TEST(CompletionRequest, AConversationSharesItsHistoryBlocks) {
+  const std::string sys = std::string(R"({"role":"system","content":")") + std::string(40, 's') + R"("})";
+  const std::string u1 = std::string(R"({"role":"user","content":")") + std::string(30, 'q') + R"("})";
+  const std::string a1 = std::string(R"({"role":"assistant","content":")") + std::string(50, 'r') + R"("})";
+  const std::string u2 = std::string(R"({"role":"user","content":")") + std::string(20, 't') + R"("})";
+  auto turn1 = Blocks(std::string(R"({"messages":[)") + sys + "," + u1 + "]}", true);
+  auto turn2 = Blocks(std::string(R"({"messages":[)") + sys + "," + u1 + "," + a1 + "," + u2 + "]}", true);
+  // 8 + 40 + 8 + 30 = 86 characters: 5 blocks of 16; the next turn has 172: 10 blocks.
+  ASSERT_EQ(turn1.size(), 5u);
+  ASSERT_EQ(turn2.size(), 10u);
+  EXPECT_TRUE(std::equal(turn1.begin(), turn1.end(), turn2.begin()));
+  // Another conversation on the same system prompt shares the system prompt's blocks only.
+  const std::string other = std::string(R"({"role":"user","content":")") + std::string(30, 'x') + R"("})";
+  auto turn1b = Blocks(std::string(R"({"messages":[)") + sys + "," + other + "]}", true);
+  ASSERT_EQ(turn1b.size(), 5u);
+  EXPECT_EQ(turn1b[2], turn1[2]);  // 48 characters: separator and system prompt
+  EXPECT_NE(turn1b[3], turn1[3]);
+}
+
+TEST(CompletionRequest, ARepeatedPromptKeyHashesTheLastPrompt) {
+  auto twice = Blocks(std::string(R"({"prompt":)") + Ids(100, 8) + std::string(R"(,"prompt":)") + Ids(0, 8) + "}", false);
+  auto once = Blocks(std::string(R"({"prompt":)") + Ids(0, 8) + "}", false);
+  EXPECT_EQ(twice, once);
 }
 
 TEST(CompletionRequest, NamesTheBadField) {
