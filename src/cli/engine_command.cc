@@ -1,5 +1,6 @@
-// `gimbal engine`: N emulated DP engines over one lockstep DP+EP cluster model, each speaking
-// vLLM's OpenAI API on its own port. See docs/emulator.md.
+// `gimbal engine`: N emulated DP engines over one lockstep DP+EP cluster model, speaking vLLM's
+// OpenAI API: each rank on its own port (vLLM's external load balancing), or L ranks per port
+// (`--ranks-per-port`: vLLM's hybrid or internal load balancing). See docs/emulator.md.
 #include <csignal>
 #include <iostream>
 
@@ -22,6 +23,7 @@ struct EngineFlags {
   std::string config;
   std::string address = "127.0.0.1";
   int port = 8001;
+  int ranks_per_port = 1;
   double time_scale = 1;
   std::string queue_policy;
   std::string step_policy;
@@ -44,6 +46,7 @@ void Fail(const std::string& msg, int code = 2) {
 void CheckRanges(const EngineFlags& f) {
   if (f.dp != 0) CheckIntOption("engine", "--dp", f.dp, 1, kMaxEngineDp);
   CheckIntOption("engine", "--port", f.port, 0, 65535);
+  CheckIntOption("engine", "--ranks-per-port", f.ranks_per_port, 1, kMaxEngineDp);
   CheckIntOption("engine", "--threads", f.threads, 1, kMaxIoThreads);
   CheckNumberOption("engine", "--time-scale", f.time_scale, 0, 1000);
   CheckIntOption("engine", "--default-max-tokens", f.default_max_tokens, 1, kMaxRequestTokens);
@@ -93,9 +96,16 @@ void RunEngine(const EngineFlags& f) {
     Fail(fmt::format("the scenario's cluster.dp {} is more than {} engines; pass --dp",
                      e.cluster.dp, kMaxEngineDp));
   }
-  if (f.port > 0 && f.port + e.cluster.dp - 1 > 65535) {
-    Fail(fmt::format("--port {} with {} engines needs ports up to {}, beyond 65535", f.port,
-                     e.cluster.dp, f.port + e.cluster.dp - 1));
+  if (e.cluster.dp % f.ranks_per_port != 0) {
+    Fail(fmt::format("--ranks-per-port {} does not divide the {} DP ranks", f.ranks_per_port,
+                     e.cluster.dp));
+  }
+  const int ports = e.cluster.dp / f.ranks_per_port;
+  if (f.port > 0 && f.port + ports - 1 > 65535) {
+    Fail(fmt::format(
+        "--port {} with {} engines{} needs ports up to {}, beyond 65535", f.port, e.cluster.dp,
+        f.ranks_per_port == 1 ? std::string() : fmt::format(", {} per port,", f.ranks_per_port),
+        f.port + ports - 1));
   }
   if (f.kv_capacity_tokens > 0) e.cluster.engine.kv_capacity_tokens = f.kv_capacity_tokens;
   if (f.redundant_slots >= 0) e.cluster.redundant_slots_per_gpu = f.redundant_slots;
@@ -104,6 +114,7 @@ void RunEngine(const EngineFlags& f) {
   e.kv_events_replay_endpoint = f.kv_events_replay_endpoint;
   o.address = f.address;
   o.port = static_cast<uint16_t>(f.port);
+  o.ranks_per_server = f.ranks_per_port;
   o.threads = f.threads;
   o.default_max_tokens = f.default_max_tokens;
   if (!f.admin_token_env.empty()) {
@@ -152,7 +163,8 @@ void SetupEngine(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "engine", "Run N emulated vLLM engines over one simulated DP+EP cluster, on the real clock");
   cmd->add_option("--dp", f->dp,
-                  "DP engines (= EP size = GPUs), 1..1024; engine i listens on port + i");
+                  "DP engines (= EP size = GPUs), 1..1024; engine i listens on port + i "
+                  "(port + i / ranks-per-port)");
   cmd->add_option("--model", f->model,
                   "model from the catalogue (data/models), e.g. qwen3-30b-a3b");
   cmd->add_option("--served-model-name", f->served_model_name,
@@ -165,6 +177,12 @@ void SetupEngine(CLI::App& app) {
                   "the first stack's queue and step policies");
   cmd->add_option("--address", f->address, "listen address")->capture_default_str();
   cmd->add_option("--port", f->port, "port of engine 0 (0: ephemeral ports)")
+      ->capture_default_str();
+  cmd->add_option("--ranks-per-port", f->ranks_per_port,
+                  "DP ranks behind each port, dividing --dp: 1 is one API server per rank "
+                  "(vLLM's external load balancing; engine i on port + i); L fronts ranks "
+                  "jL..jL+L-1 on port + j and balances over them (one node under vLLM's hybrid "
+                  "load balancing; --dp: one server for all)")
       ->capture_default_str();
   cmd->add_option("--time-scale", f->time_scale,
                   "modelled step durations are multiplied by this before sleeping (< 1: faster "

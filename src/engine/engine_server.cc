@@ -1,9 +1,11 @@
 #include "engine/engine_server.h"
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 #include <vector>
 
@@ -15,7 +17,6 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "core/hash.h"
 #include "core/secure_compare.h"
 #include "engine/openai.h"
 #include "net/http_server.h"
@@ -78,8 +79,8 @@ class Mailbox : public std::enable_shared_from_this<Mailbox> {
   std::atomic<bool> waking_{false};
 };
 
-struct EngineMetrics {
-  net::MetricsRegistry registry;
+// One rank's counters and histograms, children of its server's families.
+struct RankMetrics {
   net::Counter* prompt_tokens = nullptr;
   net::Counter* generation_tokens = nullptr;
   net::Counter* success = nullptr;
@@ -108,20 +109,11 @@ struct EngineMetrics {
   int64_t hits_seen = 0;
 };
 
-// The emulator sees no prompt text, only the parser's hash of the whole prompt. Identical prompts
-// get identical chained hashes for every full block, so they share cached blocks as in vLLM;
-// prompts that share only a prefix share nothing here.
-std::vector<uint64_t> WholePromptBlockHashes(uint64_t prompt_hash, int64_t prompt_tokens,
-                                             int block_size) {
-  std::vector<uint64_t> out;
-  if (block_size <= 0) return out;
-  uint64_t h = Mix64(prompt_hash);
-  for (int64_t b = 0; b < prompt_tokens / block_size; ++b) {
-    h = Mix64(h ^ static_cast<uint64_t>(b));
-    out.push_back(h);
-  }
-  return out;
-}
+// A server's /metrics page: one family per metric, one child per rank the server fronts.
+struct ServerMetrics {
+  net::MetricsRegistry registry;
+  std::vector<std::unique_ptr<RankMetrics>> ranks;  // [rank - the server's first rank]
+};
 
 double UnixNow() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -140,7 +132,9 @@ net::HttpResponse Error(int status, const std::string& message) {
 struct EngineService::Impl {
   EngineServiceOptions opts;
   std::unique_ptr<Emulator> emu;
-  std::vector<std::unique_ptr<EngineMetrics>> metrics;
+  std::vector<std::unique_ptr<ServerMetrics>> metrics;  // by server
+  std::vector<std::atomic<int64_t>> inflight;           // by rank: completions being served
+  std::vector<std::atomic<uint64_t>> next_pick;  // by server: where its next tie-break starts
   std::vector<double> class_weights;
   std::atomic<bool> stopping{false};
   std::atomic<bool> shut{false};
@@ -152,7 +146,11 @@ struct EngineService::Impl {
   std::vector<std::unique_ptr<net::HttpServer>> servers;
 
   wire::EngineState State(int engine) const;
-  void BuildMetrics(int engine);
+  int per_server() const { return opts.ranks_per_server; }
+  RankMetrics& Metrics(int rank) {
+    return *metrics[rank / per_server()]->ranks[rank % per_server()];
+  }
+  void BuildMetrics(int server);
 };
 
 wire::EngineState EngineService::Impl::State(int engine) const {
@@ -169,15 +167,23 @@ wire::EngineState EngineService::Impl::State(int engine) const {
   return st;
 }
 
-void EngineService::Impl::BuildMetrics(int engine) {
-  auto m = std::make_unique<EngineMetrics>();
-  const std::vector<std::string> values = {opts.served_model, std::to_string(engine)};
+void EngineService::Impl::BuildMetrics(int server) {
+  auto m = std::make_unique<ServerMetrics>();
+  const int first = server * per_server();
+  std::vector<int> ranks;
+  for (int r = first; r < first + per_server(); ++r) ranks.push_back(r);
+  // Label values per rank: the global DP rank, as vLLM labels each engine an API server manages.
+  auto values = [&](int rank) {
+    return std::vector<std::string>{opts.served_model, std::to_string(rank)};
+  };
   const std::vector<std::string> labels = {"model_name", "engine"};
   Emulator* e = emu.get();
+  const std::string model = opts.served_model;
   auto gauge = [&](const char* name, const char* help, std::function<double(const RankState&)> f) {
-    m->registry.AddCallbackGauge(name, help, labels, [e, engine, values, f] {
-      return std::vector<std::pair<std::vector<std::string>, double>>{
-          {values, f(e->State(engine))}};
+    m->registry.AddCallbackGauge(name, help, labels, [e, ranks, model, f] {
+      std::vector<std::pair<std::vector<std::string>, double>> out;
+      for (int r : ranks) out.push_back({{model, std::to_string(r)}, f(e->State(r))});
+      return out;
     });
   };
   gauge("vllm:num_requests_running", "Number of requests in model execution batches.",
@@ -195,46 +201,57 @@ void EngineService::Impl::BuildMetrics(int engine) {
   const int64_t blocks = emu->kv_capacity_tokens() / ec.block_size;
   const std::vector<std::string> cache_labels = {"block_size", "num_gpu_blocks",
                                                  "gpu_memory_utilization", "engine"};
-  const std::vector<std::string> cache_values = {
-      std::to_string(ec.block_size), std::to_string(blocks),
-      fmt::format("{}", ec.gpu_memory_utilization), std::to_string(engine)};
-  m->registry.AddCallbackGauge(
-      "vllm:cache_config_info", "Information of the LLMEngine CacheConfig", cache_labels,
-      [cache_values] {
-        return std::vector<std::pair<std::vector<std::string>, double>>{{cache_values, 1.0}};
-      });
-  auto counter = [&](const std::string& name, const std::string& help) {
-    return &m->registry.AddCounter(name, help, labels).With(values);
-  };
-  m->prompt_tokens = counter("vllm:prompt_tokens_total", "Number of prefill tokens processed.");
-  m->generation_tokens =
-      counter("vllm:generation_tokens_total", "Number of generation tokens processed.");
-  m->success = counter("vllm:request_success_total", "Count of successfully processed requests.");
-  m->preemptions =
-      counter("vllm:num_preemptions_total", "Cumulative number of preemptions from the engine.");
-  m->aborted = counter("gimbal:aborted_requests_total",
-                       "Requests cancelled because their client went away first.");
+  std::vector<std::pair<std::vector<std::string>, double>> cache_info;
+  for (int r : ranks) {
+    cache_info.push_back({{std::to_string(ec.block_size), std::to_string(blocks),
+                           fmt::format("{}", ec.gpu_memory_utilization), std::to_string(r)},
+                          1.0});
+  }
+  m->registry.AddCallbackGauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig",
+                               cache_labels, [cache_info] { return cache_info; });
+  auto& prompt = m->registry.AddCounter("vllm:prompt_tokens_total",
+                                        "Number of prefill tokens processed.", labels);
+  auto& generation = m->registry.AddCounter("vllm:generation_tokens_total",
+                                            "Number of generation tokens processed.", labels);
+  auto& success = m->registry.AddCounter("vllm:request_success_total",
+                                         "Count of successfully processed requests.", labels);
+  auto& preemptions = m->registry.AddCounter(
+      "vllm:num_preemptions_total", "Cumulative number of preemptions from the engine.", labels);
+  auto& aborted =
+      m->registry.AddCounter("gimbal:aborted_requests_total",
+                             "Requests cancelled because their client went away first.", labels);
   // vLLM's counters vllm:prefix_cache_queries and vllm:prefix_cache_hits (tokens), exposed with
   // the _total suffix as vLLM's Prometheus client writes counters.
-  m->prefix_queries = counter("vllm:prefix_cache_queries_total",
-                              "Prefix-cache lookups, in prompt tokens looked up.");
-  m->prefix_hits = counter("vllm:prefix_cache_hits_total",
-                           "Prefix-cache hits, in looked-up tokens found cached.");
-  m->ttft = &m->registry
-                 .AddHistogram("vllm:time_to_first_token_seconds",
-                               "Histogram of time to first token in seconds.", labels,
-                               net::LatencyBuckets())
-                 .With(values);
-  m->itl = &m->registry
-                .AddHistogram("vllm:inter_token_latency_seconds",
-                              "Histogram of inter-token latency in seconds.", labels,
-                              net::LatencyBuckets())
-                .With(values);
-  m->e2e = &m->registry
-                .AddHistogram("vllm:e2e_request_latency_seconds",
-                              "Histogram of end to end request latency in seconds.", labels,
-                              net::LatencyBuckets())
-                .With(values);
+  auto& queries =
+      m->registry.AddCounter("vllm:prefix_cache_queries_total",
+                             "Prefix-cache lookups, in prompt tokens looked up.", labels);
+  auto& hits =
+      m->registry.AddCounter("vllm:prefix_cache_hits_total",
+                             "Prefix-cache hits, in looked-up tokens found cached.", labels);
+  auto& ttft = m->registry.AddHistogram("vllm:time_to_first_token_seconds",
+                                        "Histogram of time to first token in seconds.", labels,
+                                        net::LatencyBuckets());
+  auto& itl = m->registry.AddHistogram("vllm:inter_token_latency_seconds",
+                                       "Histogram of inter-token latency in seconds.", labels,
+                                       net::LatencyBuckets());
+  auto& e2e = m->registry.AddHistogram("vllm:e2e_request_latency_seconds",
+                                       "Histogram of end to end request latency in seconds.",
+                                       labels, net::LatencyBuckets());
+  for (int r : ranks) {
+    auto rm = std::make_unique<RankMetrics>();
+    const std::vector<std::string> v = values(r);
+    rm->prompt_tokens = &prompt.With(v);
+    rm->generation_tokens = &generation.With(v);
+    rm->success = &success.With(v);
+    rm->preemptions = &preemptions.With(v);
+    rm->aborted = &aborted.With(v);
+    rm->prefix_queries = &queries.With(v);
+    rm->prefix_hits = &hits.With(v);
+    rm->ttft = &ttft.With(v);
+    rm->itl = &itl.With(v);
+    rm->e2e = &e2e.With(v);
+    m->ranks.push_back(std::move(rm));
+  }
   metrics.push_back(std::move(m));
 }
 
@@ -242,7 +259,8 @@ namespace {
 
 class EngineHandler : public net::HttpHandler {
  public:
-  EngineHandler(EngineService::Impl* impl, int engine) : s_(impl), engine_(engine) {}
+  EngineHandler(EngineService::Impl* impl, int server)
+      : s_(impl), server_(server), first_(server * impl->per_server()) {}
 
   asio::awaitable<void> Handle(net::HttpRequest& req, net::ResponseWriter& w) override {
     const std::string_view path = req.path();
@@ -259,11 +277,19 @@ class EngineHandler : public net::HttpHandler {
     } else if (path == "/v1/models" && get) {
       co_await w.Send(JsonResponse(200, ModelsJson()));
     } else if (path == "/metrics" && get) {
-      s_->metrics[engine_]->SyncPrefixCache(s_->emu->State(engine_));
+      for (int r = first_; r < first_ + s_->per_server(); ++r) {
+        s_->Metrics(r).SyncPrefixCache(s_->emu->State(r));
+      }
       co_await w.Send(net::MakeResponse(200, "text/plain; version=0.0.4; charset=utf-8",
-                                        s_->metrics[engine_]->registry.Render()));
+                                        s_->metrics[server_]->registry.Render()));
+    } else if ((path == wire::kStatePath || path == wire::kStateStreamPath) && get &&
+               s_->per_server() > 1) {
+      // The state protocol describes one engine; a server of several ranks is read from /metrics.
+      co_await w.Send(
+          Error(404, fmt::format("no route for {} {}: this server fronts ranks {}..{}", req.method,
+                                 path, first_, first_ + s_->per_server() - 1)));
     } else if (path == wire::kStatePath && get) {
-      co_await w.Send(JsonResponse(200, wire::EngineStateJson(s_->State(engine_))));
+      co_await w.Send(JsonResponse(200, wire::EngineStateJson(s_->State(first_))));
     } else if (path == wire::kStateStreamPath && get) {
       co_await StateStream(w);
     } else if (path == "/gimbal/stats" && get) {
@@ -295,6 +321,7 @@ class EngineHandler : public net::HttpHandler {
     ParseOptions po;
     po.chars_per_token = s_->opts.chars_per_token;
     po.default_max_tokens = s_->opts.default_max_tokens;
+    po.block_tokens = s_->emu->spec().engine.block_size;
     auto parsed = ParseEmulatedRequest(req.body, chat, po);
     if (!parsed.ok()) {
       co_await w.Send(Error(400, parsed.status().message()));
@@ -310,13 +337,21 @@ class EngineHandler : public net::HttpHandler {
       co_await w.Send(Error(503, "the engine is shutting down"));
       co_return;
     }
+    // The rank that serves it, counted in flight until this coroutine ends, however it ends.
+    const int rank = PickRank();
+    struct InFlight {
+      std::atomic<int64_t>& n;
+      explicit InFlight(std::atomic<int64_t>& count) : n(count) { n.fetch_add(1); }
+      ~InFlight() { n.fetch_sub(1); }
+      InFlight(const InFlight&) = delete;
+      InFlight& operator=(const InFlight&) = delete;
+    } in_flight(s_->inflight[static_cast<size_t>(rank)]);
     Submission sub;
-    sub.engine = engine_;
+    sub.engine = rank;
     sub.prompt_tokens = r.prompt_tokens;
     sub.output_tokens = r.max_tokens;
     sub.priority = r.request.priority;
-    sub.prefix_hashes = WholePromptBlockHashes(r.request.prompt_hash, r.prompt_tokens,
-                                               s_->emu->spec().engine.block_size);
+    sub.prefix_hashes = r.request.block_hashes;  // prompts sharing a prefix share blocks
     sub.traffic_class = r.traffic_class >= 0
                             ? r.traffic_class
                             : MooncakeClassForHash(r.request.prompt_hash, s_->class_weights);
@@ -325,10 +360,10 @@ class EngineHandler : public net::HttpHandler {
     const double arrival = emu.Now();
     const uint64_t id = emu.Submit(sub, [mb](const Update& u) { mb->Push(u); });
     ResponseIds ids;
-    ids.id = fmt::format("{}-{}-{}", chat ? "chatcmpl" : "cmpl", engine_, s_->next_request++);
+    ids.id = fmt::format("{}-{}-{}", chat ? "chatcmpl" : "cmpl", rank, s_->next_request++);
     ids.created = static_cast<int64_t>(UnixNow());
     ids.model = s_->opts.served_model;
-    EngineMetrics& m = *s_->metrics[engine_];
+    RankMetrics& m = s_->Metrics(rank);
 
     // A client that goes away (closes or resets its connection) cancels the request: the
     // emulator stops computing it and this coroutine stops waiting.
@@ -439,7 +474,7 @@ class EngineHandler : public net::HttpHandler {
       if (v != last_version || now - last_emit >= std::chrono::duration<double>(heartbeat)) {
         last_version = v;
         last_emit = now;
-        ok = (co_await w.WriteChunk(wire::EngineStateEvent(s_->State(engine_)))).ok();
+        ok = (co_await w.WriteChunk(wire::EngineStateEvent(s_->State(first_)))).ok();
         continue;  // the step may have moved on while writing
       }
       co_await mb->Wait(heartbeat);
@@ -485,8 +520,29 @@ class EngineHandler : public net::HttpHandler {
     }
   }
 
+  // The server's rank with the fewest completions in flight; ties go to the first one found
+  // from a start that moves one rank per pick. A server of one rank always picks it.
+  int PickRank() {
+    const int n = s_->per_server();
+    if (n == 1) return first_;
+    const auto start = static_cast<int>(s_->next_pick[static_cast<size_t>(server_)].fetch_add(1) %
+                                        static_cast<uint64_t>(n));
+    int best = -1;
+    int64_t best_load = 0;
+    for (int i = 0; i < n; ++i) {
+      const int r = first_ + (start + i) % n;
+      const int64_t load = s_->inflight[static_cast<size_t>(r)].load();
+      if (best < 0 || load < best_load) {
+        best = r;
+        best_load = load;
+      }
+    }
+    return best;
+  }
+
   EngineService::Impl* s_;
-  int engine_;
+  int server_;
+  int first_;  // the server's first rank; it fronts per_server() consecutive ranks
 };
 
 }  // namespace
@@ -495,6 +551,7 @@ Result<std::unique_ptr<EngineService>> EngineService::Start(EngineServiceOptions
   if (options.threads < 1) return InvalidArgument("threads must be >= 1");
   if (!(options.chars_per_token > 0)) return InvalidArgument("chars_per_token must be > 0");
   if (options.default_max_tokens < 1) return InvalidArgument("default_max_tokens must be >= 1");
+  if (options.ranks_per_server < 1) return InvalidArgument("ranks_per_server must be >= 1");
   auto impl = std::make_shared<Impl>();
   impl->opts = std::move(options);
   auto emu = Emulator::Create(impl->opts.emulator);
@@ -503,12 +560,19 @@ Result<std::unique_ptr<EngineService>> EngineService::Start(EngineServiceOptions
   for (const auto& c : impl->emu->spec().classes) impl->class_weights.push_back(c.weight);
   const int n = impl->emu->ranks();
   const EngineServiceOptions& o = impl->opts;
-  if (o.port != 0 && static_cast<int>(o.port) + n - 1 > 65535) {
-    return InvalidArgument(fmt::format("ports {}..{} do not exist", o.port, o.port + n - 1));
+  if (n % o.ranks_per_server != 0) {
+    return InvalidArgument(
+        fmt::format("{} ranks per server do not divide the {} DP ranks", o.ranks_per_server, n));
   }
-  for (int i = 0; i < n; ++i) impl->BuildMetrics(i);
+  const int servers = n / o.ranks_per_server;
+  if (o.port != 0 && static_cast<int>(o.port) + servers - 1 > 65535) {
+    return InvalidArgument(fmt::format("ports {}..{} do not exist", o.port, o.port + servers - 1));
+  }
+  for (int j = 0; j < servers; ++j) impl->BuildMetrics(j);
+  impl->inflight = std::vector<std::atomic<int64_t>>(static_cast<size_t>(n));
+  impl->next_pick = std::vector<std::atomic<uint64_t>>(static_cast<size_t>(servers));
   impl->io = std::make_unique<net::IoRuntime>(o.threads);
-  for (int i = 0; i < n; ++i) {
+  for (int i = 0; i < servers; ++i) {
     net::HttpServerOptions so;
     so.address = o.address;
     so.port = o.port == 0 ? 0 : static_cast<uint16_t>(o.port + i);
@@ -518,7 +582,12 @@ Result<std::unique_ptr<EngineService>> EngineService::Start(EngineServiceOptions
     auto server = std::make_unique<net::HttpServer>(*impl->io, so,
                                                     std::make_shared<EngineHandler>(impl.get(), i));
     Status st = server->Start();
-    if (!st.ok()) return st.WithContext(fmt::format("engine {}", i));
+    if (!st.ok()) {
+      return st.WithContext(o.ranks_per_server == 1
+                                ? fmt::format("engine {}", i)
+                                : fmt::format("server of ranks {}..{}", i * o.ranks_per_server,
+                                              (i + 1) * o.ranks_per_server - 1));
+    }
     impl->servers.push_back(std::move(server));
   }
   impl->emu->Start();
@@ -535,8 +604,13 @@ EngineService::~EngineService() {
 int EngineService::engines() const {
   return impl_->emu->ranks();
 }
+int EngineService::servers() const {
+  return static_cast<int>(impl_->servers.size());
+}
 uint16_t EngineService::port(int engine) const {
-  return impl_->servers.at(engine)->port();
+  if (engine < 0 || engine >= engines())
+    throw std::out_of_range("EngineService::port: no such rank");
+  return impl_->servers.at(static_cast<size_t>(engine / impl_->per_server()))->port();
 }
 std::string EngineService::url(int engine) const {
   return fmt::format("http://{}:{}", impl_->opts.address, port(engine));

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <future>
+#include <set>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -51,14 +52,16 @@ class EngineServerTest : public ::testing::Test {
     client_io_.Stop();
   }
 
-  void StartService(double time_scale, int max_num_seqs = 0, std::string admin_token = "") {
-    auto spec = ClusterFromCatalog("qwen3-30b-a3b", "h100-sxm", "hgx-8gpu", 2);
+  void StartService(double time_scale, int max_num_seqs = 0, std::string admin_token = "",
+                    int dp = 2, int ranks_per_server = 1) {
+    auto spec = ClusterFromCatalog("qwen3-30b-a3b", "h100-sxm", "hgx-8gpu", dp);
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
     EngineServiceOptions o;
     o.emulator.cluster = *spec;
     if (max_num_seqs > 0) o.emulator.cluster.engine.max_num_seqs = max_num_seqs;
     o.emulator.time_scale = time_scale;
     o.port = 0;
+    o.ranks_per_server = ranks_per_server;
     o.threads = 2;
     o.served_model = kModel;
     o.state_stream_heartbeat_s = 0.2;
@@ -130,6 +133,21 @@ class EngineServerTest : public ::testing::Test {
       if (s.Label("model_name") == kModel && s.Label("engine") == std::to_string(engine)) {
         out[s.name] += s.value;
       }
+    }
+    return out;
+  }
+
+  // The `engine` label of every sample on the /metrics page of the server fronting `engine`, and
+  // how many samples each metric has there.
+  std::set<std::string> EngineLabels(int engine, std::map<std::string, int>* per_name = nullptr) {
+    Reply r = Call(Req(engine, "GET", "/metrics"));
+    EXPECT_EQ(r.status, 200);
+    net::PromParseResult page = net::ParsePrometheusText(r.body);
+    EXPECT_EQ(page.warnings, 0);
+    std::set<std::string> out;
+    for (const auto& s : page.samples) {
+      out.insert(std::string(s.Label("engine")));
+      if (per_name != nullptr) ++(*per_name)[s.name];
     }
     return out;
   }
@@ -498,6 +516,107 @@ TEST_F(EngineServerTest, ClientLeavingANonStreamingRequestCancelsIt) {
   sock.close();  // nothing of the answer was written yet
   EXPECT_TRUE(Eventually([&] { return Metrics(0)["gimbal:aborted_requests_total"] == 1; }));
   EXPECT_EQ(Metrics(0)["vllm:request_success_total"], 0);
+}
+
+// The rank a completion's id names ("cmpl-<rank>-<n>").
+int RankOfId(const std::string& body) {
+  const std::string id = json::parse(body)["id"];
+  const size_t a = id.find('-') + 1;
+  return std::stoi(id.substr(a, id.find('-', a) - a));
+}
+
+// vLLM's external load balancing: an API server per DP rank (`--data-parallel-rank k`), each
+// publishing only its own engine. The ranks still share one cluster.
+TEST_F(EngineServerTest, EachRankHasItsOwnPortAndOnlyItsOwnSeries) {
+  StartService(0.01, 0, "", /*dp=*/4);
+  ASSERT_EQ(svc_->engines(), 4);
+  EXPECT_EQ(svc_->servers(), 4);
+  std::set<uint16_t> ports;
+  for (int k = 0; k < 4; ++k) ports.insert(svc_->port(k));
+  EXPECT_EQ(ports.size(), 4u);
+  EXPECT_THROW(svc_->port(4), std::out_of_range);
+  EXPECT_THROW(svc_->port(-1), std::out_of_range);
+  for (int k = 0; k < 4; ++k) {
+    std::map<std::string, int> per_name;
+    EXPECT_EQ(EngineLabels(k, &per_name), std::set<std::string>{std::to_string(k)}) << k;
+    for (const char* name : {"vllm:num_requests_running", "vllm:num_requests_waiting",
+                             "vllm:kv_cache_usage_perc", "vllm:cache_config_info",
+                             "gimbal:prefill_pending_tokens", "vllm:request_success_total"}) {
+      EXPECT_EQ(per_name[name], 1) << name << " on rank " << k;
+    }
+  }
+  for (int k = 0; k < 4; ++k) {
+    Reply r = Call(Req(k, "POST", "/v1/completions", R"({"prompt":"hello","max_tokens":2})"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(RankOfId(r.body), k);
+    for (int j = 0; j < 4; ++j) {  // ranks 0..k have served one each, the others none
+      EXPECT_EQ(Metrics(j)["vllm:request_success_total"], j <= k ? 1 : 0) << k << " " << j;
+    }
+    Reply st = Call(Req(k, "GET", "/gimbal/state"));
+    ASSERT_EQ(st.status, 200);
+    EXPECT_EQ(json::parse(st.body)["engine"], k);
+  }
+}
+
+// vLLM's hybrid load balancing: an API server per node, fronting that node's ranks.
+TEST_F(EngineServerTest, ServersOfSeveralRanksBalanceOverTheirOwnRanks) {
+  StartService(0.2, 0, "", /*dp=*/4, /*ranks_per_server=*/2);
+  ASSERT_EQ(svc_->servers(), 2);
+  EXPECT_EQ(svc_->port(0), svc_->port(1));
+  EXPECT_EQ(svc_->port(2), svc_->port(3));
+  EXPECT_NE(svc_->port(0), svc_->port(2));
+  std::map<std::string, int> per_name;
+  EXPECT_EQ(EngineLabels(2, &per_name), (std::set<std::string>{"2", "3"}));
+  EXPECT_EQ(per_name["vllm:num_requests_running"], 2);
+  EXPECT_EQ(per_name["vllm:cache_config_info"], 2);
+  EXPECT_EQ(EngineLabels(0), (std::set<std::string>{"0", "1"}));
+  // One engine's state protocol does not describe two: 404, so a router reads /metrics.
+  EXPECT_EQ(Call(Req(2, "GET", "/gimbal/state")).status, 404);
+  EXPECT_EQ(Call(Req(2, "GET", "/gimbal/state/stream")).status, 404);
+
+  // Concurrent requests spread over the server's two ranks, and only those.
+  const std::string body = json{{"prompt", std::string(400, 'a')}, {"max_tokens", 20}}.dump();
+  std::vector<std::future<Reply>> burst;
+  for (int i = 0; i < 8; ++i) burst.push_back(CallAsync(Req(2, "POST", "/v1/completions", body)));
+  std::map<int, int> served;
+  for (auto& f : burst) {
+    ASSERT_EQ(f.wait_for(20s), std::future_status::ready);
+    Reply r = f.get();
+    ASSERT_EQ(r.status, 200) << r.body;
+    ++served[RankOfId(r.body)];
+  }
+  EXPECT_EQ(served.size(), 2u);
+  EXPECT_GT(served[2], 0);
+  EXPECT_GT(served[3], 0);
+  // One at a time (nothing in flight), the ranks take turns.
+  std::vector<int> turns;
+  for (int i = 0; i < 4; ++i) {
+    Reply r = Call(Req(3, "POST", "/v1/completions", R"({"prompt":"x","max_tokens":1})"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    turns.push_back(RankOfId(r.body));
+  }
+  EXPECT_NE(turns[0], turns[1]);
+  EXPECT_EQ(turns[0], turns[2]);
+  EXPECT_EQ(turns[1], turns[3]);
+  EXPECT_EQ(Metrics(2)["vllm:request_success_total"] + Metrics(3)["vllm:request_success_total"],
+            12);
+  EXPECT_EQ(Metrics(0)["vllm:request_success_total"], 0);
+  EXPECT_EQ(Metrics(1)["vllm:request_success_total"], 0);
+}
+
+TEST(EngineServiceLayout, RanksPerServerMustDivideTheRanks) {
+  auto spec = ClusterFromCatalog("qwen3-30b-a3b", "h100-sxm", "hgx-8gpu", 4);
+  ASSERT_TRUE(spec.ok());
+  for (int bad : {0, 3, 8}) {
+    EngineServiceOptions o;
+    o.emulator.cluster = *spec;
+    o.port = 0;
+    o.ranks_per_server = bad;
+    auto svc = EngineService::Start(o);
+    ASSERT_FALSE(svc.ok()) << bad;
+    EXPECT_EQ(svc.status().code(), ErrorCode::kInvalidArgument) << bad;
+    EXPECT_NE(svc.status().message().find("ranks"), std::string::npos) << svc.status().message();
+  }
 }
 
 }  // namespace
