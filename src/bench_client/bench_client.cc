@@ -1,5 +1,6 @@
 #include "bench_client/bench_client.h"
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <ctime>
@@ -85,13 +86,11 @@ class Runner {
     json j;
     if (!o_.model.empty()) j["model"] = o_.model;
     if (chat_) {
-      j["messages"] = json::array({{{"role", "user"}, {"content", Words(r.prompt_tokens, rng)}}});
+      j["messages"] = json::array({{{"role", "user"}, {"content", PromptText(r, rng)}}});
     } else if (o_.token_id_prompts) {
-      std::vector<int64_t> ids(static_cast<size_t>(r.prompt_tokens));
-      for (auto& id : ids) id = 100 + static_cast<int64_t>(rng.UniformInt(20000));
-      j["prompt"] = ids;
+      j["prompt"] = PromptIds(r, rng);
     } else {
-      j["prompt"] = Words(r.prompt_tokens, rng);
+      j["prompt"] = PromptText(r, rng);
     }
     j["max_tokens"] = r.output_tokens;
     j["ignore_eos"] = true;
@@ -100,6 +99,33 @@ class Runner {
     j["stream_options"] = {{"include_usage", true}};
     if (o_.send_traffic_class) j["gimbal_traffic_class"] = r.traffic_class;
     return j.dump();
+  }
+
+  // The prompt's blocks covered by its prefix hashes (each drawn from its hash), then the rest.
+  int64_t HashedBlocks(const Request& r) const {
+    if (o_.prefix_hash_tokens <= 0) return 0;
+    return std::min<int64_t>(static_cast<int64_t>(r.prefix_hashes.size()),
+                             r.prompt_tokens / o_.prefix_hash_tokens);
+  }
+  std::vector<int64_t> PromptIds(const Request& r, Rng& rng) const {
+    std::vector<int64_t> ids;
+    ids.reserve(static_cast<size_t>(r.prompt_tokens));
+    const auto token = [](Rng& g) { return 100 + static_cast<int64_t>(g.UniformInt(20000)); };
+    for (int64_t b = 0; b < HashedBlocks(r); ++b) {
+      Rng block(r.prefix_hashes[static_cast<size_t>(b)]);
+      for (int64_t k = 0; k < o_.prefix_hash_tokens; ++k) ids.push_back(token(block));
+    }
+    while (static_cast<int64_t>(ids.size()) < r.prompt_tokens) ids.push_back(token(rng));
+    return ids;
+  }
+  std::string PromptText(const Request& r, Rng& rng) const {
+    std::string text;
+    const int64_t blocks = HashedBlocks(r);
+    for (int64_t b = 0; b < blocks; ++b) {
+      Rng block(r.prefix_hashes[static_cast<size_t>(b)]);
+      text += Words(o_.prefix_hash_tokens, block);
+    }
+    return text + Words(r.prompt_tokens - blocks * o_.prefix_hash_tokens, rng);
   }
 
   asio::awaitable<void> Drive() {

@@ -34,6 +34,11 @@ struct BenchOptions {
   // 4 characters per token (chat endpoints always send text).
   bool token_id_prompts = true;
   bool send_traffic_class = false;  // add `gimbal_traffic_class` (the emulator reads it)
+  // Tokens each of a request's prefix_hashes stands for (the workload's PrefixHashTokens), > 0:
+  // the prompt's leading blocks are drawn from those hashes, so requests that share prefix hashes
+  // send the same leading tokens (or text) and share cached blocks on a real or emulated engine.
+  // 0, or a request without hashes: the whole prompt is drawn from the seed.
+  int64_t prefix_hash_tokens = 0;
   double request_timeout_s = 600;
   sim::Slo slo;  // goodput
 };

@@ -84,5 +84,41 @@ TEST(BenchClientTest, ChatEndpointAndFailuresAreCounted) {
   svc->Shutdown(5);
 }
 
+// Two requests whose prefix hashes agree send the same leading blocks: the engine's prefix cache
+// hits them, as token ids and as chat text; without the hashes' size the prompts share nothing.
+TEST(BenchClientTest, RequestsSharingPrefixHashesShareCachedBlocks) {
+  struct Case {
+    std::string endpoint;
+    int64_t hash_tokens;
+    int64_t want_hits;
+  };
+  for (const Case& c : {Case{"/v1/completions", 16, 320}, Case{"/v1/chat/completions", 16, 320},
+                        Case{"/v1/completions", 0, 0}}) {
+    SCOPED_TRACE(c.endpoint + " hash tokens " + std::to_string(c.hash_tokens));
+    auto svc = StartEngine();
+    BenchOptions o;
+    o.base_url = svc->url(0);
+    o.endpoint = c.endpoint;
+    o.model = "bench-model";
+    o.max_concurrency = 1;
+    o.prefix_hash_tokens = c.hash_tokens;
+    Request a;
+    a.id = 0;
+    a.prompt_tokens = 320;
+    a.output_tokens = 2;
+    for (uint64_t h = 1; h <= 20; ++h) a.prefix_hashes.push_back(h * 7919);
+    Request b = a;
+    b.id = 1;
+    b.arrival = 0.01;
+    b.prompt_tokens = 400;
+    for (uint64_t h = 21; h <= 25; ++h) b.prefix_hashes.push_back(h * 7919);
+    auto r = RunBench(o, {a, b});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->summary["completed"], 2) << r->summary.dump(2);
+    EXPECT_EQ(svc->emulator().State(0).prefix_cache_hits, c.want_hits);
+    svc->Shutdown(5);
+  }
+}
+
 }  // namespace
 }  // namespace gimbal::bench

@@ -9,6 +9,7 @@
 
 #include "bench_client/bench_client.h"
 #include "cli/command.h"
+#include "config/scenario.h"
 #include "workload/workload.h"
 
 namespace gimbal::cli {
@@ -25,6 +26,9 @@ struct BenchFlags {
   int64_t output_len = 128;
   double range_ratio = 0;
   int64_t seed = 0;
+  bool seed_given = false;
+  std::string scenario;  // the workload of this scenario file instead of --dataset
+  std::vector<std::string> overrides;
   double trace_time_scale = 1;
   std::string json_out;
   bool save_detailed = false;
@@ -66,8 +70,31 @@ void CheckRanges(const BenchFlags& f) {
   CheckNumberOption("bench", "--goodput-e2el-ms", f.o.slo.e2el_ms, 0, 1e9);
 }
 
-void RunBenchCommand(BenchFlags& f) {
-  CheckRanges(f);
+// The requests of a scenario's workload, exactly as `gimbal simulate` builds them for the same
+// seed (the scenario's own unless --seed is given).
+std::vector<Request> ScenarioRequests(BenchFlags& f, double* rate_out) {
+  if (f.dataset != "synthetic")
+    Fail("--scenario takes its workload from the scenario; drop --dataset");
+  auto sc = LoadScenario(f.scenario, f.overrides);
+  if (!sc.ok()) Fail(sc.status().message());
+  const uint64_t seed = f.seed_given ? static_cast<uint64_t>(f.seed) : sc->seed;
+  Rng workload_rng = Rng(seed).Fork(0x3017);
+  auto reqs = BuildWorkload(sc->workload, sc->class_weights(), workload_rng);
+  if (!reqs.ok()) Fail(reqs.status().message());
+  // With emulated engines at --time-scale X, arrivals scaled by X keep the scenario's load.
+  for (Request& r : *reqs) r.arrival *= f.trace_time_scale;
+  f.o.prefix_hash_tokens = PrefixHashTokens(sc->workload);
+  f.dataset = "scenario " + sc->name;
+  // The mean request rate over the arrivals (a session workload's rate is in sessions).
+  const double span = reqs->empty() ? 0 : reqs->back().arrival - reqs->front().arrival;
+  *rate_out = span > 0 ? static_cast<double>(reqs->size() - 1) / span
+                       : std::numeric_limits<double>::infinity();
+  f.request_rate = std::isinf(*rate_out) ? "inf" : fmt::format("{:.3f}", *rate_out);
+  f.burstiness = sc->workload.burstiness;
+  return std::move(*reqs);
+}
+
+std::vector<Request> DatasetRequests(BenchFlags& f, double* rate_out) {
   WorkloadSpec w;
   if (f.dataset == "synthetic" || f.dataset == "random") {
     w.kind = WorkloadSpec::Kind::kSynthetic;
@@ -78,7 +105,10 @@ void RunBenchCommand(BenchFlags& f) {
   } else if (f.dataset == "burstgpt") {
     w.kind = WorkloadSpec::Kind::kBurstGpt;
   } else {
-    Fail(fmt::format("unknown --dataset '{}' (synthetic, azure, mooncake, burstgpt)", f.dataset));
+    Fail(fmt::format(
+        "unknown --dataset '{}' (synthetic, azure, mooncake, burstgpt; sessions through "
+        "--scenario)",
+        f.dataset));
   }
   if (f.range_ratio < 0 || f.range_ratio >= 1) Fail("--random-range-ratio must be in [0, 1)");
   double rate = 0;
@@ -95,6 +125,7 @@ void RunBenchCommand(BenchFlags& f) {
                        kMaxRate, f.request_rate));
     }
   }
+  *rate_out = rate;
   w.num_requests = f.num_prompts;
   w.rate = rate;
   w.burstiness = f.burstiness;
@@ -111,7 +142,17 @@ void RunBenchCommand(BenchFlags& f) {
   Rng rng = Rng(static_cast<uint64_t>(f.seed)).Fork(0x3017);
   auto reqs = BuildWorkload(w, {1.0}, rng);
   if (!reqs.ok()) Fail(reqs.status().message());
+  f.o.prefix_hash_tokens = PrefixHashTokens(w);
+  return std::move(*reqs);
+}
+
+void RunBenchCommand(BenchFlags& f) {
+  CheckRanges(f);
   if (f.prompt_format != "ids" && f.prompt_format != "text") Fail("--prompt-format is ids or text");
+  double rate = 0;
+  const std::vector<Request> requests =
+      f.scenario.empty() ? DatasetRequests(f, &rate) : ScenarioRequests(f, &rate);
+  const std::vector<Request>* reqs = &requests;
   f.o.token_id_prompts = f.prompt_format == "ids";
   f.o.seed = static_cast<uint64_t>(f.seed);
 
@@ -174,9 +215,14 @@ void SetupBench(CLI::App& app) {
                   "lengths uniform in [L(1-r), L(1+r)] (0: fixed)")
       ->capture_default_str();
   cmd->add_option("--trace-time-scale", f->trace_time_scale,
-                  "multiply trace arrival times by this (0.5 = twice the rate)")
+                  "multiply trace (and --scenario) arrival times by this (0.5 = twice the rate)")
       ->capture_default_str();
-  cmd->add_option("--seed", f->seed, "workload and prompt seed")->capture_default_str();
+  CLI::Option* seed = cmd->add_option(
+      "--seed", f->seed, "workload and prompt seed (default 0; with --scenario, the scenario's)");
+  cmd->add_option("--scenario", f->scenario,
+                  "send the workload of this scenario file (the requests `gimbal simulate` "
+                  "replays for the same seed, sessions included) instead of --dataset");
+  cmd->add_option("--set", f->overrides, "scenario override key.path=value (with --scenario)");
   cmd->add_option(
          "--prompt-format", f->prompt_format,
          "ids: token-id lists (exact lengths; /v1/completions), text: 4 characters per token")
@@ -192,7 +238,10 @@ void SetupBench(CLI::App& app) {
   cmd->add_option("--json,--result-file", f->json_out, "write the result JSON here");
   cmd->add_flag("--save-detailed", f->save_detailed,
                 "add per-request input_lens, output_lens, ttfts, itls, errors to the JSON");
-  cmd->callback([f] { RunBenchCommand(*f); });
+  cmd->callback([f, seed] {
+    f->seed_given = seed->count() > 0;
+    RunBenchCommand(*f);
+  });
 }
 
 }  // namespace

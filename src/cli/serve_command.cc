@@ -24,6 +24,8 @@ struct ServeFlags {
   std::string policy;
   std::string queue_policy;
   std::string state_source;
+  std::string prefix_index;
+  std::vector<std::string> kv_events;  // one per --backend: ENDPOINT or ENDPOINT,REPLAY
   router::EmbeddedEngineOptions embedded;
 };
 
@@ -57,11 +59,28 @@ int RunServe(const ServeFlags& f) {
     std::cerr << "gimbal serve: --state-source: expected auto, metrics or push\n";
     return 2;
   }
-  for (const auto& b : f.backends) {
-    Status st = router::AddBackend(config, b, f.model);
+  if (!f.prefix_index.empty() &&
+      !router::ParsePrefixIndexMode(f.prefix_index, &config.prefix_cache.index)) {
+    std::cerr << "gimbal serve: --prefix-index: expected none, approximate or auto\n";
+    return 2;
+  }
+  if (!f.kv_events.empty() && f.kv_events.size() != f.backends.size()) {
+    std::cerr << "gimbal serve: --kv-events: give one per --backend, in the same order ("
+              << f.kv_events.size() << " for " << f.backends.size() << " backends)\n";
+    return 2;
+  }
+  for (size_t i = 0; i < f.backends.size(); ++i) {
+    Status st = router::AddBackend(config, f.backends[i], f.model);
     if (!st.ok()) {
       std::cerr << "gimbal serve: " << st.ToString() << "\n";
       return 2;
+    }
+    if (i < f.kv_events.size()) {
+      const std::string& spec = f.kv_events[i];
+      const size_t comma = spec.find(',');
+      config.backends.back().kv_events = spec.substr(0, comma);
+      if (comma != std::string::npos)
+        config.backends.back().kv_events_replay = spec.substr(comma + 1);
     }
   }
   // SIGTERM and SIGINT are taken by sigwait below; block them before any thread starts.
@@ -140,6 +159,13 @@ void SetupServe(CLI::App& app) {
   cmd->add_option("--state-source", flags->state_source,
                   "engine state besides the router's own: auto, metrics or push "
                   "(overrides state.source)");
+  cmd->add_option("--prefix-index", flags->prefix_index,
+                  "what dispatch knows of the engines' prefix caches: none, approximate (the "
+                  "router's own record) or auto (KV events where published; overrides "
+                  "prefix_cache.index)");
+  cmd->add_option("--kv-events", flags->kv_events,
+                  "per --backend, in order: its KV-event endpoint, or ENDPOINT,REPLAY_ENDPOINT "
+                  "(tcp://host:port; vLLM's --kv-events-config)");
   cmd->add_option("--engine-model", flags->embedded.model,
                   "without backends: model of the embedded emulated engines (data/models)")
       ->capture_default_str();

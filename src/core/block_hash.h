@@ -22,8 +22,8 @@ inline constexpr uint64_t kPrefixBlockTag = 0x67696d62616c0002ULL;  // content f
 
 // Block `index`'s hash after `parent`, its last token covered by prefix entry `entry`.
 inline uint64_t PrefixBlockHash(uint64_t parent, uint64_t entry, int64_t index) {
-  return HashCombine(parent, HashCombine(HashCombine(kPrefixBlockTag, entry),
-                                         static_cast<uint64_t>(index)));
+  return HashCombine(
+      parent, HashCombine(HashCombine(kPrefixBlockTag, entry), static_cast<uint64_t>(index)));
 }
 
 // The block hashes of a prompt whose entries each cover exactly one block (entries of the engine's

@@ -8,7 +8,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/block_hash.h"
 #include "net/sse.h"
+#include "router/prefix_cache.h"
 #include "wire/completion_request.h"
 #include "wire/openai_error.h"
 #include "wire/priority_tag.h"
@@ -120,7 +122,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     co_await refuse(415, "Content-Type must be application/json", Outcome::kBadRequest);
     co_return;
   }
-  auto parsed = wire::ParseCompletionRequest(req.body, chat);
+  auto parsed = wire::ParseCompletionRequest(req.body, chat, PromptBlocksFor(config_.prefix_cache));
   if (!parsed.ok()) {
     co_await refuse(400, parsed.status().message(), Outcome::kBadRequest);
     co_return;
@@ -158,6 +160,9 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
   dr.prompt_tokens = prompt_tokens;
   dr.max_output_tokens = cr.max_output_tokens;
   dr.affinity_key = cr.affinity_key;
+  // The prompt's KV blocks as the engines hash them (core/block_hash.h): what their KV-cache
+  // events name, and what the router's own record keeps.
+  const std::vector<uint64_t> blocks = PrefixBlockChain(cr.block_hashes);
 
   // The upstream request, built once: attempts change only its engine.
   net::ClientRequest up;
@@ -193,7 +198,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
   Status last_error;
   for (int attempt = 0; attempt < config_.max_attempts; ++attempt) {
     const auto td = Clock::now();
-    auto picked = table_.Pick(*dispatch_, dr, cr.model, tried);
+    auto picked = table_.Pick(*dispatch_, dr, cr.model, tried, blocks);
     decision_seconds_->Observe(Since(td));
     if (!picked.ok()) {
       const Status& st = picked.status();

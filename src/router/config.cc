@@ -33,7 +33,46 @@ bool ParseStateSource(const std::string& text, StateSource* out) {
   return false;
 }
 
+const char* PrefixIndexModeName(PrefixIndexMode m) {
+  switch (m) {
+    case PrefixIndexMode::kNone:
+      return "none";
+    case PrefixIndexMode::kApproximate:
+      return "approximate";
+    case PrefixIndexMode::kAuto:
+      return "auto";
+  }
+  return "auto";
+}
+
+bool ParsePrefixIndexMode(const std::string& text, PrefixIndexMode* out) {
+  for (PrefixIndexMode m :
+       {PrefixIndexMode::kNone, PrefixIndexMode::kApproximate, PrefixIndexMode::kAuto}) {
+    if (text == PrefixIndexModeName(m)) {
+      *out = m;
+      return true;
+    }
+  }
+  return false;
+}
+
 namespace {
+
+// A ZeroMQ endpoint the router can connect to: tcp://host:port or ipc://path.
+std::string EndpointProblem(const std::string& e) {
+  if (e.rfind("tcp://", 0) == 0) {
+    const auto colon = e.rfind(':');
+    if (colon <= 6 || colon + 1 >= e.size()) return "'" + e + "' is not tcp://host:port";
+    for (size_t i = colon + 1; i < e.size(); ++i) {
+      if (!std::isdigit(static_cast<unsigned char>(e[i]))) {
+        return "'" + e + "' is not tcp://host:port";
+      }
+    }
+    return "";
+  }
+  if (e.rfind("ipc://", 0) == 0 && e.size() > 6) return "";
+  return "'" + e + "' is not a tcp://host:port or ipc://path endpoint";
+}
 
 constexpr const char* kStateSources = "expected auto, metrics or push";
 // Upper bounds of sizes, counts and durations: beyond them a value is a typo or hostile.
@@ -56,8 +95,8 @@ Params ReadParams(const YamlReader& r, const std::string& key) {
 
 Result<RouterConfig> FromReader(const YamlReader& root) {
   RouterConfig c;
-  root.CheckKeys(
-      {"listen", "limits", "backends", "dispatch", "queue", "state", "health", "admin", "seed"});
+  root.CheckKeys({"listen", "limits", "backends", "dispatch", "queue", "prefix_cache", "state",
+                  "health", "admin", "seed"});
   if (root.Has("listen")) {
     auto l = root.Child("listen");
     l.CheckKeys({"address", "port", "threads"});
@@ -95,7 +134,7 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
   }
   for (const auto& b : backends) {
     if (!root.ok()) break;
-    b.CheckKeys({"name", "url", "model", "max_inflight", "state"});
+    b.CheckKeys({"name", "url", "model", "max_inflight", "state", "kv_events", "kv_events_replay"});
     BackendConfig bc;
     bc.name = b.String("name", "");
     bc.url = b.String("url", std::nullopt);
@@ -114,7 +153,30 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
         b.Fail(kStateSources, "state");
       }
     }
+    for (const char* key : {"kv_events", "kv_events_replay"}) {
+      std::string endpoint = b.String(key, "");
+      if (!endpoint.empty()) {
+        if (std::string problem = EndpointProblem(endpoint); !problem.empty()) b.Fail(problem, key);
+      }
+      (std::string_view(key) == "kv_events" ? bc.kv_events : bc.kv_events_replay) = endpoint;
+    }
+    if (bc.kv_events.empty() && !bc.kv_events_replay.empty()) {
+      b.Fail("kv_events_replay needs kv_events", "kv_events_replay");
+    }
     c.backends.push_back(std::move(bc));
+  }
+  if (root.Has("prefix_cache")) {
+    auto p = root.Child("prefix_cache");
+    p.CheckKeys({"index", "block_tokens", "chars_per_token", "capacity_blocks", "catch_up_s"});
+    if (p.Has("index") && !ParsePrefixIndexMode(p.String("index", ""), &c.prefix_cache.index)) {
+      p.Fail("expected none, approximate or auto", "index");
+    }
+    c.prefix_cache.block_tokens = p.Int("block_tokens", c.prefix_cache.block_tokens, 1, 1 << 20);
+    c.prefix_cache.chars_per_token =
+        p.Double("chars_per_token", c.prefix_cache.chars_per_token, 0.1, 100);
+    c.prefix_cache.capacity_blocks =
+        p.Int("capacity_blocks", c.prefix_cache.capacity_blocks, 1, int64_t{1} << 26);
+    c.prefix_cache.catch_up_s = p.Double("catch_up_s", c.prefix_cache.catch_up_s, 0, kMaxSeconds);
   }
   if (root.Has("dispatch")) {
     auto d = root.Child("dispatch");
@@ -292,6 +354,15 @@ Status ValidateRouterConfig(RouterConfig& config) {
     std::string err;
     if (!net::Url::Parse(b.url, &b.parsed, &err)) {
       return InvalidArgument("backend '" + b.name + "': " + err);
+    }
+    for (const std::string* e : {&b.kv_events, &b.kv_events_replay}) {
+      if (e->empty()) continue;
+      if (std::string problem = EndpointProblem(*e); !problem.empty()) {
+        return InvalidArgument("backend '" + b.name + "': KV events: " + problem);
+      }
+    }
+    if (b.kv_events.empty() && !b.kv_events_replay.empty()) {
+      return InvalidArgument("backend '" + b.name + "': kv_events_replay needs kv_events");
     }
     if (b.max_inflight == 0) b.max_inflight = config.max_inflight_per_engine;
   }

@@ -26,6 +26,28 @@ enum class StateSource { kAuto, kMetrics, kPush };
 const char* StateSourceName(StateSource s);
 bool ParseStateSource(const std::string& text, StateSource* out);
 
+// What the router knows of each engine's prefix cache (docs/router.md, "Prefix-aware dispatch").
+//   kNone:        nothing: every engine's cached_prompt_tokens is 0.
+//   kApproximate: the router's own bounded record of the prompt blocks it sent to each engine.
+//   kAuto:        the engine's KV-cache events where the backend names `kv_events` (the index
+//                 falls back to the approximate record while the event feed is stale), the
+//                 approximate record elsewhere.
+enum class PrefixIndexMode { kNone, kApproximate, kAuto };
+const char* PrefixIndexModeName(PrefixIndexMode m);
+bool ParsePrefixIndexMode(const std::string& text, PrefixIndexMode* out);
+
+struct PrefixCacheConfig {
+  PrefixIndexMode index = PrefixIndexMode::kAuto;
+  // Tokens per hashed block: the engines' KV block size, so that the router's block hashes are
+  // the engines' (the emulated engines hash prompts this way; wire::PromptBlockOptions).
+  int64_t block_tokens = 16;
+  // Prompt characters per token when cutting text into blocks: the engines' ratio, fixed (not the
+  // adapted estimate, which would move block boundaries).
+  double chars_per_token = 4;
+  int64_t capacity_blocks = 65536;  // per engine, in each index (approximate and events)
+  double catch_up_s = 1;            // kvevents::SubscriberOptions::catch_up_s
+};
+
 struct BackendConfig {
   std::string name;  // unique; default "e<index>"
   std::string url;   // http://host:port[/prefix]
@@ -33,6 +55,10 @@ struct BackendConfig {
   std::string model;                 // the model name the backend serves
   int64_t max_inflight = 0;          // 0: the router-wide default
   std::optional<StateSource> state;  // unset: RouterConfig::state_source
+  // ZeroMQ endpoints of the engine's KV-cache event publisher and its replay socket (vLLM's
+  // --kv-events-config endpoint and replay_endpoint, as the router connects to them); "" = none.
+  std::string kv_events;
+  std::string kv_events_replay;
 };
 
 struct RouterConfig {
@@ -60,6 +86,7 @@ struct RouterConfig {
   // queue ordering through vLLM's `priority` field; empty policy: leave requests untouched
   std::string queue_policy;
   Params queue_params;
+  PrefixCacheConfig prefix_cache;
   // engine state
   double scrape_interval_s = 0.1;
   double scrape_timeout_s = 1;

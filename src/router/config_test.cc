@@ -32,6 +32,40 @@ admin: {token: t0k}
   EXPECT_EQ(c->backends[1].parsed.port, 8002);
 }
 
+TEST(RouterConfig, ReadsThePrefixCacheAndEventEndpoints) {
+  auto c = ParseRouterConfig(R"(
+backends:
+  - {url: "http://127.0.0.1:8001", model: m, kv_events: "tcp://10.0.0.1:5557",
+     kv_events_replay: "tcp://10.0.0.1:5558"}
+  - {url: "http://127.0.0.1:8002", model: m}
+prefix_cache: {index: approximate, block_tokens: 32, chars_per_token: 3, capacity_blocks: 100}
+)",
+                             "router.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->prefix_cache.index, PrefixIndexMode::kApproximate);
+  EXPECT_EQ(c->prefix_cache.block_tokens, 32);
+  EXPECT_EQ(c->prefix_cache.chars_per_token, 3);
+  EXPECT_EQ(c->prefix_cache.capacity_blocks, 100);
+  EXPECT_EQ(c->backends[0].kv_events, "tcp://10.0.0.1:5557");
+  EXPECT_EQ(c->backends[0].kv_events_replay, "tcp://10.0.0.1:5558");
+  EXPECT_EQ(c->backends[1].kv_events, "");
+  EXPECT_EQ(RouterConfig{}.prefix_cache.index, PrefixIndexMode::kAuto);  // the default
+  for (const char* bad : {
+           "prefix_cache: {index: precise}\n",
+           "prefix_cache: {block_tokens: 0}\n",
+           "prefix_cache: {capasity_blocks: 1}\n",
+           "backends: [{url: 'http://h:1', model: m, kv_events: 'http://h:5557'}]\n",
+           "backends: [{url: 'http://h:1', model: m, kv_events: 'tcp://h:port'}]\n",
+           "backends: [{url: 'http://h:1', model: m, kv_events_replay: 'tcp://h:1'}]\n",
+       }) {
+    auto r = ParseRouterConfig(bad, "x");
+    EXPECT_FALSE(r.ok()) << bad;
+  }
+  auto r = ParseRouterConfig("prefix_cache: {index: precise}\n", "router.yaml");
+  EXPECT_NE(r.status().message().find("none, approximate or auto"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(RouterConfig, RejectsTyposAndBadValues) {
   EXPECT_FALSE(ParseRouterConfig("listen: {prot: 1}\n", "x").ok());
   EXPECT_FALSE(ParseRouterConfig("limits: {max_attempts: 0}\n", "x").ok());

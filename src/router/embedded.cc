@@ -18,6 +18,10 @@ Result<std::unique_ptr<engine::EngineService>> StartEmbeddedEngines(
                              : config.queue_policy.empty() ? "fcfs"
                                                            : "priority";
   so.emulator.time_scale = o.time_scale;
+  if (o.kv_events && cluster->engine.enable_prefix_caching) {
+    so.emulator.kv_events_endpoint = "tcp://127.0.0.1:0";
+    so.emulator.kv_events_replay_endpoint = "tcp://127.0.0.1:0";
+  }
   so.address = "127.0.0.1";
   so.port = 0;
   so.threads = o.threads;
@@ -34,6 +38,8 @@ Result<std::unique_ptr<engine::EngineService>> StartEmbeddedEngines(
     b.url = (*svc)->url(i);
     b.model = o.model;
     b.state = StateSource::kPush;
+    b.kv_events = (*svc)->emulator().kv_events_endpoint(i);
+    b.kv_events_replay = (*svc)->emulator().kv_events_replay_endpoint(i);
     config.backends.push_back(std::move(b));
   }
   return svc;

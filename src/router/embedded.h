@@ -23,10 +23,15 @@ struct EmbeddedEngineOptions {
   // queue key (so the engines honour it, like vLLM --scheduling-policy priority), else `fcfs`.
   std::string queue_policy;
   int threads = 2;  // io threads of the engines' servers
+  // Each engine publishes its KV-cache events on an ephemeral loopback port (with a replay
+  // socket), and its backend names them, so the router's prefix index follows the engines'
+  // caches exactly (PrefixCache). False: the router keeps its approximate record.
+  bool kv_events = true;
 };
 
 // Starts the engines and points `config` at them: replaces its backends with one per engine
-// (named dp<i>, model = the catalogue model name) and reads their pushed state. When
+// (named dp<i>, model = the catalogue model name, kv_events when published) and reads their
+// pushed state. When
 // `config.queue_policy` is empty and `default_queue_policy` is not, sets it (the full Gimbal
 // stack by default). The engines take `config.admin_token` as theirs: when it is set, their
 // POST /gimbal/placement needs it too (401 otherwise), so that the router's token is not

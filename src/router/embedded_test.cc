@@ -110,6 +110,77 @@ TEST(EmbeddedEnginesTest, ServeWithoutBackendsAnswersCompletions) {
   io.Stop();
 }
 
+// A prompt that extends one an engine has cached goes to that engine, whether the router learns
+// the engines' caches from their KV-cache events or keeps its own record of what it sent where.
+TEST(EmbeddedEnginesTest, APromptGoesWhereItsPrefixIsCached) {
+  for (const bool events : {true, false}) {
+    SCOPED_TRACE(events ? "KV events" : "approximate record");
+    RouterConfig config;
+    config.port = 0;
+    config.threads = 2;
+    config.health_interval_s = 0.05;
+    EmbeddedEngineOptions eo;
+    eo.dp = 2;
+    eo.time_scale = 0.05;
+    eo.kv_events = events;
+    auto engines = StartEmbeddedEngines(eo, config);
+    ASSERT_TRUE(engines.ok()) << engines.status().ToString();
+    EXPECT_EQ(config.backends[0].kv_events.empty(), !events);
+    auto router = Router::Create(config);
+    ASSERT_TRUE(router.ok()) << router.status().ToString();
+    ASSERT_TRUE((*router)->Start().ok());
+    net::IoRuntime io(1);
+    io.Start();
+    net::HttpClient client(io.context());
+    const uint16_t port = (*router)->port();
+
+    // 4,000 characters at 4 per token: 1,000 tokens, 62 full blocks of 16.
+    const std::string history(4000, 'h');
+    Reply first = Post(io, client, port, "/v1/completions",
+                       {{"model", "qwen3-30b-a3b"}, {"prompt", history}, {"max_tokens", 4}});
+    ASSERT_EQ(first.status, 200) << first.body;
+    auto row_of = [&](const json& j) {
+      for (const auto& row : j["engines"]) {
+        if (row["name"] == first.engine) return row;
+      }
+      return json();
+    };
+    if (events) {
+      // The engine's events reach the router's index (bounded wait).
+      EXPECT_TRUE(Eventually(
+          [&] {
+            json row = row_of(json::parse((*router)->EnginesJson()));
+            return row["prefix_cache"]["source"] == "events" &&
+                   row["prefix_cache"]["events"]["blocks"].get<int64_t>() >= 62;
+          },
+          5s))
+          << (*router)->EnginesJson();
+    } else {
+      EXPECT_EQ(row_of(json::parse((*router)->EnginesJson()))["prefix_cache"]["source"],
+                "approximate");
+    }
+    for (int k = 1; k <= 3; ++k) {
+      Reply next = Post(io, client, port, "/v1/completions",
+                        {{"model", "qwen3-30b-a3b"},
+                         {"prompt", history + std::string(static_cast<size_t>(100 * k), 'x')},
+                         {"max_tokens", 4}});
+      ASSERT_EQ(next.status, 200) << next.body;
+      EXPECT_EQ(next.engine, first.engine) << "turn " << k;
+    }
+    // The router's own hit-rate estimate saw the shared blocks.
+    // Each later prompt holds the 62 blocks of the history (and the x blocks of the previous turn
+    // the record has, or the engine still caches).
+    const std::string metrics = (*router)->MetricsText();
+    const std::string key = "gimbal_router_prefix_blocks{kind=\"matched\"} ";
+    const size_t at = metrics.find(key);
+    ASSERT_NE(at, std::string::npos) << metrics;
+    EXPECT_GE(std::stoll(metrics.substr(at + key.size())), 3 * 62) << metrics;
+    EXPECT_TRUE((*router)->Drain());
+    EXPECT_TRUE((*engines)->Shutdown(5));
+    io.Stop();
+  }
+}
+
 // The router's admin token guards the embedded engines' own admin endpoint too: their ports are
 // on loopback, but anyone there could otherwise change the placement behind the router's back.
 TEST(EmbeddedEnginesTest, EnginesPlacementNeedsTheRoutersAdminToken) {

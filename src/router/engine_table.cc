@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "router/prefix_cache.h"
+
 namespace gimbal::router {
 namespace {
 
@@ -24,7 +26,8 @@ EngineTable::EngineTable(std::vector<EngineInfo> engines, int failures_to_eject,
       rng_(seed) {}
 
 Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequest req,
-                                      const std::string& model, const std::vector<int>& exclude) {
+                                      const std::string& model, const std::vector<int>& exclude,
+                                      std::span<const uint64_t> prefix_blocks) {
   MutexLock lock(mu_);
   std::vector<EngineView> views(states_.size());
   bool any_healthy = false;
@@ -48,6 +51,7 @@ Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequ
     return Status(ErrorCode::kResourceExhausted,
                   "every engine serving '" + model + "' is at its in-flight limit");
   }
+  if (prefix_cache_ != nullptr) prefix_cache_->Fill(prefix_blocks, views);
   req.sequence = sequence_;
   int e = policy.Pick(req, views, rng_);
   if (e < 0 || static_cast<size_t>(e) >= views.size() || !views[static_cast<size_t>(e)].healthy) {
@@ -55,7 +59,9 @@ Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequ
                   "dispatch policy '" + policy.name() + "' chose an ineligible engine");
   }
   ++sequence_;
-  return ledger_.Dispatch(e, req.prompt_tokens, req.max_output_tokens);
+  const int64_t cached = views[static_cast<size_t>(e)].cached_prompt_tokens;
+  if (prefix_cache_ != nullptr) prefix_cache_->Record(e, prefix_blocks, cached);
+  return ledger_.Dispatch(e, req.prompt_tokens, req.max_output_tokens, cached);
 }
 
 void EngineTable::SettlePrefill(Reservation& r) {

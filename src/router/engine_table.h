@@ -7,11 +7,14 @@
 // dispatched whose first token has not arrived (reserved prefill), prompt + max_tokens of those in
 // flight (reserved KV), and picks since the last applied snapshot. Pick() builds one EngineView
 // per engine, hides engines that are unhealthy, excluded or serving another model, lets the ledger
-// hide those at their limit (inflight >= max_inflight), asks the pure DispatchPolicy, and records
-// the reservation — all under one mutex, so concurrent picks see each other. Thread-safe.
+// hide those at their limit (inflight >= max_inflight), fills each view's cached prefix from the
+// prefix cache (when one is set), asks the pure DispatchPolicy, and records the reservation (only
+// the uncached part of the prompt counts as reserved prefill) and the blocks sent — all under one
+// mutex, so concurrent picks see each other. Thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,6 +26,8 @@
 #include "policy/dispatch/dispatch_policy.h"
 
 namespace gimbal::router {
+
+class PrefixCache;
 
 struct EngineInfo {
   std::string name;
@@ -52,10 +57,15 @@ class EngineTable {
   size_t size() const { return infos_.size(); }
   const EngineInfo& info(int e) const { return infos_[static_cast<size_t>(e)]; }
 
+  // The prefix cache Pick consults (it must outlive the table); null: none. Set before use.
+  void set_prefix_cache(PrefixCache* cache) { prefix_cache_ = cache; }
+
   // Chooses an engine serving `model` outside `exclude` and reserves it. kUnavailable when no
   // such engine is healthy, kResourceExhausted when all healthy ones are saturated.
+  // `prefix_blocks`: the prompt's block hashes (wire::CompletionRequest::block_hashes).
   Result<Reservation> Pick(const DispatchPolicy& policy, DispatchRequest req,
-                           const std::string& model, const std::vector<int>& exclude);
+                           const std::string& model, const std::vector<int>& exclude,
+                           std::span<const uint64_t> prefix_blocks = {});
   // The first token arrived: the prompt is prefilled. Idempotent.
   void SettlePrefill(Reservation& r);
   // The request finished (any outcome). Idempotent; settles the prefill too.
@@ -94,6 +104,7 @@ class EngineTable {
   EngineView ViewLocked(int e) const GIMBAL_REQUIRES(mu_);
 
   std::vector<EngineInfo> infos_;
+  PrefixCache* prefix_cache_ = nullptr;
   int failures_to_eject_;
   int successes_to_readmit_;
   double push_stale_s_;

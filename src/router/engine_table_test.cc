@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "router/prefix_cache.h"
+
 namespace gimbal::router {
 namespace {
 
@@ -44,6 +46,55 @@ TEST(EngineTable, ReservesAndSettles) {
   t.ApplySnapshot(0, EngineSnapshot{.waiting = 3, .taken_at = 1});
   EXPECT_EQ(t.Rows(1.5)[0].view.picks_since_snapshot, 0);
   EXPECT_DOUBLE_EQ(t.Rows(1.5)[0].view.snapshot_age, 0.5);
+}
+
+// Picks the healthy engine holding the most of the prompt (lowest index on ties).
+class MostCached : public DispatchPolicy {
+ public:
+  int Pick(const DispatchRequest&, std::span<const EngineView> e, Rng&) const override {
+    int best = -1;
+    for (int i = 0; i < static_cast<int>(e.size()); ++i) {
+      if (e[i].healthy && (best < 0 || e[i].cached_prompt_tokens > e[best].cached_prompt_tokens))
+        best = i;
+    }
+    return best;
+  }
+  std::string name() const override { return "most-cached"; }
+};
+
+TEST(EngineTable, PicksSeeTheCachedPrefixAndReserveOnlyTheRest) {
+  PrefixCacheConfig pc;
+  pc.index = PrefixIndexMode::kApproximate;
+  pc.block_tokens = 10;
+  auto cache = PrefixCache::Create(pc, std::vector<BackendConfig>(2));
+  ASSERT_TRUE(cache.ok());
+  EngineTable t({{"a", "m", 8}, {"b", "m", 8}}, 2, 1, 1);
+  t.set_prefix_cache(cache->get());
+  MostCached p;
+  DispatchRequest req;
+  req.prompt_tokens = 100;
+  req.max_output_tokens = 10;
+  const std::vector<uint64_t> first = {11, 12, 13};
+  const std::vector<uint64_t> longer = {11, 12, 13, 14, 15};
+  // Nothing cached: engine 0; the whole prompt is reserved as prefill.
+  auto r0 = t.Pick(p, req, "m", {1}, first);  // engine 1 excluded, so the record goes to 0
+  ASSERT_TRUE(r0.ok());
+  EXPECT_EQ(r0->engine, 0);
+  EXPECT_EQ(t.Rows(0)[0].view.reserved_prefill, 100);
+  t.Release(r0.value());
+  // The longer prompt shares three blocks with what engine 0 was sent.
+  auto r1 = t.Pick(p, req, "m", {}, longer);
+  ASSERT_TRUE(r1.ok());
+  EXPECT_EQ(r1->engine, 0);
+  EXPECT_EQ(t.Rows(0)[0].view.reserved_prefill, 70);
+  EXPECT_EQ(t.Rows(0)[0].view.reserved_kv_tokens, 110);
+  EXPECT_EQ((*cache)->matched_blocks(), 3);
+  EXPECT_EQ((*cache)->looked_up_blocks(), 8);
+  // Another engine excluded from the first pick holds nothing.
+  auto r2 = t.Pick(p, req, "m", {0}, longer);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->engine, 1);
+  EXPECT_EQ(t.Rows(0)[1].view.reserved_prefill, 100);
 }
 
 TEST(EngineTable, PushedSnapshotsWinOverScrapedOnesUntilStale) {

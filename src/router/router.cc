@@ -16,6 +16,7 @@
 #include "router/completion_proxy.h"
 #include "router/engine_monitor.h"
 #include "router/engine_table.h"
+#include "router/prefix_cache.h"
 #include "wire/openai_error.h"
 #include "wire/priority_tag.h"
 
@@ -86,7 +87,8 @@ std::vector<EngineInfo> EngineInfos(const RouterConfig& config) {
 class Router::Impl : public net::HttpHandler {
  public:
   Impl(RouterConfig config, net::IoRuntime& io, std::shared_ptr<const DispatchPolicy> dispatch,
-       std::shared_ptr<const QueuePolicy> queue, std::function<double()> clock);
+       std::shared_ptr<const QueuePolicy> queue, std::function<double()> clock,
+       std::unique_ptr<PrefixCache> prefix_cache);
 
   boost::asio::awaitable<void> Handle(net::HttpRequest& req, net::ResponseWriter& w) override;
   // Every endpoint but the completions, answered synchronously.
@@ -99,6 +101,7 @@ class Router::Impl : public net::HttpHandler {
   const std::shared_ptr<const DispatchPolicy> dispatch;
   const std::shared_ptr<const QueuePolicy> queue;
   const std::function<double()> clock;
+  std::unique_ptr<PrefixCache> prefix_cache;  // before the table, which points to it
   EngineTable table;
   net::MetricsRegistry registry;
   RouterMetrics metrics;
@@ -116,16 +119,28 @@ class Router::Impl : public net::HttpHandler {
 };
 
 Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& io, std::shared_ptr<const DispatchPolicy> d,
-                   std::shared_ptr<const QueuePolicy> q, std::function<double()> clk)
+                   std::shared_ptr<const QueuePolicy> q, std::function<double()> clk,
+                   std::unique_ptr<PrefixCache> prefixes)
     : config(std::move(cfg)),
       dispatch(std::move(d)),
       queue(std::move(q)),
       clock(std::move(clk)),
+      prefix_cache(std::move(prefixes)),
       table(EngineInfos(config), config.failures_to_eject, config.successes_to_readmit, config.seed,
             config.push_stale_s),
       metrics(registry),
       proxy(config, io, table, dispatch, queue, clock, metrics.ForProxy()),
       monitor(std::make_shared<EngineMonitor>(config, io, table, clock, metrics.ForMonitor())) {
+  table.set_prefix_cache(prefix_cache.get());
+  registry.AddCallbackGauge(
+      "gimbal_router_prefix_blocks",
+      "Prompt blocks of dispatched requests (looked_up) and, of those, blocks the picked engine "
+      "held as far as the router knew (matched): its prefix-cache hit-rate estimate.",
+      {"kind"}, [this] {
+        return std::vector<std::pair<std::vector<std::string>, double>>{
+            {{"looked_up"}, static_cast<double>(prefix_cache->looked_up_blocks())},
+            {{"matched"}, static_cast<double>(prefix_cache->matched_blocks())}};
+      });
   registry.AddCallbackGauge("gimbal_router_snapshot_age_seconds",
                             "Age of each engine's last scraped state.", {"engine"}, [this] {
                               std::vector<std::pair<std::vector<std::string>, double>> out;
@@ -194,6 +209,7 @@ std::string Router::Impl::EnginesJson() const {
         {"consecutive_failures", r.consecutive_failures},
         {"state_source", StateSourceName(monitor->SourceOf(static_cast<int>(i)))},
         {"moe_pressure", r.view.moe_pressure},
+        {"prefix_cache", prefix_cache->EngineJson(static_cast<int>(i))},
         {"snapshot", r.has_snapshot ? json{{"waiting", s.waiting},
                                            {"running", s.running},
                                            {"kv_usage", s.kv_usage},
@@ -207,6 +223,7 @@ std::string Router::Impl::EnginesJson() const {
   json out = {{"dispatch_policy", dispatch->name()},
               {"queue_policy", queue ? json(queue->name()) : json(nullptr)},
               {"chars_per_token", proxy.chars_per_token()},
+              {"prefix_index", PrefixIndexModeName(config.prefix_cache.index)},
               {"engines", engines}};
   return out.dump(2);
 }
@@ -296,10 +313,13 @@ Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, RouterDeps d
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
   }
+  auto prefixes = PrefixCache::Create(config.prefix_cache, config.backends);
+  if (!prefixes.ok()) return prefixes.status();
   std::unique_ptr<Router> r(new Router());
   r->io_ = std::make_unique<net::IoRuntime>(config.threads);
   r->impl_ = std::make_shared<Impl>(std::move(config), *r->io_, std::move(deps.dispatch_policy),
-                                    std::move(deps.queue_policy), std::move(deps.clock));
+                                    std::move(deps.queue_policy), std::move(deps.clock),
+                                    std::move(prefixes).value());
   return r;
 }
 
@@ -326,6 +346,7 @@ Status Router::Start() {
   GIMBAL_RETURN_IF_ERROR(impl.server->Start());
   io_->Start();
   impl.monitor->Start();
+  impl.prefix_cache->Start();
   spdlog::info("gimbal serve: listening on {}:{} with {} engines, dispatch '{}'", o.address,
                impl.server->port(), impl.config.backends.size(), impl.dispatch->name());
   return Status::Ok();
@@ -349,6 +370,7 @@ bool Router::Drain() {
     }
   }
   impl_->monitor->Stop();
+  impl_->prefix_cache->Stop();
   impl_->proxy.CloseIdle();
   io_->Stop();
   return ok;

@@ -78,12 +78,12 @@ struct CompletionRequest {
 // parts, token ids; each chat message is preceded by kChatMessageChars separator characters (as
 // prompt_chars counts it), so two conversations that share their first messages share their
 // leading blocks. A token id counts as one token, a character as 1 / chars_per_token of one; a
-// block is full after block_tokens tokens. Block k's hash is HashCombine(hash of block k - 1, FNV-1a
-// of the block's bytes), starting from kHashSeed, so it names the whole prefix up to the end of
-// block k. A partial last block gets no hash. The prompts of a batch hash as one stream.
+// block is full after block_tokens tokens. Block k's hash is HashCombine(hash of block k - 1,
+// FNV-1a of the block's bytes), starting from kHashSeed, so it names the whole prefix up to the end
+// of block k. A partial last block gets no hash. The prompts of a batch hash as one stream.
 struct PromptBlockOptions {
-  int64_t block_tokens = 0;     // 0: off; else >= 1
-  double chars_per_token = 4;   // > 0
+  int64_t block_tokens = 0;    // 0: off; else >= 1
+  double chars_per_token = 4;  // > 0
 };
 
 // Parses a /v1/completions (`chat` false) or /v1/chat/completions body. kInvalidArgument with a

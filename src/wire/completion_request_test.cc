@@ -203,9 +203,12 @@ TEST(CompletionRequest, BlockHashesCoverFullBlocksOfIdsAndText) {
   // Block of 4 tokens: 4 ids, or 16 characters at 4 characters per token.
   EXPECT_EQ(Blocks(std::string(R"({"prompt":)") + Ids(0, 11) + "}", false).size(), 2u);
   EXPECT_EQ(Blocks(std::string(R"({"prompt":)") + Ids(0, 12) + "}", false).size(), 3u);
-  EXPECT_EQ(Blocks(std::string(R"({"prompt":")") + std::string(47, 'a') + R"("})", false).size(), 2u);
-  EXPECT_EQ(Blocks(std::string(R"({"prompt":")") + std::string(48, 'a') + R"("})", false).size(), 3u);
-  EXPECT_TRUE(Blocks(std::string(R"({"prompt":")") + std::string(15, 'a') + R"("})", false).empty());
+  EXPECT_EQ(Blocks(std::string(R"({"prompt":")") + std::string(47, 'a') + R"("})", false).size(),
+            2u);
+  EXPECT_EQ(Blocks(std::string(R"({"prompt":")") + std::string(48, 'a') + R"("})", false).size(),
+            3u);
+  EXPECT_TRUE(
+      Blocks(std::string(R"({"prompt":")") + std::string(15, 'a') + R"("})", false).empty());
   // Block size 1: every id is a block.
   EXPECT_EQ(Blocks(std::string(R"({"prompt":)") + Ids(0, 5) + "}", false, 1).size(), 5u);
 }
@@ -224,11 +227,13 @@ TEST(CompletionRequest, BlockHashesNameTheWholePrefix) {
   EXPECT_NE(ab[1], cb[1]);  // the same second block after a different first: chained
   EXPECT_NE(ab[0], ab[1]);
   // Where the text is split does not matter: the prompt is one stream.
-  auto parts = Blocks(std::string(R"({"messages":[{"role":"user","content":[{"type":"text","text":")") +
-                          a.substr(0, 5) + std::string(R"("},{"type":"text","text":")") + a.substr(5) + b +
-                          R"("}]}]})",
-                      true);
-  auto whole = Blocks(std::string(R"({"messages":[{"role":"user","content":")") + a + b + R"("}]})", true);
+  auto parts =
+      Blocks(std::string(R"({"messages":[{"role":"user","content":[{"type":"text","text":")") +
+                 a.substr(0, 5) + std::string(R"("},{"type":"text","text":")") + a.substr(5) + b +
+                 R"("}]}]})",
+             true);
+  auto whole =
+      Blocks(std::string(R"({"messages":[{"role":"user","content":")") + a + b + R"("}]})", true);
   EXPECT_EQ(parts, whole);
   // Ids and text of the same bytes are different prompts.
   EXPECT_NE(Blocks(std::string(R"({"prompt":)") + Ids(0, 4) + "}", false),
@@ -236,18 +241,24 @@ TEST(CompletionRequest, BlockHashesNameTheWholePrefix) {
 }
 
 TEST(CompletionRequest, AConversationSharesItsHistoryBlocks) {
-  const std::string sys = std::string(R"({"role":"system","content":")") + std::string(40, 's') + R"("})";
-  const std::string u1 = std::string(R"({"role":"user","content":")") + std::string(30, 'q') + R"("})";
-  const std::string a1 = std::string(R"({"role":"assistant","content":")") + std::string(50, 'r') + R"("})";
-  const std::string u2 = std::string(R"({"role":"user","content":")") + std::string(20, 't') + R"("})";
+  const std::string sys =
+      std::string(R"({"role":"system","content":")") + std::string(40, 's') + R"("})";
+  const std::string u1 =
+      std::string(R"({"role":"user","content":")") + std::string(30, 'q') + R"("})";
+  const std::string a1 =
+      std::string(R"({"role":"assistant","content":")") + std::string(50, 'r') + R"("})";
+  const std::string u2 =
+      std::string(R"({"role":"user","content":")") + std::string(20, 't') + R"("})";
   auto turn1 = Blocks(std::string(R"({"messages":[)") + sys + "," + u1 + "]}", true);
-  auto turn2 = Blocks(std::string(R"({"messages":[)") + sys + "," + u1 + "," + a1 + "," + u2 + "]}", true);
+  auto turn2 =
+      Blocks(std::string(R"({"messages":[)") + sys + "," + u1 + "," + a1 + "," + u2 + "]}", true);
   // 8 + 40 + 8 + 30 = 86 characters: 5 blocks of 16; the next turn has 172: 10 blocks.
   ASSERT_EQ(turn1.size(), 5u);
   ASSERT_EQ(turn2.size(), 10u);
   EXPECT_TRUE(std::equal(turn1.begin(), turn1.end(), turn2.begin()));
   // Another conversation on the same system prompt shares the system prompt's blocks only.
-  const std::string other = std::string(R"({"role":"user","content":")") + std::string(30, 'x') + R"("})";
+  const std::string other =
+      std::string(R"({"role":"user","content":")") + std::string(30, 'x') + R"("})";
   auto turn1b = Blocks(std::string(R"({"messages":[)") + sys + "," + other + "]}", true);
   ASSERT_EQ(turn1b.size(), 5u);
   EXPECT_EQ(turn1b[2], turn1[2]);  // 48 characters: separator and system prompt
@@ -255,7 +266,9 @@ TEST(CompletionRequest, AConversationSharesItsHistoryBlocks) {
 }
 
 TEST(CompletionRequest, ARepeatedPromptKeyHashesTheLastPrompt) {
-  auto twice = Blocks(std::string(R"({"prompt":)") + Ids(100, 8) + std::string(R"(,"prompt":)") + Ids(0, 8) + "}", false);
+  auto twice = Blocks(
+      std::string(R"({"prompt":)") + Ids(100, 8) + std::string(R"(,"prompt":)") + Ids(0, 8) + "}",
+      false);
   auto once = Blocks(std::string(R"({"prompt":)") + Ids(0, 8) + "}", false);
   EXPECT_EQ(twice, once);
 }

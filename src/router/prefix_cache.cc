@@ -1,0 +1,113 @@
+#include "router/prefix_cache.h"
+
+#include <algorithm>
+
+#include "kvevents/subscriber.h"
+
+namespace gimbal::router {
+
+PrefixCache::PrefixCache(const PrefixCacheConfig& config, size_t engines)
+    : config_(config),
+      feed_of_(engines, -1),
+      sent_(engines, static_cast<size_t>(std::max<int64_t>(1, config.capacity_blocks))) {}
+
+PrefixCache::~PrefixCache() {
+  Stop();
+}
+
+Result<std::unique_ptr<PrefixCache>> PrefixCache::Create(
+    const PrefixCacheConfig& config, const std::vector<BackendConfig>& backends) {
+  std::unique_ptr<PrefixCache> c(new PrefixCache(config, backends.size()));
+  if (config.index != PrefixIndexMode::kAuto) return c;
+  kvevents::SubscriberOptions o;
+  bool any_replay = false;
+  for (size_t e = 0; e < backends.size(); ++e) {
+    if (backends[e].kv_events.empty()) continue;
+    c->feed_of_[e] = static_cast<int>(o.endpoints.size());
+    o.endpoints.push_back(backends[e].kv_events);
+    o.replay_endpoints.push_back(backends[e].kv_events_replay);
+    any_replay |= !backends[e].kv_events_replay.empty();
+  }
+  if (o.endpoints.empty()) return c;
+  if (!any_replay) o.replay_endpoints.clear();
+  o.max_blocks_per_engine = static_cast<size_t>(std::max<int64_t>(1, config.capacity_blocks));
+  o.catch_up_s = config.catch_up_s;
+  auto sub = kvevents::Subscriber::Create(std::move(o));
+  if (!sub.ok()) {
+    return Status(sub.status().code(),
+                  "prefix_cache: KV-event subscriber: " + sub.status().message());
+  }
+  c->subscriber_ = std::move(*sub);
+  return c;
+}
+
+void PrefixCache::Start() {
+  if (subscriber_) subscriber_->Start();
+}
+
+void PrefixCache::Stop() {
+  if (subscriber_) subscriber_->Stop();
+}
+
+wire::PromptBlockOptions PromptBlocksFor(const PrefixCacheConfig& config) {
+  wire::PromptBlockOptions o;
+  o.block_tokens = config.index == PrefixIndexMode::kNone ? 0 : config.block_tokens;
+  o.chars_per_token = config.chars_per_token;
+  return o;
+}
+
+bool PrefixCache::FeedUsable(int feed) const {
+  return feed >= 0 && subscriber_ && !subscriber_->State(feed).stale;
+}
+
+void PrefixCache::Fill(std::span<const uint64_t> blocks, std::span<EngineView> views) const {
+  for (auto& v : views) v.cached_prompt_tokens = 0;
+  if (!enabled() || blocks.empty()) return;
+  MutexLock lock(mu_);
+  for (size_t e = 0; e < views.size(); ++e) {
+    const int feed = FeedOf(static_cast<int>(e));
+    const size_t held = FeedUsable(feed) ? subscriber_->MatchPrefix(feed, blocks)
+                                         : sent_.Match(static_cast<int>(e), blocks);
+    views[e].cached_prompt_tokens = static_cast<int64_t>(held) * config_.block_tokens;
+  }
+}
+
+void PrefixCache::Record(int e, std::span<const uint64_t> blocks, int64_t cached_tokens) {
+  if (!enabled() || blocks.empty()) return;
+  looked_up_ += static_cast<int64_t>(blocks.size());
+  matched_ +=
+      std::min<int64_t>(static_cast<int64_t>(blocks.size()), cached_tokens / config_.block_tokens);
+  MutexLock lock(mu_);
+  sent_.Record(e, blocks);
+}
+
+nlohmann::json PrefixCache::EngineJson(int e) const {
+  if (!enabled()) return {{"source", "none"}};
+  const int feed = FeedOf(e);
+  nlohmann::json j;
+  {
+    MutexLock lock(mu_);
+    j["approximate_blocks"] = sent_.size(e);
+  }
+  if (feed < 0 || !subscriber_) {
+    j["source"] = "approximate";
+    return j;
+  }
+  const kvevents::EngineKvStatus st = subscriber_->State(feed);
+  j["source"] = st.stale ? "events (stale: approximate)" : "events";
+  j["events"] = {{"blocks", st.blocks},
+                 {"stale", st.stale},
+                 {"batches", st.batches},
+                 {"last_seq", st.last_seq},
+                 {"gaps", st.gaps},
+                 {"replays", st.replays},
+                 {"resets", st.resets},
+                 {"restarts", st.restarts},
+                 {"duplicates", st.duplicates},
+                 {"malformed", st.malformed},
+                 {"reconnects", st.reconnects},
+                 {"last_problem", st.last_problem}};
+  return j;
+}
+
+}  // namespace gimbal::router
