@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Runs Gimbal's scenario suite (configs/scenarios/suite/*.yaml) and writes docs/results/suite.md:
-# per scenario, every stack against the vllm stack (mean TTFT, mean TPOT, p99 TTFT, request
-# throughput, goodput), a summary over the high-load scenarios with the issue's targets, TTFT by
-# prompt-length decile at high load (the longest decile of vllm and gimbal, then every stack's ten
-# deciles), the per-rank step-time breakdown of vllm and gimbal at high load, and
-# docs/results/analysis.md.
+# Runs Gimbal's scenario suite (configs/scenarios/suite/*.yaml and the prefix-reuse scenarios
+# configs/scenarios/prefix-*.yaml) and writes docs/results/suite.md: per scenario, every stack
+# against the vllm stack (mean TTFT, mean TPOT, p99 TTFT, request throughput, goodput), a summary
+# over the high-load scenarios with the issue's targets, TTFT by prompt-length decile at high load
+# (the longest decile of vllm and gimbal, then every stack's ten deciles), the per-rank step-time
+# breakdown of vllm and gimbal at high load, the prefix scenarios' targets (issue 14: gimbal-prefix
+# against the best prefix-aware peer and vllm, prefix-cache hit rates), and docs/results/analysis.md.
+# The prefix scenarios skip the vllm-best sweep (their targets do not use it).
 #
 #   bench/suite.sh                  run the suite, two scenarios at a time, write suite.md
 #   bench/suite.sh --saturation     sweep the probes in configs/scenarios/suite/saturation/ and
@@ -24,6 +26,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SUITE="$ROOT/configs/scenarios/suite"
+PREFIX="$ROOT/configs/scenarios"   # prefix-*.yaml: the prefix-reuse scenarios (issue 14)
 RESULTS="$ROOT/build/suite-results"
 DOCS="$ROOT/docs/results"
 PY=/usr/bin/python3
@@ -43,7 +46,7 @@ while [[ $# -gt 0 ]]; do
     --report-dir) REPORT_DIR="$2"; shift ;;
     --results-dir) RESULTS="$2"; shift ;;
     --report-only) REPORT_ONLY=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench/suite.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -158,7 +161,7 @@ fi
 run_suite() {
 start=$(date +%s)
 scenarios=()
-for f in "$SUITE"/*.yaml; do
+for f in "$SUITE"/*.yaml "$PREFIX"/prefix-*.yaml; do
   n="$(basename "$f" .yaml)"
   if [[ -n "$ONLY" && ! "$n" =~ $ONLY ]]; then continue; fi
   scenarios+=("$f")
@@ -186,6 +189,7 @@ printf '%s\n' "${scenarios[@]}" | xargs -P "$JOBS" -I{} sh -c '
   f="$1"; n="$(basename "$f" .yaml)"; t0=$(date +%s)
   if "$2" simulate -c "$f" --json "$3/$n.json" > "$3/$n.txt" 2>&1; then
     t1=$(date +%s)
+    case "$n" in prefix-*) echo "  $n: $(( t1 - t0 )) s"; exit 0 ;; esac
     if "$2" simulate -c "$f" --set "stacks=$4" --json "$3/sweep/$n.json" > "$3/sweep/$n.txt" 2>&1; then
       echo "  $n: $(( t1 - t0 )) s, vllm-best sweep (30 settings) $(( $(date +%s) - t1 )) s"
     else
@@ -196,6 +200,10 @@ printf '%s\n' "${scenarios[@]}" | xargs -P "$JOBS" -I{} sh -c '
   fi' _ {} "$GIMBAL" "$RESULTS" "$SWEEP"
 echo "bench/suite.sh: simulations took $(( $(date +%s) - start )) s"
 echo "$(( $(date +%s) - start ))" > "$RESULTS/wall_s"
+# CPU seconds of the simulations (user + system of this shell's children), which, unlike the wall
+# time, do not depend on what else the machine runs.
+times | awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += 60 * t[1] + t[2] }
+                       printf "%.0f\n", n }' > "$RESULTS/cpu_s"
 }
 
 if (( REPORT_ONLY )); then
@@ -210,10 +218,11 @@ fi
 
 mkdir -p "${REPORT_DIR:-$DOCS}"
 PYTHONPATH="$ROOT/bench/lib" "$PY" - "$RESULTS" "$SUITE" "${REPORT_DIR:-$DOCS}" \
-  "$(cat "$RESULTS/wall_s" 2>/dev/null || echo '?')" "$DOCS/analysis.md" <<'EOF'
+  "$(cat "$RESULTS/wall_s" 2>/dev/null || echo '?')" "$DOCS/analysis.md" "$PREFIX" \
+  "$(cat "$RESULTS/cpu_s" 2>/dev/null || echo '?')" <<'EOF'
 import glob, json, math, os, sys
 from tail_targets import fpct, judged, pct  # bench/lib
-results, suite, docs, wall, ana = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+results, suite, docs, wall, ana, prefix, cpu = sys.argv[1:8]
 TRAIN = ["h200x8-medium-bursty", "h200x8-high-bursty"]   # docs/results/suite-design.md
 BASELINES = ["vllm", "round-robin", "least-requests", "power-of-two", "llmd", "sglang",
              "dynamo"]
@@ -233,10 +242,13 @@ def order(name):
     p = name.split("-")
     return (SHAPE_ORDER.get(p[0], 9), LOAD_ORDER.get(p[1], 9), name)
 
+def yaml_of(n):  # the scenario file: the suite's, or a prefix scenario's
+    return os.path.join(prefix if n.startswith("prefix-") else suite, n + ".yaml")
+
 data = {}
 for f in glob.glob(os.path.join(results, "*.json")):
     n = os.path.basename(f)[:-5]
-    if os.path.exists(os.path.join(suite, n + ".yaml")):
+    if os.path.exists(yaml_of(n)):
         data[n] = json.load(open(f))
 names = sorted(data, key=order)
 
@@ -264,7 +276,7 @@ def runs(n):
 
 def slo_of(n):
     import re
-    txt = open(os.path.join(suite, n + ".yaml")).read()
+    txt = open(yaml_of(n)).read()
     t = re.search(r"ttft_ms:\s*([0-9.]+)", txt)
     p = re.search(r"tpot_ms:\s*([0-9.]+)", txt)
     return (t.group(1) if t else "-", p.group(1) if p else "-")
@@ -284,7 +296,8 @@ out = ["# Scenario suite results", "",
        "docs/baseline.md), so each of its cells may come from a different setting; "
        "**vllm-2025** is the engine model of vLLM of 2025 the suite used before.",
        "",
-       f"Simulation wall time for this run: {wall} s on two lanes." if wall.isdigit() else "", ""]
+       (f"Simulation wall time for this run: {wall} s on two lanes" +
+        (f" ({cpu} CPU-seconds)." if cpu.isdigit() else ".")) if wall.isdigit() else "", ""]
 
 # --- summary over high-load scenarios ---
 high = [n for n in names if "-high-" in n]
@@ -414,6 +427,84 @@ for n in high:
         out.append(f"| {label} | " + " | ".join(cells) + " |")
     out += ["", "</details>", ""]
 
+# --- prefix reuse (issue 14) ---
+PREFIX_TRAIN = ["prefix-multiturn-h200x8"]   # w_cache is tuned on it (suite-design.md)
+PEERS = ["llmd", "sglang", "dynamo"]
+PREFIX_STACKS = ["vllm", "gimbal", "gimbal-prefix", "gimbal-prefix-approx", "gimbal-prefix-nobonus"] + PEERS
+pnames = sorted((n for n in names if n.startswith("prefix-")),  # workload, shape, high first
+                key=lambda n: (n.split("-")[1], SHAPE_ORDER.get(n.split("-")[2], 9), n.endswith("-medium")))
+phigh = [n for n in pnames if not n.endswith("-medium")]
+if pnames:
+    out += ["## Prefix reuse (issue 14)", "",
+            "The prefix scenarios (`configs/scenarios/prefix-*.yaml`: multi-turn chat and agentic "
+            "sessions that resend their history; loads in docs/scenarios.md, \"Prefix scenarios\"). "
+            "**Gimbal** here is `gimbal-prefix`: the full gimbal stack (dispatch, queue, step budgets) "
+            "with the prefix index the engines' KV-cache events give it. The peers are llm-d, SGLang "
+            "and Dynamo (`llmd`, `sglang`, `dynamo`), each with the prefix index of its default "
+            "deployment; the **best peer** is, per metric, the peer with the lowest value (for the hit "
+            "rate, the highest). Hit rate is `prefix_cache_hit_rate` (prompt tokens found in the "
+            "engines' prefix caches over those looked up). Targets at high load: mean TTFT at least "
+            "20% and p99 TTFT at least 15% below the best peer's, mean TTFT at least 50% below vllm's, "
+            "hit rate at least 95% of the best peer's. "
+            f"`{PREFIX_TRAIN[0]}` is the training scenario of the one prefix default (`w_cache`); the "
+            "others are for reporting only.", "",
+            "| scenario | gimbal-prefix mean / p99 TTFT ms | best peer mean / p99 TTFT ms | mean vs best peer (-20%) "
+            "| p99 vs best peer (-15%) | mean vs vllm (-50%) | hit rate: gimbal-prefix / best peer | "
+            "hit-rate ratio (>= 95%) | met |", "|---|---|---|---|---|---|---|---|---|"]
+    p_met = p_all = 0
+    for n in phigh:
+        rr = runs(n)
+        if "gimbal-prefix" not in rr or not all(p in rr for p in PEERS):
+            continue
+        g = rr["gimbal-prefix"]
+        bm = min((rr[p]["mean_ttft_ms"], p) for p in PEERS)
+        bp = min((rr[p]["p99_ttft_ms"], p) for p in PEERS)
+        bh = max((rr[p]["prefix_cache_hit_rate"], p) for p in PEERS)
+        c_mean, c_p99 = pct(g["mean_ttft_ms"], bm[0]), pct(g["p99_ttft_ms"], bp[0])
+        c_vllm = pct(g["mean_ttft_ms"], rr["vllm"]["mean_ttft_ms"])
+        ratio = 100.0 * g["prefix_cache_hit_rate"] / bh[0] if bh[0] > 0 else float("nan")
+        oks = [c_mean <= -20.0, c_p99 <= -15.0, c_vllm <= -50.0, ratio >= 95.0]
+        p_met += sum(oks)
+        p_all += len(oks)
+        yn = lambda ok: "met" if ok else "missed"
+        tag = " (train)" if n in PREFIX_TRAIN else ""
+        out.append(f"| {n}{tag} | {g['mean_ttft_ms']:.0f} / {g['p99_ttft_ms']:.0f} | {bm[1]} {bm[0]:.0f} / "
+                   f"{bp[1]} {bp[0]:.0f} | {fpct(c_mean)} {yn(oks[0])} | {fpct(c_p99)} {yn(oks[1])} | "
+                   f"{fpct(c_vllm)} {yn(oks[2])} | {g['prefix_cache_hit_rate']:.3f} / {bh[1]} {bh[0]:.3f} | "
+                   f"{ratio:.1f}% {yn(oks[3])} | {sum(oks)}/4 |")
+    out += ["", f"Prefix targets met: {p_met} of {p_all}.", "",
+            "Every prefix scenario, high and medium load: mean / p99 TTFT in ms and the prefix-cache "
+            "hit rate of each stack (`gimbal` has no prefix index; `-approx` uses the router's own "
+            "index instead of KV events; `-nobonus` sets `w_cache` 0).", "",
+            "| scenario | " + " | ".join(PREFIX_STACKS) + " |", "|---" * (len(PREFIX_STACKS) + 1) + "|"]
+    for n in pnames:
+        rr = runs(n)
+        cells = [f"{rr[s]['mean_ttft_ms']:.0f} / {rr[s]['p99_ttft_ms']:.0f} ({rr[s]['prefix_cache_hit_rate']:.3f})"
+                 if s in rr else "n/a" for s in PREFIX_STACKS]
+        out.append(f"| {n} | " + " | ".join(cells) + " |")
+    out += ["", "TTFT by prompt-length decile at high load (mean / p99 ms; a p99 in bold is more "
+            "than 10% above the best peer's at p99 over all requests in the same decile):", ""]
+    for n in phigh:
+        rr = runs(n)
+        if not all(s in rr for s in ["vllm", "gimbal-prefix"] + PEERS):
+            continue
+        ref = rr["vllm"].get("ttft_by_prompt_decile") or []
+        if len(ref) != 10:
+            continue
+        bp = min((rr[p]["p99_ttft_ms"], p) for p in PEERS)[1]
+        out += [f"<details><summary><b>{n}</b>: deciles</summary>", "",
+                "| stack | " + " | ".join(f"{d['decile']}: {d['prompt_tokens_min']}-{d['prompt_tokens_max']}"
+                                          for d in ref) + " |", "|---" * 11 + "|"]
+        for s in ["vllm", "gimbal-prefix"] + PEERS:
+            cells = []
+            for d, b in zip(rr[s]["ttft_by_prompt_decile"], rr[bp]["ttft_by_prompt_decile"]):
+                p99 = f"{d['p99_ttft_ms']:.0f}"
+                if s == "gimbal-prefix" and d["p99_ttft_ms"] > 1.1 * b["p99_ttft_ms"]:
+                    p99 = f"**{p99}**"
+                cells.append(f"{d['mean_ttft_ms']:.0f} / {p99}")
+            out.append(f"| {s}{' (best p99 peer)' if s == bp else ''} | " + " | ".join(cells) + " |")
+        out += ["", "</details>", ""]
+
 # --- per scenario ---
 out += ["## Per scenario", ""]
 for n in names:
@@ -421,7 +512,7 @@ for n in names:
     v = rr["vllm"]
     d = data[n]
     ttft_slo, tpot_slo = slo_of(n)
-    tag = " (training)" if n in TRAIN else ""
+    tag = " (training)" if n in TRAIN + PREFIX_TRAIN else ""
     out += [f"### {n}{tag}", "",
             f"{d['model']} on {d['dp']} x {d['gpu']}, {v['num_requests']} requests, seed {d['seed']}; "
             f"SLO TTFT {ttft_slo} ms, TPOT {tpot_slo} ms. vllm: mean TTFT {v['mean_ttft_ms']:.0f} ms, "
