@@ -80,13 +80,19 @@ static_assert(kMessageSeparator.size() == kChatMessageChars);
 class RequestReader : public internal::SaxTypes {
  public:
   RequestReader(CompletionRequest* out, bool chat, const PromptBlockOptions& blocks)
-      : r_(out), chat_(chat), blocks_(blocks, &out->block_hashes) {}
+      : r_(out), chat_(chat), keep_ids_(blocks.keep_token_ids && !chat),
+        blocks_(blocks, &out->block_hashes) {}
 
   // The error that stopped the parse; OK when the JSON itself was malformed (or fine).
   const Status& error() const { return error_; }
   Status Finish() {
     if (chat_ && !messages_seen_) return InvalidArgument("'messages' must be an array of messages");
     if (!chat_ && !prompt_seen_) return InvalidArgument("'prompt' is required");
+    // Only a prompt that is exactly one list of ids keeps them (every id read as an integer).
+    if (r_->prompts != 1 || r_->prompt_chars != 0 ||
+        static_cast<int64_t>(r_->token_ids.size()) != r_->prompt_token_ids) {
+      r_->token_ids.clear();
+    }
     if (r_->max_completion_tokens >= 0) {
       r_->max_output_tokens = r_->max_completion_tokens;
     } else if (r_->max_tokens >= 0) {
@@ -129,6 +135,7 @@ class RequestReader : public internal::SaxTypes {
           r_->prompts = 0;
           r_->prompt_hash = kHashSeed;
           blocks_.Reset();
+          r_->token_ids.clear();
           prompt_ids_counted_ = false;
         } else if (field_ == Field::kMessages && chat_) {
           messages_seen_ = true;
@@ -231,6 +238,7 @@ class RequestReader : public internal::SaxTypes {
     r_->prompt_token_ids += 1;
     r_->prompt_hash = FnvId(r_->prompt_hash, id);
     blocks_.Id(id);
+    if (keep_ids_) r_->token_ids.push_back(id);
   }
 
   // A top-level field's value that is an object or an array.
@@ -427,6 +435,7 @@ class RequestReader : public internal::SaxTypes {
 
   CompletionRequest* r_;
   bool chat_;
+  bool keep_ids_;
   BlockHasher blocks_;
   Status error_;
   int depth_ = 0;

@@ -68,6 +68,10 @@ struct CompletionRequest {
   // Chained hashes of the prompt's full KV blocks, when asked for (PromptBlockOptions); empty
   // otherwise. See PromptBlockOptions for how the prompt is cut.
   std::vector<uint64_t> block_hashes;
+  // The prompt's token ids, when asked for (PromptBlockOptions::keep_token_ids) and the prompt is
+  // exactly one list of token ids (a completions prompt given as ids, or a list holding one such
+  // list); empty otherwise, text prompts and batches included.
+  std::vector<int64_t> token_ids;
 };
 
 // How the reader cuts a prompt into KV-cache blocks and hashes them, so that a router and an
@@ -84,6 +88,7 @@ struct CompletionRequest {
 struct PromptBlockOptions {
   int64_t block_tokens = 0;    // 0: off; else >= 1
   double chars_per_token = 4;  // > 0
+  bool keep_token_ids = false;  // fill CompletionRequest::token_ids
 };
 
 // Parses a /v1/completions (`chat` false) or /v1/chat/completions body. kInvalidArgument with a

@@ -265,6 +265,26 @@ TEST(CompletionRequest, AConversationSharesItsHistoryBlocks) {
   EXPECT_NE(turn1b[3], turn1[3]);
 }
 
+TEST(CompletionRequest, KeepsTheTokenIdsOfOneIdPromptOnly) {
+  PromptBlockOptions o;
+  o.keep_token_ids = true;
+  auto ids = ParseCompletionRequest(R"({"prompt":[5,6,7]})", false, o);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->token_ids, (std::vector<int64_t>{5, 6, 7}));
+  auto nested = ParseCompletionRequest(R"({"prompt":[[5,6]]})", false, o);
+  ASSERT_TRUE(nested.ok());
+  EXPECT_EQ(nested->token_ids, (std::vector<int64_t>{5, 6}));
+  for (const char* body : {R"({"prompt":"text"})", R"({"prompt":[[1,2],[3]]})",
+                           R"({"prompt":[1,"x",2]})", R"({"prompt":["a",[1,2]]})"}) {
+    auto r = ParseCompletionRequest(body, false, o);
+    ASSERT_TRUE(r.ok()) << body;
+    EXPECT_TRUE(r->token_ids.empty()) << body;
+  }
+  auto off = ParseCompletionRequest(R"({"prompt":[5,6,7]})", false);
+  ASSERT_TRUE(off.ok());
+  EXPECT_TRUE(off->token_ids.empty());
+}
+
 TEST(CompletionRequest, ARepeatedPromptKeyHashesTheLastPrompt) {
   auto twice = Blocks(
       std::string(R"({"prompt":)") + Ids(100, 8) + std::string(R"(,"prompt":)") + Ids(0, 8) + "}",
