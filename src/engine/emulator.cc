@@ -189,7 +189,7 @@ uint64_t Emulator::Submit(const Submission& s, UpdateSink sink) {
     std::lock_guard<std::mutex> lock(mu_);
     id = next_id_++;
     if (!stop_) {
-      inbox_.push_back({id, s, std::move(sink)});
+      inbox_.push_back({id, s, std::move(sink), Clock::now()});
       sink = nullptr;
     }
   }
@@ -393,8 +393,12 @@ void Emulator::Loop() {
     cancels.swap(cancels_);
     cmds.swap(commands_);
     lock.unlock();
-    // A request admitted now cannot have been part of a step that began before it arrived.
-    const Clock::time_point admitted_at = Clock::now();
+    // A request cannot have been part of a step that began before it arrived: the step starts
+    // no earlier than the latest submission it admits. Not at the time this loop got to admit it:
+    // the loop's own work (the previous step's token events, state) is the server's, not the
+    // model's, and a vLLM engine finds what arrived meanwhile in its queue when it plans.
+    Clock::time_point latest_submit = Clock::time_point::min();
+    for (const auto& p : in) latest_submit = std::max(latest_submit, p.submitted);
     const bool admitted = Admit(in, cancels, cmds);
     in.clear();
     cancels.clear();
@@ -424,7 +428,7 @@ void Emulator::Loop() {
     const Clock::time_point now = Clock::now();
     Clock::time_point start = now;
     if (continuous && now - prev_end < std::chrono::duration<double>(kMaxCatchUp)) {
-      start = admitted ? std::max(prev_end, admitted_at) : prev_end;
+      start = admitted ? std::max(prev_end, latest_submit) : prev_end;
     }
     const auto end =
         start + std::chrono::duration_cast<Clock::duration>(

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -171,6 +172,7 @@ class Emulator {
     uint64_t id;
     Submission sub;
     UpdateSink sink;
+    std::chrono::steady_clock::time_point submitted;  // when Submit took it
   };
   struct Command {
     Placement placement;
