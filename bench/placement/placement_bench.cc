@@ -1,7 +1,7 @@
 // placement_bench: the placement figures of docs/placement.md.
 //
-//   placement_bench [--gap N] [--scale R] [--versus R] [--exact-seconds S] [--zipf S] [--gpus N]
-//                   [--set key=value]
+//   placement_bench [--gap N] [--scale R] [--versus R] [--hash N] [--exact-seconds S] [--zipf S]
+//                   [--gpus N] [--set key=value]
 //
 // gap:    N random small instances (8..16 experts, 4 GPUs on 2 nodes, 2 sources per GPU, 1 or 2
 //         redundant slots per GPU, random current placement): the heuristic's objective against
@@ -11,6 +11,9 @@
 //         redundant per GPU) and for 288 slots on 32 GPUs (32 redundant, as DeepSeek's prefill).
 // versus: R rebalances over drifting class-skewed statistics at DeepSeek-V3 scale; each policy
 //         starts from its own previous plan; a plan made on window t is scored on window t+1.
+// hash:   a hash of gimbal's plans (slots, routes and objectives, bit for bit) on N chained
+//         rebalances of both DeepSeek-V3 shapes at Zipf 0.8 and 1.0 and on N x 10 small instances:
+//         equal hashes before and after a change to the planner mean identical plans.
 #include <time.h>
 
 #include <chrono>
@@ -238,11 +241,94 @@ void Versus(int rebalances) {
   }
 }
 
+// FNV-1a over the bytes of plans, routes and objectives.
+struct PlanHash {
+  uint64_t h = 1469598103934665603ULL;
+  void Bytes(const void* data, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ULL;
+  }
+  template <typename T>
+  void Value(T v) {
+    Bytes(&v, sizeof(v));
+  }
+  void Add(const Placement& p) {
+    Bytes(p.phy2log.data(), p.phy2log.size() * sizeof(int32_t));
+    for (const auto& route : p.source_routes) {
+      Value(route.size());
+      for (const SlotShare& s : route) {
+        Value(s.slot);
+        Value(s.weight);
+      }
+    }
+  }
+};
+
+void Hash(int rounds) {
+  PlanHash all;
+  for (double zipf : {0.8, 1.0}) {
+    for (const auto& [gpus, slots] : {std::pair{64, 5}, std::pair{32, 9}}) {
+      if (g_gpus > 0 && gpus != g_gpus) continue;
+      g_zipf = zipf;
+      SyntheticStats gen(V3Stats(64, 11));
+      PlacementTopology topo;
+      topo.gpus = gpus;
+      topo.gpus_per_node = 8;
+      topo.expert_groups = 8;
+      Rng rng(5);
+      Placement cur = RandomPlacement(rng, 58, 256, gpus, slots);
+      auto gimbal = MakePlacementPolicy("gimbal", g_params);
+      if (!gimbal.ok()) {
+        fmt::print("{}\n", gimbal.status().ToString());
+        return;
+      }
+      PlanHash one;
+      for (int r = 0; r < rounds; ++r) {
+        Placement next = *(*gimbal)->Plan(gen.Next(), cur, topo);
+        one.Add(next);
+        cur = std::move(next);
+      }
+      fmt::print("hash: Zipf {:.1f}, {} GPUs x {} slots, {} rebalances: {:016x}\n", zipf, gpus,
+                 slots, rounds, one.h);
+      all.Value(one.h);
+    }
+  }
+  PlanHash small;
+  for (int i = 0; i < 10 * rounds; ++i) {
+    Rng rng(1000 + i);
+    const int experts = 8 + 4 * static_cast<int>(rng.UniformInt(3));
+    const int spg = experts / 4 + 1 + static_cast<int>(rng.UniformInt(2));
+    SyntheticStatsOptions o;
+    o.sources = 8;
+    o.experts = experts;
+    o.classes = 2;
+    o.zipf_s = 0.6 + rng.Uniform();
+    o.dominant_share = 0.5 + 0.4 * rng.Uniform();
+    o.seed = 2000 + i;
+    const SourceExpertCounts stats = SyntheticStats(o).Next();
+    const Placement cur = RandomPlacement(rng, 1, experts, 4, spg);
+    PlacementTopology topo;
+    topo.gpus = 4;
+    topo.gpus_per_node = 2;
+    GimbalPlacementConfig cfg = *GimbalPlacementConfig::FromParams(g_params);
+    cfg.max_moves_per_layer = i % 2 ? -1 : 6;
+    cfg.min_gain = i % 3 ? 0 : cfg.min_gain;
+    const LayerPlan h = PlanLayerGimbal(MakeLayerProblem(stats, 0, cur, topo, cfg.weights), cfg);
+    small.Bytes(h.phy2log.data(), h.phy2log.size() * sizeof(int32_t));
+    small.Value(h.eval.objective);
+    small.Value(h.current_eval.objective);
+    small.Value(h.kept_current);
+  }
+  fmt::print("hash: {} small instances: {:016x}\n", 10 * rounds, small.h);
+  all.Value(small.h);
+  fmt::print("hash: all {:016x}\n", all.h);
+}
+
 }  // namespace
 }  // namespace gimbal
 
 int main(int argc, char** argv) {
-  int gap = 0, scale = 0, versus = 0;
+  int gap = 0, scale = 0, versus = 0, hash = 0;
   double exact_seconds = 60;
   bool any = false;
   for (int i = 1; i < argc; ++i) {
@@ -256,6 +342,9 @@ int main(int argc, char** argv) {
     } else if (!std::strcmp(argv[i], "--versus")) {
       versus = static_cast<int>(next());
       any = true;
+    } else if (!std::strcmp(argv[i], "--hash")) {
+      hash = static_cast<int>(next());
+      any = true;
     } else if (!std::strcmp(argv[i], "--set") && i + 1 < argc) {
       const std::string kv = argv[++i];
       const size_t eq = kv.find('=');
@@ -268,8 +357,8 @@ int main(int argc, char** argv) {
       exact_seconds = next();
     } else {
       fmt::print(stderr,
-                 "usage: placement_bench [--gap N] [--scale R] [--versus R] [--exact-seconds S] "
-                 "[--zipf S] [--gpus N] [--set k=v]\n");
+                 "usage: placement_bench [--gap N] [--scale R] [--versus R] [--hash N] "
+                 "[--exact-seconds S] [--zipf S] [--gpus N] [--set k=v]\n");
       return 2;
     }
   }
@@ -281,5 +370,6 @@ int main(int argc, char** argv) {
   if (scale > 0) gimbal::Scale(scale);
   if (versus > 0) gimbal::Versus(versus);
   if (gap > 0) gimbal::Gap(gap, exact_seconds);
+  if (hash > 0) gimbal::Hash(hash);
   return 0;
 }

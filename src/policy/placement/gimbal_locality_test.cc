@@ -253,6 +253,61 @@ TEST(GimbalLocality, ReplaceValueMatchesReplace) {
   EXPECT_GT(checked, 50);
 }
 
+// The search state keeps per-expert traffic, GPU loads and replica counts up to date through
+// swaps and replacements: after a run of them, every expert's traffic is bit for bit what a state
+// built from scratch on the same map computes (each is a fresh sum in source order), the counts
+// and copies are equal, and loads and objective agree up to rounding. Traffic2 is two Traffic
+// calls.
+TEST(GimbalLocality, IncrementalStateMatchesAFreshOne) {
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    Rng rng(seed);
+    SyntheticStatsOptions o;
+    o.sources = seed % 2 ? 8 : 16;  // one or two sources per GPU
+    o.experts = 24;
+    o.classes = 2;
+    o.seed = seed;
+    const SourceExpertCounts stats = SyntheticStats(o).Next();
+    const Placement cur = RandomPlacement(rng, 1, 24, 8, 4);
+    PlacementTopology topo;
+    topo.gpus = 8;
+    topo.gpus_per_node = 4;
+    const LayerProblem p = MakeLayerProblem(stats, 0, cur, topo, {});
+    SearchState st(p, p.current);
+    int applied = 0;
+    for (int step = 0; step < 60; ++step) {
+      const int a = static_cast<int>(rng.UniformInt(static_cast<uint64_t>(p.slots())));
+      const int b = static_cast<int>(rng.UniformInt(static_cast<uint64_t>(p.slots())));
+      if (step % 3 == 0) {
+        const int x = static_cast<int>(rng.UniformInt(static_cast<uint64_t>(p.experts)));
+        if (st.replicas(st.map()[a]) < 2 || st.count(x, st.Gpu(a)) > 0) continue;
+        st.Replace(a, x);
+      } else {
+        if (!st.SwapValid(a, b)) continue;
+        const int x1 = st.map()[a], x2 = st.map()[b], g1 = st.Gpu(a), g2 = st.Gpu(b);
+        const auto [t1, t2] = st.Traffic2(x1, g1, g2, x2, g2, g1);
+        EXPECT_EQ(t1, st.Traffic(x1, g1, g2));
+        EXPECT_EQ(t2, st.Traffic(x2, g2, g1));
+        st.ApplySwap(a, b);
+      }
+      ++applied;
+    }
+    EXPECT_GT(applied, 20);
+    const SearchState fresh(p, st.map());
+    for (int x = 0; x < p.experts; ++x) {
+      EXPECT_EQ(st.traffic(x), fresh.traffic(x)) << "seed " << seed << " expert " << x;
+      EXPECT_EQ(st.replicas(x), fresh.replicas(x));
+      for (int g = 0; g < p.gpus; ++g) EXPECT_EQ(st.count(x, g), fresh.count(x, g));
+      for (int n = 0; n < p.nodes; ++n) EXPECT_EQ(st.node_count(x, n), fresh.node_count(x, n));
+    }
+    for (int g = 0; g < p.gpus; ++g) {
+      EXPECT_NEAR(st.gpu_load(g), fresh.gpu_load(g), 1e-9 * p.total);
+    }
+    EXPECT_EQ(st.moves(), fresh.moves());
+    EXPECT_EQ(st.moves(), CountMoves(p, st.map()));
+    EXPECT_NEAR(st.Objective(), fresh.Objective(), 1e-9);
+  }
+}
+
 TEST(GimbalLocality, ParamsAreParsedAndChecked) {
   Params p;
   p.Set("locality_replicas", "7");

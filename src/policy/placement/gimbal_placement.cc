@@ -61,23 +61,25 @@ bool WithinBudget(int moves, int budget) {
 // is below the current one.
 void AdjustCounts(const LayerProblem& p, const GimbalPlacementConfig& cfg, SearchState& st) {
   const int budget = cfg.max_moves_per_layer;
+  // Per expert: its per-replica load, and the one after losing a replica (replicas >= 2). Only
+  // the two experts of a replacement change, so only theirs are recomputed.
+  std::vector<double> per(p.experts), per_less(p.experts);
+  auto update = [&](int x) {
+    per[x] = p.totals[x] / st.replicas(x);
+    per_less[x] = st.replicas(x) >= 2 ? p.totals[x] / (st.replicas(x) - 1) : 0.0;
+  };
+  for (int x = 0; x < p.experts; ++x) update(x);
   for (int iter = 0; iter < p.slots(); ++iter) {
     int hot = -1, cold = -1;
     for (int x = 0; x < p.experts; ++x) {
-      if (hot < 0 || p.totals[x] / st.replicas(x) > p.totals[hot] / st.replicas(hot)) hot = x;
+      if (hot < 0 || per[x] > per[hot]) hot = x;
     }
     for (int x = 0; x < p.experts; ++x) {
       if (x == hot || st.replicas(x) < 2) continue;
-      if (cold < 0 ||
-          p.totals[x] / (st.replicas(x) - 1) < p.totals[cold] / (st.replicas(cold) - 1)) {
-        cold = x;
-      }
+      if (cold < 0 || per_less[x] < per_less[cold]) cold = x;
     }
     if (hot < 0 || cold < 0) return;
-    if (!(p.totals[hot] / st.replicas(hot) >
-          (1 + cfg.count_slack) * p.totals[cold] / (st.replicas(cold) - 1))) {
-      return;
-    }
+    if (!(per[hot] > (1 + cfg.count_slack) * p.totals[cold] / (st.replicas(cold) - 1))) return;
     int best_slot = -1;
     double best =
         cfg.count_must_gain ? st.Objective() - kEps : std::numeric_limits<double>::infinity();
@@ -91,6 +93,8 @@ void AdjustCounts(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
     }
     if (best_slot < 0) return;
     st.Replace(best_slot, hot);
+    update(cold);
+    update(hot);
   }
 }
 
@@ -299,15 +303,33 @@ void LocalityReplicas(const LayerProblem& p, const GimbalPlacementConfig& cfg, S
   constexpr int kTop = 2;  // best experts per node
   // Replicas the balance can spare: experts whose replicas stay at most this load after losing one.
   const double spare = p.total / p.slots() * cfg.locality_spare_load;
+  // Per node, its kTop experts by demand from it (descending, ties by expert) among those without
+  // a replica on the node. A replacement changes the replica counts of one node only (its slot's),
+  // so only that node's list is recomputed after one.
   std::vector<std::array<int, kTop>> top(nodes);
-  // Per node, the experts by demand from it (descending).
-  std::vector<int> by_demand(static_cast<size_t>(nodes) * p.experts);
-  for (int n = 0; n < nodes; ++n) {
-    int* o = &by_demand[static_cast<size_t>(n) * p.experts];
-    std::iota(o, o + p.experts, 0);
-    std::stable_sort(o, o + p.experts,
-                     [&](int u, int v) { return p.NodeDemand(u, n) > p.NodeDemand(v, n); });
-  }
+  auto top_of = [&](int n) {
+    std::array<int, kTop> t;
+    t.fill(-1);
+    for (int x = 0; x < p.experts; ++x) {
+      if (st.node_count(x, n) != 0) continue;
+      const double d = p.NodeDemand(x, n);
+      for (int k = 0; k < kTop; ++k) {
+        if (t[k] < 0 || d > p.NodeDemand(t[k], n)) {
+          for (int j = kTop - 1; j > k; --j) t[j] = t[j - 1];
+          t[k] = x;
+          break;
+        }
+      }
+    }
+    return t;
+  };
+  for (int n = 0; n < nodes; ++n) top[n] = top_of(n);
+  // Per expert: whether one of its replicas can be spared; a replacement changes two experts.
+  std::vector<char> can_spare(p.experts);
+  auto update_spare = [&](int c) {
+    can_spare[c] = !(st.replicas(c) < 2 || p.totals[c] / (st.replicas(c) - 1) > spare);
+  };
+  for (int x = 0; x < p.experts; ++x) update_spare(x);
   struct Cand {
     double est;
     int slot, x;
@@ -315,17 +337,10 @@ void LocalityReplicas(const LayerProblem& p, const GimbalPlacementConfig& cfg, S
   std::vector<Cand> cands;
   for (int iter = 0; iter < cfg.locality_replicas; ++iter) {
     if (budget >= 0 && st.moves() + 1 > budget) return;
-    for (int n = 0; n < nodes; ++n) {
-      top[n].fill(-1);
-      const int* o = &by_demand[static_cast<size_t>(n) * p.experts];
-      for (int i = 0, k = 0; i < p.experts && k < kTop; ++i) {
-        if (st.node_count(o[i], n) == 0) top[n][k++] = o[i];
-      }
-    }
     cands.clear();
     for (int a = 0; a < p.slots(); ++a) {
       const int c = st.map()[a];
-      if (st.replicas(c) < 2 || p.totals[c] / (st.replicas(c) - 1) > spare) continue;
+      if (!can_spare[c]) continue;
       const int n = p.node_of_gpu[st.Gpu(a)];
       const double loss = st.node_count(c, n) >= 2 ? 0.0 : p.NodeDemand(c, n);
       for (int x : top[n]) {
@@ -350,7 +365,12 @@ void LocalityReplicas(const LayerProblem& p, const GimbalPlacementConfig& cfg, S
       }
     }
     if (best_k < 0) return;
+    const int lost = st.map()[cands[best_k].slot];
     st.Replace(cands[best_k].slot, cands[best_k].x);
+    update_spare(lost);
+    update_spare(cands[best_k].x);
+    const int changed = p.node_of_gpu[st.Gpu(cands[best_k].slot)];
+    top[changed] = top_of(changed);
   }
 }
 
@@ -370,10 +390,12 @@ void RepairBalance(const LayerProblem& p, const GimbalPlacementConfig& cfg, Sear
     double peak;
   };
   std::vector<Cand> cands;
+  std::vector<double> slot_load(p.slots());  // SlotLoad of every slot, in this iteration's state
   for (int iter = 0; iter < 4 * p.slots(); ++iter) {
     const int g = st.max_gpu();
     const double peak = st.gpu_load(g);
     if (peak <= target) return;
+    for (int slot = 0; slot < p.slots(); ++slot) slot_load[slot] = st.SlotLoad(slot);
     cands.clear();
     for (int pass = 0; pass < 2 && cands.empty(); ++pass) {
       for (int h = 0; h < p.gpus; ++h) {
@@ -381,9 +403,9 @@ void RepairBalance(const LayerProblem& p, const GimbalPlacementConfig& cfg, Sear
         const double lh = st.gpu_load(h);
         if (lh >= peak - tol) continue;
         for (int a = g * p.slots_per_gpu; a < (g + 1) * p.slots_per_gpu; ++a) {
-          const double l1 = st.SlotLoad(a);
+          const double l1 = slot_load[a];
           for (int b = h * p.slots_per_gpu; b < (h + 1) * p.slots_per_gpu; ++b) {
-            const double d = l1 - st.SlotLoad(b);
+            const double d = l1 - slot_load[b];
             if (d <= tol || lh + d >= peak - tol || !st.SwapValid(a, b)) continue;
             if (!WithinBudget(st.moves() + st.SwapMoves(a, b), budget)) continue;
             cands.push_back({a, b, std::max(peak - d, lh + d)});
@@ -499,9 +521,10 @@ std::vector<int32_t> SearchLayer(const LayerProblem& p, const GimbalPlacementCon
   return map;
 }
 
-}  // namespace
-
-LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cfg) {
+// PlanLayerGimbal with the routes (when cfg.emit_routes) written to routes[0, sources x experts),
+// empty vectors on entry, instead of LayerPlan::routes.
+LayerPlan PlanLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg,
+                    std::vector<SlotShare>* routes) {
   std::vector<int32_t> map = SearchLayer(p, cfg, cfg.locality_replicas > 0);
   // On layers small enough for the exact refinement, the even-split surrogate can misjudge a
   // replica re-targeted for locality (one replica is a large share of a GPU's load there): the
@@ -517,19 +540,34 @@ LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cf
 
   LayerPlan plan;
   plan.current_eval = RouteAndEvaluate(p, p.current, nullptr);
-  LayerRoutes routes;
-  const LayerEval fresh = RouteAndEvaluate(p, map, cfg.emit_routes ? &routes : nullptr);
+  if (!cfg.emit_routes) routes = nullptr;
+  const LayerEval fresh = RouteAndEvaluateInto(p, map, routes);
   const double cur = plan.current_eval.objective;
   plan.kept_current = !(fresh.objective < cur - cfg.min_gain * std::abs(cur) - kEps) ||
                       !WithinBudget(fresh.experts_moved, cfg.max_moves_per_layer);
   if (plan.kept_current) {
     plan.phy2log = p.current;
-    plan.eval = cfg.emit_routes ? RouteAndEvaluate(p, p.current, &plan.routes) : plan.current_eval;
+    if (routes != nullptr) {
+      const size_t n = static_cast<size_t>(p.sources) * p.experts;
+      for (size_t i = 0; i < n; ++i) routes[i].clear();
+      plan.eval = RouteAndEvaluateInto(p, p.current, routes);
+    } else {
+      plan.eval = plan.current_eval;
+    }
   } else {
     plan.phy2log = std::move(map);
-    plan.routes = std::move(routes);
     plan.eval = fresh;
   }
+  return plan;
+}
+
+}  // namespace
+
+LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cfg) {
+  if (!cfg.emit_routes) return PlanLayer(p, cfg, nullptr);
+  LayerRoutes routes(static_cast<size_t>(p.sources) * p.experts);
+  LayerPlan plan = PlanLayer(p, cfg, routes.data());
+  plan.routes = std::move(routes);
   return plan;
 }
 
@@ -547,13 +585,17 @@ Result<Placement> PlanGimbal(const SourceExpertCounts& stats, const Placement& c
     out.sources = stats.sources;
     out.source_routes.reserve(static_cast<size_t>(stats.layers) * stats.sources * stats.experts);
   }
+  const size_t per_layer = static_cast<size_t>(stats.sources) * stats.experts;
   for (int l = 0; l < stats.layers; ++l) {
     const LayerProblem p = MakeLayerProblem(stats, l, current, topology, config.weights);
-    LayerPlan plan = PlanLayerGimbal(p, config);
-    out.phy2log.insert(out.phy2log.end(), plan.phy2log.begin(), plan.phy2log.end());
+    // The layer's routes go straight into its part of out.source_routes.
+    std::vector<SlotShare>* routes = nullptr;
     if (config.emit_routes) {
-      for (auto& r : plan.routes) out.source_routes.push_back(std::move(r));
+      out.source_routes.resize(out.source_routes.size() + per_layer);
+      routes = out.source_routes.data() + out.source_routes.size() - per_layer;
     }
+    const LayerPlan plan = PlanLayer(p, config, routes);
+    out.phy2log.insert(out.phy2log.end(), plan.phy2log.begin(), plan.phy2log.end());
   }
   return out;
 }

@@ -217,6 +217,44 @@ TEST(GimbalPlacement, RepairNeverRaisesThePeakAndKeepsTheBudget) {
   }
 }
 
+// PlanGimbal writes each layer's routes straight into the placement's source_routes; layer by
+// layer, its plan and routes are PlanLayerGimbal's.
+TEST(GimbalPlacement, AllLayersAreTheLayerPlans) {
+  const Instance in = MakeInstance(9, 3, 32, 8, 4, 5, 16);
+  GimbalPlacementConfig cfg;
+  int kept = 0, changed = 0;
+  for (int run = 0; run < 4; ++run) {
+    const bool routes = run % 2 == 0;
+    cfg.emit_routes = routes;
+    cfg.min_gain = run < 2 ? 0.0 : 0.9;  // the second two: every layer keeps its placement
+    const Result<Placement> plan = PlanGimbal(in.stats, in.current, in.topology, cfg);
+    ASSERT_TRUE(plan.ok()) << plan.status().message();
+    ExpectFeasible(*plan, in);
+    const size_t per_layer = static_cast<size_t>(in.stats.sources) * in.stats.experts;
+    EXPECT_EQ(plan->source_routes.size(), routes ? 3 * per_layer : 0);
+    for (int l = 0; l < 3; ++l) {
+      const LayerPlan one =
+          PlanLayerGimbal(MakeLayerProblem(in.stats, l, in.current, in.topology, cfg.weights), cfg);
+      for (int slot = 0; slot < plan->slots(); ++slot) {
+        EXPECT_EQ(plan->Expert(l, slot), one.phy2log[slot]);
+      }
+      (one.kept_current ? kept : changed)++;
+      if (!routes) continue;
+      ASSERT_EQ(one.routes.size(), per_layer);
+      for (size_t i = 0; i < per_layer; ++i) {
+        const auto& got = plan->source_routes[l * per_layer + i];
+        ASSERT_EQ(got.size(), one.routes[i].size());
+        for (size_t k = 0; k < got.size(); ++k) {
+          EXPECT_EQ(got[k].slot, one.routes[i][k].slot);
+          EXPECT_EQ(got[k].weight, one.routes[i][k].weight);
+        }
+      }
+    }
+  }
+  EXPECT_GT(kept, 0);
+  EXPECT_GT(changed, 0);
+}
+
 TEST(GimbalPlacement, ConfigComesFromParamsAndRejectsUnknownKeys) {
   Params p;
   p.Set("traffic_weight", "0.5");

@@ -104,9 +104,12 @@ LayerProblem MakeLayerProblem(const SourceExpertCounts& stats, int layer, const 
   p.source_gpu.resize(p.sources);
   p.cost.resize(static_cast<size_t>(p.sources) * p.gpus);
   for (int s = 0; s < p.sources; ++s) {
-    p.source_gpu[s] = SourceGpu(s, p.sources, p.gpus);
+    const int sg = SourceGpu(s, p.sources, p.gpus);
+    p.source_gpu[s] = sg;
+    // topology.Cost(sg, g), from the node table.
+    double* c = &p.cost[static_cast<size_t>(s) * p.gpus];
     for (int g = 0; g < p.gpus; ++g) {
-      p.cost[static_cast<size_t>(s) * p.gpus + g] = topology.Cost(p.source_gpu[s], g);
+      c[g] = sg == g ? 0.0 : p.node_of_gpu[sg] == p.node_of_gpu[g] ? p.alpha : p.beta;
     }
   }
   const size_t off = static_cast<size_t>(layer) * current.slots();

@@ -114,6 +114,11 @@ using LayerRoutes = std::vector<std::vector<SlotShare>>;
 LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2log,
                            LayerRoutes* routes);
 
+// RouteAndEvaluate writing the routes straight into routes[0, sources x experts) (for example a
+// layer's part of Placement::source_routes), whose vectors must be empty; nullptr: no routes.
+LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> phy2log,
+                               std::vector<SlotShare>* routes);
+
 // Evaluates given routes; empty routes mean vLLM's even split over an expert's replicas.
 LayerEval EvaluateRoutes(const LayerProblem& p, std::span<const int32_t> phy2log,
                          const LayerRoutes& routes);

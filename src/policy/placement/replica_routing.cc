@@ -5,12 +5,19 @@
 //  - single-replica experts are scored in O(1) each from LayerProblem's per-GPU and per-node
 //    demand (all their tokens go to the one replica);
 //  - every (source, multi-replica expert) demand gets its replicas in one flat array, sorted by
-//    cost, with the GPU and the distance class (same GPU, same node, other node) of each;
-//  - the passes accumulate tokens per distance class and turn them into crossings and traffic
-//    once at the end.
+//    cost, with the GPU and the distance class (same GPU, same node, other node) of each; the
+//    demands of sources on nodes without a replica of the expert share one such list;
+//  - the passes accumulate tokens per distance class (in registers) and turn them into crossings
+//    and traffic once at the end; the uncapped pass and two-replica demands take short paths,
+//    and the balanced pass skips demands whose replicas all cost the same (nothing moves);
+//  - routes are written straight into the caller's range (RouteAndEvaluateInto), one allocation
+//    per route.
+// Every shortcut makes the same floating-point operations in the same order as the general steps:
+// the results are bit for bit those of the plain algorithm.
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "policy/placement/placement_problem.h"
@@ -66,6 +73,18 @@ void AddShare(const LayerProblem& p, std::span<const int32_t> phy2log, const Rep
   const int x = phy2log[ri.slot[r]];
   const int n = ri.nslots[r];
   const float w = static_cast<float>(weight / n);
+  if (route.empty()) route.reserve(static_cast<size_t>(ri.total[x]));  // one allocation per route
+  if (n == 1) {  // the loop below, for one slot (the first of x on the GPU)
+    const int s = ri.slot[r];
+    for (SlotShare& sh : route) {
+      if (sh.slot == s) {
+        sh.weight += w;
+        return;
+      }
+    }
+    route.push_back({s, w});
+    return;
+  }
   const int end = (ri.slot[r] / p.slots_per_gpu + 1) * p.slots_per_gpu;
   for (int s = ri.slot[r], left = n; s < end && left > 0; ++s) {
     if (phy2log[s] != x) continue;
@@ -80,10 +99,28 @@ void AddShare(const LayerProblem& p, std::span<const int32_t> phy2log, const Rep
   }
 }
 
+// Tokens routed at distance class 1 (same node) and 2 (across nodes); class 0 is not needed. Both
+// sums take every amount, the other class's as +0.0 (amounts are positive, and adding +0.0 leaves
+// a sum unchanged): the same sums as indexing an array by class, kept in registers.
+struct ClassSums {
+  double a1 = 0, a2 = 0;
+  void Add(int cls, double v) {
+    a1 += cls == 1 ? v : 0.0;
+    a2 += cls == 2 ? v : 0.0;
+  }
+};
+
 }  // namespace
 
 LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2log,
                            LayerRoutes* routes) {
+  if (routes == nullptr) return RouteAndEvaluateInto(p, phy2log, nullptr);
+  routes->assign(static_cast<size_t>(p.sources) * p.experts, {});
+  return RouteAndEvaluateInto(p, phy2log, routes->data());
+}
+
+LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> phy2log,
+                               std::vector<SlotShare>* routes) {
   const ReplicaIndex ri(p, phy2log);
   LayerEval base;
   base.total_tokens = p.total;
@@ -99,9 +136,14 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
   const std::array<double, 3> cls_cost = {0.0, p.alpha, p.beta};
   const std::array<int, 3> cls_rank = {0, p.alpha > 0 ? 1 : 0,
                                        (p.alpha > 0 ? 1 : 0) + (p.beta > p.alpha ? 1 : 0)};
+  std::vector<uint8_t> cls_table(static_cast<size_t>(p.sources) * p.gpus);
+  for (int s = 0; s < p.sources; ++s) {
+    const int sg = p.source_gpu[s], sn = p.node_of_gpu[sg];
+    uint8_t* row = &cls_table[static_cast<size_t>(s) * p.gpus];
+    for (int g = 0; g < p.gpus; ++g) row[g] = sg == g ? 0 : sn == p.node_of_gpu[g] ? 1 : 2;
+  }
   auto cls_of = [&](int s, int g) {
-    const int sg = p.source_gpu[s];
-    return sg == g ? 0 : p.node_of_gpu[sg] == p.node_of_gpu[g] ? 1 : 2;
+    return static_cast<int>(cls_table[static_cast<size_t>(s) * p.gpus + g]);
   };
   std::vector<double> forced(p.gpus, 0.0);
   std::array<double, 3> base_acc = {0, 0, 0};  // tokens per distance class
@@ -120,11 +162,16 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
   std::stable_sort(multi.begin(), multi.end(),
                    [&](int a, int b) { return p.totals[a] > p.totals[b]; });
   // Demands: per multi-replica expert (in `multi` order), its sources with tokens, nearest
-  // replica first (stable by source); per demand, its replicas by cost (stable), in `ent`.
+  // replica first (stable by source); per demand, its replicas by cost (stable), in `ent`. The
+  // sources on nodes without a replica of the expert see every replica across nodes, in replica
+  // order: their demands share one list. Per demand and replica, amounts (balanced pass) are at
+  // `amt` + j in an array of their own.
   struct Demand {
     int s, x, first, n;
     double a;
-    bool ties;  // two replicas at the same cost (the pass orders them by load)
+    bool ties;     // two replicas at the same cost (the pass orders them by load)
+    bool uniform;  // all its replicas at the same cost (the balanced pass moves nothing)
+    int amt;       // first of its n amounts
   };
   struct Entry {
     int r;     // replica entry of ReplicaIndex
@@ -134,22 +181,44 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
   };
   std::vector<Demand> dem;
   std::vector<Entry> ent;
-  std::vector<int> dem_start(multi.size() + 1, 0);
+  dem.reserve(multi.size() * p.sources);
+  int amounts = 0;
   std::array<std::vector<int>, 3> bucket;
+  std::vector<int> node_mark(p.nodes, -1);  // = i when multi[i] has a replica on the node
+  // multi[i]'s demands are dem[dem_start[i]] .. dem[dem_start[i + 1] - 1].
+  std::vector<int> dem_start(multi.size() + 1, 0);
   for (size_t i = 0; i < multi.size(); ++i) {
     const int x = multi[i];
     const int n = ri.count(x);
+    const int mark = static_cast<int>(i);
+    for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) node_mark[p.node_of_gpu[ri.gpu[r]]] = mark;
+    auto is_far = [&](int s) { return node_mark[p.node_of_gpu[p.source_gpu[s]]] != mark; };
     for (auto& b : bucket) b.clear();
     for (int s = 0; s < p.sources; ++s) {
       if (p.A(s, x) <= 0) continue;
-      int best = 2;
-      for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
-        best = std::min(best, cls_rank[cls_of(s, ri.gpu[r])]);
+      int best = cls_rank[2];
+      if (!is_far(s)) {
+        for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+          best = std::min(best, cls_rank[cls_of(s, ri.gpu[r])]);
+        }
       }
       bucket[best].push_back(s);
     }
+    int far_first = -1;
     for (const auto& b : bucket) {
       for (int s : b) {
+        if (is_far(s)) {
+          if (far_first < 0) {
+            far_first = static_cast<int>(ent.size());
+            for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+              ent.push_back({r, ri.gpu[r], 2, cls_rank[2]});
+            }
+          }
+          // Equal costs: no reordering, and ties as soon as there are two replicas.
+          dem.push_back({s, x, far_first, n, p.A(s, x), n > 1, true, amounts});
+          amounts += n;
+          continue;
+        }
         const int first = static_cast<int>(ent.size());
         for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
           const int c = cls_of(s, ri.gpu[r]);
@@ -162,7 +231,8 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
         }
         bool ties = false;
         for (int a = 1; a < n; ++a) ties |= e[a].rank == e[a - 1].rank;
-        dem.push_back({s, x, first, n, p.A(s, x), ties});
+        dem.push_back({s, x, first, n, p.A(s, x), ties, e[0].rank == e[n - 1].rank, amounts});
+        amounts += n;
       }
     }
     dem_start[i + 1] = static_cast<int>(dem.size());
@@ -170,9 +240,9 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
   double lb = base.mean_load;
   for (double f : forced) lb = std::max(lb, f);
 
-  auto finish = [&](const std::array<double, 3>& acc, const std::vector<double>& load) {
+  auto finish = [&](const ClassSums& acc, const std::vector<double>& load) {
     LayerEval e = base;
-    const double a1 = base_acc[1] + acc[1], a2 = base_acc[2] + acc[2];
+    const double a1 = base_acc[1] + acc.a1, a2 = base_acc[2] + acc.a2;
     e.cross_gpu_tokens = a1 + a2;
     e.cross_node_tokens = a2;
     e.traffic_cost = cls_cost[1] * a1 + cls_cost[2] * a2;
@@ -190,12 +260,49 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
   std::vector<double> load(p.gpus);
   std::vector<Entry> tied;
   auto pass = [&](double cap, std::vector<Flow>* flows) {
-    std::array<double, 3> acc = {0, 0, 0};
+    ClassSums acc;
     load = forced;
     for (size_t di = 0; di < dem.size(); ++di) {
       const Demand& d = dem[di];
       const int n = d.n;
       std::span<const Entry> reps(ent.data() + d.first, n);
+      if (cap == std::numeric_limits<double>::infinity()) {
+        // No cap: everything to the first replica of the order below, which is the first of the
+        // least loaded among the nearest.
+        const Entry* to = &reps[0];
+        if (d.ties) {
+          for (int j = 1; j < n && reps[j].rank == reps[0].rank; ++j) {
+            if (load[reps[j].g] < load[to->g]) to = &reps[j];
+          }
+        }
+        load[to->g] += d.a;
+        acc.Add(to->cls, d.a);
+        if (flows) flows->push_back({static_cast<int>(di), to->r, d.a});
+        continue;
+      }
+      if (n == 2) {
+        // The general steps below, for two replicas (the common case).
+        const Entry* first = &reps[0];
+        const Entry* second = &reps[1];
+        if (d.ties && load[second->g] < load[first->g]) std::swap(first, second);
+        double left = d.a;
+        for (const Entry* en : {first, second}) {
+          if (left <= 0) break;
+          const double take = std::min(left, std::max(0.0, cap - load[en->g]));
+          if (take <= 0) continue;
+          load[en->g] += take;
+          left -= take;
+          acc.Add(en->cls, take);
+          if (flows) flows->push_back({static_cast<int>(di), en->r, take});
+        }
+        if (left > 0) {
+          const Entry* to = load[second->g] < load[first->g] ? second : first;
+          load[to->g] += left;
+          acc.Add(to->cls, left);
+          if (flows) flows->push_back({static_cast<int>(di), to->r, left});
+        }
+        continue;
+      }
       if (d.ties) {
         tied.assign(reps.begin(), reps.end());
         // Within a group of equal cost, the less loaded replica first.
@@ -215,7 +322,7 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
         if (take <= 0) continue;
         load[en.g] += take;
         left -= take;
-        acc[en.cls] += take;
+        acc.Add(en.cls, take);
         if (flows) flows->push_back({static_cast<int>(di), en.r, take});
       }
       if (left > 0) {
@@ -224,7 +331,7 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
           if (load[en.g] < load[best->g]) best = &en;
         }
         load[best->g] += left;
-        acc[best->cls] += left;
+        acc.Add(best->cls, left);
         if (flows) flows->push_back({static_cast<int>(di), best->r, left});
       }
     }
@@ -241,20 +348,41 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
       share[r] = static_cast<double>(ri.nslots[r]) / ri.total[x];
     }
   }
-  std::vector<double> even_load = forced;
+  std::vector<double> even_amount(amounts);  // per demand and replica: its even share
   for (const Demand& d : dem) {
-    for (int j = 0; j < d.n; ++j) even_load[ent[d.first + j].g] += d.a * share[ent[d.first + j].r];
+    for (int j = 0; j < d.n; ++j) even_amount[d.amt + j] = d.a * share[ent[d.first + j].r];
   }
-  std::vector<double> amount(ent.size(), 0.0);  // per demand and replica, in ent's layout
+  // Each GPU's even-split load adds its demands' shares in demand order. An expert's demands are
+  // contiguous and it has one replica entry per GPU, so the sum runs replica by replica over the
+  // expert's demands (in a register), the same additions in the same order.
+  std::vector<double> even_load = forced;
+  for (size_t i = 0; i < multi.size(); ++i) {
+    const int x = multi[i];
+    for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+      double t = even_load[ri.gpu[r]];
+      for (int k = dem_start[i]; k < dem_start[i + 1]; ++k) t += dem[k].a * share[r];
+      even_load[ri.gpu[r]] = t;
+    }
+  }
+  std::vector<double> amount(amounts, 0.0);  // per demand and replica
   auto balanced_pass = [&](double cap, std::vector<Flow>* flows) {
-    std::array<double, 3> acc = {0, 0, 0};
+    ClassSums acc;
     load = even_load;
     for (size_t di = 0; di < dem.size(); ++di) {
       const Demand& d = dem[di];
       const int n = d.n;
       const Entry* e = &ent[d.first];
-      double* amt = &amount[d.first];
-      for (int j = 0; j < n; ++j) amt[j] = d.a * share[e[j].r];
+      if (d.uniform) {  // nothing moves: the even split
+        const double* amt = &even_amount[d.amt];
+        for (int j = 0; j < n; ++j) {
+          if (amt[j] <= 0) continue;
+          acc.Add(e[j].cls, amt[j]);
+          if (flows) flows->push_back({static_cast<int>(di), e[j].r, amt[j]});
+        }
+        continue;
+      }
+      double* amt = &amount[d.amt];
+      std::copy(&even_amount[d.amt], &even_amount[d.amt] + n, amt);
       for (int near = 0; near < n; ++near) {
         const int gn = e[near].g;
         for (int far = n - 1; far > near; --far) {
@@ -269,7 +397,7 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
       }
       for (int j = 0; j < n; ++j) {
         if (amt[j] <= 0) continue;
-        acc[e[j].cls] += amt[j];
+        acc.Add(e[j].cls, amt[j]);
         if (flows) flows->push_back({static_cast<int>(di), e[j].r, amt[j]});
       }
     }
@@ -308,9 +436,8 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
   }
   if (routes) {
     std::vector<Flow> flows;
-    flows.reserve(ent.size());
+    flows.reserve(static_cast<size_t>(amounts));
     best = best_balanced ? balanced_pass(best_cap, &flows) : pass(best_cap, &flows);
-    routes->assign(static_cast<size_t>(p.sources) * p.experts, {});
     // Multi-replica experts a source sends no tokens to: the nearest replica. Single-replica
     // experts keep an empty route (the even split over their slots).
     for (int x = 0; x < p.experts; ++x) {
@@ -321,13 +448,13 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
         for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
           if (cls_cost[cls_of(s, ri.gpu[r])] < cls_cost[cls_of(s, ri.gpu[bestr])]) bestr = r;
         }
-        AddShare(p, phy2log, ri, bestr, 1.0, (*routes)[static_cast<size_t>(s) * p.experts + x]);
+        AddShare(p, phy2log, ri, bestr, 1.0, routes[static_cast<size_t>(s) * p.experts + x]);
       }
     }
     for (const Flow& f : flows) {
       const Demand& d = dem[f.d];
       AddShare(p, phy2log, ri, f.r, f.amount / d.a,
-               (*routes)[static_cast<size_t>(d.s) * p.experts + d.x]);
+               routes[static_cast<size_t>(d.s) * p.experts + d.x]);
     }
   }
   return best;

@@ -93,5 +93,51 @@ TEST(ReplicaRouting, FiguresMatchTheReturnedRoutes) {
   EXPECT_GT(checked, 0);
 }
 
+// RouteAndEvaluateInto writes into a caller's range the routes RouteAndEvaluate returns, with the
+// same figures, and without a range gives the same figures too.
+TEST(ReplicaRouting, IntoARangeGivesTheSameRoutes) {
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    SyntheticStatsOptions o;
+    o.sources = seed % 2 ? 8 : 16;
+    o.experts = 32;
+    o.classes = 2;
+    o.seed = seed;
+    const SourceExpertCounts stats = SyntheticStats(o).Next();
+    Rng rng(seed);
+    const Placement cur = RandomPlacement(rng, 1, 32, 8, 5);
+    const Placement plan = RandomPlacement(rng, 1, 32, 8, 5);
+    PlacementTopology topo;
+    topo.gpus = 8;
+    topo.gpus_per_node = seed % 3 == 0 ? 0 : 4;
+    const LayerProblem p = MakeLayerProblem(stats, 0, cur, topo, {});
+    LayerRoutes expected;
+    const LayerEval e = RouteAndEvaluate(p, plan.phy2log, &expected);
+    // A range inside a larger vector, as in Placement::source_routes.
+    const size_t n = static_cast<size_t>(p.sources) * p.experts;
+    std::vector<std::vector<SlotShare>> all(3 * n);
+    const LayerEval into = RouteAndEvaluateInto(p, plan.phy2log, all.data() + n);
+    const LayerEval bare = RouteAndEvaluateInto(p, plan.phy2log, nullptr);
+    for (const LayerEval& f : {into, bare}) {
+      EXPECT_EQ(f.objective, e.objective);
+      EXPECT_EQ(f.max_load, e.max_load);
+      EXPECT_EQ(f.cross_node_tokens, e.cross_node_tokens);
+      EXPECT_EQ(f.experts_moved, e.experts_moved);
+    }
+    int nonempty = 0;
+    for (size_t i = 0; i < n; ++i) {
+      EXPECT_TRUE(all[i].empty());
+      EXPECT_TRUE(all[2 * n + i].empty());
+      const auto& got = all[n + i];
+      ASSERT_EQ(got.size(), expected[i].size()) << "seed " << seed << " route " << i;
+      for (size_t k = 0; k < got.size(); ++k) {
+        EXPECT_EQ(got[k].slot, expected[i][k].slot);
+        EXPECT_EQ(got[k].weight, expected[i][k].weight);
+      }
+      nonempty += !got.empty();
+    }
+    EXPECT_GT(nonempty, 0);
+  }
+}
+
 }  // namespace
 }  // namespace gimbal

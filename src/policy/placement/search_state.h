@@ -5,8 +5,11 @@
 // its replicas, + traffic_coef x the traffic with every token at its nearest replica (same GPU,
 // else same node, else across nodes), + move_coef x the copies against the current placement.
 // Evaluating a swap costs O(sources + gpus); applying one or replacing a slot's expert updates the
-// state incrementally. The state keeps the map valid only as far as its callers do: swaps must be
-// SwapValid, and Replace must not put an expert twice on one GPU.
+// state incrementally. An expert's traffic is always a fresh sum over the sources in source order
+// (never updated by differences), so it is the same however the state was reached. The state keeps
+// the map valid only as far as its callers do: swaps must be SwapValid, and Replace must not put an
+// expert twice on one GPU. Not for concurrent use, even through const methods (the traffic sums
+// share a scratch buffer).
 #pragma once
 
 #include <algorithm>
@@ -27,6 +30,19 @@ namespace placement_internal {
 class SearchState {
  public:
   SearchState(const LayerProblem& p, std::vector<int32_t> map) : p_(p), map_(std::move(map)) {
+    // Each expert's counts by source, contiguous, with negative counts as 0 (Traffic skips them).
+    // (Transposed in blocks of 8 sources: 8 rows read in order, one cache line written per
+    // expert.)
+    by_expert_.resize(static_cast<size_t>(p.experts) * p.sources);
+    for (int s0 = 0; s0 < p.sources; s0 += 8) {
+      const int s1 = std::min(p.sources, s0 + 8);
+      for (int x = 0; x < p.experts; ++x) {
+        double* row = &by_expert_[static_cast<size_t>(x) * p.sources];
+        for (int s = s0; s < s1; ++s) row[s] = std::max(0.0, p.A(s, x));
+      }
+    }
+    gpu_cost_.resize(static_cast<size_t>(kBatch) * p.gpus);
+    node_cost_.resize(p.nodes);
     cnt_.assign(static_cast<size_t>(p.experts) * p.gpus, 0);
     ncnt_.assign(static_cast<size_t>(p.experts) * p.nodes, 0);
     r_.assign(p.experts, 0);
@@ -49,22 +65,36 @@ class SearchState {
            p_.move_coef() * moves_;
   }
 
-  // Traffic cost of expert x if GPU `rem` lost a replica and `add` gained one (-1: none).
+  // Traffic cost of expert x if GPU `rem` lost a replica and `add` gained one (-1: none): the sum
+  // over sources, in source order, of the source's tokens times the cost of its nearest replica
+  // (0 on its GPU, alpha on its node, else beta). Terms of cost 0 add +0.0, which leaves the sum
+  // unchanged, so the sum equals the one over the sources that pay.
   double Traffic(int x, int rem, int add) const {
-    const int* c = &cnt_[static_cast<size_t>(x) * p_.gpus];
-    const int* nc = &ncnt_[static_cast<size_t>(x) * p_.nodes];
-    const int rem_node = rem >= 0 ? p_.node_of_gpu[rem] : -1;
-    const int add_node = add >= 0 ? p_.node_of_gpu[add] : -1;
+    double* gc = gpu_cost_.data();
+    CostsByGpu(x, rem, add, gc);
+    const double* a = &by_expert_[static_cast<size_t>(x) * p_.sources];
+    const int* sg = p_.source_gpu.data();
     double t = 0;
-    for (int s = 0; s < p_.sources; ++s) {
-      const double a = p_.A(s, x);
-      if (a <= 0) continue;
-      const int gs = p_.source_gpu[s];
-      if (c[gs] - (gs == rem) + (gs == add) > 0) continue;
-      const int n = p_.node_of_gpu[gs];
-      t += a * (nc[n] - (n == rem_node) + (n == add_node) > 0 ? p_.alpha : p_.beta);
-    }
+    for (int s = 0; s < p_.sources; ++s) t += a[s] * gc[sg[s]];
     return t;
+  }
+
+  // Traffic(x1, rem1, add1) and Traffic(x2, rem2, add2), the two sums side by side (each in
+  // source order, as in Traffic).
+  std::pair<double, double> Traffic2(int x1, int rem1, int add1, int x2, int rem2, int add2) const {
+    double* gc1 = gpu_cost_.data();
+    double* gc2 = gc1 + p_.gpus;
+    CostsByGpu(x1, rem1, add1, gc1);
+    CostsByGpu(x2, rem2, add2, gc2);
+    const double* a1 = &by_expert_[static_cast<size_t>(x1) * p_.sources];
+    const double* a2 = &by_expert_[static_cast<size_t>(x2) * p_.sources];
+    const int* sg = p_.source_gpu.data();
+    double t1 = 0, t2 = 0;
+    for (int s = 0; s < p_.sources; ++s) {
+      t1 += a1[s] * gc1[sg[s]];
+      t2 += a2[s] * gc2[sg[s]];
+    }
+    return {t1, t2};
   }
 
   // A swap exchanges the experts of two slots on different GPUs; it must not put an expert twice
@@ -87,7 +117,8 @@ class SearchState {
   // Traffic change of a valid swap.
   double SwapTraffic(int a, int b) const {
     const int x1 = map_[a], x2 = map_[b], g1 = Gpu(a), g2 = Gpu(b);
-    return Traffic(x1, g1, g2) - traffic_[x1] + Traffic(x2, g2, g1) - traffic_[x2];
+    const auto [t1, t2] = Traffic2(x1, g1, g2, x2, g2, g1);
+    return t1 - traffic_[x1] + t2 - traffic_[x2];
   }
 
   // (objective change, moves change) of a valid swap.
@@ -103,7 +134,8 @@ class SearchState {
       }
     }
     const double new_max = std::max({n1, n2, other});
-    const double dt = Traffic(x1, g1, g2) - traffic_[x1] + Traffic(x2, g2, g1) - traffic_[x2];
+    const auto [t1, t2] = Traffic2(x1, g1, g2, x2, g2, g1);
+    const double dt = t1 - traffic_[x1] + t2 - traffic_[x2];
     const int dm = MoveDelta(x1, g1, -1) + MoveDelta(x1, g2, +1) + MoveDelta(x2, g2, -1) +
                    MoveDelta(x2, g1, +1);
     return {
@@ -122,11 +154,7 @@ class SearchState {
     map_[b] = x1;
     lp_[g1] += l2 - l1;
     lp_[g2] += l1 - l2;
-    for (int x : {x1, x2}) {
-      const double t = Traffic(x, -1, -1);
-      traffic_sum_ += t - traffic_[x];
-      traffic_[x] = t;
-    }
+    SetTraffic(x1, x2);
     UpdateTop();
   }
 
@@ -146,11 +174,18 @@ class SearchState {
     const int* cx = &cnt_[static_cast<size_t>(x) * p_.gpus];
     double new_max = -std::numeric_limits<double>::infinity();
     for (int h = 0; h < p_.gpus; ++h) {
+      // A GPU holding neither expert and not the slot's keeps its load (the terms below are all
+      // +0.0 then, and adding them leaves a load unchanged).
+      if ((cc[h] | cx[h]) == 0 && h != g) {
+        new_max = std::max(new_max, lp_[h]);
+        continue;
+      }
       const int nc = cc[h] - (h == g), nx = cx[h] + (h == g);
       const double l = lp_[h] + nc * lc_new - cc[h] * lc_old + nx * lx_new - cx[h] * lx_old;
       new_max = std::max(new_max, l);
     }
-    const double dt = Traffic(c, g, -1) - traffic_[c] + Traffic(x, -1, g) - traffic_[x];
+    const auto [tc, tx] = Traffic2(c, g, -1, x, -1, g);
+    const double dt = tc - traffic_[c] + tx - traffic_[x];
     const int moves = moves_ + MoveDelta(c, g, -1) + MoveDelta(x, g, +1);
     return {
         p_.load_coef() * new_max + p_.traffic_coef() * (traffic_sum_ + dt) + p_.move_coef() * moves,
@@ -168,15 +203,40 @@ class SearchState {
     map_[slot] = x;
     AddExpertLoad(old, +1);
     AddExpertLoad(x, +1);
-    for (int y : {old, x}) {
-      const double t = Traffic(y, -1, -1);
-      traffic_sum_ += t - traffic_[y];
-      traffic_[y] = t;
-    }
+    SetTraffic(old, x);
     UpdateTop();
   }
 
  private:
+  // Recomputes the traffic of experts x1 and x2 (distinct), then the sum, x1 first.
+  void SetTraffic(int x1, int x2) {
+    const auto [t1, t2] = Traffic2(x1, -1, -1, x2, -1, -1);
+    traffic_sum_ += t1 - traffic_[x1];
+    traffic_[x1] = t1;
+    traffic_sum_ += t2 - traffic_[x2];
+    traffic_[x2] = t2;
+  }
+
+  static constexpr int kBatch = 4;  // experts whose traffic RecomputeAll sums side by side
+  static_assert(kBatch >= 2, "Traffic2 uses two rows of gpu_cost_");
+
+  // gc[g] = the cost of a token from GPU g to expert x's nearest replica, with `rem` and `add` as
+  // in Traffic.
+  void CostsByGpu(int x, int rem, int add, double* gc) const {
+    const int* c = &cnt_[static_cast<size_t>(x) * p_.gpus];
+    const int* nc = &ncnt_[static_cast<size_t>(x) * p_.nodes];
+    const int rem_node = rem >= 0 ? p_.node_of_gpu[rem] : -1;
+    const int add_node = add >= 0 ? p_.node_of_gpu[add] : -1;
+    double* nodec = node_cost_.data();
+    for (int n = 0; n < p_.nodes; ++n) {
+      nodec[n] = nc[n] - (n == rem_node) + (n == add_node) > 0 ? p_.alpha : p_.beta;
+    }
+    const int* node_of = p_.node_of_gpu.data();
+    for (int g = 0; g < p_.gpus; ++g) {
+      gc[g] = c[g] - (g == rem) + (g == add) > 0 ? 0.0 : nodec[node_of[g]];
+    }
+  }
+
   int MoveDelta(int x, int g, int d) const {
     const size_t i = static_cast<size_t>(x) * p_.gpus + g;
     return std::max(0, cnt_[i] + d - p_.current_count[i]) -
@@ -206,10 +266,22 @@ class SearchState {
     }
     traffic_.assign(p_.experts, 0.0);
     traffic_sum_ = 0;
-    for (int x = 0; x < p_.experts; ++x) {
-      traffic_[x] = Traffic(x, -1, -1);
-      traffic_sum_ += traffic_[x];
+    // Traffic(x, -1, -1) for kBatch experts at a time: each sum runs in source order as in
+    // Traffic, side by side with the others.
+    const int* sg = p_.source_gpu.data();
+    int x = 0;
+    for (; x + kBatch <= p_.experts; x += kBatch) {
+      double* gc = gpu_cost_.data();
+      for (int k = 0; k < kBatch; ++k) CostsByGpu(x + k, -1, -1, gc + k * p_.gpus);
+      const double* a = &by_expert_[static_cast<size_t>(x) * p_.sources];
+      std::array<double, kBatch> t{};
+      for (int s = 0; s < p_.sources; ++s) {
+        for (int k = 0; k < kBatch; ++k) t[k] += a[k * p_.sources + s] * gc[k * p_.gpus + sg[s]];
+      }
+      for (int k = 0; k < kBatch; ++k) traffic_[x + k] = t[k];
     }
+    for (; x < p_.experts; ++x) traffic_[x] = Traffic(x, -1, -1);
+    for (int y = 0; y < p_.experts; ++y) traffic_sum_ += traffic_[y];
     UpdateTop();
   }
   void UpdateTop() {
@@ -223,6 +295,8 @@ class SearchState {
   }
 
   const LayerProblem& p_;
+  std::vector<double> by_expert_;                     // experts x sources: max(0, A(s, x))
+  mutable std::vector<double> gpu_cost_, node_cost_;  // Traffic's scratch
   std::vector<int32_t> map_;
   std::vector<int> cnt_, ncnt_, r_;
   std::vector<double> lp_, traffic_;
