@@ -8,7 +8,6 @@
 #include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
-#include "core/block_hash.h"
 #include "net/sse.h"
 #include "router/prefix_cache.h"
 #include "wire/completion_request.h"
@@ -160,9 +159,10 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
   dr.prompt_tokens = prompt_tokens;
   dr.max_output_tokens = cr.max_output_tokens;
   dr.affinity_key = cr.affinity_key;
-  // The prompt's KV blocks as the engines hash them (core/block_hash.h): what their KV-cache
-  // events name, and what the router's own record keeps.
-  const std::vector<uint64_t> blocks = PrefixBlockChain(cr.block_hashes);
+  // The prompt's KV blocks as the engines name them: what their KV-cache events name, and what
+  // the router's own record keeps.
+  const PromptBlocks blocks =
+      table_.prefix_cache() != nullptr ? table_.prefix_cache()->Blocks(cr) : PromptBlocks{};
 
   // The upstream request, built once: attempts change only its engine.
   net::ClientRequest up;
@@ -198,7 +198,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
   Status last_error;
   for (int attempt = 0; attempt < config_.max_attempts; ++attempt) {
     const auto td = Clock::now();
-    auto picked = table_.Pick(*dispatch_, dr, cr.model, tried, blocks);
+    auto picked = table_.Pick(*dispatch_, dr, cr.model, tried, blocks.hashes, blocks.match_events);
     decision_seconds_->Observe(Since(td));
     if (!picked.ok()) {
       const Status& st = picked.status();

@@ -167,7 +167,8 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
   }
   if (root.Has("prefix_cache")) {
     auto p = root.Child("prefix_cache");
-    p.CheckKeys({"index", "block_tokens", "chars_per_token", "capacity_blocks", "catch_up_s"});
+    p.CheckKeys({"index", "block_tokens", "chars_per_token", "capacity_blocks", "catch_up_s",
+                 "hash", "vllm_hash_algo", "python_hash_seed"});
     if (p.Has("index") && !ParsePrefixIndexMode(p.String("index", ""), &c.prefix_cache.index)) {
       p.Fail("expected none, approximate or auto", "index");
     }
@@ -177,6 +178,13 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
     c.prefix_cache.capacity_blocks =
         p.Int("capacity_blocks", c.prefix_cache.capacity_blocks, 1, int64_t{1} << 26);
     c.prefix_cache.catch_up_s = p.Double("catch_up_s", c.prefix_cache.catch_up_s, 0, kMaxSeconds);
+    const std::string hash = p.Enum("hash", "gimbal", {"gimbal", "vllm"});
+    c.prefix_cache.hash =
+        hash == "vllm" ? PrefixCacheConfig::Hash::kVllm : PrefixCacheConfig::Hash::kGimbal;
+    c.prefix_cache.vllm_hash_algo = p.Enum("vllm_hash_algo", c.prefix_cache.vllm_hash_algo,
+                                           {"sha256", "sha256_cbor", "xxhash", "xxhash_cbor"});
+    if (p.Has("python_hash_seed"))
+      c.prefix_cache.python_hash_seed = p.String("python_hash_seed", "");
   }
   if (root.Has("dispatch")) {
     auto d = root.Child("dispatch");

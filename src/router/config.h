@@ -46,6 +46,15 @@ struct PrefixCacheConfig {
   double chars_per_token = 4;
   int64_t capacity_blocks = 65536;  // per engine, in each index (approximate and events)
   double catch_up_s = 1;            // kvevents::SubscriberOptions::catch_up_s
+  // How the engines name blocks in their KV-cache events. kGimbal: the emulated engines' hashes
+  // of the prompt as read (text or ids). kVllm: a real vLLM's hashes of token ids
+  // (kvevents::VllmBlockHasher with vllm_hash_algo and python_hash_seed, which must equal the
+  // engines' --prefix-caching-hash-algo and PYTHONHASHSEED); only prompts sent as token ids can
+  // be matched then, others are answered from the approximate record.
+  enum class Hash { kGimbal, kVllm };
+  Hash hash = Hash::kGimbal;
+  std::string vllm_hash_algo = "sha256";
+  std::optional<std::string> python_hash_seed;  // unset: the engines run without PYTHONHASHSEED
 };
 
 struct BackendConfig {

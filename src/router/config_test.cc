@@ -50,10 +50,20 @@ prefix_cache: {index: approximate, block_tokens: 32, chars_per_token: 3, capacit
   EXPECT_EQ(c->backends[0].kv_events_replay, "tcp://10.0.0.1:5558");
   EXPECT_EQ(c->backends[1].kv_events, "");
   EXPECT_EQ(RouterConfig{}.prefix_cache.index, PrefixIndexMode::kAuto);  // the default
+  EXPECT_EQ(c->prefix_cache.hash, PrefixCacheConfig::Hash::kGimbal);
+  EXPECT_FALSE(c->prefix_cache.python_hash_seed.has_value());
+  auto v = ParseRouterConfig(
+      "prefix_cache: {hash: vllm, vllm_hash_algo: sha256_cbor, python_hash_seed: 42}\n", "x");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(v->prefix_cache.hash, PrefixCacheConfig::Hash::kVllm);
+  EXPECT_EQ(v->prefix_cache.vllm_hash_algo, "sha256_cbor");
+  EXPECT_EQ(v->prefix_cache.python_hash_seed, std::optional<std::string>("42"));
   for (const char* bad : {
            "prefix_cache: {index: precise}\n",
            "prefix_cache: {block_tokens: 0}\n",
            "prefix_cache: {capasity_blocks: 1}\n",
+           "prefix_cache: {hash: sglang}\n",
+           "prefix_cache: {vllm_hash_algo: md5}\n",
            "backends: [{url: 'http://h:1', model: m, kv_events: 'http://h:5557'}]\n",
            "backends: [{url: 'http://h:1', model: m, kv_events: 'tcp://h:port'}]\n",
            "backends: [{url: 'http://h:1', model: m, kv_events_replay: 'tcp://h:1'}]\n",

@@ -27,7 +27,7 @@ EngineTable::EngineTable(std::vector<EngineInfo> engines, int failures_to_eject,
 
 Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequest req,
                                       const std::string& model, const std::vector<int>& exclude,
-                                      std::span<const uint64_t> prefix_blocks) {
+                                      std::span<const uint64_t> prefix_blocks, bool match_events) {
   MutexLock lock(mu_);
   std::vector<EngineView> views(states_.size());
   bool any_healthy = false;
@@ -51,7 +51,7 @@ Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequ
     return Status(ErrorCode::kResourceExhausted,
                   "every engine serving '" + model + "' is at its in-flight limit");
   }
-  if (prefix_cache_ != nullptr) prefix_cache_->Fill(prefix_blocks, views);
+  if (prefix_cache_ != nullptr) prefix_cache_->Fill(prefix_blocks, views, match_events);
   req.sequence = sequence_;
   int e = policy.Pick(req, views, rng_);
   if (e < 0 || static_cast<size_t>(e) >= views.size() || !views[static_cast<size_t>(e)].healthy) {

@@ -62,10 +62,12 @@ class EngineTable {
 
   // Chooses an engine serving `model` outside `exclude` and reserves it. kUnavailable when no
   // such engine is healthy, kResourceExhausted when all healthy ones are saturated.
-  // `prefix_blocks`: the prompt's block hashes (wire::CompletionRequest::block_hashes).
+  // `prefix_blocks`: the prompt's KV blocks as the engines name them (PrefixCache::Blocks);
+  // `match_events` false: only the prefix cache's approximate record can answer for them.
   Result<Reservation> Pick(const DispatchPolicy& policy, DispatchRequest req,
                            const std::string& model, const std::vector<int>& exclude,
-                           std::span<const uint64_t> prefix_blocks = {});
+                           std::span<const uint64_t> prefix_blocks = {}, bool match_events = true);
+  const PrefixCache* prefix_cache() const { return prefix_cache_; }
   // The first token arrived: the prompt is prefilled. Idempotent.
   void SettlePrefill(Reservation& r);
   // The request finished (any outcome). Idempotent; settles the prefill too.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/block_hash.h"
 #include "kvevents/subscriber.h"
 
 namespace gimbal::router {
@@ -18,6 +19,16 @@ PrefixCache::~PrefixCache() {
 Result<std::unique_ptr<PrefixCache>> PrefixCache::Create(
     const PrefixCacheConfig& config, const std::vector<BackendConfig>& backends) {
   std::unique_ptr<PrefixCache> c(new PrefixCache(config, backends.size()));
+  if (config.hash == PrefixCacheConfig::Hash::kVllm && config.index != PrefixIndexMode::kNone) {
+    kvevents::VllmHashConfig h;
+    h.algo = config.vllm_hash_algo;
+    h.python_hash_seed = config.python_hash_seed;
+    auto hasher = kvevents::VllmBlockHasher::Create(h);
+    if (!hasher.ok()) {
+      return Status(hasher.status().code(), "prefix_cache: " + hasher.status().message());
+    }
+    c->vllm_.emplace(std::move(*hasher));
+  }
   if (config.index != PrefixIndexMode::kAuto) return c;
   kvevents::SubscriberOptions o;
   bool any_replay = false;
@@ -53,21 +64,35 @@ wire::PromptBlockOptions PromptBlocksFor(const PrefixCacheConfig& config) {
   wire::PromptBlockOptions o;
   o.block_tokens = config.index == PrefixIndexMode::kNone ? 0 : config.block_tokens;
   o.chars_per_token = config.chars_per_token;
+  o.keep_token_ids = o.block_tokens > 0 && config.hash == PrefixCacheConfig::Hash::kVllm;
   return o;
+}
+
+PromptBlocks PrefixCache::Blocks(const wire::CompletionRequest& request) const {
+  PromptBlocks out;
+  if (!enabled()) return out;
+  if (vllm_ && !request.token_ids.empty()) {
+    out.hashes = vllm_->Hashes(request.token_ids, config_.block_tokens);
+    return out;
+  }
+  out.hashes = PrefixBlockChain(request.block_hashes);
+  out.match_events = !vllm_;  // a real vLLM's events never name text the router hashed
+  return out;
 }
 
 bool PrefixCache::FeedUsable(int feed) const {
   return feed >= 0 && subscriber_ && !subscriber_->State(feed).stale;
 }
 
-void PrefixCache::Fill(std::span<const uint64_t> blocks, std::span<EngineView> views) const {
+void PrefixCache::Fill(std::span<const uint64_t> blocks, std::span<EngineView> views,
+                       bool match_events) const {
   for (auto& v : views) v.cached_prompt_tokens = 0;
   if (!enabled() || blocks.empty()) return;
   MutexLock lock(mu_);
   for (size_t e = 0; e < views.size(); ++e) {
     const int feed = FeedOf(static_cast<int>(e));
-    const size_t held = FeedUsable(feed) ? subscriber_->MatchPrefix(feed, blocks)
-                                         : sent_.Match(static_cast<int>(e), blocks);
+    const size_t held = match_events && FeedUsable(feed) ? subscriber_->MatchPrefix(feed, blocks)
+                                                         : sent_.Match(static_cast<int>(e), blocks);
     views[e].cached_prompt_tokens = static_cast<int64_t>(held) * config_.block_tokens;
   }
 }

@@ -14,6 +14,9 @@
 //     (core/prefix_index.h). Kept for every engine, so an engine whose event feed is stale (lost
 //     batches it could not replay) is answered from it until the feed is exact again.
 // Index mode kNone turns both off (every answer 0, nothing recorded); kApproximate ignores events.
+// With hash kVllm the engines are real vLLM engines: a prompt sent as token ids is hashed as vLLM
+// hashes it (kvevents::VllmBlockHasher) and matched against their events; any other prompt (text,
+// chat: the router has no tokenizer or chat template) is answered from the approximate record.
 //
 // Memory is bounded by capacity_blocks hashes per engine per index. Thread-safe: the approximate
 // record has its own mutex (callers may hold the engine table's lock: it is only ever taken
@@ -23,6 +26,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -33,6 +37,7 @@
 #include "core/prefix_index.h"
 #include "core/status.h"
 #include "core/thread_annotations.h"
+#include "kvevents/vllm_block_hash.h"
 #include "router/config.h"
 #include "wire/completion_request.h"
 
@@ -44,6 +49,13 @@ namespace gimbal::router {
 
 // How the wire reader cuts prompts for `config`; block_tokens 0 when the index is kNone.
 wire::PromptBlockOptions PromptBlocksFor(const PrefixCacheConfig& config);
+
+// A prompt's KV blocks as the engines name them, and whether their KV-cache events can be
+// matched against them (false: only the approximate record can answer).
+struct PromptBlocks {
+  std::vector<uint64_t> hashes;
+  bool match_events = true;
+};
 
 class PrefixCache {
  public:
@@ -61,9 +73,16 @@ class PrefixCache {
 
   bool enabled() const { return config_.index != PrefixIndexMode::kNone; }
 
+  // The blocks of a request read with PromptBlocksFor(config): the wire reader's block hashes
+  // chained as the engines chain them (core/block_hash.h), or with hash kVllm vLLM's hashes of
+  // its token ids. Empty when disabled.
+  PromptBlocks Blocks(const wire::CompletionRequest& request) const;
+
   // Sets views[e].cached_prompt_tokens for every engine: the leading blocks of `blocks` engine e
-  // holds, times block_tokens. views.size() must equal the engine count.
-  void Fill(std::span<const uint64_t> blocks, std::span<EngineView> views) const;
+  // holds, times block_tokens; from the approximate record only when !match_events. views.size()
+  // must equal the engine count.
+  void Fill(std::span<const uint64_t> blocks, std::span<EngineView> views,
+            bool match_events = true) const;
   // Records that `blocks` were sent to engine `e` (the approximate record), whose index held
   // `cached_tokens` of them when it was picked (counted in matched_blocks).
   void Record(int e, std::span<const uint64_t> blocks, int64_t cached_tokens);
@@ -84,6 +103,7 @@ class PrefixCache {
 
   PrefixCacheConfig config_;
   std::vector<int> feed_of_;
+  std::optional<kvevents::VllmBlockHasher> vllm_;  // hash kVllm
   std::unique_ptr<kvevents::Subscriber> subscriber_;
   mutable Mutex mu_;
   PrefixIndex sent_ GIMBAL_GUARDED_BY(mu_);

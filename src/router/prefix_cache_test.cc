@@ -146,6 +146,78 @@ TEST(PrefixCacheTest, AnEngineWithEventsIsAnsweredFromThemAndFromTheRecordWhileS
   p->Stop();
 }
 
+wire::CompletionRequest Parsed(const std::string& body, const PrefixCacheConfig& c) {
+  auto r = wire::ParseCompletionRequest(body, false, PromptBlocksFor(c));
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : wire::CompletionRequest{};
+}
+
+// In front of real vLLM engines: a prompt of token ids is named as vLLM names its blocks and
+// matched against their events; a text prompt, which the router cannot tokenize, only against
+// the router's own record.
+TEST(PrefixCacheTest, VllmHashesMatchTokenIdPromptsAgainstTheEnginesEvents) {
+  kvevents::PublisherOptions po;
+  po.endpoint = "tcp://127.0.0.1:0";
+  po.replay_endpoint = "tcp://127.0.0.1:0";  // what the subscriber misses while joining is replayed
+  auto pub = kvevents::Publisher::Create(po);
+  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  PrefixCacheConfig c;
+  c.block_tokens = 4;
+  c.hash = PrefixCacheConfig::Hash::kVllm;
+  c.python_hash_seed = "0";
+  auto b = Backends(2);
+  b[0].kv_events = (*pub)->endpoint();
+  b[0].kv_events_replay = (*pub)->replay_endpoint();
+  auto p = Make(c, b);
+  ASSERT_TRUE(p);
+  p->Start();
+  ASSERT_TRUE(Synced(**pub, *p, 0));
+
+  const std::vector<int64_t> ids = {11, 12, 13, 14, 15, 16, 17, 18, 19};
+  kvevents::VllmHashConfig hc;
+  hc.python_hash_seed = "0";
+  auto hasher = kvevents::VllmBlockHasher::Create(hc);
+  ASSERT_TRUE(hasher.ok());
+  const std::vector<uint64_t> engine_hashes = hasher->Hashes(ids, 4);
+  ASSERT_EQ(engine_hashes.size(), 2u);
+  (*pub)->Publish(Stores(engine_hashes));  // what the vLLM engine 0 cached
+  ASSERT_TRUE(Synced(**pub, *p, 0));
+  ASSERT_EQ(p->EngineJson(0)["source"], "events") << p->EngineJson(0).dump();
+
+  const PromptBlocks as_ids =
+      p->Blocks(Parsed(R"({"prompt":[11,12,13,14,15,16,17,18,19,20,21,22]})", c));
+  EXPECT_TRUE(as_ids.match_events);
+  ASSERT_EQ(as_ids.hashes.size(), 3u);
+  EXPECT_EQ(as_ids.hashes[0], engine_hashes[0]);
+  EXPECT_EQ(as_ids.hashes[1], engine_hashes[1]);
+  std::vector<EngineView> views(2);
+  p->Fill(as_ids.hashes, views, as_ids.match_events);
+  EXPECT_EQ(views[0].cached_prompt_tokens, 8);
+  EXPECT_EQ(views[1].cached_prompt_tokens, 0);
+
+  const PromptBlocks as_text =
+      p->Blocks(Parsed(std::string(R"({"prompt":")") + std::string(64, 'a') + "\"}", c));
+  EXPECT_FALSE(as_text.match_events);
+  EXPECT_EQ(as_text.hashes.size(), 4u);  // 64 characters at 4 per token: 4 blocks of 4 tokens
+  p->Fill(as_text.hashes, views, as_text.match_events);
+  EXPECT_EQ(views[0].cached_prompt_tokens, 0);
+  p->Record(0, as_text.hashes, 0);
+  p->Fill(as_text.hashes, views, as_text.match_events);
+  EXPECT_EQ(views[0].cached_prompt_tokens, 16);  // the record answers for text
+  p->Stop();
+}
+
+TEST(PrefixCacheTest, AVllmHashThatCannotBeReproducedIsAnError) {
+  PrefixCacheConfig c;
+  c.hash = PrefixCacheConfig::Hash::kVllm;
+  c.vllm_hash_algo = "xxhash";  // seeded at random by vLLM without PYTHONHASHSEED
+  auto p = PrefixCache::Create(c, Backends(1));
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("prefix_cache"), std::string::npos) << p.status().message();
+  c.python_hash_seed = "7";
+  EXPECT_TRUE(PrefixCache::Create(c, Backends(1)).ok());
+}
+
 TEST(PrefixCacheTest, ABadEventEndpointIsAnErrorNamingIt) {
   PrefixCacheConfig c;
   auto b = Backends(1);
