@@ -7,9 +7,15 @@
 # puts simulated and live figures side by side, with the gap. Exit 0 when both live runs completed
 # every request and the report was written; the last line names the report.
 #
-#   scripts/live-demo.sh                 # about 20 s
+#   scripts/live-demo.sh                 # about 70 s: 900 requests at the cluster's saturation
 #   GIMBAL=path/to/gimbal NUM_PROMPTS=400 RATE=30 OUT=out/demo2 scripts/live-demo.sh
-#   ROUTER_CONFIG=router.yaml RATE=90 NUM_PROMPTS=3000 scripts/live-demo.sh   # near saturation
+#   TIME_SCALE=1 RATE=60 NUM_PROMPTS=200 scripts/live-demo.sh   # light load, real time
+#
+# The default load is the 4-engine cluster's saturation (its simulated throughput, about 71 req/s
+# in model time), where the stacks differ. The emulated engines run at half speed (TIME_SCALE 2):
+# every token of every request is streamed through a router and the client, and at full speed
+# that work on a 2-core machine would compete with the engines' own clock. Live times are divided
+# by the time scale before they are compared with the simulator's.
 #
 # Outputs, under OUT (default out/demo; emptied first, and refused unless it is empty or an earlier
 # demo's folder):
@@ -36,9 +42,9 @@ GIMBAL="${GIMBAL:-$ROOT/build/release/src/cli/gimbal}"
 MODEL="${MODEL:-qwen3-30b-a3b}"
 GPU="${GPU:-h200}"
 DP="${DP:-4}"
-TIME_SCALE="${TIME_SCALE:-1}"
-NUM_PROMPTS="${NUM_PROMPTS:-200}"
-RATE="${RATE:-60}"
+TIME_SCALE="${TIME_SCALE:-2}"
+NUM_PROMPTS="${NUM_PROMPTS:-900}"
+RATE="${RATE:-36}"  # requests per second sent (wall clock): RATE x TIME_SCALE in model time
 BURSTINESS="${BURSTINESS:-0.5}"
 INPUT_LEN="${INPUT_LEN:-2000}"
 OUTPUT_LEN="${OUTPUT_LEN:-128}"
@@ -46,8 +52,9 @@ RANGE_RATIO="${RANGE_RATIO:-0.9}"
 SEED="${SEED:-1}"
 RUN_TIMEOUT="${RUN_TIMEOUT:-90}"   # seconds per bench run
 OUT="${OUT:-$ROOT/out/demo}"
-# A router config (docs/router.md) both routers load, e.g. to lift limits.max_inflight_per_engine
-# (256) near saturation, where the default answers 429 and the demo fails.
+# A router config (docs/router.md) both routers load. By default one that lifts
+# limits.max_inflight_per_engine (256): at saturation the queues grow past it and the routers
+# would answer 429.
 ROUTER_CONFIG="${ROUTER_CONFIG:-}"
 
 if [ ! -x "$GIMBAL" ]; then
@@ -69,6 +76,18 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/gimbal-live.XXXXXX")"
 # shellcheck source=lib/procs.sh
 source "$ROOT/scripts/lib/procs.sh"
 procs_init live-demo "$WORK"
+if [ -z "$ROUTER_CONFIG" ]; then
+  # The routers run on the wall clock, the engines' model time is TIME_SCALE times faster: the
+  # baseline's scrape interval (vLLM's 100 ms) and the gimbal queue key's constants (seconds per
+  # prompt token, the overtaking cap) are scaled so that both stacks decide in model time as their
+  # simulated twins do (the key times TIME_SCALE orders requests as the model-time key).
+  ROUTER_CONFIG="$WORK/router.yaml"
+  awk -v s="$TIME_SCALE" 'BEGIN {
+    printf "limits: {max_inflight_per_engine: 100000}\n"
+    printf "state: {scrape_interval_s: %.6g}\n", 0.1 * s
+    printf "queue: {params: {beta: %.6g, max_overtake_ms: %.6g}}\n", 0.001 * s, 1000 * s
+  }' >"$ROUTER_CONFIG"
+fi
 
 # Waits (bounded) for a line matching $2 in log $1 while process $3 lives; prints the line.
 wait_for_line() {
@@ -192,10 +211,11 @@ workload:
   output: $(lengths "$OUTPUT_LEN" "$RANGE_RATIO")
 stacks:
   # The live stacks: vLLM's balancer on 100 ms metrics scrapes with FCFS engines (untagged
-  # requests under the priority queue) and vLLM's fixed step budget; Gimbal's dispatch on pushed
-  # state, its queue order and its coordinated step budgets.
+  # requests under the priority queue) and vLLM's fixed step budget, in one router that sees all
+  # its own picks (one front end); Gimbal's dispatch on pushed state, its queue order and its
+  # coordinated step budgets.
   - name: vllm-baseline
-    dispatch: {policy: vllm, snapshot_interval_ms: 100}
+    dispatch: {policy: vllm, snapshot_interval_ms: 100, frontends: 1}
     queue: fcfs
   - name: gimbal
     dispatch: {policy: gimbal, snapshot_interval_ms: 0}
