@@ -26,6 +26,7 @@ MINIMAL_DEPS=(
   openai oss-harmony pillow pybase64 cachetools msgspec cloudpickle uvloop py-cpuinfo
   prometheus_client xgrammar fastapi partial-json-parser llguidance einops blake3 pyyaml
   sentencepiece tqdm filelock typing_extensions setuptools
+  uvicorn watchfiles orjson  # `vllm bench serve` (bench/peers/clients.sh)
 )
 
 case "$MODE" in minimal|full) ;; *) echo "install.sh: MODE must be minimal or full" >&2; exit 2;; esac
