@@ -23,8 +23,9 @@
 #                                                                                      ~2 min
 #   shapes     the report-only shapes against the tail targets (bench/shapes.sh; the report in
 #              OUT/shapes/shapes.md; docs/results/ only with --update-docs)            ~1 min
-#   router     router overhead, throughput against nginx, 10,000 held streams
-#              (bench/router/run.sh; docs/router.md); needs wrk and nginx, else skipped ~2 min
+#   router     router overhead, throughput against nginx and SGLang's gateway (smg, when
+#              bench/router/install-smg.sh installed it), held streams (bench/router/run.sh;
+#              docs/router.md); needs wrk and nginx, else skipped    ~1.5 min, ~4.5 with smg
 #
 # Options: --build DIR (default build/release: `make build` first, `make bench` does), --out DIR
 # (logs; default build/bench-results), --update-docs (let bench/suite.sh rewrite

@@ -3,8 +3,10 @@
 //   router_bench_tool backend --port P [--threads T] [--stream-interval-s S]
 //     A zero-delay OpenAI-like backend on net::HttpServer: POST /v1/completions answers at once
 //     (a fixed body with `usage`); with "stream": true it sends one SSE event at once, then one
-//     every S seconds until the client goes away. GET /health, /metrics (vLLM gauges, all 0);
-//     everything else 404 (so a router in `auto` mode scrapes /metrics, as for vLLM).
+//     every S seconds until the client goes away. GET /health, /metrics (vLLM gauges, all 0),
+//     /v1/models (one model, "bench", owned_by "vllm": how SGLang's gateway tells a vLLM server
+//     when it registers a worker); everything else 404 (so a router in `auto` mode scrapes
+//     /metrics, as for vLLM).
 //
 //   router_bench_tool hold --port P --connections N --hold-s S [--rss-pid PID] [--ramp-s R]
 //     Opens N streaming completions on 127.0.0.1:P (epoll, one socket each), waits until each
@@ -63,6 +65,8 @@ constexpr char kMetrics[] =
     "vllm:num_requests_waiting{engine=\"0\",model_name=\"bench\"} 0\n"
     "vllm:num_requests_running{engine=\"0\",model_name=\"bench\"} 0\n"
     "vllm:kv_cache_usage_perc{engine=\"0\",model_name=\"bench\"} 0\n";
+constexpr char kModels[] =
+    R"({"object":"list","data":[{"id":"bench","object":"model","created":0,"owned_by":"vllm","root":"bench","max_model_len":4096}]})";
 
 class ZeroBackend : public gimbal::net::HttpHandler {
  public:
@@ -91,6 +95,8 @@ class ZeroBackend : public gimbal::net::HttpHandler {
       co_await w.Send(gimbal::net::MakeResponse(200, "text/plain", ""));
     } else if (path == "/metrics") {
       co_await w.Send(gimbal::net::MakeResponse(200, "text/plain; version=0.0.4", kMetrics));
+    } else if (path == "/v1/models") {
+      co_await w.Send(gimbal::net::MakeResponse(200, "application/json", kModels));
     } else {
       co_await w.Send(gimbal::net::MakeResponse(404, "text/plain", "not found"));
     }
