@@ -308,6 +308,55 @@ TEST(GimbalLocality, IncrementalStateMatchesAFreshOne) {
   }
 }
 
+// The surrogate's traffic of an expert, with a replica removed from one GPU and added on another,
+// is bit for bit the sum over sources, in source order, of the tokens times the cost of the
+// nearest remaining replica (0 on the source's GPU, alpha on its node, else beta), both for nodes
+// of consecutive GPUs (SearchState's block-wise cost table) and for nodes that interleave GPUs
+// (the general one).
+TEST(GimbalLocality, TrafficIsTheSumOverSourcesOfTheNearestCost) {
+  int checked = 0;
+  for (uint64_t seed = 1; seed <= 8; ++seed) {
+    Rng rng(seed);
+    SyntheticStatsOptions o;
+    o.sources = seed % 2 ? 8 : 16;
+    o.experts = 24;
+    o.classes = 3;
+    o.seed = seed;
+    const SourceExpertCounts stats = SyntheticStats(o).Next();
+    const Placement cur = RandomPlacement(rng, 1, 24, 8, 4);
+    PlacementTopology topo;
+    topo.gpus = 8;
+    topo.gpus_per_node = seed % 3 == 0 ? 8 : seed % 3 == 1 ? 4 : 2;
+    LayerProblem p = MakeLayerProblem(stats, 0, cur, topo, {});
+    if (seed % 2 == 0) {  // interleaved nodes: GPU g on node g % nodes
+      for (int g = 0; g < p.gpus; ++g) p.node_of_gpu[g] = g % p.nodes;
+    }
+    const SearchState st(p, p.current);
+    for (int k = 0; k < 40; ++k) {
+      const int x = static_cast<int>(rng.UniformInt(static_cast<uint64_t>(p.experts)));
+      int rem = static_cast<int>(rng.UniformInt(static_cast<uint64_t>(p.gpus)));
+      int add = static_cast<int>(rng.UniformInt(static_cast<uint64_t>(p.gpus)));
+      if (st.count(x, rem) == 0) rem = -1;
+      if (add == rem || st.count(x, add) > 0) add = -1;
+      std::vector<int> cnt(p.gpus);
+      for (int g = 0; g < p.gpus; ++g) cnt[g] = st.count(x, g) - (g == rem) + (g == add);
+      double expected = 0;
+      for (int s = 0; s < p.sources; ++s) {
+        const int sg = p.source_gpu[s];
+        double c = p.beta;
+        for (int g = 0; g < p.gpus; ++g) {
+          if (cnt[g] > 0 && p.node_of_gpu[g] == p.node_of_gpu[sg]) c = std::min(c, p.alpha);
+        }
+        if (cnt[sg] > 0) c = 0.0;
+        expected += std::max(0.0, p.A(s, x)) * c;
+      }
+      EXPECT_EQ(st.Traffic(x, rem, add), expected) << "seed " << seed << " expert " << x;
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 320);
+}
+
 TEST(GimbalLocality, ParamsAreParsedAndChecked) {
   Params p;
   p.Set("locality_replicas", "7");

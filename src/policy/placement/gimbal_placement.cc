@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "policy/placement/replica_routing.h"
 #include "policy/placement/search_state.h"
 
 namespace gimbal {
@@ -522,9 +523,11 @@ std::vector<int32_t> SearchLayer(const LayerProblem& p, const GimbalPlacementCon
 }
 
 // PlanLayerGimbal with the routes (when cfg.emit_routes) written to routes[0, sources x experts),
-// empty vectors on entry, instead of LayerPlan::routes.
+// empty vectors on entry, instead of LayerPlan::routes. Without exact_current, when the new plan
+// wins the hysteresis whatever the current placement's exact figures, LayerPlan::current_eval
+// is not computed (its objective and max_load are +infinity).
 LayerPlan PlanLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg,
-                    std::vector<SlotShare>* routes) {
+                    std::vector<SlotShare>* routes, bool exact_current) {
   std::vector<int32_t> map = SearchLayer(p, cfg, cfg.locality_replicas > 0);
   // On layers small enough for the exact refinement, the even-split surrogate can misjudge a
   // replica re-targeted for locality (one replica is a large share of a GPU's load there): the
@@ -539,12 +542,29 @@ LayerPlan PlanLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg,
   }
 
   LayerPlan plan;
-  plan.current_eval = RouteAndEvaluate(p, p.current, nullptr);
   if (!cfg.emit_routes) routes = nullptr;
   const LayerEval fresh = RouteAndEvaluateInto(p, map, routes);
+  const bool fresh_ok = WithinBudget(fresh.experts_moved, cfg.max_moves_per_layer);
+  // The hysteresis keeps the current placement unless the new plan's objective is below
+  // cur - min_gain |cur| - kEps. With objectives >= 0 that holds for every cur >= give_up below
+  // (the relative margin of 1e-6 covers the rounding of that comparison), so the current
+  // placement's routing may give up on passes that reach give_up; when all do, the new plan wins
+  // and the current figures are not needed. Otherwise the figures are exact when the routing says
+  // so, and are evaluated in full when not (a pass within 1e-12 of give_up).
+  bool known = false, gave_up = false;
+  if (!exact_current && fresh_ok && fresh.objective >= 0 && std::isfinite(fresh.objective) &&
+      cfg.min_gain >= 0 && cfg.min_gain < 0.5) {
+    const double give_up = (fresh.objective + kEps) / (1 - cfg.min_gain) * (1 + 1e-6) + 1e-9;
+    bool exact = false;
+    plan.current_eval = placement_internal::RouteAndEvaluateWith(p, p.current, nullptr, true,
+                                                                 nullptr, give_up, &exact);
+    gave_up = plan.current_eval.objective == std::numeric_limits<double>::infinity();
+    known = exact || gave_up;
+  }
+  if (!known) plan.current_eval = RouteAndEvaluate(p, p.current, nullptr);
   const double cur = plan.current_eval.objective;
-  plan.kept_current = !(fresh.objective < cur - cfg.min_gain * std::abs(cur) - kEps) ||
-                      !WithinBudget(fresh.experts_moved, cfg.max_moves_per_layer);
+  plan.kept_current =
+      !gave_up && (!(fresh.objective < cur - cfg.min_gain * std::abs(cur) - kEps) || !fresh_ok);
   if (plan.kept_current) {
     plan.phy2log = p.current;
     if (routes != nullptr) {
@@ -564,9 +584,9 @@ LayerPlan PlanLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg,
 }  // namespace
 
 LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cfg) {
-  if (!cfg.emit_routes) return PlanLayer(p, cfg, nullptr);
+  if (!cfg.emit_routes) return PlanLayer(p, cfg, nullptr, true);
   LayerRoutes routes(static_cast<size_t>(p.sources) * p.experts);
-  LayerPlan plan = PlanLayer(p, cfg, routes.data());
+  LayerPlan plan = PlanLayer(p, cfg, routes.data(), true);
   plan.routes = std::move(routes);
   return plan;
 }
@@ -594,7 +614,7 @@ Result<Placement> PlanGimbal(const SourceExpertCounts& stats, const Placement& c
       out.source_routes.resize(out.source_routes.size() + per_layer);
       routes = out.source_routes.data() + out.source_routes.size() - per_layer;
     }
-    const LayerPlan plan = PlanLayer(p, config, routes);
+    const LayerPlan plan = PlanLayer(p, config, routes, false);
     out.phy2log.insert(out.phy2log.end(), plan.phy2log.begin(), plan.phy2log.end());
   }
   return out;

@@ -91,6 +91,16 @@ LayerProblem MakeLayerProblem(const SourceExpertCounts& stats, int layer, const 
   p.slots_per_gpu = current.slots_per_gpu;
   std::span<const double> a = stats.Layer(layer);
   p.counts.assign(a.begin(), a.end());
+  // The transpose with negative counts as 0 (the planners skip them), in blocks of 8 sources (8
+  // rows read in order, one cache line written per expert).
+  p.by_expert.resize(static_cast<size_t>(p.experts) * p.sources);
+  for (int s0 = 0; s0 < p.sources; s0 += 8) {
+    const int s1 = std::min(p.sources, s0 + 8);
+    for (int x = 0; x < p.experts; ++x) {
+      double* row = &p.by_expert[static_cast<size_t>(x) * p.sources];
+      for (int s = s0; s < s1; ++s) row[s] = std::max(0.0, p.A(s, x));
+    }
+  }
   p.totals.assign(p.experts, 0.0);
   for (int s = 0; s < p.sources; ++s) {
     for (int x = 0; x < p.experts; ++x) p.totals[x] += p.A(s, x);

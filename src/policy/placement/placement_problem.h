@@ -57,12 +57,13 @@ struct ObjectiveWeights {
 // One layer, ready to evaluate: counts, costs, the current placement's replica counts.
 struct LayerProblem {
   int sources = 0, experts = 0, gpus = 0, slots_per_gpu = 0;
-  std::vector<double> counts;    // sources x experts
-  std::vector<double> totals;    // per expert
-  double total = 0;              // T
-  std::vector<double> cost;      // sources x gpus: c(s, g)
-  std::vector<int> source_gpu;   // per source
-  std::vector<int> node_of_gpu;  // per gpu
+  std::vector<double> counts;     // sources x experts
+  std::vector<double> by_expert;  // experts x sources: the counts transposed, negative ones as 0
+  std::vector<double> totals;     // per expert
+  double total = 0;               // T
+  std::vector<double> cost;       // sources x gpus: c(s, g)
+  std::vector<int> source_gpu;    // per source
+  std::vector<int> node_of_gpu;   // per gpu
   int nodes = 1;
   double alpha = 0, beta = 0;       // the topology's costs (c(s,g) takes the values 0, alpha, beta)
   std::vector<int32_t> current;     // gpus * slots_per_gpu (phy2log of the current placement)
@@ -74,6 +75,8 @@ struct LayerProblem {
 
   int slots() const { return gpus * slots_per_gpu; }
   double A(int s, int x) const { return counts[static_cast<size_t>(s) * experts + x]; }
+  // Expert x's counts by source (max(0, A(s, x)) for s in [0, sources)), contiguous.
+  const double* ExpertCounts(int x) const { return &by_expert[static_cast<size_t>(x) * sources]; }
   double C(int s, int g) const { return cost[static_cast<size_t>(s) * gpus + g]; }
   double GpuDemand(int x, int g) const { return gpu_demand[static_cast<size_t>(x) * gpus + g]; }
   double NodeDemand(int x, int n) const { return node_demand[static_cast<size_t>(x) * nodes + n]; }

@@ -6,21 +6,24 @@
 //    demand (all their tokens go to the one replica);
 //  - every (source, multi-replica expert) demand gets its replicas in one flat array, sorted by
 //    cost, with the GPU and the distance class (same GPU, same node, other node) of each; the
-//    demands of sources on nodes without a replica of the expert share one such list;
+//    demands of the sources of one node whose own GPU holds no replica share one such list;
 //  - the passes accumulate tokens per distance class (in registers) and turn them into crossings
 //    and traffic once at the end; the uncapped pass and two-replica demands take short paths,
 //    and the balanced pass skips demands whose replicas all cost the same (nothing moves);
 //  - routes are written straight into the caller's range (RouteAndEvaluateInto), one allocation
-//    per route.
-// Every shortcut makes the same floating-point operations in the same order as the general steps:
-// the results are bit for bit those of the plain algorithm.
+//    per route;
+//  - a candidate pass stops once a lower bound on its objective shows it cannot win, and, for the
+//    hysteresis, a whole evaluation can give up above a threshold (RouteAndEvaluateWith).
+// Every shortcut makes the same floating-point operations in the same order as the general steps,
+// and the early exits only skip passes that could not win: the results are bit for bit those of
+// the plain algorithm.
+#include "policy/placement/replica_routing.h"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
-
-#include "policy/placement/placement_problem.h"
 
 namespace gimbal {
 namespace {
@@ -121,6 +124,15 @@ LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2l
 
 LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> phy2log,
                                std::vector<SlotShare>* routes) {
+  return placement_internal::RouteAndEvaluateWith(p, phy2log, routes, true, nullptr,
+                                                  std::numeric_limits<double>::infinity(), nullptr);
+}
+
+namespace placement_internal {
+
+LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> phy2log,
+                               std::vector<SlotShare>* routes, bool early_exit, int* stopped_passes,
+                               double give_up, bool* exact) {
   const ReplicaIndex ri(p, phy2log);
   LayerEval base;
   base.total_tokens = p.total;
@@ -136,14 +148,10 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
   const std::array<double, 3> cls_cost = {0.0, p.alpha, p.beta};
   const std::array<int, 3> cls_rank = {0, p.alpha > 0 ? 1 : 0,
                                        (p.alpha > 0 ? 1 : 0) + (p.beta > p.alpha ? 1 : 0)};
-  std::vector<uint8_t> cls_table(static_cast<size_t>(p.sources) * p.gpus);
-  for (int s = 0; s < p.sources; ++s) {
-    const int sg = p.source_gpu[s], sn = p.node_of_gpu[sg];
-    uint8_t* row = &cls_table[static_cast<size_t>(s) * p.gpus];
-    for (int g = 0; g < p.gpus; ++g) row[g] = sg == g ? 0 : sn == p.node_of_gpu[g] ? 1 : 2;
-  }
+  // Distance class of GPU g from source s.
   auto cls_of = [&](int s, int g) {
-    return static_cast<int>(cls_table[static_cast<size_t>(s) * p.gpus + g]);
+    const int sg = p.source_gpu[s];
+    return sg == g ? 0 : p.node_of_gpu[sg] == p.node_of_gpu[g] ? 1 : 2;
   };
   std::vector<double> forced(p.gpus, 0.0);
   std::array<double, 3> base_acc = {0, 0, 0};  // tokens per distance class
@@ -161,17 +169,58 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
   }
   std::stable_sort(multi.begin(), multi.end(),
                    [&](int a, int b) { return p.totals[a] > p.totals[b]; });
+  // With give_up (see below), first a lower bound on every pass's objective, before building the
+  // demands: the peak is at least the larger of the mean and the largest forced load (in exact
+  // arithmetic), and every token of a multi-replica expert goes at best to its nearest replica's
+  // class. When even that reaches give_up, with a relative margin far above the rounding of sums
+  // taken in another order than the passes', every pass would be dropped.
+  const bool weights_ok = p.load_coef() >= 0 && p.traffic_coef() >= 0 &&
+                          p.move_coef() * base.experts_moved >= 0 && cls_cost[1] >= 0 &&
+                          cls_cost[2] >= 0;
+  if (early_exit && weights_ok && routes == nullptr &&
+      give_up < std::numeric_limits<double>::infinity()) {
+    std::vector<int> on_gpu(p.gpus, -1), on_node(p.nodes, -1);
+    std::array<double, 3> near = base_acc;  // tokens per nearest class
+    double placed = 0, forced_max = 0;
+    for (double f : forced) {
+      placed += f;
+      forced_max = std::max(forced_max, f);
+    }
+    for (size_t i = 0; i < multi.size(); ++i) {
+      const int x = multi[i], mark = static_cast<int>(i);
+      for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+        on_gpu[ri.gpu[r]] = mark;
+        on_node[p.node_of_gpu[ri.gpu[r]]] = mark;
+      }
+      const double* ax = p.ExpertCounts(x);
+      for (int s = 0; s < p.sources; ++s) {
+        if (ax[s] <= 0) continue;
+        const int sg = p.source_gpu[s];
+        near[on_gpu[sg] == mark ? 0 : on_node[p.node_of_gpu[sg]] == mark ? 1 : 2] += ax[s];
+        placed += ax[s];
+      }
+    }
+    const double peak_low = std::max(forced_max, placed / p.gpus);
+    const double lower = p.load_coef() * peak_low +
+                         p.traffic_coef() * (cls_cost[1] * near[1] + cls_cost[2] * near[2]) +
+                         p.move_coef() * base.experts_moved;
+    if (lower * (1 - 1e-9) >= give_up) {
+      if (exact != nullptr) *exact = false;
+      LayerEval e = base;
+      e.objective = e.max_load = std::numeric_limits<double>::infinity();
+      return e;
+    }
+  }
   // Demands: per multi-replica expert (in `multi` order), its sources with tokens, nearest
-  // replica first (stable by source); per demand, its replicas by cost (stable), in `ent`. The
-  // sources on nodes without a replica of the expert see every replica across nodes, in replica
-  // order: their demands share one list. Per demand and replica, amounts (balanced pass) are at
-  // `amt` + j in an array of their own.
+  // replica first (stable by source); per demand, its replicas by cost (stable), in `ent`. A
+  // source on a GPU without a replica of the expert sees each replica at a class that depends only
+  // on its node (same node, or across nodes), so the demands of such sources on one node share
+  // one list; a source on a GPU holding a replica has a list of its own.
   struct Demand {
     int s, x, first, n;
     double a;
     bool ties;     // two replicas at the same cost (the pass orders them by load)
     bool uniform;  // all its replicas at the same cost (the balanced pass moves nothing)
-    int amt;       // first of its n amounts
   };
   struct Entry {
     int r;     // replica entry of ReplicaIndex
@@ -179,59 +228,69 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
     int cls;   // distance class from the demand's source
     int rank;  // rank of its cost
   };
+  struct List {
+    int first;
+    bool ties, uniform;
+  };
   std::vector<Demand> dem;
   std::vector<Entry> ent;
   dem.reserve(multi.size() * p.sources);
   int amounts = 0;
   std::array<std::vector<int>, 3> bucket;
-  std::vector<int> node_mark(p.nodes, -1);  // = i when multi[i] has a replica on the node
+  // = i when multi[i] has a replica on the GPU / node, or (node_list_mark) a list for the node.
+  std::vector<int> gpu_mark(p.gpus, -1), node_mark(p.nodes, -1), node_list_mark(p.nodes, -1);
+  std::vector<List> node_list(p.nodes);
   // multi[i]'s demands are dem[dem_start[i]] .. dem[dem_start[i + 1] - 1].
   std::vector<int> dem_start(multi.size() + 1, 0);
   for (size_t i = 0; i < multi.size(); ++i) {
     const int x = multi[i];
     const int n = ri.count(x);
     const int mark = static_cast<int>(i);
-    for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) node_mark[p.node_of_gpu[ri.gpu[r]]] = mark;
-    auto is_far = [&](int s) { return node_mark[p.node_of_gpu[p.source_gpu[s]]] != mark; };
+    for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+      gpu_mark[ri.gpu[r]] = mark;
+      node_mark[p.node_of_gpu[ri.gpu[r]]] = mark;
+    }
+    // The replicas of x from source GPU sg on node sn, sorted stably by cost.
+    auto make_list = [&](int sg, int sn) {
+      const int first = static_cast<int>(ent.size());
+      for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+        const int g = ri.gpu[r];
+        const int c = g == sg ? 0 : p.node_of_gpu[g] == sn ? 1 : 2;
+        ent.push_back({r, g, c, cls_rank[c]});
+      }
+      // Stable insertion sort by cost (few replicas).
+      Entry* e = ent.data() + first;
+      for (int a = 1; a < n; ++a) {
+        for (int b2 = a; b2 > 0 && e[b2].rank < e[b2 - 1].rank; --b2) std::swap(e[b2], e[b2 - 1]);
+      }
+      bool ties = false;
+      for (int a = 1; a < n; ++a) ties |= e[a].rank == e[a - 1].rank;
+      return List{first, ties, e[0].rank == e[n - 1].rank};
+    };
+    const double* ax = p.ExpertCounts(x);
     for (auto& b : bucket) b.clear();
     for (int s = 0; s < p.sources; ++s) {
-      if (p.A(s, x) <= 0) continue;
-      int best = cls_rank[2];
-      if (!is_far(s)) {
-        for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
-          best = std::min(best, cls_rank[cls_of(s, ri.gpu[r])]);
-        }
-      }
+      if (ax[s] <= 0) continue;
+      const int sg = p.source_gpu[s];
+      const int best = gpu_mark[sg] == mark                   ? cls_rank[0]
+                       : node_mark[p.node_of_gpu[sg]] == mark ? cls_rank[1]
+                                                              : cls_rank[2];
       bucket[best].push_back(s);
     }
-    int far_first = -1;
     for (const auto& b : bucket) {
       for (int s : b) {
-        if (is_far(s)) {
-          if (far_first < 0) {
-            far_first = static_cast<int>(ent.size());
-            for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
-              ent.push_back({r, ri.gpu[r], 2, cls_rank[2]});
-            }
+        const int sg = p.source_gpu[s], sn = p.node_of_gpu[sg];
+        List l;
+        if (gpu_mark[sg] == mark) {
+          l = make_list(sg, sn);
+        } else {
+          if (node_list_mark[sn] != mark) {
+            node_list_mark[sn] = mark;
+            node_list[sn] = make_list(-1, sn);
           }
-          // Equal costs: no reordering, and ties as soon as there are two replicas.
-          dem.push_back({s, x, far_first, n, p.A(s, x), n > 1, true, amounts});
-          amounts += n;
-          continue;
+          l = node_list[sn];
         }
-        const int first = static_cast<int>(ent.size());
-        for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
-          const int c = cls_of(s, ri.gpu[r]);
-          ent.push_back({r, ri.gpu[r], c, cls_rank[c]});
-        }
-        // Stable insertion sort by cost (few replicas).
-        Entry* e = ent.data() + first;
-        for (int a = 1; a < n; ++a) {
-          for (int b2 = a; b2 > 0 && e[b2].rank < e[b2 - 1].rank; --b2) std::swap(e[b2], e[b2 - 1]);
-        }
-        bool ties = false;
-        for (int a = 1; a < n; ++a) ties |= e[a].rank == e[a - 1].rank;
-        dem.push_back({s, x, first, n, p.A(s, x), ties, e[0].rank == e[n - 1].rank, amounts});
+        dem.push_back({s, x, l.first, n, ax[s], l.ties, l.uniform});
         amounts += n;
       }
     }
@@ -252,6 +311,60 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
     return e;
   };
 
+  // Early exit: a pass stops, returning stopped(), once a lower bound on its objective reaches
+  // `stop` (the objective it must stay below to win; kNoStop: never). The bound is finish's
+  // arithmetic on the class sums so far and a lower bound on the final peak. Rounding to nearest
+  // is monotone (x <= y gives fl(x + c) <= fl(y + c), and fl(x * c) <= fl(y * c) for c >= 0), the
+  // class sums only grow, and every coefficient is >= 0, so the bound is at most the objective
+  // finish would compute, bit for bit: a stopped pass could not have won, and the winner and its
+  // figures are those of the full evaluation.
+  constexpr double kNoStop = std::numeric_limits<double>::infinity();
+  const bool can_stop = early_exit && weights_ok;
+  auto bound = [&](const ClassSums& acc, double peak) {
+    const double a1 = base_acc[1] + acc.a1, a2 = base_acc[2] + acc.a2;
+    return p.load_coef() * peak + p.traffic_coef() * (cls_cost[1] * a1 + cls_cost[2] * a2) +
+           p.move_coef() * base.experts_moved;
+  };
+  // A pass stopped or dropped: no objective, no peak (so the uncapped pass's peak skips nothing).
+  auto none = [&] {
+    LayerEval e = base;
+    e.objective = kNoStop;
+    e.max_load = kNoStop;
+    return e;
+  };
+  auto stopped = [&] {
+    if (stopped_passes != nullptr) ++*stopped_passes;
+    return none();
+  };
+  // Without routes, passes whose objective reaches give_up are stopped or dropped as well.
+  const double give = can_stop && routes == nullptr ? give_up : kNoStop;
+  // The full evaluation keeps its best pass so far unless a later one is lower by more than
+  // 1e-12. Dropping passes at or above give_up changes nothing once a pass below
+  // give_up - 1e-12 has been kept (no dropped pass could replace it), so the result is exact
+  // when no pass was dropped before the first one kept, or that one is below give_up - 1e-12.
+  bool dropped = false, any_kept = false, result_exact = true;
+  auto keep = [&](const LayerEval& e) {
+    if (e.objective >= give) {
+      dropped = true;
+      return none();
+    }
+    if (!any_kept) {
+      any_kept = true;
+      result_exact = !dropped || e.objective < give - 1e-12;
+    }
+    return e;
+  };
+  // Floors on the final peak. forced_max is exact for the nearest pass (its loads start at
+  // `forced` and only grow). In exact arithmetic every pass ends with its loads summing to T, and
+  // no GPU below its forced load, so the peak is at least the larger of the mean and the largest
+  // forced load; the computed loads can differ from the exact ones by rounding, hence the
+  // relative margin (far above the rounding of the few additions per demand a load takes).
+  const double forced_max = *std::max_element(forced.begin(), forced.end());
+  double routed = 0;  // the tokens the passes place: forced ones and the demands
+  for (double f : forced) routed += f;
+  for (const Demand& d : dem) routed += d.a;
+  const double peak_floor = std::max(forced_max, routed / p.gpus) * (1 - 1e-6);
+
   // One nearest-replica pass at a cap. flows != nullptr records (demand, entry, amount).
   struct Flow {
     int d, r;
@@ -259,80 +372,91 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
   };
   std::vector<double> load(p.gpus);
   std::vector<Entry> tied;
-  auto pass = [&](double cap, std::vector<Flow>* flows) {
+  auto pass = [&](double cap, std::vector<Flow>* flows, double stop) {
     ClassSums acc;
     load = forced;
-    for (size_t di = 0; di < dem.size(); ++di) {
-      const Demand& d = dem[di];
-      const int n = d.n;
-      std::span<const Entry> reps(ent.data() + d.first, n);
-      if (cap == std::numeric_limits<double>::infinity()) {
-        // No cap: everything to the first replica of the order below, which is the first of the
-        // least loaded among the nearest.
-        const Entry* to = &reps[0];
-        if (d.ties) {
-          for (int j = 1; j < n && reps[j].rank == reps[0].rank; ++j) {
-            if (load[reps[j].g] < load[to->g]) to = &reps[j];
-          }
-        }
-        load[to->g] += d.a;
-        acc.Add(to->cls, d.a);
-        if (flows) flows->push_back({static_cast<int>(di), to->r, d.a});
-        continue;
+    // Loads only grow in this pass, so the peak so far is a lower bound on the final peak.
+    double peak = std::max(forced_max, peak_floor);
+    size_t di = 0;
+    for (size_t i = 0; i < multi.size(); ++i) {
+      if (i > 0 && stop < kNoStop) {
+        const int x = multi[i - 1];
+        for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) peak = std::max(peak, load[ri.gpu[r]]);
+        if (bound(acc, peak) >= stop) return stopped();
       }
-      if (n == 2) {
-        // The general steps below, for two replicas (the common case).
-        const Entry* first = &reps[0];
-        const Entry* second = &reps[1];
-        if (d.ties && load[second->g] < load[first->g]) std::swap(first, second);
+      const size_t dend = static_cast<size_t>(dem_start[i + 1]);
+      for (; di < dend; ++di) {
+        const Demand& d = dem[di];
+        const int n = d.n;
+        std::span<const Entry> reps(ent.data() + d.first, n);
+        if (cap == std::numeric_limits<double>::infinity()) {
+          // No cap: everything to the first replica of the order below, which is the first of the
+          // least loaded among the nearest.
+          const Entry* to = &reps[0];
+          if (d.ties) {
+            for (int j = 1; j < n && reps[j].rank == reps[0].rank; ++j) {
+              if (load[reps[j].g] < load[to->g]) to = &reps[j];
+            }
+          }
+          load[to->g] += d.a;
+          acc.Add(to->cls, d.a);
+          if (flows) flows->push_back({static_cast<int>(di), to->r, d.a});
+          continue;
+        }
+        if (n == 2) {
+          // The general steps below, for two replicas (the common case).
+          const Entry* first = &reps[0];
+          const Entry* second = &reps[1];
+          if (d.ties && load[second->g] < load[first->g]) std::swap(first, second);
+          double left = d.a;
+          for (const Entry* en : {first, second}) {
+            if (left <= 0) break;
+            const double take = std::min(left, std::max(0.0, cap - load[en->g]));
+            if (take <= 0) continue;
+            load[en->g] += take;
+            left -= take;
+            acc.Add(en->cls, take);
+            if (flows) flows->push_back({static_cast<int>(di), en->r, take});
+          }
+          if (left > 0) {
+            const Entry* to = load[second->g] < load[first->g] ? second : first;
+            load[to->g] += left;
+            acc.Add(to->cls, left);
+            if (flows) flows->push_back({static_cast<int>(di), to->r, left});
+          }
+          continue;
+        }
+        if (d.ties) {
+          tied.assign(reps.begin(), reps.end());
+          // Within a group of equal cost, the less loaded replica first.
+          for (int a = 1; a < n; ++a) {
+            for (int b = a;
+                 b > 0 && tied[b].rank == tied[b - 1].rank && load[tied[b].g] < load[tied[b - 1].g];
+                 --b) {
+              std::swap(tied[b], tied[b - 1]);
+            }
+          }
+          reps = tied;
+        }
         double left = d.a;
-        for (const Entry* en : {first, second}) {
+        for (const Entry& en : reps) {
           if (left <= 0) break;
-          const double take = std::min(left, std::max(0.0, cap - load[en->g]));
+          const double take = std::min(left, std::max(0.0, cap - load[en.g]));
           if (take <= 0) continue;
-          load[en->g] += take;
+          load[en.g] += take;
           left -= take;
-          acc.Add(en->cls, take);
-          if (flows) flows->push_back({static_cast<int>(di), en->r, take});
+          acc.Add(en.cls, take);
+          if (flows) flows->push_back({static_cast<int>(di), en.r, take});
         }
         if (left > 0) {
-          const Entry* to = load[second->g] < load[first->g] ? second : first;
-          load[to->g] += left;
-          acc.Add(to->cls, left);
-          if (flows) flows->push_back({static_cast<int>(di), to->r, left});
-        }
-        continue;
-      }
-      if (d.ties) {
-        tied.assign(reps.begin(), reps.end());
-        // Within a group of equal cost, the less loaded replica first.
-        for (int a = 1; a < n; ++a) {
-          for (int b = a;
-               b > 0 && tied[b].rank == tied[b - 1].rank && load[tied[b].g] < load[tied[b - 1].g];
-               --b) {
-            std::swap(tied[b], tied[b - 1]);
+          const Entry* best = &reps[0];
+          for (const Entry& en : reps) {
+            if (load[en.g] < load[best->g]) best = &en;
           }
+          load[best->g] += left;
+          acc.Add(best->cls, left);
+          if (flows) flows->push_back({static_cast<int>(di), best->r, left});
         }
-        reps = tied;
-      }
-      double left = d.a;
-      for (const Entry& en : reps) {
-        if (left <= 0) break;
-        const double take = std::min(left, std::max(0.0, cap - load[en.g]));
-        if (take <= 0) continue;
-        load[en.g] += take;
-        left -= take;
-        acc.Add(en.cls, take);
-        if (flows) flows->push_back({static_cast<int>(di), en.r, take});
-      }
-      if (left > 0) {
-        const Entry* best = &reps[0];
-        for (const Entry& en : reps) {
-          if (load[en.g] < load[best->g]) best = &en;
-        }
-        load[best->g] += left;
-        acc.Add(best->cls, left);
-        if (flows) flows->push_back({static_cast<int>(di), best->r, left});
       }
     }
     return finish(acc, load);
@@ -348,10 +472,6 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
       share[r] = static_cast<double>(ri.nslots[r]) / ri.total[x];
     }
   }
-  std::vector<double> even_amount(amounts);  // per demand and replica: its even share
-  for (const Demand& d : dem) {
-    for (int j = 0; j < d.n; ++j) even_amount[d.amt + j] = d.a * share[ent[d.first + j].r];
-  }
   // Each GPU's even-split load adds its demands' shares in demand order. An expert's demands are
   // contiguous and it has one replica entry per GPU, so the sum runs replica by replica over the
   // expert's demands (in a register), the same additions in the same order.
@@ -364,41 +484,50 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
       even_load[ri.gpu[r]] = t;
     }
   }
-  std::vector<double> amount(amounts, 0.0);  // per demand and replica
-  auto balanced_pass = [&](double cap, std::vector<Flow>* flows) {
+  // One demand's amounts per replica, starting from its even shares (d.a x the replica's share).
+  int max_n = 0;
+  for (const Demand& d : dem) max_n = std::max(max_n, d.n);
+  std::vector<double> amount(max_n);
+  auto balanced_pass = [&](double cap, std::vector<Flow>* flows, double stop) {
     ClassSums acc;
     load = even_load;
-    for (size_t di = 0; di < dem.size(); ++di) {
-      const Demand& d = dem[di];
-      const int n = d.n;
-      const Entry* e = &ent[d.first];
-      if (d.uniform) {  // nothing moves: the even split
-        const double* amt = &even_amount[d.amt];
+    size_t di = 0;
+    for (size_t i = 0; i < multi.size(); ++i) {
+      // Loads fall as well as rise here: the bound takes the floor on the peak instead.
+      if (i > 0 && stop < kNoStop && bound(acc, peak_floor) >= stop) return stopped();
+      const size_t dend = static_cast<size_t>(dem_start[i + 1]);
+      for (; di < dend; ++di) {
+        const Demand& d = dem[di];
+        const int n = d.n;
+        const Entry* e = &ent[d.first];
+        if (d.uniform) {  // nothing moves: the even split
+          for (int j = 0; j < n; ++j) {
+            const double v = d.a * share[e[j].r];
+            if (v <= 0) continue;
+            acc.Add(e[j].cls, v);
+            if (flows) flows->push_back({static_cast<int>(di), e[j].r, v});
+          }
+          continue;
+        }
+        double* amt = amount.data();
+        for (int j = 0; j < n; ++j) amt[j] = d.a * share[e[j].r];
+        for (int near = 0; near < n; ++near) {
+          const int gn = e[near].g;
+          for (int far = n - 1; far > near; --far) {
+            if (!(e[far].rank > e[near].rank)) break;
+            const double take = std::min(amt[far], cap - load[gn]);
+            if (take <= 0) continue;
+            amt[far] -= take;
+            amt[near] += take;
+            load[e[far].g] -= take;
+            load[gn] += take;
+          }
+        }
         for (int j = 0; j < n; ++j) {
           if (amt[j] <= 0) continue;
           acc.Add(e[j].cls, amt[j]);
           if (flows) flows->push_back({static_cast<int>(di), e[j].r, amt[j]});
         }
-        continue;
-      }
-      double* amt = &amount[d.amt];
-      std::copy(&even_amount[d.amt], &even_amount[d.amt] + n, amt);
-      for (int near = 0; near < n; ++near) {
-        const int gn = e[near].g;
-        for (int far = n - 1; far > near; --far) {
-          if (!(e[far].rank > e[near].rank)) break;
-          const double take = std::min(amt[far], cap - load[gn]);
-          if (take <= 0) continue;
-          amt[far] -= take;
-          amt[near] += take;
-          load[e[far].g] -= take;
-          load[gn] += take;
-        }
-      }
-      for (int j = 0; j < n; ++j) {
-        if (amt[j] <= 0) continue;
-        acc.Add(e[j].cls, amt[j]);
-        if (flows) flows->push_back({static_cast<int>(di), e[j].r, amt[j]});
       }
     }
     return finish(acc, load);
@@ -410,12 +539,12 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
   LayerEval best;
   best.objective = std::numeric_limits<double>::infinity();
   if (multi.empty()) {
-    best = pass(best_cap, nullptr);
+    best = keep(pass(best_cap, nullptr, give));
   } else {
     const double even_max = *std::max_element(even_load.begin(), even_load.end());
     // The uncapped nearest pass first: a capped one whose cap that pass never reaches makes the
     // same choices, so it is not run again.
-    const LayerEval uncapped = pass(std::numeric_limits<double>::infinity(), nullptr);
+    const LayerEval uncapped = keep(pass(std::numeric_limits<double>::infinity(), nullptr, give));
     double last_balanced = -1;
     for (double d : kSlack) {
       const double cap = d < 0 ? std::numeric_limits<double>::infinity() : lb * (1 + d);
@@ -425,7 +554,10 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
         if (balanced && (d < 0 || c == last_balanced)) continue;
         if (balanced) last_balanced = c;
         if (!balanced && d >= 0 && uncapped.max_load <= c) continue;
-        LayerEval e = balanced ? balanced_pass(c, nullptr) : d < 0 ? uncapped : pass(c, nullptr);
+        const double stop = std::min(can_stop ? best.objective - 1e-12 : kNoStop, give);
+        LayerEval e = keep(balanced ? balanced_pass(c, nullptr, stop)
+                           : d < 0  ? uncapped
+                                    : pass(c, nullptr, stop));
         if (e.objective < best.objective - 1e-12) {
           best = e;
           best_cap = c;
@@ -434,16 +566,19 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
       }
     }
   }
+  if (exact != nullptr) *exact = result_exact && any_kept;
+  if (best.objective == kNoStop) return none();  // every pass reached give_up
   if (routes) {
     std::vector<Flow> flows;
     flows.reserve(static_cast<size_t>(amounts));
-    best = best_balanced ? balanced_pass(best_cap, &flows) : pass(best_cap, &flows);
+    best =
+        best_balanced ? balanced_pass(best_cap, &flows, kNoStop) : pass(best_cap, &flows, kNoStop);
     // Multi-replica experts a source sends no tokens to: the nearest replica. Single-replica
     // experts keep an empty route (the even split over their slots).
     for (int x = 0; x < p.experts; ++x) {
       if (ri.count(x) < 2) continue;
       for (int s = 0; s < p.sources; ++s) {
-        if (p.A(s, x) > 0) continue;
+        if (p.ExpertCounts(x)[s] > 0) continue;
         int bestr = ri.start[x];
         for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
           if (cls_cost[cls_of(s, ri.gpu[r])] < cls_cost[cls_of(s, ri.gpu[bestr])]) bestr = r;
@@ -460,4 +595,5 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
   return best;
 }
 
+}  // namespace placement_internal
 }  // namespace gimbal

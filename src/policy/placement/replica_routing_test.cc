@@ -1,3 +1,8 @@
+#include "policy/placement/replica_routing.h"
+
+#include <algorithm>
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "placement/synthetic_stats.h"
@@ -7,7 +12,8 @@
 namespace gimbal {
 namespace {
 
-// The per-GPU and per-node demand of a layer problem add up the sources' counts.
+// The per-GPU and per-node demand of a layer problem add up the sources' counts; the by-expert
+// table is the counts transposed.
 TEST(ReplicaRouting, DemandTablesSumTheSources) {
   SyntheticStatsOptions o;
   o.sources = 16;
@@ -29,6 +35,7 @@ TEST(ReplicaRouting, DemandTablesSumTheSources) {
     EXPECT_NEAR(by_node, p.totals[x], 1e-6);
     double on_gpu3 = 0;
     for (int s = 0; s < p.sources; ++s) on_gpu3 += p.source_gpu[s] == 3 ? p.A(s, x) : 0;
+    for (int s = 0; s < p.sources; ++s) EXPECT_EQ(p.ExpertCounts(x)[s], std::max(0.0, p.A(s, x)));
     EXPECT_NEAR(p.GpuDemand(x, 3), on_gpu3, 1e-6);
   }
 }
@@ -137,6 +144,82 @@ TEST(ReplicaRouting, IntoARangeGivesTheSameRoutes) {
     }
     EXPECT_GT(nonempty, 0);
   }
+}
+
+// The early exit (a candidate pass stops once a lower bound on its objective shows it cannot win)
+// changes nothing: on random layers (one or several nodes, one or two sources per GPU, alpha 0,
+// 0.2 or = beta, current and random plans) the figures and the routes are bit for bit those of
+// the full evaluation, and passes did stop. With a give-up threshold, the evaluation says "every
+// pass reaches it" exactly when the full objective is above it.
+TEST(ReplicaRouting, EarlyExitGivesTheFullEvaluation) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  int stopped = 0, gave_up = 0;
+  for (uint64_t seed = 1; seed <= 60; ++seed) {
+    Rng rng(seed);
+    const int gpus = 4 + 4 * static_cast<int>(seed % 3);  // 4, 8, 12
+    const int experts = 3 * gpus;
+    const int spg = 3 + static_cast<int>(seed % 3);  // 0 to 2 redundant slots per GPU
+    SyntheticStatsOptions o;
+    o.sources = gpus * (1 + static_cast<int>(seed % 2));
+    o.experts = experts;
+    o.classes = 1 + static_cast<int>(seed % 4);
+    o.seed = seed;
+    const SourceExpertCounts stats = SyntheticStats(o).Next();
+    const Placement cur = RandomPlacement(rng, 1, experts, gpus, spg);
+    const Placement plan = RandomPlacement(rng, 1, experts, gpus, spg);
+    PlacementTopology topo;
+    topo.gpus = gpus;
+    topo.gpus_per_node = seed % 5 == 0 ? 0 : seed % 2 ? 2 : 4;
+    topo.alpha = seed % 7 == 0 ? 0.0 : seed % 7 == 1 ? 1.0 : 0.2;
+    ObjectiveWeights w;
+    w.traffic = seed % 3 == 0 ? 0.25 : 2.0;
+    const LayerProblem p = MakeLayerProblem(stats, 0, cur, topo, w);
+    for (const Placement* pl : {&cur, &plan}) {
+      const size_t n = static_cast<size_t>(p.sources) * p.experts;
+      std::vector<std::vector<SlotShare>> full_routes(n), fast_routes(n);
+      const LayerEval full = placement_internal::RouteAndEvaluateWith(
+          p, pl->phy2log, full_routes.data(), false, nullptr, kInf, nullptr);
+      const LayerEval fast = placement_internal::RouteAndEvaluateWith(
+          p, pl->phy2log, fast_routes.data(), true, &stopped, kInf, nullptr);
+      EXPECT_EQ(fast.objective, full.objective) << "seed " << seed;
+      EXPECT_EQ(fast.max_load, full.max_load) << "seed " << seed;
+      EXPECT_EQ(fast.traffic_cost, full.traffic_cost) << "seed " << seed;
+      EXPECT_EQ(fast.cross_gpu_tokens, full.cross_gpu_tokens) << "seed " << seed;
+      EXPECT_EQ(fast.cross_node_tokens, full.cross_node_tokens) << "seed " << seed;
+      EXPECT_EQ(fast.experts_moved, full.experts_moved) << "seed " << seed;
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(fast_routes[i].size(), full_routes[i].size()) << "seed " << seed;
+        for (size_t k = 0; k < fast_routes[i].size(); ++k) {
+          EXPECT_EQ(fast_routes[i][k].slot, full_routes[i][k].slot);
+          EXPECT_EQ(fast_routes[i][k].weight, full_routes[i][k].weight);
+        }
+      }
+      // Without routes, the same figures.
+      const LayerEval bare = RouteAndEvaluateInto(p, pl->phy2log, nullptr);
+      EXPECT_EQ(bare.objective, full.objective) << "seed " << seed;
+      // A threshold below the objective: every pass gives up; above it: the best pass survives.
+      for (const double f : {0.5, 0.99, 1.01, 2.0}) {
+        const double give_up = f * full.objective;
+        bool exact = false;
+        const LayerEval r = placement_internal::RouteAndEvaluateWith(p, pl->phy2log, nullptr, true,
+                                                                     nullptr, give_up, &exact);
+        if (f < 1) {
+          EXPECT_EQ(r.objective, kInf) << "seed " << seed << " factor " << f;
+          EXPECT_EQ(r.max_load, kInf);
+          EXPECT_FALSE(exact);
+          ++gave_up;
+        } else {
+          // Exact whenever it says so (here always: no pass is within 1e-12 of give_up).
+          EXPECT_TRUE(exact) << "seed " << seed << " factor " << f;
+          EXPECT_EQ(r.objective, full.objective) << "seed " << seed << " factor " << f;
+          EXPECT_EQ(r.max_load, full.max_load);
+          EXPECT_EQ(r.traffic_cost, full.traffic_cost);
+        }
+      }
+    }
+  }
+  EXPECT_GT(stopped, 0);
+  EXPECT_EQ(gave_up, 240);
 }
 
 }  // namespace

@@ -37,6 +37,12 @@ Status SourceExpertCounts::Validate() const {
         "routing statistics: {} counts, expected {} layers x {} sources x {} experts = {}",
         counts.size(), layers, sources, experts, want));
   }
+  // A count is valid when 0 <= v <= kMaxRoutingCount (NaN fails both comparisons, infinities one):
+  // one pass without branches over all counts, and the pass below, which names the first bad
+  // count, only when one is not.
+  bool all_valid = true;
+  for (const double v : counts) all_valid &= (v >= 0) & (v <= kMaxRoutingCount);
+  if (all_valid) return Status::Ok();
   for (int l = 0; l < layers; ++l) {
     for (int s = 0; s < sources; ++s) {
       for (int x = 0; x < experts; ++x) {

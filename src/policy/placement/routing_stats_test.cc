@@ -79,5 +79,27 @@ TEST(RoutingStats, ValidateNamesTheFirstBadCount) {
   EXPECT_TRUE(Contains(nan.Validate(), "7 counts, expected 2 layers x 2 sources x 2 experts"));
 }
 
+// Validate checks every count (a quick pass over all, then the one naming the first bad count):
+// each kind of bad count anywhere is found, and the bounds themselves are valid.
+TEST(RoutingStats, ValidateFindsEveryKindOfBadCountAnywhere) {
+  const double kBad[] = {std::numeric_limits<double>::quiet_NaN(),
+                         std::numeric_limits<double>::infinity(),
+                         -std::numeric_limits<double>::infinity(),
+                         -1e-300,
+                         -2.0,
+                         std::nextafter(kMaxRoutingCount, 2 * kMaxRoutingCount)};
+  SourceExpertCounts edge = SourceExpertCounts::Zeros(2, 3, 5);
+  edge.At(0, 0, 0) = -0.0;
+  edge.At(1, 2, 4) = kMaxRoutingCount;
+  EXPECT_TRUE(edge.Validate().ok());
+  for (size_t i = 0; i < edge.counts.size(); ++i) {
+    for (const double v : kBad) {
+      SourceExpertCounts c = edge;
+      c.counts[i] = v;
+      EXPECT_FALSE(c.Validate().ok()) << "index " << i << " value " << v;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gimbal

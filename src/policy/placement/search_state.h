@@ -30,16 +30,11 @@ namespace placement_internal {
 class SearchState {
  public:
   SearchState(const LayerProblem& p, std::vector<int32_t> map) : p_(p), map_(std::move(map)) {
-    // Each expert's counts by source, contiguous, with negative counts as 0 (Traffic skips them).
-    // (Transposed in blocks of 8 sources: 8 rows read in order, one cache line written per
-    // expert.)
-    by_expert_.resize(static_cast<size_t>(p.experts) * p.sources);
-    for (int s0 = 0; s0 < p.sources; s0 += 8) {
-      const int s1 = std::min(p.sources, s0 + 8);
-      for (int x = 0; x < p.experts; ++x) {
-        double* row = &by_expert_[static_cast<size_t>(x) * p.sources];
-        for (int s = s0; s < s1; ++s) row[s] = std::max(0.0, p.A(s, x));
-      }
+    // Whether node n holds GPUs [n x gpus_per_node_, (n + 1) x gpus_per_node_) (CostsByGpu's
+    // fast path); 0 when not.
+    gpus_per_node_ = p.nodes > 0 && p.gpus % p.nodes == 0 ? p.gpus / p.nodes : 0;
+    for (int g = 0; g < p.gpus && gpus_per_node_ > 0; ++g) {
+      if (p.node_of_gpu[g] != g / gpus_per_node_) gpus_per_node_ = 0;
     }
     gpu_cost_.resize(static_cast<size_t>(kBatch) * p.gpus);
     node_cost_.resize(p.nodes);
@@ -231,6 +226,18 @@ class SearchState {
     for (int n = 0; n < p_.nodes; ++n) {
       nodec[n] = nc[n] - (n == rem_node) + (n == add_node) > 0 ? p_.alpha : p_.beta;
     }
+    if (gpus_per_node_ > 0) {
+      // Nodes of consecutive GPUs: one node's cost per block (no lookup per GPU), then the two
+      // GPUs whose counts change.
+      for (int n = 0, g = 0; n < p_.nodes; ++n) {
+        const double v = nodec[n];
+        for (const int end = g + gpus_per_node_; g < end; ++g) gc[g] = c[g] > 0 ? 0.0 : v;
+      }
+      for (const int g : {rem, add}) {
+        if (g >= 0) gc[g] = c[g] - (g == rem) + (g == add) > 0 ? 0.0 : nodec[p_.node_of_gpu[g]];
+      }
+      return;
+    }
     const int* node_of = p_.node_of_gpu.data();
     for (int g = 0; g < p_.gpus; ++g) {
       gc[g] = c[g] - (g == rem) + (g == add) > 0 ? 0.0 : nodec[node_of[g]];
@@ -295,13 +302,15 @@ class SearchState {
   }
 
   const LayerProblem& p_;
-  std::vector<double> by_expert_;                     // experts x sources: max(0, A(s, x))
+  // Each expert's counts by source, contiguous, negative counts as 0: p.by_expert.
+  const double* by_expert_ = p_.by_expert.data();
   mutable std::vector<double> gpu_cost_, node_cost_;  // Traffic's scratch
   std::vector<int32_t> map_;
   std::vector<int> cnt_, ncnt_, r_;
   std::vector<double> lp_, traffic_;
   double traffic_sum_ = 0;
   int moves_ = 0;
+  int gpus_per_node_ = 0;
   std::array<std::pair<double, int>, 3> top_;
 };
 
