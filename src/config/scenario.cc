@@ -184,7 +184,7 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
     spec.name = st.String("name", std::nullopt);
     ReadPolicy(st, "dispatch", "vllm", &spec.dispatch, &spec.dispatch_params,
                {"snapshot_interval_ms", "max_inflight", "frontends", "prefix_index",
-                "prefix_index_capacity"});
+                "prefix_index_capacity", "class_hints"});
     if (st.Has("dispatch") && st.Child("dispatch").IsMap()) {
       const YamlReader d = st.Child("dispatch");
       spec.snapshot_interval = d.Double("snapshot_interval_ms", 100, 0, 1e9) / 1e3;
@@ -198,6 +198,8 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
                           : index == "approximate" ? sim::StackSpec::PrefixIndex::kApproximate
                                                    : sim::StackSpec::PrefixIndex::kNone;
       spec.prefix_index_capacity = d.Int("prefix_index_capacity", 0, 0, int64_t{1} << 32);
+      // Share of requests whose user declares their traffic class (sim/simulator.h).
+      spec.class_hints = d.Double("class_hints", 0, 0, 1);
       if (d.ok() && spec.snapshot_interval > 0 && spec.snapshot_interval < kMinSnapshotIntervalS) {
         d.Fail(fmt::format("expected 0 (every step) or at least {} ms, got '{}'",
                            kMinSnapshotIntervalS * 1e3, d.node()["snapshot_interval_ms"].Scalar()),

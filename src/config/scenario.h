@@ -6,7 +6,8 @@
 //          activation_reserve_gb, kv_capacity_tokens}, hardware{calibration overrides},
 //   routing{overlap, seed}, traffic_classes[{name, weight, zipf}], workload{...},
 //   slo{ttft_ms, tpot_ms, e2el_ms}, max_time_s,
-//   stacks[{name, dispatch: NAME | {policy, snapshot_interval_ms, <params>},
+//   stacks[{name, dispatch: NAME | {policy, snapshot_interval_ms, max_inflight, frontends,
+//                                   prefix_index, prefix_index_capacity, class_hints, <params>},
 //                 queue: NAME | {policy, <params>}, step: NAME | {policy, <params>}}]
 // `--set key.path=value` overrides any key before validation (stacks.1.queue=fcfs). Every error
 // names the file, line and key. Policy names and parameters are checked against the registries.

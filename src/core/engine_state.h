@@ -34,6 +34,11 @@ struct EngineView {
   // far as the caller knows (its prefix index: the engines' own caches or KV events, or what the
   // front end sent where); 0 when unknown or nothing is cached. At most the prompt minus one token.
   int64_t cached_prompt_tokens = 0;
+  // For a request with a class hint (DispatchRequest::class_hint >= 0): the fraction, in [0, 1],
+  // of that class's expected routed-expert traffic (token-expert pairs from this engine, averaged
+  // over MoE layers) that GPUs on this engine's node serve under the current expert placement.
+  // 0 when the request has no hint or the caller does not know the placement.
+  double class_locality = 0;
 };
 
 }  // namespace gimbal

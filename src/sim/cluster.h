@@ -116,6 +116,9 @@ class Cluster {
   void DriftPopularity();
   // Tokens each rank computed per traffic class in the last priced step: [rank * classes + class].
   const std::vector<double>& class_tokens() const { return class_tokens_; }
+  // Share of rank r's class-c expert traffic its node serves under the current placement and
+  // popularity (RoutingTables::NodeLocality): the signal class-aware dispatch reads.
+  double ClassLocality(int r, int c) const { return tables_->NodeLocality(r, c); }
   const CostModel& cost_model() const { return cost_; }
   const ClusterSpec& spec() const { return spec_; }
 

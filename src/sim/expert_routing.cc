@@ -130,6 +130,7 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
   reach_.assign(share_.size(), 0);
   reach_node_.assign(share_.size() / gpus_ * nodes_, 0);
   slot_load_.assign(static_cast<size_t>(classes_) * layers_ * slots_, 0);
+  node_locality_.assign(static_cast<size_t>(sources) * classes_, 0);
   const bool routed = !placement.source_routes.empty();
   std::vector<double> per_gpu(gpus_);
   for (int c = 0; c < classes_; ++c) {
@@ -159,6 +160,8 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
           // A token's k experts are distinct; treat picks as independent draws of GPUs.
           reach_[base + g] = 1.0 - std::pow(std::max(0.0, 1.0 - per_gpu[g]), k);
         }
+        const int own_node =
+            static_cast<int>(static_cast<int64_t>(r) * gpus_ / sources) / gpus_per_node_;
         for (int n = 0; n < nodes_; ++n) {
           double node_share = 0;
           for (int g = n * gpus_per_node_; g < std::min(gpus_, (n + 1) * gpus_per_node_); ++g) {
@@ -166,6 +169,10 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
           }
           reach_node_[base / gpus_ * nodes_ + n] =
               1.0 - std::pow(std::max(0.0, 1.0 - node_share), k);
+          if (n == own_node) {
+            node_locality_[static_cast<size_t>(r) * classes_ + c] +=
+                std::min(1.0, node_share) / layers_;
+          }
         }
       }
     }

@@ -9,7 +9,9 @@
 // RoutingTables joins popularity with a Placement: for source rank r, class c, layer l and GPU g,
 // share = expected fraction of r's class-c token-expert pairs served on g, and reach = expected
 // fraction of r's class-c tokens that must be sent to g (at least one of their experts is there),
-// the quantity all-to-all traffic is made of. Tables are rebuilt when the placement changes.
+// the quantity all-to-all traffic is made of; and the node locality of (r, c), the share of r's
+// class-c token-expert pairs served on r's own node, averaged over layers (what class-aware
+// dispatch reads, EngineView::class_locality). Tables are rebuilt when the placement changes.
 #pragma once
 
 #include <cstdint>
@@ -86,6 +88,11 @@ class RoutingTables {
     return {reach_node_.data() + Index(r, c, l) / gpus_ * nodes_, static_cast<size_t>(nodes_)};
   }
   int nodes() const { return nodes_; }
+  // Share, in [0, 1], of source r's class-c token-expert pairs that GPUs on r's node serve
+  // (source r runs on GPU r · gpus / sources), averaged over MoE layers.
+  double NodeLocality(int r, int c) const {
+    return node_locality_[static_cast<size_t>(r) * classes_ + c];
+  }
   // Per-slot popularity for class c in layer l (token-expert pairs per class-c token, all sources
   // together), used to estimate how many expert replicas are active in a step.
   std::span<const double> SlotLoad(int c, int l) const {
@@ -105,6 +112,7 @@ class RoutingTables {
   }
   int classes_, layers_, gpus_, slots_, slots_per_gpu_, sources_, gpus_per_node_, nodes_;
   std::vector<double> share_, reach_, reach_node_, slot_load_;
+  std::vector<double> node_locality_;  // [source * classes + class]
 };
 
 }  // namespace gimbal::sim

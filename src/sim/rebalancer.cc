@@ -49,9 +49,11 @@ void ReadPlacementSpec(const YamlReader& stack, const std::string& key, Placemen
   out->alpha = node.Double("alpha", -1, -1, 1e6);
   out->beta = node.Double("beta", 1, 0, 1e6);
   out->expert_groups = static_cast<int>(node.Int("expert_groups", 1, 1, 1 << 16));
+  out->first_rebalance_steps = node.Int("first_rebalance_steps", 0, 0);
   static const std::vector<std::string> reserved = {
-      "policy", "interval_steps", "window_steps", "decay", "migration", "migration_link_share",
-      "alpha",  "beta",           "expert_groups"};
+      "policy",        "interval_steps",       "window_steps", "decay",
+      "migration",     "migration_link_share", "alpha",        "beta",
+      "expert_groups", "first_rebalance_steps"};
   for (const std::string& k : node.Keys()) {
     if (std::find(reserved.begin(), reserved.end(), k) != reserved.end()) continue;
     const YAML::Node v = node.node()[k];
@@ -65,6 +67,12 @@ void ReadPlacementSpec(const YamlReader& stack, const std::string& key, Placemen
 
 Status CheckPlacementSpec(const PlacementSpec& spec) {
   if (spec.interval_steps < 1) return InvalidArgument("placement interval_steps must be >= 1");
+  if (spec.first_rebalance_steps < 0 || spec.first_rebalance_steps > spec.interval_steps) {
+    return InvalidArgument(fmt::format(
+        "placement first_rebalance_steps must be in [0, interval_steps = {}] (0: the policy's "
+        "default), got {}",
+        spec.interval_steps, spec.first_rebalance_steps));
+  }
   if (!spec.dynamic()) {
     if (!spec.params.values().empty()) {
       return InvalidArgument("placement policy 'static' takes no parameters");
@@ -287,7 +295,7 @@ Rebalancer::Rebalancer(const PlacementSpec& spec, const Cluster& cluster,
       stats_(cluster.ranks(), static_cast<int>(cluster.spec().classes.size()),
              cluster.spec().model.moe_layers(), cluster.spec().model.experts,
              cluster.spec().model.top_k, spec.stats),
-      counter_(spec.vllm_timing() ? spec.interval_steps - spec.interval_steps / 4 : 0) {}
+      counter_(spec.interval_steps - spec.first_rebalance()) {}
 
 double Rebalancer::AfterStep(Cluster& cluster, const StepCost& cost, double now) {
   double extra = 0;
@@ -304,6 +312,7 @@ double Rebalancer::AfterStep(Cluster& cluster, const StepCost& cost, double now)
     }
   }
   stats_.RecordStep(cluster.class_tokens(), cluster.popularity());
+  RecordClassNodes(cluster);
   ++steps_;
   if (++counter_ >= spec_.interval_steps) {
     if (!pending_) {
@@ -346,7 +355,38 @@ void Rebalancer::Rebalance(Cluster& cluster, double now, double* extra) {
     pending_placement_ = std::move(*plan);
     pending_left_ = r.copy_seconds / spec_.migration_link_share;
   }
+  const int classes = static_cast<int>(cluster.spec().classes.size());
+  const int nodes = cluster.spec().nodes();
+  class_node_tokens_.resize(static_cast<size_t>(classes) * nodes, 0.0);
+  r.class_node_share.assign(classes, std::vector<double>(nodes, 0.0));
+  for (int c = 0; c < classes; ++c) {
+    double sum = 0;
+    for (int n = 0; n < nodes; ++n) sum += class_node_tokens_[static_cast<size_t>(c) * nodes + n];
+    for (int n = 0; n < nodes && sum > 0; ++n) {
+      r.class_node_share[c][n] = class_node_tokens_[static_cast<size_t>(c) * nodes + n] / sum;
+    }
+  }
+  const double total = cluster.tokens_total() - total_at_last_;
+  r.cross_node_fraction = total > 0 ? (cluster.tokens_inter_node() - inter_at_last_) / total : 0;
+  std::fill(class_node_tokens_.begin(), class_node_tokens_.end(), 0.0);
+  inter_at_last_ = cluster.tokens_inter_node();
+  total_at_last_ = cluster.tokens_total();
   history_.push_back(r);
+}
+
+void Rebalancer::RecordClassNodes(const Cluster& cluster) {
+  const int classes = static_cast<int>(cluster.spec().classes.size());
+  const int nodes = cluster.spec().nodes();
+  const int gpn = cluster.spec().hardware.gpus_per_node;
+  class_node_tokens_.resize(static_cast<size_t>(classes) * nodes, 0.0);
+  const std::vector<double>& t = cluster.class_tokens();
+  for (int r = 0; r < cluster.ranks(); ++r) {
+    const int n = std::min(nodes - 1, r / std::max(1, gpn));
+    for (int c = 0; c < classes; ++c) {
+      class_node_tokens_[static_cast<size_t>(c) * nodes + n] +=
+          t[static_cast<size_t>(r) * classes + c];
+    }
+  }
 }
 
 void Rebalancer::Report(nlohmann::ordered_json& s) const {
@@ -361,7 +401,9 @@ void Rebalancer::Report(nlohmann::ordered_json& s) const {
                     {"experts_migrated", r.experts_migrated},
                     {"migration_bytes", r.bytes},
                     {"copy_time_s", r.copy_seconds},
-                    {"migration_time_s", r.charged_seconds}});
+                    {"migration_time_s", r.charged_seconds},
+                    {"cross_node_fraction", r.cross_node_fraction},
+                    {"class_node_share", r.class_node_share}});
   }
   const double n = static_cast<double>(history_.size());
   s["placement_policy"] = spec_.policy;

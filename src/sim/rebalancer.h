@@ -18,10 +18,11 @@
 // counter is not reset and every following step tries again, so the rebalance runs at the step
 // the copy lands. Gimbal's own planners keep their timing: the counter starts at 0 (first
 // rebalance after a whole interval, once a full window of statistics exists), and a rebalance due
-// during a copy is skipped for that interval (`rebalances_skipped`). EPLB's plan has no source
-// routes, so tokens split evenly over replicas (vLLM); Gimbal's carries source_routes, so each
-// source's tokens go to its nearest replica first. Planning is host time and is not charged to the
-// simulated clock.
+// during a copy is skipped for that interval (`rebalances_skipped`). `first_rebalance_steps` (per
+// stack) moves the first rebalance of any policy, so that planners compared in one scenario can
+// start alike. EPLB's plan has no source routes, so tokens split evenly over replicas (vLLM);
+// Gimbal's carries source_routes, so each source's tokens go to its nearest replica first.
+// Planning is host time and is not charged to the simulated clock.
 //
 // Migration. Every replica of expert x that a GPU g holds in the new placement beyond those it held
 // (Placement CountMoves semantics) is one copy of ExpertParams · weight_bytes bytes, sent from a
@@ -69,10 +70,18 @@ struct PlacementSpec {
   double alpha = -1;      // planner cost of a hop within a node; < 0: NIC / NVLink bandwidth ratio
   double beta = 1;        // planner cost of a hop across nodes
   int expert_groups = 1;  // for EPLB's hierarchical mode
+  // Steps before the first rebalance; 0: the policy's default (interval/4 for `eplb`, as vLLM;
+  // a whole interval for the others). A scenario that compares planners can give every stack
+  // the same start.
+  int64_t first_rebalance_steps = 0;
 
   bool dynamic() const { return policy != "static"; }
   // vLLM's EPLB: quarter-interval first rebalance, waits out a copy in flight (see above).
   bool vllm_timing() const { return policy == "eplb"; }
+  int64_t first_rebalance() const {
+    if (first_rebalance_steps > 0) return first_rebalance_steps;
+    return vllm_timing() ? interval_steps / 4 : interval_steps;
+  }
   // `migration` if set, else overlapped for `eplb` (vLLM's default use_async) and blocking for
   // the other policies.
   MigrationMode migration_mode() const {
@@ -82,8 +91,8 @@ struct PlacementSpec {
 };
 
 // Reads `key` of a stack: a policy name or a map {policy, interval_steps, window_steps | decay,
-// migration: blocking|overlapped, migration_link_share, alpha, beta, expert_groups, <policy
-// params>}. Errors go to the reader and name the key.
+// migration: blocking|overlapped, migration_link_share, alpha, beta, expert_groups,
+// first_rebalance_steps, <policy params>}. Errors go to the reader and name the key.
 void ReadPlacementSpec(const YamlReader& stack, const std::string& key, PlacementSpec* out);
 // Checks the policy name and its parameters against the registry.
 Status CheckPlacementSpec(const PlacementSpec& spec);
@@ -135,6 +144,12 @@ struct RebalanceRecord {
   double bytes = 0;
   double copy_seconds = 0;     // at full link bandwidth
   double charged_seconds = 0;  // added to step times (blocking: = copy_seconds)
+  // Over the steps since the previous rebalance (or the start): the all-to-all's cross-node
+  // fraction (as the summary's a2a_cross_node_fraction) and, per traffic class, the share of its
+  // tokens each node's ranks computed ([class][node]). Together with experts_migrated they show
+  // whether dispatch and placement settle or chase each other.
+  double cross_node_fraction = 0;
+  std::vector<std::vector<double>> class_node_share;
 };
 
 class Rebalancer {
@@ -160,6 +175,8 @@ class Rebalancer {
   Rebalancer(const PlacementSpec& spec, const Cluster& cluster,
              std::unique_ptr<PlacementPolicy> policy);
   void Rebalance(Cluster& cluster, double now, double* extra);
+  // Adds the last priced step's tokens per (class, node) to class_node_tokens_.
+  void RecordClassNodes(const Cluster& cluster);
 
   PlacementSpec spec_;
   std::unique_ptr<PlacementPolicy> policy_;
@@ -172,6 +189,9 @@ class Rebalancer {
   double charged_ = 0;
   int64_t skipped_ = 0, failed_ = 0;
   std::string last_error_;
+  // Since the last rebalance: tokens per (class, node) and the cluster's all-to-all counters then.
+  std::vector<double> class_node_tokens_;
+  double inter_at_last_ = 0, total_at_last_ = 0;
   // Overlapped migration in flight.
   bool pending_ = false;
   Placement pending_placement_;

@@ -69,6 +69,7 @@ class Run {
         tickets_(requests.size()),
         own_tickets_(requests.size()),
         frontend_of_(requests.size(), 0),
+        hinted_(requests.size(), false),
         snapshots_(cluster.ranks()),
         records_(requests.size()),
         last_token_(requests.size(), 0.0) {
@@ -95,6 +96,13 @@ class Run {
       records_[i].prompt_tokens = r.prompt_tokens;
       records_[i].traffic_class = r.traffic_class;
       events_.Push(r.arrival, kArrival, static_cast<int64_t>(i));
+    }
+    if (stack_.class_hints > 0) {
+      // Which requests declare their class: a stream of its own, so nothing else moves.
+      Rng hint_rng = Rng(options_.seed).Fork(0xc1a55);
+      for (size_t i = 0; i < requests_.size(); ++i) {
+        hinted_[i] = stack_.class_hints >= 1 || hint_rng.Uniform() < stack_.class_hints;
+      }
     }
     TakeSnapshots(0);
     if (stack_.snapshot_interval > 0) events_.Push(stack_.snapshot_interval, kSnapshot);
@@ -154,6 +162,8 @@ class Run {
         stack_.prefix_index == StackSpec::PrefixIndex::kPrecise
             ? cluster_.engine(0).SharedPrefixBlockHashes(req)
             : std::vector<uint64_t>{};
+    const int classes = static_cast<int>(cluster_.spec().classes.size());
+    const int hint = hinted_[i] ? std::clamp<int>(req.traffic_class, 0, classes - 1) : -1;
     bool any_open = false;
     for (int r = 0; r < cluster_.ranks(); ++r) {
       EngineView& v = views[r];
@@ -166,6 +176,7 @@ class Run {
       } else if (fe.prefixes) {
         v.cached_prompt_tokens = ApproximateCachedTokens(*fe.prefixes, r, req);
       }
+      if (hint >= 0) v.class_locality = cluster_.ClassLocality(r, hint);
       if (ledger_.AtLimit(r)) v.healthy = false;  // stack.max_inflight over all front ends
       any_open |= v.healthy;
     }
@@ -183,6 +194,7 @@ class Run {
     dr.sequence = fe.sequence++;
     dr.frontends = static_cast<int>(frontends_.size());
     dr.frontend = static_cast<int>(f);
+    dr.class_hint = hint;
     const int e = dispatch_.Pick(dr, views, rng_);
     GIMBAL_CHECK(e >= 0 && e < cluster_.ranks() && views[e].healthy,
                  "dispatch policy returned no eligible engine");
@@ -377,6 +389,7 @@ class Run {
   std::vector<LedgerTicket> tickets_;      // per request, by index into the workload: in ledger_
   std::vector<LedgerTicket> own_tickets_;  // ... in its front end's ledger
   std::vector<int> frontend_of_;           // ... which front end dispatched it
+  std::vector<bool> hinted_;               // ... whether its class reaches dispatch as a hint
   std::vector<EngineSnapshot> snapshots_;
   std::vector<RequestRecord> records_;
   std::vector<double> last_token_;
@@ -416,6 +429,10 @@ Result<RunResult> Simulate(const ClusterSpec& scenario_cluster, const StackSpec&
     return InvalidArgument(
         fmt::format("stack '{}': max_inflight must be >= 0 (0: no limit), got {}", stack.name,
                     stack.max_inflight));
+  }
+  if (!(stack.class_hints >= 0 && stack.class_hints <= 1)) {
+    return InvalidArgument(fmt::format("stack '{}': class_hints must be in [0, 1], got {}",
+                                       stack.name, stack.class_hints));
   }
   if (stack.frontends < 0 || stack.frontends > kMaxFrontends) {
     return InvalidArgument(fmt::format(

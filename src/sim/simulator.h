@@ -54,6 +54,12 @@ struct StackSpec {
   enum class PrefixIndex { kNone, kPrecise, kApproximate };
   PrefixIndex prefix_index = PrefixIndex::kNone;
   int64_t prefix_index_capacity = 0;
+  // Class hints: the fraction, in [0, 1], of requests whose user declares their traffic class
+  // (DispatchRequest::class_hint = Request::traffic_class; the others get -1). Which requests
+  // carry one is drawn per request from a stream forked off the seed. A hinted request sees each
+  // engine's EngineView::class_locality (Cluster::ClassLocality under the placement of the
+  // moment). 0 (the default): no request carries a hint and nothing of the run changes.
+  double class_hints = 0;
 };
 
 struct SimOptions {

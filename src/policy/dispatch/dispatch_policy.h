@@ -42,6 +42,11 @@ struct DispatchRequest {
   // end, as the live router is; policies that ignore front ends read neither.
   int frontends = 1;
   int frontend = 0;
+  // The request's traffic class as its user declared it (the OpenAI `user` field, a header such
+  // as x-gimbal-class, the model alias or adapter name, or the router's tenant map), as an index
+  // into the deployment's classes; -1: no hint. Policies that use it read
+  // EngineView::class_locality, which the caller fills only for hinted requests.
+  int class_hint = -1;
 };
 
 class DispatchPolicy {

@@ -23,7 +23,14 @@
 // healthy engine would be. Near-ties: uniformly random among engines within tie_epsilon of the
 // best. Soft affinity (w_affinity > 0 and a request affinity key): the engine rendezvous hashing
 // maps the key to gets w_affinity subtracted from its score while that score is within
-// affinity_slack of the best. Any weight may be 0, which removes its signal.
+// affinity_slack of the best. Class locality (w_class > 0 and a request class hint,
+// DispatchRequest::class_hint >= 0): each candidate's EngineView::class_locality (the share of the
+// hinted class's expert traffic its node serves under the current placement) is ranked among the
+// candidates, a_e = (loc_e − min loc) / (max loc − min loc) (0 when all are equal), and
+// w_class · a_e is subtracted from the scores of candidates within class_slack of the best, so
+// the bonus never outweighs more than class_slack of the KV, prefill, queue and MoE terms; the KV
+// hard filter applies before it. Without a hint the term is absent. Any weight may be 0, which
+// removes its signal.
 #include <algorithm>
 #include <cmath>
 
@@ -46,6 +53,9 @@ struct GimbalOptions {
   double w_affinity = 0.0;
   double w_cache = 2.0;  // per token budget of the prompt the engine holds cached (tuned)
   double affinity_slack = 0.1;
+  // Class locality (tuned on the coordination scenarios' training seed, docs/policies.md).
+  double w_class = 0.25;
+  double class_slack = 0.25;
   int64_t expected_output_tokens = 512;
   int64_t token_budget = 8192;  // B, from DispatchDeps
 };
@@ -92,12 +102,30 @@ class GimbalPolicy final : public DispatchPolicy {
       const auto u = static_cast<size_t>(target);
       if (score[u] <= best + o_.affinity_slack) score[u] -= o_.w_affinity;
     }
+    if (o_.w_class > 0 && req.class_hint >= 0) ApplyClassLocality(engines, candidates, best, score);
     return PickMinRandomTie(candidates, score, o_.tie_epsilon, rng);
   }
 
   std::string name() const override { return "gimbal"; }
 
  private:
+  // Subtracts w_class · (locality rank in [0, 1]) from candidates within class_slack of `best`.
+  void ApplyClassLocality(std::span<const EngineView> engines, const std::vector<int>& candidates,
+                          double best, std::vector<double>& score) const {
+    double lo = 1.0, hi = 0.0;
+    for (int i : candidates) {
+      const double loc = engines[static_cast<size_t>(i)].class_locality;
+      lo = std::min(lo, loc);
+      hi = std::max(hi, loc);
+    }
+    if (!(hi - lo > 1e-9)) return;
+    for (int i : candidates) {
+      const auto u = static_cast<size_t>(i);
+      if (score[u] > best + o_.class_slack) continue;
+      score[u] -= o_.w_class * (engines[u].class_locality - lo) / (hi - lo);
+    }
+  }
+
   double Score(const DispatchRequest& req, const EngineView& v, double kv_after) const {
     double s = 0;
     const int64_t cached = CachedPromptTokens(req, v);
@@ -141,6 +169,8 @@ FactoryResult NewGimbal(const Params& p, const DispatchDeps& deps) {
   o.w_affinity = p.GetDouble("w_affinity", o.w_affinity);
   o.w_cache = p.GetDouble("w_cache", o.w_cache);
   o.affinity_slack = p.GetDouble("affinity_slack", o.affinity_slack);
+  o.w_class = p.GetDouble("w_class", o.w_class);
+  o.class_slack = p.GetDouble("class_slack", o.class_slack);
   o.expected_output_tokens = p.GetInt("expected_output_tokens", o.expected_output_tokens);
   o.token_budget = deps.max_num_batched_tokens;
   for (auto [key, value] : {std::pair{"w_kv", o.w_kv},
@@ -151,7 +181,9 @@ FactoryResult NewGimbal(const Params& p, const DispatchDeps& deps) {
                             {"tie_epsilon", o.tie_epsilon},
                             {"w_affinity", o.w_affinity},
                             {"w_cache", o.w_cache},
-                            {"affinity_slack", o.affinity_slack}}) {
+                            {"affinity_slack", o.affinity_slack},
+                            {"w_class", o.w_class},
+                            {"class_slack", o.class_slack}}) {
     if (value < 0) return ParamRangeError(key, ">= 0", value);
   }
   if (o.queue_norm <= 0) return ParamRangeError("queue_norm", "> 0", o.queue_norm);

@@ -250,5 +250,71 @@ TEST(GimbalDispatch, SnapshotPrefillIsUsedWhenLargerThanReservations) {
   EXPECT_EQ(p->Pick(SmallRequest(), engines, rng), 1);
 }
 
+// Class locality: a hinted request prefers the engines whose node serves more of its class's
+// expert traffic, within class_slack of the best score; without a hint the term is absent.
+TEST(GimbalDispatch, ClassHintPrefersTheMostLocalEngine) {
+  auto p = MustMake("gimbal", P({{"w_class", "0.25"}, {"class_slack", "0.25"}}));
+  ASSERT_NE(p, nullptr);
+  auto engines = IdleEngines(4);
+  const double locality[] = {0.2, 0.6, 0.3, 0.25};
+  for (size_t i = 0; i < engines.size(); ++i) engines[i].class_locality = locality[i];
+  DispatchRequest req = SmallRequest();
+  req.class_hint = 2;
+  const auto hinted = Shares(*p, req, engines, 2'000);
+  EXPECT_DOUBLE_EQ(hinted[1], 1.0);
+  // No hint: the localities are not read, the idle engines tie.
+  req.class_hint = -1;
+  const auto plain = Shares(*p, req, engines, 20'000);
+  for (double s : plain) EXPECT_NEAR(s, 0.25, 0.015);
+}
+
+TEST(GimbalDispatch, ClassLocalityNeverOutweighsMoreThanItsSlack) {
+  auto p =
+      MustMake("gimbal", P({{"w_class", "0.25"}, {"class_slack", "0.25"}, {"tie_epsilon", "0"}}));
+  ASSERT_NE(p, nullptr);
+  auto engines = IdleEngines(2);
+  engines[0].class_locality = 0.1;
+  engines[1].class_locality = 0.9;
+  DispatchRequest req = SmallRequest();
+  req.class_hint = 0;
+  Rng rng(3);
+  // Two more waiting requests (w_q 8 / N 32: +0.5) put engine 1 beyond the slack: the load wins.
+  engines[1].snapshot.waiting = 2;
+  EXPECT_EQ(p->Pick(req, engines, rng), 0);
+  // One more waiting request and 1024 reserved prompt tokens (+0.25 + 0.125): still beyond it.
+  engines[1].snapshot.waiting = 1;
+  engines[1].reserved_prefill = 1024;
+  EXPECT_EQ(p->Pick(req, engines, rng), 0);
+  // A small imbalance (+0.0625 from reserved prefill) is outweighed by the locality bonus.
+  engines[1].snapshot.waiting = 0;
+  engines[1].reserved_prefill = 512;
+  EXPECT_EQ(p->Pick(req, engines, rng), 1);
+  // w_class = 0 removes the term: the lighter engine wins.
+  auto off = MustMake("gimbal", P({{"w_class", "0"}, {"tie_epsilon", "0"}}));
+  EXPECT_EQ(off->Pick(req, engines, rng), 0);
+}
+
+TEST(GimbalDispatch, ClassLocalityIgnoredWhenAllEnginesAreEqual) {
+  auto p = MustMake("gimbal", P({{"tie_epsilon", "0"}}));
+  ASSERT_NE(p, nullptr);
+  auto engines = IdleEngines(3);
+  for (auto& e : engines) e.class_locality = 0.4;
+  engines[2].reserved_prefill = 256;
+  DispatchRequest req = SmallRequest();
+  req.class_hint = 1;
+  Rng rng(5);
+  const int e = p->Pick(req, engines, rng);
+  EXPECT_TRUE(e == 0 || e == 1) << e;
+}
+
+TEST(GimbalDispatch, NegativeClassWeightIsRejected) {
+  auto bad = MakeDispatchPolicy("gimbal", P({{"w_class", "-1"}}), dispatch_test::TestDeps());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("w_class"), std::string::npos) << bad.status().message();
+  auto slack =
+      MakeDispatchPolicy("gimbal", P({{"class_slack", "-0.1"}}), dispatch_test::TestDeps());
+  ASSERT_FALSE(slack.ok());
+  EXPECT_NE(slack.status().message().find("class_slack"), std::string::npos);
+}
 }  // namespace
 }  // namespace gimbal
