@@ -77,7 +77,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/gimbal-live.XXXXXX")"
 source "$ROOT/scripts/lib/procs.sh"
 procs_init live-demo "$WORK"
 if [ -z "$ROUTER_CONFIG" ]; then
-  # The routers run on the wall clock, the engines' model time is TIME_SCALE times faster: the
+  # The routers run on the wall clock, which is TIME_SCALE times the engines' model time: the
   # baseline's scrape interval (vLLM's 100 ms) and the gimbal queue key's constants (seconds per
   # prompt token, the overtaking cap) are scaled so that both stacks decide in model time as their
   # simulated twins do (the key times TIME_SCALE orders requests as the model-time key).

@@ -161,8 +161,9 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
   dr.affinity_key = cr.affinity_key;
   // The prompt's KV blocks as the engines name them: what their KV-cache events name, and what
   // the router's own record keeps.
-  const PromptBlocks blocks =
-      table_.prefix_cache() != nullptr ? table_.prefix_cache()->Blocks(cr) : PromptBlocks{};
+  PrefixCache* const prefixes = table_.prefix_cache();
+  const PromptBlocks blocks = prefixes != nullptr ? prefixes->Blocks(cr) : PromptBlocks{};
+  std::vector<int64_t>().swap(cr.token_ids);  // hashed; not kept for the request's lifetime
 
   // The upstream request, built once: attempts change only its engine.
   net::ClientRequest up;
@@ -249,6 +250,10 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     if (status == 502 || status == 503 || status == 504) {
       engine_failed(Status(ErrorCode::kUnavailable, "answered " + std::to_string(status)));
       continue;
+    }
+    // The engine accepted the prompt: it now holds (or is computing) its blocks.
+    if (status == 200 && prefixes != nullptr) {
+      prefixes->Record(e, blocks.hashes, rv.prompt_tokens - rv.prefill_tokens);
     }
 
     if (!cr.stream || status != 200 || !IsEventStream(us.headers().Get("Content-Type"))) {

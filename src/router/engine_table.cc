@@ -60,7 +60,6 @@ Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequ
   }
   ++sequence_;
   const int64_t cached = views[static_cast<size_t>(e)].cached_prompt_tokens;
-  if (prefix_cache_ != nullptr) prefix_cache_->Record(e, prefix_blocks, cached);
   return ledger_.Dispatch(e, req.prompt_tokens, req.max_output_tokens, cached);
 }
 

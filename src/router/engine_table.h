@@ -9,8 +9,9 @@
 // per engine, hides engines that are unhealthy, excluded or serving another model, lets the ledger
 // hide those at their limit (inflight >= max_inflight), fills each view's cached prefix from the
 // prefix cache (when one is set), asks the pure DispatchPolicy, and records the reservation (only
-// the uncached part of the prompt counts as reserved prefill) and the blocks sent — all under one
-// mutex, so concurrent picks see each other. Thread-safe.
+// the uncached part of the prompt counts as reserved prefill; the caller records the blocks in the
+// prefix cache once the engine accepts the request) — all under one mutex, so concurrent picks
+// see each other. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -67,7 +68,7 @@ class EngineTable {
   Result<Reservation> Pick(const DispatchPolicy& policy, DispatchRequest req,
                            const std::string& model, const std::vector<int>& exclude,
                            std::span<const uint64_t> prefix_blocks = {}, bool match_events = true);
-  const PrefixCache* prefix_cache() const { return prefix_cache_; }
+  PrefixCache* prefix_cache() const { return prefix_cache_; }
   // The first token arrived: the prompt is prefilled. Idempotent.
   void SettlePrefill(Reservation& r);
   // The request finished (any outcome). Idempotent; settles the prefill too.

@@ -1,6 +1,7 @@
 #include "router/prefix_cache.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/block_hash.h"
 #include "kvevents/subscriber.h"
@@ -65,6 +66,8 @@ wire::PromptBlockOptions PromptBlocksFor(const PrefixCacheConfig& config) {
   o.block_tokens = config.index == PrefixIndexMode::kNone ? 0 : config.block_tokens;
   o.chars_per_token = config.chars_per_token;
   o.keep_token_ids = o.block_tokens > 0 && config.hash == PrefixCacheConfig::Hash::kVllm;
+  // Only a prompt's leading blocks matter; a huge prompt must not cost more, nor fill the record.
+  o.max_blocks = std::max<int64_t>(1, config.capacity_blocks / 8);
   return o;
 }
 
@@ -75,7 +78,18 @@ PromptBlocks PrefixCache::Blocks(const wire::CompletionRequest& request) const {
     out.hashes = vllm_->Hashes(request.token_ids, config_.block_tokens);
     return out;
   }
-  out.hashes = PrefixBlockChain(request.block_hashes);
+  // Whole blocks of the prompt as the engine counts its tokens: chat separators are hashed with
+  // the messages but are not prompt tokens, so a conversation's last hashed block may not exist
+  // in the engine (the emulated engines trim the same way).
+  const double text_chars = static_cast<double>(
+      request.prompt_chars - wire::kChatMessageChars * std::max<int64_t>(0, request.messages));
+  const auto tokens =
+      request.prompt_token_ids +
+      static_cast<int64_t>(std::ceil(std::max(0.0, text_chars) / config_.chars_per_token));
+  std::span<const uint64_t> entries = request.block_hashes;
+  const auto whole = static_cast<size_t>(std::max<int64_t>(0, tokens / config_.block_tokens));
+  if (entries.size() > whole) entries = entries.first(whole);
+  out.hashes = PrefixBlockChain(entries);
   out.match_events = !vllm_;  // a real vLLM's events never name text the router hashed
   return out;
 }

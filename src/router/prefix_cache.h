@@ -8,8 +8,8 @@
 // it holds times block_tokens. Two sources, per engine:
 //   - events: the engine's KV-cache events (kvevents::Subscriber over the backend's `kv_events`
 //     endpoint, with catch-up and replay through `kv_events_replay`). Exact when the engine hashes
-//     blocks as the router does (the emulated engines do; a real vLLM hashes token ids, which the
-//     router does not have: docs/kv-events.md);
+//     blocks as the router does: the emulated engines do; a real vLLM hashes token ids, which the
+//     router has only for prompts sent as ids, matched with hash kVllm (docs/kv-events.md);
 //   - approximate: the router's own bounded LRU record of the blocks it sent to the engine
 //     (core/prefix_index.h). Kept for every engine, so an engine whose event feed is stale (lost
 //     batches it could not replay) is answered from it until the feed is exact again.
@@ -18,7 +18,10 @@
 // hashes it (kvevents::VllmBlockHasher) and matched against their events; any other prompt (text,
 // chat: the router has no tokenizer or chat template) is answered from the approximate record.
 //
-// Memory is bounded by capacity_blocks hashes per engine per index. Thread-safe: the approximate
+// Memory is bounded by capacity_blocks hashes per engine per index, and a prompt counts at most
+// capacity_blocks / 8 leading blocks (PromptBlocksFor). A prompt's blocks are recorded once its
+// engine has accepted it (the proxy calls Record on the engine's 200), not at the pick: an engine
+// that failed or refused the request holds none of it. Thread-safe: the approximate
 // record has its own mutex (callers may hold the engine table's lock: it is only ever taken
 // after that one), the subscriber locks per engine.
 #pragma once
@@ -83,8 +86,8 @@ class PrefixCache {
   // must equal the engine count.
   void Fill(std::span<const uint64_t> blocks, std::span<EngineView> views,
             bool match_events = true) const;
-  // Records that `blocks` were sent to engine `e` (the approximate record), whose index held
-  // `cached_tokens` of them when it was picked (counted in matched_blocks).
+  // Records that engine `e` accepted a prompt of `blocks` (the approximate record), whose index
+  // held `cached_tokens` of them when it was picked (counted in matched_blocks).
   void Record(int e, std::span<const uint64_t> blocks, int64_t cached_tokens);
 
   // For /admin/engines: the engine's source ("none", "approximate", "events", or

@@ -218,6 +218,45 @@ TEST(PrefixCacheTest, AVllmHashThatCannotBeReproducedIsAnError) {
   EXPECT_TRUE(PrefixCache::Create(c, Backends(1)).ok());
 }
 
+// A huge prompt counts only its leading capacity_blocks / 8 blocks: it costs no more to look up
+// and cannot push other prompts out of an engine's record.
+TEST(PrefixCacheTest, AHugePromptCountsOnlyItsLeadingBlocks) {
+  PrefixCacheConfig c;
+  c.index = PrefixIndexMode::kApproximate;
+  c.block_tokens = 4;
+  c.capacity_blocks = 80;  // 10 blocks a prompt
+  auto p = Make(c, Backends(1));
+  ASSERT_TRUE(p);
+  const PromptBlocks huge = p->Blocks(Parsed(
+      std::string(R"({"prompt":")") + std::string(16 * 1000, 'h') + "\"}", c));  // 1,000 blocks
+  EXPECT_EQ(huge.hashes.size(), 10u);
+  p->Record(0, Hashes{1, 2, 3}, 0);
+  p->Record(0, huge.hashes, 0);
+  EXPECT_EQ(Cached(*p, {1, 2, 3}, 1)[0], 12);  // still held: 13 of 80 used
+}
+
+// Chat separators are hashed but are not prompt tokens: only whole blocks of the prompt's tokens
+// count, as the engine counts them.
+TEST(PrefixCacheTest, ChatBlocksAreTheEnginesWholeBlocks) {
+  PrefixCacheConfig c;
+  c.index = PrefixIndexMode::kApproximate;
+  c.block_tokens = 4;  // 16 characters
+  auto p = Make(c, Backends(1));
+  ASSERT_TRUE(p);
+  auto chat = [&](int chars) {
+    auto r =
+        wire::ParseCompletionRequest(std::string(R"({"messages":[{"role":"user","content":")") +
+                                         std::string(static_cast<size_t>(chars), 'c') + "\"}]}",
+                                     true, PromptBlocksFor(c));
+    EXPECT_TRUE(r.ok());
+    return p->Blocks(*r).hashes.size();
+  };
+  // 8 separator characters + 56 = 64 hashed characters: 4 blocks hashed, but 56 characters are
+  // 14 tokens, 3 whole blocks on the engine.
+  EXPECT_EQ(chat(56), 3u);
+  EXPECT_EQ(chat(64), 4u);
+}
+
 TEST(PrefixCacheTest, ABadEventEndpointIsAnErrorNamingIt) {
   PrefixCacheConfig c;
   auto b = Backends(1);

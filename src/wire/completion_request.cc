@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 
 #include <nlohmann/json.hpp>
 
@@ -29,7 +30,8 @@ uint64_t FnvId(uint64_t h, int64_t id) {
 // characters or block_tokens ids (or a mix worth as much).
 class BlockHasher {
  public:
-  BlockHasher(const PromptBlockOptions& o, std::vector<uint64_t>* out) : out_(out) {
+  BlockHasher(const PromptBlockOptions& o, std::vector<uint64_t>* out)
+      : out_(out), max_blocks_(o.max_blocks > 0 ? static_cast<size_t>(o.max_blocks) : SIZE_MAX) {
     if (o.block_tokens <= 0 || !(o.chars_per_token > 0)) return;
     const double chars = std::round(static_cast<double>(o.block_tokens) * o.chars_per_token);
     per_char_ = static_cast<uint64_t>(o.block_tokens);
@@ -43,15 +45,18 @@ class BlockHasher {
     fill_ = 0;
   }
   void Text(std::string_view s) {
-    if (full_ == 0) return;
+    if (full_ == 0 || out_->size() >= max_blocks_) return;
     for (unsigned char c : s) {
       content_ = (content_ ^ c) * kFnvPrime;
       fill_ += per_char_;
-      if (fill_ >= full_) Emit();
+      if (fill_ >= full_) {
+        Emit();
+        if (out_->size() >= max_blocks_) return;
+      }
     }
   }
   void Id(int64_t id) {
-    if (full_ == 0) return;
+    if (full_ == 0 || out_->size() >= max_blocks_) return;
     content_ = FnvId(content_, id);
     fill_ += per_id_;
     if (fill_ >= full_) Emit();
@@ -66,6 +71,7 @@ class BlockHasher {
   }
 
   std::vector<uint64_t>* out_;
+  size_t max_blocks_;
   uint64_t per_char_ = 0, per_id_ = 0, full_ = 0;  // full_ 0: off
   uint64_t chain_ = kHashSeed, content_ = kHashSeed, fill_ = 0;
 };
@@ -80,7 +86,12 @@ static_assert(kMessageSeparator.size() == kChatMessageChars);
 class RequestReader : public internal::SaxTypes {
  public:
   RequestReader(CompletionRequest* out, bool chat, const PromptBlockOptions& blocks)
-      : r_(out), chat_(chat), keep_ids_(blocks.keep_token_ids && !chat),
+      : r_(out),
+        chat_(chat),
+        keep_ids_(blocks.keep_token_ids && !chat),
+        max_ids_(blocks.max_blocks > 0 && blocks.block_tokens > 0
+                     ? static_cast<size_t>(blocks.max_blocks * blocks.block_tokens)
+                     : SIZE_MAX),
         blocks_(blocks, &out->block_hashes) {}
 
   // The error that stopped the parse; OK when the JSON itself was malformed (or fine).
@@ -89,8 +100,7 @@ class RequestReader : public internal::SaxTypes {
     if (chat_ && !messages_seen_) return InvalidArgument("'messages' must be an array of messages");
     if (!chat_ && !prompt_seen_) return InvalidArgument("'prompt' is required");
     // Only a prompt that is exactly one list of ids keeps them (every id read as an integer).
-    if (r_->prompts != 1 || r_->prompt_chars != 0 ||
-        static_cast<int64_t>(r_->token_ids.size()) != r_->prompt_token_ids) {
+    if (r_->prompts != 1 || r_->prompt_chars != 0 || integer_ids_ != r_->prompt_token_ids) {
       r_->token_ids.clear();
     }
     if (r_->max_completion_tokens >= 0) {
@@ -136,6 +146,7 @@ class RequestReader : public internal::SaxTypes {
           r_->prompt_hash = kHashSeed;
           blocks_.Reset();
           r_->token_ids.clear();
+          integer_ids_ = 0;
           prompt_ids_counted_ = false;
         } else if (field_ == Field::kMessages && chat_) {
           messages_seen_ = true;
@@ -238,7 +249,8 @@ class RequestReader : public internal::SaxTypes {
     r_->prompt_token_ids += 1;
     r_->prompt_hash = FnvId(r_->prompt_hash, id);
     blocks_.Id(id);
-    if (keep_ids_) r_->token_ids.push_back(id);
+    ++integer_ids_;
+    if (keep_ids_ && r_->token_ids.size() < max_ids_) r_->token_ids.push_back(id);
   }
 
   // A top-level field's value that is an object or an array.
@@ -436,6 +448,8 @@ class RequestReader : public internal::SaxTypes {
   CompletionRequest* r_;
   bool chat_;
   bool keep_ids_;
+  size_t max_ids_;
+  int64_t integer_ids_ = 0;  // ids of the prompt read as integers
   BlockHasher blocks_;
   Status error_;
   int depth_ = 0;

@@ -70,7 +70,8 @@ struct CompletionRequest {
   std::vector<uint64_t> block_hashes;
   // The prompt's token ids, when asked for (PromptBlockOptions::keep_token_ids) and the prompt is
   // exactly one list of token ids (a completions prompt given as ids, or a list holding one such
-  // list); empty otherwise, text prompts and batches included.
+  // list); empty otherwise, text prompts and batches included. At most max_blocks * block_tokens
+  // of them (the leading ones) when PromptBlockOptions::max_blocks is set.
   std::vector<int64_t> token_ids;
 };
 
@@ -86,9 +87,12 @@ struct CompletionRequest {
 // FNV-1a of the block's bytes), starting from kHashSeed, so it names the whole prefix up to the end
 // of block k. A partial last block gets no hash. The prompts of a batch hash as one stream.
 struct PromptBlockOptions {
-  int64_t block_tokens = 0;    // 0: off; else >= 1
-  double chars_per_token = 4;  // > 0
+  int64_t block_tokens = 0;     // 0: off; else >= 1
+  double chars_per_token = 4;   // > 0
   bool keep_token_ids = false;  // fill CompletionRequest::token_ids
+  // > 0: hash at most this many leading blocks, and keep at most max_blocks * block_tokens ids
+  // (a router needs only a bounded prefix; the rest of a huge prompt costs nothing more).
+  int64_t max_blocks = 0;
 };
 
 // Parses a /v1/completions (`chat` false) or /v1/chat/completions body. kInvalidArgument with a

@@ -285,6 +285,36 @@ TEST(CompletionRequest, KeepsTheTokenIdsOfOneIdPromptOnly) {
   EXPECT_TRUE(off->token_ids.empty());
 }
 
+TEST(CompletionRequest, MaxBlocksBoundsTheHashesAndTheIdsKept) {
+  PromptBlockOptions o;
+  o.block_tokens = 4;
+  o.keep_token_ids = true;
+  o.max_blocks = 2;
+  auto ids = ParseCompletionRequest(std::string(R"({"prompt":)") + Ids(0, 40) + "}", false, o);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->block_hashes.size(), 2u);
+  EXPECT_EQ(ids->token_ids, (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7}));  // the leading ones
+  EXPECT_EQ(ids->prompt_token_ids, 40);  // counts are not capped
+  o.max_blocks = 0;
+  auto all = ParseCompletionRequest(std::string(R"({"prompt":)") + Ids(0, 40) + "}", false, o);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->block_hashes.size(), 10u);
+  EXPECT_EQ(all->token_ids.size(), 40u);
+  // The capped hashes are the uncapped ones' prefix.
+  EXPECT_EQ(ids->block_hashes[1], all->block_hashes[1]);
+  // One long string stops at the cap too.
+  o.max_blocks = 2;
+  auto text = ParseCompletionRequest(
+      std::string(R"({"prompt":")") + std::string(16 * 50, 'a') + "\"}", false, o);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->block_hashes.size(), 2u);
+  // A string among the ids still means no ids, however far past the cap it comes.
+  o.max_blocks = 1;
+  auto mixed = ParseCompletionRequest(R"({"prompt":[1,2,3,4,5,6,"x"]})", false, o);
+  ASSERT_TRUE(mixed.ok());
+  EXPECT_TRUE(mixed->token_ids.empty());
+}
+
 TEST(CompletionRequest, ARepeatedPromptKeyHashesTheLastPrompt) {
   auto twice = Blocks(
       std::string(R"({"prompt":)") + Ids(100, 8) + std::string(R"(,"prompt":)") + Ids(0, 8) + "}",
