@@ -370,6 +370,10 @@ void Emulator::Publish(double now) {
       RankState& s = states_[r];
       s.snapshot = cluster_->engine(r).Snapshot(now);
       s.moe_pressure = pressure[r];
+      s.class_locality.resize(spec_.classes.size());
+      for (size_t c = 0; c < spec_.classes.size(); ++c) {
+        s.class_locality[c] = cluster_->ClassLocality(r, static_cast<int>(c));
+      }
       s.preemptions = cluster_->engine(r).total_preemptions();
       s.prefix_cache_queries = cluster_->engine(r).prefix_cache_queries();
       s.prefix_cache_hits = cluster_->engine(r).prefix_cache_hits();

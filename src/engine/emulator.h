@@ -96,6 +96,9 @@ struct Submission {
 struct RankState {
   EngineSnapshot snapshot;  // taken_at on the driver clock
   double moe_pressure = 1;
+  // Per traffic class: the share of its expert traffic from this rank that GPUs on the rank's
+  // node serve under the current placement (sim::Cluster::ClassLocality).
+  std::vector<double> class_locality;
   int64_t preemptions = 0;
   int64_t steps = 0;
   // Prefix-cache lookups since the start, in tokens (EngineScheduler::prefix_cache_queries and

@@ -161,6 +161,7 @@ wire::EngineState EngineService::Impl::State(int engine) const {
   st.load = s.snapshot;
   st.load.taken_at = emu->UnixTime(s.snapshot.taken_at);
   st.moe_pressure = s.moe_pressure;
+  st.class_locality = s.class_locality;
   st.preemptions = s.preemptions;
   st.steps = s.steps;
   st.version = emu->state_version();

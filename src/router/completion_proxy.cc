@@ -2,6 +2,7 @@
 // (completion_proxy.h).
 #include "router/completion_proxy.h"
 
+#include <charconv>
 #include <chrono>
 
 #include <boost/asio/post.hpp>
@@ -21,6 +22,9 @@ namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+// Largest traffic class number a request may name as its hint.
+constexpr int kMaxClassHint = 1'000'000;
 
 bool IsJsonContentType(std::string_view ct) {
   constexpr std::string_view kJson = "application/json";
@@ -67,6 +71,9 @@ CompletionProxy::CompletionProxy(RouterConfig config, net::IoRuntime& io, Engine
                                        .write_timeout_s = config_.write_timeout_s,
                                        .header_timeout_s = config_.upstream_header_timeout_s,
                                        .read_timeout_s = config_.upstream_read_timeout_s}) {
+  for (const auto& [user, c] : config_.tenant_classes) {
+    tenant_class_[wire::AffinityKeyOf(user)] = c;
+  }
   for (const auto& b : config_.backends) {
     models_.insert(b.model);
     dispatch_counters_.push_back(&metrics_.dispatches.With({b.name}));
@@ -153,8 +160,31 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     }
     body = std::move(tagged.value());
   }
+  // The request's traffic class, when its client says it: the x-gimbal-class header, the body's
+  // gimbal_traffic_class, or the tenant map by `user` (docs/router.md, "Class hints").
+  int class_hint = cr.traffic_class >= 0 && cr.traffic_class <= kMaxClassHint
+                       ? static_cast<int>(cr.traffic_class)
+                       : -1;
+  if (req.headers.Has("x-gimbal-class")) {
+    const std::string_view h = req.headers.Get("x-gimbal-class");
+    int v = -1;
+    const auto [end, ec] = std::from_chars(h.data(), h.data() + h.size(), v);
+    if (ec != std::errc() || end != h.data() + h.size() || v < 0 || v > kMaxClassHint) {
+      co_await refuse(400,
+                      "header x-gimbal-class must be a traffic class number in 0.." +
+                          std::to_string(kMaxClassHint),
+                      Outcome::kBadRequest);
+      co_return;
+    }
+    class_hint = v;
+  } else if (class_hint < 0 && cr.affinity_key != 0) {
+    if (auto it = tenant_class_.find(cr.affinity_key); it != tenant_class_.end()) {
+      class_hint = it->second;
+    }
+  }
   DispatchRequest dr;
   dr.id = static_cast<RequestId>(id);
+  dr.class_hint = class_hint;
   dr.now = now;
   dr.prompt_tokens = prompt_tokens;
   dr.max_output_tokens = cr.max_output_tokens;

@@ -23,6 +23,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 #include <vector>
 
@@ -112,6 +113,7 @@ class CompletionProxy {
   const std::function<double()> clock_;
   TokenRatio ratio_;
   std::set<std::string> models_;
+  std::unordered_map<uint64_t, int> tenant_class_;  // affinity key of a `user` -> traffic class
   Metrics metrics_;
   // Children looked up once (With() takes a lock and builds a key).
   std::vector<net::Counter*> dispatch_counters_;  // by engine

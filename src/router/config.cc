@@ -95,8 +95,8 @@ Params ReadParams(const YamlReader& r, const std::string& key) {
 
 Result<RouterConfig> FromReader(const YamlReader& root) {
   RouterConfig c;
-  root.CheckKeys({"listen", "limits", "backends", "dispatch", "queue", "prefix_cache", "state",
-                  "health", "admin", "seed"});
+  root.CheckKeys({"listen", "limits", "backends", "dispatch", "queue", "prefix_cache", "classes",
+                  "state", "health", "admin", "seed"});
   if (root.Has("listen")) {
     auto l = root.Child("listen");
     l.CheckKeys({"address", "port", "threads"});
@@ -164,6 +164,20 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
       b.Fail("kv_events_replay needs kv_events", "kv_events_replay");
     }
     c.backends.push_back(std::move(bc));
+  }
+  if (root.Has("classes")) {
+    auto cl = root.Child("classes");
+    cl.CheckKeys({"tenants"});
+    if (cl.Has("tenants")) {
+      auto t = cl.Child("tenants");
+      if (!t.IsMap()) {
+        t.Fail("expected a map of user names to traffic classes");
+      } else {
+        for (const auto& user : t.Keys()) {
+          c.tenant_classes[user] = static_cast<int>(t.Int(user, std::nullopt, 0, 1'000'000));
+        }
+      }
+    }
   }
   if (root.Has("prefix_cache")) {
     auto p = root.Child("prefix_cache");

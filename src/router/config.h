@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -96,6 +97,10 @@ struct RouterConfig {
   std::string queue_policy;
   Params queue_params;
   PrefixCacheConfig prefix_cache;
+  // Class hints for dispatch (DispatchRequest::class_hint): a request's `user` mapped to a traffic
+  // class (`classes.tenants`); the `x-gimbal-class` header and the body's `gimbal_traffic_class`
+  // come first (docs/router.md, "Class hints").
+  std::map<std::string, int> tenant_classes;
   // engine state
   double scrape_interval_s = 0.1;
   double scrape_timeout_s = 1;

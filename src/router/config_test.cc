@@ -1,6 +1,7 @@
 #include "router/config.h"
 
 #include <cstdlib>
+#include <map>
 
 #include <gtest/gtest.h>
 
@@ -74,6 +75,16 @@ prefix_cache: {index: approximate, block_tokens: 32, chars_per_token: 3, capacit
   auto r = ParseRouterConfig("prefix_cache: {index: precise}\n", "router.yaml");
   EXPECT_NE(r.status().message().find("none, approximate or auto"), std::string::npos)
       << r.status().message();
+}
+
+TEST(RouterConfig, ReadsTheTenantClassMap) {
+  auto c = ParseRouterConfig("classes: {tenants: {alice: 2, \"bob smith\": 0}}\n", "r.yaml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->tenant_classes, (std::map<std::string, int>{{"alice", 2}, {"bob smith", 0}}));
+  for (const char* bad : {"classes: {tenants: {alice: -1}}\n", "classes: {tenants: [alice]}\n",
+                          "classes: {tenant: {alice: 1}}\n", "classes: {tenants: {a: x}}\n"}) {
+    EXPECT_FALSE(ParseRouterConfig(bad, "r.yaml").ok()) << bad;
+  }
 }
 
 TEST(RouterConfig, RejectsTyposAndBadValues) {

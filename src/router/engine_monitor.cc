@@ -278,9 +278,10 @@ asio::awaitable<bool> EngineMonitor::ReadPushedState(int e, bool* warned) {
       const EngineView prev = table_.view(e);  // implausible fields keep their values
       EngineSnapshot snap = prev.snapshot;
       double moe = prev.moe_pressure;
+      std::vector<double> locality = table_.class_locality(e);
       wire::ValueWarnings bad;
-      if (wire::SnapshotFromPushed(it->data, clock_(), &snap, &moe, &bad)) {
-        table_.ApplyPushedSnapshot(e, snap, moe);
+      if (wire::SnapshotFromPushed(it->data, clock_(), &snap, &moe, &bad, &locality)) {
+        table_.ApplyPushedSnapshot(e, snap, moe, std::move(locality));
         metrics_.pushed_states.With({b.name}).Inc();
       }
       if (bad.count > 0) {

@@ -35,6 +35,10 @@ Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequ
   for (size_t i = 0; i < states_.size(); ++i) {
     const State& s = states_[i];
     views[i] = s.view;  // the accounting is filled in below
+    views[i].class_locality =
+        req.class_hint >= 0 && static_cast<size_t>(req.class_hint) < s.class_locality.size()
+            ? s.class_locality[static_cast<size_t>(req.class_hint)]
+            : 0;
     views[i].snapshot_age = s.has_snapshot ? std::max(0.0, req.now - s.view.snapshot.taken_at) : 0;
     const bool eligible =
         s.view.healthy && infos_[i].model == model &&
@@ -84,15 +88,22 @@ bool EngineTable::ApplySnapshot(int e, const EngineSnapshot& snap) {
   return true;
 }
 
-void EngineTable::ApplyPushedSnapshot(int e, const EngineSnapshot& snap, double moe_pressure) {
+void EngineTable::ApplyPushedSnapshot(int e, const EngineSnapshot& snap, double moe_pressure,
+                                      std::vector<double> class_locality) {
   MutexLock lock(mu_);
   State& s = states_[static_cast<size_t>(e)];
   s.view.snapshot = snap;
   s.view.moe_pressure = moe_pressure;
+  s.class_locality = std::move(class_locality);
   ledger_.SnapshotTaken(e);
   s.has_snapshot = true;
   s.pushed = true;
   s.pushed_at = snap.taken_at;
+}
+
+std::vector<double> EngineTable::class_locality(int e) const {
+  MutexLock lock(mu_);
+  return states_[static_cast<size_t>(e)].class_locality;
 }
 
 bool EngineTable::PushFresh(int e, double now) const {

@@ -6,7 +6,8 @@
 // frontend_ledger.h, the same ledger the simulator keeps): requests in flight, prompt tokens
 // dispatched whose first token has not arrived (reserved prefill), prompt + max_tokens of those in
 // flight (reserved KV), and picks since the last applied snapshot. Pick() builds one EngineView
-// per engine, hides engines that are unhealthy, excluded or serving another model, lets the ledger
+// per engine (for a request with a class hint, with the engine's pushed locality for that class),
+// hides engines that are unhealthy, excluded or serving another model, lets the ledger
 // hide those at their limit (inflight >= max_inflight), fills each view's cached prefix from the
 // prefix cache (when one is set), asks the pure DispatchPolicy, and records the reservation (only
 // the uncached part of the prompt counts as reserved prefill; the caller records the blocks in the
@@ -77,8 +78,12 @@ class EngineTable {
   // A fresh snapshot scraped from engine `e` (taken_at on the router's clock). Ignored (false)
   // while a pushed snapshot younger than push_stale_s is at hand: pushed state is fresher.
   bool ApplySnapshot(int e, const EngineSnapshot& s);
-  // A snapshot the engine pushed (taken_at on the router's clock), with its GPU's MoE pressure.
-  void ApplyPushedSnapshot(int e, const EngineSnapshot& s, double moe_pressure);
+  // A snapshot the engine pushed (taken_at on the router's clock), with its GPU's MoE pressure and,
+  // per traffic class, its node's share of that class's expert traffic (empty: not reported).
+  void ApplyPushedSnapshot(int e, const EngineSnapshot& s, double moe_pressure,
+                           std::vector<double> class_locality = {});
+  // Engine e's last pushed class locality (empty when it reports none).
+  std::vector<double> class_locality(int e) const;
   // True when engine `e`'s last pushed snapshot is younger than push_stale_s at `now`.
   bool PushFresh(int e, double now) const;
   // A health probe or a request's connection result. Returns true when the engine's health
@@ -102,6 +107,7 @@ class EngineTable {
     int failures = 0;
     int successes = 0;
     int64_t ejections = 0;
+    std::vector<double> class_locality;  // pushed, per traffic class
   };
   // states_[e].view with the ledger's accounting filled in.
   EngineView ViewLocked(int e) const GIMBAL_REQUIRES(mu_);

@@ -97,6 +97,37 @@ TEST(EngineTable, PicksSeeTheCachedPrefixAndReserveOnlyTheRest) {
   EXPECT_EQ(t.Rows(0)[1].view.reserved_prefill, 100);
 }
 
+// Records the class locality each engine showed the last pick.
+class RecordsLocality : public DispatchPolicy {
+ public:
+  int Pick(const DispatchRequest&, std::span<const EngineView> e, Rng&) const override {
+    seen.clear();
+    for (const auto& v : e) seen.push_back(v.class_locality);
+    return 0;
+  }
+  std::string name() const override { return "records-locality"; }
+  mutable std::vector<double> seen;
+};
+
+TEST(EngineTable, AHintedPickSeesEachEnginesPushedLocalityForItsClass) {
+  EngineTable t({{"a", "m", 8}, {"b", "m", 8}}, 2, 1, 1);
+  t.ApplyPushedSnapshot(0, EngineSnapshot{.taken_at = 1}, 1.0, {0.9, 0.1});
+  t.ApplyPushedSnapshot(1, EngineSnapshot{.taken_at = 1}, 1.0, {0.2});
+  RecordsLocality p;
+  DispatchRequest req;
+  req.prompt_tokens = 10;
+  req.class_hint = 0;
+  ASSERT_TRUE(t.Pick(p, req, "m", {}).ok());
+  EXPECT_EQ(p.seen, (std::vector<double>{0.9, 0.2}));
+  req.class_hint = 1;  // engine 1 reports no class 1: nothing known
+  ASSERT_TRUE(t.Pick(p, req, "m", {}).ok());
+  EXPECT_EQ(p.seen, (std::vector<double>{0.1, 0.0}));
+  req.class_hint = -1;  // no hint: no locality
+  ASSERT_TRUE(t.Pick(p, req, "m", {}).ok());
+  EXPECT_EQ(p.seen, (std::vector<double>{0.0, 0.0}));
+  EXPECT_EQ(t.class_locality(0), (std::vector<double>{0.9, 0.1}));
+}
+
 TEST(EngineTable, PushedSnapshotsWinOverScrapedOnesUntilStale) {
   EngineTable t({{"a", "m", 2}}, 2, 1, 1, /*push_stale_s=*/3);
   EXPECT_FALSE(t.PushFresh(0, 0));

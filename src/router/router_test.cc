@@ -45,6 +45,17 @@ class FewestInflight : public DispatchPolicy {
   std::string name() const override { return "test_fewest_inflight"; }
 };
 
+// Picks engine 0 and remembers the last request's class hint.
+class RecordsClassHint : public DispatchPolicy {
+ public:
+  int Pick(const DispatchRequest& req, std::span<const EngineView>, Rng&) const override {
+    last_hint = req.class_hint;
+    return 0;
+  }
+  std::string name() const override { return "test_records_class_hint"; }
+  mutable std::atomic<int> last_hint{-2};
+};
+
 // Key = arrival + 1 s per prompt token: long prompts get large priorities.
 class ByPromptLength : public QueuePolicy {
  public:
@@ -497,6 +508,41 @@ TEST_F(RouterTest, BadRequestsGetTheRightStatusAndRouterKeepsServing) {
   }
   EXPECT_EQ(Complete(false).status, 200);
   EXPECT_EQ(Complete(true).status, 200);
+}
+
+// A request's class hint: the x-gimbal-class header, else the body's gimbal_traffic_class, else the
+// tenant map by `user`; none otherwise. A malformed header is the client's error.
+TEST_F(RouterTest, ClassHintsReachDispatch) {
+  AddBackends(1);
+  RouterConfig c = BaseConfig();
+  c.tenant_classes = {{"alice", 2}, {"bob", 5}};
+  auto policy = std::make_shared<RecordsClassHint>();
+  RouterDeps deps;
+  deps.dispatch_policy = policy;
+  StartRouter(c, deps);
+  auto post = [&](const json& body, std::map<std::string, std::string> headers = {}) {
+    Reply r = Call("POST", "/v1/completions", body.dump(), "application/json", std::move(headers));
+    EXPECT_EQ(r.status, 200) << r.body;
+    return policy->last_hint.load();
+  };
+  const json base = {{"model", "test-model"}, {"prompt", "hello"}, {"max_tokens", 2}};
+  EXPECT_EQ(post(base), -1);
+  json alice = base;
+  alice["user"] = "alice";
+  EXPECT_EQ(post(alice), 2);
+  json carol = base;
+  carol["user"] = "carol";
+  EXPECT_EQ(post(carol), -1);
+  json tagged = alice;
+  tagged["gimbal_traffic_class"] = 3;
+  EXPECT_EQ(post(tagged), 3);
+  EXPECT_EQ(post(tagged, {{"x-gimbal-class", "7"}}), 7);
+  for (const char* bad : {"x", "-1", "7x", "1e3", "99999999999"}) {
+    Reply r =
+        Call("POST", "/v1/completions", base.dump(), "application/json", {{"x-gimbal-class", bad}});
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_NE(r.body.find("x-gimbal-class"), std::string::npos) << r.body;
+  }
 }
 
 TEST_F(RouterTest, AdminEndpointsNeedTheToken) {

@@ -418,10 +418,7 @@ class RequestReader : public internal::SaxTypes {
         return true;
       case Field::kUser:
         r_->affinity_key = 0;
-        if (v == Value::kString) {
-          const uint64_t h = Fnv(kHashSeed, *str_);
-          r_->affinity_key = h == 0 ? 1 : h;
-        }
+        if (v == Value::kString) r_->affinity_key = AffinityKeyOf(*str_);
         return true;
       case Field::kTrafficClass:
         if (v == Value::kNull) return true;
@@ -468,6 +465,11 @@ class RequestReader : public internal::SaxTypes {
 };
 
 }  // namespace
+
+uint64_t AffinityKeyOf(std::string_view user) {
+  const uint64_t h = Fnv(kHashSeed, user);
+  return h == 0 ? 1 : h;
+}
 
 Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat,
                                                  const PromptBlockOptions& blocks) {

@@ -98,6 +98,10 @@ struct PromptBlockOptions {
 // Parses a /v1/completions (`chat` false) or /v1/chat/completions body. kInvalidArgument with a
 // message naming the problem when it is not one JSON object, nests deeper than kMaxJsonDepth, or
 // a field has the wrong type.
+// The affinity key a string `user` gives (CompletionRequest::affinity_key): FNV-1a from kHashSeed,
+// never 0.
+uint64_t AffinityKeyOf(std::string_view user);
+
 // With `blocks.block_tokens` > 0, fills block_hashes too.
 Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat,
                                                  const PromptBlockOptions& blocks = {});

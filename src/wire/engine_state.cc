@@ -11,18 +11,19 @@ namespace gimbal::wire {
 namespace f = state_field;
 
 std::string EngineStateJson(const EngineState& s) {
-  const nlohmann::json j = {{f::kEngine, s.engine},
-                            {f::kModel, s.model},
-                            {f::kWaiting, s.load.waiting},
-                            {f::kRunning, s.load.running},
-                            {f::kKvUsage, s.load.kv_usage},
-                            {f::kKvCapacityTokens, s.load.kv_capacity_tokens},
-                            {f::kPrefillPendingTokens, s.load.prefill_pending_tokens},
-                            {f::kTakenAt, s.load.taken_at},
-                            {f::kMoePressure, s.moe_pressure},
-                            {f::kPreemptions, s.preemptions},
-                            {f::kSteps, s.steps},
-                            {f::kVersion, s.version}};
+  nlohmann::json j = {{f::kEngine, s.engine},
+                      {f::kModel, s.model},
+                      {f::kWaiting, s.load.waiting},
+                      {f::kRunning, s.load.running},
+                      {f::kKvUsage, s.load.kv_usage},
+                      {f::kKvCapacityTokens, s.load.kv_capacity_tokens},
+                      {f::kPrefillPendingTokens, s.load.prefill_pending_tokens},
+                      {f::kTakenAt, s.load.taken_at},
+                      {f::kMoePressure, s.moe_pressure},
+                      {f::kPreemptions, s.preemptions},
+                      {f::kSteps, s.steps},
+                      {f::kVersion, s.version}};
+  if (!s.class_locality.empty()) j[f::kClassLocality] = s.class_locality;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -47,7 +48,8 @@ void ValueWarnings::Add(std::string_view what, double value) {
 }
 
 bool SnapshotFromPushed(std::string_view data, double now, EngineSnapshot* out,
-                        double* moe_pressure, ValueWarnings* warnings) {
+                        double* moe_pressure, ValueWarnings* warnings,
+                        std::vector<double>* class_locality) {
   const auto j = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return false;
   // Whether `key` is present as a number (any value, implausible ones included).
@@ -104,6 +106,31 @@ bool SnapshotFromPushed(std::string_view data, double now, EngineSnapshot* out,
   }
   *out = s;
   *moe_pressure = pressure;
+  if (class_locality != nullptr) {
+    auto it = j.find(f::kClassLocality);
+    if (it == j.end()) {
+      class_locality->clear();
+    } else if (!it->is_array() || it->size() > kMaxClasses) {
+      if (warnings != nullptr) {
+        warnings->Add(it->is_array() ? "class_locality entries" : "class_locality (not an array)",
+                      it->is_array() ? static_cast<double>(it->size()) : 0.0);
+      }
+    } else {
+      std::vector<double> v;
+      v.reserve(it->size());
+      bool ok = true;
+      for (const auto& x : *it) {
+        const double d = x.is_number() ? x.get<double>() : std::nan("");
+        if (!Plausible(d, 1.0)) {
+          if (warnings != nullptr) warnings->Add("class_locality entry", d);
+          ok = false;
+          break;
+        }
+        v.push_back(d);
+      }
+      if (ok) *class_locality = std::move(v);
+    }
+  }
   return true;
 }
 

@@ -10,7 +10,10 @@
 // A state is a JSON object of numbers, plus the model's name (docs/emulator.md):
 //   engine, model, waiting, running, kv_usage (0..1), kv_capacity_tokens, prefill_pending_tokens
 //   (-1: not reported), taken_at (Unix seconds), moe_pressure (this GPU's expert load over the
-//   mean; 0 reads as 1), preemptions, steps, version (increases with every publication).
+//   mean; 0 reads as 1), preemptions, steps, version (increases with every publication), and
+//   class_locality: an array, per traffic class, of the share in [0, 1] of that class's expert
+//   traffic from this rank that GPUs on its own node serve under the current placement (what
+//   class-aware dispatch reads; absent when the engine does not know it).
 // A reader needs waiting, running and kv_usage; the others are optional, unknown fields ignored.
 //
 // Engines are not trusted: a value no real engine can have — negative, NaN, ±Inf, a request count
@@ -24,6 +27,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/engine_state.h"
 #include "net/sse.h"
@@ -47,6 +51,7 @@ inline constexpr char kMoePressure[] = "moe_pressure";
 inline constexpr char kPreemptions[] = "preemptions";
 inline constexpr char kSteps[] = "steps";
 inline constexpr char kVersion[] = "version";
+inline constexpr char kClassLocality[] = "class_locality";
 }  // namespace state_field
 
 // One state as an engine publishes it.
@@ -58,6 +63,7 @@ struct EngineState {
   int64_t preemptions = 0;
   int64_t steps = 0;
   uint64_t version = 0;
+  std::vector<double> class_locality;  // per traffic class; empty: not reported
 };
 
 // The state's JSON object (no trailing newline).
@@ -71,6 +77,7 @@ inline constexpr double kMaxEngineRequests = 1e9;  // waiting, running
 inline constexpr double kMaxEngineTokens = 1e12;   // KV capacity, prompt tokens pending
 inline constexpr double kUsageTolerance = 0.01;    // kv_usage in [-tol, 1 + tol], then clamped
 inline constexpr double kMaxMoePressure = 1e4;     // relative to the mean over GPUs
+inline constexpr size_t kMaxClasses = 4096;        // class_locality entries
 
 // Whether a count or token number `v` is finite and within [0, max].
 bool Plausible(double v, double max);
@@ -90,8 +97,12 @@ struct ValueWarnings {
 // value; an absent optional field gets its default (kv_capacity_tokens 0, prefill_pending_tokens
 // -1, moe_pressure 1). False, and nothing touched, when `data` is not a JSON object with numbers
 // `waiting`, `running` and `kv_usage`, or when neither request count is plausible. `warnings`
-// (optional) is added to.
+// (optional) is added to. `class_locality` (optional) holds the previous array on entry: it
+// becomes the state's array, empty when the state has none, and stays as it was (with a warning)
+// when the array is malformed: not an array, more than kMaxClasses entries, or an entry that is
+// not a number in [0, 1].
 bool SnapshotFromPushed(std::string_view data, double now, EngineSnapshot* out,
-                        double* moe_pressure, ValueWarnings* warnings = nullptr);
+                        double* moe_pressure, ValueWarnings* warnings = nullptr,
+                        std::vector<double>* class_locality = nullptr);
 
 }  // namespace gimbal::wire

@@ -165,5 +165,29 @@ TEST(SnapshotFromPushed, ImplausibleFieldsAreDroppedKeepingThePreviousValues) {
   EXPECT_EQ(w.count, 2);
 }
 
+TEST(SnapshotFromPushed, ReadsClassLocalityAndKeepsThePreviousOnAMalformedOne) {
+  EngineState st;
+  st.class_locality = {0.25, 1.0, 0.0};
+  const std::string json = EngineStateJson(st);
+  EngineSnapshot snap;
+  double moe = 1;
+  std::vector<double> loc;
+  ASSERT_TRUE(SnapshotFromPushed(json, 1, &snap, &moe, nullptr, &loc));
+  EXPECT_EQ(loc, (std::vector<double>{0.25, 1.0, 0.0}));
+  const std::string head = R"({"waiting":0,"running":0,"kv_usage":0,"class_locality":)";
+  for (const std::string& bad :
+       {std::string("[0.5, 1.5]"), std::string("[0.5, -0.1]"), std::string("[0.5, \"x\"]"),
+        std::string("{\"a\":1}"), std::string("0.5")}) {
+    ValueWarnings w;
+    ASSERT_TRUE(SnapshotFromPushed(head + bad + "}", 2, &snap, &moe, &w, &loc)) << bad;
+    EXPECT_EQ(loc, (std::vector<double>{0.25, 1.0, 0.0})) << bad;  // the previous array
+    EXPECT_EQ(w.count, 1) << bad;
+  }
+  ASSERT_TRUE(SnapshotFromPushed(R"({"waiting":0,"running":0,"kv_usage":0})", 3, &snap, &moe,
+                                 nullptr, &loc));
+  EXPECT_TRUE(loc.empty());  // no longer reported
+  EXPECT_EQ(EngineStateJson(EngineState{}).find("class_locality"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace gimbal::wire
