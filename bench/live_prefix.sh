@@ -37,15 +37,6 @@ procs_init live_prefix "$WORK"
 
 SETS=(--set "workload.num_sessions=$SESSIONS")
 
-wait_for_line() {  # log, pattern, pid
-  for _ in $(seq 600); do
-    if grep -E -m1 "$2" "$1" 2>/dev/null; then return 0; fi
-    kill -0 "$3" 2>/dev/null || { echo "live_prefix: process $3 exited early" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "live_prefix: timed out waiting for '$2' in $1" >&2
-  return 1
-}
 
 # Sums a counter over the engines' /metrics pages.
 sum_metric() {  # name, urls...
@@ -66,9 +57,9 @@ run_mode() {  # approximate | events
   PIDS+=("$epid")
   local dp
   dp="$(awk '/^cluster:/ {c = 1} c && /dp:/ {print $2; exit}' "$SCENARIO")"
-  wait_for_line "$WORK/engines-$mode.log" "engine $((dp - 1)) on http" "$epid" >/dev/null
+  procs_wait_for_line "$WORK/engines-$mode.log" "engine $((dp - 1)) on http" "$epid" 60 >/dev/null
   if [ "$mode" = events ]; then
-    wait_for_line "$WORK/engines-$mode.log" "engine $((dp - 1)) publishes KV events" "$epid" >/dev/null
+    procs_wait_for_line "$WORK/engines-$mode.log" "engine $((dp - 1)) publishes KV events" "$epid" 60 >/dev/null
   fi
   local urls=() backends=() events=()
   mapfile -t urls < <(grep -Eo 'engine [0-9]+ on http://[0-9.:]+' "$WORK/engines-$mode.log" | awk '{print $4}')
@@ -91,7 +82,7 @@ run_mode() {  # approximate | events
   local rpid=$!
   PIDS+=("$rpid")
   local port
-  port="$(wait_for_line "$WORK/router-$mode.log" "listening on port [0-9]+" "$rpid" |
+  port="$(procs_wait_for_line "$WORK/router-$mode.log" "listening on port [0-9]+" "$rpid" 60 |
           grep -Eo 'port [0-9]+' | awk '{print $2}' | head -n1)"
   sleep 1  # first pushed states, subscriptions connected
   echo "-- live, router index: $mode ($dp engines at time scale $TIME_SCALE, router :$port)"

@@ -89,17 +89,6 @@ if [ -z "$ROUTER_CONFIG" ]; then
   }' >"$ROUTER_CONFIG"
 fi
 
-# Waits (bounded) for a line matching $2 in log $1 while process $3 lives; prints the line.
-wait_for_line() {
-  local log=$1 pattern=$2 pid=$3
-  for _ in $(seq 300); do
-    if grep -E -m1 "$pattern" "$log" 2>/dev/null; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then echo "live-demo: process $pid exited early" >&2; return 1; fi
-    sleep 0.1
-  done
-  echo "live-demo: timed out waiting for '$pattern' in $log" >&2
-  return 1
-}
 
 echo "== live: $MODEL on $DP x $GPU (emulated, time scale $TIME_SCALE); $NUM_PROMPTS requests at $RATE req/s"
 
@@ -109,7 +98,7 @@ start_engines() {  # name, then engine flags; sets BACKENDS and URLS
     --queue-policy priority --threads 2 --drain-timeout 5 "$@" >"$WORK/$name.log" 2>&1 &
   local pid=$!
   PIDS+=("$pid")
-  wait_for_line "$WORK/$name.log" "engine $((DP - 1)) on http" "$pid" >/dev/null
+  procs_wait_for_line "$WORK/$name.log" "engine $((DP - 1)) on http" "$pid" >/dev/null
   BACKENDS=()
   URLS=()
   local url
@@ -128,7 +117,7 @@ start_router() {  # name, then serve flags; sets ROUTER_PORT
   local pid=$!
   PIDS+=("$pid")
   local line
-  line="$(wait_for_line "$WORK/$name.log" "listening on port [0-9]+" "$pid")"
+  line="$(procs_wait_for_line "$WORK/$name.log" "listening on port [0-9]+" "$pid")"
   ROUTER_PORT="$(grep -Eo '[0-9]+' <<<"${line##*port }" | head -n1)"
   [ -n "$ROUTER_PORT" ]
 }

@@ -5,6 +5,8 @@
 #   some-server ... >"$WORK/server.log" 2>&1 &
 #   PIDS+=($!)
 #
+# procs_wait_for_line LOG PATTERN PID [SECONDS] waits for a line of a started process's log.
+#
 # On exit every process in PIDS gets SIGTERM, then SIGKILL after 5 s if it is still there. When the
 # script fails, the last lines of each WORK/*.log are printed to stderr first. SIGINT and SIGTERM
 # end the script with 130.
@@ -36,4 +38,17 @@ procs_init() {  # name, scratch folder
   PROCS_WORK=$2
   trap procs_cleanup EXIT
   trap 'exit 130' INT TERM
+}
+
+# Waits (bounded: SECONDS, default 30) for a line matching the extended regex PATTERN in LOG while
+# process PID lives; prints the line. Fails, saying why, when the process exits or time runs out.
+procs_wait_for_line() {  # log, pattern, pid, [seconds]
+  local log=$1 pattern=$2 pid=$3 tries=$((${4:-30} * 10))
+  for _ in $(seq "$tries"); do
+    if grep -E -m1 "$pattern" "$log" 2>/dev/null; then return 0; fi
+    if ! kill -0 "$pid" 2>/dev/null; then echo "$PROCS_NAME: process $pid exited early" >&2; return 1; fi
+    sleep 0.1
+  done
+  echo "$PROCS_NAME: timed out waiting for '$pattern' in $log" >&2
+  return 1
 }

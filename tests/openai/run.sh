@@ -59,17 +59,6 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/gimbal-openai.XXXXXX")"
 source "$ROOT/scripts/lib/procs.sh"
 procs_init tests/openai "$WORK"
 
-# Waits (bounded) for a line matching $2 in log $1 while process $3 lives; prints the line.
-wait_for_line() {
-  local log=$1 pattern=$2 pid=$3
-  for _ in $(seq 300); do
-    if grep -E -m1 "$pattern" "$log" 2>/dev/null; then return 0; fi
-    if ! kill -0 "$pid" 2>/dev/null; then echo "tests/openai: process $pid exited early" >&2; return 1; fi
-    sleep 0.1
-  done
-  echo "tests/openai: timed out waiting for '$pattern' in $log" >&2
-  return 1
-}
 
 router_config() {  # file, backend name prefix, dispatch policy, state source, then backend URLs
   local file=$1 prefix=$2 policy=$3 source=$4; shift 4
@@ -93,7 +82,7 @@ router_config() {  # file, backend name prefix, dispatch policy, state source, t
 "$GIMBAL" engine --dp "$DP" --model "$MODEL" --gpu h200 --port 0 --threads 2 --drain-timeout 2 \
   --time-scale 0.05 >"$WORK/cluster.log" 2>&1 &
 PIDS+=("$!")
-wait_for_line "$WORK/cluster.log" "engine $((DP - 1)) on http" "$!" >/dev/null
+procs_wait_for_line "$WORK/cluster.log" "engine $((DP - 1)) on http" "$!" >/dev/null
 mapfile -t RANK_URLS < <(grep -Eo 'engine [0-9]+ on http://[0-9.:]+' "$WORK/cluster.log" | awk '{print $4}')
 [ "${#RANK_URLS[@]}" -eq "$DP" ] || { echo "tests/openai: expected $DP rank URLs" >&2; exit 1; }
 
@@ -101,7 +90,7 @@ mapfile -t RANK_URLS < <(grep -Eo 'engine [0-9]+ on http://[0-9.:]+' "$WORK/clus
 "$GIMBAL" engine --dp "$DP" --ranks-per-port 2 --model "$MODEL" --gpu h200 --port 0 --threads 2 \
   --drain-timeout 2 --time-scale 0.2 >"$WORK/hybrid.log" 2>&1 &
 PIDS+=("$!")
-wait_for_line "$WORK/hybrid.log" "engine $((DP - 1)) on http" "$!" >/dev/null
+procs_wait_for_line "$WORK/hybrid.log" "engine $((DP - 1)) on http" "$!" >/dev/null
 mapfile -t NODE_URLS < <(grep -Eo 'engine [0-9]+ on http://[0-9.:]+' "$WORK/hybrid.log" | awk '{print $4}' | uniq)
 [ "${#NODE_URLS[@]}" -eq 2 ] || { echo "tests/openai: expected 2 node URLs" >&2; exit 1; }
 
@@ -110,7 +99,7 @@ mapfile -t NODE_URLS < <(grep -Eo 'engine [0-9]+ on http://[0-9.:]+' "$WORK/hybr
   --time-scale 1 >"$WORK/victim.log" 2>&1 & echo $! >"$WORK/victim.pid" )
 VICTIM_PID="$(cat "$WORK/victim.pid")"
 PIDS+=("$VICTIM_PID")
-wait_for_line "$WORK/victim.log" "engine 0 on http" "$VICTIM_PID" >/dev/null
+procs_wait_for_line "$WORK/victim.log" "engine 0 on http" "$VICTIM_PID" >/dev/null
 VICTIM_URL="$(grep -Eo 'engine 0 on http://[0-9.:]+' "$WORK/victim.log" | awk '{print $4}')"
 
 router_config "$WORK/router.yaml" dp round_robin metrics "${RANK_URLS[@]}"
@@ -119,7 +108,7 @@ router_config "$WORK/victim-router.yaml" dp least_requests metrics "$VICTIM_URL"
 for name in router hybrid-router victim-router; do
   "$GIMBAL" serve --port 0 --config "$WORK/$name.yaml" >"$WORK/$name.log" 2>&1 &
   PIDS+=("$!")
-  wait_for_line "$WORK/$name.log" "listening on port [0-9]+" "$!" >/dev/null
+  procs_wait_for_line "$WORK/$name.log" "listening on port [0-9]+" "$!" >/dev/null
 done
 port_of() { grep -Eo 'listening on port [0-9]+' "$WORK/$1.log" | head -n1 | awk '{print $4}'; }
 
