@@ -48,6 +48,33 @@ double CpuNow() {
 Params g_params;  // --set key=value for the gimbal policy (all modes)
 int g_gpus = 0;   // --gpus N: only the shape with N GPUs (0: both)
 
+// Small instance i of the gap and hash checks: 8, 12 or 16 experts on 4 GPUs in 2 nodes, 8
+// sources, 2 classes, a random current placement.
+struct SmallInstance {
+  SourceExpertCounts stats;
+  Placement cur;
+  PlacementTopology topo;
+};
+
+SmallInstance MakeSmallInstance(int i) {
+  Rng rng(1000 + i);
+  const int experts = 8 + 4 * static_cast<int>(rng.UniformInt(3));  // 8, 12 or 16
+  const int spg = experts / 4 + 1 + static_cast<int>(rng.UniformInt(2));
+  SyntheticStatsOptions o;
+  o.sources = 8;
+  o.experts = experts;
+  o.classes = 2;
+  o.zipf_s = 0.6 + rng.Uniform();
+  o.dominant_share = 0.5 + 0.4 * rng.Uniform();
+  o.seed = 2000 + i;
+  SmallInstance in;
+  in.stats = SyntheticStats(o).Next();
+  in.cur = RandomPlacement(rng, 1, experts, 4, spg);
+  in.topo.gpus = 4;
+  in.topo.gpus_per_node = 2;
+  return in;
+}
+
 void Gap(int n, double exact_seconds) {
   if (!ExactSolverAvailable()) {
     fmt::print("gap: skipped (built without CBC)\n");
@@ -56,21 +83,10 @@ void Gap(int n, double exact_seconds) {
   std::vector<double> gaps, exact_ms, heur_ms;
   int proven = 0, within3 = 0;
   for (int i = 0; i < n; ++i) {
-    Rng rng(1000 + i);
-    const int experts = 8 + 4 * static_cast<int>(rng.UniformInt(3));  // 8, 12 or 16
-    const int spg = experts / 4 + 1 + static_cast<int>(rng.UniformInt(2));
-    SyntheticStatsOptions o;
-    o.sources = 8;
-    o.experts = experts;
-    o.classes = 2;
-    o.zipf_s = 0.6 + rng.Uniform();
-    o.dominant_share = 0.5 + 0.4 * rng.Uniform();
-    o.seed = 2000 + i;
-    const SourceExpertCounts stats = SyntheticStats(o).Next();
-    const Placement cur = RandomPlacement(rng, 1, experts, 4, spg);
-    PlacementTopology topo;
-    topo.gpus = 4;
-    topo.gpus_per_node = 2;
+    const SmallInstance in = MakeSmallInstance(i);
+    const SourceExpertCounts& stats = in.stats;
+    const Placement& cur = in.cur;
+    const PlacementTopology& topo = in.topo;
     GimbalPlacementConfig cfg = *GimbalPlacementConfig::FromParams(g_params);
     cfg.max_moves_per_layer = -1;
     cfg.min_gain = 0;
@@ -295,21 +311,10 @@ void Hash(int rounds) {
   }
   PlanHash small;
   for (int i = 0; i < 10 * rounds; ++i) {
-    Rng rng(1000 + i);
-    const int experts = 8 + 4 * static_cast<int>(rng.UniformInt(3));
-    const int spg = experts / 4 + 1 + static_cast<int>(rng.UniformInt(2));
-    SyntheticStatsOptions o;
-    o.sources = 8;
-    o.experts = experts;
-    o.classes = 2;
-    o.zipf_s = 0.6 + rng.Uniform();
-    o.dominant_share = 0.5 + 0.4 * rng.Uniform();
-    o.seed = 2000 + i;
-    const SourceExpertCounts stats = SyntheticStats(o).Next();
-    const Placement cur = RandomPlacement(rng, 1, experts, 4, spg);
-    PlacementTopology topo;
-    topo.gpus = 4;
-    topo.gpus_per_node = 2;
+    const SmallInstance in = MakeSmallInstance(i);
+    const SourceExpertCounts& stats = in.stats;
+    const Placement& cur = in.cur;
+    const PlacementTopology& topo = in.topo;
     GimbalPlacementConfig cfg = *GimbalPlacementConfig::FromParams(g_params);
     cfg.max_moves_per_layer = i % 2 ? -1 : 6;
     cfg.min_gain = i % 3 ? 0 : cfg.min_gain;
