@@ -50,14 +50,26 @@ Reply Post(net::IoRuntime& io, net::HttpClient& client, uint16_t port, const std
   }());
 }
 
-TEST(EmbeddedEnginesTest, ServeWithoutBackendsAnswersCompletions) {
+// A router on an ephemeral loopback port with frequent health probes, and two embedded engines at
+// twenty times real speed.
+RouterConfig TestConfig() {
   RouterConfig config;
   config.port = 0;
   config.threads = 2;
   config.health_interval_s = 0.05;
+  return config;
+}
+
+EmbeddedEngineOptions TwoEngines() {
   EmbeddedEngineOptions eo;
   eo.dp = 2;
   eo.time_scale = 0.05;
+  return eo;
+}
+
+TEST(EmbeddedEnginesTest, ServeWithoutBackendsAnswersCompletions) {
+  RouterConfig config = TestConfig();
+  EmbeddedEngineOptions eo = TwoEngines();
   auto engines = StartEmbeddedEngines(eo, config);
   ASSERT_TRUE(engines.ok()) << engines.status().ToString();
   ASSERT_EQ(config.backends.size(), 2u);
@@ -115,13 +127,8 @@ TEST(EmbeddedEnginesTest, ServeWithoutBackendsAnswersCompletions) {
 TEST(EmbeddedEnginesTest, APromptGoesWhereItsPrefixIsCached) {
   for (const bool events : {true, false}) {
     SCOPED_TRACE(events ? "KV events" : "approximate record");
-    RouterConfig config;
-    config.port = 0;
-    config.threads = 2;
-    config.health_interval_s = 0.05;
-    EmbeddedEngineOptions eo;
-    eo.dp = 2;
-    eo.time_scale = 0.05;
+    RouterConfig config = TestConfig();
+    EmbeddedEngineOptions eo = TwoEngines();
     eo.kv_events = events;
     auto engines = StartEmbeddedEngines(eo, config);
     ASSERT_TRUE(engines.ok()) << engines.status().ToString();
