@@ -398,13 +398,19 @@ class RawPub {
   std::string endpoint_;
 };
 
-TEST(KvEventsPubSubTest, MalformedMessagesAreCountedAndSkipped) {
-  RawPub raw;
+// A started subscriber of a raw publisher (no replay).
+std::unique_ptr<Subscriber> Listen(const RawPub& raw) {
   SubscriberOptions so;
   so.endpoints = {raw.endpoint()};
   auto sub = MakeSubscriber(so);
+  if (sub) sub->Start();
+  return sub;
+}
+
+TEST(KvEventsPubSubTest, MalformedMessagesAreCountedAndSkipped) {
+  RawPub raw;
+  auto sub = Listen(raw);
   ASSERT_TRUE(sub);
-  sub->Start();
   int64_t seq = raw.Connect(*sub);
   raw.Send({"", EncodeSeq(seq)});                                // two frames
   raw.Send({"", "1234567", EncodeBatch(EventBatch{})});          // a 7-byte sequence
@@ -421,11 +427,8 @@ TEST(KvEventsPubSubTest, MalformedMessagesAreCountedAndSkipped) {
 
 TEST(KvEventsPubSubTest, OutOfOrderBatchesAreAGapThenLateDuplicates) {
   RawPub raw;
-  SubscriberOptions so;
-  so.endpoints = {raw.endpoint()};
-  auto sub = MakeSubscriber(so);
+  auto sub = Listen(raw);
   ASSERT_TRUE(sub);
-  sub->Start();
   const int64_t s = raw.Connect(*sub);
   const EngineKvStatus before = sub->State(0);
   raw.Batch(s, Stores({10}));
