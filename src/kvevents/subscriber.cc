@@ -343,6 +343,15 @@ size_t Subscriber::MatchPrefix(int engine, std::span<const uint64_t> hashes) con
   return e.index.MatchPrefix(hashes);
 }
 
+std::optional<size_t> Subscriber::MatchPrefixIfExact(int engine,
+                                                     std::span<const uint64_t> hashes) const {
+  if (engine < 0 || engine >= engines()) return std::nullopt;
+  const Engine& e = *engines_[engine];
+  std::lock_guard<std::mutex> lock(e.mu);
+  if (e.st.stale) return std::nullopt;
+  return e.index.MatchPrefix(hashes);
+}
+
 bool Subscriber::Contains(int engine, uint64_t hash) const {
   if (engine < 0 || engine >= engines()) return false;
   const Engine& e = *engines_[engine];

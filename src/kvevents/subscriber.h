@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <thread>
@@ -94,6 +95,9 @@ class Subscriber {
   int engines() const { return static_cast<int>(engines_.size()); }
   // Leading blocks of `hashes` (chained, head first) that `engine` holds; 0 for a bad engine.
   size_t MatchPrefix(int engine, std::span<const uint64_t> hashes) const;
+  // The same, under one lock with the staleness check: nullopt while `engine`'s index is stale
+  // (or for a bad engine), when a caller should ask another source.
+  std::optional<size_t> MatchPrefixIfExact(int engine, std::span<const uint64_t> hashes) const;
   bool Contains(int engine, uint64_t hash) const;
   // A copy of `engine`'s state; default for a bad engine.
   EngineKvStatus State(int engine) const;

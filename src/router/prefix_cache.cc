@@ -94,10 +94,6 @@ PromptBlocks PrefixCache::Blocks(const wire::CompletionRequest& request) const {
   return out;
 }
 
-bool PrefixCache::FeedUsable(int feed) const {
-  return feed >= 0 && subscriber_ && !subscriber_->State(feed).stale;
-}
-
 void PrefixCache::Fill(std::span<const uint64_t> blocks, std::span<EngineView> views,
                        bool match_events) const {
   for (auto& v : views) v.cached_prompt_tokens = 0;
@@ -105,9 +101,12 @@ void PrefixCache::Fill(std::span<const uint64_t> blocks, std::span<EngineView> v
   MutexLock lock(mu_);
   for (size_t e = 0; e < views.size(); ++e) {
     const int feed = FeedOf(static_cast<int>(e));
-    const size_t held = match_events && FeedUsable(feed) ? subscriber_->MatchPrefix(feed, blocks)
-                                                         : sent_.Match(static_cast<int>(e), blocks);
-    views[e].cached_prompt_tokens = static_cast<int64_t>(held) * config_.block_tokens;
+    // The engine's own events while they are exact; the router's record otherwise.
+    std::optional<size_t> held;
+    if (match_events && feed >= 0 && subscriber_)
+      held = subscriber_->MatchPrefixIfExact(feed, blocks);
+    if (!held) held = sent_.Match(static_cast<int>(e), blocks);
+    views[e].cached_prompt_tokens = static_cast<int64_t>(*held) * config_.block_tokens;
   }
 }
 

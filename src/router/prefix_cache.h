@@ -102,7 +102,6 @@ class PrefixCache {
   PrefixCache(const PrefixCacheConfig& config, size_t engines);
   // Engine e's subscriber slot, or -1 when it has no event feed.
   int FeedOf(int e) const { return feed_of_[static_cast<size_t>(e)]; }
-  bool FeedUsable(int feed) const;
 
   PrefixCacheConfig config_;
   std::vector<int> feed_of_;
