@@ -345,33 +345,34 @@ Result<EventBatch> DecodeObject(const Obj& o) {
 
 }  // namespace
 
-void EventCollector::Stored(uint64_t hash) {
+template <typename E, typename Make>
+void EventCollector::Append(uint64_t hash, Make make) {
   if (!events_.empty()) {
-    if (auto* s = std::get_if<BlockStored>(&events_.back())) {
-      s->block_hashes.push_back(hash);
+    if (auto* e = std::get_if<E>(&events_.back())) {
+      e->block_hashes.push_back(hash);
       return;
     }
   }
-  BlockStored s;
-  s.block_hashes.push_back(hash);
-  s.block_size = block_size_;
-  s.medium = medium_;
-  events_.emplace_back(std::move(s));
+  E e = make();
+  e.block_hashes.push_back(hash);
+  events_.emplace_back(std::move(e));
+}
+
+void EventCollector::Stored(uint64_t hash) {
+  Append<BlockStored>(hash, [&] {
+    BlockStored s;
+    s.block_size = block_size_;
+    s.medium = medium_;
+    return s;
+  });
 }
 
 void EventCollector::Removed(uint64_t hash) {
-  // Consecutive evictions share one event, as consecutive stores do: no allocation per block on
-  // the pool's eviction path once the event has room.
-  if (!events_.empty()) {
-    if (auto* r = std::get_if<BlockRemoved>(&events_.back())) {
-      r->block_hashes.push_back(hash);
-      return;
-    }
-  }
-  BlockRemoved r;
-  r.block_hashes.push_back(hash);
-  r.medium = medium_;
-  events_.emplace_back(std::move(r));
+  Append<BlockRemoved>(hash, [&] {
+    BlockRemoved r;
+    r.medium = medium_;
+    return r;
+  });
 }
 
 EventBatch EventCollector::Take(double ts) {

@@ -61,8 +61,9 @@ struct EventBatch {
 };
 
 // Gathers one engine step's cache changes into a batch, in order. Consecutive stores share one
-// BlockStored (as vLLM stores a request's newly full blocks together); each removal is its own
-// BlockRemoved (as vLLM evicts block by block). Not thread-safe.
+// BlockStored (as vLLM stores a request's newly full blocks together), and consecutive removals
+// one BlockRemoved (the same hashes as vLLM's one event per evicted block, with no allocation per
+// block on the pool's eviction path). Not thread-safe.
 class EventCollector {
  public:
   // `block_size`: tokens per block, sent in every BlockStored; `medium`: "GPU" as vLLM's GPU pool.
@@ -75,6 +76,10 @@ class EventCollector {
   EventBatch Take(double ts);
 
  private:
+  // Adds `hash` to the last event when it is an E, else to a new E made by `make`.
+  template <typename E, typename Make>
+  void Append(uint64_t hash, Make make);
+
   int64_t block_size_;
   std::string medium_;
   std::vector<Event> events_;
