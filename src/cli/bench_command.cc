@@ -78,7 +78,7 @@ std::vector<Request> ScenarioRequests(BenchFlags& f, double* rate_out) {
   auto sc = LoadScenario(f.scenario, f.overrides);
   if (!sc.ok()) Fail(sc.status().message());
   const uint64_t seed = f.seed_given ? static_cast<uint64_t>(f.seed) : sc->seed;
-  Rng workload_rng = Rng(seed).Fork(0x3017);
+  Rng workload_rng = WorkloadRng(seed);
   auto reqs = BuildWorkload(sc->workload, sc->class_weights(), workload_rng);
   if (!reqs.ok()) Fail(reqs.status().message());
   // With emulated engines at --time-scale X, arrivals scaled by X keep the scenario's load.
@@ -139,7 +139,7 @@ std::vector<Request> DatasetRequests(BenchFlags& f, double* rate_out) {
   }
   Status valid = ValidateWorkloadSpec(w);
   if (!valid.ok()) Fail(valid.message());
-  Rng rng = Rng(static_cast<uint64_t>(f.seed)).Fork(0x3017);
+  Rng rng = WorkloadRng(static_cast<uint64_t>(f.seed));
   auto reqs = BuildWorkload(w, {1.0}, rng);
   if (!reqs.ok()) Fail(reqs.status().message());
   f.o.prefix_hash_tokens = PrefixHashTokens(w);

@@ -34,7 +34,7 @@ void RunSimulate(const SimulateArgs& a) {
     s.seed = static_cast<uint64_t>(a.seed);
     s.options.seed = s.seed;
   }
-  Rng workload_rng = Rng(s.seed).Fork(0x3017);
+  Rng workload_rng = WorkloadRng(s.seed);
   auto reqs = BuildWorkload(s.workload, s.class_weights(), workload_rng);
   if (!reqs.ok()) Fail(reqs.status().message());
   if (!a.requests_csv.empty()) s.options.keep_requests = true;

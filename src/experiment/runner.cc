@@ -207,7 +207,7 @@ Result<nlohmann::ordered_json> RunPoint(const Point& p, const Suite& suite, cons
   (void)plan;
   const Scenario& s = *p.spec;
   // The same workload stream as `gimbal simulate --seed`, so a point can be rerun by hand.
-  Rng workload_rng = Rng(s.seed).Fork(0x3017);
+  Rng workload_rng = WorkloadRng(s.seed);
   auto reqs = BuildWorkload(s.workload, s.class_weights(), workload_rng);
   if (!reqs.ok()) return reqs.status().WithContext(p.id);
   sim::SimOptions options = s.options;

@@ -181,6 +181,13 @@ Status ValidateWorkloadSpec(const WorkloadSpec& spec);
 // current time. An infinite rate gives gaps of 0. Non-decreasing.
 std::vector<double> SyntheticArrivals(const WorkloadSpec& spec, int64_t n, Rng& rng);
 
+// The random stream a run draws its workload from for `seed`: every place that builds a
+// scenario's requests (gimbal simulate, gimbal experiment, gimbal bench) uses it, so the same seed
+// gives the same requests in each.
+inline Rng WorkloadRng(uint64_t seed) {
+  return Rng(seed).Fork(0x3017);
+}
+
 // Builds the requests. `class_weights` (non-empty, >= 0, not all 0) gives the traffic-class mix.
 // Trace kinds read `spec.path`. Every request gets max_tokens from `spec.max_tokens` (see there);
 // the trace readers below leave it 0.
