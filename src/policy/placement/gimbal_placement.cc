@@ -57,6 +57,40 @@ bool WithinBudget(int moves, int budget) {
   return budget < 0 || moves <= budget;
 }
 
+// Whether every swap stays within the budget: a swap adds at most two copies (each expert at most
+// one, on the GPU it enters), so SwapMoves need not be computed then.
+bool SwapsWithinBudget(const SearchState& st, int budget) {
+  return budget < 0 || st.moves() + 2 <= budget;
+}
+
+// A tournament over experts 0 .. n-1: best() is the first expert (lowest index) whose key no other
+// beats, as a scan keeping the first strict improvement finds it; `beats(u, v)` says u's key is
+// strictly better than v's (a strict weak order). Changing one expert's key costs O(log n).
+template <typename Beats>
+class Tournament {
+ public:
+  Tournament(int n, Beats beats) : beats_(beats) {
+    while (size_ < n) size_ *= 2;
+    t_.assign(2 * static_cast<size_t>(size_), -1);
+    for (int x = 0; x < n; ++x) t_[size_ + x] = x;
+    for (int i = size_ - 1; i >= 1; --i) t_[i] = Pick(t_[2 * i], t_[2 * i + 1]);
+  }
+  int best() const { return t_[1]; }
+  void Changed(int x) {
+    for (int i = (size_ + x) / 2; i >= 1; i /= 2) t_[i] = Pick(t_[2 * i], t_[2 * i + 1]);
+  }
+
+ private:
+  // l's experts all come before r's: r wins only when strictly better.
+  int Pick(int l, int r) const {
+    if (l < 0 || r < 0) return l < 0 ? r : l;
+    return beats_(r, l) ? r : l;
+  }
+  Beats beats_;
+  int size_ = 1;
+  std::vector<int> t_;
+};
+
 // 1. Replica counts: from the coldest replicated expert to the hottest, into the cold expert's
 // slot that gives the lowest surrogate objective; with count_must_gain, only when that objective
 // is below the current one.
@@ -70,15 +104,23 @@ void AdjustCounts(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
     per_less[x] = st.replicas(x) >= 2 ? p.totals[x] / (st.replicas(x) - 1) : 0.0;
   };
   for (int x = 0; x < p.experts; ++x) update(x);
+  // hot: the first expert with the highest per-replica load; cold: the first, other than hot,
+  // with at least two replicas and the lowest per_less (scans over all experts, kept as
+  // tournaments; `out` takes hot out of the cold one while it is read).
+  int out = -1;
+  auto can_give = [&](int x) { return x != out && st.replicas(x) >= 2; };
+  Tournament hottest(p.experts, [&](int u, int v) { return per[u] > per[v]; });
+  Tournament coldest(p.experts, [&](int u, int v) {
+    return can_give(u) && (!can_give(v) || per_less[u] < per_less[v]);
+  });
   for (int iter = 0; iter < p.slots(); ++iter) {
-    int hot = -1, cold = -1;
-    for (int x = 0; x < p.experts; ++x) {
-      if (hot < 0 || per[x] > per[hot]) hot = x;
-    }
-    for (int x = 0; x < p.experts; ++x) {
-      if (x == hot || st.replicas(x) < 2) continue;
-      if (cold < 0 || per_less[x] < per_less[cold]) cold = x;
-    }
+    const int hot = hottest.best();
+    out = hot;
+    coldest.Changed(hot);
+    int cold = coldest.best();
+    out = -1;
+    coldest.Changed(hot);
+    if (cold >= 0 && (cold == hot || st.replicas(cold) < 2)) cold = -1;
     if (hot < 0 || cold < 0) return;
     if (!(per[hot] > (1 + cfg.count_slack) * p.totals[cold] / (st.replicas(cold) - 1))) return;
     int best_slot = -1;
@@ -94,8 +136,11 @@ void AdjustCounts(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
     }
     if (best_slot < 0) return;
     st.Replace(best_slot, hot);
-    update(cold);
-    update(hot);
+    for (int x : {cold, hot}) {
+      update(x);
+      hottest.Changed(x);
+      coldest.Changed(x);
+    }
   }
 }
 
@@ -104,9 +149,11 @@ bool BestSwap(const LayerProblem& p, int budget, SearchState& st, int a,
               const std::vector<int>& targets, int& evals) {
   double best = -kEps;
   int best_b = -1;
+  const bool any_swap = SwapsWithinBudget(st, budget);
   for (int g2 : targets) {
     for (int b = g2 * p.slots_per_gpu; b < (g2 + 1) * p.slots_per_gpu; ++b) {
-      if (!st.SwapValid(a, b) || !WithinBudget(st.moves() + st.SwapMoves(a, b), budget)) continue;
+      if (!st.SwapValid(a, b)) continue;
+      if (!any_swap && !WithinBudget(st.moves() + st.SwapMoves(a, b), budget)) continue;
       const auto [d, dm] = st.SwapDelta(a, b);
       ++evals;
       if (d < best && WithinBudget(st.moves() + dm, budget)) {
@@ -125,13 +172,17 @@ void LocalSearch(const LayerProblem& p, const GimbalPlacementConfig& cfg, Search
   const int budget = cfg.max_moves_per_layer;
   int evals = 0;
   std::vector<int> order(p.experts), targets;
+  std::vector<std::pair<double, int>> by_traffic(p.experts);
   const double mean = p.total / p.gpus;
   for (int round = 0; round < 8 && evals < cfg.search_evals; ++round) {
     bool improved = false;
-    // Locality: experts with the most traffic first, towards their heaviest sources.
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int a, int b) { return st.traffic(a) > st.traffic(b); });
+    // Locality: experts with the most traffic first (ties in expert order, as a stable sort of
+    // 0 .. experts-1 gives), towards their heaviest sources.
+    for (int x = 0; x < p.experts; ++x) by_traffic[x] = {st.traffic(x), x};
+    std::sort(by_traffic.begin(), by_traffic.end(), [](const auto& u, const auto& v) {
+      return u.first > v.first || (u.first == v.first && u.second < v.second);
+    });
+    for (int i = 0; i < p.experts; ++i) order[i] = by_traffic[i].second;
     for (int x : order) {
       if (evals >= cfg.search_evals || st.traffic(x) <= 0) break;
       if (budget >= 0 && st.moves() >= budget) break;
@@ -238,10 +289,10 @@ void NodeLocality(const LayerProblem& p, const GimbalPlacementConfig& cfg, Searc
       if (to < 0 || from < 0 || D(x, to) <= D(x, from)) return none;
       // x's slot on `from`, on its most loaded GPU.
       int a = -1;
-      for (int slot = 0; slot < p.slots(); ++slot) {
-        if (st.map()[slot] == x && p.node_of_gpu[st.Gpu(slot)] == from &&
-            (a < 0 || st.gpu_load(st.Gpu(slot)) > st.gpu_load(st.Gpu(a)))) {
-          a = slot;
+      for (int h = 0; h < p.gpus; ++h) {
+        if (p.node_of_gpu[h] != from) continue;
+        for (int slot = h * p.slots_per_gpu; slot < (h + 1) * p.slots_per_gpu; ++slot) {
+          if (st.map()[slot] == x && (a < 0 || st.gpu_load(h) > st.gpu_load(st.Gpu(a)))) a = slot;
         }
       }
       const int g = st.Gpu(a);
@@ -305,26 +356,89 @@ void LocalityReplicas(const LayerProblem& p, const GimbalPlacementConfig& cfg, S
   // Replicas the balance can spare: experts whose replicas stay at most this load after losing one.
   const double spare = p.total / p.slots() * cfg.locality_spare_load;
   // Per node, its kTop experts by demand from it (descending, ties by expert) among those without
-  // a replica on the node. A replacement changes the replica counts of one node only (its slot's),
-  // so only that node's list is recomputed after one.
+  // a replica on the node. A replacement changes the replica counts of one node only (its slot's):
+  // there the new expert leaves the eligible ones and the old one may join them. So each node keeps
+  // a longer prefix (up to kKeep) of its eligible experts in that order, and a replacement updates
+  // it; the node is scanned again only when fewer than kTop remain of a prefix that was cut short.
+  constexpr int kKeep = 6;
+  struct Prefix {
+    std::array<int, kKeep> x;
+    int n = 0;
+    bool all = false;  // the prefix holds every eligible expert
+  };
+  std::vector<Prefix> pre(nodes);
+  // Whether expert u comes before v on node n: more demand, or as much and a lower index.
+  auto before = [&](int n, int u, int v) {
+    const double du = p.NodeDemand(u, n), dv = p.NodeDemand(v, n);
+    return du > dv || (du == dv && u < v);
+  };
+  // Adds expert x, eligible on node n, to n's prefix; experts come in index order, so x goes after
+  // those with as much demand.
+  auto offer = [&](int n, int x) {
+    Prefix& q = pre[n];
+    const double d = p.NodeDemand(x, n);
+    int k = q.n;
+    while (k > 0 && d > p.NodeDemand(q.x[k - 1], n)) --k;
+    if (k >= kKeep) return;
+    for (int j = std::min(q.n, kKeep - 1); j > k; --j) q.x[j] = q.x[j - 1];
+    q.x[k] = x;
+    q.n = std::min(q.n + 1, kKeep);
+  };
+  std::vector<int> eligible(nodes);
+  auto scan = [&](int n) {
+    pre[n].n = 0;
+    eligible[n] = 0;
+    for (int x = 0; x < p.experts; ++x) {
+      if (st.node_count(x, n) != 0) continue;
+      ++eligible[n];
+      offer(n, x);
+    }
+    pre[n].all = eligible[n] <= kKeep;
+  };
   std::vector<std::array<int, kTop>> top(nodes);
   auto top_of = [&](int n) {
     std::array<int, kTop> t;
     t.fill(-1);
-    for (int x = 0; x < p.experts; ++x) {
-      if (st.node_count(x, n) != 0) continue;
-      const double d = p.NodeDemand(x, n);
-      for (int k = 0; k < kTop; ++k) {
-        if (t[k] < 0 || d > p.NodeDemand(t[k], n)) {
-          for (int j = kTop - 1; j > k; --j) t[j] = t[j - 1];
-          t[k] = x;
-          break;
-        }
-      }
-    }
+    for (int k = 0; k < kTop && k < pre[n].n; ++k) t[k] = pre[n].x[k];
     return t;
   };
-  for (int n = 0; n < nodes; ++n) top[n] = top_of(n);
+  // Node n after expert `in` got a replica there and `out` lost one.
+  auto update = [&](int n, int in, int out) {
+    Prefix& q = pre[n];
+    int k = 0;
+    while (k < q.n && q.x[k] != in) ++k;
+    if (k < q.n) {
+      for (; k + 1 < q.n; ++k) q.x[k] = q.x[k + 1];
+      --q.n;
+    }
+    if (st.node_count(out, n) == 0) {
+      // out's place; it goes in when that is within the prefix, or the prefix is complete.
+      k = q.n;
+      while (k > 0 && before(n, out, q.x[k - 1])) --k;
+      if (k < q.n || q.all) {
+        if (q.n < kKeep) {
+          ++q.n;
+        } else {
+          q.all = false;  // full: the last one (or out) drops out
+        }
+        for (int j = q.n - 1; j > k; --j) q.x[j] = q.x[j - 1];
+        if (k < q.n) q.x[k] = out;
+      }
+    }
+    if (q.n < kTop && !q.all) scan(n);
+  };
+  // All nodes in one pass over the experts (each expert's node counts and demands are adjacent).
+  for (int x = 0; x < p.experts; ++x) {
+    for (int n = 0; n < nodes; ++n) {
+      if (st.node_count(x, n) != 0) continue;
+      ++eligible[n];
+      offer(n, x);
+    }
+  }
+  for (int n = 0; n < nodes; ++n) {
+    pre[n].all = eligible[n] <= kKeep;
+    top[n] = top_of(n);
+  }
   // Per expert: whether one of its replicas can be spared; a replacement changes two experts.
   std::vector<char> can_spare(p.experts);
   auto update_spare = [&](int c) {
@@ -339,15 +453,17 @@ void LocalityReplicas(const LayerProblem& p, const GimbalPlacementConfig& cfg, S
   for (int iter = 0; iter < cfg.locality_replicas; ++iter) {
     if (budget >= 0 && st.moves() + 1 > budget) return;
     cands.clear();
-    for (int a = 0; a < p.slots(); ++a) {
-      const int c = st.map()[a];
-      if (!can_spare[c]) continue;
-      const int n = p.node_of_gpu[st.Gpu(a)];
-      const double loss = st.node_count(c, n) >= 2 ? 0.0 : p.NodeDemand(c, n);
-      for (int x : top[n]) {
-        if (x < 0) continue;
-        const double est = p.NodeDemand(x, n) - loss;
-        if (est > 0) cands.push_back({est, a, x});
+    for (int g = 0, a = 0; g < p.gpus; ++g) {
+      const int n = p.node_of_gpu[g];
+      for (const int end = a + p.slots_per_gpu; a < end; ++a) {
+        const int c = st.map()[a];
+        if (!can_spare[c]) continue;
+        const double loss = st.node_count(c, n) >= 2 ? 0.0 : p.NodeDemand(c, n);
+        for (int x : top[n]) {
+          if (x < 0) continue;
+          const double est = p.NodeDemand(x, n) - loss;
+          if (est > 0) cands.push_back({est, a, x});
+        }
       }
     }
     if (cands.empty()) return;
@@ -371,6 +487,7 @@ void LocalityReplicas(const LayerProblem& p, const GimbalPlacementConfig& cfg, S
     update_spare(lost);
     update_spare(cands[best_k].x);
     const int changed = p.node_of_gpu[st.Gpu(cands[best_k].slot)];
+    update(changed, cands[best_k].x, lost);
     top[changed] = top_of(changed);
   }
 }
@@ -392,12 +509,33 @@ void RepairBalance(const LayerProblem& p, const GimbalPlacementConfig& cfg, Sear
   };
   std::vector<Cand> cands;
   std::vector<double> slot_load(p.slots());  // SlotLoad of every slot, in this iteration's state
+  std::vector<double> min_load(p.gpus), max_load(p.gpus);  // per GPU: its slots' least and most
+  // Swaps keep the replica counts, so each expert's SlotLoad (its load over its replicas) stays.
+  std::vector<double> expert_load(p.experts);
+  for (int x = 0; x < p.experts; ++x) {
+    expert_load[x] = st.replicas(x) > 0 ? p.totals[x] / st.replicas(x) : 0.0;
+  }
   for (int iter = 0; iter < 4 * p.slots(); ++iter) {
     const int g = st.max_gpu();
     const double peak = st.gpu_load(g);
     if (peak <= target) return;
-    for (int slot = 0; slot < p.slots(); ++slot) slot_load[slot] = st.SlotLoad(slot);
+    for (int h = 0; h < p.gpus; ++h) {
+      double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+      for (int slot = h * p.slots_per_gpu; slot < (h + 1) * p.slots_per_gpu; ++slot) {
+        slot_load[slot] = expert_load[st.map()[slot]];  // st.SlotLoad(slot)
+        lo = std::min(lo, slot_load[slot]);
+        hi = std::max(hi, slot_load[slot]);
+      }
+      min_load[h] = lo;
+      max_load[h] = hi;
+    }
     cands.clear();
+    // `low`: the lowest peak among the candidates so far. Only candidates within tol of the final
+    // lowest are scored below, and that is at most `low`, so a swap whose peak is above
+    // low + tol is left out before its validity checks: the scored candidates, their order and
+    // the lowest peak are those of the full list.
+    double low = std::numeric_limits<double>::infinity();
+    const bool any_swap = SwapsWithinBudget(st, budget);
     for (int pass = 0; pass < 2 && cands.empty(); ++pass) {
       for (int h = 0; h < p.gpus; ++h) {
         if (h == g || (p.node_of_gpu[h] == p.node_of_gpu[g]) != (pass == 0)) continue;
@@ -405,18 +543,27 @@ void RepairBalance(const LayerProblem& p, const GimbalPlacementConfig& cfg, Sear
         if (lh >= peak - tol) continue;
         for (int a = g * p.slots_per_gpu; a < (g + 1) * p.slots_per_gpu; ++a) {
           const double l1 = slot_load[a];
+          // Rounding is monotone, so every b of h has d <= l1 - min_load[h] and
+          // d >= l1 - max_load[h]: when these bounds fail the tests below, every b does.
+          const double d_most = l1 - min_load[h], d_least = l1 - max_load[h];
+          if (d_most <= tol || lh + d_least >= peak - tol || peak - d_most > low + tol) continue;
+          const int x1 = st.map()[a];
           for (int b = h * p.slots_per_gpu; b < (h + 1) * p.slots_per_gpu; ++b) {
+            // The load tests without a branch each (few swaps pass them all); loads are finite.
             const double d = l1 - slot_load[b];
-            if (d <= tol || lh + d >= peak - tol || !st.SwapValid(a, b)) continue;
-            if (!WithinBudget(st.moves() + st.SwapMoves(a, b), budget)) continue;
-            cands.push_back({a, b, std::max(peak - d, lh + d)});
+            const double new_peak = std::max(peak - d, lh + d);
+            if (!((d > tol) & (lh + d < peak - tol) & (new_peak <= low + tol))) continue;
+            // st.SwapValid(a, b), with the GPUs known (g != h).
+            const int x2 = st.map()[b];
+            if (x1 == x2 || st.count(x1, h) != 0 || st.count(x2, g) != 0) continue;
+            if (!any_swap && !WithinBudget(st.moves() + st.SwapMoves(a, b), budget)) continue;
+            cands.push_back({a, b, new_peak});
+            low = std::min(low, new_peak);
           }
         }
       }
     }
     if (cands.empty()) return;
-    double low = std::numeric_limits<double>::infinity();
-    for (const Cand& c : cands) low = std::min(low, c.peak);
     const Cand* best = nullptr;
     double best_score = std::numeric_limits<double>::infinity();
     for (const Cand& c : cands) {

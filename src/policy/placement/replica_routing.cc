@@ -10,8 +10,8 @@
 //  - the passes accumulate tokens per distance class (in registers) and turn them into crossings
 //    and traffic once at the end; the uncapped pass and two-replica demands take short paths,
 //    and the balanced pass skips demands whose replicas all cost the same (nothing moves);
-//  - routes are written straight into the caller's range (RouteAndEvaluateInto), one allocation
-//    per route;
+//  - routes come from the flows the winning pass recorded as it ran (no rerun), written straight
+//    into the caller's range (RouteAndEvaluateInto), one allocation per route;
 //  - a candidate pass stops once a lower bound on its objective shows it cannot win, and, for the
 //    hysteresis, a whole evaluation can give up above a threshold (RouteAndEvaluateWith).
 // Every shortcut makes the same floating-point operations in the same order as the general steps,
@@ -24,6 +24,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 
 namespace gimbal {
 namespace {
@@ -180,7 +181,7 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
   if (early_exit && weights_ok && routes == nullptr &&
       give_up < std::numeric_limits<double>::infinity()) {
     std::vector<int> on_gpu(p.gpus, -1), on_node(p.nodes, -1);
-    std::array<double, 3> near = base_acc;  // tokens per nearest class
+    std::array<double, 3> near = base_acc;  // tokens per nearest class (class 0 not needed)
     double placed = 0, forced_max = 0;
     for (double f : forced) {
       placed += f;
@@ -192,13 +193,21 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
         on_gpu[ri.gpu[r]] = mark;
         on_node[p.node_of_gpu[ri.gpu[r]]] = mark;
       }
+      // The expert's sums in registers, without a branch per source (counts here are >= 0, and
+      // the margin below covers summing in this order).
       const double* ax = p.ExpertCounts(x);
+      double n1 = 0, n2 = 0, all = 0;
       for (int s = 0; s < p.sources; ++s) {
-        if (ax[s] <= 0) continue;
+        const double v = ax[s] > 0 ? ax[s] : 0.0;
         const int sg = p.source_gpu[s];
-        near[on_gpu[sg] == mark ? 0 : on_node[p.node_of_gpu[sg]] == mark ? 1 : 2] += ax[s];
-        placed += ax[s];
+        const int c = on_gpu[sg] == mark ? 0 : on_node[p.node_of_gpu[sg]] == mark ? 1 : 2;
+        n1 += c == 1 ? v : 0.0;
+        n2 += c == 2 ? v : 0.0;
+        all += v;
       }
+      near[1] += n1;
+      near[2] += n2;
+      placed += all;
     }
     const double peak_low = std::max(forced_max, placed / p.gpus);
     const double lower = p.load_coef() * peak_low +
@@ -365,14 +374,20 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
   for (const Demand& d : dem) routed += d.a;
   const double peak_floor = std::max(forced_max, routed / p.gpus) * (1 - 1e-6);
 
-  // One nearest-replica pass at a cap. flows != nullptr records (demand, entry, amount).
+  // One nearest-replica pass at a cap. With a log, records (demand, entry, amount) from log->begin
+  // on and, when the pass ends (not stopped), sets log->end past the last.
   struct Flow {
     int d, r;
     double amount;
   };
+  struct FlowLog {
+    Flow* begin = nullptr;
+    Flow* end = nullptr;
+  };
   std::vector<double> load(p.gpus);
   std::vector<Entry> tied;
-  auto pass = [&](double cap, std::vector<Flow>* flows, double stop) {
+  auto pass = [&](double cap, FlowLog* log, double stop) {
+    Flow* flows = log ? log->begin : nullptr;
     ClassSums acc;
     load = forced;
     // Loads only grow in this pass, so the peak so far is a lower bound on the final peak.
@@ -400,7 +415,7 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
           }
           load[to->g] += d.a;
           acc.Add(to->cls, d.a);
-          if (flows) flows->push_back({static_cast<int>(di), to->r, d.a});
+          if (flows) *flows++ = {static_cast<int>(di), to->r, d.a};
           continue;
         }
         if (n == 2) {
@@ -416,13 +431,13 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
             load[en->g] += take;
             left -= take;
             acc.Add(en->cls, take);
-            if (flows) flows->push_back({static_cast<int>(di), en->r, take});
+            if (flows) *flows++ = {static_cast<int>(di), en->r, take};
           }
           if (left > 0) {
             const Entry* to = load[second->g] < load[first->g] ? second : first;
             load[to->g] += left;
             acc.Add(to->cls, left);
-            if (flows) flows->push_back({static_cast<int>(di), to->r, left});
+            if (flows) *flows++ = {static_cast<int>(di), to->r, left};
           }
           continue;
         }
@@ -446,7 +461,7 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
           load[en.g] += take;
           left -= take;
           acc.Add(en.cls, take);
-          if (flows) flows->push_back({static_cast<int>(di), en.r, take});
+          if (flows) *flows++ = {static_cast<int>(di), en.r, take};
         }
         if (left > 0) {
           const Entry* best = &reps[0];
@@ -455,10 +470,11 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
           }
           load[best->g] += left;
           acc.Add(best->cls, left);
-          if (flows) flows->push_back({static_cast<int>(di), best->r, left});
+          if (flows) *flows++ = {static_cast<int>(di), best->r, left};
         }
       }
     }
+    if (log) log->end = flows;
     return finish(acc, load);
   };
 
@@ -488,7 +504,8 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
   int max_n = 0;
   for (const Demand& d : dem) max_n = std::max(max_n, d.n);
   std::vector<double> amount(max_n);
-  auto balanced_pass = [&](double cap, std::vector<Flow>* flows, double stop) {
+  auto balanced_pass = [&](double cap, FlowLog* log, double stop) {
+    Flow* flows = log ? log->begin : nullptr;
     ClassSums acc;
     load = even_load;
     size_t di = 0;
@@ -505,7 +522,7 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
             const double v = d.a * share[e[j].r];
             if (v <= 0) continue;
             acc.Add(e[j].cls, v);
-            if (flows) flows->push_back({static_cast<int>(di), e[j].r, v});
+            if (flows) *flows++ = {static_cast<int>(di), e[j].r, v};
           }
           continue;
         }
@@ -526,25 +543,42 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
         for (int j = 0; j < n; ++j) {
           if (amt[j] <= 0) continue;
           acc.Add(e[j].cls, amt[j]);
-          if (flows) flows->push_back({static_cast<int>(di), e[j].r, amt[j]});
+          if (flows) *flows++ = {static_cast<int>(di), e[j].r, amt[j]};
         }
       }
     }
+    if (log) log->end = flows;
     return finish(acc, load);
   };
 
   static constexpr double kSlack[] = {0.0, 0.03, 0.1, -1};
-  double best_cap = std::numeric_limits<double>::infinity();
-  bool best_balanced = false;
   LayerEval best;
   best.objective = std::numeric_limits<double>::infinity();
+  // With routes, every candidate pass records its flows (in `trial`, the uncapped one in
+  // `uncapped_log`) and the winner's are kept (`best_log`): the flows a rerun of the winning pass
+  // would record, as a pass that wins ran to its end. Cheaper than the rerun (stores, where a pass
+  // is chains of dependent additions).
+  std::unique_ptr<Flow[]> flow_buf;
+  FlowLog best_log, uncapped_log, trial;
+  FlowLog* rec = nullptr;
+  if (routes) {
+    // A pass makes at most one flow per replica of a demand, plus one spill.
+    const size_t most = static_cast<size_t>(amounts) + dem.size();
+    flow_buf = std::make_unique_for_overwrite<Flow[]>(3 * most);
+    best_log.begin = best_log.end = flow_buf.get();
+    uncapped_log.begin = flow_buf.get() + most;
+    trial.begin = flow_buf.get() + 2 * most;
+    rec = &trial;
+  }
   if (multi.empty()) {
-    best = keep(pass(best_cap, nullptr, give));
+    best = keep(pass(std::numeric_limits<double>::infinity(), rec, give));
+    if (routes) std::swap(best_log, trial);
   } else {
     const double even_max = *std::max_element(even_load.begin(), even_load.end());
     // The uncapped nearest pass first: a capped one whose cap that pass never reaches makes the
     // same choices, so it is not run again.
-    const LayerEval uncapped = keep(pass(std::numeric_limits<double>::infinity(), nullptr, give));
+    const LayerEval uncapped =
+        keep(pass(std::numeric_limits<double>::infinity(), routes ? &uncapped_log : nullptr, give));
     double last_balanced = -1;
     for (double d : kSlack) {
       const double cap = d < 0 ? std::numeric_limits<double>::infinity() : lb * (1 + d);
@@ -555,13 +589,12 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
         if (balanced) last_balanced = c;
         if (!balanced && d >= 0 && uncapped.max_load <= c) continue;
         const double stop = std::min(can_stop ? best.objective - 1e-12 : kNoStop, give);
-        LayerEval e = keep(balanced ? balanced_pass(c, nullptr, stop)
+        LayerEval e = keep(balanced ? balanced_pass(c, rec, stop)
                            : d < 0  ? uncapped
-                                    : pass(c, nullptr, stop));
+                                    : pass(c, rec, stop));
         if (e.objective < best.objective - 1e-12) {
           best = e;
-          best_cap = c;
-          best_balanced = balanced;
+          if (routes) std::swap(best_log, !balanced && d < 0 ? uncapped_log : trial);
         }
       }
     }
@@ -569,10 +602,6 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
   if (exact != nullptr) *exact = result_exact && any_kept;
   if (best.objective == kNoStop) return none();  // every pass reached give_up
   if (routes) {
-    std::vector<Flow> flows;
-    flows.reserve(static_cast<size_t>(amounts));
-    best =
-        best_balanced ? balanced_pass(best_cap, &flows, kNoStop) : pass(best_cap, &flows, kNoStop);
     // Multi-replica experts a source sends no tokens to: the nearest replica. Single-replica
     // experts keep an empty route (the even split over their slots).
     for (int x = 0; x < p.experts; ++x) {
@@ -586,9 +615,9 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
         AddShare(p, phy2log, ri, bestr, 1.0, routes[static_cast<size_t>(s) * p.experts + x]);
       }
     }
-    for (const Flow& f : flows) {
-      const Demand& d = dem[f.d];
-      AddShare(p, phy2log, ri, f.r, f.amount / d.a,
+    for (const Flow* f = best_log.begin; f != best_log.end; ++f) {
+      const Demand& d = dem[f->d];
+      AddShare(p, phy2log, ri, f->r, f->amount / d.a,
                routes[static_cast<size_t>(d.s) * p.experts + d.x]);
     }
   }
