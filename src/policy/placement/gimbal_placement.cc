@@ -741,7 +741,8 @@ LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cf
 Result<Placement> PlanGimbal(const SourceExpertCounts& stats, const Placement& current,
                              const PlacementTopology& topology,
                              const GimbalPlacementConfig& config) {
-  GIMBAL_RETURN_IF_ERROR(CheckPlacementInputs(stats, current, topology));
+  // The count values are checked layer by layer as each layer's problem reads them.
+  GIMBAL_RETURN_IF_ERROR(CheckPlacementInputsButCounts(stats, current, topology));
   Placement out;
   out.layers = current.layers;
   out.experts = current.experts;
@@ -753,8 +754,14 @@ Result<Placement> PlanGimbal(const SourceExpertCounts& stats, const Placement& c
     out.source_routes.reserve(static_cast<size_t>(stats.layers) * stats.sources * stats.experts);
   }
   const size_t per_layer = static_cast<size_t>(stats.sources) * stats.experts;
+  LayerProblem p;  // one problem for all layers, its buffers reused
   for (int l = 0; l < stats.layers; ++l) {
-    const LayerProblem p = MakeLayerProblem(stats, l, current, topology, config.weights);
+    FillLayerProblem(stats, l, current, topology, config.weights, p);
+    if (!p.counts_valid) {
+      Status bad = stats.Validate();  // names the first bad count, in this layer
+      return bad.ok() ? InvalidArgument(fmt::format("routing statistics: bad count in layer {}", l))
+                      : bad;
+    }
     // The layer's routes go straight into its part of out.source_routes.
     std::vector<SlotShare>* routes = nullptr;
     if (config.emit_routes) {

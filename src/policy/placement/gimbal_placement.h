@@ -77,7 +77,8 @@ struct LayerPlan {
 
 LayerPlan PlanLayerGimbal(const LayerProblem& problem, const GimbalPlacementConfig& config);
 
-// All layers. `current` must fit the stats and topology (CheckPlacementInputs).
+// All layers. `current` must fit the stats and topology: otherwise the error CheckPlacementInputs
+// gives (the count values are checked layer by layer as they are read, not in a pass before).
 Result<Placement> PlanGimbal(const SourceExpertCounts& stats, const Placement& current,
                              const PlacementTopology& topology,
                              const GimbalPlacementConfig& config);

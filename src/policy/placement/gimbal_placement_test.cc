@@ -1,5 +1,8 @@
 #include "policy/placement/gimbal_placement.h"
 
+#include <limits>
+#include <string>
+
 #include <gtest/gtest.h>
 
 #include "placement/synthetic_stats.h"
@@ -274,6 +277,48 @@ TEST(GimbalPlacement, AllLayersAreTheLayerPlans) {
   EXPECT_GT(changed, 0);
   EXPECT_GT(kept_later, 0);
   EXPECT_GT(changed_later, 0);
+}
+
+// PlanGimbal checks the count values layer by layer as it reads them (not in a pass before
+// planning), and must still fail exactly as CheckPlacementInputs does: the statistics' error
+// first, naming the first bad count, whatever else is wrong.
+TEST(GimbalPlacement, BadInputsGiveCheckPlacementInputsErrors) {
+  const GimbalPlacementConfig cfg;
+  auto same_error = [&](const Instance& in, const std::string& what) {
+    const Status want = CheckPlacementInputs(in.stats, in.current, in.topology);
+    ASSERT_FALSE(want.ok()) << what;
+    Result<Placement> got = PlanGimbal(in.stats, in.current, in.topology, cfg);
+    ASSERT_FALSE(got.ok()) << what;
+    EXPECT_EQ(got.status().message(), want.message()) << what;
+  };
+  const Instance good = MakeInstance(3, 3, 16, 4, 2, 5, 8);
+  ASSERT_TRUE(PlanGimbal(good.stats, good.current, good.topology, cfg).ok());
+  const double bad_values[] = {-1.0, std::numeric_limits<double>::quiet_NaN(),
+                               std::numeric_limits<double>::infinity(), 2 * kMaxRoutingCount};
+  for (const double v : bad_values) {
+    for (const int layer : {0, 2}) {
+      Instance in = good;
+      in.stats.counts[in.stats.Index(layer, 5, 7)] = v;
+      in.stats.counts[in.stats.Index(layer, 6, 1)] = -2.0;  // a later bad count: not named
+      const std::string what =
+          std::string("count ") + std::to_string(v) + " in layer " + std::to_string(layer);
+      same_error(in, what);
+      in.topology.gpus_per_node = 3;  // and a bad topology: the count is still named
+      same_error(in, what + " and a bad topology");
+    }
+  }
+  Instance in = good;
+  in.topology.alpha = 2 * in.topology.beta;
+  same_error(in, "alpha above beta");
+  in = good;
+  in.current.gpus = 8;
+  same_error(in, "current placement of another shape");
+  in = good;
+  in.stats.counts.pop_back();
+  same_error(in, "counts of the wrong size");
+  in = good;
+  in.stats.counts[in.stats.Index(1, 0, 0)] = -0.0;  // -0.0 is a valid count
+  EXPECT_TRUE(PlanGimbal(in.stats, in.current, in.topology, cfg).ok());
 }
 
 TEST(GimbalPlacement, ConfigComesFromParamsAndRejectsUnknownKeys) {

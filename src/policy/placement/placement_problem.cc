@@ -1,6 +1,7 @@
 #include "policy/placement/placement_problem.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -35,9 +36,11 @@ Status PlacementTopology::Validate() const {
   return Status::Ok();
 }
 
-Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& current,
-                            const PlacementTopology& topology) {
-  GIMBAL_RETURN_IF_ERROR(stats.Validate());
+namespace {
+
+// CheckPlacementInputs after stats.Validate(): needs the statistics' shape valid.
+Status CheckShapesFit(const SourceExpertCounts& stats, const Placement& current,
+                      const PlacementTopology& topology) {
   GIMBAL_RETURN_IF_ERROR(topology.Validate());
   GIMBAL_RETURN_IF_ERROR(current.Validate().WithContext("current placement"));
   for (const auto& [what, n] :
@@ -65,6 +68,29 @@ Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& cu
   return Status::Ok();
 }
 
+}  // namespace
+
+Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& current,
+                            const PlacementTopology& topology) {
+  GIMBAL_RETURN_IF_ERROR(stats.Validate());
+  return CheckShapesFit(stats, current, topology);
+}
+
+Status CheckPlacementInputsButCounts(const SourceExpertCounts& stats, const Placement& current,
+                                     const PlacementTopology& topology) {
+  // stats.Validate() checks the shape, then the counts: a bad shape is its error.
+  if (stats.layers <= 0 || stats.sources <= 0 || stats.experts <= 0 ||
+      stats.counts.size() != static_cast<size_t>(stats.layers) * stats.sources * stats.experts) {
+    return stats.Validate();
+  }
+  if (Status s = CheckShapesFit(stats, current, topology); !s.ok()) {
+    // CheckPlacementInputs reports a bad count first.
+    Status v = stats.Validate();
+    return v.ok() ? s : v;
+  }
+  return Status::Ok();
+}
+
 Result<Placement> DefaultCurrentPlacement(const SourceExpertCounts& stats,
                                           const PlacementTopology& topology) {
   GIMBAL_RETURN_IF_ERROR(topology.Validate());
@@ -85,43 +111,98 @@ Result<Placement> DefaultCurrentPlacement(const SourceExpertCounts& stats,
 LayerProblem MakeLayerProblem(const SourceExpertCounts& stats, int layer, const Placement& current,
                               const PlacementTopology& topology, const ObjectiveWeights& weights) {
   LayerProblem p;
+  FillLayerProblem(stats, layer, current, topology, weights, p);
+  return p;
+}
+
+void FillLayerProblem(const SourceExpertCounts& stats, int layer, const Placement& current,
+                      const PlacementTopology& topology, const ObjectiveWeights& weights,
+                      LayerProblem& p) {
   p.sources = stats.sources;
   p.experts = stats.experts;
   p.gpus = topology.gpus;
   p.slots_per_gpu = current.slots_per_gpu;
-  std::span<const double> a = stats.Layer(layer);
-  p.counts.assign(a.begin(), a.end());
-  // The transpose with negative counts as 0 (the planners skip them), in blocks of 8 sources (8
-  // rows read in order, one cache line written per expert).
-  p.by_expert.resize(static_cast<size_t>(p.experts) * p.sources);
-  for (int s0 = 0; s0 < p.sources; s0 += 8) {
-    const int s1 = std::min(p.sources, s0 + 8);
-    for (int x = 0; x < p.experts; ++x) {
-      double* row = &p.by_expert[static_cast<size_t>(x) * p.sources];
-      for (int s = s0; s < s1; ++s) row[s] = std::max(0.0, p.A(s, x));
-    }
-  }
-  p.totals.assign(p.experts, 0.0);
-  for (int s = 0; s < p.sources; ++s) {
-    for (int x = 0; x < p.experts; ++x) p.totals[x] += p.A(s, x);
-  }
-  for (double w : p.totals) p.total += w;
+  p.counts = stats.Layer(layer);
   p.nodes = topology.nodes();
   p.alpha = topology.alpha;
   p.beta = topology.beta;
   p.node_of_gpu.resize(p.gpus);
   for (int g = 0; g < p.gpus; ++g) p.node_of_gpu[g] = topology.NodeOf(g);
   p.source_gpu.resize(p.sources);
-  p.cost.resize(static_cast<size_t>(p.sources) * p.gpus);
-  for (int s = 0; s < p.sources; ++s) {
-    const int sg = SourceGpu(s, p.sources, p.gpus);
-    p.source_gpu[s] = sg;
-    // topology.Cost(sg, g), from the node table.
-    double* c = &p.cost[static_cast<size_t>(s) * p.gpus];
-    for (int g = 0; g < p.gpus; ++g) {
-      c[g] = sg == g ? 0.0 : p.node_of_gpu[sg] == p.node_of_gpu[g] ? p.alpha : p.beta;
+  for (int s = 0; s < p.sources; ++s) p.source_gpu[s] = SourceGpu(s, p.sources, p.gpus);
+  // The transpose with negative counts as 0 (the planners skip them), in blocks of 8 sources (8
+  // rows read in order, one cache line written per expert).
+  p.by_expert.resize(static_cast<size_t>(p.experts) * p.sources);
+  const double* counts = p.counts.data();
+  bool all_valid = true;  // every count in [0, kMaxRoutingCount] (NaN is not)
+  for (int s0 = 0; s0 < p.sources; s0 += 8) {
+    const int s1 = std::min(p.sources, s0 + 8);
+    for (int x = 0; x < p.experts; ++x) {
+      double* row = &p.by_expert[static_cast<size_t>(x) * p.sources];
+      for (int s = s0; s < s1; ++s) {
+        const double a = counts[static_cast<size_t>(s) * p.experts + x];
+        all_valid &= (a >= 0) & (a <= kMaxRoutingCount);
+        row[s] = std::max(0.0, a);
+      }
     }
   }
+  // Each expert's total, GPU demand and node demand: sums from 0.0 of its counts in source order.
+  p.counts_valid = all_valid;
+  p.totals.assign(p.experts, 0.0);
+  p.gpu_demand.assign(static_cast<size_t>(p.experts) * p.gpus, 0.0);
+  p.node_demand.assign(static_cast<size_t>(p.experts) * p.nodes, 0.0);
+  if (all_valid) {
+    // The counts are those of the transpose but for -0.0 there as +0.0, which leaves every sum
+    // from +0.0 unchanged; sources run on GPUs in order and nodes hold consecutive GPUs, so a
+    // GPU's and a node's sources are runs, and each sum is kept in a register over its run.
+    std::vector<std::pair<int, int>> runs;  // (GPU, first source) per GPU with sources
+    for (int s = 0; s < p.sources; ++s) {
+      const int g = p.source_gpu[s];
+      if (runs.empty() || runs.back().first != g) runs.push_back({g, s});
+    }
+    runs.push_back({-1, p.sources});
+    const int nruns = static_cast<int>(runs.size()) - 1;
+    // W experts side by side (independent sums, so their additions overlap).
+    auto sums = [&]<int W>(int x0) {
+      const double* row = &p.by_expert[static_cast<size_t>(x0) * p.sources];
+      double* gd = &p.gpu_demand[static_cast<size_t>(x0) * p.gpus];
+      double* nd = &p.node_demand[static_cast<size_t>(x0) * p.nodes];
+      std::array<double, W> t{};
+      for (int k = 0; k < nruns;) {
+        const int n = p.node_of_gpu[runs[k].first];
+        std::array<double, W> dn{};
+        for (; k < nruns && p.node_of_gpu[runs[k].first] == n; ++k) {
+          std::array<double, W> dg{};
+          for (int s = runs[k].second; s < runs[k + 1].second; ++s) {
+            for (int w = 0; w < W; ++w) {
+              const double a = row[static_cast<size_t>(w) * p.sources + s];
+              t[w] += a;
+              dg[w] += a;
+              dn[w] += a;
+            }
+          }
+          for (int w = 0; w < W; ++w) gd[static_cast<size_t>(w) * p.gpus + runs[k].first] = dg[w];
+        }
+        for (int w = 0; w < W; ++w) nd[static_cast<size_t>(w) * p.nodes + n] = dn[w];
+      }
+      for (int w = 0; w < W; ++w) p.totals[x0 + w] = t[w];
+    };
+    int x = 0;
+    for (; x + 4 <= p.experts; x += 4) sums.template operator()<4>(x);
+    for (; x < p.experts; ++x) sums.template operator()<1>(x);
+  } else {  // a count out of range (callers reject those): the plain sums of the raw counts
+    for (int s = 0; s < p.sources; ++s) {
+      const int g = p.source_gpu[s], n = p.node_of_gpu[g];
+      for (int x = 0; x < p.experts; ++x) {
+        const double a = counts[static_cast<size_t>(s) * p.experts + x];
+        p.totals[x] += a;
+        p.gpu_demand[static_cast<size_t>(x) * p.gpus + g] += a;
+        p.node_demand[static_cast<size_t>(x) * p.nodes + n] += a;
+      }
+    }
+  }
+  p.total = 0;
+  for (double w : p.totals) p.total += w;
   const size_t off = static_cast<size_t>(layer) * current.slots();
   p.current.assign(current.phy2log.begin() + static_cast<std::ptrdiff_t>(off),
                    current.phy2log.begin() + static_cast<std::ptrdiff_t>(off + current.slots()));
@@ -129,18 +210,8 @@ LayerProblem MakeLayerProblem(const SourceExpertCounts& stats, int layer, const 
   for (int slot = 0; slot < p.slots(); ++slot) {
     p.current_count[static_cast<size_t>(p.current[slot]) * p.gpus + slot / p.slots_per_gpu]++;
   }
-  p.gpu_demand.assign(static_cast<size_t>(p.experts) * p.gpus, 0.0);
-  p.node_demand.assign(static_cast<size_t>(p.experts) * p.nodes, 0.0);
-  for (int s = 0; s < p.sources; ++s) {
-    const int g = p.source_gpu[s], n = p.node_of_gpu[g];
-    for (int x = 0; x < p.experts; ++x) {
-      p.gpu_demand[static_cast<size_t>(x) * p.gpus + g] += p.A(s, x);
-      p.node_demand[static_cast<size_t>(x) * p.nodes + n] += p.A(s, x);
-    }
-  }
   p.expert_bytes = topology.expert_bytes;
   p.weights = weights;
-  return p;
 }
 
 int CountMoves(const LayerProblem& p, std::span<const int32_t> phy2log) {

@@ -54,16 +54,17 @@ struct ObjectiveWeights {
   double migration = 0.002;  // λ3 (per expert copied)
 };
 
-// One layer, ready to evaluate: counts, costs, the current placement's replica counts.
+// One layer, ready to evaluate: counts, costs, the current placement's replica counts. `counts`
+// views the statistics it was made from, which must outlive it and stay unchanged.
 struct LayerProblem {
   int sources = 0, experts = 0, gpus = 0, slots_per_gpu = 0;
-  std::vector<double> counts;     // sources x experts
-  std::vector<double> by_expert;  // experts x sources: the counts transposed, negative ones as 0
-  std::vector<double> totals;     // per expert
-  double total = 0;               // T
-  std::vector<double> cost;       // sources x gpus: c(s, g)
-  std::vector<int> source_gpu;    // per source
-  std::vector<int> node_of_gpu;   // per gpu
+  std::span<const double> counts;  // sources x experts (the statistics' layer)
+  bool counts_valid = true;        // every count in [0, kMaxRoutingCount] (as stats.Validate())
+  std::vector<double> by_expert;   // experts x sources: the counts transposed, negative ones as 0
+  std::vector<double> totals;      // per expert
+  double total = 0;                // T
+  std::vector<int> source_gpu;     // per source
+  std::vector<int> node_of_gpu;    // per gpu
   int nodes = 1;
   double alpha = 0, beta = 0;       // the topology's costs (c(s,g) takes the values 0, alpha, beta)
   std::vector<int32_t> current;     // gpus * slots_per_gpu (phy2log of the current placement)
@@ -77,7 +78,11 @@ struct LayerProblem {
   double A(int s, int x) const { return counts[static_cast<size_t>(s) * experts + x]; }
   // Expert x's counts by source (max(0, A(s, x)) for s in [0, sources)), contiguous.
   const double* ExpertCounts(int x) const { return &by_expert[static_cast<size_t>(x) * sources]; }
-  double C(int s, int g) const { return cost[static_cast<size_t>(s) * gpus + g]; }
+  // c(s, g): 0 on the source's GPU, alpha on its node, else beta.
+  double C(int s, int g) const {
+    const int sg = source_gpu[s];
+    return sg == g ? 0.0 : node_of_gpu[sg] == node_of_gpu[g] ? alpha : beta;
+  }
   double GpuDemand(int x, int g) const { return gpu_demand[static_cast<size_t>(x) * gpus + g]; }
   double NodeDemand(int x, int n) const { return node_demand[static_cast<size_t>(x) * nodes + n]; }
   double load_coef() const { return total > 0 ? weights.load * gpus / total : 0; }
@@ -85,9 +90,14 @@ struct LayerProblem {
   double move_coef() const { return weights.migration; }
 };
 
-// `current` must have the stats' experts, the topology's gpus, and a valid phy2log.
+// `current` must have the stats' experts, the topology's gpus, and a valid phy2log; `stats`
+// must outlive the problem (its counts are viewed, not copied).
 LayerProblem MakeLayerProblem(const SourceExpertCounts& stats, int layer, const Placement& current,
                               const PlacementTopology& topology, const ObjectiveWeights& weights);
+// MakeLayerProblem into `p`, reusing its buffers (for planning layer after layer).
+void FillLayerProblem(const SourceExpertCounts& stats, int layer, const Placement& current,
+                      const PlacementTopology& topology, const ObjectiveWeights& weights,
+                      LayerProblem& p);
 
 // How one layer's plan scores. Loads and token counts are in tokens.
 struct LayerEval {
@@ -147,6 +157,13 @@ Result<PlacementQuality> EvaluatePlacement(const SourceExpertCounts& stats, cons
 // arrays (experts x GPUs, sources x GPUs) stay within kMaxRoutingCells.
 Status CheckPlacementInputs(const SourceExpertCounts& stats, const Placement& current,
                             const PlacementTopology& topology);
+
+// CheckPlacementInputs without reading the count values (they are most of its time at scale):
+// the same error for any bad input but bad counts. A caller must then check each layer's
+// LayerProblem::counts_valid and return stats.Validate() for the first layer whose are not: the
+// error CheckPlacementInputs would have given, as the layers before it are valid.
+Status CheckPlacementInputsButCounts(const SourceExpertCounts& stats, const Placement& current,
+                                     const PlacementTopology& topology);
 
 // The current placement to assume when none is given: Placement::Contiguous with the topology's
 // slots per GPU (experts must divide over GPUs; slots_per_gpu >= experts / gpus).

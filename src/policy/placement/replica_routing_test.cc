@@ -1,7 +1,9 @@
 #include "policy/placement/replica_routing.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -38,6 +40,74 @@ TEST(ReplicaRouting, DemandTablesSumTheSources) {
     for (int s = 0; s < p.sources; ++s) EXPECT_EQ(p.ExpertCounts(x)[s], std::max(0.0, p.A(s, x)));
     EXPECT_NEAR(p.GpuDemand(x, 3), on_gpu3, 1e-6);
   }
+}
+
+// MakeLayerProblem's tables are the plain sums in source order, bit for bit (the fast path for
+// valid counts sums the transpose; -0.0 there reads as +0.0, and a negative count takes the plain
+// path), its costs the topology's; FillLayerProblem into a problem of another shape gives the
+// same problem.
+TEST(ReplicaRouting, ProblemTablesAreThePlainSums) {
+  LayerProblem reused;
+  int checked = 0;
+  for (int seed = 0; seed < 12; ++seed) {
+    SyntheticStatsOptions o;
+    o.layers = 2;
+    o.sources = seed % 3 == 0 ? 8 : 16;
+    o.experts = 24;
+    o.classes = 4;
+    o.seed = static_cast<uint64_t>(seed);
+    SourceExpertCounts stats = SyntheticStats(o).Next();
+    Rng rng(static_cast<uint64_t>(seed));
+    const int gpus = seed % 2 == 0 ? 8 : 4;
+    const Placement cur = RandomPlacement(rng, 2, 24, gpus, 48 / gpus);
+    PlacementTopology topo;
+    topo.gpus = gpus;
+    topo.gpus_per_node = seed % 4 < 2 ? 2 : gpus;
+    for (int k = 0; k < 10; ++k) {
+      const size_t i = rng.UniformInt(static_cast<uint64_t>(stats.counts.size()));
+      stats.counts[i] = k % 2 == 0 ? -0.0 : 0.1 * (k + 1) + 1e-7 * seed;
+    }
+    if (seed % 3 == 2) stats.counts[stats.Index(1, 3, 5)] = -4.5;  // layer 1: the plain path
+    for (int l = 0; l < 2; ++l) {
+      const LayerProblem p = MakeLayerProblem(stats, l, cur, topo, {});
+      EXPECT_EQ(p.counts_valid, !(seed % 3 == 2 && l == 1));
+      for (int x = 0; x < p.experts; ++x) {
+        double total = 0;
+        std::vector<double> gd(p.gpus, 0.0), nd(p.nodes, 0.0);
+        for (int s = 0; s < p.sources; ++s) {
+          const double a = stats.At(l, s, x);
+          total += a;
+          gd[p.source_gpu[s]] += a;
+          nd[topo.NodeOf(p.source_gpu[s])] += a;
+          EXPECT_EQ(p.A(s, x), a);
+        }
+        // Bit for bit, so +0.0 and -0.0 differ.
+        EXPECT_EQ(std::signbit(p.totals[x]), std::signbit(total));
+        EXPECT_EQ(p.totals[x], total);
+        for (int g = 0; g < p.gpus; ++g) {
+          EXPECT_EQ(p.GpuDemand(x, g), gd[g]);
+          EXPECT_EQ(std::signbit(p.GpuDemand(x, g)), std::signbit(gd[g]));
+        }
+        for (int n = 0; n < p.nodes; ++n) {
+          EXPECT_EQ(p.NodeDemand(x, n), nd[n]);
+          EXPECT_EQ(std::signbit(p.NodeDemand(x, n)), std::signbit(nd[n]));
+        }
+      }
+      for (int s = 0; s < p.sources; ++s) {
+        for (int g = 0; g < p.gpus; ++g) EXPECT_EQ(p.C(s, g), topo.Cost(p.source_gpu[s], g));
+      }
+      FillLayerProblem(stats, l, cur, topo, {}, reused);
+      EXPECT_EQ(reused.totals, p.totals);
+      EXPECT_EQ(reused.gpu_demand, p.gpu_demand);
+      EXPECT_EQ(reused.node_demand, p.node_demand);
+      EXPECT_EQ(reused.by_expert, p.by_expert);
+      EXPECT_EQ(reused.current_count, p.current_count);
+      EXPECT_EQ(reused.node_of_gpu, p.node_of_gpu);
+      EXPECT_EQ(reused.total, p.total);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 24);
 }
 
 // RouteAndEvaluate scores single-replica experts from the demand tables and multi-replica experts
