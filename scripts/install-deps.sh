@@ -10,7 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libboost-dev libboost-system-dev
-  libzmq3-dev libmsgpack-dev libmsgpack-cxx-dev libssl-dev libxxhash-dev
+  libzmq3-dev libmsgpack-dev libmsgpack-cxx-dev libssl-dev libxxhash-dev robin-map-dev
   coinor-libcbc-dev coinor-cbc libglpk-dev glpk-utils
   python3 python3-matplotlib python3-pytest
   nginx wrk

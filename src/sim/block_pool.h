@@ -22,8 +22,9 @@
 #pragma once
 
 #include <cstdint>
-#include <unordered_map>
 #include <vector>
+
+#include <tsl/robin_map.h>
 
 namespace gimbal::sim {
 
@@ -82,7 +83,13 @@ class BlockPool {
   void Evict(int32_t b);
 
   std::vector<Block> blocks_;
-  std::unordered_map<uint64_t, int32_t> cached_;  // hash -> first block with it
+  // hash -> first block with it. Content hashes are already mixed, so the map hashes them as they
+  // are; open addressing keeps a lookup to one or two cache lines (a node map's chains cost a
+  // division and a miss per node, which dominated whole simulations).
+  struct IdentityHash {
+    size_t operator()(uint64_t h) const { return static_cast<size_t>(h); }
+  };
+  tsl::robin_map<uint64_t, int32_t, IdentityHash> cached_;
   int32_t head_ = -1, tail_ = -1;
   int64_t num_free_ = 0;
   int64_t evictions_ = 0;

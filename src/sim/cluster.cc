@@ -8,23 +8,47 @@
 namespace gimbal::sim {
 namespace {
 
-// 1 - e^-n by table lookup with linear interpolation on [0, 30] (error < 1e-5); 1 beyond.
+// 1 - e^-n by table lookup with linear interpolation on [0, 30] (error < 1e-5); 1 beyond. Each
+// entry keeps its value and the step to the next one, so a lookup reads one cache line.
 constexpr int kActiveTableSize = 4096;
 constexpr double kActiveTableMax = 30.0;
-const std::vector<double> kActiveTable = [] {
+struct ActiveEntry {
+  double value, step;
+};
+const std::vector<ActiveEntry> kActiveTable = [] {
   std::vector<double> t(kActiveTableSize + 2);
   for (int i = 0; i <= kActiveTableSize + 1; ++i) {
     t[i] = 1.0 - std::exp(-kActiveTableMax * i / kActiveTableSize);
   }
-  return t;
+  std::vector<ActiveEntry> out(kActiveTableSize + 1);
+  for (int i = 0; i <= kActiveTableSize; ++i) out[i] = {t[i], t[i + 1] - t[i]};
+  return out;
 }();
 
-double ActiveProbability(double n) {
-  if (n >= kActiveTableMax) return 1.0;
-  if (n <= 0) return 0.0;
-  const double x = n * (kActiveTableSize / kActiveTableMax);
-  const auto i = static_cast<int>(x);
-  return kActiveTable[i] + (kActiveTable[i + 1] - kActiveTable[i]) * (x - i);
+// y[i] += a * x[i]. Cloned for AVX-512 and AVX2 and picked at load time; each element is still
+// one IEEE multiply and one add (no fused multiply-add), so every clone gives the same bits.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void Axpy(double* __restrict y,
+                                                                       const double* __restrict x,
+                                                                       double a, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+// Σ over i in order of P(slot i active) = 1 - e^-n[i] (the table; exactly 1 from kActiveTableMax
+// on, 0 at n <= 0): the lookups vectorise (into `scratch`), the sum keeps its order.
+__attribute__((target_clones("avx512f", "avx2", "default"))) double SumActive(
+    const double* __restrict n, double* __restrict scratch, int count) {
+  for (int i = 0; i < count; ++i) {
+    const double v = n[i];
+    const bool high = v >= kActiveTableMax;
+    const bool low = v <= 0;
+    const double x = high || low ? 0.0 : v * (kActiveTableSize / kActiveTableMax);
+    const auto k = static_cast<int>(x);
+    const double p = kActiveTable[k].value + kActiveTable[k].step * (x - k);
+    scratch[i] = high ? 1.0 : (low ? 0.0 : p);
+  }
+  double active = 0;
+  for (int i = 0; i < count; ++i) active += scratch[i];
+  return active;
 }
 
 }  // namespace
@@ -84,14 +108,19 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   for (auto* v : {&attn_, &dense_, &shared_, &head_, &own_expert_}) v->assign(spec_.dp, 0.0);
   graph_max_tokens_ =
       spec_.engine.cuda_graph_padding ? MaxCudaGraphCaptureSize(spec_.engine.max_num_seqs) : 0;
-  slot_tokens_.assign(
-      static_cast<size_t>(spec_.dp) * (m.experts / spec_.dp + spec_.redundant_slots_per_gpu), 0.0);
+  const size_t L = static_cast<size_t>(m.moe_layers());
+  const size_t G = static_cast<size_t>(spec_.dp);
   for (int g = 0; g < spec_.dp; ++g) node_of_.push_back(g / spec_.hardware.gpus_per_node);
-  node_sent_.assign(static_cast<size_t>(spec_.nodes()), 0.0);
-  for (auto* v :
-       {&gpu_pairs_, &sent_, &out_intra_, &out_inter_, &in_intra_, &in_inter_, &gpu_expert_time_}) {
-    v->assign(spec_.dp, 0.0);
+  node_sent_.assign(L * static_cast<size_t>(spec_.nodes()), 0.0);
+  for (auto* v : {&gpu_pairs_, &sent_, &out_intra_, &out_inter_, &in_intra_, &in_inter_}) {
+    v->assign(L * G, 0.0);
   }
+  expert_time_.assign(L * G, 0.0);
+  moe_layers_.assign(L, MoeLayer{});
+  layer_sent_.assign(3 * L, 0.0);
+  slot_tokens_.assign(L * G * (m.experts / spec_.dp + spec_.redundant_slots_per_gpu), 0.0);
+  active_scratch_.assign(static_cast<size_t>(m.experts / spec_.dp + spec_.redundant_slots_per_gpu),
+                         0.0);
 }
 
 Status Cluster::SetPlacement(Placement p) {
@@ -106,6 +135,7 @@ Status Cluster::SetPlacement(Placement p) {
   placement_ = std::move(p);
   tables_ = std::make_unique<RoutingTables>(*popularity_, placement_, spec_.dp,
                                             spec_.hardware.gpus_per_node);
+  moe_valid_ = false;
   return Status::Ok();
 }
 
@@ -113,6 +143,7 @@ void Cluster::DriftPopularity() {
   popularity_->Drift(spec_.drift.fraction);
   tables_ = std::make_unique<RoutingTables>(*popularity_, placement_, spec_.dp,
                                             spec_.hardware.gpus_per_node);
+  moe_valid_ = false;
 }
 
 bool Cluster::HasWork() const {
@@ -169,13 +200,152 @@ std::vector<StepPlan> Cluster::ScheduleRanks() {
   return plans;
 }
 
-StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
+double Cluster::ExpertTimeOf(int l, int g, double pairs) {
+  // The expected active replicas matter only while the GPU is memory-bound: ExpertTime is a
+  // roofline max(compute, weights read), and the weights read grow with the active count, which
+  // is at most the GPU's slots. When even all slots active leave it compute-bound, any count
+  // gives the same time.
+  const int spg = tables_->slots_per_gpu();
+  const double all_active = cost_.ExpertTime(pairs, spg * (1 + 1e-9));
+  if (all_active == cost_.ExpertTime(pairs, 0)) return all_active;
+  // Expected active replicas: a slot expecting n tokens is idle with probability e^-n.
+  const double* n = slot_tokens_.data() + static_cast<size_t>(l) * tables_->slots() +
+                    static_cast<size_t>(g) * spg;
+  return cost_.ExpertTime(pairs, SumActive(n, active_scratch_.data(), spg));
+}
+
+void Cluster::PriceMoe(const std::vector<double>& route_tokens,
+                       const std::vector<double>& route_totals) {
   const ModelSpec& m = spec_.model;
   const int R = spec_.dp;
   const int C = static_cast<int>(spec_.classes.size());
   const int G = R;
   const int k = m.top_k;
   const int gpn = spec_.hardware.gpus_per_node;
+  const std::vector<double>* route = &route_tokens;
+  const std::vector<double>* route_total = &route_totals;
+  // All MoE layers at once, one pass per active (source, class) row of the routing tables (long
+  // loops the compiler vectorises), then the per-layer maxima. Every sum adds its terms in the
+  // same order as a layer-by-layer walk would (sources, then classes, then GPUs), so the figures
+  // do not depend on this layout.
+  const int L = m.moe_layers();
+  const int nodes = tables_->nodes();
+  const size_t LG = static_cast<size_t>(L) * G;
+  const size_t LN = static_cast<size_t>(L) * nodes;
+  for (auto* v : {&gpu_pairs_, &out_intra_, &out_inter_, &in_intra_, &in_inter_, &layer_sent_}) {
+    std::fill(v->begin(), v->end(), 0.0);
+  }
+  double* pairs = gpu_pairs_.data();
+  double* sent = sent_.data();
+  double* node_sent = node_sent_.data();
+  // layer_sent_: per layer, tokens sent in all (including same-GPU), within nodes, across nodes.
+  double* layer_sent = layer_sent_.data();
+  for (int r = 0; r < R; ++r) {
+    bool any = false;
+    const int node_r = node_of_[r];
+    const int first_r = node_r * gpn;
+    const int last_r = std::min(G, first_r + gpn);
+    for (size_t row = 0; row < LG; row += G)
+      std::fill(sent + row + first_r, sent + row + last_r, 0.0);
+    std::fill(node_sent_.begin(), node_sent_.end(), 0.0);
+    // Within a node a token goes to each GPU holding one of its experts; across nodes it goes
+    // once per destination node and is forwarded there over NVLink (DeepEP's normal kernels).
+    for (int c = 0; c < C; ++c) {
+      const double t = (*route)[static_cast<size_t>(r) * C + c];
+      if (t <= 0) continue;
+      any = true;
+      const double* share = tables_->ShareRow(r, c).data();
+      const double* reach = tables_->ReachRow(r, c).data();
+      const double tk = t * k;
+      Axpy(pairs, share, tk, LG);
+      // Only the GPUs of r's own node read what r sends them one by one.
+      if (nodes == 1) {
+        Axpy(sent, reach, t, LG);
+      } else {
+        for (size_t row = 0; row < LG; row += G) {
+          for (int g = first_r; g < last_r; ++g) sent[row + g] += t * reach[row + g];
+        }
+      }
+      if (nodes > 1) {
+        const double* reach_node = tables_->ReachNodeRow(r, c).data();
+        Axpy(node_sent, reach_node, t, LN);
+      }
+    }
+    if (!any) continue;
+    for (int l = 0; l < L; ++l) {
+      const double* s = sent + static_cast<size_t>(l) * G;
+      double* in_intra = in_intra_.data() + static_cast<size_t>(l) * G;
+      double* in_inter = in_inter_.data() + static_cast<size_t>(l) * G;
+      double total = layer_sent[3 * l], intra = layer_sent[3 * l + 1];
+      double out = 0;
+      for (int g = first_r; g < last_r; ++g) {
+        total += s[g];
+        if (g == r) continue;
+        out += s[g];
+        in_intra[g] += s[g];
+        intra += s[g];
+      }
+      out_intra_[static_cast<size_t>(l) * G + r] = out;
+      double inter = layer_sent[3 * l + 2], out_inter = 0;
+      for (int n = 0; n < nodes; ++n) {
+        if (n == node_r) continue;
+        const double v = node_sent[static_cast<size_t>(l) * nodes + n];
+        total += v;
+        inter += v;
+        out_inter += v;
+        const int first = n * gpn;
+        const int last = std::min(G, first + gpn);
+        for (int g = first; g < last; ++g) in_inter[g] += v / (last - first);
+      }
+      out_inter_[static_cast<size_t>(l) * G + r] = out_inter;
+      layer_sent[3 * l] = total;
+      layer_sent[3 * l + 1] = intra;
+      layer_sent[3 * l + 2] = inter;
+    }
+  }
+  // Each slot's expected tokens, all layers: Σ over classes of class tokens × slot popularity.
+  std::fill(slot_tokens_.begin(), slot_tokens_.end(), 0.0);
+  for (int c = 0; c < C; ++c) {
+    const double t = (*route_total)[c];
+    if (t <= 0) continue;
+    const double* load = tables_->SlotLoadRow(c).data();
+    double* slots = slot_tokens_.data();
+    Axpy(slots, load, t, slot_tokens_.size());
+  }
+  const double dbytes = cost_.DispatchBytesPerToken();
+  const double cbytes = cost_.CombineBytesPerToken();
+  for (int l = 0; l < L; ++l) {
+    MoeLayer& ml = moe_layers_[l];
+    ml.sent_total = layer_sent[3 * l];
+    ml.sent_intra = layer_sent[3 * l + 1];
+    ml.sent_inter = layer_sent[3 * l + 2];
+    const double* gpu_pairs = pairs + static_cast<size_t>(l) * G;
+    double* expert_time = expert_time_.data() + static_cast<size_t>(l) * G;
+    double max_expert = 0, sum_pairs = 0, max_pairs = 0;
+    for (int g = 0; g < G; ++g) {
+      expert_time[g] = ExpertTimeOf(l, g, gpu_pairs[g]);
+      max_expert = std::max(max_expert, expert_time[g]);
+      sum_pairs += gpu_pairs[g];
+      max_pairs = std::max(max_pairs, gpu_pairs[g]);
+    }
+    ml.max_expert = max_expert;
+    ml.sum_pairs = sum_pairs;
+    ml.max_pairs = max_pairs;
+    double intra = 0, inter = 0;
+    for (size_t g = static_cast<size_t>(l) * G, end = g + G; g < end; ++g) {
+      intra = std::max({intra, out_intra_[g], in_intra_[g]});
+      inter = std::max({inter, out_inter_[g], in_inter_[g]});
+    }
+    ml.comm = cost_.AllToAllTime(intra * dbytes, inter * dbytes) +
+              cost_.AllToAllTime(intra * cbytes, inter * cbytes);
+  }
+}
+
+StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
+  const ModelSpec& m = spec_.model;
+  const int R = spec_.dp;
+  const int C = static_cast<int>(spec_.classes.size());
+  const int G = R;
 
   // CUDA-graph padding: every rank runs the largest padded count when all counts fit a graph.
   int64_t padded = 0;
@@ -254,101 +424,40 @@ StepCost Cluster::Cost(const std::vector<StepPlan>& plans) {
 
   StepCost cost;
   cost.attn_dense = m.dense_layers * max_attn_dense + m.moe_layers() * max_attn_moe + max_head;
-  const double dbytes = cost_.DispatchBytesPerToken();
-  const double cbytes = cost_.CombineBytesPerToken();
-  const int slots_per_gpu = tables_->slots_per_gpu();
   std::fill(own_expert_.begin(), own_expert_.end(), 0.0);
   std::fill(last_gpu_load_.begin(), last_gpu_load_.end(), 0.0);
 
-  for (int l = 0; l < m.moe_layers(); ++l) {
-    std::fill(gpu_pairs_.begin(), gpu_pairs_.end(), 0.0);
-    std::fill(out_intra_.begin(), out_intra_.end(), 0.0);
-    std::fill(out_inter_.begin(), out_inter_.end(), 0.0);
-    std::fill(in_intra_.begin(), in_intra_.end(), 0.0);
-    std::fill(in_inter_.begin(), in_inter_.end(), 0.0);
-    // Within a node a token goes to each GPU holding one of its experts; across nodes it goes
-    // once per destination node and is forwarded there over NVLink (DeepEP's normal kernels).
-    double sent_total = 0, sent_intra = 0, sent_inter = 0;
-    const int nodes = tables_->nodes();
-    for (int r = 0; r < R; ++r) {
-      bool any = false;
-      std::fill(sent_.begin(), sent_.end(), 0.0);
-      std::fill(node_sent_.begin(), node_sent_.end(), 0.0);
-      for (int c = 0; c < C; ++c) {
-        const double t = (*route)[static_cast<size_t>(r) * C + c];
-        if (t <= 0) continue;
-        any = true;
-        const double* share = tables_->Share(r, c, l).data();
-        const double* reach = tables_->Reach(r, c, l).data();
-        const double tk = t * k;
-        for (int g = 0; g < G; ++g) {
-          gpu_pairs_[g] += tk * share[g];
-          sent_[g] += t * reach[g];
-        }
-        if (nodes > 1) {
-          const double* reach_node = tables_->ReachNode(r, c, l).data();
-          for (int n = 0; n < nodes; ++n) node_sent_[n] += t * reach_node[n];
-        }
-      }
-      if (!any) continue;
-      const int node_r = node_of_[r];
-      for (int g = 0; g < G; ++g) {
-        if (node_of_[g] != node_r) continue;
-        sent_total += sent_[g];
-        if (g == r) continue;
-        out_intra_[r] += sent_[g];
-        in_intra_[g] += sent_[g];
-        sent_intra += sent_[g];
-      }
-      for (int n = 0; n < nodes; ++n) {
-        if (n == node_r) continue;
-        const double sent = node_sent_[n];
-        sent_total += sent;
-        sent_inter += sent;
-        out_inter_[r] += sent;
-        const int first = n * gpn;
-        const int last = std::min(G, first + gpn);
-        for (int g = first; g < last; ++g) in_inter_[g] += sent / (last - first);
-      }
-    }
-    tok_total_ += sent_total;
-    tok_intra_ += sent_intra;
-    tok_inter_ += sent_inter;
-    // Expected active replicas per GPU: a slot expecting n tokens is idle with probability e^-n.
-    std::fill(slot_tokens_.begin(), slot_tokens_.end(), 0.0);
-    for (int c = 0; c < C; ++c) {
-      const double t = (*route_total)[c];
-      if (t <= 0) continue;
-      const double* load = tables_->SlotLoad(c, l).data();
-      for (size_t s = 0; s < slot_tokens_.size(); ++s) slot_tokens_[s] += t * load[s];
-    }
-    double max_expert = 0, sum_pairs = 0, max_pairs = 0;
+  // The MoE layers' loads and all-to-all depend only on the tokens per (rank, class) and the
+  // routing tables: a step that repeats the last one's (steady decoding, CUDA-graph padding)
+  // reuses its pricing. The accumulations below run every step, in the same order either way.
+  const int L = m.moe_layers();
+  moe_key_.clear();
+  moe_key_.insert(moe_key_.end(), route->begin(), route->end());
+  moe_key_.insert(moe_key_.end(), route_total->begin(), route_total->end());
+  if (!moe_valid_ || moe_key_ != moe_last_key_) {
+    PriceMoe(*route, *route_total);
+    moe_last_key_.swap(moe_key_);
+    moe_valid_ = true;
+  }
+  for (int l = 0; l < L; ++l) {
+    const MoeLayer& ml = moe_layers_[l];
+    tok_total_ += ml.sent_total;
+    tok_intra_ += ml.sent_intra;
+    tok_inter_ += ml.sent_inter;
+    const double* gpu_pairs = gpu_pairs_.data() + static_cast<size_t>(l) * G;
+    const double* expert_time = expert_time_.data() + static_cast<size_t>(l) * G;
     for (int g = 0; g < G; ++g) {
-      double active = 0;
-      for (int i = 0; i < slots_per_gpu; ++i)
-        active += ActiveProbability(slot_tokens_[g * slots_per_gpu + i]);
-      gpu_expert_time_[g] = cost_.ExpertTime(gpu_pairs_[g], active);
-      own_expert_[g] += gpu_expert_time_[g];
-      max_expert = std::max(max_expert, gpu_expert_time_[g]);
-      sum_pairs += gpu_pairs_[g];
-      last_gpu_load_[g] += gpu_pairs_[g];
-      max_pairs = std::max(max_pairs, gpu_pairs_[g]);
-      gpu_load_ema_[g] = 0.98 * gpu_load_ema_[g] + 0.02 * gpu_expert_time_[g];
+      own_expert_[g] += expert_time[g];
+      last_gpu_load_[g] += gpu_pairs[g];
+      gpu_load_ema_[g] = 0.98 * gpu_load_ema_[g] + 0.02 * expert_time[g];
     }
-    layer_max_[l] += max_pairs;
-    layer_mean_[l] += sum_pairs / G;
-    double intra = 0, inter = 0;
-    for (int g = 0; g < G; ++g) {
-      intra = std::max({intra, out_intra_[g], in_intra_[g]});
-      inter = std::max({inter, out_inter_[g], in_inter_[g]});
-    }
-    const double comm = cost_.AllToAllTime(intra * dbytes, inter * dbytes) +
-                        cost_.AllToAllTime(intra * cbytes, inter * cbytes);
+    layer_max_[l] += ml.max_pairs;
+    layer_mean_[l] += ml.sum_pairs / G;
     // With micro-batch overlap (DeepSeek's dual-batch overlap, vLLM's DBO) communication hides
     // behind compute: `comm_overlap` is the fraction of the shorter of the two that is hidden.
-    const double compute = max_attn_moe + max_expert;
-    const double a2a = comm - spec_.hardware.comm_overlap * std::min(compute, comm);
-    cost.experts += max_expert;
+    const double compute = max_attn_moe + ml.max_expert;
+    const double a2a = ml.comm - spec_.hardware.comm_overlap * std::min(compute, ml.comm);
+    cost.experts += ml.max_expert;
     cost.all_to_all += a2a;
   }
   // CPU overhead: serial, or hidden behind the GPU step under async scheduling.

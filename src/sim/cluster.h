@@ -139,6 +139,12 @@ class Cluster {
   int64_t kv_capacity_tokens() const { return kv_capacity_tokens_; }
 
  private:
+  // Prices every MoE layer for tokens per (rank, class) `route` and per class `route_total`:
+  // fills gpu_pairs_, expert_time_, moe_layers_ (and the scratch buffers on the way).
+  void PriceMoe(const std::vector<double>& route, const std::vector<double>& route_total);
+  // GPU g's routed-expert time in MoE layer l for `pairs` token-expert pairs, its slots' tokens
+  // read from slot_tokens_.
+  double ExpertTimeOf(int l, int g, double pairs);
   // One Schedule() per rank with the step policy's budgets and the current throttle.
   std::vector<StepPlan> ScheduleRanks();
   Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int64_t kv_blocks);
@@ -170,9 +176,24 @@ class Cluster {
   std::vector<double> route_total_;   // per class, summed over ranks
   std::vector<double> attn_, dense_, shared_, head_, own_expert_;  // per rank
   std::vector<int> node_of_;
-  std::vector<double> node_sent_;
-  std::vector<double> class_total_, slot_tokens_, gpu_pairs_, sent_, out_intra_, out_inter_,
-      in_intra_, in_inter_, gpu_expert_time_;
+  // Per MoE layer and GPU ([layer * ranks + gpu]) or slot ([layer * slots + slot]) or node.
+  std::vector<double> node_sent_, gpu_pairs_, sent_, out_intra_, out_inter_, in_intra_, in_inter_,
+      layer_sent_;
+  std::vector<double> class_total_;
+  // The MoE layers' pricing for the last (route, route totals) priced (PriceMoe), valid until the
+  // routing tables change.
+  struct MoeLayer {
+    double sent_total = 0, sent_intra = 0, sent_inter = 0;  // tokens dispatched
+    double max_expert = 0;                                  // slowest GPU's expert time
+    double sum_pairs = 0, max_pairs = 0;                    // token-expert pairs over GPUs
+    double comm = 0;  // dispatch + combine time before overlap with compute
+  };
+  std::vector<MoeLayer> moe_layers_;
+  std::vector<double> expert_time_;  // [layer * ranks + gpu]
+  std::vector<double> moe_key_, moe_last_key_;
+  bool moe_valid_ = false;
+  std::vector<double> slot_tokens_;     // [layer * slots + slot]: the step's tokens per slot
+  std::vector<double> active_scratch_;  // one GPU's slots (ExpertTimeOf)
 };
 
 }  // namespace gimbal::sim

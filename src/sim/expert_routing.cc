@@ -126,12 +126,21 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
   const auto l2p = placement.Log2Phy();
   const int experts = pop.experts();
   const int k = pop.top_k();
-  share_.assign(static_cast<size_t>(sources) * classes_ * layers_ * gpus_, 0);
+  const bool routed = !placement.source_routes.empty();
+  // A source the placement routes has rows of its own; the others route every token alike (over
+  // all replicas evenly), so one row per class serves them all.
+  row_of_.resize(static_cast<size_t>(sources) * classes_);
+  int32_t rows = classes_;  // rows 0..classes-1: the sources without routes
+  for (int r = 0; r < sources; ++r) {
+    for (int c = 0; c < classes_; ++c) {
+      row_of_[static_cast<size_t>(r) * classes_ + c] = routed && r < placement.sources ? rows++ : c;
+    }
+  }
+  share_.assign(static_cast<size_t>(rows) * layers_ * gpus_, 0);
   reach_.assign(share_.size(), 0);
-  reach_node_.assign(share_.size() / gpus_ * nodes_, 0);
+  reach_node_.assign(static_cast<size_t>(rows) * layers_ * nodes_, 0);
   slot_load_.assign(static_cast<size_t>(classes_) * layers_ * slots_, 0);
   node_locality_.assign(static_cast<size_t>(sources) * classes_, 0);
-  const bool routed = !placement.source_routes.empty();
   std::vector<double> per_gpu(gpus_);
   for (int c = 0; c < classes_; ++c) {
     for (int l = 0; l < layers_; ++l) {
@@ -142,9 +151,23 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
         for (int x = 0; x < experts; ++x) {
           const auto& replicas = l2p[l][x];
           if (routed && r < placement.sources) {
-            for (const SlotShare& sh : placement.Route(l, r, x)) {
-              per_gpu[placement.GpuOfSlot(sh.slot)] += p[x] * sh.weight;
-              slot_load[sh.slot] += k * p[x] * sh.weight / sources;
+            // Placement::Route without its copy: the source's route, or when that is empty an
+            // even split over the replicas at float weights, as Route gives.
+            const auto& route =
+                placement.source_routes[(static_cast<size_t>(l) * placement.sources + r) *
+                                            placement.experts +
+                                        x];
+            if (!route.empty()) {
+              for (const SlotShare& sh : route) {
+                per_gpu[placement.GpuOfSlot(sh.slot)] += p[x] * sh.weight;
+                slot_load[sh.slot] += k * p[x] * sh.weight / sources;
+              }
+            } else {
+              const float weight = 1.0f / static_cast<float>(replicas.size());
+              for (int32_t slot : replicas) {
+                per_gpu[placement.GpuOfSlot(slot)] += p[x] * weight;
+                slot_load[slot] += k * p[x] * weight / sources;
+              }
             }
           } else {
             const double each = p[x] / static_cast<double>(replicas.size());
@@ -154,7 +177,8 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
             }
           }
         }
-        const size_t base = Index(r, c, l);
+        const size_t row = static_cast<size_t>(row_of_[static_cast<size_t>(r) * classes_ + c]);
+        const size_t base = (row * layers_ + l) * gpus_;
         for (int g = 0; g < gpus_; ++g) {
           share_[base + g] = per_gpu[g];
           // A token's k experts are distinct; treat picks as independent draws of GPUs.
@@ -167,7 +191,7 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
           for (int g = n * gpus_per_node_; g < std::min(gpus_, (n + 1) * gpus_per_node_); ++g) {
             node_share += per_gpu[g];
           }
-          reach_node_[base / gpus_ * nodes_ + n] =
+          reach_node_[(row * layers_ + l) * nodes_ + n] =
               1.0 - std::pow(std::max(0.0, 1.0 - node_share), k);
           if (n == own_node) {
             node_locality_[static_cast<size_t>(r) * classes_ + c] +=

@@ -79,15 +79,29 @@ class RoutingTables {
                 int gpus_per_node = 0);
   int gpus() const { return gpus_; }
   // share and reach for (source, class, layer), one entry per GPU.
-  std::span<const double> Share(int r, int c, int l) const { return Span(share_, r, c, l); }
-  std::span<const double> Reach(int r, int c, int l) const { return Span(reach_, r, c, l); }
+  std::span<const double> Share(int r, int c, int l) const {
+    return ShareRow(r, c).subspan(static_cast<size_t>(l) * gpus_, static_cast<size_t>(gpus_));
+  }
+  std::span<const double> Reach(int r, int c, int l) const {
+    return ReachRow(r, c).subspan(static_cast<size_t>(l) * gpus_, static_cast<size_t>(gpus_));
+  }
   // Expected fraction of r's class-c tokens that must reach each node (at least one of their
   // experts is there): DeepEP sends a token over the network once per destination node and
   // forwards it inside the node over NVLink.
   std::span<const double> ReachNode(int r, int c, int l) const {
-    return {reach_node_.data() + Index(r, c, l) / gpus_ * nodes_, static_cast<size_t>(nodes_)};
+    return ReachNodeRow(r, c).subspan(static_cast<size_t>(l) * nodes_, static_cast<size_t>(nodes_));
+  }
+  // The same tables for all layers of one (source, class) at once, layer-major: share and reach
+  // [l * gpus() + g], reach per node [l * nodes() + n]. A step walks each active (source, class)
+  // row from end to end. Sources whose tokens the placement routes alike (every source, when it
+  // has no source routes) share one row, so the tables stay small at 64 GPUs.
+  std::span<const double> ShareRow(int r, int c) const { return Row(share_, r, c, gpus_); }
+  std::span<const double> ReachRow(int r, int c) const { return Row(reach_, r, c, gpus_); }
+  std::span<const double> ReachNodeRow(int r, int c) const {
+    return Row(reach_node_, r, c, nodes_);
   }
   int nodes() const { return nodes_; }
+  int layers() const { return layers_; }
   // Share, in [0, 1], of source r's class-c token-expert pairs that GPUs on r's node serve
   // (source r runs on GPU r · gpus / sources), averaged over MoE layers.
   double NodeLocality(int r, int c) const {
@@ -96,23 +110,25 @@ class RoutingTables {
   // Per-slot popularity for class c in layer l (token-expert pairs per class-c token, all sources
   // together), used to estimate how many expert replicas are active in a step.
   std::span<const double> SlotLoad(int c, int l) const {
-    return {slot_load_.data() + (static_cast<size_t>(c) * layers_ + l) * slots_,
-            static_cast<size_t>(slots_)};
+    return SlotLoadRow(c).subspan(static_cast<size_t>(l) * slots_, static_cast<size_t>(slots_));
+  }
+  // SlotLoad of class c for all layers: [l * slots() + s].
+  std::span<const double> SlotLoadRow(int c) const {
+    const size_t n = static_cast<size_t>(layers_) * slots_;
+    return {slot_load_.data() + static_cast<size_t>(c) * n, n};
   }
   int slots() const { return slots_; }
   int slots_per_gpu() const { return slots_per_gpu_; }
 
  private:
-  std::span<const double> Span(const std::vector<double>& v, int r, int c, int l) const {
-    return {v.data() + Index(r, c, l), static_cast<size_t>(gpus_)};
-  }
-  // Layer-major layout: one step walks one layer's (source, class) rows contiguously.
-  size_t Index(int r, int c, int l) const {
-    return ((static_cast<size_t>(l) * sources_ + r) * classes_ + c) * gpus_;
+  std::span<const double> Row(const std::vector<double>& v, int r, int c, int width) const {
+    const size_t n = static_cast<size_t>(layers_) * width;
+    return {v.data() + static_cast<size_t>(row_of_[static_cast<size_t>(r) * classes_ + c]) * n, n};
   }
   int classes_, layers_, gpus_, slots_, slots_per_gpu_, sources_, gpus_per_node_, nodes_;
   std::vector<double> share_, reach_, reach_node_, slot_load_;
   std::vector<double> node_locality_;  // [source * classes + class]
+  std::vector<int32_t> row_of_;        // [source * classes + class] -> row of share_, reach_, ...
 };
 
 }  // namespace gimbal::sim
