@@ -141,12 +141,27 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
   reach_node_.assign(static_cast<size_t>(rows) * layers_ * nodes_, 0);
   slot_load_.assign(static_cast<size_t>(classes_) * layers_ * slots_, 0);
   node_locality_.assign(static_cast<size_t>(sources) * classes_, 0);
-  std::vector<double> per_gpu(gpus_);
+  std::vector<double> per_gpu(gpus_), shared_node(nodes_);
   for (int c = 0; c < classes_; ++c) {
     for (int l = 0; l < layers_; ++l) {
       const auto p = pop.Row(c, l);
       double* slot_load = slot_load_.data() + (static_cast<size_t>(c) * layers_ + l) * slots_;
+      bool shared_done = false;  // the row of the sources without routes is filled
       for (int r = 0; r < sources; ++r) {
+        const int own_node =
+            static_cast<int>(static_cast<int64_t>(r) * gpus_ / sources) / gpus_per_node_;
+        if (!(routed && r < placement.sources) && shared_done) {
+          // Same row as the first such source: only its share of the slot loads and its own
+          // node's locality remain (the same sums, in the same order, as computing it afresh).
+          for (int x = 0; x < experts; ++x) {
+            const auto& replicas = l2p[l][x];
+            const double each = p[x] / static_cast<double>(replicas.size());
+            for (int32_t slot : replicas) slot_load[slot] += k * each / sources;
+          }
+          node_locality_[static_cast<size_t>(r) * classes_ + c] +=
+              std::min(1.0, shared_node[own_node]) / layers_;
+          continue;
+        }
         std::fill(per_gpu.begin(), per_gpu.end(), 0.0);
         for (int x = 0; x < experts; ++x) {
           const auto& replicas = l2p[l][x];
@@ -184,13 +199,14 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
           // A token's k experts are distinct; treat picks as independent draws of GPUs.
           reach_[base + g] = 1.0 - std::pow(std::max(0.0, 1.0 - per_gpu[g]), k);
         }
-        const int own_node =
-            static_cast<int>(static_cast<int64_t>(r) * gpus_ / sources) / gpus_per_node_;
+        const bool shared = !(routed && r < placement.sources);
+        shared_done = shared_done || shared;
         for (int n = 0; n < nodes_; ++n) {
           double node_share = 0;
           for (int g = n * gpus_per_node_; g < std::min(gpus_, (n + 1) * gpus_per_node_); ++g) {
             node_share += per_gpu[g];
           }
+          if (shared) shared_node[n] = node_share;
           reach_node_[(row * layers_ + l) * nodes_ + n] =
               1.0 - std::pow(std::max(0.0, 1.0 - node_share), k);
           if (n == own_node) {
