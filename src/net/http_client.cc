@@ -29,22 +29,71 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using asio::ip::tcp;
 using boost::system::error_code;
+using namespace std::string_view_literals;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr size_t kReadChunk = 16384;
+// A response body read piece by piece: each read appends what arrived to the string, which the
+// stream empties before the next read. Nothing is reserved from the framing (a declared length is
+// not trusted), so the storage is only as large as the largest piece read so far: a held stream
+// waiting for its next event keeps a few hundred bytes, not a fixed read chunk.
+struct PieceBody {
+  using value_type = std::string;
+
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    explicit reader(http::header<isRequest, Fields>&, value_type& b) : body_(b) {}
+    void init(const boost::optional<std::uint64_t>&, error_code& ec) { ec = {}; }
+    template <class ConstBufferSequence>
+    size_t put(const ConstBufferSequence& buffers, error_code& ec) {
+      size_t n = 0;
+      for (const auto b : boost::beast::buffers_range_ref(buffers)) {
+        body_.append(static_cast<const char*>(b.data()), b.size());
+        n += b.size();
+      }
+      ec = {};
+      return n;
+    }
+    void finish(error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
+
+// Piece storage a pooled connection keeps for its next response; larger storage (after a big
+// answer) is freed instead.
+constexpr size_t kKeptPieceCapacity = 16384;
 
 // One upstream connection with the storage its requests reuse.
 struct Conn {
-  explicit Conn(asio::io_context& ctx)
-      : socket(ctx), buffer(detail::kClientBufferLimit), chunk(new char[kReadChunk]) {}
+  explicit Conn(asio::io_context& ctx) : socket(ctx), buffer(detail::kClientBufferLimit) {}
   tcp::socket socket;
   boost::beast::flat_buffer buffer;  // bounded: a head and trailer fields must fit
   Clock::time_point last_used;
-  std::string head;                                                // request head being written
-  std::unique_ptr<char[]> chunk;                                   // body pieces are read into this
-  std::optional<http::response_parser<http::buffer_body>> parser;  // the response being read
+  std::string head;                                        // request head being written
+  std::optional<http::response_parser<PieceBody>> parser;  // the response being read
+  // The deadline of the connection's requests, kept across them while they come from the
+  // io_context's own executor (one runtime thread: HttpClient::Open), so a keep-alive request arms
+  // it with no timer operation (SocketDeadline is lazy). Made without an owner: destroyed with the
+  // connection, and disarmed whenever the connection is idle.
+  std::optional<detail::SocketDeadline> deadline;
+
+  // A fresh parser for the next response head, keeping the piece storage of the last one.
+  http::response_parser<PieceBody>& NewParser() {
+    std::string storage;
+    if (parser) storage = std::move(parser->get().body());
+    auto& p = parser.emplace();
+    if (storage.capacity() <= kKeptPieceCapacity) {
+      storage.clear();
+      p.get().body() = std::move(storage);
+    }
+    // No limit here (Send() applies its own). Boost 1.74 mis-compares boost::none, so use max.
+    p.body_limit(std::numeric_limits<std::uint64_t>::max());
+    return p;
+  }
 };
 
 Status Unavailable(std::string m) {
@@ -67,28 +116,28 @@ void AppendRequestHead(std::string& out, const ClientRequest& req, const std::st
   out += req.method;
   out += ' ';
   out += req.target;
-  out += " HTTP/1.1\r\n";
+  out += " HTTP/1.1\r\n"sv;
   for (const auto& [k, v] : req.headers.items()) {
     if (EqualsIgnoreCase(k, "Host") || EqualsIgnoreCase(k, "Content-Length") ||
         EqualsIgnoreCase(k, "Transfer-Encoding") || EqualsIgnoreCase(k, "Connection")) {
       continue;
     }
     out += k;
-    out += ": ";
+    out += ": "sv;
     out += v;
-    out += "\r\n";
+    out += "\r\n"sv;
   }
-  out += "Host: ";
+  out += "Host: "sv;
   out += host;
-  out += "\r\n";
+  out += "\r\n"sv;
   // As Beast's prepare_payload: a length whenever there is a body or the method expects one.
   if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "OPTIONS" ||
       req.method == "PATCH") {
-    out += "Content-Length: ";
+    out += "Content-Length: "sv;
     AppendDecimal(out, req.body.size());
-    out += "\r\n";
+    out += "\r\n"sv;
   }
-  out += "\r\n";
+  out += "\r\n"sv;
 }
 
 }  // namespace
@@ -156,19 +205,23 @@ namespace {
 
 class Stream final : public ClientStream {
  public:
+  // `own_dl`: the request's own deadline; none: the connection's.
   Stream(std::shared_ptr<HttpClient::Pool> pool, std::string key, std::shared_ptr<Conn> conn,
-         Headers headers, detail::SocketDeadline dl, double read_timeout_s, ClientCancel* cancel)
+         Headers headers, std::optional<detail::SocketDeadline> own_dl, double read_timeout_s,
+         ClientCancel* cancel)
       : pool_(std::move(pool)),
         key_(std::move(key)),
         conn_(std::move(conn)),
         status_(conn_->parser->get().result_int()),
         headers_(std::move(headers)),
-        dl_(std::move(dl)),
+        own_dl_(std::move(own_dl)),
+        dl_(own_dl_ ? *own_dl_ : *conn_->deadline),
         read_timeout_s_(read_timeout_s),
         cancel_(cancel) {}
 
   ~Stream() override {
-    dl_.Disarm();
+    // Once done, the connection (with its deadline) may already be another request's.
+    if (!done_) dl_.Disarm();
     if (cancel_) cancel_->Detach();
     if (conn_ && !done_) {
       error_code ec;
@@ -190,25 +243,21 @@ class Stream final : public ClientStream {
     if (done_) co_return std::optional<std::string_view>{};
     if (failed_) co_return Unavailable("connection already failed");
     auto& parser = *conn_->parser;
-    char* const buf = conn_->chunk.get();
+    std::string& piece = parser.get().body();
     while (!parser.is_done()) {
-      auto& body = parser.get().body();
-      body.data = buf;
-      body.size = kReadChunk;
+      piece.clear();
       error_code ec;
       dl_.ArmSeconds(read_timeout_s_);
       co_await http::async_read_some(conn_->socket, conn_->buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
       dl_.Disarm();
-      if (ec == http::error::need_buffer) ec = {};
       if (ec) {
         failed_ = true;
         if (cancel_ && cancel_->cancelled()) co_return Unavailable("request cancelled");
         if (dl_.fired()) co_return Unavailable("no response data for " + Seconds() + " s");
         co_return Unavailable("response broken off: " + ec.message());
       }
-      size_t got = kReadChunk - parser.get().body().size;
-      if (got > 0) co_return std::optional<std::string_view>(std::string_view(buf, got));
+      if (!piece.empty()) co_return std::optional<std::string_view>(std::string_view(piece));
     }
     done_ = true;
     if (cancel_) {
@@ -234,7 +283,8 @@ class Stream final : public ClientStream {
   std::shared_ptr<Conn> conn_;
   int status_;  // kept: the parser belongs to the connection, which the pool may hand on
   Headers headers_;
-  detail::SocketDeadline dl_;
+  std::optional<detail::SocketDeadline> own_dl_;
+  detail::SocketDeadline& dl_;  // own_dl_ or the connection's
   double read_timeout_s_;
   ClientCancel* cancel_;
   bool done_ = false;
@@ -255,6 +305,13 @@ HttpClient::~HttpClient() {
 
 void HttpClient::CloseIdle() {
   MutexLock lock(pool_->mu);
+  // Possibly not on the io thread: the connections' deadlines (idle, so disarmed) are let go of
+  // without touching them.
+  for (auto& [key, conns] : pool_->idle) {
+    for (auto& c : conns) {
+      if (c->deadline) c->deadline->Abandon();
+    }
+  }
   pool_->idle.clear();
 }
 
@@ -268,6 +325,8 @@ size_t HttpClient::idle_connections() const {
 asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const ClientRequest& req,
                                                                         ClientCancel* cancel) {
   auto ex = co_await asio::this_coro::executor;
+  const auto* plain = ex.target<asio::io_context::executor_type>();
+  const bool keeps_deadline = plain != nullptr && *plain == ctx_.get_executor();
   std::string key = req.host;
   key += ':';
   AppendDecimal(key, req.port);
@@ -291,14 +350,15 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
       if (ec) co_return give_up(Unavailable("cannot resolve " + req.host + ": " + ec.message()));
       if (cancel && cancel->cancelled()) co_return give_up(Status::Ok());
       if (cancel) cancel->Attach(CloseConn, conn.get());
-      detail::SocketDeadline dl(ex, &conn->socket, conn);  // for the connect only
-      dl.ArmSeconds(opts_.connect_timeout_s);
+      detail::SocketDeadline connect_dl(ex, &conn->socket, conn);  // for the connect only
+      connect_dl.ArmSeconds(opts_.connect_timeout_s);
       co_await asio::async_connect(conn->socket, results,
                                    asio::redirect_error(asio::use_awaitable, ec));
-      dl.Disarm();
+      connect_dl.Disarm();
       if (ec) {
-        co_return give_up(Unavailable("cannot connect to " + key + ": " +
-                                      (dl.fired() ? std::string("timed out") : ec.message())));
+        co_return give_up(
+            Unavailable("cannot connect to " + key + ": " +
+                        (connect_dl.fired() ? std::string("timed out") : ec.message())));
       }
       conn->socket.set_option(tcp::no_delay(true), ec);
       conn->socket.non_blocking(true, ec);  // writes are tried at once (detail::TryWriteNow)
@@ -312,7 +372,15 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
     conn->head.clear();
     AppendRequestHead(conn->head, req, key);
     std::array<asio::const_buffer, 2> bufs{asio::buffer(conn->head), asio::buffer(req.body)};
-    detail::SocketDeadline dl(ex, &conn->socket, conn);  // the stream takes it over
+    // The deadline of this request (the stream takes it over): the connection's own when the
+    // request comes from this client's io_context executor (one runtime thread), whose handlers
+    // never run beside the request; on a strand, one of its own, whose handler runs there.
+    if (!conn->deadline && keeps_deadline) conn->deadline.emplace(ex, &conn->socket, nullptr);
+    std::optional<detail::SocketDeadline> own_dl;
+    if (!conn->deadline || conn->deadline->executor() != ex) {
+      own_dl.emplace(ex, &conn->socket, conn);
+    }
+    detail::SocketDeadline& dl = own_dl ? *own_dl : *conn->deadline;
     if (!detail::TryWriteNow(conn->socket, bufs, ec)) {
       dl.ArmSeconds(opts_.write_timeout_s);
       co_await asio::async_write(conn->socket, bufs, asio::redirect_error(asio::use_awaitable, ec));
@@ -325,9 +393,7 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
       }
       co_return give_up(Unavailable("cannot send to " + key + ": " + ec.message()));
     }
-    auto& parser = conn->parser.emplace();
-    // No limit here (Send() applies its own). Boost 1.74 mis-compares boost::none, so use max.
-    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    auto& parser = conn->NewParser();
     dl.ArmSeconds(opts_.header_timeout_s);
     co_await http::async_read_header(conn->socket, conn->buffer, parser,
                                      asio::redirect_error(asio::use_awaitable, ec));
@@ -354,8 +420,7 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
         interim_error = Unavailable(key + " " + why);
         break;
       }
-      conn->parser.emplace();
-      conn->parser->body_limit(std::numeric_limits<std::uint64_t>::max());
+      conn->NewParser();
       dl.ArmSeconds(opts_.header_timeout_s);
       co_await http::async_read_header(conn->socket, conn->buffer, *conn->parser,
                                        asio::redirect_error(asio::use_awaitable, ec));
@@ -372,12 +437,14 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
       co_return give_up(interim_error);
     }
     Headers headers;
+    headers.Reserve(
+        static_cast<size_t>(std::distance(conn->parser->get().begin(), conn->parser->get().end())));
     for (const auto& f : conn->parser->get()) {
       headers.Add(std::string(f.name_string()), std::string(f.value()));
     }
     co_return std::unique_ptr<ClientStream>(
         std::make_unique<Stream>(pool_, std::move(key), std::move(conn), std::move(headers),
-                                 std::move(dl), opts_.read_timeout_s, cancel));
+                                 std::move(own_dl), opts_.read_timeout_s, cancel));
   }
   co_return give_up(Unavailable("cannot reach " + key));
 }

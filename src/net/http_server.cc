@@ -32,6 +32,7 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using asio::ip::tcp;
 using boost::system::error_code;
+using namespace std::string_view_literals;
 
 namespace {
 
@@ -155,21 +156,21 @@ void AppendDecimal(std::string& out, uint64_t v) {
 // Status line and headers, without the blank line that ends them. Framing headers the handler
 // set are dropped: the writer frames the message itself.
 void AppendHead(std::string& out, int status, const Headers& headers) {
-  out += "HTTP/1.1 ";
+  out += "HTTP/1.1 "sv;
   AppendDecimal(out, static_cast<uint64_t>(status));
   out += ' ';
   const auto reason = http::obsolete_reason(static_cast<http::status>(status));
   out.append(reason.data(), reason.size());
-  out += "\r\n";
+  out += "\r\n"sv;
   for (const auto& [k, v] : headers.items()) {
     if (EqualsIgnoreCase(k, "Content-Length") || EqualsIgnoreCase(k, "Transfer-Encoding") ||
         EqualsIgnoreCase(k, "Connection")) {
       continue;
     }
     out += k;
-    out += ": ";
+    out += ": "sv;
     out += v;
-    out += "\r\n";
+    out += "\r\n"sv;
   }
 }
 
@@ -227,12 +228,12 @@ class Writer final : public ResponseWriter {
     // No body for 1xx, 204 and 304 (as Beast's prepare_payload).
     const bool bodyless = r.status < 200 || r.status == 204 || r.status == 304;
     if (!bodyless) {
-      head += "Content-Length: ";
+      head += "Content-Length: "sv;
       AppendDecimal(head, r.body.size());
-      head += "\r\n";
+      head += "\r\n"sv;
     }
-    if (!keep_alive_) head += "Connection: close\r\n";
-    head += "\r\n";
+    if (!keep_alive_) head += "Connection: close\r\n"sv;
+    head += "\r\n"sv;
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(head), bodyless || head_only_ ? asio::const_buffer() : asio::buffer(r.body)};
     error_code ec;
@@ -252,9 +253,9 @@ class Writer final : public ResponseWriter {
     std::string& head = conn_->head;
     head.clear();
     AppendHead(head, status, headers);
-    head += "Transfer-Encoding: chunked\r\n";
-    if (!keep_alive_) head += "Connection: close\r\n";
-    head += "\r\n";
+    head += "Transfer-Encoding: chunked\r\n"sv;
+    if (!keep_alive_) head += "Connection: close\r\n"sv;
+    head += "\r\n"sv;
     std::array<asio::const_buffer, 1> bufs{asio::buffer(head)};
     error_code ec;
     if (!detail::TryWriteNow(sock_, bufs, ec)) {

@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 #include <gtest/gtest.h>
 
@@ -308,6 +309,42 @@ TEST(HttpSingleThreadTest, ServesKeepAliveStreamsAndHearsClientsGo) {
   sock.close();
   EXPECT_TRUE(Eventually([&] { return handler->gone.load() == 1; }));
   EXPECT_TRUE(Eventually([&] { return server.active_requests() == 0; }));
+  EXPECT_TRUE(server.Drain(2));
+  io.Stop();
+}
+
+// With one runtime thread a pooled connection keeps its deadline from request to request: it
+// still bounds each of them (here the header of a slow answer on a reused connection).
+TEST(HttpSingleThreadTest, AReusedConnectionKeepsItsTimeouts) {
+  IoRuntime io(1);
+  HttpServer server(io, HttpServerOptions{}, std::make_shared<TestHandler>());
+  ASSERT_TRUE(server.Start().ok());
+  io.Start();
+  HttpClient client(io.context(), HttpClientOptions{.header_timeout_s = 0.1});
+  auto send = [&](std::string target) {
+    ClientRequest req;
+    req.host = "127.0.0.1";
+    req.port = server.port();
+    req.target = std::move(target);
+    // On the io_context's own executor, as a single-threaded server's requests run.
+    return *asio::co_spawn(io.context(), detail::Optionally(client.Send(std::move(req))),
+                           asio::use_future)
+                .get();
+  };
+  auto first = send("/echo");
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(client.idle_connections(), 1u);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto slow = send("/slow");  // answers after 300 ms, on the pooled connection
+  EXPECT_FALSE(slow.ok());
+  EXPECT_NE(slow.status().message().find("timed out"), std::string::npos)
+      << slow.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 250ms);
+  for (int i = 0; i < 2; ++i) {
+    auto again = send("/echo");
+    ASSERT_TRUE(again.ok()) << again.status().ToString();
+    EXPECT_EQ(again->body, "GET ");
+  }
   EXPECT_TRUE(server.Drain(2));
   io.Stop();
 }

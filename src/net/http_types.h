@@ -25,6 +25,8 @@ class Headers {
   void Remove(std::string_view name);
   // Removes every header (keeps the storage).
   void Clear() { items_.clear(); }
+  // Makes room for `n` headers in all, so that adding them allocates no more than their strings.
+  void Reserve(size_t n) { items_.reserve(n); }
   const std::vector<std::pair<std::string, std::string>>& items() const { return items_; }
 
  private:

@@ -8,7 +8,9 @@
 // timeouts costs no timer operation per request. The timer's handler runs on the executor given
 // at construction, which must be the one the coroutine using the socket runs on (its strand, or
 // the runtime's single thread), so the handler never races the coroutine. The destructor cancels
-// the pending wait, releasing `owner` at once.
+// the pending wait, releasing `owner` at once. A deadline may be kept across several uses of its
+// socket (HttpClient keeps one per pooled connection): a wait pending from an earlier use only
+// re-waits or goes idle.
 #pragma once
 
 #include <array>
@@ -77,6 +79,12 @@ class SocketDeadline {
   }
   void Disarm() { st_->deadline = Clock::time_point::max(); }
   bool fired() const { return st_->fired; }
+  // The executor its timer handler runs on.
+  const boost::asio::any_io_executor& executor() const { return st_->ex; }
+  // Lets go of the deadline without touching its state, so from any thread; the object is then
+  // empty (only destroyed). Only for a disarmed deadline made without an owner: its pending wait,
+  // once due, finds nothing armed and ends without touching the socket.
+  void Abandon() { st_.reset(); }
 
  private:
   struct State {

@@ -89,14 +89,16 @@ bool CompletionProxy::Serves(std::string_view path) {
   return path == "/v1/completions" || path == "/v1/chat/completions";
 }
 
+// Not a coroutine itself: the request's coroutine is the one it returns, so a completion costs
+// no frame and no resumption here.
 asio::awaitable<void> CompletionProxy::Handle(net::HttpRequest& req, net::ResponseWriter& w) {
-  const std::string_view path = req.path();
-  if (req.method == "POST") {
-    co_await HandleCompletion(req, w, path == "/v1/chat/completions");
-    co_return;
-  }
+  if (req.method == "POST") return HandleCompletion(req, w, req.path() == "/v1/chat/completions");
+  return RefuseMethod(req, w);
+}
+
+asio::awaitable<void> CompletionProxy::RefuseMethod(net::HttpRequest& req, net::ResponseWriter& w) {
   Count(Outcome::kBadRequest);
-  co_await w.Send(wire::OpenAiError(405, "use POST for " + std::string(path)));
+  co_await w.Send(wire::OpenAiError(405, "use POST for " + std::string(req.path())));
 }
 
 void CompletionProxy::CloseIdle() {
@@ -105,13 +107,22 @@ void CompletionProxy::CloseIdle() {
 
 void CompletionProxy::Register(const std::shared_ptr<InFlight>& f) {
   MutexLock lock(inflight_mu_);
-  inflight_.insert(f);
+  f->prev = nullptr;
+  f->next = inflight_;
+  if (inflight_ != nullptr) inflight_->prev = f.get();
+  inflight_ = f.get();
 }
 
 void CompletionProxy::Unregister(const std::shared_ptr<InFlight>& f) {
   f->active = false;
   MutexLock lock(inflight_mu_);
-  inflight_.erase(f);
+  if (f->prev != nullptr) {
+    f->prev->next = f->next;
+  } else {
+    inflight_ = f->next;
+  }
+  if (f->next != nullptr) f->next->prev = f->prev;
+  f->prev = f->next = nullptr;
 }
 
 asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
@@ -198,6 +209,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
   // The upstream request, built once: attempts change only its engine.
   net::ClientRequest up;
   up.method = "POST";
+  up.headers.Reserve(2);
   up.headers.Add("Content-Type", "application/json");
   up.headers.Add("Accept", cr.stream ? "text/event-stream" : "application/json");
   for (const char* h : {"Authorization", "X-Request-Id"}) {
@@ -321,6 +333,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       table_.Release(rv);
       net::HttpResponse r;
       r.status = status;
+      r.headers.Reserve(2);
       std::string_view ct = us.headers().Get("Content-Type");
       r.headers.Set("Content-Type", ct.empty() ? "application/json" : std::string(ct));
       r.headers.Set("X-Gimbal-Engine", backend.name);
@@ -428,8 +441,8 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
 
 void CompletionProxy::CutInFlight() {
   MutexLock lock(inflight_mu_);
-  for (const auto& f : inflight_) {
-    asio::post(f->executor, [f] {
+  for (InFlight* p = inflight_; p != nullptr; p = p->next) {
+    asio::post(p->executor, [f = p->shared_from_this()] {
       if (!f->active) return;
       f->cut = true;
       f->cancel->Cancel();

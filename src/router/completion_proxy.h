@@ -93,15 +93,20 @@ class CompletionProxy {
  private:
   // A completion being handled, so that a drain that runs out of time can end it with an error
   // its client can read instead of a cut connection.
-  struct InFlight {
-    boost::asio::any_io_executor executor;  // the request's: every field below is used only there
+  struct InFlight : std::enable_shared_from_this<InFlight> {
+    // The request's executor: `cancel`, `active` and `cut` are used only there.
+    boost::asio::any_io_executor executor;
     net::ClientCancel* cancel = nullptr;
     bool active = true;  // false once the request's handler returned
     bool cut = false;    // the drain ended it
+    // Links of the proxy's list of requests in flight (under inflight_mu_).
+    InFlight* prev = nullptr;
+    InFlight* next = nullptr;
   };
 
   boost::asio::awaitable<void> HandleCompletion(net::HttpRequest& req, net::ResponseWriter& w,
                                                 bool chat);
+  boost::asio::awaitable<void> RefuseMethod(net::HttpRequest& req, net::ResponseWriter& w);
   void Count(Outcome o) { metrics_.outcomes[static_cast<size_t>(o)]->Inc(); }
   void Register(const std::shared_ptr<InFlight>& f);
   void Unregister(const std::shared_ptr<InFlight>& f);
@@ -124,7 +129,9 @@ class CompletionProxy {
   net::HttpClient upstream_;                                 // requests to engines
   std::atomic<uint64_t> next_id_{1};
   Mutex inflight_mu_;
-  std::set<std::shared_ptr<InFlight>> inflight_ GIMBAL_GUARDED_BY(inflight_mu_);
+  // The requests in flight, linked through their InFlight (no allocation per request); each is
+  // kept alive by its handler until it unlinks itself.
+  InFlight* inflight_ GIMBAL_GUARDED_BY(inflight_mu_) = nullptr;
 };
 
 }  // namespace gimbal::router

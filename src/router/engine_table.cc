@@ -29,7 +29,9 @@ Result<Reservation> EngineTable::Pick(const DispatchPolicy& policy, DispatchRequ
                                       const std::string& model, const std::vector<int>& exclude,
                                       std::span<const uint64_t> prefix_blocks, bool match_events) {
   MutexLock lock(mu_);
-  std::vector<EngineView> views(states_.size());
+  // Scratch kept across picks (each element is overwritten whole below): no allocation per pick.
+  std::vector<EngineView>& views = pick_views_;
+  views.resize(states_.size());
   bool any_healthy = false;
   bool any_open = false;
   for (size_t i = 0; i < states_.size(); ++i) {

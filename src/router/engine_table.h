@@ -122,6 +122,7 @@ class EngineTable {
   FrontendLedger ledger_ GIMBAL_GUARDED_BY(mu_);
   Rng rng_ GIMBAL_GUARDED_BY(mu_);
   uint64_t sequence_ GIMBAL_GUARDED_BY(mu_) = 0;
+  std::vector<EngineView> pick_views_ GIMBAL_GUARDED_BY(mu_);  // Pick's scratch
 };
 
 }  // namespace gimbal::router

@@ -91,7 +91,8 @@ class Router::Impl : public net::HttpHandler {
        std::unique_ptr<PrefixCache> prefix_cache);
 
   boost::asio::awaitable<void> Handle(net::HttpRequest& req, net::ResponseWriter& w) override;
-  // Every endpoint but the completions, answered synchronously.
+  // Every endpoint but the completions, answered synchronously (Respond) and sent (Answer).
+  boost::asio::awaitable<void> Answer(net::HttpRequest& req, net::ResponseWriter& w);
   net::HttpResponse Respond(const net::HttpRequest& req);
   std::string EnginesJson() const;
   bool Authorized(const net::HttpRequest& req) const;
@@ -228,11 +229,13 @@ std::string Router::Impl::EnginesJson() const {
   return out.dump(2);
 }
 
+// Not a coroutine itself: a completion runs as the proxy's coroutine, with no frame here.
 asio::awaitable<void> Router::Impl::Handle(net::HttpRequest& req, net::ResponseWriter& w) {
-  if (CompletionProxy::Serves(req.path())) {
-    co_await proxy.Handle(req, w);
-    co_return;
-  }
+  if (CompletionProxy::Serves(req.path())) return proxy.Handle(req, w);
+  return Answer(req, w);
+}
+
+asio::awaitable<void> Router::Impl::Answer(net::HttpRequest& req, net::ResponseWriter& w) {
   net::HttpResponse r = Respond(req);
   co_await w.Send(std::move(r));
 }

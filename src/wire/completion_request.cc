@@ -125,8 +125,9 @@ class RequestReader : public internal::SaxTypes {
     return Scalar(Value::kInt);
   }
   bool number_float(number_float_t, const string_t&) { return Scalar(Value::kOther); }
-  bool string(string_t& v) {
-    str_ = &v;
+  bool string(string_t& v) { return String(v); }
+  bool String(std::string_view v) {
+    str_ = v;
     return Scalar(Value::kString);
   }
   bool binary(binary_t&) { return Scalar(Value::kOther); }
@@ -134,7 +135,8 @@ class RequestReader : public internal::SaxTypes {
   bool start_array(std::size_t) { return Open(false); }
   bool end_object() { return Close(); }
   bool end_array() { return Close(); }
-  bool key(string_t& k) {
+  bool key(string_t& k) { return Key(k); }
+  bool Key(std::string_view k) {
     switch (Parent()) {
       case Kind::kTop:
         field_ = FieldOf(k);
@@ -355,7 +357,7 @@ class RequestReader : public internal::SaxTypes {
       case Kind::kPrompt:
         if (v == Value::kString) {
           r_->prompts += 1;
-          AddText(*str_);
+          AddText(str_);
         } else if (v == Value::kInt) {
           if (!prompt_ids_counted_) r_->prompts += 1;  // loose ids make one prompt
           prompt_ids_counted_ = true;
@@ -376,7 +378,7 @@ class RequestReader : public internal::SaxTypes {
       case Kind::kMessage:
         if (content_key_) {
           if (v == Value::kString) {
-            AddText(*str_);
+            AddText(str_);
           } else if (v != Value::kNull) {
             return BadContent();
           }
@@ -386,7 +388,7 @@ class RequestReader : public internal::SaxTypes {
       case Kind::kContent:
         return BadPart();
       case Kind::kPart:
-        if (text_key_ && v == Value::kString) AddText(*str_);
+        if (text_key_ && v == Value::kString) AddText(str_);
         text_key_ = false;
         return true;
       default:
@@ -398,7 +400,7 @@ class RequestReader : public internal::SaxTypes {
     switch (field_) {
       case Field::kModel:
         if (v != Value::kString) return Fail("'model' must be a string");
-        r_->model.assign(*str_);
+        r_->model.assign(str_);
         return true;
       case Field::kStream:
         if (v == Value::kNull) return true;
@@ -418,7 +420,7 @@ class RequestReader : public internal::SaxTypes {
         return true;
       case Field::kUser:
         r_->affinity_key = 0;
-        if (v == Value::kString) r_->affinity_key = AffinityKeyOf(*str_);
+        if (v == Value::kString) r_->affinity_key = AffinityKeyOf(str_);
         return true;
       case Field::kTrafficClass:
         if (v == Value::kNull) return true;
@@ -432,7 +434,7 @@ class RequestReader : public internal::SaxTypes {
         if (chat_) return true;
         if (v != Value::kString) return BadPrompt();
         r_->prompts = 1;
-        AddText(*str_);
+        AddText(str_);
         return true;
       case Field::kMessages:
         if (!chat_) return true;
@@ -461,8 +463,162 @@ class RequestReader : public internal::SaxTypes {
   // The scalar being reported.
   bool bool_ = false;
   int64_t int_ = 0;
-  string_t* str_ = nullptr;
+  std::string_view str_;
 };
+
+// What FastScan did: read the whole body, stopped where the reader refused a value (its error
+// says why), or gave up on something it does not read.
+enum class Step { kOk, kStopped, kGiveUp };
+
+// A quick pass over the plain JSON most request bodies are: objects, arrays, strings of printable
+// ASCII without escapes, integers of at most 18 digits, true, false and null. It hands the reader
+// the events nlohmann's SAX parser would, in the same order, so what it reads to the end (or up to
+// a value the reader refuses) ends as nlohmann's parse would. On anything else (an escape, a byte
+// outside printable ASCII in a string, a fraction or exponent, a long number, malformed JSON) it
+// gives up, and the body is read again from the start by nlohmann's parser, which decides.
+class FastScan {
+ public:
+  FastScan(std::string_view body, RequestReader& reader)
+      : p_(body.data()), end_(body.data() + body.size()), r_(reader) {}
+
+  Step Run() {
+    SkipSpace();
+    if (p_ == end_ || *p_ != '{') return Step::kGiveUp;
+    const Step s = Value(0);
+    if (s != Step::kOk) return s;
+    SkipSpace();
+    return p_ == end_ ? Step::kOk : Step::kGiveUp;
+  }
+
+ private:
+  static Step Did(bool accepted) { return accepted ? Step::kOk : Step::kStopped; }
+
+  void SkipSpace() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  // A string at p_ (its opening quote): false when it is not one this pass reads.
+  bool Str(std::string_view* out) {
+    const char* const begin = ++p_;
+    while (p_ != end_) {
+      const auto c = static_cast<unsigned char>(*p_);
+      if (c == '"') {
+        *out = std::string_view(begin, static_cast<size_t>(p_ - begin));
+        ++p_;
+        return true;
+      }
+      if (c < 0x20 || c > 0x7f || c == '\\') return false;
+      ++p_;
+    }
+    return false;
+  }
+
+  Step Literal(std::string_view word) {
+    if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) {
+      return Step::kGiveUp;
+    }
+    p_ += word.size();
+    if (word == "null") return Did(r_.null());
+    return Did(r_.boolean(word == "true"));
+  }
+
+  Step Number() {
+    const bool negative = *p_ == '-';
+    if (negative) ++p_;
+    const char* const digits = p_;
+    while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    const auto n = static_cast<size_t>(p_ - digits);
+    if (n == 0 || n > 18 || (n > 1 && *digits == '0')) return Step::kGiveUp;
+    if (p_ != end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E')) return Step::kGiveUp;
+    uint64_t v = 0;
+    for (const char* d = digits; d != p_; ++d) v = v * 10 + static_cast<uint64_t>(*d - '0');
+    if (negative) return Did(r_.number_integer(-static_cast<int64_t>(v)));
+    return Did(r_.number_unsigned(v));
+  }
+
+  // A value at p_ (not whitespace). `depth`: containers open around it.
+  Step Value(int depth) {
+    if (p_ == end_) return Step::kGiveUp;
+    switch (*p_) {
+      case '{':
+        return Container(true, depth);
+      case '[':
+        return Container(false, depth);
+      case '"': {
+        std::string_view v;
+        if (!Str(&v)) return Step::kGiveUp;
+        return Did(r_.String(v));
+      }
+      case 't':
+        return Literal("true");
+      case 'f':
+        return Literal("false");
+      case 'n':
+        return Literal("null");
+      default:
+        if (*p_ == '-' || (*p_ >= '0' && *p_ <= '9')) return Number();
+        return Step::kGiveUp;
+    }
+  }
+
+  // An object or array at p_. The reader refuses to open one nested deeper than kMaxJsonDepth,
+  // which bounds the recursion.
+  Step Container(bool object, int depth) {
+    ++p_;
+    if (!(object ? r_.start_object(static_cast<std::size_t>(-1))
+                 : r_.start_array(static_cast<std::size_t>(-1)))) {
+      return Step::kStopped;
+    }
+    if (depth > kMaxJsonDepth) return Step::kGiveUp;  // not reached: the reader refuses first
+    const char close = object ? '}' : ']';
+    SkipSpace();
+    if (p_ != end_ && *p_ == close) {
+      ++p_;
+      return Did(object ? r_.end_object() : r_.end_array());
+    }
+    for (;;) {
+      if (object) {
+        std::string_view k;
+        if (p_ == end_ || *p_ != '"' || !Str(&k)) return Step::kGiveUp;
+        if (!r_.Key(k)) return Step::kStopped;
+        SkipSpace();
+        if (p_ == end_ || *p_ != ':') return Step::kGiveUp;
+        ++p_;
+        SkipSpace();
+      }
+      const Step s = Value(depth + 1);
+      if (s != Step::kOk) return s;
+      SkipSpace();
+      if (p_ == end_) return Step::kGiveUp;
+      if (*p_ == ',') {
+        ++p_;
+        SkipSpace();
+        continue;
+      }
+      if (*p_ != close) return Step::kGiveUp;
+      ++p_;
+      return Did(object ? r_.end_object() : r_.end_array());
+    }
+  }
+
+  const char* p_;
+  const char* const end_;
+  RequestReader& r_;
+};
+
+// nlohmann's parser over the whole body.
+Result<CompletionRequest> ParseWithNlohmann(std::string_view body, bool chat,
+                                            const PromptBlockOptions& blocks) {
+  CompletionRequest r;
+  RequestReader reader(&r, chat, blocks);
+  if (!nlohmann::json::sax_parse(body, &reader)) {
+    if (!reader.error().ok()) return reader.error();
+    return InvalidArgument("request body is not valid JSON");
+  }
+  Status done = reader.Finish();
+  if (!done.ok()) return done;
+  return r;
+}
 
 }  // namespace
 
@@ -478,15 +634,34 @@ Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool cha
   if (body.find('\0') != std::string_view::npos) {
     return InvalidArgument("request body is not valid JSON: it contains a NUL byte");
   }
-  CompletionRequest r;
-  RequestReader reader(&r, chat, blocks);
-  if (!nlohmann::json::sax_parse(body, &reader)) {
-    if (!reader.error().ok()) return reader.error();
-    return InvalidArgument("request body is not valid JSON");
+  {
+    CompletionRequest r;
+    RequestReader reader(&r, chat, blocks);
+    switch (FastScan(body, reader).Run()) {
+      case Step::kOk: {
+        Status done = reader.Finish();
+        if (!done.ok()) return done;
+        return r;
+      }
+      case Step::kStopped:
+        return reader.error();
+      case Step::kGiveUp:
+        break;
+    }
   }
-  Status done = reader.Finish();
-  if (!done.ok()) return done;
-  return r;
+  return ParseWithNlohmann(body, chat, blocks);
 }
+
+namespace internal {
+
+Result<CompletionRequest> ParseCompletionRequestSlow(std::string_view body, bool chat,
+                                                     const PromptBlockOptions& blocks) {
+  if (body.find('\0') != std::string_view::npos) {
+    return InvalidArgument("request body is not valid JSON: it contains a NUL byte");
+  }
+  return ParseWithNlohmann(body, chat, blocks);
+}
+
+}  // namespace internal
 
 }  // namespace gimbal::wire

@@ -103,7 +103,16 @@ struct PromptBlockOptions {
 uint64_t AffinityKeyOf(std::string_view user);
 
 // With `blocks.block_tokens` > 0, fills block_hashes too.
+// Most bodies (plain ASCII strings, integers, no escapes) are read by a quick pass of its own;
+// any other is read by nlohmann's parser, with the same result either way.
 Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat,
                                                  const PromptBlockOptions& blocks = {});
+
+namespace internal {
+// ParseCompletionRequest with nlohmann's parser reading every body (no quick pass): for tests,
+// which check that both read alike.
+Result<CompletionRequest> ParseCompletionRequestSlow(std::string_view body, bool chat,
+                                                     const PromptBlockOptions& blocks = {});
+}  // namespace internal
 
 }  // namespace gimbal::wire

@@ -377,5 +377,102 @@ TEST(CompletionRequest, DeepNestingIsRefusedAnywhere) {
   EXPECT_EQ(MessageOf(very_deep, false), "request body nests deeper than 128 levels");
 }
 
+// The quick pass and nlohmann's parser read every body alike: each field, or the same error.
+TEST(CompletionRequest, TheQuickPassReadsAsNlohmannDoes) {
+  const std::string deep = std::string(200, '[') + std::string(200, ']');
+  const std::vector<std::string> bodies = {
+      R"({"model":"bench","prompt":"Say hello to the world.","max_tokens":1})",
+      R"( { "model" : "m" , "prompt" : [ 1 , 2 , -3 ] , "stream" : true } )",
+      "{\n\t\"prompt\":\"a\",\r\n\"n\":3}",
+      R"({"prompt":[[1,2],[3]],"max_completion_tokens":0,"max_tokens":null})",
+      R"({"prompt":["ab","cd",7],"user":"u1","priority":-12,"gimbal_traffic_class":4})",
+      R"({"prompt":"x","stream_options":{"include_usage":true},"stream":null})",
+      R"({"prompt":"x","extra":{"a":[true,false,null,{"b":[]}],"c":{}},"n":"two"})",
+      R"({"prompt":"x","prompt":"yy"})",
+      R"({"prompt":"x","max_tokens":123456789012345678})",
+      R"({"prompt":"x","max_tokens":1234567890123456789})",
+      R"({"prompt":"x","max_tokens":18446744073709551615})",
+      R"({"prompt":"x","max_tokens":18446744073709551616})",
+      R"({"prompt":"x","priority":-9223372036854775808})",
+      R"({"prompt":"x","max_tokens":1.5})",
+      R"({"prompt":"x","max_tokens":1e3})",
+      R"({"prompt":"x","max_tokens":-0})",
+      R"({"prompt":"x","max_tokens":-1})",
+      R"({"prompt":"x","max_tokens":01})",
+      R"({"prompt":"x","max_tokens":-})",
+      R"({"prompt":"a\"b\\c\u00e9"})",
+      "{\"prompt\":\"caf\xc3\xa9\"}",
+      "{\"prompt\":\"bad \xff byte\"}",
+      "{\"prompt\":\"tab\there\"}",
+      "{\"prompt\":\"del\x7f\"}",
+      R"({"model":5,"prompt":"x"})",
+      R"({"model":"m","prompt":{}})",
+      R"({"prompt":"x","stream":"yes"})",
+      R"({"prompt":"x"} trailing)",
+      R"({"prompt":"x"},)",
+      R"({"prompt":"x",})",
+      R"({"prompt":"x" "n":1})",
+      R"({"prompt" "x"})",
+      R"({"prompt":tru})",
+      R"({"prompt":"x","stream":truex})",
+      R"({"prompt":"x","stream":nul})",
+      R"({"prompt":"x")",
+      R"({"prompt":"x)",
+      R"({)",
+      "",
+      "   ",
+      "[1,2]",
+      "\"prompt\"",
+      "\xef\xbb\xbf{\"prompt\":\"x\"}",
+      R"({"prompt":"x"}/*c*/)",
+      R"({"messages":[{"role":"user","content":"hello"},{"content":[{"type":"text","text":"abc"}]}]})",
+      R"({"messages":[{"content":null},{"content":[]}],"model":"m"})",
+      R"({"messages":[1]})",
+      R"({"messages":[{"content":[1]}]})",
+      R"({"messages":[{"content":5}]})",
+      R"({"messages":{}})",
+      R"({"messages":[]})",
+      "{\"prompt\":" + deep + "}",
+      "{\"x\":" + deep + ",\"prompt\":\"a\"}",
+  };
+  PromptBlockOptions blocks;
+  blocks.block_tokens = 2;
+  blocks.chars_per_token = 1;
+  blocks.keep_token_ids = true;
+  for (const auto& body : bodies) {
+    for (bool chat : {false, true}) {
+      for (const PromptBlockOptions& o : {PromptBlockOptions{}, blocks}) {
+        SCOPED_TRACE(body + (chat ? " (chat)" : ""));
+        auto quick = ParseCompletionRequest(body, chat, o);
+        auto slow = internal::ParseCompletionRequestSlow(body, chat, o);
+        ASSERT_EQ(quick.ok(), slow.ok()) << quick.status().ToString() << slow.status().ToString();
+        if (!quick.ok()) {
+          EXPECT_EQ(quick.status().ToString(), slow.status().ToString());
+          continue;
+        }
+        const CompletionRequest& a = quick.value();
+        const CompletionRequest& b = slow.value();
+        EXPECT_EQ(a.model, b.model);
+        EXPECT_EQ(a.stream, b.stream);
+        EXPECT_EQ(a.include_usage, b.include_usage);
+        EXPECT_EQ(a.prompt_chars, b.prompt_chars);
+        EXPECT_EQ(a.prompt_token_ids, b.prompt_token_ids);
+        EXPECT_EQ(a.prompts, b.prompts);
+        EXPECT_EQ(a.messages, b.messages);
+        EXPECT_EQ(a.prompt_hash, b.prompt_hash);
+        EXPECT_EQ(a.max_tokens, b.max_tokens);
+        EXPECT_EQ(a.max_completion_tokens, b.max_completion_tokens);
+        EXPECT_EQ(a.max_output_tokens, b.max_output_tokens);
+        EXPECT_EQ(a.priority, b.priority);
+        EXPECT_EQ(a.affinity_key, b.affinity_key);
+        EXPECT_EQ(a.traffic_class, b.traffic_class);
+        EXPECT_EQ(a.n, b.n);
+        EXPECT_EQ(a.block_hashes, b.block_hashes);
+        EXPECT_EQ(a.token_ids, b.token_ids);
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gimbal::wire
