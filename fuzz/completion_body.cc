@@ -1,9 +1,11 @@
 // Fuzz target: an OpenAI request body as the router and the emulated engine read it
 // (wire::ParseCompletionRequest, for /v1/completions and /v1/chat/completions) and a response's
 // `usage` (wire::FindUsage).
-// Invariants: never crashes, however deep the nesting; counts read are >= 0 (and -1 for an
-// absent max_tokens / max_completion_tokens); a body accepted is one JSON object to nlohmann::json
-// too; FindUsage leaves its output untouched when it finds none.
+// Invariants: never crashes, however deep the nesting; the quick pass of ParseCompletionRequest
+// and nlohmann's parser alone (internal::ParseCompletionRequestSlow) give the same fields or the
+// same error; counts read are >= 0 (and -1 for an absent max_tokens / max_completion_tokens); a
+// body accepted is one JSON object to nlohmann::json too; FindUsage leaves its output untouched
+// when it finds none.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -19,8 +21,33 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using gimbal::wire::CompletionRequest;
   const std::string_view body = gimbal::fuzz::AsText(data, size);
 
+  gimbal::wire::PromptBlockOptions blocks;
+  blocks.block_tokens = 2;
+  blocks.chars_per_token = 1.5;
+  blocks.keep_token_ids = true;
   for (bool chat : {false, true}) {
     auto r = gimbal::wire::ParseCompletionRequest(body, chat);
+    for (const gimbal::wire::PromptBlockOptions& o : {gimbal::wire::PromptBlockOptions{}, blocks}) {
+      auto quick = o.block_tokens == 0 ? r : gimbal::wire::ParseCompletionRequest(body, chat, o);
+      auto slow = gimbal::wire::internal::ParseCompletionRequestSlow(body, chat, o);
+      FUZZ_CHECK(quick.ok() == slow.ok(), "the quick pass and nlohmann disagree on accepting");
+      if (!quick.ok()) {
+        FUZZ_CHECK(quick.status().ToString() == slow.status().ToString(),
+                   quick.status().ToString() + " vs " + slow.status().ToString());
+        continue;
+      }
+      const CompletionRequest& a = *quick;
+      const CompletionRequest& b = *slow;
+      FUZZ_CHECK(a.model == b.model && a.stream == b.stream && a.include_usage == b.include_usage &&
+                     a.prompt_chars == b.prompt_chars && a.prompt_token_ids == b.prompt_token_ids &&
+                     a.prompts == b.prompts && a.messages == b.messages &&
+                     a.prompt_hash == b.prompt_hash && a.max_tokens == b.max_tokens &&
+                     a.max_completion_tokens == b.max_completion_tokens &&
+                     a.max_output_tokens == b.max_output_tokens && a.priority == b.priority &&
+                     a.affinity_key == b.affinity_key && a.traffic_class == b.traffic_class &&
+                     a.n == b.n && a.block_hashes == b.block_hashes && a.token_ids == b.token_ids,
+                 "the quick pass and nlohmann read different fields");
+    }
     if (!r.ok()) {
       FUZZ_CHECK(!r.status().message().empty(), "a refusal without a message");
       continue;

@@ -38,6 +38,18 @@ class BlockHasher {
     per_id_ = static_cast<uint64_t>(std::max(1.0, std::min(chars, 1e9)));
     full_ = per_char_ * per_id_;
   }
+  // Where the stream stands, to go back to (a repeated key whose earlier value is dropped).
+  struct Mark {
+    size_t emitted = 0;
+    uint64_t chain = kHashSeed, content = kHashSeed, fill = 0;
+  };
+  Mark Save() const { return {out_->size(), chain_, content_, fill_}; }
+  void Restore(const Mark& m) {
+    out_->resize(m.emitted);
+    chain_ = m.chain;
+    content_ = m.content;
+    fill_ = m.fill;
+  }
   void Reset() {
     out_->clear();
     chain_ = kHashSeed;
@@ -121,6 +133,8 @@ class RequestReader : public internal::SaxTypes {
     return Scalar(Value::kInt);
   }
   bool number_unsigned(number_unsigned_t v) {
+    // Above INT64_MAX: an integer no field can hold (never wrapped to a negative one).
+    if (v > static_cast<number_unsigned_t>(INT64_MAX)) return Scalar(Value::kHuge);
     int_ = static_cast<int64_t>(v);
     return Scalar(Value::kInt);
   }
@@ -140,6 +154,7 @@ class RequestReader : public internal::SaxTypes {
     switch (Parent()) {
       case Kind::kTop:
         field_ = FieldOf(k);
+        ResetField();
         if (field_ == Field::kPrompt && !chat_) {  // a repeated key: the last one counts
           prompt_seen_ = true;
           r_->prompt_chars = 0;
@@ -162,12 +177,15 @@ class RequestReader : public internal::SaxTypes {
         break;
       case Kind::kMessage:
         content_key_ = k == "content";
+        if (content_key_) RepeatMark(&content_mark_);
         break;
       case Kind::kPart:
         text_key_ = k == "text";
+        if (text_key_) RepeatMark(&text_mark_);
         break;
       case Kind::kStreamOptions:
         usage_key_ = k == "include_usage";
+        if (usage_key_) r_->include_usage = false;  // the last one counts
         break;
       default:
         break;
@@ -205,7 +223,8 @@ class RequestReader : public internal::SaxTypes {
     kContent,
     kPart
   };
-  enum class Value { kNull, kBool, kInt, kString, kOther };
+  // kHuge: an integer above INT64_MAX.
+  enum class Value { kNull, kBool, kInt, kHuge, kString, kOther };
   static constexpr int kMaxTracked = 8;
 
   static Field FieldOf(std::string_view k) {
@@ -223,6 +242,35 @@ class RequestReader : public internal::SaxTypes {
     return Field::kOther;
   }
 
+  // Back to its absent value, so a repeated top-level key counts with its last value only.
+  void ResetField() {
+    switch (field_) {
+      case Field::kStream:
+        r_->stream = false;
+        break;
+      case Field::kMaxTokens:
+        r_->max_tokens = -1;
+        break;
+      case Field::kMaxCompletion:
+        r_->max_completion_tokens = -1;
+        break;
+      case Field::kPriority:
+        r_->priority = 0;
+        break;
+      case Field::kUser:
+        r_->affinity_key = 0;
+        break;
+      case Field::kTrafficClass:
+        r_->traffic_class = -1;
+        break;
+      case Field::kN:
+        r_->n = 1;
+        break;
+      default:
+        break;
+    }
+  }
+
   Kind Parent() const {
     if (depth_ == 0 || depth_ > kMaxTracked) return Kind::kIgnore;
     return kinds_[depth_ - 1];
@@ -232,10 +280,35 @@ class RequestReader : public internal::SaxTypes {
     error_ = InvalidArgument(std::move(message));
     return false;
   }
+  // The prompt's text as it stood before a message's `content` or a part's `text` was first read:
+  // a repeated one goes back there, so only its last value counts, as in a parsed document.
+  struct TextMark {
+    bool set = false;
+    int64_t chars = 0;
+    uint64_t hash = 0;
+    BlockHasher::Mark blocks;
+  };
+  void RepeatMark(TextMark* m) {
+    if (!m->set) {
+      *m = {true, r_->prompt_chars, r_->prompt_hash, blocks_.Save()};
+      return;
+    }
+    r_->prompt_chars = m->chars;
+    r_->prompt_hash = m->hash;
+    blocks_.Restore(m->blocks);
+  }
+
   bool BadPrompt() { return Fail("'prompt' must be a string, strings, or token ids"); }
   bool BadContent() { return Fail("message 'content' must be a string or a list of parts"); }
   bool BadPart() { return Fail("message content parts must be objects"); }
   bool BadTrafficClass() { return Fail("'gimbal_traffic_class' must be a non-negative integer"); }
+  bool OutOfRange() {
+    const char* name = field_ == Field::kMaxTokens       ? "max_tokens"
+                       : field_ == Field::kMaxCompletion ? "max_completion_tokens"
+                       : field_ == Field::kPriority      ? "priority"
+                                                         : "gimbal_traffic_class";
+    return Fail(std::string("'") + name + "' is out of range (at most 9223372036854775807)");
+  }
   bool BadMaxTokens() {
     return Fail(std::string("'") +
                 (field_ == Field::kMaxTokens ? "max_tokens" : "max_completion_tokens") +
@@ -316,6 +389,7 @@ class RequestReader : public internal::SaxTypes {
         blocks_.Text(kMessageSeparator);
         r_->messages += 1;
         content_key_ = false;
+        content_mark_.set = false;
         kind = Kind::kMessage;
         break;
       case Kind::kMessage:
@@ -328,6 +402,7 @@ class RequestReader : public internal::SaxTypes {
       case Kind::kContent:
         if (!object) return BadPart();
         text_key_ = false;
+        text_mark_.set = false;
         kind = Kind::kPart;
         break;
       default:
@@ -410,11 +485,13 @@ class RequestReader : public internal::SaxTypes {
       case Field::kMaxTokens:
       case Field::kMaxCompletion:
         if (v == Value::kNull) return true;
+        if (v == Value::kHuge) return OutOfRange();
         if (v != Value::kInt || int_ < 0) return BadMaxTokens();
         (field_ == Field::kMaxTokens ? r_->max_tokens : r_->max_completion_tokens) = int_;
         return true;
       case Field::kPriority:
         if (v == Value::kNull) return true;
+        if (v == Value::kHuge) return OutOfRange();
         if (v != Value::kInt) return Fail("'priority' must be an integer");
         r_->priority = int_;
         return true;
@@ -424,6 +501,7 @@ class RequestReader : public internal::SaxTypes {
         return true;
       case Field::kTrafficClass:
         if (v == Value::kNull) return true;
+        if (v == Value::kHuge) return OutOfRange();
         if (v != Value::kInt || int_ < 0) return BadTrafficClass();
         r_->traffic_class = int_;
         return true;
@@ -456,6 +534,7 @@ class RequestReader : public internal::SaxTypes {
   Field field_ = Field::kOther;
   bool content_key_ = false;
   bool text_key_ = false;
+  TextMark content_mark_, text_mark_;  // of the message and the part being read
   bool usage_key_ = false;
   bool prompt_seen_ = false;
   bool prompt_ids_counted_ = false;
@@ -470,11 +549,12 @@ class RequestReader : public internal::SaxTypes {
 // says why), or gave up on something it does not read.
 enum class Step { kOk, kStopped, kGiveUp };
 
-// A quick pass over the plain JSON most request bodies are: objects, arrays, strings of printable
-// ASCII without escapes, integers of at most 18 digits, true, false and null. It hands the reader
+// A quick pass over the plain JSON most request bodies are: objects, arrays, strings of bytes
+// 0x20-0x7f without escapes (0x7f is valid in a JSON string to nlohmann too), integers of at most
+// 18 digits (below INT64_MAX, so never out of range), true, false and null. It hands the reader
 // the events nlohmann's SAX parser would, in the same order, so what it reads to the end (or up to
 // a value the reader refuses) ends as nlohmann's parse would. On anything else (an escape, a byte
-// outside printable ASCII in a string, a fraction or exponent, a long number, malformed JSON) it
+// outside 0x20-0x7f in a string, a fraction or exponent, a long number, malformed JSON) it
 // gives up, and the body is read again from the start by nlohmann's parser, which decides.
 class FastScan {
  public:

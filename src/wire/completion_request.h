@@ -15,8 +15,12 @@
 //   gimbal_traffic_class   Gimbal's own: a non-negative integer or null
 //   n                      read when an integer
 // Every other member, of any shape, is skipped; members nested in other values never count as
-// top-level ones. A repeated key counts with its last value, as in a parsed document. Nesting
-// deeper than kMaxJsonDepth is refused before it is followed, and a NUL byte is never JSON.
+// top-level ones. A repeated key (top-level, include_usage, a message's content, a part's text)
+// counts with its last value only, as in a parsed document. An integer above INT64_MAX is never
+// wrapped: max_tokens, max_completion_tokens, priority and gimbal_traffic_class refuse it as out of
+// range, a loose prompt id refuses it, an id in an id list counts as a token without being hashed,
+// and n ignores it. Nesting deeper than kMaxJsonDepth is refused before it is followed, and a NUL
+// byte is never JSON.
 //
 // The reader only counts: it does not tokenize, and it rejects nothing the OpenAI format allows
 // (batches, empty message lists). What one server cannot serve is for that server to refuse.
@@ -95,22 +99,24 @@ struct PromptBlockOptions {
   int64_t max_blocks = 0;
 };
 
-// Parses a /v1/completions (`chat` false) or /v1/chat/completions body. kInvalidArgument with a
-// message naming the problem when it is not one JSON object, nests deeper than kMaxJsonDepth, or
-// a field has the wrong type.
 // The affinity key a string `user` gives (CompletionRequest::affinity_key): FNV-1a from kHashSeed,
 // never 0.
 uint64_t AffinityKeyOf(std::string_view user);
 
-// With `blocks.block_tokens` > 0, fills block_hashes too.
-// Most bodies (plain ASCII strings, integers, no escapes) are read by a quick pass of its own;
-// any other is read by nlohmann's parser, with the same result either way.
+// Parses a /v1/completions (`chat` false) or /v1/chat/completions body. kInvalidArgument with a
+// message naming the problem when it is not one JSON object, nests deeper than kMaxJsonDepth, or
+// a field has the wrong type or range. With `blocks.block_tokens` > 0, fills block_hashes too.
+// Most bodies (plain ASCII strings without escapes, integers of at most 18 digits, literals, JSON
+// whitespace) are read by a quick pass of its own; any other is read again from the start by
+// nlohmann's parser. The result (every field, or the error and its message) is the same either way
+// (completion_request_diff_test.cc and fuzz/completion_body.cc check it).
 Result<CompletionRequest> ParseCompletionRequest(std::string_view body, bool chat,
                                                  const PromptBlockOptions& blocks = {});
 
 namespace internal {
-// ParseCompletionRequest with nlohmann's parser reading every body (no quick pass): for tests,
-// which check that both read alike.
+// Test-only: ParseCompletionRequest without the quick pass (nlohmann's parser reads every body,
+// through the same field reader, after the same NUL check). For every body, every argument, it
+// returns exactly what ParseCompletionRequest does; the differential tests hold the two to that.
 Result<CompletionRequest> ParseCompletionRequestSlow(std::string_view body, bool chat,
                                                      const PromptBlockOptions& blocks = {});
 }  // namespace internal

@@ -1,6 +1,7 @@
 #include "wire/completion_request.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -141,6 +142,89 @@ TEST(CompletionRequest, ReadsOnlyTheFieldsItNeeds) {
   EXPECT_EQ(twice->prompts, 1);
   EXPECT_EQ(twice->model, "b");
   EXPECT_EQ(twice->prompt_hash, ParseCompletionRequest(R"({"prompt":"ab"})", false)->prompt_hash);
+}
+
+// A repeated top-level key counts with its last value even when that value is null or of a shape
+// the field ignores (the earlier value used to stay).
+TEST(CompletionRequest, ARepeatedKeyForgetsItsEarlierValue) {
+  auto r = ParseCompletionRequest(
+      R"({"prompt":"x","stream":true,"stream":null,"max_tokens":5,"max_tokens":null,)"
+      R"("max_completion_tokens":6,"max_completion_tokens":null,"priority":3,"priority":null,)"
+      R"("gimbal_traffic_class":2,"gimbal_traffic_class":null,"n":3,"n":"three",)"
+      R"("user":"u","user":7,"stream_options":{"include_usage":true,"include_usage":"yes"}})",
+      false);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_FALSE(r->stream);
+  EXPECT_EQ(r->max_tokens, -1);
+  EXPECT_EQ(r->max_completion_tokens, -1);
+  EXPECT_EQ(r->max_output_tokens, 0);
+  EXPECT_EQ(r->priority, 0);
+  EXPECT_EQ(r->traffic_class, -1);
+  EXPECT_EQ(r->n, 1);
+  EXPECT_EQ(r->affinity_key, 0u);
+  EXPECT_FALSE(r->include_usage);
+  auto nested = ParseCompletionRequest(
+      R"({"prompt":"x","stream_options":{"include_usage":true,"include_usage":{"a":true}}})",
+      false);
+  ASSERT_TRUE(nested.ok());
+  EXPECT_FALSE(nested->include_usage);
+}
+
+// A message's repeated `content` and a part's repeated `text` count with their last value too (both
+// used to be counted and hashed).
+TEST(CompletionRequest, ARepeatedContentOrTextCountsItsLastValue) {
+  PromptBlockOptions o;
+  o.block_tokens = 2;
+  o.chars_per_token = 1;
+  auto once = ParseCompletionRequest(
+      R"({"messages":[{"role":"user","content":"de"},{"content":[{"text":"fg"}]}]})", true, o);
+  ASSERT_TRUE(once.ok());
+  const std::vector<std::string> bodies = {
+      R"({"messages":[{"content":"abc","role":"user","content":"de"},)"
+      R"({"content":[{"text":"fg"}]}]})",
+      R"({"messages":[{"role":"user","content":[{"text":"xyz"}],"content":"de"},)"
+      R"({"content":[{"text":"q","type":"text","text":"fg"}]}]})",
+      R"({"messages":[{"role":"user","content":"de"},)"
+      R"({"content":"abc","content":[{"text":"fg"}]}]})"};
+  for (const std::string& body : bodies) {
+    SCOPED_TRACE(body);
+    auto twice = ParseCompletionRequest(body, true, o);
+    ASSERT_TRUE(twice.ok()) << twice.status().ToString();
+    EXPECT_EQ(twice->prompt_chars, 4 + 2 * kChatMessageChars);
+    EXPECT_EQ(twice->messages, 2);
+    EXPECT_EQ(twice->prompt_hash, once->prompt_hash);
+    EXPECT_EQ(twice->block_hashes, once->block_hashes);
+  }
+  auto dropped = ParseCompletionRequest(R"({"messages":[{"content":"abc","content":null}]})", true);
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(dropped->prompt_chars, kChatMessageChars);
+}
+
+// An integer above INT64_MAX is refused by name, never wrapped to a negative one (2^63 used to
+// become priority INT64_MIN, the most urgent there is).
+TEST(CompletionRequest, HugeIntegersAreRefusedNotWrapped) {
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","priority":9223372036854775808})", false),
+            "'priority' is out of range (at most 9223372036854775807)");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","max_tokens":18446744073709551615})", false),
+            "'max_tokens' is out of range (at most 9223372036854775807)");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","max_completion_tokens":9223372036854775808})", false),
+            "'max_completion_tokens' is out of range (at most 9223372036854775807)");
+  EXPECT_EQ(MessageOf(R"({"prompt":"x","gimbal_traffic_class":9223372036854775808})", false),
+            "'gimbal_traffic_class' is out of range (at most 9223372036854775807)");
+  EXPECT_EQ(MessageOf(R"({"prompt":[18446744073709551615]})", false),
+            "'prompt' must be a string, strings, or token ids");
+  auto max = ParseCompletionRequest(R"({"prompt":"x","priority":9223372036854775807})", false);
+  ASSERT_TRUE(max.ok());
+  EXPECT_EQ(max->priority, INT64_MAX);
+  auto n = ParseCompletionRequest(R"({"prompt":"x","n":18446744073709551615})", false);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(n->n, 1);  // not an int64: ignored like any other non-integer n
+  // A huge id inside an id list counts as a token but is neither hashed nor kept as an id.
+  auto ids = ParseCompletionRequest(R"({"prompt":[[1,18446744073709551615]]})", false);
+  ASSERT_TRUE(ids.ok());
+  EXPECT_EQ(ids->prompt_token_ids, 2);
+  EXPECT_EQ(ids->prompt_hash,
+            ParseCompletionRequest(R"({"prompt":[[1,"x"]]})", false)->prompt_hash);
 }
 
 // The hashes are FNV-1a from kHashSeed, byte by byte: values that must not move between versions.
