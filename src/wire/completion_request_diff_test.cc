@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -14,6 +15,10 @@
 
 namespace gimbal::wire {
 namespace {
+
+// Bytes the mutator likes to insert: JSON's structural ones, number characters, bytes outside
+// ASCII, DEL, a control byte and NUL.
+constexpr std::string_view kOddBytes("{}[]\",:\\ -0e.\x80\xff\x7f\x01\0", 18);
 
 class BodyGen {
  public:
@@ -239,8 +244,7 @@ class BodyGen {
           break;
         case 1:  // insert a byte, often a structural or odd one
           s.insert(at, 1,
-                   Chance(50) ? "{}[]\",:\\ -0e.\x80\xff\x7f\x01"[Below(19)]
-                              : static_cast<char>(Below(256)));
+                   Chance(50) ? kOddBytes[Below(kOddBytes.size())] : static_cast<char>(Below(256)));
           break;
         case 2:  // delete a byte
           if (at < s.size()) s.erase(at, 1);
