@@ -303,7 +303,11 @@ TEST(KvEventsPubSubTest, ARestartSeenLateIsReplayedFromZero) {
     return Eventually([&] { return sub->Contains(0, 10006); }, 50ms, 2ms);
   }));
   const EngineKvStatus st = sub->State(0);
-  EXPECT_EQ(st.restarts, 1);
+  // One restart, or two when live copies of the old process's batches (already replayed) were
+  // still queued behind the disconnection: read after it, they go back too. Either way the index
+  // ends exact with the new process's blocks only (below).
+  EXPECT_GE(st.restarts, 1);
+  EXPECT_LE(st.restarts, 2);
   EXPECT_GE(st.reconnects, 1);
   EXPECT_FALSE(st.stale) << st.last_problem;
   EXPECT_EQ(st.blocks, 6u);

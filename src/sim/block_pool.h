@@ -26,6 +26,8 @@
 
 #include <tsl/robin_map.h>
 
+#include "core/hash.h"
+
 namespace gimbal::sim {
 
 // Told about changes to the set of cached content hashes. Calls happen inside Allocate() and
@@ -83,13 +85,14 @@ class BlockPool {
   void Evict(int32_t b);
 
   std::vector<Block> blocks_;
-  // hash -> first block with it. Content hashes are already mixed, so the map hashes them as they
-  // are; open addressing keeps a lookup to one or two cache lines (a node map's chains cost a
-  // division and a miss per node, which dominated whole simulations).
-  struct IdentityHash {
-    size_t operator()(uint64_t h) const { return static_cast<size_t>(h); }
+  // hash -> first block with it, in an open-addressing map (a lookup touches one or two cache
+  // lines; a node map's chains cost a division and a miss per node, which dominated whole
+  // simulations). Keys are mixed once more, so keys that share their low bits (which the map's
+  // power-of-two buckets use) still spread.
+  struct MixedHash {
+    size_t operator()(uint64_t h) const { return static_cast<size_t>(Mix64(h)); }
   };
-  tsl::robin_map<uint64_t, int32_t, IdentityHash> cached_;
+  tsl::robin_map<uint64_t, int32_t, MixedHash> cached_;
   int32_t head_ = -1, tail_ = -1;
   int64_t num_free_ = 0;
   int64_t evictions_ = 0;

@@ -168,6 +168,14 @@ Status Cluster::SetPlacement(Placement p) {
         "{})",
         p.layers, p.experts, p.gpus, spec_.model.moe_layers(), spec_.model.experts, spec_.dp));
   }
+  const int slots_per_gpu = spec_.model.experts / spec_.dp + spec_.redundant_slots_per_gpu;
+  if (p.slots_per_gpu != slots_per_gpu) {
+    return InvalidArgument(fmt::format(
+        "placement has {} slots per GPU; the cluster has {} ({} experts over {} GPUs + {} "
+        "redundant)",
+        p.slots_per_gpu, slots_per_gpu, spec_.model.experts, spec_.dp,
+        spec_.redundant_slots_per_gpu));
+  }
   placement_ = std::move(p);
   tables_ = std::make_unique<RoutingTables>(*popularity_, placement_, spec_.dp,
                                             spec_.hardware.gpus_per_node);

@@ -83,6 +83,19 @@ class ClusterTest : public ::testing::Test {
   testing::FcfsForTest fcfs_;
 };
 
+TEST_F(ClusterTest, SetPlacementRefusesAnotherSlotCount) {
+  ClusterSpec spec = testing::TinyCluster(4);
+  auto c = Cluster::Create(spec, &fcfs_);
+  ASSERT_TRUE(c.ok());
+  const Placement& now = (*c)->placement();
+  Placement more = Placement::Contiguous(now.layers, now.experts, now.gpus, 1);
+  const Status st = (*c)->SetPlacement(more);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("slots per GPU"), std::string::npos) << st.message();
+  EXPECT_EQ((*c)->placement().slots_per_gpu, now.slots_per_gpu);  // unchanged
+  EXPECT_TRUE((*c)->SetPlacement(Placement::Contiguous(now.layers, now.experts, now.gpus)).ok());
+}
+
 TEST_F(ClusterTest, LongPrefillOnOneRankSlowsEveryRanksStep) {
   ClusterSpec spec = testing::TinyCluster(2);
   spec.hardware.step_overhead = 0;  // compare the GPU work alone
