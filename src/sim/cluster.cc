@@ -27,12 +27,26 @@ const std::vector<ActiveEntry> kActiveTable = [] {
   return out;
 }();
 
-// y[i] += a * x[i]. Cloned for AVX-512 and AVX2 and picked at load time; each element is still
-// one IEEE multiply and one add (no fused multiply-add), so every clone gives the same bits.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void Axpy(double* __restrict y,
-                                                                       const double* __restrict x,
-                                                                       double a, size_t n) {
+// y[i] += a * x[i], built for plain x86-64, AVX2 and AVX-512; Axpy picks the widest the CPU has
+// on its first call (not an ifunc: resolvers run before a sanitizer's runtime is up). Each element
+// is one IEEE multiply and one add in every version (no fused multiply-add: cluster.cc is built
+// with -ffp-contract=off), so all give the same bits.
+void AxpyPlain(double* __restrict y, const double* __restrict x, double a, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+__attribute__((target("avx2"))) void AxpyAvx2(double* __restrict y, const double* __restrict x,
+                                              double a, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+__attribute__((target("avx512f"))) void AxpyAvx512(double* __restrict y, const double* __restrict x,
+                                                   double a, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+void Axpy(double* y, const double* x, double a, size_t n) {
+  static const auto impl = __builtin_cpu_supports("avx512f") ? AxpyAvx512
+                           : __builtin_cpu_supports("avx2")  ? AxpyAvx2
+                                                             : AxpyPlain;
+  impl(y, x, a, n);
 }
 
 // P(a slot expecting n tokens is active) = 1 - e^-n from the table: exactly 1 from
