@@ -177,16 +177,13 @@ double Cluster::ExpertTimeOf(int l, int g, double pairs) {
   return cost_.ExpertTime(pairs, SumActive(n, active_scratch_.data(), spg));
 }
 
-void Cluster::PriceMoe(const std::vector<double>& route_tokens,
-                       const std::vector<double>& route_totals) {
+void Cluster::PriceMoe(const std::vector<double>& route, const std::vector<double>& route_total) {
   const ModelSpec& m = spec_.model;
   const int R = spec_.dp;
   const int C = static_cast<int>(spec_.classes.size());
   const int G = R;
   const int k = m.top_k;
   const int gpn = spec_.hardware.gpus_per_node;
-  const std::vector<double>* route = &route_tokens;
-  const std::vector<double>* route_total = &route_totals;
   // All MoE layers at once, one pass per active (source, class) row of the routing tables (long
   // loops the compiler vectorises), then the per-layer maxima. Every sum adds its terms in the
   // same order as a layer-by-layer walk would (sources, then classes, then GPUs), so the figures
@@ -214,7 +211,7 @@ void Cluster::PriceMoe(const std::vector<double>& route_tokens,
     // Within a node a token goes to each GPU holding one of its experts; across nodes it goes
     // once per destination node and is forwarded there over NVLink (DeepEP's normal kernels).
     for (int c = 0; c < C; ++c) {
-      const double t = (*route)[static_cast<size_t>(r) * C + c];
+      const double t = route[static_cast<size_t>(r) * C + c];
       if (t <= 0) continue;
       any = true;
       const double* share = tables_->ShareRow(r, c).data();
@@ -269,7 +266,7 @@ void Cluster::PriceMoe(const std::vector<double>& route_tokens,
   // Each slot's expected tokens, all layers: Σ over classes of class tokens × slot popularity.
   std::fill(slot_tokens_.begin(), slot_tokens_.end(), 0.0);
   for (int c = 0; c < C; ++c) {
-    const double t = (*route_total)[c];
+    const double t = route_total[c];
     if (t <= 0) continue;
     const double* load = tables_->SlotLoadRow(c).data();
     double* slots = slot_tokens_.data();

@@ -150,7 +150,8 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
       for (int r = 0; r < sources; ++r) {
         const int own_node =
             static_cast<int>(static_cast<int64_t>(r) * gpus_ / sources) / gpus_per_node_;
-        if (!(routed && r < placement.sources) && shared_done) {
+        const bool own_route = routed && r < placement.sources;  // else the shared row
+        if (!own_route && shared_done) {
           // Same row as the first such source: only its share of the slot loads and its own
           // node's locality remain (the same sums, in the same order, as computing it afresh).
           for (int x = 0; x < experts; ++x) {
@@ -165,7 +166,7 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
         std::fill(per_gpu.begin(), per_gpu.end(), 0.0);
         for (int x = 0; x < experts; ++x) {
           const auto& replicas = l2p[l][x];
-          if (routed && r < placement.sources) {
+          if (own_route) {
             // Placement::Route without its copy: the source's route, or when that is empty an
             // even split over the replicas at float weights, as Route gives.
             const auto& route =
@@ -199,14 +200,13 @@ RoutingTables::RoutingTables(const ExpertPopularity& pop, const Placement& place
           // A token's k experts are distinct; treat picks as independent draws of GPUs.
           reach_[base + g] = 1.0 - std::pow(std::max(0.0, 1.0 - per_gpu[g]), k);
         }
-        const bool shared = !(routed && r < placement.sources);
-        shared_done = shared_done || shared;
+        shared_done = shared_done || !own_route;
         for (int n = 0; n < nodes_; ++n) {
           double node_share = 0;
           for (int g = n * gpus_per_node_; g < std::min(gpus_, (n + 1) * gpus_per_node_); ++g) {
             node_share += per_gpu[g];
           }
-          if (shared) shared_node[n] = node_share;
+          if (!own_route) shared_node[n] = node_share;
           reach_node_[(row * layers_ + l) * nodes_ + n] =
               1.0 - std::pow(std::max(0.0, 1.0 - node_share), k);
           if (n == own_node) {
