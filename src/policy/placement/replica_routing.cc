@@ -12,8 +12,10 @@
 //    and the balanced pass skips demands whose replicas all cost the same (nothing moves);
 //  - routes come from the flows the winning pass recorded as it ran (no rerun), written straight
 //    into the caller's range (RouteAndEvaluateInto), one allocation per route;
-//  - a candidate pass stops once a lower bound on its objective shows it cannot win, and, for the
-//    hysteresis, a whole evaluation can give up above a threshold (RouteAndEvaluateWith).
+//  - a candidate pass stops once a lower bound on its objective shows it cannot win (the class
+//    sums so far plus the demands still to come at their nearest replicas, and a floor on the
+//    peak), and, for the hysteresis, a whole evaluation can give up above a threshold
+//    (RouteAndEvaluateWith).
 // Every shortcut makes the same floating-point operations in the same order as the general steps,
 // and the early exits only skip passes that could not win: the results are bit for bit those of
 // the plain algorithm.
@@ -321,18 +323,43 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
   };
 
   // Early exit: a pass stops, returning stopped(), once a lower bound on its objective reaches
-  // `stop` (the objective it must stay below to win; kNoStop: never). The bound is finish's
-  // arithmetic on the class sums so far and a lower bound on the final peak. Rounding to nearest
-  // is monotone (x <= y gives fl(x + c) <= fl(y + c), and fl(x * c) <= fl(y * c) for c >= 0), the
-  // class sums only grow, and every coefficient is >= 0, so the bound is at most the objective
-  // finish would compute, bit for bit: a stopped pass could not have won, and the winner and its
-  // figures are those of the full evaluation.
+  // `stop` (the objective it must stay below to win; kNoStop: never), checked before each expert
+  // (multi[i]). Two bounds, either suffices:
+  //  - finish's arithmetic on the class sums so far and a lower bound on the final peak. Rounding
+  //    to nearest is monotone (x <= y gives fl(x + c) <= fl(y + c), and fl(x * c) <= fl(y * c)
+  //    for c >= 0), the class sums only grow, and every coefficient is >= 0, so the bound is at
+  //    most the objective finish would compute, bit for bit;
+  //  - the same plus rest[i], the traffic of the demands still to come at their nearest replicas'
+  //    cost (each of their tokens goes at least that far; with alpha <= beta a token moved from
+  //    class 1 to class 2 costs more, so the class sums' cost only grows), times (1 - 1e-9). All
+  //    terms are >= 0 and each is a sum of at most a few ten thousand amounts, so its rounding
+  //    differs from the exact sum's by a relative 1e-11 at most: far inside the margin.
+  // So a stopped pass could not have won, and the winner and its figures are those of the full
+  // evaluation.
   constexpr double kNoStop = std::numeric_limits<double>::infinity();
   const bool can_stop = early_exit && weights_ok;
-  auto bound = [&](const ClassSums& acc, double peak) {
+  const bool use_rest = can_stop && cls_cost[1] <= cls_cost[2];
+  std::vector<double> rest(multi.size() + 1, 0.0);  // rest[i]: see above
+  if (use_rest) {
+    for (size_t i = multi.size(); i-- > 0;) {
+      double t = 0;
+      for (int k = dem_start[i]; k < dem_start[i + 1]; ++k) {
+        t += cls_cost[ent[dem[k].first].cls] * dem[k].a;  // the first entry is the nearest
+      }
+      rest[i] = rest[i + 1] + t;
+    }
+  }
+  auto bound = [&](const ClassSums& acc, double peak, size_t i) {
     const double a1 = base_acc[1] + acc.a1, a2 = base_acc[2] + acc.a2;
-    return p.load_coef() * peak + p.traffic_coef() * (cls_cost[1] * a1 + cls_cost[2] * a2) +
-           p.move_coef() * base.experts_moved;
+    const double now = p.load_coef() * peak +
+                       p.traffic_coef() * (cls_cost[1] * a1 + cls_cost[2] * a2) +
+                       p.move_coef() * base.experts_moved;
+    if (!use_rest) return now;
+    const double ahead =
+        (p.load_coef() * peak + p.traffic_coef() * (cls_cost[1] * a1 + cls_cost[2] * a2 + rest[i]) +
+         p.move_coef() * base.experts_moved) *
+        (1 - 1e-9);
+    return std::max(now, ahead);
   };
   // A pass stopped or dropped: no objective, no peak (so the uncapped pass's peak skips nothing).
   auto none = [&] {
@@ -394,10 +421,14 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
     double peak = std::max(forced_max, peak_floor);
     size_t di = 0;
     for (size_t i = 0; i < multi.size(); ++i) {
-      if (i > 0 && stop < kNoStop) {
-        const int x = multi[i - 1];
-        for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) peak = std::max(peak, load[ri.gpu[r]]);
-        if (bound(acc, peak) >= stop) return stopped();
+      if (stop < kNoStop) {
+        if (i > 0) {
+          const int x = multi[i - 1];
+          for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
+            peak = std::max(peak, load[ri.gpu[r]]);
+          }
+        }
+        if (bound(acc, peak, i) >= stop) return stopped();
       }
       const size_t dend = static_cast<size_t>(dem_start[i + 1]);
       for (; di < dend; ++di) {
@@ -490,14 +521,23 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
   }
   // Each GPU's even-split load adds its demands' shares in demand order. An expert's demands are
   // contiguous and it has one replica entry per GPU, so the sum runs replica by replica over the
-  // expert's demands (in a register), the same additions in the same order.
+  // expert's demands (in a register), the same additions in the same order. Alongside: each
+  // replica entry's part of that load (its expert's demands' shares), and each GPU's total of
+  // those parts, which is all the balanced pass can take off the GPU (its early exit's floor).
   std::vector<double> even_load = forced;
+  std::vector<double> even_part(ri.gpu.size(), 0.0), movable_all(p.gpus, 0.0), movable(p.gpus);
   for (size_t i = 0; i < multi.size(); ++i) {
     const int x = multi[i];
     for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
-      double t = even_load[ri.gpu[r]];
-      for (int k = dem_start[i]; k < dem_start[i + 1]; ++k) t += dem[k].a * share[r];
+      double t = even_load[ri.gpu[r]], part = 0;
+      for (int k = dem_start[i]; k < dem_start[i + 1]; ++k) {
+        const double v = dem[k].a * share[r];
+        t += v;
+        part += v;
+      }
       even_load[ri.gpu[r]] = t;
+      even_part[r] = part;
+      movable_all[ri.gpu[r]] += part;
     }
   }
   // One demand's amounts per replica, starting from its even shares (d.a x the replica's share).
@@ -508,10 +548,24 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
     Flow* flows = log ? log->begin : nullptr;
     ClassSums acc;
     load = even_load;
+    if (stop < kNoStop) movable = movable_all;
     size_t di = 0;
     for (size_t i = 0; i < multi.size(); ++i) {
-      // Loads fall as well as rise here: the bound takes the floor on the peak instead.
-      if (i > 0 && stop < kNoStop && bound(acc, peak_floor) >= stop) return stopped();
+      // Loads fall as well as rise here, but a GPU loses at most the even parts of its replicas
+      // of the experts still to come (a demand moves at most a replica's even share off it), so
+      // its final load is at least load - movable; the margin (1e-9 of the tokens) is far above
+      // the rounding of the few thousand additions and subtractions behind either figure.
+      if (stop < kNoStop) {
+        double peak = peak_floor;
+        if (i > 0) {
+          const int x = multi[i - 1];
+          for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) movable[ri.gpu[r]] -= even_part[r];
+          double floor = 0;
+          for (int g = 0; g < p.gpus; ++g) floor = std::max(floor, load[g] - movable[g]);
+          peak = std::max(peak, floor - 1e-9 * routed);
+        }
+        if (bound(acc, peak, i) >= stop) return stopped();
+      }
       const size_t dend = static_cast<size_t>(dem_start[i + 1]);
       for (; di < dend; ++di) {
         const Demand& d = dem[di];

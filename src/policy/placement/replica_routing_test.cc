@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -290,6 +291,50 @@ TEST(ReplicaRouting, EarlyExitGivesTheFullEvaluation) {
   }
   EXPECT_GT(stopped, 0);
   EXPECT_EQ(gave_up, 240);
+}
+
+// At DeepSeek-V3's shape (256 experts, 64 sources, 8 GPUs per node), where the early exit's
+// bounds (the demands still to come at their nearest replicas, the balanced pass's floor on the
+// peak) stop most candidate passes: the same figures and routes as running every pass.
+TEST(ReplicaRouting, EarlyExitGivesTheFullEvaluationAtScale) {
+  int stopped = 0;
+  for (const auto& [gpus, spg] : {std::pair{64, 5}, std::pair{32, 9}}) {
+    for (uint64_t seed = 1; seed <= 3; ++seed) {
+      SyntheticStatsOptions o;
+      o.sources = 64;
+      o.experts = 256;
+      o.classes = 8;
+      o.zipf_s = seed == 3 ? 1.0 : 0.8;
+      o.seed = seed;
+      const SourceExpertCounts stats = SyntheticStats(o).Next();
+      Rng rng(seed);
+      const Placement pl = RandomPlacement(rng, 1, 256, gpus, spg);
+      PlacementTopology topo;
+      topo.gpus = gpus;
+      topo.gpus_per_node = 8;
+      const LayerProblem p = MakeLayerProblem(stats, 0, pl, topo, ObjectiveWeights{1, 1, 0.0001});
+      const size_t n = static_cast<size_t>(p.sources) * p.experts;
+      std::vector<std::vector<SlotShare>> full_routes(n), fast_routes(n);
+      const LayerEval full = placement_internal::RouteAndEvaluateWith(
+          p, pl.phy2log, full_routes.data(), false, nullptr,
+          std::numeric_limits<double>::infinity(), nullptr);
+      const LayerEval fast = placement_internal::RouteAndEvaluateWith(
+          p, pl.phy2log, fast_routes.data(), true, &stopped,
+          std::numeric_limits<double>::infinity(), nullptr);
+      EXPECT_EQ(fast.objective, full.objective) << gpus << " GPUs, seed " << seed;
+      EXPECT_EQ(fast.max_load, full.max_load);
+      EXPECT_EQ(fast.traffic_cost, full.traffic_cost);
+      EXPECT_EQ(fast.cross_node_tokens, full.cross_node_tokens);
+      for (size_t i = 0; i < n; ++i) {
+        ASSERT_EQ(fast_routes[i].size(), full_routes[i].size());
+        for (size_t k = 0; k < fast_routes[i].size(); ++k) {
+          EXPECT_EQ(fast_routes[i][k].slot, full_routes[i][k].slot);
+          EXPECT_EQ(fast_routes[i][k].weight, full_routes[i][k].weight);
+        }
+      }
+    }
+  }
+  EXPECT_GE(stopped, 6);  // the early exit did stop passes (about two per layer)
 }
 
 }  // namespace
