@@ -95,17 +95,21 @@ Status Cluster::SetPlacement(Placement p) {
         p.slots_per_gpu, slots_per_gpu, spec_.model.experts, spec_.dp,
         spec_.redundant_slots_per_gpu));
   }
+  if (tables_ == nullptr) {
+    tables_ =
+        std::make_unique<RoutingTables>(*popularity_, p, spec_.dp, spec_.hardware.gpus_per_node);
+  } else {
+    // Layers the new placement leaves as they were keep their table entries.
+    tables_->Rebuild(*popularity_, p, &placement_);
+  }
   placement_ = std::move(p);
-  tables_ = std::make_unique<RoutingTables>(*popularity_, placement_, spec_.dp,
-                                            spec_.hardware.gpus_per_node);
   moe_valid_ = false;
   return Status::Ok();
 }
 
 void Cluster::DriftPopularity() {
   popularity_->Drift(spec_.drift.fraction);
-  tables_ = std::make_unique<RoutingTables>(*popularity_, placement_, spec_.dp,
-                                            spec_.hardware.gpus_per_node);
+  tables_->Rebuild(*popularity_, placement_);
   moe_valid_ = false;
 }
 
@@ -205,45 +209,52 @@ void Cluster::PriceMoe(const std::vector<double>& route, const std::vector<doubl
     const int node_r = node_of_[r];
     const int first_r = node_r * gpn;
     const int last_r = std::min(G, first_r + gpn);
-    for (size_t row = 0; row < LG; row += G)
-      std::fill(sent + row + first_r, sent + row + last_r, 0.0);
-    std::fill(node_sent_.begin(), node_sent_.end(), 0.0);
+    // sent: what r sends its own node's GPUs one by one, [l * width + g - first_r]; node_sent:
+    // what it sends each node. The first active class sets them (a · x is what 0 + a · x is:
+    // never -0, as t > 0 and reach >= 0), the others add to them.
+    const int width = last_r - first_r;
     // Within a node a token goes to each GPU holding one of its experts; across nodes it goes
     // once per destination node and is forwarded there over NVLink (DeepEP's normal kernels).
     for (int c = 0; c < C; ++c) {
       const double t = route[static_cast<size_t>(r) * C + c];
       if (t <= 0) continue;
+      const bool first = !any;
       any = true;
       const double* share = tables_->ShareRow(r, c).data();
-      const double* reach = tables_->ReachRow(r, c).data();
       const double tk = t * k;
       Axpy(pairs, share, tk, LG);
       // Only the GPUs of r's own node read what r sends them one by one.
-      if (nodes == 1) {
-        Axpy(sent, reach, t, LG);
+      const auto own_reach = tables_->OwnNodeReachRow(r, c);  // [l * width + g - first_r]
+      GIMBAL_CHECK(own_reach.size() == static_cast<size_t>(L) * width,
+                   "routing tables and cluster disagree on a rank's node");
+      if (first) {
+        for (size_t i = 0; i < own_reach.size(); ++i) sent[i] = t * own_reach[i];
       } else {
-        for (size_t row = 0; row < LG; row += G) {
-          for (int g = first_r; g < last_r; ++g) sent[row + g] += t * reach[row + g];
-        }
+        Axpy(sent, own_reach.data(), t, own_reach.size());
       }
       if (nodes > 1) {
         const double* reach_node = tables_->ReachNodeRow(r, c).data();
-        Axpy(node_sent, reach_node, t, LN);
+        if (first) {
+          for (size_t i = 0; i < LN; ++i) node_sent[i] = t * reach_node[i];
+        } else {
+          Axpy(node_sent, reach_node, t, LN);
+        }
       }
     }
     if (!any) continue;
     for (int l = 0; l < L; ++l) {
-      const double* s = sent + static_cast<size_t>(l) * G;
+      const double* s = sent + static_cast<size_t>(l) * width;  // s[g - first_r]
       double* in_intra = in_intra_.data() + static_cast<size_t>(l) * G;
       double* in_inter = in_inter_.data() + static_cast<size_t>(l) * G;
       double total = layer_sent[3 * l], intra = layer_sent[3 * l + 1];
       double out = 0;
       for (int g = first_r; g < last_r; ++g) {
-        total += s[g];
+        const double v = s[g - first_r];
+        total += v;
         if (g == r) continue;
-        out += s[g];
-        in_intra[g] += s[g];
-        intra += s[g];
+        out += v;
+        in_intra[g] += v;
+        intra += v;
       }
       out_intra_[static_cast<size_t>(l) * G + r] = out;
       double inter = layer_sent[3 * l + 2], out_inter = 0;
@@ -255,7 +266,8 @@ void Cluster::PriceMoe(const std::vector<double>& route, const std::vector<doubl
         out_inter += v;
         const int first = n * gpn;
         const int last = std::min(G, first + gpn);
-        for (int g = first; g < last; ++g) in_inter[g] += v / (last - first);
+        const double each = v / (last - first);  // spread over the node's GPUs
+        for (int g = first; g < last; ++g) in_inter[g] += each;
       }
       out_inter_[static_cast<size_t>(l) * G + r] = out_inter;
       layer_sent[3 * l] = total;

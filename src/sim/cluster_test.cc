@@ -118,6 +118,36 @@ TEST_F(ClusterTest, LongPrefillOnOneRankSlowsEveryRanksStep) {
   EXPECT_EQ(quiet.rank_times()[0].dummy_steps, 1);
 }
 
+// Six ranks in nodes of four: rank 5 runs on the second node, which holds only GPUs 4 and 5. The
+// tokens sent (expectations under the routing model) follow the routing tables: within the
+// sender's node to each GPU, across nodes once per node.
+TEST_F(ClusterTest, RanksOnANodeOfFewerGpusSendByTheirOwnNode) {
+  ClusterSpec spec = testing::TinyCluster(6);
+  spec.model.experts = 12;
+  spec.hardware.gpus_per_node = 4;
+  spec.engine.cuda_graph_padding = false;  // idle ranks' dummy tokens reach no expert
+  auto c = Cluster::Create(spec, &fcfs_);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  Cluster& cl = **c;
+  cl.engine(5).Add(Req(1, 1000, 2), 0);
+  cl.Cost(cl.Plan());
+  const RoutingTables t(cl.popularity(), cl.placement(), 6, 4);
+  double total = 0, intra = 0, inter = 0;
+  for (int l = 0; l < spec.model.moe_layers(); ++l) {
+    for (int g = 4; g < 6; ++g) {  // rank 5's node: GPUs 4 and 5
+      total += 1000 * t.Reach(5, 0, l)[g];
+      if (g != 5) intra += 1000 * t.Reach(5, 0, l)[g];
+    }
+    total += 1000 * t.ReachNode(5, 0, l)[0];  // node 0, once per token that needs it
+    inter += 1000 * t.ReachNode(5, 0, l)[0];
+  }
+  EXPECT_GT(intra, 0);
+  EXPECT_GT(inter, 0);
+  EXPECT_NEAR(cl.tokens_total(), total, 1e-9 * total);
+  EXPECT_NEAR(cl.tokens_intra_node(), intra, 1e-9 * intra);
+  EXPECT_NEAR(cl.tokens_inter_node(), inter, 1e-9 * inter);
+}
+
 TEST_F(ClusterTest, ExpertLoadFollowsTheClassDistribution) {
   ClusterSpec spec = testing::TinyCluster(4);
   spec.classes = {{"a", 1, 1.5}, {"b", 1, 1.5}};

@@ -11,12 +11,14 @@
 // fraction of r's class-c tokens that must be sent to g (at least one of their experts is there),
 // the quantity all-to-all traffic is made of; and the node locality of (r, c), the share of r's
 // class-c token-expert pairs served on r's own node, averaged over layers (what class-aware
-// dispatch reads, EngineView::class_locality). Tables are rebuilt when the placement changes.
+// dispatch reads, EngineView::class_locality). Tables are rebuilt when the placement changes
+// (Rebuild: in place, only the layers the change touched; the result is a fresh build's).
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "policy/placement/placement.h"
@@ -77,6 +79,13 @@ class RoutingTables {
   // `gpus_per_node` groups GPUs into nodes (0: all GPUs in one node).
   RoutingTables(const ExpertPopularity& pop, const Placement& placement, int sources,
                 int gpus_per_node = 0);
+  // Rebuilds the tables for `placement` (the shape of the one they were built for) under `pop`,
+  // in the memory they hold. `previous`, when given, must be the placement of the last build, and
+  // `pop` unchanged since (same object, same drift epoch; otherwise it is ignored): layers where
+  // `placement` holds the same experts in the same slots and gives every source the same routes
+  // keep their entries. Either way the tables equal, bit for bit, a fresh build's.
+  void Rebuild(const ExpertPopularity& pop, const Placement& placement,
+               const Placement* previous = nullptr);
   int gpus() const { return gpus_; }
   // share and reach for (source, class, layer), one entry per GPU.
   std::span<const double> Share(int r, int c, int l) const {
@@ -99,6 +108,14 @@ class RoutingTables {
   std::span<const double> ReachRow(int r, int c) const { return Row(reach_, r, c, gpus_); }
   std::span<const double> ReachNodeRow(int r, int c) const {
     return Row(reach_node_, r, c, nodes_);
+  }
+  // ReachRow(r, c) over the GPUs of r's own node alone (source r runs on GPU r · gpus / sources;
+  // its node's GPUs are first = node · gpus_per_node up to the next node or the last GPU):
+  // [l * width + i] for GPU first + i, the same numbers in one run. With one node, ReachRow.
+  std::span<const double> OwnNodeReachRow(int r, int c) const {
+    if (nodes_ == 1) return ReachRow(r, c);
+    const auto at = own_reach_at_[static_cast<size_t>(r) * classes_ + c];
+    return {own_reach_.data() + at.first, at.second};
   }
   int nodes() const { return nodes_; }
   int layers() const { return layers_; }
@@ -125,10 +142,53 @@ class RoutingTables {
     const size_t n = static_cast<size_t>(layers_) * width;
     return {v.data() + static_cast<size_t>(row_of_[static_cast<size_t>(r) * classes_ + c]) * n, n};
   }
+  // Fills every entry of layer l (all rows, slot loads and node_term_).
+  void BuildLayer(const ExpertPopularity& pop, const Placement& placement, int l);
+  // 1 - (1 - x)^top_k for share x, through cache entry `i` (a GPU g: g; a node n: gpus + n),
+  // which holds the last kCacheWays shares seen there and their reach: pow is a pure function, so
+  // a hit returns exactly what computing it would.
+  double ReachOf(double x, int i);
+
+  static constexpr int kCacheWays = 4;
   int classes_, layers_, gpus_, slots_, slots_per_gpu_, sources_, gpus_per_node_, nodes_;
+  int top_k_ = 0;
   std::vector<double> share_, reach_, reach_node_, slot_load_;
   std::vector<double> node_locality_;  // [source * classes + class]
   std::vector<int32_t> row_of_;        // [source * classes + class] -> row of share_, reach_, ...
+  // What the last build was of: the popularity (object and epoch) and the placement's routing
+  // layout (routed or not, its sources), which fix row_of_.
+  const ExpertPopularity* built_pop_ = nullptr;
+  int64_t built_epoch_ = -1;
+  bool built_routed_ = false;
+  int built_sources_ = 0;
+  // OwnNodeReachRow: copies of reach_ per (row, node) that some source reads, and where each
+  // (source, class)'s is: [source * classes + class] -> (offset, length).
+  std::vector<double> own_reach_;
+  std::vector<std::pair<size_t, size_t>> own_reach_at_;
+  std::vector<int64_t> own_reach_of_;  // scratch: [row * nodes + node] -> offset, or -1
+  // Per (source, class, layer): the share of the source's pairs its own node serves, / layers
+  // (node_locality_ is their sum over layers, in layer order).
+  std::vector<double> node_term_;
+  // Scratch of BuildLayer.
+  std::vector<int32_t> gpu_of_slot_, rep_begin_, rep_slots_;  // the layer's replicas, by expert
+  struct Entry {  // one (slot, weight) of a routed source's route, in Placement::Route's order
+    int32_t slot, gpu;
+    int32_t pair;  // the (expert, weight) pair, an index into pair_expert_ and pair_weight_
+  };
+  std::vector<Entry> entries_;
+  // The layer's distinct (expert, weight) pairs of the routes, and per expert a list of its pairs
+  // (first_pair_[expert], then next_pair_[pair]; -1 ends it).
+  std::vector<int32_t> pair_expert_, first_pair_, next_pair_;
+  std::vector<float> pair_weight_;
+  std::vector<double> pair_share_, pair_term_;  // per class: p · weight, k · p · weight / sources
+  std::vector<int32_t> entry_begin_;  // [source]: first entry of the source; [sources]: the end
+  std::vector<int32_t> same_as_;      // [source]: the first routed source with the same list
+  std::vector<uint64_t> list_hash_;   // [source]: a hash of its list
+  std::vector<double> source_node_;   // [source * nodes + node]: share of the source's pairs
+  std::vector<double> per_gpu_, shared_node_, kp_, shared_term_, slot_term_;
+  std::vector<uint64_t> cache_key_;  // [i * kCacheWays + way]: a share's bits
+  std::vector<double> cache_value_;  // its reach
+  std::vector<uint8_t> cache_next_;  // [i]: the way to replace next
 };
 
 }  // namespace gimbal::sim
