@@ -86,6 +86,7 @@ void AppendRequestHead(std::string& out, const ClientRequest& req, const std::st
   out += ' ';
   out += req.target;
   out += " HTTP/1.1\r\n"sv;
+  out += req.fixed_header_lines;
   for (const auto& [k, v] : req.headers.items()) {
     if (EqualsIgnoreCase(k, "Host") || EqualsIgnoreCase(k, "Content-Length") ||
         EqualsIgnoreCase(k, "Transfer-Encoding") || EqualsIgnoreCase(k, "Connection")) {
