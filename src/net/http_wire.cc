@@ -141,6 +141,7 @@ void RequestParser::on_finish_impl(error_code& ec) {
 
 ResponseParser::ResponseParser(std::string piece_storage) : piece_(std::move(piece_storage)) {
   piece_.clear();
+  headers_.Reserve(8);  // an engine's answer has a handful of fields: one allocation, not three
 }
 
 void ResponseParser::on_request_impl(http::verb /*method*/, std::string_view /*method_str*/,
