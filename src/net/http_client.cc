@@ -364,11 +364,12 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
       co_return give_up(Unavailable("cannot send to " + key + ": " + ec.message()));
     }
     auto& parser = conn->NewParser();
-    dl.ArmSeconds(opts_.header_timeout_s);
     // The engine cannot have answered yet, and Asio 1.74 tries every read at once: running the
     // handlers already queued first lets the read usually find the answer there, instead of
-    // costing a failed recvfrom and an epoll wakeup (docs/router.md, "Throughput").
+    // costing a failed recvfrom and an epoll wakeup (docs/router.md, "Throughput"). Before the
+    // deadline is armed: one that expired with no read pending would cancel nothing.
     if (conn->buffer.size() == 0) co_await asio::post(ex, asio::use_awaitable);
+    dl.ArmSeconds(opts_.header_timeout_s);
     co_await detail::ReadParsed(conn->socket, conn->buffer, parser, detail::ReadGoal::kHeader, ec);
     dl.Disarm();
     if (ec) {

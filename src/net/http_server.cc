@@ -415,16 +415,21 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
     for (;;) {
       conn->idle = true;
       if (draining) break;
+      if (served > 0) {
+        // Between requests the connection yields to the handlers already queued: a client's
+        // pipelined requests are served one per turn, never a whole buffer of them ahead of
+        // every other connection on the thread; and after an answer the next request cannot
+        // be there yet while Asio 1.74 tries every read at once, so running the queued
+        // handlers first lets the read usually find it, instead of costing a failed recvfrom
+        // (docs/router.md, "Throughput"). Before the deadline is armed: one that expired with
+        // no read pending would cancel nothing.
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        if (draining) break;
+      }
       detail::RequestParser parser(req);  // parses straight into `req`
       detail::ConfigureRequestParser(parser, opts);
       error_code ec;
       dl.ArmSeconds(opts.idle_timeout_s);
-      // After an answer the client's next request cannot be there yet, and Asio 1.74 tries
-      // every read at once: running the handlers already queued first lets the read usually
-      // find it, instead of costing a failed recvfrom (docs/router.md, "Throughput").
-      if (buffer.size() == 0 && served > 0) {
-        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-      }
       co_await detail::ReadParsed(sock, buffer, parser, detail::ReadGoal::kHeader, ec);
       dl.Disarm();
       conn->idle = false;

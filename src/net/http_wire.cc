@@ -17,6 +17,7 @@ using boost::system::error_code;
 void ConfigureRequestParser(RequestParser& parser, const HttpServerOptions& opts) {
   parser.body_limit(opts.body_limit);
   parser.header_limit(static_cast<std::uint32_t>(std::min<size_t>(opts.header_limit, 0xFFFFFFFFu)));
+  parser.field_limit(opts.header_limit);
 }
 
 size_t ServerBufferLimit(const HttpServerOptions& opts) {
@@ -104,6 +105,11 @@ void RequestParser::on_response_impl(int /*code*/, std::string_view /*reason*/, 
 
 void RequestParser::on_field_impl(http::field /*name*/, std::string_view name_string,
                                   std::string_view value, error_code& ec) {
+  field_bytes_ += name_string.size() + value.size() + 4;
+  if (field_bytes_ > field_limit_) {
+    ec = http::error::header_limit;
+    return;
+  }
   out_.headers.Add(std::string(name_string), std::string(value));
   ec = {};
 }
@@ -139,7 +145,8 @@ void RequestParser::on_finish_impl(error_code& ec) {
   ec = {};
 }
 
-ResponseParser::ResponseParser(std::string piece_storage) : piece_(std::move(piece_storage)) {
+ResponseParser::ResponseParser(std::string piece_storage)
+    : piece_(std::move(piece_storage)), field_limit_(kClientBufferLimit) {
   piece_.clear();
   headers_.Reserve(8);  // an engine's answer has a handful of fields: one allocation, not three
 }
@@ -157,6 +164,11 @@ void ResponseParser::on_response_impl(int code, std::string_view /*reason*/, int
 
 void ResponseParser::on_field_impl(http::field /*name*/, std::string_view name_string,
                                    std::string_view value, error_code& ec) {
+  field_bytes_ += name_string.size() + value.size() + 4;
+  if (field_bytes_ > field_limit_) {
+    ec = http::error::header_limit;
+    return;
+  }
   headers_.Add(std::string(name_string), std::string(value));
   ec = {};
 }

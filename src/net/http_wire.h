@@ -2,11 +2,11 @@
 // and fuzz/): how a request or response is parsed, which limits apply, and what the server answers
 // a request it will not read.
 //
-// Limits: a message's head, and a chunked message's trailer fields together with whatever else
-// sits unread in the read buffer, must fit in the read buffer (`header_limit` bytes for the
-// server, kClientBufferLimit for the client); the body has its own limit. Beast throws
-// std::length_error for a field value of 64 KiB or more; the buffer limit keeps every field below
-// that, so the parser reports an error code instead.
+// Limits (`header_limit` bytes for the server, kClientBufferLimit for the client): a message's
+// head, and a chunked message's trailer fields together with whatever else sits unread in the
+// read buffer, must fit in the read buffer; and all of a message's fields together (head and
+// trailers, each counted as "name: value\r\n") may take at most as many bytes, however they
+// arrive. The body has its own limit.
 #pragma once
 
 #include <cstddef>
@@ -26,6 +26,9 @@ namespace gimbal::net::detail {
 
 namespace beast_http = boost::beast::http;
 
+// The read buffer of one connection on either side. Bounded: see the limits above.
+constexpr size_t kClientBufferLimit = 64 << 10;
+
 // The server's request parser: Beast's HTTP/1.1 parser (request line, fields, framing, chunked
 // decoding, limits) writing the request straight into an HttpRequest as it is parsed. Beast's
 // parser<> would first build a message of its own, one allocation per field, for the server to
@@ -38,6 +41,11 @@ class RequestParser final : public beast_http::basic_parser<true> {
   // The request's method (verb::unknown for one Beast does not name).
   beast_http::verb method() const { return method_; }
   const HttpRequest& request() const { return out_; }
+  // The most bytes the request's fields (head and chunked trailers together, each counted as
+  // "name: value\r\n") may take; more is error::header_limit. Beast's own header limit bounds
+  // only what sits unparsed in the buffer, and its parser takes a head field by field, so a head
+  // sent a few fields at a time would otherwise grow without end.
+  void field_limit(size_t bytes) { field_limit_ = bytes; }
 
  private:
   void on_request_impl(beast_http::verb method, std::string_view method_str,
@@ -59,6 +67,8 @@ class RequestParser final : public beast_http::basic_parser<true> {
 
   HttpRequest& out_;
   beast_http::verb method_ = beast_http::verb::unknown;
+  size_t field_limit_ = 8192;
+  size_t field_bytes_ = 0;
 };
 
 // The client's response parser: Beast's HTTP/1.1 parser writing the status and fields straight
@@ -74,6 +84,8 @@ class ResponseParser final : public beast_http::basic_parser<false> {
   int status() const { return status_; }
   Headers& headers() { return headers_; }
   std::string& piece() { return piece_; }
+  // As RequestParser::field_limit; kClientBufferLimit unless set.
+  void field_limit(size_t bytes) { field_limit_ = bytes; }
 
  private:
   void on_request_impl(beast_http::verb method, std::string_view method_str,
@@ -96,10 +108,10 @@ class ResponseParser final : public beast_http::basic_parser<false> {
   int status_ = 0;
   Headers headers_;
   std::string piece_;
+  size_t field_limit_;
+  size_t field_bytes_ = 0;
 };
 
-// The read buffer of one connection on either side. Bounded: see the limits above.
-constexpr size_t kClientBufferLimit = 64 << 10;
 // Responses in the 1xx range an upstream may send before its final answer (100, 102, 103).
 constexpr int kMaxInterimResponses = 8;
 
