@@ -110,7 +110,9 @@ void RequestParser::on_field_impl(http::field /*name*/, std::string_view name_st
     ec = http::error::header_limit;
     return;
   }
-  out_.headers.Add(std::string(name_string), std::string(value));
+  // Trailer fields are read past (counted, not kept): merged into the head they could add a field
+  // such as Authorization that nothing in front of the router saw (RFC 9110 §6.5.1).
+  if (!is_header_done()) out_.headers.Add(std::string(name_string), std::string(value));
   ec = {};
 }
 
@@ -169,7 +171,7 @@ void ResponseParser::on_field_impl(http::field /*name*/, std::string_view name_s
     ec = http::error::header_limit;
     return;
   }
-  headers_.Add(std::string(name_string), std::string(value));
+  if (!is_header_done()) headers_.Add(std::string(name_string), std::string(value));  // no trailers
   ec = {};
 }
 

@@ -32,7 +32,8 @@ constexpr size_t kClientBufferLimit = 64 << 10;
 // The server's request parser: Beast's HTTP/1.1 parser (request line, fields, framing, chunked
 // decoding, limits) writing the request straight into an HttpRequest as it is parsed. Beast's
 // parser<> would first build a message of its own, one allocation per field, for the server to
-// copy. One parser per request (Beast's parsers are not reused); `out` must outlive it.
+// copy. Trailer fields of a chunked body are read and counted against the limits but not kept.
+// One parser per request (Beast's parsers are not reused); `out` must outlive it.
 class RequestParser final : public beast_http::basic_parser<true> {
  public:
   // Clears `out`'s method, target, headers and body, keeping their storage, and parses into them.

@@ -106,6 +106,8 @@ TEST(HttpWire, AChunkedBodyIsDecodedAcrossChunks) {
       {});
   ASSERT_EQ(got.requests.size(), 2u) << got.error;
   EXPECT_EQ(got.requests[0].body, "abc0123456789");
+  EXPECT_FALSE(got.requests[0].headers.Has("X-Trailer")) << "trailer fields are not kept";
+  EXPECT_EQ(got.requests[0].headers.items().size(), 2u);
   EXPECT_EQ(got.requests[1].body, "zz");
   EXPECT_EQ(got.error_status, 0);
 }
