@@ -11,6 +11,7 @@ packages=(
   libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libboost-dev libboost-system-dev
   libzmq3-dev libmsgpack-dev libmsgpack-cxx-dev libssl-dev libxxhash-dev robin-map-dev
+  libgoogle-perftools-dev
   coinor-libcbc-dev coinor-cbc libglpk-dev glpk-utils
   python3 python3-matplotlib python3-pytest
   nginx wrk

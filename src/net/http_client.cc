@@ -21,6 +21,7 @@
 
 #include "core/thread_annotations.h"
 #include "net/http_wire.h"
+#include "net/parser_read.h"
 #include "net/socket_deadline.h"
 
 namespace gimbal::net {
@@ -34,35 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// A response body read piece by piece: each read appends what arrived to the string, which the
-// stream empties before the next read. Nothing is reserved from the framing (a declared length is
-// not trusted), so the storage is only as large as the largest piece read so far: a held stream
-// waiting for its next event keeps a few hundred bytes, not a fixed read chunk.
-struct PieceBody {
-  using value_type = std::string;
-
-  class reader {
-   public:
-    template <bool isRequest, class Fields>
-    explicit reader(http::header<isRequest, Fields>&, value_type& b) : body_(b) {}
-    void init(const boost::optional<std::uint64_t>&, error_code& ec) { ec = {}; }
-    template <class ConstBufferSequence>
-    size_t put(const ConstBufferSequence& buffers, error_code& ec) {
-      size_t n = 0;
-      for (const auto b : boost::beast::buffers_range_ref(buffers)) {
-        body_.append(static_cast<const char*>(b.data()), b.size());
-        n += b.size();
-      }
-      ec = {};
-      return n;
-    }
-    void finish(error_code& ec) { ec = {}; }
-
-   private:
-    value_type& body_;
-  };
-};
-
 // Piece storage a pooled connection keeps for its next response; larger storage (after a big
 // answer) is freed instead.
 constexpr size_t kKeptPieceCapacity = 16384;
@@ -73,8 +45,8 @@ struct Conn {
   tcp::socket socket;
   boost::beast::flat_buffer buffer;  // bounded: a head and trailer fields must fit
   Clock::time_point last_used;
-  std::string head;                                        // request head being written
-  std::optional<http::response_parser<PieceBody>> parser;  // the response being read
+  std::string head;                              // request head being written
+  std::optional<detail::ResponseParser> parser;  // the response being read
   // The deadline of the connection's requests, kept across them while they come from the
   // io_context's own executor (one runtime thread: HttpClient::Open), so a keep-alive request arms
   // it with no timer operation (SocketDeadline is lazy). Made without an owner: destroyed with the
@@ -82,14 +54,11 @@ struct Conn {
   std::optional<detail::SocketDeadline> deadline;
 
   // A fresh parser for the next response head, keeping the piece storage of the last one.
-  http::response_parser<PieceBody>& NewParser() {
+  detail::ResponseParser& NewParser() {
     std::string storage;
-    if (parser) storage = std::move(parser->get().body());
-    auto& p = parser.emplace();
-    if (storage.capacity() <= kKeptPieceCapacity) {
-      storage.clear();
-      p.get().body() = std::move(storage);
-    }
+    if (parser) storage = std::move(parser->piece());
+    if (storage.capacity() > kKeptPieceCapacity) storage = std::string();
+    auto& p = parser.emplace(std::move(storage));
     // No limit here (Send() applies its own). Boost 1.74 mis-compares boost::none, so use max.
     p.body_limit(std::numeric_limits<std::uint64_t>::max());
     return p;
@@ -117,6 +86,7 @@ void AppendRequestHead(std::string& out, const ClientRequest& req, const std::st
   out += ' ';
   out += req.target;
   out += " HTTP/1.1\r\n"sv;
+  out += req.fixed_header_lines;
   for (const auto& [k, v] : req.headers.items()) {
     if (EqualsIgnoreCase(k, "Host") || EqualsIgnoreCase(k, "Content-Length") ||
         EqualsIgnoreCase(k, "Transfer-Encoding") || EqualsIgnoreCase(k, "Connection")) {
@@ -212,7 +182,7 @@ class Stream final : public ClientStream {
       : pool_(std::move(pool)),
         key_(std::move(key)),
         conn_(std::move(conn)),
-        status_(conn_->parser->get().result_int()),
+        status_(conn_->parser->status()),
         headers_(std::move(headers)),
         own_dl_(std::move(own_dl)),
         dl_(own_dl_ ? *own_dl_ : *conn_->deadline),
@@ -243,13 +213,13 @@ class Stream final : public ClientStream {
     if (done_) co_return std::optional<std::string_view>{};
     if (failed_) co_return Unavailable("connection already failed");
     auto& parser = *conn_->parser;
-    std::string& piece = parser.get().body();
+    std::string& piece = parser.piece();
     while (!parser.is_done()) {
       piece.clear();
       error_code ec;
       dl_.ArmSeconds(read_timeout_s_);
-      co_await http::async_read_some(conn_->socket, conn_->buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, ec));
+      co_await detail::ReadParsed(conn_->socket, conn_->buffer, parser, detail::ReadGoal::kSome,
+                                  ec);
       dl_.Disarm();
       if (ec) {
         failed_ = true;
@@ -266,7 +236,7 @@ class Stream final : public ClientStream {
     }
     // Bytes already buffered past the answer's end mean the upstream said more than it was
     // asked: the connection is out of step and is not reused.
-    if (parser.get().keep_alive() && conn_->buffer.size() == 0) {
+    if (parser.keep_alive() && conn_->buffer.size() == 0) {
       pool_->Put(key_, conn_);
     } else {
       error_code ec;
@@ -394,9 +364,13 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
       co_return give_up(Unavailable("cannot send to " + key + ": " + ec.message()));
     }
     auto& parser = conn->NewParser();
+    // The engine cannot have answered yet, and Asio 1.74 tries every read at once: running the
+    // handlers already queued first lets the read usually find the answer there, instead of
+    // costing a failed recvfrom and an epoll wakeup (docs/router.md, "Throughput"). Before the
+    // deadline is armed: one that expired with no read pending would cancel nothing.
+    if (conn->buffer.size() == 0) co_await asio::post(ex, asio::use_awaitable);
     dl.ArmSeconds(opts_.header_timeout_s);
-    co_await http::async_read_header(conn->socket, conn->buffer, parser,
-                                     asio::redirect_error(asio::use_awaitable, ec));
+    co_await detail::ReadParsed(conn->socket, conn->buffer, parser, detail::ReadGoal::kHeader, ec);
     dl.Disarm();
     if (ec) {
       if (reused && !dl.fired() && !parser.got_some() && !(cancel && cancel->cancelled())) {
@@ -413,8 +387,7 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
     Status interim_error;
     for (int interim = 0;; ++interim) {
       std::string why;
-      const auto verdict =
-          detail::ClassifyResponseStatus(conn->parser->get().result_int(), interim, &why);
+      const auto verdict = detail::ClassifyResponseStatus(conn->parser->status(), interim, &why);
       if (verdict == detail::StatusVerdict::kFinal) break;
       if (verdict == detail::StatusVerdict::kRefuse) {
         interim_error = Unavailable(key + " " + why);
@@ -422,8 +395,8 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
       }
       conn->NewParser();
       dl.ArmSeconds(opts_.header_timeout_s);
-      co_await http::async_read_header(conn->socket, conn->buffer, *conn->parser,
-                                       asio::redirect_error(asio::use_awaitable, ec));
+      co_await detail::ReadParsed(conn->socket, conn->buffer, *conn->parser,
+                                  detail::ReadGoal::kHeader, ec);
       dl.Disarm();
       if (ec) {
         interim_error = Unavailable(key + " gave no response after an interim answer: " +
@@ -436,12 +409,7 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
       conn->socket.close(ignored);
       co_return give_up(interim_error);
     }
-    Headers headers;
-    headers.Reserve(
-        static_cast<size_t>(std::distance(conn->parser->get().begin(), conn->parser->get().end())));
-    for (const auto& f : conn->parser->get()) {
-      headers.Add(std::string(f.name_string()), std::string(f.value()));
-    }
+    Headers headers = std::move(conn->parser->headers());
     co_return std::unique_ptr<ClientStream>(
         std::make_unique<Stream>(pool_, std::move(key), std::move(conn), std::move(headers),
                                  std::move(own_dl), opts_.read_timeout_s, cancel));

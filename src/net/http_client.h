@@ -48,6 +48,11 @@ struct ClientRequest {
   std::string host;
   uint16_t port = 80;
   std::string target = "/";
+  // Complete "Name: value\r\n" lines written as they are, before `headers`: fixed fields a caller
+  // sends with every request, prebuilt once instead of per request (a view: the text must outlive
+  // the request). Never Host, Content-Length, Transfer-Encoding or Connection (the client frames
+  // the request itself).
+  std::string_view fixed_header_lines;
   Headers headers;
   std::string body;
 };

@@ -2,12 +2,15 @@
 // numerous trailer fields, unsupported transfer codings, HEAD; a backend that answers 1xx, 101,
 // oversized trailers or garbage; file descriptors running out. Each case ends the one connection
 // (or request) at fault and leaves the process serving. Bounded in count and time.
+#include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <string>
 #include <thread>
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 
@@ -276,6 +279,121 @@ TEST_F(HostileTest, AcceptBacksOffWhenDescriptorsRunOutAndRecovers) {
   ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
   EXPECT_TRUE(testutil::Eventually([&] { return server_->open_connections() == 0; }, 5s));
   ExpectServing();
+}
+
+// A loopback connection to `port` with a large receive buffer (so a server's answers never wait
+// on the test), or -1.
+int ConnectLoopback(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int big = 8 << 20;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+void SendAll(int fd, const std::string& data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    sent += static_cast<size_t>(n);
+  }
+}
+
+// Reads until `n` answers (each "x", Content-Length 1, as FairnessHandler sends) have arrived, or
+// the connection ends, or 5 s pass.
+void ReadAnswers(int fd, int n) {
+  std::string got;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  timeval tv{0, 100000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  int answers = 0;
+  char buf[65536];
+  while (answers < n && std::chrono::steady_clock::now() < until) {
+    const ssize_t r = ::recv(fd, buf, sizeof(buf), 0);
+    if (r == 0) return;
+    if (r < 0) continue;
+    got.append(buf, static_cast<size_t>(r));
+    for (size_t at = got.find("\r\n\r\nx"); at != std::string::npos; at = got.find("\r\n\r\nx")) {
+      ++answers;
+      got.erase(0, at + 5);
+    }
+  }
+}
+
+// /block holds its io thread until released; /a counts; /b notes how many /a came before it.
+struct FairnessState {
+  std::atomic<bool> blocking{false};
+  std::atomic<bool> release{false};
+  std::atomic<int> a_served{0};
+  std::atomic<int> b_after{-1};
+};
+
+class FairnessHandler : public HttpHandler {
+ public:
+  explicit FairnessHandler(FairnessState& st) : st_(st) {}
+  asio::awaitable<void> Handle(HttpRequest& req, ResponseWriter& w) override {
+    if (req.target == "/block") {
+      st_.blocking = true;
+      const auto until = std::chrono::steady_clock::now() + 5s;
+      while (!st_.release && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(1ms);
+      }
+    } else if (req.target == "/a") {
+      ++st_.a_served;
+    } else if (req.target == "/b") {
+      st_.b_after = st_.a_served.load();
+    }
+    co_await w.Send(MakeResponse(200, "text/plain", "x"));
+  }
+
+ private:
+  FairnessState& st_;
+};
+
+TEST(HttpServerFairness, PipelinedRequestsDoNotHoldBackAnotherConnection) {
+  FairnessState st;
+  IoRuntime io(1);
+  auto server =
+      std::make_unique<HttpServer>(io, HttpServerOptions{}, std::make_shared<FairnessHandler>(st));
+  ASSERT_TRUE(server->Start().ok());
+  io.Start();
+  const int a = ConnectLoopback(server->port());
+  const int b = ConnectLoopback(server->port());
+  const int c = ConnectLoopback(server->port());
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  ASSERT_GE(c, 0);
+  // A's read buffer grows to its 64 KiB limit, so that one read can take all of A's pipeline.
+  SendAll(a, "GET /grow HTTP/1.1\r\nX: " + std::string(60000, 'g') + "\r\n\r\n");
+  ReadAnswers(a, 1);
+  // The one io thread is held while 3,000 pipelined requests on A and one on B arrive.
+  SendAll(c, "GET /block HTTP/1.1\r\n\r\n");
+  for (int i = 0; i < 5000 && !st.blocking; ++i) std::this_thread::sleep_for(1ms);
+  ASSERT_TRUE(st.blocking);
+  std::string pipeline;
+  for (int i = 0; i < 3000; ++i) pipeline += "GET /a HTTP/1.1\r\n\r\n";
+  SendAll(a, pipeline);
+  SendAll(b, "GET /b HTTP/1.1\r\n\r\n");
+  st.release = true;
+  ReadAnswers(b, 1);
+  // B is served after at most a few of A's requests: the session yields between requests.
+  // Served back to back, A's whole buffer went first whenever A's read completed before B's.
+  EXPECT_GE(st.b_after.load(), 0);
+  EXPECT_LT(st.b_after.load(), 100);
+  ReadAnswers(a, 3000);
+  EXPECT_EQ(st.a_served.load(), 3000);
+  for (int fd : {a, b, c}) ::close(fd);
+  server->Drain(2);
+  server.reset();
+  io.Stop();
 }
 
 }  // namespace

@@ -24,6 +24,7 @@
 
 #include "core/thread_annotations.h"
 #include "net/http_wire.h"
+#include "net/parser_read.h"
 #include "net/socket_deadline.h"
 
 namespace gimbal::net {
@@ -346,17 +347,6 @@ class Writer final : public ResponseWriter {
   bool failed_ = false;
 };
 
-// Moves the parsed request into `out`.
-void ToRequest(http::request<http::string_body>&& req, const ConnState& conn, HttpRequest& out) {
-  const auto method = req.method_string();
-  out.method.assign(method.data(), method.size());
-  const auto target = req.target();
-  out.target.assign(target.data(), target.size());
-  for (const auto& f : req) out.headers.Add(std::string(f.name_string()), std::string(f.value()));
-  out.body = std::move(req.body());
-  out.remote = conn.remote;
-}
-
 }  // namespace
 
 asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
@@ -418,18 +408,29 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
   boost::beast::flat_buffer buffer(detail::ServerBufferLimit(opts));
   HttpRequest req;
   bool counted = false;  // this connection's request is counted in `active`
+  int64_t served = 0;    // requests answered on this connection
   // Whatever one connection does ends that connection, never the process: nothing thrown below
   // (a parser or allocation failure) leaves this coroutine.
   try {
     for (;;) {
       conn->idle = true;
       if (draining) break;
-      detail::RequestParser parser;
+      if (served > 0) {
+        // Between requests the connection yields to the handlers already queued: a client's
+        // pipelined requests are served one per turn, never a whole buffer of them ahead of
+        // every other connection on the thread; and after an answer the next request cannot
+        // be there yet while Asio 1.74 tries every read at once, so running the queued
+        // handlers first lets the read usually find it, instead of costing a failed recvfrom
+        // (docs/router.md, "Throughput"). Before the deadline is armed: one that expired with
+        // no read pending would cancel nothing.
+        co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+        if (draining) break;
+      }
+      detail::RequestParser parser(req);  // parses straight into `req`
       detail::ConfigureRequestParser(parser, opts);
       error_code ec;
       dl.ArmSeconds(opts.idle_timeout_s);
-      co_await http::async_read_header(sock, buffer, parser,
-                                       asio::redirect_error(asio::use_awaitable, ec));
+      co_await detail::ReadParsed(sock, buffer, parser, detail::ReadGoal::kHeader, ec);
       dl.Disarm();
       conn->idle = false;
 
@@ -455,7 +456,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
           break;
         }
       }
-      if (EqualsIgnoreCase(parser.get()[http::field::expect], "100-continue")) {
+      if (EqualsIgnoreCase(req.headers.Get("Expect"), "100-continue")) {
         dl.ArmSeconds(opts.write_timeout_s);
         co_await asio::async_write(sock, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25),
                                    asio::redirect_error(asio::use_awaitable, ec));
@@ -464,8 +465,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       }
       if (!parser.is_done()) {
         dl.ArmSeconds(opts.read_timeout_s);
-        co_await http::async_read(sock, buffer, parser,
-                                  asio::redirect_error(asio::use_awaitable, ec));
+        co_await detail::ReadParsed(sock, buffer, parser, detail::ReadGoal::kMessage, ec);
         dl.Disarm();
         if (ec) {
           std::string message;
@@ -475,10 +475,9 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
           break;
         }
       }
-      bool keep_alive = parser.get().keep_alive() && !draining;
-      const bool head_only = parser.get().method() == http::verb::head;
-      req.headers.Clear();
-      ToRequest(parser.release(), *conn, req);
+      bool keep_alive = parser.keep_alive() && !draining;
+      const bool head_only = parser.method() == http::verb::head;
+      req.remote = conn->remote;
       Writer writer(conn, dl, opts.write_timeout_s, keep_alive, head_only);
       ++active;
       counted = true;
@@ -493,6 +492,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       }
       --active;
       counted = false;
+      ++served;
       if (!keep_alive || writer.failed() || !writer.finished() || conn->gone) break;
     }
   } catch (const std::exception& e) {

@@ -6,7 +6,6 @@
 #include <optional>
 
 #include <boost/asio/error.hpp>
-#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/error.hpp>
 
 namespace gimbal::net::detail {
@@ -18,6 +17,7 @@ using boost::system::error_code;
 void ConfigureRequestParser(RequestParser& parser, const HttpServerOptions& opts) {
   parser.body_limit(opts.body_limit);
   parser.header_limit(static_cast<std::uint32_t>(std::min<size_t>(opts.header_limit, 0xFFFFFFFFu)));
+  parser.field_limit(opts.header_limit);
 }
 
 size_t ServerBufferLimit(const HttpServerOptions& opts) {
@@ -83,19 +83,140 @@ StatusVerdict ClassifyResponseStatus(int status, int interims_before, std::strin
   return StatusVerdict::kInterim;
 }
 
+RequestParser::RequestParser(HttpRequest& out) : out_(out) {
+  out_.method.clear();
+  out_.target.clear();
+  out_.headers.Clear();
+  out_.body.clear();
+}
+
+void RequestParser::on_request_impl(http::verb method, std::string_view method_str,
+                                    std::string_view target, int /*version*/, error_code& ec) {
+  method_ = method;
+  out_.method.assign(method_str.data(), method_str.size());
+  out_.target.assign(target.data(), target.size());
+  ec = {};
+}
+
+void RequestParser::on_response_impl(int /*code*/, std::string_view /*reason*/, int /*version*/,
+                                     error_code& ec) {
+  ec = http::error::bad_version;  // unreachable: a request parser reads no status line
+}
+
+void RequestParser::on_field_impl(http::field /*name*/, std::string_view name_string,
+                                  std::string_view value, error_code& ec) {
+  field_bytes_ += name_string.size() + value.size() + 4;
+  if (field_bytes_ > field_limit_) {
+    ec = http::error::header_limit;
+    return;
+  }
+  // Trailer fields are read past (counted, not kept): merged into the head they could add a field
+  // such as Authorization that nothing in front of the router saw (RFC 9110 §6.5.1).
+  if (!is_header_done()) out_.headers.Add(std::string(name_string), std::string(value));
+  ec = {};
+}
+
+void RequestParser::on_header_impl(error_code& ec) {
+  ec = {};
+}
+
+void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                                      error_code& ec) {
+  // The parser has held a declared length to the body limit already.
+  if (content_length) out_.body.reserve(static_cast<size_t>(*content_length));
+  ec = {};
+}
+
+size_t RequestParser::on_body_impl(std::string_view body, error_code& ec) {
+  out_.body.append(body.data(), body.size());
+  ec = {};
+  return body.size();
+}
+
+void RequestParser::on_chunk_header_impl(std::uint64_t /*size*/, std::string_view /*extensions*/,
+                                         error_code& ec) {
+  ec = {};
+}
+
+size_t RequestParser::on_chunk_body_impl(std::uint64_t /*remain*/, std::string_view body,
+                                         error_code& ec) {
+  return on_body_impl(body, ec);
+}
+
+void RequestParser::on_finish_impl(error_code& ec) {
+  ec = {};
+}
+
+ResponseParser::ResponseParser(std::string piece_storage)
+    : piece_(std::move(piece_storage)), field_limit_(kClientBufferLimit) {
+  piece_.clear();
+  headers_.Reserve(8);  // an engine's answer has a handful of fields: one allocation, not three
+}
+
+void ResponseParser::on_request_impl(http::verb /*method*/, std::string_view /*method_str*/,
+                                     std::string_view /*target*/, int /*version*/, error_code& ec) {
+  ec = http::error::bad_version;  // unreachable: a response parser reads no request line
+}
+
+void ResponseParser::on_response_impl(int code, std::string_view /*reason*/, int /*version*/,
+                                      error_code& ec) {
+  status_ = code;
+  ec = {};
+}
+
+void ResponseParser::on_field_impl(http::field /*name*/, std::string_view name_string,
+                                   std::string_view value, error_code& ec) {
+  field_bytes_ += name_string.size() + value.size() + 4;
+  if (field_bytes_ > field_limit_) {
+    ec = http::error::header_limit;
+    return;
+  }
+  if (!is_header_done()) headers_.Add(std::string(name_string), std::string(value));  // no trailers
+  ec = {};
+}
+
+void ResponseParser::on_header_impl(error_code& ec) {
+  ec = {};
+}
+
+void ResponseParser::on_body_init_impl(const boost::optional<std::uint64_t>& /*content_length*/,
+                                       error_code& ec) {
+  ec = {};
+}
+
+size_t ResponseParser::on_body_impl(std::string_view body, error_code& ec) {
+  piece_.append(body.data(), body.size());
+  ec = {};
+  return body.size();
+}
+
+void ResponseParser::on_chunk_header_impl(std::uint64_t /*size*/, std::string_view /*extensions*/,
+                                          error_code& ec) {
+  ec = {};
+}
+
+size_t ResponseParser::on_chunk_body_impl(std::uint64_t /*remain*/, std::string_view body,
+                                          error_code& ec) {
+  return on_body_impl(body, ec);
+}
+
+void ResponseParser::on_finish_impl(error_code& ec) {
+  ec = {};
+}
+
 int CheckRequestHead(const RequestParser& parser, std::string* message) {
-  const auto& h = parser.get();
   // Beast reads any coding list that ends in `chunked` as chunked, and takes a list without it as
   // no coding at all; the server decodes nothing but `chunked`, so anything else is refused
-  // (RFC 9112 §6.1: 501 for a transfer coding it does not understand).
+  // (RFC 9112 §6.1: 501 for a transfer coding it does not understand), and so is a second
+  // Transfer-Encoding field, whatever it says.
   int codings = 0;
-  for (auto it = h.find(http::field::transfer_encoding);
-       it != h.end() && it->name() == http::field::transfer_encoding; ++it) {
-    std::string_view v = it->value();
+  for (const auto& [name, value] : parser.request().headers.items()) {
+    if (!EqualsIgnoreCase(name, "Transfer-Encoding")) continue;
+    std::string_view v = value;
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
     if (++codings > 1 || !EqualsIgnoreCase(v, "chunked")) {
-      *message = "Transfer-Encoding '" + std::string(it->value().substr(0, 64)) +
+      *message = "Transfer-Encoding '" + std::string(std::string_view(value).substr(0, 64)) +
                  "' is not supported: only 'chunked' is";
       return 501;
     }
@@ -124,7 +245,8 @@ RequestStream ParseRequestBytes(std::string_view bytes, const HttpServerOptions&
   boost::beast::flat_buffer buffer(ServerBufferLimit(opts));
   try {
     for (;;) {
-      RequestParser parser;
+      HttpRequest r;
+      RequestParser parser(r);
       ConfigureRequestParser(parser, opts);
       ReadPhase phase = ReadPhase::kHeader;
       error_code ec;
@@ -162,13 +284,7 @@ RequestStream ParseRequestBytes(std::string_view bytes, const HttpServerOptions&
         out.error = message;
         return out;
       }
-      auto msg = parser.release();
-      HttpRequest r;
-      r.method = std::string(msg.method_string());
-      r.target = std::string(msg.target());
-      for (const auto& f : msg) r.headers.Add(std::string(f.name_string()), std::string(f.value()));
-      r.body = std::move(msg.body());
-      const bool keep_alive = msg.keep_alive();
+      const bool keep_alive = parser.keep_alive();
       out.requests.push_back(std::move(r));
       if (!keep_alive) return out;
     }
@@ -184,7 +300,7 @@ ResponseStream ParseResponseBytes(std::string_view bytes, size_t body_limit) {
   ResponseStream out;
   boost::beast::flat_buffer buffer(kClientBufferLimit);
   try {
-    std::optional<http::response_parser<http::string_body>> parser;
+    std::optional<ResponseParser> parser;
     for (int interim = 0;; ++interim) {
       parser.emplace();
       parser->body_limit(body_limit);
@@ -195,14 +311,13 @@ ResponseStream ParseResponseBytes(std::string_view bytes, size_t body_limit) {
           buffer.consume(used);
           if (ec == http::error::need_more) ec = {};
           if (ec) break;
-          if (parser->is_done() ||
-              (parser->is_header_done() && parser->get().result_int() / 100 == 1)) {
+          if (parser->is_done() || (parser->is_header_done() && parser->status() / 100 == 1)) {
             break;
           }
           if (used > 0) continue;
         }
         if (bytes.empty()) {
-          if (parser->is_header_done() && parser->get().result_int() / 100 != 1) {
+          if (parser->is_header_done() && parser->status() / 100 != 1) {
             // A body read to the connection's end.
             parser->put_eof(ec);
             if (!ec) break;
@@ -219,17 +334,15 @@ ResponseStream ParseResponseBytes(std::string_view bytes, size_t body_limit) {
         out.error = "malformed response: " + ec.message();
         return out;
       }
-      const int status = parser->get().result_int();
+      const int status = parser->status();
       const StatusVerdict verdict = ClassifyResponseStatus(status, interim, &out.error);
       if (verdict == StatusVerdict::kRefuse) return out;
       if (verdict == StatusVerdict::kInterim) continue;
       out.status = status;
-      for (const auto& f : parser->get()) {
-        out.headers.Add(std::string(f.name_string()), std::string(f.value()));
-      }
-      out.body = std::move(parser->get().body());
+      out.headers = std::move(parser->headers());
+      out.body = std::move(parser->piece());
       out.complete = true;
-      out.reusable = parser->get().keep_alive() && buffer.size() == 0 && bytes.empty();
+      out.reusable = parser->keep_alive() && buffer.size() == 0 && bytes.empty();
       return out;
     }
   } catch (const std::exception& e) {

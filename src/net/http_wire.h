@@ -2,22 +2,22 @@
 // and fuzz/): how a request or response is parsed, which limits apply, and what the server answers
 // a request it will not read.
 //
-// Limits: a message's head, and a chunked message's trailer fields together with whatever else
-// sits unread in the read buffer, must fit in the read buffer (`header_limit` bytes for the
-// server, kClientBufferLimit for the client); the body has its own limit. Beast throws
-// std::length_error for a field value of 64 KiB or more; the buffer limit keeps every field below
-// that, so the parser reports an error code instead.
+// Limits (`header_limit` bytes for the server, kClientBufferLimit for the client): a message's
+// head, and a chunked message's trailer fields together with whatever else sits unread in the
+// read buffer, must fit in the read buffer; and all of a message's fields together (head and
+// trailers, each counted as "name: value\r\n") may take at most as many bytes, however they
+// arrive. The body has its own limit.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/optional/optional.hpp>
 
 #include "net/http_server.h"
 #include "net/http_types.h"
@@ -25,10 +25,94 @@
 namespace gimbal::net::detail {
 
 namespace beast_http = boost::beast::http;
-using RequestParser = beast_http::request_parser<beast_http::string_body>;
 
 // The read buffer of one connection on either side. Bounded: see the limits above.
 constexpr size_t kClientBufferLimit = 64 << 10;
+
+// The server's request parser: Beast's HTTP/1.1 parser (request line, fields, framing, chunked
+// decoding, limits) writing the request straight into an HttpRequest as it is parsed. Beast's
+// parser<> would first build a message of its own, one allocation per field, for the server to
+// copy. Trailer fields of a chunked body are read and counted against the limits but not kept.
+// One parser per request (Beast's parsers are not reused); `out` must outlive it.
+class RequestParser final : public beast_http::basic_parser<true> {
+ public:
+  // Clears `out`'s method, target, headers and body, keeping their storage, and parses into them.
+  explicit RequestParser(HttpRequest& out);
+
+  // The request's method (verb::unknown for one Beast does not name).
+  beast_http::verb method() const { return method_; }
+  const HttpRequest& request() const { return out_; }
+  // The most bytes the request's fields (head and chunked trailers together, each counted as
+  // "name: value\r\n") may take; more is error::header_limit. Beast's own header limit bounds
+  // only what sits unparsed in the buffer, and its parser takes a head field by field, so a head
+  // sent a few fields at a time would otherwise grow without end.
+  void field_limit(size_t bytes) { field_limit_ = bytes; }
+
+ private:
+  void on_request_impl(beast_http::verb method, std::string_view method_str,
+                       std::string_view target, int version,
+                       boost::system::error_code& ec) override;
+  void on_response_impl(int code, std::string_view reason, int version,
+                        boost::system::error_code& ec) override;
+  void on_field_impl(beast_http::field name, std::string_view name_string, std::string_view value,
+                     boost::system::error_code& ec) override;
+  void on_header_impl(boost::system::error_code& ec) override;
+  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                         boost::system::error_code& ec) override;
+  size_t on_body_impl(std::string_view body, boost::system::error_code& ec) override;
+  void on_chunk_header_impl(std::uint64_t size, std::string_view extensions,
+                            boost::system::error_code& ec) override;
+  size_t on_chunk_body_impl(std::uint64_t remain, std::string_view body,
+                            boost::system::error_code& ec) override;
+  void on_finish_impl(boost::system::error_code& ec) override;
+
+  HttpRequest& out_;
+  beast_http::verb method_ = beast_http::verb::unknown;
+  size_t field_limit_ = 8192;
+  size_t field_bytes_ = 0;
+};
+
+// The client's response parser: Beast's HTTP/1.1 parser writing the status and fields straight
+// into this object, and the body piece by piece into piece(), which the reader empties between
+// reads. Nothing is reserved from the framing (a declared length is not trusted), so the piece
+// storage is only as large as the largest piece read so far: a held stream waiting for its next
+// event keeps a few hundred bytes, not a fixed read chunk. One parser per response.
+class ResponseParser final : public beast_http::basic_parser<false> {
+ public:
+  // `piece_storage`: storage to reuse for the pieces (cleared here).
+  explicit ResponseParser(std::string piece_storage = {});
+
+  int status() const { return status_; }
+  Headers& headers() { return headers_; }
+  std::string& piece() { return piece_; }
+  // As RequestParser::field_limit; kClientBufferLimit unless set.
+  void field_limit(size_t bytes) { field_limit_ = bytes; }
+
+ private:
+  void on_request_impl(beast_http::verb method, std::string_view method_str,
+                       std::string_view target, int version,
+                       boost::system::error_code& ec) override;
+  void on_response_impl(int code, std::string_view reason, int version,
+                        boost::system::error_code& ec) override;
+  void on_field_impl(beast_http::field name, std::string_view name_string, std::string_view value,
+                     boost::system::error_code& ec) override;
+  void on_header_impl(boost::system::error_code& ec) override;
+  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                         boost::system::error_code& ec) override;
+  size_t on_body_impl(std::string_view body, boost::system::error_code& ec) override;
+  void on_chunk_header_impl(std::uint64_t size, std::string_view extensions,
+                            boost::system::error_code& ec) override;
+  size_t on_chunk_body_impl(std::uint64_t remain, std::string_view body,
+                            boost::system::error_code& ec) override;
+  void on_finish_impl(boost::system::error_code& ec) override;
+
+  int status_ = 0;
+  Headers headers_;
+  std::string piece_;
+  size_t field_limit_;
+  size_t field_bytes_ = 0;
+};
+
 // Responses in the 1xx range an upstream may send before its final answer (100, 102, 103).
 constexpr int kMaxInterimResponses = 8;
 
@@ -52,7 +136,8 @@ int RequestErrorStatus(const boost::system::error_code& ec, ReadPhase phase, boo
                        bool timed_out, const HttpServerOptions& opts, std::string* message);
 
 // Checks a request head the server has read: 0 when it may be read on and handled, else the
-// status to refuse it with (501 for a transfer coding other than `chunked`), with `message`.
+// status to refuse it with (501 for a transfer coding other than `chunked`, or for more than one
+// Transfer-Encoding field), with `message`.
 int CheckRequestHead(const RequestParser& parser, std::string* message);
 
 // Reads `bytes` as the byte stream of one client connection, as HttpServer does (same parser,

@@ -20,6 +20,7 @@ namespace gimbal::router {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
+using namespace std::string_view_literals;
 
 namespace {
 
@@ -209,9 +210,9 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
   // The upstream request, built once: attempts change only its engine.
   net::ClientRequest up;
   up.method = "POST";
-  up.headers.Reserve(2);
-  up.headers.Add("Content-Type", "application/json");
-  up.headers.Add("Accept", cr.stream ? "text/event-stream" : "application/json");
+  up.fixed_header_lines = cr.stream
+                              ? "Content-Type: application/json\r\nAccept: text/event-stream\r\n"sv
+                              : "Content-Type: application/json\r\nAccept: application/json\r\n"sv;
   for (const char* h : {"Authorization", "X-Request-Id"}) {
     if (req.headers.Has(h)) up.headers.Add(h, std::string(req.headers.Get(h)));
   }
@@ -335,8 +336,8 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       r.status = status;
       r.headers.Reserve(2);
       std::string_view ct = us.headers().Get("Content-Type");
-      r.headers.Set("Content-Type", ct.empty() ? "application/json" : std::string(ct));
-      r.headers.Set("X-Gimbal-Engine", backend.name);
+      r.headers.Add("Content-Type", ct.empty() ? "application/json" : std::string(ct));
+      r.headers.Add("X-Gimbal-Engine", backend.name);
       r.body = std::move(answer);
       Status sent = co_await w.Send(std::move(r));
       Count(!sent.ok()          ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)

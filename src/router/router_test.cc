@@ -211,6 +211,32 @@ TEST_F(RouterTest, NonStreamingAnswerPassesThrough) {
   EXPECT_EQ(MetricSettled(1, "gimbal_router_requests_total", "outcome", "ok"), 1);
 }
 
+TEST_F(RouterTest, TheEngineGetsTheRequestsFieldsItNeedsAndNoOthers) {
+  AddBackends(1);
+  StartRouter(BaseConfig());
+  for (const bool stream : {false, true}) {
+    json b = {{"model", "test-model"}, {"prompt", "hi"}, {"max_tokens", 1}, {"stream", stream}};
+    Reply r = Call("POST", "/v1/completions", b.dump(), "application/json",
+                   {{"Authorization", "Bearer k"},
+                    {"X-Request-Id", "req-7"},
+                    {"Cookie", "session=secret"},
+                    {"Accept", "*/*"}});
+    ASSERT_TRUE(r.ok);
+    EXPECT_EQ(r.status, 200);
+    const net::Headers got = backends_[0]->last_headers();
+    EXPECT_EQ(got.Get("Content-Type"), "application/json");
+    EXPECT_EQ(got.Get("Accept"), stream ? "text/event-stream" : "application/json");
+    EXPECT_EQ(got.Get("Authorization"), "Bearer k");
+    EXPECT_EQ(got.Get("X-Request-Id"), "req-7");
+    EXPECT_FALSE(got.Has("Cookie"));
+    EXPECT_FALSE(got.Get("Host").empty());
+    EXPECT_EQ(got.Get("Content-Length"), std::to_string(b.dump().size()));
+    int accepts = 0;
+    for (const auto& [k, v] : got.items()) accepts += net::EqualsIgnoreCase(k, "Accept") ? 1 : 0;
+    EXPECT_EQ(accepts, 1) << "the client's own Accept is not passed on beside the router's";
+  }
+}
+
 TEST_F(RouterTest, StreamChunksArriveInOrderAndUnmodified) {
   FakeVllmOptions o;
   o.chunks = 12;

@@ -19,6 +19,7 @@ struct FakeVllm::State {
   std::atomic<bool> stopping{false};
   mutable std::mutex mu;
   std::string last_body;
+  net::Headers last_headers;
 };
 
 namespace {
@@ -107,6 +108,7 @@ class FakeHandler : public net::HttpHandler {
       {
         std::lock_guard<std::mutex> lock(st_->mu);
         st_->last_body = req.body;
+        st_->last_headers = req.headers;
       }
       f_->completions_++;
       const bool stream = req.body.find("\"stream\":true") != std::string::npos;
@@ -192,6 +194,11 @@ void FakeVllm::Kill() {
 std::string FakeVllm::last_body() const {
   std::lock_guard<std::mutex> lock(state_->mu);
   return state_->last_body;
+}
+
+net::Headers FakeVllm::last_headers() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->last_headers;
 }
 
 }  // namespace gimbal::testing

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "net/http_server.h"
+#include "net/http_types.h"
 #include "net/io_runtime.h"
 
 namespace gimbal::testing {
@@ -59,6 +60,8 @@ class FakeVllm {
   // /gimbal/state/stream requests answered so far.
   int state_streams() const { return state_streams_.load(); }
   std::string last_body() const;
+  // The headers of the last completion request, as received.
+  net::Headers last_headers() const;
 
   // The exact bytes a stream for any request carries.
   static std::string ExpectedStream(int chunks);
