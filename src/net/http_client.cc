@@ -127,7 +127,18 @@ struct HttpClient::Pool {
     while (it != idle.end() && !it->second.empty()) {
       auto c = std::move(it->second.back());
       it->second.pop_back();
-      if (std::chrono::duration<double>(now - c->last_used).count() < ttl_s) return c;
+      if (std::chrono::duration<double>(now - c->last_used).count() >= ttl_s) continue;
+      // An idle connection has nothing to read: one that turned readable (bytes past its last
+      // answer, e.g. an engine repeating it late, or the engine's close) is out of step. Reused,
+      // its bytes would be read as the next request's answer, which may be another client's; it
+      // is closed instead (one poll() per reuse; the sweep above runs at most once a second).
+      pollfd p{c->socket.native_handle(), POLLIN, 0};
+      if (::poll(&p, 1, 0) != 0) {
+        error_code ec;
+        c->socket.close(ec);
+        continue;
+      }
+      return c;
     }
     return nullptr;
   }

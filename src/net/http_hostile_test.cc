@@ -185,6 +185,28 @@ TEST_F(HostileTest, ClientSurvivesAnOversizedTrailerFromUpstream) {
   ExpectServing();
 }
 
+TEST_F(HostileTest, ClientDoesNotReuseAPooledConnectionThatGotBytesWhileIdle) {
+  // An engine that repeats each answer 50 ms later: the repeat lands on the idle pooled
+  // connection; reused, it would be read as the next request's answer (another client's).
+  RawServer backend([](const std::string&, const std::string& body) {
+    const std::string answer = std::string("HTTP/1.1 200 OK\r\nContent-Length: ") +
+                               std::to_string(body.size()) + "\r\n\r\n" + body;
+    return answer + RawServer::kPause + answer;
+  });
+  ClientRequest r;
+  r.method = "POST";
+  r.host = "127.0.0.1";
+  r.port = backend.port();
+  for (const char* who : {"alice", "bob", "carol"}) {
+    r.body = who;
+    auto got = RunBlocking(io_.context(), client_->Send(r));
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    EXPECT_EQ(got->body, who);
+    std::this_thread::sleep_for(150ms);  // the repeat arrives while the connection is idle
+  }
+  EXPECT_EQ(backend.connections(), 3);  // each out-of-step connection was dropped, not reused
+}
+
 TEST_F(HostileTest, ClientDoesNotPoolAConnectionWithBytesPastTheAnswer) {
   RawServer backend([](const std::string&, const std::string& body) {
     return std::string("HTTP/1.1 200 OK\r\nContent-Length: ") + std::to_string(body.size()) +

@@ -30,6 +30,9 @@ class RawServer {
   // The request's head (request line and headers) and body; returns the bytes to answer with.
   using Script = std::function<std::string(const std::string& head, const std::string& body)>;
   static constexpr const char* kClose = "\x01close";
+  // In an answer: what precedes it is sent, then 50 ms pass, then the rest is sent (bytes an
+  // engine writes late, after the client has read a whole answer).
+  static constexpr const char* kPause = "\x01pause";
 
   explicit RawServer(Script script) : script_(std::move(script)) {
     listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -117,13 +120,25 @@ class RawServer {
         ::shutdown(fd, SHUT_RDWR);
         return;
       }
-      size_t sent = 0;
-      while (sent < out.size()) {
-        ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-        if (n <= 0) return;
-        sent += static_cast<size_t>(n);
+      const size_t pause = out.find(kPause);
+      const std::string later = pause == std::string::npos ? "" : out.substr(pause + 6);
+      if (pause != std::string::npos) out.resize(pause);
+      if (!SendAll(fd, out)) return;
+      if (pause != std::string::npos) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (!SendAll(fd, later)) return;
       }
     }
+  }
+
+  static bool SendAll(int fd, const std::string& out) {
+    size_t sent = 0;
+    while (sent < out.size()) {
+      ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
   }
 
   Script script_;

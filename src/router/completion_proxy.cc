@@ -310,6 +310,12 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
           break;
         }
         if (!piece.value()) break;
+        if (piece.value()->size() > config_.answer_limit_bytes - answer.size()) {
+          broken = Status(ErrorCode::kResourceExhausted,
+                          "answer over limits.answer_limit_bytes (" +
+                              std::to_string(config_.answer_limit_bytes) + " bytes)");
+          break;
+        }
         answer += *piece.value();
       }
       if (flight->cut) {
@@ -348,7 +354,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     }
 
     // A stream: pass complete events through as they arrive.
-    net::SseParser parser;
+    net::SseParser parser(config_.stream_event_limit_bytes);
     std::vector<net::SseEvent> events;
     std::string out;
     bool begun = false;

@@ -106,12 +106,18 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
   }
   if (root.Has("limits")) {
     auto l = root.Child("limits");
-    l.CheckKeys({"body_limit_bytes", "idle_timeout_s", "read_timeout_s", "write_timeout_s",
+    l.CheckKeys({"body_limit_bytes", "answer_limit_bytes", "stream_event_limit_bytes",
+                 "idle_timeout_s", "read_timeout_s", "write_timeout_s",
                  "upstream_connect_timeout_s", "upstream_header_timeout_s",
                  "upstream_read_timeout_s", "max_inflight_per_engine", "retry_after_s",
                  "max_attempts", "drain_timeout_s"});
     c.body_limit_bytes = static_cast<size_t>(
         l.Int("body_limit_bytes", static_cast<int64_t>(c.body_limit_bytes), 1, kMaxBodyBytes));
+    c.answer_limit_bytes = static_cast<size_t>(
+        l.Int("answer_limit_bytes", static_cast<int64_t>(c.answer_limit_bytes), 1, kMaxBodyBytes));
+    c.stream_event_limit_bytes = static_cast<size_t>(
+        l.Int("stream_event_limit_bytes", static_cast<int64_t>(c.stream_event_limit_bytes), 1,
+              kMaxBodyBytes));
     c.idle_timeout_s = l.Double("idle_timeout_s", c.idle_timeout_s, 0.001, kMaxSeconds);
     c.read_timeout_s = l.Double("read_timeout_s", c.read_timeout_s, 0.001, kMaxSeconds);
     c.write_timeout_s = l.Double("write_timeout_s", c.write_timeout_s, 0.001, kMaxSeconds);

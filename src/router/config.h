@@ -78,6 +78,11 @@ struct RouterConfig {
   int threads = 4;
   // limits
   size_t body_limit_bytes = 4 << 20;
+  // An engine's whole (non-streamed) answer, and one event of a streamed one, may be at most this
+  // large; more fails the attempt (the engine counts a failure), so a broken engine cannot grow
+  // the router's memory without end.
+  size_t answer_limit_bytes = size_t{64} << 20;
+  size_t stream_event_limit_bytes = size_t{1} << 20;
   double idle_timeout_s = 60;
   double read_timeout_s = 30;
   double write_timeout_s = 30;

@@ -28,6 +28,15 @@ namespace asio = boost::asio;
 
 namespace {
 
+// A /metrics page larger than this is not read (vLLM's are 50-200 KB); nor is a pushed state
+// event (a few hundred bytes) larger than kMaxStateEventBytes: the stream is dropped and retried.
+constexpr size_t kMaxMetricsPageBytes = size_t{4} << 20;
+constexpr size_t kMaxStateEventBytes = size_t{64} << 10;
+
+}  // namespace
+
+namespace {
+
 // Logs the implausible values an engine published (counted in scrape_warnings by the caller),
 // at most once every kInterval seconds: an engine can send them at every scrape or step.
 class ImplausibleLog {
@@ -67,7 +76,7 @@ EngineMonitor::EngineMonitor(RouterConfig config, net::IoRuntime& io, EngineTabl
                                                   .write_timeout_s = config_.health_timeout_s,
                                                   .header_timeout_s = config_.health_timeout_s,
                                                   .read_timeout_s = config_.health_timeout_s,
-                                                  .max_body_bytes = 16 << 20,
+                                                  .max_body_bytes = kMaxMetricsPageBytes,
                                                   .max_idle_per_host = 4}),
       push_(io.context(), net::HttpClientOptions{.connect_timeout_s = config_.health_timeout_s,
                                                  .write_timeout_s = config_.health_timeout_s,
@@ -181,7 +190,9 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
   ImplausibleLog implausible_logs;
   // No `continue` in these loops: built with GCC 12, a `continue` in this do-while skipped its
   // awaiting condition and the loop spun (RouterTest.FreshPushedStateStops...BusyLooping).
+  double pause = config_.scrape_interval_s;
   do {
+    pause = config_.scrape_interval_s;
     // Pushed state is fresher than any scrape; read /metrics only while it is missing or stale.
     if (!table_.PushFresh(e, clock_())) {
       net::ClientRequest req;
@@ -190,12 +201,14 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
       req.target = b.parsed.base_path + "/metrics";
       auto r = co_await probe_.Send(req);
       if (r.ok() && r->status == 200) {
+        const auto parse_start = std::chrono::steady_clock::now();
         auto page = net::ParsePrometheusText(r->body);
         if (page.warnings > 0) {
           metrics_.scrape_warnings.With({b.name}).Inc(page.warnings);
           if (failures_logged++ < 3) {
             spdlog::warn("engine {}: {} malformed /metrics lines skipped (first: {})", b.name,
-                         page.warnings, page.messages.empty() ? "" : page.messages[0]);
+                         page.warnings,
+                         page.messages.empty() ? "" : page.messages[0].substr(0, 200));
           }
         }
         EngineSnapshot snap = table_.view(e).snapshot;  // implausible fields keep their values
@@ -206,9 +219,14 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
           implausible_logs.Warn(clock_(), b.name, "/metrics", bad);
         }
         if (read) table_.ApplySnapshot(e, snap);
+        // An engine whose page takes long to read is read less often: reading it takes at most
+        // a tenth of a thread, however large or slow its pages.
+        const double parse_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - parse_start).count();
+        pause = std::max(pause, 10 * parse_s);
       }
     }
-  } while (co_await Pause(config_.scrape_interval_s));
+  } while (co_await Pause(pause));
 }
 
 asio::awaitable<void> EngineMonitor::HealthLoop(int e) {
@@ -264,7 +282,7 @@ asio::awaitable<bool> EngineMonitor::ReadPushedState(int e, bool* warned) {
   }
   spdlog::info("engine {}: reading pushed state from {}", b.name, req.target);
   *warned = false;
-  net::SseParser parser;
+  net::SseParser parser(kMaxStateEventBytes);
   std::vector<net::SseEvent> events;
   ImplausibleLog implausible_logs;  // per connection: a reconnection logs again
   while (!stopping_) {

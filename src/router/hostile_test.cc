@@ -226,6 +226,50 @@ TEST_F(RouterHostileTest, ABackendsOversizedTrailerFailsThatRequestOnly) {
   ASSERT_TRUE(again.ok()) << again.status().ToString();
 }
 
+TEST_F(RouterHostileTest, AnAnswerOverTheLimitFailsTheAttemptAndTheNextEngineAnswers) {
+  // One engine answers 8 MiB, in chunks; the other answers as asked.
+  RawServer huge(Engine([](const std::string&) {
+    std::string out =
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n";
+    const std::string chunk(64 << 10, 'x');
+    for (int i = 0; i < 128; ++i) out += "10000\r\n" + chunk + "\r\n";
+    return out + "0\r\n\r\n";
+  }));
+  RawServer echo(Engine(Echo));
+  RouterConfig c = Config({huge.url(), echo.url()});
+  c.answer_limit_bytes = 1 << 20;
+  c.dispatch_policy = "round_robin";
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  for (const char* who : {"alice", "bob", "carol", "dave"}) {
+    auto r = Post(Prompt(who));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_NE(r->body.find(who), std::string::npos) << r->body.substr(0, 200);
+    EXPECT_LT(r->body.size(), 4096u);
+  }
+  EXPECT_GE(huge.requests(), 1);
+}
+
+TEST_F(RouterHostileTest, AStreamEventOverTheLimitEndsThatStreamWithAnError) {
+  RawServer huge(Engine([](const std::string&) {
+    const std::string event = "data: " + std::string(300000, 'y') + "\n\n";
+    return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: " +
+           std::to_string(event.size()) + "\r\n\r\n" + event;
+  }));
+  RouterConfig c = Config({huge.url()});
+  c.stream_event_limit_bytes = 100000;
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  auto r = Post(R"({"model":"test-model","prompt":"hi","max_tokens":1,"stream":true})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  // Nothing reached the client before the event: the attempt failed, and with no other engine
+  // the client gets an error, not 300 kB.
+  EXPECT_NE(r->status, 200) << r->body.substr(0, 200);
+  EXPECT_LT(r->body.size(), 4096u);
+  auto again = Post(Prompt("bob"));  // the router is still there
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+}
+
 TEST_F(RouterHostileTest, StreamsCutAtTheDrainTimeoutEndWithAnErrorEvent) {
   gimbal::testing::FakeVllmOptions o;
   o.chunks = 400;

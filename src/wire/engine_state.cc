@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "wire/priority_tag.h"
+
 namespace gimbal::wire {
 
 namespace f = state_field;
@@ -50,6 +52,7 @@ void ValueWarnings::Add(std::string_view what, double value) {
 bool SnapshotFromPushed(std::string_view data, double now, EngineSnapshot* out,
                         double* moe_pressure, ValueWarnings* warnings,
                         std::vector<double>* class_locality) {
+  if (!CheckJsonNesting(data).ok()) return false;  // a state is flat: no deep document is built
   const auto j = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return false;
   // Whether `key` is present as a number (any value, implausible ones included).

@@ -95,6 +95,15 @@ TEST(EngineState, PlausibilityBounds) {
   EXPECT_EQ(w.first, "waiting = -1");
 }
 
+TEST(SnapshotFromPushed, ADeeplyNestedStateIsRefusedUnread) {
+  EngineSnapshot s;
+  double moe = 0;
+  const std::string state = R"({"waiting":2,"running":5,"kv_usage":0.25,"x":)";
+  EXPECT_TRUE(SnapshotFromPushed(state + "[[1]]}", 1.0, &s, &moe, nullptr));
+  std::string deep = state + std::string(5000, '[') + std::string(5000, ']') + "}";
+  EXPECT_FALSE(SnapshotFromPushed(deep, 1.0, &s, &moe, nullptr));
+}
+
 TEST(SnapshotFromPushed, ReadsAState) {
   EngineSnapshot s;
   double moe = 1;
