@@ -23,7 +23,7 @@ void BlockIndex::Apply(const EventBatch& batch) {
 
 SequenceTracker::Verdict SequenceTracker::Offer(int64_t seq) {
   if (seq == next_) {
-    ++next_;
+    if (next_ < INT64_MAX) ++next_;
     replay_floor_.reset();  // the stream is live again: anything older now means a restart
     return Verdict::kInOrder;
   }
@@ -33,7 +33,7 @@ SequenceTracker::Verdict SequenceTracker::Offer(int64_t seq) {
 }
 
 void SequenceTracker::SkipTo(int64_t seq) {
-  next_ = seq + 1;
+  next_ = seq < INT64_MAX ? seq + 1 : INT64_MAX;
 }
 
 }  // namespace gimbal::kvevents

@@ -46,6 +46,9 @@ class SequenceTracker {
     kDuplicate,  // in a settled range (replayed, or given up on and now late): skip
     kRestart,    // the publisher restarted: reset the index and the tracker, offer seq again
   };
+  // The largest sequence number a tracker takes (one more must still be a number); callers
+  // reject larger ones as malformed. Offer and SkipTo saturate rather than overflow past it.
+  static constexpr int64_t kMaxSeq = INT64_MAX - 1;
   // Classifies `seq`; for kInOrder advances past it. kRestart leaves the tracker as it was.
   Verdict Offer(int64_t seq);
   // Forgets the old publisher: expects 0 next.

@@ -90,5 +90,16 @@ TEST(SequenceTrackerTest, AfterADisconnectionSettledNumbersMeanARestart) {
   EXPECT_EQ(t.Offer(3), V::kRestart);
 }
 
+TEST(SequenceTrackerTest, SaturatesAtTheLargestNumberInsteadOfOverflowing) {
+  using V = SequenceTracker::Verdict;
+  SequenceTracker t;
+  t.SkipTo(SequenceTracker::kMaxSeq);
+  EXPECT_EQ(t.expected(), INT64_MAX);
+  t.SkipTo(INT64_MAX);  // callers reject it; should one slip through, no overflow
+  EXPECT_EQ(t.expected(), INT64_MAX);
+  EXPECT_EQ(t.Offer(INT64_MAX), V::kInOrder);
+  EXPECT_EQ(t.expected(), INT64_MAX);
+}
+
 }  // namespace
 }  // namespace gimbal::kvevents

@@ -385,11 +385,11 @@ class RawPub {
   }
   void Batch(int64_t seq, const EventBatch& b) { Send({"", EncodeSeq(seq), EncodeBatch(b)}); }
   // Sends empty batches numbered from `seq` until the subscriber applied one; the next number.
-  int64_t Connect(Subscriber& sub) {
+  int64_t Connect(Subscriber& sub, int engine = 0) {
     int64_t seq = 0;
     while (seq < 5000) {
       Batch(seq, EventBatch{});
-      if (Eventually([&] { return sub.State(0).batches > 0; }, 20ms, 2ms)) return seq + 1;
+      if (Eventually([&] { return sub.State(engine).batches > 0; }, 20ms, 2ms)) return seq + 1;
       ++seq;
     }
     ADD_FAILURE() << "subscriber never connected";
@@ -427,6 +427,139 @@ TEST(KvEventsPubSubTest, MalformedMessagesAreCountedAndSkipped) {
   EXPECT_TRUE(st.stale);  // two payloads were lost
   EXPECT_EQ(st.last_seq, seq - 1);
   EXPECT_FALSE(st.last_problem.empty());
+}
+
+TEST(KvEventsPubSubTest, AFrameOverTheByteLimitDropsTheConnectionNotTheSubscriber) {
+  RawPub raw;
+  SubscriberOptions so;
+  so.endpoints = {raw.endpoint()};
+  so.max_message_bytes = 64 << 10;
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+  int64_t seq = raw.Connect(*sub);
+  Hashes big(20000);  // about 180 KB of msgpack
+  for (size_t i = 0; i < big.size(); ++i) big[i] = 100000 + i;
+  raw.Batch(seq++, Stores(big));
+  // ZeroMQ drops the connection and reconnects by itself; batches sent meanwhile are lost.
+  const auto end = Clock::now() + 10s;
+  while (!sub->Contains(0, 77) && Clock::now() < end) {
+    raw.Batch(seq++, Stores({77}));
+    Eventually([&] { return sub->Contains(0, 77); }, 20ms, 2ms);
+  }
+  ASSERT_TRUE(sub->Contains(0, 77));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_FALSE(sub->Contains(0, big[0]));
+  EXPECT_GE(st.reconnects, 1);
+  EXPECT_GE(st.gaps, 1);  // the oversized batch (at least) is missing
+  EXPECT_TRUE(st.stale);
+  EXPECT_EQ(st.last_seq, seq - 1);
+}
+
+TEST(KvEventsPubSubTest, AMessageOfManyFramesIsReadThroughAndSkipped) {
+  RawPub raw;
+  auto sub = Listen(raw);
+  ASSERT_TRUE(sub);
+  int64_t seq = raw.Connect(*sub);
+  const EngineKvStatus before = sub->State(0);
+  std::vector<std::string> flood(1000, std::string(16, 'x'));
+  flood[1] = EncodeSeq(seq);
+  raw.Send(flood);
+  raw.Batch(seq, Stores({78}));
+  ASSERT_TRUE(Eventually([&] { return sub->Contains(0, 78); }));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(st.malformed, 1);
+  EXPECT_NE(st.last_problem.find("message of 1000 frame(s) skipped"), std::string::npos)
+      << st.last_problem;
+  EXPECT_EQ(st.last_seq, seq);
+  EXPECT_EQ(st.gaps - before.gaps, 0);
+  EXPECT_EQ(st.resets - before.resets, 0);
+}
+
+TEST(KvEventsPubSubTest, ASequenceNumberWithNoSuccessorIsMalformed) {
+  RawPub raw;
+  auto sub = Listen(raw);
+  ASSERT_TRUE(sub);
+  const int64_t s = raw.Connect(*sub);
+  const EngineKvStatus before = sub->State(0);
+  raw.Batch(INT64_MAX, Stores({5}));
+  raw.Batch(s, Stores({6}));
+  raw.Batch(s + 1, Stores({7}));
+  ASSERT_TRUE(Eventually([&] { return sub->State(0).last_seq == s + 1; }));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(st.malformed, 1);
+  EXPECT_EQ(st.gaps - before.gaps, 0);
+  EXPECT_EQ(st.resets - before.resets, 0);
+  EXPECT_EQ(sub->Hashes(0), (Hashes{6, 7}));
+}
+
+TEST(KvEventsPubSubTest, ASilentReplayEndpointDoesNotHoldUpTheOtherEngines) {
+  // Engine 0's replay endpoint is a ROUTER that never answers; engine 1 is healthy.
+  void* silent = zmq_socket(ZmqContext(), ZMQ_ROUTER);
+  ASSERT_EQ(zmq_bind(silent, "tcp://127.0.0.1:0"), 0);
+  char buf[256];
+  size_t len = sizeof(buf);
+  zmq_getsockopt(silent, ZMQ_LAST_ENDPOINT, buf, &len);
+  RawPub raw0, raw1;
+  SubscriberOptions so;
+  so.endpoints = {raw0.endpoint(), raw1.endpoint()};
+  so.replay_endpoints = {std::string(buf, len - 1), ""};
+  so.replay_timeout_s = 0.5;
+  so.catch_up_s = 0;
+  auto created = Subscriber::Create(so);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto sub = std::move(*created);
+  sub->Start();
+  int64_t s0 = raw0.Connect(*sub, 0);
+  const int64_t s1 = raw1.Connect(*sub, 1);
+  const EngineKvStatus before = sub->State(0);
+  // Twenty gaps on engine 0: one replay at most waits out its timeout, the rest reset at once.
+  for (int k = 0; k < 20; ++k) {
+    s0 += 2;
+    raw0.Batch(s0, Stores({static_cast<uint64_t>(500 + k)}));
+  }
+  raw1.Batch(s1, Stores({99}));
+  EXPECT_TRUE(Eventually([&] { return sub->Contains(1, 99); }, 3s));
+  ASSERT_TRUE(Eventually([&] { return sub->State(0).last_seq == s0; }, 5s));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(st.gaps - before.gaps, 20);
+  EXPECT_EQ(st.resets - before.resets, 20);
+  EXPECT_EQ(st.replays, 0);
+  EXPECT_GE(st.replay_timeouts, 1);
+  EXPECT_LE(st.replay_timeouts - before.replay_timeouts, 1);
+  EXPECT_TRUE(st.stale);
+  EXPECT_TRUE(sub->Contains(0, 519));
+  sub.reset();
+  zmq_close(silent);
+}
+
+TEST(KvEventsPubSubTest, StopDoesNotWaitOutAReplay) {
+  void* silent = zmq_socket(ZmqContext(), ZMQ_ROUTER);
+  ASSERT_EQ(zmq_bind(silent, "tcp://127.0.0.1:0"), 0);
+  char buf[256];
+  size_t len = sizeof(buf);
+  zmq_getsockopt(silent, ZMQ_LAST_ENDPOINT, buf, &len);
+  RawPub raw;
+  SubscriberOptions so;
+  so.endpoints = {raw.endpoint()};
+  so.replay_endpoints = {std::string(buf, len - 1)};
+  so.replay_timeout_s = 30;
+  so.catch_up_s = 0;
+  auto created = Subscriber::Create(so);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto sub = std::move(*created);
+  sub->Start();
+  // Batches from 5 on: the first one heard is a gap, and its replay waits on the silent ROUTER.
+  for (int64_t seq = 5; sub->State(0).gaps == 0 && seq < 5000; ++seq) {
+    raw.Batch(seq, EventBatch{});
+    Eventually([&] { return sub->State(0).gaps > 0; }, 20ms, 2ms);
+  }
+  ASSERT_EQ(sub->State(0).gaps, 1);
+  const auto t0 = Clock::now();
+  sub->Stop();
+  EXPECT_LT(Clock::now() - t0, 2s);
+  sub.reset();
+  zmq_close(silent);
 }
 
 TEST(KvEventsPubSubTest, OutOfOrderBatchesAreAGapThenLateDuplicates) {

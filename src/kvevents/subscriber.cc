@@ -2,7 +2,9 @@
 
 #include <zmq.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -14,26 +16,44 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Reads one whole message (all its frames; at most 8 kept). False when none was waiting.
-bool RecvFrames(void* s, std::vector<std::string>& frames, int flags) {
+// How long after a disconnection ZeroMQ has to report that it retries the connection (it does at
+// once) before the subscriber takes it as given up and connects again itself.
+constexpr auto kRetryWait = std::chrono::seconds(1);
+
+// How long a replay endpoint that did not answer is left alone: gaps meanwhile reset the index.
+constexpr auto kReplayBackoff = std::chrono::seconds(10);
+
+// Reads one whole message: keeps its first Subscriber::kMaxFrames frames in `frames`, reads
+// through (and drops) the rest, and counts them all in `total`. False when none was waiting.
+bool RecvFrames(void* s, std::vector<std::string>& frames, size_t& total, int flags) {
   frames.clear();
+  total = 0;
   int more = 1;
-  bool any = false;
   while (more) {
     zmq_msg_t m;
     zmq_msg_init(&m);
-    if (zmq_msg_recv(&m, s, any ? 0 : flags) < 0) {
+    if (zmq_msg_recv(&m, s, total > 0 ? 0 : flags) < 0) {
       zmq_msg_close(&m);
-      return any;
+      return total > 0;
     }
-    any = true;
-    if (frames.size() < 8) {
+    ++total;
+    if (frames.size() < Subscriber::kMaxFrames) {
       frames.emplace_back(static_cast<const char*>(zmq_msg_data(&m)), zmq_msg_size(&m));
     }
     more = zmq_msg_more(&m);
     zmq_msg_close(&m);
   }
   return true;
+}
+
+bool RecvFrames(void* s, std::vector<std::string>& frames, int flags) {
+  size_t total = 0;
+  return RecvFrames(s, frames, total, flags);
+}
+
+// A sequence number the tracker can take.
+bool SeqInRange(int64_t seq) {
+  return seq >= 0 && seq <= SequenceTracker::kMaxSeq;
 }
 
 // Logs the first few problems of an engine, then one in a thousand.
@@ -49,9 +69,11 @@ Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options
       options.replay_endpoints.size() != options.endpoints.size()) {
     return InvalidArgument("replay endpoints: give none or one per engine");
   }
-  if (options.rcv_hwm < 0 || options.max_blocks_per_engine < 1 || !(options.replay_timeout_s > 0)) {
+  if (options.rcv_hwm < 0 || options.max_blocks_per_engine < 1 || !(options.replay_timeout_s > 0) ||
+      options.max_message_bytes < 1) {
     return InvalidArgument(
-        "KV-event subscriber: rcv_hwm >= 0, max_blocks >= 1, replay timeout > 0");
+        "KV-event subscriber: rcv_hwm >= 0, max_blocks >= 1, replay timeout > 0, "
+        "max_message_bytes >= 1");
   }
   std::unique_ptr<Subscriber> s(new Subscriber(std::move(options)));
   for (size_t i = 0; i < s->options_.endpoints.size(); ++i) {
@@ -79,12 +101,14 @@ Status Subscriber::OpenSub(Engine& e) {
   e.sub = zmq_socket(ZmqContext(), ZMQ_SUB);
   if (!e.sub) return Internal(std::string("zmq_socket: ") + zmq_strerror(zmq_errno()));
   zmq_setsockopt(e.sub, ZMQ_RCVHWM, &options_.rcv_hwm, sizeof(int));
+  zmq_setsockopt(e.sub, ZMQ_MAXMSGSIZE, &options_.max_message_bytes, sizeof(int64_t));
   zmq_setsockopt(e.sub, ZMQ_LINGER, &linger, sizeof(int));
   zmq_setsockopt(e.sub, ZMQ_SUBSCRIBE, options_.topic.data(), options_.topic.size());
   // A name of its own for every monitor of the process (a closed one may still hold its name).
   static std::atomic<uint64_t> monitors{0};
   const std::string name = "inproc://gimbal-kv-monitor-" + std::to_string(monitors.fetch_add(1));
-  if (zmq_socket_monitor(e.sub, name.c_str(), ZMQ_EVENT_DISCONNECTED) != 0) {
+  if (zmq_socket_monitor(e.sub, name.c_str(), ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_CONNECT_RETRIED) !=
+      0) {
     return Internal(std::string("zmq_socket_monitor: ") + zmq_strerror(zmq_errno()));
   }
   e.monitor = zmq_socket(ZmqContext(), ZMQ_PAIR);
@@ -105,6 +129,7 @@ Status Subscriber::ConnectReplay(Engine& e) {
   if (!e.replay) return Internal(std::string("zmq_socket: ") + zmq_strerror(zmq_errno()));
   const int linger = 0;
   zmq_setsockopt(e.replay, ZMQ_LINGER, &linger, sizeof(int));
+  zmq_setsockopt(e.replay, ZMQ_MAXMSGSIZE, &options_.max_message_bytes, sizeof(int64_t));
   if (zmq_connect(e.replay, e.replay_endpoint.c_str()) != 0) {
     return InvalidArgument(std::string("cannot connect to ") + e.replay_endpoint + ": " +
                            zmq_strerror(zmq_errno()));
@@ -143,6 +168,7 @@ void Subscriber::Loop() {
     items[n + i] = {engines_[i]->monitor, 0, ZMQ_POLLIN, 0};
   }
   std::vector<std::string> frames;
+  size_t total = 0;
   for (auto& e : engines_) e->heard = Clock::now();
   const auto catch_up = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(options_.catch_up_s));
@@ -157,14 +183,41 @@ void Subscriber::Loop() {
         e.heard = Clock::now();
       }
     }
+    for (size_t i = 0; i < n; ++i) {
+      Engine& e = *engines_[i];
+      if (!e.dropped || Clock::now() - *e.dropped < kRetryWait) continue;
+      // ZeroMQ gave this connection up for good (it does so on a protocol error, such as a frame
+      // over max_message_bytes) instead of retrying it: connect again.
+      e.dropped.reset();
+      zmq_disconnect(e.sub, e.endpoint.c_str());  // forgets the dead connection, if it is known
+      const bool ok = zmq_connect(e.sub, e.endpoint.c_str()) == 0;
+      std::lock_guard<std::mutex> lock(e.mu);
+      ProblemLocked(e,
+                    std::string("the connection was dropped and not retried (a frame over "
+                                "max_message_bytes, or another protocol error); ") +
+                        (ok ? "connecting again" : "reconnecting failed"),
+                    e.st.reconnects);
+    }
     if (ready <= 0) continue;
     // Disconnections first: a restarted publisher's first batches may sit in the same round, and
     // must already read as a new process, not as duplicates of a settled range.
     for (size_t i = 0; i < n; ++i) {
       if (!(items[n + i].revents & ZMQ_POLLIN)) continue;
       Engine& e = *engines_[i];
+      bool disconnected = false;
       while (RecvFrames(e.monitor, frames, ZMQ_DONTWAIT)) {
+        // [event id (2 bytes) and value (4), endpoint]
+        uint16_t event = 0;
+        if (frames.empty() || frames[0].size() < sizeof(event)) continue;
+        std::memcpy(&event, frames[0].data(), sizeof(event));
+        if (event == ZMQ_EVENT_DISCONNECTED) {
+          disconnected = true;
+          e.dropped = Clock::now();
+        } else if (event == ZMQ_EVENT_CONNECT_RETRIED) {
+          e.dropped.reset();  // ZeroMQ is reconnecting by itself
+        }
       }
+      if (!disconnected) continue;
       // The publisher went away; ZeroMQ reconnects by itself. Whatever comes next is new: numbers
       // the last replay or reset settled no longer mark duplicates, so a restarted publisher's
       // small numbers read as the restart they are.
@@ -176,8 +229,10 @@ void Subscriber::Loop() {
       if (!(items[i].revents & ZMQ_POLLIN)) continue;
       engines_[i]->heard = Clock::now();
       // A bounded number per engine per round, so one busy engine cannot starve the others.
-      for (int k = 0; k < 256 && RecvFrames(engines_[i]->sub, frames, ZMQ_DONTWAIT); ++k) {
-        OnMessage(*engines_[i], frames);
+      for (int k = 0; k < 256 && !stop_.load(std::memory_order_relaxed) &&
+                      RecvFrames(engines_[i]->sub, frames, total, ZMQ_DONTWAIT);
+           ++k) {
+        OnMessage(*engines_[i], frames, total);
       }
     }
   }
@@ -205,17 +260,17 @@ void Subscriber::ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& b
   e.st.last_ts = batch->ts;
 }
 
-void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames) {
+void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames, size_t total) {
   std::optional<int64_t> seq;
-  if (frames.size() == 3) seq = DecodeSeq(frames[1]);
-  if (!seq || *seq < 0) {
+  if (total == 3) seq = DecodeSeq(frames[1]);
+  if (!seq || !SeqInRange(*seq)) {
     std::lock_guard<std::mutex> lock(e.mu);
     ProblemLocked(e,
-                  frames.size() != 3
-                      ? "message of " + std::to_string(frames.size()) +
-                            " frame(s) skipped; expected [topic, sequence, payload]"
-                      : std::string("message skipped: the sequence frame is not a non-negative "
-                                    "8-byte number"),
+                  total != 3 ? "message of " + std::to_string(total) +
+                                   " frame(s) skipped; expected [topic, sequence, payload]"
+                             : std::string("message skipped: the sequence frame is not an 8-byte "
+                                           "number in 0..") +
+                                   std::to_string(SequenceTracker::kMaxSeq),
                   ++e.st.malformed);
     return;
   }
@@ -271,6 +326,8 @@ void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames) {
 }
 
 void Subscriber::CatchUp(Engine& e) {
+  // Backing off after an unanswered replay: the index was marked stale then.
+  if (Clock::now() < e.replay_backoff_until) return;
   int64_t expected;
   {
     std::lock_guard<std::mutex> lock(e.mu);
@@ -287,6 +344,9 @@ void Subscriber::CatchUp(Engine& e) {
 }
 
 bool Subscriber::Replay(Engine& e, int64_t live_seq) {
+  // A publisher that did not answer lately is not asked again for a while: waiting on it holds up
+  // every engine's events.
+  if (Clock::now() < e.replay_backoff_until) return false;
   int64_t from;
   {
     std::lock_guard<std::mutex> lock(e.mu);
@@ -307,19 +367,34 @@ bool Subscriber::Replay(Engine& e, int64_t live_seq) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     zmq_pollitem_t item{e.replay, 0, ZMQ_POLLIN, 0};
-    if (left.count() <= 0 || zmq_poll(&item, 1, left.count()) <= 0) {
+    // Waits in short steps, so that Stop() need not wait out the timeout.
+    const int ready = left.count() <= 0 || stop_.load(std::memory_order_relaxed)
+                          ? -1
+                          : zmq_poll(&item, 1, std::min<long>(left.count(), 50));
+    if (ready == 0) continue;
+    if (ready < 0) {
       // No end marker in time: a fresh socket, so late answers cannot confuse the next replay.
       if (!ConnectReplay(e).ok()) {
         zmq_close(e.replay);
         e.replay = nullptr;
       }
+      if (!stop_.load(std::memory_order_relaxed)) {
+        e.replay_backoff_until = Clock::now() + kReplayBackoff;
+        std::lock_guard<std::mutex> lock(e.mu);
+        ++e.st.replay_timeouts;
+        ProblemLocked(e,
+                      "the replay endpoint did not answer; not asked again for " +
+                          std::to_string(kReplayBackoff.count()) + " s",
+                      e.st.replay_timeouts);
+      }
       return false;
     }
-    if (!RecvFrames(e.replay, frames, ZMQ_DONTWAIT)) continue;
+    size_t total = 0;
+    if (!RecvFrames(e.replay, frames, total, ZMQ_DONTWAIT)) continue;
     // [empty, topic, seq, payload]; the end marker carries sequence -1.
-    const std::optional<int64_t> rseq = frames.size() == 4 ? DecodeSeq(frames[2]) : std::nullopt;
+    const std::optional<int64_t> rseq = total == 4 ? DecodeSeq(frames[2]) : std::nullopt;
     std::lock_guard<std::mutex> lock(e.mu);
-    if (!rseq) {
+    if (!rseq || (*rseq != -1 && !SeqInRange(*rseq))) {
       ProblemLocked(e, "malformed replay message skipped", ++e.st.malformed);
       continue;
     }

@@ -9,24 +9,34 @@
 //     publisher's ROUTER for every batch from the first missing one and applies them; when the
 //     replay cannot close the gap (too old for the publisher's buffer, no answer within
 //     replay_timeout_s) or there is no replay endpoint, the engine's index is reset, marked stale
-//     and a warning says so;
+//     and a warning says so; after a replay not answered in time, that engine's publisher is not
+//     asked again (gap or catch-up) for 10 s — its gaps reset the index at once — so that one
+//     silent publisher cannot hold up the other engines' events;
 //   - numbers going back (the publisher restarted): the index is reset; seen from sequence 0 it is
 //     exact at once, seen later the batches before are a gap back to 0 (replayed, or stale);
 //   - batches out of order: one ahead of the expected number is a gap (above); one behind it,
 //     inside a range already replayed or given up on, is skipped as a duplicate;
 //   - AllBlocksCleared empties the index, which is then exact (stale cleared);
-//   - a malformed message (wrong frame count, a sequence frame that is not 8 bytes, a payload that
-//     does not decode) is counted and skipped, its reason logged (the first few per engine, then
-//     one in a thousand) and kept in the engine's status; a lost payload marks the index stale.
+//   - a malformed message (wrong frame count, a sequence frame that is not 8 bytes or holds a
+//     number outside 0..SequenceTracker::kMaxSeq, a payload that does not decode) is counted and
+//     skipped, its reason logged (the first few per engine, then one in a thousand) and kept in the
+//     engine's status; a lost payload marks the index stale.
 // Catch-up: with a replay socket, an engine heard nothing from for catch_up_s is asked for the
 // batches after the last one applied (a late joiner learns what was sent before it connected;
 // found missing for good, the index is marked stale).
 // A monitor hears when the connection to a publisher drops (it exited or restarted; ZeroMQ
-// reconnects by itself): from then on, numbers below the expected one mean a restart, even inside
-// a range a replay had settled.
-// Memory is bounded: ZeroMQ queues at most rcv_hwm messages per engine (beyond that the publisher
-// side drops, which shows up as a gap), and each index at most max_blocks_per_engine hashes.
-// A publisher is never slowed down: PUB sockets drop rather than wait.
+// reconnects by itself, except after a protocol error such as a frame over max_message_bytes,
+// when the subscriber connects again itself): from then on, numbers below the expected one mean a
+// restart, even inside a range a replay had settled. Memory: each index holds at most
+// max_blocks_per_engine hashes. ZeroMQ queues at most rcv_hwm messages per engine (beyond that the
+// publisher side drops, which shows up as a gap), and no frame over max_message_bytes: a larger one
+// makes ZeroMQ drop that connection (counted as a reconnect; it reconnects by itself, and the lost
+// batch shows up as a gap). The subscriber keeps at most kMaxFrames frames of a message; one with
+// more is read through, counted as malformed and skipped. ZeroMQ has no limit on the number of
+// frames of a message and holds a message whole before handing it over, so a publisher sending a
+// message of very many frames can still make it hold that many (each at most max_message_bytes): a
+// bound only publishers that follow the protocol (3 frames) keep. A publisher is never slowed down:
+// PUB sockets drop rather than wait.
 //
 // "Stale" means the index may lack blocks the engine holds, or hold blocks it dropped; a router
 // should then weigh its answers less. An engine not yet heard from has an empty, non-stale index.
@@ -49,11 +59,16 @@
 
 namespace gimbal::kvevents {
 
+// The largest frame a subscriber accepts by default (vLLM's batches are far smaller).
+inline constexpr int64_t kDefaultMaxMessageBytes = int64_t{16} << 20;
+
 struct SubscriberOptions {
   std::vector<std::string> endpoints;         // engine e publishes at endpoints[e] (connected)
   std::vector<std::string> replay_endpoints;  // empty, or one per engine ("" = no replay)
   std::string topic;                          // subscription prefix; "" takes every topic
-  int rcv_hwm = 10000;                        // messages ZeroMQ queues per engine
+  int rcv_hwm = 1000;                         // messages ZeroMQ queues per engine
+  // ZMQ_MAXMSGSIZE of the SUB and replay sockets: a frame larger than this drops the connection.
+  int64_t max_message_bytes = kDefaultMaxMessageBytes;
   size_t max_blocks_per_engine = size_t{1} << 18;
   double replay_timeout_s = 0.5;
   // An engine quiet this long (seconds) is asked for any batches after the last one applied, when
@@ -77,12 +92,16 @@ struct EngineKvStatus {
   int64_t bounded_drops = 0;      // hashes dropped to stay within max_blocks_per_engine
   int64_t reconnects = 0;         // connections to the publisher lost
   int64_t catch_up_failures = 0;  // catch-ups of a quiet engine that could not be served
+  int64_t replay_timeouts = 0;    // replays not answered within replay_timeout_s
   std::string last_problem;       // the latest malformed message's reason or reset's cause
 };
 
 class Subscriber {
  public:
-  // Connects the sockets (not started); fails on no endpoints, bad sizes or endpoints.
+  // Frames kept of one message: vLLM sends 3 (topic, sequence, payload), a replay answer 4.
+  static constexpr size_t kMaxFrames = 4;
+  // Connects the sockets (not started); fails on no endpoints, bad sizes (max_message_bytes < 1)
+  // or endpoints.
   static Result<std::unique_ptr<Subscriber>> Create(SubscriberOptions options);
   ~Subscriber();
   Subscriber(const Subscriber&) = delete;
@@ -116,11 +135,16 @@ class Subscriber {
     SequenceTracker seq;
     EngineKvStatus st;
     std::chrono::steady_clock::time_point heard;  // last message or catch-up (reading thread)
+    // When the connection dropped, until ZeroMQ reports retrying it (reading thread).
+    std::optional<std::chrono::steady_clock::time_point> dropped;
+    // No replay before this (reading thread): the last one was not answered in time.
+    std::chrono::steady_clock::time_point replay_backoff_until{};
   };
 
   explicit Subscriber(SubscriberOptions options) : options_(std::move(options)) {}
   void Loop();
-  void OnMessage(Engine& e, const std::vector<std::string>& frames);
+  // `frames`: the first kMaxFrames frames of a message of `total` frames.
+  void OnMessage(Engine& e, const std::vector<std::string>& frames, size_t total);
   // Asks `e`'s publisher for batches from the first missing one; true when every batch before
   // `live_seq` was applied.
   bool Replay(Engine& e, int64_t live_seq);
