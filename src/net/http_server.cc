@@ -407,15 +407,15 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
   // request's trailer fields, must fit (detail::ServerBufferLimit).
   boost::beast::flat_buffer buffer(detail::ServerBufferLimit(opts));
   HttpRequest req;
-  bool counted = false;  // this connection's request is counted in `active`
-  int64_t served = 0;    // requests answered on this connection
+  bool counted = false;   // this connection's request is counted in `active`
+  bool answered = false;  // a request on this connection was answered
   // Whatever one connection does ends that connection, never the process: nothing thrown below
   // (a parser or allocation failure) leaves this coroutine.
   try {
     for (;;) {
       conn->idle = true;
       if (draining) break;
-      if (served > 0) {
+      if (answered) {
         // Between requests the connection yields to the handlers already queued: a client's
         // pipelined requests are served one per turn, never a whole buffer of them ahead of
         // every other connection on the thread; and after an answer the next request cannot
@@ -492,7 +492,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       }
       --active;
       counted = false;
-      ++served;
+      answered = true;
       if (!keep_alive || writer.failed() || !writer.finished() || conn->gone) break;
     }
   } catch (const std::exception& e) {

@@ -83,7 +83,74 @@ StatusVerdict ClassifyResponseStatus(int status, int interims_before, std::strin
   return StatusVerdict::kInterim;
 }
 
-RequestParser::RequestParser(HttpRequest& out) : out_(out) {
+template <bool kRequest>
+void MessageParser<kRequest>::on_request_impl(http::verb /*method*/,
+                                              std::string_view /*method_str*/,
+                                              std::string_view /*target*/, int /*version*/,
+                                              error_code& ec) {
+  ec = http::error::bad_version;
+}
+
+template <bool kRequest>
+void MessageParser<kRequest>::on_response_impl(int /*code*/, std::string_view /*reason*/,
+                                               int /*version*/, error_code& ec) {
+  ec = http::error::bad_version;
+}
+
+template <bool kRequest>
+void MessageParser<kRequest>::on_field_impl(http::field /*name*/, std::string_view name_string,
+                                            std::string_view value, error_code& ec) {
+  field_bytes_ += name_string.size() + value.size() + 4;
+  if (field_bytes_ > field_limit_) {
+    ec = http::error::header_limit;
+    return;
+  }
+  if (!this->is_header_done()) fields_.Add(std::string(name_string), std::string(value));
+  ec = {};
+}
+
+template <bool kRequest>
+void MessageParser<kRequest>::on_header_impl(error_code& ec) {
+  ec = {};
+}
+
+template <bool kRequest>
+void MessageParser<kRequest>::on_body_init_impl(
+    const boost::optional<std::uint64_t>& content_length, error_code& ec) {
+  if (reserve_declared_ && content_length) body_.reserve(static_cast<size_t>(*content_length));
+  ec = {};
+}
+
+template <bool kRequest>
+size_t MessageParser<kRequest>::on_body_impl(std::string_view body, error_code& ec) {
+  body_.append(body.data(), body.size());
+  ec = {};
+  return body.size();
+}
+
+template <bool kRequest>
+void MessageParser<kRequest>::on_chunk_header_impl(std::uint64_t /*size*/,
+                                                   std::string_view /*extensions*/,
+                                                   error_code& ec) {
+  ec = {};
+}
+
+template <bool kRequest>
+size_t MessageParser<kRequest>::on_chunk_body_impl(std::uint64_t /*remain*/, std::string_view body,
+                                                   error_code& ec) {
+  return on_body_impl(body, ec);
+}
+
+template <bool kRequest>
+void MessageParser<kRequest>::on_finish_impl(error_code& ec) {
+  ec = {};
+}
+
+template class MessageParser<true>;
+template class MessageParser<false>;
+
+RequestParser::RequestParser(HttpRequest& out)
+    : MessageParser<true>(out.headers, out.body, 8192, /*reserve_declared=*/true), out_(out) {
   out_.method.clear();
   out_.target.clear();
   out_.headers.Clear();
@@ -98,109 +165,16 @@ void RequestParser::on_request_impl(http::verb method, std::string_view method_s
   ec = {};
 }
 
-void RequestParser::on_response_impl(int /*code*/, std::string_view /*reason*/, int /*version*/,
-                                     error_code& ec) {
-  ec = http::error::bad_version;  // unreachable: a request parser reads no status line
-}
-
-void RequestParser::on_field_impl(http::field /*name*/, std::string_view name_string,
-                                  std::string_view value, error_code& ec) {
-  field_bytes_ += name_string.size() + value.size() + 4;
-  if (field_bytes_ > field_limit_) {
-    ec = http::error::header_limit;
-    return;
-  }
-  // Trailer fields are read past (counted, not kept): merged into the head they could add a field
-  // such as Authorization that nothing in front of the router saw (RFC 9110 §6.5.1).
-  if (!is_header_done()) out_.headers.Add(std::string(name_string), std::string(value));
-  ec = {};
-}
-
-void RequestParser::on_header_impl(error_code& ec) {
-  ec = {};
-}
-
-void RequestParser::on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
-                                      error_code& ec) {
-  // The parser has held a declared length to the body limit already.
-  if (content_length) out_.body.reserve(static_cast<size_t>(*content_length));
-  ec = {};
-}
-
-size_t RequestParser::on_body_impl(std::string_view body, error_code& ec) {
-  out_.body.append(body.data(), body.size());
-  ec = {};
-  return body.size();
-}
-
-void RequestParser::on_chunk_header_impl(std::uint64_t /*size*/, std::string_view /*extensions*/,
-                                         error_code& ec) {
-  ec = {};
-}
-
-size_t RequestParser::on_chunk_body_impl(std::uint64_t /*remain*/, std::string_view body,
-                                         error_code& ec) {
-  return on_body_impl(body, ec);
-}
-
-void RequestParser::on_finish_impl(error_code& ec) {
-  ec = {};
-}
-
 ResponseParser::ResponseParser(std::string piece_storage)
-    : piece_(std::move(piece_storage)), field_limit_(kClientBufferLimit) {
+    : MessageParser<false>(headers_, piece_, kClientBufferLimit, /*reserve_declared=*/false),
+      piece_(std::move(piece_storage)) {
   piece_.clear();
   headers_.Reserve(8);  // an engine's answer has a handful of fields: one allocation, not three
-}
-
-void ResponseParser::on_request_impl(http::verb /*method*/, std::string_view /*method_str*/,
-                                     std::string_view /*target*/, int /*version*/, error_code& ec) {
-  ec = http::error::bad_version;  // unreachable: a response parser reads no request line
 }
 
 void ResponseParser::on_response_impl(int code, std::string_view /*reason*/, int /*version*/,
                                       error_code& ec) {
   status_ = code;
-  ec = {};
-}
-
-void ResponseParser::on_field_impl(http::field /*name*/, std::string_view name_string,
-                                   std::string_view value, error_code& ec) {
-  field_bytes_ += name_string.size() + value.size() + 4;
-  if (field_bytes_ > field_limit_) {
-    ec = http::error::header_limit;
-    return;
-  }
-  if (!is_header_done()) headers_.Add(std::string(name_string), std::string(value));  // no trailers
-  ec = {};
-}
-
-void ResponseParser::on_header_impl(error_code& ec) {
-  ec = {};
-}
-
-void ResponseParser::on_body_init_impl(const boost::optional<std::uint64_t>& /*content_length*/,
-                                       error_code& ec) {
-  ec = {};
-}
-
-size_t ResponseParser::on_body_impl(std::string_view body, error_code& ec) {
-  piece_.append(body.data(), body.size());
-  ec = {};
-  return body.size();
-}
-
-void ResponseParser::on_chunk_header_impl(std::uint64_t /*size*/, std::string_view /*extensions*/,
-                                          error_code& ec) {
-  ec = {};
-}
-
-size_t ResponseParser::on_chunk_body_impl(std::uint64_t /*remain*/, std::string_view body,
-                                          error_code& ec) {
-  return on_body_impl(body, ec);
-}
-
-void ResponseParser::on_finish_impl(error_code& ec) {
   ec = {};
 }
 

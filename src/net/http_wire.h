@@ -29,12 +29,64 @@ namespace beast_http = boost::beast::http;
 // The read buffer of one connection on either side. Bounded: see the limits above.
 constexpr size_t kClientBufferLimit = 64 << 10;
 
-// The server's request parser: Beast's HTTP/1.1 parser (request line, fields, framing, chunked
-// decoding, limits) writing the request straight into an HttpRequest as it is parsed. Beast's
-// parser<> would first build a message of its own, one allocation per field, for the server to
-// copy. Trailer fields of a chunked body are read and counted against the limits but not kept.
-// One parser per request (Beast's parsers are not reused); `out` must outlive it.
-class RequestParser final : public beast_http::basic_parser<true> {
+// Beast's HTTP/1.1 parser (start line, fields, framing, chunked decoding, limits) writing the
+// fields and the body straight to where they are used, with no message of Beast's in between
+// (Beast's parser<> builds one, an allocation per field, to be copied). What both parsers below
+// share: the fields go to `fields` (trailer fields of a chunked body are read and counted but
+// not kept: merged into the head they could add a field such as Authorization that nothing in
+// front saw, RFC 9110 §6.5.1), the body is appended to `body`, and all fields together (head and
+// trailers, each counted as "name: value\r\n") may take at most `field_limit` bytes, more is
+// error::header_limit: Beast's own header limit bounds only what sits unparsed in the buffer, and
+// it takes a head field by field, so a head sent a few fields at a time would otherwise grow
+// without end. One parser per message (Beast's parsers are not reused).
+template <bool kRequest>
+class MessageParser : public beast_http::basic_parser<kRequest> {
+ public:
+  void field_limit(size_t bytes) { field_limit_ = bytes; }
+  // It refers to where it writes (the derived parser's own members, for ResponseParser).
+  MessageParser(const MessageParser&) = delete;
+  MessageParser& operator=(const MessageParser&) = delete;
+
+ protected:
+  // `reserve_declared`: reserve a declared body length up front (Beast has already held it to
+  // the body limit); false where a declared length is not trusted.
+  MessageParser(Headers& fields, std::string& body, size_t field_limit, bool reserve_declared)
+      : fields_(fields),
+        body_(body),
+        field_limit_(field_limit),
+        reserve_declared_(reserve_declared) {}
+
+  // The start line the parser does not read: never called (bad_version if it were).
+  void on_request_impl(beast_http::verb method, std::string_view method_str,
+                       std::string_view target, int version,
+                       boost::system::error_code& ec) override;
+  void on_response_impl(int code, std::string_view reason, int version,
+                        boost::system::error_code& ec) override;
+
+ private:
+  void on_field_impl(beast_http::field name, std::string_view name_string, std::string_view value,
+                     boost::system::error_code& ec) final;
+  void on_header_impl(boost::system::error_code& ec) final;
+  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
+                         boost::system::error_code& ec) final;
+  size_t on_body_impl(std::string_view body, boost::system::error_code& ec) final;
+  void on_chunk_header_impl(std::uint64_t size, std::string_view extensions,
+                            boost::system::error_code& ec) final;
+  size_t on_chunk_body_impl(std::uint64_t remain, std::string_view body,
+                            boost::system::error_code& ec) final;
+  void on_finish_impl(boost::system::error_code& ec) final;
+
+  Headers& fields_;
+  std::string& body_;
+  size_t field_limit_;
+  size_t field_bytes_ = 0;
+  bool reserve_declared_;
+};
+
+// The server's request parser: the request line, fields and body go straight into an
+// HttpRequest (field limit: ConfigureRequestParser sets the server's header limit). `out` must
+// outlive the parser.
+class RequestParser final : public MessageParser<true> {
  public:
   // Clears `out`'s method, target, headers and body, keeping their storage, and parses into them.
   explicit RequestParser(HttpRequest& out);
@@ -42,42 +94,22 @@ class RequestParser final : public beast_http::basic_parser<true> {
   // The request's method (verb::unknown for one Beast does not name).
   beast_http::verb method() const { return method_; }
   const HttpRequest& request() const { return out_; }
-  // The most bytes the request's fields (head and chunked trailers together, each counted as
-  // "name: value\r\n") may take; more is error::header_limit. Beast's own header limit bounds
-  // only what sits unparsed in the buffer, and its parser takes a head field by field, so a head
-  // sent a few fields at a time would otherwise grow without end.
-  void field_limit(size_t bytes) { field_limit_ = bytes; }
 
  private:
   void on_request_impl(beast_http::verb method, std::string_view method_str,
                        std::string_view target, int version,
                        boost::system::error_code& ec) override;
-  void on_response_impl(int code, std::string_view reason, int version,
-                        boost::system::error_code& ec) override;
-  void on_field_impl(beast_http::field name, std::string_view name_string, std::string_view value,
-                     boost::system::error_code& ec) override;
-  void on_header_impl(boost::system::error_code& ec) override;
-  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
-                         boost::system::error_code& ec) override;
-  size_t on_body_impl(std::string_view body, boost::system::error_code& ec) override;
-  void on_chunk_header_impl(std::uint64_t size, std::string_view extensions,
-                            boost::system::error_code& ec) override;
-  size_t on_chunk_body_impl(std::uint64_t remain, std::string_view body,
-                            boost::system::error_code& ec) override;
-  void on_finish_impl(boost::system::error_code& ec) override;
 
   HttpRequest& out_;
   beast_http::verb method_ = beast_http::verb::unknown;
-  size_t field_limit_ = 8192;
-  size_t field_bytes_ = 0;
 };
 
-// The client's response parser: Beast's HTTP/1.1 parser writing the status and fields straight
-// into this object, and the body piece by piece into piece(), which the reader empties between
-// reads. Nothing is reserved from the framing (a declared length is not trusted), so the piece
-// storage is only as large as the largest piece read so far: a held stream waiting for its next
-// event keeps a few hundred bytes, not a fixed read chunk. One parser per response.
-class ResponseParser final : public beast_http::basic_parser<false> {
+// The client's response parser: the status and fields into this object, the body piece by
+// piece into piece(), which the reader empties between reads. Nothing is reserved from the
+// framing (a declared length is not trusted), so the piece storage is only as large as the
+// largest piece read so far: a held stream waiting for its next event keeps a few hundred bytes,
+// not a fixed read chunk. Field limit: kClientBufferLimit.
+class ResponseParser final : public MessageParser<false> {
  public:
   // `piece_storage`: storage to reuse for the pieces (cleared here).
   explicit ResponseParser(std::string piece_storage = {});
@@ -85,32 +117,14 @@ class ResponseParser final : public beast_http::basic_parser<false> {
   int status() const { return status_; }
   Headers& headers() { return headers_; }
   std::string& piece() { return piece_; }
-  // As RequestParser::field_limit; kClientBufferLimit unless set.
-  void field_limit(size_t bytes) { field_limit_ = bytes; }
 
  private:
-  void on_request_impl(beast_http::verb method, std::string_view method_str,
-                       std::string_view target, int version,
-                       boost::system::error_code& ec) override;
   void on_response_impl(int code, std::string_view reason, int version,
                         boost::system::error_code& ec) override;
-  void on_field_impl(beast_http::field name, std::string_view name_string, std::string_view value,
-                     boost::system::error_code& ec) override;
-  void on_header_impl(boost::system::error_code& ec) override;
-  void on_body_init_impl(const boost::optional<std::uint64_t>& content_length,
-                         boost::system::error_code& ec) override;
-  size_t on_body_impl(std::string_view body, boost::system::error_code& ec) override;
-  void on_chunk_header_impl(std::uint64_t size, std::string_view extensions,
-                            boost::system::error_code& ec) override;
-  size_t on_chunk_body_impl(std::uint64_t remain, std::string_view body,
-                            boost::system::error_code& ec) override;
-  void on_finish_impl(boost::system::error_code& ec) override;
 
   int status_ = 0;
   Headers headers_;
   std::string piece_;
-  size_t field_limit_;
-  size_t field_bytes_ = 0;
 };
 
 // Responses in the 1xx range an upstream may send before its final answer (100, 102, 103).
