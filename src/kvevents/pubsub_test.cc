@@ -62,9 +62,8 @@ std::unique_ptr<Subscriber> Listen(const Publisher& pub, bool replay) {
   return sub;
 }
 
-// Publishes empty batches until the subscriber has applied one published after the call began:
-// it is connected and caught up.
-bool Sync(Publisher& pub, Subscriber& sub, int engine = 0) {
+// Publishes empty batches until the subscriber has applied one published after the call began.
+bool SyncOnce(Publisher& pub, Subscriber& sub, int engine) {
   const auto end = Clock::now() + std::chrono::seconds(10);
   while (Clock::now() < end) {
     const int64_t seq = pub.next_seq();
@@ -72,6 +71,13 @@ bool Sync(Publisher& pub, Subscriber& sub, int engine = 0) {
     if (Eventually([&] { return sub.State(engine).last_seq >= seq; }, 200ms, 2ms)) return true;
   }
   return false;
+}
+
+// The subscriber is connected and caught up, and its counters are settled. Twice: a replay can
+// apply the first round's batch before it has finished (and counted itself); the second round's
+// batch, published after that, is applied only once that replay has returned.
+bool Sync(Publisher& pub, Subscriber& sub, int engine = 0) {
+  return SyncOnce(pub, sub, engine) && SyncOnce(pub, sub, engine);
 }
 
 // Mirrors a block pool's observer calls into an EventCollector, one batch per "step".
