@@ -152,13 +152,19 @@ void Scale(int runs) {
     }
     GimbalPlacementConfig cfg = *parsed;
     std::vector<double> ms, cpu_ms, ms_noroutes, cpu_noroutes, eplb_ms, eplb_cpu;
+    size_t routes = 0, shares = 0;
     for (int r = 0; r < runs; ++r) {
       cfg.emit_routes = true;
       double t0 = Now(), c0 = CpuNow();
       Result<Placement> plan = PlanGimbal(stats, cur, topo, cfg);
       ms.push_back((Now() - t0) * 1e3);
       cpu_ms.push_back((CpuNow() - c0) * 1e3);
-      if (!plan.ok()) fmt::print("scale: {}\n", plan.status().ToString());
+      if (!plan.ok()) {
+        fmt::print("scale: {}\n", plan.status().ToString());
+      } else {
+        routes = plan->source_routes.size();
+        shares = plan->source_routes.shares().size();
+      }
       cfg.emit_routes = false;
       t0 = Now();
       c0 = CpuNow();
@@ -174,10 +180,13 @@ void Scale(int runs) {
     fmt::print(
         "scale: 58 layers x 256 experts, {} GPUs x {} slots ({} slots), 64 sources, one thread: "
         "gimbal {:.1f} ms best / {:.1f} ms median wall, {:.1f} ms best / {:.1f} ms median CPU "
-        "(without routes {:.1f} / {:.1f} wall, {:.1f} CPU); eplb {:.1f} ms wall, {:.1f} ms CPU\n",
+        "(without routes {:.1f} / {:.1f} wall, {:.1f} CPU); eplb {:.1f} ms wall, {:.1f} ms CPU; "
+        "routes: {} entries, {} shares ({:.1f} MiB)\n",
         gpus, slots, gpus * slots, Percentile(ms, 0), Percentile(ms, 50), Percentile(cpu_ms, 0),
         Percentile(cpu_ms, 50), Percentile(ms_noroutes, 0), Percentile(ms_noroutes, 50),
-        Percentile(cpu_noroutes, 50), Percentile(eplb_ms, 50), Percentile(eplb_cpu, 50));
+        Percentile(cpu_noroutes, 50), Percentile(eplb_ms, 50), Percentile(eplb_cpu, 50), routes,
+        shares,
+        static_cast<double>(routes * sizeof(uint32_t) + shares * sizeof(SlotShare)) / (1 << 20));
   }
 }
 
@@ -270,7 +279,8 @@ struct PlanHash {
   }
   void Add(const Placement& p) {
     Bytes(p.phy2log.data(), p.phy2log.size() * sizeof(int32_t));
-    for (const auto& route : p.source_routes) {
+    for (size_t i = 0; i < p.source_routes.size(); ++i) {
+      const std::span<const SlotShare> route = p.source_routes[i];
       Value(route.size());
       for (const SlotShare& s : route) {
         Value(s.slot);

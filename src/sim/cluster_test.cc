@@ -67,11 +67,12 @@ TEST(RoutingTablesTest, SourceRoutesSendTokensWhereTheySay) {
   p.phy2log = {0, 1, 0, 1};
   p.slots_per_gpu = 2;
   p.sources = 2;
-  p.source_routes.resize(4);
-  p.source_routes[0] = {{0, 1.0f}};  // source 0, expert 0 -> slot 0 (own GPU)
-  p.source_routes[1] = {{1, 1.0f}};
-  p.source_routes[2] = {{2, 1.0f}};  // source 1, expert 0 -> slot 2 (own GPU)
-  p.source_routes[3] = {{3, 1.0f}};
+  p.source_routes = SourceRoutes({
+      {{0, 1.0f}},  // source 0, expert 0 -> slot 0 (own GPU)
+      {{1, 1.0f}},
+      {{2, 1.0f}},  // source 1, expert 0 -> slot 2 (own GPU)
+      {{3, 1.0f}},
+  });
   ASSERT_TRUE(p.Validate().ok()) << p.Validate().message();
   RoutingTables t(pop, p, 2);
   EXPECT_DOUBLE_EQ(t.Share(0, 0, 0)[0], 1.0);

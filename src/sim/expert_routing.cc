@@ -141,8 +141,8 @@ bool SameLayer(const Placement& a, const Placement& b, int l) {
   if (a.source_routes.empty()) return true;
   const size_t per_layer = static_cast<size_t>(a.sources) * a.experts;
   for (size_t i = l * per_layer; i < (l + 1) * per_layer; ++i) {
-    const auto& ra = a.source_routes[i];
-    const auto& rb = b.source_routes[i];
+    const std::span<const SlotShare> ra = a.source_routes[i];
+    const std::span<const SlotShare> rb = b.source_routes[i];
     if (!std::equal(ra.begin(), ra.end(), rb.begin(), rb.end(),
                     [](const SlotShare& x, const SlotShare& y) {
                       return x.slot == y.slot &&
@@ -295,12 +295,11 @@ void RoutingTables::BuildLayer(const ExpertPopularity& pop, const Placement& pla
   };
   for (int r = 0; r < own; ++r) {
     entry_begin_[r] = static_cast<int32_t>(entries_.size());
-    const std::vector<SlotShare>* routes =
-        placement.source_routes.data() +
-        (static_cast<size_t>(l) * placement.sources + r) * placement.experts;
+    const size_t first = (static_cast<size_t>(l) * placement.sources + r) * placement.experts;
     for (int x = 0; x < experts; ++x) {
-      if (!routes[x].empty()) {
-        for (const SlotShare& sh : routes[x]) {
+      const std::span<const SlotShare> route = placement.source_routes[first + x];
+      if (!route.empty()) {
+        for (const SlotShare& sh : route) {
           entries_.push_back({sh.slot, gpu_of_slot_[sh.slot], pair_of(x, sh.weight)});
         }
       } else {

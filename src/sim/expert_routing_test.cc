@@ -50,9 +50,10 @@ TEST(RoutingTablesTest, RoutedAndUnroutedSourcesInOnePlacement) {
   Placement p = Placement::Contiguous(1, 2, 2, 1);
   p.phy2log = {0, 1, 0, 1};  // expert 0 in slots 0 (GPU 0) and 2 (GPU 1), expert 1 in 1 and 3
   p.sources = 1;
-  p.source_routes.resize(2);
-  p.source_routes[0] = {{0, 1.0f}};               // expert 0: all to slot 0
-  p.source_routes[1] = {{1, 0.75f}, {3, 0.25f}};  // expert 1: 3/4 to slot 1, 1/4 to slot 3
+  p.source_routes = SourceRoutes({
+      {{0, 1.0f}},               // expert 0: all to slot 0
+      {{1, 0.75f}, {3, 0.25f}},  // expert 1: 3/4 to slot 1, 1/4 to slot 3
+  });
   ASSERT_TRUE(p.Validate().ok()) << p.Validate().message();
   RoutingTables t(pop, p, 2, 1);  // one GPU per node
   EXPECT_DOUBLE_EQ(t.Share(0, 0, 0)[0], 0.5 + 0.375);
@@ -190,12 +191,12 @@ Placement RandomPlacement(Rng& rng, int route_sources) {
   if (route_sources == 0) return p;
   const auto l2p = p.Log2Phy();
   p.sources = route_sources;
-  p.source_routes.resize(static_cast<size_t>(p.layers) * p.sources * p.experts);
+  std::vector<std::vector<SlotShare>> routes(static_cast<size_t>(p.layers) * p.sources * p.experts);
   for (int l = 0; l < p.layers; ++l) {
     for (int r = 0; r < p.sources; ++r) {
       for (int x = 0; x < p.experts; ++x) {
         const auto& reps = l2p[l][x];
-        auto& route = p.source_routes[(static_cast<size_t>(l) * p.sources + r) * p.experts + x];
+        auto& route = routes[(static_cast<size_t>(l) * p.sources + r) * p.experts + x];
         const int32_t a = reps[rng.UniformInt(reps.size())];
         const int32_t b = reps[rng.UniformInt(reps.size())];
         switch (rng.UniformInt(5)) {
@@ -218,9 +219,10 @@ Placement RandomPlacement(Rng& rng, int route_sources) {
     }
     // Sources 0 and 1 route alike in layer 0 (a list shared by two sources).
     if (l == 0 && p.sources >= 2) {
-      std::copy_n(p.source_routes.begin(), p.experts, p.source_routes.begin() + p.experts);
+      std::copy_n(routes.begin(), p.experts, routes.begin() + p.experts);
     }
   }
+  p.source_routes = SourceRoutes(routes);
   EXPECT_TRUE(p.Validate().ok()) << p.Validate().message();
   return p;
 }
@@ -253,13 +255,16 @@ TEST(RoutingTablesTest, RebuildEqualsAFreshBuild) {
   const Placement other = RandomPlacement(rng, sources);
   const size_t per_layer = static_cast<size_t>(sources) * after.experts;
   const auto l2p = before.Log2Phy();
+  std::vector<std::vector<SlotShare>> routes = after.source_routes.ToNested();
   for (int x = 0; x < after.experts; ++x) {
-    after.source_routes[per_layer + x] = {{l2p[1][x].back(), 1.0f}};  // source 0
-    after.source_routes[per_layer + 3 * after.experts + x].clear();   // source 3
+    routes[per_layer + x] = {{l2p[1][x].back(), 1.0f}};  // source 0
+    routes[per_layer + 3 * after.experts + x].clear();   // source 3
   }
   for (size_t i = 0; i < per_layer; ++i) {
-    after.source_routes[2 * per_layer + i] = other.source_routes[2 * per_layer + i];
+    const std::span<const SlotShare> o = other.source_routes[2 * per_layer + i];
+    routes[2 * per_layer + i].assign(o.begin(), o.end());
   }
+  after.source_routes = SourceRoutes(routes);
   std::copy_n(other.phy2log.begin() + 2 * after.slots(), after.slots(),
               after.phy2log.begin() + 2 * after.slots());
   ASSERT_TRUE(after.Validate().ok()) << after.Validate().message();

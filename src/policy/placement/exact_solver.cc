@@ -210,10 +210,10 @@ Result<ExactLayerResult> SolveLayerExact(const LayerProblem& p, const ExactOptio
     }
     return -1;
   };
-  res.routes.assign(static_cast<size_t>(S) * E, {});
+  std::vector<std::vector<SlotShare> > routes(static_cast<size_t>(S) * E);
   for (const Pair& pr : pairs) {
     const double a = p.A(pr.s, pr.x) / T;
-    auto& route = res.routes[static_cast<size_t>(pr.s) * E + pr.x];
+    auto& route = routes[static_cast<size_t>(pr.s) * E + pr.x];
     for (int g = 0; g < G; ++g) {
       const double f = sol[pr.col + g];
       if (f > 1e-12 * a && slot_of(pr.x, g) >= 0) {
@@ -223,7 +223,7 @@ Result<ExactLayerResult> SolveLayerExact(const LayerProblem& p, const ExactOptio
   }
   for (int s = 0; s < S; ++s) {
     for (int x = 0; x < E; ++x) {
-      auto& route = res.routes[static_cast<size_t>(s) * E + x];
+      auto& route = routes[static_cast<size_t>(s) * E + x];
       if (!route.empty()) continue;
       int best = -1;
       for (int g = 0; g < G; ++g) {
@@ -232,6 +232,7 @@ Result<ExactLayerResult> SolveLayerExact(const LayerProblem& p, const ExactOptio
       route.push_back({slot_of(x, best), 1.0f});
     }
   }
+  res.routes = SourceRoutes(routes);
   return res;
 }
 
@@ -252,7 +253,7 @@ Result<Placement> PlanExact(const SourceExpertCounts& stats, const Placement& cu
     Result<ExactLayerResult> r = SolveLayerExact(p, options);
     if (!r.ok()) return r.status().WithContext(fmt::format("layer {}", l));
     out.phy2log.insert(out.phy2log.end(), r->phy2log.begin(), r->phy2log.end());
-    for (auto& route : r->routes) out.source_routes.push_back(std::move(route));
+    out.source_routes.Append(r->routes);
   }
   return out;
 }

@@ -669,12 +669,12 @@ std::vector<int32_t> SearchLayer(const LayerProblem& p, const GimbalPlacementCon
   return map;
 }
 
-// PlanLayerGimbal with the routes (when cfg.emit_routes) written to routes[0, sources x experts),
-// empty vectors on entry, instead of LayerPlan::routes. Without exact_current, when the new plan
+// PlanLayerGimbal with the routes (when cfg.emit_routes) appended to `routes` (sources x experts
+// of them) instead of LayerPlan::routes. Without exact_current, when the new plan
 // wins the hysteresis whatever the current placement's exact figures, LayerPlan::current_eval
 // is not computed (its objective and max_load are +infinity).
-LayerPlan PlanLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg,
-                    std::vector<SlotShare>* routes, bool exact_current) {
+LayerPlan PlanLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg, SourceRoutes* routes,
+                    bool exact_current) {
   std::vector<int32_t> map = SearchLayer(p, cfg, cfg.locality_replicas > 0);
   // On layers small enough for the exact refinement, the even-split surrogate can misjudge a
   // replica re-targeted for locality (one replica is a large share of a GPU's load there): the
@@ -690,6 +690,7 @@ LayerPlan PlanLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg,
 
   LayerPlan plan;
   if (!cfg.emit_routes) routes = nullptr;
+  const size_t routes_before = routes != nullptr ? routes->size() : 0;
   const LayerEval fresh = RouteAndEvaluateInto(p, map, routes);
   const bool fresh_ok = WithinBudget(fresh.experts_moved, cfg.max_moves_per_layer);
   // The hysteresis keeps the current placement unless the new plan's objective is below
@@ -715,8 +716,7 @@ LayerPlan PlanLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg,
   if (plan.kept_current) {
     plan.phy2log = p.current;
     if (routes != nullptr) {
-      const size_t n = static_cast<size_t>(p.sources) * p.experts;
-      for (size_t i = 0; i < n; ++i) routes[i].clear();
+      routes->Truncate(routes_before);
       plan.eval = RouteAndEvaluateInto(p, p.current, routes);
     } else {
       plan.eval = plan.current_eval;
@@ -732,8 +732,8 @@ LayerPlan PlanLayer(const LayerProblem& p, const GimbalPlacementConfig& cfg,
 
 LayerPlan PlanLayerGimbal(const LayerProblem& p, const GimbalPlacementConfig& cfg) {
   if (!cfg.emit_routes) return PlanLayer(p, cfg, nullptr, true);
-  LayerRoutes routes(static_cast<size_t>(p.sources) * p.experts);
-  LayerPlan plan = PlanLayer(p, cfg, routes.data(), true);
+  LayerRoutes routes;
+  LayerPlan plan = PlanLayer(p, cfg, &routes, true);
   plan.routes = std::move(routes);
   return plan;
 }
@@ -751,9 +751,15 @@ Result<Placement> PlanGimbal(const SourceExpertCounts& stats, const Placement& c
   out.phy2log.reserve(current.phy2log.size());
   if (config.emit_routes) {
     out.sources = stats.sources;
-    out.source_routes.reserve(static_cast<size_t>(stats.layers) * stats.sources * stats.experts);
+    // Only multi-replica experts have shares, at most one per slot of theirs and source; their
+    // slots number at most twice the redundant ones (each such expert has a base slot and at
+    // least one more), and at most all slots.
+    const size_t slots = static_cast<size_t>(current.slots());
+    const size_t spare = slots - std::min(slots, static_cast<size_t>(current.experts));
+    out.source_routes.reserve(
+        static_cast<size_t>(stats.layers) * stats.sources * stats.experts,
+        static_cast<size_t>(stats.layers) * stats.sources * std::min(slots, 2 * spare));
   }
-  const size_t per_layer = static_cast<size_t>(stats.sources) * stats.experts;
   LayerProblem p;  // one problem for all layers, its buffers reused
   for (int l = 0; l < stats.layers; ++l) {
     FillLayerProblem(stats, l, current, topology, config.weights, p);
@@ -762,13 +768,9 @@ Result<Placement> PlanGimbal(const SourceExpertCounts& stats, const Placement& c
       return bad.ok() ? InvalidArgument(fmt::format("routing statistics: bad count in layer {}", l))
                       : bad;
     }
-    // The layer's routes go straight into its part of out.source_routes.
-    std::vector<SlotShare>* routes = nullptr;
-    if (config.emit_routes) {
-      out.source_routes.resize(out.source_routes.size() + per_layer);
-      routes = out.source_routes.data() + out.source_routes.size() - per_layer;
-    }
-    const LayerPlan plan = PlanLayer(p, config, routes, false);
+    // The layer's routes go straight into out.source_routes.
+    const LayerPlan plan =
+        PlanLayer(p, config, config.emit_routes ? &out.source_routes : nullptr, false);
     out.phy2log.insert(out.phy2log.end(), plan.phy2log.begin(), plan.phy2log.end());
   }
   return out;

@@ -264,7 +264,7 @@ TEST(GimbalPlacement, AllLayersAreTheLayerPlans) {
       if (!routes) continue;
       ASSERT_EQ(one.routes.size(), per_layer);
       for (size_t i = 0; i < per_layer; ++i) {
-        const auto& got = plan->source_routes[l * per_layer + i];
+        const std::span<const SlotShare> got = plan->source_routes[l * per_layer + i];
         ASSERT_EQ(got.size(), one.routes[i].size());
         for (size_t k = 0; k < got.size(); ++k) {
           EXPECT_EQ(got[k].slot, one.routes[i][k].slot);

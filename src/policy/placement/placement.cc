@@ -6,6 +6,57 @@
 
 namespace gimbal {
 
+SourceRoutes::SourceRoutes(const std::vector<std::vector<SlotShare>>& routes) {
+  size_t shares = 0;
+  for (const auto& r : routes) shares += r.size();
+  reserve(routes.size(), shares);
+  for (const auto& r : routes) Append(r);
+}
+
+void SourceRoutes::Append(std::span<const SlotShare> route) {
+  GIMBAL_CHECK(shares_.size() + route.size() <= UINT32_MAX, "too many route shares");
+  shares_.insert(shares_.end(), route.begin(), route.end());
+  ends_.push_back(static_cast<uint32_t>(shares_.size()));
+}
+
+std::span<SlotShare> SourceRoutes::AppendRoutes(std::span<const int32_t> lens) {
+  const size_t first = shares_.size(), old = ends_.size();
+  ends_.resize(old + lens.size());
+  // Summed in 64 bits, a negative length seen by the OR of them all: one check per call.
+  uint64_t end = first;
+  int32_t any = 0;
+  uint32_t* e = ends_.data() + old;
+  for (const int32_t n : lens) {
+    any |= n;
+    end += static_cast<uint32_t>(n);
+    *e++ = static_cast<uint32_t>(end);
+  }
+  GIMBAL_CHECK(any >= 0, "SourceRoutes::AppendRoutes: a negative route length");
+  GIMBAL_CHECK(end <= UINT32_MAX, "too many route shares");
+  shares_.resize(end);
+  return {shares_.data() + first, static_cast<size_t>(end - first)};
+}
+
+void SourceRoutes::Append(const SourceRoutes& other) {
+  GIMBAL_CHECK(shares_.size() + other.shares_.size() <= UINT32_MAX, "too many route shares");
+  const auto base = static_cast<uint32_t>(shares_.size());
+  shares_.insert(shares_.end(), other.shares_.begin(), other.shares_.end());
+  ends_.reserve(ends_.size() + other.ends_.size());
+  for (uint32_t e : other.ends_) ends_.push_back(base + e);
+}
+
+void SourceRoutes::Truncate(size_t n) {
+  GIMBAL_CHECK(n <= size(), "SourceRoutes::Truncate past the end");
+  ends_.resize(n);
+  shares_.resize(n == 0 ? 0 : ends_.back());
+}
+
+std::vector<std::vector<SlotShare>> SourceRoutes::ToNested() const {
+  std::vector<std::vector<SlotShare>> out(size());
+  for (size_t i = 0; i < size(); ++i) out[i].assign((*this)[i].begin(), (*this)[i].end());
+  return out;
+}
+
 Placement Placement::Contiguous(int layers, int experts, int gpus, int redundant_per_gpu) {
   GIMBAL_CHECK(gpus > 0 && experts % gpus == 0, "experts must divide evenly over GPUs");
   Placement p;
@@ -93,9 +144,9 @@ std::vector<std::vector<std::vector<int32_t>>> Placement::Log2Phy() const {
 
 std::vector<SlotShare> Placement::Route(int layer, int source, int expert) const {
   if (!source_routes.empty()) {
-    const auto& r =
+    const std::span<const SlotShare> r =
         source_routes[(static_cast<size_t>(layer) * sources + source) * experts + expert];
-    if (!r.empty()) return r;
+    if (!r.empty()) return {r.begin(), r.end()};
   }
   std::vector<SlotShare> out;
   for (int s = 0; s < slots(); ++s) {

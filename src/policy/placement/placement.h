@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -21,6 +22,54 @@ namespace gimbal {
 struct SlotShare {
   int32_t slot = 0;
   float weight = 0;
+  bool operator==(const SlotShare&) const = default;
+};
+
+// A list of routes (each a list of SlotShare), stored flat: one array of shares and one of where
+// each route ends, so that a plan's hundreds of thousands of routes cost two allocations, not one
+// each. Routes are appended in order; route i is read as a span, valid until the next change.
+// At most 2^32 - 1 shares in all (a plan has one per replica a source uses: far fewer).
+class SourceRoutes {
+ public:
+  SourceRoutes() = default;
+  // From one vector per route (tests, tools).
+  explicit SourceRoutes(const std::vector<std::vector<SlotShare>>& routes);
+
+  size_t size() const { return ends_.size(); }
+  bool empty() const { return ends_.empty(); }
+  std::span<const SlotShare> operator[](size_t i) const {
+    const uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+    return {shares_.data() + begin, ends_[i] - begin};
+  }
+  // All shares, route after route.
+  std::span<const SlotShare> shares() const { return shares_; }
+
+  // Appends one route (empty: the even split).
+  void Append(std::span<const SlotShare> route);
+  // Appends lens.size() routes, route i with lens[i] >= 0 shares, and returns their shares (route
+  // after route, zero) for the caller to fill before the next change.
+  std::span<SlotShare> AppendRoutes(std::span<const int32_t> lens);
+  // Appends `n` empty routes.
+  void AppendEmpty(size_t n) { ends_.resize(ends_.size() + n, ends_.empty() ? 0 : ends_.back()); }
+  // Appends every route of `other`.
+  void Append(const SourceRoutes& other);
+  // Keeps the first `n` routes (n <= size()).
+  void Truncate(size_t n);
+  void reserve(size_t routes, size_t shares) {
+    ends_.reserve(routes);
+    shares_.reserve(shares);
+  }
+  void clear() {
+    ends_.clear();
+    shares_.clear();
+  }
+  std::vector<std::vector<SlotShare>> ToNested() const;
+
+  bool operator==(const SourceRoutes&) const = default;
+
+ private:
+  std::vector<SlotShare> shares_;
+  std::vector<uint32_t> ends_;  // ends_[i]: one past route i's last share in shares_
 };
 
 struct Placement {
@@ -30,7 +79,7 @@ struct Placement {
   int slots_per_gpu = 0;
   std::vector<int32_t> phy2log;  // layers * gpus * slots_per_gpu
   int sources = 0;               // DP ranks, when source_routes is set
-  std::vector<std::vector<SlotShare>> source_routes;
+  SourceRoutes source_routes;
 
   int slots() const { return gpus * slots_per_gpu; }
   int32_t Expert(int layer, int slot) const {

@@ -242,7 +242,7 @@ void AddCrossing(const LayerProblem& p, int s, int g, double amount, LayerEval& 
 }  // namespace
 
 LayerEval EvaluateRoutes(const LayerProblem& p, std::span<const int32_t> phy2log,
-                         const LayerRoutes& routes) {
+                         const SourceRoutes& routes, size_t first) {
   LayerEval e;
   e.total_tokens = p.total;
   e.mean_load = p.total / p.gpus;
@@ -273,8 +273,8 @@ LayerEval EvaluateRoutes(const LayerProblem& p, std::span<const int32_t> phy2log
       for (int x = 0; x < p.experts; ++x) {
         const double a = p.A(s, x);
         if (a <= 0) continue;
-        const auto& r = routes[static_cast<size_t>(s) * p.experts + x];
-        for (const SlotShare& sh : r.empty() ? even[x] : r) {
+        const std::span<const SlotShare> r = routes[first + static_cast<size_t>(s) * p.experts + x];
+        for (const SlotShare& sh : r.empty() ? std::span<const SlotShare>(even[x]) : r) {
           const int g = sh.slot / p.slots_per_gpu;
           load[g] += a * sh.weight;
           AddCrossing(p, s, g, a * sh.weight, e);
@@ -308,12 +308,7 @@ Result<PlacementQuality> EvaluatePlacement(const SourceExpertCounts& stats, cons
     LayerProblem p = MakeLayerProblem(stats, l, current, topology, weights);
     std::span<const int32_t> layer_map(plan.phy2log.data() + static_cast<size_t>(l) * plan.slots(),
                                        plan.slots());
-    LayerRoutes routes;
-    if (!plan.source_routes.empty()) {
-      routes.assign(plan.source_routes.begin() + static_cast<std::ptrdiff_t>(l * per_layer),
-                    plan.source_routes.begin() + static_cast<std::ptrdiff_t>((l + 1) * per_layer));
-    }
-    LayerEval e = EvaluateRoutes(p, layer_map, routes);
+    LayerEval e = EvaluateRoutes(p, layer_map, plan.source_routes, l * per_layer);
     q.mean_max_over_mean += e.max_over_mean() / stats.layers;
     q.worst_max_over_mean = std::max(q.worst_max_over_mean, e.max_over_mean());
     tokens += e.total_tokens;

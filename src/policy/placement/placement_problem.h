@@ -113,7 +113,7 @@ struct LayerEval {
 int CountMoves(const LayerProblem& p, std::span<const int32_t> phy2log);
 
 // Token routing of one layer: routes[s * experts + x] = (slot, weight) pairs summing to 1.
-using LayerRoutes = std::vector<std::vector<SlotShare>>;
+using LayerRoutes = SourceRoutes;
 
 // Token routing for a fixed placement, the best by the objective of two families, each at several
 // caps (multiples of the lower bound on the peak load):
@@ -127,14 +127,15 @@ using LayerRoutes = std::vector<std::vector<SlotShare>>;
 LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2log,
                            LayerRoutes* routes);
 
-// RouteAndEvaluate writing the routes straight into routes[0, sources x experts) (for example a
-// layer's part of Placement::source_routes), whose vectors must be empty; nullptr: no routes.
+// RouteAndEvaluate appending the layer's sources x experts routes to `routes` (for example
+// Placement::source_routes, layer after layer); nullptr: no routes.
 LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> phy2log,
-                               std::vector<SlotShare>* routes);
+                               SourceRoutes* routes);
 
-// Evaluates given routes; empty routes mean vLLM's even split over an expert's replicas.
+// Evaluates the routes routes[first + s * experts + x]; empty routes (no routes at all, or an
+// empty route) mean vLLM's even split over an expert's replicas.
 LayerEval EvaluateRoutes(const LayerProblem& p, std::span<const int32_t> phy2log,
-                         const LayerRoutes& routes);
+                         const SourceRoutes& routes, size_t first = 0);
 
 // Quality of a whole placement (its source_routes, or the even split when it has none) for the
 // stats, against `current`.

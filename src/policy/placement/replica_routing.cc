@@ -10,8 +10,9 @@
 //  - the passes accumulate tokens per distance class (in registers) and turn them into crossings
 //    and traffic once at the end; the uncapped pass and two-replica demands take short paths,
 //    and the balanced pass skips demands whose replicas all cost the same (nothing moves);
-//  - routes come from the flows the winning pass recorded as it ran (no rerun), written straight
-//    into the caller's range (RouteAndEvaluateInto), one allocation per route;
+//  - routes come from the flows the winning pass recorded as it ran (no rerun), built in a
+//    scratch buffer with room for each route, then appended to the caller's flat SourceRoutes
+//    (RouteAndEvaluateInto) in one piece: no allocation per route;
 //  - a candidate pass stops once a lower bound on its objective shows it cannot win (the class
 //    sums so far plus the demands still to come at their nearest replicas, and a floor on the
 //    peak), and, for the hysteresis, a whole evaluation can give up above a threshold
@@ -73,34 +74,35 @@ struct ReplicaIndex {
   int count(int x) const { return start[x + 1] - start[x]; }
 };
 
-// Appends `weight` of the tokens to replica entry r's slots (split evenly over them).
+// Adds `weight` of the tokens to replica entry r's slots (split evenly over them) in the route
+// route[0, len), which has room for every slot of the expert.
 void AddShare(const LayerProblem& p, std::span<const int32_t> phy2log, const ReplicaIndex& ri,
-              int r, double weight, std::vector<SlotShare>& route) {
+              int r, double weight, SlotShare* route, int32_t& len) {
   const int x = phy2log[ri.slot[r]];
   const int n = ri.nslots[r];
   const float w = static_cast<float>(weight / n);
-  if (route.empty()) route.reserve(static_cast<size_t>(ri.total[x]));  // one allocation per route
+  SlotShare* const end = route + len;
   if (n == 1) {  // the loop below, for one slot (the first of x on the GPU)
     const int s = ri.slot[r];
-    for (SlotShare& sh : route) {
-      if (sh.slot == s) {
-        sh.weight += w;
+    for (SlotShare* sh = route; sh != end; ++sh) {
+      if (sh->slot == s) {
+        sh->weight += w;
         return;
       }
     }
-    route.push_back({s, w});
+    route[len++] = {s, w};
     return;
   }
-  const int end = (ri.slot[r] / p.slots_per_gpu + 1) * p.slots_per_gpu;
-  for (int s = ri.slot[r], left = n; s < end && left > 0; ++s) {
+  const int last = (ri.slot[r] / p.slots_per_gpu + 1) * p.slots_per_gpu;
+  for (int s = ri.slot[r], left = n; s < last && left > 0; ++s) {
     if (phy2log[s] != x) continue;
     --left;
-    auto it =
-        std::find_if(route.begin(), route.end(), [&](const SlotShare& sh) { return sh.slot == s; });
-    if (it != route.end()) {
+    SlotShare* it =
+        std::find_if(route, route + len, [&](const SlotShare& sh) { return sh.slot == s; });
+    if (it != route + len) {
       it->weight += w;
     } else {
-      route.push_back({s, w});
+      route[len++] = {s, w};
     }
   }
 }
@@ -120,13 +122,12 @@ struct ClassSums {
 
 LayerEval RouteAndEvaluate(const LayerProblem& p, std::span<const int32_t> phy2log,
                            LayerRoutes* routes) {
-  if (routes == nullptr) return RouteAndEvaluateInto(p, phy2log, nullptr);
-  routes->assign(static_cast<size_t>(p.sources) * p.experts, {});
-  return RouteAndEvaluateInto(p, phy2log, routes->data());
+  if (routes != nullptr) routes->clear();
+  return RouteAndEvaluateInto(p, phy2log, routes);
 }
 
 LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> phy2log,
-                               std::vector<SlotShare>* routes) {
+                               SourceRoutes* routes) {
   return placement_internal::RouteAndEvaluateWith(p, phy2log, routes, true, nullptr,
                                                   std::numeric_limits<double>::infinity(), nullptr);
 }
@@ -134,7 +135,7 @@ LayerEval RouteAndEvaluateInto(const LayerProblem& p, std::span<const int32_t> p
 namespace placement_internal {
 
 LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> phy2log,
-                               std::vector<SlotShare>* routes, bool early_exit, int* stopped_passes,
+                               SourceRoutes* routes, bool early_exit, int* stopped_passes,
                                double give_up, bool* exact) {
   const ReplicaIndex ri(p, phy2log);
   LayerEval base;
@@ -656,8 +657,27 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
   if (exact != nullptr) *exact = result_exact && any_kept;
   if (best.objective == kNoStop) return none();  // every pass reached give_up
   if (routes) {
-    // Multi-replica experts a source sends no tokens to: the nearest replica. Single-replica
+    // Each source's route for a multi-replica expert has room for all the expert's slots in
+    // `buf` (at s * room + at[x]); written out of order, then appended in order. Single-replica
     // experts keep an empty route (the even split over their slots).
+    std::vector<int32_t> at(p.experts);
+    std::vector<int> multi_all;  // the multi-replica experts, ascending
+    size_t room = 0;
+    for (int x = 0; x < p.experts; ++x) {
+      at[x] = static_cast<int32_t>(room);
+      if (ri.count(x) < 2) continue;
+      multi_all.push_back(x);
+      room += static_cast<size_t>(ri.total[x]);
+    }
+    // Scratch kept between calls (a plan routes every layer): only its growth is initialised.
+    thread_local std::vector<SlotShare> buf;
+    if (buf.size() < room * p.sources) buf.resize(room * p.sources);
+    std::vector<int32_t> len(static_cast<size_t>(p.sources) * p.experts, 0);
+    auto add = [&](int s, int x, int r, double weight) {
+      AddShare(p, phy2log, ri, r, weight, buf.data() + s * room + at[x],
+               len[static_cast<size_t>(s) * p.experts + x]);
+    };
+    // Multi-replica experts a source sends no tokens to: the nearest replica.
     for (int x = 0; x < p.experts; ++x) {
       if (ri.count(x) < 2) continue;
       for (int s = 0; s < p.sources; ++s) {
@@ -666,13 +686,19 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
         for (int r = ri.start[x]; r < ri.start[x + 1]; ++r) {
           if (cls_cost[cls_of(s, ri.gpu[r])] < cls_cost[cls_of(s, ri.gpu[bestr])]) bestr = r;
         }
-        AddShare(p, phy2log, ri, bestr, 1.0, routes[static_cast<size_t>(s) * p.experts + x]);
+        add(s, x, bestr, 1.0);
       }
     }
     for (const Flow* f = best_log.begin; f != best_log.end; ++f) {
       const Demand& d = dem[f->d];
-      AddShare(p, phy2log, ri, f->r, f->amount / d.a,
-               routes[static_cast<size_t>(d.s) * p.experts + d.x]);
+      add(d.s, d.x, f->r, f->amount / d.a);
+    }
+    SlotShare* out = routes->AppendRoutes(len).data();
+    for (int s = 0; s < p.sources; ++s) {
+      const int32_t* n = len.data() + static_cast<size_t>(s) * p.experts;
+      for (const int x : multi_all) {
+        out = std::copy_n(buf.data() + s * room + at[x], n[x], out);
+      }
     }
   }
   return best;

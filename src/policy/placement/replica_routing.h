@@ -25,7 +25,7 @@ namespace placement_internal {
 // the full evaluation's, bit for bit, whenever *exact (when not null) is set true; when it is
 // false (a pass within 1e-12 of give_up), a caller wanting exact figures evaluates again.
 LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> phy2log,
-                               std::vector<SlotShare>* routes, bool early_exit, int* stopped_passes,
+                               SourceRoutes* routes, bool early_exit, int* stopped_passes,
                                double give_up, bool* exact);
 
 }  // namespace placement_internal

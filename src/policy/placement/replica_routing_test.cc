@@ -171,9 +171,9 @@ TEST(ReplicaRouting, FiguresMatchTheReturnedRoutes) {
   EXPECT_GT(checked, 0);
 }
 
-// RouteAndEvaluateInto writes into a caller's range the routes RouteAndEvaluate returns, with the
-// same figures, and without a range gives the same figures too.
-TEST(ReplicaRouting, IntoARangeGivesTheSameRoutes) {
+// RouteAndEvaluateInto appends the routes RouteAndEvaluate returns after what the list already
+// holds, with the same figures, and without a list gives the same figures too.
+TEST(ReplicaRouting, IntoAppendsTheSameRoutes) {
   for (uint64_t seed = 1; seed <= 8; ++seed) {
     SyntheticStatsOptions o;
     o.sources = seed % 2 ? 8 : 16;
@@ -190,10 +190,13 @@ TEST(ReplicaRouting, IntoARangeGivesTheSameRoutes) {
     const LayerProblem p = MakeLayerProblem(stats, 0, cur, topo, {});
     LayerRoutes expected;
     const LayerEval e = RouteAndEvaluate(p, plan.phy2log, &expected);
-    // A range inside a larger vector, as in Placement::source_routes.
     const size_t n = static_cast<size_t>(p.sources) * p.experts;
-    std::vector<std::vector<SlotShare>> all(3 * n);
-    const LayerEval into = RouteAndEvaluateInto(p, plan.phy2log, all.data() + n);
+    ASSERT_EQ(expected.size(), n);
+    // After another layer's routes, as in Placement::source_routes.
+    SourceRoutes all;
+    RouteAndEvaluateInto(p, cur.phy2log, &all);
+    const SourceRoutes before = all;
+    const LayerEval into = RouteAndEvaluateInto(p, plan.phy2log, &all);
     const LayerEval bare = RouteAndEvaluateInto(p, plan.phy2log, nullptr);
     for (const LayerEval& f : {into, bare}) {
       EXPECT_EQ(f.objective, e.objective);
@@ -201,17 +204,24 @@ TEST(ReplicaRouting, IntoARangeGivesTheSameRoutes) {
       EXPECT_EQ(f.cross_node_tokens, e.cross_node_tokens);
       EXPECT_EQ(f.experts_moved, e.experts_moved);
     }
+    ASSERT_EQ(all.size(), 2 * n);
     int nonempty = 0;
     for (size_t i = 0; i < n; ++i) {
-      EXPECT_TRUE(all[i].empty());
-      EXPECT_TRUE(all[2 * n + i].empty());
-      const auto& got = all[n + i];
-      ASSERT_EQ(got.size(), expected[i].size()) << "seed " << seed << " route " << i;
-      for (size_t k = 0; k < got.size(); ++k) {
-        EXPECT_EQ(got[k].slot, expected[i][k].slot);
-        EXPECT_EQ(got[k].weight, expected[i][k].weight);
+      EXPECT_TRUE(std::ranges::equal(all[i], before[i])) << "seed " << seed << " route " << i;
+      EXPECT_TRUE(std::ranges::equal(all[n + i], expected[i])) << "seed " << seed << " route " << i;
+      nonempty += !all[n + i].empty();
+      // Each route of a multi-replica expert sums to 1 over distinct slots holding the expert.
+      if (all[n + i].empty()) continue;
+      double sum = 0;
+      std::vector<int32_t> slots;
+      for (const SlotShare& sh : all[n + i]) {
+        EXPECT_EQ(plan.phy2log[sh.slot], static_cast<int32_t>(i % p.experts));
+        sum += sh.weight;
+        slots.push_back(sh.slot);
       }
-      nonempty += !got.empty();
+      std::ranges::sort(slots);
+      EXPECT_EQ(std::ranges::adjacent_find(slots), slots.end());
+      EXPECT_NEAR(sum, 1.0, 1e-5);
     }
     EXPECT_GT(nonempty, 0);
   }
@@ -247,24 +257,19 @@ TEST(ReplicaRouting, EarlyExitGivesTheFullEvaluation) {
     const LayerProblem p = MakeLayerProblem(stats, 0, cur, topo, w);
     for (const Placement* pl : {&cur, &plan}) {
       const size_t n = static_cast<size_t>(p.sources) * p.experts;
-      std::vector<std::vector<SlotShare>> full_routes(n), fast_routes(n);
+      SourceRoutes full_routes, fast_routes;
       const LayerEval full = placement_internal::RouteAndEvaluateWith(
-          p, pl->phy2log, full_routes.data(), false, nullptr, kInf, nullptr);
+          p, pl->phy2log, &full_routes, false, nullptr, kInf, nullptr);
       const LayerEval fast = placement_internal::RouteAndEvaluateWith(
-          p, pl->phy2log, fast_routes.data(), true, &stopped, kInf, nullptr);
+          p, pl->phy2log, &fast_routes, true, &stopped, kInf, nullptr);
       EXPECT_EQ(fast.objective, full.objective) << "seed " << seed;
       EXPECT_EQ(fast.max_load, full.max_load) << "seed " << seed;
       EXPECT_EQ(fast.traffic_cost, full.traffic_cost) << "seed " << seed;
       EXPECT_EQ(fast.cross_gpu_tokens, full.cross_gpu_tokens) << "seed " << seed;
       EXPECT_EQ(fast.cross_node_tokens, full.cross_node_tokens) << "seed " << seed;
       EXPECT_EQ(fast.experts_moved, full.experts_moved) << "seed " << seed;
-      for (size_t i = 0; i < n; ++i) {
-        ASSERT_EQ(fast_routes[i].size(), full_routes[i].size()) << "seed " << seed;
-        for (size_t k = 0; k < fast_routes[i].size(); ++k) {
-          EXPECT_EQ(fast_routes[i][k].slot, full_routes[i][k].slot);
-          EXPECT_EQ(fast_routes[i][k].weight, full_routes[i][k].weight);
-        }
-      }
+      ASSERT_EQ(fast_routes.size(), n);
+      EXPECT_EQ(fast_routes, full_routes) << "seed " << seed;
       // Without routes, the same figures.
       const LayerEval bare = RouteAndEvaluateInto(p, pl->phy2log, nullptr);
       EXPECT_EQ(bare.objective, full.objective) << "seed " << seed;
@@ -314,24 +319,19 @@ TEST(ReplicaRouting, EarlyExitGivesTheFullEvaluationAtScale) {
       topo.gpus_per_node = 8;
       const LayerProblem p = MakeLayerProblem(stats, 0, pl, topo, ObjectiveWeights{1, 1, 0.0001});
       const size_t n = static_cast<size_t>(p.sources) * p.experts;
-      std::vector<std::vector<SlotShare>> full_routes(n), fast_routes(n);
+      SourceRoutes full_routes, fast_routes;
       const LayerEval full = placement_internal::RouteAndEvaluateWith(
-          p, pl.phy2log, full_routes.data(), false, nullptr,
-          std::numeric_limits<double>::infinity(), nullptr);
+          p, pl.phy2log, &full_routes, false, nullptr, std::numeric_limits<double>::infinity(),
+          nullptr);
       const LayerEval fast = placement_internal::RouteAndEvaluateWith(
-          p, pl.phy2log, fast_routes.data(), true, &stopped,
-          std::numeric_limits<double>::infinity(), nullptr);
+          p, pl.phy2log, &fast_routes, true, &stopped, std::numeric_limits<double>::infinity(),
+          nullptr);
       EXPECT_EQ(fast.objective, full.objective) << gpus << " GPUs, seed " << seed;
       EXPECT_EQ(fast.max_load, full.max_load);
       EXPECT_EQ(fast.traffic_cost, full.traffic_cost);
       EXPECT_EQ(fast.cross_node_tokens, full.cross_node_tokens);
-      for (size_t i = 0; i < n; ++i) {
-        ASSERT_EQ(fast_routes[i].size(), full_routes[i].size());
-        for (size_t k = 0; k < fast_routes[i].size(); ++k) {
-          EXPECT_EQ(fast_routes[i][k].slot, full_routes[i][k].slot);
-          EXPECT_EQ(fast_routes[i][k].weight, full_routes[i][k].weight);
-        }
-      }
+      ASSERT_EQ(fast_routes.size(), n);
+      EXPECT_EQ(fast_routes, full_routes);
     }
   }
   EXPECT_GE(stopped, 6);  // the early exit did stop passes (about two per layer)
