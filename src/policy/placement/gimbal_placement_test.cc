@@ -127,7 +127,34 @@ TEST(GimbalPlacement, HysteresisKeepsTheCurrentPlanWhenTheGainIsSmall) {
   Result<Placement> plan = PlanGimbal(in.stats, in.current, in.topology, cfg);
   ASSERT_TRUE(plan.ok());
   EXPECT_EQ(plan->phy2log, in.current.phy2log);
-  EXPECT_FALSE(plan->source_routes.empty());  // fresh routes for the kept placement
+  // Fresh routes for the kept placement, one per layer, source and expert.
+  EXPECT_EQ(plan->source_routes.size(),
+            static_cast<size_t>(in.stats.layers) * in.stats.sources * in.stats.experts);
+}
+
+// A weight so large that every routing pass of a layer scores +infinity: the layer still gets its
+// routes (the even split), so the plan keeps the shape Validate and the readers expect. Layer 0
+// has no tokens (finite objectives), layer 1 has.
+TEST(GimbalPlacement, ALayerWhoseObjectiveOverflowsStillHasItsRoutes) {
+  Instance in = MakeInstance(3, 2, 16, 4, 2, 5, 8);
+  for (int s = 0; s < in.stats.sources; ++s) {
+    for (int x = 0; x < in.stats.experts; ++x) in.stats.At(0, s, x) = 0;
+  }
+  GimbalPlacementConfig cfg;
+  cfg.weights.load = std::numeric_limits<double>::max();  // times 4 GPUs: +infinity
+  const size_t per_layer = static_cast<size_t>(in.stats.sources) * in.stats.experts;
+  const Result<Placement> plan = PlanGimbal(in.stats, in.current, in.topology, cfg);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_EQ(plan->source_routes.size(), 2 * per_layer);
+  EXPECT_TRUE(plan->Validate().ok()) << plan->Validate().message();
+  for (size_t i = per_layer; i < 2 * per_layer; ++i) EXPECT_TRUE(plan->source_routes[i].empty());
+  const LayerPlan one =
+      PlanLayerGimbal(MakeLayerProblem(in.stats, 1, in.current, in.topology, cfg.weights), cfg);
+  EXPECT_EQ(one.routes.size(), per_layer);
+  LayerRoutes routes;
+  RouteAndEvaluate(MakeLayerProblem(in.stats, 1, in.current, in.topology, cfg.weights),
+                   in.current.phy2log, &routes);
+  EXPECT_EQ(routes.size(), per_layer);
 }
 
 TEST(GimbalPlacement, RoutesPreferTheLocalReplica) {

@@ -38,6 +38,11 @@ std::span<SlotShare> SourceRoutes::AppendRoutes(std::span<const int32_t> lens) {
 }
 
 void SourceRoutes::Append(const SourceRoutes& other) {
+  if (&other == this) {
+    const SourceRoutes copy = other;
+    Append(copy);
+    return;
+  }
   GIMBAL_CHECK(shares_.size() + other.shares_.size() <= UINT32_MAX, "too many route shares");
   const auto base = static_cast<uint32_t>(shares_.size());
   shares_.insert(shares_.end(), other.shares_.begin(), other.shares_.end());

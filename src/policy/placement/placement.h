@@ -44,14 +44,14 @@ class SourceRoutes {
   // All shares, route after route.
   std::span<const SlotShare> shares() const { return shares_; }
 
-  // Appends one route (empty: the even split).
+  // Appends one route (empty: the even split); `route` must not view this table.
   void Append(std::span<const SlotShare> route);
   // Appends lens.size() routes, route i with lens[i] >= 0 shares, and returns their shares (route
   // after route, zero) for the caller to fill before the next change.
   std::span<SlotShare> AppendRoutes(std::span<const int32_t> lens);
   // Appends `n` empty routes.
   void AppendEmpty(size_t n) { ends_.resize(ends_.size() + n, ends_.empty() ? 0 : ends_.back()); }
-  // Appends every route of `other`.
+  // Appends every route of `other` (which may be this table).
   void Append(const SourceRoutes& other);
   // Keeps the first `n` routes (n <= size()).
   void Truncate(size_t n);

@@ -77,7 +77,7 @@ TEST(SourceRoutesTest, StoresRoutesFlatAndReadsThemBack) {
   EXPECT_TRUE(built.shares().empty());
 
   SourceRoutes two = r;
-  two.Append(r);
+  two.Append(two);  // itself
   ASSERT_EQ(two.size(), 10u);
   for (size_t i = 0; i < 5; ++i) {
     EXPECT_TRUE(std::ranges::equal(two[5 + i], r[i])) << i;

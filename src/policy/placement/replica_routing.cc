@@ -655,7 +655,11 @@ LayerEval RouteAndEvaluateWith(const LayerProblem& p, std::span<const int32_t> p
     }
   }
   if (exact != nullptr) *exact = result_exact && any_kept;
-  if (best.objective == kNoStop) return none();  // every pass reached give_up
+  if (best.objective == kNoStop) {  // every pass reached give_up, or scored +infinity
+    // The layer's routes are still appended (empty: the even split), so the table keeps its shape.
+    if (routes) routes->AppendEmpty(static_cast<size_t>(p.sources) * p.experts);
+    return none();
+  }
   if (routes) {
     // Each source's route for a multi-replica expert has room for all the expert's slots in
     // `buf` (at s * room + at[x]); written out of order, then appended in order. Single-replica
