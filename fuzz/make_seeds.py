@@ -331,9 +331,89 @@ def c_api():
     write(t, "zero-dims", inst(0, 0, 0, 0, 20, 100, 0, 1, 0, 0, 0, 0, 0, 0, [], routes))
 
 
+def msgpack(v):
+    """A minimal msgpack encoder for the kv_events seeds: None, bool, int, float, str, bytes, list,
+    dict (insertion order), and Raw (bytes written as they are)."""
+    if isinstance(v, Raw):
+        return v.data
+    if v is None:
+        return b"\xc0"
+    if v is True or v is False:
+        return b"\xc3" if v else b"\xc2"
+    if isinstance(v, int):
+        if 0 <= v < 128:
+            return bytes([v])
+        if -32 <= v < 0:
+            return struct.pack("b", v)
+        if v >= 0:
+            return b"\xcf" + struct.pack(">Q", v)
+        return b"\xd3" + struct.pack(">q", v)
+    if isinstance(v, float):
+        return b"\xcb" + struct.pack(">d", v)
+    if isinstance(v, str):
+        b = v.encode()
+        if len(b) < 32:
+            return bytes([0xa0 | len(b)]) + b
+        return (b"\xda" + struct.pack(">H", len(b)) if len(b) < 65536
+                else b"\xdb" + struct.pack(">I", len(b))) + b
+    if isinstance(v, bytes):
+        return b"\xc4" + bytes([len(v)]) + v
+    if isinstance(v, list):
+        head = bytes([0x90 | len(v)]) if len(v) < 16 else b"\xdc" + struct.pack(">H", len(v))
+        return head + b"".join(msgpack(x) for x in v)
+    if isinstance(v, dict):
+        head = bytes([0x80 | len(v)]) if len(v) < 16 else b"\xde" + struct.pack(">H", len(v))
+        return head + b"".join(msgpack(k) + msgpack(x) for k, x in v.items())
+    raise TypeError(type(v))
+
+
+class Raw:
+    def __init__(self, data):
+        self.data = data
+
+
+def kv_events():
+    t = "kv_events"
+    stored = {"type": "BlockStored", "block_hashes": [11, 12, 13], "parent_block_hash": 10,
+              "token_ids": list(range(48)), "block_size": 16, "lora_id": None, "medium": "GPU"}
+    removed = {"type": "BlockRemoved", "block_hashes": [12], "medium": "GPU"}
+    write(t, "stored", msgpack([1765000000.25, [stored], 0]))
+    write(t, "stored-removed-cleared-stored",
+          msgpack([1765000001.0, [stored, removed, {"type": "AllBlocksCleared"},
+                                  dict(stored, block_hashes=[21, 22], parent_block_hash=None)], 3]))
+    write(t, "no-rank", msgpack([1765000002.0, [removed], None]))
+    write(t, "two-fields-only", msgpack([7, []]))
+    write(t, "array-form", msgpack([1.5, [["BlockStored", [1, 2], None, [], 16, None, "GPU"],
+                                          ["BlockRemoved", [2], "GPU"], ["AllBlocksCleared"]], 1]))
+    write(t, "bytes-and-negative-hashes",
+          msgpack([2.0, [dict(stored, block_hashes=[bytes(range(32)), -1, 2 ** 64 - 1],
+                              parent_block_hash=bytes(8))], 0]))
+    write(t, "group-and-lora",
+          msgpack([3.0, [dict(stored, lora_id=4, lora_name="adapter", group_idx=1),
+                         dict(removed, group_idx=1)], 2]))
+    write(t, "unknown-field", msgpack([4.0, [dict(stored, future_field={"x": [1, 2]})], 0]))
+    # Hostile: an unknown type, no type, wrong types, a lie about an array's length, nesting,
+    # trailing bytes, a NaN and an infinite timestamp, a huge string, a batch that is not an array.
+    write(t, "unknown-type", msgpack([5.0, [{"type": "BlockMoved", "block_hashes": [1]}], 0]))
+    write(t, "no-type", msgpack([5.0, [{"block_hashes": [1]}], 0]))
+    write(t, "hash-as-string", msgpack([5.0, [dict(stored, block_hashes=["11"])], 0]))
+    write(t, "array-length-lie", b"\x93\xcb" + struct.pack(">d", 1.0) + b"\xdd\xff\xff\xff\xff\x80")
+    write(t, "deep-nesting", b"\x93\x01\x91" + b"\x91" * 64 + b"\xc0" + b"\x00")
+    write(t, "trailing-bytes", msgpack([6.0, [], 0]) + b"\x00\x01")
+    write(t, "nan-ts", msgpack([float("nan"), [removed], 0]))
+    write(t, "inf-ts", msgpack([float("inf"), [], 0]))
+    write(t, "long-string", msgpack([6.0, [dict(stored, medium="G" * 70000)], 0]))
+    write(t, "not-an-array", msgpack({"ts": 1.0, "events": []}))
+    write(t, "empty", b"")
+    # Sequence frames (the target also reads the input as 8-byte sequence numbers): in order, a
+    # gap, a late duplicate, a restart, the largest numbers and negative ones.
+    seqs = [0, 1, 2, 5, 3, 0, 1, 2 ** 63 - 2, 2 ** 63 - 1, -1, 4, 4]
+    write(t, "sequence-frames", b"".join(struct.pack(">q", q) for q in seqs))
+
+
 def main():
     for fn in (http_request, http_response, completion_body, priority_tag, sse, engine_state,
-               prometheus, scenario_yaml, router_yaml, traces, placement_stats, c_api):
+               prometheus, scenario_yaml, router_yaml, traces, placement_stats, c_api, kv_events):
         fn()
 
 
