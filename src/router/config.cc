@@ -188,7 +188,8 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
   if (root.Has("prefix_cache")) {
     auto p = root.Child("prefix_cache");
     p.CheckKeys({"index", "block_tokens", "chars_per_token", "capacity_blocks", "catch_up_s",
-                 "hash", "vllm_hash_algo", "python_hash_seed"});
+                 "event_max_message_bytes", "event_queue_messages", "replay_timeout_s", "hash",
+                 "vllm_hash_algo", "python_hash_seed"});
     if (p.Has("index") && !ParsePrefixIndexMode(p.String("index", ""), &c.prefix_cache.index)) {
       p.Fail("expected none, approximate or auto", "index");
     }
@@ -198,6 +199,12 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
     c.prefix_cache.capacity_blocks =
         p.Int("capacity_blocks", c.prefix_cache.capacity_blocks, 1, int64_t{1} << 26);
     c.prefix_cache.catch_up_s = p.Double("catch_up_s", c.prefix_cache.catch_up_s, 0, kMaxSeconds);
+    c.prefix_cache.event_max_message_bytes = p.Int(
+        "event_max_message_bytes", c.prefix_cache.event_max_message_bytes, 1024, int64_t{1} << 30);
+    c.prefix_cache.event_queue_messages =
+        p.Int("event_queue_messages", c.prefix_cache.event_queue_messages, 1, 1 << 20);
+    c.prefix_cache.replay_timeout_s =
+        p.Double("replay_timeout_s", c.prefix_cache.replay_timeout_s, 0.001, 60);
     const std::string hash = p.Enum("hash", "gimbal", {"gimbal", "vllm"});
     c.prefix_cache.hash =
         hash == "vllm" ? PrefixCacheConfig::Hash::kVllm : PrefixCacheConfig::Hash::kGimbal;

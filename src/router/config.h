@@ -47,6 +47,13 @@ struct PrefixCacheConfig {
   double chars_per_token = 4;
   int64_t capacity_blocks = 65536;  // per engine, in each index (approximate and events)
   double catch_up_s = 1;            // kvevents::SubscriberOptions::catch_up_s
+  // The KV-event subscriber's bounds (kvevents::SubscriberOptions): the largest event frame
+  // accepted (a larger one drops that engine's connection, which is then made again), the
+  // messages queued per engine before the publisher side drops (seen as a gap), and how long a
+  // replay may take.
+  int64_t event_max_message_bytes = int64_t{16} << 20;
+  int64_t event_queue_messages = 1000;
+  double replay_timeout_s = 0.5;
   // How the engines name blocks in their KV-cache events. kGimbal: the emulated engines' hashes
   // of the prompt as read (text or ids). kVllm: a real vLLM's hashes of token ids
   // (kvevents::VllmBlockHasher with vllm_hash_algo and python_hash_seed, which must equal the

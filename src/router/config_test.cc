@@ -59,12 +59,30 @@ prefix_cache: {index: approximate, block_tokens: 32, chars_per_token: 3, capacit
   EXPECT_EQ(v->prefix_cache.hash, PrefixCacheConfig::Hash::kVllm);
   EXPECT_EQ(v->prefix_cache.vllm_hash_algo, "sha256_cbor");
   EXPECT_EQ(v->prefix_cache.python_hash_seed, std::optional<std::string>("42"));
+  // The event subscriber's bounds.
+  EXPECT_EQ(v->prefix_cache.event_max_message_bytes, int64_t{16} << 20);  // the defaults
+  EXPECT_EQ(v->prefix_cache.event_queue_messages, 1000);
+  EXPECT_EQ(v->prefix_cache.replay_timeout_s, 0.5);
+  auto b = ParseRouterConfig(
+      "prefix_cache: {event_max_message_bytes: 65536, event_queue_messages: 50, "
+      "replay_timeout_s: 2}\n",
+      "x");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->prefix_cache.event_max_message_bytes, 65536);
+  EXPECT_EQ(b->prefix_cache.event_queue_messages, 50);
+  EXPECT_EQ(b->prefix_cache.replay_timeout_s, 2);
   for (const char* bad : {
            "prefix_cache: {index: precise}\n",
            "prefix_cache: {block_tokens: 0}\n",
            "prefix_cache: {capasity_blocks: 1}\n",
            "prefix_cache: {hash: sglang}\n",
            "prefix_cache: {vllm_hash_algo: md5}\n",
+           "prefix_cache: {event_max_message_bytes: 10}\n",
+           "prefix_cache: {event_max_message_bytes: 1e12}\n",
+           "prefix_cache: {event_queue_messages: 0}\n",
+           "prefix_cache: {event_queue_messages: -5}\n",
+           "prefix_cache: {replay_timeout_s: 0}\n",
+           "prefix_cache: {replay_timeout_s: .nan}\n",
            "backends: [{url: 'http://h:1', model: m, kv_events: 'http://h:5557'}]\n",
            "backends: [{url: 'http://h:1', model: m, kv_events: 'tcp://h:port'}]\n",
            "backends: [{url: 'http://h:1', model: m, kv_events_replay: 'tcp://h:1'}]\n",

@@ -44,6 +44,9 @@ Result<std::unique_ptr<PrefixCache>> PrefixCache::Create(
   if (!any_replay) o.replay_endpoints.clear();
   o.max_blocks_per_engine = static_cast<size_t>(std::max<int64_t>(1, config.capacity_blocks));
   o.catch_up_s = config.catch_up_s;
+  o.max_message_bytes = config.event_max_message_bytes;
+  o.rcv_hwm = static_cast<int>(config.event_queue_messages);
+  o.replay_timeout_s = config.replay_timeout_s;
   auto sub = kvevents::Subscriber::Create(std::move(o));
   if (!sub.ok()) {
     return Status(sub.status().code(),

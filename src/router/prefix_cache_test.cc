@@ -257,6 +257,33 @@ TEST(PrefixCacheTest, ChatBlocksAreTheEnginesWholeBlocks) {
   EXPECT_EQ(chat(64), 4u);
 }
 
+// The event subscriber's bounds come from the router's configuration: with a 4 KiB frame limit,
+// a batch of 2,000 hashes (about 18 KiB) drops the connection instead of reaching the index, and
+// the feed comes back for the small batches after it.
+TEST(PrefixCacheTest, TheEventFrameLimitIsTheConfigured) {
+  kvevents::PublisherOptions po;
+  po.endpoint = "tcp://127.0.0.1:0";
+  auto pub = kvevents::Publisher::Create(po);
+  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  PrefixCacheConfig c;
+  c.event_max_message_bytes = 4096;
+  auto b = Backends(1);
+  b[0].kv_events = (*pub)->endpoint();
+  auto p = Make(c, b);
+  ASSERT_TRUE(p);
+  p->Start();
+  ASSERT_TRUE(Synced(**pub, *p, 0));
+  Hashes big(2000);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = 1000 + i;
+  (*pub)->Publish(Stores(big));
+  (*pub)->Publish(Stores({5}));
+  ASSERT_TRUE(Synced(**pub, *p, 0));  // connected again
+  const nlohmann::json j = p->EngineJson(0);
+  EXPECT_GE(j["events"]["reconnects"].get<int64_t>(), 1) << j.dump();
+  EXPECT_LE(j["events"]["blocks"].get<int64_t>(), 1) << j.dump();  // never the 2,000
+  p->Stop();
+}
+
 TEST(PrefixCacheTest, ABadEventEndpointIsAnErrorNamingIt) {
   PrefixCacheConfig c;
   auto b = Backends(1);
