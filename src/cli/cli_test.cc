@@ -317,7 +317,11 @@ class Background {
     const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     while (std::chrono::steady_clock::now() < end) {
       const std::string log = Log();
-      if (const size_t at = log.find(text); at != std::string::npos) return log.substr(at);
+      // Once the line holding it is complete: a line can be written in several pieces.
+      if (const size_t at = log.find(text);
+          at != std::string::npos && log.find('\n', at) != std::string::npos) {
+        return log.substr(at);
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return "";

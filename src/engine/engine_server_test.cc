@@ -270,11 +270,12 @@ TEST_F(EngineServerTest, MetricsParseAndReflectLoad) {
   EXPECT_EQ(idle["vllm:num_requests_running"], 0);
   EXPECT_EQ(idle.count("vllm:kv_cache_usage_perc"), 1u);
   constexpr int kBurst = 16;
+  constexpr int kOutput = 200;  // long enough that the queue builds however slow the machine
   std::vector<std::future<Reply>> burst;
   for (int i = 0; i < kBurst; ++i) {
     burst.push_back(
         CallAsync(Req(0, "POST", "/v1/completions",
-                      json{{"prompt", std::string(800, 'a')}, {"max_tokens", 20}}.dump())));
+                      json{{"prompt", std::string(800, 'a')}, {"max_tokens", kOutput}}.dump())));
   }
   double max_waiting = 0, max_running = 0, max_kv = 0;
   const auto deadline = Clock::now() + 10s;
@@ -297,7 +298,7 @@ TEST_F(EngineServerTest, MetricsParseAndReflectLoad) {
   EXPECT_EQ(after["vllm:num_requests_waiting"], 0);
   EXPECT_EQ(after["vllm:num_requests_running"], 0);
   EXPECT_EQ(after["vllm:request_success_total"], kBurst);
-  EXPECT_EQ(after["vllm:generation_tokens_total"], kBurst * 20);
+  EXPECT_EQ(after["vllm:generation_tokens_total"], kBurst * kOutput);
   EXPECT_EQ(after["vllm:prompt_tokens_total"], kBurst * 200);
   EXPECT_EQ(after["vllm:time_to_first_token_seconds_count"], kBurst);
   EXPECT_EQ(Metrics(1)["vllm:request_success_total"], 0);  // the other engine saw none
@@ -434,8 +435,10 @@ TEST_F(EngineServerTest, StateIsPushedAndStatsCountSources) {
   auto opened = net::RunBlocking(client_io_.context(), std::move(stream));
   ASSERT_TRUE(opened.ok());
   ASSERT_EQ((*opened)->status(), 200);
+  // Long enough (about a second of wall time) that a sample of the state catches it running
+  // however late the stream's thread gets to run on a loaded machine.
   auto work = CallAsync(Req(0, "POST", "/v1/completions",
-                            json{{"prompt", std::string(2000, 'q')}, {"max_tokens", 30}}.dump()));
+                            json{{"prompt", std::string(2000, 'q')}, {"max_tokens", 600}}.dump()));
   net::SseParser parser;
   std::vector<net::SseEvent> events;
   bool saw_running = false;

@@ -46,7 +46,7 @@ class TestHandler : public HttpHandler {
       h.Set("Content-Type", "text/event-stream");
       co_await w.BeginStream(200, h);
       for (int i = 0; i < 5; ++i) {
-        co_await Sleep(5ms);
+        co_await Sleep(25ms);  // apart enough to arrive in pieces on a loaded machine
         if (!(co_await w.WriteChunk("data: " + std::to_string(i) + "\n\n")).ok()) co_return;
       }
       co_await w.EndStream();
@@ -74,6 +74,9 @@ class TestHandler : public HttpHandler {
       co_await w.EndStream();
     } else if (req.path() == "/slow") {
       co_await Sleep(300ms);
+      co_await w.Send(MakeResponse(200, "text/plain", "done"));
+    } else if (req.path() == "/slower") {
+      co_await Sleep(1000ms);
       co_await w.Send(MakeResponse(200, "text/plain", "done"));
     } else {
       co_await w.Send(MakeResponse(404, "text/plain", "no"));
@@ -212,7 +215,9 @@ TEST_F(HttpTest, DrainFinishesInFlightRequests) {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->body, "done");
   });
-  std::this_thread::sleep_for(100ms);
+  // Drain once the request is being handled (it takes 300 ms): an idle connection, or one whose
+  // request has not been read yet, is closed by the drain.
+  EXPECT_TRUE(testutil::Eventually([&] { return server_->active_requests() == 1; }));
   EXPECT_TRUE(server_->Drain(3));
   t.join();
   auto r = RunBlocking(io_.context(), client_->Send(Req("GET", "/echo")));
@@ -335,11 +340,11 @@ TEST(HttpSingleThreadTest, AReusedConnectionKeepsItsTimeouts) {
   ASSERT_TRUE(first.ok()) << first.status().ToString();
   EXPECT_EQ(client.idle_connections(), 1u);
   const auto t0 = std::chrono::steady_clock::now();
-  auto slow = send("/slow");  // answers after 300 ms, on the pooled connection
+  auto slow = send("/slower");  // answers after 1 s, on the pooled connection
   EXPECT_FALSE(slow.ok());
   EXPECT_NE(slow.status().message().find("timed out"), std::string::npos)
       << slow.status().ToString();
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 250ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 700ms);  // the 100 ms timeout, not the answer
   for (int i = 0; i < 2; ++i) {
     auto again = send("/echo");
     ASSERT_TRUE(again.ok()) << again.status().ToString();

@@ -70,6 +70,8 @@ class RawServer {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int connections() const { return connections_.load(); }
   int requests() const { return requests_.load(); }
+  // Answers whose part after kPause has been sent.
+  int late_sends() const { return late_sends_.load(); }
 
  private:
   void AcceptLoop() {
@@ -127,6 +129,7 @@ class RawServer {
       if (pause != std::string::npos) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         if (!SendAll(fd, later)) return;
+        ++late_sends_;
       }
     }
   }
@@ -147,6 +150,7 @@ class RawServer {
   std::atomic<bool> stopping_{false};
   std::atomic<int> connections_{0};
   std::atomic<int> requests_{0};
+  std::atomic<int> late_sends_{0};
   std::thread acceptor_;
   Mutex mu_;
   std::vector<int> fds_ GIMBAL_GUARDED_BY(mu_);

@@ -163,6 +163,7 @@ TEST(PrefixCacheTest, VllmHashesMatchTokenIdPromptsAgainstTheEnginesEvents) {
   ASSERT_TRUE(pub.ok()) << pub.status().ToString();
   PrefixCacheConfig c;
   c.block_tokens = 4;
+  c.replay_timeout_s = 5;  // generous: the test machine is shared (a timeout marks it stale)
   c.hash = PrefixCacheConfig::Hash::kVllm;
   c.python_hash_seed = "0";
   auto b = Backends(2);

@@ -180,17 +180,15 @@ class RouterTest : public ::testing::Test {
     return testutil::EventuallyEquals([&] { return Metric(name, label, value); }, want);
   }
 
-  // Waits (bounded) until every engine has a snapshot.
+  // Waits (bounded, 10 s: only a failure waits it out) until every engine has a snapshot.
   void WaitForSnapshots() {
-    bool all = testutil::Eventually(
-        [&] {
-          json j = json::parse(router_->EnginesJson());
-          for (const auto& e : j["engines"]) {
-            if (e["snapshot"].is_null()) return false;
-          }
-          return true;
-        },
-        1s);
+    bool all = testutil::Eventually([&] {
+      json j = json::parse(router_->EnginesJson());
+      for (const auto& e : j["engines"]) {
+        if (e["snapshot"].is_null()) return false;
+      }
+      return true;
+    });
     if (!all) FAIL() << "engines were never scraped";
   }
 
@@ -240,7 +238,7 @@ TEST_F(RouterTest, TheEngineGetsTheRequestsFieldsItNeedsAndNoOthers) {
 TEST_F(RouterTest, StreamChunksArriveInOrderAndUnmodified) {
   FakeVllmOptions o;
   o.chunks = 12;
-  o.chunk_delay_ms = 5;
+  o.chunk_delay_ms = 20;  // apart enough to arrive in pieces on a loaded machine
   AddBackends(2, o);
   StartRouter(BaseConfig());
   for (int i = 0; i < 4; ++i) {
@@ -401,7 +399,7 @@ TEST_F(RouterTest, ScrapingResumesWhenPushedStateStops) {
 
 TEST_F(RouterTest, KilledBackendStreamsEndWithErrorAndNewRequestsGoElsewhere) {
   FakeVllmOptions o;
-  o.chunks = 40;
+  o.chunks = 100;  // 1 s streams: still running when every one has begun, however slow the machine
   o.chunk_delay_ms = 10;
   AddBackends(2, o);
   StartRouter(BaseConfig());
@@ -411,14 +409,17 @@ TEST_F(RouterTest, KilledBackendStreamsEndWithErrorAndNewRequestsGoElsewhere) {
   for (int i = 0; i < kStreams; ++i) {
     threads.emplace_back([&, i] { replies[i] = Complete(true); });
   }
-  std::this_thread::sleep_for(120ms);
+  // Every stream has forwarded its first event (its time to first token is counted), so those on
+  // e0 are mid-stream when it dies.
+  EXPECT_TRUE(
+      testutil::Eventually([&] { return Metric("gimbal_router_ttft_seconds_count") >= kStreams; }));
   backends_[0]->Kill();
   for (auto& t : threads) t.join();
   int complete = 0, errored = 0;
   for (const auto& r : replies) {
     ASSERT_TRUE(r.ok);  // the router always ends the stream properly
     ASSERT_EQ(r.status, 200);
-    if (r.body == FakeVllm::ExpectedStream(40)) {
+    if (r.body == FakeVllm::ExpectedStream(100)) {
       ++complete;
     } else {
       ++errored;
@@ -692,6 +693,8 @@ TEST_F(RouterTest, SaturatedEnginesGet429WithRetryAfter) {
   EXPECT_EQ(r.status, 429);
   EXPECT_EQ(r.headers.Get("Retry-After"), "2");
   holder.join();
+  // The slot is released just after the stream's last byte left: the client can be a moment ahead.
+  EXPECT_EQ(WaitForMetric(0, "gimbal_router_engine_inflight", "engine", "e0"), 0);
   EXPECT_EQ(Complete(false).status, 200);
 }
 
@@ -700,7 +703,7 @@ TEST_F(RouterTest, NoHealthyEngineGets503) {
   RouterConfig c = BaseConfig();
   StartRouter(c);
   backends_[0]->Kill();
-  testutil::Eventually([&] { return Call("GET", "/health", "", "").status == 503; }, 1s);
+  ASSERT_TRUE(testutil::Eventually([&] { return Call("GET", "/health", "", "").status == 503; }));
   Reply r = Complete(false);
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(json::parse(r.body)["error"]["code"], 503);
