@@ -405,6 +405,8 @@ def kv_events():
     write(t, "long-string", msgpack([6.0, [dict(stored, medium="G" * 70000)], 0]))
     write(t, "not-an-array", msgpack({"ts": 1.0, "events": []}))
     write(t, "empty", b"")
+    # Found by the fuzzer: an integral timestamp (-3.0) that the encoder wrote as an integer.
+    write(t, "negative-integral-ts", msgpack([-3.0, [removed], 0]), prefix="crash-")
     # Sequence frames (the target also reads the input as 8-byte sequence numbers): in order, a
     # gap, a late duplicate, a restart, the largest numbers and negative ones.
     seqs = [0, 1, 2, 5, 3, 0, 1, 2 ** 63 - 2, 2 ** 63 - 1, -1, 4, 4]

@@ -1,6 +1,7 @@
 #include "kvevents/events.h"
 
 #define MSGPACK_NO_BOOST
+#include <bit>
 #include <exception>
 
 #include <msgpack.hpp>
@@ -322,6 +323,8 @@ Result<EventBatch> DecodeObject(const Obj& o) {
     b.ts = ts.via.f64;
   } else if (ts.type == msgpack::type::POSITIVE_INTEGER) {
     b.ts = static_cast<double>(ts.via.u64);
+  } else if (ts.type == msgpack::type::NEGATIVE_INTEGER) {  // as msgpack-c packs an integral double
+    b.ts = static_cast<double>(ts.via.i64);
   } else {
     return Expected("a number", "ts", ts);
   }
@@ -386,7 +389,13 @@ std::string EncodeBatch(const EventBatch& batch) {
   msgpack::sbuffer buf;
   Packer pk(&buf);
   pk.pack_array(3);
-  pk.pack_double(batch.ts);
+  // Always a float64, as vLLM's msgspec writes a float field: msgpack-c's pack_double writes an
+  // integral value as an integer (and -0.0 as 0).
+  const uint64_t bits = std::bit_cast<uint64_t>(batch.ts);
+  char f64[9];
+  f64[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i) f64[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+  buf.write(f64, sizeof(f64));
   pk.pack_array(static_cast<uint32_t>(batch.events.size()));
   for (const Event& e : batch.events) {
     std::visit([&](const auto& x) { PackEvent(buf, pk, x); }, e);
