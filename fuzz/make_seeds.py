@@ -402,7 +402,7 @@ def kv_events():
     write(t, "trailing-bytes", msgpack([6.0, [], 0]) + b"\x00\x01")
     write(t, "nan-ts", msgpack([float("nan"), [removed], 0]))
     write(t, "inf-ts", msgpack([float("inf"), [], 0]))
-    write(t, "long-string", msgpack([6.0, [dict(stored, medium="G" * 70000)], 0]))
+    write(t, "long-string", msgpack([6.0, [dict(stored, medium="G" * 65537)], 0]))  # 64 KiB + 1
     write(t, "not-an-array", msgpack({"ts": 1.0, "events": []}))
     write(t, "empty", b"")
     # Found by the fuzzer: an integral timestamp (-3.0) that the encoder wrote as an integer.

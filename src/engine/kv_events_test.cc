@@ -62,8 +62,8 @@ TEST(EngineKvEventsTest, EachRankPublishesWhatItCachedAndSharedPrefixesMatch) {
   auto emu = MakeEmulator("tcp://127.0.0.1:0", true);
   ASSERT_TRUE(emu);
   SubscriberOptions so;
-  so.replay_timeout_s =
-      5;  // generous: the test machine is shared (a timeout marks the index stale)
+  // Generous: the test machine is shared (a replay that times out marks the index stale).
+  so.replay_timeout_s = 5;
   for (int r = 0; r < emu->ranks(); ++r) {
     so.endpoints.push_back(emu->kv_events_endpoint(r));
     so.replay_endpoints.push_back(emu->kv_events_replay_endpoint(r));

@@ -32,8 +32,8 @@ asio::awaitable<void> Sleep(std::chrono::milliseconds d) {
   co_await t.async_wait(asio::use_awaitable);
 }
 
-// /echo answers the body; /stream?n sends n chunks 5 ms apart; /slow waits 300 ms; /wait waits
-// 60 s unless the client goes away first (counted in `gone`).
+// /echo answers the body; /stream sends 5 chunks 25 ms apart; /slow waits 300 ms, /slower 1 s;
+// /wait waits 60 s unless the client goes away first (counted in `gone`).
 class TestHandler : public HttpHandler {
  public:
   std::atomic<int> gone{0};
@@ -211,14 +211,14 @@ TEST_F(HttpTest, IdleConnectionIsClosed) {
 
 TEST_F(HttpTest, DrainFinishesInFlightRequests) {
   std::thread t([&] {
-    auto r = RunBlocking(io_.context(), client_->Send(Req("GET", "/slow")));
+    auto r = RunBlocking(io_.context(), client_->Send(Req("GET", "/slower")));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
     EXPECT_EQ(r->body, "done");
   });
-  // Drain once the request is being handled (it takes 300 ms): an idle connection, or one whose
+  // Drain once the request is being handled (it takes 1 s): an idle connection, or one whose
   // request has not been read yet, is closed by the drain.
   EXPECT_TRUE(testutil::Eventually([&] { return server_->active_requests() == 1; }));
-  EXPECT_TRUE(server_->Drain(3));
+  EXPECT_TRUE(server_->Drain(5));
   t.join();
   auto r = RunBlocking(io_.context(), client_->Send(Req("GET", "/echo")));
   EXPECT_FALSE(r.ok());  // no longer accepting
@@ -350,7 +350,7 @@ TEST(HttpSingleThreadTest, AReusedConnectionKeepsItsTimeouts) {
     ASSERT_TRUE(again.ok()) << again.status().ToString();
     EXPECT_EQ(again->body, "GET ");
   }
-  EXPECT_TRUE(server.Drain(2));
+  EXPECT_TRUE(server.Drain(5));  // waits out the /slower handler
   io.Stop();
 }
 

@@ -79,6 +79,9 @@ prefix_cache: {index: approximate, block_tokens: 32, chars_per_token: 3, capacit
            "prefix_cache: {vllm_hash_algo: md5}\n",
            "prefix_cache: {event_max_message_bytes: 10}\n",
            "prefix_cache: {event_max_message_bytes: 1e12}\n",
+           "prefix_cache: {event_max_message_bytes: 1073741825}\n",
+           "prefix_cache: {event_queue_messages: 1048577}\n",
+           "prefix_cache: {replay_timeout_s: 61}\n",
            "prefix_cache: {event_queue_messages: 0}\n",
            "prefix_cache: {event_queue_messages: -5}\n",
            "prefix_cache: {replay_timeout_s: 0}\n",
@@ -90,6 +93,9 @@ prefix_cache: {index: approximate, block_tokens: 32, chars_per_token: 3, capacit
     auto r = ParseRouterConfig(bad, "x");
     EXPECT_FALSE(r.ok()) << bad;
   }
+  auto big = ParseRouterConfig("prefix_cache: {event_queue_messages: 0}\n", "router.yaml");
+  EXPECT_NE(big.status().message().find("event_queue_messages"), std::string::npos)
+      << big.status().message();
   auto r = ParseRouterConfig("prefix_cache: {index: precise}\n", "router.yaml");
   EXPECT_NE(r.status().message().find("none, approximate or auto"), std::string::npos)
       << r.status().message();

@@ -259,7 +259,7 @@ TEST(PrefixCacheTest, ChatBlocksAreTheEnginesWholeBlocks) {
 }
 
 // The event subscriber's bounds come from the router's configuration: with a 4 KiB frame limit,
-// a batch of 2,000 hashes (about 18 KiB) drops the connection instead of reaching the index, and
+// a batch of 2,000 hashes (about 6 KiB) drops the connection instead of reaching the index, and
 // the feed comes back for the small batches after it.
 TEST(PrefixCacheTest, TheEventFrameLimitIsTheConfigured) {
   kvevents::PublisherOptions po;
