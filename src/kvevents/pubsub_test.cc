@@ -419,11 +419,23 @@ std::unique_ptr<Subscriber> Listen(const RawPub& raw) {
   return sub;
 }
 
-TEST(KvEventsPubSubTest, MalformedMessagesAreCountedAndSkipped) {
+// A raw publisher and a started subscriber that has heard from it: `seq` is the next number to
+// send, `before` the subscriber's counters at that point.
+class KvEventsRawFeedTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    sub = Listen(raw);
+    ASSERT_TRUE(sub);
+    seq = raw.Connect(*sub);
+    before = sub->State(0);
+  }
   RawPub raw;
-  auto sub = Listen(raw);
-  ASSERT_TRUE(sub);
-  int64_t seq = raw.Connect(*sub);
+  std::unique_ptr<Subscriber> sub;
+  int64_t seq = 0;
+  EngineKvStatus before;
+};
+
+TEST_F(KvEventsRawFeedTest, MalformedMessagesAreCountedAndSkipped) {
   raw.Send({"", EncodeSeq(seq)});                                // two frames
   raw.Send({"", "1234567", EncodeBatch(EventBatch{})});          // a 7-byte sequence
   raw.Send({"", EncodeSeq(seq++), "\xc1 not msgpack"});          // a payload that does not decode
@@ -466,12 +478,7 @@ TEST(KvEventsPubSubTest, AFrameOverTheByteLimitDropsTheConnectionNotTheSubscribe
   EXPECT_EQ(st.last_seq, seq - 1);
 }
 
-TEST(KvEventsPubSubTest, AMessageOfManyFramesIsReadThroughAndSkipped) {
-  RawPub raw;
-  auto sub = Listen(raw);
-  ASSERT_TRUE(sub);
-  int64_t seq = raw.Connect(*sub);
-  const EngineKvStatus before = sub->State(0);
+TEST_F(KvEventsRawFeedTest, AMessageOfManyFramesIsReadThroughAndSkipped) {
   std::vector<std::string> flood(1000, std::string(16, 'x'));
   flood[1] = EncodeSeq(seq);
   raw.Send(flood);
@@ -486,16 +493,11 @@ TEST(KvEventsPubSubTest, AMessageOfManyFramesIsReadThroughAndSkipped) {
   EXPECT_EQ(st.resets - before.resets, 0);
 }
 
-TEST(KvEventsPubSubTest, ASequenceNumberWithNoSuccessorIsMalformed) {
-  RawPub raw;
-  auto sub = Listen(raw);
-  ASSERT_TRUE(sub);
-  const int64_t s = raw.Connect(*sub);
-  const EngineKvStatus before = sub->State(0);
+TEST_F(KvEventsRawFeedTest, ASequenceNumberWithNoSuccessorIsMalformed) {
   raw.Batch(INT64_MAX, Stores({5}));
-  raw.Batch(s, Stores({6}));
-  raw.Batch(s + 1, Stores({7}));
-  ASSERT_TRUE(Eventually([&] { return sub->State(0).last_seq == s + 1; }));
+  raw.Batch(seq, Stores({6}));
+  raw.Batch(seq + 1, Stores({7}));
+  ASSERT_TRUE(Eventually([&] { return sub->State(0).last_seq == seq + 1; }));
   const EngineKvStatus st = sub->State(0);
   EXPECT_EQ(st.malformed, 1);
   EXPECT_EQ(st.gaps - before.gaps, 0);
@@ -572,17 +574,12 @@ TEST(KvEventsPubSubTest, StopDoesNotWaitOutAReplay) {
   zmq_close(silent);
 }
 
-TEST(KvEventsPubSubTest, OutOfOrderBatchesAreAGapThenLateDuplicates) {
-  RawPub raw;
-  auto sub = Listen(raw);
-  ASSERT_TRUE(sub);
-  const int64_t s = raw.Connect(*sub);
-  const EngineKvStatus before = sub->State(0);
-  raw.Batch(s, Stores({10}));
-  raw.Batch(s + 2, Stores({12}));  // ahead: a gap (no replay): reset, stale
-  raw.Batch(s + 1, Stores({11}));  // late: skipped, not a restart
-  raw.Batch(s + 3, Stores({13}));
-  ASSERT_TRUE(Eventually([&] { return sub->State(0).last_seq == s + 3; }));
+TEST_F(KvEventsRawFeedTest, OutOfOrderBatchesAreAGapThenLateDuplicates) {
+  raw.Batch(seq, Stores({10}));
+  raw.Batch(seq + 2, Stores({12}));  // ahead: a gap (no replay): reset, stale
+  raw.Batch(seq + 1, Stores({11}));  // late: skipped, not a restart
+  raw.Batch(seq + 3, Stores({13}));
+  ASSERT_TRUE(Eventually([&] { return sub->State(0).last_seq == seq + 3; }));
   const EngineKvStatus st = sub->State(0);
   EXPECT_EQ(sub->Hashes(0), (Hashes{12, 13}));
   EXPECT_EQ(st.gaps - before.gaps, 1);

@@ -106,22 +106,30 @@ bool Synced(kvevents::Publisher& pub, const PrefixCache& p, int e) {
   return false;
 }
 
-TEST(PrefixCacheTest, AnEngineWithEventsIsAnsweredFromThemAndFromTheRecordWhileStale) {
+// A KV-event publisher on an ephemeral TCP port, with a replay socket when `replay`.
+std::unique_ptr<kvevents::Publisher> TcpPublisher(bool replay) {
   kvevents::PublisherOptions po;
-  po.endpoint = "tcp://127.0.0.1:0";  // no replay: a subscriber that joins late is stale
+  po.endpoint = "tcp://127.0.0.1:0";
+  if (replay) po.replay_endpoint = "tcp://127.0.0.1:0";
   auto pub = kvevents::Publisher::Create(po);
-  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
-  (*pub)->Publish(Stores({7}));  // sent before the router listens: lost
-  ASSERT_TRUE((*pub)->Flush(5));
+  EXPECT_TRUE(pub.ok()) << pub.status().ToString();
+  return pub.ok() ? std::move(*pub) : nullptr;
+}
+
+TEST(PrefixCacheTest, AnEngineWithEventsIsAnsweredFromThemAndFromTheRecordWhileStale) {
+  auto pub = TcpPublisher(/*replay=*/false);  // a subscriber that joins late is stale
+  ASSERT_TRUE(pub);
+  pub->Publish(Stores({7}));  // sent before the router listens: lost
+  ASSERT_TRUE(pub->Flush(5));
 
   PrefixCacheConfig c;
   c.block_tokens = 16;
   auto b = Backends(2);
-  b[0].kv_events = (*pub)->endpoint();
+  b[0].kv_events = pub->endpoint();
   auto p = Make(c, b);
   ASSERT_TRUE(p);
   p->Start();
-  ASSERT_TRUE(Synced(**pub, *p, 0));
+  ASSERT_TRUE(Synced(*pub, *p, 0));
   EXPECT_EQ(p->EngineJson(0)["source"], "events (stale: approximate)");
   EXPECT_EQ(p->EngineJson(1)["source"], "approximate");
   // Stale: the record answers for engine 0.
@@ -131,16 +139,16 @@ TEST(PrefixCacheTest, AnEngineWithEventsIsAnsweredFromThemAndFromTheRecordWhileS
   // A clear makes the feed exact; from then on engine 0 is answered by what it reports.
   kvevents::EventBatch clear;
   clear.events = {kvevents::AllBlocksCleared{}};
-  (*pub)->Publish(clear);
-  (*pub)->Publish(Stores({1, 2, 3}));
-  ASSERT_TRUE(Synced(**pub, *p, 0));
+  pub->Publish(clear);
+  pub->Publish(Stores({1, 2, 3}));
+  ASSERT_TRUE(Synced(*pub, *p, 0));
   EXPECT_EQ(p->EngineJson(0)["source"], "events");
   EXPECT_EQ(p->EngineJson(0)["events"]["blocks"], 3);
   EXPECT_EQ(Cached(*p, {1, 2, 3, 4}, 2), (std::vector<int64_t>{48, 0}));
   kvevents::EventBatch evict;
   evict.events = {kvevents::BlockRemoved{{2}, std::nullopt, std::nullopt}};
-  (*pub)->Publish(evict);
-  ASSERT_TRUE(Synced(**pub, *p, 0));
+  pub->Publish(evict);
+  ASSERT_TRUE(Synced(*pub, *p, 0));
   // The engine dropped block 2: only block 1 is a cached prefix now, whatever was sent.
   EXPECT_EQ(Cached(*p, {1, 2, 3, 4}, 2), (std::vector<int64_t>{16, 0}));
   p->Stop();
@@ -156,23 +164,20 @@ wire::CompletionRequest Parsed(const std::string& body, const PrefixCacheConfig&
 // matched against their events; a text prompt, which the router cannot tokenize, only against
 // the router's own record.
 TEST(PrefixCacheTest, VllmHashesMatchTokenIdPromptsAgainstTheEnginesEvents) {
-  kvevents::PublisherOptions po;
-  po.endpoint = "tcp://127.0.0.1:0";
-  po.replay_endpoint = "tcp://127.0.0.1:0";  // what the subscriber misses while joining is replayed
-  auto pub = kvevents::Publisher::Create(po);
-  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  auto pub = TcpPublisher(/*replay=*/true);  // what the subscriber misses while joining is replayed
+  ASSERT_TRUE(pub);
   PrefixCacheConfig c;
   c.block_tokens = 4;
   c.replay_timeout_s = 5;  // generous: the test machine is shared (a timeout marks it stale)
   c.hash = PrefixCacheConfig::Hash::kVllm;
   c.python_hash_seed = "0";
   auto b = Backends(2);
-  b[0].kv_events = (*pub)->endpoint();
-  b[0].kv_events_replay = (*pub)->replay_endpoint();
+  b[0].kv_events = pub->endpoint();
+  b[0].kv_events_replay = pub->replay_endpoint();
   auto p = Make(c, b);
   ASSERT_TRUE(p);
   p->Start();
-  ASSERT_TRUE(Synced(**pub, *p, 0));
+  ASSERT_TRUE(Synced(*pub, *p, 0));
 
   const std::vector<int64_t> ids = {11, 12, 13, 14, 15, 16, 17, 18, 19};
   kvevents::VllmHashConfig hc;
@@ -181,8 +186,8 @@ TEST(PrefixCacheTest, VllmHashesMatchTokenIdPromptsAgainstTheEnginesEvents) {
   ASSERT_TRUE(hasher.ok());
   const std::vector<uint64_t> engine_hashes = hasher->Hashes(ids, 4);
   ASSERT_EQ(engine_hashes.size(), 2u);
-  (*pub)->Publish(Stores(engine_hashes));  // what the vLLM engine 0 cached
-  ASSERT_TRUE(Synced(**pub, *p, 0));
+  pub->Publish(Stores(engine_hashes));  // what the vLLM engine 0 cached
+  ASSERT_TRUE(Synced(*pub, *p, 0));
   ASSERT_EQ(p->EngineJson(0)["source"], "events") << p->EngineJson(0).dump();
 
   const PromptBlocks as_ids =
@@ -262,23 +267,21 @@ TEST(PrefixCacheTest, ChatBlocksAreTheEnginesWholeBlocks) {
 // a batch of 2,000 hashes (about 6 KiB) drops the connection instead of reaching the index, and
 // the feed comes back for the small batches after it.
 TEST(PrefixCacheTest, TheEventFrameLimitIsTheConfigured) {
-  kvevents::PublisherOptions po;
-  po.endpoint = "tcp://127.0.0.1:0";
-  auto pub = kvevents::Publisher::Create(po);
-  ASSERT_TRUE(pub.ok()) << pub.status().ToString();
+  auto pub = TcpPublisher(/*replay=*/false);
+  ASSERT_TRUE(pub);
   PrefixCacheConfig c;
   c.event_max_message_bytes = 4096;
   auto b = Backends(1);
-  b[0].kv_events = (*pub)->endpoint();
+  b[0].kv_events = pub->endpoint();
   auto p = Make(c, b);
   ASSERT_TRUE(p);
   p->Start();
-  ASSERT_TRUE(Synced(**pub, *p, 0));
+  ASSERT_TRUE(Synced(*pub, *p, 0));
   Hashes big(2000);
   for (size_t i = 0; i < big.size(); ++i) big[i] = 1000 + i;
-  (*pub)->Publish(Stores(big));
-  (*pub)->Publish(Stores({5}));
-  ASSERT_TRUE(Synced(**pub, *p, 0));  // connected again
+  pub->Publish(Stores(big));
+  pub->Publish(Stores({5}));
+  ASSERT_TRUE(Synced(*pub, *p, 0));  // connected again
   const nlohmann::json j = p->EngineJson(0);
   EXPECT_GE(j["events"]["reconnects"].get<int64_t>(), 1) << j.dump();
   EXPECT_LE(j["events"]["blocks"].get<int64_t>(), 1) << j.dump();  // never the 2,000
