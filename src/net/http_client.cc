@@ -119,28 +119,20 @@ struct HttpClient::Pool {
   double ttl_s = 0;
   Clock::time_point last_sweep GIMBAL_GUARDED_BY(mu);
 
+  // An idle connection of `key` to reuse, or nullptr. An idle connection has nothing to read: one
+  // that turned readable (bytes past its last answer, e.g. an engine repeating it late, or the
+  // engine's close) is out of step. Reused, its bytes would be read as the next request's answer,
+  // which may be another client's; it is closed instead. One poll() per reuse, outside the lock
+  // every thread's requests share (the sweep runs at most once a second).
   std::shared_ptr<Conn> Take(const std::string& key) {
-    MutexLock lock(mu);
-    auto now = Clock::now();
-    SweepLocked(now);
-    auto it = idle.find(key);
-    while (it != idle.end() && !it->second.empty()) {
-      auto c = std::move(it->second.back());
-      it->second.pop_back();
-      if (std::chrono::duration<double>(now - c->last_used).count() >= ttl_s) continue;
-      // An idle connection has nothing to read: one that turned readable (bytes past its last
-      // answer, e.g. an engine repeating it late, or the engine's close) is out of step. Reused,
-      // its bytes would be read as the next request's answer, which may be another client's; it
-      // is closed instead (one poll() per reuse; the sweep above runs at most once a second).
+    for (;;) {
+      std::shared_ptr<Conn> c = PopFresh(key);
+      if (c == nullptr) return nullptr;
       pollfd p{c->socket.native_handle(), POLLIN, 0};
-      if (::poll(&p, 1, 0) != 0) {
-        error_code ec;
-        c->socket.close(ec);
-        continue;
-      }
-      return c;
+      if (::poll(&p, 1, 0) == 0) return c;
+      error_code ec;
+      c->socket.close(ec);
     }
-    return nullptr;
   }
   void Put(const std::string& key, std::shared_ptr<Conn> c) {
     c->last_used = Clock::now();
@@ -148,6 +140,24 @@ struct HttpClient::Pool {
     SweepLocked(c->last_used);
     auto& v = idle[key];
     if (v.size() < max_idle) v.push_back(std::move(c));
+  }
+
+  bool Expired(const Conn& c, Clock::time_point now) const {
+    return std::chrono::duration<double>(now - c.last_used).count() >= ttl_s;
+  }
+
+  // The most recently pooled connection of `key` within its time to live (older ones dropped).
+  std::shared_ptr<Conn> PopFresh(const std::string& key) {
+    MutexLock lock(mu);
+    const auto now = Clock::now();
+    SweepLocked(now);
+    auto it = idle.find(key);
+    while (it != idle.end() && !it->second.empty()) {
+      auto c = std::move(it->second.back());
+      it->second.pop_back();
+      if (!Expired(*c, now)) return c;
+    }
+    return nullptr;
   }
 
   // At most once a second: closes idle connections the server has closed (or sent anything on:
@@ -167,8 +177,7 @@ struct HttpClient::Pool {
       std::vector<std::shared_ptr<Conn>> kept;
       kept.reserve(conns.size());
       for (auto& c : conns) {
-        const bool stale = (ready > 0 && fds[i].revents != 0) ||
-                           std::chrono::duration<double>(now - c->last_used).count() >= ttl_s;
+        const bool stale = (ready > 0 && fds[i].revents != 0) || Expired(*c, now);
         ++i;
         if (stale) {
           error_code ec;
