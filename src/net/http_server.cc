@@ -426,8 +426,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
         co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
         if (draining) break;
       }
-      detail::RequestParser parser(req);  // parses straight into `req`
-      detail::ConfigureRequestParser(parser, opts);
+      detail::RequestParser parser(req, opts);  // parses straight into `req`
       error_code ec;
       dl.ArmSeconds(opts.idle_timeout_s);
       co_await detail::ReadParsed(sock, buffer, parser, detail::ReadGoal::kHeader, ec);

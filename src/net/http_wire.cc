@@ -14,12 +14,6 @@ namespace http = boost::beast::http;
 namespace asio = boost::asio;
 using boost::system::error_code;
 
-void ConfigureRequestParser(RequestParser& parser, const HttpServerOptions& opts) {
-  parser.body_limit(opts.body_limit);
-  parser.header_limit(static_cast<std::uint32_t>(std::min<size_t>(opts.header_limit, 0xFFFFFFFFu)));
-  parser.field_limit(opts.header_limit);
-}
-
 size_t ServerBufferLimit(const HttpServerOptions& opts) {
   // The head must fit (its own limit says 431 first); trailers share the same room.
   return std::max<size_t>(opts.header_limit, 1024);
@@ -149,8 +143,11 @@ void MessageParser<kRequest>::on_finish_impl(error_code& ec) {
 template class MessageParser<true>;
 template class MessageParser<false>;
 
-RequestParser::RequestParser(HttpRequest& out)
-    : MessageParser<true>(out.headers, out.body, 8192, /*reserve_declared=*/true), out_(out) {
+RequestParser::RequestParser(HttpRequest& out, const HttpServerOptions& opts)
+    : MessageParser<true>(out.headers, out.body, opts.header_limit, /*reserve_declared=*/true),
+      out_(out) {
+  body_limit(opts.body_limit);
+  header_limit(static_cast<std::uint32_t>(std::min<size_t>(opts.header_limit, 0xFFFFFFFFu)));
   out_.method.clear();
   out_.target.clear();
   out_.headers.Clear();
@@ -181,15 +178,14 @@ void ResponseParser::on_response_impl(int code, std::string_view /*reason*/, int
 int CheckRequestHead(const RequestParser& parser, std::string* message) {
   // Beast reads any coding list that ends in `chunked` as chunked, and takes a list without it as
   // no coding at all; the server decodes nothing but `chunked`, so anything else is refused
-  // (RFC 9112 §6.1: 501 for a transfer coding it does not understand), and so is a second
-  // Transfer-Encoding field, whatever it says.
-  int codings = 0;
+  // (RFC 9112 §6.1: 501 for a transfer coding it does not understand). A second field after a
+  // `chunked` one never gets here: Beast's parser refuses it (400).
   for (const auto& [name, value] : parser.request().headers.items()) {
     if (!EqualsIgnoreCase(name, "Transfer-Encoding")) continue;
     std::string_view v = value;
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
     while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-    if (++codings > 1 || !EqualsIgnoreCase(v, "chunked")) {
+    if (!EqualsIgnoreCase(v, "chunked")) {
       *message = "Transfer-Encoding '" + std::string(std::string_view(value).substr(0, 64)) +
                  "' is not supported: only 'chunked' is";
       return 501;
@@ -220,8 +216,7 @@ RequestStream ParseRequestBytes(std::string_view bytes, const HttpServerOptions&
   try {
     for (;;) {
       HttpRequest r;
-      RequestParser parser(r);
-      ConfigureRequestParser(parser, opts);
+      RequestParser parser(r, opts);
       ReadPhase phase = ReadPhase::kHeader;
       error_code ec;
       bool checked = false;

@@ -42,7 +42,6 @@ constexpr size_t kClientBufferLimit = 64 << 10;
 template <bool kRequest>
 class MessageParser : public beast_http::basic_parser<kRequest> {
  public:
-  void field_limit(size_t bytes) { field_limit_ = bytes; }
   // It refers to where it writes (the derived parser's own members, for ResponseParser).
   MessageParser(const MessageParser&) = delete;
   MessageParser& operator=(const MessageParser&) = delete;
@@ -78,18 +77,19 @@ class MessageParser : public beast_http::basic_parser<kRequest> {
 
   Headers& fields_;
   std::string& body_;
-  size_t field_limit_;
+  const size_t field_limit_;
   size_t field_bytes_ = 0;
   bool reserve_declared_;
 };
 
 // The server's request parser: the request line, fields and body go straight into an
-// HttpRequest (field limit: ConfigureRequestParser sets the server's header limit). `out` must
-// outlive the parser.
+// HttpRequest, under the server's limits (body, head, and all fields together within the header
+// limit). `out` must outlive the parser.
 class RequestParser final : public MessageParser<true> {
  public:
-  // Clears `out`'s method, target, headers and body, keeping their storage, and parses into them.
-  explicit RequestParser(HttpRequest& out);
+  // Clears `out`'s method, target, headers and body, keeping their storage, and parses into them
+  // under `opts`' limits.
+  RequestParser(HttpRequest& out, const HttpServerOptions& opts);
 
   // The request's method (verb::unknown for one Beast does not name).
   beast_http::verb method() const { return method_; }
@@ -137,8 +137,6 @@ constexpr int kMaxInterimResponses = 8;
 enum class StatusVerdict { kFinal, kInterim, kRefuse };
 StatusVerdict ClassifyResponseStatus(int status, int interims_before, std::string* why);
 
-// Applies the server's limits to a fresh request parser.
-void ConfigureRequestParser(RequestParser& parser, const HttpServerOptions& opts);
 // The read buffer limit the server uses for one connection.
 size_t ServerBufferLimit(const HttpServerOptions& opts);
 
@@ -150,8 +148,7 @@ int RequestErrorStatus(const boost::system::error_code& ec, ReadPhase phase, boo
                        bool timed_out, const HttpServerOptions& opts, std::string* message);
 
 // Checks a request head the server has read: 0 when it may be read on and handled, else the
-// status to refuse it with (501 for a transfer coding other than `chunked`, or for more than one
-// Transfer-Encoding field), with `message`.
+// status to refuse it with (501 for a transfer coding other than `chunked`), with `message`.
 int CheckRequestHead(const RequestParser& parser, std::string* message);
 
 // Reads `bytes` as the byte stream of one client connection, as HttpServer does (same parser,

@@ -143,8 +143,7 @@ TEST(HttpWire, AHeadSentFieldByFieldStillMeetsTheHeaderLimit) {
   HttpServerOptions o;
   o.header_limit = 4096;
   HttpRequest r;
-  RequestParser parser(r);
-  ConfigureRequestParser(parser, o);
+  RequestParser parser(r, o);
   const auto ec = FeedPieces(parser, FieldByField("GET / HTTP/1.1\r\n", 1000));  // ~106 kB
   EXPECT_EQ(ec, boost::beast::http::error::header_limit);
   EXPECT_LE(r.headers.items().size(), 4096u / 100);
@@ -153,8 +152,7 @@ TEST(HttpWire, AHeadSentFieldByFieldStillMeetsTheHeaderLimit) {
 
   // Under the limit the same pieces are read.
   HttpRequest fine;
-  RequestParser small(fine);
-  ConfigureRequestParser(small, o);
+  RequestParser small(fine, o);
   auto pieces = FieldByField("GET / HTTP/1.1\r\n", 30);
   pieces.back() += "ost: x\r\n\r\n";
   EXPECT_FALSE(FeedPieces(small, pieces));
