@@ -13,6 +13,7 @@
 
 #include "core/params.h"
 #include "core/status.h"
+#include "kvevents/subscriber.h"
 #include "net/http_types.h"
 
 namespace gimbal::router {
@@ -46,14 +47,14 @@ struct PrefixCacheConfig {
   // adapted estimate, which would move block boundaries).
   double chars_per_token = 4;
   int64_t capacity_blocks = 65536;  // per engine, in each index (approximate and events)
-  double catch_up_s = 1;            // kvevents::SubscriberOptions::catch_up_s
-  // The KV-event subscriber's bounds (kvevents::SubscriberOptions): the largest event frame
-  // accepted (a larger one drops that engine's connection, which is then made again), the
-  // messages queued per engine before the publisher side drops (seen as a gap), and how long a
-  // replay may take.
-  int64_t event_max_message_bytes = int64_t{16} << 20;
-  int64_t event_queue_messages = 1000;
-  double replay_timeout_s = 0.5;
+  double catch_up_s = kvevents::SubscriberOptions{}.catch_up_s;
+  // The KV-event subscriber's bounds (kvevents::SubscriberOptions, whose defaults they take): the
+  // largest event frame accepted (a larger one drops that engine's connection, which is then made
+  // again), the messages queued per engine before the publisher side drops (seen as a gap), and
+  // how long a replay may take.
+  int64_t event_max_message_bytes = kvevents::SubscriberOptions{}.max_message_bytes;
+  int64_t event_queue_messages = kvevents::SubscriberOptions{}.rcv_hwm;
+  double replay_timeout_s = kvevents::SubscriberOptions{}.replay_timeout_s;
   // How the engines name blocks in their KV-cache events. kGimbal: the emulated engines' hashes
   // of the prompt as read (text or ids). kVllm: a real vLLM's hashes of token ids
   // (kvevents::VllmBlockHasher with vllm_hash_algo and python_hash_seed, which must equal the

@@ -33,10 +33,6 @@ namespace {
 constexpr size_t kMaxMetricsPageBytes = size_t{4} << 20;
 constexpr size_t kMaxStateEventBytes = size_t{64} << 10;
 
-}  // namespace
-
-namespace {
-
 // Logs the implausible values an engine published (counted in scrape_warnings by the caller),
 // at most once every kInterval seconds: an engine can send them at every scrape or step.
 class ImplausibleLog {
@@ -219,8 +215,9 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
           implausible_logs.Warn(clock_(), b.name, "/metrics", bad);
         }
         if (read) table_.ApplySnapshot(e, snap);
-        // An engine whose page takes long to read is read less often: reading it takes at most
-        // a tenth of a thread, however large or slow its pages.
+        // An engine whose page takes long to parse is scraped less often: parsing its pages
+        // takes at most a tenth of a thread, however large they are (the read is bounded by
+        // kMaxMetricsPageBytes and the client's timeouts).
         const double parse_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - parse_start).count();
         pause = std::max(pause, 10 * parse_s);
