@@ -391,11 +391,9 @@ std::string EncodeBatch(const EventBatch& batch) {
   pk.pack_array(3);
   // Always a float64, as vLLM's msgspec writes a float field: msgpack-c's pack_double writes an
   // integral value as an integer (and -0.0 as 0).
-  const uint64_t bits = std::bit_cast<uint64_t>(batch.ts);
-  char f64[9];
-  f64[0] = static_cast<char>(0xcb);
-  for (int i = 0; i < 8; ++i) f64[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
-  buf.write(f64, sizeof(f64));
+  buf.write("\xcb", 1);
+  const std::string bits = EncodeSeq(std::bit_cast<int64_t>(batch.ts));  // 8 bytes, big-endian
+  buf.write(bits.data(), bits.size());
   pk.pack_array(static_cast<uint32_t>(batch.events.size()));
   for (const Event& e : batch.events) {
     std::visit([&](const auto& x) { PackEvent(buf, pk, x); }, e);

@@ -82,7 +82,6 @@ TEST(SourceRoutesTest, StoresRoutesFlatAndReadsThemBack) {
   for (size_t i = 0; i < 5; ++i) {
     EXPECT_TRUE(std::ranges::equal(two[5 + i], r[i])) << i;
   }
-  EXPECT_NE(two, r);
 }
 
 }  // namespace
