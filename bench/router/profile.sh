@@ -5,6 +5,7 @@
 #   bash bench/router/profile.sh instructions   # callgrind: user-space instructions per request
 #   bash bench/router/profile.sh syscalls       # perf stat: system calls per request, gimbal serve and nginx
 #   GIMBAL=<another gimbal binary> bash bench/router/profile.sh instructions
+#   TOP=15 bash bench/router/profile.sh instructions   # also the 15 functions with most instructions
 #
 # The load is bench/router/run.sh's throughput load: wrk, 64 connections, non-streaming POST
 # /v1/completions, through one proxy in front of two zero-delay backends (router_bench_tool).
@@ -75,6 +76,11 @@ if [ "$MODE" = instructions ]; then
   wait "$ROUTER_PID" || true
   ir="$(callgrind_annotate "$WORK/callgrind.out" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
   echo "gimbal serve under callgrind: $n requests, $ir instructions: $((ir / n)) per request"
+  if [ "${TOP:-0}" -gt 0 ]; then
+    echo "the $TOP functions with most instructions (their own, share of the total):"
+    callgrind_annotate "$WORK/callgrind.out" | grep -E '^ *[0-9,]+ \( *[0-9.]+%\) ' |
+      grep -v 'PROGRAM TOTALS' | head -n "$TOP" | cut -c1-160
+  fi
   exit 0
 fi
 
