@@ -444,17 +444,24 @@ asio::awaitable<Result<ClientResponse>> HttpClient::Send(ClientRequest req) {
   ClientResponse out;
   out.status = s.status();
   out.headers = s.headers();
-  for (;;) {
-    auto piece = co_await s.NextView();
-    if (!piece.ok()) co_return piece.status();
-    if (!piece.value()) break;
-    out.body += *piece.value();
-    if (out.body.size() > opts_.max_body_bytes) {
-      co_return Status(ErrorCode::kResourceExhausted,
-                       "response body over " + std::to_string(opts_.max_body_bytes) + " bytes");
-    }
-  }
+  Status read =
+      co_await ReadBody(s, opts_.max_body_bytes, out.body, "response body over max_body_bytes");
+  if (!read.ok()) co_return read;
   co_return out;
+}
+
+asio::awaitable<Status> ReadBody(ClientStream& stream, size_t limit, std::string& out,
+                                 std::string_view what) {
+  for (;;) {
+    auto piece = co_await stream.NextView();
+    if (!piece.ok()) co_return piece.status();
+    if (!piece.value()) co_return Status::Ok();
+    if (out.size() > limit || piece.value()->size() > limit - out.size()) {
+      co_return Status(ErrorCode::kResourceExhausted,
+                       std::string(what) + " (" + std::to_string(limit) + " bytes)");
+    }
+    out += *piece.value();
+  }
 }
 
 }  // namespace gimbal::net

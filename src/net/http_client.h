@@ -102,6 +102,11 @@ class ClientStream {
   virtual boost::asio::awaitable<Result<std::optional<std::string_view>>> NextView() = 0;
 };
 
+// Appends the rest of `stream`'s body to `out`: ok at its end, the stream's error, or
+// kResourceExhausted ("<what> (<limit> bytes)") before `out` would pass `limit` bytes.
+boost::asio::awaitable<Status> ReadBody(ClientStream& stream, size_t limit, std::string& out,
+                                        std::string_view what);
+
 class HttpClient {
  public:
   HttpClient(boost::asio::io_context& ctx, HttpClientOptions options = {});

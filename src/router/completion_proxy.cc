@@ -302,22 +302,8 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     if (!cr.stream || status != 200 || !IsEventStream(us.headers().Get("Content-Type"))) {
       // A whole answer: read it all (nothing has reached the client, so a break is retried).
       std::string answer;
-      Status broken;
-      for (;;) {
-        auto piece = co_await us.NextView();
-        if (!piece.ok()) {
-          broken = piece.status();
-          break;
-        }
-        if (!piece.value()) break;
-        if (piece.value()->size() > config_.answer_limit_bytes - answer.size()) {
-          broken = Status(ErrorCode::kResourceExhausted,
-                          "answer over limits.answer_limit_bytes (" +
-                              std::to_string(config_.answer_limit_bytes) + " bytes)");
-          break;
-        }
-        answer += *piece.value();
-      }
+      const Status broken = co_await net::ReadBody(us, config_.answer_limit_bytes, answer,
+                                                   "answer over limits.answer_limit_bytes");
       if (flight->cut) {
         table_.Release(rv);
         co_await refuse(503, shutdown_message, Outcome::kUnavailable);
