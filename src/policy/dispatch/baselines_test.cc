@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "policy/dispatch/builtin_policies.h"
 #include "policy/dispatch/dispatch_test_util.h"
 
 namespace gimbal {
@@ -109,6 +110,28 @@ TEST(LeastRequestsDispatch, PicksFewestInflightWithRandomTieBreak) {
   EXPECT_EQ(share[3], 0.0);
   EXPECT_NEAR(share[1], 0.5, 0.02);
   EXPECT_NEAR(share[2], 0.5, 0.02);
+}
+
+// The allocation-free helper least_requests uses picks as HealthyEngines + PickMinRandomTie do,
+// with the same random draws: the simulator's runs do not depend on which one a policy calls.
+TEST(LeastRequestsDispatch, TheHealthyScanIsThePickOfTheGeneralHelpers) {
+  Rng gen(11);
+  for (int trial = 0; trial < 20'000; ++trial) {
+    auto engines = IdleEngines(1 + static_cast<int>(gen.UniformInt(9)));
+    std::vector<double> scores(engines.size());
+    for (size_t i = 0; i < engines.size(); ++i) {
+      engines[i].healthy = gen.UniformInt(4) != 0;
+      engines[i].inflight = static_cast<int64_t>(gen.UniformInt(4));
+      scores[i] = static_cast<double>(engines[i].inflight);
+    }
+    Rng a(static_cast<uint64_t>(trial)), b(static_cast<uint64_t>(trial));
+    const int fast = dispatch_internal::PickMinHealthyRandomTie(
+        engines, [](const EngineView& e) { return e.inflight; }, a);
+    const int plain = dispatch_internal::PickMinRandomTie(
+        dispatch_internal::HealthyEngines(engines), scores, 0, b);
+    ASSERT_EQ(fast, plain) << "trial " << trial;
+    ASSERT_EQ(a.UniformInt(1u << 30), b.UniformInt(1u << 30)) << "trial " << trial;  // same draws
+  }
 }
 
 TEST(PowerOfTwoDispatch, NeverPicksTheMoreLoadedOfItsTwo) {

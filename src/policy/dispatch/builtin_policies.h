@@ -39,6 +39,34 @@ std::vector<int> HealthyEngines(std::span<const EngineView> engines);
 // within `eps` of the minimum) are broken uniformly at random. -1 when `candidates` is empty.
 int PickMinRandomTie(std::span<const int> candidates, std::span<const double> scores, double eps,
                      Rng& rng);
+// PickMinRandomTie(HealthyEngines(engines), score of each engine, 0, rng) for integer scores,
+// without building either vector: the same winner and the same random draw (one, only on a
+// tie). For policies called once per request on the live router's path.
+template <typename Score>
+int PickMinHealthyRandomTie(std::span<const EngineView> engines, Score score, Rng& rng) {
+  int64_t best = 0;
+  int first = -1;
+  uint64_t ties = 0;
+  for (size_t i = 0; i < engines.size(); ++i) {
+    if (!engines[i].healthy) continue;
+    const int64_t v = score(engines[i]);
+    if (first < 0 || v < best) {
+      best = v;
+      first = static_cast<int>(i);
+      ties = 1;
+    } else if (v == best) {
+      ++ties;
+    }
+  }
+  if (ties <= 1) return first;  // -1 when no engine is healthy
+  uint64_t k = rng.UniformInt(ties);
+  for (size_t i = 0; i < engines.size(); ++i) {
+    if (!engines[i].healthy || score(engines[i]) != best) continue;
+    if (k == 0) return static_cast<int>(i);
+    --k;
+  }
+  return first;  // unreachable: k < ties
+}
 // Among `candidates`, the one with the smallest score; ties to the lowest index. -1 when empty.
 int PickMinLowestIndex(std::span<const int> candidates, std::span<const double> scores);
 
