@@ -27,7 +27,9 @@ namespace {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using testing::ConnectLoopback;
 using testing::RawServer;
+using testing::SendAll;
 
 class EchoHandler : public HttpHandler {
  public:
@@ -308,32 +310,6 @@ TEST_F(HostileTest, AcceptBacksOffWhenDescriptorsRunOutAndRecovers) {
   ExpectServing();
 }
 
-// A loopback connection to `port` with a large receive buffer (so a server's answers never wait
-// on the test), or -1.
-int ConnectLoopback(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  const int big = 8 << 20;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-void SendAll(int fd, const std::string& data) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    sent += static_cast<size_t>(n);
-  }
-}
-
 // Reads until `n` answers (each "x", Content-Length 1, as FairnessHandler sends) have arrived, or
 // the connection ends, or 5 s pass.
 void ReadAnswers(int fd, int n) {
@@ -392,9 +368,9 @@ TEST(HttpServerFairness, PipelinedRequestsDoNotHoldBackAnotherConnection) {
       std::make_unique<HttpServer>(io, HttpServerOptions{}, std::make_shared<FairnessHandler>(st));
   ASSERT_TRUE(server->Start().ok());
   io.Start();
-  const int a = ConnectLoopback(server->port());
-  const int b = ConnectLoopback(server->port());
-  const int c = ConnectLoopback(server->port());
+  const int a = ConnectLoopback(server->port(), 8 << 20);
+  const int b = ConnectLoopback(server->port(), 8 << 20);
+  const int c = ConnectLoopback(server->port(), 8 << 20);
   ASSERT_GE(a, 0);
   ASSERT_GE(b, 0);
   ASSERT_GE(c, 0);

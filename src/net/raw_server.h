@@ -18,12 +18,40 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "core/thread_annotations.h"
 
 namespace gimbal::net::testing {
+
+// A loopback connection to `port`, or -1. `rcvbuf` > 0 sets its receive buffer first (a large one
+// lets a server's answers never wait on the test).
+inline int ConnectLoopback(uint16_t port, int rcvbuf = 0) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Sends all of `data` on `fd`; false when the connection broke first.
+inline bool SendAll(int fd, std::string_view data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
 
 class RawServer {
  public:
@@ -134,16 +162,6 @@ class RawServer {
     }
   }
 
-  static bool SendAll(int fd, const std::string& out) {
-    size_t sent = 0;
-    while (sent < out.size()) {
-      ssize_t n = ::send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      sent += static_cast<size_t>(n);
-    }
-    return true;
-  }
-
   Script script_;
   int listen_fd_ = -1;
   uint16_t port_ = 0;
@@ -162,27 +180,12 @@ class RawServer {
 inline std::string ExchangeRaw(uint16_t port, const std::string& bytes,
                                std::chrono::milliseconds pause = std::chrono::milliseconds(0),
                                const std::string& more = "") {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
   std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
-    ::close(fd);
-    return out;
-  }
-  auto send_all = [fd](const std::string& data) {
-    size_t sent = 0;
-    while (sent < data.size()) {
-      const ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-      if (n <= 0) return;
-      sent += static_cast<size_t>(n);
-    }
-  };
-  send_all(bytes);
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return out;
+  SendAll(fd, bytes);
   if (pause.count() > 0) std::this_thread::sleep_for(pause);
-  if (!more.empty()) send_all(more);
+  if (!more.empty()) SendAll(fd, more);
   char buf[4096];
   for (;;) {
     const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
