@@ -49,6 +49,8 @@ class SequenceTracker {
   // The largest sequence number a tracker takes (one more must still be a number); callers
   // reject larger ones as malformed. Offer and SkipTo saturate rather than overflow past it.
   static constexpr int64_t kMaxSeq = INT64_MAX - 1;
+  // Whether the tracker takes `seq` (0..kMaxSeq); callers reject others as malformed.
+  static constexpr bool InRange(int64_t seq) { return seq >= 0 && seq <= kMaxSeq; }
   // Classifies `seq`; for kInOrder advances past it. kRestart leaves the tracker as it was.
   Verdict Offer(int64_t seq);
   // Forgets the old publisher: expects 0 next.

@@ -51,11 +51,6 @@ bool RecvFrames(void* s, std::vector<std::string>& frames, int flags) {
   return RecvFrames(s, frames, total, flags);
 }
 
-// A sequence number the tracker can take.
-bool SeqInRange(int64_t seq) {
-  return seq >= 0 && seq <= SequenceTracker::kMaxSeq;
-}
-
 // Logs the first few problems of an engine, then one in a thousand.
 bool ShouldLog(int64_t count) {
   return count <= 5 || count % 1000 == 0;
@@ -263,7 +258,7 @@ void Subscriber::ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& b
 void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames, size_t total) {
   std::optional<int64_t> seq;
   if (total == 3) seq = DecodeSeq(frames[1]);
-  if (!seq || !SeqInRange(*seq)) {
+  if (!seq || !SequenceTracker::InRange(*seq)) {
     std::lock_guard<std::mutex> lock(e.mu);
     ProblemLocked(e,
                   total != 3 ? "message of " + std::to_string(total) +
@@ -394,7 +389,7 @@ bool Subscriber::Replay(Engine& e, int64_t live_seq) {
     // [empty, topic, seq, payload]; the end marker carries sequence -1.
     const std::optional<int64_t> rseq = total == 4 ? DecodeSeq(frames[2]) : std::nullopt;
     std::lock_guard<std::mutex> lock(e.mu);
-    if (!rseq || (*rseq != -1 && !SeqInRange(*rseq))) {
+    if (!rseq || (*rseq != -1 && !SequenceTracker::InRange(*rseq))) {
       ProblemLocked(e, "malformed replay message skipped", ++e.st.malformed);
       continue;
     }
