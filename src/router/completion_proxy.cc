@@ -261,6 +261,14 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     const auto& backend = config_.backends[static_cast<size_t>(e)];
     dispatch_counters_[static_cast<size_t>(e)]->Inc();
     // Any failure before a byte reached the client: release, note, try another engine.
+    // An answer over the router's own size limits (kResourceExhausted from the reads below) says
+    // as much about the request (echo, n, logprobs) as about the engine, and a client can cause
+    // it: the request fails with a 502 naming the limit, and the engine is neither blamed (no
+    // health report, no failure counted) nor replaced by another, which would be sent the same.
+    auto over_limits = [&](const Status& why) -> asio::awaitable<void> {
+      table_.Release(rv);
+      co_await refuse(502, "engine " + backend.name + ": " + why.message(), Outcome::kTooLarge);
+    };
     auto engine_failed = [&](const Status& why) {
       table_.Release(rv);
       if (table_.ReportHealth(e, false))
@@ -313,6 +321,10 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
         gone(rv, false);
         co_return;
       }
+      if (broken.code() == ErrorCode::kResourceExhausted) {
+        co_await over_limits(broken);
+        co_return;
+      }
       if (!broken.ok()) {
         engine_failed(broken);
         continue;
@@ -356,7 +368,9 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       }
       if (!piece.value()) break;
       if (!parser.Feed(*piece.value(), events)) {
-        broken = Status(ErrorCode::kInvalidArgument, "stream event too large");
+        broken = Status(ErrorCode::kResourceExhausted,
+                        "stream event over limits.stream_event_limit_bytes (" +
+                            std::to_string(config_.stream_event_limit_bytes) + " bytes)");
         break;
       }
       if (events.empty()) continue;
@@ -400,6 +414,11 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       gone(rv, true);
       co_return;
     }
+    const bool too_large = broken.code() == ErrorCode::kResourceExhausted;
+    if (!begun && too_large) {
+      co_await over_limits(broken);
+      co_return;
+    }
     if (!begun && !broken.ok()) {
       engine_failed(broken);
       continue;
@@ -412,19 +431,23 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       if (!parser.pending().empty()) co_await w.WriteChunk(parser.pending());
       if (usage.prompt_tokens > 0) ratio_.Observe(cr.prompt_chars, usage.prompt_tokens);
     } else {
-      if (table_.ReportHealth(e, false))
-        spdlog::warn("engine {} ejected: {}", backend.name, broken.message());
-      failure_counters_[static_cast<size_t>(e)]->Inc();
+      if (!too_large) {  // over the router's limits: not the engine's failure (over_limits)
+        if (table_.ReportHealth(e, false))
+          spdlog::warn("engine {} ejected: {}", backend.name, broken.message());
+        failure_counters_[static_cast<size_t>(e)]->Inc();
+      }
       std::string err = net::FormatSseEvent(wire::OpenAiErrorJson(
-          502, "engine " + backend.name + " failed mid-stream: " + broken.message()));
+          502, "engine " + backend.name +
+                   (too_large ? " stream stopped: " : " failed mid-stream: ") + broken.message()));
       err += "data: [DONE]\n\n";
       co_await w.WriteChunk(err);
     }
     Status ended = co_await w.EndStream();
     table_.Release(rv);
-    Count(!broken.ok()  ? Outcome::kStreamError
-          : !ended.ok() ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
-                        : Outcome::kOk);
+    Count(too_large      ? Outcome::kTooLarge
+          : !broken.ok() ? Outcome::kStreamError
+          : !ended.ok()  ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
+                         : Outcome::kOk);
     latency_seconds_[1]->Observe(Since(t0));
     co_return;
   }

@@ -53,6 +53,7 @@ enum class Outcome {
   kStreamError,  // an engine broke off a stream already under way
   kClientGone,   // a write to the client timed out (it stopped reading)
   kCancelled,    // the client closed its connection first; the upstream request was abandoned
+  kTooLarge,     // the engine's answer or one stream event was over the router's size limits
 };
 
 class CompletionProxy {

@@ -14,6 +14,7 @@
 #include "net/blocking.h"
 #include "net/eventually.h"
 #include "net/http_client.h"
+#include "net/prometheus_parser.h"
 #include "net/raw_server.h"
 #include "router/router.h"
 #include "testing/fake_vllm.h"
@@ -112,6 +113,15 @@ class RouterHostileTest : public ::testing::Test {
 
   std::string Raw(const std::string& bytes) {
     return net::testing::ExchangeRaw(router_->port(), bytes);
+  }
+
+  // Sum of the router's samples of `name` whose `label` is `value`.
+  double RouterMetric(const std::string& name, const std::string& label, const std::string& value) {
+    double sum = 0;
+    for (const auto& s : net::ParsePrometheusText(router_->MetricsText()).samples) {
+      if (s.name == name && s.Label(label) == value) sum += s.value;
+    }
+    return sum;
   }
 
   // A JSON POST to the router.
@@ -226,9 +236,15 @@ TEST_F(RouterHostileTest, ABackendsOversizedTrailerFailsThatRequestOnly) {
   ASSERT_TRUE(again.ok()) << again.status().ToString();
 }
 
-TEST_F(RouterHostileTest, AnAnswerOverTheLimitFailsTheAttemptAndTheNextEngineAnswers) {
+// An answer over the router's size limits may be the request's doing (echo of a long prompt, a
+// large n), so it fails that request with a 502 naming the limit and blames no engine: were the
+// engine ejected, or the request retried on the next one, a client could take every engine out
+// of service with a few such requests.
+TEST_F(RouterHostileTest, AnAnswerOverTheLimitFailsThatRequestAndBlamesNoEngine) {
   // One engine answers 8 MiB, in chunks; the other answers as asked.
-  RawServer huge(Engine([](const std::string&) {
+  std::atomic<int> huge_posts{0}, echo_posts{0};
+  RawServer huge(Engine([&](const std::string&) {
+    ++huge_posts;
     std::string out =
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
         "Transfer-Encoding: chunked\r\n\r\n";
@@ -236,23 +252,42 @@ TEST_F(RouterHostileTest, AnAnswerOverTheLimitFailsTheAttemptAndTheNextEngineAns
     for (int i = 0; i < 128; ++i) out += "10000\r\n" + chunk + "\r\n";
     return out + "0\r\n\r\n";
   }));
-  RawServer echo(Engine(Echo));
+  RawServer echo(Engine([&](const std::string& body) {
+    ++echo_posts;
+    return Echo(body);
+  }));
   RouterConfig c = Config({huge.url(), echo.url()});
   c.answer_limit_bytes = 1 << 20;
   c.dispatch_policy = "round_robin";
   ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  int too_large = 0, answered = 0;
   for (const char* who : {"alice", "bob", "carol", "dave"}) {
     auto r = Post(Prompt(who));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
-    EXPECT_EQ(r->status, 200) << r->body;
-    EXPECT_NE(r->body.find(who), std::string::npos) << r->body.substr(0, 200);
     EXPECT_LT(r->body.size(), 4096u);
+    if (r->status == 502) {
+      ++too_large;
+      EXPECT_NE(r->body.find("limits.answer_limit_bytes"), std::string::npos) << r->body;
+    } else {
+      ++answered;
+      EXPECT_EQ(r->status, 200) << r->body;
+      EXPECT_NE(r->body.find(who), std::string::npos) << r->body.substr(0, 200);
+    }
   }
-  EXPECT_GE(huge.requests(), 1);
+  // Round robin alternates: the large engine stayed in service (ejected, it would have had one
+  // request and the other engine three), and its requests went nowhere else.
+  EXPECT_EQ(too_large, 2);
+  EXPECT_EQ(answered, 2);
+  EXPECT_EQ(huge_posts.load(), 2);
+  EXPECT_EQ(echo_posts.load(), 2);
+  EXPECT_EQ(RouterMetric("gimbal_router_requests_total", "outcome", "too_large"), 2);
+  EXPECT_EQ(RouterMetric("gimbal_router_upstream_failures_total", "engine", "e0"), 0);
 }
 
-TEST_F(RouterHostileTest, AStreamEventOverTheLimitEndsThatStreamWithAnError) {
-  RawServer huge(Engine([](const std::string&) {
+TEST_F(RouterHostileTest, AStreamEventOverTheLimitFailsThatStreamOnly) {
+  std::atomic<int> posts{0};
+  RawServer huge(Engine([&](const std::string&) {
+    ++posts;
     const std::string event = "data: " + std::string(300000, 'y') + "\n\n";
     return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: " +
            std::to_string(event.size()) + "\r\n\r\n" + event;
@@ -262,12 +297,17 @@ TEST_F(RouterHostileTest, AStreamEventOverTheLimitEndsThatStreamWithAnError) {
   ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
   auto r = Post(R"({"model":"test-model","prompt":"hi","max_tokens":1,"stream":true})");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
-  // Nothing reached the client before the event: the attempt failed, and with no other engine
-  // the client gets an error, not 300 kB.
-  EXPECT_NE(r->status, 200) << r->body.substr(0, 200);
+  // Nothing reached the client before the event: the client gets an error naming the limit, not
+  // 300 kB.
+  EXPECT_EQ(r->status, 502) << r->body.substr(0, 200);
+  EXPECT_NE(r->body.find("limits.stream_event_limit_bytes"), std::string::npos) << r->body;
   EXPECT_LT(r->body.size(), 4096u);
-  auto again = Post(Prompt("bob"));  // the router is still there
+  // The engine is still in service: the next request (whole, within the answer limit) is
+  // answered by it, where an ejected engine would leave a 503.
+  auto again = Post(Prompt("bob"));
   ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->status, 200) << again->body.substr(0, 200);
+  EXPECT_EQ(posts.load(), 2);
 }
 
 TEST_F(RouterHostileTest, StreamsCutAtTheDrainTimeoutEndWithAnErrorEvent) {
