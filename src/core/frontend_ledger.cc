@@ -25,9 +25,9 @@ LedgerTicket FrontendLedger::Dispatch(int e, int64_t prompt_tokens, int64_t max_
   Row& r = row(e);
   LedgerTicket t;
   t.engine = e;
-  t.prompt_tokens = std::max<int64_t>(0, prompt_tokens);
+  t.prompt_tokens = std::clamp<int64_t>(prompt_tokens, 0, kMaxLedgerTokens);
   t.prefill_tokens = t.prompt_tokens - std::clamp<int64_t>(cached_tokens, 0, t.prompt_tokens);
-  t.kv_tokens = t.prompt_tokens + std::max<int64_t>(0, max_tokens);
+  t.kv_tokens = t.prompt_tokens + std::clamp<int64_t>(max_tokens, 0, kMaxLedgerTokens);
   r.inflight += 1;
   r.reserved_prefill += t.prefill_tokens;
   r.reserved_kv += t.kv_tokens;

@@ -31,6 +31,11 @@
 
 namespace gimbal {
 
+// The most tokens one request counts for, as prompt and as output cap (2^36, far above any
+// model's context). A client's max_tokens may be anything up to INT64_MAX; held to this bound, the
+// per-engine sums cannot overflow (that takes 2^26 requests in flight on one engine).
+inline constexpr int64_t kMaxLedgerTokens = int64_t{1} << 36;
+
 // What the ledger holds for one dispatched request, until Finish.
 struct LedgerTicket {
   int engine = -1;  // -1: not dispatched (FirstToken and Finish do nothing)
@@ -51,7 +56,8 @@ class FrontendLedger {
   size_t size() const { return rows_.size(); }
 
   // Reserves prompt_tokens - cached_tokens of prefill and prompt + max_tokens of KV on engine `e`
-  // (negative counts count as 0; cached_tokens at most prompt_tokens) and counts a pick.
+  // (negative counts count as 0, larger ones as kMaxLedgerTokens; cached_tokens at most
+  // prompt_tokens) and counts a pick.
   LedgerTicket Dispatch(int e, int64_t prompt_tokens, int64_t max_tokens,
                         int64_t cached_tokens = 0);
   void FirstToken(LedgerTicket& t);

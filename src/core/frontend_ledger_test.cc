@@ -1,5 +1,7 @@
 #include "core/frontend_ledger.h"
 
+#include <limits>
+
 #include <gtest/gtest.h>
 
 namespace gimbal {
@@ -9,6 +11,27 @@ EngineView View(const FrontendLedger& l, int e) {
   EngineView v;
   l.FillView(e, v);
   return v;
+}
+
+// A client's max_tokens reaches the ledger unchecked: INT64_MAX once wrapped the engine's sum to a
+// negative reservation (signed overflow), which made the engine look empty to every dispatcher.
+TEST(FrontendLedger, AHugeOutputCapCountsAsTheBoundAndNeverWraps) {
+  FrontendLedger l(1);
+  const int64_t most = std::numeric_limits<int64_t>::max();
+  LedgerTicket a = l.Dispatch(0, 100, most);
+  LedgerTicket b = l.Dispatch(0, most, most);
+  EXPECT_EQ(a.kv_tokens, 100 + kMaxLedgerTokens);
+  EXPECT_EQ(b.prompt_tokens, kMaxLedgerTokens);
+  EXPECT_EQ(b.kv_tokens, 2 * kMaxLedgerTokens);
+  EngineView v = View(l, 0);
+  EXPECT_EQ(v.reserved_kv_tokens, 100 + 3 * kMaxLedgerTokens);
+  EXPECT_EQ(v.reserved_prefill, 100 + kMaxLedgerTokens);
+  l.Finish(a);
+  l.Finish(b);
+  v = View(l, 0);
+  EXPECT_EQ(v.reserved_kv_tokens, 0);
+  EXPECT_EQ(v.reserved_prefill, 0);
+  EXPECT_EQ(v.inflight, 0);
 }
 
 TEST(FrontendLedger, ReservesPromptPlusMaxTokensUntilFinish) {
