@@ -61,6 +61,10 @@ struct ConnState {
 
 constexpr std::chrono::milliseconds kWatchDelay{20};
 
+// Request storage a keep-alive connection keeps between requests; larger storage is freed.
+constexpr size_t kKeptStorageBytes = 16 << 10;
+constexpr size_t kKeptFields = 64;
+
 void ClientGone(ConnState& c) {
   c.watching = false;
   c.gone = true;
@@ -493,6 +497,12 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       counted = false;
       answered = true;
       if (!keep_alive || writer.failed() || !writer.finished() || conn->gone) break;
+      // A kept connection waits for its next request with small storage only: a large body's (up
+      // to the body limit, 4 MiB by default) or a large head's is let go, or every idle
+      // connection could hold that much for as long as its client keeps it open.
+      if (req.body.capacity() > kKeptStorageBytes) std::string().swap(req.body);
+      if (req.headers.items().capacity() > kKeptFields) req.headers = Headers();
+      if (buffer.size() == 0 && buffer.capacity() > kKeptStorageBytes) buffer.shrink_to_fit();
     }
   } catch (const std::exception& e) {
     if (counted) --active;
