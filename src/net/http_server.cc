@@ -46,10 +46,9 @@ struct ConnState {
   std::string remote;  // "ip:port", read once per connection
   std::string head;    // scratch for response heads and chunk sizes, reused across requests
   // Client-gone watch for the request being handled (Writer::OnClientGone).
-  bool watching = false;  // a wait for the client's end is wanted
-  bool gone = false;      // the client closed or reset the connection
-  int waits_pending = 0;  // watch waits not yet completed
-  char peek_byte = 0;
+  bool watching = false;   // a wait for the client's end is wanted
+  bool gone = false;       // the client closed or reset the connection
+  int waits_pending = 0;   // watch waits not yet completed
   uint64_t watch_gen = 0;  // bumped when a watch starts or stops; stale waits do nothing
   std::function<void()> on_gone;
   // The watch starts kWatchDelay after a handler asks for it, so a request answered sooner costs
@@ -90,8 +89,9 @@ void WatchClient(const std::shared_ptr<ConnState>& c) {
     }
     error_code peek_ec;
     size_t n = 0;
+    std::array<char, 64> peeked;
     if (!ec) {
-      n = c->socket.receive(asio::buffer(&c->peek_byte, 1), tcp::socket::message_peek,
+      n = c->socket.receive(asio::buffer(peeked), tcp::socket::message_peek,
                             peek_ec);  // the socket is in non-blocking mode
     }
     if (!ec && peek_ec == asio::error::would_block) {
@@ -99,7 +99,20 @@ void WatchClient(const std::shared_ptr<ConnState>& c) {
       return;
     }
     if (!ec && !peek_ec && n > 0) {
-      c->watching = false;  // a pipelined request: nothing more to learn from the socket
+      // Empty lines before a request line are ignored (RFC 9112 §2.2): they are read off here, so
+      // a CRLF sent after a body (as some clients do) neither ends the watch nor reaches the
+      // parser. Anything else is a pipelined request: nothing more to learn from the socket.
+      size_t blank = 0;
+      while (blank < n && (peeked[blank] == '\r' || peeked[blank] == '\n')) ++blank;
+      if (blank > 0) {
+        error_code read_ec;
+        c->socket.receive(asio::buffer(peeked.data(), blank), 0, read_ec);
+        if (!read_ec && blank == n) {
+          WatchClient(c);
+          return;
+        }
+      }
+      c->watching = false;
       return;
     }
     ClientGone(*c);  // end of stream, reset, or another error

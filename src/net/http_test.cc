@@ -261,6 +261,36 @@ TEST_F(HttpTest, AClientGoneBeforeTheWatchStartsIsHeardWhenItStarts) {
   }
 }
 
+// Empty lines before a request line are ignored (RFC 9112 §2.2); some clients send a CRLF after a
+// body. Taken for a pipelined request, it ended the watch, so a client that then went away was
+// not heard and its request held its place until it ended on its own (60 s here). Sent before
+// and after the watch starts, alone or as many lines; then a request behind blank lines is still
+// read and answered.
+TEST_F(HttpTest, BlankLinesAfterARequestDoNotHideTheClientGoingAway) {
+  for (const std::string& blank : {std::string("\r\n"), std::string(300, '\n')}) {
+    for (bool before_watch : {true, false}) {
+      const int gone = handler_->gone.load();
+      asio::io_context ctx;
+      asio::ip::tcp::socket s(ctx);
+      s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+      asio::write(s, asio::buffer(std::string("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")));
+      if (before_watch) asio::write(s, asio::buffer(blank));
+      ASSERT_TRUE(Eventually([&] { return server_->active_requests() == 1; }));
+      std::this_thread::sleep_for(100ms);  // the watch has started (20 ms after the request)
+      if (!before_watch) asio::write(s, asio::buffer(blank));
+      std::this_thread::sleep_for(50ms);
+      s.close();
+      EXPECT_TRUE(Eventually([&] { return handler_->gone.load() == gone + 1; }))
+          << blank.size() << " " << before_watch;
+      EXPECT_TRUE(Eventually([&] { return server_->active_requests() == 0; }));
+    }
+  }
+  // Blank lines, then a request: the request is read as usual.
+  const std::string got = testing::ExchangeRaw(
+      server_->port(), "\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got;
+}
+
 TEST_F(HttpTest, ClientCancelAbandonsARequestWaitingForItsHeader) {
   ClientCancel cancel;
   auto opened =

@@ -8,6 +8,8 @@
 #include <boost/asio/error.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "net/parser_read.h"
+
 namespace gimbal::net::detail {
 
 namespace http = boost::beast::http;
@@ -221,6 +223,7 @@ RequestStream ParseRequestBytes(std::string_view bytes, const HttpServerOptions&
       error_code ec;
       bool checked = false;
       for (;;) {
+        if (!parser.got_some()) DropBlankLines(buffer);  // as ReadParsed
         if (buffer.size() > 0) {
           const size_t used = parser.put(buffer.data(), ec);
           buffer.consume(used);

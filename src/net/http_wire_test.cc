@@ -18,6 +18,21 @@ std::string Chunked(const std::string& trailer) {
          trailer + "\r\n";
 }
 
+// Empty lines before a request line are ignored (RFC 9112 §2.2), as some clients send a CRLF after
+// a body; Beast's parser alone answers them 400 "bad method". Bare LFs count too; other bytes
+// before the method are still refused.
+TEST(HttpWire, EmptyLinesBeforeARequestAreIgnored) {
+  auto got = ParseRequestBytes(
+      "\r\n\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\r\n\r\n"
+      "GET /a HTTP/1.1\r\nHost: x\r\n\r\n",
+      HttpServerOptions{});
+  ASSERT_EQ(got.requests.size(), 2u) << got.error;
+  EXPECT_EQ(got.requests[0].body, "abc");
+  EXPECT_EQ(got.requests[1].target, "/a");
+  EXPECT_EQ(got.error_status, 0);
+  EXPECT_EQ(ParseRequestBytes(" \r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n", {}).error_status, 400);
+}
+
 TEST(HttpWire, ReadsPipelinedRequestsInOrder) {
   auto got = ParseRequestBytes(
       "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: "

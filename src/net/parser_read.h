@@ -28,8 +28,19 @@ namespace gimbal::net::detail {
 // chunk), until it has the whole head, or the whole message.
 enum class ReadGoal { kSome, kHeader, kMessage };
 
+// Drops the CR and LF bytes at the front of `buffer`: the empty lines a server ignores before a
+// request line (RFC 9112 §2.2; some clients send a CRLF after a body). Beast's parser refuses
+// them ("bad method"). A connection that sends nothing else stays bounded by its read deadline.
+inline void DropBlankLines(boost::beast::flat_buffer& buffer) {
+  const auto* p = static_cast<const char*>(buffer.data().data());
+  size_t n = 0;
+  while (n < buffer.size() && (p[n] == '\r' || p[n] == '\n')) ++n;
+  buffer.consume(n);
+}
+
 // Parses what `buffer` holds and reads from `sock` until `goal` or an error (`ec`). kSome is
-// http::async_read_some, kHeader http::async_read_header, kMessage http::async_read.
+// http::async_read_some, kHeader http::async_read_header, kMessage http::async_read. A request's
+// leading empty lines are dropped (DropBlankLines).
 template <bool kRequest>
 boost::asio::awaitable<void> ReadParsed(boost::asio::ip::tcp::socket& sock,
                                         boost::beast::flat_buffer& buffer,
@@ -43,6 +54,12 @@ boost::asio::awaitable<void> ReadParsed(boost::asio::ip::tcp::socket& sock,
   if (goal != ReadGoal::kSome && reached()) co_return;
   bool parse = buffer.size() != 0;
   for (;;) {
+    if constexpr (kRequest) {
+      if (parse && !parser.got_some()) {
+        DropBlankLines(buffer);
+        parse = buffer.size() != 0;
+      }
+    }
     if (parse) {
       const size_t used = parser.put(buffer.data(), ec);
       buffer.consume(used);
