@@ -276,7 +276,7 @@ bool Emulator::Admit(std::deque<Pending>& in, std::vector<uint64_t>& cancels,
       error = fmt::format("engine {} does not exist ({} engines)", s.engine, spec_.dp);
     } else if (s.prompt_tokens < 1 || s.output_tokens < 1) {
       error = "a request needs at least one prompt token and one output token";
-    } else if (s.prompt_tokens + s.output_tokens > kv_capacity_tokens_) {
+    } else if (s.output_tokens > kv_capacity_tokens_ - s.prompt_tokens) {  // no overflow: both >= 1
       error = fmt::format(
           "prompt ({}) plus output ({}) tokens exceed the engine's KV cache of {} tokens",
           s.prompt_tokens, s.output_tokens, kv_capacity_tokens_);

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 
 #include <gtest/gtest.h>
@@ -85,6 +86,18 @@ TEST(EmulatorTest, RejectsRequestsThatCannotRun) {
   ASSERT_TRUE(bad.WaitFinished());
   EXPECT_EQ(big.updates.back().status, 400);
   EXPECT_EQ(bad.updates.back().status, 400);
+  // A client's max_tokens may be anything up to INT64_MAX: prompt + output once overflowed, the
+  // request was admitted, and when it outgrew the KV cache it stayed at the head of the queue, so
+  // nothing behind it ever ran.
+  Collector huge, small;
+  emu->Submit({0, 3, std::numeric_limits<int64_t>::max(), 0, 0, {}}, huge.Sink());
+  emu->Submit({0, 3, 2, 0, 0, {}}, small.Sink());
+  ASSERT_TRUE(huge.WaitFinished());
+  ASSERT_TRUE(small.WaitFinished());
+  EXPECT_EQ(huge.updates.back().status, 400);
+  EXPECT_NE(huge.updates.back().error.find("exceed the engine's KV cache"), std::string::npos);
+  EXPECT_TRUE(small.updates.back().error.empty()) << small.updates.back().error;
+  EXPECT_EQ(small.updates.back().generated, 2);
 }
 
 TEST(EmulatorTest, PlacementIsValidatedAndInstalledBetweenSteps) {

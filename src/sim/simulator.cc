@@ -203,7 +203,7 @@ class Run {
     const int64_t cached = views[e].cached_prompt_tokens;
     tickets_[i] = ledger_.Dispatch(e, req.prompt_tokens, dr.max_output_tokens, cached);
     own_tickets_[i] = fe.ledger.Dispatch(e, req.prompt_tokens, dr.max_output_tokens, cached);
-    if (req.prompt_tokens + req.output_tokens > cluster_.kv_capacity_tokens()) {
+    if (req.output_tokens > cluster_.kv_capacity_tokens() - req.prompt_tokens) {  // no overflow
       // Longer than the whole KV cache of a rank: the engine rejects it at once, as vLLM rejects
       // over-long requests, and the front end releases what it reserved.
       Settle(i, /*finished=*/true);
