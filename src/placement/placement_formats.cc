@@ -208,6 +208,15 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
                         "expert index, got {}",
                         name, l, s, JsonForMessage(v)));
       }
+      // Range-checked before narrowing: 2^32 + 5 would otherwise pass as expert 5.
+      const bool in_range = v.is_number_unsigned()
+                                ? v.get<uint64_t>() < static_cast<uint64_t>(p.experts)
+                                : v.get<int64_t>() >= 0 && v.get<int64_t>() < p.experts;
+      if (!in_range) {
+        return InvalidArgument(fmt::format(
+            "{}: placement: phy2log layer {} slot {}: expert {} is out of range [0, {})", name, l,
+            s, JsonForMessage(v), p.experts));
+      }
       p.phy2log.push_back(static_cast<int32_t>(v.get<int64_t>()));
     }
   }

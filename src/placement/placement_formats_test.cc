@@ -101,6 +101,22 @@ TEST(PlacementFormats, PlacementRoundTripsAndDerivesTheReplicaTables) {
       << bad.status().message();
 }
 
+// Expert indices are range-checked before they are narrowed to 32 bits: 2^32 + 1 once went in as
+// expert 1, and -2^32 as 0, so an engine installed a plan it was never sent.
+TEST(PlacementFormats, ExpertIndicesBeyond32BitsAreRejectedNotWrapped) {
+  for (const char* x : {"4294967297", "-4294967296", "18446744073709551615", "2", "-1"}) {
+    Result<Placement> p = ParsePlacementJson(
+        std::string(R"({"layers":1,"experts":2,"gpus":1,"slots_per_gpu":2,"phy2log":[[0,)") + x +
+            "]]}",
+        "p.json");
+    ASSERT_FALSE(p.ok()) << x;
+    EXPECT_NE(p.status().message().find("p.json: placement: phy2log layer 0 slot 1: expert " +
+                                        std::string(x) + " is out of range [0, 2)"),
+              std::string::npos)
+        << p.status().message();
+  }
+}
+
 TEST(PlacementFormats, OversizedPlacementShapesAreRejected) {
   Result<Placement> p = ParsePlacementJson(
       R"({"layers":1,"experts":2,"gpus":1048576,"slots_per_gpu":1048576,"phy2log":[[0,1]]})",
