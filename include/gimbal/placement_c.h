@@ -26,8 +26,9 @@ typedef struct gimbal_topology {
   int gpus_per_node;   /* 0: all on one node */
   double alpha;        /* per-token cost of a hop within a node (e.g. 0.2) */
   double beta;         /* per-token cost of a hop across nodes (e.g. 1.0); alpha <= beta */
-  int expert_groups;   /* DeepSeek expert groups, for the eplb policy (1 if none) */
-  double expert_bytes; /* bytes of one expert in one layer (only scales reported bytes) */
+  int expert_groups;   /* DeepSeek expert groups, for the eplb policy (1 or 0 if none; < 0 fails) */
+  double expert_bytes; /* bytes of one expert in one layer (only scales reported bytes); 0: 1;
+                          negative, NaN or infinite fails */
 } gimbal_topology;
 
 typedef struct gimbal_quality {

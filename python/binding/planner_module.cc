@@ -2,6 +2,8 @@
 // Python class. The Python side (gimbal_planner/eplb_policy.py) checks shapes and values and
 // shapes the results the way vLLM's EPLB expects; this module only moves arrays across and turns
 // the C API's error codes into ValueError with the planner's message.
+#include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,6 +23,46 @@ namespace {
 using Counts = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using Phy2Log = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 
+// A current phy2log as int32, from any integer array: forcecast alone would wrap an int64 id of
+// 2^32 + 1 to 1 and truncate a float id of 0.5 to 0, making a placement nobody sent.
+Phy2Log CurrentPhy2Log(const py::array& a) {
+  const char kind = a.dtype().kind();
+  if (kind != 'i' && kind != 'u') {
+    throw py::value_error("current phy2log must be an integer array, got dtype " +
+                          std::string(py::str(a.dtype())));
+  }
+  using Wide = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+  if (kind == 'u' && a.itemsize() == 8) {
+    const auto u = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>::ensure(a);
+    for (py::ssize_t i = 0; i < u.size(); ++i) {
+      if (u.data()[i] > static_cast<uint64_t>(INT32_MAX)) {
+        throw py::value_error("current phy2log: entry " + std::to_string(i) + " (" +
+                              std::to_string(u.data()[i]) + ") is not an expert index");
+      }
+    }
+  }
+  const Wide w = Wide::ensure(a);
+  for (py::ssize_t i = 0; i < w.size(); ++i) {
+    const int64_t v = w.data()[i];
+    if (v < INT32_MIN || v > INT32_MAX) {
+      throw py::value_error("current phy2log: entry " + std::to_string(i) + " (" +
+                            std::to_string(v) + ") is not an expert index");
+    }
+  }
+  return Phy2Log::ensure(w);
+}
+
+// A dimension of counts as the C API's int, refused when it does not fit (a silent cast would
+// plan 4 experts for 2^32 + 4).
+int Dimension(const Counts& counts, int i, const char* name) {
+  const py::ssize_t n = counts.shape(i);
+  if (n > INT32_MAX) {
+    throw py::value_error(std::string("counts: ") + name + " (" + std::to_string(n) +
+                          ") is more than the planner takes (" + std::to_string(INT32_MAX) + ")");
+  }
+  return static_cast<int>(n);
+}
+
 // One gimbal_planner; not thread-safe (the C API's contract), so calls hold the GIL except while
 // a plan runs, during which the planner is marked busy.
 class Planner {
@@ -38,11 +80,13 @@ class Planner {
   // counts: [layers, sources, experts]; current: [layers, gpus * slots_per_gpu] or None.
   // Returns the new phy2log, [layers, gpus * slots_per_gpu], int32.
   Phy2Log Plan(const Counts& counts, const gimbal_topology& topology, int slots_per_gpu,
-               const std::optional<Phy2Log>& current) {
+               const std::optional<py::array>& current_any) {
     if (counts.ndim() != 3) throw py::value_error("counts must be [layers, sources, experts]");
-    const auto layers = static_cast<int>(counts.shape(0));
-    const auto sources = static_cast<int>(counts.shape(1));
-    const auto experts = static_cast<int>(counts.shape(2));
+    const int layers = Dimension(counts, 0, "layers");
+    const int sources = Dimension(counts, 1, "sources");
+    const int experts = Dimension(counts, 2, "experts");
+    std::optional<Phy2Log> current;
+    if (current_any) current = CurrentPhy2Log(*current_any);
     const py::ssize_t slots = static_cast<py::ssize_t>(topology.gpus) * slots_per_gpu;
     if (current &&
         (current->ndim() != 2 || current->shape(0) != layers || current->shape(1) != slots)) {
@@ -67,18 +111,21 @@ class Planner {
 
   // After a plan: (slot, weight) pairs for one source's tokens to one expert.
   std::vector<std::pair<int32_t, float>> Route(int layer, int source, int expert) const {
+    CheckIdle();
     int n = gimbal_planner_route(planner_, layer, source, expert, nullptr, nullptr, 0);
     if (n < 0) throw py::value_error("no plan yet, or layer/source/expert out of range");
     std::vector<int32_t> slots(static_cast<size_t>(n));
     std::vector<float> weights(static_cast<size_t>(n));
+    const int capacity = n;
     n = gimbal_planner_route(planner_, layer, source, expert, slots.data(), weights.data(), n);
     std::vector<std::pair<int32_t, float>> route;
-    for (int i = 0; i < n; ++i) route.emplace_back(slots[i], weights[i]);
+    for (int i = 0; i < std::min(n, capacity); ++i) route.emplace_back(slots[i], weights[i]);
     return route;
   }
 
   // After a plan: its quality against the current placement, by the policy's own objective.
   py::dict Quality() const {
+    CheckIdle();
     gimbal_quality q{};
     if (gimbal_planner_quality(planner_, &q) != 0) throw py::value_error("no plan yet");
     py::dict d;
@@ -93,6 +140,12 @@ class Planner {
   const std::string& policy() const { return policy_; }
 
  private:
+  // route() and quality() read the plan that plan() replaces while it runs without the GIL: from
+  // another thread then, they would read it as it is freed.
+  void CheckIdle() const {
+    if (busy_) throw py::value_error("planner is planning: route() and quality() wait for plan()");
+  }
+
   gimbal_planner* planner_ = nullptr;
   std::string policy_;
   bool busy_ = false;
@@ -123,7 +176,7 @@ PYBIND11_MODULE(_planner, m) {
           "plan",
           [](Planner& self, const Counts& counts, int gpus, int gpus_per_node, double alpha,
              double beta, int expert_groups, double expert_bytes, int slots_per_gpu,
-             const std::optional<Phy2Log>& current) {
+             const std::optional<py::array>& current) {
             return self.Plan(
                 counts, MakeTopology(gpus, gpus_per_node, alpha, beta, expert_groups, expert_bytes),
                 slots_per_gpu, current);

@@ -29,12 +29,18 @@ slots each, source ``s`` on GPU ``s * num_ranks / sources``. The result is a tor
 
 from __future__ import annotations
 
+import operator
 import threading
 
 import numpy as np
 
 from ._arrays import like, to_numpy
 from .recorder import SourceLoadRecorder
+
+# The most tokens one load may count: the planner's bound on a count (kMaxRoutingCount in
+# src/policy/placement/routing_stats.h), checked on the weight vLLM passes so that the error names
+# it rather than the per-source split made from it.
+MAX_WEIGHT = 1e15
 
 
 class GimbalEplbPolicy:
@@ -66,6 +72,11 @@ class GimbalEplbPolicy:
 
         if not 0 <= alpha <= beta:
             raise ValueError(f"GimbalEplbPolicy: need 0 <= alpha <= beta, got {alpha}, {beta}")
+        # The planner's bounds (kMaxExpertBytes in src/policy/placement/placement_problem.h);
+        # NaN fails the comparison.
+        if not 0 < expert_bytes <= 1e15:
+            raise ValueError("GimbalEplbPolicy: expert_bytes must be in (0, 1e15], "
+                             f"got {expert_bytes}")
         planner = Planner(policy, params)
         return type(name, (cls,), {
             "policy": policy, "params": params, "alpha": float(alpha), "beta": float(beta),
@@ -101,10 +112,26 @@ class GimbalEplbPolicy:
         if not np.isfinite(w).all() or (w < 0).any():
             raise ValueError("GimbalEplbPolicy: weight must be finite and >= 0")
         layers, experts = w.shape
+        if w.max() > MAX_WEIGHT:
+            layer, expert = np.unravel_index(w.argmax(), w.shape)
+            raise ValueError(f"GimbalEplbPolicy: weight[{layer}][{expert}] ({w.max()}) is more "
+                             f"than the planner takes ({MAX_WEIGHT})")
+        sizes = {}
         for name, v in (("num_replicas", num_replicas), ("num_groups", num_groups),
                         ("num_nodes", num_nodes), ("num_ranks", num_ranks)):
-            if int(v) != v or v <= 0:
-                raise ValueError(f"GimbalEplbPolicy: {name} must be a positive integer, got {v}")
+            # An integer (Python or numpy, not a bool), as vLLM passes: 16.0 or NaN is refused
+            # here, naming the argument, rather than failing further in.
+            try:
+                if isinstance(v, (bool, np.bool_)):
+                    raise TypeError
+                sizes[name] = operator.index(v)
+            except TypeError:
+                raise ValueError(f"GimbalEplbPolicy: {name} must be a positive integer, "
+                                 f"got {v!r}") from None
+            if sizes[name] <= 0:
+                raise ValueError(f"GimbalEplbPolicy: {name} must be a positive integer, got {v!r}")
+        num_replicas, num_groups = sizes["num_replicas"], sizes["num_groups"]
+        num_nodes, num_ranks = sizes["num_nodes"], sizes["num_ranks"]
         if num_replicas % num_ranks != 0 or num_replicas < experts:
             raise ValueError(f"GimbalEplbPolicy: num_replicas ({num_replicas}) must be a multiple "
                              f"of num_ranks ({num_ranks}) and at least the experts ({experts})")

@@ -15,11 +15,28 @@ Accepts numpy arrays, torch tensors (moved to the host) or nested lists.
 
 from __future__ import annotations
 
+import operator
 import threading
 
 import numpy as np
 
 from ._arrays import to_numpy
+
+
+def _rank_index(source, num_sources: int, what: str) -> int:
+    """``source`` as a rank index in [0, num_sources): an integer, not a bool (numpy would take
+    True as a mask and add the loads to every source) nor a float (a non-integer index)."""
+    if isinstance(source, (bool, np.bool_)):
+        raise ValueError(f"SourceLoadRecorder.{what}: source must be an integer rank, "
+                         f"got {source!r}")
+    try:
+        index = operator.index(source)
+    except TypeError:
+        raise ValueError(f"SourceLoadRecorder.{what}: source must be an integer rank, "
+                         f"got {source!r}") from None
+    if not 0 <= index < num_sources:
+        raise ValueError(f"SourceLoadRecorder.{what}: source {index} outside [0, {num_sources})")
+    return index
 
 
 class SourceLoadRecorder:
@@ -59,9 +76,7 @@ class SourceLoadRecorder:
 
     def record(self, source: int, loads) -> None:
         """Adds source rank ``source``'s ``[layers, experts]`` token counts to the open step."""
-        if not 0 <= source < self.num_sources:
-            raise ValueError(f"SourceLoadRecorder.record: source {source} outside "
-                             f"[0, {self.num_sources})")
+        source = _rank_index(source, self.num_sources, "record")
         a = self._checked(loads, (self.num_layers, self.num_experts), "record")
         with self._lock:
             self._steps[self._pos, :, source, :] += a
@@ -70,6 +85,7 @@ class SourceLoadRecorder:
         """Like :meth:`record` for per-physical-slot counts ``[layers, num_physical]`` (vLLM's
         ``expert_load_pass`` layout), folded onto logical experts with ``phy2log``; slots whose
         id is negative (not yet filled) are dropped."""
+        source = _rank_index(source, self.num_sources, "record_physical")
         p = to_numpy(phy2log, np.int64)
         a = self._checked(loads, p.shape, "record_physical")
         if p.ndim != 2 or p.shape[0] != self.num_layers or (p >= self.num_experts).any():

@@ -89,6 +89,13 @@ def test_the_unconfigured_class_plans_with_the_defaults():
     ((-np.ones((2, 16)), 16, 1, 1, 4), "finite and >= 0"),
     ((np.full((2, 16), np.nan), 16, 1, 1, 4), "finite and >= 0"),
     ((np.ones(16), 16, 1, 1, 4), r"\[layers, experts\]"),
+    # Sizes that are not integers are named, not left to fail further in.
+    ((np.ones((2, 16)), 16.0, 1, 1, 4), "num_replicas must be a positive integer"),
+    ((np.ones((2, 16)), 16, 1, 1, float("nan")), "num_ranks must be a positive integer"),
+    ((np.ones((2, 16)), 16, None, 1, 4), "num_groups must be a positive integer"),
+    ((np.ones((2, 16)), 16, 1, True, 4), "num_nodes must be a positive integer"),
+    # The weight is named, not the per-source counts made from it.
+    ((np.full((2, 16), 1e16), 16, 1, 1, 4), r"weight\[0\]\[0\] \(1e\+16\)"),
 ])
 def test_bad_input_is_a_clear_value_error(args, message):
     with pytest.raises(ValueError, match=message):
@@ -102,6 +109,9 @@ def test_bad_settings_fail_when_configured():
         make_policy(params="no_such_key=1")
     with pytest.raises(ValueError, match="alpha <= beta"):
         make_policy(alpha=2.0, beta=1.0)
+    for bad in (-5.0, 0.0, float("nan"), 1e16):
+        with pytest.raises(ValueError, match="expert_bytes"):
+            make_policy(expert_bytes=bad)
 
 
 def test_exact_policy_is_not_built_into_the_package():

@@ -41,6 +41,12 @@ def test_physical_loads_fold_onto_logical_experts():
     assert rec.matrix()[0, 1].tolist() == [7, 1, 2]
 
 
+def test_numpy_integer_ranks_are_taken():
+    rec = SourceLoadRecorder(2, 1, 2)
+    rec.record(np.int64(1), [[1, 2]])
+    assert rec.matrix().tolist() == [[[0, 0], [1, 2]]]
+
+
 def test_record_all_takes_an_all_gather_of_every_rank():
     rec = SourceLoadRecorder(2, 1, 2)
     rec.record_all(np.array([[[1, 2]], [[3, 4]]]))  # [sources, layers, experts]
@@ -52,6 +58,11 @@ def test_record_all_takes_an_all_gather_of_every_rank():
     (lambda r: r.record(0, np.zeros((2, 2))), "expected shape"),
     (lambda r: r.record(0, [[-1, 0]]), "finite and >= 0"),
     (lambda r: r.record_physical(0, [[1, 1]], [[0, 5]]), "ids < 2"),
+    # A bool passes 0 <= True < n, and numpy takes it as a mask: the loads went to every source.
+    (lambda r: r.record(True, np.ones((1, 2))), "integer rank"),
+    (lambda r: r.record(np.bool_(False), np.ones((1, 2))), "integer rank"),
+    (lambda r: r.record(1.0, np.ones((1, 2))), "integer rank"),
+    (lambda r: r.record_physical(True, [[1, 1]], [[0, 1]]), "integer rank"),
 ])
 def test_bad_records_are_value_errors(call, message):
     with pytest.raises(ValueError, match=message):

@@ -1,6 +1,7 @@
 // The C API of include/gimbal/placement_c.h over PlacementPolicy.
 #include "gimbal/placement_c.h"
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -90,6 +91,17 @@ int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology
                 fmt::format("gimbal_planner_plan: layers ({}), sources ({}), experts ({}), "
                             "slots_per_gpu ({}) and gpus ({}) must be positive",
                             layers, sources, experts, slots_per_gpu, topology->gpus));
+  }
+  // 0 (a zero-initialised struct) means the default; a negative or non-finite value is an error,
+  // not replaced by one.
+  if (topology->expert_groups < 0) {
+    return Fail(planner, fmt::format("gimbal_planner_plan: expert_groups ({}) must be >= 0",
+                                     topology->expert_groups));
+  }
+  if (!(topology->expert_bytes >= 0) || !std::isfinite(topology->expert_bytes)) {
+    return Fail(planner,
+                fmt::format("gimbal_planner_plan: expert_bytes ({}) must be finite and >= 0",
+                            topology->expert_bytes));
   }
   gimbal::PlacementTopology topo;
   topo.gpus = topology->gpus;
