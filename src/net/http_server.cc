@@ -227,15 +227,18 @@ namespace {
 class Writer final : public ResponseWriter {
  public:
   // `head_only`: the request was HEAD, so heads are sent with their framing headers and no body
-  // (RFC 9110 §9.3.2); a body written would be read as the next response.
+  // (RFC 9110 §9.3.2); a body written would be read as the next response. `http10`: the request
+  // was HTTP/1.0, whose clients know no chunked coding (RFC 9112 §6.1) and close a connection
+  // unless told to keep it: a stream goes out unframed and ends with the connection.
   Writer(const std::shared_ptr<ConnState>& c, detail::SocketDeadline& dl, double write_timeout,
-         bool keep_alive, bool head_only)
+         bool keep_alive, bool head_only, bool http10)
       : conn_(c),
         sock_(c->socket),
         dl_(dl),
         write_timeout_(write_timeout),
         keep_alive_(keep_alive),
-        head_only_(head_only) {}
+        head_only_(head_only),
+        http10_(http10) {}
 
   asio::awaitable<Status> Send(HttpResponse r) override {
     if (started_) co_return Internal("response already started");
@@ -251,6 +254,7 @@ class Writer final : public ResponseWriter {
       head += "\r\n"sv;
     }
     if (!keep_alive_) head += "Connection: close\r\n"sv;
+    if (keep_alive_ && http10_) head += "Connection: keep-alive\r\n"sv;
     head += "\r\n"sv;
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(head), bodyless || head_only_ ? asio::const_buffer() : asio::buffer(r.body)};
@@ -271,7 +275,11 @@ class Writer final : public ResponseWriter {
     std::string& head = conn_->head;
     head.clear();
     AppendHead(head, status, headers);
-    head += "Transfer-Encoding: chunked\r\n"sv;
+    if (http10_) {
+      keep_alive_ = false;  // the stream ends with the connection
+    } else {
+      head += "Transfer-Encoding: chunked\r\n"sv;
+    }
     if (!keep_alive_) head += "Connection: close\r\n"sv;
     head += "\r\n"sv;
     std::array<asio::const_buffer, 1> bufs{asio::buffer(head)};
@@ -288,6 +296,16 @@ class Writer final : public ResponseWriter {
     if (!streaming_) co_return Internal("WriteChunk before BeginStream");
     if (failed_) co_return Status(ErrorCode::kUnavailable, "client connection lost");
     if (data.empty() || head_only_) co_return Status::Ok();
+    if (http10_) {
+      std::array<asio::const_buffer, 1> raw{asio::buffer(data.data(), data.size())};
+      error_code ec;
+      if (!detail::TryWriteNow(sock_, raw, ec)) {
+        dl_.ArmSeconds(write_timeout_);
+        co_await asio::async_write(sock_, raw, asio::redirect_error(asio::use_awaitable, ec));
+        dl_.Disarm();
+      }
+      co_return Check(ec);
+    }
     char size[24];
     auto [end, tc] = std::to_chars(size, size + sizeof(size) - 2, data.size(), 16);
     *end++ = '\r';
@@ -307,7 +325,7 @@ class Writer final : public ResponseWriter {
   asio::awaitable<Status> EndStream() override {
     if (!streaming_) co_return Internal("EndStream before BeginStream");
     if (failed_) co_return Status(ErrorCode::kUnavailable, "client connection lost");
-    if (head_only_) {
+    if (head_only_ || http10_) {  // nothing to write: HEAD sends no body; HTTP/1.0 closes
       finished_ = true;
       co_return Status::Ok();
     }
@@ -341,6 +359,8 @@ class Writer final : public ResponseWriter {
   bool client_gone() const override { return conn_->gone; }
   bool finished() const { return finished_; }
   bool failed() const { return failed_; }
+  // Whether the connection may carry another request (a stream to an HTTP/1.0 client may not).
+  bool keep_alive() const { return keep_alive_; }
 
  private:
   Status Check(const error_code& ec) {
@@ -358,6 +378,7 @@ class Writer final : public ResponseWriter {
   double write_timeout_;
   bool keep_alive_;
   bool head_only_;
+  bool http10_;
   bool started_ = false;
   bool streaming_ = false;
   bool finished_ = false;
@@ -453,7 +474,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       // Answers a protocol error with `status` and ends the connection.
       auto fail = [&](int status, std::string_view message) -> asio::awaitable<void> {
         HttpResponse r = opts.error_response(status, message);
-        Writer w(conn, dl, opts.write_timeout_s, false, false);
+        Writer w(conn, dl, opts.write_timeout_s, false, false, false);
         co_await w.Send(std::move(r));
       };
 
@@ -472,7 +493,9 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
           break;
         }
       }
-      if (EqualsIgnoreCase(req.headers.Get("Expect"), "100-continue")) {
+      const bool http10 = parser.version() < 11;
+      // An HTTP/1.0 client's expectation is ignored (RFC 9110 §10.1.1): it cannot read a 100.
+      if (!http10 && EqualsIgnoreCase(req.headers.Get("Expect"), "100-continue")) {
         dl.ArmSeconds(opts.write_timeout_s);
         co_await asio::async_write(sock, asio::buffer("HTTP/1.1 100 Continue\r\n\r\n", 25),
                                    asio::redirect_error(asio::use_awaitable, ec));
@@ -494,7 +517,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       bool keep_alive = parser.keep_alive() && !draining;
       const bool head_only = parser.method() == http::verb::head;
       req.remote = conn->remote;
-      Writer writer(conn, dl, opts.write_timeout_s, keep_alive, head_only);
+      Writer writer(conn, dl, opts.write_timeout_s, keep_alive, head_only, http10);
       ++active;
       counted = true;
       try {
@@ -509,7 +532,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       --active;
       counted = false;
       answered = true;
-      if (!keep_alive || writer.failed() || !writer.finished() || conn->gone) break;
+      if (!writer.keep_alive() || writer.failed() || !writer.finished() || conn->gone) break;
       // A kept connection waits for its next request with small storage only: a large body's (up
       // to the body limit, 4 MiB by default) or a large head's is let go, or every idle
       // connection could hold that much for as long as its client keeps it open.

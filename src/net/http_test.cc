@@ -291,6 +291,37 @@ TEST_F(HttpTest, BlankLinesAfterARequestDoNotHideTheClientGoingAway) {
   EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got;
 }
 
+// HTTP/1.0 clients know no chunked coding (RFC 9112 §6.1) and cannot read a 100 (RFC 9110
+// §10.1.1): a stream reaches them unframed, ended by the connection's close; a whole answer keeps
+// the connection only when asked to, and says so.
+TEST_F(HttpTest, AnHttp10ClientGetsAStreamWithoutChunksEndedByTheClose) {
+  const std::string got = Raw("GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const size_t body = got.find("\r\n\r\n");
+  ASSERT_NE(body, std::string::npos) << got;
+  const std::string head = got.substr(0, body);
+  EXPECT_EQ(head.find("Transfer-Encoding"), std::string::npos) << head;
+  EXPECT_NE(head.find("Connection: close"), std::string::npos) << head;
+  EXPECT_EQ(got.substr(body + 4), "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n");
+
+  // A whole answer on a kept HTTP/1.0 connection says so, and the next request is answered.
+  const std::string two =
+      Raw("POST /echo HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 1\r\n\r\na"
+          "POST /echo HTTP/1.0\r\nContent-Length: 1\r\n\r\nb");
+  EXPECT_NE(two.find("Connection: keep-alive\r\n"), std::string::npos) << two;
+  EXPECT_NE(two.find("POST a"), std::string::npos) << two;
+  EXPECT_NE(two.find("POST b"), std::string::npos) << two;
+
+  // Expect: 100-continue from an HTTP/1.0 client is ignored; from HTTP/1.1 it is answered.
+  const std::string ten =
+      Raw("POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nz");
+  EXPECT_EQ(ten.find("100 Continue"), std::string::npos) << ten;
+  EXPECT_NE(ten.find("POST z"), std::string::npos) << ten;
+  const std::string eleven =
+      Raw("POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n"
+          "Connection: close\r\n\r\nz");
+  EXPECT_EQ(eleven.rfind("HTTP/1.1 100 Continue", 0), 0u) << eleven;
+}
+
 TEST_F(HttpTest, ClientCancelAbandonsARequestWaitingForItsHeader) {
   ClientCancel cancel;
   auto opened =

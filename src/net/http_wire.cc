@@ -157,8 +157,9 @@ RequestParser::RequestParser(HttpRequest& out, const HttpServerOptions& opts)
 }
 
 void RequestParser::on_request_impl(http::verb method, std::string_view method_str,
-                                    std::string_view target, int /*version*/, error_code& ec) {
+                                    std::string_view target, int version, error_code& ec) {
   method_ = method;
+  version_ = version;
   out_.method.assign(method_str.data(), method_str.size());
   out_.target.assign(target.data(), target.size());
   ec = {};

@@ -93,6 +93,8 @@ class RequestParser final : public MessageParser<true> {
 
   // The request's method (verb::unknown for one Beast does not name).
   beast_http::verb method() const { return method_; }
+  // Its HTTP version: 10 for HTTP/1.0, 11 for HTTP/1.1 (0 before the request line is read).
+  int version() const { return version_; }
   const HttpRequest& request() const { return out_; }
 
  private:
@@ -102,6 +104,7 @@ class RequestParser final : public MessageParser<true> {
 
   HttpRequest& out_;
   beast_http::verb method_ = beast_http::verb::unknown;
+  int version_ = 0;
 };
 
 // The client's response parser: the status and fields into this object, the body piece by
