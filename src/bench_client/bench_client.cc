@@ -20,6 +20,7 @@
 #include "net/http_client.h"
 #include "net/io_runtime.h"
 #include "net/sse.h"
+#include "workload/workload.h"
 
 namespace gimbal::bench {
 
@@ -30,6 +31,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kMaxErrorBody = 500;
+// Content events a stream may send beyond max_tokens (a chat stream's role event, a server that
+// splits a token) before the request fails.
+constexpr int64_t kExtraChunks = 16;
 
 std::string Words(int64_t tokens, Rng& rng) {
   // Four characters per token: a space and three letters.
@@ -223,11 +227,22 @@ class Runner {
           co_return;
         }
         if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
-          if (auto c = u->find("completion_tokens"); c != u->end() && c->is_number_integer()) {
-            usage_out = c->get<int64_t>();
-          }
-          if (auto p = u->find("prompt_tokens"); p != u->end() && p->is_number_integer()) {
-            b.rec.prompt_tokens = p->get<int64_t>();
+          // The server's counts are summed into the run's totals: one out of range (negative,
+          // or past any request's size) fails the request instead of wrapping them.
+          for (const char* key : {"completion_tokens", "prompt_tokens"}) {
+            auto c = u->find(key);
+            if (c == u->end() || c->is_null()) continue;
+            const bool ok = c->is_number_unsigned()
+                                ? c->get<uint64_t>() <= static_cast<uint64_t>(kMaxRequestTokens)
+                                : c->is_number_integer() && c->get<int64_t>() >= 0 &&
+                                      c->get<int64_t>() <= kMaxRequestTokens;
+            if (!ok) {
+              b.error = fmt::format("usage.{} is not a token count in [0, {}]: {}", key,
+                                    kMaxRequestTokens, c->dump().substr(0, 40));
+              co_return;
+            }
+            (std::string_view(key) == "completion_tokens" ? usage_out : b.rec.prompt_tokens) =
+                c->get<int64_t>();
           }
         }
         auto ch = j.find("choices");
@@ -238,7 +253,17 @@ class Runner {
           b.itl.push_back(now - last);
         }
         last = now;
-        ++chunks;
+        // Every request asks for max_tokens with ignore_eos: a server that streams well past that
+        // is broken, and its stream would grow this record without end.
+        if (++chunks > r.output_tokens + kExtraChunks) {
+          b.error =
+              fmt::format("the server streamed more than max_tokens ({}) tokens", r.output_tokens);
+          co_return;
+        }
+      }
+      if (!done && now - sent > o_.total_timeout_s) {
+        b.error = fmt::format("the request ran past the total timeout ({} s)", o_.total_timeout_s);
+        co_return;
       }
     }
     if (first < 0) {

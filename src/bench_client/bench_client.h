@@ -39,7 +39,10 @@ struct BenchOptions {
   // send the same leading tokens (or text) and share cached blocks on a real or emulated engine.
   // 0, or a request without hashes: the whole prompt is drawn from the seed.
   int64_t prefix_hash_tokens = 0;
-  double request_timeout_s = 600;
+  double request_timeout_s = 600;  // a request's longest silence (header, or between pieces)
+  // A request's longest life, however steadily the server sends (keep-alive comments, endless
+  // tokens): vllm bench serve's aiohttp total timeout, 6 hours.
+  double total_timeout_s = 6 * 3600;
   sim::Slo slo;  // goodput
 };
 

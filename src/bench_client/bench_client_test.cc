@@ -1,9 +1,15 @@
 // gimbal bench against the in-process emulator on loopback; bounded counts and time.
 #include "bench_client/bench_client.h"
 
+#include <chrono>
+#include <limits>
+#include <string>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 #include "engine/engine_server.h"
+#include "net/raw_server.h"
 #include "workload/workload.h"
 
 namespace gimbal::bench {
@@ -82,6 +88,61 @@ TEST(BenchClientTest, ChatEndpointAndFailuresAreCounted) {
   EXPECT_EQ(bad->summary["failed"], 3);
   EXPECT_NE(bad->summary["error_samples"][0].get<std::string>().find("404"), std::string::npos);
   svc->Shutdown(5);
+}
+
+// A server's answer as `gimbal bench` reads it: a stream of these events, closed.
+std::string Stream(const std::string& events) {
+  return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
+         "Content-Length: " +
+         std::to_string(events.size()) + "\r\n\r\n" + events;
+}
+std::string Token() {
+  return "data: {\"choices\":[{\"text\":\"x\"}]}\n\n";
+}
+
+// A broken or hostile server fails its requests with a reason, and leaves the run's figures
+// sound: usage counts out of range once wrapped the totals (INT64_MAX + INT64_MAX), a server that
+// streams without end grew the request's record without end, and one that keeps a stream alive
+// forever kept the run from ending.
+TEST(BenchClientTest, AServerThatLiesOrNeverStopsFailsItsRequests) {
+  struct Case {
+    std::string answer;
+    int sleep_ms;
+    const char* error;
+  };
+  std::string endless;
+  for (int i = 0; i < 100; ++i) endless += Token();
+  const Case cases[] = {
+      {Stream(Token() + "data: {\"choices\":[],\"usage\":{\"completion_tokens\":" +
+              std::to_string(std::numeric_limits<int64_t>::max()) +
+              ",\"prompt_tokens\":3}}\n\ndata: [DONE]\n\n"),
+       0, "usage.completion_tokens is not a token count"},
+      {Stream(Token() + "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":-5}}\n\n"
+                        "data: [DONE]\n\n"),
+       0, "usage.prompt_tokens is not a token count"},
+      {Stream(endless + "data: [DONE]\n\n"), 0, "streamed more than max_tokens (12) tokens"},
+      {Stream(Token() + Token()), 300, "ran past the total timeout (0.1 s)"},
+  };
+  for (const Case& c : cases) {
+    net::testing::RawServer server([&](const std::string&, const std::string&) {
+      if (c.sleep_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(c.sleep_ms));
+      return c.answer;
+    });
+    BenchOptions o;
+    o.base_url = server.url();
+    o.model = "m";
+    o.total_timeout_s = 0.1;
+    auto r = RunBench(o, Workload(2, 1000));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->summary["completed"], 0) << c.error;
+    EXPECT_EQ(r->summary["failed"], 2) << c.error;
+    ASSERT_EQ(r->requests.size(), 2u);
+    for (const auto& b : r->requests) {
+      EXPECT_NE(b.error.find(c.error), std::string::npos) << b.error;
+      EXPECT_LE(b.itl.size(), 12u + 16u);
+    }
+    EXPECT_GE(r->summary["total_output_tokens"].get<int64_t>(), 0);
+  }
 }
 
 // Two requests whose prefix hashes agree send the same leading blocks: the engine's prefix cache

@@ -1,6 +1,7 @@
 // `gimbal bench`: load an OpenAI-compatible server the way `vllm bench serve` does and report the
 // same keys. See docs/bench.md.
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -65,6 +66,7 @@ void CheckRanges(const BenchFlags& f) {
                     kMaxTimeScale);
   CheckIntOption("bench", "--seed", f.seed, 0, std::numeric_limits<int64_t>::max());
   CheckNumberOption("bench", "--timeout", f.o.request_timeout_s, 1e-3, 1e6);
+  CheckNumberOption("bench", "--total-timeout", f.o.total_timeout_s, 1e-3, 1e7);
   CheckNumberOption("bench", "--goodput-ttft-ms", f.o.slo.ttft_ms, 0, 1e9);
   CheckNumberOption("bench", "--goodput-tpot-ms", f.o.slo.tpot_ms, 0, 1e9);
   CheckNumberOption("bench", "--goodput-e2el-ms", f.o.slo.e2el_ms, 0, 1e9);
@@ -181,9 +183,21 @@ void RunBenchCommand(BenchFlags& f) {
       std::cout << "  " << e.get<std::string>() << "\n";
   }
   if (!f.json_out.empty()) {
-    std::ofstream file(f.json_out);
-    file << out.dump(2) << "\n";
-    if (!file) Fail(fmt::format("cannot write {}", f.json_out));
+    // Servers' error messages are quoted as they came: bytes that are not UTF-8 are written as
+    // U+FFFD (a plain dump throws on them). Written beside and renamed, so a failed write leaves
+    // no half file in place of an earlier result.
+    const std::string text =
+        out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+    const std::string tmp = f.json_out + ".tmp";
+    {
+      std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+      file << text;
+      file.close();
+      if (!file) Fail(fmt::format("cannot write {}", tmp));
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, f.json_out, ec);
+    if (ec) Fail(fmt::format("cannot write {}: {}", f.json_out, ec.message()));
   }
   if (r->summary["completed"].get<int64_t>() == 0 && !reqs->empty()) throw CommandFailed(1);
 }
@@ -233,6 +247,9 @@ void SetupBench(CLI::App& app) {
   cmd->add_option("--goodput-tpot-ms", f->o.slo.tpot_ms, "TPOT SLO for request_goodput");
   cmd->add_option("--goodput-e2el-ms", f->o.slo.e2el_ms, "E2E latency SLO for request_goodput");
   cmd->add_option("--timeout", f->o.request_timeout_s, "seconds a request may stay silent")
+      ->capture_default_str();
+  cmd->add_option("--total-timeout", f->o.total_timeout_s,
+                  "seconds a request may last, however steadily the server sends")
       ->capture_default_str();
   cmd->add_option("--threads", f->o.threads, "client io threads")->capture_default_str();
   cmd->add_option("--json,--result-file", f->json_out, "write the result JSON here");
