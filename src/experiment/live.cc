@@ -110,6 +110,16 @@ Result<nlohmann::ordered_json> LoadLivePoints(const std::string& live_dir,
   if (!(*m)["runs"].is_array() || (*m)["runs"].empty()) {
     return InvalidArgument(fmt::format("{}: 'runs' must be a non-empty list", where));
   }
+  for (const char* k : {"time_scale", "seed"}) {
+    if (m->contains(k) && !(*m)[k].is_number()) {
+      return InvalidArgument(fmt::format("{}: '{}' must be a number", where, k));
+    }
+  }
+  if (m->contains("seed") &&
+      !((*m)["seed"].is_number_unsigned() ||
+        ((*m)["seed"].is_number_integer() && (*m)["seed"].get<int64_t>() >= 0))) {
+    return InvalidArgument(fmt::format("{}: 'seed' must be a non-negative integer", where));
+  }
   const double time_scale = m->value("time_scale", 1.0);
   if (!(time_scale > 0)) {
     return InvalidArgument(
@@ -127,7 +137,17 @@ Result<nlohmann::ordered_json> LoadLivePoints(const std::string& live_dir,
           fmt::format("{}: runs[{}] needs 'stack' and 'bench_json' (strings)", where, i));
     }
     const std::string stack = run["stack"].get<std::string>();
-    auto bench = ReadJsonFile(dir / run["bench_json"].get<std::string>());
+    // Inside the live folder: a manifest from elsewhere must not have other files read (and
+    // quoted in errors).
+    const fs::path bench_rel(run["bench_json"].get<std::string>());
+    bool inside = bench_rel.is_relative() && !bench_rel.empty();
+    for (const auto& part : bench_rel) inside = inside && part != "..";
+    if (!inside) {
+      return InvalidArgument(
+          fmt::format("{}: runs[{}].bench_json must name a file inside the live folder, got '{}'",
+                      where, i, bench_rel.string()));
+    }
+    auto bench = ReadJsonFile(dir / bench_rel);
     if (!bench.ok()) return bench.status().WithContext(fmt::format("{}: runs[{}]", where, i));
     if (!bench->is_object() || !bench->contains("mean_ttft_ms")) {
       return InvalidArgument(fmt::format("{}: not a `gimbal bench --json` result (no mean_ttft_ms)",

@@ -85,6 +85,30 @@ TEST(LivePoints, ErrorsNameTheFileAndKey) {
   auto missing = LoadLivePoints(dir.string(), "");
   ASSERT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("x.json"), std::string::npos);
+  // A manifest from elsewhere reads no file outside its folder, and values of the wrong type are
+  // errors naming the key (they ended the process).
+  for (const char* path : {"/etc/hostname", "../x.json", "a/../../x.json"}) {
+    Write(dir / "live.json", std::string(R"({"scenario": "demo", "rate": 1, "runs": [{"stack": )"
+                                         R"("a", "bench_json": ")") +
+                                 path + "\"}]}");
+    auto outside = LoadLivePoints(dir.string(), "");
+    ASSERT_FALSE(outside.ok()) << path;
+    EXPECT_NE(outside.status().message().find("must name a file inside the live folder"),
+              std::string::npos)
+        << outside.status().message();
+  }
+  const std::pair<const char*, const char*> typed_cases[] = {
+      {R"("time_scale": "2")", "'time_scale' must be a number"},
+      {R"("seed": "x")", "'seed' must be a number"},
+      {R"("seed": -1)", "'seed' must be a non-negative integer"}};
+  for (const auto& [field, message] : typed_cases) {
+    Write(dir / "live.json", std::string(R"({"scenario": "demo", "rate": 1, )") + field +
+                                 R"(, "runs": [{"stack": "a", "bench_json": "x.json"}]})");
+    auto typed = LoadLivePoints(dir.string(), "");
+    ASSERT_FALSE(typed.ok()) << field;
+    EXPECT_NE(typed.status().message().find(message), std::string::npos)
+        << typed.status().message();
+  }
   fs::remove_all(dir);
 }
 

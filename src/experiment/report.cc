@@ -121,13 +121,37 @@ std::string BestMember(const std::vector<std::string>& members,
   return best;
 }
 
-}  // namespace
-
-Result<nlohmann::ordered_json> HeadlineTable(const nlohmann::ordered_json& results,
-                                             double confidence) {
-  if (!results.contains("points") || !results["points"].is_array()) {
-    return InvalidArgument("results have no 'points' list");
+// The fields of results' points HeadlineTable reads, checked first: nlohmann's value() and get()
+// throw on a value of another type, and a const operator[] on a missing key is undefined.
+Status CheckPoints(const nlohmann::ordered_json& points) {
+  for (size_t i = 0; i < points.size(); ++i) {
+    const auto& p = points[i];
+    auto bad = [&](const char* what) {
+      return InvalidArgument(fmt::format("points[{}]: {}", i, what));
+    };
+    if (!p.is_object()) return bad("must be an object");
+    for (const char* k : {"source", "scenario", "stack"}) {
+      if (p.contains(k) && !p[k].is_string())
+        return bad("'source', 'scenario' and 'stack' must be strings");
+    }
+    if (p.contains("rate") && !p["rate"].is_number()) return bad("'rate' must be a number");
+    if (p.contains("seed") && !(p["seed"].is_number_unsigned() ||
+                                (p["seed"].is_number_integer() && p["seed"].get<int64_t>() >= 0))) {
+      return bad("'seed' must be a non-negative integer");
+    }
+    if (!p.contains("summary") || !p["summary"].is_object()) return bad("needs a 'summary' object");
+    for (const auto& [k, v] : p["summary"].items()) {
+      if (!v.is_number() && !v.is_null() && !v.is_string() && !v.is_array() && !v.is_object() &&
+          !v.is_boolean()) {
+        return bad("'summary' holds a value of no JSON type");
+      }
+    }
   }
+  return Status::Ok();
+}
+
+Result<nlohmann::ordered_json> HeadlineTableOfCheckedPoints(const nlohmann::ordered_json& results,
+                                                            double confidence) {
   const std::string baseline = results.value("baseline", "");
   const std::string headline = results.value("headline", "");
   // (source, scenario) -> highest rate; and the points at it: stack -> seed -> summary.
@@ -237,6 +261,28 @@ Result<nlohmann::ordered_json> HeadlineTable(const nlohmann::ordered_json& resul
   return out;
 }
 
+}  // namespace
+
+Result<nlohmann::ordered_json> HeadlineTable(const nlohmann::ordered_json& results,
+                                             double confidence) {
+  if (!results.contains("points") || !results["points"].is_array()) {
+    return InvalidArgument("results have no 'points' list");
+  }
+  GIMBAL_RETURN_IF_ERROR(CheckPoints(results["points"]));
+  for (const char* k : {"baseline", "headline"}) {
+    if (results.contains(k) && !results[k].is_string()) {
+      return InvalidArgument(fmt::format("results: '{}' must be a string", k));
+    }
+  }
+  // A summary metric of another type than the table reads (a string where a number is) still
+  // throws from value(): refused with nlohmann's message rather than ending the process.
+  try {
+    return HeadlineTableOfCheckedPoints(results, confidence);
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgument(fmt::format("results: a value of the wrong type: {}", e.what()));
+  }
+}
+
 std::string FindReportScript() {
   if (const char* env = std::getenv("GIMBAL_REPORT_SCRIPT"); env != nullptr && *env != '\0') {
     return fs::exists(env) ? std::string(env) : std::string();
@@ -294,7 +340,12 @@ Result<std::string> MakeReport(const ReportOptions& options) {
   if (!table.ok()) return table.status().WithContext(results_path.string());
   const fs::path live_path = out / "live_points.json";
   if (!live_points.empty()) {
-    (*table)["live"] = LiveComparison(results["points"]);
+    try {
+      (*table)["live"] = LiveComparison(results["points"]);
+    } catch (const nlohmann::json::exception& e) {
+      return InvalidArgument(
+          fmt::format("{}: a value of the wrong type: {}", results_path.string(), e.what()));
+    }
     (*table)["live"]["dir"] = fs::absolute(live_dir).lexically_normal().string();
     GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(live_path.string(), live_points.dump(1) + "\n"));
   } else {

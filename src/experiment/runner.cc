@@ -351,6 +351,15 @@ Status WriteResults(const Suite& suite, const SuitePlan& plan, const std::string
     nlohmann::ordered_json j;
     const fs::path jp = points_dir / (p.id + ".json");
     if (!ReadJson(jp.string(), &j)) return IoError(fmt::format("cannot read {}", jp.string()));
+    // A point file is read back as written; one edited or damaged since is refused by name
+    // (nlohmann throws on a value of another type), so it can be deleted and run again.
+    if (!j.is_object() || (j.contains("source") && !j["source"].is_string()) ||
+        (j.contains("summary") && !j["summary"].is_object()) ||
+        (j.contains("step_means") && !j["step_means"].is_object())) {
+      return InvalidArgument(fmt::format(
+          "{}: not a point as gimbal experiment writes it; delete it to run the point again",
+          jp.string()));
+    }
     j["top_rate"] = p.top_rate;
     j["first_seed"] = p.first_seed;
     csv += fmt::format("{},{},{},{},{},{},{},{}", CsvField(p.scenario), CsvNumber(j["rate"]),

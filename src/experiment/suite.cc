@@ -540,6 +540,12 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
         // Tuned-baseline members run at the top rate only: the headline compares there, and a
         // 30-point grid at every rate would triple a suite's points.
         if (rate != top && sc->stacks[k].name.find('/') != std::string::npos) continue;
+        if (plan.points.size() + suite.seeds.size() > kMaxSuitePoints) {
+          return InvalidArgument(fmt::format(
+              "{}: the suite has more than {} points (scenarios x rates x stacks x seeds); split "
+              "it into several suites",
+              where, kMaxSuitePoints));
+        }
         for (size_t si = 0; si < suite.seeds.size(); ++si) {
           const uint64_t seed = suite.seeds[si];
           auto spec = std::make_shared<Scenario>(*sc);

@@ -67,6 +67,10 @@ struct TunedBaseline {
 
 // At most this many points in one tuned baseline's grid.
 inline constexpr size_t kMaxTunedPoints = 100;
+// At most this many points in a suite (scenarios x rates x stacks x seeds): each holds its own
+// scenario (about 1 KB), and at the simulator's speed 10^5 points take days on two cores. A
+// larger sweep is several suites (or --shard over a batch system).
+inline constexpr size_t kMaxSuitePoints = 100000;
 
 // One grid point: (engine key, value) per axis, in grid order.
 using TunedSetting = std::vector<std::pair<std::string, std::string>>;

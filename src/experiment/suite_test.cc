@@ -99,6 +99,16 @@ TEST(Suite, Errors) {
   auto e = PlanText("scenarios: [{path: ../scenarios/default.yaml}]\nbogus: 1\n");
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("bogus"), std::string::npos);
+
+  // 30 rates x 2 stacks x 10,000 seeds: refused before the points are made (4 million of them
+  // took the memory of the machine).
+  std::string rates;
+  for (int i = 1; i <= 30; ++i) rates += (i > 1 ? ", " : "") + std::to_string(i);
+  auto f = PlanText("scenarios: [{path: ../scenarios/default.yaml}]\nrates: [" + rates +
+                    "]\nduration_s: 1\nseeds: 10000\nstacks: [vllm, gimbal]\n");
+  ASSERT_FALSE(f.ok());
+  EXPECT_NE(f.status().message().find("more than 100000 points"), std::string::npos)
+      << f.status().message();
 }
 
 TEST(Suite, OptionalStackTheLoaderRejectsIsSkipped) {
@@ -385,6 +395,29 @@ TEST(Runner, ParallelEqualsSerialAndResumes) {
   EXPECT_EQ(again->computed, 0);
   EXPECT_EQ(again->reused, 8);
   fs::remove_all(base);
+}
+
+// Results files are read as data: values of the wrong type are errors naming the point, where
+// nlohmann's value() threw and ended `gimbal report`, and a point without a summary was read
+// through a const operator[] (undefined).
+TEST(Report, HeadlineTableRefusesPointsOfTheWrongShape) {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"points": [1]})", "points[0]: must be an object"},
+      {R"({"points": [{"rate": "x", "summary": {}}]})", "points[0]: 'rate' must be a number"},
+      {R"({"points": [{"rate": 1, "stack": 5, "summary": {}}]})", "must be strings"},
+      {R"({"points": [{"rate": 1, "seed": -2, "summary": {}}]})", "'seed' must be"},
+      {R"({"points": [{"rate": 1, "stack": "vllm"}]})", "needs a 'summary' object"},
+      {R"({"baseline": 3, "points": []})", "'baseline' must be a string"},
+      {R"({"baseline": "vllm", "points": [{"rate": 1, "stack": "vllm", "seed": 1,
+           "summary": {"mean_ttft_ms": "fast"}}, {"rate": 1, "stack": "gimbal", "seed": 1,
+           "summary": {"mean_ttft_ms": 5}}]})",
+       "a value of the wrong type"},
+  };
+  for (const auto& [text, message] : cases) {
+    auto t = HeadlineTable(nlohmann::ordered_json::parse(text));
+    ASSERT_FALSE(t.ok()) << text;
+    EXPECT_NE(t.status().message().find(message), std::string::npos) << t.status().message();
+  }
 }
 
 TEST(Report, HeadlineTableHasIntervalsOverSeeds) {
