@@ -1,5 +1,6 @@
 // `gimbal bench`: load an OpenAI-compatible server the way `vllm bench serve` does and report the
 // same keys. See docs/bench.md.
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -117,9 +118,11 @@ std::vector<Request> DatasetRequests(BenchFlags& f, double* rate_out) {
   if (f.request_rate == "inf" || f.request_rate == "INF") {
     rate = std::numeric_limits<double>::infinity();
   } else {
-    try {
-      rate = std::stod(f.request_rate);
-    } catch (const std::exception&) {
+    // The whole text a decimal number: std::stod alone takes "5abc" as 5 and "0x10" as 16.
+    const char* const begin = f.request_rate.data();
+    const char* const end = begin + f.request_rate.size();
+    const auto [stop, ec] = std::from_chars(begin, end, rate, std::chars_format::general);
+    if (ec != std::errc() || stop != end) {
       Fail(fmt::format("--request-rate '{}' is not a number or inf", f.request_rate));
     }
     if (!(rate >= kMinRate && rate <= kMaxRate)) {

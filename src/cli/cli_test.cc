@@ -193,6 +193,9 @@ TEST(CliTest, SizeCountAndThreadOptionsAreRangeCheckedUpFront) {
        "gimbal bench: --num-prompts must be in 1..10000000, got 1000000000000"},
       {"bench --model m --threads 100000", "gimbal bench: --threads must be in 1..256"},
       {"bench --model m --request-rate 1e-9", "--request-rate must be inf or a number in"},
+      {"bench --model m --request-rate 5abc", "--request-rate '5abc' is not a number or inf"},
+      {"bench --model m --request-rate 0x10", "--request-rate '0x10' is not a number or inf"},
+      {"bench --model m --total-timeout 0", "--total-timeout must be"},
       {"experiment -s x.yaml -o /tmp/x --jobs 100000", "--jobs must be in 0..1024"},
   };
   for (const Case& c : cases) {
