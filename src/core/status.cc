@@ -18,6 +18,8 @@ const char* ErrorCodeName(ErrorCode code) {
       return "resource exhausted";
     case ErrorCode::kUnsupported:
       return "unsupported";
+    case ErrorCode::kDeadlineExceeded:
+      return "deadline exceeded";
     case ErrorCode::kInternal:
       return "internal error";
   }

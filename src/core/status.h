@@ -23,6 +23,7 @@ enum class ErrorCode {
   kUnavailable,        // no backend can serve now
   kResourceExhausted,  // every backend past its limits; over a size limit
   kUnsupported,        // a build option or solver that is not present
+  kDeadlineExceeded,   // a wait ran out of time (a peer that did not answer in time)
   kInternal,
 };
 

@@ -244,7 +244,10 @@ class Stream final : public ClientStream {
       if (ec) {
         failed_ = true;
         if (cancel_ && cancel_->cancelled()) co_return Unavailable("request cancelled");
-        if (dl_.fired()) co_return Unavailable("no response data for " + Seconds() + " s");
+        if (dl_.fired()) {
+          co_return Status(ErrorCode::kDeadlineExceeded,
+                           "no response data for " + Seconds() + " s");
+        }
         co_return Unavailable("response broken off: " + ec.message());
       }
       if (!piece.empty()) co_return std::optional<std::string_view>(std::string_view(piece));
@@ -399,8 +402,9 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
       }
       error_code ignored;
       conn->socket.close(ignored);
-      co_return give_up(Unavailable(
-          key + " gave no response: " + (dl.fired() ? std::string("timed out") : ec.message())));
+      co_return give_up(
+          dl.fired() ? Status(ErrorCode::kDeadlineExceeded, key + " gave no response: timed out")
+                     : Unavailable(key + " gave no response: " + ec.message()));
     }
     // Interim answers (100 Continue, 102, 103) precede the final one: skipped. 101 would switch
     // protocols on a pooled connection: refused, the connection dropped. Never forwarded.

@@ -260,15 +260,29 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     const int e = rv.engine;
     const auto& backend = config_.backends[static_cast<size_t>(e)];
     dispatch_counters_[static_cast<size_t>(e)]->Inc();
-    // Any failure before a byte reached the client: release, note, try another engine.
-    // An answer over the router's own size limits (kResourceExhausted from the reads below) says
-    // as much about the request (echo, n, logprobs) as about the engine, and a client can cause
-    // it: the request fails with a 502 naming the limit, and the engine is neither blamed (no
-    // health report, no failure counted) nor replaced by another, which would be sent the same.
+    // An answer over the router's own size limits (kResourceExhausted from the reads below), or
+    // slower than its time limits (kDeadlineExceeded: no head within
+    // limits.upstream_header_timeout_s, no data within limits.upstream_read_timeout_s), says as
+    // much about the request (echo, n, a long generation or prefill) as about the engine, and a
+    // client can cause it: the request fails with a 502 or 504 naming the limit, and the engine
+    // is neither blamed (no health report, no failure counted) nor replaced by another, which
+    // would be sent the same. An engine that stopped answering altogether is found by the
+    // health probes (health.timeout_s).
+    bool head_read = false;  // the engine's answer head arrived
     auto over_limits = [&](const Status& why) -> asio::awaitable<void> {
       table_.Release(rv);
-      co_await refuse(502, "engine " + backend.name + ": " + why.message(), Outcome::kTooLarge);
+      const bool slow = why.code() == ErrorCode::kDeadlineExceeded;
+      const char* limit = !slow       ? ""
+                          : head_read ? " (limits.upstream_read_timeout_s)"
+                                      : " (limits.upstream_header_timeout_s)";
+      co_await refuse(slow ? 504 : 502, "engine " + backend.name + ": " + why.message() + limit,
+                      slow ? Outcome::kTimedOut : Outcome::kTooLarge);
     };
+    auto limit_hit = [](const Status& st) {
+      return st.code() == ErrorCode::kResourceExhausted ||
+             st.code() == ErrorCode::kDeadlineExceeded;
+    };
+    // Any other failure before a byte reached the client: release, note, try another engine.
     auto engine_failed = [&](const Status& why) {
       table_.Release(rv);
       if (table_.ReportHealth(e, false))
@@ -293,9 +307,14 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       co_return;
     }
     if (!opened.ok()) {
+      if (opened.status().code() == ErrorCode::kDeadlineExceeded) {
+        co_await over_limits(opened.status());
+        co_return;
+      }
       engine_failed(opened.status());
       continue;
     }
+    head_read = true;
     net::ClientStream& us = *opened.value();
     const int status = us.status();
     if (status == 502 || status == 503 || status == 504) {
@@ -321,7 +340,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
         gone(rv, false);
         co_return;
       }
-      if (broken.code() == ErrorCode::kResourceExhausted) {
+      if (limit_hit(broken)) {
         co_await over_limits(broken);
         co_return;
       }
@@ -414,7 +433,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       gone(rv, true);
       co_return;
     }
-    const bool too_large = broken.code() == ErrorCode::kResourceExhausted;
+    const bool too_large = limit_hit(broken);  // or too slow: neither is the engine's failure
     if (!begun && too_large) {
       co_await over_limits(broken);
       co_return;
@@ -444,7 +463,8 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     }
     Status ended = co_await w.EndStream();
     table_.Release(rv);
-    Count(too_large      ? Outcome::kTooLarge
+    Count(too_large      ? (broken.code() == ErrorCode::kDeadlineExceeded ? Outcome::kTimedOut
+                                                                          : Outcome::kTooLarge)
           : !broken.ok() ? Outcome::kStreamError
           : !ended.ok()  ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
                          : Outcome::kOk);

@@ -54,6 +54,7 @@ enum class Outcome {
   kClientGone,   // a write to the client timed out (it stopped reading)
   kCancelled,    // the client closed its connection first; the upstream request was abandoned
   kTooLarge,     // the engine's answer or one stream event was over the router's size limits
+  kTimedOut,     // the engine's answer was slower than the router's time limits (504)
 };
 
 class CompletionProxy {

@@ -310,6 +310,46 @@ TEST_F(RouterHostileTest, AStreamEventOverTheLimitFailsThatStreamOnly) {
   EXPECT_EQ(posts.load(), 2);
 }
 
+// A request slower than the router's time limits (a long generation before a whole answer, a
+// long prefill before a stream's first event) says as much about the request as about the engine:
+// it fails with a 504 naming the limit and is not sent to another engine. Before, each such
+// request ejected every engine it reached, and a few of them at once took all out of service.
+TEST_F(RouterHostileTest, ARequestSlowerThanTheTimeLimitsFailsAloneAndEjectsNoEngine) {
+  std::atomic<int> posts{0};
+  auto slow_then_answer = [&](const std::string& body) {
+    ++posts;
+    if (body.find("slow") != std::string::npos) std::this_thread::sleep_for(1500ms);
+    return Echo(body);
+  };
+  RawServer a(Engine(slow_then_answer)), b(Engine(slow_then_answer));
+  RouterConfig c = Config({a.url(), b.url()});
+  c.upstream_header_timeout_s = 0.3;
+  c.failures_to_eject = 1;
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  std::vector<std::thread> clients;
+  std::atomic<int> timed_out{0};
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&] {
+      auto r = Post(Prompt("slow"));
+      if (r.ok() && r->status == 504 &&
+          r->body.find("limits.upstream_header_timeout_s") != std::string::npos) {
+        ++timed_out;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(timed_out.load(), 4);
+  EXPECT_EQ(posts.load(), 4);  // each sent once, to one engine
+  // Both engines still serve: a quick request is answered.
+  auto quick = Post(Prompt("quick"));
+  ASSERT_TRUE(quick.ok()) << quick.status().ToString();
+  EXPECT_EQ(quick->status, 200) << quick->body;
+  EXPECT_EQ(RouterMetric("gimbal_router_requests_total", "outcome", "timed_out"), 4);
+  EXPECT_EQ(RouterMetric("gimbal_router_upstream_failures_total", "engine", "e0") +
+                RouterMetric("gimbal_router_upstream_failures_total", "engine", "e1"),
+            0);
+}
+
 TEST_F(RouterHostileTest, StreamsCutAtTheDrainTimeoutEndWithAnErrorEvent) {
   gimbal::testing::FakeVllmOptions o;
   o.chunks = 400;

@@ -70,7 +70,7 @@ RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
                                net::LatencyBuckets())) {
   auto& fam = reg.AddCounter("gimbal_router_requests_total", "Requests by outcome.", {"outcome"});
   for (const char* o : {"ok", "engine_error", "bad_request", "rejected", "unavailable",
-                        "stream_error", "client_gone", "cancelled", "too_large"}) {
+                        "stream_error", "client_gone", "cancelled", "too_large", "timed_out"}) {
     outcomes.push_back(&fam.With({o}));
   }
 }

@@ -20,6 +20,8 @@ int HttpStatusFor(ErrorCode code) {
       return 429;
     case ErrorCode::kUnsupported:
       return 501;
+    case ErrorCode::kDeadlineExceeded:
+      return 504;
     case ErrorCode::kInternal:
       return 500;
   }
