@@ -2,7 +2,7 @@
 //
 // nlohmann::json's dump() recurses once per nesting level, so quoting a hostile value (a file with
 // 100,000 nested brackets) overflows the stack. Scalars are dumped (cut to 64 characters);
-// containers are named by kind and size, never dumped.
+// containers are named by kind and size, never dumped. Control characters are escaped.
 #pragma once
 
 #include <string>
@@ -14,7 +14,8 @@ namespace gimbal {
 inline std::string JsonForMessage(const nlohmann::json& v) {
   if (v.is_object()) return "an object of " + std::to_string(v.size()) + " members";
   if (v.is_array()) return "an array of " + std::to_string(v.size()) + " values";
-  std::string s = v.dump();
+  // Bytes that are not UTF-8 (a string from a binary format) as U+FFFD: a strict dump throws.
+  std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   if (s.size() > 64) s = s.substr(0, 61) + "...";
   return s;
 }

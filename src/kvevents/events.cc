@@ -6,6 +6,8 @@
 
 #include <msgpack.hpp>
 
+#include "core/json_message.h"
+
 namespace gimbal::kvevents {
 
 namespace {
@@ -278,7 +280,8 @@ Result<Event> MapEvent(const Obj& o) {
     return Event(std::move(e));
   }
   if (kind == "AllBlocksCleared") return Event(AllBlocksCleared{});
-  return InvalidArgument(std::string("unknown event type '") + std::string(kind) + "'");
+  // Quoted, escaped and cut: the type is the engine's bytes, kept as the feed's last problem.
+  return InvalidArgument("unknown event type " + JsonForMessage(std::string(kind)));
 }
 
 // Older vLLM releases sent events as arrays: [tag, fields in declaration order...].
@@ -310,7 +313,8 @@ Result<Event> ArrayEvent(const Obj& o) {
     return Event(std::move(e));
   }
   if (kind == "AllBlocksCleared") return Event(AllBlocksCleared{});
-  return InvalidArgument(std::string("unknown event type '") + std::string(kind) + "'");
+  // Quoted, escaped and cut: the type is the engine's bytes, kept as the feed's last problem.
+  return InvalidArgument("unknown event type " + JsonForMessage(std::string(kind)));
 }
 
 Result<EventBatch> DecodeObject(const Obj& o) {

@@ -185,6 +185,11 @@ void AppendHead(std::string& out, int status, const Headers& headers) {
         EqualsIgnoreCase(k, "Connection")) {
       continue;
     }
+    // A field that would end the line early is not written (it would add fields of its own).
+    if (k.find_first_of("\r\n\0"sv) != std::string::npos ||
+        v.find_first_of("\r\n\0"sv) != std::string::npos) {
+      continue;
+    }
     out += k;
     out += ": "sv;
     out += v;

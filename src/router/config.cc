@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <set>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -371,7 +372,61 @@ std::string BackendUrlProblem(std::string_view url) {
   return "";
 }
 
+namespace {
+
+// A backend name goes into response headers (X-Gimbal-Engine), metric labels and logs: letters,
+// digits and . _ - : / @ + ~ only, at most 128 (a CR LF in one injected a header into every
+// answer).
+std::string NameProblem(const std::string& name) {
+  if (name.size() > 128) return "is longer than 128 characters";
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (!std::isalnum(c) && std::string_view("._-:/@+~").find(ch) == std::string_view::npos) {
+      return fmt::format("has the character {:#04x}: use letters, digits and . _ - : / @ + ~",
+                         static_cast<unsigned>(c));
+    }
+  }
+  return "";
+}
+
+// Whether `s` is UTF-8 without control characters (a model name is answered in /v1/models JSON
+// and compared with requests' `model`).
+bool PrintableUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+    const size_t n = c < 0x80           ? 1
+                     : (c >> 5) == 0x6  ? 2
+                     : (c >> 4) == 0xe  ? 3
+                     : (c >> 3) == 0x1e ? 4
+                                        : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7f >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8.
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return false;
+    i += n;
+  }
+  return true;
+}
+
+}  // namespace
+
 Status ValidateRouterConfig(RouterConfig& config) {
+  // A bearer token is one run of visible characters: one with a space or a control character
+  // could never match what a client sends (headers are trimmed, the scheme is split at spaces).
+  for (const char ch : config.admin_token) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c <= 0x20 || c >= 0x7f) {
+      return InvalidArgument(
+          "admin token: only visible ASCII characters (no spaces) can be sent as a bearer token");
+    }
+  }
   if (config.backends.empty()) {
     return InvalidArgument(
         "no backends: add 'backends:' to the config or pass --backend URL=MODEL");
@@ -380,8 +435,15 @@ Status ValidateRouterConfig(RouterConfig& config) {
   for (size_t i = 0; i < config.backends.size(); ++i) {
     auto& b = config.backends[i];
     if (b.name.empty()) b.name = fmt::format("e{}", i);
+    if (std::string problem = NameProblem(b.name); !problem.empty()) {
+      return InvalidArgument(fmt::format("backends[{}]: name {}", i, problem));
+    }
     if (!names.insert(b.name).second) {
       return InvalidArgument("backend name '" + b.name + "' is used twice");
+    }
+    if (b.model.empty() || b.model.size() > 512 || !PrintableUtf8(b.model)) {
+      return InvalidArgument("backend '" + b.name +
+                             "': model must be 1-512 bytes of UTF-8 without control characters");
     }
     if (std::string problem = BackendUrlProblem(b.url); !problem.empty()) {
       return InvalidArgument("backend '" + b.name + "': " + problem);

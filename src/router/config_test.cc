@@ -157,6 +157,38 @@ TEST(RouterConfig, BackendFlagSyntax) {
   EXPECT_EQ(c.backends[1].model, "model-b");
 }
 
+// Names, models and the admin token reach response headers, JSON answers and Authorization
+// comparisons: a CR LF in a name injected a header into every answer, a model that is not UTF-8
+// made every /v1/models answer 500, and a token with a space could never match.
+TEST(RouterConfig, NamesModelsAndTokensThatCannotBeSentAreRefused) {
+  auto check = [](const std::string& name, const std::string& model, const std::string& token,
+                  const char* message) {
+    RouterConfig c;
+    ASSERT_TRUE(AddBackend(c, "http://127.0.0.1:8001=" + model, "").ok());
+    c.backends[0].name = name;
+    c.admin_token = token;
+    Status st = ValidateRouterConfig(c);
+    if (message == nullptr) {
+      EXPECT_TRUE(st.ok()) << st.message();
+    } else {
+      ASSERT_FALSE(st.ok()) << name << " " << model << " " << token;
+      EXPECT_NE(st.message().find(message), std::string::npos) << st.message();
+    }
+  };
+  check("e0\r\nSet-Cookie: x=1", "m", "", "backends[0]: name has the character 0x0d");
+  check("e 0", "m", "", "backends[0]: name has the character 0x20");
+  check(std::string(129, 'a'), "m", "", "longer than 128");
+  check("dp-0.node_1:8000/rank@a+b~c", "m", "", nullptr);
+  check("e0", "bad\xff", "", "model must be 1-512 bytes of UTF-8");
+  check("e0", "bad\xc0\xaf", "", "model must be");  // an overlong '/'
+  check("e0", "bad\x01", "", "model must be");
+  check("e0", "Qwen/Qwen3-30B-A3B", "", nullptr);
+  check("e0", "\xe6\xa8\xa1\xe5\x9e\x8b", "", nullptr);  // UTF-8 is fine
+  check("e0", "m", "secret ", "admin token: only visible ASCII");
+  check("e0", "m", "sec ret", "admin token");
+  check("e0", "m", "s3cr3t-t0ken_=", nullptr);
+}
+
 TEST(RouterConfig, MalformedBackendUrlsAreRejectedNamingTheBackend) {
   for (const char* bad :
        {"http://[::1", "http://[::1:8000", "http://::1:8000", "http://[]:8000", "http://[::1]x",

@@ -1,5 +1,7 @@
 #include "router/embedded.h"
 
+#include <random>
+
 #include <fmt/format.h>
 
 namespace gimbal::router {
@@ -26,8 +28,14 @@ Result<std::unique_ptr<engine::EngineService>> StartEmbeddedEngines(
   so.port = 0;
   so.threads = o.threads;
   so.served_model = o.model;
-  // The engines' own admin endpoint (POST /gimbal/placement) is as protected as the router's.
+  // The engines' own admin endpoint (POST /gimbal/placement) is as protected as the router's:
+  // with the router's token, or, when the router has none (its /admin/* refused), one nobody
+  // knows, so that no local process can install placements on the engines either.
   so.admin_token = config.admin_token;
+  if (so.admin_token.empty()) {
+    std::random_device rd;
+    for (int i = 0; i < 4; ++i) so.admin_token += fmt::format("{:08x}", rd());
+  }
   auto svc = engine::EngineService::Start(std::move(so));
   if (!svc.ok()) return svc.status().WithContext("embedded engines");
 

@@ -231,7 +231,17 @@ TEST(EmbeddedEnginesTest, EnginesPlacementNeedsTheRoutersAdminToken) {
   Reply ok = call("POST", current.body, "Bearer sesame");
   EXPECT_EQ(ok.status, 200) << ok.body;
   EXPECT_EQ(call("POST", current.body, "bearer sesame").status, 200);
+  EXPECT_TRUE((*engines)->Shutdown(5));
 
+  // Without a router token (its /admin/* refused), the engines' endpoint is closed too: it was
+  // open to any local process.
+  config.admin_token.clear();
+  engines = StartEmbeddedEngines(eo, config);
+  ASSERT_TRUE(engines.ok()) << engines.status().ToString();
+  current = call("GET", "", "");
+  ASSERT_EQ(current.status, 200) << current.body;
+  EXPECT_EQ(call("POST", current.body, "").status, 401);
+  EXPECT_EQ(call("POST", current.body, "Bearer ").status, 401);
   EXPECT_TRUE((*engines)->Shutdown(5));
   io.Stop();
 }

@@ -226,7 +226,7 @@ std::string Router::Impl::EnginesJson() const {
               {"chars_per_token", proxy.chars_per_token()},
               {"prefix_index", PrefixIndexModeName(config.prefix_cache.index)},
               {"engines", engines}};
-  return out.dump(2);
+  return out.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
 // Not a coroutine itself: a completion runs as the proxy's coroutine, with no frame here.
@@ -249,7 +249,8 @@ net::HttpResponse Router::Impl::Respond(const net::HttpRequest& req) {
       data.push_back({{"id", m}, {"object", "model"}, {"created", 0}, {"owned_by", "gimbal"}});
     }
     return net::MakeResponse(200, "application/json",
-                             json{{"object", "list"}, {"data", data}}.dump());
+                             json{{"object", "list"}, {"data", data}}.dump(
+                                 -1, ' ', false, json::error_handler_t::replace));
   }
   if (path == "/health" && get) {
     std::string status = draining ? "draining" : table.AnyHealthy() ? "ok" : "no healthy engine";
