@@ -45,7 +45,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                      a.max_completion_tokens == b.max_completion_tokens &&
                      a.max_output_tokens == b.max_output_tokens && a.priority == b.priority &&
                      a.affinity_key == b.affinity_key && a.traffic_class == b.traffic_class &&
-                     a.n == b.n && a.block_hashes == b.block_hashes && a.token_ids == b.token_ids,
+                     a.n == b.n && a.prompt_tokens_unlike_text == b.prompt_tokens_unlike_text &&
+                     a.block_hashes == b.block_hashes && a.token_ids == b.token_ids,
                  "the quick pass and nlohmann read different fields");
     }
     if (!r.ok()) {

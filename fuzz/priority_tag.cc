@@ -38,7 +38,8 @@ bool SameButPriority(const CompletionRequest& a, const CompletionRequest& b) {
          a.prompts == b.prompts && a.messages == b.messages && a.prompt_hash == b.prompt_hash &&
          a.max_tokens == b.max_tokens && a.max_completion_tokens == b.max_completion_tokens &&
          a.max_output_tokens == b.max_output_tokens && a.affinity_key == b.affinity_key &&
-         a.traffic_class == b.traffic_class && a.n == b.n;
+         a.traffic_class == b.traffic_class && a.n == b.n &&
+         a.prompt_tokens_unlike_text == b.prompt_tokens_unlike_text;
 }
 
 }  // namespace

@@ -119,7 +119,7 @@ class RouterHostileTest : public ::testing::Test {
   double RouterMetric(const std::string& name, const std::string& label, const std::string& value) {
     double sum = 0;
     for (const auto& s : net::ParsePrometheusText(router_->MetricsText()).samples) {
-      if (s.name == name && s.Label(label) == value) sum += s.value;
+      if (s.name == name && (label.empty() || s.Label(label) == value)) sum += s.value;
     }
     return sum;
   }
@@ -348,6 +348,39 @@ TEST_F(RouterHostileTest, ARequestSlowerThanTheTimeLimitsFailsAloneAndEjectsNoEn
   EXPECT_EQ(RouterMetric("gimbal_router_upstream_failures_total", "engine", "e0") +
                 RouterMetric("gimbal_router_upstream_failures_total", "engine", "e1"),
             0);
+}
+
+// The characters-per-token ratio the router learns from `usage` is learned from plain text
+// prompts only: an engine that honestly reports 8 prompt tokens for a truncated request
+// (truncate_prompt_tokens), or counts a tool schema or an image the text does not show, says
+// nothing of the text's ratio. One client's such requests moved every client's estimate.
+TEST_F(RouterHostileTest, OneClientsTruncatedPromptsDoNotMoveTheTokenEstimate) {
+  RawServer engine(Engine([](const std::string&) {
+    const std::string body =
+        R"({"choices":[{"text":"x"}],"usage":{"prompt_tokens":8,"completion_tokens":1}})";
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }));
+  ASSERT_NO_FATAL_FAILURE(Start(Config({engine.url()})));
+  const std::string text(400, 'a');
+  auto ratio = [&] { return RouterMetric("gimbal_router_chars_per_token", "", ""); };
+  const double before = ratio();
+  EXPECT_EQ(before, 4);
+  for (const json& extra : {json{{"truncate_prompt_tokens", 8}}, json{{"suffix", "s"}},
+                            json{{"tools", json::array({json{{"type", "function"}}})}}}) {
+    for (int i = 0; i < 10; ++i) {
+      json body = {{"model", "test-model"}, {"prompt", text}, {"max_tokens", 1}};
+      body.update(extra);
+      auto r = Post(body.dump());
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      ASSERT_EQ(r->status, 200) << r->body;
+    }
+  }
+  EXPECT_EQ(ratio(), before);
+  // A plain prompt still teaches it (400 characters in 8 tokens: 50 per token, held to 20).
+  ASSERT_EQ(Post(json{{"model", "test-model"}, {"prompt", text}, {"max_tokens", 1}}.dump())->status,
+            200);
+  EXPECT_GT(ratio(), before);
 }
 
 TEST_F(RouterHostileTest, StreamsCutAtTheDrainTimeoutEndWithAnErrorEvent) {

@@ -155,6 +155,7 @@ class RequestReader : public internal::SaxTypes {
       case Kind::kTop:
         field_ = FieldOf(k);
         ResetField();
+        if (ChangesPromptTokens(k)) r_->prompt_tokens_unlike_text = true;
         if (field_ == Field::kPrompt && !chat_) {  // a repeated key: the last one counts
           prompt_seen_ = true;
           r_->prompt_chars = 0;
@@ -182,6 +183,8 @@ class RequestReader : public internal::SaxTypes {
       case Kind::kPart:
         text_key_ = k == "text";
         if (text_key_) RepeatMark(&text_mark_);
+        // A part that is not text (an image, audio, a file) adds tokens the text does not show.
+        if (!text_key_ && k != "type") r_->prompt_tokens_unlike_text = true;
         break;
       case Kind::kStreamOptions:
         usage_key_ = k == "include_usage";
@@ -226,6 +229,17 @@ class RequestReader : public internal::SaxTypes {
   // kHuge: an integer above INT64_MAX.
   enum class Value { kNull, kBool, kInt, kHuge, kString, kOther };
   static constexpr int kMaxTracked = 8;
+
+  // Top-level keys with which an engine's prompt tokens are not those of the prompt's text:
+  // truncated (truncate_prompt_tokens), or added to (suffix, tool and function schemas, documents,
+  // a chat template of the request's own).
+  static bool ChangesPromptTokens(std::string_view k) {
+    for (std::string_view c : {"truncate_prompt_tokens", "suffix", "tools", "functions",
+                               "documents", "chat_template", "chat_template_kwargs"}) {
+      if (k == c) return true;
+    }
+    return false;
+  }
 
   static Field FieldOf(std::string_view k) {
     if (k == "model") return Field::kModel;

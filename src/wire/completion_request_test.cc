@@ -76,6 +76,37 @@ TEST(CompletionRequest, ReadsStreamOptionsTrafficClassAndN) {
   }
 }
 
+// Fields with which an engine's prompt tokens are not the prompt text's are flagged (the router
+// then learns no characters-per-token ratio from the answer), in both readers.
+TEST(CompletionRequest, FlagsFieldsThatChangeThePromptsTokens) {
+  for (const char* body :
+       {R"({"prompt":"x","truncate_prompt_tokens":8})", R"({"prompt":"x","suffix":"y"})",
+        R"({"prompt":"x","tools":[{"type":"function"}]})", R"({"prompt":"x","functions":[]})",
+        R"({"prompt":"x","chat_template":"{{x}}"})", R"({"prompt":"x","documents":[]})"}) {
+    auto r = ParseCompletionRequest(body, false);
+    ASSERT_TRUE(r.ok()) << body;
+    EXPECT_TRUE(r->prompt_tokens_unlike_text) << body;
+    auto slow = internal::ParseCompletionRequestSlow(body, false, {});
+    ASSERT_TRUE(slow.ok()) << body;
+    EXPECT_TRUE(slow->prompt_tokens_unlike_text) << body;
+  }
+  auto image = ParseCompletionRequest(
+      R"({"messages":[{"role":"user","content":[{"type":"text","text":"hi"},)"
+      R"({"type":"image_url","image_url":{"url":"u"}}]}]})",
+      true);
+  ASSERT_TRUE(image.ok());
+  EXPECT_TRUE(image->prompt_tokens_unlike_text);
+  for (auto [body, chat] : {std::pair{R"({"prompt":"x","max_tokens":3,"user":"u"})", false},
+                            std::pair{R"({"messages":[{"role":"user","content":[{"type":"text",)"
+                                      R"("text":"hi"}]}]})",
+                                      true},
+                            std::pair{R"({"prompt":"x","extra":{"suffix":"y"}})", false}}) {
+    auto r = ParseCompletionRequest(body, chat);
+    ASSERT_TRUE(r.ok()) << body;
+    EXPECT_FALSE(r->prompt_tokens_unlike_text) << body;
+  }
+}
+
 TEST(CompletionRequest, RejectsMalformedBodies) {
   EXPECT_FALSE(ParseCompletionRequest("{", false).ok());
   EXPECT_FALSE(ParseCompletionRequest("{not json", false).ok());
@@ -551,6 +582,7 @@ TEST(CompletionRequest, TheQuickPassReadsAsNlohmannDoes) {
         EXPECT_EQ(a.affinity_key, b.affinity_key);
         EXPECT_EQ(a.traffic_class, b.traffic_class);
         EXPECT_EQ(a.n, b.n);
+        EXPECT_EQ(a.prompt_tokens_unlike_text, b.prompt_tokens_unlike_text);
         EXPECT_EQ(a.block_hashes, b.block_hashes);
         EXPECT_EQ(a.token_ids, b.token_ids);
       }
