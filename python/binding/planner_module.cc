@@ -25,7 +25,9 @@ using Phy2Log = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
 
 // A current phy2log as int32, from any integer array: forcecast alone would wrap an int64 id of
 // 2^32 + 1 to 1 and truncate a float id of 0.5 to 0, making a placement nobody sent.
-Phy2Log CurrentPhy2Log(const py::array& a) {
+Phy2Log CurrentPhy2Log(const py::object& obj) {
+  // Any array-like (a list, a numpy or torch array): numpy's conversion, then the checks.
+  const py::array a = py::module_::import("numpy").attr("asarray")(obj);
   const char kind = a.dtype().kind();
   if (kind != 'i' && kind != 'u') {
     throw py::value_error("current phy2log must be an integer array, got dtype " +
@@ -80,7 +82,7 @@ class Planner {
   // counts: [layers, sources, experts]; current: [layers, gpus * slots_per_gpu] or None.
   // Returns the new phy2log, [layers, gpus * slots_per_gpu], int32.
   Phy2Log Plan(const Counts& counts, const gimbal_topology& topology, int slots_per_gpu,
-               const std::optional<py::array>& current_any) {
+               const std::optional<py::object>& current_any) {
     if (counts.ndim() != 3) throw py::value_error("counts must be [layers, sources, experts]");
     const int layers = Dimension(counts, 0, "layers");
     const int sources = Dimension(counts, 1, "sources");
@@ -176,7 +178,7 @@ PYBIND11_MODULE(_planner, m) {
           "plan",
           [](Planner& self, const Counts& counts, int gpus, int gpus_per_node, double alpha,
              double beta, int expert_groups, double expert_bytes, int slots_per_gpu,
-             const std::optional<py::array>& current) {
+             const std::optional<py::object>& current) {
             return self.Plan(
                 counts, MakeTopology(gpus, gpus_per_node, alpha, beta, expert_groups, expert_bytes),
                 slots_per_gpu, current);

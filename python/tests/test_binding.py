@@ -59,6 +59,10 @@ def test_current_ids_beyond_int32_are_refused_not_wrapped():
         plan(planner, counts, gpus=4, slots=1, current=good.astype(np.uint64) + 2**40)
     with pytest.raises(ValueError, match="integer array"):
         plan(planner, counts, gpus=4, slots=1, current=good + 0.5)
+    # Array-likes are converted as before: a nested list is a placement too.
+    plan(planner, counts, gpus=4, slots=1, current=[[0, 1, 2, 3]])
+    with pytest.raises(ValueError, match="is not an expert index"):
+        plan(planner, counts, gpus=4, slots=1, current=[[0, 1, 2, 2**33]])
 
 
 def test_out_of_range_topology_values_fail_instead_of_becoming_defaults():

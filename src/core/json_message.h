@@ -16,7 +16,14 @@ inline std::string JsonForMessage(const nlohmann::json& v) {
   if (v.is_array()) return "an array of " + std::to_string(v.size()) + " values";
   // Bytes that are not UTF-8 (a string from a binary format) as U+FFFD: a strict dump throws.
   std::string s = v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (s.size() > 64) s = s.substr(0, 61) + "...";
+  if (s.size() > 64) {
+    // Cut on a character boundary (not inside a multi-byte character, nor a \ escape).
+    size_t cut = 61;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xc0) == 0x80) --cut;
+    const size_t escape = s.rfind('\\', cut);
+    if (escape != std::string::npos && cut - escape < 6) cut = escape;
+    s = s.substr(0, cut) + "...";
+  }
   return s;
 }
 

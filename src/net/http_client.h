@@ -96,7 +96,7 @@ class ClientStream {
   virtual int status() const = 0;
   virtual const Headers& headers() const = 0;
   // The next piece of the body as it arrived; std::nullopt at the end. kUnavailable when the
-  // connection broke or no byte arrived within read_timeout_s.
+  // connection broke, kDeadlineExceeded when no byte arrived within read_timeout_s.
   virtual boost::asio::awaitable<Result<std::optional<std::string>>> Next() = 0;
   // As Next(), without a copy: the view is valid until the next call or the stream's end.
   virtual boost::asio::awaitable<Result<std::optional<std::string_view>>> NextView() = 0;
@@ -114,8 +114,9 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Sends `req` and waits for the response header. kUnavailable when the host cannot be reached,
-  // does not answer in time, or `cancel` was cancelled. `req` is read while the returned
+  // Sends `req` and waits for the response header. kUnavailable when the host cannot be reached
+  // or `cancel` was cancelled; kDeadlineExceeded when it sends no response head within
+  // header_timeout_s. `req` is read while the returned
   // awaitable runs (co_await it at once; it is not copied, so a caller can retry with it).
   boost::asio::awaitable<Result<std::unique_ptr<ClientStream>>> Open(
       const ClientRequest& req, ClientCancel* cancel = nullptr);

@@ -46,7 +46,11 @@ struct ConnState {
   std::string remote;  // "ip:port", read once per connection
   std::string head;    // scratch for response heads and chunk sizes, reused across requests
   // Client-gone watch for the request being handled (Writer::OnClientGone).
-  bool watching = false;   // a wait for the client's end is wanted
+  bool watching = false;  // a wait for the client's end is wanted
+  // The session had read bytes past the request being handled (the start of a pipelined one):
+  // the watch then leaves the socket's bytes alone, since a CR LF there may end that request's
+  // head rather than be an empty line.
+  bool pipelined = false;
   bool gone = false;       // the client closed or reset the connection
   int waits_pending = 0;   // watch waits not yet completed
   uint64_t watch_gen = 0;  // bumped when a watch starts or stops; stale waits do nothing
@@ -103,7 +107,9 @@ void WatchClient(const std::shared_ptr<ConnState>& c) {
       // a CRLF sent after a body (as some clients do) neither ends the watch nor reaches the
       // parser. Anything else is a pipelined request: nothing more to learn from the socket.
       size_t blank = 0;
-      while (blank < n && (peeked[blank] == '\r' || peeked[blank] == '\n')) ++blank;
+      while (!c->pipelined && blank < n && (peeked[blank] == '\r' || peeked[blank] == '\n')) {
+        ++blank;
+      }
       if (blank > 0) {
         error_code read_ec;
         c->socket.receive(asio::buffer(peeked.data(), blank), 0, read_ec);
@@ -519,6 +525,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       bool keep_alive = parser.keep_alive() && !draining;
       const bool head_only = parser.method() == http::verb::head;
       req.remote = conn->remote;
+      conn->pipelined = buffer.size() > 0;
       Writer writer(conn, dl, opts.write_timeout_s, keep_alive, head_only, http10);
       ++active;
       counted = true;
@@ -539,7 +546,9 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       // to the body limit, 4 MiB by default) or a large head's is let go, or every idle
       // connection could hold that much for as long as its client keeps it open.
       if (req.body.capacity() > kKeptStorageBytes) std::string().swap(req.body);
+      req.headers.Clear();  // its strings (the next request's parser would clear them anyway)
       if (req.headers.items().capacity() > kKeptFields) req.headers = Headers();
+      if (req.target.capacity() > kKeptStorageBytes) std::string().swap(req.target);
       if (buffer.size() == 0 && buffer.capacity() > kKeptStorageBytes) buffer.shrink_to_fit();
     }
   } catch (const std::exception& e) {

@@ -32,7 +32,8 @@ asio::awaitable<void> Sleep(std::chrono::milliseconds d) {
   co_await t.async_wait(asio::use_awaitable);
 }
 
-// /echo answers the body; /stream sends 5 chunks 25 ms apart; /slow waits 300 ms, /slower 1 s;
+// /echo answers the body; /stream sends 5 chunks 25 ms apart; /slow waits 300 ms, /slower 1 s,
+// /watched 300 ms while watching for the client's end;
 // /wait waits 60 s unless the client goes away first (counted in `gone`).
 class TestHandler : public HttpHandler {
  public:
@@ -72,6 +73,10 @@ class TestHandler : public HttpHandler {
         }
       }
       co_await w.EndStream();
+    } else if (req.path() == "/watched") {  // /slow, watching for the client's end meanwhile
+      w.OnClientGone([this] { ++gone; });
+      co_await Sleep(300ms);
+      if (!w.client_gone()) co_await w.Send(MakeResponse(200, "text/plain", "watched"));
     } else if (req.path() == "/slow") {
       co_await Sleep(300ms);
       co_await w.Send(MakeResponse(200, "text/plain", "done"));
@@ -285,6 +290,14 @@ TEST_F(HttpTest, BlankLinesAfterARequestDoNotHideTheClientGoingAway) {
       EXPECT_TRUE(Eventually([&] { return server_->active_requests() == 0; }));
     }
   }
+  // A pipelined request whose head is still arriving while the one before it is handled: the CR
+  // LF that ends its head is not an empty line to read off (the head would never end).
+  const std::string both =
+      Raw("GET /watched HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n"
+          "Connection: close\r\n",
+          100ms, "\r\n");
+  EXPECT_NE(both.find("watched"), std::string::npos) << both;
+  EXPECT_NE(both.find("GET "), std::string::npos) << both;  // the echo of the second request
   // Blank lines, then a request: the request is read as usual.
   const std::string got = testing::ExchangeRaw(
       server_->port(), "\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");

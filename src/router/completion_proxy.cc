@@ -278,6 +278,14 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     auto over_limits = [&](const Status& why) -> asio::awaitable<void> {
       table_.Release(rv);
       const bool slow = why.code() == ErrorCode::kDeadlineExceeded;
+      // Except a stream's head: vLLM sends it before the prefill, so one that does not come says
+      // the engine is stuck (its core hung while its API server still answers /health), not that
+      // the request is long. That counts against the engine (no retry, as above).
+      if (slow && !head_read && cr.stream) {
+        if (table_.ReportHealth(e, false))
+          spdlog::warn("engine {} ejected: {}", backend.name, why.message());
+        failure_counters_[static_cast<size_t>(e)]->Inc();
+      }
       const char* limit = !slow       ? ""
                           : head_read ? " (limits.upstream_read_timeout_s)"
                                       : " (limits.upstream_header_timeout_s)";
@@ -461,9 +469,12 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
           spdlog::warn("engine {} ejected: {}", backend.name, broken.message());
         failure_counters_[static_cast<size_t>(e)]->Inc();
       }
+      // The code a whole answer would have had: 504 past a time limit, else 502.
+      const int code = broken.code() == ErrorCode::kDeadlineExceeded ? 504 : 502;
       std::string err = net::FormatSseEvent(wire::OpenAiErrorJson(
-          502, "engine " + backend.name +
-                   (too_large ? " stream stopped: " : " failed mid-stream: ") + broken.message()));
+          code, "engine " + backend.name +
+                    (too_large ? " stream stopped: " : " failed mid-stream: ") + broken.message() +
+                    (code == 504 ? " (limits.upstream_read_timeout_s)" : "")));
       err += "data: [DONE]\n\n";
       co_await w.WriteChunk(err);
     }

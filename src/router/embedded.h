@@ -35,8 +35,9 @@ struct EmbeddedEngineOptions {
 // `config.queue_policy` is empty and `default_queue_policy` is not, sets it (the full Gimbal
 // stack by default). The engines take `config.admin_token` as theirs: when it is set, their
 // POST /gimbal/placement needs it too (401 otherwise), so that the router's token is not
-// bypassed through the engines' loopback ports. The service must outlive the router; shut the
-// router down first.
+// bypassed through the engines' loopback ports; when it is not (the router's /admin/* refused),
+// a random token nobody knows, so that no local process can install a placement either. The
+// service must outlive the router; shut the router down first.
 Result<std::unique_ptr<engine::EngineService>> StartEmbeddedEngines(
     const EmbeddedEngineOptions& options, RouterConfig& config,
     const std::string& default_queue_policy = "gimbal");

@@ -12,7 +12,8 @@
 namespace gimbal::wire {
 
 // The HTTP status for an error kind: kInvalidArgument 400, kNotFound 404, kResourceExhausted 429,
-// kInternal 500, kUnsupported 501, kIo 502 (an upstream failed), kUnavailable 503; kOk 200.
+// kInternal 500, kUnsupported 501, kIo 502 (an upstream failed), kUnavailable 503,
+// kDeadlineExceeded 504; kOk 200.
 int HttpStatusFor(ErrorCode code);
 
 // OpenAI's error type for an HTTP status (the error classes of OpenAI's client libraries):
