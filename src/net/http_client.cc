@@ -239,7 +239,7 @@ class Stream final : public ClientStream {
       error_code ec;
       dl_.ArmSeconds(read_timeout_s_);
       co_await detail::ReadParsed(conn_->socket, conn_->buffer, parser, detail::ReadGoal::kSome,
-                                  ec);
+                                  dl_, ec);
       dl_.Disarm();
       if (ec) {
         failed_ = true;
@@ -393,7 +393,8 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
     // deadline is armed: one that expired with no read pending would cancel nothing.
     if (conn->buffer.size() == 0) co_await asio::post(ex, asio::use_awaitable);
     dl.ArmSeconds(opts_.header_timeout_s);
-    co_await detail::ReadParsed(conn->socket, conn->buffer, parser, detail::ReadGoal::kHeader, ec);
+    co_await detail::ReadParsed(conn->socket, conn->buffer, parser, detail::ReadGoal::kHeader, dl,
+                                ec);
     dl.Disarm();
     if (ec) {
       if (reused && !dl.fired() && !parser.got_some() && !(cancel && cancel->cancelled())) {
@@ -420,7 +421,7 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
       conn->NewParser();
       dl.ArmSeconds(opts_.header_timeout_s);
       co_await detail::ReadParsed(conn->socket, conn->buffer, *conn->parser,
-                                  detail::ReadGoal::kHeader, ec);
+                                  detail::ReadGoal::kHeader, dl, ec);
       dl.Disarm();
       if (ec) {
         interim_error = Unavailable(key + " gave no response after an interim answer: " +

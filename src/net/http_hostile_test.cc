@@ -16,12 +16,18 @@
 #include <utility>  // before Asio 1.74 awaitable.hpp, which uses std::exchange unincluded
 #include <vector>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <gtest/gtest.h>
 
 #include "net/blocking.h"
 #include "net/eventually.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
+#include "net/http_wire.h"
+#include "net/parser_read.h"
 #include "net/raw_server.h"
 
 namespace gimbal::net {
@@ -402,6 +408,44 @@ TEST_F(HostileTest, AnIdleKeepAliveConnectionLetsGoOfItsLastLargeBody) {
   EXPECT_LT(held, 4 << 20) << held << " bytes held by 16 idle connections";
   ExpectServing();
 #endif
+}
+
+// A read deadline that fires while a read's data has already arrived cancels nothing (the read
+// has completed), and the reads after it went on without a deadline: a client that kept a body
+// flowing past read_timeout_s held its connection for as long as it sent. Once the deadline has
+// fired, no further read starts.
+TEST(ReadParsedDeadline, NoReadStartsOnceTheDeadlineHasFired) {
+  asio::io_context ctx;
+  asio::ip::tcp::acceptor acceptor(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket client(ctx), server(ctx);
+  client.connect(acceptor.local_endpoint());
+  acceptor.accept(server);
+  detail::SocketDeadline dl(ctx.get_executor(), &server, nullptr);
+  dl.Arm(std::chrono::milliseconds(1));
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!dl.fired() && std::chrono::steady_clock::now() < until) {
+    ctx.run_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(dl.fired());
+  // The request arrives after the deadline: it is not read.
+  asio::write(client, asio::buffer(std::string("GET / HTTP/1.1\r\nHost: x\r\n\r\n")));
+  HttpRequest req;
+  detail::RequestParser parser(req, HttpServerOptions{});
+  boost::beast::flat_buffer buffer(65536);
+  boost::system::error_code ec;
+  bool done = false;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        co_await detail::ReadParsed(server, buffer, parser, detail::ReadGoal::kHeader, dl, ec);
+        done = true;
+      },
+      asio::detached);
+  ctx.restart();
+  ctx.run_for(2s);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(ec, asio::error::timed_out) << ec.message();
+  EXPECT_FALSE(parser.is_header_done());
 }
 
 TEST(HttpServerFairness, PipelinedRequestsDoNotHoldBackAnotherConnection) {

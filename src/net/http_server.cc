@@ -475,7 +475,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       detail::RequestParser parser(req, opts);  // parses straight into `req`
       error_code ec;
       dl.ArmSeconds(opts.idle_timeout_s);
-      co_await detail::ReadParsed(sock, buffer, parser, detail::ReadGoal::kHeader, ec);
+      co_await detail::ReadParsed(sock, buffer, parser, detail::ReadGoal::kHeader, dl, ec);
       dl.Disarm();
       conn->idle = false;
 
@@ -512,7 +512,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       }
       if (!parser.is_done()) {
         dl.ArmSeconds(opts.read_timeout_s);
-        co_await detail::ReadParsed(sock, buffer, parser, detail::ReadGoal::kMessage, ec);
+        co_await detail::ReadParsed(sock, buffer, parser, detail::ReadGoal::kMessage, dl, ec);
         dl.Disarm();
         if (ec) {
           std::string message;

@@ -22,6 +22,8 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "net/socket_deadline.h"
+
 namespace gimbal::net::detail {
 
 // How far a read goes: until the parser takes one structured element (a head, a piece of body, a
@@ -41,11 +43,18 @@ inline void DropBlankLines(boost::beast::flat_buffer& buffer) {
 // Parses what `buffer` holds and reads from `sock` until `goal` or an error (`ec`). kSome is
 // http::async_read_some, kHeader http::async_read_header, kMessage http::async_read. A request's
 // leading empty lines are dropped (DropBlankLines).
+//
+// `deadline`, the read's SocketDeadline: once it has fired, no further read starts (ec =
+// timed_out). Its cancel() stops a read that is waiting, but a read whose data had already
+// arrived has completed when the timer runs, and the reads after it would go on without a
+// deadline: a client that kept a large body flowing just past the deadline held its connection
+// (and up to the body limit) for as long as it kept sending.
 template <bool kRequest>
 boost::asio::awaitable<void> ReadParsed(boost::asio::ip::tcp::socket& sock,
                                         boost::beast::flat_buffer& buffer,
                                         boost::beast::http::basic_parser<kRequest>& parser,
-                                        ReadGoal goal, boost::system::error_code& ec) {
+                                        ReadGoal goal, const SocketDeadline& deadline,
+                                        boost::system::error_code& ec) {
   namespace http = boost::beast::http;
   ec = {};
   const auto reached = [&] {
@@ -72,6 +81,10 @@ boost::asio::awaitable<void> ReadParsed(boost::asio::ip::tcp::socket& sock,
       ec = {};
     }
     parse = true;
+    if (deadline.fired()) {
+      ec = boost::asio::error::timed_out;
+      co_return;
+    }
     const size_t size = boost::beast::read_size(buffer, 65536);
     if (size == 0) {
       ec = http::error::buffer_overflow;
