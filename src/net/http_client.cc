@@ -424,8 +424,11 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
                                   detail::ReadGoal::kHeader, dl, ec);
       dl.Disarm();
       if (ec) {
-        interim_error = Unavailable(key + " gave no response after an interim answer: " +
-                                    (dl.fired() ? std::string("timed out") : ec.message()));
+        interim_error =
+            dl.fired()
+                ? Status(ErrorCode::kDeadlineExceeded,
+                         key + " gave no response after an interim answer: timed out")
+                : Unavailable(key + " gave no response after an interim answer: " + ec.message());
         break;
       }
     }
