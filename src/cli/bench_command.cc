@@ -1,11 +1,13 @@
 // `gimbal bench`: load an OpenAI-compatible server the way `vllm bench serve` does and report the
 // same keys. See docs/bench.md.
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -118,9 +120,17 @@ std::vector<Request> DatasetRequests(BenchFlags& f, double* rate_out) {
   if (f.request_rate == "inf" || f.request_rate == "INF") {
     rate = std::numeric_limits<double>::infinity();
   } else {
-    // The whole text a decimal number: std::stod alone takes "5abc" as 5 and "0x10" as 16.
-    const char* const begin = f.request_rate.data();
-    const char* const end = begin + f.request_rate.size();
+    // The whole text a decimal number, as Python's float() reads one (vllm bench serve's
+    // argument): spaces around it and a leading + allowed. std::stod alone took "5abc" as 5 and
+    // "0x10" as 16.
+    std::string_view text = f.request_rate;
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+      text.remove_prefix(1);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+      text.remove_suffix(1);
+    if (text.size() > 1 && text.front() == '+' && text[1] != '-') text.remove_prefix(1);
+    const char* const begin = text.data();
+    const char* const end = begin + text.size();
     const auto [stop, ec] = std::from_chars(begin, end, rate, std::chars_format::general);
     if (ec != std::errc() || stop != end) {
       Fail(fmt::format("--request-rate '{}' is not a number or inf", f.request_rate));

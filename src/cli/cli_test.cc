@@ -196,6 +196,7 @@ TEST(CliTest, SizeCountAndThreadOptionsAreRangeCheckedUpFront) {
       {"bench --model m --request-rate 5abc", "--request-rate '5abc' is not a number or inf"},
       {"bench --model m --request-rate 0x10", "--request-rate '0x10' is not a number or inf"},
       {"bench --model m --total-timeout 0", "--total-timeout must be"},
+      {"bench --model m --request-rate +-5", "--request-rate '+-5' is not a number or inf"},
       {"experiment -s x.yaml -o /tmp/x --jobs 100000", "--jobs must be in 0..1024"},
   };
   for (const Case& c : cases) {

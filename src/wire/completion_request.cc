@@ -179,6 +179,8 @@ class RequestReader : public internal::SaxTypes {
       case Kind::kMessage:
         content_key_ = k == "content";
         if (content_key_) RepeatMark(&content_mark_);
+        // An assistant's earlier tool calls are prompt tokens the text does not show.
+        if (k == "tool_calls" || k == "function_call") r_->prompt_tokens_unlike_text = true;
         break;
       case Kind::kPart:
         text_key_ = k == "text";

@@ -71,8 +71,8 @@ struct CompletionRequest {
   int64_t n = 1;               // `n` when it is an integer
   // The request has a field with which the engine's prompt tokens are not those of the prompt's
   // text (truncate_prompt_tokens, suffix, tools, functions, documents, chat_template[_kwargs], a
-  // content part other than text): its `usage.prompt_tokens` says nothing of characters per
-  // token.
+  // content part other than text, a message's tool_calls or function_call): its
+  // `usage.prompt_tokens` says nothing of characters per token.
   bool prompt_tokens_unlike_text = false;
   // Chained hashes of the prompt's full KV blocks, when asked for (PromptBlockOptions); empty
   // otherwise. See PromptBlockOptions for how the prompt is cut.

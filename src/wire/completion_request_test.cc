@@ -96,6 +96,13 @@ TEST(CompletionRequest, FlagsFieldsThatChangeThePromptsTokens) {
       true);
   ASSERT_TRUE(image.ok());
   EXPECT_TRUE(image->prompt_tokens_unlike_text);
+  auto tool_call = ParseCompletionRequest(
+      R"({"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"1","type":)"
+      R"("function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool",)"
+      R"("tool_call_id":"1","content":"42"}]})",
+      true);
+  ASSERT_TRUE(tool_call.ok()) << tool_call.status().ToString();
+  EXPECT_TRUE(tool_call->prompt_tokens_unlike_text);
   for (auto [body, chat] : {std::pair{R"({"prompt":"x","max_tokens":3,"user":"u"})", false},
                             std::pair{R"({"messages":[{"role":"user","content":[{"type":"text",)"
                                       R"("text":"hi"}]}]})",
