@@ -267,11 +267,7 @@ class Writer final : public ResponseWriter {
     std::array<asio::const_buffer, 2> bufs{
         asio::buffer(head), bodyless || head_only_ ? asio::const_buffer() : asio::buffer(r.body)};
     error_code ec;
-    if (!detail::TryWriteNow(sock_, bufs, ec)) {
-      dl_.ArmSeconds(write_timeout_);
-      co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
-      dl_.Disarm();
-    }
+    if (!detail::TryWriteNow(sock_, bufs, ec)) ec = co_await WriteRest(bufs);
     finished_ = !ec;
     co_return Check(ec);
   }
@@ -292,11 +288,7 @@ class Writer final : public ResponseWriter {
     head += "\r\n"sv;
     std::array<asio::const_buffer, 1> bufs{asio::buffer(head)};
     error_code ec;
-    if (!detail::TryWriteNow(sock_, bufs, ec)) {
-      dl_.ArmSeconds(write_timeout_);
-      co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
-      dl_.Disarm();
-    }
+    if (!detail::TryWriteNow(sock_, bufs, ec)) ec = co_await WriteRest(bufs);
     co_return Check(ec);
   }
 
@@ -307,11 +299,7 @@ class Writer final : public ResponseWriter {
     if (http10_) {
       std::array<asio::const_buffer, 1> raw{asio::buffer(data.data(), data.size())};
       error_code ec;
-      if (!detail::TryWriteNow(sock_, raw, ec)) {
-        dl_.ArmSeconds(write_timeout_);
-        co_await asio::async_write(sock_, raw, asio::redirect_error(asio::use_awaitable, ec));
-        dl_.Disarm();
-      }
+      if (!detail::TryWriteNow(sock_, raw, ec)) ec = co_await WriteRest(raw);
       co_return Check(ec);
     }
     char size[24];
@@ -322,11 +310,7 @@ class Writer final : public ResponseWriter {
                                            asio::buffer(data.data(), data.size()),
                                            asio::buffer("\r\n", 2)};
     error_code ec;
-    if (!detail::TryWriteNow(sock_, bufs, ec)) {
-      dl_.ArmSeconds(write_timeout_);
-      co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
-      dl_.Disarm();
-    }
+    if (!detail::TryWriteNow(sock_, bufs, ec)) ec = co_await WriteRest(bufs);
     co_return Check(ec);
   }
 
@@ -339,11 +323,7 @@ class Writer final : public ResponseWriter {
     }
     std::array<asio::const_buffer, 1> bufs{asio::buffer("0\r\n\r\n", 5)};
     error_code ec;
-    if (!detail::TryWriteNow(sock_, bufs, ec)) {
-      dl_.ArmSeconds(write_timeout_);
-      co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
-      dl_.Disarm();
-    }
+    if (!detail::TryWriteNow(sock_, bufs, ec)) ec = co_await WriteRest(bufs);
     finished_ = !ec;
     co_return Check(ec);
   }
@@ -371,6 +351,17 @@ class Writer final : public ResponseWriter {
   bool keep_alive() const { return keep_alive_; }
 
  private:
+  // Writes what TryWriteNow left of `bufs` under the write deadline (a coroutine frame only
+  // when the socket did not take everything at once).
+  template <size_t N>
+  asio::awaitable<error_code> WriteRest(std::array<asio::const_buffer, N>& bufs) {
+    error_code ec;
+    dl_.ArmSeconds(write_timeout_);
+    co_await asio::async_write(sock_, bufs, asio::redirect_error(asio::use_awaitable, ec));
+    dl_.Disarm();
+    co_return ec;
+  }
+
   Status Check(const error_code& ec) {
     if (!ec) return Status::Ok();
     failed_ = true;
