@@ -118,6 +118,13 @@ class HttpTest : public ::testing::Test {
     return r;
   }
   // Sends raw bytes on a fresh connection and returns everything read until the server closes.
+  // A connection that has sent GET /wait (answered after 60 s unless the client goes first).
+  asio::ip::tcp::socket SendWait(asio::io_context& ctx) {
+    asio::ip::tcp::socket s(ctx);
+    s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    asio::write(s, asio::buffer(std::string("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")));
+    return s;
+  }
   std::string Raw(const std::string& bytes, std::chrono::milliseconds pause = 0ms,
                   const std::string& more = "") {
     return testing::ExchangeRaw(server_->port(), bytes, pause, more);
@@ -233,9 +240,7 @@ using testutil::Eventually;
 
 TEST_F(HttpTest, HandlerHearsOfTheClientGoingAway) {
   asio::io_context ctx;
-  asio::ip::tcp::socket s(ctx);
-  s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-  asio::write(s, asio::buffer(std::string("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")));
+  asio::ip::tcp::socket s = SendWait(ctx);
   ASSERT_TRUE(Eventually([&] { return server_->active_requests() == 1; }));
   s.close();
   EXPECT_TRUE(Eventually([&] { return handler_->gone.load() == 1; }));
@@ -253,9 +258,7 @@ TEST_F(HttpTest, AClientGoneBeforeTheWatchStartsIsHeardWhenItStarts) {
   for (bool half_close : {true, false}) {
     const int before = handler_->gone.load();
     asio::io_context ctx;
-    asio::ip::tcp::socket s(ctx);
-    s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-    asio::write(s, asio::buffer(std::string("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")));
+    asio::ip::tcp::socket s = SendWait(ctx);
     if (half_close) {
       s.shutdown(asio::ip::tcp::socket::shutdown_send);
     } else {
@@ -276,9 +279,7 @@ TEST_F(HttpTest, BlankLinesAfterARequestDoNotHideTheClientGoingAway) {
     for (bool before_watch : {true, false}) {
       const int gone = handler_->gone.load();
       asio::io_context ctx;
-      asio::ip::tcp::socket s(ctx);
-      s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
-      asio::write(s, asio::buffer(std::string("GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")));
+      asio::ip::tcp::socket s = SendWait(ctx);
       if (before_watch) asio::write(s, asio::buffer(blank));
       ASSERT_TRUE(Eventually([&] { return server_->active_requests() == 1; }));
       std::this_thread::sleep_for(100ms);  // the watch has started (20 ms after the request)
