@@ -275,17 +275,20 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     // would be sent the same. An engine that stopped answering altogether is found by the
     // health probes (health.timeout_s).
     bool head_read = false;  // the engine's answer head arrived
+    // Holds a failure against the engine: a health report (ejected after failures_to_eject)
+    // and its failure counter.
+    auto blame = [&](const Status& why) {
+      if (table_.ReportHealth(e, false))
+        spdlog::warn("engine {} ejected: {}", backend.name, why.message());
+      failure_counters_[static_cast<size_t>(e)]->Inc();
+    };
     auto over_limits = [&](const Status& why) -> asio::awaitable<void> {
       table_.Release(rv);
       const bool slow = why.code() == ErrorCode::kDeadlineExceeded;
       // Except a stream's head: vLLM sends it before the prefill, so one that does not come says
       // the engine is stuck (its core hung while its API server still answers /health), not that
       // the request is long. That counts against the engine (no retry, as above).
-      if (slow && !head_read && cr.stream) {
-        if (table_.ReportHealth(e, false))
-          spdlog::warn("engine {} ejected: {}", backend.name, why.message());
-        failure_counters_[static_cast<size_t>(e)]->Inc();
-      }
+      if (slow && !head_read && cr.stream) blame(why);
       const char* limit = !slow       ? ""
                           : head_read ? " (limits.upstream_read_timeout_s)"
                                       : " (limits.upstream_header_timeout_s)";
@@ -299,9 +302,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     // Any other failure before a byte reached the client: release, note, try another engine.
     auto engine_failed = [&](const Status& why) {
       table_.Release(rv);
-      if (table_.ReportHealth(e, false))
-        spdlog::warn("engine {} ejected: {}", backend.name, why.message());
-      failure_counters_[static_cast<size_t>(e)]->Inc();
+      blame(why);
       tried.push_back(e);
       last_error = Status(why.code(), "engine " + backend.name + ": " + why.message());
     };
@@ -464,11 +465,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       if (!parser.pending().empty()) co_await w.WriteChunk(parser.pending());
       if (usage.prompt_tokens > 0) ratio_.Observe(cr.prompt_chars, usage.prompt_tokens);
     } else {
-      if (!too_large) {  // over the router's limits: not the engine's failure (over_limits)
-        if (table_.ReportHealth(e, false))
-          spdlog::warn("engine {} ejected: {}", backend.name, broken.message());
-        failure_counters_[static_cast<size_t>(e)]->Inc();
-      }
+      if (!too_large) blame(broken);  // over the router's limits: not the engine's (over_limits)
       // The code a whole answer would have had: 504 past a time limit, else 502.
       const int code = broken.code() == ErrorCode::kDeadlineExceeded ? 504 : 502;
       std::string err = net::FormatSseEvent(wire::OpenAiErrorJson(
