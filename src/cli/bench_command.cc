@@ -3,8 +3,6 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <limits>
 #include <string_view>
@@ -14,6 +12,7 @@
 #include "bench_client/bench_client.h"
 #include "cli/command.h"
 #include "config/scenario.h"
+#include "experiment/runner.h"
 #include "workload/workload.h"
 
 namespace gimbal::cli {
@@ -199,18 +198,10 @@ void RunBenchCommand(BenchFlags& f) {
     // Servers' error messages are quoted as they came: bytes that are not UTF-8 are written as
     // U+FFFD (a plain dump throws on them). Written beside and renamed, so a failed write leaves
     // no half file in place of an earlier result.
-    const std::string text =
-        out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
-    const std::string tmp = f.json_out + ".tmp";
-    {
-      std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
-      file << text;
-      file.close();
-      if (!file) Fail(fmt::format("cannot write {}", tmp));
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, f.json_out, ec);
-    if (ec) Fail(fmt::format("cannot write {}: {}", f.json_out, ec.message()));
+    const Status written = experiment::WriteFileAtomic(
+        f.json_out,
+        out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
+    if (!written.ok()) Fail(written.message());
   }
   if (r->summary["completed"].get<int64_t>() == 0 && !reqs->empty()) throw CommandFailed(1);
 }
