@@ -141,7 +141,6 @@ TEST(BenchClientTest, AServerThatLiesOrNeverStopsFailsItsRequests) {
       EXPECT_NE(b.error.find(c.error), std::string::npos) << b.error;
       EXPECT_LE(b.itl.size(), 12u + 16u);
     }
-    EXPECT_GE(r->summary["total_output_tokens"].get<int64_t>(), 0);
   }
 }
 
