@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "config/scenario.h"
 #include "engine/engine_server.h"
+#include "net/http_server.h"
 #include "workload/workload.h"
 
 namespace gimbal::cli {
@@ -128,6 +129,12 @@ void RunEngine(const EngineFlags& f) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  uint64_t files_before = 0;
+  const uint64_t files = net::RaiseOpenFileLimit(&files_before);
+  if (files > files_before) {
+    std::cerr << fmt::format("gimbal engine: open-file limit raised from {} to {}\n", files_before,
+                             files);
+  }
   auto svc = engine::EngineService::Start(std::move(o));
   if (!svc.ok()) Fail(svc.status().ToString(), 1);
   engine::EngineService& s = **svc;

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/command.h"
+#include "net/http_server.h"
 #include "router/config.h"
 #include "router/embedded.h"
 #include "router/router.h"
@@ -113,6 +114,11 @@ int RunServe(const ServeFlags& f) {
     return engines ? engines->Shutdown(config.drain_timeout_s) : true;
   };
 
+  uint64_t files_before = 0;
+  const uint64_t files = net::RaiseOpenFileLimit(&files_before);
+  if (files > files_before) {
+    spdlog::info("open-file limit raised from {} to {} (the hard limit)", files_before, files);
+  }
   auto router = router::Router::Create(config);
   if (!router.ok()) {
     std::cerr << "gimbal serve: " << router.status().ToString() << "\n";

@@ -2,9 +2,13 @@
 // connection.
 #include "net/http_server.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <set>
 #include <thread>
 
@@ -20,6 +24,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/intrusive/list.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/thread_annotations.h"
@@ -37,14 +42,17 @@ using namespace std::string_view_literals;
 
 namespace {
 
-// One accepted connection. Everything but `socket`'s thread-safe parts is touched only on the
-// connection's executor (its strand, or the runtime's one thread).
-struct ConnState {
+// One accepted connection. Everything but `socket`'s thread-safe parts and the hook is touched
+// only on the connection's executor (its strand, or the runtime's one thread). The hook links it
+// into the server's list of waiting connections, under the server's mutex.
+struct ConnState : boost::intrusive::list_base_hook<>, std::enable_shared_from_this<ConnState> {
   explicit ConnState(tcp::socket s) : socket(std::move(s)), watch_timer(socket.get_executor()) {}
   tcp::socket socket;
-  bool idle = true;    // between requests (Drain closes idle connections)
-  std::string remote;  // "ip:port", read once per connection
-  std::string head;    // scratch for response heads and chunk sizes, reused across requests
+  bool idle = true;      // waiting for a request's head (Drain closes idle connections)
+  bool evicted = false;  // closed to make room for a new connection (at the connection cap)
+  std::atomic<bool> closed{false};  // its socket is closed (read by the accept loop)
+  std::string remote;               // "ip:port", read once per connection
+  std::string head;  // scratch for response heads and chunk sizes, reused across requests
   // Client-gone watch for the request being handled (Writer::OnClientGone).
   bool watching = false;  // a wait for the client's end is wanted
   // The session had read bytes past the request being handled (the start of a pipelined one):
@@ -222,11 +230,30 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   std::atomic<bool> draining{false};
   std::atomic<int64_t> active{0};
   std::atomic<int64_t> connections{0};
+  size_t max_connections = 0;  // opts.max_connections, or what Start() derived
+  std::atomic<int64_t> evicted{0};
+  std::atomic<int64_t> refused{0};
   Mutex mu;
   std::set<std::shared_ptr<ConnState>> conns GIMBAL_GUARDED_BY(mu);
+  // Connections waiting for a request's head (kept alive between requests, or with a head under
+  // way), the longest-waiting first. At the cap the first makes room for a new connection, as
+  // nginx reuses its keep-alive connections; a connection serving a request is never in it.
+  boost::intrusive::list<ConnState> waiting GIMBAL_GUARDED_BY(mu);
 
   asio::awaitable<void> AcceptLoop();
   asio::awaitable<void> Session(std::shared_ptr<ConnState> conn);
+  // Marks `c` as waiting for a head (to the back of `waiting`) or not; on c's executor.
+  void SetIdle(ConnState& c, bool idle) {
+    c.idle = idle;
+    MutexLock lock(mu);
+    if (c.is_linked()) waiting.erase(waiting.iterator_to(c));
+    if (idle) waiting.push_back(c);
+  }
+  // Closes the connection that has waited longest for a request's head (soon, on its executor,
+  // unless a head arrives first). Null when none waits.
+  std::shared_ptr<ConnState> EvictLongestWaiting();
+  // Answers a connection accepted over the cap with 503 and closes it.
+  void Refuse(tcp::socket sock);
 };
 
 namespace {
@@ -386,14 +413,82 @@ class Writer final : public ResponseWriter {
 
 }  // namespace
 
+namespace {
+
+bool OutOfDescriptors(const error_code& ec) {
+  return ec == asio::error::no_descriptors ||
+         ec == boost::system::errc::too_many_files_open_in_system;
+}
+
+// Rate-limits a log line: Count() counts an event and, at most once a second, returns the events
+// counted since it last did (0 otherwise).
+class EverySecond {
+ public:
+  int64_t Count() {
+    ++count_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::seconds(1)) return 0;
+    last_ = now;
+    return std::exchange(count_, 0);
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_{};
+  int64_t count_ = 0;
+};
+
+}  // namespace
+
+std::shared_ptr<ConnState> HttpServer::Impl::EvictLongestWaiting() {
+  std::shared_ptr<ConnState> c;
+  {
+    MutexLock lock(mu);
+    if (waiting.empty()) return nullptr;
+    ConnState& first = waiting.front();
+    waiting.pop_front();
+    c = first.shared_from_this();  // its session, which holds it, unlinks it before ending
+  }
+  asio::post(c->socket.get_executor(), [self = shared_from_this(), c] {
+    if (!c->idle) return;  // a head arrived meanwhile: that request is served
+    c->evicted = true;
+    ++self->evicted;
+    error_code ec;
+    c->socket.cancel(ec);  // ends the read, or the session sees `evicted` after its yield
+  });
+  return c;
+}
+
+void HttpServer::Impl::Refuse(tcp::socket sock) {
+  ++refused;
+  HttpResponse r =
+      opts.error_response(503, "the server is at its limit of " + std::to_string(max_connections) +
+                                   " connections and every one is serving a request; try again");
+  std::string out;
+  AppendHead(out, 503, r.headers);
+  out += "Retry-After: 1\r\nConnection: close\r\nContent-Length: "sv;
+  AppendDecimal(out, r.body.size());
+  out += "\r\n\r\n"sv;
+  out += r.body;
+  error_code ec;
+  sock.non_blocking(true, ec);
+  sock.write_some(asio::buffer(out), ec);  // a new socket's send buffer takes it at once
+  sock.shutdown(tcp::socket::shutdown_send, ec);
+  // What the client sent already is read off (a little, never waiting), so closing does not reset
+  // the connection before the client reads the answer.
+  std::array<char, 4096> scratch;
+  for (int i = 0; i < 16 && !ec; ++i) sock.read_some(asio::buffer(scratch), ec);
+  sock.close(ec);
+}
+
 asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
   auto self = shared_from_this();
-  // An accept that fails (out of file descriptors, above all) would fail again at once: back off
-  // from 10 ms doubling to 1 s while it keeps failing, and log once a second with a count.
+  // An accept that fails (out of file descriptors, above all) would fail again at once. Out of
+  // descriptors, a connection waiting for a request's head is closed and the accept tried again
+  // once it is; with none waiting, or another error, back off from 10 ms doubling to 1 s while it
+  // keeps failing.
   asio::steady_timer backoff(acceptor.get_executor());
   std::chrono::milliseconds delay{0};
-  auto last_log = std::chrono::steady_clock::time_point{};
-  int64_t unlogged = 0;
+  EverySecond failed, evicted_log, refused_log;
   for (;;) {
     error_code ec;
     tcp::socket sock = co_await acceptor.async_accept(
@@ -401,13 +496,35 @@ asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
     if (ec) {
       if (!acceptor.is_open() || draining) co_return;
       if (ec == asio::error::operation_aborted) co_return;
-      ++unlogged;
-      const auto now = std::chrono::steady_clock::now();
-      if (now - last_log >= std::chrono::seconds(1)) {
-        spdlog::warn("accept failed {} time(s) in the last second: {}; backing off", unlogged,
+      if (OutOfDescriptors(ec)) {
+        // Linux takes the new descriptor before it looks for a connection, so an accept fails
+        // this way with none pending too (Asio tries one as soon as it is asked): wait for one
+        // before closing anything. The wait re-arms the listener's epoll registration, which
+        // reports a connection already pending.
+        co_await acceptor.async_wait(tcp::acceptor::wait_read,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+        if (!acceptor.is_open() || draining) co_return;
+        if (ec == asio::error::operation_aborted) co_return;
+        if (auto victim = EvictLongestWaiting()) {
+          if (const int64_t n = evicted_log.Count()) {
+            spdlog::warn(
+                "out of file descriptors ({}): closed the connection that waited "
+                "longest for a request, {} time(s) in the last second",
+                ec.message(), n);
+          }
+          // Accept again once its descriptor is free (or 50 ms on, should a head have arrived
+          // and kept it), so that one accept closes one connection.
+          for (int i = 0; i < 50 && !victim->closed.load(); ++i) {
+            backoff.expires_after(std::chrono::milliseconds(1));
+            co_await backoff.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          }
+          delay = std::chrono::milliseconds(0);
+          continue;
+        }
+      }
+      if (const int64_t n = failed.Count()) {
+        spdlog::warn("accept failed {} time(s) in the last second: {}; backing off", n,
                      ec.message());
-        last_log = now;
-        unlogged = 0;
       }
       delay = std::min<std::chrono::milliseconds>(
           std::max<std::chrono::milliseconds>(delay * 2, std::chrono::milliseconds(10)),
@@ -420,6 +537,25 @@ asio::awaitable<void> HttpServer::Impl::AcceptLoop() {
     if (draining) {
       sock.close(ec);
       continue;
+    }
+    if (static_cast<size_t>(connections.load()) >= max_connections) {
+      if (EvictLongestWaiting()) {
+        if (const int64_t n = evicted_log.Count()) {
+          spdlog::warn(
+              "at the limit of {} connections: closed the connection that waited "
+              "longest for a request, {} time(s) in the last second",
+              max_connections, n);
+        }
+      } else {
+        if (const int64_t n = refused_log.Count()) {
+          spdlog::warn(
+              "at the limit of {} connections, all serving a request: answered 503 to "
+              "{} new connection(s) in the last second",
+              max_connections, n);
+        }
+        Refuse(std::move(sock));
+        continue;
+      }
     }
     sock.set_option(tcp::no_delay(true), ec);
     sock.non_blocking(true, ec);  // writes are tried at once (detail::TryWriteNow)
@@ -450,7 +586,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
   // (a parser or allocation failure) leaves this coroutine.
   try {
     for (;;) {
-      conn->idle = true;
+      SetIdle(*conn, true);
       if (draining) break;
       if (answered) {
         // Between requests the connection yields to the handlers already queued: a client's
@@ -461,14 +597,14 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
         // (docs/router.md, "Throughput"). Before the deadline is armed: one that expired with
         // no read pending would cancel nothing.
         co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-        if (draining) break;
+        if (draining || conn->evicted) break;
       }
       detail::RequestParser parser(req, opts);  // parses straight into `req`
       error_code ec;
       dl.ArmSeconds(opts.idle_timeout_s);
       co_await detail::ReadParsed(sock, buffer, parser, detail::ReadGoal::kHeader, dl, ec);
       dl.Disarm();
-      conn->idle = false;
+      SetIdle(*conn, false);
 
       // Answers a protocol error with `status` and ends the connection.
       auto fail = [&](int status, std::string_view message) -> asio::awaitable<void> {
@@ -480,8 +616,13 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
       if (ec) {
         const bool nothing_read = buffer.size() == 0 && !parser.got_some();
         std::string message;
-        const int status = detail::RequestErrorStatus(ec, detail::ReadPhase::kHeader, nothing_read,
-                                                      dl.fired(), opts, &message);
+        int status = detail::RequestErrorStatus(ec, detail::ReadPhase::kHeader, nothing_read,
+                                                dl.fired(), opts, &message);
+        if (conn->evicted && !nothing_read) {
+          status = 503;
+          message = "the server is at its limit of " + std::to_string(max_connections) +
+                    " connections and closed this one, whose request header was not complete";
+        }
         if (status != 0) co_await fail(status, message);
         break;
       }
@@ -551,8 +692,10 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
   conn->watch_timer.cancel();  // its handler holds the connection
   sock.shutdown(tcp::socket::shutdown_send, ignored);
   sock.close(ignored);
+  conn->closed = true;
   {
     MutexLock lock(mu);
+    if (conn->is_linked()) waiting.erase(waiting.iterator_to(*conn));
     conns.erase(conn);
   }
   --connections;
@@ -587,6 +730,14 @@ Status HttpServer::Start() {
                    std::to_string(impl_->opts.port) + ": " + ec.message());
   }
   impl_->bound_port = a.local_endpoint(ec).port();
+  impl_->max_connections = impl_->opts.max_connections;
+  if (impl_->max_connections == 0) {
+    rlimit lim{};
+    const uint64_t files = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY
+                               ? static_cast<uint64_t>(lim.rlim_cur)
+                               : uint64_t{1} << 20;
+    impl_->max_connections = ConnectionCapFor(files);
+  }
   asio::co_spawn(a.get_executor(), impl_->AcceptLoop(), asio::detached);
   return Status::Ok();
 }
@@ -600,6 +751,42 @@ int64_t HttpServer::active_requests() const {
 }
 int64_t HttpServer::open_connections() const {
   return impl_->connections.load();
+}
+size_t HttpServer::max_connections() const {
+  return impl_->max_connections;
+}
+int64_t HttpServer::evicted_connections() const {
+  return impl_->evicted.load();
+}
+int64_t HttpServer::refused_connections() const {
+  return impl_->refused.load();
+}
+
+uint64_t RaiseOpenFileLimit(uint64_t* before) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  if (before != nullptr) *before = lim.rlim_cur;
+  rlim_t want = lim.rlim_max;
+  if (want == RLIM_INFINITY) {
+    // The kernel refuses more than fs.nr_open descriptors per process.
+    want = 1 << 20;
+    if (FILE* f = std::fopen("/proc/sys/fs/nr_open", "r")) {
+      unsigned long long n = 0;
+      if (std::fscanf(f, "%llu", &n) == 1 && n > 0) want = static_cast<rlim_t>(n);
+      std::fclose(f);
+    }
+  }
+  if (want > lim.rlim_cur) {
+    rlimit raised = lim;
+    raised.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim.rlim_cur = want;
+  }
+  return lim.rlim_cur;
+}
+
+size_t ConnectionCapFor(uint64_t open_file_limit) {
+  const uint64_t half = open_file_limit > 64 ? (open_file_limit - 64) / 2 : 0;
+  return static_cast<size_t>(std::clamp<uint64_t>(half, 16, uint64_t{1} << 30));
 }
 
 bool HttpServer::Drain(double timeout_s) {

@@ -17,6 +17,15 @@
 // The server answers protocol errors itself with `error_response` (400 malformed, 408 timeout,
 // 413 body too large). Drain() stops accepting, closes idle keep-alive connections and waits for
 // in-flight requests to finish.
+//
+// Connections are capped (`max_connections`), so clients that open connections and send nothing,
+// or trickle a head, cannot take every file descriptor. A connection accepted at the cap makes
+// room by closing the connection that has waited longest for a request's head (an idle keep-alive
+// connection, closed silently, or one still sending its head, answered 503); as nginx reuses its
+// keep-alive connections. A connection serving a request is never closed for room: when every
+// connection is serving, the new one is answered 503 with `Retry-After: 1` and closed. When
+// accepting fails for want of descriptors (other descriptors count too), a waiting connection is
+// closed the same way and the accept tried again; with none waiting the accept loop backs off.
 #pragma once
 
 #include <atomic>
@@ -82,6 +91,8 @@ struct HttpServerOptions {
   double idle_timeout_s = 60;      // wait for the next request's header
   double read_timeout_s = 30;      // read one request's body
   double write_timeout_s = 30;     // each write to the client
+  // Open client connections; 0: ConnectionCapFor(the open-file limit when Start() runs).
+  size_t max_connections = 0;
   // Builds the body of errors the server answers itself; default: plain text.
   std::function<HttpResponse(int status, std::string_view message)> error_response;
 };
@@ -105,11 +116,26 @@ class HttpServer {
   // Requests being handled now.
   int64_t active_requests() const;
   int64_t open_connections() const;
+  // The connection cap in force (after Start).
+  size_t max_connections() const;
+  // Connections closed to make room for new ones, and connections refused (503) at the cap.
+  int64_t evicted_connections() const;
+  int64_t refused_connections() const;
 
   struct Impl;
 
  private:
   std::shared_ptr<Impl> impl_;
 };
+
+// Raises the process's soft open-file limit to its hard limit, as Go's runtime and nginx's
+// `worker_rlimit_nofile` do, so a server holds as many connections as the system allows it; a
+// hard limit of "unlimited" raises it to the kernel's per-process maximum (fs.nr_open). Returns
+// the soft limit in force afterwards, and the one before in `*before` if given.
+uint64_t RaiseOpenFileLimit(uint64_t* before = nullptr);
+// The default connection cap for an open-file limit: half of it (a proxied request holds a client
+// and an upstream descriptor) less 64 for listeners, engines' health and state connections and
+// files; at least 16.
+size_t ConnectionCapFor(uint64_t open_file_limit);
 
 }  // namespace gimbal::net

@@ -72,12 +72,12 @@ std::string EscapeHelp(const std::string& v) {
   return out;
 }
 
-// Renders a callback gauge family.
+// Renders a family whose samples a callback computes (a gauge, or a counter kept elsewhere).
 class CallbackFamily final : public MetricFamily {
  public:
-  CallbackFamily(std::string name, std::string help, std::vector<std::string> labels,
-                 MetricsRegistry::GaugeCallback fn)
-      : MetricFamily(std::move(name), std::move(help), "gauge", std::move(labels)),
+  CallbackFamily(std::string name, std::string help, const char* type,
+                 std::vector<std::string> labels, MetricsRegistry::GaugeCallback fn)
+      : MetricFamily(std::move(name), std::move(help), type, std::move(labels)),
         fn_(std::move(fn)) {}
 
  protected:
@@ -184,7 +184,15 @@ HistogramFamily& MetricsRegistry::AddHistogram(std::string name, std::string hel
 
 void MetricsRegistry::AddCallbackGauge(std::string name, std::string help,
                                        std::vector<std::string> label_names, GaugeCallback fn) {
-  auto f = std::make_unique<CallbackFamily>(std::move(name), std::move(help),
+  auto f = std::make_unique<CallbackFamily>(std::move(name), std::move(help), "gauge",
+                                            std::move(label_names), std::move(fn));
+  MutexLock lock(mu_);
+  families_.push_back(std::move(f));
+}
+
+void MetricsRegistry::AddCallbackCounter(std::string name, std::string help,
+                                         std::vector<std::string> label_names, GaugeCallback fn) {
+  auto f = std::make_unique<CallbackFamily>(std::move(name), std::move(help), "counter",
                                             std::move(label_names), std::move(fn));
   MutexLock lock(mu_);
   families_.push_back(std::move(f));

@@ -132,6 +132,9 @@ class MetricsRegistry {
   using GaugeCallback = std::function<std::vector<std::pair<std::vector<std::string>, double>>()>;
   void AddCallbackGauge(std::string name, std::string help, std::vector<std::string> label_names,
                         GaugeCallback fn);
+  // The same for a counter that something else keeps (its values must never fall).
+  void AddCallbackCounter(std::string name, std::string help, std::vector<std::string> label_names,
+                          GaugeCallback fn);
   // The whole registry in the text exposition format, families in registration order.
   std::string Render() const;
 

@@ -101,10 +101,12 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
                   "state", "health", "admin", "seed"});
   if (root.Has("listen")) {
     auto l = root.Child("listen");
-    l.CheckKeys({"address", "port", "threads"});
+    l.CheckKeys({"address", "port", "threads", "max_connections"});
     c.address = l.String("address", c.address);
     c.port = static_cast<uint16_t>(l.Int("port", c.port, 0, 65535));
     c.threads = static_cast<int>(l.Int("threads", c.threads, 1, 256));
+    c.max_connections = static_cast<size_t>(
+        l.Int("max_connections", static_cast<int64_t>(c.max_connections), 0, int64_t{1} << 30));
   }
   if (root.Has("limits")) {
     auto l = root.Child("limits");

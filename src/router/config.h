@@ -84,6 +84,8 @@ struct RouterConfig {
   std::string address = "127.0.0.1";
   uint16_t port = 8000;
   int threads = 4;
+  // Open client connections; 0: half the open-file limit less 64 (net::ConnectionCapFor).
+  size_t max_connections = 0;
   // limits
   size_t body_limit_bytes = 4 << 20;
   // An engine's whole (non-streamed) answer, and one event of a streamed one, may be at most this

@@ -10,7 +10,7 @@ namespace {
 
 TEST(RouterConfig, ParsesEveryBlock) {
   auto c = ParseRouterConfig(R"(
-listen: {address: 0.0.0.0, port: 9000, threads: 2}
+listen: {address: 0.0.0.0, port: 9000, threads: 2, max_connections: 5000}
 limits: {body_limit_bytes: 1000, max_inflight_per_engine: 8, retry_after_s: 3}
 backends:
   - {url: "http://127.0.0.1:8001", model: m}
@@ -24,6 +24,8 @@ admin: {token: t0k}
                              "router.yaml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ(c->port, 9000);
+  EXPECT_EQ(c->max_connections, 5000u);
+  EXPECT_EQ(RouterConfig{}.max_connections, 0u);  // derived from the open-file limit
   EXPECT_EQ(c->dispatch_policy, "vllm");
   EXPECT_EQ(c->queue_params.GetDouble("beta", 0), 0.001);
   ASSERT_TRUE(ValidateRouterConfig(c.value()).ok());
@@ -231,7 +233,8 @@ TEST(RouterConfig, SizesCountsAndDurationsAreBounded) {
        {"limits: {body_limit_bytes: 1000000000000}\n",
         "limits: {max_inflight_per_engine: 1000000000000}\n",
         "limits: {upstream_read_timeout_s: 1e300}\n", "limits: {drain_timeout_s: .inf}\n",
-        "listen: {threads: 100000}\n", "state: {scrape_interval_s: 1e9}\n",
+        "listen: {threads: 100000}\n", "listen: {max_connections: -1}\n",
+        "listen: {max_connections: 1e12}\n", "state: {scrape_interval_s: 1e9}\n",
         "backends: [{url: 'http://h:1', model: m, max_inflight: 1e12}]\n"}) {
     auto c = ParseRouterConfig(bad, "r.yaml");
     EXPECT_FALSE(c.ok()) << bad;

@@ -1,6 +1,8 @@
 // The router against hostile clients and broken backends, on loopback: every case ends only the
 // request or connection at fault, no client is given another's answer, and the router keeps
 // serving with its memory back near where it started. Bounded in count and time; 127.0.0.1 only.
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -388,6 +390,27 @@ TEST_F(RouterHostileTest, OneClientsTruncatedPromptsDoNotMoveTheTokenEstimate) {
   ASSERT_EQ(Post(json{{"model", "test-model"}, {"prompt", text}, {"max_tokens", 1}}.dump())->status,
             200);
   EXPECT_GT(ratio(), before);
+}
+
+// Clients that open connections and send nothing cannot lock others out: at
+// `listen.max_connections` the one that waited longest makes room, and /metrics counts it.
+TEST_F(RouterHostileTest, SilentConnectionsAtTheCapMakeRoomForClients) {
+  RawServer engine(Engine(Echo));
+  RouterConfig c = Config({engine.url()});
+  c.max_connections = 8;
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  std::vector<int> silent;
+  for (int i = 0; i < 8; ++i) {
+    silent.push_back(net::testing::ConnectLoopback(router_->port()));
+    ASSERT_GE(silent.back(), 0);
+  }
+  ASSERT_TRUE(testutil::Eventually(
+      [&] { return RouterMetric("gimbal_router_open_connections", "", "") == 8; }, 5s));
+  for (int i = 0; i < 3; ++i) ExpectServing();  // the client's pool keeps one connection
+  EXPECT_EQ(RouterMetric("gimbal_router_connections_shed_total", "how", "evicted"), 1);
+  EXPECT_EQ(RouterMetric("gimbal_router_connections_shed_total", "how", "refused"), 0);
+  EXPECT_EQ(RouterMetric("gimbal_router_open_connections", "", ""), 8);
+  for (int fd : silent) ::close(fd);
 }
 
 TEST_F(RouterHostileTest, StreamsCutAtTheDrainTimeoutEndWithAnErrorEvent) {

@@ -176,6 +176,23 @@ Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& io, std::shared_ptr<const D
                               }
                               return out;
                             });
+  // The server is made in Start(), before it can serve /metrics.
+  registry.AddCallbackGauge(
+      "gimbal_router_open_connections", "Client connections open now.", {}, [this] {
+        return std::vector<std::pair<std::vector<std::string>, double>>{
+            {{}, server ? static_cast<double>(server->open_connections()) : 0}};
+      });
+  registry.AddCallbackCounter(
+      "gimbal_router_connections_shed_total",
+      "Client connections ended at the connection cap (listen.max_connections): evicted, the "
+      "one that waited longest for a request, closed to make room; refused, answered 503 when "
+      "every connection was serving.",
+      {"how"}, [this] {
+        const double evicted = server ? static_cast<double>(server->evicted_connections()) : 0;
+        const double refused = server ? static_cast<double>(server->refused_connections()) : 0;
+        return std::vector<std::pair<std::vector<std::string>, double>>{{{"evicted"}, evicted},
+                                                                        {{"refused"}, refused}};
+      });
   registry.AddCallbackGauge("gimbal_router_chars_per_token",
                             "Prompt characters per token used to estimate prompt tokens.", {},
                             [this] {
@@ -343,6 +360,7 @@ Status Router::Start() {
   o.idle_timeout_s = impl.config.idle_timeout_s;
   o.read_timeout_s = impl.config.read_timeout_s;
   o.write_timeout_s = impl.config.write_timeout_s;
+  o.max_connections = impl.config.max_connections;
   o.error_response = [](int status, std::string_view message) {
     return wire::OpenAiError(status, std::string(message));
   };
@@ -351,8 +369,11 @@ Status Router::Start() {
   io_->Start();
   impl.monitor->Start();
   impl.prefix_cache->Start();
-  spdlog::info("gimbal serve: listening on {}:{} with {} engines, dispatch '{}'", o.address,
-               impl.server->port(), impl.config.backends.size(), impl.dispatch->name());
+  spdlog::info(
+      "gimbal serve: listening on {}:{} (up to {} connections) with {} engines, dispatch "
+      "'{}'",
+      o.address, impl.server->port(), impl.server->max_connections(), impl.config.backends.size(),
+      impl.dispatch->name());
   return Status::Ok();
 }
 
