@@ -2,9 +2,11 @@
 
 #include <sys/stat.h>
 
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -337,19 +339,28 @@ Status ApplyOverride(YAML::Node& root, const std::string& assignment) {
     return InvalidArgument(
         fmt::format("override '{}': value is not valid YAML: {}", assignment, e.msg));
   }
+  // A list index: digits only, read whole; nullopt when `p` is not one or is out of range.
+  auto index_in = [](const std::string& p, size_t size) -> std::optional<size_t> {
+    size_t i = 0;
+    const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), i);
+    if (p.empty() || ec != std::errc() || end != p.data() + p.size() || i >= size) {
+      return std::nullopt;
+    }
+    return i;
+  };
   // yaml-cpp nodes are handles: walking by assignment re-binds, so collect the chain first.
   std::vector<YAML::Node> chain{root};
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     YAML::Node cur = chain.back();
     const std::string& p = parts[i];
-    const bool is_index = !p.empty() && p.find_first_not_of("0123456789") == std::string::npos;
     if (cur.IsSequence()) {
-      if (!is_index || std::stoul(p) >= cur.size()) {
+      const auto index = index_in(p, cur.size());
+      if (!index) {
         return InvalidArgument(fmt::format(
             "override '{}': '{}' is a list of {} items; '{}' is not an index in it", assignment,
             fmt::join(parts.begin(), parts.begin() + static_cast<long>(i), "."), cur.size(), p));
       }
-      chain.push_back(cur[std::stoul(p)]);
+      chain.push_back(cur[*index]);
     } else {
       if (cur.IsScalar()) {
         return InvalidArgument(
@@ -362,12 +373,12 @@ Status ApplyOverride(YAML::Node& root, const std::string& assignment) {
   YAML::Node last = chain.back();
   const std::string& key = parts.back();
   if (last.IsSequence()) {
-    const bool is_index = key.find_first_not_of("0123456789") == std::string::npos;
-    if (!is_index || std::stoul(key) >= last.size()) {
+    const auto index = index_in(key, last.size());
+    if (!index) {
       return InvalidArgument(
           fmt::format("override '{}': '{}' is not an index of the list", assignment, key));
     }
-    last[std::stoul(key)] = parsed;
+    last[*index] = parsed;
   } else if (last.IsScalar()) {
     return InvalidArgument(fmt::format("override '{}': '{}' is a value, not a map", assignment,
                                        fmt::join(parts.begin(), parts.end() - 1, ".")));

@@ -112,6 +112,13 @@ TEST(ApplyOverrideTest, SetsNestedKeysAndListItems) {
   EXPECT_FALSE(ApplyOverride(root, "stacks.5.name=q").ok());
   EXPECT_FALSE(ApplyOverride(root, "noequals").ok());
   EXPECT_FALSE(ApplyOverride(root, "a.b.c=1").ok());  // a.b is a value
+  // Indices too long for any integer are errors, not exceptions that end the process.
+  for (const char* big : {"stacks.99999999999999999999999.name=x", "stacks.99999999999999999999=x",
+                          "stacks.-1=x", "stacks.1x=x"}) {
+    const Status st = ApplyOverride(root, big);
+    EXPECT_FALSE(st.ok()) << big;
+    EXPECT_NE(st.message().find("index"), std::string::npos) << st.message();
+  }
 }
 
 // Found by fuzz/scenario_yaml.cc: a key that is a list threw from CheckKeys and ended the process.

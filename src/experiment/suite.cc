@@ -348,12 +348,11 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
 }
 
 Result<Suite> LoadSuite(const std::string& path, int seeds_override) {
-  std::ifstream in(path);
-  if (!in) return NotFound(fmt::format("{}: cannot open suite file", path));
-  std::stringstream ss;
-  ss << in.rdbuf();
+  // A regular file (or pipe) of bounded size: not a directory, not /dev/zero.
+  Result<std::string> text = ReadConfigFile(path, "suite file");
+  if (!text.ok()) return text.status();
   const std::string dir = fs::path(path).parent_path().string();
-  return ParseSuite(ss.str(), path, dir.empty() ? "." : dir, seeds_override);
+  return ParseSuite(*text, path, dir.empty() ? "." : dir, seeds_override);
 }
 
 namespace {
@@ -365,8 +364,10 @@ struct ScenarioDoc {
 
 Result<ScenarioDoc> ReadScenarioDoc(const std::string& path) {
   ScenarioDoc d;
+  Result<std::string> text = ReadConfigFile(path, "scenario file");
+  if (!text.ok()) return text.status();
   try {
-    d.root = YAML::LoadFile(path);
+    d.root = YAML::Load(*text);
   } catch (const YAML::Exception& e) {
     return InvalidArgument(fmt::format("{}: {}", path, e.what()));
   }

@@ -96,6 +96,18 @@ TEST(Suite, Errors) {
   ASSERT_FALSE(d.ok());
   EXPECT_NE(d.status().message().find("nosuch_policy"), std::string::npos) << d.status().message();
 
+  // A directory or a device is refused with a message (a directory threw from the reader).
+  for (const char* path : {"../scenarios", "/dev/zero"}) {
+    auto f = PlanText(std::string("scenarios: [{path: ") + path + "}]\n");
+    ASSERT_FALSE(f.ok()) << path;
+    EXPECT_NE(f.status().message().find("expected a"), std::string::npos) << f.status().message();
+  }
+  for (const char* path : {"/dev/zero", "/tmp"}) {
+    auto g = LoadSuite(path);
+    ASSERT_FALSE(g.ok()) << path;
+    EXPECT_NE(g.status().message().find("suite file"), std::string::npos) << g.status().message();
+  }
+
   auto e = PlanText("scenarios: [{path: ../scenarios/default.yaml}]\nbogus: 1\n");
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("bogus"), std::string::npos);

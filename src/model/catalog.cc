@@ -209,7 +209,7 @@ Result<GpuSpec> LoadGpu(const std::string& name_or_path) {
   if (!opened.ok()) return opened.status();
   const YamlReader& r = *opened;
   r.CheckKeys(Concat(kCommonKeys, kGpuNumbers));
-  g.memory_bytes = Positive(r, "memory_gib", std::nullopt) * 1073741824.0;  // 2^30
+  g.memory_bytes = Positive(r, "memory_gib", std::nullopt, 1e6) * 1073741824.0;  // 2^30
   g.peak_flops = Positive(r, "peak_bf16_tflops", std::nullopt) * 1e12;
   g.hbm_bandwidth = Positive(r, "hbm_tb_per_s", std::nullopt) * 1e12;
   g.nvlink_bandwidth = Positive(r, "nvlink_gb_per_s", std::nullopt) * 1e9;

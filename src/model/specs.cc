@@ -103,7 +103,8 @@ Result<int64_t> KvCapacityTokens(const ModelSpec& m, const GpuSpec& g, const Eng
         (weights + e.activation_reserve_bytes + block_bytes) / 1e9, usable / 1e9,
         g.memory_bytes / 1e9, e.gpu_memory_utilization, (block_bytes - free_bytes) / 1e9));
   }
-  return static_cast<int64_t>(blocks) * e.block_size;
+  // Clamped before the cast (1e300 GiB of memory must not wrap); Cluster bounds the blocks.
+  return static_cast<int64_t>(std::min(blocks, 1e15)) * e.block_size;
 }
 
 void ApplyVllmServerDefaults(const GpuSpec& gpu, EngineConfig& e) {

@@ -141,6 +141,17 @@ TEST(PlaceTool, TopologyCostsAreBoundedAndFilesMustBeRegular) {
   t.gpus = 2;
   t.expert_bytes = 1e300;
   EXPECT_FALSE(t.Validate().ok());
+  // GPUs x slots per GPU past what int indexing holds (it wrapped to 0 slots and wrote out of
+  // bounds), and more slots per GPU than experts (quadratic search time for nothing).
+  for (const char* topology :
+       {R"({"gpus": 4096, "slots_per_gpu": 1048576})", R"({"gpus": 4, "slots_per_gpu": 65536})"}) {
+    o = ExampleOptions("eplb");
+    o.topology_path = WriteTemp("topology.json", topology);
+    r = RunPlace(o);
+    std::remove(o.topology_path.c_str());
+    ASSERT_FALSE(r.ok()) << topology;
+    EXPECT_NE(r.status().message().find("slots"), std::string::npos) << r.status().message();
+  }
 }
 
 TEST(PlaceTool, RefusesAPlanWithNonFiniteNumbers) {

@@ -8,6 +8,13 @@
 #include "sim/step_kernels.h"
 
 namespace gimbal::sim {
+
+namespace {
+// KV-cache blocks over all ranks, at most: about 3 GB of block records. One H200 rank of
+// Qwen3-30B-A3B holds about 10^5 blocks of 16 tokens, so 64 ranks of it need a tenth of this.
+constexpr int64_t kMaxKvBlocks = int64_t{1} << 26;
+}  // namespace
+
 Result<std::unique_ptr<Cluster>> Cluster::Create(const ClusterSpec& spec,
                                                  const QueuePolicy* queue) {
   const ModelSpec& m = spec.model;
@@ -21,6 +28,14 @@ Result<std::unique_ptr<Cluster>> Cluster::Create(const ClusterSpec& spec,
   auto kv = KvCapacityTokens(m, spec.hardware.gpu, spec.engine, slots);
   if (!kv.ok()) return kv.status();
   const int64_t blocks = *kv / spec.engine.block_size;
+  // Every block is simulated (40-odd bytes each, and a cache entry), on every rank.
+  if (blocks > kMaxKvBlocks / spec.dp) {
+    return InvalidArgument(fmt::format(
+        "{} KV-cache blocks per rank ({} tokens of {}-token blocks) on {} ranks is more than the "
+        "{} blocks a simulation may hold; lower engine.kv_capacity_tokens (or the GPU's "
+        "memory_gib, which it is derived from when 0)",
+        blocks, *kv, spec.engine.block_size, spec.dp, kMaxKvBlocks));
+  }
   // With prefix caching one block is vLLM's reserved null block, so at least two are needed.
   const int64_t reserved = spec.engine.enable_prefix_caching ? 1 : 0;
   if (blocks <= reserved) {

@@ -284,6 +284,17 @@ Result<std::unique_ptr<Rebalancer>> Rebalancer::Create(const PlacementSpec& spec
   if (!policy.ok()) return policy.status();
   const PlacementTopology topo = SimTopology(cluster.spec(), spec);
   GIMBAL_RETURN_IF_ERROR(topo.Validate());
+  // The sliding window keeps each step's tokens per (source, class): allocated up front.
+  constexpr int64_t kMaxWindowCells = int64_t{1} << 24;  // 128 MiB of doubles
+  const int64_t cells = int64_t{spec.stats.window_steps} * cluster.ranks() *
+                        static_cast<int64_t>(cluster.spec().classes.size());
+  if (spec.stats.mode == RoutingStatsOptions::Mode::kWindow && cells > kMaxWindowCells) {
+    return InvalidArgument(fmt::format(
+        "placement window_steps {} x {} ranks x {} traffic classes is {} cells, more than the {} "
+        "the window may hold; use fewer window_steps, or decay",
+        spec.stats.window_steps, cluster.ranks(), cluster.spec().classes.size(), cells,
+        kMaxWindowCells));
+  }
   return std::unique_ptr<Rebalancer>(new Rebalancer(spec, cluster, std::move(*policy)));
 }
 

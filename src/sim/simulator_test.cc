@@ -489,6 +489,22 @@ TEST(SimulatorTest, BadInputIsRejectedWithAReason) {
               std::string::npos)
         << a.status().ToString();
   }
+  // Sizes that would take the memory of the machine are refused up front, naming the key.
+  auto big_kv = Spec();
+  big_kv.engine.kv_capacity_tokens = int64_t{1} << 35;  // 2^31 blocks: past int32 on one rank
+  auto k = Simulate(big_kv, stack, Workload(3, 1, 7), {});
+  ASSERT_FALSE(k.ok());
+  EXPECT_NE(k.status().message().find("engine.kv_capacity_tokens"), std::string::npos)
+      << k.status().ToString();
+  StackSpec windowed = stack;
+  windowed.placement.policy = "eplb";
+  windowed.placement.stats.window_steps = 1 << 20;
+  auto spec = Spec();
+  spec.classes.resize(64, spec.classes.front());
+  auto w = Simulate(spec, windowed, Workload(3, 1, 7), {});
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.status().message().find("window_steps 1048576"), std::string::npos)
+      << w.status().ToString();
 }
 
 }  // namespace

@@ -330,6 +330,12 @@ Result<SessionWorkload> BuildSessions(const WorkloadSpec& spec,
 
   SessionWorkload w;
   int64_t entries = 0;
+  const auto too_many_entries = [&] {
+    return Bad("num_sessions",
+               fmt::format("the sessions' prompts need more than {} prefix-hash entries; lower "
+                           "num_sessions, turns or the lengths, or raise prefix_hash_tokens",
+                           max_hash_entries));
+  };
   for (int64_t s = 0; s < ss.num_sessions; ++s) {
     const int64_t turns = ss.turns.Sample(turns_rng);
     const int64_t tenant = sp.count > 0 ? static_cast<int64_t>(tenants.Sample(tenant_rng)) : -1;
@@ -337,6 +343,10 @@ Result<SessionWorkload> BuildSessions(const WorkloadSpec& spec,
     const uint64_t session_id = HashCombine(seed_id, static_cast<uint64_t>(s));
     BlockChain chain(block);
     if (tenant >= 0) {
+      // Checked before the chain hashes its blocks: a prompt could need gigabytes of them.
+      if (entries + system_tokens[static_cast<size_t>(tenant)] / block > max_hash_entries) {
+        return too_many_entries();
+      }
       chain.Append(HashCombine(kSystemTag, HashCombine(seed_id, static_cast<uint64_t>(tenant))),
                    system_tokens[static_cast<size_t>(tenant)]);
     }
@@ -345,6 +355,9 @@ Result<SessionWorkload> BuildSessions(const WorkloadSpec& spec,
       const int64_t message =
           k == 0 ? ss.first_prompt.Sample(first_rng) : ss.message.Sample(message_rng);
       if (k > 0 && chain.length() + message > ss.max_prompt) break;
+      if (entries + (chain.length() + message) / block > max_hash_entries) {
+        return too_many_entries();
+      }
       chain.Append(HashCombine(kMessageTag, HashCombine(session_id, static_cast<uint64_t>(k))),
                    message);
       int64_t output = spec.output.Sample(output_rng);
@@ -356,10 +369,7 @@ Result<SessionWorkload> BuildSessions(const WorkloadSpec& spec,
       }
       entries += (chain.length() + (keep_sequence_hashes ? output : 0)) / block;
       if (entries > max_hash_entries) {
-        return Bad("num_sessions",
-                   fmt::format("the sessions' prompts need more than {} prefix-hash entries; lower "
-                               "num_sessions, turns or the lengths, or raise prefix_hash_tokens",
-                               max_hash_entries));
+        return too_many_entries();
       }
       Request r;
       r.arrival = t;

@@ -340,6 +340,19 @@ TEST(ValidateSessions, RejectsBadSpecsBuiltInCode) {
   auto w = BuildSessions(spec, {1.0}, rng, false, /*max_hash_entries=*/100000);
   ASSERT_FALSE(w.ok());
   EXPECT_NE(w.status().message().find("prefix-hash entries"), std::string::npos);
+  // One prompt that alone needs more entries is refused before its blocks are hashed (a
+  // 2^30-token prompt built 8 GiB of them first).
+  spec = DefaultWorkloadSpec(WorkloadSpec::Kind::kMultiTurn);
+  spec.session.num_sessions = 1;
+  spec.session.turns = Fixed(1);
+  spec.session.first_prompt = Fixed(int64_t{1} << 30);
+  spec.session.max_prompt = int64_t{1} << 30;
+  spec.session.system_prompts.count = 0;
+  spec.prefix_hash_tokens = 1;
+  Rng one(1);
+  auto p = BuildSessions(spec, {1.0}, one, false, /*max_hash_entries=*/100000);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("prefix-hash entries"), std::string::npos);
 }
 
 }  // namespace

@@ -89,6 +89,13 @@ Status Placement::Validate() const {
         "placement: layers, experts, gpus and slots_per_gpu must be positive (got {}, {}, {}, {})",
         layers, experts, gpus, slots_per_gpu));
   }
+  if (int64_t{gpus} * slots_per_gpu > kMaxSlots ||
+      int64_t{layers} * gpus * slots_per_gpu > kMaxPlacementCells) {
+    return InvalidArgument(fmt::format(
+        "placement: {} layers x {} GPUs x {} slots per GPU is more than allowed ({} slots per "
+        "layer, {} in all)",
+        layers, gpus, slots_per_gpu, kMaxSlots, kMaxPlacementCells));
+  }
   if (phy2log.size() != static_cast<size_t>(layers) * slots()) {
     return InvalidArgument(
         fmt::format("placement: phy2log has {} entries, expected {} layers x {} slots",

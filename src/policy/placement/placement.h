@@ -72,6 +72,12 @@ class SourceRoutes {
   std::vector<uint32_t> ends_;  // ends_[i]: one past route i's last share in shares_
 };
 
+// Physical slots of one layer (GPUs x slots per GPU), and of all layers, at most (as the placement
+// JSON format allows): larger counts would overflow the int indexing and cost quadratic search
+// time.
+inline constexpr int64_t kMaxSlots = int64_t{1} << 20;
+inline constexpr int64_t kMaxPlacementCells = int64_t{1} << 26;
+
 struct Placement {
   int layers = 0;   // MoE layers
   int experts = 0;  // logical experts per layer

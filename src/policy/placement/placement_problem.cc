@@ -27,6 +27,11 @@ Status PlacementTopology::Validate() const {
         alpha, beta));
   }
   if (slots_per_gpu < 0) return InvalidArgument("topology: slots_per_gpu must be >= 0");
+  if (int64_t{gpus} * slots_per_gpu > kMaxSlots) {
+    return InvalidArgument(fmt::format(
+        "topology: {} GPUs x {} slots per GPU is more than the {} slots a layer may have", gpus,
+        slots_per_gpu, kMaxSlots));
+  }
   if (expert_groups <= 0) return InvalidArgument("topology: expert_groups must be positive");
   if (!(expert_bytes > 0) || !(expert_bytes <= kMaxExpertBytes)) {
     return InvalidArgument(
@@ -104,6 +109,17 @@ Result<Placement> DefaultCurrentPlacement(const SourceExpertCounts& stats,
   if (slots < base) {
     return InvalidArgument(
         fmt::format("topology: slots_per_gpu {} is below experts / gpus = {}", slots, base));
+  }
+  // A GPU holding more slots than there are experts holds one expert twice, which serves nothing.
+  if (slots > stats.experts) {
+    return InvalidArgument(
+        fmt::format("topology: slots_per_gpu {} is more than the {} experts a GPU could hold",
+                    slots, stats.experts));
+  }
+  if (int64_t{stats.layers} * topology.gpus * slots > kMaxPlacementCells) {
+    return InvalidArgument(fmt::format(
+        "{} layers x {} GPUs x {} slots per GPU is more than the {} slots a placement may have",
+        stats.layers, topology.gpus, slots, kMaxPlacementCells));
   }
   return Placement::Contiguous(stats.layers, stats.experts, topology.gpus, slots - base);
 }
