@@ -14,10 +14,12 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
+#include <fmt/format.h>
 
 #include "core/thread_annotations.h"
 #include "net/http_wire.h"
@@ -445,8 +447,38 @@ asio::awaitable<Result<std::unique_ptr<ClientStream>>> HttpClient::Open(const Cl
   co_return give_up(Unavailable("cannot reach " + key));
 }
 
-asio::awaitable<Result<ClientResponse>> HttpClient::Send(ClientRequest req) {
-  auto opened = co_await Open(req);
+asio::awaitable<Result<ClientResponse>> HttpClient::Send(ClientRequest req,
+                                                         double total_timeout_s) {
+  if (total_timeout_s > 0) {
+    // The timer's handler may run after this frame is gone (queued, cancelled): it holds only
+    // the shared state. It runs on this coroutine's executor, as ClientCancel requires.
+    struct Deadline {
+      ClientCancel cancel;
+      bool fired = false;
+    };
+    auto d = std::make_shared<Deadline>();
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::duration<double>(total_timeout_s)));
+    timer.async_wait([d](const boost::system::error_code& ec) {
+      if (ec) return;
+      d->fired = true;
+      d->cancel.Cancel();
+    });
+    Result<ClientResponse> got = co_await SendWith(req, &d->cancel);
+    timer.cancel();
+    if (d->fired) {
+      co_return Status(ErrorCode::kDeadlineExceeded,
+                       fmt::format("no whole answer within {:g} s", total_timeout_s));
+    }
+    co_return got;
+  }
+  co_return co_await SendWith(req, nullptr);
+}
+
+asio::awaitable<Result<ClientResponse>> HttpClient::SendWith(const ClientRequest& req,
+                                                             ClientCancel* cancel) {
+  auto opened = co_await Open(req, cancel);
   if (!opened.ok()) co_return opened.status();
   auto& s = *opened.value();
   ClientResponse out;

@@ -120,8 +120,11 @@ class HttpClient {
   // awaitable runs (co_await it at once; it is not copied, so a caller can retry with it).
   boost::asio::awaitable<Result<std::unique_ptr<ClientStream>>> Open(
       const ClientRequest& req, ClientCancel* cancel = nullptr);
-  // Sends `req` and reads the whole response (body up to max_body_bytes).
-  boost::asio::awaitable<Result<ClientResponse>> Send(ClientRequest req);
+  // Sends `req` and reads the whole response (body up to max_body_bytes). With
+  // `total_timeout_s` > 0, kDeadlineExceeded when the whole answer has not arrived by then (the
+  // per-read timeouts alone let an answer trickle in for as long as each piece comes in time).
+  boost::asio::awaitable<Result<ClientResponse>> Send(ClientRequest req,
+                                                      double total_timeout_s = 0);
   // Closes every pooled idle connection.
   void CloseIdle();
   // Idle connections held now (for tests).
@@ -130,6 +133,9 @@ class HttpClient {
   struct Pool;
 
  private:
+  boost::asio::awaitable<Result<ClientResponse>> SendWith(const ClientRequest& req,
+                                                          ClientCancel* cancel);
+
   boost::asio::io_context& ctx_;
   HttpClientOptions opts_;
   std::shared_ptr<Pool> pool_;

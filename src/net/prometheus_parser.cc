@@ -3,6 +3,11 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/json_message.h"
 
 namespace gimbal::net {
 
@@ -132,7 +137,8 @@ bool ParseSample(std::string_view line, PromSample* s, std::string* why) {
   size_t vs = i;
   while (i < line.size() && line[i] != ' ' && line[i] != '\t') ++i;
   if (!ParseValue(line.substr(vs, i - vs), &s->value)) {
-    *why = "bad value '" + std::string(line.substr(vs, i - vs)) + "'";
+    // Quoted, escaped and cut: the text is an engine's, and goes to the router's log.
+    *why = "bad value " + JsonForMessage(nlohmann::json(std::string(line.substr(vs, i - vs))));
     return false;
   }
   SkipSpaces(line, i);

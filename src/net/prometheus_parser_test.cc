@@ -107,6 +107,12 @@ TEST(PrometheusParser, SkipsGarbageWithWarnings) {
   EXPECT_EQ(r.warnings, 9);
   EXPECT_FALSE(r.messages.empty());
   EXPECT_NE(r.messages[0].find("line 2"), std::string::npos);
+  // An engine's bytes reach the router's log quoted and escaped: no terminal control sequences.
+  auto c = ParsePrometheusText("a \x1b[2J\r\x08\xff\xfe\v" + std::string(300, 'x') + "\n");
+  ASSERT_EQ(c.messages.size(), 1u);
+  for (char ch : c.messages[0]) EXPECT_GE(static_cast<unsigned char>(ch), 0x20) << c.messages[0];
+  EXPECT_NE(c.messages[0].find("bad value \"\\u001b[2J"), std::string::npos) << c.messages[0];
+  EXPECT_LT(c.messages[0].size(), 100u) << c.messages[0];
 }
 
 TEST(PrometheusParser, NeverThrowsOnRandomBytes) {

@@ -59,7 +59,8 @@ class RawServer {
   using Script = std::function<std::string(const std::string& head, const std::string& body)>;
   static constexpr const char* kClose = "\x01close";
   // In an answer: what precedes it is sent, then 50 ms pass, then the rest is sent (bytes an
-  // engine writes late, after the client has read a whole answer).
+  // engine writes late, after the client has read a whole answer); each further one holds back
+  // what follows it by another 50 ms (an answer that trickles in).
   static constexpr const char* kPause = "\x01pause";
 
   explicit RawServer(Script script) : script_(std::move(script)) {
@@ -150,14 +151,17 @@ class RawServer {
         ::shutdown(fd, SHUT_RDWR);
         return;
       }
-      const size_t pause = out.find(kPause);
-      const std::string later = pause == std::string::npos ? "" : out.substr(pause + 6);
-      if (pause != std::string::npos) out.resize(pause);
-      if (!SendAll(fd, out)) return;
-      if (pause != std::string::npos) {
+      // Each kPause holds back what follows it by 50 ms.
+      size_t from = 0;
+      size_t pause = out.find(kPause);
+      if (!SendAll(fd, std::string_view(out).substr(0, pause))) return;
+      while (pause != std::string::npos) {
+        from = pause + 6;
+        pause = out.find(kPause, from);
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        if (!SendAll(fd, later)) return;
-        ++late_sends_;
+        const size_t n = pause == std::string::npos ? std::string::npos : pause - from;
+        if (!SendAll(fd, std::string_view(out).substr(from, n))) return;
+        if (pause == std::string::npos) ++late_sends_;
       }
     }
   }

@@ -363,7 +363,14 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
         engine_failed(broken);
         continue;
       }
-      table_.ReportHealth(e, true);
+      // A server error (500, 505...) is relayed, not retried, and held against the engine: one
+      // failing every request at once otherwise looked idle and drew the traffic (as Envoy's
+      // outlier detection ejects after consecutive 5xx). 502-504 were retried above.
+      if (status >= 500) {
+        blame(Status(ErrorCode::kUnavailable, "answered " + std::to_string(status)));
+      } else {
+        table_.ReportAnswered(e);
+      }
       // `usage` only teaches the token ratio; skip reading it when the ratio would ignore it.
       wire::Usage usage;
       if (status == 200 && learns_ratio && wire::FindUsage(answer, &usage)) {
@@ -394,13 +401,23 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     Status broken;
     wire::Usage usage;
     const bool wants_usage = learns_ratio;
+    bool saw_done = false;  // the OpenAI stream's last event, `data: [DONE]`
     for (;;) {
       auto piece = co_await us.NextView();
       if (!piece.ok()) {
         broken = piece.status();
         break;
       }
-      if (!piece.value()) break;
+      if (!piece.value()) {
+        // An OpenAI stream ends with `data: [DONE]`; one that stops before it (or inside an
+        // event) was cut short, however cleanly its connection ended.
+        if (!saw_done || !parser.pending().empty()) {
+          broken = Status(ErrorCode::kUnavailable, parser.pending().empty()
+                                                       ? "stream ended without data: [DONE]"
+                                                       : "stream ended inside an event");
+        }
+        break;
+      }
       if (!parser.Feed(*piece.value(), events)) {
         broken = Status(ErrorCode::kResourceExhausted,
                         "stream event over limits.stream_event_limit_bytes (" +
@@ -415,6 +432,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
           ttft_seconds_->Observe(Since(t0));
         }
         if (wants_usage && ev.has_data) wire::FindUsage(ev.data, &usage);
+        if (ev.has_data && ev.data == "[DONE]") saw_done = true;
         out += ev.raw;
       }
       events.clear();
@@ -461,8 +479,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       co_await w.BeginStream(200, StreamHead(backend.name));
     }
     if (broken.ok()) {
-      table_.ReportHealth(e, true);
-      if (!parser.pending().empty()) co_await w.WriteChunk(parser.pending());
+      table_.ReportAnswered(e);
       if (usage.prompt_tokens > 0) ratio_.Observe(cr.prompt_chars, usage.prompt_tokens);
     } else {
       if (!too_large) blame(broken);  // over the router's limits: not the engine's (over_limits)

@@ -195,7 +195,8 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
       req.host = b.parsed.host;
       req.port = b.parsed.port;
       req.target = b.parsed.base_path + "/metrics";
-      auto r = co_await probe_.Send(req);
+      // Bounded as a whole: a page sent a byte at a time kept the last snapshot for good.
+      auto r = co_await probe_.Send(req, config_.scrape_timeout_s);
       if (r.ok() && r->status == 200) {
         const auto parse_start = std::chrono::steady_clock::now();
         auto page = net::ParsePrometheusText(r->body);
@@ -233,7 +234,8 @@ asio::awaitable<void> EngineMonitor::HealthLoop(int e) {
     req.host = b.parsed.host;
     req.port = b.parsed.port;
     req.target = b.parsed.base_path + "/health";
-    auto r = co_await probe_.Send(req);
+    // Bounded as a whole: a 503 whose body trickled in held the probe, and the engine admitted.
+    auto r = co_await probe_.Send(req, config_.health_timeout_s);
     bool ok = r.ok() && r->status == 200;
     if (table_.ReportHealth(e, ok)) {
       if (ok) {

@@ -84,6 +84,10 @@ bool EngineTable::ApplySnapshot(int e, const EngineSnapshot& snap) {
   State& s = states_[static_cast<size_t>(e)];
   if (snap.taken_at - s.pushed_at < push_stale_s_) return false;
   s.view.snapshot = snap;
+  // What only a pushed state carries goes with it: a scrape knows no MoE pressure (1: neutral)
+  // and no class locality, and the last push's would otherwise steer dispatch for good.
+  s.view.moe_pressure = 1.0;
+  s.class_locality.clear();
   ledger_.SnapshotTaken(e);
   s.has_snapshot = true;
   s.pushed = false;
@@ -111,6 +115,11 @@ std::vector<double> EngineTable::class_locality(int e) const {
 bool EngineTable::PushFresh(int e, double now) const {
   MutexLock lock(mu_);
   return now - states_[static_cast<size_t>(e)].pushed_at < push_stale_s_;
+}
+
+void EngineTable::ReportAnswered(int e) {
+  MutexLock lock(mu_);
+  states_[static_cast<size_t>(e)].failures = 0;
 }
 
 bool EngineTable::ReportHealth(int e, bool ok) {

@@ -86,9 +86,12 @@ class EngineTable {
   std::vector<double> class_locality(int e) const;
   // True when engine `e`'s last pushed snapshot is younger than push_stale_s at `now`.
   bool PushFresh(int e, double now) const;
-  // A health probe or a request's connection result. Returns true when the engine's health
-  // changed (ejected or readmitted).
+  // A health probe's result, or a request's failure (ok false). Returns true when the engine's
+  // health changed (ejected or readmitted).
   bool ReportHealth(int e, bool ok);
+  // A request the engine answered: its consecutive failures start again from 0. Only probes
+  // readmit an ejected engine (an engine draining answers its requests while /health says 503).
+  void ReportAnswered(int e);
 
   // Engine `e`'s view as held: its last snapshot (a default one before the first), MoE pressure
   // and accounting; snapshot_age is left 0 (see Rows).

@@ -147,6 +147,13 @@ TEST(EngineTable, PushedSnapshotsWinOverScrapedOnesUntilStale) {
   EXPECT_TRUE(t.ApplySnapshot(0, EngineSnapshot{.waiting = 9, .taken_at = 5}));
   EXPECT_FALSE(t.Rows(5)[0].pushed);
   EXPECT_EQ(t.Rows(5)[0].view.snapshot.waiting, 9);
+  // What only the push carried goes with it: the last pushed MoE pressure and class locality
+  // steered dispatch for good once an engine stopped pushing.
+  EXPECT_DOUBLE_EQ(t.Rows(5)[0].view.moe_pressure, 1.0);
+  t.ApplyPushedSnapshot(0, EngineSnapshot{.taken_at = 6}, 10000, {0.9});
+  EXPECT_TRUE(t.ApplySnapshot(0, EngineSnapshot{.taken_at = 9.5}));
+  EXPECT_DOUBLE_EQ(t.Rows(9.5)[0].view.moe_pressure, 1.0);
+  EXPECT_TRUE(t.class_locality(0).empty());
 }
 
 TEST(EngineTable, SaturationExclusionModelAndHealth) {
@@ -171,6 +178,15 @@ TEST(EngineTable, SaturationExclusionModelAndHealth) {
   EXPECT_EQ(t.Pick(p, req, "m", {1}).status().code(), ErrorCode::kUnavailable);
   EXPECT_TRUE(t.ReportHealth(0, true));  // readmitted after 1 success
   EXPECT_EQ(t.Rows(0)[0].ejections, 1);
+  // Answered requests clear the failures but never readmit: an engine draining answers its
+  // requests while its /health says 503.
+  EXPECT_FALSE(t.ReportHealth(0, false));
+  t.ReportAnswered(0);
+  EXPECT_FALSE(t.ReportHealth(0, false));  // one failure again, not two
+  EXPECT_TRUE(t.ReportHealth(0, false));
+  for (int i = 0; i < 5; ++i) t.ReportAnswered(0);
+  EXPECT_FALSE(t.healthy(0));
+  EXPECT_TRUE(t.ReportHealth(0, true));
 }
 
 TEST(EngineTable, ViewsRowsAndDispatchCountsComeFromTheLedger) {

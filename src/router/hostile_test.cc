@@ -392,6 +392,73 @@ TEST_F(RouterHostileTest, OneClientsTruncatedPromptsDoNotMoveTheTokenEstimate) {
   EXPECT_GT(ratio(), before);
 }
 
+// A probe's whole answer is bounded by its timeout, not only each read: an engine whose /health
+// said 503 with a body that trickled in (a byte every 50 ms, each within the read timeout) held
+// the probe for seconds per round and stayed admitted.
+TEST_F(RouterHostileTest, AHealthAnswerThatTricklesInCountsAsAFailedProbe) {
+  std::string trickle = "HTTP/1.1 503 X\r\nContent-Length: 100\r\n\r\n";
+  for (int i = 0; i < 100; ++i) trickle += std::string(RawServer::kPause) + "x";  // 5 s
+  const RawServer::Script inner = Engine(Echo);
+  RawServer engine([&](const std::string& head, const std::string& body) -> std::string {
+    if (head.rfind("GET /health", 0) == 0) return trickle;
+    return inner(head, body);
+  });
+  ASSERT_NO_FATAL_FAILURE(Start(Config({engine.url()})));  // health.timeout_s 0.5, eject after 2
+  EXPECT_TRUE(testutil::Eventually(
+      [&] { return RouterMetric("gimbal_router_engine_healthy", "engine", "e0") == 0; }, 3s));
+}
+
+// An engine that answers every request with a server error at once looks idle to every
+// dispatcher, so it drew the traffic: 5xx answers are relayed to their clients and held against
+// the engine (ejected after failures_to_eject in a row), and answered requests never readmit it.
+TEST_F(RouterHostileTest, ServerErrorsCountAgainstTheEngine) {
+  std::atomic<int> posts{0};
+  RawServer engine(Engine([&](const std::string&) {
+    ++posts;
+    const std::string body = R"({"error":{"message":"boom","code":500}})";
+    return "HTTP/1.1 500 X\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }));
+  RouterConfig c = Config({engine.url()});
+  c.health_interval_s = 60;  // no probe readmits it during the test
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  for (int i = 0; i < 2; ++i) {
+    auto r = Post(Prompt("x"));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 500) << r->body;
+    EXPECT_NE(r->body.find("boom"), std::string::npos) << r->body;
+  }
+  EXPECT_EQ(RouterMetric("gimbal_router_upstream_failures_total", "engine", "e0"), 2);
+  EXPECT_EQ(RouterMetric("gimbal_router_requests_total", "outcome", "engine_error"), 2);
+  EXPECT_EQ(RouterMetric("gimbal_router_engine_healthy", "engine", "e0"), 0);
+  EXPECT_EQ(posts.load(), 2);  // not retried
+}
+
+// An OpenAI stream ends with `data: [DONE]`. One that stops before it, or inside an event, was cut
+// short however cleanly its connection ended: the client gets an error event and [DONE], never a
+// fragment passed off as the end, and the request counts as a stream error.
+TEST_F(RouterHostileTest, AStreamThatStopsBeforeItsDoneEndsWithAnErrorEvent) {
+  const std::string first = "data: {\"choices\":[{\"text\":\"a\"}]}\n\n";
+  std::atomic<int> posts{0};
+  RawServer engine(Engine([&](const std::string&) {
+    // No [DONE], then (the second request) a stream that stops inside its second event.
+    const std::string events = first + (posts++ == 0 ? "" : "data: {\"choi");
+    return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: " +
+           std::to_string(events.size()) + "\r\n\r\n" + events;
+  }));
+  ASSERT_NO_FATAL_FAILURE(Start(Config({engine.url()})));
+  for (int i = 0; i < 2; ++i) {
+    auto r = Post(R"({"model":"test-model","prompt":"hi","max_tokens":2,"stream":true})");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 200);
+    EXPECT_NE(r->body.find("\"text\":\"a\""), std::string::npos) << r->body;
+    EXPECT_EQ(r->body.find("{\"choi\n"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("failed mid-stream"), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("data: [DONE]"), std::string::npos) << r->body;
+  }
+  EXPECT_EQ(RouterMetric("gimbal_router_requests_total", "outcome", "stream_error"), 2);
+}
+
 // Clients that open connections and send nothing cannot lock others out: at
 // `listen.max_connections` the one that waited longest makes room, and /metrics counts it.
 TEST_F(RouterHostileTest, SilentConnectionsAtTheCapMakeRoomForClients) {
