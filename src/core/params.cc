@@ -14,7 +14,9 @@ double Params::GetDouble(const std::string& key, double def) const {
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(s, &end);
-  if (end == s || *end != '\0' || errno != 0 || !std::isfinite(v)) {
+  // ERANGE on underflow (1e-308 is subnormal) still gives the nearest number: only overflow fails.
+  const bool overflow = errno == ERANGE && std::fabs(v) >= 1;
+  if (end == s || *end != '\0' || overflow || !std::isfinite(v)) {
     errors_.push_back("'" + key + "' expects a number, got '" + it->second + "'");
     return def;
   }
@@ -31,6 +33,17 @@ int64_t Params::GetInt(const std::string& key, int64_t def) const {
   const long long v = std::strtoll(s, &end, 10);
   if (end == s || *end != '\0' || errno != 0) {
     errors_.push_back("'" + key + "' expects an integer, got '" + it->second + "'");
+    return def;
+  }
+  return v;
+}
+
+int64_t Params::GetInt(const std::string& key, int64_t def, int64_t lo, int64_t hi) const {
+  const size_t before = errors_.size();
+  const int64_t v = GetInt(key, def);
+  if (errors_.size() == before && Has(key) && (v < lo || v > hi)) {
+    errors_.push_back("'" + key + "' expects an integer in [" + std::to_string(lo) + ", " +
+                      std::to_string(hi) + "], got '" + values_.at(key) + "'");
     return def;
   }
   return v;

@@ -5,6 +5,7 @@
 // ignored ("unknown parameter 'w_kvv' for dispatch policy 'gimbal'; known: w_kv, w_pf, ...").
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -25,6 +26,12 @@ class Params {
   // Typed getters: return `def` when absent; record an error when present but malformed.
   double GetDouble(const std::string& key, double def) const;
   int64_t GetInt(const std::string& key, int64_t def) const;
+  // As GetInt, with an error (and `def`) when the value is outside [lo, hi]: for values narrowed
+  // to a smaller type, which would otherwise wrap (2^32 moves read as 0).
+  int64_t GetInt(const std::string& key, int64_t def, int64_t lo, int64_t hi) const;
+  int GetInt32(const std::string& key, int def) const {
+    return static_cast<int>(GetInt(key, def, INT32_MIN, INT32_MAX));
+  }
   bool GetBool(const std::string& key, bool def) const;
   std::string GetString(const std::string& key, const std::string& def) const;
 

@@ -27,5 +27,22 @@ TEST(ParamsTest, UnknownAndMalformedKeysAreReported) {
   EXPECT_NE(s.message().find("known: beta, w_kv"), std::string::npos);
 }
 
+TEST(ParamsTest, NarrowedIntegersAreRangeCheckedAndUnderflowIsANumber) {
+  Params p({{"moves", "4294967296"}, {"steps", "-1"}, {"tiny", "1e-308"}, {"big", "1e309"}});
+  EXPECT_EQ(p.GetInt32("moves", 7), 7);  // 2^32 would have wrapped to 0
+  EXPECT_EQ(p.GetInt("steps", 3, 0, 100), 3);
+  EXPECT_EQ(p.GetDouble("tiny", 1), 1e-308);
+  EXPECT_EQ(p.GetDouble("big", 1), 1);
+  const Status s = p.Validate("x");
+  EXPECT_NE(s.message().find("'moves' expects an integer in [-2147483648, 2147483647], got "
+                             "'4294967296'"),
+            std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("'steps' expects an integer in [0, 100], got '-1'"), std::string::npos)
+      << s.message();
+  EXPECT_NE(s.message().find("'big' expects a number"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("'tiny'"), std::string::npos) << s.message();
+}
+
 }  // namespace
 }  // namespace gimbal

@@ -16,6 +16,8 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_message.h"
+
 namespace gimbal::experiment {
 namespace fs = std::filesystem;
 namespace {
@@ -105,6 +107,14 @@ Result<Loaded> LoadManifest(const std::string& dir) {
     }
     l.suite = m.at("suite").get<std::string>();
     l.suite_hash = m.at("suite_hash").get<std::string>();
+    // Whole numbers in range before narrowing: 4294967298 or 2.9 read as shard 2.
+    for (const char* key : {"shard", "shards"}) {
+      const auto& v = m.at(key);
+      if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > kMaxShards) {
+        return InvalidArgument(fmt::format("{}: '{}' must be an integer in [1, {}], got {}",
+                                           path.string(), key, kMaxShards, JsonForMessage(v)));
+      }
+    }
     l.shard.index = m.at("shard").get<int>();
     l.shard.count = m.at("shards").get<int>();
     l.complete = m.at("complete").get<bool>();

@@ -329,6 +329,16 @@ TEST_F(ShardTest, MergeNamesMissingDuplicatedAndUnfinishedPoints) {
   Write(fs::path(g) / "shard.json", "{\"format\": \"gimbal.shard/1\", \"shard\": \"x\"}");
   e = MergeError({Shard(1), Shard(2), g});
   EXPECT_NE(e.find("garbled/shard.json: unreadable"), std::string::npos) << e;
+  // Shard numbers that narrowed to another shard's (4294967299 and 3.9 were read as shard 3).
+  for (const nlohmann::json& bad : {nlohmann::json(4294967299LL), nlohmann::json(3.9)}) {
+    const std::string n = CopyOfShard(3, "narrowed");
+    EditManifest(n, [&](nlohmann::json& m) { m["shard"] = bad; });
+    e = MergeError({Shard(1), Shard(2), n});
+    EXPECT_NE(e.find("'shard' must be an integer in [1, 100000], got " + bad.dump()),
+              std::string::npos)
+        << e;
+    fs::remove_all(n);
+  }
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "core/yaml_reader.h"
+#include "workload/workload.h"
 
 namespace gimbal::experiment {
 namespace fs = std::filesystem;
@@ -238,7 +241,7 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
   s.description = root.String("description", "");
   s.rates = root.Doubles("rates", true);
   s.rate_unit = root.Enum("rate_unit", "rps", {"rps", "saturation"});
-  s.duration_s = root.Double("duration_s", 0, 0);
+  s.duration_s = root.Double("duration_s", 0, 0, kMaxWorkloadSpanS);
   s.min_requests = root.Int("min_requests", 1, 1);
   s.max_requests = root.Int("max_requests", 0, 0);
   s.overrides = ReadStrings(root, "set");
@@ -246,7 +249,9 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
   s.headline = root.String("headline", "");
   s.series_bins = static_cast<int>(root.Int("series_bins", 200, 1, 100000));
   for (double r : s.rates) {
-    if (!(r > 0) || std::isinf(r)) root.Fail("rates must be positive and finite", "rates");
+    if (!(r > 0) || !(r <= kMaxRate)) {
+      root.Fail(fmt::format("rates must be positive and at most {}", kMaxRate), "rates");
+    }
   }
   if (root.Has("seeds")) {
     const YamlReader seeds = root.Child("seeds");
@@ -257,12 +262,28 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
     } else {
       s.seeds.clear();
       std::set<uint64_t> seen;
-      for (double v : root.Doubles("seeds")) {
-        if (v < 0 || v != std::floor(v)) root.Fail("seeds must be non-negative integers", "seeds");
-        const auto seed = static_cast<uint64_t>(v);
-        if (!seen.insert(seed).second)
+      // Read as integers, not doubles: 2^53 + 1 would become 2^53, and 1e300 wrap in its cast.
+      // A scenario's seed is at most INT64_MAX, and a suite's seeds become scenarios' seeds.
+      if (!seeds.node().IsSequence()) {
+        root.Fail("seeds must be a count or a list of integers", "seeds");
+      }
+      for (const YAML::Node& item : seeds.node()) {
+        if (!seeds.node().IsSequence()) break;
+        const std::string item_text = item.IsScalar() ? item.Scalar() : std::string();
+        int64_t seed = -1;
+        const auto [end, ec] =
+            std::from_chars(item_text.data(), item_text.data() + item_text.size(), seed);
+        if (item_text.empty() || ec != std::errc() || end != item_text.data() + item_text.size() ||
+            seed < 0) {
+          root.Fail(fmt::format("seeds must be integers in [0, {}], got '{}'",
+                                std::numeric_limits<int64_t>::max(), item_text),
+                    "seeds");
+          break;
+        }
+        if (!seen.insert(static_cast<uint64_t>(seed)).second) {
           root.Fail(fmt::format("seed {} is listed twice", seed), "seeds");
-        s.seeds.push_back(seed);
+        }
+        s.seeds.push_back(static_cast<uint64_t>(seed));
       }
       if (root.ok() && s.seeds.empty()) root.Fail("at least one seed is needed", "seeds");
     }
@@ -282,7 +303,7 @@ Result<Suite> ParseSuite(const std::string& text, const std::string& name,
     SuiteScenario e;
     e.path = Resolve(base_dir, sc.String("path", std::nullopt));
     e.label = sc.String("label", "");
-    e.saturation_rate = sc.Double("saturation_rate", 0, 0);
+    e.saturation_rate = sc.Double("saturation_rate", 0, 0, kMaxRate);
     e.optional = sc.Bool("optional", false);
     e.overrides = ReadStrings(sc, "set");
     if (sc.Has("rates")) e.rates = sc.Doubles("rates");
@@ -529,7 +550,10 @@ Result<SuitePlan> PlanSuite(const Suite& suite) {
     for (const auto& [rate, fraction] : rates) {
       int64_t n = 0;
       if (rate > 0 && suite.duration_s > 0) {
-        n = std::max<int64_t>(suite.min_requests, std::llround(rate * suite.duration_s));
+        // Held to the workload's bound before rounding (a year at 1e9 requests/s has no
+        // int64); the scenario then refuses what is still too many, naming num_requests.
+        const double want = std::min(rate * suite.duration_s, 2.0 * kMaxWorkloadRequests);
+        n = std::max<int64_t>(suite.min_requests, std::llround(want));
         if (suite.max_requests > 0) n = std::min(n, suite.max_requests);
       }
       auto text = Rewrite(*doc, e.path, stacks, rate, n);

@@ -96,6 +96,23 @@ TEST(Suite, Errors) {
   ASSERT_FALSE(d.ok());
   EXPECT_NE(d.status().message().find("nosuch_policy"), std::string::npos) << d.status().message();
 
+  // Seeds are integers read whole (as doubles, 2^53 + 1 became 2^53, 1e300 wrapped, and two
+  // different seeds could be reported as one listed twice); durations and rates are bounded.
+  for (const char* bad : {"seeds: [1e300]", "seeds: [18446744073709551616]", "seeds: [1.5]",
+                          "seeds: [-1]", "seeds: {a: 1}", "duration_s: 1e300", "rates: [1e300]"}) {
+    auto h = PlanText(std::string("scenarios: [{path: ../scenarios/default.yaml}]\n") + bad + "\n");
+    ASSERT_FALSE(h.ok()) << bad;
+    EXPECT_NE(h.status().message().find(std::string(bad).substr(0, 5)), std::string::npos)
+        << h.status().message();
+  }
+  {
+    auto big = PlanText(
+        "scenarios: [{path: ../scenarios/default.yaml}]\nrates: [10]\nduration_s: 1\n"
+        "seeds: [9007199254740993, 9007199254740992]\nstacks: [vllm]\n");
+    ASSERT_TRUE(big.ok()) << big.status().ToString();
+    EXPECT_EQ(big->points.size(), 2u);
+  }
+
   // A directory or a device is refused with a message (a directory threw from the reader).
   for (const char* path : {"../scenarios", "/dev/zero"}) {
     auto f = PlanText(std::string("scenarios: [{path: ") + path + "}]\n");

@@ -19,18 +19,17 @@ Result<GimbalPlacementConfig> GimbalPlacementConfig::FromParams(const Params& pa
   c.weights.load = params.GetDouble("load_weight", c.weights.load);
   c.weights.traffic = params.GetDouble("traffic_weight", c.weights.traffic);
   c.weights.migration = params.GetDouble("migration_weight", c.weights.migration);
-  c.max_moves_per_layer =
-      static_cast<int>(params.GetInt("max_moves_per_layer", c.max_moves_per_layer));
+  c.max_moves_per_layer = params.GetInt32("max_moves_per_layer", c.max_moves_per_layer);
   c.min_gain = params.GetDouble("min_gain", c.min_gain);
   c.count_slack = params.GetDouble("count_slack", c.count_slack);
-  c.search_evals = static_cast<int>(params.GetInt("search_evals", c.search_evals));
+  c.search_evals = params.GetInt32("search_evals", c.search_evals);
   c.refine_work = params.GetInt("refine_work", c.refine_work);
   c.emit_routes = params.GetBool("emit_routes", c.emit_routes);
   c.balance_target = params.GetDouble("balance_target", c.balance_target);
-  c.repair_moves = static_cast<int>(params.GetInt("repair_moves", c.repair_moves));
+  c.repair_moves = params.GetInt32("repair_moves", c.repair_moves);
   c.node_slack = params.GetDouble("node_slack", c.node_slack);
   c.gpu_slack = params.GetDouble("gpu_slack", c.gpu_slack);
-  c.locality_replicas = static_cast<int>(params.GetInt("locality_replicas", c.locality_replicas));
+  c.locality_replicas = params.GetInt32("locality_replicas", c.locality_replicas);
   c.locality_spare_load = params.GetDouble("locality_spare_load", c.locality_spare_load);
   c.count_must_gain = params.GetBool("count_must_gain", c.count_must_gain);
   GIMBAL_RETURN_IF_ERROR(params.Validate("placement policy 'gimbal'"));

@@ -78,16 +78,26 @@ Result<std::unique_ptr<PlacementPolicy>> NewGimbal(const Params& params) {
   return std::unique_ptr<PlacementPolicy>(new GimbalPolicy(*c));
 }
 
+// The weights score plans as the gimbal policy's do, and are held to the same rule.
+Status CheckWeights(const ObjectiveWeights& w) {
+  if (!(w.load >= 0) || !(w.traffic >= 0) || !(w.migration >= 0)) {
+    return InvalidArgument("weights must be >= 0");
+  }
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<PlacementPolicy>> NewEplb(const Params& params) {
   // The weights only score the plan; EPLB itself has no parameters.
-  return std::unique_ptr<PlacementPolicy>(new EplbPolicy(ReadWeights(params)));
+  const ObjectiveWeights w = ReadWeights(params);
+  GIMBAL_RETURN_IF_ERROR(CheckWeights(w));
+  return std::unique_ptr<PlacementPolicy>(new EplbPolicy(w));
 }
 
 Result<std::unique_ptr<PlacementPolicy>> NewExact(const Params& params) {
   const ObjectiveWeights w = ReadWeights(params);
+  GIMBAL_RETURN_IF_ERROR(CheckWeights(w));
   ExactOptions o;
-  o.max_moves_per_layer =
-      static_cast<int>(params.GetInt("max_moves_per_layer", o.max_moves_per_layer));
+  o.max_moves_per_layer = params.GetInt32("max_moves_per_layer", o.max_moves_per_layer);
   o.time_limit_s = params.GetDouble("time_limit_s", o.time_limit_s);
   if (!ExactSolverAvailable()) {
     return Unsupported(

@@ -61,6 +61,15 @@ TEST(PlacementRegistry, ParameterErrorsNameThePolicyOnce) {
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(b.status().message(), "placement policy 'gimbal': weights must be >= 0");
+  // The same rule for the policies whose weights only score their plans (a negative weight
+  // printed a negative objective).
+  for (const char* policy : {"eplb", "exact"}) {
+    auto e = MakePlacementPolicy(policy, negative);
+    if (!e.ok() && e.status().code() == ErrorCode::kUnsupported) continue;  // no CBC here
+    ASSERT_FALSE(e.ok()) << policy;
+    EXPECT_EQ(e.status().message(),
+              std::string("placement policy '") + policy + "': weights must be >= 0");
+  }
   Params malformed;
   malformed.Set("time_limit_s", "abc");
   auto c = MakePlacementPolicy("exact", malformed);

@@ -176,7 +176,7 @@ FactoryResult NewCoordinatedBudget(const Params& p, const StepDeps& deps) {
   o.stretch = p.GetDouble("stretch", o.stretch);
   o.min_chunk = p.GetInt("min_chunk", o.min_chunk);
   o.max_step = p.GetDouble("max_step_ms", 0) / 1000.0;
-  o.drain_steps = p.GetInt("drain_steps", o.drain_steps);
+  o.drain_steps = p.GetInt("drain_steps", o.drain_steps, 0, int64_t{1} << 30);
   o.backlog_steps = p.GetDouble("backlog_steps", o.backlog_steps);
   o.fill = p.GetBool("fill", o.fill);
   if (!(o.stretch >= 1)) return InvalidArgument("'stretch' must be >= 1");
