@@ -59,6 +59,29 @@ class ImplausibleLog {
   int left_out_ = 0;
 };
 
+// Logs failed scrapes of one engine at most once every kInterval seconds, with how many were
+// not logged: its state then ages, and nothing else says why.
+class ScrapeFailureLog {
+ public:
+  static constexpr double kInterval = 60;
+
+  void Warn(double now, const std::string& engine, const std::string& why) {
+    if (now < next_) {
+      ++left_out_;
+      return;
+    }
+    next_ = now + kInterval;
+    spdlog::warn("engine {}: /metrics scrape failed: {}{}", engine, why,
+                 left_out_ > 0 ? "; " + std::to_string(left_out_) + " more since the last warning"
+                               : std::string());
+    left_out_ = 0;
+  }
+
+ private:
+  double next_ = -1e300;
+  int left_out_ = 0;
+};
+
 }  // namespace
 
 EngineMonitor::EngineMonitor(RouterConfig config, net::IoRuntime& io, EngineTable& table,
@@ -184,6 +207,7 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
   const auto& b = config_.backends[static_cast<size_t>(e)];
   int failures_logged = 0;
   ImplausibleLog implausible_logs;
+  ScrapeFailureLog failure_log;
   // No `continue` in these loops: built with GCC 12, a `continue` in this do-while skipped its
   // awaiting condition and the loop spun (RouterTest.FreshPushedStateStops...BusyLooping).
   double pause = config_.scrape_interval_s;
@@ -222,6 +246,11 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
         const double parse_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - parse_start).count();
         pause = std::max(pause, 10 * parse_s);
+      } else {
+        metrics_.scrape_failures.With({b.name}).Inc();
+        failure_log.Warn(
+            clock_(), b.name,
+            r.ok() ? "/metrics answered " + std::to_string(r->status) : r.status().message());
       }
     }
   } while (co_await Pause(pause));

@@ -40,6 +40,7 @@ class EngineMonitor : public std::enable_shared_from_this<EngineMonitor> {
   struct Metrics {
     net::CounterFamily& scrape_warnings;  // malformed /metrics lines, implausible values
     net::CounterFamily& pushed_states;    // states read from /gimbal/state/stream
+    net::CounterFamily& scrape_failures;  // scrapes that got no page
   };
 
   // `config` gives the backends (table row i is backend i), intervals and timeouts; `clock` the

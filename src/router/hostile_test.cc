@@ -408,6 +408,22 @@ TEST_F(RouterHostileTest, AHealthAnswerThatTricklesInCountsAsAFailedProbe) {
       [&] { return RouterMetric("gimbal_router_engine_healthy", "engine", "e0") == 0; }, 3s));
 }
 
+// A scrape that gets no page is counted (and logged once a minute): the engine's state ages, and
+// before nothing said why.
+TEST_F(RouterHostileTest, FailedScrapesAreCounted) {
+  const RawServer::Script inner = Engine(Echo);
+  RawServer engine([&](const std::string& head, const std::string& body) -> std::string {
+    if (head.rfind("GET /metrics", 0) == 0) {
+      return "HTTP/1.1 500 X\r\nContent-Length: 4\r\n\r\nboom";
+    }
+    return inner(head, body);
+  });
+  ASSERT_NO_FATAL_FAILURE(Start(Config({engine.url()})));
+  EXPECT_TRUE(testutil::Eventually(
+      [&] { return RouterMetric("gimbal_router_scrape_failures_total", "engine", "e0") >= 2; },
+      3s));
+}
+
 // An engine that answers every request with a server error at once looks idle to every
 // dispatcher, so it drew the traffic: 5xx answers are relayed to their clients and held against
 // the engine (ejected after failures_to_eject in a row), and answered requests never readmit it.

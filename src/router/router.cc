@@ -33,12 +33,15 @@ struct RouterMetrics {
   CompletionProxy::Metrics ForProxy() const {
     return {outcomes, dispatches, upstream_failures, decision, ttft, latency};
   }
-  EngineMonitor::Metrics ForMonitor() const { return {scrape_warnings, pushed_states}; }
+  EngineMonitor::Metrics ForMonitor() const {
+    return {scrape_warnings, pushed_states, scrape_failures};
+  }
 
   std::vector<net::Counter*> outcomes;    // by Outcome
   net::CounterFamily& dispatches;         // {engine}
   net::CounterFamily& upstream_failures;  // {engine}
   net::CounterFamily& scrape_warnings;    // {engine}
+  net::CounterFamily& scrape_failures;    // {engine}
   net::CounterFamily& pushed_states;      // {engine}
   net::HistogramFamily& decision;         // seconds
   net::HistogramFamily& ttft;             // seconds, streams only
@@ -55,6 +58,10 @@ RouterMetrics::RouterMetrics(net::MetricsRegistry& reg)
       scrape_warnings(reg.AddCounter(
           "gimbal_router_scrape_warnings_total",
           "Malformed /metrics lines skipped and implausible engine state values dropped.",
+          {"engine"})),
+      scrape_failures(reg.AddCounter(
+          "gimbal_router_scrape_failures_total",
+          "/metrics scrapes that got no page (refused, timed out, not 200, over the size limit).",
           {"engine"})),
       pushed_states(reg.AddCounter("gimbal_router_pushed_states_total",
                                    "Engine states read from engines' /gimbal/state/stream.",
