@@ -406,11 +406,41 @@ std::string EncodeBatch(const EventBatch& batch) {
   return std::string(buf.data(), buf.size());
 }
 
+namespace {
+
+// Counts a payload's array and map entries without building anything (a first pass): decoding
+// builds a 16-byte object per entry, then copies each hash, so a 16 MiB batch of one-byte hashes
+// grew the router by 500 MB. The limits below bound each array, not their sum.
+// A single array or map over the decoder's own limits is left to it, which names that limit.
+struct EntryCounter : msgpack::null_visitor {
+  bool start_array(uint32_t n) { return Add(n, 1u << 20); }
+  bool start_map(uint32_t n) { return Add(n, 256); }
+  bool Add(uint32_t n, uint32_t own_limit) {
+    if (n > own_limit) return false;
+    entries += n;
+    return entries <= kMaxBatchEntries;
+  }
+  void parse_error(size_t, size_t) {}
+  void insufficient_bytes(size_t, size_t) {}
+  uint64_t entries = 0;
+};
+
+}  // namespace
+
 Result<EventBatch> DecodeBatch(std::string_view payload) {
   // Limits keep a hostile length prefix from allocating gigabytes before the data runs out.
   const msgpack::unpack_limit limit(/*array=*/1u << 20, /*map=*/256, /*str=*/1u << 16,
                                     /*bin=*/1u << 16, /*ext=*/0, /*depth=*/16);
   try {
+    {
+      EntryCounter counter;
+      std::size_t at = 0;
+      msgpack::parse(payload.data(), payload.size(), at, counter);
+      if (counter.entries > kMaxBatchEntries) {
+        return InvalidArgument("a batch of more than " + std::to_string(kMaxBatchEntries) +
+                               " array and map entries (block hashes, events)");
+      }
+    }
     std::size_t off = 0;
     msgpack::object_handle h =
         msgpack::unpack(payload.data(), payload.size(), off, nullptr, nullptr, limit);

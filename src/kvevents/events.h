@@ -89,10 +89,15 @@ class EventCollector {
 // when unset are omitted; a rank-less batch ends with nil, as vLLM's does).
 std::string EncodeBatch(const EventBatch& batch);
 
+// Array and map entries one batch may hold in all (block hashes, events, their fields): decoded,
+// each costs about 24 bytes, so a batch costs at most about 50 MB however it is shaped.
+inline constexpr uint64_t kMaxBatchEntries = uint64_t{1} << 21;
+
 // Decodes one payload. Never throws: malformed, truncated, over-limit (arrays over 2^20 entries,
-// nesting over 16 levels, strings over 64 KiB) or trailing bytes give InvalidArgument with the
-// reason. Unknown map keys inside an event are ignored (newer vLLM fields); an unknown event type
-// is an error, since skipping it could leave an index wrong without anyone noticing.
+// more than kMaxBatchEntries entries in all, nesting over 16 levels, strings over 64 KiB) or
+// trailing bytes give InvalidArgument with the reason. Unknown map keys inside an event are ignored
+// (newer vLLM fields); an unknown event type is an error, since skipping it could leave an index
+// wrong without anyone noticing.
 Result<EventBatch> DecodeBatch(std::string_view payload);
 
 // Sequence numbers travel as 8-byte big-endian frames.

@@ -253,6 +253,23 @@ TEST(KvEventsCodecTest, RejectsMalformedInputWithAReason) {
   expect_error(bad_hash, "block hash");
 }
 
+// The entries of a batch are bounded in all, not only per array: a 16 MiB batch of one-byte
+// hashes, 15 arrays of 2^20 each, grew the router by 500 MB while decoding.
+TEST(KvEventsCodecTest, ABatchOfTooManyEntriesInAllIsRefusedBeforeItIsBuilt) {
+  EventBatch big;
+  BlockRemoved r;
+  r.block_hashes.assign(size_t{1} << 20, 1);  // at the per-array limit, one byte each
+  r.medium = "GPU";
+  big.events = {r, r, r};
+  auto got = DecodeBatch(EncodeBatch(big));
+  ASSERT_FALSE(got.ok());
+  EXPECT_NE(got.status().message().find("more than 2097152 array and map entries"),
+            std::string::npos)
+      << got.status().message();
+  big.events = {r};  // one such array is still a batch
+  EXPECT_TRUE(DecodeBatch(EncodeBatch(big)).ok());
+}
+
 // The batch tests/kvevents/vllm_encode.py writes with vLLM's own classes; run by
 // tests/kvevents/vllm_decode.sh, skipped without it.
 TEST(KvEventsCodecTest, DecodesABatchFromVllmsOwnEncoder) {
