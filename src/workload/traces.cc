@@ -74,6 +74,12 @@ Result<std::vector<Request>> Finish(std::vector<Row> rows, const std::string& pa
   if (spec.max_requests > 0 && out.size() > static_cast<size_t>(spec.max_requests)) {
     out.resize(static_cast<size_t>(spec.max_requests));
   }
+  if (out.size() > static_cast<size_t>(kMaxWorkloadRequests)) {
+    return InvalidArgument(
+        fmt::format("{}: {} requests, more than the {} a workload may have; set max_requests (and "
+                    "start_offset to choose which)",
+                    path, out.size(), kMaxWorkloadRequests));
+  }
   if (!(out.back().arrival <= kMaxWorkloadSpanS)) {
     return InvalidArgument(fmt::format(
         "{}: the requests span {:.3g} s after time_scale, more than the {:.3g} s (366 days) a "

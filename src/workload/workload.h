@@ -128,7 +128,7 @@ inline constexpr int64_t kMaxRequestTokens = int64_t{1} << 30;  // prompt or out
 // Trace files: regular files only, at most this large, with lines at most this long.
 inline constexpr int64_t kMaxTraceFileBytes = int64_t{8} << 30;
 inline constexpr size_t kMaxTraceLineBytes = size_t{1} << 20;
-inline constexpr int64_t kMaxTraceRows = 100'000'000;
+inline constexpr int64_t kMaxTraceRows = 20'000'000;  // the largest public traces have ~5e6
 
 // Tokens per prefix-hash entry: Mooncake's traces hash 512-token blocks; the session generators
 // hash blocks of the engine's KV block size (16 by default), so each entry is one KV block.
