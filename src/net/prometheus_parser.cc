@@ -157,8 +157,11 @@ bool ParseSample(std::string_view line, PromSample* s, std::string* why) {
 
 }  // namespace
 
-PromParseResult ParsePrometheusText(std::string_view text) {
+PromParseResult ParsePrometheusText(std::string_view text,
+                                    const std::function<bool(std::string_view)>& keep) {
   PromParseResult r;
+  // A sample line's metric name ends at '{', a space or a tab.
+  auto name_of = [](std::string_view l) { return l.substr(0, l.find_first_of("{ \t")); };
   size_t pos = 0;
   int lineno = 0;
   while (pos < text.size()) {
@@ -177,6 +180,7 @@ PromParseResult ParsePrometheusText(std::string_view text) {
       constexpr std::string_view kType = "# TYPE ";
       if (line == "# TYPE" || line.substr(0, kType.size()) == kType) {
         std::string_view rest = line.size() > kType.size() ? line.substr(kType.size()) : "";
+        if (keep && !keep(name_of(rest))) continue;
         size_t sp = rest.find(' ');
         if (sp != std::string_view::npos && sp > 0) {
           std::string_view type = rest.substr(sp + 1);
@@ -192,6 +196,7 @@ PromParseResult ParsePrometheusText(std::string_view text) {
       }
       continue;
     }
+    if (keep && !keep(name_of(line))) continue;
     PromSample s;
     std::string why;
     if (ParseSample(line, &s, &why)) {

@@ -5,6 +5,7 @@
 // scrape of a half-written or foreign page yields what could be read.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -29,6 +30,10 @@ struct PromParseResult {
   std::vector<std::string> messages;         // the first few warnings, "line N: why"
 };
 
-PromParseResult ParsePrometheusText(std::string_view text);
+// With `keep`, only samples (and TYPE lines) of the metric names it accepts are parsed and kept;
+// other lines are skipped unparsed, so a page of millions of series the reader does not use
+// costs a scan, not memory (a router reads six names of an engine's page).
+PromParseResult ParsePrometheusText(std::string_view text,
+                                    const std::function<bool(std::string_view)>& keep = {});
 
 }  // namespace gimbal::net

@@ -115,6 +115,19 @@ TEST(PrometheusParser, SkipsGarbageWithWarnings) {
   EXPECT_LT(c.messages[0].size(), 100u) << c.messages[0];
 }
 
+TEST(PrometheusParser, OnlyTheNamesAskedForAreParsedAndKept) {
+  std::string page = "# TYPE vllm:num_requests_waiting gauge\n# TYPE other gauge\n";
+  for (int i = 0; i < 1000; ++i) page += "other{i=\"" + std::to_string(i) + "\"} 1\nbad line\n";
+  page += "vllm:num_requests_waiting{model_name=\"m\"} 4\nvllm:num_requests_waitingx 1\n";
+  auto keep = [](std::string_view name) { return name == "vllm:num_requests_waiting"; };
+  auto r = ParsePrometheusText(page, keep);
+  ASSERT_EQ(r.samples.size(), 1u);
+  EXPECT_EQ(r.samples[0].value, 4);
+  EXPECT_EQ(r.warnings, 0);  // lines of other names are skipped, not parsed
+  EXPECT_EQ(r.types.size(), 1u);
+  EXPECT_EQ(ParsePrometheusText(page).samples.size(), 1002u);
+}
+
 TEST(PrometheusParser, NeverThrowsOnRandomBytes) {
   std::string junk;
   uint32_t x = 12345;

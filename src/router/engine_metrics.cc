@@ -128,4 +128,10 @@ bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& mo
   return true;
 }
 
+bool EngineMetricRead(std::string_view name) {
+  return name == "vllm:num_requests_waiting" || name == "vllm:num_requests_running" ||
+         name == "vllm:kv_cache_usage_perc" || name == "vllm:gpu_cache_usage_perc" ||
+         name == "vllm:cache_config_info" || name == "gimbal:prefill_pending_tokens";
+}
+
 }  // namespace gimbal::router

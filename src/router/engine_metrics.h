@@ -15,6 +15,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "core/engine_state.h"
 #include "net/prometheus_parser.h"
@@ -29,5 +30,9 @@ namespace gimbal::router {
 // request-count sample implausible). `warnings` (optional) is added to.
 bool SnapshotFromMetrics(const net::PromParseResult& page, const std::string& model, double now,
                          EngineSnapshot* out, wire::ValueWarnings* warnings = nullptr);
+
+// True for the metric names SnapshotFromMetrics reads: a scrape parses only these
+// (net::ParsePrometheusText's `keep`).
+bool EngineMetricRead(std::string_view name);
 
 }  // namespace gimbal::router

@@ -223,7 +223,7 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
       auto r = co_await probe_.Send(req, config_.scrape_timeout_s);
       if (r.ok() && r->status == 200) {
         const auto parse_start = std::chrono::steady_clock::now();
-        auto page = net::ParsePrometheusText(r->body);
+        auto page = net::ParsePrometheusText(r->body, &EngineMetricRead);
         if (page.warnings > 0) {
           metrics_.scrape_warnings.With({b.name}).Inc(page.warnings);
           if (failures_logged++ < 3) {

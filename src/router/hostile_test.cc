@@ -429,15 +429,23 @@ TEST_F(RouterHostileTest, FailedScrapesAreCounted) {
 // the engine (ejected after failures_to_eject in a row), and answered requests never readmit it.
 TEST_F(RouterHostileTest, ServerErrorsCountAgainstTheEngine) {
   std::atomic<int> posts{0};
-  RawServer engine(Engine([&](const std::string&) {
+  std::atomic<int> probes{0};
+  const RawServer::Script inner = Engine([&](const std::string&) {
     ++posts;
     const std::string body = R"({"error":{"message":"boom","code":500}})";
     return "HTTP/1.1 500 X\r\nContent-Type: application/json\r\nContent-Length: " +
            std::to_string(body.size()) + "\r\n\r\n" + body;
-  }));
+  });
+  RawServer engine([&](const std::string& head, const std::string& body) {
+    if (head.rfind("GET /health", 0) == 0) ++probes;
+    return inner(head, body);
+  });
   RouterConfig c = Config({engine.url()});
-  c.health_interval_s = 60;  // no probe readmits it during the test
+  c.health_interval_s = 60;  // one probe, at the start: none readmits it during the test
   ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  // A good probe clears the failures counted before it: let the first one land first.
+  ASSERT_TRUE(testutil::Eventually([&] { return probes.load() == 1; }, 5s));
+  std::this_thread::sleep_for(100ms);
   for (int i = 0; i < 2; ++i) {
     auto r = Post(Prompt("x"));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
