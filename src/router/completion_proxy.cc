@@ -65,7 +65,6 @@ CompletionProxy::CompletionProxy(RouterConfig config, net::IoRuntime& io, Engine
       dispatch_(std::move(dispatch)),
       queue_(std::move(queue)),
       clock_(std::move(clock)),
-      ratio_(config_.chars_per_token, config_.adapt_chars_per_token),
       metrics_(std::move(metrics)),
       upstream_(io.context(),
                 net::HttpClientOptions{.connect_timeout_s = config_.upstream_connect_timeout_s,
@@ -77,6 +76,7 @@ CompletionProxy::CompletionProxy(RouterConfig config, net::IoRuntime& io, Engine
   }
   for (const auto& b : config_.backends) {
     models_.insert(b.model);
+    ratios_.try_emplace(b.model, config_.chars_per_token, config_.adapt_chars_per_token);
     dispatch_counters_.push_back(&metrics_.dispatches.With({b.name}));
     failure_counters_.push_back(&metrics_.upstream_failures.With({b.name}));
   }
@@ -160,7 +160,8 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
 
   const uint64_t id = next_id_.fetch_add(1);
   const double now = clock_();
-  const int64_t prompt_tokens = ratio_.Estimate(cr);
+  TokenRatio& ratio = ratios_.at(cr.model);  // a served model (checked above)
+  const int64_t prompt_tokens = ratio.Estimate(cr);
   std::string body = std::move(req.body);
   if (queue_) {
     // Only the one member is rewritten: no document is built, every other byte is kept.
@@ -243,7 +244,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
   // engine's prompt_tokens are not the text's, and one client's such requests moved every
   // client's estimate (4 to 19.8 characters per token after 40 truncated ones).
   const bool learns_ratio =
-      !cr.prompt_tokens_unlike_text && cr.prompt_token_ids == 0 && ratio_.Wants(cr.prompt_chars);
+      !cr.prompt_tokens_unlike_text && cr.prompt_token_ids == 0 && ratio.Wants(cr.prompt_chars);
   std::vector<int> tried;
   Status last_error;
   for (int attempt = 0; attempt < config_.max_attempts; ++attempt) {
@@ -374,7 +375,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       // `usage` only teaches the token ratio; skip reading it when the ratio would ignore it.
       wire::Usage usage;
       if (status == 200 && learns_ratio && wire::FindUsage(answer, &usage)) {
-        ratio_.Observe(cr.prompt_chars, usage.prompt_tokens);
+        ratio.Observe(cr.prompt_chars, usage.prompt_tokens);
       }
       table_.Release(rv);
       net::HttpResponse r;
@@ -480,7 +481,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     }
     if (broken.ok()) {
       table_.ReportAnswered(e);
-      if (usage.prompt_tokens > 0) ratio_.Observe(cr.prompt_chars, usage.prompt_tokens);
+      if (usage.prompt_tokens > 0) ratio.Observe(cr.prompt_chars, usage.prompt_tokens);
     } else {
       if (!too_large) blame(broken);  // over the router's limits: not the engine's (over_limits)
       // The code a whole answer would have had: 504 past a time limit, else 502.

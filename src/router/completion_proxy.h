@@ -19,6 +19,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -89,8 +90,14 @@ class CompletionProxy {
 
   // The models the backends serve.
   const std::set<std::string>& models() const { return models_; }
-  // Prompt characters per token used for the estimates (learnt when adapting).
-  double chars_per_token() const { return ratio_.get(); }
+  // Prompt characters per token used for the estimates of each model's prompts (learnt when
+  // adapting, from that model's engines only: models' tokenizers differ, and one model's engines
+  // must not move another's estimate).
+  std::vector<std::pair<std::string, double>> chars_per_token() const {
+    std::vector<std::pair<std::string, double>> out;
+    for (const auto& [model, ratio] : ratios_) out.emplace_back(model, ratio.get());
+    return out;
+  }
 
  private:
   // A completion being handled, so that a drain that runs out of time can end it with an error
@@ -118,8 +125,8 @@ class CompletionProxy {
   const std::shared_ptr<const DispatchPolicy> dispatch_;
   const std::shared_ptr<const QueuePolicy> queue_;
   const std::function<double()> clock_;
-  TokenRatio ratio_;
   std::set<std::string> models_;
+  std::map<std::string, TokenRatio> ratios_;  // one per model, made with models_ (never changed)
   std::unordered_map<uint64_t, int> tenant_class_;  // affinity key of a `user` -> traffic class
   Metrics metrics_;
   // Children looked up once (With() takes a lock and builds a key).

@@ -200,12 +200,14 @@ Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& io, std::shared_ptr<const D
         return std::vector<std::pair<std::vector<std::string>, double>>{{{"evicted"}, evicted},
                                                                         {{"refused"}, refused}};
       });
-  registry.AddCallbackGauge("gimbal_router_chars_per_token",
-                            "Prompt characters per token used to estimate prompt tokens.", {},
-                            [this] {
-                              return std::vector<std::pair<std::vector<std::string>, double>>{
-                                  {{}, proxy.chars_per_token()}};
-                            });
+  registry.AddCallbackGauge(
+      "gimbal_router_chars_per_token",
+      "Prompt characters per token used to estimate each model's prompt tokens.", {"model"},
+      [this] {
+        std::vector<std::pair<std::vector<std::string>, double>> out;
+        for (const auto& [model, ratio] : proxy.chars_per_token()) out.push_back({{model}, ratio});
+        return out;
+      });
 }
 
 bool Router::Impl::Authorized(const net::HttpRequest& req) const {
@@ -247,7 +249,13 @@ std::string Router::Impl::EnginesJson() const {
   }
   json out = {{"dispatch_policy", dispatch->name()},
               {"queue_policy", queue ? json(queue->name()) : json(nullptr)},
-              {"chars_per_token", proxy.chars_per_token()},
+              {"chars_per_token",
+               [this] {
+                 json per_model = json::object();
+                 for (const auto& [model, ratio] : proxy.chars_per_token())
+                   per_model[model] = ratio;
+                 return per_model;
+               }()},
               {"prefix_index", PrefixIndexModeName(config.prefix_cache.index)},
               {"engines", engines}};
   return out.dump(2, ' ', false, json::error_handler_t::replace);
