@@ -228,15 +228,17 @@ Result<HardwareSpec> LoadTopology(const std::string& name_or_path, const GpuSpec
   r.CheckKeys(Concat(kCommonKeys, kTopologyNumbers));
   hw.gpu = gpu;
   hw.gpus_per_node = ReadInt(r, "gpus_per_node", hw.gpus_per_node, 1, 1 << 16);
-  hw.nvlink_latency = r.Double("nvlink_latency_us", hw.nvlink_latency * 1e6, 0) * 1e-6;
-  hw.nic_latency = r.Double("nic_latency_us", hw.nic_latency * 1e6, 0) * 1e-6;
+  // Bounded as a scenario's `hardware:` overrides are (1000 s): larger values made simulated time
+  // so large that adding a snapshot interval no longer moved it.
+  hw.nvlink_latency = r.Double("nvlink_latency_us", hw.nvlink_latency * 1e6, 0, 1e9) * 1e-6;
+  hw.nic_latency = r.Double("nic_latency_us", hw.nic_latency * 1e6, 0, 1e9) * 1e-6;
   hw.mfu_dense = Positive(r, "mfu_dense", hw.mfu_dense, 1);
   hw.mfu_attention = Positive(r, "mfu_attention", hw.mfu_attention, 1);
   hw.mfu_expert = Positive(r, "mfu_expert", hw.mfu_expert, 1);
   hw.hbm_efficiency = Positive(r, "hbm_efficiency", hw.hbm_efficiency, 1);
   hw.link_efficiency = Positive(r, "link_efficiency", hw.link_efficiency, 1);
-  hw.step_overhead = r.Double("step_overhead_ms", hw.step_overhead * 1e3, 0) * 1e-3;
-  hw.per_seq_overhead = r.Double("per_seq_overhead_us", hw.per_seq_overhead * 1e6, 0) * 1e-6;
+  hw.step_overhead = r.Double("step_overhead_ms", hw.step_overhead * 1e3, 0, 1e6) * 1e-3;
+  hw.per_seq_overhead = r.Double("per_seq_overhead_us", hw.per_seq_overhead * 1e6, 0, 1e9) * 1e-6;
   CheckSources(r, kTopologyNumbers);
   if (!r.ok()) return r.status();
   return hw;

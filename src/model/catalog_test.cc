@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -384,6 +385,33 @@ TEST(Catalog, DataDirFollowsEnvironmentAndFallsBackToCompiledDefault) {
     ScopedEnv env("GIMBAL_DATA_DIR", nullptr);
     EXPECT_TRUE(LoadModel("deepseek-v3").ok());
   }
+}
+
+// Values that parse but would break a run are bounded as a scenario's own overrides are: a GPU of
+// 1e300 GiB (its KV capacity wrapped in a cast), a step overhead of 1e9 ms (simulated time grew
+// past where a snapshot interval moves it, and the run never ended).
+TEST(Catalog, ValuesThatWouldBreakARunAreBounded) {
+  const TempDir tmp;
+  std::string text = kGoodGpu;
+  text.replace(text.find("memory_gib: 80"), 14, "memory_gib: 1e300");
+  auto g = LoadGpu(tmp.Write("test-gpu.yaml", text));
+  ASSERT_FALSE(g.ok());
+  EXPECT_TRUE(Contains(g.status().message(), "'memory_gib': expected a number in [0, 1000000]"))
+      << g.status().message();
+  auto h200 = LoadGpu("h200");
+  ASSERT_TRUE(h200.ok());
+  std::ifstream in(std::string(GIMBAL_SOURCE_DIR) + "/data/topologies/hgx-8gpu.yaml");
+  std::stringstream text_of;
+  text_of << in.rdbuf();
+  std::string topo = text_of.str();
+  const size_t at = topo.find("step_overhead_ms:");
+  ASSERT_NE(at, std::string::npos);
+  topo.replace(at, topo.find('\n', at) - at, "step_overhead_ms: 1e9");
+  auto t = LoadTopology(tmp.Write("hgx-8gpu.yaml", topo), *h200);
+  ASSERT_FALSE(t.ok());
+  EXPECT_TRUE(
+      Contains(t.status().message(), "'step_overhead_ms': expected a number in [0, 1000000]"))
+      << t.status().message();
 }
 
 }  // namespace

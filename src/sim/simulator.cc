@@ -121,7 +121,10 @@ class Run {
           break;
         case kSnapshot:
           TakeSnapshots(e.time);
-          if (finished_ < static_cast<int64_t>(requests_.size())) {
+          // Past about 1e15 s adding the interval leaves the time as it is: a snapshot pushed
+          // again at the same time would repeat for ever, while steps still make progress.
+          if (finished_ < static_cast<int64_t>(requests_.size()) &&
+              e.time + stack_.snapshot_interval > e.time) {
             events_.Push(e.time + stack_.snapshot_interval, kSnapshot);
           }
           break;
