@@ -79,7 +79,7 @@ if [ "$MODE" = instructions ]; then
   if [ "${TOP:-0}" -gt 0 ]; then
     echo "the $TOP functions with most instructions (their own, share of the total):"
     callgrind_annotate "$WORK/callgrind.out" | grep -E '^ *[0-9,]+ \( *[0-9.]+%\) ' |
-      grep -v 'PROGRAM TOTALS' | head -n "$TOP" | cut -c1-160
+      grep -v 'PROGRAM TOTALS' | awk -v n="$TOP" 'NR <= n' | cut -c1-160
   fi
   exit 0
 fi

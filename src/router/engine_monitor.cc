@@ -251,6 +251,8 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
         failure_log.Warn(
             clock_(), b.name,
             r.ok() ? "/metrics answered " + std::to_string(r->status) : r.status().message());
+        // Fresh state over stale: with no page for a while, the router's own accounting.
+        table_.UseOwnAccounting(e, clock_(), std::max(1.0, 10 * config_.scrape_interval_s));
       }
     }
   } while (co_await Pause(pause));

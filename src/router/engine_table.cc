@@ -91,6 +91,28 @@ bool EngineTable::ApplySnapshot(int e, const EngineSnapshot& snap) {
   ledger_.SnapshotTaken(e);
   s.has_snapshot = true;
   s.pushed = false;
+  s.own_accounting = false;
+  return true;
+}
+
+bool EngineTable::UseOwnAccounting(int e, double now, double stale_after) {
+  MutexLock lock(mu_);
+  State& s = states_[static_cast<size_t>(e)];
+  if (now - s.pushed_at < push_stale_s_) return false;
+  if (s.has_snapshot && now - s.view.snapshot.taken_at < stale_after) return false;
+  EngineView counts;
+  ledger_.Account(e, counts);
+  EngineSnapshot own;
+  own.running = counts.inflight;
+  own.kv_capacity_tokens = s.view.snapshot.kv_capacity_tokens;
+  own.taken_at = now;
+  s.view.snapshot = own;
+  s.view.moe_pressure = 1.0;
+  s.class_locality.clear();
+  ledger_.SnapshotTaken(e);
+  s.has_snapshot = true;
+  s.pushed = false;
+  s.own_accounting = true;
   return true;
 }
 
@@ -104,6 +126,7 @@ void EngineTable::ApplyPushedSnapshot(int e, const EngineSnapshot& snap, double 
   ledger_.SnapshotTaken(e);
   s.has_snapshot = true;
   s.pushed = true;
+  s.own_accounting = false;
   s.pushed_at = snap.taken_at;
 }
 
@@ -176,6 +199,7 @@ std::vector<EngineRow> EngineTable::Rows(double now) const {
     row.view.snapshot_age = s.has_snapshot ? std::max(0.0, now - s.view.snapshot.taken_at) : -1;
     row.has_snapshot = s.has_snapshot;
     row.pushed = s.pushed;
+    row.own_accounting = s.own_accounting;
     row.consecutive_failures = s.failures;
     row.dispatched_total = ledger_.dispatched(static_cast<int>(i));
     row.ejections = s.ejections;

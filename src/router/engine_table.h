@@ -45,6 +45,9 @@ struct EngineRow {
   EngineView view;
   bool has_snapshot = false;
   bool pushed = false;  // the snapshot came from the engine's pushed state
+  // The snapshot is the router's own accounting: the engine's state could not be read for a while
+  // (UseOwnAccounting).
+  bool own_accounting = false;
   int consecutive_failures = 0;
   int64_t dispatched_total = 0;
   int64_t ejections = 0;
@@ -86,6 +89,13 @@ class EngineTable {
   std::vector<double> class_locality(int e) const;
   // True when engine `e`'s last pushed snapshot is younger than push_stale_s at `now`.
   bool PushFresh(int e, double now) const;
+  // When engine e's state could not be read (its /metrics failed) and its snapshot is older than
+  // `stale_after` s at `now`, or there is none: replaces the snapshot with the router's own
+  // accounting, taken `now` (waiting 0, running = requests in flight there, KV usage and pending
+  // prefill unknown, so a policy reads its reservations; the KV capacity is kept). Without it,
+  // the picks counted since the last snapshot grew for good and the engine was shut out although
+  // it served. True when it did (not while pushed state is fresh).
+  bool UseOwnAccounting(int e, double now, double stale_after);
   // A health probe's result, or a request's failure (ok false). Returns true when the engine's
   // health changed (ejected or readmitted).
   bool ReportHealth(int e, bool ok);
@@ -106,6 +116,7 @@ class EngineTable {
     EngineView view;  // snapshot, health and MoE pressure; the accounting lives in ledger_
     bool has_snapshot = false;
     bool pushed = false;
+    bool own_accounting = false;
     double pushed_at = -1e300;  // taken_at of the last pushed snapshot
     int failures = 0;
     int successes = 0;

@@ -156,6 +156,39 @@ TEST(EngineTable, PushedSnapshotsWinOverScrapedOnesUntilStale) {
   EXPECT_TRUE(t.class_locality(0).empty());
 }
 
+// An engine whose state cannot be read is seen through the router's own accounting once its
+// snapshot is stale: the picks counted since its last snapshot no longer grow for good.
+TEST(EngineTable, AStaleSnapshotGivesWayToTheRoutersOwnAccounting) {
+  EngineTable t({{"a", "m", 8}}, 2, 1, 1, /*push_stale_s=*/3);
+  FirstEligible p;
+  DispatchRequest req;
+  req.prompt_tokens = 10;
+  EXPECT_TRUE(t.UseOwnAccounting(0, 0, 1));  // no snapshot yet: at once
+  EXPECT_TRUE(t.Rows(0)[0].own_accounting);
+  ASSERT_TRUE(t.ApplySnapshot(
+      0, EngineSnapshot{.waiting = 5, .kv_usage = 0.9, .kv_capacity_tokens = 1000, .taken_at = 1}));
+  EXPECT_FALSE(t.Rows(1)[0].own_accounting);
+  std::vector<Reservation> held;
+  for (int i = 0; i < 3; ++i) held.push_back(*t.Pick(p, req, "m", {}));
+  t.Release(held[0]);
+  EXPECT_FALSE(t.UseOwnAccounting(0, 1.5, 1));  // still fresh
+  EXPECT_EQ(t.Rows(1.5)[0].view.picks_since_snapshot, 3);
+  EXPECT_TRUE(t.UseOwnAccounting(0, 2.5, 1));
+  const EngineRow row = t.Rows(2.5)[0];
+  EXPECT_TRUE(row.own_accounting);
+  EXPECT_EQ(row.view.picks_since_snapshot, 0);
+  EXPECT_EQ(row.view.snapshot.waiting, 0);
+  EXPECT_EQ(row.view.snapshot.running, 2);  // in flight now
+  EXPECT_EQ(row.view.snapshot.kv_usage, 0);
+  EXPECT_EQ(row.view.snapshot.kv_capacity_tokens, 1000);  // kept: a property of the engine
+  EXPECT_EQ(row.view.snapshot.prefill_pending_tokens, -1);
+  // Fresh pushed state is never replaced.
+  t.ApplyPushedSnapshot(0, EngineSnapshot{.waiting = 7, .taken_at = 3}, 1.0);
+  EXPECT_FALSE(t.UseOwnAccounting(0, 5, 1));
+  EXPECT_EQ(t.Rows(5)[0].view.snapshot.waiting, 7);
+  for (auto& r : held) t.Release(r);
+}
+
 TEST(EngineTable, SaturationExclusionModelAndHealth) {
   EngineTable t = Table();
   FirstEligible p;

@@ -446,6 +446,25 @@ TEST_F(RouterHostileTest, FailedScrapesAreCounted) {
   EXPECT_TRUE(testutil::Eventually(
       [&] { return RouterMetric("gimbal_router_scrape_failures_total", "engine", "e0") >= 2; },
       3s));
+  // Its state is the router's own accounting, so the picks since a snapshot never pile up.
+  for (int i = 0; i < 3; ++i) ExpectServing();
+  auto engines = [&] {
+    net::ClientRequest req;
+    req.host = "127.0.0.1";
+    req.port = router_->port();
+    req.target = "/admin/engines";
+    req.headers.Set("Authorization", "Bearer sesame");
+    auto r = net::RunBlocking(io_.context(), client_->Send(req));
+    return r.ok() ? json::parse(r->body, nullptr, false) : json();
+  };
+  EXPECT_TRUE(testutil::Eventually(
+      [&] {
+        const json e = engines()["engines"][0];
+        return e["snapshot"].is_object() && e["snapshot"]["own_accounting"] == true &&
+               e["picks_since_snapshot"] == 0;
+      },
+      3s))
+      << engines().dump();
 }
 
 // An engine that answers every request with a server error at once looks idle to every

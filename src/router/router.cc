@@ -243,6 +243,7 @@ std::string Router::Impl::EnginesJson() const {
                                            {"kv_capacity_tokens", s.kv_capacity_tokens},
                                            {"prefill_pending_tokens", s.prefill_pending_tokens},
                                            {"pushed", r.pushed},
+                                           {"own_accounting", r.own_accounting},
                                            {"age_s", r.view.snapshot_age}}
                                     : json(nullptr)},
     });
