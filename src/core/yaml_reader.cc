@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 
 namespace gimbal {
 
@@ -98,7 +99,18 @@ std::optional<std::string> FindDuplicateKey(const YAML::Node& n, const std::stri
 Result<YamlReader> YamlReader::FromString(const std::string& text, const std::string& name) {
   YAML::Node n;
   try {
-    n = YAML::Load(text);
+    // Every document is read: a second one (after '---') was silently ignored.
+    std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    if (docs.size() > 1) {
+      const YAML::Mark at = docs[1].Mark();
+      return InvalidArgument(
+          fmt::format("{}:{}: a second YAML document starts here ('---'); a file holds one", name,
+                      at.is_null() ? 0 : at.line + 1));
+    }
+    if (!docs.empty()) n = docs.front();
+  } catch (const YAML::DeepRecursion& e) {
+    return InvalidArgument(fmt::format("{}:{}:{}: malformed YAML: nested deeper than {} levels",
+                                       name, e.mark.line + 1, e.mark.column + 1, e.depth() - 1));
   } catch (const YAML::Exception& e) {
     return InvalidArgument(fmt::format("{}:{}:{}: malformed YAML: {}", name, e.mark.line + 1,
                                        e.mark.column + 1, e.msg));

@@ -61,6 +61,19 @@ TEST(YamlReaderTest, MalformedYamlGivesLine) {
   EXPECT_NE(r.status().message().find("malformed YAML"), std::string::npos);
 }
 
+// A second document was silently ignored, and nesting past the parser's depth said "bad file".
+TEST(YamlReaderTest, ASecondDocumentAndDeepNestingAreNamed) {
+  auto two = YamlReader::FromString("a: 1\n---\nb: 2\n", "two.yaml");
+  ASSERT_FALSE(two.ok());
+  EXPECT_NE(two.status().message().find("two.yaml:3: a second YAML document"), std::string::npos)
+      << two.status().message();
+  EXPECT_TRUE(YamlReader::FromString("---\na: 1\n", "one.yaml").ok());
+  auto deep = YamlReader::FromString("a: " + std::string(100000, '['), "deep.yaml");
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("nested deeper than"), std::string::npos)
+      << deep.status().message();
+}
+
 TEST(YamlReaderTest, DuplicateKeyIsAnErrorWithBothLines) {
   auto r = YamlReader::FromString("a: 1\nb: 2\na: 3\n", "d.yaml");
   ASSERT_FALSE(r.ok());
