@@ -91,6 +91,13 @@ int RunServe(const ServeFlags& f) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  // Before any server derives its connection cap from it (embedded engines included).
+  uint64_t files_before = 0;
+  const uint64_t files = net::RaiseOpenFileLimit(&files_before);
+  if (files > files_before) {
+    spdlog::info("open-file limit raised from {} to {} (the hard limit)", files_before, files);
+  }
+
   // No backends: emulated engines in this process, so the router can be tried at once.
   std::unique_ptr<engine::EngineService> engines;
   if (config.backends.empty()) {
@@ -114,11 +121,6 @@ int RunServe(const ServeFlags& f) {
     return engines ? engines->Shutdown(config.drain_timeout_s) : true;
   };
 
-  uint64_t files_before = 0;
-  const uint64_t files = net::RaiseOpenFileLimit(&files_before);
-  if (files > files_before) {
-    spdlog::info("open-file limit raised from {} to {} (the hard limit)", files_before, files);
-  }
   auto router = router::Router::Create(config);
   if (!router.ok()) {
     std::cerr << "gimbal serve: " << router.status().ToString() << "\n";

@@ -139,8 +139,11 @@ class ConnectionCapTest : public ::testing::Test {
 TEST_F(ConnectionCapTest, AtTheCapTheConnectionWaitingLongestMakesRoom) {
   Start(2);
   EXPECT_EQ(server_->max_connections(), 2u);
+  // Each waits before the next connects: the order of waiting is the order of these calls.
   const int slow_head = Open("POST / HTTP/1.1\r\nHost: x\r\n");  // never finishes its head
+  ASSERT_TRUE(testutil::Eventually([&] { return server_->waiting_connections() == 1; }, 5s));
   const int silent = Open();
+  ASSERT_TRUE(testutil::Eventually([&] { return server_->waiting_connections() == 2; }, 5s));
   // A third client is served: the slow head, which waited longest, is closed with a 503.
   const int third = Open("GET /third HTTP/1.1\r\nHost: x\r\n\r\n");
   const std::string answer = ReadUntil(third, "ok /third");
@@ -208,11 +211,17 @@ TEST_F(ConnectionCapTest, OutOfDescriptorsTheConnectionWaitingLongestMakesRoom) 
   // Silent clients until the server had to close one to accept the next: no descriptor is left.
   std::vector<int> silent;
   for (int i = 0; i < 64 && server_->evicted_connections() == 0; ++i) {
+    const int64_t open_before = server_->open_connections();
     const int fd = ConnectLoopback(server_->port());
     if (fd < 0) break;
     silent.push_back(fd);
     fds_.push_back(fd);
-    std::this_thread::sleep_for(20ms);
+    // Accepted (or room made for it) before the next client takes a descriptor.
+    ASSERT_TRUE(testutil::Eventually(
+        [&] {
+          return server_->open_connections() > open_before || server_->evicted_connections() > 0;
+        },
+        5s));
   }
   ASSERT_TRUE(testutil::Eventually([&] { return server_->evicted_connections() >= 1; }, 5s));
   std::this_thread::sleep_for(50ms);

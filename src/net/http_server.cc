@@ -50,6 +50,9 @@ struct ConnState : boost::intrusive::list_base_hook<>, std::enable_shared_from_t
   tcp::socket socket;
   bool idle = true;      // waiting for a request's head (Drain closes idle connections)
   bool evicted = false;  // closed to make room for a new connection (at the connection cap)
+  // The session's deadline while the session runs (null before and after): eviction fires it, so
+  // no read starts after the eviction, as none starts after a deadline.
+  detail::SocketDeadline* deadline = nullptr;
   std::atomic<bool> closed{false};  // its socket is closed (read by the accept loop)
   std::string remote;               // "ip:port", read once per connection
   std::string head;  // scratch for response heads and chunk sizes, reused across requests
@@ -252,6 +255,10 @@ struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
   // Closes the connection that has waited longest for a request's head (soon, on its executor,
   // unless a head arrives first). Null when none waits.
   std::shared_ptr<ConnState> EvictLongestWaiting();
+  std::string EvictedMessage() const {
+    return "the server is at its limit of " + std::to_string(max_connections) +
+           " connections and closed this one, whose request header was not complete";
+  }
   // Answers a connection accepted over the cap with 503 and closes it.
   void Refuse(tcp::socket sock);
 };
@@ -449,11 +456,14 @@ std::shared_ptr<ConnState> HttpServer::Impl::EvictLongestWaiting() {
     c = first.shared_from_this();  // its session, which holds it, unlinks it before ending
   }
   asio::post(c->socket.get_executor(), [self = shared_from_this(), c] {
-    if (!c->idle) return;  // a head arrived meanwhile: that request is served
+    // A whole head arrived meanwhile: that request is served (and the connection then closed).
+    if (!c->idle || c->deadline == nullptr) return;
     c->evicted = true;
     ++self->evicted;
-    error_code ec;
-    c->socket.cancel(ec);  // ends the read, or the session sees `evicted` after its yield
+    // Ends the read under way and starts no other (a read that completed but has not resumed
+    // its coroutine yet would otherwise be followed by the next); between requests the session
+    // sees `evicted` after its yield.
+    c->deadline->Fire();
   });
   return c;
 }
@@ -576,6 +586,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
   auto self = shared_from_this();
   tcp::socket& sock = conn->socket;
   detail::SocketDeadline dl(co_await asio::this_coro::executor, &sock, conn);
+  conn->deadline = &dl;
   // Kept across keep-alive requests, so their storage is reused. Bounded: a head, and a chunked
   // request's trailer fields, must fit (detail::ServerBufferLimit).
   boost::beast::flat_buffer buffer(detail::ServerBufferLimit(opts));
@@ -597,7 +608,15 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
         // (docs/router.md, "Throughput"). Before the deadline is armed: one that expired with
         // no read pending would cancel nothing.
         co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
-        if (draining || conn->evicted) break;
+        if (draining) break;
+        if (conn->evicted) {
+          // Bytes of a pipelined request are there: its client learns why it is not served.
+          if (buffer.size() > 0) {
+            Writer w(conn, dl, opts.write_timeout_s, false, false, false);
+            co_await w.Send(opts.error_response(503, EvictedMessage()));
+          }
+          break;
+        }
       }
       detail::RequestParser parser(req, opts);  // parses straight into `req`
       error_code ec;
@@ -620,8 +639,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
                                                 dl.fired(), opts, &message);
         if (conn->evicted && !nothing_read) {
           status = 503;
-          message = "the server is at its limit of " + std::to_string(max_connections) +
-                    " connections and closed this one, whose request header was not complete";
+          message = EvictedMessage();
         }
         if (status != 0) co_await fail(status, message);
         break;
@@ -654,7 +672,8 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
           break;
         }
       }
-      bool keep_alive = parser.keep_alive() && !draining;
+      // An evicted connection whose head arrived first is served, then closed.
+      bool keep_alive = parser.keep_alive() && !draining && !conn->evicted;
       const bool head_only = parser.method() == http::verb::head;
       req.remote = conn->remote;
       conn->pipelined = buffer.size() > 0;
@@ -692,6 +711,7 @@ asio::awaitable<void> HttpServer::Impl::Session(std::shared_ptr<ConnState> conn)
   conn->watch_timer.cancel();  // its handler holds the connection
   sock.shutdown(tcp::socket::shutdown_send, ignored);
   sock.close(ignored);
+  conn->deadline = nullptr;  // `dl` ends with this frame
   conn->closed = true;
   {
     MutexLock lock(mu);
@@ -751,6 +771,10 @@ int64_t HttpServer::active_requests() const {
 }
 int64_t HttpServer::open_connections() const {
   return impl_->connections.load();
+}
+int64_t HttpServer::waiting_connections() const {
+  MutexLock lock(impl_->mu);
+  return static_cast<int64_t>(impl_->waiting.size());
 }
 size_t HttpServer::max_connections() const {
   return impl_->max_connections;

@@ -116,6 +116,9 @@ class HttpServer {
   // Requests being handled now.
   int64_t active_requests() const;
   int64_t open_connections() const;
+  // Connections waiting for a request's head (idle keep-alive, or a head under way): the ones
+  // that make room at the cap.
+  int64_t waiting_connections() const;
   // The connection cap in force (after Start).
   size_t max_connections() const;
   // Connections closed to make room for new ones, and connections refused (503) at the cap.
@@ -133,9 +136,9 @@ class HttpServer {
 // hard limit of "unlimited" raises it to the kernel's per-process maximum (fs.nr_open). Returns
 // the soft limit in force afterwards, and the one before in `*before` if given.
 uint64_t RaiseOpenFileLimit(uint64_t* before = nullptr);
-// The default connection cap for an open-file limit: half of it (a proxied request holds a client
-// and an upstream descriptor) less 64 for listeners, engines' health and state connections and
-// files; at least 16.
+// The default connection cap for an open-file limit: (limit - 64) / 2, that is 64 descriptors
+// kept for listeners, engines' health and state connections and files, and two per connection
+// (a proxied request holds a client and an upstream descriptor); at least 16.
 size_t ConnectionCapFor(uint64_t open_file_limit);
 
 }  // namespace gimbal::net

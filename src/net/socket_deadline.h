@@ -78,6 +78,13 @@ class SocketDeadline {
     Arm(std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s)));
   }
   void Disarm() { st_->deadline = Clock::time_point::max(); }
+  // Fires now, as if the deadline had passed: the socket's pending operations are cancelled and
+  // fired() is true until the next Arm(), so ReadParsed starts no further read. On the executor.
+  void Fire() {
+    st_->fired = true;
+    boost::system::error_code ignored;
+    st_->socket->cancel(ignored);
+  }
   bool fired() const { return st_->fired; }
   // The executor its timer handler runs on.
   const boost::asio::any_io_executor& executor() const { return st_->ex; }

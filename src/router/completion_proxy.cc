@@ -279,7 +279,7 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     // Holds a failure against the engine: a health report (ejected after failures_to_eject)
     // and its failure counter.
     auto blame = [&](const Status& why) {
-      if (table_.ReportHealth(e, false))
+      if (table_.ReportFailedRequest(e))
         spdlog::warn("engine {} ejected: {}", backend.name, why.message());
       failure_counters_[static_cast<size_t>(e)]->Inc();
     };

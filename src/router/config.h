@@ -84,7 +84,7 @@ struct RouterConfig {
   std::string address = "127.0.0.1";
   uint16_t port = 8000;
   int threads = 4;
-  // Open client connections; 0: half the open-file limit less 64 (net::ConnectionCapFor).
+  // Open client connections; 0: (open-file limit - 64) / 2 (net::ConnectionCapFor).
   size_t max_connections = 0;
   // limits
   size_t body_limit_bytes = 4 << 20;

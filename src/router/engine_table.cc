@@ -142,7 +142,20 @@ bool EngineTable::PushFresh(int e, double now) const {
 
 void EngineTable::ReportAnswered(int e) {
   MutexLock lock(mu_);
-  states_[static_cast<size_t>(e)].failures = 0;
+  states_[static_cast<size_t>(e)].request_failures = 0;
+}
+
+bool EngineTable::ReportFailedRequest(int e) {
+  MutexLock lock(mu_);
+  State& s = states_[static_cast<size_t>(e)];
+  ++s.request_failures;
+  if (s.view.healthy && s.request_failures >= failures_to_eject_) {
+    s.view.healthy = false;
+    s.successes = 0;
+    ++s.ejections;
+    return true;
+  }
+  return false;
 }
 
 bool EngineTable::ReportHealth(int e, bool ok) {
@@ -153,6 +166,7 @@ bool EngineTable::ReportHealth(int e, bool ok) {
     ++s.successes;
     if (!s.view.healthy && s.successes >= successes_to_readmit_) {
       s.view.healthy = true;
+      s.request_failures = 0;  // readmitted: its requests start afresh
       return true;
     }
     return false;
@@ -200,7 +214,7 @@ std::vector<EngineRow> EngineTable::Rows(double now) const {
     row.has_snapshot = s.has_snapshot;
     row.pushed = s.pushed;
     row.own_accounting = s.own_accounting;
-    row.consecutive_failures = s.failures;
+    row.consecutive_failures = std::max(s.failures, s.request_failures);
     row.dispatched_total = ledger_.dispatched(static_cast<int>(i));
     row.ejections = s.ejections;
     rows.push_back(std::move(row));

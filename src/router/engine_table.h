@@ -1,18 +1,18 @@
 // EngineTable: what the router knows about each engine, and the dispatch decision over it.
 //
 // Per engine it joins the last scraped snapshot (with its age), health (ejected after
-// `failures_to_eject` consecutive failures, readmitted after `successes_to_readmit` consecutive
-// successes) and the router's own exact accounting, kept in a FrontendLedger (core/
-// frontend_ledger.h, the same ledger the simulator keeps): requests in flight, prompt tokens
-// dispatched whose first token has not arrived (reserved prefill), prompt + max_tokens of those in
-// flight (reserved KV), and picks since the last applied snapshot. Pick() builds one EngineView
-// per engine (for a request with a class hint, with the engine's pushed locality for that class),
-// hides engines that are unhealthy, excluded or serving another model, lets the ledger
-// hide those at their limit (inflight >= max_inflight), fills each view's cached prefix from the
-// prefix cache (when one is set), asks the pure DispatchPolicy, and records the reservation (only
-// the uncached part of the prompt counts as reserved prefill; the caller records the blocks in the
-// prefix cache once the engine accepts the request) — all under one mutex, so concurrent picks
-// see each other. Thread-safe.
+// `failures_to_eject` consecutive failed probes or consecutive failed requests, counted apart;
+// readmitted after `successes_to_readmit` consecutive good probes) and the router's own exact
+// accounting, kept in a FrontendLedger (core/ frontend_ledger.h, the same ledger the simulator
+// keeps): requests in flight, prompt tokens dispatched whose first token has not arrived (reserved
+// prefill), prompt + max_tokens of those in flight (reserved KV), and picks since the last applied
+// snapshot. Pick() builds one EngineView per engine (for a request with a class hint, with the
+// engine's pushed locality for that class), hides engines that are unhealthy, excluded or serving
+// another model, lets the ledger hide those at their limit (inflight >= max_inflight), fills each
+// view's cached prefix from the prefix cache (when one is set), asks the pure DispatchPolicy, and
+// records the reservation (only the uncached part of the prompt counts as reserved prefill; the
+// caller records the blocks in the prefix cache once the engine accepts the request) — all under
+// one mutex, so concurrent picks see each other. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -96,11 +96,16 @@ class EngineTable {
   // the picks counted since the last snapshot grew for good and the engine was shut out although
   // it served. True when it did (not while pushed state is fresh).
   bool UseOwnAccounting(int e, double now, double stale_after);
-  // A health probe's result, or a request's failure (ok false). Returns true when the engine's
-  // health changed (ejected or readmitted).
+  // A health probe's result. Returns true when the engine's health changed (ejected or
+  // readmitted). Only probes readmit an ejected engine.
   bool ReportHealth(int e, bool ok);
-  // A request the engine answered: its consecutive failures start again from 0. Only probes
-  // readmit an ejected engine (an engine draining answers its requests while /health says 503).
+  // A request the engine failed (broken, a 5xx, a stream cut short). Returns true when that
+  // ejected it. Failed probes and failed requests are counted apart, each against
+  // failures_to_eject (as Envoy keeps active health checks apart from outlier detection): an
+  // answered request does not clear failed probes (a draining vLLM answers its requests while
+  // its /health says 503), nor does a good probe clear failed requests.
+  bool ReportFailedRequest(int e);
+  // A request the engine answered: its consecutive failed requests start again from 0.
   void ReportAnswered(int e);
 
   // Engine `e`'s view as held: its last snapshot (a default one before the first), MoE pressure
@@ -118,8 +123,9 @@ class EngineTable {
     bool pushed = false;
     bool own_accounting = false;
     double pushed_at = -1e300;  // taken_at of the last pushed snapshot
-    int failures = 0;
-    int successes = 0;
+    int failures = 0;           // consecutive failed probes
+    int request_failures = 0;   // consecutive failed requests
+    int successes = 0;          // consecutive good probes
     int64_t ejections = 0;
     std::vector<double> class_locality;  // pushed, per traffic class
   };

@@ -211,15 +211,25 @@ TEST(EngineTable, SaturationExclusionModelAndHealth) {
   EXPECT_EQ(t.Pick(p, req, "m", {1}).status().code(), ErrorCode::kUnavailable);
   EXPECT_TRUE(t.ReportHealth(0, true));  // readmitted after 1 success
   EXPECT_EQ(t.Rows(0)[0].ejections, 1);
-  // Answered requests clear the failures but never readmit: an engine draining answers its
-  // requests while its /health says 503.
+  // Failed probes and failed requests are counted apart. An answered request clears failed
+  // requests only: a draining engine answers its requests while /health says 503, and is
+  // ejected by the probes all the same. Answers never readmit; only probes do.
   EXPECT_FALSE(t.ReportHealth(0, false));
   t.ReportAnswered(0);
-  EXPECT_FALSE(t.ReportHealth(0, false));  // one failure again, not two
-  EXPECT_TRUE(t.ReportHealth(0, false));
+  EXPECT_TRUE(t.ReportHealth(0, false));  // two failed probes in a row
   for (int i = 0; i < 5; ++i) t.ReportAnswered(0);
   EXPECT_FALSE(t.healthy(0));
   EXPECT_TRUE(t.ReportHealth(0, true));
+  // A good probe does not clear failed requests; an answer does.
+  EXPECT_FALSE(t.ReportFailedRequest(0));
+  EXPECT_FALSE(t.ReportHealth(0, true));
+  EXPECT_TRUE(t.ReportFailedRequest(0));  // two failed requests in a row
+  EXPECT_EQ(t.Rows(0)[0].ejections, 3);
+  EXPECT_TRUE(t.ReportHealth(0, true));
+  EXPECT_FALSE(t.ReportFailedRequest(0));  // readmitted: its requests start afresh
+  t.ReportAnswered(0);
+  EXPECT_FALSE(t.ReportFailedRequest(0));
+  EXPECT_TRUE(t.healthy(0));
 }
 
 TEST(EngineTable, ViewsRowsAndDispatchCountsComeFromTheLedger) {

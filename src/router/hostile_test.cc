@@ -472,23 +472,16 @@ TEST_F(RouterHostileTest, FailedScrapesAreCounted) {
 // the engine (ejected after failures_to_eject in a row), and answered requests never readmit it.
 TEST_F(RouterHostileTest, ServerErrorsCountAgainstTheEngine) {
   std::atomic<int> posts{0};
-  std::atomic<int> probes{0};
   const RawServer::Script inner = Engine([&](const std::string&) {
     ++posts;
     const std::string body = R"({"error":{"message":"boom","code":500}})";
     return "HTTP/1.1 500 X\r\nContent-Type: application/json\r\nContent-Length: " +
            std::to_string(body.size()) + "\r\n\r\n" + body;
   });
-  RawServer engine([&](const std::string& head, const std::string& body) {
-    if (head.rfind("GET /health", 0) == 0) ++probes;
-    return inner(head, body);
-  });
+  RawServer engine(inner);
   RouterConfig c = Config({engine.url()});
   c.health_interval_s = 60;  // one probe, at the start: none readmits it during the test
   ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
-  // A good probe clears the failures counted before it: let the first one land first.
-  ASSERT_TRUE(testutil::Eventually([&] { return probes.load() == 1; }, 5s));
-  std::this_thread::sleep_for(100ms);
   for (int i = 0; i < 2; ++i) {
     auto r = Post(Prompt("x"));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -537,6 +530,7 @@ TEST_F(RouterHostileTest, SilentConnectionsAtTheCapMakeRoomForClients) {
   RawServer engine(Engine(Echo));
   RouterConfig c = Config({engine.url()});
   c.max_connections = 8;
+  c.idle_timeout_s = 60;  // the silent connections outlive a stalled test
   ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
   std::vector<int> silent;
   for (int i = 0; i < 8; ++i) {

@@ -382,6 +382,10 @@ Result<SessionWorkload> BuildSessions(const WorkloadSpec& spec,
       w.session.push_back(s);
       w.turn.push_back(k);
       w.tenant.push_back(tenant);
+      // The output's blocks join the chain too: bounded before they are hashed.
+      if (entries + (chain.length() + output) / block > max_hash_entries) {
+        return too_many_entries();
+      }
       chain.Append(HashCombine(kOutputTag, HashCombine(session_id, static_cast<uint64_t>(k))),
                    output);
       if (keep_sequence_hashes) w.sequence_hashes.push_back(chain.Entries(chain.length()));

@@ -353,6 +353,13 @@ TEST(ValidateSessions, RejectsBadSpecsBuiltInCode) {
   auto p = BuildSessions(spec, {1.0}, one, false, /*max_hash_entries=*/100000);
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("prefix-hash entries"), std::string::npos);
+  // The same for an output, whose blocks join the chain after its turn.
+  spec.session.first_prompt = Fixed(100);
+  spec.output = Fixed(int64_t{1} << 30);
+  Rng out(1);
+  auto o = BuildSessions(spec, {1.0}, out, false, /*max_hash_entries=*/100000);
+  ASSERT_FALSE(o.ok());
+  EXPECT_NE(o.status().message().find("prefix-hash entries"), std::string::npos);
 }
 
 }  // namespace
