@@ -86,10 +86,11 @@ bool ValidEngineValue(EngineKind kind, const YAML::Node& v) {
       const double d = std::strtod(s.c_str(), &end);
       return !s.empty() && *end == '\0' && std::isfinite(d);
     }
-    case EngineKind::kBool: {
-      bool b = false;
-      return YAML::convert<bool>::decode(v, b);
-    }
+    case EngineKind::kBool:
+      // The spellings the scenario reader takes (YamlReader::Bool): yaml-cpp's own decoder also
+      // takes "True" and "Y", which passed here and failed later in the scenario, at a line of
+      // the rewritten document.
+      return s == "true" || s == "yes" || s == "on" || s == "false" || s == "no" || s == "off";
   }
   return false;
 }

@@ -332,6 +332,10 @@ TEST(Suite, TunedBaselineErrorsNameTheKey) {
                "expected an integer >= 1, got 'lots'");
   expect_error("tuned_baseline: {name: b, stack: vllm, grid: {async_scheduling: [maybe]}}\n",
                "expected true or false, got 'maybe'");
+  // Only the spellings the scenario reader takes: "True" passed here, then failed in the
+  // scenario at a line of the rewritten document.
+  expect_error("tuned_baseline: {name: b, stack: vllm, grid: {async_scheduling: [True]}}\n",
+               "expected true or false, got 'True'");
   expect_error("tuned_baseline: {name: b, stack: vllm, grid: {max_num_seqs: [256, 256]}}\n",
                "value '256' is listed twice");
   expect_error(
