@@ -75,7 +75,6 @@ CompletionProxy::CompletionProxy(RouterConfig config, net::IoRuntime& io, Engine
     tenant_class_[wire::AffinityKeyOf(user)] = c;
   }
   for (const auto& b : config_.backends) {
-    models_.insert(b.model);
     ratios_.try_emplace(b.model, config_.chars_per_token, config_.adapt_chars_per_token);
     dispatch_counters_.push_back(&metrics_.dispatches.With({b.name}));
     failure_counters_.push_back(&metrics_.upstream_failures.With({b.name}));
@@ -147,20 +146,22 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
   }
   wire::CompletionRequest& cr = parsed.value();
   if (cr.model.empty()) {
-    if (models_.size() != 1) {
+    if (ratios_.size() != 1) {
       co_await refuse(400, "'model' is required: this router serves several models",
                       Outcome::kBadRequest);
       co_return;
     }
-    cr.model = *models_.begin();
-  } else if (models_.count(cr.model) == 0) {
+    cr.model = ratios_.begin()->first;
+  }
+  const auto served = ratios_.find(cr.model);
+  if (served == ratios_.end()) {
     co_await refuse(404, "The model `" + cr.model + "` does not exist.", Outcome::kBadRequest);
     co_return;
   }
+  TokenRatio& ratio = served->second;
 
   const uint64_t id = next_id_.fetch_add(1);
   const double now = clock_();
-  TokenRatio& ratio = ratios_.at(cr.model);  // a served model (checked above)
   const int64_t prompt_tokens = ratio.Estimate(cr);
   std::string body = std::move(req.body);
   if (queue_) {

@@ -89,7 +89,11 @@ class CompletionProxy {
   void CloseIdle();
 
   // The models the backends serve.
-  const std::set<std::string>& models() const { return models_; }
+  std::vector<std::string> models() const {
+    std::vector<std::string> out;
+    for (const auto& [model, ratio] : ratios_) out.push_back(model);
+    return out;
+  }
   // Prompt characters per token used for the estimates of each model's prompts (learnt when
   // adapting, from that model's engines only: models' tokenizers differ, and one model's engines
   // must not move another's estimate).
@@ -125,8 +129,8 @@ class CompletionProxy {
   const std::shared_ptr<const DispatchPolicy> dispatch_;
   const std::shared_ptr<const QueuePolicy> queue_;
   const std::function<double()> clock_;
-  std::set<std::string> models_;
-  std::map<std::string, TokenRatio> ratios_;  // one per model, made with models_ (never changed)
+  // The models the backends serve, each with its own estimate; made once, never changed.
+  std::map<std::string, TokenRatio> ratios_;
   std::unordered_map<uint64_t, int> tenant_class_;  // affinity key of a `user` -> traffic class
   Metrics metrics_;
   // Children looked up once (With() takes a lock and builds a key).

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -33,53 +34,43 @@ namespace {
 constexpr size_t kMaxMetricsPageBytes = size_t{4} << 20;
 constexpr size_t kMaxStateEventBytes = size_t{64} << 10;
 
-// Logs the implausible values an engine published (counted in scrape_warnings by the caller),
-// at most once every kInterval seconds: an engine can send them at every scrape or step.
-class ImplausibleLog {
+// Lets a warning through at most once a minute, and says how many it held back since: an engine
+// can cause the same warning at every scrape or step.
+class MinuteGate {
  public:
-  static constexpr double kInterval = 60;
-
-  void Warn(double now, const std::string& engine, std::string_view where,
-            const wire::ValueWarnings& bad) {
+  // True when a warning may be logged at `now`; `*held_back` is then how many were not.
+  bool Pass(double now, int* held_back) {
     if (now < next_) {
-      ++left_out_;
-      return;
+      ++held_back_;
+      return false;
     }
-    next_ = now + kInterval;
-    spdlog::warn("engine {}: {} implausible value(s) in {} ignored (first: {}){}", engine,
-                 bad.count, where, bad.first,
-                 left_out_ > 0
-                     ? "; " + std::to_string(left_out_) + " such warnings not logged before"
-                     : std::string());
-    left_out_ = 0;
+    next_ = now + 60;
+    *held_back = std::exchange(held_back_, 0);
+    return true;
+  }
+  static std::string HeldBack(int n, std::string_view what) {
+    return n > 0 ? "; " + std::to_string(n) + " " + std::string(what) : std::string();
   }
 
  private:
   double next_ = -1e300;
-  int left_out_ = 0;
+  int held_back_ = 0;
 };
 
-// Logs failed scrapes of one engine at most once every kInterval seconds, with how many were
-// not logged: its state then ages, and nothing else says why.
-class ScrapeFailureLog {
+// The implausible values an engine published (counted in scrape_warnings by the caller).
+class ImplausibleLog {
  public:
-  static constexpr double kInterval = 60;
-
-  void Warn(double now, const std::string& engine, const std::string& why) {
-    if (now < next_) {
-      ++left_out_;
-      return;
-    }
-    next_ = now + kInterval;
-    spdlog::warn("engine {}: /metrics scrape failed: {}{}", engine, why,
-                 left_out_ > 0 ? "; " + std::to_string(left_out_) + " more since the last warning"
-                               : std::string());
-    left_out_ = 0;
+  void Warn(double now, const std::string& engine, std::string_view where,
+            const wire::ValueWarnings& bad) {
+    int held = 0;
+    if (!gate_.Pass(now, &held)) return;
+    spdlog::warn("engine {}: {} implausible value(s) in {} ignored (first: {}){}", engine,
+                 bad.count, where, bad.first,
+                 MinuteGate::HeldBack(held, "such warnings not logged before"));
   }
 
  private:
-  double next_ = -1e300;
-  int left_out_ = 0;
+  MinuteGate gate_;
 };
 
 }  // namespace
@@ -207,7 +198,7 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
   const auto& b = config_.backends[static_cast<size_t>(e)];
   int failures_logged = 0;
   ImplausibleLog implausible_logs;
-  ScrapeFailureLog failure_log;
+  MinuteGate failure_gate;
   // No `continue` in these loops: built with GCC 12, a `continue` in this do-while skipped its
   // awaiting condition and the loop spun (RouterTest.FreshPushedStateStops...BusyLooping).
   double pause = config_.scrape_interval_s;
@@ -248,9 +239,12 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
         pause = std::max(pause, 10 * parse_s);
       } else {
         metrics_.scrape_failures.With({b.name}).Inc();
-        failure_log.Warn(
-            clock_(), b.name,
-            r.ok() ? "/metrics answered " + std::to_string(r->status) : r.status().message());
+        // Logged once a minute: the engine's state then ages, and nothing else says why.
+        if (int held = 0; failure_gate.Pass(clock_(), &held)) {
+          spdlog::warn("engine {}: /metrics scrape failed: {}{}", b.name,
+                       r.ok() ? "answered " + std::to_string(r->status) : r.status().message(),
+                       MinuteGate::HeldBack(held, "more since the last warning"));
+        }
         // Fresh state over stale: with no page for a while, the router's own accounting.
         table_.UseOwnAccounting(e, clock_(), std::max(1.0, 10 * config_.scrape_interval_s));
       }

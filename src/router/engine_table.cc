@@ -83,6 +83,12 @@ bool EngineTable::ApplySnapshot(int e, const EngineSnapshot& snap) {
   MutexLock lock(mu_);
   State& s = states_[static_cast<size_t>(e)];
   if (snap.taken_at - s.pushed_at < push_stale_s_) return false;
+  InstallUnpushedLocked(e, snap, /*own_accounting=*/false);
+  return true;
+}
+
+void EngineTable::InstallUnpushedLocked(int e, const EngineSnapshot& snap, bool own_accounting) {
+  State& s = states_[static_cast<size_t>(e)];
   s.view.snapshot = snap;
   // What only a pushed state carries goes with it: a scrape knows no MoE pressure (1: neutral)
   // and no class locality, and the last push's would otherwise steer dispatch for good.
@@ -91,8 +97,7 @@ bool EngineTable::ApplySnapshot(int e, const EngineSnapshot& snap) {
   ledger_.SnapshotTaken(e);
   s.has_snapshot = true;
   s.pushed = false;
-  s.own_accounting = false;
-  return true;
+  s.own_accounting = own_accounting;
 }
 
 bool EngineTable::UseOwnAccounting(int e, double now, double stale_after) {
@@ -106,13 +111,7 @@ bool EngineTable::UseOwnAccounting(int e, double now, double stale_after) {
   own.running = counts.inflight;
   own.kv_capacity_tokens = s.view.snapshot.kv_capacity_tokens;
   own.taken_at = now;
-  s.view.snapshot = own;
-  s.view.moe_pressure = 1.0;
-  s.class_locality.clear();
-  ledger_.SnapshotTaken(e);
-  s.has_snapshot = true;
-  s.pushed = false;
-  s.own_accounting = true;
+  InstallUnpushedLocked(e, own, /*own_accounting=*/true);
   return true;
 }
 

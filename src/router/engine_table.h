@@ -131,6 +131,10 @@ class EngineTable {
   };
   // states_[e].view with the ledger's accounting filled in.
   EngineView ViewLocked(int e) const GIMBAL_REQUIRES(mu_);
+  // Makes `snap` (scraped, or the router's own accounting) engine e's snapshot, dropping what
+  // only a push carries.
+  void InstallUnpushedLocked(int e, const EngineSnapshot& snap, bool own_accounting)
+      GIMBAL_REQUIRES(mu_);
 
   std::vector<EngineInfo> infos_;
   PrefixCache* prefix_cache_ = nullptr;

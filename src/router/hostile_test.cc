@@ -61,6 +61,14 @@ std::string Echo(const std::string& body) {
          std::to_string(json_text.size()) + "\r\n\r\n" + json_text;
 }
 
+// A whole completion answer whose `usage` reports `prompt_tokens`.
+std::string UsageAnswer(int prompt_tokens) {
+  const std::string body = R"({"choices":[{"text":"x"}],"usage":{"prompt_tokens":)" +
+                           std::to_string(prompt_tokens) + R"(,"completion_tokens":1}})";
+  return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 int64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
   int64_t pages = 0, resident = 0;
@@ -364,12 +372,7 @@ TEST_F(RouterHostileTest, ARequestSlowerThanTheTimeLimitsFailsAloneAndEjectsNoEn
 // (truncate_prompt_tokens), or counts a tool schema or an image the text does not show, says
 // nothing of the text's ratio. One client's such requests moved every client's estimate.
 TEST_F(RouterHostileTest, OneClientsTruncatedPromptsDoNotMoveTheTokenEstimate) {
-  RawServer engine(Engine([](const std::string&) {
-    const std::string body =
-        R"({"choices":[{"text":"x"}],"usage":{"prompt_tokens":8,"completion_tokens":1}})";
-    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + body;
-  }));
+  RawServer engine(Engine([](const std::string&) { return UsageAnswer(8); }));
   ASSERT_NO_FATAL_FAILURE(Start(Config({engine.url()})));
   const std::string text(400, 'a');
   auto ratio = [&] { return RouterMetric("gimbal_router_chars_per_token", "", ""); };
@@ -396,12 +399,7 @@ TEST_F(RouterHostileTest, OneClientsTruncatedPromptsDoNotMoveTheTokenEstimate) {
 // reporting prompt_tokens of 1 moved every model's estimate to the clamp (4 to 19.8 characters
 // per token), a fifth of every prompt's true size.
 TEST_F(RouterHostileTest, OneModelsUsageDoesNotMoveAnotherModelsEstimate) {
-  RawServer liar(Engine([](const std::string&) {
-    const std::string body =
-        R"({"choices":[{"text":"x"}],"usage":{"prompt_tokens":1,"completion_tokens":1}})";
-    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + body;
-  }));
+  RawServer liar(Engine([](const std::string&) { return UsageAnswer(1); }));
   RawServer other(Engine(Echo));
   RouterConfig c = Config({liar.url(), other.url()});
   c.backends[1].model = "other-model";
