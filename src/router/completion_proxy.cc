@@ -280,8 +280,19 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     // Holds a failure against the engine: a health report (ejected after failures_to_eject)
     // and its failure counter.
     auto blame = [&](const Status& why) {
-      if (table_.ReportFailedRequest(e))
-        spdlog::warn("engine {} ejected: {}", backend.name, why.message());
+      switch (table_.ReportFailedRequest(e)) {
+        case FailedRequest::kEjected:
+          spdlog::warn("engine {} ejected: {}", backend.name, why.message());
+          break;
+        case FailedRequest::kKeptAtCap:
+          spdlog::warn(
+              "engine {} failed {} requests in a row ({}) but stays in: failed requests already "
+              "took out as many engines serving its model as health.max_ejected_fraction allows",
+              backend.name, config_.failures_to_eject, why.message());
+          break;
+        case FailedRequest::kCounted:
+          break;
+      }
       failure_counters_[static_cast<size_t>(e)]->Inc();
     };
     auto over_limits = [&](const Status& why) -> asio::awaitable<void> {

@@ -244,13 +244,15 @@ Result<RouterConfig> FromReader(const YamlReader& root) {
   }
   if (root.Has("health")) {
     auto h = root.Child("health");
-    h.CheckKeys({"interval_s", "timeout_s", "failures_to_eject", "successes_to_readmit"});
+    h.CheckKeys({"interval_s", "timeout_s", "failures_to_eject", "successes_to_readmit",
+                 "max_ejected_fraction"});
     c.health_interval_s = h.Double("interval_s", c.health_interval_s, 0.001, kMaxSeconds);
     c.health_timeout_s = h.Double("timeout_s", c.health_timeout_s, 0.001, kMaxSeconds);
     c.failures_to_eject =
         static_cast<int>(h.Int("failures_to_eject", c.failures_to_eject, 1, 1000));
     c.successes_to_readmit =
         static_cast<int>(h.Int("successes_to_readmit", c.successes_to_readmit, 1, 1000));
+    c.max_ejected_fraction = h.Double("max_ejected_fraction", c.max_ejected_fraction, 0, 1);
   }
   if (root.Has("admin")) {
     auto a = root.Child("admin");

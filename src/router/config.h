@@ -130,6 +130,8 @@ struct RouterConfig {
   double health_timeout_s = 1;
   int failures_to_eject = 3;
   int successes_to_readmit = 2;
+  // Failed requests (which a client may cause) eject at most this share of a model's engines.
+  double max_ejected_fraction = 0.5;
   // admin
   std::string admin_token;  // empty: admin endpoints disabled
   uint64_t seed = 1;

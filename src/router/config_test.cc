@@ -18,7 +18,7 @@ backends:
 dispatch: {policy: vllm, params: {}}
 queue: {policy: gimbal, params: {beta: 0.001}}
 state: {scrape_interval_s: 0.2, chars_per_token: 3.5}
-health: {interval_s: 2, failures_to_eject: 4}
+health: {interval_s: 2, failures_to_eject: 4, max_ejected_fraction: 0.25}
 admin: {token: t0k}
 )",
                              "router.yaml");
@@ -27,6 +27,8 @@ admin: {token: t0k}
   EXPECT_EQ(c->max_connections, 5000u);
   EXPECT_EQ(RouterConfig{}.max_connections, 0u);  // derived from the open-file limit
   EXPECT_EQ(c->dispatch_policy, "vllm");
+  EXPECT_EQ(c->max_ejected_fraction, 0.25);
+  EXPECT_EQ(RouterConfig{}.max_ejected_fraction, 0.5);
   EXPECT_EQ(c->queue_params.GetDouble("beta", 0), 0.001);
   ASSERT_TRUE(ValidateRouterConfig(c.value()).ok());
   EXPECT_EQ(c->backends[0].name, "e0");
@@ -235,6 +237,7 @@ TEST(RouterConfig, SizesCountsAndDurationsAreBounded) {
         "limits: {upstream_read_timeout_s: 1e300}\n", "limits: {drain_timeout_s: .inf}\n",
         "listen: {threads: 100000}\n", "listen: {max_connections: -1}\n",
         "listen: {max_connections: 1e12}\n", "state: {scrape_interval_s: 1e9}\n",
+        "health: {max_ejected_fraction: 1.5}\n", "health: {max_ejected_fraction: -0.1}\n",
         "backends: [{url: 'http://h:1', model: m, max_inflight: 1e12}]\n"}) {
     auto c = ParseRouterConfig(bad, "r.yaml");
     EXPECT_FALSE(c.ok()) << bad;

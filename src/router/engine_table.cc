@@ -1,6 +1,7 @@
 #include "router/engine_table.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "router/prefix_cache.h"
 
@@ -13,13 +14,27 @@ std::vector<int64_t> Limits(const std::vector<EngineInfo>& infos) {
   return out;
 }
 
+// Per engine: how many engines serving its model failed requests may take out at a time.
+std::vector<size_t> MaxOutOnRequests(const std::vector<EngineInfo>& infos, double fraction) {
+  std::vector<size_t> out;
+  for (const auto& i : infos) {
+    const auto same = std::count_if(infos.begin(), infos.end(),
+                                    [&](const EngineInfo& o) { return o.model == i.model; });
+    out.push_back(static_cast<size_t>(
+        std::floor(static_cast<double>(same) * std::clamp(fraction, 0.0, 1.0))));
+  }
+  return out;
+}
+
 }  // namespace
 
 EngineTable::EngineTable(std::vector<EngineInfo> engines, int failures_to_eject,
-                         int successes_to_readmit, uint64_t seed, double push_stale_s)
+                         int successes_to_readmit, uint64_t seed, double push_stale_s,
+                         double max_ejected_fraction)
     : infos_(std::move(engines)),
       failures_to_eject_(failures_to_eject),
       successes_to_readmit_(successes_to_readmit),
+      max_out_on_requests_(MaxOutOnRequests(infos_, max_ejected_fraction)),
       push_stale_s_(push_stale_s),
       states_(infos_.size()),
       ledger_(Limits(infos_)),
@@ -144,17 +159,24 @@ void EngineTable::ReportAnswered(int e) {
   states_[static_cast<size_t>(e)].request_failures = 0;
 }
 
-bool EngineTable::ReportFailedRequest(int e) {
+FailedRequest EngineTable::ReportFailedRequest(int e) {
   MutexLock lock(mu_);
   State& s = states_[static_cast<size_t>(e)];
   ++s.request_failures;
-  if (s.view.healthy && s.request_failures >= failures_to_eject_) {
-    s.view.healthy = false;
-    s.successes = 0;
-    ++s.ejections;
-    return true;
+  if (!s.view.healthy || s.request_failures < failures_to_eject_) return FailedRequest::kCounted;
+  size_t out = 0;  // engines serving the same model out on failed requests
+  for (size_t i = 0; i < states_.size(); ++i) {
+    out += states_[i].out_on_requests && infos_[i].model == infos_[static_cast<size_t>(e)].model;
   }
-  return false;
+  if (out >= max_out_on_requests_[static_cast<size_t>(e)]) {
+    return s.request_failures == failures_to_eject_ ? FailedRequest::kKeptAtCap
+                                                    : FailedRequest::kCounted;
+  }
+  s.view.healthy = false;
+  s.out_on_requests = true;
+  s.successes = 0;
+  ++s.ejections;
+  return FailedRequest::kEjected;
 }
 
 bool EngineTable::ReportHealth(int e, bool ok) {
@@ -165,6 +187,7 @@ bool EngineTable::ReportHealth(int e, bool ok) {
     ++s.successes;
     if (!s.view.healthy && s.successes >= successes_to_readmit_) {
       s.view.healthy = true;
+      s.out_on_requests = false;
       s.request_failures = 0;  // readmitted: its requests start afresh
       return true;
     }
@@ -172,6 +195,8 @@ bool EngineTable::ReportHealth(int e, bool ok) {
   }
   s.successes = 0;
   ++s.failures;
+  // Out on failed requests, and now on its probes too: the probes' account, not a client's.
+  if (s.failures >= failures_to_eject_) s.out_on_requests = false;
   if (s.view.healthy && s.failures >= failures_to_eject_) {
     s.view.healthy = false;
     ++s.ejections;
@@ -214,6 +239,7 @@ std::vector<EngineRow> EngineTable::Rows(double now) const {
     row.pushed = s.pushed;
     row.own_accounting = s.own_accounting;
     row.consecutive_failures = std::max(s.failures, s.request_failures);
+    row.ejected_on_requests = s.out_on_requests;
     row.dispatched_total = ledger_.dispatched(static_cast<int>(i));
     row.ejections = s.ejections;
     rows.push_back(std::move(row));

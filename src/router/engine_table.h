@@ -2,7 +2,8 @@
 //
 // Per engine it joins the last scraped snapshot (with its age), health (ejected after
 // `failures_to_eject` consecutive failed probes or consecutive failed requests, counted apart;
-// readmitted after `successes_to_readmit` consecutive good probes) and the router's own exact
+// readmitted after `successes_to_readmit` consecutive good probes; failed requests eject at most
+// `max_ejected_fraction` of the engines, since a client may cause them) and the router's own exact
 // accounting, kept in a FrontendLedger (core/ frontend_ledger.h, the same ledger the simulator
 // keeps): requests in flight, prompt tokens dispatched whose first token has not arrived (reserved
 // prefill), prompt + max_tokens of those in flight (reserved KV), and picks since the last applied
@@ -49,15 +50,29 @@ struct EngineRow {
   // (UseOwnAccounting).
   bool own_accounting = false;
   int consecutive_failures = 0;
+  bool ejected_on_requests = false;  // out on failed requests (not on its probes)
   int64_t dispatched_total = 0;
   int64_t ejections = 0;
+};
+
+// What a failed request did to its engine (EngineTable::ReportFailedRequest).
+enum class FailedRequest {
+  kCounted,  // one more in its run of failed requests
+  kEjected,  // the run reached failures_to_eject: the engine is out until good probes readmit it
+  // The run reached failures_to_eject, but as many engines as failed requests may take out are
+  // out already: the engine stays in (its next failure may eject it, once the cap allows).
+  // Reported once per run.
+  kKeptAtCap,
 };
 
 class EngineTable {
  public:
   // A scraped snapshot is ignored while the last pushed one is younger than `push_stale_s`.
+  // Failed requests eject at most floor(n x max_ejected_fraction) of the n engines serving a
+  // model at a time (Envoy's max_ejection_percent): a client that can make engines fail (a
+  // request that makes them answer 500) can then take out that share of them, never all.
   EngineTable(std::vector<EngineInfo> engines, int failures_to_eject, int successes_to_readmit,
-              uint64_t seed, double push_stale_s = 3);
+              uint64_t seed, double push_stale_s = 3, double max_ejected_fraction = 0.5);
 
   size_t size() const { return infos_.size(); }
   const EngineInfo& info(int e) const { return infos_[static_cast<size_t>(e)]; }
@@ -99,12 +114,15 @@ class EngineTable {
   // A health probe's result. Returns true when the engine's health changed (ejected or
   // readmitted). Only probes readmit an ejected engine.
   bool ReportHealth(int e, bool ok);
-  // A request the engine failed (broken, a 5xx, a stream cut short). Returns true when that
-  // ejected it. Failed probes and failed requests are counted apart, each against
-  // failures_to_eject (as Envoy keeps active health checks apart from outlier detection): an
-  // answered request does not clear failed probes (a draining vLLM answers its requests while
-  // its /health says 503), nor does a good probe clear failed requests.
-  bool ReportFailedRequest(int e);
+  // A request the engine failed (broken, a 5xx, a stream cut short). Failed probes and failed
+  // requests are counted apart, each against failures_to_eject (as Envoy keeps active health
+  // checks apart from outlier detection): an answered request does not clear failed probes (a
+  // draining vLLM answers its requests while its /health says 503), nor does a good probe clear
+  // failed requests. A run of failed requests ejects the engine only while fewer engines than
+  // the cap (constructor) are out on failed requests; otherwise the engine stays in
+  // (kKeptAtCap). An engine out on failed requests whose probes then fail too is out on
+  // its probes' account, and no longer counts against the cap.
+  FailedRequest ReportFailedRequest(int e);
   // A request the engine answered: its consecutive failed requests start again from 0.
   void ReportAnswered(int e);
 
@@ -122,10 +140,11 @@ class EngineTable {
     bool has_snapshot = false;
     bool pushed = false;
     bool own_accounting = false;
-    double pushed_at = -1e300;  // taken_at of the last pushed snapshot
-    int failures = 0;           // consecutive failed probes
-    int request_failures = 0;   // consecutive failed requests
-    int successes = 0;          // consecutive good probes
+    double pushed_at = -1e300;     // taken_at of the last pushed snapshot
+    int failures = 0;              // consecutive failed probes
+    int request_failures = 0;      // consecutive failed requests
+    int successes = 0;             // consecutive good probes
+    bool out_on_requests = false;  // ejected by failed requests, not (yet) by probes
     int64_t ejections = 0;
     std::vector<double> class_locality;  // pushed, per traffic class
   };
@@ -140,6 +159,7 @@ class EngineTable {
   PrefixCache* prefix_cache_ = nullptr;
   int failures_to_eject_;
   int successes_to_readmit_;
+  std::vector<size_t> max_out_on_requests_;  // per engine, over the engines of its model
   double push_stale_s_;
   mutable Mutex mu_;
   std::vector<State> states_ GIMBAL_GUARDED_BY(mu_);

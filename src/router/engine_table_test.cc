@@ -221,15 +221,58 @@ TEST(EngineTable, SaturationExclusionModelAndHealth) {
   EXPECT_FALSE(t.healthy(0));
   EXPECT_TRUE(t.ReportHealth(0, true));
   // A good probe does not clear failed requests; an answer does.
-  EXPECT_FALSE(t.ReportFailedRequest(0));
+  EXPECT_EQ(t.ReportFailedRequest(0), FailedRequest::kCounted);
   EXPECT_FALSE(t.ReportHealth(0, true));
-  EXPECT_TRUE(t.ReportFailedRequest(0));  // two failed requests in a row
+  EXPECT_EQ(t.ReportFailedRequest(0), FailedRequest::kEjected);  // two failed requests in a row
   EXPECT_EQ(t.Rows(0)[0].ejections, 3);
   EXPECT_TRUE(t.ReportHealth(0, true));
-  EXPECT_FALSE(t.ReportFailedRequest(0));  // readmitted: its requests start afresh
+  EXPECT_EQ(t.ReportFailedRequest(0), FailedRequest::kCounted);  // readmitted: starts afresh
   t.ReportAnswered(0);
-  EXPECT_FALSE(t.ReportFailedRequest(0));
+  EXPECT_EQ(t.ReportFailedRequest(0), FailedRequest::kCounted);
   EXPECT_TRUE(t.healthy(0));
+}
+
+// Failed requests, which a client may cause, take out at most half of a model's engines (the
+// default max_ejected_fraction); probes are not capped.
+TEST(EngineTable, FailedRequestsEjectAtMostTheCapOfAModelsEngines) {
+  EngineTable t({{"a", "m", 8}, {"b", "m", 8}, {"c", "m", 8}, {"d", "m", 8}, {"e", "other", 8}},
+                /*failures_to_eject=*/2, /*successes_to_readmit=*/1, 1);
+  auto fail_run = [&](int e) {
+    EXPECT_EQ(t.ReportFailedRequest(e), FailedRequest::kCounted) << e;
+    return t.ReportFailedRequest(e);
+  };
+  EXPECT_EQ(fail_run(0), FailedRequest::kEjected);
+  EXPECT_EQ(fail_run(1), FailedRequest::kEjected);
+  // Two of the four "m" engines are out: the third stays in, reported once per run.
+  EXPECT_EQ(fail_run(2), FailedRequest::kKeptAtCap);
+  EXPECT_EQ(t.ReportFailedRequest(2), FailedRequest::kCounted);
+  EXPECT_TRUE(t.healthy(2));
+  // The only "other" engine: floor(1 x 0.5) = 0 may go.
+  EXPECT_EQ(fail_run(4), FailedRequest::kKeptAtCap);
+  EXPECT_TRUE(t.healthy(4));
+  FirstEligible p;
+  EXPECT_EQ(t.Pick(p, DispatchRequest{}, "m", {})->engine, 2);  // kept in, and picked
+  std::vector<EngineRow> rows = t.Rows(0);
+  EXPECT_TRUE(rows[0].ejected_on_requests);
+  EXPECT_FALSE(rows[2].ejected_on_requests);
+  // A good probe readmits engine 0: the next failure in engine 2's run takes its place.
+  EXPECT_TRUE(t.ReportHealth(0, true));
+  EXPECT_EQ(t.ReportFailedRequest(2), FailedRequest::kEjected);
+  EXPECT_FALSE(t.healthy(2));
+  // Engine 1's probes fail too: it is out on their account, no longer on a client's, so engine 3
+  // may go as well.
+  EXPECT_FALSE(t.ReportHealth(1, false));
+  EXPECT_FALSE(t.ReportHealth(1, false));  // already out: no change of health
+  EXPECT_FALSE(t.Rows(0)[1].ejected_on_requests);
+  EXPECT_EQ(fail_run(3), FailedRequest::kEjected);
+  // Probes are not capped: engine 0 goes on its probes although two are out on requests.
+  EXPECT_FALSE(t.ReportHealth(0, false));
+  EXPECT_TRUE(t.ReportHealth(0, false));
+  EXPECT_EQ(t.Pick(p, DispatchRequest{}, "m", {}).status().code(), ErrorCode::kUnavailable);
+  // The whole cap is the operator's to set: 1 lets failed requests take out every engine.
+  EngineTable all({{"a", "m", 8}}, 2, 1, 1, /*push_stale_s=*/3, /*max_ejected_fraction=*/1);
+  EXPECT_EQ(all.ReportFailedRequest(0), FailedRequest::kCounted);
+  EXPECT_EQ(all.ReportFailedRequest(0), FailedRequest::kEjected);
 }
 
 TEST(EngineTable, ViewsRowsAndDispatchCountsComeFromTheLedger) {

@@ -150,6 +150,17 @@ class RouterHostileTest : public ::testing::Test {
     return json{{"model", "test-model"}, {"prompt", who}, {"max_tokens", 4}}.dump();
   }
 
+  // GET /admin/engines, parsed (null when it failed).
+  json AdminEngines() {
+    net::ClientRequest req;
+    req.host = "127.0.0.1";
+    req.port = router_->port();
+    req.target = "/admin/engines";
+    req.headers.Set("Authorization", "Bearer sesame");
+    auto r = net::RunBlocking(io_.context(), client_->Send(req));
+    return r.ok() ? json::parse(r->body, nullptr, false) : json();
+  }
+
   void ExpectServing() {
     auto r = Post(Prompt("still serving"));
     ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -446,15 +457,7 @@ TEST_F(RouterHostileTest, FailedScrapesAreCounted) {
       3s));
   // Its state is the router's own accounting, so the picks since a snapshot never pile up.
   for (int i = 0; i < 3; ++i) ExpectServing();
-  auto engines = [&] {
-    net::ClientRequest req;
-    req.host = "127.0.0.1";
-    req.port = router_->port();
-    req.target = "/admin/engines";
-    req.headers.Set("Authorization", "Bearer sesame");
-    auto r = net::RunBlocking(io_.context(), client_->Send(req));
-    return r.ok() ? json::parse(r->body, nullptr, false) : json();
-  };
+  auto engines = [&] { return AdminEngines(); };
   EXPECT_TRUE(testutil::Eventually(
       [&] {
         const json e = engines()["engines"][0];
@@ -478,7 +481,8 @@ TEST_F(RouterHostileTest, ServerErrorsCountAgainstTheEngine) {
   });
   RawServer engine(inner);
   RouterConfig c = Config({engine.url()});
-  c.health_interval_s = 60;  // one probe, at the start: none readmits it during the test
+  c.health_interval_s = 60;    // one probe, at the start: none readmits it during the test
+  c.max_ejected_fraction = 1;  // failed requests may take out every engine (the one here)
   ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
   for (int i = 0; i < 2; ++i) {
     auto r = Post(Prompt("x"));
@@ -492,6 +496,44 @@ TEST_F(RouterHostileTest, ServerErrorsCountAgainstTheEngine) {
       5s));
   EXPECT_EQ(RouterMetric("gimbal_router_engine_healthy", "engine", "e0"), 0);
   EXPECT_EQ(posts.load(), 2);  // not retried
+}
+
+// A client whose requests make every engine answer 500 cannot take them all out: failed
+// requests eject at most health.max_ejected_fraction of a model's engines (half by default), and
+// the rest go on serving everyone else.
+TEST_F(RouterHostileTest, AClientThatMakesEveryEngineFailCannotTakeThemAllOut) {
+  const auto answer = [](const std::string& body) {
+    if (body.find("poison") == std::string::npos) return Echo(body);
+    const std::string error = R"({"error":{"message":"boom","code":500}})";
+    return "HTTP/1.1 500 X\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(error.size()) + "\r\n\r\n" + error;
+  };
+  std::vector<std::unique_ptr<RawServer>> engines;
+  std::vector<std::string> urls;
+  for (int i = 0; i < 4; ++i) {
+    engines.push_back(std::make_unique<RawServer>(Engine(answer)));
+    urls.push_back(engines.back()->url());
+  }
+  RouterConfig c = Config(urls);
+  c.health_interval_s = 60;  // one probe, at the start: none readmits an engine during the test
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  for (int i = 0; i < 40; ++i) {
+    auto r = Post(Prompt("poison " + std::to_string(i)));
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->status, 500) << r->body;
+  }
+  int healthy = 0;
+  for (int i = 0; i < 4; ++i) {
+    healthy += static_cast<int>(
+        RouterMetric("gimbal_router_engine_healthy", "engine", "e" + std::to_string(i)));
+  }
+  EXPECT_EQ(healthy, 2);  // two of four ejected, the cap; before it, all four went
+  EXPECT_EQ(RouterMetric("gimbal_router_upstream_failures_total", "", ""), 40);
+  for (int i = 0; i < 8; ++i) ExpectServing();
+  const json admin = AdminEngines();
+  int ejected_on_requests = 0;
+  for (const json& e : admin["engines"]) ejected_on_requests += e["ejected_on_requests"] == true;
+  EXPECT_EQ(ejected_on_requests, 2) << admin.dump();
 }
 
 // An OpenAI stream ends with `data: [DONE]`. One that stops before it, or inside an event, was cut

@@ -135,7 +135,7 @@ Router::Impl::Impl(RouterConfig cfg, net::IoRuntime& io, std::shared_ptr<const D
       clock(std::move(clk)),
       prefix_cache(std::move(prefixes)),
       table(EngineInfos(config), config.failures_to_eject, config.successes_to_readmit, config.seed,
-            config.push_stale_s),
+            config.push_stale_s, config.max_ejected_fraction),
       metrics(registry),
       proxy(config, io, table, dispatch, queue, clock, metrics.ForProxy()),
       monitor(std::make_shared<EngineMonitor>(config, io, table, clock, metrics.ForMonitor())) {
@@ -233,6 +233,7 @@ std::string Router::Impl::EnginesJson() const {
         {"picks_since_snapshot", r.view.picks_since_snapshot},
         {"dispatched_total", r.dispatched_total},
         {"ejections", r.ejections},
+        {"ejected_on_requests", r.ejected_on_requests},
         {"consecutive_failures", r.consecutive_failures},
         {"state_source", StateSourceName(monitor->SourceOf(static_cast<int>(i)))},
         {"moe_pressure", r.view.moe_pressure},
