@@ -8,6 +8,7 @@
 
 #include "core/json_message.h"
 #include "core/yaml_reader.h"
+#include "placement/json_scan.h"
 
 namespace gimbal {
 
@@ -17,15 +18,21 @@ using nlohmann::json;
 
 namespace {
 
+// A value the scan kept, for a message: its arrays and objects stand in empty (json_scan.h).
+std::string Got(const json& v) {
+  if (v.is_array()) return "an array";
+  if (v.is_object()) return "an object";
+  return JsonForMessage(v);
+}
+
 Result<int> PositiveInt(const json& j, const char* key, const std::string& name) {
   if (!j.contains(key)) {
     return InvalidArgument(fmt::format("{}: routing statistics: missing key '{}'", name, key));
   }
   const json& v = j.at(key);
   if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > (1 << 20)) {
-    return InvalidArgument(
-        fmt::format("{}: routing statistics: '{}' must be a positive integer, got {}", name, key,
-                    JsonForMessage(v)));
+    return InvalidArgument(fmt::format(
+        "{}: routing statistics: '{}' must be a positive integer, got {}", name, key, Got(v)));
   }
   return static_cast<int>(v.get<int64_t>());
 }
@@ -33,20 +40,22 @@ Result<int> PositiveInt(const json& j, const char* key, const std::string& name)
 }  // namespace
 
 Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const std::string& name) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {  // parse_error; out_of_range for 1e99999
-    return InvalidArgument(fmt::format("{}: malformed JSON: {}", name, e.what()));
-  }
-  if (!j.is_object()) {
+  // Scanned, not built: see json_scan.h. More counts than kMaxRoutingCells cannot be valid, nor
+  // more arrays than one per source and layer (an expert each at least) and the outer one.
+  Result<JsonObjectScan> scanned =
+      ScanJsonObject(text, name, "counts", 3, /*integers=*/false, kMaxRoutingCells,
+                     kMaxRoutingCells + (1 << 20) + 1);
+  if (!scanned.ok()) return scanned.status();
+  if (scanned->not_object) {
     return InvalidArgument(fmt::format("{}: routing statistics must be a JSON object", name));
   }
+  const json& j = scanned->scalars;
+  NestedNumbers& c = scanned->field;
   if (j.contains("format") &&
       (!j["format"].is_string() || j["format"].get<std::string>() != "gimbal.routing_stats/1")) {
     return InvalidArgument(fmt::format(
         "{}: routing statistics: unknown format {}, expected \"gimbal.routing_stats/1\"", name,
-        JsonForMessage(j["format"])));
+        Got(j["format"])));
   }
   Result<int> layers = PositiveInt(j, "layers", name);
   if (!layers.ok()) return layers.status();
@@ -61,43 +70,58 @@ Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const 
         "{} allowed",
         name, *layers, *sources, *experts, cells, kMaxRoutingCells));
   }
-  if (!j.contains("counts")) {
+  if (!c.present) {
     return InvalidArgument(fmt::format("{}: routing statistics: missing key 'counts'", name));
   }
-  const json& c = j["counts"];
-  if (!c.is_array() || c.size() != static_cast<size_t>(*layers)) {
+  const auto& outer = c.lengths[0];
+  if (c.not_array || (!outer.empty() && outer[0] != *layers)) {
     return InvalidArgument(fmt::format(
         "{}: routing statistics: 'counts' must be an array of {} layers, got {}", name, *layers,
-        c.is_array() ? std::to_string(c.size()) + " entries" : std::string(c.type_name())));
+        c.not_array ? std::string(c.not_array->type_name())
+                    : std::to_string(outer[0]) + " entries"));
   }
-  SourceExpertCounts out = SourceExpertCounts::Zeros(*layers, *sources, *experts);
-  for (int l = 0; l < *layers; ++l) {
-    const json& lj = c[static_cast<size_t>(l)];
-    if (!lj.is_array() || lj.size() != static_cast<size_t>(*sources)) {
+  // Arrays that ended, in order: every one before the first misfit (c.bad), if any.
+  const auto& per_layer = c.lengths[1];
+  for (size_t l = 0; l < per_layer.size(); ++l) {
+    if (per_layer[l] != *sources) {
+      return InvalidArgument(
+          fmt::format("{}: routing statistics: layer {}: expected an array of {} sources, got {}",
+                      name, l, *sources, per_layer[l]));
+    }
+  }
+  const auto& per_source = c.lengths[2];
+  for (size_t i = 0; i < per_source.size(); ++i) {
+    if (per_source[i] != *experts) {
       return InvalidArgument(fmt::format(
-          "{}: routing statistics: layer {}: expected an array of {} sources, got {}", name, l,
-          *sources, lj.is_array() ? std::to_string(lj.size()) : std::string(lj.type_name())));
-    }
-    for (int s = 0; s < *sources; ++s) {
-      const json& sj = lj[static_cast<size_t>(s)];
-      if (!sj.is_array() || sj.size() != static_cast<size_t>(*experts)) {
-        return InvalidArgument(fmt::format(
-            "{}: routing statistics: layer {}, source {}: expected an array of {} expert counts, "
-            "got {}",
-            name, l, s, *experts,
-            sj.is_array() ? std::to_string(sj.size()) : std::string(sj.type_name())));
-      }
-      for (int x = 0; x < *experts; ++x) {
-        const json& v = sj[static_cast<size_t>(x)];
-        if (!v.is_number()) {
-          return InvalidArgument(fmt::format(
-              "{}: routing statistics: layer {}, source {}, expert {}: expected a number, got {}",
-              name, l, s, x, JsonForMessage(v)));
-        }
-        out.At(l, s, x) = v.get<double>();
-      }
+          "{}: routing statistics: layer {}, source {}: expected an array of {} expert counts, "
+          "got {}",
+          name, i / static_cast<size_t>(*sources), i % static_cast<size_t>(*sources), *experts,
+          per_source[i]));
     }
   }
+  if (c.bad) {
+    const auto& [at, v] = *c.bad;
+    const std::string got = Got(v);
+    if (at.size() == 1) {
+      return InvalidArgument(
+          fmt::format("{}: routing statistics: layer {}: expected an array of {} sources, got {}",
+                      name, at[0], *sources, got));
+    }
+    if (at.size() == 2) {
+      return InvalidArgument(fmt::format(
+          "{}: routing statistics: layer {}, source {}: expected an array of {} expert counts, "
+          "got {}",
+          name, at[0], at[1], *experts, got));
+    }
+    return InvalidArgument(fmt::format(
+        "{}: routing statistics: layer {}, source {}, expert {}: expected a number, got {}", name,
+        at[0], at[1], at[2], got));
+  }
+  SourceExpertCounts out;
+  out.layers = *layers;
+  out.sources = *sources;
+  out.experts = *experts;
+  out.counts = std::move(c.values);  // every array ended with its length: L x S x E, in order
   Status st = out.Validate();
   if (!st.ok()) return st.WithContext(name);
   return out;
@@ -161,23 +185,25 @@ Result<PlacementTopology> LoadTopology(const std::string& path) {
 // Placement.
 
 Result<Placement> ParsePlacementJson(const std::string& text, const std::string& name) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {  // parse_error; out_of_range for 1e99999
-    return InvalidArgument(fmt::format("{}: malformed JSON: {}", name, e.what()));
-  }
-  if (!j.is_object())
+  // Scanned, not built: see json_scan.h. Only the shape and phy2log are read; logcnt, log2phy
+  // and source_routes are derived, and dropped unbuilt.
+  Result<JsonObjectScan> scanned =
+      ScanJsonObject(text, name, "phy2log", 2, /*integers=*/true, kMaxRoutingCells, (1 << 20) + 1);
+  if (!scanned.ok()) return scanned.status();
+  if (scanned->not_object) {
     return InvalidArgument(fmt::format("{}: placement must be a JSON object", name));
+  }
+  const json& j = scanned->scalars;
+  NestedNumbers& phy = scanned->field;
   Placement p;
   for (const auto& [key, field] :
        {std::pair{"layers", &p.layers}, std::pair{"experts", &p.experts},
         std::pair{"gpus", &p.gpus}, std::pair{"slots_per_gpu", &p.slots_per_gpu}}) {
     if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() <= 0 ||
         j[key].get<int64_t>() > (1 << 20)) {
-      return InvalidArgument(
-          fmt::format("{}: placement: '{}' must be a positive integer{}", name, key,
-                      j.contains(key) ? ", got " + JsonForMessage(j[key]) : " (missing)"));
+      return InvalidArgument(fmt::format("{}: placement: '{}' must be a positive integer{}", name,
+                                         key,
+                                         j.contains(key) ? ", got " + Got(j[key]) : " (missing)"));
     }
     *field = static_cast<int>(j[key].get<int64_t>());
   }
@@ -188,37 +214,44 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
         "{} in all",
         name, p.layers, p.gpus, p.slots_per_gpu, 1 << 20, kMaxRoutingCells));
   }
-  if (!j.contains("phy2log") || !j["phy2log"].is_array() ||
-      j["phy2log"].size() != static_cast<size_t>(p.layers)) {
+  if (!phy.present || phy.not_array || (!phy.lengths[0].empty() && phy.lengths[0][0] != p.layers)) {
     return InvalidArgument(
         fmt::format("{}: placement: 'phy2log' must be an array of {} layers", name, p.layers));
   }
-  for (int l = 0; l < p.layers; ++l) {
-    const json& lj = j["phy2log"][static_cast<size_t>(l)];
-    if (!lj.is_array() || lj.size() != static_cast<size_t>(p.slots())) {
+  // Layers that ended, in order: every one before the first misfit (phy.bad), if any.
+  const auto& per_layer = phy.lengths[1];
+  for (size_t l = 0; l < per_layer.size(); ++l) {
+    if (per_layer[l] != p.slots()) {
       return InvalidArgument(
           fmt::format("{}: placement: phy2log layer {}: expected {} slots ({} GPUs x {})", name, l,
                       p.slots(), p.gpus, p.slots_per_gpu));
     }
-    for (int s = 0; s < p.slots(); ++s) {
-      const json& v = lj[static_cast<size_t>(s)];
-      if (!v.is_number_integer()) {
-        return InvalidArgument(
-            fmt::format("{}: placement: phy2log layer {} slot {}: expected an "
-                        "expert index, got {}",
-                        name, l, s, JsonForMessage(v)));
-      }
-      // Range-checked before narrowing: 2^32 + 5 would otherwise pass as expert 5.
-      const bool in_range = v.is_number_unsigned()
-                                ? v.get<uint64_t>() < static_cast<uint64_t>(p.experts)
-                                : v.get<int64_t>() >= 0 && v.get<int64_t>() < p.experts;
-      if (!in_range) {
-        return InvalidArgument(fmt::format(
-            "{}: placement: phy2log layer {} slot {}: expert {} is out of range [0, {})", name, l,
-            s, JsonForMessage(v), p.experts));
-      }
-      p.phy2log.push_back(static_cast<int32_t>(v.get<int64_t>()));
+  }
+  if (phy.bad) {
+    const auto& [at, v] = *phy.bad;
+    if (at.size() == 1) {
+      return InvalidArgument(
+          fmt::format("{}: placement: phy2log layer {}: expected {} slots ({} GPUs x {})", name,
+                      at[0], p.slots(), p.gpus, p.slots_per_gpu));
     }
+    return InvalidArgument(
+        fmt::format("{}: placement: phy2log layer {} slot {}: expected an expert index, got {}",
+                    name, at[0], at[1], Got(v)));
+  }
+  p.phy2log.reserve(phy.values.size());
+  for (size_t i = 0; i < phy.values.size(); ++i) {
+    const double v = phy.values[i];  // an integer (the scan took no other)
+    if (!(v >= 0 && v < p.experts)) {
+      // The first such value: the first beyond 2^53, if it is, is kept as written.
+      const std::string written = phy.first_inexact && phy.first_inexact->first == i
+                                      ? JsonForMessage(phy.first_inexact->second)
+                                      : std::to_string(static_cast<int64_t>(v));
+      const size_t slots_per_layer = static_cast<size_t>(p.slots());
+      return InvalidArgument(
+          fmt::format("{}: placement: phy2log layer {} slot {}: expert {} is out of range [0, {})",
+                      name, i / slots_per_layer, i % slots_per_layer, written, p.experts));
+    }
+    p.phy2log.push_back(static_cast<int32_t>(v));
   }
   Status st = p.Validate();
   if (!st.ok()) return st.WithContext(name);

@@ -8,7 +8,10 @@
 //   {"format": "gimbal.routing_stats/1", "layers": L, "sources": S, "experts": E,
 //    "counts": [[[A[0][0][0], ..., A[0][0][E-1]], ... S rows], ... L layers]}
 // `format` is optional. Counts must pass SourceExpertCounts::Validate; the shape is capped at
-// kMaxRoutingCells counts before anything is allocated.
+// kMaxRoutingCells counts before anything is allocated. Statistics and placements are scanned
+// (json_scan.h), not built into a document: memory stays near 8 bytes per count, and arrays or
+// objects under other keys are dropped unread (they used to be built, at up to 30 times the
+// file's size).
 //
 // Topology (PlacementTopology), YAML or JSON:
 //   {gpus, gpus_per_node, alpha, beta, slots_per_gpu, expert_groups, expert_bytes}

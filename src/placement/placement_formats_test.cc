@@ -1,9 +1,13 @@
 #include "placement/placement_formats.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "placement/json_scan.h"
 
 namespace gimbal {
 namespace {
@@ -38,6 +42,16 @@ TEST(PlacementFormats, MalformedStatisticsAreRejectedWithAMessageNamingTheProble
       {"[1, 2", "malformed JSON"},
       {head + "[[[1, 2], [3, 1e308]]]}",
        "layer 0, source 1, expert 1 (counts[0][1][1]) is 1e+308, more than the maximum 1e+15"},
+      {head + "[[[1, 2], [3, [4]]]]}",
+       "layer 0, source 1, expert 1: expected a number, got an array"},
+      {head + "[[[1, 2], 3]]}", "layer 0, source 1: expected an array of 2 expert counts, got 3"},
+      {head + "[{\"a\": 1}]}", "layer 0: expected an array of 2 sources, got an object"},
+      {head + "[[[1, 2], [3, 4]], []]}", "'counts' must be an array of 1 layers, got 2 entries"},
+      {head + "{\"a\": [1]}}", "'counts' must be an array of 1 layers, got object"},
+      {head + "7}", "'counts' must be an array of 1 layers, got number"},
+      {head + "[[[1, 2], [3, 4]]], \"counts\": [[[1, 2], [3, 4]]]}", "'counts' is given twice"},
+      {"[[[1]]]", "routing statistics must be a JSON object"},
+      {head + "[[[1, 2], [3, 4]]]} trailing", "malformed JSON"},
       {R"({"layers": 1048576, "sources": 1048576, "experts": 64, "counts": []})",
        "1048576 layers x 1048576 sources x 64 experts = 70368744177664 counts, more than the "
        "67108864 allowed"},
@@ -48,6 +62,39 @@ TEST(PlacementFormats, MalformedStatisticsAreRejectedWithAMessageNamingTheProble
     EXPECT_TRUE(Contains(r.status(), c.want)) << r.status().message();
     EXPECT_TRUE(Contains(r.status(), "stats.json")) << r.status().message();
   }
+}
+
+// The counts are read without a document: numbers flat, other keys' arrays and objects dropped,
+// and no more numbers or arrays than a valid file has.
+TEST(PlacementFormats, StatisticsAreScannedNotBuilt) {
+  const std::string text =
+      R"({"extra": [[1, 2, {"deep": [3]}], 4], "counts": [[[1, 2.5], [3, 4]]], "note": "x",)"
+      R"( "layers": 1, "sources": 2, "experts": 2})";
+  Result<JsonObjectScan> scan = ScanJsonObject(text, "s.json", "counts", 3, false, 100, 100);
+  ASSERT_TRUE(scan.ok()) << scan.status().message();
+  EXPECT_EQ(scan->field.values, (std::vector<double>{1, 2.5, 3, 4}));
+  EXPECT_EQ(scan->field.lengths, (std::vector<std::vector<int64_t>>{{1}, {2}, {2, 2}}));
+  EXPECT_EQ(scan->scalars["extra"], nlohmann::json::array());  // dropped, its type kept
+  EXPECT_EQ(scan->scalars["note"], "x");
+  Result<SourceExpertCounts> stats = ParseRoutingStatsJson(text, "s.json");
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_EQ(stats->At(0, 0, 1), 2.5);
+  // Past the caps the scan stops with a message, before it keeps more.
+  Result<JsonObjectScan> many = ScanJsonObject(text, "s.json", "counts", 3, false, 3, 100);
+  ASSERT_FALSE(many.ok());
+  EXPECT_TRUE(Contains(many.status(), "s.json: 'counts' holds more than 3 numbers"))
+      << many.status().message();
+  Result<JsonObjectScan> arrays = ScanJsonObject(text, "s.json", "counts", 3, false, 100, 3);
+  ASSERT_FALSE(arrays.ok());
+  EXPECT_TRUE(Contains(arrays.status(), "s.json: 'counts' holds more than 3 arrays"))
+      << arrays.status().message();
+  // Where the first misfit is, by its index at each level.
+  Result<JsonObjectScan> bad = ScanJsonObject(R"({"counts": [[[1], [2]], [[3], [4, null]]]})",
+                                              "s.json", "counts", 3, false, 100, 100);
+  ASSERT_TRUE(bad.ok());
+  ASSERT_TRUE(bad->field.bad.has_value());
+  EXPECT_EQ(bad->field.bad->first, (std::vector<int64_t>{1, 1, 1}));
+  EXPECT_TRUE(bad->field.bad->second.is_null());
 }
 
 // Found by fuzz/placement_stats.cc: nlohmann throws out_of_range, not parse_error, for a number
@@ -114,6 +161,28 @@ TEST(PlacementFormats, ExpertIndicesBeyond32BitsAreRejectedNotWrapped) {
                                         std::string(x) + " is out of range [0, 2)"),
               std::string::npos)
         << p.status().message();
+  }
+}
+
+// A placement's derived tables are dropped unread; phy2log must hold integers.
+TEST(PlacementFormats, PlacementsReadOnlyTheShapeAndPhy2log) {
+  Result<Placement> p = ParsePlacementJson(
+      R"({"log2phy": [[[0], [1]]], "source_routes": [[[[[0, 1.0]]]]], "layers": 1, "experts": 2,)"
+      R"( "gpus": 1, "slots_per_gpu": 2, "phy2log": [[1, 0]], "logcnt": "anything"})",
+      "p.json");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->phy2log, (std::vector<int32_t>{1, 0}));
+  for (const auto& [phy, want] : std::vector<std::pair<std::string, std::string>>{
+           {"[[1, 0.5]]", "phy2log layer 0 slot 1: expected an expert index, got 0.5"},
+           {"[[1, 0], [0, 1]]", "'phy2log' must be an array of 1 layers"},
+           {"[[1]]", "phy2log layer 0: expected 2 slots (1 GPUs x 2)"},
+           {"[7]", "phy2log layer 0: expected 2 slots (1 GPUs x 2)"},
+           {"{}", "'phy2log' must be an array of 1 layers"}}) {
+    Result<Placement> r = ParsePlacementJson(
+        R"({"layers": 1, "experts": 2, "gpus": 1, "slots_per_gpu": 2, "phy2log": )" + phy + "}",
+        "p.json");
+    ASSERT_FALSE(r.ok()) << phy;
+    EXPECT_TRUE(Contains(r.status(), "p.json: placement: " + want)) << r.status().message();
   }
 }
 
