@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -9,9 +10,12 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include <fmt/format.h>
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 namespace gimbal {
 
@@ -54,6 +58,68 @@ Result<YamlReader> YamlReader::FromFile(const std::string& path) {
 }
 
 namespace {
+
+// Where each document of a YAML stream starts; builds nothing. yaml-cpp 0.7 (Debian 12's) can
+// hand back a document without consuming any input, at a ',' where a node should start
+// (jbeder/yaml-cpp#1040; fixed upstream after 0.8 by #1319), so its LoadAll looped for good,
+// adding a null document each time until memory ran out: one comma in a config file took a
+// process to 24 GB. Documents are therefore counted here, at most three, and two in a row that
+// start at the same place mean the parser is stuck there.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    starts.push_back(mark);
+    roots.push_back(mark);  // replaced by the root node's mark, which messages name
+    rooted = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { Node(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { Node(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Node(m);
+  }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Node(m);
+  }
+  void OnMapEnd() override {}
+
+  std::vector<YAML::Mark> starts;  // where each document starts
+  std::vector<YAML::Mark> roots;   // where each document's root node is
+
+ private:
+  void Node(const YAML::Mark& m) {
+    if (!rooted && !roots.empty()) roots.back() = m;
+    rooted = true;
+  }
+  bool rooted = false;
+};
+
+// Null when `text` holds at most one document; otherwise what is wrong, and where.
+std::optional<std::string> CheckOneDocument(const std::string& text, const std::string& name) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentStarts docs;
+  while (docs.starts.size() < 3 && parser.HandleNextDocument(docs)) {
+    const size_t n = docs.starts.size();
+    if (n >= 2 && docs.starts[n - 1].pos == docs.starts[n - 2].pos) {
+      const YAML::Mark at = docs.starts[n - 1];
+      const auto pos = static_cast<size_t>(std::max(at.pos, 0));
+      return fmt::format("{}:{}:{}: malformed YAML: unexpected '{}'", name, at.line + 1,
+                         at.column + 1, pos < text.size() ? text.substr(pos, 1) : "end of input");
+    }
+  }
+  if (docs.starts.size() < 2) return std::nullopt;
+  const YAML::Mark at = docs.roots[1];
+  return fmt::format("{}:{}: a second YAML document starts here ('---'); a file holds one", name,
+                     at.is_null() ? 0 : at.line + 1);
+}
 
 std::string Join(const std::string& path, const std::string& key) {
   return path.empty() ? key : path + "." + key;
@@ -99,15 +165,9 @@ std::optional<std::string> FindDuplicateKey(const YAML::Node& n, const std::stri
 Result<YamlReader> YamlReader::FromString(const std::string& text, const std::string& name) {
   YAML::Node n;
   try {
-    // Every document is read: a second one (after '---') was silently ignored.
-    std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (docs.size() > 1) {
-      const YAML::Mark at = docs[1].Mark();
-      return InvalidArgument(
-          fmt::format("{}:{}: a second YAML document starts here ('---'); a file holds one", name,
-                      at.is_null() ? 0 : at.line + 1));
-    }
-    if (!docs.empty()) n = docs.front();
+    // Every document is looked at: a second one (after '---') was silently ignored.
+    if (auto wrong = CheckOneDocument(text, name)) return InvalidArgument(*wrong);
+    n = YAML::Load(text);
   } catch (const YAML::DeepRecursion& e) {
     return InvalidArgument(fmt::format("{}:{}:{}: malformed YAML: nested deeper than {} levels",
                                        name, e.mark.line + 1, e.mark.column + 1, e.depth() - 1));
