@@ -2,10 +2,33 @@
 
 #include <algorithm>
 #include <iterator>
+#include <random>
 
 #include "core/status.h"
 
 namespace gimbal {
+namespace {
+
+uint64_t ProcessKey() {
+  static const uint64_t key = [] {
+    std::random_device rd;
+    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  }();
+  return key;
+}
+
+}  // namespace
+
+size_t KeyedHash::operator()(uint64_t h) const noexcept {
+  // The key, then murmur3's 64-bit finaliser: every output bit depends on every input bit.
+  uint64_t x = h ^ ProcessKey();
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return static_cast<size_t>(x);
+}
 
 HashLru::HashLru(size_t capacity) : capacity_(capacity) {
   GIMBAL_CHECK(capacity >= 1, "a hash LRU needs room for at least one hash");

@@ -15,6 +15,11 @@
 // engine may have evicted a block the index keeps (its cache is smaller or busier), or hold one
 // the index forgot.
 //
+// Hashes are looked up through a per-process random key (KeyedHash): block hashes come from
+// engines' KV-cache events and from clients' prompts, and with the identity hash an engine that
+// sent multiples of the table's bucket count put every entry in one chain, so each store walked
+// 65,536 entries while every dispatch waited.
+//
 // Not thread-safe: the owner serialises calls (the simulator is single-threaded; a router holds it
 // under its dispatch lock). Engine indices must be in [0, engines()); anything else is a
 // programming error.
@@ -28,6 +33,13 @@
 #include <vector>
 
 namespace gimbal {
+
+// A hash's bucket: the hash mixed with a key drawn once per process, so nobody outside the
+// process can choose hashes that share a bucket. Only lookups use it; nothing iterates the table,
+// so no output depends on the key.
+struct KeyedHash {
+  size_t operator()(uint64_t h) const noexcept;
+};
 
 class HashLru {
  public:
@@ -49,7 +61,7 @@ class HashLru {
  private:
   size_t capacity_;
   std::list<uint64_t> order_;  // least recently stored at the front
-  std::unordered_map<uint64_t, std::list<uint64_t>::iterator> pos_;
+  std::unordered_map<uint64_t, std::list<uint64_t>::iterator, KeyedHash> pos_;
   int64_t bounded_drops_ = 0;
 };
 

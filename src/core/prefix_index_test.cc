@@ -9,6 +9,24 @@ namespace {
 
 using H = std::vector<uint64_t>;
 
+// Hashes an engine or a client chooses cannot share a bucket: with the identity hash, 65,536
+// multiples of the table's bucket count all went to one chain, and every store walked it.
+TEST(KeyedHash, MultiplesOfABucketCountSpreadOverTheBuckets) {
+  constexpr uint64_t kBuckets = 85229;  // libstdc++'s bucket count for about 42,000 to 85,000
+  std::vector<bool> used(kBuckets);
+  size_t distinct = 0;
+  for (uint64_t k = 1; k <= 65536; ++k) {
+    const size_t b = KeyedHash{}(k * kBuckets) % kBuckets;
+    distinct += !used[b];
+    used[b] = true;
+  }
+  EXPECT_GT(distinct, 40000u);  // about 45,000 when spread at random; 1 with the identity
+  HashLru lru(1 << 17);
+  for (uint64_t k = 1; k <= 65536; ++k) lru.Store(k * kBuckets);
+  const std::vector<uint64_t> chain{kBuckets, 2 * kBuckets, 3 * kBuckets, 7};
+  EXPECT_EQ(lru.MatchPrefix(chain), 3u);
+}
+
 TEST(PrefixIndex, MatchesTheLeadingHashesSentToThatEngineOnly) {
   PrefixIndex idx(2, 100);
   EXPECT_EQ(idx.Match(0, H{1, 2, 3}), 0u);

@@ -4,17 +4,28 @@
 
 namespace gimbal::kvevents {
 
-void BlockIndex::Apply(const EventBatch& batch) {
+void BlockIndex::Apply(const EventBatch& batch, const std::function<void()>& pause) {
+  size_t done = 0;
+  auto step = [&] {
+    if (++done % kPauseEvery == 0 && pause) pause();
+  };
   for (const Event& e : batch.events) {
     std::visit(
         [&](const auto& x) {
           using T = std::decay_t<decltype(x)>;
           if constexpr (std::is_same_v<T, BlockStored>) {
-            for (uint64_t h : x.block_hashes) Store(h);
+            for (uint64_t h : x.block_hashes) {
+              Store(h);
+              step();
+            }
           } else if constexpr (std::is_same_v<T, BlockRemoved>) {
-            for (uint64_t h : x.block_hashes) Remove(h);
+            for (uint64_t h : x.block_hashes) {
+              Remove(h);
+              step();
+            }
           } else {
             Clear();
+            step();
           }
         },
         e);

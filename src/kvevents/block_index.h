@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <vector>
@@ -34,8 +35,10 @@ class BlockIndex : public HashLru {
   // max_blocks >= 1.
   explicit BlockIndex(size_t max_blocks) : HashLru(max_blocks) {}
   // Applies every event of `batch` in order: stores add (or refresh), removes drop, a clear
-  // empties.
-  void Apply(const EventBatch& batch);
+  // empties. `pause`, when set, is called after every kPauseEvery hashes: a batch may carry
+  // millions, and the caller lets readers of the index in between (Subscriber releases its lock).
+  static constexpr size_t kPauseEvery = 4096;
+  void Apply(const EventBatch& batch, const std::function<void()>& pause = {});
 };
 
 class SequenceTracker {

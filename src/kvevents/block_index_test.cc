@@ -44,6 +44,26 @@ TEST(BlockIndexTest, StaysWithinItsBoundDroppingTheLeastRecentlyStored) {
   EXPECT_EQ(idx.Hashes(), (Hashes{997, 998, 999}));
 }
 
+// A batch may carry millions of hashes: Apply pauses every kPauseEvery of them, where the
+// subscriber lets dispatch read the index (before, a 16 MiB batch held it for 0.35 s).
+TEST(BlockIndexTest, ALongBatchPausesEveryFewThousandHashes) {
+  BlockIndex idx(1 << 20);
+  EventBatch b;
+  BlockStored s;
+  for (uint64_t h = 0; h < 10 * BlockIndex::kPauseEvery + 5; ++h) s.block_hashes.push_back(h);
+  BlockRemoved r;
+  r.block_hashes = {1, 2, 3};
+  b.events = {s, r, AllBlocksCleared{}};
+  int pauses = 0;
+  size_t held_at_first = 0;
+  idx.Apply(b, [&] {
+    if (pauses++ == 0) held_at_first = idx.size();
+  });
+  EXPECT_EQ(pauses, 10);  // 10 kPauseEvery + 5 stores, 3 removes and a clear: 40,969 steps
+  EXPECT_EQ(held_at_first, BlockIndex::kPauseEvery);  // the first pause comes after 4,096 stores
+  EXPECT_EQ(idx.size(), 0u);
+}
+
 TEST(SequenceTrackerTest, InOrderGapDuplicateAndRestart) {
   using V = SequenceTracker::Verdict;
   SequenceTracker t;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -238,7 +239,8 @@ void Subscriber::ProblemLocked(Engine& e, const std::string& why, int64_t occurr
   if (ShouldLog(occurrence)) spdlog::warn("kv-events from {}: {}", e.endpoint, why);
 }
 
-void Subscriber::ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& batch) {
+void Subscriber::ApplyLocked(Engine& e, std::unique_lock<std::mutex>& lock, int64_t seq,
+                             const Result<EventBatch>& batch) {
   if (!batch.ok()) {
     // The batch is lost: whatever it stored or removed is missing from the index.
     e.st.stale = true;
@@ -246,7 +248,16 @@ void Subscriber::ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& b
                   ++e.st.malformed);
     return;
   }
-  e.index.Apply(*batch);
+  e.index.Apply(*batch, [&] {
+    // A mutex does not hand over to its waiters: re-locking at once would win every time. So the
+    // readers waiting now get in first (up to a millisecond); later ones wait for the next pause.
+    lock.unlock();
+    const auto until = Clock::now() + std::chrono::milliseconds(1);
+    while (e.readers_waiting.load(std::memory_order_acquire) > 0 && Clock::now() < until) {
+      std::this_thread::yield();
+    }
+    lock.lock();
+  });
   for (const Event& ev : batch->events) {
     if (std::holds_alternative<AllBlocksCleared>(ev)) e.st.stale = false;
   }
@@ -285,7 +296,7 @@ void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames, si
   }
   switch (verdict) {
     case SequenceTracker::Verdict::kInOrder:
-      ApplyLocked(e, *seq, batch);
+      ApplyLocked(e, lock, *seq, batch);
       return;
     case SequenceTracker::Verdict::kDuplicate:
       ++e.st.duplicates;
@@ -317,7 +328,7 @@ void Subscriber::OnMessage(Engine& e, const std::vector<std::string>& frames, si
                   e.st.resets);
   }
   e.seq.SkipTo(*seq);
-  ApplyLocked(e, *seq, batch);
+  ApplyLocked(e, lock, *seq, batch);
 }
 
 void Subscriber::CatchUp(Engine& e) {
@@ -388,28 +399,54 @@ bool Subscriber::Replay(Engine& e, int64_t live_seq) {
     if (!RecvFrames(e.replay, frames, total, ZMQ_DONTWAIT)) continue;
     // [empty, topic, seq, payload]; the end marker carries sequence -1.
     const std::optional<int64_t> rseq = total == 4 ? DecodeSeq(frames[2]) : std::nullopt;
-    std::lock_guard<std::mutex> lock(e.mu);
-    if (!rseq || (*rseq != -1 && !SequenceTracker::InRange(*rseq))) {
-      ProblemLocked(e, "malformed replay message skipped", ++e.st.malformed);
-      continue;
+    {
+      std::lock_guard<std::mutex> lock(e.mu);
+      if (!rseq || (*rseq != -1 && !SequenceTracker::InRange(*rseq))) {
+        ProblemLocked(e, "malformed replay message skipped", ++e.st.malformed);
+        continue;
+      }
+      if (*rseq == -1) break;
+      if (hole || *rseq < e.seq.expected()) continue;
+      if (*rseq > e.seq.expected()) {
+        hole = true;  // the publisher no longer keeps the batches we miss
+        continue;
+      }
     }
-    if (*rseq == -1) break;
-    if (hole || *rseq < e.seq.expected()) continue;
-    if (*rseq > e.seq.expected()) {
-      hole = true;  // the publisher no longer keeps the batches we miss
-      continue;
-    }
-    ApplyLocked(e, *rseq, DecodeBatch(frames[3]));
+    // Decoded outside the lock, as in OnMessage: only this thread moves the sequence on.
+    const Result<EventBatch> batch = DecodeBatch(frames[3]);
+    std::unique_lock<std::mutex> lock(e.mu);
+    ApplyLocked(e, lock, *rseq, batch);
     e.seq.SkipTo(*rseq);
   }
   std::lock_guard<std::mutex> lock(e.mu);
   return !hole && e.seq.expected() >= live_seq;
 }
 
+namespace {
+
+// A reader's hold on an engine's mutex, counted in readers_waiting while it waits for it.
+template <typename E>
+class ReaderLock {
+ public:
+  explicit ReaderLock(const E& e) : e_(e) {
+    e_.readers_waiting.fetch_add(1, std::memory_order_acq_rel);
+    e_.mu.lock();
+    e_.readers_waiting.fetch_sub(1, std::memory_order_acq_rel);
+  }
+  ~ReaderLock() { e_.mu.unlock(); }
+  ReaderLock(const ReaderLock&) = delete;
+  ReaderLock& operator=(const ReaderLock&) = delete;
+
+ private:
+  const E& e_;
+};
+
+}  // namespace
+
 size_t Subscriber::MatchPrefix(int engine, std::span<const uint64_t> hashes) const {
   if (engine < 0 || engine >= engines()) return 0;
   const Engine& e = *engines_[engine];
-  std::lock_guard<std::mutex> lock(e.mu);
+  ReaderLock lock(e);
   return e.index.MatchPrefix(hashes);
 }
 
@@ -417,7 +454,7 @@ std::optional<size_t> Subscriber::MatchPrefixIfExact(int engine,
                                                      std::span<const uint64_t> hashes) const {
   if (engine < 0 || engine >= engines()) return std::nullopt;
   const Engine& e = *engines_[engine];
-  std::lock_guard<std::mutex> lock(e.mu);
+  ReaderLock lock(e);
   if (e.st.stale) return std::nullopt;
   return e.index.MatchPrefix(hashes);
 }
@@ -425,14 +462,14 @@ std::optional<size_t> Subscriber::MatchPrefixIfExact(int engine,
 bool Subscriber::Contains(int engine, uint64_t hash) const {
   if (engine < 0 || engine >= engines()) return false;
   const Engine& e = *engines_[engine];
-  std::lock_guard<std::mutex> lock(e.mu);
+  ReaderLock lock(e);
   return e.index.Contains(hash);
 }
 
 EngineKvStatus Subscriber::State(int engine) const {
   if (engine < 0 || engine >= engines()) return {};
   const Engine& e = *engines_[engine];
-  std::lock_guard<std::mutex> lock(e.mu);
+  ReaderLock lock(e);
   EngineKvStatus s = e.st;
   s.blocks = e.index.size();
   s.bounded_drops = e.index.bounded_drops();
@@ -442,7 +479,7 @@ EngineKvStatus Subscriber::State(int engine) const {
 std::vector<uint64_t> Subscriber::Hashes(int engine) const {
   if (engine < 0 || engine >= engines()) return {};
   const Engine& e = *engines_[engine];
-  std::lock_guard<std::mutex> lock(e.mu);
+  ReaderLock lock(e);
   return e.index.Hashes();
 }
 

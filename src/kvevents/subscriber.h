@@ -131,6 +131,8 @@ class Subscriber {
     void* replay = nullptr;   // DEALER to the publisher's ROUTER
     std::string endpoint, replay_endpoint;
     mutable std::mutex mu;  // guards the fields below
+    // Readers (MatchPrefix...) waiting for `mu`: ApplyLocked's pauses let them in first.
+    mutable std::atomic<int> readers_waiting{0};
     BlockIndex index;
     SequenceTracker seq;
     EngineKvStatus st;
@@ -150,7 +152,12 @@ class Subscriber {
   bool Replay(Engine& e, int64_t live_seq);
   // Asks a quiet engine's publisher for batches after the last one applied (catch_up_s).
   void CatchUp(Engine& e);
-  void ApplyLocked(Engine& e, int64_t seq, const Result<EventBatch>& batch);
+  // Applies a batch under `lock` (on e.mu), releasing it for a moment every
+  // BlockIndex::kPauseEvery hashes: dispatch reads the index under that lock (MatchPrefixIfExact,
+  // from the router's pick), and one batch may carry millions of hashes. Only this thread writes
+  // the index, so a reader at most sees part of a batch applied.
+  void ApplyLocked(Engine& e, std::unique_lock<std::mutex>& lock, int64_t seq,
+                   const Result<EventBatch>& batch);
   // Records `why` as the engine's last problem and logs it, rate-limited on `occurrence` (the
   // count of its kind so far: the first few, then one in a thousand).
   void ProblemLocked(Engine& e, const std::string& why, int64_t occurrence);
