@@ -105,4 +105,10 @@ std::string EncodeSeq(int64_t seq);
 // The sequence number in an 8-byte frame, or nullopt when the frame is not 8 bytes.
 std::optional<int64_t> DecodeSeq(std::string_view frame);
 
+// Whether the `count`-th occurrence (from 1) of a repeated problem is logged: the first five, then
+// one in a thousand, so a peer sending bad messages in a loop cannot fill the disk.
+inline bool LogThisOccurrence(int64_t count) {
+  return count <= 5 || count % 1000 == 0;
+}
+
 }  // namespace gimbal::kvevents

@@ -166,8 +166,10 @@ void Publisher::Loop() {
     }
     work.clear();
     if (replay_) {
+      // One request per round, as vLLM serves them: a peer sending requests without pause must
+      // not hold up the live stream (serving all waiting, a flood let no live batch out).
       zmq_pollitem_t item{replay_, 0, ZMQ_POLLIN, 0};
-      while (zmq_poll(&item, 1, 0) > 0 && (item.revents & ZMQ_POLLIN)) ServeReplay();
+      if (zmq_poll(&item, 1, 0) > 0 && (item.revents & ZMQ_POLLIN)) ServeReplay();
     }
     lock.lock();
     in_flight_ = 0;
@@ -194,10 +196,12 @@ void Publisher::ServeReplay() {
   }
   const std::optional<int64_t> start = frames.size() == 3 ? DecodeSeq(frames[2]) : std::nullopt;
   if (!start) {
-    spdlog::warn(
-        "kv-events publisher {}: ignoring a replay request of {} frame(s); expected "
-        "[identity, empty, 8-byte sequence number]",
-        endpoint_, frames.size());
+    if (LogThisOccurrence(++bad_replay_requests_)) {
+      spdlog::warn(
+          "kv-events publisher {}: ignoring a replay request of {} frame(s) ({} so far); expected "
+          "[identity, empty, 8-byte sequence number]",
+          endpoint_, frames.size(), bad_replay_requests_);
+    }
     return;
   }
   const std::string& id = frames[0];

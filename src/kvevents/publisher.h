@@ -89,6 +89,7 @@ class Publisher {
 
   std::deque<std::pair<int64_t, std::string>> kept_;  // publisher thread only
   std::atomic<int64_t> sent_{0}, dropped_{0}, replays_{0};
+  int64_t bad_replay_requests_ = 0;  // malformed replay requests (the publishing thread's)
 };
 
 }  // namespace gimbal::kvevents

@@ -162,6 +162,34 @@ TEST(KvEventsPubSubTest, ALateJoinerRecoversTheHistoryByReplay) {
   EXPECT_EQ(sub->MatchPrefix(1, prompt), 0u);  // no such engine
 }
 
+// A peer sending replay requests without pause cannot hold up the live stream: the publisher
+// serves one request per round, as vLLM does. Before, it served every request waiting, and a
+// flood let 0 live batches out in 10 s.
+TEST(KvEventsPubSubTest, AFloodOfReplayRequestsDoesNotHoldUpLiveBatches) {
+  PublisherOptions po;
+  po.endpoint = "inproc://kv-flood";
+  po.replay_endpoint = "inproc://kv-flood-replay";
+  auto pub = MakePublisher(po);
+  ASSERT_TRUE(pub);
+  void* dealer = zmq_socket(ZmqContext(), ZMQ_DEALER);
+  ASSERT_NE(dealer, nullptr);
+  int unlimited = 0;
+  zmq_setsockopt(dealer, ZMQ_SNDHWM, &unlimited, sizeof(unlimited));
+  ASSERT_EQ(zmq_connect(dealer, pub->replay_endpoint().c_str()), 0);
+  constexpr int kRequests = 5000;
+  const std::string from_zero = EncodeSeq(0);
+  for (int i = 0; i < kRequests; ++i) {
+    ASSERT_GE(zmq_send(dealer, "", 0, ZMQ_SNDMORE), 0);
+    ASSERT_GE(zmq_send(dealer, from_zero.data(), from_zero.size(), 0), 0);
+  }
+  ASSERT_TRUE(Eventually([&] { return pub->replays_served() >= 1; }, 5s));
+  pub->Publish(Stores({1}));
+  ASSERT_TRUE(pub->Flush(5));
+  // Served one a round (a round every 2 ms while idle): far from all of them by now.
+  EXPECT_LT(pub->replays_served(), kRequests / 2);
+  zmq_close(dealer);
+}
+
 TEST(KvEventsPubSubTest, ALateJoinerCatchesUpWithoutAnotherBatch) {
   // Everything was published before the subscriber connected, and nothing follows: no gap ever
   // shows, so only the catch-up of a quiet engine can bring the index up to date.

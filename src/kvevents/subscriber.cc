@@ -53,10 +53,6 @@ bool RecvFrames(void* s, std::vector<std::string>& frames, int flags) {
 }
 
 // Logs the first few problems of an engine, then one in a thousand.
-bool ShouldLog(int64_t count) {
-  return count <= 5 || count % 1000 == 0;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<Subscriber>> Subscriber::Create(SubscriberOptions options) {
@@ -236,7 +232,7 @@ void Subscriber::Loop() {
 
 void Subscriber::ProblemLocked(Engine& e, const std::string& why, int64_t occurrence) {
   e.st.last_problem = why;
-  if (ShouldLog(occurrence)) spdlog::warn("kv-events from {}: {}", e.endpoint, why);
+  if (LogThisOccurrence(occurrence)) spdlog::warn("kv-events from {}: {}", e.endpoint, why);
 }
 
 void Subscriber::ApplyLocked(Engine& e, std::unique_lock<std::mutex>& lock, int64_t seq,
