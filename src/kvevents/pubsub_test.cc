@@ -3,6 +3,7 @@
 // publisher restarts, AllBlocksCleared and a subscriber that falls behind.
 #include <zmq.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <random>
@@ -571,6 +572,74 @@ TEST(KvEventsPubSubTest, ASilentReplayEndpointDoesNotHoldUpTheOtherEngines) {
   EXPECT_TRUE(sub->Contains(0, 519));
   sub.reset();
   zmq_close(silent);
+}
+
+// A replay endpoint that answers every request, but only just before the timeout, is treated
+// as a silent one once it was slow: before, each of a publisher's gaps waited out such a replay,
+// and the one reading thread left every other engine's events unread for minutes.
+TEST(KvEventsPubSubTest, ASlowReplayEndpointIsAskedOnceNotAtEveryGap) {
+  void* slow = zmq_socket(ZmqContext(), ZMQ_ROUTER);
+  ASSERT_EQ(zmq_bind(slow, "tcp://127.0.0.1:0"), 0);
+  char buf[256];
+  size_t len = sizeof(buf);
+  zmq_getsockopt(slow, ZMQ_LAST_ENDPOINT, buf, &len);
+  std::atomic<int> asked{0};
+  std::atomic<bool> done{false};
+  // Answers each request with the end marker (nothing kept) after 300 ms of the 0.8 s allowed.
+  std::thread answerer([&] {
+    while (!done) {
+      zmq_pollitem_t item{slow, 0, ZMQ_POLLIN, 0};
+      if (zmq_poll(&item, 1, 20) <= 0) continue;
+      std::vector<std::string> frames;
+      int more = 1;
+      while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, slow, 0) < 0) break;
+        frames.emplace_back(static_cast<const char*>(zmq_msg_data(&m)), zmq_msg_size(&m));
+        more = zmq_msg_more(&m);
+        zmq_msg_close(&m);
+      }
+      ++asked;
+      std::this_thread::sleep_for(300ms);
+      const std::string end = EncodeSeq(-1);
+      zmq_send(slow, frames[0].data(), frames[0].size(), ZMQ_SNDMORE);
+      zmq_send(slow, "", 0, ZMQ_SNDMORE);
+      zmq_send(slow, "", 0, ZMQ_SNDMORE);
+      zmq_send(slow, end.data(), end.size(), ZMQ_SNDMORE);
+      zmq_send(slow, "", 0, 0);
+    }
+  });
+  RawPub raw;
+  SubscriberOptions so;
+  so.endpoints = {raw.endpoint()};
+  so.replay_endpoints = {std::string(buf, len - 1)};
+  so.replay_timeout_s = 0.8;
+  so.catch_up_s = 0;
+  auto created = Subscriber::Create(so);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  auto sub = std::move(*created);
+  sub->Start();
+  int64_t seq = raw.Connect(*sub, 0);
+  const EngineKvStatus before = sub->State(0);
+  // Ten gaps: the first is replayed (slowly; or a gap while connecting was); the rest, within the
+  // pause, reset at once.
+  for (int k = 0; k < 10; ++k) {
+    seq += 2;
+    raw.Batch(seq, Stores({static_cast<uint64_t>(500 + k)}));
+  }
+  ASSERT_TRUE(Eventually([&] { return sub->State(0).last_seq == seq; }, 10s));
+  const EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(asked.load(), 1);
+  EXPECT_EQ(st.slow_replays, 1);
+  EXPECT_EQ(st.replay_timeouts, 0);
+  EXPECT_EQ(st.gaps - before.gaps, 10);
+  EXPECT_TRUE(st.stale);
+  EXPECT_TRUE(sub->Contains(0, 509));
+  sub.reset();
+  done = true;
+  answerer.join();
+  zmq_close(slow);
 }
 
 TEST(KvEventsPubSubTest, StopDoesNotWaitOutAReplay) {

@@ -23,6 +23,9 @@ constexpr auto kRetryWait = std::chrono::seconds(1);
 
 // How long a replay endpoint that did not answer is left alone: gaps meanwhile reset the index.
 constexpr auto kReplayBackoff = std::chrono::seconds(10);
+// The time one engine's messages may take of a round of the reading thread, at most (past it, the
+// rest wait for the next round, after the other engines').
+constexpr auto kRoundBudget = std::chrono::milliseconds(20);
 
 // Reads one whole message: keeps its first Subscriber::kMaxFrames frames in `frames`, reads
 // through (and drops) the rest, and counts them all in `total`. False when none was waiting.
@@ -219,9 +222,12 @@ void Subscriber::Loop() {
     }
     for (size_t i = 0; i < n; ++i) {
       if (!(items[i].revents & ZMQ_POLLIN)) continue;
-      engines_[i]->heard = Clock::now();
-      // A bounded number per engine per round, so one busy engine cannot starve the others.
+      const auto round_start = Clock::now();
+      engines_[i]->heard = round_start;
+      // A bounded number per engine per round, and a bounded time, so one busy engine cannot
+      // starve the others.
       for (int k = 0; k < 256 && !stop_.load(std::memory_order_relaxed) &&
+                      Clock::now() - round_start < kRoundBudget &&
                       RecvFrames(engines_[i]->sub, frames, total, ZMQ_DONTWAIT);
            ++k) {
         OnMessage(*engines_[i], frames, total);
@@ -360,9 +366,10 @@ bool Subscriber::Replay(Engine& e, int64_t live_seq) {
       zmq_send(e.replay, start.data(), start.size(), ZMQ_DONTWAIT) < 0) {
     return false;
   }
-  const auto deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(options_.replay_timeout_s));
+  const auto asked = Clock::now();
+  const auto timeout = std::chrono::duration_cast<Clock::duration>(
+      std::chrono::duration<double>(options_.replay_timeout_s));
+  const auto deadline = asked + timeout;
   std::vector<std::string> frames;
   bool hole = false;
   for (;;) {
@@ -415,6 +422,19 @@ bool Subscriber::Replay(Engine& e, int64_t live_seq) {
     e.seq.SkipTo(*rseq);
   }
   std::lock_guard<std::mutex> lock(e.mu);
+  if (Clock::now() - asked > timeout / 4) {
+    // Answered, but slowly: asked again at once, a publisher that answers each replay just in time
+    // and makes a gap with each batch would hold the reading thread, and every engine's events,
+    // for minutes. It is asked again after the same pause as a silent one.
+    e.replay_backoff_until = Clock::now() + kReplayBackoff;
+    ProblemLocked(e,
+                  "the replay endpoint answered only after " +
+                      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         Clock::now() - asked)
+                                         .count()) +
+                      " ms; not asked again for " + std::to_string(kReplayBackoff.count()) + " s",
+                  ++e.st.slow_replays);
+  }
   return !hole && e.seq.expected() >= live_seq;
 }
 
