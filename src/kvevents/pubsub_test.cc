@@ -585,7 +585,8 @@ TEST(KvEventsPubSubTest, ASlowReplayEndpointIsAskedOnceNotAtEveryGap) {
   zmq_getsockopt(slow, ZMQ_LAST_ENDPOINT, buf, &len);
   std::atomic<int> asked{0};
   std::atomic<bool> done{false};
-  // Answers each request with the end marker (nothing kept) after 300 ms of the 0.8 s allowed.
+  // Answers each request with the end marker (nothing kept) after 1 s of the 3 s allowed: slow
+  // (over a quarter), and far from the timeout on a loaded machine.
   std::thread answerer([&] {
     while (!done) {
       zmq_pollitem_t item{slow, 0, ZMQ_POLLIN, 0};
@@ -601,7 +602,7 @@ TEST(KvEventsPubSubTest, ASlowReplayEndpointIsAskedOnceNotAtEveryGap) {
         zmq_msg_close(&m);
       }
       ++asked;
-      std::this_thread::sleep_for(300ms);
+      std::this_thread::sleep_for(1s);
       const std::string end = EncodeSeq(-1);
       zmq_send(slow, frames[0].data(), frames[0].size(), ZMQ_SNDMORE);
       zmq_send(slow, "", 0, ZMQ_SNDMORE);
@@ -614,7 +615,7 @@ TEST(KvEventsPubSubTest, ASlowReplayEndpointIsAskedOnceNotAtEveryGap) {
   SubscriberOptions so;
   so.endpoints = {raw.endpoint()};
   so.replay_endpoints = {std::string(buf, len - 1)};
-  so.replay_timeout_s = 0.8;
+  so.replay_timeout_s = 3;
   so.catch_up_s = 0;
   auto created = Subscriber::Create(so);
   ASSERT_TRUE(created.ok()) << created.status().ToString();

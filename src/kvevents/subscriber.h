@@ -9,11 +9,12 @@
 //     publisher's ROUTER for every batch from the first missing one and applies them; when the
 //     replay cannot close the gap (too old for the publisher's buffer, no answer within
 //     replay_timeout_s) or there is no replay endpoint, the engine's index is reset, marked stale
-//     and a warning says so; after a replay not answered in time, or answered only after a quarter
-//     of replay_timeout_s, that engine's publisher is not asked again (gap or catch-up) for 10 s —
-//     its gaps reset the index at once — so that one silent or slow publisher cannot hold up the
-//     other engines' events (a publisher that answered each replay just in time, and caused a gap
-//     with each batch, held the reading thread for minutes);
+//     and a warning says so; after a replay not answered in time, or one that kept the subscriber
+//     waiting for its answers more than a quarter of replay_timeout_s, that engine's publisher is
+//     not asked again (gap or catch-up) for 10 s — its gaps reset the index at once — so that one
+//     silent or slow publisher cannot hold up the other engines' events (a publisher that answered
+//     each replay just in time, and caused a gap with each batch, held the reading thread for
+//     minutes);
 //   - numbers going back (the publisher restarted): the index is reset; seen from sequence 0 it is
 //     exact at once, seen later the batches before are a gap back to 0 (replayed, or stale);
 //   - batches out of order: one ahead of the expected number is a gap (above); one behind it,
@@ -95,7 +96,7 @@ struct EngineKvStatus {
   int64_t reconnects = 0;         // connections to the publisher lost
   int64_t catch_up_failures = 0;  // catch-ups of a quiet engine that could not be served
   int64_t replay_timeouts = 0;    // replays not answered within replay_timeout_s
-  int64_t slow_replays = 0;       // replays answered, but after a quarter of replay_timeout_s
+  int64_t slow_replays = 0;       // replays answered, but waited on > replay_timeout_s / 4
   std::string last_problem;       // the latest malformed message's reason or reset's cause
 };
 

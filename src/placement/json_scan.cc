@@ -42,7 +42,10 @@ class Scanner {
   bool start_object(size_t /*size*/) {
     if (skip_ > 0) return ++skip_, true;
     if (open_ == 0) return open_ = 1, true;
-    if (level_ >= 0) return Bad(json::object());
+    if (level_ >= 0) {
+      skip_ = 1;  // its members are dropped
+      return Misfit(json::object());
+    }
     skip_ = 1;
     if (current_ == key_) {
       if (!Enter()) return false;
@@ -76,7 +79,10 @@ class Scanner {
       index_.assign(1, 0);
       return CountArray();
     }
-    if (level_ == depth_ - 1) return Bad(json::array());
+    if (level_ == depth_ - 1) {
+      skip_ = 1;  // its elements are dropped
+      return Misfit(json::array());
+    }
     ++index_[static_cast<size_t>(level_)];
     ++level_;
     index_.push_back(0);
@@ -102,7 +108,7 @@ class Scanner {
   bool Scalar(json v) {
     if (skip_ > 0) return true;
     if (open_ == 0) return out_.not_object = std::move(v), true;
-    if (level_ >= 0) return Bad(std::move(v));
+    if (level_ >= 0) return Misfit(std::move(v));
     if (current_ == key_) {
       if (!Enter()) return false;
       out_.field.not_array = std::move(v);
@@ -142,12 +148,21 @@ class Scanner {
     }
     return true;
   }
-  // An element that its level does not hold: the scan stops.
-  bool Bad(json v) {
-    std::vector<int64_t> path(index_.begin(), index_.end());
-    for (size_t k = 0; k + 1 < path.size(); ++k) --path[k];  // the enclosing arrays' elements
-    out_.field.bad.emplace(std::move(path), std::move(v));
-    return false;
+  // An element that its level does not hold: counted in its array, and at the level below it
+  // stands for an array of length -1 (so later arrays keep their places); the first one is kept.
+  bool Misfit(json v) {
+    const auto level = static_cast<size_t>(level_);
+    if (!out_.field.bad) {
+      std::vector<int64_t> path(index_.begin(), index_.end());
+      for (size_t k = 0; k + 1 < path.size(); ++k) --path[k];  // the enclosing arrays' elements
+      out_.field.bad.emplace(std::move(path), std::move(v));
+    }
+    ++index_[level];
+    if (level + 1 < out_.field.lengths.size()) {
+      out_.field.lengths[level + 1].push_back(-1);
+      return CountArray();
+    }
+    return true;
   }
   // A top-level value under another key (the last of a key given twice wins, as in a DOM).
   void Store(json v) {
@@ -180,9 +195,7 @@ Result<JsonObjectScan> ScanJsonObject(const std::string& text, const std::string
   if (!scanner.error().empty()) {
     return InvalidArgument(fmt::format("{}: {}", name, scanner.error()));
   }
-  if (!whole && !out.field.bad) {
-    return InvalidArgument(fmt::format("{}: malformed JSON", name));
-  }
+  if (!whole) return InvalidArgument(fmt::format("{}: malformed JSON", name));
   return out;
 }
 

@@ -6,8 +6,10 @@
 // the array's numbers flat (8 bytes each, at most `max_values` of them), its shape as the length
 // of every array at each level, and the object's other top-level values when they are scalars.
 // Arrays and objects under other keys are read and dropped (placements carry derived `log2phy`
-// and `source_routes`, which no reader needs). Reading stops at the first element that is not
-// what its level holds, which the caller reports with its index path.
+// and `source_routes`, which no reader needs). An element that is not what its level holds is
+// read through (the first is kept with its index path), so the caller knows every array's length
+// and every other key, and can report the first fault in the order a reader walks the document:
+// an array's length before its elements.
 #pragma once
 
 #include <cstdint>
@@ -29,13 +31,13 @@ struct NestedNumbers {
   // The first of them beyond 2^53 in magnitude, which a double does not hold exactly: its place in
   // `values` and its value as written (for messages).
   std::optional<std::pair<size_t, nlohmann::json>> first_inexact;
-  // lengths[k]: the length of each array at nesting level k (0: the key's own array) that ended,
-  // in document order.
+  // lengths[k]: the length of each element at nesting level k (0: the key's own array), in
+  // document order; -1 for an element that is not an array (a misfit, below).
   std::vector<std::vector<int64_t>> lengths;
-  // The first element that is not what its level holds (a number or an object above the innermost
-  // level; at it, an array, an object, a non-number, or a non-integer where integers are asked
-  // for): its index at each level down to it, and the value ([] or {} for an array or object).
-  // The scan stopped there, so the arrays around it did not end.
+  // The first element, in document order, that is not what its level holds (a number or an object
+  // above the innermost level; at it, an array, an object, a non-number, or a non-integer where
+  // integers are asked for): its index at each level down to it, and the value ([] or {} for an
+  // array or object). Later misfits are counted in their arrays and not kept.
   std::optional<std::pair<std::vector<int64_t>, nlohmann::json>> bad;
 };
 
@@ -47,7 +49,8 @@ struct JsonObjectScan {
 
 // Scans `text`. `key`'s value must be arrays nested `depth` deep (depth >= 1) with numbers
 // innermost (integers only when `integers`). InvalidArgument, starting with `name`, for malformed
-// JSON, a key given twice, or more than `max_values` numbers or `max_arrays` arrays in `key`.
+// JSON, `key` given twice (a document would keep the last), or more than `max_values` numbers or
+// `max_arrays` arrays and misfits above the innermost level in `key`.
 Result<JsonObjectScan> ScanJsonObject(const std::string& text, const std::string& name,
                                       std::string_view key, int depth, bool integers,
                                       int64_t max_values, int64_t max_arrays);

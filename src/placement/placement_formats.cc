@@ -73,55 +73,49 @@ Result<SourceExpertCounts> ParseRoutingStatsJson(const std::string& text, const 
   if (!c.present) {
     return InvalidArgument(fmt::format("{}: routing statistics: missing key 'counts'", name));
   }
-  const auto& outer = c.lengths[0];
-  if (c.not_array || (!outer.empty() && outer[0] != *layers)) {
+  if (c.not_array || c.lengths[0][0] != *layers) {
     return InvalidArgument(fmt::format(
         "{}: routing statistics: 'counts' must be an array of {} layers, got {}", name, *layers,
         c.not_array ? std::string(c.not_array->type_name())
-                    : std::to_string(outer[0]) + " entries"));
+                    : std::to_string(c.lengths[0][0]) + " entries"));
   }
-  // Arrays that ended, in order: every one before the first misfit (c.bad), if any.
+  // In the order a reader walks it: each array's length before its elements. The first misfit
+  // (c.bad) is the first element of length -1, or the first value out of place, met on the way.
+  const std::string got = c.bad ? Got(c.bad->second) : "";
   const auto& per_layer = c.lengths[1];
-  for (size_t l = 0; l < per_layer.size(); ++l) {
-    if (per_layer[l] != *sources) {
-      return InvalidArgument(
-          fmt::format("{}: routing statistics: layer {}: expected an array of {} sources, got {}",
-                      name, l, *sources, per_layer[l]));
-    }
-  }
   const auto& per_source = c.lengths[2];
-  for (size_t i = 0; i < per_source.size(); ++i) {
-    if (per_source[i] != *experts) {
-      return InvalidArgument(fmt::format(
-          "{}: routing statistics: layer {}, source {}: expected an array of {} expert counts, "
-          "got {}",
-          name, i / static_cast<size_t>(*sources), i % static_cast<size_t>(*sources), *experts,
-          per_source[i]));
-    }
-  }
-  if (c.bad) {
-    const auto& [at, v] = *c.bad;
-    const std::string got = Got(v);
-    if (at.size() == 1) {
+  size_t next_source = 0;  // per_source's entries, layer by layer
+  for (int l = 0; l < *layers; ++l) {
+    const int64_t n = per_layer[static_cast<size_t>(l)];
+    if (n != *sources) {
       return InvalidArgument(
           fmt::format("{}: routing statistics: layer {}: expected an array of {} sources, got {}",
-                      name, at[0], *sources, got));
+                      name, l, *sources, n < 0 ? got : std::to_string(n)));
     }
-    if (at.size() == 2) {
-      return InvalidArgument(fmt::format(
-          "{}: routing statistics: layer {}, source {}: expected an array of {} expert counts, "
-          "got {}",
-          name, at[0], at[1], *experts, got));
+    for (int s = 0; s < *sources; ++s) {
+      const int64_t m = per_source[next_source++];
+      if (m != *experts) {
+        return InvalidArgument(fmt::format(
+            "{}: routing statistics: layer {}, source {}: expected an array of {} expert counts, "
+            "got {}",
+            name, l, s, *experts, m < 0 ? got : std::to_string(m)));
+      }
+      if (c.bad && c.bad->first.size() == 3 && c.bad->first[0] == l && c.bad->first[1] == s) {
+        return InvalidArgument(fmt::format(
+            "{}: routing statistics: layer {}, source {}, expert {}: expected a number, got {}",
+            name, l, s, c.bad->first[2], got));
+      }
     }
-    return InvalidArgument(fmt::format(
-        "{}: routing statistics: layer {}, source {}, expert {}: expected a number, got {}", name,
-        at[0], at[1], at[2], got));
+  }
+  if (c.values.size() != static_cast<size_t>(cells)) {  // every misfit was reported above
+    return InvalidArgument(fmt::format("{}: routing statistics: {} counts read, expected {}", name,
+                                       c.values.size(), cells));
   }
   SourceExpertCounts out;
   out.layers = *layers;
   out.sources = *sources;
   out.experts = *experts;
-  out.counts = std::move(c.values);  // every array ended with its length: L x S x E, in order
+  out.counts = std::move(c.values);  // every array has its length, no misfit: L x S x E, in order
   Status st = out.Validate();
   if (!st.ok()) return st.WithContext(name);
   return out;
@@ -214,29 +208,26 @@ Result<Placement> ParsePlacementJson(const std::string& text, const std::string&
         "{} in all",
         name, p.layers, p.gpus, p.slots_per_gpu, 1 << 20, kMaxRoutingCells));
   }
-  if (!phy.present || phy.not_array || (!phy.lengths[0].empty() && phy.lengths[0][0] != p.layers)) {
+  if (!phy.present || phy.not_array || phy.lengths[0][0] != p.layers) {
     return InvalidArgument(
         fmt::format("{}: placement: 'phy2log' must be an array of {} layers", name, p.layers));
   }
-  // Layers that ended, in order: every one before the first misfit (phy.bad), if any.
-  const auto& per_layer = phy.lengths[1];
-  for (size_t l = 0; l < per_layer.size(); ++l) {
-    if (per_layer[l] != p.slots()) {
+  // Each layer's length before its slots, as a reader walks it (see ParseRoutingStatsJson).
+  for (int l = 0; l < p.layers; ++l) {
+    if (phy.lengths[1][static_cast<size_t>(l)] != p.slots()) {
       return InvalidArgument(
           fmt::format("{}: placement: phy2log layer {}: expected {} slots ({} GPUs x {})", name, l,
                       p.slots(), p.gpus, p.slots_per_gpu));
     }
-  }
-  if (phy.bad) {
-    const auto& [at, v] = *phy.bad;
-    if (at.size() == 1) {
+    if (phy.bad && phy.bad->first.size() == 2 && phy.bad->first[0] == l) {
       return InvalidArgument(
-          fmt::format("{}: placement: phy2log layer {}: expected {} slots ({} GPUs x {})", name,
-                      at[0], p.slots(), p.gpus, p.slots_per_gpu));
+          fmt::format("{}: placement: phy2log layer {} slot {}: expected an expert index, got {}",
+                      name, l, phy.bad->first[1], Got(phy.bad->second)));
     }
-    return InvalidArgument(
-        fmt::format("{}: placement: phy2log layer {} slot {}: expected an expert index, got {}",
-                    name, at[0], at[1], Got(v)));
+  }
+  if (phy.values.size() != static_cast<size_t>(p.layers * slots)) {  // misfits were reported
+    return InvalidArgument(fmt::format("{}: placement: {} slots read, expected {}", name,
+                                       phy.values.size(), p.layers * slots));
   }
   p.phy2log.reserve(phy.values.size());
   for (size_t i = 0; i < phy.values.size(); ++i) {

@@ -97,6 +97,35 @@ TEST(PlacementFormats, StatisticsAreScannedNotBuilt) {
   EXPECT_TRUE(bad->field.bad->second.is_null());
 }
 
+// The scan reads through a misfit, so the keys after it are known and the first fault is found
+// in the order a reader walks the file: an array's length before its elements. Gimbal's own
+// writers put "counts" before "layers" and "phy2log" before "slots_per_gpu" (keys sorted).
+TEST(PlacementFormats, TheFirstFaultIsNamedWhereverTheShapeKeysAre) {
+  const std::string shape = R"("layers": 1, "sources": 2, "experts": 2})";
+  for (const auto& [counts, want] : std::vector<std::pair<std::string, std::string>>{
+           {R"([[[1, "x"], [3, 4]]])", "layer 0, source 0, expert 1: expected a number, got \"x\""},
+           {R"([[[1, 2], [3, 4], [5, 6, 7], "x"]])",
+            "layer 0: expected an array of 2 sources, got 4"},
+           {R"([[[1, 2], [3, 4], [5, "x"]]])", "layer 0: expected an array of 2 sources, got 3"},
+           {R"([[[1, 2, 3], [3, "x"]]])",
+            "layer 0, source 0: expected an array of 2 expert counts, got 3"},
+           {R"([[[1, 2], {"a": [1]}]])",
+            "layer 0, source 1: expected an array of 2 expert counts, got an object"}}) {
+    Result<SourceExpertCounts> r =
+        ParseRoutingStatsJson(R"({"counts": )" + counts + ", " + shape, "s.json");
+    ASSERT_FALSE(r.ok()) << counts;
+    EXPECT_TRUE(Contains(r.status(), "s.json: routing statistics: " + want))
+        << r.status().message();
+  }
+  Result<Placement> p = ParsePlacementJson(
+      R"({"experts": 2, "gpus": 1, "layers": 2, "phy2log": [[0, 1], [1, true]], "slots_per_gpu": 2})",
+      "p.json");
+  ASSERT_FALSE(p.ok());
+  EXPECT_TRUE(Contains(
+      p.status(), "p.json: placement: phy2log layer 1 slot 1: expected an expert index, got true"))
+      << p.status().message();
+}
+
 // Found by fuzz/placement_stats.cc: nlohmann throws out_of_range, not parse_error, for a number
 // too large for a double.
 TEST(PlacementFormats, ANumberTooLargeForADoubleIsAnErrorNotAnException) {

@@ -164,9 +164,12 @@ FailedRequest EngineTable::ReportFailedRequest(int e) {
   State& s = states_[static_cast<size_t>(e)];
   ++s.request_failures;
   if (!s.view.healthy || s.request_failures < failures_to_eject_) return FailedRequest::kCounted;
-  size_t out = 0;  // engines serving the same model out on failed requests
+  // Engines serving the same model that are out, whatever took them out: failed requests may take
+  // out only what leaves at least n - cap of them in. (Counting only their own ejections, a client
+  // could finish off a model whose other engines were down on their probes.)
+  size_t out = 0;
   for (size_t i = 0; i < states_.size(); ++i) {
-    out += states_[i].out_on_requests && infos_[i].model == infos_[static_cast<size_t>(e)].model;
+    out += !states_[i].view.healthy && infos_[i].model == infos_[static_cast<size_t>(e)].model;
   }
   if (out >= max_out_on_requests_[static_cast<size_t>(e)]) {
     return s.request_failures == failures_to_eject_ ? FailedRequest::kKeptAtCap

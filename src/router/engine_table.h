@@ -68,9 +68,10 @@ enum class FailedRequest {
 class EngineTable {
  public:
   // A scraped snapshot is ignored while the last pushed one is younger than `push_stale_s`.
-  // Failed requests eject at most floor(n x max_ejected_fraction) of the n engines serving a
-  // model at a time (Envoy's max_ejection_percent): a client that can make engines fail (a
-  // request that makes them answer 500) can then take out that share of them, never all.
+  // Failed requests eject an engine only while fewer than floor(n x max_ejected_fraction) of the n
+  // engines serving its model are out, for any reason (Envoy's max_ejection_percent): a client
+  // that can make engines fail (a request that makes them answer 500) can then take out that
+  // share of them, never all; probes still take out any that fail them.
   EngineTable(std::vector<EngineInfo> engines, int failures_to_eject, int successes_to_readmit,
               uint64_t seed, double push_stale_s = 3, double max_ejected_fraction = 0.5);
 
@@ -118,10 +119,8 @@ class EngineTable {
   // requests are counted apart, each against failures_to_eject (as Envoy keeps active health
   // checks apart from outlier detection): an answered request does not clear failed probes (a
   // draining vLLM answers its requests while its /health says 503), nor does a good probe clear
-  // failed requests. A run of failed requests ejects the engine only while fewer engines than
-  // the cap (constructor) are out on failed requests; otherwise the engine stays in
-  // (kKeptAtCap). An engine out on failed requests whose probes then fail too is out on
-  // its probes' account, and no longer counts against the cap.
+  // failed requests. A run of failed requests ejects the engine only while fewer of its model's
+  // engines than the cap (constructor) are out; otherwise the engine stays in (kKeptAtCap).
   FailedRequest ReportFailedRequest(int e);
   // A request the engine answered: its consecutive failed requests start again from 0.
   void ReportAnswered(int e);

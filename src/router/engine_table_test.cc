@@ -232,8 +232,9 @@ TEST(EngineTable, SaturationExclusionModelAndHealth) {
   EXPECT_TRUE(t.healthy(0));
 }
 
-// Failed requests, which a client may cause, take out at most half of a model's engines (the
-// default max_ejected_fraction); probes are not capped.
+// Failed requests, which a client may cause, take out engines only while fewer than half of a
+// model's engines (the default max_ejected_fraction) are out for any reason; probes are not
+// capped.
 TEST(EngineTable, FailedRequestsEjectAtMostTheCapOfAModelsEngines) {
   EngineTable t({{"a", "m", 8}, {"b", "m", 8}, {"c", "m", 8}, {"d", "m", 8}, {"e", "other", 8}},
                 /*failures_to_eject=*/2, /*successes_to_readmit=*/1, 1);
@@ -259,16 +260,25 @@ TEST(EngineTable, FailedRequestsEjectAtMostTheCapOfAModelsEngines) {
   EXPECT_TRUE(t.ReportHealth(0, true));
   EXPECT_EQ(t.ReportFailedRequest(2), FailedRequest::kEjected);
   EXPECT_FALSE(t.healthy(2));
-  // Engine 1's probes fail too: it is out on their account, no longer on a client's, so engine 3
-  // may go as well.
+  // Engine 1's probes fail too: out on their account now, and still out, so engine 3 stays in.
   EXPECT_FALSE(t.ReportHealth(1, false));
   EXPECT_FALSE(t.ReportHealth(1, false));  // already out: no change of health
   EXPECT_FALSE(t.Rows(0)[1].ejected_on_requests);
-  EXPECT_EQ(fail_run(3), FailedRequest::kEjected);
-  // Probes are not capped: engine 0 goes on its probes although two are out on requests.
+  EXPECT_EQ(fail_run(3), FailedRequest::kKeptAtCap);
+  // Probes are not capped: engine 0 goes on its probes although two are out already, and with
+  // three of four out, failed requests still leave engine 3 in.
   EXPECT_FALSE(t.ReportHealth(0, false));
   EXPECT_TRUE(t.ReportHealth(0, false));
-  EXPECT_EQ(t.Pick(p, DispatchRequest{}, "m", {}).status().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(t.ReportFailedRequest(3), FailedRequest::kCounted);
+  EXPECT_EQ(t.Pick(p, DispatchRequest{}, "m", {})->engine, 3);
+  // Engines down on their probes count too: with two of four down, a client takes out none.
+  EngineTable down({{"a", "m", 8}, {"b", "m", 8}, {"c", "m", 8}, {"d", "m", 8}}, 2, 1, 1);
+  for (int e : {0, 1}) {
+    down.ReportHealth(e, false);
+    EXPECT_TRUE(down.ReportHealth(e, false));
+  }
+  EXPECT_EQ(down.ReportFailedRequest(2), FailedRequest::kCounted);
+  EXPECT_EQ(down.ReportFailedRequest(2), FailedRequest::kKeptAtCap);
   // The whole cap is the operator's to set: 1 lets failed requests take out every engine.
   EngineTable all({{"a", "m", 8}}, 2, 1, 1, /*push_stale_s=*/3, /*max_ejected_fraction=*/1);
   EXPECT_EQ(all.ReportFailedRequest(0), FailedRequest::kCounted);
