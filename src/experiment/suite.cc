@@ -388,11 +388,11 @@ Result<ScenarioDoc> ReadScenarioDoc(const std::string& path) {
   ScenarioDoc d;
   Result<std::string> text = ReadConfigFile(path, "scenario file");
   if (!text.ok()) return text.status();
-  try {
-    d.root = YAML::Load(*text);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument(fmt::format("{}: {}", path, e.what()));
-  }
+  // Read as every config file is (YamlReader): malformed text, a second document and duplicate
+  // keys are errors that name the line.
+  Result<YamlReader> reader = YamlReader::FromString(*text, path);
+  if (!reader.ok()) return reader.status();
+  d.root = reader->node();
   if (!d.root.IsMap())
     return InvalidArgument(fmt::format("{}: expected a map at the top level", path));
   const std::string dir = fs::path(path).parent_path().string();

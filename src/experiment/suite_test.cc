@@ -7,6 +7,8 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -88,6 +90,18 @@ TEST(Suite, Errors) {
   auto c = PlanText("scenarios: [{path: missing.yaml}]\n");
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("not found"), std::string::npos);
+
+  // A suite's scenario files are read as every config file is: a second document, and a comma
+  // where a node should start (which made yaml-cpp 0.7 loop), are errors naming the line.
+  for (const auto& [text, want] : std::vector<std::pair<std::string, std::string>>{
+           {"engine: {}\n---\nengine: {}\n", ":3: a second YAML document"},
+           {",\n", ":1:1: malformed YAML: unexpected ','"}}) {
+    const std::string path = ::testing::TempDir() + "/suite_scenario_doc.yaml";
+    std::ofstream(path) << text;
+    auto r = PlanText("scenarios: [{path: " + path + "}]\n");
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_NE(r.status().message().find(path + want), std::string::npos) << r.status().message();
+  }
 
   // A non-optional stack definition with a bad policy is an error naming the policy.
   auto d = PlanText(
