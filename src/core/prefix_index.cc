@@ -19,9 +19,11 @@ uint64_t ProcessKey() {
 
 }  // namespace
 
+KeyedHash::KeyedHash() : key(ProcessKey()) {}
+
 size_t KeyedHash::operator()(uint64_t h) const noexcept {
   // The key, then murmur3's 64-bit finaliser: every output bit depends on every input bit.
-  uint64_t x = h ^ ProcessKey();
+  uint64_t x = h ^ key;
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdULL;
   x ^= x >> 33;

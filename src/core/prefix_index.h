@@ -38,7 +38,9 @@ namespace gimbal {
 // process can choose hashes that share a bucket. Only lookups use it; nothing iterates the table,
 // so no output depends on the key.
 struct KeyedHash {
+  KeyedHash();
   size_t operator()(uint64_t h) const noexcept;
+  uint64_t key;  // the process's (read once here, not at every lookup)
 };
 
 class HashLru {

@@ -14,18 +14,6 @@ std::vector<int64_t> Limits(const std::vector<EngineInfo>& infos) {
   return out;
 }
 
-// Per engine: how many engines serving its model failed requests may take out at a time.
-std::vector<size_t> MaxOutOnRequests(const std::vector<EngineInfo>& infos, double fraction) {
-  std::vector<size_t> out;
-  for (const auto& i : infos) {
-    const auto same = std::count_if(infos.begin(), infos.end(),
-                                    [&](const EngineInfo& o) { return o.model == i.model; });
-    out.push_back(static_cast<size_t>(
-        std::floor(static_cast<double>(same) * std::clamp(fraction, 0.0, 1.0))));
-  }
-  return out;
-}
-
 }  // namespace
 
 EngineTable::EngineTable(std::vector<EngineInfo> engines, int failures_to_eject,
@@ -34,7 +22,7 @@ EngineTable::EngineTable(std::vector<EngineInfo> engines, int failures_to_eject,
     : infos_(std::move(engines)),
       failures_to_eject_(failures_to_eject),
       successes_to_readmit_(successes_to_readmit),
-      max_out_on_requests_(MaxOutOnRequests(infos_, max_ejected_fraction)),
+      max_ejected_fraction_(std::clamp(max_ejected_fraction, 0.0, 1.0)),
       push_stale_s_(push_stale_s),
       states_(infos_.size()),
       ledger_(Limits(infos_)),
@@ -167,11 +155,13 @@ FailedRequest EngineTable::ReportFailedRequest(int e) {
   // Engines serving the same model that are out, whatever took them out: failed requests may take
   // out only what leaves at least n - cap of them in. (Counting only their own ejections, a client
   // could finish off a model whose other engines were down on their probes.)
-  size_t out = 0;
+  size_t same = 0, out = 0;
   for (size_t i = 0; i < states_.size(); ++i) {
-    out += !states_[i].view.healthy && infos_[i].model == infos_[static_cast<size_t>(e)].model;
+    if (infos_[i].model != infos_[static_cast<size_t>(e)].model) continue;
+    ++same;
+    out += !states_[i].view.healthy;
   }
-  if (out >= max_out_on_requests_[static_cast<size_t>(e)]) {
+  if (out >= static_cast<size_t>(std::floor(static_cast<double>(same) * max_ejected_fraction_))) {
     return s.request_failures == failures_to_eject_ ? FailedRequest::kKeptAtCap
                                                     : FailedRequest::kCounted;
   }

@@ -158,7 +158,7 @@ class EngineTable {
   PrefixCache* prefix_cache_ = nullptr;
   int failures_to_eject_;
   int successes_to_readmit_;
-  std::vector<size_t> max_out_on_requests_;  // per engine, over the engines of its model
+  double max_ejected_fraction_;  // in [0, 1]
   double push_stale_s_;
   mutable Mutex mu_;
   std::vector<State> states_ GIMBAL_GUARDED_BY(mu_);
