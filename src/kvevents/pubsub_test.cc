@@ -403,16 +403,21 @@ TEST(KvEventsPubSubTest, APublisherQueueThatOverflowsDropsAndTheGapShows) {
   EXPECT_EQ(pub->sent() + pub->dropped(), 5000);
 }
 
+// The endpoint a socket bound last, with its port.
+std::string LastEndpoint(void* s) {
+  char buf[256];
+  size_t len = sizeof(buf);
+  zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, buf, &len);
+  return std::string(buf, len - 1);
+}
+
 // A raw PUB socket, to send what a correct publisher never would.
 class RawPub {
  public:
   RawPub() {
     s_ = zmq_socket(ZmqContext(), ZMQ_PUB);
     EXPECT_EQ(zmq_bind(s_, "tcp://127.0.0.1:0"), 0);
-    char buf[256];
-    size_t len = sizeof(buf);
-    zmq_getsockopt(s_, ZMQ_LAST_ENDPOINT, buf, &len);
-    endpoint_ = std::string(buf, len - 1);
+    endpoint_ = LastEndpoint(s_);
   }
   ~RawPub() { zmq_close(s_); }
   void Send(const std::vector<std::string>& frames) {
@@ -463,6 +468,35 @@ class KvEventsRawFeedTest : public ::testing::Test {
   int64_t seq = 0;
   EngineKvStatus before;
 };
+
+// A ROUTER socket on an ephemeral loopback port, standing in for a publisher's replay endpoint
+// that a test answers itself, late or never.
+class RawRouter {
+ public:
+  RawRouter() {
+    s_ = zmq_socket(ZmqContext(), ZMQ_ROUTER);
+    EXPECT_EQ(zmq_bind(s_, "tcp://127.0.0.1:0"), 0);
+    endpoint_ = LastEndpoint(s_);
+  }
+  ~RawRouter() { zmq_close(s_); }
+  RawRouter(const RawRouter&) = delete;
+  RawRouter& operator=(const RawRouter&) = delete;
+  void* socket() const { return s_; }
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  void* s_;
+  std::string endpoint_;
+};
+
+// A started subscriber with `so` as given (MakeSubscriber sets a replay timeout of its own).
+std::unique_ptr<Subscriber> StartAsGiven(const SubscriberOptions& so) {
+  auto created = Subscriber::Create(so);
+  EXPECT_TRUE(created.ok()) << created.status().ToString();
+  if (!created.ok()) return nullptr;
+  (*created)->Start();
+  return std::move(*created);
+}
 
 TEST_F(KvEventsRawFeedTest, MalformedMessagesAreCountedAndSkipped) {
   raw.Send({"", EncodeSeq(seq)});                                // two frames
@@ -536,21 +570,15 @@ TEST_F(KvEventsRawFeedTest, ASequenceNumberWithNoSuccessorIsMalformed) {
 
 TEST(KvEventsPubSubTest, ASilentReplayEndpointDoesNotHoldUpTheOtherEngines) {
   // Engine 0's replay endpoint is a ROUTER that never answers; engine 1 is healthy.
-  void* silent = zmq_socket(ZmqContext(), ZMQ_ROUTER);
-  ASSERT_EQ(zmq_bind(silent, "tcp://127.0.0.1:0"), 0);
-  char buf[256];
-  size_t len = sizeof(buf);
-  zmq_getsockopt(silent, ZMQ_LAST_ENDPOINT, buf, &len);
+  RawRouter silent;
   RawPub raw0, raw1;
   SubscriberOptions so;
   so.endpoints = {raw0.endpoint(), raw1.endpoint()};
-  so.replay_endpoints = {std::string(buf, len - 1), ""};
+  so.replay_endpoints = {silent.endpoint(), ""};
   so.replay_timeout_s = 0.5;
   so.catch_up_s = 0;
-  auto created = Subscriber::Create(so);
-  ASSERT_TRUE(created.ok()) << created.status().ToString();
-  auto sub = std::move(*created);
-  sub->Start();
+  auto sub = StartAsGiven(so);
+  ASSERT_TRUE(sub);
   int64_t s0 = raw0.Connect(*sub, 0);
   const int64_t s1 = raw1.Connect(*sub, 1);
   const EngineKvStatus before = sub->State(0);
@@ -570,19 +598,14 @@ TEST(KvEventsPubSubTest, ASilentReplayEndpointDoesNotHoldUpTheOtherEngines) {
   EXPECT_LE(st.replay_timeouts - before.replay_timeouts, 1);
   EXPECT_TRUE(st.stale);
   EXPECT_TRUE(sub->Contains(0, 519));
-  sub.reset();
-  zmq_close(silent);
 }
 
 // A replay endpoint that answers every request, but only just before the timeout, is treated
 // as a silent one once it was slow: before, each of a publisher's gaps waited out such a replay,
 // and the one reading thread left every other engine's events unread for minutes.
 TEST(KvEventsPubSubTest, ASlowReplayEndpointIsAskedOnceNotAtEveryGap) {
-  void* slow = zmq_socket(ZmqContext(), ZMQ_ROUTER);
-  ASSERT_EQ(zmq_bind(slow, "tcp://127.0.0.1:0"), 0);
-  char buf[256];
-  size_t len = sizeof(buf);
-  zmq_getsockopt(slow, ZMQ_LAST_ENDPOINT, buf, &len);
+  RawRouter router;
+  void* slow = router.socket();
   std::atomic<int> asked{0};
   std::atomic<bool> done{false};
   // Answers each request with the end marker (nothing kept) after 1 s of the 3 s allowed: slow
@@ -614,13 +637,11 @@ TEST(KvEventsPubSubTest, ASlowReplayEndpointIsAskedOnceNotAtEveryGap) {
   RawPub raw;
   SubscriberOptions so;
   so.endpoints = {raw.endpoint()};
-  so.replay_endpoints = {std::string(buf, len - 1)};
+  so.replay_endpoints = {router.endpoint()};
   so.replay_timeout_s = 3;
   so.catch_up_s = 0;
-  auto created = Subscriber::Create(so);
-  ASSERT_TRUE(created.ok()) << created.status().ToString();
-  auto sub = std::move(*created);
-  sub->Start();
+  auto sub = StartAsGiven(so);
+  ASSERT_TRUE(sub);
   int64_t seq = raw.Connect(*sub, 0);
   const EngineKvStatus before = sub->State(0);
   // Ten gaps: the first is replayed (slowly; or a gap while connecting was); the rest, within the
@@ -640,25 +661,18 @@ TEST(KvEventsPubSubTest, ASlowReplayEndpointIsAskedOnceNotAtEveryGap) {
   sub.reset();
   done = true;
   answerer.join();
-  zmq_close(slow);
 }
 
 TEST(KvEventsPubSubTest, StopDoesNotWaitOutAReplay) {
-  void* silent = zmq_socket(ZmqContext(), ZMQ_ROUTER);
-  ASSERT_EQ(zmq_bind(silent, "tcp://127.0.0.1:0"), 0);
-  char buf[256];
-  size_t len = sizeof(buf);
-  zmq_getsockopt(silent, ZMQ_LAST_ENDPOINT, buf, &len);
+  RawRouter silent;
   RawPub raw;
   SubscriberOptions so;
   so.endpoints = {raw.endpoint()};
-  so.replay_endpoints = {std::string(buf, len - 1)};
+  so.replay_endpoints = {silent.endpoint()};
   so.replay_timeout_s = 30;
   so.catch_up_s = 0;
-  auto created = Subscriber::Create(so);
-  ASSERT_TRUE(created.ok()) << created.status().ToString();
-  auto sub = std::move(*created);
-  sub->Start();
+  auto sub = StartAsGiven(so);
+  ASSERT_TRUE(sub);
   // Batches from 5 on: the first one heard is a gap, and its replay waits on the silent ROUTER.
   for (int64_t seq = 5; sub->State(0).gaps == 0 && seq < 5000; ++seq) {
     raw.Batch(seq, EventBatch{});
@@ -668,8 +682,6 @@ TEST(KvEventsPubSubTest, StopDoesNotWaitOutAReplay) {
   const auto t0 = Clock::now();
   sub->Stop();
   EXPECT_LT(Clock::now() - t0, 2s);
-  sub.reset();
-  zmq_close(silent);
 }
 
 TEST_F(KvEventsRawFeedTest, OutOfOrderBatchesAreAGapThenLateDuplicates) {
