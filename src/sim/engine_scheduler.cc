@@ -224,7 +224,7 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
   int64_t budget = token_budget < 0 ? limits_.max_num_batched_tokens
                                     : std::min(token_budget, limits_.max_num_batched_tokens);
   auto add = [&](SeqState& s, int64_t n) {
-    plan.seqs.push_back({s.req.id, n, s.computed, s.req.traffic_class});
+    plan.seqs.push_back({s.req.id, n, s.computed, s.req.traffic_class, &s});
     budget -= n;
     if (pool_) CacheScheduledBlocks(s, s.computed + n);
   };
@@ -296,7 +296,7 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
 
   // 3. Batch summary for the cost model.
   for (const ScheduledSeq& q : plan.seqs) {
-    const SeqState& s = seqs_.at(q.id);
+    const SeqState& s = *q.state;
     const auto n = static_cast<double>(q.new_tokens);
     plan.batch.tokens += q.new_tokens;
     plan.batch.sequences += 1;
@@ -316,9 +316,14 @@ std::vector<TokenEvent> EngineScheduler::Complete(const StepPlan& plan) {
   std::vector<TokenEvent> events;
   bool any_finished = false;
   for (const ScheduledSeq& q : plan.seqs) {
-    auto it = seqs_.find(q.id);
-    GIMBAL_CHECK(it != seqs_.end(), "completed a step for an unknown request");
-    SeqState& s = it->second;
+    SeqState* found = q.state;
+    if (found == nullptr) {  // a plan put together by hand
+      auto it = seqs_.find(q.id);
+      GIMBAL_CHECK(it != seqs_.end(), "completed a step for an unknown request");
+      found = &it->second;
+    }
+    GIMBAL_CHECK(found->req.id == q.id, "completed a step for an unknown request");
+    SeqState& s = *found;
     pending_prefill_ -= PrefillRemaining(s);
     s.computed += q.new_tokens;
     if (s.computed == s.num_tokens()) {

@@ -101,6 +101,10 @@ struct ScheduledSeq {
   int64_t new_tokens = 0;
   int64_t context_before = 0;
   int32_t traffic_class = 0;
+  // The scheduler's record of the request, for its own Complete(): valid from Schedule() to the
+  // matching Complete() (nothing is erased in between), so the step needs no lookups by id.
+  // Null in a plan made by hand: Complete() then finds the request by id.
+  SeqState* state = nullptr;
 };
 
 struct StepPlan {
