@@ -14,7 +14,9 @@
 #    through each proxy in front of one backend alone, each right after a run straight to that
 #    backend; the difference within the pair is the proxy's added latency per request.
 # 2. Throughput: wrk, $CONNS connections, requests/s through each proxy, and the CPU time each
-#    proxy used per request.
+#    proxy used per request. gimbal serve and nginx run $ROUNDS times each, alternately (which
+#    one goes first alternates too), and their medians are compared: one pair of runs on a
+#    shared machine swings by tens of percent.
 # 3. Streams: $STREAMS streaming completions held open through `gimbal serve` and through the
 #    gateway for $HOLD_S s, with the proxy's resident memory while they are held.
 # The last line, `summary: key=value ...`, has every figure of the run (for repeated runs).
@@ -32,6 +34,8 @@ BACKENDS="${BACKENDS:-2}"
 THREADS="${THREADS:-1}"     # router io threads = nginx workers (wrk, backends and proxy share the cores)
 DURATION="${DURATION:-10}"     # seconds per wrk run
 CONNS="${CONNS:-64}"
+ROUNDS="${ROUNDS:-3}"          # throughput runs of gimbal serve and of nginx, alternated
+WARMUP_S="${WARMUP_S:-3}"      # unmeasured load through each proxy before those runs
 STREAMS="${STREAMS:-10000}"
 HOLD_S="${HOLD_S:-10}"
 
@@ -265,20 +269,51 @@ throughput() {  # name, key, url, pids... -> prints a line, sets RPS
   out="$(run_wrk "$THREADS" "$CONNS" "$url")"
   ticks=$(($(cpu_ticks "$@") - c0))
   RPS="$(field rps "$out")"
+  CPU="$(awk -v q="$(field requests "$out")" -v t="$ticks" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.1f", t / hz * 1e6 / q }')"
   awk -v n="$name" -v r="$RPS" -v q="$(field requests "$out")" -v t="$ticks" -v hz="$(getconf CLK_TCK)" \
       -v e="$(field errors "$out")" -v x="$(field non2xx "$out")" 'BEGIN {
     printf "  %-22s %7.0f req/s, CPU %5.1f us per request%s\n", n, r, t / hz * 1e6 / q,
       (e + x > 0 ? sprintf(" (%d errors, %d non-2xx)", e, x) : "") }'
-  note "${key}_rps" "$RPS"
-  note "${key}_cpu_us" "$(awk -v q="$(field requests "$out")" -v t="$ticks" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { printf "%.1f", t / hz * 1e6 / q }')"
+  # gimbal serve and nginx run several rounds and note their medians after them.
+  case "$key" in
+    gimbal|nginx) ;;
+    *) note "${key}_rps" "$RPS"; note "${key}_cpu_us" "$CPU" ;;
+  esac
 }
-echo "throughput ($CONNS connections, $BACKENDS backends):"
-throughput "gimbal serve" gimbal "http://127.0.0.1:$ROUTER_PORT" "$ROUTER_PID"
-GIMBAL_RPS=$RPS
-throughput "nginx least_conn" nginx "http://127.0.0.1:$NGINX_PORT" $(nginx_pids)
-NGINX_RPS=$RPS
-ratios="$(awk -v g="$GIMBAL_RPS" -v n="$NGINX_RPS" 'BEGIN { printf "%.2fx nginx", g / n }')"
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END {
+  print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+echo "throughput ($CONNS connections, $BACKENDS backends; $ROUNDS rounds of gimbal serve and nginx, alternating which goes first):"
+# Each proxy first serves $WARMUP_S s of the same load, not measured, so that no measured run
+# pays for connection set-up or first allocations.
+if [ "$WARMUP_S" != 0 ]; then
+  for url in "http://127.0.0.1:$ROUTER_PORT" "http://127.0.0.1:$NGINX_PORT"; do
+    DURATION="$WARMUP_S" run_wrk "$THREADS" "$CONNS" "$url" >/dev/null
+  done
+fi
+G_RPS=() N_RPS=() G_CPU=() N_CPU=() ROUND_RATIOS=()
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) -eq 1 ]; then order="gimbal nginx"; else order="nginx gimbal"; fi
+  for who in $order; do
+    if [ "$who" = gimbal ]; then
+      throughput "gimbal serve (round $round)" gimbal "http://127.0.0.1:$ROUTER_PORT" "$ROUTER_PID"
+      G_RPS+=("$RPS") G_CPU+=("$CPU")
+    else
+      throughput "nginx least_conn (round $round)" nginx "http://127.0.0.1:$NGINX_PORT" $(nginx_pids)
+      N_RPS+=("$RPS") N_CPU+=("$CPU")
+    fi
+  done
+  ROUND_RATIOS+=("$(awk -v g="${G_RPS[-1]}" -v n="${N_RPS[-1]}" 'BEGIN { printf "%.3f", g / n }')")
+  note "gimbal_over_nginx_round$round" "${ROUND_RATIOS[-1]}"
+done
+GIMBAL_RPS="$(echo "${G_RPS[*]}" | median)"
+NGINX_RPS="$(echo "${N_RPS[*]}" | median)"
+note gimbal_rps "$GIMBAL_RPS"
+note nginx_rps "$NGINX_RPS"
+note gimbal_cpu_us "$(echo "${G_CPU[*]}" | median)"
+note nginx_cpu_us "$(echo "${N_CPU[*]}" | median)"
+echo "  medians: gimbal serve $GIMBAL_RPS req/s, CPU $(echo "${G_CPU[*]}" | median) us per request; nginx $NGINX_RPS req/s, CPU $(echo "${N_CPU[*]}" | median) us per request; gimbal / nginx per round: ${ROUND_RATIOS[*]}"
+ratios="$(awk -v g="$GIMBAL_RPS" -v n="$NGINX_RPS" 'BEGIN { printf "%.2fx nginx (medians)", g / n }')"
 note gimbal_over_nginx "$(awk -v g="$GIMBAL_RPS" -v n="$NGINX_RPS" 'BEGIN { printf "%.3f", g / n }')"
 for policy in $SMG_POLICIES; do
   start_smg "$WORK/smg-$policy.log" "$policy" "${BACKEND_PORTS[@]}"
