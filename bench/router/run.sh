@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Router benchmarks on loopback (docs/router.md, "Benchmarks"). Not a test: figures are printed.
 #
-#   bash bench/router/run.sh            # ~4.5 minutes with SGLang's gateway, ~1.5 without
+#   bash bench/router/run.sh            # ~5.5 minutes with SGLang's gateway, ~2.5 without
 #   BUILD=build/live DURATION=10 STREAMS=10000 bash bench/router/run.sh
 #   SMG_POLICIES= bash bench/router/run.sh            # gimbal serve and nginx only
 #
