@@ -46,6 +46,8 @@ ENGINE_DEFAULTS = {
     "watermark": 0.0,
     "policy": "fcfs",
     "async_scheduling": False,
+    "cache_aware_admission_window": 0,  # vLLM 0.34's cache-aware admission (0.33 has none)
+    "cache_aware_admission_threshold": 0.5,
 }
 
 # A tiny decoder-only model: vLLM only reads its shape to validate the config.
@@ -127,9 +129,18 @@ def build_scheduler(engine: dict, workdir: str):
         scheduler_reserve_full_isl=engine["scheduler_reserve_full_isl"],
         watermark=engine["watermark"],
         policy=engine["policy"],
+        # Only named when on, so that vLLM 0.33 (which has no such option) still runs the rest.
+        **({"cache_aware_admission_window": engine["cache_aware_admission_window"],
+            "cache_aware_admission_threshold": engine["cache_aware_admission_threshold"]}
+           if engine["cache_aware_admission_window"] else {}),
     )
     cache_config = CacheConfig(block_size=engine["block_size"],
                                enable_prefix_caching=engine["enable_prefix_caching"])
+    # vLLM 0.34's CPU platform refuses x86 without an active Triton driver (vllm.triton_utils
+    # reports none on a machine with no GPU); nothing here compiles a kernel, so the driver tells
+    # the check Triton is there (README.md, "Platform").
+    import vllm.triton_utils
+    vllm.triton_utils.HAS_TRITON = True
     vllm_config = VllmConfig(model_config=model_config, scheduler_config=scheduler_config,
                              cache_config=cache_config)
     # The platform's config hooks may rewrite these; the trace's values win (README, "Platform").
@@ -225,7 +236,9 @@ def drive(trace, engine, scheduler, hasher, out, max_steps) -> int:
 
 def describe(step, so, scheduler, admitted_before, arrived) -> dict:
     new_ids = {d.req_id for d in so.scheduled_new_reqs}
-    resumed_ids = set(so.scheduled_cached_reqs.resumed_req_ids)
+    # vLLM 0.33 lists resumed (once preempted) requests apart; 0.34 drops their worker state at
+    # preemption and sends them again as new ones. `admitted_before` tells the two apart either way.
+    resumed_ids = set(getattr(so.scheduled_cached_reqs, "resumed_req_ids", ()))
     seqs = []
     for req_id, n in so.num_scheduled_tokens.items():
         req = scheduler.requests[req_id]
@@ -259,9 +272,11 @@ def fake_model_output(so, scheduler, generated: dict):
             k = generated.get(req_id, 0)
             generated[req_id] = k + 1
             sampled.append([sampled_token(req_id, k)])
-    return ModelRunnerOutput(req_ids=req_ids,
-                             req_id_to_index={r: i for i, r in enumerate(req_ids)},
-                             sampled_token_ids=sampled)
+    import dataclasses
+    extra = {}
+    if "req_id_to_index" in {f.name for f in dataclasses.fields(ModelRunnerOutput)}:
+        extra["req_id_to_index"] = {r: i for i, r in enumerate(req_ids)}  # 0.33; 0.34 dropped it
+    return ModelRunnerOutput(req_ids=req_ids, sampled_token_ids=sampled, **extra)
 
 
 def finished_ids(outputs) -> list[str]:

@@ -34,6 +34,10 @@ def main() -> None:
     ap.add_argument("--policy", choices=["fcfs", "priority"], default="fcfs")
     ap.add_argument("--priorities", type=int, default=1,
                     help="request priorities drawn from 0..N-1 (used by --policy priority)")
+    ap.add_argument("--cache-aware-window", type=int, default=0,
+                    help="vLLM 0.34's cache_aware_admission_window (0: off)")
+    ap.add_argument("--cache-aware-threshold", type=float, default=0.5,
+                    help="vLLM 0.34's cache_aware_admission_threshold")
     ap.add_argument("-o", "--output", default="-")
     a = ap.parse_args()
     if a.requests < 0 or a.unique_min < 1 or a.unique_max < a.unique_min or a.output_min < 1 \
@@ -72,6 +76,9 @@ def main() -> None:
         },
         "requests": requests,
     }
+    if a.cache_aware_window:
+        trace["engine"]["cache_aware_admission_window"] = a.cache_aware_window
+        trace["engine"]["cache_aware_admission_threshold"] = a.cache_aware_threshold
     out = sys.stdout if a.output == "-" else open(a.output, "w")
     json.dump(trace, out)
     out.write("\n")

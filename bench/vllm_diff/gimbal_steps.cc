@@ -64,6 +64,8 @@ Json EngineDefaults() {
   e["watermark"] = 0.0;
   e["policy"] = "fcfs";
   e["async_scheduling"] = false;
+  e["cache_aware_admission_window"] = 0;
+  e["cache_aware_admission_threshold"] = 0.5;
   return e;
 }
 
@@ -248,6 +250,9 @@ int main(int argc, char** argv) {
   limits.max_num_batched_tokens = engine["max_num_batched_tokens"].get<int64_t>();
   limits.reserve_full_isl = engine["scheduler_reserve_full_isl"].get<bool>();
   limits.async_scheduling = engine["async_scheduling"].get<bool>();
+  limits.cache_aware_admission_window = engine["cache_aware_admission_window"].get<int64_t>();
+  limits.cache_aware_admission_threshold = engine["cache_aware_admission_threshold"].get<double>();
+  if (limits.cache_aware_admission_window < 0) Fail("cache_aware_admission_window must be >= 0");
   if (limits.block_size < 1 || engine["num_blocks"].get<int64_t>() < 2 || limits.max_num_seqs < 1 ||
       limits.max_num_batched_tokens < 1) {
     Fail("block_size, max_num_seqs and max_num_batched_tokens must be >= 1, num_blocks >= 2");

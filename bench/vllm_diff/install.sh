@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Creates the venv that drive_vllm.py runs in: Python 3.11 (pyenv's python3.11), vllm==0.33.0
-# from PyPI, and only what importing vLLM's scheduler and config classes needs.
+# Creates the venv that drive_vllm.py runs in: Python 3.11 (pyenv's python3.11), vllm==0.34.0
+# from PyPI (VLLM_VERSION=0.33.0 installs the release before it), and only what importing vLLM's
+# scheduler and config classes needs.
 #
 #   bench/vllm_diff/install.sh            # minimal: vllm --no-deps + torch + the modules below
 #   MODE=full bench/vllm_diff/install.sh  # vllm with all its declared dependencies (~9.5 GB)
@@ -13,10 +14,14 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 VENV="${VENV:-$ROOT/build/vllm-diff-venv}"
 PYTHON="${PYTHON:-python3.11}"
 MODE="${MODE:-minimal}"
-VLLM_VERSION=0.33.0
-TORCH_VERSION=2.14.0  # vllm 0.33.0 pins torch==2.14.0
-# sha256 of vllm-0.33.0-cp38-abi3-manylinux_2_28_x86_64.whl as published on PyPI.
-VLLM_WHEEL_SHA256=4b6bdec4ab269990bf70d45a3c1e94c3760a27064513760193b26d6f0da883aa
+VLLM_VERSION="${VLLM_VERSION:-0.34.0}"
+TORCH_VERSION=2.14.0  # vllm 0.33.0 and 0.34.0 both pin torch==2.14.0
+# sha256 of vllm-<version>-cp38-abi3-manylinux_2_28_x86_64.whl as downloaded from PyPI.
+case "$VLLM_VERSION" in
+  0.34.0) VLLM_WHEEL_SHA256=79ca4b3cd74aec08c4bf476bdf0cb15735b605ae5368526a2faae1e30f044ca2 ;;
+  0.33.0) VLLM_WHEEL_SHA256=4b6bdec4ab269990bf70d45a3c1e94c3760a27064513760193b26d6f0da883aa ;;
+  *) echo "install.sh: no known wheel hash for vllm $VLLM_VERSION (0.34.0 or 0.33.0)" >&2; exit 2 ;;
+esac
 
 # Modules the scheduler, VllmConfig and the model-architecture check import (found by importing
 # until nothing was missing; README.md, "Install"). Versions are held to vllm's own pins by the

@@ -80,7 +80,8 @@ void ReadEngine(const YamlReader& en, EngineConfig* e) {
   en.CheckKeys({"max_num_batched_tokens", "max_num_seqs", "block_size", "gpu_memory_utilization",
                 "activation_reserve_gb", "kv_capacity_tokens", "enable_prefix_caching",
                 "reserve_full_isl", "async_scheduling", "prefill_schedule_interval",
-                "cuda_graph_padding"});
+                "cuda_graph_padding", "cache_aware_admission_window",
+                "cache_aware_admission_threshold"});
   e->max_num_batched_tokens =
       en.Int("max_num_batched_tokens", e->max_num_batched_tokens, 1, kMaxBatchedTokens);
   e->max_num_seqs = en.Int("max_num_seqs", e->max_num_seqs, 1, kMaxNumSeqs);
@@ -97,6 +98,10 @@ void ReadEngine(const YamlReader& en, EngineConfig* e) {
   e->prefill_schedule_interval =
       en.Int("prefill_schedule_interval", e->prefill_schedule_interval, 1, 1 << 20);
   e->cuda_graph_padding = en.Bool("cuda_graph_padding", e->cuda_graph_padding);
+  e->cache_aware_admission_window =
+      en.Int("cache_aware_admission_window", e->cache_aware_admission_window, 0, 1 << 20);
+  e->cache_aware_admission_threshold =
+      en.Double("cache_aware_admission_threshold", e->cache_aware_admission_threshold, 0, 1);
 }
 
 Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {

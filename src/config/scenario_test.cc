@@ -64,7 +64,7 @@ TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
   auto s = ParseScenario(kGood, "good.yaml", ".",
                          {"engine.max_num_seqs=256",
                           "stacks.1.engine={max_num_batched_tokens: 2048, enable_prefix_caching: "
-                          "false, prefill_schedule_interval: 4}",
+                          "false, prefill_schedule_interval: 4, cache_aware_admission_window: 32}",
                           "stacks.0.dispatch.frontends=3", "stacks.0.dispatch.prefix_index=precise",
                           "stacks.1.dispatch={policy: round_robin, prefix_index: approximate, "
                           "prefix_index_capacity: 5000}"});
@@ -75,6 +75,8 @@ TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
   EXPECT_TRUE(e.async_scheduling);
   EXPECT_TRUE(e.cuda_graph_padding);
   EXPECT_EQ(e.prefill_schedule_interval, 1);
+  EXPECT_EQ(e.cache_aware_admission_window, 0);  // vLLM 0.34: off
+  EXPECT_DOUBLE_EQ(e.cache_aware_admission_threshold, 0.5);
   EXPECT_EQ(e.max_num_seqs, 256);
   EXPECT_FALSE(s->stacks[0].engine.has_value());  // the scenario's engine
   EXPECT_EQ(s->stacks[0].frontends, 3);
@@ -91,6 +93,7 @@ TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
   EXPECT_EQ(own.max_num_batched_tokens, 2048);
   EXPECT_FALSE(own.enable_prefix_caching);
   EXPECT_EQ(own.prefill_schedule_interval, 4);
+  EXPECT_EQ(own.cache_aware_admission_window, 32);
   EXPECT_EQ(own.max_num_seqs, 256);  // the rest is the scenario's
   EXPECT_TRUE(own.reserve_full_isl);
 }
@@ -108,6 +111,8 @@ TEST(ScenarioTest, BadInputNamesTheKey) {
       {"stacks.0.dispatch.w_typo=1", "w_typo"},
       {"model=no-such-model", "qwen3-30b-a3b"},
       {"engine.block_size=-1", "'engine.block_size'"},
+      {"engine.cache_aware_admission_threshold=1.5", "'engine.cache_aware_admission_threshold'"},
+      {"engine.cache_aware_admission_window=-2", "'engine.cache_aware_admission_window'"},
       {"bogus=1", "'bogus': unknown key"},
       {"stacks.1.name=base", "duplicate stack name"},
       {"stacks.1.engine={max_num_seqs: 0}", "'stacks[1].engine.max_num_seqs'"},

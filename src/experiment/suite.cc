@@ -56,6 +56,8 @@ const std::vector<EngineKey>& EngineKeys() {
       {"reserve_full_isl", EngineKind::kBool, "rf"},
       {"async_scheduling", EngineKind::kBool, "as"},
       {"cuda_graph_padding", EngineKind::kBool, "cg"},
+      {"cache_aware_admission_window", EngineKind::kNonNegativeInt, "caw"},
+      {"cache_aware_admission_threshold", EngineKind::kNumber, "cat"},
   };
   return keys;
 }

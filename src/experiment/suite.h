@@ -81,7 +81,8 @@ std::vector<TunedSetting> TunedSettings(const TunedBaseline& tb);
 // `<group>/<setting>`, the setting as `<abbreviation><value>` per axis joined by '-':
 // max_num_batched_tokens b, prefill_schedule_interval i, max_num_seqs s, block_size bs,
 // kv_capacity_tokens kv, gpu_memory_utilization mem, activation_reserve_gb act,
-// enable_prefix_caching pc, reserve_full_isl rf, async_scheduling as, cuda_graph_padding cg;
+// enable_prefix_caching pc, reserve_full_isl rf, async_scheduling as, cuda_graph_padding cg,
+// cache_aware_admission_window caw, cache_aware_admission_threshold cat;
 // e.g. vllm-best/b1024-i1-s256.
 std::string TunedMemberName(const std::string& group, const TunedSetting& setting);
 

@@ -97,6 +97,11 @@ struct EngineConfig {
   bool async_scheduling = true;           // CPU overhead overlaps the GPU step; late slot release
   int64_t prefill_schedule_interval = 1;  // MoE DP prefill cadence in steps; 1 = off
   bool cuda_graph_padding = true;         // small batches pad to a capture size, then the DP max
+  // vLLM 0.34's cache-aware admission (docs/baseline.md, row 10): within the first N waiting
+  // requests, those with a deeper cached prefix go first once KV usage reaches the threshold.
+  // vLLM's defaults: 0 (off) and 0.5.
+  int64_t cache_aware_admission_window = 0;
+  double cache_aware_admission_threshold = 0.5;
   // Prompt tokens each Request::prefix_hashes entry covers; 0 = block_size. Set from the workload
   // (PrefixHashTokens: 512 for Mooncake traces), not a scenario key.
   int64_t prefix_hash_tokens = 0;

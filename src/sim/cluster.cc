@@ -60,6 +60,8 @@ Cluster::Cluster(ClusterSpec spec, CostModel cost, const QueuePolicy* queue, int
   limits.reserve_full_isl = spec_.engine.reserve_full_isl;
   limits.async_scheduling = spec_.engine.async_scheduling;
   limits.prefix_hash_tokens = spec_.engine.prefix_hash_tokens;
+  limits.cache_aware_admission_window = spec_.engine.cache_aware_admission_window;
+  limits.cache_aware_admission_threshold = spec_.engine.cache_aware_admission_threshold;
   for (int r = 0; r < spec_.dp; ++r) engines_.emplace_back(limits, queue);
   const ModelSpec& m = spec_.model;
   popularity_ = std::make_unique<ExpertPopularity>(

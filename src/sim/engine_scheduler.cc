@@ -31,6 +31,11 @@ EngineScheduler::EngineScheduler(EngineLimits limits, const QueuePolicy* queue)
   }
   GIMBAL_CHECK(limits_.prefix_hash_tokens >= 0, "prefix_hash_tokens must not be negative");
   hash_tokens_ = limits_.prefix_hash_tokens > 0 ? limits_.prefix_hash_tokens : limits_.block_size;
+  GIMBAL_CHECK(limits_.cache_aware_admission_window >= 0,
+               "cache_aware_admission_window must not be negative");
+  // As vLLM 0.34: it needs a prefix cache to consult and reorders by position, which only a
+  // first-come-first-served queue has.
+  cache_aware_ = limits_.cache_aware_admission_window > 0 && pool_ && queue_->name() == "fcfs";
 }
 
 uint64_t EngineScheduler::NextBlockHash(const Request& r, uint64_t parent, int64_t i) const {
@@ -102,7 +107,7 @@ void EngineScheduler::Add(const Request& r, double now) {
   s.enqueued = now;
   pending_prefill_ += PrefillRemaining(s);
   QueueEntry e{r.id, now, r.prompt_tokens, r.prompt_tokens, r.priority};
-  waiting_.emplace(queue_->Key(e), now, r.id);
+  waiting_.emplace(queue_->Key(e), now, r.id, r.id);
   seqs_.emplace(r.id, std::move(s));
 }
 
@@ -121,7 +126,7 @@ bool EngineScheduler::Abort(RequestId id) {
     preempted_.erase(p);
   } else {
     for (auto w = waiting_.begin(); w != waiting_.end(); ++w) {
-      if (std::get<2>(*w) == id) {
+      if (std::get<3>(*w) == id) {
         waiting_.erase(w);
         break;
       }
@@ -211,6 +216,46 @@ bool EngineScheduler::Admit(SeqState& s, int64_t budget, bool deferred) {
   return true;
 }
 
+int64_t EngineScheduler::ProbeCachedTokens(SeqState& s) {
+  if (!pool_ || s.computed != 0) return 0;
+  const int64_t max_hit_blocks = (s.num_tokens() - 1) / limits_.block_size;
+  int64_t hit = 0;
+  while (hit < max_hit_blocks && pool_->Lookup(BlockHash(s, hit)) >= 0) ++hit;
+  return hit * limits_.block_size;
+}
+
+void EngineScheduler::ReorderWaitingByCachedPrefix() {
+  if (waiting_.size() + preempted_.size() < 2) return;
+  const double usage = 1.0 - static_cast<double>(free_blocks()) /
+                                 static_cast<double>(std::max<int64_t>(1, usable_blocks()));
+  if (usage < limits_.cache_aware_admission_threshold) return;
+  // Preempted requests lead the queue: they take places of the window but are not reordered.
+  const auto window = static_cast<size_t>(limits_.cache_aware_admission_window);
+  if (window <= preempted_.size()) return;
+  const size_t m = std::min(window - preempted_.size(), waiting_.size());
+  if (m < 2) return;
+  std::vector<std::tuple<double, double, RequestId, RequestId>> head;
+  head.reserve(m);
+  auto end = waiting_.begin();
+  for (size_t i = 0; i < m; ++i, ++end) head.push_back(*end);
+  std::vector<int64_t> cached(m);
+  for (size_t i = 0; i < m; ++i) cached[i] = ProbeCachedTokens(seqs_.at(std::get<3>(head[i])));
+  std::vector<size_t> order(m);
+  for (size_t i = 0; i < m; ++i) order[i] = i;
+  // Deepest cached prefix first, queue order breaking ties.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return cached[a] > cached[b]; });
+  bool moved = false;
+  for (size_t i = 0; i < m && !moved; ++i) moved = order[i] != i;
+  if (!moved) return;
+  waiting_.erase(waiting_.begin(), end);
+  for (size_t i = 0; i < m; ++i) {
+    // Place i keeps its key, arrival and place; the request moved there is head[order[i]]'s.
+    waiting_.emplace(std::get<0>(head[i]), std::get<1>(head[i]), std::get<2>(head[i]),
+                     std::get<3>(head[order[i]]));
+  }
+}
+
 void EngineScheduler::ReleaseFinishing() {
   for (RequestId id : finishing_) {
     Free(seqs_.at(id));
@@ -267,6 +312,7 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
 
   // 2. Admission, only when this step preempted nothing.
   if (plan.preempted.empty()) {
+    if (cache_aware_ && !deferred) ReorderWaitingByCachedPrefix();
     while (budget > 0 &&
            static_cast<int64_t>(running_.size() + finishing_.size()) < limits_.max_num_seqs) {
       RequestId id = 0;
@@ -275,7 +321,7 @@ StepPlan EngineScheduler::Schedule(int64_t token_budget, bool defer_prefills) {
         id = preempted_.front();
         from_preempted = true;
       } else if (!waiting_.empty()) {
-        id = std::get<2>(*waiting_.begin());
+        id = std::get<3>(*waiting_.begin());
       } else {
         break;
       }

@@ -39,6 +39,12 @@
 //   (vLLM's AsyncScheduler processes a step's output after planning the next). It is no longer
 //   counted by num_running() or Snapshot() but keeps HasWork() true until released; it is never
 //   a preemption victim. Its finished event still comes from the Complete() that sampled it.
+// cache_aware_admission_window (vLLM 0.34's `cache_aware_admission_window`, default 0: off): with
+//   prefix caching, an FCFS queue policy and KV usage (1 - free / usable blocks) at least
+//   cache_aware_admission_threshold, each step that may admit and is not deferred first reorders
+//   the waiting requests among the first `window` of the waiting queue (preempted requests, at
+//   its front, count towards the window but keep their places): the deepest cached prefix first
+//   (as admission would find it), queue order breaking ties. The new order stays.
 // defer_prefills (Schedule's argument; prefill_schedule_interval's throttled step, counted by the
 //   caller): when some running request is decoding (prompt and any recompute all computed), the
 //   step is deferred — running requests still in prefill are skipped, decodes run, and admission
@@ -78,6 +84,9 @@ struct EngineLimits {
   // Prompt tokens each Request::prefix_hashes entry covers; 0 = block_size (one hash per KV
   // block). Mooncake traces hash 512-token blocks.
   int64_t prefix_hash_tokens = 0;
+  // vLLM 0.34's cache-aware admission (see the top of this file); window 0 = arrival order.
+  int64_t cache_aware_admission_window = 0;
+  double cache_aware_admission_threshold = 0.5;
 };
 
 struct SeqState {
@@ -207,13 +216,21 @@ class EngineScheduler {
   // tokens' ids are known (under async scheduling, not the one sampled by the last Complete()).
   void CacheScheduledBlocks(SeqState& s, int64_t upto);
   void ReleaseFinishing();
+  // Tokens admission would find cached for a waiting request (no references taken, not counted).
+  int64_t ProbeCachedTokens(SeqState& s);
+  // cache_aware_admission_window's reordering of the head of the waiting queue.
+  void ReorderWaitingByCachedPrefix();
 
   EngineLimits limits_;
   const QueuePolicy* queue_;
   std::unordered_map<RequestId, SeqState> seqs_;
-  std::vector<RequestId> running_;                           // admission order
-  std::deque<RequestId> preempted_;                          // front of the waiting queue
-  std::set<std::tuple<double, double, RequestId>> waiting_;  // (key, enqueued, id)
+  std::vector<RequestId> running_;   // admission order
+  std::deque<RequestId> preempted_;  // front of the waiting queue
+  // (key, enqueued, place, id): ordered by the queue policy's key, then arrival, then `place`
+  // (the id when added); a cache-aware reordering moves requests between the places of the
+  // window, so the set's order is the queue's.
+  std::set<std::tuple<double, double, RequestId, RequestId>> waiting_;
+  bool cache_aware_ = false;  // cache_aware_admission_window applies (see the top of this file)
   std::vector<RequestId> finishing_;  // async: finished, released after the next plan
   std::unique_ptr<BlockPool> pool_;   // with prefix caching
   std::vector<int32_t> hits_;         // scratch: the admission lookup's hit blocks

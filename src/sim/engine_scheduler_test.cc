@@ -576,5 +576,57 @@ TEST_F(EngineSchedulerTest, PrefixCachingNeedsTwoBlocks) {
   EXPECT_DEATH(Make16(100, 1, true), "reserves one KV block");
 }
 
+// vLLM 0.34's cache-aware admission. r0 (80-token prompt) keeps decoding; r1 (64 tokens, prefix
+// hashes 10-13) finishes at once and leaves its 4 blocks cached. At step 2 r0 holds 6 of the 10
+// usable blocks (usage 0.6) and two requests wait: r2 (32 tokens, nothing cached) ahead of r3
+// (48 tokens sharing r1's first 3 hashes: a 32-token hit). Only one of them fits.
+class CacheAwareAdmissionTest : public SchedulerTest {
+ protected:
+  // The real policy's name: cache-aware admission applies under "fcfs" only, as in vLLM.
+  class NamedFcfs final : public testing::FcfsForTest {
+   public:
+    std::string name() const override { return "fcfs"; }
+  };
+  Row SecondStep(int64_t window, double threshold, const QueuePolicy* queue) {
+    EngineLimits l;
+    l.max_num_batched_tokens = 1000;
+    l.max_num_seqs = 16;
+    l.kv_blocks = 11;  // 10 usable
+    l.block_size = 16;
+    l.enable_prefix_caching = true;
+    l.cache_aware_admission_window = window;
+    l.cache_aware_admission_threshold = threshold;
+    EngineScheduler s(l, queue);
+    s.Add(Req(0, 80, 100), 0);
+    s.Add(Req(1, 64, 1, {10, 11, 12, 13}), 0);
+    StepPlan p1 = s.Schedule();
+    EXPECT_EQ(Rows(p1), (Row{{0, 80}, {1, 64}}));
+    s.Complete(p1);
+    s.Add(Req(2, 32, 1), 1);
+    s.Add(Req(3, 48, 1, {10, 11, 12}), 1);
+    return Rows(s.Schedule());
+  }
+  NamedFcfs named_fcfs_;
+};
+
+TEST_F(CacheAwareAdmissionTest, OffItAdmitsInArrivalOrder) {
+  EXPECT_EQ(SecondStep(0, 0.5, &named_fcfs_), (Row{{0, 1}, {2, 32}}));
+}
+
+TEST_F(CacheAwareAdmissionTest, TheRequestWithACachedPrefixGoesFirst) {
+  // r3 computes 16 of its 48 tokens; r2 no longer fits.
+  EXPECT_EQ(SecondStep(4, 0.5, &named_fcfs_), (Row{{0, 1}, {3, 16}}));
+  EXPECT_EQ(SecondStep(2, 0.0, &named_fcfs_), (Row{{0, 1}, {3, 16}}));
+}
+
+TEST_F(CacheAwareAdmissionTest, BelowTheUsageThresholdOrAcrossAWindowOfOneNothingMoves) {
+  EXPECT_EQ(SecondStep(4, 0.61, &named_fcfs_), (Row{{0, 1}, {2, 32}}));  // usage 0.6
+  EXPECT_EQ(SecondStep(1, 0.5, &named_fcfs_), (Row{{0, 1}, {2, 32}}));
+}
+
+TEST_F(CacheAwareAdmissionTest, OnlyAFirstComeFirstServedQueueIsReordered) {
+  EXPECT_EQ(SecondStep(4, 0.5, &fcfs_), (Row{{0, 1}, {2, 32}}));  // a policy named otherwise
+}
+
 }  // namespace
 }  // namespace gimbal::sim
