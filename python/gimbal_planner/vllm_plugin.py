@@ -24,12 +24,14 @@ Environment: ``GIMBAL_EPLB`` (``1``: on), ``GIMBAL_EPLB_POLICY`` (``gimbal``),
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
 from .eplb_policy import GimbalEplbPolicy
 from .recorder import SourceLoadRecorder
 
+_log = logging.getLogger(__name__)
 _installed: type | None = None
 _recorders: dict[tuple[int, int], SourceLoadRecorder] = {}
 _state = threading.local()
@@ -51,12 +53,41 @@ def register() -> None:
     from vllm.distributed.eplb import policy as eplb_policies  # noqa: PLC0415
 
     configured = policy_from_env()
-    cls = type("GimbalEplbPolicy", (configured, eplb_policies.AbstractEplbPolicy),
-               {"__module__": __name__})
+    cls = with_fallback(configured, eplb_policies.EPLB_POLICIES["default"],
+                        eplb_policies.AbstractEplbPolicy)
     eplb_policies.EPLB_POLICIES["default"] = cls
     _installed = cls
     if os.environ.get("GIMBAL_EPLB_SOURCES", "0") not in ("", "0"):
         _wrap_eplb_state()
+
+
+def with_fallback(policy: type, fallback: type, base: type = object) -> type:
+    """``policy`` (a configured GimbalEplbPolicy) as vLLM's table entry: a rebalance that Gimbal's
+    planner refuses (bad loads, an unexpected shape: any exception) is logged and planned by
+    ``fallback`` (vLLM's own default policy, what the deployment runs without Gimbal) instead.
+    vLLM 0.34 stops the engine when its async EPLB worker's policy raises (0.33 stopped
+    rebalancing for good), so an error here must not reach it; one that ``fallback`` raises
+    too is vLLM's own and goes on to it."""
+
+    class GimbalEplbPolicy(policy, base):  # noqa: D101 (the docstring above)
+        fallbacks = 0  # rebalances the fallback planned
+
+        @classmethod
+        def rebalance_experts(cls, weight, num_replicas, num_groups, num_nodes, num_ranks,
+                              old_global_expert_indices=None):
+            try:
+                return super().rebalance_experts(weight, num_replicas, num_groups, num_nodes,
+                                                 num_ranks, old_global_expert_indices)
+            except Exception as err:  # noqa: BLE001 (any error: see above)
+                cls.fallbacks += 1
+                _log.warning("gimbal_planner: Gimbal's planner refused this rebalance (%s); "
+                             "vLLM's default policy plans it instead (%d so far)", err,
+                             cls.fallbacks)
+            return fallback.rebalance_experts(weight, num_replicas, num_groups, num_nodes,
+                                              num_ranks, old_global_expert_indices)
+
+    GimbalEplbPolicy.__module__ = __name__
+    return GimbalEplbPolicy
 
 
 def _wrap_eplb_state() -> None:
