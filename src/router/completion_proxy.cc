@@ -414,7 +414,8 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     Status broken;
     wire::Usage usage;
     const bool wants_usage = learns_ratio;
-    bool saw_done = false;  // the OpenAI stream's last event, `data: [DONE]`
+    bool saw_done = false;    // the OpenAI stream's last event, `data: [DONE]`
+    bool done_early = false;  // relayed [DONE] before the engine ended its answer
     for (;;) {
       auto piece = co_await us.NextView();
       if (!piece.ok()) {
@@ -458,6 +459,13 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
       }
       if (!(co_await w.WriteChunk(out)).ok()) {
         client_gone = true;
+        break;
+      }
+      // [DONE] is the stream's last event: the client's answer is whole there. An engine that
+      // sends it and then neither ends its answer nor closes would otherwise hold the client
+      // until the read timeout and then append an error after the [DONE].
+      if (saw_done && parser.pending().empty()) {
+        done_early = true;
         break;
       }
     }
@@ -513,6 +521,15 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
           : !ended.ok()  ? (w.client_gone() ? Outcome::kCancelled : Outcome::kClientGone)
                          : Outcome::kOk);
     latency_seconds_[1]->Observe(Since(t0));
+    if (done_early) {
+      // Let the engine end its answer (the usual case: the end follows [DONE] at once), so that
+      // its connection is kept for reuse; nothing more is relayed. A few reads at most, each
+      // within the read timeout; else the connection is dropped with the stream.
+      for (int i = 0; i < 4; ++i) {
+        auto rest = co_await us.NextView();
+        if (!rest.ok() || !rest.value()) break;
+      }
+    }
     co_return;
   }
   co_await refuse(502, "every engine tried failed; last: " + last_error.message(),

@@ -564,6 +564,33 @@ TEST_F(RouterHostileTest, AStreamThatStopsBeforeItsDoneEndsWithAnErrorEvent) {
       5s));
 }
 
+// An engine that sends [DONE] and then neither ends its chunked answer nor closes: the client's
+// stream ends at the [DONE], at once, with nothing after it, and the request counts as ok.
+TEST_F(RouterHostileTest, AStreamThatSaysDoneButKeepsItsAnswerOpenEndsAtItsDone) {
+  const std::string events = "data: {\"choices\":[{\"text\":\"a\"}]}\n\ndata: [DONE]\n\n";
+  RawServer engine(Engine([&](const std::string&) {
+    std::ostringstream size;
+    size << std::hex << events.size();
+    return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: "
+           "chunked\r\n\r\n" +
+           size.str() + "\r\n" + events + "\r\n";  // no last chunk
+  }));
+  RouterConfig c = Config({engine.url()});
+  c.upstream_read_timeout_s = 30;
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = Post(R"({"model":"test-model","prompt":"hi","max_tokens":2,"stream":true})");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);  // not the 30 s read timeout
+  EXPECT_EQ(r->status, 200);
+  EXPECT_NE(r->body.find("\"text\":\"a\""), std::string::npos) << r->body;
+  EXPECT_EQ(r->body.find("error"), std::string::npos) << r->body;
+  EXPECT_EQ(r->body.find("data: [DONE]"), r->body.rfind("data: [DONE]")) << r->body;  // one
+  EXPECT_TRUE(testutil::Eventually(
+      [&] { return RouterMetric("gimbal_router_requests_total", "outcome", "ok") == 1; }, 5s));
+  EXPECT_EQ(RouterMetric("gimbal_router_requests_total", "outcome", "timed_out"), 0);
+}
+
 // Clients that open connections and send nothing cannot lock others out: at
 // `listen.max_connections` the one that waited longest makes room, and /metrics counts it.
 TEST_F(RouterHostileTest, SilentConnectionsAtTheCapMakeRoomForClients) {
