@@ -212,6 +212,7 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
       req.target = b.parsed.base_path + "/metrics";
       // Bounded as a whole: a page sent a byte at a time kept the last snapshot for good.
       auto r = co_await probe_.Send(req, config_.scrape_timeout_s);
+      std::string failed;  // why this scrape gave no state; empty when it did
       if (r.ok() && r->status == 200) {
         const auto parse_start = std::chrono::steady_clock::now();
         auto page = net::ParsePrometheusText(r->body, &EngineMetricRead);
@@ -230,7 +231,15 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
           metrics_.scrape_warnings.With({b.name}).Inc(bad.count);
           implausible_logs.Warn(clock_(), b.name, "/metrics", bad);
         }
-        if (read) table_.ApplySnapshot(e, snap);
+        if (read) {
+          table_.ApplySnapshot(e, snap);
+        } else {
+          // A page that answers 200 but says nothing usable (another server's page, another
+          // model's series, NaN counts) is no fresher than no page.
+          failed =
+              "answered 200 without a usable vllm:num_requests_running or _waiting for model " +
+              b.model;
+        }
         // An engine whose page takes long to parse is scraped less often: parsing its pages
         // takes at most a tenth of a thread, however large they are (the read is bounded by
         // kMaxMetricsPageBytes and the client's timeouts).
@@ -238,11 +247,13 @@ asio::awaitable<void> EngineMonitor::ScrapeLoop(int e) {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - parse_start).count();
         pause = std::max(pause, 10 * parse_s);
       } else {
+        failed = r.ok() ? "answered " + std::to_string(r->status) : r.status().message();
+      }
+      if (!failed.empty()) {
         metrics_.scrape_failures.With({b.name}).Inc();
         // Logged once a minute: the engine's state then ages, and nothing else says why.
         if (int held = 0; failure_gate.Pass(clock_(), &held)) {
-          spdlog::warn("engine {}: /metrics scrape failed: {}{}", b.name,
-                       r.ok() ? "answered " + std::to_string(r->status) : r.status().message(),
+          spdlog::warn("engine {}: /metrics scrape failed: {}{}", b.name, failed,
                        MinuteGate::HeldBack(held, "more since the last warning"));
         }
         // Fresh state over stale: with no page for a while, the router's own accounting.

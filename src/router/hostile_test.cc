@@ -468,6 +468,52 @@ TEST_F(RouterHostileTest, FailedScrapesAreCounted) {
       << engines().dump();
 }
 
+// A /metrics page that answers 200 but gives no usable request count (another server's page,
+// another model's series, NaN counts) is a failed scrape: counted, and the engine's state is the
+// router's own accounting, so the picks since a snapshot do not pile up and shut it out.
+TEST_F(RouterHostileTest, PagesWithoutUsableCountsAreFailedScrapes) {
+  const std::vector<std::string> pages = {
+      "<html><body>not metrics</body></html>",
+      "vllm:num_requests_waiting{model_name=\"other-model\"} 0\n",
+      "vllm:num_requests_waiting{model_name=\"test-model\"} NaN\n"
+      "vllm:num_requests_running{model_name=\"test-model\"} NaN\n"};
+  const RawServer::Script inner = Engine(Echo);
+  std::vector<std::unique_ptr<RawServer>> engines;
+  std::vector<std::string> urls;
+  for (const std::string& page : pages) {
+    engines.push_back(std::make_unique<RawServer>(
+        [&inner, page](const std::string& head, const std::string& body) -> std::string {
+          if (head.rfind("GET /metrics", 0) == 0) {
+            return "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(page.size()) +
+                   "\r\n\r\n" + page;
+          }
+          return inner(head, body);
+        }));
+    urls.push_back(engines.back()->url());
+  }
+  ASSERT_NO_FATAL_FAILURE(Start(Config(urls)));
+  for (const char* e : {"e0", "e1", "e2"}) {
+    EXPECT_TRUE(testutil::Eventually(
+        [&] { return RouterMetric("gimbal_router_scrape_failures_total", "engine", e) >= 2; }, 3s))
+        << e;
+  }
+  for (int i = 0; i < 6; ++i) ExpectServing();
+  EXPECT_TRUE(testutil::Eventually(
+      [&] {
+        const json all = AdminEngines()["engines"];
+        if (!all.is_array() || all.size() != 3) return false;
+        for (const json& e : all) {
+          if (!e["snapshot"].is_object() || e["snapshot"]["own_accounting"] != true ||
+              e["picks_since_snapshot"] != 0) {
+            return false;
+          }
+        }
+        return true;
+      },
+      5s))
+      << AdminEngines().dump();
+}
+
 // An engine that answers every request with a server error at once looks idle to every
 // dispatcher, so it drew the traffic: 5xx answers are relayed to their clients and held against
 // the engine (ejected after failures_to_eject in a row), and answered requests never readmit it.
