@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include "core/json_message.h"
 #include "core/random.h"
 #include "net/http_client.h"
 #include "net/io_runtime.h"
@@ -31,6 +32,26 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kMaxErrorBody = 500;
+// The longest prompt a request may send (16 Mi tokens, a body of about 100 MB; far past any
+// model's context).
+constexpr int64_t kMaxBenchPromptTokens = int64_t{1} << 24;
+
+// What a stream's `error` value says, for a failed request's record: its `message` (or the
+// string itself), cut to kMaxErrorBody; any other value only described. A server's value is
+// quoted neither whole (an event may be 16 MiB, kept once per failed request) nor with dump(),
+// which recurses once per nesting level.
+std::string StreamErrorText(const json& e) {
+  const json* text = &e;
+  if (e.is_object()) {
+    auto m = e.find("message");
+    if (m != e.end()) text = &*m;
+  }
+  if (text->is_string()) {
+    const std::string& s = text->get_ref<const std::string&>();
+    return JsonForMessage(json(s.substr(0, kMaxErrorBody)));
+  }
+  return JsonForMessage(e);
+}
 // Content events a stream may send beyond max_tokens (a chat stream's role event, a server that
 // splits a token) before the request fails.
 constexpr int64_t kExtraChunks = 16;
@@ -223,7 +244,7 @@ class Runner {
           co_return;
         }
         if (j.contains("error")) {
-          b.error = "stream error: " + j["error"].dump();
+          b.error = "stream error: " + StreamErrorText(j["error"]);
           co_return;
         }
         if (auto u = j.find("usage"); u != j.end() && u->is_object()) {
@@ -238,7 +259,7 @@ class Runner {
                                       c->get<int64_t>() <= kMaxRequestTokens;
             if (!ok) {
               b.error = fmt::format("usage.{} is not a token count in [0, {}]: {}", key,
-                                    kMaxRequestTokens, c->dump().substr(0, 40));
+                                    kMaxRequestTokens, JsonForMessage(*c));
               co_return;
             }
             (std::string_view(key) == "completion_tokens" ? usage_out : b.rec.prompt_tokens) =
@@ -306,6 +327,25 @@ Result<BenchResult> RunBench(const BenchOptions& options, const std::vector<Requ
   for (size_t i = 1; i < requests.size(); ++i) {
     if (requests[i].arrival < requests[i - 1].arrival) {
       return InvalidArgument("requests must be sorted by arrival");
+    }
+  }
+  // Send times are timers in nanoseconds: arrivals past a year (or not finite) would overflow
+  // them, and a workload never spans that long (kMaxWorkloadSpanS).
+  if (!requests.empty() &&
+      !(requests.front().arrival >= 0 && requests.back().arrival <= kMaxWorkloadSpanS)) {
+    return InvalidArgument(
+        fmt::format("request arrivals must lie in [0, {:.0f}] s (366 days); got {} to {} s",
+                    kMaxWorkloadSpanS, requests.front().arrival, requests.back().arrival));
+  }
+  // Every request's body is built before the run starts, about 8 bytes a prompt token: one
+  // prompt of 2^30 tokens (a 68-byte trace line) took the process past its memory.
+  for (const Request& r : requests) {
+    if (r.prompt_tokens < 0 || r.prompt_tokens > kMaxBenchPromptTokens || r.output_tokens < 0 ||
+        r.output_tokens > kMaxRequestTokens) {
+      return InvalidArgument(fmt::format(
+          "request {}: {} prompt and {} output tokens; gimbal bench sends prompts of at most {} "
+          "tokens and outputs of at most {}",
+          r.id, r.prompt_tokens, r.output_tokens, kMaxBenchPromptTokens, kMaxRequestTokens));
     }
   }
   Runner runner(options, url, requests);

@@ -112,7 +112,16 @@ TEST(BenchClientTest, AServerThatLiesOrNeverStopsFailsItsRequests) {
   };
   std::string endless;
   for (int i = 0; i < 100; ++i) endless += Token();
+  // Values that dump() would recurse into 200,000 levels deep, and an 8 MB message.
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  const std::string big(8 << 20, 'x');
   const Case cases[] = {
+      {Stream("data: {\"error\":" + deep + "}\n\n"), 0, "stream error: an array of 1 values"},
+      {Stream(Token() + "data: {\"choices\":[],\"usage\":{\"completion_tokens\":" + deep +
+              "}}\n\n"),
+       0, "usage.completion_tokens is not a token count in [0, 1073741824]: an array of 1"},
+      {Stream("data: {\"error\":{\"message\":\"" + big + "\"}}\n\n"), 0,
+       "stream error: \"xxxxxxxx"},
       {Stream(Token() + "data: {\"choices\":[],\"usage\":{\"completion_tokens\":" +
               std::to_string(std::numeric_limits<int64_t>::max()) +
               ",\"prompt_tokens\":3}}\n\ndata: [DONE]\n\n"),
@@ -138,10 +147,29 @@ TEST(BenchClientTest, AServerThatLiesOrNeverStopsFailsItsRequests) {
     EXPECT_EQ(r->summary["failed"], 2) << c.error;
     ASSERT_EQ(r->requests.size(), 2u);
     for (const auto& b : r->requests) {
-      EXPECT_NE(b.error.find(c.error), std::string::npos) << b.error;
+      EXPECT_NE(b.error.find(c.error), std::string::npos) << b.error.substr(0, 200);
+      EXPECT_LE(b.error.size(), 200u);  // a server's value is quoted in part
       EXPECT_LE(b.itl.size(), 12u + 16u);
     }
   }
+}
+
+// Requests a run could not hold or time: refused before any body is built or request sent.
+TEST(BenchClientTest, RequestsPastTheBoundsAreRefusedWithTheirNumbers) {
+  BenchOptions o;
+  o.base_url = "http://127.0.0.1:1";  // never reached
+  o.model = "m";
+  std::vector<Request> huge = Workload(2, 10);
+  huge[1].prompt_tokens = int64_t{1} << 30;  // one 68-byte trace line asked this
+  auto r = RunBench(o, huge);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("1073741824 prompt"), std::string::npos)
+      << r.status().message();
+  std::vector<Request> late = Workload(2, 10);
+  late[1].arrival = 2.5e10;  // 790 centuries in: the send timer's nanoseconds overflow
+  r = RunBench(o, late);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("366 days"), std::string::npos) << r.status().message();
 }
 
 // Two requests whose prefix hashes agree send the same leading blocks: the engine's prefix cache

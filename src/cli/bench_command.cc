@@ -87,6 +87,14 @@ std::vector<Request> ScenarioRequests(BenchFlags& f, double* rate_out) {
   if (!reqs.ok()) Fail(reqs.status().message());
   // With emulated engines at --time-scale X, arrivals scaled by X keep the scenario's load.
   for (Request& r : *reqs) r.arrival *= f.trace_time_scale;
+  // The workload's year-long bound holds after the scaling too (a request due centuries later was
+  // sent at once, the timer's nanoseconds overflowing).
+  if (!reqs->empty() && !(reqs->back().arrival - reqs->front().arrival <= kMaxWorkloadSpanS)) {
+    Fail(fmt::format(
+        "--trace-time-scale {}: the scenario's arrivals would span {:.3g} s, over the "
+        "{:.0f} s (366 days) a run may last",
+        f.trace_time_scale, reqs->back().arrival - reqs->front().arrival, kMaxWorkloadSpanS));
+  }
   f.o.prefix_hash_tokens = PrefixHashTokens(sc->workload);
   f.dataset = "scenario " + sc->name;
   // The mean request rate over the arrivals (a session workload's rate is in sessions).

@@ -121,6 +121,34 @@ TEST(CliTest, BadScenarioExitsNonZeroWithFileLineAndKey) {
   std::filesystem::remove_all(dir);
 }
 
+// A scenario name that is not UTF-8 is written as U+FFFD (a strict dump threw, and the process
+// aborted), and a --json or CSV file that cannot be written is an error, not exit 0.
+TEST(CliTest, NonUtf8NamesAreWrittenAndUnwritableOutputsFail) {
+  const auto dir = TempDir();
+  const auto path = dir / "raw.yaml";
+  {
+    std::ofstream out(path);
+    out << "name: x\xff\xfey\n";
+    std::ifstream in(Src("configs/scenarios/default.yaml"));
+    for (std::string line; std::getline(in, line);) {
+      if (line.rfind("name:", 0) != 0) out << line << "\n";
+    }
+  }
+  CmdResult r = Gimbal("simulate -c " + path.string() + kSmall + " --stack vllm --json " +
+                       (dir / "o.json").string());
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(Slurp(dir / "o.json"), nullptr, false);
+  ASSERT_TRUE(j.is_object());
+  EXPECT_EQ(j["scenario"], "x\xef\xbf\xbd\xef\xbf\xbdy");
+  for (const char* flag : {"--json", "--requests-csv", "--steps-csv"}) {
+    r = Gimbal("simulate -c " + Src("configs/scenarios/default.yaml") + kSmall + " --stack vllm " +
+               flag + " /dev/full");
+    EXPECT_EQ(r.code, 2) << flag << ": " << r.output;
+    EXPECT_NE(r.output.find("cannot write /dev/full"), std::string::npos) << r.output;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(CliTest, UnknownPolicyListsValidNames) {
   CmdResult r = Gimbal("simulate -c " + Src("configs/scenarios/default.yaml") +
                        " --set stacks.0.dispatch.policy=fastest");

@@ -70,7 +70,11 @@ void RunSimulate(const SimulateArgs& a) {
     for (const auto& r : runs) out["runs"].push_back(r.summary);
     std::ofstream f(a.json_out);
     if (!f) Fail(fmt::format("cannot write {}", a.json_out));
-    f << out.dump(2) << "\n";
+    // Names come from the scenario file: bytes that are not UTF-8 are written as U+FFFD (a
+    // strict dump throws, and ended the process).
+    f << out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+    f.close();
+    if (!f) Fail(fmt::format("cannot write {} (disk full?)", a.json_out));
   }
   if (!a.requests_csv.empty()) {
     std::ofstream f(a.requests_csv);
@@ -84,6 +88,8 @@ void RunSimulate(const SimulateArgs& a) {
                          q.output_tokens, q.preemptions);
       }
     }
+    f.close();
+    if (!f) Fail(fmt::format("cannot write {} (disk full?)", a.requests_csv));
   }
   if (!a.steps_csv.empty()) {
     std::ofstream f(a.steps_csv);
@@ -98,6 +104,8 @@ void RunSimulate(const SimulateArgs& a) {
                          st.preemptions);
       }
     }
+    f.close();
+    if (!f) Fail(fmt::format("cannot write {} (disk full?)", a.steps_csv));
   }
 }
 

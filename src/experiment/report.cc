@@ -341,7 +341,9 @@ Result<std::string> MakeReport(const ReportOptions& options) {
           fmt::format("{}: a value of the wrong type: {}", results_path.string(), e.what()));
     }
     (*table)["live"]["dir"] = fs::absolute(live_dir).lexically_normal().string();
-    GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(live_path.string(), live_points.dump(1) + "\n"));
+    GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(
+        live_path.string(),
+        live_points.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"));
   } else {
     fs::remove(live_path, ec);
   }

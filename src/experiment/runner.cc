@@ -291,7 +291,9 @@ Result<RunSummary> RunPoints(const Suite& suite, const SuitePlan& plan,
       const std::string csv = (points_dir / (p.id + ".requests.csv")).string();
       auto j = RunPoint(p, suite, plan, csv);
       Status st = j.ok()
-                      ? WriteFileAtomic((points_dir / (p.id + ".json")).string(), j->dump(1) + "\n")
+                      ? WriteFileAtomic(
+                            (points_dir / (p.id + ".json")).string(),
+                            j->dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n")
                       : j.status();
       std::lock_guard<std::mutex> lock(mu);
       if (!st.ok()) {
@@ -321,7 +323,9 @@ Result<RunSummary> RunPoints(const Suite& suite, const SuitePlan& plan,
   run["reused"] = summary.reused;
   run["computed_ids"] = summary.computed_ids;
   run["jobs"] = jobs;
-  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic((out / "run.json").string(), run.dump(1) + "\n"));
+  GIMBAL_RETURN_IF_ERROR(
+      WriteFileAtomic((out / "run.json").string(),
+                      run.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"));
   return summary;
 }
 
@@ -378,7 +382,8 @@ Status WriteResults(const Suite& suite, const SuitePlan& plan, const std::string
   }
   const std::string json_path = (out / "results.json").string();
   const std::string csv_path = (out / "results.csv").string();
-  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(json_path, results.dump(1) + "\n"));
+  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(
+      json_path, results.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"));
   GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(csv_path, csv));
   if (summary != nullptr) {
     summary->results_json = json_path;

@@ -214,16 +214,20 @@ Result<RunSummary> RunShard(const Suite& suite, const SuitePlan& plan, ShardSpec
   std::error_code ec;
   fs::create_directories(options.out_dir, ec);
   if (ec) return IoError(fmt::format("cannot create {}: {}", options.out_dir, ec.message()));
-  GIMBAL_RETURN_IF_ERROR(
-      WriteFileAtomic(manifest.string(), Manifest(suite, plan, shard, mine, false).dump(1) + "\n"));
+  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(
+      manifest.string(), Manifest(suite, plan, shard, mine, false)
+                                 .dump(1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                             "\n"));
   if (options.log) {
     *options.log << fmt::format("shard {}: {} of the suite's {} points\n", Label(shard),
                                 mine.size(), plan.points.size());
   }
   auto summary = RunPoints(suite, plan, mine, options);
   if (!summary.ok()) return summary.status();
-  GIMBAL_RETURN_IF_ERROR(
-      WriteFileAtomic(manifest.string(), Manifest(suite, plan, shard, mine, true).dump(1) + "\n"));
+  GIMBAL_RETURN_IF_ERROR(WriteFileAtomic(
+      manifest.string(), Manifest(suite, plan, shard, mine, true)
+                                 .dump(1, ' ', false, nlohmann::json::error_handler_t::replace) +
+                             "\n"));
   return summary;
 }
 
@@ -347,7 +351,8 @@ Result<MergeSummary> MergeShards(const Suite& suite, const SuitePlan& plan,
   run["jobs"] = 0;
   run["merged_from"] = merged_from;
   GIMBAL_RETURN_IF_ERROR(
-      WriteFileAtomic((fs::path(out_dir) / "run.json").string(), run.dump(1) + "\n"));
+      WriteFileAtomic((fs::path(out_dir) / "run.json").string(),
+                      run.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"));
   return m;
 }
 
