@@ -1,6 +1,10 @@
 #include "core/json_message.h"
 
+#include <sstream>
+
 #include <gtest/gtest.h>
+
+#include "core/json_depth.h"
 
 namespace gimbal {
 namespace {
@@ -29,6 +33,24 @@ TEST(JsonForMessage, QuotesScalarsNamesContainersAndCutsOnACharacterBoundary) {
     const size_t backslash = out.rfind('\\');
     EXPECT_TRUE(backslash == std::string::npos || out.size() - 3 - backslash == 6) << out;
   }
+}
+
+TEST(ParseJsonBounded, RefusesNestingPastTheLimitAndParsesTheRest) {
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  auto bad = ParseJsonBounded<nlohmann::ordered_json>(deep);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("nested deeper than 64 levels"), std::string::npos);
+  std::istringstream in("{\"a\": {\"b\": [1, 2, {\"c\": null}]}}");
+  auto good = ParseJsonBounded<nlohmann::json>(in);
+  ASSERT_TRUE(good.ok()) << good.status().message();
+  EXPECT_EQ((*good)["a"]["b"][1], 2);
+  // Exactly the limit's depth parses; one more level does not.
+  const std::string at = std::string(kMaxJsonDepth, '[') + std::string(kMaxJsonDepth, ']');
+  EXPECT_TRUE(ParseJsonBounded<nlohmann::json>(at).ok());
+  EXPECT_FALSE(ParseJsonBounded<nlohmann::json>("[" + at + "]").ok());
+  auto malformed = ParseJsonBounded<nlohmann::json>(std::string("{\"a\": }"));
+  ASSERT_FALSE(malformed.ok());
+  EXPECT_NE(malformed.status().message().find("parse error"), std::string::npos);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_depth.h"
 #include "experiment/runner.h"
 
 namespace gimbal::experiment {
@@ -21,11 +22,10 @@ const std::vector<std::string> kRateKeys = {"request_throughput", "request_goodp
 Result<nlohmann::ordered_json> ReadJsonFile(const fs::path& path) {
   std::ifstream in(path);
   if (!in) return NotFound(fmt::format("{}: cannot open", path.string()));
-  try {
-    return nlohmann::ordered_json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    return InvalidArgument(fmt::format("{}: {}", path.string(), e.what()));
-  }
+  auto parsed = ParseJsonBounded<nlohmann::ordered_json>(in);
+  if (!parsed.ok())
+    return InvalidArgument(fmt::format("{}: {}", path.string(), parsed.status().message()));
+  return parsed;
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
@@ -74,8 +74,11 @@ std::string RequestsCsv(const nlohmann::ordered_json& bench, double time_scale) 
       for (const auto& g : *itl) e2e += g.is_number() ? g.get<double>() : 0.0;
     }
     const double ttft = ttfts[i].is_number() ? ttfts[i].get<double>() : 0.0;
-    s += fmt::format("{},,,,,,{},{},,{},{}\n", i, in != nullptr ? in->dump() : "",
-                     out != nullptr ? out->dump() : "",
+    // Counts only: any other value (a nested one would recurse in dump()) leaves the cell empty.
+    auto count = [](const nlohmann::ordered_json* v) {
+      return v != nullptr && v->is_number() ? v->dump() : std::string();
+    };
+    s += fmt::format("{},,,,,,{},{},,{},{}\n", i, count(in), count(out),
                      ok ? fmt::format("{:.4f}", ttft * 1e3 / time_scale) : "",
                      ok ? fmt::format("{:.4f}", e2e * 1e3 / time_scale) : "");
   }
@@ -217,7 +220,9 @@ nlohmann::ordered_json LiveComparison(const nlohmann::ordered_json& points) {
     row["rate"] = rate;
     row["stack"] = stack;
     row["sim_seeds"] = nlohmann::ordered_json::array();
-    for (const auto* p : sims) row["sim_seeds"].push_back((*p)["seed"]);
+    // A point without a seed (CheckPoints allows it) is listed as null, not read past.
+    for (const auto* p : sims)
+      row["sim_seeds"].push_back(p->value("seed", nlohmann::ordered_json()));
     row["live_seed"] = seed;
     nlohmann::ordered_json metrics;
     for (const auto& key : LiveComparisonMetrics()) {

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/install_paths.h"
+#include "core/json_depth.h"
 #include "experiment/live.h"
 #include "experiment/runner.h"
 #include "experiment/stats.h"
@@ -307,12 +308,11 @@ Result<std::string> MakeReport(const ReportOptions& options) {
         fmt::format("{} not found (run `gimbal experiment --suite FILE --out {}` first)",
                     results_path.string(), options.results_dir));
   }
-  nlohmann::ordered_json results;
-  try {
-    results = nlohmann::ordered_json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    return InvalidArgument(fmt::format("{}: {}", results_path.string(), e.what()));
+  auto parsed = ParseJsonBounded<nlohmann::ordered_json>(in);
+  if (!parsed.ok()) {
+    return InvalidArgument(fmt::format("{}: {}", results_path.string(), parsed.status().message()));
   }
+  nlohmann::ordered_json results = std::move(*parsed);
   const fs::path out = options.out_dir.empty() ? dir / "report" : fs::path(options.out_dir);
   std::error_code ec;
   fs::create_directories(out, ec);

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "core/json_depth.h"
 #include "core/random.h"
 #include "experiment/expert_load.h"
 #include "sim/simulator.h"
@@ -155,11 +156,9 @@ std::string CsvNumber(const nlohmann::ordered_json& v) {
 bool ReadJson(const std::string& path, nlohmann::ordered_json* out) {
   std::ifstream in(path);
   if (!in) return false;
-  try {
-    *out = nlohmann::ordered_json::parse(in);
-  } catch (const nlohmann::json::exception&) {
-    return false;
-  }
+  auto parsed = ParseJsonBounded<nlohmann::ordered_json>(in);  // a deep file overflowed dump()
+  if (!parsed.ok()) return false;
+  *out = std::move(*parsed);
   return true;
 }
 

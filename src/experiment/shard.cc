@@ -16,6 +16,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
+#include "core/json_depth.h"
 #include "core/json_message.h"
 
 namespace gimbal::experiment {
@@ -101,7 +102,11 @@ Result<Loaded> LoadManifest(const std::string& dir) {
   Loaded l;
   l.dir = dir;
   try {
-    const auto m = nlohmann::json::parse(in);
+    auto parsed = ParseJsonBounded<nlohmann::json>(in);
+    if (!parsed.ok()) {
+      return InvalidArgument(fmt::format("{}: {}", path.string(), parsed.status().message()));
+    }
+    const nlohmann::json& m = *parsed;
     if (m.value("format", "") != kFormat) {
       return InvalidArgument(fmt::format("{}: format is not {}", path.string(), kFormat));
     }
