@@ -27,12 +27,31 @@ constexpr const char* kFormat = "gimbal.shard/1";
 
 struct Fnv1a {
   uint64_t h = 0xcbf29ce484222325ULL;
-  void Add(const std::string& s) {
-    for (const unsigned char c : s) {
-      h ^= c;
+  void Bytes(const char* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) {
+      h ^= static_cast<unsigned char>(p[i]);
       h *= 0x100000001b3ULL;
     }
-    // A separator, so that ("ab", "c") and ("a", "bc") differ.
+  }
+  void Add(const std::string& s) {
+    Bytes(s.data(), s.size());
+    End();
+  }
+  // A file's bytes, read a piece at a time (a trace may be hundreds of MB).
+  void AddFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      Add("<missing>");
+      return;
+    }
+    std::string piece(1 << 16, '\0');
+    while (in.read(piece.data(), static_cast<std::streamsize>(piece.size())) || in.gcount() > 0) {
+      Bytes(piece.data(), static_cast<size_t>(in.gcount()));
+    }
+    End();
+  }
+  // A separator, so that ("ab", "c") and ("a", "bc") differ.
+  void End() {
     h ^= 0xff;
     h *= 0x100000001b3ULL;
   }
@@ -179,6 +198,13 @@ std::string SuiteHash(const Suite& suite, const SuitePlan& plan) {
   for (const auto& s : suite.scenarios) f.Add(FileBytes(s.path));
   for (const uint64_t seed : suite.seeds) f.Add(std::to_string(seed));
   for (const Point& p : plan.points) f.Add(p.id);
+  // The traces the scenarios replay, by their bytes too: shards run on another trace of the same
+  // name merged silently.
+  std::set<std::string> traces;
+  for (const Point& p : plan.points) {
+    if (p.spec && !p.spec->workload.path.empty()) traces.insert(p.spec->workload.path);
+  }
+  for (const std::string& t : traces) f.AddFile(t);
   return fmt::format("{:016x}", f.h);
 }
 

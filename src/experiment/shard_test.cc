@@ -252,6 +252,35 @@ TEST_F(ShardTest, MergeNamesMissingAndDuplicatedShards) {
   EXPECT_NE(e.find("no shard folders"), std::string::npos) << e;
 }
 
+// Shards of a suite whose scenario replays a trace are of the same experiment only when the
+// trace's bytes are the same: a trace of the same name with other contents is another suite.
+TEST_F(ShardTest, TheSuiteHashCoversTheTracesItsScenariosReplay) {
+  const fs::path trace = base_ / "trace.jsonl";
+  const std::string rows =
+      "{\"timestamp\": 0, \"input_length\": 100, \"output_length\": 20, \"hash_ids\": [1]}\n"
+      "{\"timestamp\": 500, \"input_length\": 200, \"output_length\": 20, \"hash_ids\": [2]}\n";
+  Write(trace, rows);
+  Write(base_ / "traced.yaml",
+        "name: traced\nscenarios: [{path: " + kSource +
+            "/configs/scenarios/default.yaml, label: t, set: ['workload={kind: mooncake, path: " +
+            trace.string() + "}']}]\nseeds: 1\nstacks: [vllm]\n");
+  auto hash = [&] {
+    auto suite = LoadSuite((base_ / "traced.yaml").string());
+    EXPECT_TRUE(suite.ok()) << suite.status().message();
+    if (!suite.ok()) return std::string();
+    auto plan = PlanSuite(*suite);
+    EXPECT_TRUE(plan.ok()) << plan.status().message();
+    return plan.ok() ? SuiteHash(*suite, *plan) : std::string();
+  };
+  const std::string first = hash();
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(hash(), first);
+  Write(trace, rows.substr(0, rows.size() - 4) + "0]}\n");  // the last row's hash id 2 -> 0
+  EXPECT_NE(hash(), first);
+  Write(trace, rows);
+  EXPECT_EQ(hash(), first);
+}
+
 TEST_F(ShardTest, MergeRejectsShardsOfAnotherSuiteOrN) {
   // Shard 1 of 2 of the same suite, beside shards of 3.
   auto half = RunShard(*suite_, *plan_, {1, 2}, RunOptions{(base_ / "half1").string(), 1, nullptr});
