@@ -491,11 +491,17 @@ asio::awaitable<Result<ClientResponse>> HttpClient::SendWith(const ClientRequest
 }
 
 asio::awaitable<Status> ReadBody(ClientStream& stream, size_t limit, std::string& out,
-                                 std::string_view what) {
+                                 std::string_view what, double total_s) {
+  const auto start = std::chrono::steady_clock::now();
   for (;;) {
     auto piece = co_await stream.NextView();
     if (!piece.ok()) co_return piece.status();
     if (!piece.value()) co_return Status::Ok();
+    if (total_s > 0 &&
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > total_s) {
+      co_return Status(ErrorCode::kDeadlineExceeded,
+                       "the body was still arriving after " + fmt::format("{:g}", total_s) + " s");
+    }
     if (out.size() > limit || piece.value()->size() > limit - out.size()) {
       co_return Status(ErrorCode::kResourceExhausted,
                        std::string(what) + " (" + std::to_string(limit) + " bytes)");

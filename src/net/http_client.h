@@ -103,9 +103,11 @@ class ClientStream {
 };
 
 // Appends the rest of `stream`'s body to `out`: ok at its end, the stream's error, or
-// kResourceExhausted ("<what> (<limit> bytes)") before `out` would pass `limit` bytes.
+// kResourceExhausted ("<what> (<limit> bytes)") before `out` would pass `limit` bytes. With
+// `total_s` > 0, kDeadlineExceeded when a piece arrives more than total_s after the call (the
+// stream's per-read timeout alone let a body trickle in a byte at a time for ever).
 boost::asio::awaitable<Status> ReadBody(ClientStream& stream, size_t limit, std::string& out,
-                                        std::string_view what);
+                                        std::string_view what, double total_s = 0);
 
 class HttpClient {
  public:

@@ -7,6 +7,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "net/sse.h"
@@ -357,8 +358,11 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     if (!cr.stream || status != 200 || !IsEventStream(us.headers().Get("Content-Type"))) {
       // A whole answer: read it all (nothing has reached the client, so a break is retried).
       std::string answer;
+      // Bounded as a whole too: vLLM sends a whole answer's head when it is done, so its body
+      // comes at once; one trickled in a byte at a time held the client for ever.
       const Status broken = co_await net::ReadBody(us, config_.answer_limit_bytes, answer,
-                                                   "answer over limits.answer_limit_bytes");
+                                                   "answer over limits.answer_limit_bytes",
+                                                   config_.upstream_read_timeout_s);
       if (flight->cut) {
         table_.Release(rv);
         co_await refuse(503, shutdown_message, Outcome::kUnavailable);
@@ -416,6 +420,9 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
     const bool wants_usage = learns_ratio;
     bool saw_done = false;    // the OpenAI stream's last event, `data: [DONE]`
     bool done_early = false;  // relayed [DONE] before the engine ended its answer
+    // Bytes that complete no event (an engine sending a newline a second) do not count as the
+    // stream going on: upstream_read_timeout_s without a whole event ends it as silence would.
+    auto last_event = std::chrono::steady_clock::now();
     for (;;) {
       auto piece = co_await us.NextView();
       if (!piece.ok()) {
@@ -438,7 +445,17 @@ asio::awaitable<void> CompletionProxy::HandleCompletion(net::HttpRequest& req,
                             std::to_string(config_.stream_event_limit_bytes) + " bytes)");
         break;
       }
-      if (events.empty()) continue;
+      if (events.empty()) {
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_event).count() >
+            config_.upstream_read_timeout_s) {
+          broken = Status(
+              ErrorCode::kDeadlineExceeded,
+              "no whole event for " + fmt::format("{:g}", config_.upstream_read_timeout_s) + " s");
+          break;
+        }
+        continue;
+      }
+      last_event = std::chrono::steady_clock::now();
       out.clear();
       for (const auto& ev : events) {
         if (ev.has_data && !rv.prefill_settled) {

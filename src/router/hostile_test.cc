@@ -637,6 +637,42 @@ TEST_F(RouterHostileTest, AStreamThatSaysDoneButKeepsItsAnswerOpenEndsAtItsDone)
   EXPECT_EQ(RouterMetric("gimbal_router_requests_total", "outcome", "timed_out"), 0);
 }
 
+// An engine that trickles a whole answer in a byte at a time, or keeps a stream going with bytes
+// that never complete an event, each within the read timeout: bounded all the same, with a 504
+// that names the limit, and the engine is not blamed (the request may be what is slow).
+TEST_F(RouterHostileTest, AnswersAndStreamsThatTrickleForEverEndAtTheReadTimeout) {
+  std::string trickle;
+  for (int i = 0; i < 100; ++i) trickle += std::string(RawServer::kPause) + " ";  // 5 s
+  RawServer engine(Engine([&](const std::string& body) {
+    if (body.find("\"stream\":true") != std::string::npos) {
+      return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 100\r\n\r\n" +
+             std::string("\n") + trickle;
+    }
+    return "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 101\r\n\r\n" +
+           std::string("{") + trickle;
+  }));
+  RouterConfig c = Config({engine.url()});
+  c.upstream_read_timeout_s = 0.5;  // each byte comes after 50 ms: never a silent 0.5 s
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  for (const char* body :
+       {R"({"model":"test-model","prompt":"hi","max_tokens":2})",
+        R"({"model":"test-model","prompt":"hi","max_tokens":2,"stream":true})"}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = Post(body);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << body;  // not the 5 s of bytes
+    EXPECT_EQ(r->status, 504) << body << ": " << r->body;
+    EXPECT_NE(r->body.find("limits.upstream_read_timeout_s"), std::string::npos) << r->body;
+  }
+  EXPECT_TRUE(testutil::Eventually(
+      [&] { return RouterMetric("gimbal_router_requests_total", "outcome", "timed_out") == 2; },
+      5s));
+  // Not ejected: the next request still goes to the engine (and times out again, not 503).
+  auto again = Post(R"({"model":"test-model","prompt":"hi","max_tokens":2})");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->status, 504) << again->body;
+}
+
 // Clients that open connections and send nothing cannot lock others out: at
 // `listen.max_connections` the one that waited longest makes room, and /metrics counts it.
 TEST_F(RouterHostileTest, SilentConnectionsAtTheCapMakeRoomForClients) {
