@@ -155,10 +155,18 @@ TEST(PlaceTool, TopologyCostsAreBoundedAndFilesMustBeRegular) {
 }
 
 TEST(PlaceTool, RefusesAPlanWithNonFiniteNumbers) {
-  // Each input is in range, but a weight of 1e308 overflows the objective.
-  PlaceOptions o = ExampleOptions("gimbal");
+  // Gimbal's planner bounds its weights when it reads them (1e308 overflowed its scores).
+  PlaceOptions g = ExampleOptions("gimbal");
+  g.sets = {"load_weight=1e308"};
+  Result<PlaceReport> r = RunPlace(g);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("must be in [0, 1e+06], got 1e+308"), std::string::npos)
+      << r.status().message();
+  // EPLB's weights only score its plan: each input is in range, but 1e308 overflows the
+  // objective, and the report refuses it.
+  PlaceOptions o = ExampleOptions("eplb");
   o.sets = {"load_weight=1e308"};
-  Result<PlaceReport> r = RunPlace(o);
+  r = RunPlace(o);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("not finite"), std::string::npos) << r.status().message();

@@ -79,10 +79,13 @@ void gimbal_planner_destroy(gimbal_planner* planner) {
   delete planner;
 }
 
-int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology, int layers,
-                        int sources, int experts, int slots_per_gpu, const double* counts,
-                        const int32_t* current_phy2log, int32_t* out_phy2log) {
-  if (planner == nullptr) return -1;
+}  // extern "C"
+
+namespace {
+
+int Plan(gimbal_planner* planner, const gimbal_topology* topology, int layers, int sources,
+         int experts, int slots_per_gpu, const double* counts, const int32_t* current_phy2log,
+         int32_t* out_phy2log) {
   if (topology == nullptr || counts == nullptr || out_phy2log == nullptr) {
     return Fail(planner, "gimbal_planner_plan: topology, counts and out_phy2log must not be NULL");
   }
@@ -102,6 +105,20 @@ int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology
     return Fail(planner,
                 fmt::format("gimbal_planner_plan: expert_bytes ({}) must be finite and >= 0",
                             topology->expert_bytes));
+  }
+  // The arrays are copied before the planner checks its inputs: their sizes are bounded first,
+  // as the file formats bound them (a call with 2^30 layers and sources threw out of this C
+  // function and ended its host).
+  const int64_t cells = int64_t{layers} * sources * experts;
+  const int64_t slots = int64_t{topology->gpus} * slots_per_gpu;
+  if (static_cast<double>(layers) * sources * experts >
+          static_cast<double>(gimbal::kMaxRoutingCells) ||
+      slots > gimbal::kMaxSlots || int64_t{layers} * slots > gimbal::kMaxPlacementCells) {
+    return Fail(planner, fmt::format("gimbal_planner_plan: layers x sources x experts ({}) must be "
+                                     "at most {}, gpus x slots_per_gpu ({}) at most {} and layers "
+                                     "x gpus x slots_per_gpu at most {}",
+                                     cells, gimbal::kMaxRoutingCells, slots, gimbal::kMaxSlots,
+                                     gimbal::kMaxPlacementCells));
   }
   gimbal::PlacementTopology topo;
   topo.gpus = topology->gpus;
@@ -138,6 +155,25 @@ int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology
   planner->error.clear();
   std::memcpy(out_phy2log, planner->plan.phy2log.data(), n_slots * sizeof(int32_t));
   return 0;
+}
+
+}  // namespace
+
+extern "C" {
+
+int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology, int layers,
+                        int sources, int experts, int slots_per_gpu, const double* counts,
+                        const int32_t* current_phy2log, int32_t* out_phy2log) {
+  if (planner == nullptr) return -1;
+  // No C++ exception may leave a C function: out of memory is an error like any other.
+  try {
+    return Plan(planner, topology, layers, sources, experts, slots_per_gpu, counts, current_phy2log,
+                out_phy2log);
+  } catch (const std::exception& e) {
+    return Fail(planner, std::string("gimbal_planner_plan: ") + e.what());
+  } catch (...) {
+    return Fail(planner, "gimbal_planner_plan: an unknown C++ exception");
+  }
 }
 
 int gimbal_planner_route(const gimbal_planner* planner, int layer, int source, int expert,

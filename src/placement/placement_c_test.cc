@@ -98,4 +98,24 @@ TEST(PlacementCApi, RoutesForASourcePastTheLastOneAreRefused) {
 }
 
 }  // namespace
+// Sizes past the formats' bounds fail the call with a message before anything is copied or
+// allocated (2^30 layers and sources threw std::length_error out of the C function).
+TEST(PlacementCApi, ArraysPastTheBoundsAreRefusedBeforeTheyAreRead) {
+  char err[256] = "";
+  gimbal_planner* planner = gimbal_planner_create("gimbal", "", err, sizeof err);
+  ASSERT_NE(planner, nullptr) << err;
+  const gimbal_topology topo{4, 2, 0.2, 1.0, 1, 1.0};
+  double counts[1] = {0};  // never read: the sizes fail first
+  int32_t out[1] = {0};
+  EXPECT_EQ(gimbal_planner_plan(planner, &topo, 1 << 30, 1 << 30, 8, 2, counts, nullptr, out), -1);
+  EXPECT_NE(std::string(gimbal_planner_last_error(planner)).find("layers x sources x experts"),
+            std::string::npos)
+      << gimbal_planner_last_error(planner);
+  const gimbal_topology wide{1 << 20, 0, 0.2, 1.0, 1, 1.0};
+  EXPECT_EQ(gimbal_planner_plan(planner, &wide, 1, 1, 8, 1 << 10, counts, nullptr, out), -1);
+  EXPECT_NE(std::string(gimbal_planner_last_error(planner)).find("gpus x slots_per_gpu"),
+            std::string::npos);
+  gimbal_planner_destroy(planner);
+}
+
 }  // namespace gimbal

@@ -33,8 +33,18 @@ Result<GimbalPlacementConfig> GimbalPlacementConfig::FromParams(const Params& pa
   c.locality_spare_load = params.GetDouble("locality_spare_load", c.locality_spare_load);
   c.count_must_gain = params.GetBool("count_must_gain", c.count_must_gain);
   GIMBAL_RETURN_IF_ERROR(params.Validate("placement policy 'gimbal'"));
-  if (c.weights.load < 0 || c.weights.traffic < 0 || c.weights.migration < 0) {
-    return InvalidArgument("weights must be >= 0");
+  // Bounded above like the topology's costs (kMaxHopCost): 1e308 overflowed every score.
+  for (const double w : {c.weights.load, c.weights.traffic, c.weights.migration}) {
+    if (!(w >= 0 && w <= kMaxObjectiveWeight)) {
+      return InvalidArgument(fmt::format(
+          "load_weight, traffic_weight and migration_weight must be in [0, {:g}], got {:g}",
+          kMaxObjectiveWeight, w));
+    }
+  }
+  // The search budgets bound a plan's time: refine_work 9e18 ran for minutes per layer.
+  if (c.search_evals > kMaxSearchEvals || c.refine_work > kMaxRefineWork) {
+    return InvalidArgument(fmt::format("search_evals must be at most {} and refine_work at most {}",
+                                       kMaxSearchEvals, kMaxRefineWork));
   }
   if (c.min_gain < 0 || c.count_slack < 0 || c.search_evals < 0 || c.refine_work < 0 ||
       c.repair_moves < 0 || c.gpu_slack < 0 || c.locality_replicas < 0 ||
@@ -574,6 +584,9 @@ void RepairBalance(const LayerProblem& p, const GimbalPlacementConfig& cfg, Sear
         best = &c;
       }
     }
+    // Scores are finite for inputs that pass the checks; should one not be, the repair stops
+    // rather than apply no candidate.
+    if (best == nullptr) return;
     st.ApplySwap(best->a, best->b);
   }
 }

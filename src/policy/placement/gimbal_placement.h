@@ -37,6 +37,11 @@
 
 namespace gimbal {
 
+// Upper bounds FromParams enforces (far above any useful setting).
+inline constexpr double kMaxObjectiveWeight = 1e6;
+inline constexpr int kMaxSearchEvals = 1000000;
+inline constexpr int64_t kMaxRefineWork = 100000000;
+
 struct GimbalPlacementConfig {
   // λ1 load_weight, λ2 traffic_weight, λ3 migration_weight. The planner's defaults weigh traffic
   // more and copies less than ObjectiveWeights' defaults; the copy budget below bounds the copies
@@ -61,9 +66,10 @@ struct GimbalPlacementConfig {
   // count_slack, search_evals, refine_work, emit_routes, balance_target, repair_moves, node_slack,
   // gpu_slack, count_must_gain, locality_replicas, locality_spare_load. Unknown keys are an error.
   // Numeric values must be >= 0 except node_slack and balance_target (< 0: step off) and
-  // max_moves_per_layer (< 0: unlimited). Unknown or malformed keys give an error that starts with
-  // "placement policy 'gimbal'"; a value out of range one that names the keys (MakePlacementPolicy
-  // adds the policy's name).
+  // max_moves_per_layer (< 0: unlimited); the weights at most kMaxObjectiveWeight, search_evals
+  // and refine_work at most kMaxSearchEvals and kMaxRefineWork. Unknown or malformed keys give an
+  // error that starts with "placement policy 'gimbal'"; a value out of range one that names the
+  // keys (MakePlacementPolicy adds the policy's name).
   static Result<GimbalPlacementConfig> FromParams(const Params& params);
 };
 

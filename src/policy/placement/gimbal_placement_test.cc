@@ -2,6 +2,8 @@
 
 #include <limits>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -369,6 +371,37 @@ TEST(GimbalPlacement, ConfigComesFromParamsAndRejectsUnknownKeys) {
   Result<std::unique_ptr<PlacementPolicy>> bad = MakePlacementPolicy("nope", Params());
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("known: eplb, exact, gimbal"), std::string::npos);
+}
+
+// Counts of 1e-310 (a subnormal total whose inverse overflows) or a huge migration weight made
+// every repair candidate's score infinite, and the repair applied a null candidate.
+TEST(GimbalPlacement, ScoresThatOverflowPlanWithoutCrashing) {
+  Instance in = MakeInstance(3, 2, 16, 4, 2, 5, 8);
+  for (double& c : in.stats.counts) c = 5e-310;
+  Result<Placement> plan = PlanGimbal(in.stats, in.current, in.topology, GimbalPlacementConfig{});
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_TRUE(plan->Validate().ok()) << plan->Validate().message();
+  Instance skewed = MakeInstance(3, 2, 16, 4, 2, 5, 8);
+  GimbalPlacementConfig huge;
+  huge.weights.migration = 1e308;  // the struct takes it; FromParams does not (below)
+  plan = PlanGimbal(skewed.stats, skewed.current, skewed.topology, huge);
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  EXPECT_TRUE(plan->Validate().ok());
+}
+
+TEST(GimbalPlacement, ParamsPastTheirBoundsAreRefusedNamingThem) {
+  for (const auto& [key, value, expect] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"migration_weight", "1e308", "migration_weight must be in [0, 1e+06]"},
+           {"load_weight", "nan", "'load_weight' expects a number"},
+           {"refine_work", "9223372036854775807", "refine_work at most 100000000"},
+           {"search_evals", "2000000", "search_evals must be at most 1000000"}}) {
+    Params p;
+    p.Set(key, value);
+    Result<GimbalPlacementConfig> c = GimbalPlacementConfig::FromParams(p);
+    ASSERT_FALSE(c.ok()) << key;
+    EXPECT_NE(c.status().message().find(expect), std::string::npos) << c.status().message();
+  }
 }
 
 }  // namespace

@@ -85,8 +85,11 @@ struct LayerProblem {
   }
   double GpuDemand(int x, int g) const { return gpu_demand[static_cast<size_t>(x) * gpus + g]; }
   double NodeDemand(int x, int n) const { return node_demand[static_cast<size_t>(x) * nodes + n]; }
-  double load_coef() const { return total > 0 ? weights.load * gpus / total : 0; }
-  double traffic_coef() const { return total > 0 ? weights.traffic / total : 0; }
+  // A layer of fewer than kMinLayerTokens tokens (counts of 1e-310 add up to a subnormal, whose
+  // inverse overflows and made every score infinite) is planned as carrying none.
+  static constexpr double kMinLayerTokens = 1e-200;
+  double load_coef() const { return total > kMinLayerTokens ? weights.load * gpus / total : 0; }
+  double traffic_coef() const { return total > kMinLayerTokens ? weights.traffic / total : 0; }
   double move_coef() const { return weights.migration; }
 };
 

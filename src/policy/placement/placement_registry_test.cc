@@ -60,7 +60,9 @@ TEST(PlacementRegistry, ParameterErrorsNameThePolicyOnce) {
   auto b = MakePlacementPolicy("gimbal", negative);
   ASSERT_FALSE(b.ok());
   EXPECT_EQ(b.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(b.status().message(), "placement policy 'gimbal': weights must be >= 0");
+  EXPECT_EQ(b.status().message(),
+            "placement policy 'gimbal': load_weight, traffic_weight and migration_weight must be "
+            "in [0, 1e+06], got -1");
   // The same rule for the policies whose weights only score their plans (a negative weight
   // printed a negative objective).
   for (const char* policy : {"eplb", "exact"}) {
