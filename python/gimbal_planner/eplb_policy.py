@@ -41,6 +41,9 @@ from .recorder import SourceLoadRecorder
 # src/policy/placement/routing_stats.h), checked on the weight vLLM passes so that the error names
 # it rather than the per-source split made from it.
 MAX_WEIGHT = 1e15
+# Physical slots of a layer and cells of the counts, at most (kMaxSlots, kMaxRoutingCells).
+MAX_SLOTS = 1 << 20
+MAX_ROUTING_CELLS = 1 << 26
 
 
 class GimbalEplbPolicy:
@@ -138,6 +141,12 @@ class GimbalEplbPolicy:
         if num_ranks % num_nodes != 0:
             raise ValueError(f"GimbalEplbPolicy: num_ranks ({num_ranks}) must be a multiple of "
                              f"num_nodes ({num_nodes})")
+        # The planner's own bounds, checked before the [layers, num_ranks, experts] counts are
+        # built from them (num_ranks of 2^31 took the host past its memory first).
+        if num_replicas > MAX_SLOTS or layers * num_ranks * experts > MAX_ROUTING_CELLS:
+            raise ValueError(f"GimbalEplbPolicy: num_replicas ({num_replicas}) must be at most "
+                             f"{MAX_SLOTS} and layers x num_ranks x experts "
+                             f"({layers * num_ranks * experts}) at most {MAX_ROUTING_CELLS}")
         current = None
         if old_global_expert_indices is not None:
             old = to_numpy(old_global_expert_indices, np.int64)

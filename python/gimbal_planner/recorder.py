@@ -39,6 +39,10 @@ def _rank_index(source, num_sources: int, what: str) -> int:
     return index
 
 
+
+# The most tokens one load may count: the planner's bound on a count (kMaxRoutingCount).
+MAX_LOAD = 1e15
+
 class SourceLoadRecorder:
     """A window of per-source logical-expert loads, ``[window, layers, sources, experts]``.
 
@@ -72,6 +76,11 @@ class SourceLoadRecorder:
             raise ValueError(f"SourceLoadRecorder.{what}: expected shape {shape}, got {a.shape}")
         if not np.isfinite(a).all() or (a < 0).any():
             raise ValueError(f"SourceLoadRecorder.{what}: loads must be finite and >= 0")
+        # A token count the planner takes (its bound on one count); larger ones summed over the
+        # window overflowed to inf and failed every rebalance of that window.
+        if a.size and a.max() > MAX_LOAD:
+            raise ValueError(f"SourceLoadRecorder.{what}: a load of {a.max():g} is more than "
+                             f"the planner takes ({MAX_LOAD:g})")
         return a
 
     def record(self, source: int, loads) -> None:
@@ -86,7 +95,11 @@ class SourceLoadRecorder:
         ``expert_load_pass`` layout), folded onto logical experts with ``phy2log``; slots whose
         id is negative (not yet filled) are dropped."""
         source = _rank_index(source, self.num_sources, "record_physical")
-        p = to_numpy(phy2log, np.int64)
+        raw = to_numpy(phy2log, None)
+        if raw.dtype.kind not in "iu":  # 0.9 read as expert 0, NaN as a dropped slot
+            raise ValueError("SourceLoadRecorder.record_physical: phy2log must hold integers, "
+                             f"got {raw.dtype}")
+        p = raw.astype(np.int64)
         a = self._checked(loads, p.shape, "record_physical")
         if p.ndim != 2 or p.shape[0] != self.num_layers or (p >= self.num_experts).any():
             raise ValueError("SourceLoadRecorder.record_physical: phy2log must be "

@@ -117,9 +117,17 @@ def _wrap_eplb_state() -> None:
                 parts = [torch.empty_like(t) for _ in range(ranks)]
                 torch.distributed.all_gather(parts, t.contiguous(), group=group)
                 layers, experts = t.shape
-                rec = SourceLoadRecorder(ranks, layers, experts, window=1)
-                rec.record_all(torch.stack(parts).cpu())
-                _recorders[(layers, experts)] = rec
+                # Loads the recorder refuses leave this model's rebalance source-blind, logged;
+                # the error must not reach vLLM's rearrange (every rank sees the same loads, so
+                # every rank takes the same way).
+                try:
+                    rec = SourceLoadRecorder(ranks, layers, experts, window=1)
+                    rec.record_all(torch.stack(parts).cpu())
+                    _recorders[(layers, experts)] = rec
+                except Exception as err:  # noqa: BLE001
+                    _recorders.pop((layers, experts), None)
+                    _log.warning("gimbal_planner: per-source loads not kept (%s); this "
+                                 "rebalance plans source-blind", err)
         return allreduce_list(self, tensor_list)
 
     state_cls.rearrange = gimbal_rearrange

@@ -96,6 +96,9 @@ def test_the_unconfigured_class_plans_with_the_defaults():
     ((np.ones((2, 16)), 16, 1, True, 4), "num_nodes must be a positive integer"),
     # The weight is named, not the per-source counts made from it.
     ((np.full((2, 16), 1e16), 16, 1, 1, 4), r"weight\[0\]\[0\] \(1e\+16\)"),
+    # Sizes past the planner's bounds, refused before the counts are built from them.
+    ((np.ones((1, 8)), 1 << 31, 1, 1, 1 << 31), r"num_replicas \(2147483648\) must be at most"),
+    ((np.ones((64, 256)), 8192, 1, 1, 8192), r"layers x num_ranks x experts \(134217728\)"),
 ])
 def test_bad_input_is_a_clear_value_error(args, message):
     with pytest.raises(ValueError, match=message):

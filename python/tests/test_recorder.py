@@ -63,6 +63,11 @@ def test_record_all_takes_an_all_gather_of_every_rank():
     (lambda r: r.record(np.bool_(False), np.ones((1, 2))), "integer rank"),
     (lambda r: r.record(1.0, np.ones((1, 2))), "integer rank"),
     (lambda r: r.record_physical(True, [[1, 1]], [[0, 1]]), "integer rank"),
+    # Loads the planner would refuse, summed over a window, overflowed to inf.
+    (lambda r: r.record(0, [[1e300, 0]]), "more than the planner takes"),
+    # A slot id of 0.9 was read as expert 0, NaN as a dropped slot.
+    (lambda r: r.record_physical(0, [[1, 1]], [[0.9, 1]]), "must hold integers"),
+    (lambda r: r.record_physical(0, [[1, 1]], np.array([[0, np.nan]])), "must hold integers"),
 ])
 def test_bad_records_are_value_errors(call, message):
     with pytest.raises(ValueError, match=message):
