@@ -18,6 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/json_message.h"
 #include "net/prometheus_parser.h"
 #include "net/sse.h"
 #include "router/engine_metrics.h"
@@ -320,12 +321,21 @@ asio::awaitable<bool> EngineMonitor::ReadPushedState(int e, bool* warned) {
   net::SseParser parser(kMaxStateEventBytes);
   std::vector<net::SseEvent> events;
   ImplausibleLog implausible_logs;  // per connection: a reconnection logs again
+  MinuteGate unreadable_gate;
+  std::string ended = "the engine ended it";
   while (!stopping_) {
     auto piece = co_await stream.Next();
-    if (!piece.ok() || !piece.value()) break;  // broken, silent too long, or ended
+    if (!piece.ok()) {
+      ended = piece.status().message();  // broken, or silent too long
+      break;
+    }
+    if (!piece.value()) break;
     events.clear();
-    if (!parser.Feed(*piece.value(), events)) break;
-    // Several states may arrive in one read: the last one is the freshest.
+    if (!parser.Feed(*piece.value(), events)) {
+      ended = "a state event over " + std::to_string(kMaxStateEventBytes) + " bytes";
+      break;
+    }
+    // Several states may arrive in one read: the freshest readable one is applied.
     for (auto it = events.rbegin(); it != events.rend(); ++it) {
       if (!wire::IsStateEvent(*it)) continue;
       const EngineView prev = table_.view(e);  // implausible fields keep their values
@@ -333,7 +343,8 @@ asio::awaitable<bool> EngineMonitor::ReadPushedState(int e, bool* warned) {
       double moe = prev.moe_pressure;
       std::vector<double> locality = table_.class_locality(e);
       wire::ValueWarnings bad;
-      if (wire::SnapshotFromPushed(it->data, clock_(), &snap, &moe, &bad, &locality)) {
+      const bool read = wire::SnapshotFromPushed(it->data, clock_(), &snap, &moe, &bad, &locality);
+      if (read) {
         table_.ApplyPushedSnapshot(e, snap, moe, std::move(locality));
         metrics_.pushed_states.With({b.name}).Inc();
       }
@@ -341,8 +352,19 @@ asio::awaitable<bool> EngineMonitor::ReadPushedState(int e, bool* warned) {
         metrics_.scrape_warnings.With({b.name}).Inc(bad.count);
         implausible_logs.Warn(clock_(), b.name, "pushed state", bad);
       }
-      break;
+      if (read) break;
+      // Unreadable (not JSON, or its counts missing): counted and logged once a minute; an
+      // earlier state of the same read is tried instead.
+      metrics_.scrape_warnings.With({b.name}).Inc();
+      if (int held = 0; unreadable_gate.Pass(clock_(), &held)) {
+        spdlog::warn("engine {}: unreadable pushed state skipped: {}{}", b.name,
+                     JsonForMessage(nlohmann::json(it->data.substr(0, 120))),
+                     MinuteGate::HeldBack(held, "more since the last warning"));
+      }
     }
+  }
+  if (!stopping_) {
+    spdlog::info("engine {}: pushed state stream ended ({}); reconnecting", b.name, ended);
   }
   co_return true;
 }

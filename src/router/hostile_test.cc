@@ -514,6 +514,28 @@ TEST_F(RouterHostileTest, PagesWithoutUsableCountsAreFailedScrapes) {
       << AdminEngines().dump();
 }
 
+// An engine whose pushed state stream sends events that are not states (not JSON): each is counted
+// as a warning on that engine instead of vanishing.
+TEST_F(RouterHostileTest, UnreadablePushedStatesAreCounted) {
+  const RawServer::Script inner = Engine(Echo);
+  std::string events;
+  for (int i = 0; i < 40; ++i) events += std::string(RawServer::kPause) + "data: {not json\n\n";
+  RawServer engine([&](const std::string& head, const std::string& body) -> std::string {
+    if (head.rfind("GET /gimbal/state/stream", 0) == 0) {
+      return "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: " +
+             std::to_string(40 * std::string("data: {not json\n\n").size()) + "\r\n\r\n" + events;
+    }
+    return inner(head, body);
+  });
+  RouterConfig c = Config({engine.url()});
+  c.backends[0].state = StateSource::kPush;
+  ASSERT_NO_FATAL_FAILURE(Start(std::move(c)));
+  EXPECT_TRUE(testutil::Eventually(
+      [&] { return RouterMetric("gimbal_router_scrape_warnings_total", "engine", "e0") >= 3; },
+      5s));
+  EXPECT_EQ(RouterMetric("gimbal_router_pushed_states_total", "engine", "e0"), 0);
+}
+
 // An engine that answers every request with a server error at once looks idle to every
 // dispatcher, so it drew the traffic: 5xx answers are relayed to their clients and held against
 // the engine (ejected after failures_to_eject in a row), and answered requests never readmit it.
