@@ -291,6 +291,13 @@ class Runner {
       b.error = "the stream ended without tokens";
       co_return;
     }
+    // The server's count is summed into the run's throughput: one past what the request asked
+    // for (2^30 tokens for max_tokens 4 gave an output rate of 5e11 tokens/s) fails it.
+    if (usage_out > r.output_tokens + kExtraChunks) {
+      b.error = fmt::format("usage.completion_tokens ({}) is more than max_tokens ({})", usage_out,
+                            r.output_tokens);
+      co_return;
+    }
     b.rec.first_token = first;
     b.rec.finish = Since();
     b.rec.output_tokens = usage_out >= 0 ? usage_out : chunks;

@@ -120,6 +120,9 @@ TEST(BenchClientTest, AServerThatLiesOrNeverStopsFailsItsRequests) {
       {Stream(Token() + "data: {\"choices\":[],\"usage\":{\"completion_tokens\":" + deep +
               "}}\n\n"),
        0, "usage.completion_tokens is not a token count in [0, 1073741824]: an array of 1"},
+      {Stream(Token() + "data: {\"choices\":[],\"usage\":{\"completion_tokens\":1073741824}}\n\n"
+                        "data: [DONE]\n\n"),
+       0, "usage.completion_tokens (1073741824) is more than max_tokens (12)"},
       {Stream("data: {\"error\":{\"message\":\"" + big + "\"}}\n\n"), 0,
        "stream error: \"xxxxxxxx"},
       {Stream(Token() + "data: {\"choices\":[],\"usage\":{\"completion_tokens\":" +
