@@ -70,6 +70,11 @@ int Dimension(const Counts& counts, int i, const char* name) {
 class Planner {
  public:
   Planner(const std::string& policy, const std::string& params) {
+    // The C API reads C strings: a NUL inside one would silently cut off what follows it (an
+    // unknown key after it went unreported).
+    if (policy.find('\0') != std::string::npos || params.find('\0') != std::string::npos) {
+      throw py::value_error("Planner: policy and params must not contain NUL characters");
+    }
     std::vector<char> err(1024, '\0');
     planner_ = gimbal_planner_create(policy.c_str(), params.c_str(), err.data(), err.size());
     if (planner_ == nullptr) throw py::value_error(std::string(err.data()));

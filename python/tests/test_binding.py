@@ -90,3 +90,9 @@ def test_a_dimension_past_int32_is_refused_before_it_is_read(tmp_path):
         pytest.skip(f"no sparse file here: {e}")
     with pytest.raises(ValueError, match=r"counts: experts \(4294967300\) is more than"):
         plan(Planner("gimbal"), counts, gpus=4, slots=1)
+
+
+def test_a_nul_in_the_policy_or_params_is_refused_not_cut_off():
+    for policy, params in (("gimbal\0anything", ""), ("gimbal", "load_weight=2\0;no_such_key=1")):
+        with pytest.raises(ValueError, match="must not contain NUL"):
+            Planner(policy, params)
