@@ -109,16 +109,17 @@ int Plan(gimbal_planner* planner, const gimbal_topology* topology, int layers, i
   // The arrays are copied before the planner checks its inputs: their sizes are bounded first,
   // as the file formats bound them (a call with 2^30 layers and sources threw out of this C
   // function and ended its host).
-  const int64_t cells = int64_t{layers} * sources * experts;
-  const int64_t slots = int64_t{topology->gpus} * slots_per_gpu;
-  if (static_cast<double>(layers) * sources * experts >
-          static_cast<double>(gimbal::kMaxRoutingCells) ||
-      slots > gimbal::kMaxSlots || int64_t{layers} * slots > gimbal::kMaxPlacementCells) {
-    return Fail(planner, fmt::format("gimbal_planner_plan: layers x sources x experts ({}) must be "
-                                     "at most {}, gpus x slots_per_gpu ({}) at most {} and layers "
-                                     "x gpus x slots_per_gpu at most {}",
-                                     cells, gimbal::kMaxRoutingCells, slots, gimbal::kMaxSlots,
-                                     gimbal::kMaxPlacementCells));
+  // In double: three ints' product can pass int64 (2^30 x 2^30 x 8).
+  const double cells = static_cast<double>(layers) * sources * experts;
+  const int64_t slots = int64_t{topology->gpus} * slots_per_gpu;  // two ints: fits
+  if (cells > static_cast<double>(gimbal::kMaxRoutingCells) || slots > gimbal::kMaxSlots ||
+      int64_t{layers} * slots > gimbal::kMaxPlacementCells) {
+    return Fail(planner,
+                fmt::format("gimbal_planner_plan: layers x sources x experts ({:.0f}) must be "
+                            "at most {}, gpus x slots_per_gpu ({}) at most {} and layers "
+                            "x gpus x slots_per_gpu at most {}",
+                            cells, gimbal::kMaxRoutingCells, slots, gimbal::kMaxSlots,
+                            gimbal::kMaxPlacementCells));
   }
   gimbal::PlacementTopology topo;
   topo.gpus = topology->gpus;
