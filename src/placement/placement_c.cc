@@ -12,7 +12,8 @@
 
 struct gimbal_planner {
   std::unique_ptr<gimbal::PlacementPolicy> policy;
-  std::string error;
+  // Set by the const calls too (route, quality): every -1 has its message, as the header says.
+  mutable std::string error;
   bool planned = false;
   int sources = 0;  // of the last plan: routes are answered for these
   gimbal::Placement plan;
@@ -179,13 +180,21 @@ int gimbal_planner_plan(gimbal_planner* planner, const gimbal_topology* topology
 
 int gimbal_planner_route(const gimbal_planner* planner, int layer, int source, int expert,
                          int32_t* slots, float* weights, int capacity) {
-  if (planner == nullptr || !planner->planned) return -1;
-  const gimbal::Placement& p = planner->plan;
-  if (layer < 0 || layer >= p.layers || expert < 0 || expert >= p.experts || source < 0 ||
-      source >= planner->sources || capacity < 0) {
+  if (planner == nullptr) return -1;
+  if (!planner->planned) {
+    planner->error = "gimbal_planner_route: no plan (gimbal_planner_plan has not succeeded)";
     return -1;
   }
-  if (!p.source_routes.empty() && source >= p.sources) return -1;
+  const gimbal::Placement& p = planner->plan;
+  if (layer < 0 || layer >= p.layers || expert < 0 || expert >= p.experts || source < 0 ||
+      source >= planner->sources || capacity < 0 ||
+      (!p.source_routes.empty() && source >= p.sources)) {
+    planner->error = fmt::format(
+        "gimbal_planner_route: layer {} (plan has 0..{}), source {} (0..{}), expert {} (0..{}) "
+        "or capacity {} (>= 0) out of range",
+        layer, p.layers - 1, source, planner->sources - 1, expert, p.experts - 1, capacity);
+    return -1;
+  }
   const std::vector<gimbal::SlotShare> route = p.Route(layer, source, expert);
   const int n = static_cast<int>(route.size());
   for (int i = 0; i < n && i < capacity; ++i) {
@@ -196,7 +205,13 @@ int gimbal_planner_route(const gimbal_planner* planner, int layer, int source, i
 }
 
 int gimbal_planner_quality(const gimbal_planner* planner, gimbal_quality* out) {
-  if (planner == nullptr || out == nullptr || !planner->planned) return -1;
+  if (planner == nullptr) return -1;
+  if (out == nullptr || !planner->planned) {
+    planner->error = out == nullptr ? "gimbal_planner_quality: out is NULL"
+                                    : "gimbal_planner_quality: no plan (gimbal_planner_plan has "
+                                      "not succeeded)";
+    return -1;
+  }
   out->mean_max_over_mean = planner->quality.mean_max_over_mean;
   out->cross_gpu_fraction = planner->quality.cross_gpu_fraction;
   out->cross_node_fraction = planner->quality.cross_node_fraction;

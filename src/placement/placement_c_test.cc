@@ -93,7 +93,23 @@ TEST(PlacementCApi, RoutesForASourcePastTheLastOneAreRefused) {
   float weights[8];
   EXPECT_GE(gimbal_planner_route(planner, 0, 3, 0, slots, weights, 8), 1);
   EXPECT_EQ(gimbal_planner_route(planner, 0, 4, 0, slots, weights, 8), -1);
+  EXPECT_NE(std::string(gimbal_planner_last_error(planner)).find("source 4 (0..3)"),
+            std::string::npos)
+      << gimbal_planner_last_error(planner);
   EXPECT_EQ(gimbal_planner_route(planner, 0, 1000, 0, slots, weights, 8), -1);
+  EXPECT_EQ(gimbal_planner_route(planner, 5, 0, 0, slots, weights, 8), -1);
+  EXPECT_NE(std::string(gimbal_planner_last_error(planner)).find("layer 5 (plan has 0..0)"),
+            std::string::npos)
+      << gimbal_planner_last_error(planner);
+  gimbal_planner_destroy(planner);
+  // Before any plan: route and quality say so.
+  planner = gimbal_planner_create("eplb", "", err, sizeof err);
+  ASSERT_NE(planner, nullptr) << err;
+  gimbal_quality q{};
+  EXPECT_EQ(gimbal_planner_quality(planner, &q), -1);
+  EXPECT_NE(std::string(gimbal_planner_last_error(planner)).find("no plan"), std::string::npos);
+  EXPECT_EQ(gimbal_planner_route(planner, 0, 0, 0, slots, weights, 8), -1);
+  EXPECT_NE(std::string(gimbal_planner_last_error(planner)).find("no plan"), std::string::npos);
   gimbal_planner_destroy(planner);
 }
 
