@@ -176,12 +176,7 @@ bool EngineScheduler::Admit(SeqState& s, int64_t budget, bool deferred) {
   // Prefix lookup: a waiting request never has computed tokens (preemption resets them).
   hits_.clear();
   if (pool_ && s.computed == 0) {
-    const int64_t max_hit_blocks = (s.num_tokens() - 1) / limits_.block_size;
-    for (int64_t i = 0; i < max_hit_blocks; ++i) {
-      const int32_t b = pool_->Lookup(BlockHash(s, i));
-      if (b < 0) break;
-      hits_.push_back(b);
-    }
+    LeadingCachedBlocks(s, &hits_);
     prefix_queries_ += s.num_tokens();
     prefix_hits_ += static_cast<int64_t>(hits_.size()) * limits_.block_size;
   }
@@ -216,12 +211,20 @@ bool EngineScheduler::Admit(SeqState& s, int64_t budget, bool deferred) {
   return true;
 }
 
+int64_t EngineScheduler::LeadingCachedBlocks(SeqState& s, std::vector<int32_t>* hits) {
+  const int64_t max_hit_blocks = (s.num_tokens() - 1) / limits_.block_size;
+  int64_t n = 0;
+  for (; n < max_hit_blocks; ++n) {
+    const int32_t b = pool_->Lookup(BlockHash(s, n));
+    if (b < 0) break;
+    if (hits != nullptr) hits->push_back(b);
+  }
+  return n;
+}
+
 int64_t EngineScheduler::ProbeCachedTokens(SeqState& s) {
   if (!pool_ || s.computed != 0) return 0;
-  const int64_t max_hit_blocks = (s.num_tokens() - 1) / limits_.block_size;
-  int64_t hit = 0;
-  while (hit < max_hit_blocks && pool_->Lookup(BlockHash(s, hit)) >= 0) ++hit;
-  return hit * limits_.block_size;
+  return LeadingCachedBlocks(s, nullptr) * limits_.block_size;
 }
 
 void EngineScheduler::ReorderWaitingByCachedPrefix() {

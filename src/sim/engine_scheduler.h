@@ -216,6 +216,9 @@ class EngineScheduler {
   // tokens' ids are known (under async scheduling, not the one sampled by the last Complete()).
   void CacheScheduledBlocks(SeqState& s, int64_t upto);
   void ReleaseFinishing();
+  // The admission lookup: the leading blocks of `s` (within num_tokens - 1 tokens) the pool holds
+  // cached, appended to `hits` when not null; returns how many. Needs the pool.
+  int64_t LeadingCachedBlocks(SeqState& s, std::vector<int32_t>* hits);
   // Tokens admission would find cached for a waiting request (no references taken, not counted).
   int64_t ProbeCachedTokens(SeqState& s);
   // cache_aware_admission_window's reordering of the head of the waiting queue.
