@@ -7,19 +7,20 @@
 #
 # vLLM 0.34 allocates KV in blocks of 64 tokens by default (0.33: 16) and sizes the KV cache from
 # memory measured after warm-up, up to the whole GPU less the activation peak and 512 MiB (0.33: 92%
-# of the GPU). The engine model's defaults are still 0.33's; this runs each scenario's `vllm` stack
-# and Gimbal's stack twice, once at those defaults and once with
-#   engine.block_size=64, engine.gpu_memory_utilization=1.0, engine.activation_reserve_gb=4.5
-# (the 4 GB reserve for activations and CUDA graphs plus 0.5 GiB outside PyTorch), and prints
-# mean / p99 TTFT, mean TPOT and req/s of each, and Gimbal's change against vllm in each world.
+# of the GPU). The engine model's defaults are 0.34's; this runs each scenario's `vllm` stack and
+# Gimbal's stack twice, once with vLLM 0.33's
+#   engine.block_size=16, engine.gpu_memory_utilization=0.92, engine.activation_reserve_gb=4
+# and once at the model's defaults (64, 1.0 and 4.5: the 4 GB reserve for activations and CUDA
+# graphs plus 0.5 GiB outside PyTorch), and prints mean / p99 TTFT, mean TPOT and req/s of each,
+# and Gimbal's change against vllm in each world.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 GIMBAL="${GIMBAL:-$ROOT/build/release/src/cli/gimbal}"
 SEED="${SEED:-1}"
 SCENARIOS="${SCENARIOS:-suite/h200x8-high-bursty suite/h200x8-high-heavytail suite/h200x32-high-bursty suite/a100x2-high-heavytail prefix-multiturn-h200x8 prefix-agentic-h200x8}"
-V034=(--set engine.block_size=64 --set engine.gpu_memory_utilization=1.0
-      --set engine.activation_reserve_gb=4.5)
+V033=(--set engine.block_size=16 --set engine.gpu_memory_utilization=0.92
+      --set engine.activation_reserve_gb=4)
 [ -x "$GIMBAL" ] || { echo "vllm034_defaults: $GIMBAL missing; build first (make build)" >&2; exit 2; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/gimbal-v034.XXXXXX")"
@@ -34,7 +35,7 @@ for sc in $SCENARIOS; do
   echo "== $sc (vllm against $gstack)"
   for world in 0.33 0.34; do
     extra=()
-    [ "$world" = 0.34 ] && extra=("${V034[@]}")
+    [ "$world" = 0.33 ] && extra=("${V033[@]}")
     "$GIMBAL" simulate -c "$file" --seed "$SEED" --stack vllm --stack "$gstack" \
       --json "$WORK/out.json" "${extra[@]}" >/dev/null
     python3 - "$WORK/out.json" "$world" "$gstack" <<'PY'

@@ -232,6 +232,7 @@ Result<Scenario> Build(const YamlReader& root, const std::string& base_dir) {
   DispatchDeps deps;
   deps.cost_model = &cost_model;
   deps.max_num_batched_tokens = e.max_num_batched_tokens;
+  deps.kv_block_size = e.block_size;
   for (size_t i = 0; root.ok() && i < s.stacks.size(); ++i) {
     auto q = MakeQueuePolicy(s.stacks[i].queue, s.stacks[i].queue_params);
     if (!q.ok()) items[i].Fail(q.status().message(), "queue");

@@ -37,6 +37,7 @@ std::unique_ptr<Emulator> Make(double scale = 0, bool prefix_caching = true,
   EmulatorOptions o;
   o.cluster = *spec;
   o.cluster.engine.enable_prefix_caching = prefix_caching;
+  o.cluster.engine.block_size = 16;  // the figures below count blocks of 16 tokens
   if (max_num_seqs > 0) o.cluster.engine.max_num_seqs = max_num_seqs;
   o.time_scale = scale;
   auto e = Emulator::Create(o);

@@ -27,6 +27,7 @@ Result<std::unique_ptr<engine::Emulator>> CreateEmulator(const std::string& endp
   engine::EmulatorOptions o;
   o.cluster = *spec;
   o.cluster.engine.enable_prefix_caching = prefix_caching;
+  o.cluster.engine.block_size = 16;  // the figures below count blocks of 16 tokens
   o.time_scale = 0;
   o.kv_events_endpoint = endpoint;
   o.kv_events_replay_endpoint = "tcp://127.0.0.1:0";

@@ -139,6 +139,63 @@ TEST(KvEventsPubSubTest, IndexEqualsTheEnginesCachedBlocks) {
   EXPECT_EQ(st.malformed, 0);
 }
 
+// A router that hashes prompts in blocks of 64 tokens (vLLM 0.34's default) behind engines that
+// still store blocks of 16: their hashes can never be the router's, so the index is not answered
+// from (the router falls back to its own record), and the problem says what to set.
+TEST(KvEventsPubSubTest, EventsOfAnotherBlockSizeAreNotMatched) {
+  PublisherOptions po;
+  po.endpoint = "tcp://127.0.0.1:0";
+  po.replay_endpoint = "tcp://127.0.0.1:0";  // what a subscriber misses while joining is replayed
+  auto pub = MakePublisher(po);
+  ASSERT_TRUE(pub);
+  SubscriberOptions so;
+  so.endpoints = {pub->endpoint()};
+  so.replay_endpoints = {pub->replay_endpoint()};
+  so.expected_block_size = 64;
+  auto sub = MakeSubscriber(so);
+  ASSERT_TRUE(sub);
+  sub->Start();
+  ASSERT_TRUE(Sync(*pub, *sub));
+  const Hashes chain = {11, 12, 13};
+  EXPECT_EQ(sub->MatchPrefixIfExact(0, chain), std::optional<size_t>(0));  // exact and empty
+
+  pub->Publish(Stores(chain));  // blocks of 16 tokens
+  ASSERT_TRUE(Sync(*pub, *sub));
+  EngineKvStatus st = sub->State(0);
+  EXPECT_EQ(st.block_size, 16);
+  EXPECT_TRUE(st.block_size_mismatch);
+  EXPECT_EQ(st.block_size_mismatches, 1);  // one batch stored such blocks
+  EXPECT_NE(st.last_problem.find("blocks of 16 tokens"), std::string::npos) << st.last_problem;
+  EXPECT_NE(st.last_problem.find("block_tokens"), std::string::npos) << st.last_problem;
+  EXPECT_EQ(sub->MatchPrefix(0, chain), 3u);                   // the index holds them
+  EXPECT_EQ(sub->MatchPrefixIfExact(0, chain), std::nullopt);  // but they are not the reader's
+
+  // The engine restarted with 64-token blocks: its events match again.
+  EventBatch b = Stores({21, 22});
+  std::get<BlockStored>(b.events[0]).block_size = 64;
+  pub->Publish(std::move(b));
+  ASSERT_TRUE(Sync(*pub, *sub));
+  st = sub->State(0);
+  EXPECT_EQ(st.block_size, 64);
+  EXPECT_FALSE(st.block_size_mismatch);
+  EXPECT_EQ(sub->MatchPrefixIfExact(0, Hashes{21, 22}), std::optional<size_t>(2));
+
+  // Without an expected size, any size is matched.
+  auto pub2 = MakePublisher(po);
+  ASSERT_TRUE(pub2);
+  SubscriberOptions any;
+  any.endpoints = {pub2->endpoint()};
+  any.replay_endpoints = {pub2->replay_endpoint()};
+  auto open = MakeSubscriber(any);
+  ASSERT_TRUE(open);
+  open->Start();
+  ASSERT_TRUE(Sync(*pub2, *open));
+  pub2->Publish(Stores(chain));
+  ASSERT_TRUE(Sync(*pub2, *open));
+  EXPECT_FALSE(open->State(0).block_size_mismatch);
+  EXPECT_EQ(open->MatchPrefixIfExact(0, chain), std::optional<size_t>(3));
+}
+
 TEST(KvEventsPubSubTest, ALateJoinerRecoversTheHistoryByReplay) {
   PublisherOptions po;
   po.endpoint = "inproc://kv-late";

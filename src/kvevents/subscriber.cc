@@ -259,9 +259,26 @@ void Subscriber::ApplyLocked(Engine& e, std::unique_lock<std::mutex>& lock, int6
     }
     lock.lock();
   });
+  bool stores = false;
   for (const Event& ev : batch->events) {
     if (std::holds_alternative<AllBlocksCleared>(ev)) e.st.stale = false;
+    if (const auto* stored = std::get_if<BlockStored>(&ev)) {
+      e.st.block_size = stored->block_size;
+      stores = true;
+    }
   }
+  const bool mismatch = options_.expected_block_size > 0 && e.st.block_size > 0 &&
+                        e.st.block_size != options_.expected_block_size;
+  if (mismatch && stores) {  // counted and logged per batch that stores such blocks
+    ProblemLocked(e,
+                  "the engine stores blocks of " + std::to_string(e.st.block_size) +
+                      " tokens but prompts are hashed in blocks of " +
+                      std::to_string(options_.expected_block_size) +
+                      ": its events cannot match; set the router's prefix_cache.block_tokens to "
+                      "the engines' block size",
+                  ++e.st.block_size_mismatches);
+  }
+  e.st.block_size_mismatch = mismatch;
   ++e.st.batches;
   e.st.last_seq = seq;
   e.st.last_ts = batch->ts;
@@ -472,7 +489,7 @@ std::optional<size_t> Subscriber::MatchPrefixIfExact(int engine,
   if (engine < 0 || engine >= engines()) return std::nullopt;
   const Engine& e = *engines_[engine];
   ReaderLock lock(e);
-  if (e.st.stale) return std::nullopt;
+  if (e.st.stale || e.st.block_size_mismatch) return std::nullopt;
   return e.index.MatchPrefix(hashes);
 }
 

@@ -78,26 +78,34 @@ struct SubscriberOptions {
   // it has a replay socket: a subscriber that joined after the last batches were sent, or lost
   // the tail of the stream, catches up without waiting for the next batch. 0 turns it off.
   double catch_up_s = 1.0;
+  // The block size in tokens the reader hashes prompts in; 0: any. An engine whose BlockStored
+  // events name another size stores blocks the reader's hashes can never match: its index is not
+  // exact for this reader (MatchPrefixIfExact answers nothing) until it stores blocks of this
+  // size, and the mismatch is its last_problem, logged once a minute.
+  int64_t expected_block_size = 0;
 };
 
 struct EngineKvStatus {
-  size_t blocks = 0;              // hashes in the index
-  bool stale = false;             // the index is known to be incomplete or out of date
-  int64_t batches = 0;            // batches applied (live or replayed)
-  int64_t last_seq = -1;          // last sequence number applied
-  double last_ts = 0;             // that batch's timestamp
-  int64_t gaps = 0;               // gaps seen
-  int64_t replays = 0;            // gaps closed by a replay
-  int64_t resets = 0;             // index reset because batches were lost for good
-  int64_t restarts = 0;           // publisher restarts seen
-  int64_t duplicates = 0;         // batches skipped: already applied, or late after a reset
-  int64_t malformed = 0;          // messages skipped as malformed
-  int64_t bounded_drops = 0;      // hashes dropped to stay within max_blocks_per_engine
-  int64_t reconnects = 0;         // connections to the publisher lost
-  int64_t catch_up_failures = 0;  // catch-ups of a quiet engine that could not be served
-  int64_t replay_timeouts = 0;    // replays not answered within replay_timeout_s
-  int64_t slow_replays = 0;       // replays answered, but waited on > replay_timeout_s / 4
-  std::string last_problem;       // the latest malformed message's reason or reset's cause
+  size_t blocks = 0;                  // hashes in the index
+  bool stale = false;                 // the index is known to be incomplete or out of date
+  int64_t batches = 0;                // batches applied (live or replayed)
+  int64_t last_seq = -1;              // last sequence number applied
+  double last_ts = 0;                 // that batch's timestamp
+  int64_t gaps = 0;                   // gaps seen
+  int64_t replays = 0;                // gaps closed by a replay
+  int64_t resets = 0;                 // index reset because batches were lost for good
+  int64_t restarts = 0;               // publisher restarts seen
+  int64_t duplicates = 0;             // batches skipped: already applied, or late after a reset
+  int64_t malformed = 0;              // messages skipped as malformed
+  int64_t bounded_drops = 0;          // hashes dropped to stay within max_blocks_per_engine
+  int64_t reconnects = 0;             // connections to the publisher lost
+  int64_t catch_up_failures = 0;      // catch-ups of a quiet engine that could not be served
+  int64_t replay_timeouts = 0;        // replays not answered within replay_timeout_s
+  int64_t slow_replays = 0;           // replays answered, but waited on > replay_timeout_s / 4
+  int64_t block_size = 0;             // tokens per block in the latest BlockStored; 0: none yet
+  bool block_size_mismatch = false;   // block_size is not SubscriberOptions::expected_block_size
+  int64_t block_size_mismatches = 0;  // batches that stored blocks of another size
+  std::string last_problem;           // the latest malformed message's reason or reset's cause
 };
 
 class Subscriber {
@@ -118,8 +126,9 @@ class Subscriber {
   int engines() const { return static_cast<int>(engines_.size()); }
   // Leading blocks of `hashes` (chained, head first) that `engine` holds; 0 for a bad engine.
   size_t MatchPrefix(int engine, std::span<const uint64_t> hashes) const;
-  // The same, under one lock with the staleness check: nullopt while `engine`'s index is stale
-  // (or for a bad engine), when a caller should ask another source.
+  // The same, under one lock with the staleness check: nullopt while `engine`'s index is stale or
+  // its blocks are not expected_block_size tokens (or for a bad engine), when a caller should ask
+  // another source.
   std::optional<size_t> MatchPrefixIfExact(int engine, std::span<const uint64_t> hashes) const;
   bool Contains(int engine, uint64_t hash) const;
   // A copy of `engine`'s state; default for a bad engine.

@@ -164,11 +164,13 @@ TEST(Catalog, TotalParamsMatchPublishedTotals) {
   }
 }
 
-// The hand derivations below use gpu_memory_utilization 0.9 (round figures); vLLM's default,
-// 0.92, is pinned by SpecsTest.GpuMemoryUtilizationDefaultIsVllms.
+// The hand derivations below use gpu_memory_utilization 0.9, 16-token blocks and a 4 GB reserve
+// (round figures); vLLM 0.34's defaults are pinned by SpecsTest.EngineDefaultsAreVllm034s.
 EngineConfig EngineAt90() {
   EngineConfig e;
   e.gpu_memory_utilization = 0.9;
+  e.block_size = 16;
+  e.activation_reserve_bytes = 4e9;
   return e;
 }
 

@@ -86,12 +86,18 @@ struct HardwareSpec {
 struct EngineConfig {
   int64_t max_num_batched_tokens = 8192;
   int64_t max_num_seqs = 1024;
-  int block_size = 16;
-  double gpu_memory_utilization = 0.92;   // vLLM 0.33's default (engine/arg_utils.py)
-  double activation_reserve_bytes = 4e9;  // activations, CUDA graphs, non-torch memory
-  int64_t kv_capacity_tokens = 0;         // when > 0, overrides the memory-derived capacity
-  // Engine behaviour of vLLM 0.33 (docs/baseline.md), each switchable so that the 2025 engine
-  // model (all off, interval 1) stays reproducible.
+  // vLLM 0.34's defaults (docs/baseline.md, "vLLM 0.34.0"): KV blocks of 64 tokens
+  // (config/cache.py, DEFAULT_BLOCK_SIZE; 16 in 0.33), and the KV cache sized after warm-up from
+  // the whole GPU less the weights, the activation peak and 512 MiB outside PyTorch
+  // (gpu_memory_utilization None; 0.33: 92% of the GPU less weights and activations). Here: all
+  // of the memory, less the weights and a 4.5 GB reserve (a 4 GB activation and CUDA-graph peak
+  // plus the 0.5 GiB). vLLM 0.33's engine: 16, 0.92 and 4 GB.
+  int block_size = 64;
+  double gpu_memory_utilization = 1.0;
+  double activation_reserve_bytes = 4.5e9;  // activations, CUDA graphs, non-torch memory
+  int64_t kv_capacity_tokens = 0;           // when > 0, overrides the memory-derived capacity
+  // Engine behaviour of vLLM 0.33 and 0.34 (docs/baseline.md), each switchable so that the 2025
+  // engine model (all off, interval 1) stays reproducible.
   bool enable_prefix_caching = true;      // automatic prefix caching (block hashes, LRU eviction)
   bool reserve_full_isl = true;           // admission needs blocks for the whole current sequence
   bool async_scheduling = true;           // CPU overhead overlaps the GPU step; late slot release

@@ -182,17 +182,21 @@ TEST(SpecsTest, VllmDefaultsByMemory) {
   EXPECT_EQ(defaults("nvidia-gb10", 128), (P{2048, 256}));
 }
 
-TEST(SpecsTest, GpuMemoryUtilizationDefaultIsVllms) {
-  EXPECT_DOUBLE_EQ(EngineConfig{}.gpu_memory_utilization, 0.92);
-  // And it is what KvCapacityTokens uses: 0.92 of the memory, less weights and reserve.
+TEST(SpecsTest, EngineDefaultsAreVllm034s) {
+  // vLLM 0.34: 64-token blocks, and the KV cache sized from the whole GPU less the weights, the
+  // activation peak and 512 MiB (docs/baseline.md, "vLLM 0.34.0").
+  const EngineConfig defaults;
+  EXPECT_EQ(defaults.block_size, 64);
+  EXPECT_DOUBLE_EQ(defaults.gpu_memory_utilization, 1.0);
+  EXPECT_DOUBLE_EQ(defaults.activation_reserve_bytes, 4.5e9);
+  // And they are what KvCapacityTokens uses: all of the memory less weights and the reserve, in
+  // whole 64-token blocks.
   const ModelSpec m = Qwen3_30B();
-  EngineConfig e;
-  e.activation_reserve_bytes = 0;
-  const double block = 16 * m.KvBytesPerToken();
-  const double memory = (WeightsPerGpuBytes(m, 16) + 100.5 * block) / 0.92;
-  auto cap = KvCapacityTokens(m, Gpu(memory), e, 16);
+  const double block = 64 * m.KvBytesPerToken();
+  const double memory = WeightsPerGpuBytes(m, 16) + 4.5e9 + 100.5 * block;
+  auto cap = KvCapacityTokens(m, Gpu(memory), defaults, 16);
   ASSERT_TRUE(cap.ok()) << cap.status().ToString();
-  EXPECT_EQ(*cap, 1600);
+  EXPECT_EQ(*cap, 6400);
 }
 
 }  // namespace

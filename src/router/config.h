@@ -41,8 +41,10 @@ bool ParsePrefixIndexMode(const std::string& text, PrefixIndexMode* out);
 struct PrefixCacheConfig {
   PrefixIndexMode index = PrefixIndexMode::kAuto;
   // Tokens per hashed block: the engines' KV block size, so that the router's block hashes are
-  // the engines' (the emulated engines hash prompts this way; wire::PromptBlockOptions).
-  int64_t block_tokens = 16;
+  // the engines' (the emulated engines hash prompts this way; wire::PromptBlockOptions). 64 is
+  // vLLM 0.34's default (16 before); an engine whose KV events name another size is answered
+  // from the approximate record, with a warning.
+  int64_t block_tokens = 64;
   // Prompt characters per token when cutting text into blocks: the engines' ratio, fixed (not the
   // adapted estimate, which would move block boundaries).
   double chars_per_token = 4;

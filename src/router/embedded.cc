@@ -39,6 +39,8 @@ Result<std::unique_ptr<engine::EngineService>> StartEmbeddedEngines(
   auto svc = engine::EngineService::Start(std::move(so));
   if (!svc.ok()) return svc.status().WithContext("embedded engines");
 
+  // The router hashes prompts in the engines' blocks, so that their KV events match.
+  config.prefix_cache.block_tokens = cluster->engine.block_size;
   config.backends.clear();
   for (int i = 0; i < (*svc)->engines(); ++i) {
     BackendConfig b;

@@ -31,7 +31,7 @@ struct EmbeddedEngineOptions {
 
 // Starts the engines and points `config` at them: replaces its backends with one per engine
 // (named dp<i>, model = the catalogue model name, kv_events when published) and reads their
-// pushed state. When
+// pushed state; sets config.prefix_cache.block_tokens to the engines' KV block size. When
 // `config.queue_policy` is empty and `default_queue_policy` is not, sets it (the full Gimbal
 // stack by default). The engines take `config.admin_token` as theirs: when it is set, their
 // POST /gimbal/placement needs it too (401 otherwise), so that the router's token is not

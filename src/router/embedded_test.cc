@@ -141,7 +141,12 @@ TEST(EmbeddedEnginesTest, APromptGoesWhereItsPrefixIsCached) {
     net::HttpClient client(io.context());
     const uint16_t port = (*router)->port();
 
-    // 4,000 characters at 4 per token: 1,000 tokens, 62 full blocks of 16.
+    // 4,000 characters at 4 per token: 1,000 tokens, 15 full blocks of the engines' 64 (vLLM
+    // 0.34's default), which the router hashes in too.
+    const int64_t block = (*engines)->emulator().spec().engine.block_size;
+    ASSERT_EQ(block, 64);
+    EXPECT_EQ(config.prefix_cache.block_tokens, block);
+    const int64_t blocks = 1000 / block;
     const std::string history(4000, 'h');
     Reply first = Post(io, client, port, "/v1/completions",
                        {{"model", "qwen3-30b-a3b"}, {"prompt", history}, {"max_tokens", 4}});
@@ -158,7 +163,7 @@ TEST(EmbeddedEnginesTest, APromptGoesWhereItsPrefixIsCached) {
           [&] {
             json row = row_of(json::parse((*router)->EnginesJson()));
             return row["prefix_cache"]["source"] == "events" &&
-                   row["prefix_cache"]["events"]["blocks"].get<int64_t>() >= 62;
+                   row["prefix_cache"]["events"]["blocks"].get<int64_t>() >= blocks;
           },
           5s))
           << (*router)->EnginesJson();
@@ -175,13 +180,13 @@ TEST(EmbeddedEnginesTest, APromptGoesWhereItsPrefixIsCached) {
       EXPECT_EQ(next.engine, first.engine) << "turn " << k;
     }
     // The router's own hit-rate estimate saw the shared blocks.
-    // Each later prompt holds the 62 blocks of the history (and the x blocks of the previous turn
+    // Each later prompt holds the blocks of the history (and the x blocks of the previous turn
     // the record has, or the engine still caches).
     const std::string metrics = (*router)->MetricsText();
     const std::string key = "gimbal_router_prefix_blocks{kind=\"matched\"} ";
     const size_t at = metrics.find(key);
     ASSERT_NE(at, std::string::npos) << metrics;
-    EXPECT_GE(std::stoll(metrics.substr(at + key.size())), 3 * 62) << metrics;
+    EXPECT_GE(std::stoll(metrics.substr(at + key.size())), 3 * blocks) << metrics;
     EXPECT_TRUE((*router)->Drain());
     EXPECT_TRUE((*engines)->Shutdown(5));
     io.Stop();

@@ -47,6 +47,7 @@ Result<std::unique_ptr<PrefixCache>> PrefixCache::Create(
   o.max_message_bytes = config.event_max_message_bytes;
   o.rcv_hwm = static_cast<int>(config.event_queue_messages);
   o.replay_timeout_s = config.replay_timeout_s;
+  o.expected_block_size = config.block_tokens;
   auto sub = kvevents::Subscriber::Create(std::move(o));
   if (!sub.ok()) {
     return Status(sub.status().code(),
@@ -135,7 +136,9 @@ nlohmann::json PrefixCache::EngineJson(int e) const {
     return j;
   }
   const kvevents::EngineKvStatus st = subscriber_->State(feed);
-  j["source"] = st.stale ? "events (stale: approximate)" : "events";
+  j["source"] = st.block_size_mismatch ? "events (other block size: approximate)"
+                : st.stale             ? "events (stale: approximate)"
+                                       : "events";
   j["events"] = {{"blocks", st.blocks},
                  {"stale", st.stale},
                  {"batches", st.batches},
@@ -146,6 +149,8 @@ nlohmann::json PrefixCache::EngineJson(int e) const {
                  {"restarts", st.restarts},
                  {"duplicates", st.duplicates},
                  {"malformed", st.malformed},
+                 {"block_size", st.block_size},
+                 {"block_size_mismatch", st.block_size_mismatch},
                  {"reconnects", st.reconnects},
                  {"last_problem", st.last_problem}};
   return j;

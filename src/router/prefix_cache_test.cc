@@ -82,11 +82,11 @@ TEST(PrefixCacheTest, IndexNoneKnowsNothing) {
   EXPECT_EQ(PromptBlocksFor(c).block_tokens, 0);
 }
 
-kvevents::EventBatch Stores(Hashes h) {
+kvevents::EventBatch Stores(Hashes h, int64_t block_size = 16) {
   kvevents::EventBatch b;
   kvevents::BlockStored s;
   s.block_hashes = std::move(h);
-  s.block_size = 16;
+  s.block_size = block_size;
   b.events.emplace_back(std::move(s));
   return b;
 }
@@ -151,6 +151,20 @@ TEST(PrefixCacheTest, AnEngineWithEventsIsAnsweredFromThemAndFromTheRecordWhileS
   ASSERT_TRUE(Synced(*pub, *p, 0));
   // The engine dropped block 2: only block 1 is a cached prefix now, whatever was sent.
   EXPECT_EQ(Cached(*p, {1, 2, 3, 4}, 2), (std::vector<int64_t>{16, 0}));
+
+  // The engine now stores blocks of 64 tokens (vLLM 0.34's default) while the router hashes in
+  // 16: its events cannot name the router's blocks, so the record answers, and the engine's row
+  // says why.
+  pub->Publish(Stores({9}, 64));
+  ASSERT_TRUE(Synced(*pub, *p, 0));
+  const auto row = p->EngineJson(0);
+  EXPECT_EQ(row["source"], "events (other block size: approximate)") << row.dump();
+  EXPECT_EQ(row["events"]["block_size"], 64);
+  EXPECT_EQ(row["events"]["block_size_mismatch"], true);
+  EXPECT_NE(row["events"]["last_problem"].get<std::string>().find("block_tokens"),
+            std::string::npos)
+      << row.dump();
+  EXPECT_EQ(Cached(*p, {1, 2, 3, 4}, 2), (std::vector<int64_t>{32, 0}));  // the record: {1, 2}
   p->Stop();
 }
 
@@ -186,7 +200,7 @@ TEST(PrefixCacheTest, VllmHashesMatchTokenIdPromptsAgainstTheEnginesEvents) {
   ASSERT_TRUE(hasher.ok());
   const std::vector<uint64_t> engine_hashes = hasher->Hashes(ids, 4);
   ASSERT_EQ(engine_hashes.size(), 2u);
-  pub->Publish(Stores(engine_hashes));  // what the vLLM engine 0 cached
+  pub->Publish(Stores(engine_hashes, 4));  // what the vLLM engine 0 cached, in blocks of 4
   ASSERT_TRUE(Synced(*pub, *p, 0));
   ASSERT_EQ(p->EngineJson(0)["source"], "events") << p->EngineJson(0).dump();
 

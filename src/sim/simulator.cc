@@ -419,6 +419,7 @@ Result<RunResult> Simulate(const ClusterSpec& scenario_cluster, const StackSpec&
   DispatchDeps deps;
   deps.cost_model = &(*cluster)->cost_model();
   deps.max_num_batched_tokens = cluster_spec.engine.max_num_batched_tokens;
+  deps.kv_block_size = cluster_spec.engine.block_size;
   auto dispatch = MakeDispatchPolicy(stack.dispatch, stack.dispatch_params, deps);
   if (!dispatch.ok()) return dispatch.status().WithContext(fmt::format("stack '{}'", stack.name));
   StepDeps step_deps;

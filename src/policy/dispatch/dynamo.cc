@@ -5,7 +5,8 @@
 // docs/router/kv_cache_routing.md (Dynamo 0.6-0.8): defaults kv-overlap-score-weight 1.0,
 // router-temperature 0.0, KV events on (the "precise" index: a prefix tree fed by the workers'
 // BlockStored/BlockRemoved events; --no-kv-events falls back to an approximate index of routing
-// decisions with a 120 s TTL). The block size is the backend's (vLLM: 16 tokens).
+// decisions with a 120 s TTL). The block size is the backend's (the engine's KV block size; 16
+// when unknown).
 // For each worker w (defaults: router_track_active_blocks on, router_track_output_blocks off,
 // router_assume_kv_reuse on):
 //   logit_w = overlap_score_weight · prefill_blocks_w + decode_blocks_w
@@ -99,8 +100,10 @@ class DynamoPolicy final : public DispatchPolicy {
 
 }  // namespace
 
-FactoryResult NewDynamo(const Params& p, const DispatchDeps& /*deps*/) {
+FactoryResult NewDynamo(const Params& p, const DispatchDeps& deps) {
   DynamoOptions o;
+  if (deps.kv_block_size > 0)
+    o.block_size = deps.kv_block_size;  // the worker's, as Dynamo reads it
   o.overlap_score_weight = p.GetDouble("overlap_score_weight", o.overlap_score_weight);
   o.router_temperature = p.GetDouble("router_temperature", o.router_temperature);
   o.block_size = p.GetInt("block_size", o.block_size);

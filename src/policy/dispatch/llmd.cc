@@ -24,8 +24,9 @@
 //            The prompt is cut into blocks (64 characters by default; autotuned to the engine's
 //            block size × 4 characters per token, i.e. one KV block), at most 256 blocks, partial
 //            last block ignored; score = longest matched prefix blocks / prompt blocks.
-//            Here: blocks of `block_size` tokens (16 = vLLM's default, the autotuned size), and
-//            the match is cached_prompt_tokens (from the stack's prefix index) in whole blocks.
+//            Here: blocks of `block_size` tokens (the engine's KV block size, as autotuned; 16
+//            when unknown), and the match is cached_prompt_tokens (from the stack's prefix
+//            index) in whole blocks.
 //   prefix (prefix_scorer=precise): llm-d's precise scorer counts the engine's longest cached
 //            prefix in KV blocks from KV events and min-max normalises over the engines that hold
 //            any: (hits − min)/(max − min), 1 for all of them when equal, 0 for engines with none.
@@ -140,8 +141,9 @@ class LlmdPolicy final : public DispatchPolicy {
 
 }  // namespace
 
-FactoryResult NewLlmd(const Params& p, const DispatchDeps& /*deps*/) {
+FactoryResult NewLlmd(const Params& p, const DispatchDeps& deps) {
   LlmdOptions o;
+  if (deps.kv_block_size > 0) o.block_size = deps.kv_block_size;  // autotuned to the engine's
   o.queue_weight = p.GetDouble("queue_weight", o.queue_weight);
   o.kv_weight = p.GetDouble("kv_weight", o.kv_weight);
   o.prefix_weight = p.GetDouble("prefix_weight", o.prefix_weight);
