@@ -139,7 +139,7 @@ with ThreadPoolExecutor(max_workers=int(jobs)) as ex:
 lines = ["# Measured saturation of the report-only shapes", "",
          "Written by `bench/shapes.sh --saturation` (do not edit by hand). Method, as "
          "`bench/suite.sh --saturation` ([saturation.md](saturation.md)): the vllm stack alone "
-         "(vLLM 0.33 at its defaults) on Poisson arrivals with each shape's own traffic classes and "
+         "(vLLM 0.34 at its defaults) on Poisson arrivals with each shape's own traffic classes and "
          "prompt and output lengths (configs/scenarios/shapes/saturation/); the offered rate is "
          "swept on a 1.5x geometric grid and then bisected to 5%. A rate **overloads** when its p99 "
          f"TTFT exceeds {KNEE:g}x the p99 TTFT at the lowest rate probed (requests queue: "
@@ -217,7 +217,7 @@ out_lines = ["# Report-only scenario shapes: results", "",
              "their loads are described in [shapes-design.md](shapes-design.md), the measured "
              "saturation in [shapes-saturation.md](shapes-saturation.md). No default of Gimbal was "
              "tuned on any of these scenarios. Figures are absolute; the target table gives "
-             "gimbal's change against **vllm** (vLLM 0.33 at its defaults) on the same requests.",
+             "gimbal's change against **vllm** (vLLM 0.34 at its defaults) on the same requests.",
              "", f"Simulation wall time for this run: {wall} s, {jobs} at a time.", "",
              "## Targets: gimbal against vllm", "",
              "| scenario | " + " | ".join(f"{lbl} (target {t:+.0f}%)" for _, lbl, t in TARGETS) +

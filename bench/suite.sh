@@ -122,7 +122,7 @@ EOF
 import glob, os, sys
 src, out = sys.argv[1], sys.argv[2]
 lines = ["# Measured saturation of the suite's cluster shapes", "",
-         "Written by `bench/suite.sh --saturation`. Method: the vllm stack alone (vLLM 0.33 at its "
+         "Written by `bench/suite.sh --saturation`. Method: the vllm stack alone (vLLM 0.34 at its "
          "defaults: its DP balancer, FCFS engines, max_num_seqs 1024 on H200 and 256 on A100) on Poisson arrivals with the suite's lognormal prompts "
          "(mean 1,500) and outputs (mean 250); the offered rate is swept on a 1.5x geometric grid "
          "and then bisected to 5%. **Saturation** is the largest offered rate whose p99 TTFT stays "
@@ -202,8 +202,10 @@ echo "bench/suite.sh: simulations took $(( $(date +%s) - start )) s"
 echo "$(( $(date +%s) - start ))" > "$RESULTS/wall_s"
 # CPU seconds of the simulations (user + system of this shell's children), which, unlike the wall
 # time, do not depend on what else the machine runs.
-times | awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += 60 * t[1] + t[2] }
-                       printf "%.0f\n", n }' > "$RESULTS/cpu_s"
+# `times` into a file, not a pipe: in a pipe it runs in a subshell and reports that one's (none).
+times > "$RESULTS/times"
+awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, t, /[ms]/); n += 60 * t[1] + t[2] }
+               printf "%.0f\n", n }' "$RESULTS/times" > "$RESULTS/cpu_s"
 }
 
 if (( REPORT_ONLY )); then
@@ -226,7 +228,7 @@ results, suite, docs, wall, ana, prefix, cpu = sys.argv[1:8]
 TRAIN = ["h200x8-medium-bursty", "h200x8-high-bursty"]   # docs/results/suite-design.md
 BASELINES = ["vllm", "round-robin", "least-requests", "power-of-two", "llmd", "sglang",
              "dynamo"]
-# Issue 12's targets: geometric mean over the high-load scenarios, against vLLM 0.33 at its
+# Issue 12's targets: geometric mean over the high-load scenarios, against vLLM 0.34 at its
 # defaults (vllm) and against its best setting per metric (vllm-best).
 TARGETS = {"mean_ttft_ms": -45.0, "mean_tpot_ms": -30.0, "p99_ttft_ms": -40.0,
            "request_throughput": 3.0}
@@ -290,7 +292,7 @@ out = ["# Scenario suite results", "",
        "seed): negative is better for TTFT and TPOT, positive is better for throughput and goodput. "
        f"Training scenarios (used to tune Gimbal's defaults): {', '.join('`'+t+'`' for t in TRAIN)}; "
        "all others are for reporting only.", "",
-       "**vllm** is vLLM 0.33 at its defaults; **vllm-best** is, per scenario and per metric, the "
+       "**vllm** is vLLM 0.34 at its defaults; **vllm-best** is, per scenario and per metric, the "
        "best of the vllm stack over `max_num_batched_tokens` {1024, 2048, 4096, 8192, 16384} x "
        "`prefill_schedule_interval` {off, 2, 4} x `max_num_seqs` {256, 1024} (30 settings, "
        "docs/baseline.md), so each of its cells may come from a different setting; "
@@ -339,7 +341,7 @@ def geo_vs(n_list, ref, key):
     return 100.0 * (math.exp(sum(vals) / len(vals)) - 1.0) if vals else float("nan")
 
 out += ["### Targets (issue 12) for the gimbal stack", "",
-        "Geometric mean over the high-load scenarios of gimbal's ratio to vllm (vLLM 0.33 at its "
+        "Geometric mean over the high-load scenarios of gimbal's ratio to vllm (vLLM 0.34 at its "
         "defaults) and to vllm-best (vLLM's best setting for that metric); then each high-load "
         "scenario alone. The 2 x A100 scenarios, closest to the paper's testbed, must meet the "
         "first set on their own.", "",

@@ -60,7 +60,7 @@ TEST(ScenarioTest, OverridesApplyBeforeValidation) {
   EXPECT_FALSE(bad.ok());
 }
 
-TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
+TEST(ScenarioTest, EngineBehaviourDefaultsToVllm034AndStacksOverrideIt) {
   auto s = ParseScenario(kGood, "good.yaml", ".",
                          {"engine.max_num_seqs=256",
                           "stacks.1.engine={max_num_batched_tokens: 2048, enable_prefix_caching: "
@@ -76,6 +76,8 @@ TEST(ScenarioTest, EngineBehaviourDefaultsToVllm033AndStacksOverrideIt) {
   EXPECT_TRUE(e.cuda_graph_padding);
   EXPECT_EQ(e.prefill_schedule_interval, 1);
   EXPECT_EQ(e.cache_aware_admission_window, 0);  // vLLM 0.34: off
+  EXPECT_EQ(e.block_size, 64);                   // vLLM 0.34's KV blocks and memory
+  EXPECT_DOUBLE_EQ(e.gpu_memory_utilization, 1.0);
   EXPECT_DOUBLE_EQ(e.cache_aware_admission_threshold, 0.5);
   EXPECT_EQ(e.max_num_seqs, 256);
   EXPECT_FALSE(s->stacks[0].engine.has_value());  // the scenario's engine
@@ -207,6 +209,34 @@ TEST(ScenarioTest, ShippedScenariosAllLoad) {
   }
   EXPECT_GT(n, 20);
   EXPECT_GE(shapes, 4);  // at least two shapes, each at 0.9x and 1.1x saturation
+}
+
+// Wherever a scenario keeps the 2025 engine model (`vllm-2025`), it keeps its memory settings
+// too (vLLM 0.33's: 16-token blocks, 92% of the GPU, a 4 GB reserve), so that stack is the model
+// earlier results used; the reference `vllm` stack has the scenario's engine, at 0.34's defaults.
+TEST(ScenarioTest, TheVllm2025StacksKeepTheOldEnginesMemory) {
+  const std::filesystem::path dir = std::filesystem::path(GIMBAL_SOURCE_DIR) / "configs";
+  int n = 0;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(dir / "scenarios")) {
+    if (f.path().extension() != ".yaml") continue;
+    auto s = LoadScenario(f.path().string());
+    ASSERT_TRUE(s.ok()) << f.path() << ": " << s.status().message();
+    for (const auto& stack : s->stacks) {
+      if (stack.name == "vllm") {
+        EXPECT_EQ(
+            stack.engine.has_value() ? stack.engine->block_size : s->cluster.engine.block_size, 64)
+            << f.path();
+      }
+      if (stack.name != "vllm-2025") continue;
+      ++n;
+      ASSERT_TRUE(stack.engine.has_value()) << f.path();
+      EXPECT_EQ(stack.engine->block_size, 16) << f.path();
+      EXPECT_DOUBLE_EQ(stack.engine->gpu_memory_utilization, 0.92) << f.path();
+      EXPECT_DOUBLE_EQ(stack.engine->activation_reserve_bytes, 4e9) << f.path();
+      EXPECT_FALSE(stack.engine->enable_prefix_caching) << f.path();
+    }
+  }
+  EXPECT_GE(n, 20);
 }
 
 TEST(ScenarioTest, MissingFileIsNotFound) {

@@ -153,10 +153,15 @@ TEST(StepPolicy, GimbalFillsUpToTheSlowestRankWhenAFloorBinds) {
   // stretch 1: tau is the busiest rank's decode-only step, so rank 0 (200 decodes) fits no prompt
   // token and its 2,048-token floor sets the step. Rank 1 decodes less, so it fits more than its
   // floor in that same time; with `fill` it takes it, without it stays at the floor.
+  // (No backlog floor: min_chunk alone is the floor here.)
   const std::vector<RankWork> w = {Decoding(200, 20000), Decoding(20, 20000), Decoding(200)};
-  auto fill = Make("gimbal", dispatch_test::P({{"stretch", "1"}, {"min_chunk", "2048"}}));
+  auto fill =
+      Make("gimbal",
+           dispatch_test::P({{"stretch", "1"}, {"min_chunk", "2048"}, {"backlog_steps", "0"}}));
   auto no_fill = Make(
-      "gimbal", dispatch_test::P({{"stretch", "1"}, {"min_chunk", "2048"}, {"fill", "false"}}));
+      "gimbal",
+      dispatch_test::P(
+          {{"stretch", "1"}, {"min_chunk", "2048"}, {"backlog_steps", "0"}, {"fill", "false"}}));
   ASSERT_NE(fill, nullptr);
   ASSERT_NE(no_fill, nullptr);
   const auto with = Budgets(*fill, w);
@@ -193,6 +198,10 @@ TEST(StepPolicy, GimbalBacklogFloorFollowsTheSquareRootRule) {
   Params k8_params = base;
   k8_params.Set("backlog_steps", "8");
   auto k8 = Make("gimbal", k8_params);
+  Params k4_params = base;
+  k4_params.Set("backlog_steps", "4");
+  auto k4 = Make("gimbal", k4_params);
+  ASSERT_NE(k4, nullptr);
   ASSERT_NE(off, nullptr);
   ASSERT_NE(on, nullptr);
   ASSERT_NE(k8, nullptr);
@@ -220,6 +229,7 @@ TEST(StepPolicy, GimbalBacklogFloorFollowsTheSquareRootRule) {
     EXPECT_GT(b[0], previous);
     EXPECT_EQ(b[1], kMax);  // nothing to prefill there
     EXPECT_GE(Budgets(*k8, state(pending))[0], b[0]);
+    EXPECT_GE(Budgets(*k4, state(pending))[0], Budgets(*k8, state(pending))[0]);
     EXPECT_EQ(Budgets(*def, state(pending)), Budgets(*k8, state(pending)));
     previous = b[0];
   }
