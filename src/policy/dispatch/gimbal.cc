@@ -41,8 +41,8 @@ namespace {
 
 struct GimbalOptions {
   double w_kv = 1.0;
-  double w_pf = 1.0;
-  double w_q = 8.0;  // tuned on the suite's training scenarios (docs/policies.md)
+  double w_pf = 3.0;  // tuned with w_q on the suite's training scenarios (docs/policies.md)
+  double w_q = 8.0;   // tuned on the suite's training scenarios (docs/policies.md)
   double w_moe = 1.0;
   double rho = 0.5;          // weight of a running request relative to a waiting one
   double queue_norm = 32.0;  // N
@@ -51,7 +51,7 @@ struct GimbalOptions {
   double kv_epsilon = 0.05;  // ε in φ
   double tie_epsilon = 0.01;
   double w_affinity = 0.0;
-  double w_cache = 2.0;  // per token budget of the prompt the engine holds cached (tuned)
+  double w_cache = 6.0;  // per token budget of the prompt the engine holds cached (tuned)
   double affinity_slack = 0.1;
   // Class locality (tuned on the coordination scenarios' training seed, docs/policies.md).
   double w_class = 0.25;

@@ -140,18 +140,23 @@ TEST(GimbalDispatch, TheCacheBonusOutweighsSomeQueueingButNotAnyAmount) {
   r.prompt_tokens = 4000;
   auto engines = IdleEngines(2);
   engines[0].cached_prompt_tokens = 2048;  // a quarter of the 8,192-token budget B
-  // Engine 0 has 4 more waiting requests: w_q 8 · 4 / 32 = 1.0 against the prefill saved (0.25)
-  // and the default cache bonus (2 · 0.25 = 0.5): without the bonus or with it, 1 goes first...
-  engines[0].snapshot.waiting = 4;
+  // Engine 0 holds the prefix: it saves w_pf 3 · 0.25 = 0.75 of prefill and gets the cache bonus
+  // w_cache 6 · 0.25 = 1.5, together 2.25, worth 9 waiting requests (w_q 8 / 32 = 0.25 each).
   auto def = MustMake("gimbal", P({{"tie_epsilon", "0"}}));
-  auto strong = MustMake("gimbal", P({{"tie_epsilon", "0"}, {"w_cache", "4"}}));
-  ASSERT_TRUE(def && strong);
+  auto none = MustMake("gimbal", P({{"tie_epsilon", "0"}, {"w_cache", "0"}}));
+  auto strong = MustMake("gimbal", P({{"tie_epsilon", "0"}, {"w_cache", "12"}}));
+  ASSERT_TRUE(def && none && strong);
+  // Ten more waiting requests (2.5) outweigh the default's 2.25: the request goes to engine 1...
+  engines[0].snapshot.waiting = 10;
   EXPECT_EQ(Shares(*def, r, engines, 100)[1], 1.0);
-  // ...while a bonus of 4 (1.0 + 0.25 saved) keeps the request where its prefix is.
+  // ...while a bonus of 12 (3.0 + 0.75 saved) keeps it where its prefix is.
   EXPECT_EQ(Shares(*strong, r, engines, 100)[0], 1.0);
-  // Two waiting requests (0.5) are outweighed by the default bonus plus the saved prefill.
-  engines[0].snapshot.waiting = 2;
+  // Eight (2.0) are outweighed by the default bonus plus the saved prefill.
+  engines[0].snapshot.waiting = 8;
   EXPECT_EQ(Shares(*def, r, engines, 100)[0], 1.0);
+  // Without the bonus only the saved prefill (0.75) counts: four waiting requests (1.0) move it.
+  engines[0].snapshot.waiting = 4;
+  EXPECT_EQ(Shares(*none, r, engines, 100)[1], 1.0);
   EXPECT_FALSE(MakeDispatchPolicy("gimbal", P({{"w_cache", "-1"}})).ok());
 }
 
