@@ -4,7 +4,7 @@ import sys, time, zmq, msgpack
 B = 85229
 ep = sys.argv[1]; nbatches = int(sys.argv[2]); per = int(sys.argv[3])
 ctx = zmq.Context(); s = ctx.socket(zmq.PUB); s.bind(ep); time.sleep(2)
-def stored(hs): return {"type":"BlockStored","block_hashes":hs,"parent_block_hash":None,"token_ids":[],"block_size":16,"lora_id":None,"medium":"GPU","lora_name":None}
+def stored(hs): return {"type":"BlockStored","block_hashes":hs,"parent_block_hash":None,"token_ids":[],"block_size":64,"lora_id":None,"medium":"GPU","lora_name":None}
 seq = 0; k = 1
 def send(hs):
     global seq
