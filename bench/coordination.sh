@@ -38,7 +38,7 @@ run_one() {
   local stacks=()
   [ "$which" = pair ] && stacks=(--stack vllm-eplb --stack gimbal-coordinated)
   local t0=$SECONDS
-  "$GIMBAL" simulate -c "$ROOT/configs/scenarios/coord/$sc.yaml" --seed "$seed" "${stacks[@]}" \
+  "$GIMBAL" simulate -c "$ROOT/configs/scenarios/coord/$sc.yaml" --seed "$seed" ${stacks[@]+"${stacks[@]}"} \
     --json "$OUT/$sc-s$seed.json" >/dev/null
   echo "  $sc seed $seed: $((SECONDS - t0)) s" >&2
 }

@@ -43,16 +43,16 @@ PY
 echo "seed $SEED; vllm = vLLM 0.34 at its defaults; bs B = block_size; caw W / cat T = cache_aware_admission_window / _threshold"
 for sc in $SCENARIOS; do
   echo "== $sc"
-  printf '  %-24s %12s %12s\n' setting "mean TTFT ms" "p99 TTFT ms"
+  printf '  %-30s %12s %12s\n' setting "mean TTFT ms" "p99 TTFT ms"
   rows="$WORK/$sc.rows"
   : >"$rows"
   read -r m p < <(run "$WORK/d.json" vllm)
-  printf '  %-24s %12s %12s\n' "vllm (defaults)" "$m" "$p"
+  printf '  %-30s %12s %12s\n' "vllm (defaults)" "$m" "$p"
   echo "vllm(defaults) $m $p" >>"$rows"
   for b in $BLOCKS; do
     if [ "$b" != 64 ]; then
       read -r m p < <(run "$WORK/w.json" vllm --set "engine.block_size=$b")
-      printf '  %-24s %12s %12s\n' "vllm bs $b" "$m" "$p"
+      printf '  %-30s %12s %12s\n' "vllm bs $b" "$m" "$p"
       echo "vllm(bs$b) $m $p" >>"$rows"
     fi
     for w in $WINDOWS; do
@@ -60,13 +60,13 @@ for sc in $SCENARIOS; do
         read -r m p < <(run "$WORK/w.json" vllm --set "engine.block_size=$b" \
           --set "engine.cache_aware_admission_window=$w" \
           --set "engine.cache_aware_admission_threshold=$t")
-        printf '  %-24s %12s %12s\n' "vllm bs $b caw $w cat $t" "$m" "$p"
+        printf '  %-30s %12s %12s\n' "vllm bs $b caw $w cat $t" "$m" "$p"
         echo "vllm(bs$b,caw$w,cat$t) $m $p" >>"$rows"
       done
     done
   done
   read -r gm gp < <(run "$WORK/g.json" gimbal-prefix)
-  printf '  %-24s %12s %12s\n' gimbal-prefix "$gm" "$gp"
+  printf '  %-30s %12s %12s\n' gimbal-prefix "$gm" "$gp"
   awk -v gm="$gm" -v gp="$gp" '
     NR == 1 || $2 < bm { bm = $2; bmn = $1 }
     NR == 1 || $3 < bp { bp = $3; bpn = $1 }

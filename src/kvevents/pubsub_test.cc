@@ -180,6 +180,36 @@ TEST(KvEventsPubSubTest, EventsOfAnotherBlockSizeAreNotMatched) {
   EXPECT_FALSE(st.block_size_mismatch);
   EXPECT_EQ(sub->MatchPrefixIfExact(0, Hashes{21, 22}), std::optional<size_t>(2));
 
+  // One batch that mixes sizes is judged by every block it stores, not by its last one.
+  EventBatch mixed = Stores({31});
+  std::get<BlockStored>(mixed.events[0]).block_size = 16;
+  mixed.events.push_back(Stores({32}).events[0]);
+  std::get<BlockStored>(mixed.events[1]).block_size = 64;
+  pub->Publish(std::move(mixed));
+  ASSERT_TRUE(Sync(*pub, *sub));
+  EXPECT_TRUE(sub->State(0).block_size_mismatch);
+  EXPECT_EQ(sub->MatchPrefixIfExact(0, Hashes{21, 22}), std::nullopt);
+  // A batch that only removes blocks says nothing about their size: the verdict stays.
+  pub->Publish(Removes({31}));
+  ASSERT_TRUE(Sync(*pub, *sub));
+  EXPECT_TRUE(sub->State(0).block_size_mismatch);
+  // A size of 0 is no size the router hashes in: still not matched.
+  EventBatch zero = Stores({41});
+  std::get<BlockStored>(zero.events[0]).block_size = 0;
+  pub->Publish(std::move(zero));
+  ASSERT_TRUE(Sync(*pub, *sub));
+  st = sub->State(0);
+  EXPECT_TRUE(st.block_size_mismatch);
+  EXPECT_EQ(st.block_size_mismatches, 3);  // the 16-token batch, the mixed one, the zero one
+  // The problem was set when the mismatch began and is not rewritten by every batch after it.
+  EXPECT_NE(st.last_problem.find("blocks of 16 tokens"), std::string::npos) << st.last_problem;
+  EventBatch again = Stores({51});
+  std::get<BlockStored>(again.events[0]).block_size = 64;
+  pub->Publish(std::move(again));
+  ASSERT_TRUE(Sync(*pub, *sub));
+  EXPECT_FALSE(sub->State(0).block_size_mismatch);
+  EXPECT_EQ(sub->MatchPrefixIfExact(0, Hashes{51}), std::optional<size_t>(1));
+
   // Without an expected size, any size is matched.
   auto pub2 = MakePublisher(po);
   ASSERT_TRUE(pub2);

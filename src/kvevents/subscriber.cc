@@ -249,6 +249,42 @@ void Subscriber::ApplyLocked(Engine& e, std::unique_lock<std::mutex>& lock, int6
                   ++e.st.malformed);
     return;
   }
+  // The block size, judged before the batch is applied: Apply lets readers in while it runs, and
+  // they must not take blocks of another size for the reader's own. Every stored event counts
+  // (a batch may mix sizes); a size of 0 or less is no size the reader hashes in.
+  bool stores = false;
+  bool other_size = false;
+  int64_t other = 0;
+  for (const Event& ev : batch->events) {
+    if (const auto* stored = std::get_if<BlockStored>(&ev)) {
+      e.st.block_size = stored->block_size;
+      stores = true;
+      if (options_.expected_block_size > 0 && stored->block_size != options_.expected_block_size &&
+          !other_size) {
+        other_size = true;
+        other = stored->block_size;
+      }
+    }
+  }
+  if (stores) {
+    const bool was = e.st.block_size_mismatch;
+    e.st.block_size_mismatch = other_size;
+    if (other_size) {
+      ++e.st.block_size_mismatches;
+      const std::string why =
+          "the engine stores blocks of " + std::to_string(other) +
+          " tokens but prompts are hashed in blocks of " +
+          std::to_string(options_.expected_block_size) +
+          ": its events cannot match; set the router's prefix_cache.block_tokens to the engines' "
+          "block size";
+      // Said when it starts (also the engine's last_problem then) and every thousandth batch.
+      if (!was) e.st.last_problem = why;
+      if (!was || e.st.block_size_mismatches % 1000 == 0) {
+        spdlog::warn("kv-events from {}: {} ({} batches so far)", e.endpoint, why,
+                     e.st.block_size_mismatches);
+      }
+    }
+  }
   e.index.Apply(*batch, [&] {
     // A mutex does not hand over to its waiters: re-locking at once would win every time. So the
     // readers waiting now get in first (up to a millisecond); later ones wait for the next pause.
@@ -259,26 +295,9 @@ void Subscriber::ApplyLocked(Engine& e, std::unique_lock<std::mutex>& lock, int6
     }
     lock.lock();
   });
-  bool stores = false;
   for (const Event& ev : batch->events) {
     if (std::holds_alternative<AllBlocksCleared>(ev)) e.st.stale = false;
-    if (const auto* stored = std::get_if<BlockStored>(&ev)) {
-      e.st.block_size = stored->block_size;
-      stores = true;
-    }
   }
-  const bool mismatch = options_.expected_block_size > 0 && e.st.block_size > 0 &&
-                        e.st.block_size != options_.expected_block_size;
-  if (mismatch && stores) {  // counted and logged per batch that stores such blocks
-    ProblemLocked(e,
-                  "the engine stores blocks of " + std::to_string(e.st.block_size) +
-                      " tokens but prompts are hashed in blocks of " +
-                      std::to_string(options_.expected_block_size) +
-                      ": its events cannot match; set the router's prefix_cache.block_tokens to "
-                      "the engines' block size",
-                  ++e.st.block_size_mismatches);
-  }
-  e.st.block_size_mismatch = mismatch;
   ++e.st.batches;
   e.st.last_seq = seq;
   e.st.last_ts = batch->ts;

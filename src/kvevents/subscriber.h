@@ -79,9 +79,11 @@ struct SubscriberOptions {
   // the tail of the stream, catches up without waiting for the next batch. 0 turns it off.
   double catch_up_s = 1.0;
   // The block size in tokens the reader hashes prompts in; 0: any. An engine whose BlockStored
-  // events name another size stores blocks the reader's hashes can never match: its index is not
-  // exact for this reader (MatchPrefixIfExact answers nothing) until it stores blocks of this
-  // size, and the mismatch is its last_problem, logged once a minute.
+  // events name another size (or none: 0 or less), in any event of a batch, stores blocks the
+  // reader's hashes can never match: its index is not exact for this reader (MatchPrefixIfExact
+  // answers nothing) until a batch stores only blocks of this size. Batches without stores keep
+  // the verdict. The mismatch becomes the engine's last_problem and is logged when it starts,
+  // then every thousandth such batch.
   int64_t expected_block_size = 0;
 };
 
@@ -103,7 +105,7 @@ struct EngineKvStatus {
   int64_t replay_timeouts = 0;        // replays not answered within replay_timeout_s
   int64_t slow_replays = 0;           // replays answered, but waited on > replay_timeout_s / 4
   int64_t block_size = 0;             // tokens per block in the latest BlockStored; 0: none yet
-  bool block_size_mismatch = false;   // block_size is not SubscriberOptions::expected_block_size
+  bool block_size_mismatch = false;   // the latest batch that stored blocks had another size
   int64_t block_size_mismatches = 0;  // batches that stored blocks of another size
   std::string last_problem;           // the latest malformed message's reason or reset's cause
 };

@@ -151,6 +151,7 @@ nlohmann::json PrefixCache::EngineJson(int e) const {
                  {"malformed", st.malformed},
                  {"block_size", st.block_size},
                  {"block_size_mismatch", st.block_size_mismatch},
+                 {"block_size_mismatches", st.block_size_mismatches},
                  {"reconnects", st.reconnects},
                  {"last_problem", st.last_problem}};
   return j;

@@ -336,7 +336,10 @@ net::HttpResponse Router::Impl::Respond(const net::HttpRequest& req) {
 Result<std::unique_ptr<Router>> Router::Create(RouterConfig config, RouterDeps deps) {
   GIMBAL_RETURN_IF_ERROR(ValidateRouterConfig(config));
   if (!deps.dispatch_policy) {
-    auto p = MakeDispatchPolicy(config.dispatch_policy, config.dispatch_params);
+    // Prefix blocks as the router hashes them: the engines' KV block size (llm-d, Dynamo).
+    DispatchDeps dd;
+    dd.kv_block_size = config.prefix_cache.block_tokens;
+    auto p = MakeDispatchPolicy(config.dispatch_policy, config.dispatch_params, dd);
     if (!p.ok()) return p.status().WithContext("dispatch");
     deps.dispatch_policy = std::move(p).value();
   }

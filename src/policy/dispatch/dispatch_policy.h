@@ -68,9 +68,10 @@ class DispatchPolicy {
 struct DispatchDeps {
   const CostModel* cost_model = nullptr;  // predictive policies
   int64_t max_num_batched_tokens = 8192;  // per-engine token budget
-  // The engines' KV block size in tokens; 0 when unknown (the live router). Peers that size their
-  // prefix blocks by the engine's (llm-d autotunes to it, Dynamo reads it from the worker's
-  // card) default to it; 16 when unknown.
+  // The engines' KV block size in tokens (the simulator: the engine's; the live router: its
+  // prefix_cache.block_tokens); 0 when unknown. Peers that size their prefix blocks by the
+  // engine's (llm-d autotunes to it, Dynamo reads it from the worker's card) default to it; 16
+  // when unknown.
   int64_t kv_block_size = 0;
 };
 
