@@ -23,6 +23,8 @@
 #                                                                                      ~2 min
 #   shapes     the report-only shapes against the tail targets (bench/shapes.sh; the report in
 #              OUT/shapes/shapes.md; docs/results/ only with --update-docs)            ~1 min
+#   coordination  placement coordination on DeepSeek-V3 over 4 and 8 nodes, seeds 1-3, against
+#              vllm-eplb (bench/coordination.sh; docs/results/placement-coordination.md) ~1 min
 #   router     router overhead, throughput against nginx and SGLang's gateway (smg, when
 #              bench/router/install-smg.sh installed it), held streams (bench/router/run.sh;
 #              docs/router.md); needs wrk and nginx, else skipped    ~1.5 min, ~4.5 with smg
@@ -34,7 +36,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-ALL=(sim fidelity placement suite shapes router)
+ALL=(sim fidelity placement suite shapes coordination router)
 BUILD=build/release
 OUT=build/bench-results
 FULL=0
@@ -132,6 +134,11 @@ bench_shapes() {
   fi
   bash bench/shapes.sh --bin "$GIMBAL" --report-dir "$OUT/shapes"
   sed -n '/^## Targets/,/^Targets met/p' "$OUT/shapes/shapes.md"
+}
+
+bench_coordination() {
+  need "$GIMBAL" || return 1
+  GIMBAL="$GIMBAL" OUT="$OUT/coordination" bash bench/coordination.sh
 }
 
 bench_router() {
