@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Differential check: vLLM 0.33's own scheduler against Gimbal's engine scheduler, step by step.
+# Differential check: vLLM's own scheduler (0.34; 0.33 when install.sh ran with VLLM_VERSION)
+# against Gimbal's engine scheduler, step by step.
 #
 #   bench/vllm_diff/run_diff.sh [N=8] [SEED=1]
 #
