@@ -36,6 +36,18 @@ constexpr size_t kMaxErrorBody = 500;
 // model's context).
 constexpr int64_t kMaxBenchPromptTokens = int64_t{1} << 24;
 
+// The engine a Gimbal router's X-Gimbal-Engine header names, if it is a backend name (letters,
+// digits, '.', '_', '-'; at most 64): anything else is not kept, so a server cannot grow the
+// record or put arbitrary bytes into the JSON written.
+std::string EngineName(std::string_view v) {
+  if (v.empty() || v.size() > 64) return {};
+  for (char c : v) {
+    const auto u = static_cast<unsigned char>(c);
+    if (!std::isalnum(u) && c != '.' && c != '_' && c != '-') return {};
+  }
+  return std::string(v);
+}
+
 // What a stream's `error` value says, for a failed request's record: its `message` (or the
 // string itself), cut to kMaxErrorBody; any other value only described. A server's value is
 // quoted neither whole (an event may be 16 MiB, kept once per failed request) nor with dump(),
@@ -204,6 +216,7 @@ class Runner {
       co_return;
     }
     net::ClientStream& s = **opened;
+    b.engine = EngineName(s.headers().Get("X-Gimbal-Engine"));
     if (s.status() != 200) {
       std::string body;
       while (body.size() < kMaxErrorBody) {
@@ -407,6 +420,9 @@ void AddDetails(const BenchResult& result, nlohmann::ordered_json& out) {
   out["ttfts"] = ttfts;
   out["itls"] = itls;
   out["errors"] = errors;
+  json engines = json::array();
+  for (const auto& b : result.requests) engines.push_back(b.engine);
+  out["engines"] = engines;
 }
 
 std::string FormatSummary(const nlohmann::ordered_json& s) {
