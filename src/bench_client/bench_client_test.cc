@@ -174,8 +174,9 @@ TEST(BenchClientTest, TheEngineARouterNamesIsKeptPerRequest) {
                                                         {std::string(65, 'a'), ""},
                                                         {"a\"b", ""},
                                                         {"a b", ""}}) {
+    const std::string header = sent;  // a structured binding is not captured (clang)
     net::testing::RawServer server(
-        [&](const std::string&, const std::string&) { return answer(sent); });
+        [&](const std::string&, const std::string&) { return answer(header); });
     BenchOptions o;
     o.base_url = server.url();
     o.model = "m";
