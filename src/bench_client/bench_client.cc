@@ -1,7 +1,6 @@
 #include "bench_client/bench_client.h"
 
 #include <algorithm>
-#include <cctype>
 #include <chrono>
 #include <ctime>
 #include <future>
@@ -16,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
+#include "core/backend_name.h"
 #include "core/json_message.h"
 #include "core/random.h"
 #include "net/http_client.h"
@@ -36,16 +36,11 @@ constexpr size_t kMaxErrorBody = 500;
 // model's context).
 constexpr int64_t kMaxBenchPromptTokens = int64_t{1} << 24;
 
-// The engine a Gimbal router's X-Gimbal-Engine header names, if it is a backend name (letters,
-// digits, '.', '_', '-'; at most 64): anything else is not kept, so a server cannot grow the
+// The engine a Gimbal router's X-Gimbal-Engine header names, if it is a backend name by the
+// router's own rule (core/backend_name.h): anything else is not kept, so a server cannot grow the
 // record or put arbitrary bytes into the JSON written.
 std::string EngineName(std::string_view v) {
-  if (v.empty() || v.size() > 64) return {};
-  for (char c : v) {
-    const auto u = static_cast<unsigned char>(c);
-    if (!std::isalnum(u) && c != '.' && c != '_' && c != '-') return {};
-  }
-  return std::string(v);
+  return BackendNameProblem(v).empty() ? std::string(v) : std::string();
 }
 
 // What a stream's `error` value says, for a failed request's record: its `message` (or the

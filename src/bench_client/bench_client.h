@@ -50,9 +50,8 @@ struct BenchRecord {
   sim::RequestRecord rec;   // times in seconds since the benchmark's start
   std::vector<double> itl;  // seconds
   std::string error;        // non-empty: failed
-  // The engine a Gimbal router named in its answer's X-Gimbal-Engine header (backend names are
-  // letters, digits, '.', '_' and '-', at most 64); empty without the header or when the value is
-  // not such a name.
+  // The engine a Gimbal router named in its answer's X-Gimbal-Engine header; empty without the
+  // header or when the value is not a backend name (core/backend_name.h).
   std::string engine;
 };
 

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/backend_name.h"
 #include "core/yaml_reader.h"
 
 namespace gimbal::router {
@@ -379,21 +380,6 @@ std::string BackendUrlProblem(std::string_view url) {
 
 namespace {
 
-// A backend name goes into response headers (X-Gimbal-Engine), metric labels and logs: letters,
-// digits and . _ - : / @ + ~ only, at most 128 (a CR LF in one injected a header into every
-// answer).
-std::string NameProblem(const std::string& name) {
-  if (name.size() > 128) return "is longer than 128 characters";
-  for (const char ch : name) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (!std::isalnum(c) && std::string_view("._-:/@+~").find(ch) == std::string_view::npos) {
-      return fmt::format("has the character {:#04x}: use letters, digits and . _ - : / @ + ~",
-                         static_cast<unsigned>(c));
-    }
-  }
-  return "";
-}
-
 // Whether `s` is UTF-8 without control characters (a model name is answered in /v1/models JSON
 // and compared with requests' `model`). nlohmann's serializer checks the UTF-8 (overlong forms,
 // surrogates and values past U+10FFFF included): its strict dump throws on anything else.
@@ -430,7 +416,7 @@ Status ValidateRouterConfig(RouterConfig& config) {
   for (size_t i = 0; i < config.backends.size(); ++i) {
     auto& b = config.backends[i];
     if (b.name.empty()) b.name = fmt::format("e{}", i);
-    if (std::string problem = NameProblem(b.name); !problem.empty()) {
+    if (std::string problem = BackendNameProblem(b.name); !problem.empty()) {
       return InvalidArgument(fmt::format("backends[{}]: name {}", i, problem));
     }
     if (!names.insert(b.name).second) {
