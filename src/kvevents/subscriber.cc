@@ -253,26 +253,24 @@ void Subscriber::ApplyLocked(Engine& e, std::unique_lock<std::mutex>& lock, int6
   // they must not take blocks of another size for the reader's own. Every stored event counts
   // (a batch may mix sizes); a size of 0 or less is no size the reader hashes in.
   bool stores = false;
-  bool other_size = false;
-  int64_t other = 0;
+  std::optional<int64_t> other;  // the first stored size that is not the expected one
   for (const Event& ev : batch->events) {
     if (const auto* stored = std::get_if<BlockStored>(&ev)) {
       e.st.block_size = stored->block_size;
       stores = true;
-      if (options_.expected_block_size > 0 && stored->block_size != options_.expected_block_size &&
-          !other_size) {
-        other_size = true;
+      if (!other && options_.expected_block_size > 0 &&
+          stored->block_size != options_.expected_block_size) {
         other = stored->block_size;
       }
     }
   }
   if (stores) {
     const bool was = e.st.block_size_mismatch;
-    e.st.block_size_mismatch = other_size;
-    if (other_size) {
+    e.st.block_size_mismatch = other.has_value();
+    if (other) {
       ++e.st.block_size_mismatches;
       const std::string why =
-          "the engine stores blocks of " + std::to_string(other) +
+          "the engine stores blocks of " + std::to_string(*other) +
           " tokens but prompts are hashed in blocks of " +
           std::to_string(options_.expected_block_size) +
           ": its events cannot match; set the router's prefix_cache.block_tokens to the engines' "
