@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Other load generators against `gimbal serve`: `vllm bench serve` (vLLM 0.33) and NVIDIA's aiperf
+# Other load generators against `gimbal serve`: `vllm bench serve` (vLLM 0.34 or 0.33) and NVIDIA's aiperf
 # run the load `gimbal bench` runs (fixed lengths, a rate, N requests, a seed), through the router
 # in front of `gimbal engine`; prints mean TTFT, mean E2E latency and request throughput side by
 # side with their ratios to `gimbal bench`, and checks they agree within 5 % (docs/bench.md,
@@ -7,7 +7,7 @@
 #
 #   bash bench/peers/clients.sh [--out DIR] [--tolerance 0.05]
 #
-# Environment: GIMBAL (binary), VLLM_VENV (a venv with vllm==0.33.0; default build/vllm-diff-venv,
+# Environment: GIMBAL (binary), VLLM_VENV (a venv with vllm, 0.34.0 or 0.33.0; default build/vllm-diff-venv,
 # made by bench/vllm_diff/install.sh), AIPERF_VENV (made here when missing), and the load: N RATE
 # BURSTINESS ISL OSL SEED DP TIME_SCALE. Exits 1 when a client failed or a figure is off by more
 # than the tolerance.
